@@ -1,0 +1,33 @@
+"""geoanom: anomalies in spatiotemporal scientific data, at any scale, on Dask.
+
+>>> import geoanom as ga
+>>> cube = ga.sample_cube("north_america")
+>>> model = ga.fit(cube.sel(time=slice(None, "1959")))
+>>> result = model.score(cube.sel(time=slice("1960", None)))
+"""
+
+__version__ = "0.1.0"
+
+from . import detectors, geohash, tiling
+from .detectors import Ensemble, GMMDetector, IForestDetector
+from .errors import GeoanomError
+from .io import open_cube, sample_cube
+from .model import AnomalyModel, fit, load_model
+from .tiling import tile_labels
+
+__all__ = [
+    "AnomalyModel",
+    "Ensemble",
+    "GMMDetector",
+    "GeoanomError",
+    "IForestDetector",
+    "detectors",
+    "fit",
+    "geohash",
+    "load_model",
+    "open_cube",
+    "sample_cube",
+    "tile_labels",
+    "tiling",
+    "__version__",
+]

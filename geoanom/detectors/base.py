@@ -1,0 +1,173 @@
+"""The contract every detector family follows, and how thresholds are chosen.
+
+A detector is fitted on one tile's observations and decides without a
+user-set threshold. It exposes, in the manner of scikit-learn:
+
+* ``decision_function(X)``: the family's native score;
+* ``irregularity(X)``: the native score rescaled so that 1.0 is the family's
+  threshold, so an observation is anomalous exactly when irregularity > 1;
+* ``predict(X)``: 1 for anomalous, 0 for normal;
+* ``merge(other)``: combine two partial models of the same tile;
+* ``to_dict()`` / ``from_dict()``: the model as plain data (arrays and JSON
+  scalars), never pickle.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+from sklearn.base import BaseEstimator
+
+# Tukey's "far out" fence: robust to the anomalies a training set may hold.
+FENCE_IQR_FACTOR = 3.0
+
+
+def check_features(X: Any, n_features: int | None = None) -> np.ndarray:
+    """Return ``X`` as a finite 2-D float64 array of shape (n_samples, n_features)."""
+    array = np.asarray(X, dtype=np.float64)
+    if array.ndim == 1:
+        array = array[:, None]
+    if array.ndim != 2:
+        raise ValueError(f"expected a 2-D feature array, got shape {array.shape}")
+    if n_features is not None and array.shape[1] != n_features:
+        raise ValueError(f"expected {n_features} features, got {array.shape[1]}")
+    return array
+
+
+def robust_fence(scores: np.ndarray, anomalous_above: bool) -> float:
+    """Tukey's far-out fence of ``scores``: Q3 + 3 IQR (or Q1 - 3 IQR)."""
+    q1, q3 = np.quantile(scores, [0.25, 0.75])
+    spread = max(q3 - q1, 1e-12)
+    return float(q3 + FENCE_IQR_FACTOR * spread if anomalous_above else q1 - FENCE_IQR_FACTOR * spread)
+
+
+def choose_threshold(
+    train_scores: np.ndarray,
+    constant: float,
+    *,
+    anomalous_above: bool,
+    plausible_rate: tuple[float, float],
+) -> tuple[float, str]:
+    """Pick the family's constant threshold, or estimate one when it is implausible.
+
+    The constant (the reference paper's -1, 4 or 0.6) is kept when the share of
+    training observations it flags lies within ``plausible_rate``. Otherwise
+    the threshold is Tukey's far-out fence of the training scores (Q3 + 3 IQR
+    for scores where high is anomalous, Q1 - 3 IQR otherwise), a quantile rule
+    that holds whatever the score's scale and tolerates a few anomalies in the
+    training data.
+
+    Returns
+    -------
+    threshold : float
+    source : {"paper", "estimated"}
+    """
+    flagged = train_scores > constant if anomalous_above else train_scores < constant
+    low, high = plausible_rate
+    if low <= float(np.mean(flagged)) <= high:
+        return float(constant), "paper"
+    return robust_fence(train_scores, anomalous_above), "estimated"
+
+
+class Detector(BaseEstimator):
+    """Base class of the detector families (see the module docstring).
+
+    Subclasses set ``family``, ``paper_threshold`` and ``anomalous_above`` and
+    implement ``_fit``, ``decision_function``, ``merge`` and the state hooks.
+    """
+
+    family: ClassVar[str] = ""
+    paper_threshold: ClassVar[float] = 0.0
+    anomalous_above: ClassVar[bool] = True
+    plausible_rate: ClassVar[tuple[float, float]] = (0.0, 0.05)
+
+    def fit(self, X: Any, y: Any = None) -> "Detector":
+        """Fit the detector on the training observations ``X`` (n_samples, n_features)."""
+        X = check_features(X)
+        if len(X) < 2:
+            raise ValueError(f"{type(self).__name__} needs at least 2 observations, got {len(X)}")
+        self._fit(X)
+        self._set_threshold(self.decision_function(X))
+        return self
+
+    def _set_threshold(self, train_scores: np.ndarray) -> None:
+        if self.threshold is not None:
+            self.threshold_, self.threshold_source_ = float(self.threshold), "user"
+        else:
+            self.threshold_, self.threshold_source_ = choose_threshold(
+                train_scores,
+                self.paper_threshold,
+                anomalous_above=self.anomalous_above,
+                plausible_rate=self.plausible_rate,
+            )
+        # irregularity = score / threshold needs a threshold of the paper's sign
+        if self.threshold_ == 0 or (self.threshold_ > 0) != (self.paper_threshold > 0):
+            self.threshold_ = float(np.copysign(1e-9, self.paper_threshold))
+
+    def irregularity(self, X: Any) -> np.ndarray:
+        """Degree of irregularity: the native score over the threshold (anomalous when > 1)."""
+        return self.decision_function(X) / self.threshold_
+
+    def predict(self, X: Any) -> np.ndarray:
+        """1 where an observation is anomalous, 0 where it is normal."""
+        return (self.irregularity(X) > 1.0).astype(np.int8)
+
+    # -- plain-data persistence ---------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        """The fitted model as plain data: ``{"family", "params", "state"}``.
+
+        ``params`` holds JSON scalars, ``state`` numpy arrays and scalars.
+        """
+        state = self._get_state()
+        state.update(threshold_=self.threshold_, threshold_source_=self.threshold_source_)
+        return {"family": self.family, "params": _json_params(self.get_params()), "state": state}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Detector":
+        """Rebuild a fitted detector from :meth:`to_dict` output."""
+        detector = cls(**data["params"])
+        state = dict(data["state"])
+        detector.threshold_ = float(state.pop("threshold_"))
+        detector.threshold_source_ = str(state.pop("threshold_source_"))
+        detector._set_state(state)
+        return detector
+
+    def _get_state(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def _set_state(self, state: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+    def _fit(self, X: np.ndarray) -> None:
+        raise NotImplementedError
+
+    def decision_function(self, X: Any) -> np.ndarray:  # pragma: no cover - abstract
+        """The family's native anomaly score."""
+        raise NotImplementedError
+
+    def merge(self, other: "Detector") -> "Detector":  # pragma: no cover - abstract
+        """Combine two partial models of the same tile into one."""
+        raise NotImplementedError
+
+
+def _json_params(params: dict[str, Any]) -> dict[str, Any]:
+    """Parameters as JSON-able values (tuples become lists, numpy scalars Python ones)."""
+    out = {}
+    for name, value in params.items():
+        if isinstance(value, tuple):
+            value = list(value)
+        elif isinstance(value, np.generic):
+            value = value.item()
+        elif isinstance(value, np.random.RandomState):
+            value = None
+        out[name] = value
+    return out
+
+
+def merged_threshold(a: Detector, b: Detector, merged_count_a: float, merged_count_b: float) -> tuple[float, str]:
+    """Sample-weighted threshold of two partial models (used by ``merge``)."""
+    total = merged_count_a + merged_count_b
+    threshold = (a.threshold_ * merged_count_a + b.threshold_ * merged_count_b) / total
+    source = a.threshold_source_ if a.threshold_source_ == b.threshold_source_ else "estimated"
+    return float(threshold), source

@@ -1,0 +1,115 @@
+"""The ensemble: several detector families voting on the same observations."""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+from sklearn.base import BaseEstimator
+
+from .base import Detector, check_features
+from .gmm import GMMDetector
+from .iforest import IForestDetector
+
+FAMILIES: dict[str, type[Detector]] = {"gmm": GMMDetector, "iforest": IForestDetector}
+DEFAULT_DETECTORS = ("gmm", "iforest")
+
+
+def check_detector_names(names: Sequence[str] | str) -> tuple[str, ...]:
+    """Validate detector family names (a sequence or a comma-separated string)."""
+    from ..errors import GeoanomError
+
+    if isinstance(names, str):
+        names = [name.strip() for name in names.split(",") if name.strip()]
+    names = tuple(names)
+    unknown = [name for name in names if name not in FAMILIES]
+    if unknown or not names:
+        raise GeoanomError(
+            f"unknown detector {', '.join(map(repr, unknown)) or '(none given)'}; "
+            f"known detectors: {', '.join(FAMILIES)}."
+        )
+    return names
+
+
+class Ensemble(BaseEstimator):
+    """Detector families fitted on the same observations, with a majority vote.
+
+    Parameters
+    ----------
+    detectors : sequence of str, default ("gmm", "iforest")
+        Family names, see ``FAMILIES``.
+    random_state : int, optional
+        Seed passed to every family.
+
+    Attributes
+    ----------
+    detectors_ : dict of str to Detector
+        The fitted families, in the order given.
+    """
+
+    def __init__(self, detectors: Sequence[str] = DEFAULT_DETECTORS, random_state: int | None = None):
+        self.detectors = detectors
+        self.random_state = random_state
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """Family names, in the order of the first axis of :meth:`irregularity`."""
+        return tuple(self.detectors_)
+
+    def fit(self, X: Any, y: Any = None) -> "Ensemble":
+        """Fit every family on ``X`` (n_samples, n_features)."""
+        X = check_features(X)
+        self.detectors_ = {
+            name: FAMILIES[name](random_state=self.random_state).fit(X)
+            for name in check_detector_names(self.detectors)
+        }
+        return self
+
+    def irregularity(self, X: Any) -> np.ndarray:
+        """Irregularity of each family, shape (n_detectors, n_samples); > 1 is anomalous."""
+        X = check_features(X)
+        return np.stack([detector.irregularity(X) for detector in self.detectors_.values()])
+
+    def flags(self, X: Any) -> np.ndarray:
+        """Per-family anomaly flags, shape (n_detectors, n_samples)."""
+        return self.irregularity(X) > 1.0
+
+    def votes(self, X: Any) -> np.ndarray:
+        """How many families call each observation anomalous."""
+        return self.flags(X).sum(axis=0)
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Majority flag: 1 where more than half of the families say anomalous."""
+        return majority(self.votes(X), len(self.detectors_)).astype(np.int8)
+
+    def fused_irregularity(self, X: Any) -> np.ndarray:
+        """One score per observation: the mean of the families' irregularities."""
+        return fuse(self.irregularity(X))
+
+    def merge(self, other: "Ensemble") -> "Ensemble":
+        """Merge two partial ensembles of the same tile, family by family."""
+        merged = Ensemble(**self.get_params())
+        merged.detectors_ = {name: self.detectors_[name].merge(other.detectors_[name]) for name in self.detectors_}
+        return merged
+
+    def to_dict(self) -> dict[str, Any]:
+        """The ensemble as plain data: one :meth:`Detector.to_dict` per family."""
+        return {"detectors": {name: detector.to_dict() for name, detector in self.detectors_.items()}}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Ensemble":
+        """Rebuild a fitted ensemble from :meth:`to_dict` output."""
+        parts = data["detectors"]
+        ensemble = cls(detectors=tuple(parts))
+        ensemble.detectors_ = {name: FAMILIES[part["family"]].from_dict(part) for name, part in parts.items()}
+        return ensemble
+
+
+def majority(votes: Any, n_detectors: int) -> Any:
+    """Strict majority of ``n_detectors`` (both of two, two of three, ...)."""
+    return votes * 2 > n_detectors
+
+
+def fuse(irregularity: Any) -> Any:
+    """Fused irregularity over the first (detector) axis: the mean."""
+    return irregularity.mean(axis=0)

@@ -1,0 +1,45 @@
+"""The errors geoanom raises for a user's mistake.
+
+Every error is one sentence that names the file, variable or tile at fault.
+The command line prints it and exits with status 2, without a traceback.
+"""
+
+from __future__ import annotations
+
+
+class GeoanomError(Exception):
+    """Base class of every error geoanom raises for bad input."""
+
+
+class InputFileError(GeoanomError, FileNotFoundError):
+    """A file is missing, unreadable or not NetCDF/Zarr."""
+
+
+class VariableNotFoundError(GeoanomError, KeyError):
+    """A requested variable is not in the data set."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+class CoordinateError(GeoanomError, ValueError):
+    """Time, latitude or longitude could not be found or is malformed."""
+
+
+class TrainingPeriodError(GeoanomError, ValueError):
+    """The training period selects no data."""
+
+
+class NoDataError(GeoanomError, ValueError):
+    """Nothing is left to work with, for example after removing NaNs."""
+
+
+class ModelFileError(GeoanomError, ValueError):
+    """A saved model is missing, corrupt or from an incompatible version."""
+
+
+class TileError(GeoanomError, KeyError):
+    """A tile (geohash) is unknown to the model."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""

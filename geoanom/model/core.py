@@ -1,0 +1,134 @@
+"""AnomalyModel: the fitted tile ensembles of a grid, with scoring and persistence."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from ..detectors import Ensemble
+from ..features import Climatology
+from ..tiling import tile_codes
+
+
+class AnomalyModel:
+    """One detector ensemble per geohash tile of a grid, ready to score cubes.
+
+    Built by :func:`geoanom.fit` or :func:`geoanom.load_model`.
+
+    Attributes
+    ----------
+    variables : list of str
+        The modelled variables (features are each one and its anomaly).
+    detectors : tuple of str
+        Detector families of every tile's ensemble.
+    labels : xarray.DataArray
+        Geohash tile of every grid cell.
+    ensembles : dict of str to Ensemble
+        The fitted tiles.
+    skipped : dict of str to str
+        Tiles with too little data, and why. Their cells score as NaN.
+    climatology : Climatology
+        Per-cell, per-season means and spreads of the training period.
+    """
+
+    def __init__(
+        self,
+        *,
+        variables: list[str],
+        climatology: Climatology,
+        labels: xr.DataArray,
+        ensembles: dict[str, Ensemble],
+        skipped: dict[str, str],
+        detectors: tuple[str, ...],
+        attrs: dict[str, Any],
+    ):
+        self.variables = variables
+        self.climatology = climatology
+        self.labels = labels
+        self.ensembles = ensembles
+        self.skipped = skipped
+        self.detectors = tuple(detectors)
+        self.attrs = attrs
+        self.tile_codes, self.tile_names = tile_codes(labels.values)
+
+    @property
+    def tiles(self) -> list[str]:
+        """Names of the fitted tiles, sorted."""
+        return sorted(self.ensembles)
+
+    @property
+    def precision(self) -> int:
+        """Geohash precision of the tiles."""
+        return int(self.labels.attrs["precision"])
+
+    def score(self, cube: xr.Dataset, tile: str | None = None) -> xr.Dataset:
+        """Score every observation of a cube, lazily.
+
+        Parameters
+        ----------
+        cube : xarray.Dataset
+            On the grid the model was fitted on, with the model's variables.
+        tile : str, optional
+            Score every cell with this one tile's ensemble (for example, how
+            would Hudson Bay's model judge Florida?). By default each cell is
+            scored by its own tile.
+
+        Returns
+        -------
+        xarray.Dataset
+            ``irregularity`` (detector, time, lat, lon) float32, anomalous above
+            1; ``anomalous`` (detector, time, lat, lon) bool; ``votes`` (time,
+            lat, lon); ``ensemble`` (time, lat, lon) bool, the strict majority;
+            ``fused_irregularity`` (time, lat, lon), the mean over families;
+            ``tile`` (lat, lon). NaN input scores NaN and is never anomalous.
+        """
+        from .score import score_cube
+
+        return score_cube(self, cube, tile)
+
+    def tile_table(self) -> pd.DataFrame:
+        """One row per tile: cells, training observations, status and thresholds."""
+        cells = pd.Series(self.labels.values.ravel()).value_counts()
+        rows = []
+        for tile in sorted(set(self.ensembles) | set(self.skipped)):
+            row: dict[str, Any] = {"tile": tile, "cells": int(cells.get(tile, 0))}
+            ensemble = self.ensembles.get(tile)
+            if ensemble is None:
+                row.update(status="skipped", reason=self.skipped[tile])
+            else:
+                row.update(status="fitted", observations=getattr(ensemble, "n_observations_", np.nan))
+                for name, detector in ensemble.detectors_.items():
+                    row[f"{name}_threshold"] = detector.threshold_
+                    row[f"{name}_threshold_source"] = detector.threshold_source_
+            rows.append(row)
+        return pd.DataFrame(rows).set_index("tile")
+
+    def provenance(self, scored_by: str | None = None) -> dict[str, str]:
+        """Attributes recorded on every output variable."""
+        out = {
+            "geoanom_detectors": ",".join(self.detectors),
+            "geoanom_variables": ",".join(self.variables),
+            "geoanom_precision": str(self.precision),
+            "geoanom_training_period": f"{self.attrs.get('training_start')} to {self.attrs.get('training_end')}",
+            "geoanom_seed": str(self.attrs.get("seed")),
+        }
+        if scored_by is not None:
+            out["geoanom_scored_by_tile"] = scored_by
+        return out
+
+    def save(self, path: str) -> None:
+        """Save as plain data: ``.npz`` (one file) or ``.zarr`` (a store); never pickle."""
+        from .store import save_model
+
+        save_model(self, path)
+
+    def __repr__(self) -> str:
+        return (
+            f"<AnomalyModel: {len(self.ensembles)} tiles fitted, {len(self.skipped)} skipped, "
+            f"precision {self.precision}, detectors {', '.join(self.detectors)}, "
+            f"variables {', '.join(self.variables)}, trained {self.attrs.get('training_start')} "
+            f"to {self.attrs.get('training_end')}>"
+        )

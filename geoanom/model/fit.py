@@ -1,0 +1,224 @@
+"""Fitting one detector ensemble per tile, as dask tasks.
+
+The graph has three layers:
+
+1. one task per block of the cube computes every observation's features and
+   a :class:`~geoanom.detectors.sketch.TileSketch` of each tile it touches;
+2. the sketches of each batch of tiles are merged by a tree reduction
+   (``split_every`` at a time) over the blocks that hold its cells;
+3. one task per batch fits the ensembles of its tiles from their sketches.
+
+Only sketches travel: a tile's data is never gathered on one machine.
+"""
+
+from __future__ import annotations
+
+import operator
+import zlib
+from typing import Any, Callable, Sequence
+
+import dask
+import numpy as np
+import xarray as xr
+
+from ..detectors import DEFAULT_DETECTORS, Ensemble
+from ..detectors.ensemble import check_detector_names
+from ..detectors.sketch import DEFAULT_CAPACITY, TileSketch, merge_sketch_maps, observation_keys
+from ..errors import NoDataError, TrainingPeriodError
+from ..features import Climatology, feature_names, observation_features, season_index, season_kind
+from ..tiling import plan_batches, tile_codes, tile_labels
+from .core import AnomalyModel
+from .inputs import source_name, stack_variables
+
+MIN_OBSERVATIONS = 100
+
+
+def fit(
+    cube: xr.Dataset,
+    *,
+    variables: Sequence[str] | str | None = None,
+    precision: int | None = None,
+    detectors: Sequence[str] | str = DEFAULT_DETECTORS,
+    seed: int = 0,
+    client: Any = None,
+    min_observations: int = MIN_OBSERVATIONS,
+    sample_size: int = DEFAULT_CAPACITY,
+    split_every: int = 8,
+    tiles_per_batch: int = 64,
+) -> AnomalyModel:
+    """Fit a detector ensemble for every geohash tile of a training cube.
+
+    Parameters
+    ----------
+    cube : xarray.Dataset
+        Training data from :func:`geoanom.open_cube` (dims time, lat, lon or a
+        curvilinear y, x).
+    variables : str or list of str, optional
+        Variables to model; by default every variable over time and space.
+    precision : int, optional
+        Geohash precision of the tiles; chosen from the grid and the training
+        length when None (see :func:`geoanom.tiling.choose_precision`).
+    detectors : sequence of str, default ("gmm", "iforest")
+        Detector families of each tile's ensemble.
+    seed : int, default 0
+        Seed of every random choice: the same seed gives the same model on one
+        worker or many.
+    client : distributed.Client, optional
+        Where to run; by default dask's current scheduler.
+    min_observations : int, default 100
+        Tiles with fewer valid observations are skipped (and say why).
+    sample_size : int, default 4096
+        Observations per tile kept (uniformly, by bottom-k sampling) for
+        fitting the iterative models; moments use every observation.
+    split_every : int, default 8
+        Fan-in of the tree reduction that merges a tile's partial sketches.
+    tiles_per_batch : int, default 64
+        Tiles fitted per task.
+
+    Returns
+    -------
+    AnomalyModel
+    """
+    names = check_detector_names(detectors)
+    values = stack_variables(cube, variables)
+    if values.sizes["time"] == 0:
+        raise TrainingPeriodError(f"the training period selects no time step of {source_name(cube)}.")
+    scheduler = client if client is not None else None
+    kind = season_kind(values["time"])
+    climatology = Climatology.from_values(values, kind, scheduler=scheduler)
+    labels = tile_labels(cube, precision)
+    codes, tile_names = tile_codes(labels)
+    batches = _fit_graph(values, climatology, codes, tile_names, names, seed, min_observations,
+                         sample_size, split_every, tiles_per_batch)
+    fitted: dict[str, Any] = {}
+    for batch in dask.compute(*batches, scheduler=scheduler):
+        fitted.update(batch)
+    ensembles = {tile: result for tile, result in fitted.items() if isinstance(result, Ensemble)}
+    if not ensembles:
+        raise NoDataError(
+            f"no tile of {source_name(cube)} has {min_observations} valid observations to fit; "
+            "the selected data may be all NaN."
+        )
+    skipped = {tile: result for tile, result in fitted.items() if isinstance(result, str)}
+    times = values["time"].values
+    return AnomalyModel(
+        variables=list(values["variable"].values.astype(str)),
+        climatology=climatology,
+        labels=labels,
+        ensembles=ensembles,
+        skipped=skipped,
+        detectors=names,
+        attrs={
+            "seed": seed,
+            "training_start": str(times[0]),
+            "training_end": str(times[-1]),
+            "training_time_steps": int(times.size),
+            "calendar": str(values["time"].dt.calendar) if hasattr(values["time"].dt, "calendar") else "standard",
+            "source": cube.attrs.get("geoanom_source", ""),
+            "min_observations": min_observations,
+            "sample_size": sample_size,
+            "feature_names": feature_names(list(values["variable"].values.astype(str))),
+        },
+    )
+
+
+def tile_seed(seed: int, tile: str) -> int:
+    """A per-tile seed that depends only on the global seed and the tile's name."""
+    return (zlib.crc32(tile.encode()) ^ (seed * 2654435761)) % 2**32
+
+
+def _fit_graph(values, climatology, codes, tile_names, detectors, seed, min_observations,
+               sample_size, split_every, tiles_per_batch) -> list:
+    data = values.data
+    time_chunks, row_chunks, col_chunks = data.chunks[1:]
+    plan = plan_batches(codes, (row_chunks, col_chunks), tiles_per_batch)
+    seasons = season_index(values["time"], climatology.kind)
+    time_starts = np.concatenate([[0], np.cumsum(time_chunks)])
+    row_starts = np.concatenate([[0], np.cumsum(row_chunks)])
+    col_starts = np.concatenate([[0], np.cumsum(col_chunks)])
+    n_cols = codes.shape[1]
+    blocks = data.to_delayed()[0]
+    batch_of_tile = dask.delayed(plan.batch_of_tile, pure=True)
+    sketch_maps = {}
+    for ti in range(len(time_chunks)):
+        times = slice(time_starts[ti], time_starts[ti + 1])
+        for yi in range(len(row_chunks)):
+            rows = slice(row_starts[yi], row_starts[yi + 1])
+            for xi in range(len(col_chunks)):
+                cols = slice(col_starts[xi], col_starts[xi + 1])
+                cell_index = (np.arange(rows.start, rows.stop)[:, None] * n_cols + np.arange(cols.start, cols.stop))
+                sketch_maps[ti, yi, xi] = dask.delayed(_sketch_block, pure=True)(
+                    blocks[ti, yi, xi],
+                    seasons[times],
+                    climatology.mean[:, :, rows, cols],
+                    climatology.std[:, :, rows, cols],
+                    codes[rows, cols],
+                    np.arange(times.start, times.stop),
+                    cell_index,
+                    batch_of_tile,
+                    seed,
+                    sample_size,
+                )
+    fitted = []
+    for batch, batch_blocks in enumerate(plan.blocks_of_batch):
+        parts = [
+            dask.delayed(operator.getitem, pure=True)(sketch_maps[ti, yi, xi], batch)
+            for ti in range(len(time_chunks))
+            for yi, xi in batch_blocks
+        ]
+        merged = tree_reduce(parts, merge_sketch_maps, split_every)
+        batch_tiles = {int(code): str(tile_names[code]) for code in np.flatnonzero(plan.batch_of_tile == batch)}
+        fitted.append(dask.delayed(_fit_batch, pure=True)(merged, batch_tiles, detectors, seed, min_observations))
+    return fitted
+
+
+def tree_reduce(parts: list, combine: Callable, split_every: int) -> Any:
+    """Reduce delayed ``parts`` with ``combine``, ``split_every`` at a time."""
+    split_every = max(2, int(split_every))
+    while len(parts) > 1:
+        parts = [dask.delayed(combine, pure=True)(*parts[i : i + split_every]) for i in range(0, len(parts), split_every)]
+    return parts[0]
+
+
+def _sketch_block(values, seasons, clim_mean, clim_std, codes, time_index, cell_index, batch_of_tile,
+                  seed, sample_size) -> dict[int, dict[int, TileSketch]]:
+    """Sketches of every tile in one block, grouped by the batch that fits them."""
+    features = observation_features(values, seasons, clim_mean, clim_std)
+    n_features, n_times = features.shape[:2]
+    flat = features.reshape(n_features, n_times, -1)
+    keys = observation_keys(time_index, cell_index.ravel(), seed)
+    out: dict[int, dict[int, TileSketch]] = {}
+    for code, cells in group_cells(codes):
+        rows = flat[:, :, cells].reshape(n_features, -1).T
+        row_keys = keys[:, cells].ravel()
+        valid = np.isfinite(rows).all(axis=1)
+        sketches = out.setdefault(int(batch_of_tile[code]), {})
+        if valid.any():
+            sketches[code] = TileSketch.from_rows(rows[valid], row_keys[valid], sample_size)
+    return out
+
+
+def group_cells(codes: np.ndarray) -> list[tuple[int, np.ndarray]]:
+    """(tile code, flat cell indices) for every tile present in a block of codes."""
+    flat = codes.ravel()
+    order = np.argsort(flat, kind="stable")
+    present, starts = np.unique(flat[order], return_index=True)
+    bounds = list(starts[1:]) + [len(flat)]
+    return [(int(code), order[start:stop]) for code, start, stop in zip(present, starts, bounds) if code >= 0]
+
+
+def _fit_batch(sketches, batch_tiles, detectors, seed, min_observations) -> dict[str, Ensemble | str]:
+    """Fit the ensembles of one batch of tiles; a tile with too little data gets a reason."""
+    out: dict[str, Ensemble | str] = {}
+    for code, tile in batch_tiles.items():
+        sketch = sketches.get(code)
+        count = sketch.count if sketch is not None else 0
+        if count == 0:
+            out[tile] = "no valid observations (every cell is NaN in the training period)"
+        elif count < min_observations:
+            out[tile] = f"only {count} valid observations (at least {min_observations} needed)"
+        else:
+            ensemble = Ensemble(detectors, random_state=tile_seed(seed, tile)).fit(sketch.rows)
+            ensemble.n_observations_ = count
+            out[tile] = ensemble
+    return out

@@ -1,0 +1,129 @@
+"""Scoring a cube blockwise: each cell by its tile's ensemble, lazily."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import dask
+import dask.array as da
+import numpy as np
+import xarray as xr
+
+from .. import __version__
+from ..detectors.ensemble import fuse, majority
+from ..errors import GeoanomError, TileError
+from ..features import observation_features, season_index
+from ..tiling import spatial_dims
+from .fit import group_cells
+from .inputs import source_name, stack_variables
+
+if TYPE_CHECKING:
+    from .core import AnomalyModel
+
+
+def score_cube(model: "AnomalyModel", cube: xr.Dataset, tile: str | None = None) -> xr.Dataset:
+    """See :meth:`AnomalyModel.score`."""
+    values = stack_variables(cube, model.variables)
+    check_same_grid(model, cube)
+    codes, ensembles = _cell_models(model, tile)
+    data = values.data
+    time_chunks, row_chunks, col_chunks = data.chunks[1:]
+    seasons = da.from_array(season_index(values["time"], model.climatology.kind), chunks=(time_chunks,))
+    spatial_chunks = (-1, -1, row_chunks, col_chunks)
+    clim_mean = da.from_array(model.climatology.mean, chunks=spatial_chunks)
+    clim_std = da.from_array(model.climatology.std, chunks=spatial_chunks)
+    cell_codes = da.from_array(codes, chunks=(row_chunks, col_chunks))
+    # One graph key holds the tile models, so each worker receives them once.
+    payload = dask.delayed(ensembles, traverse=False)
+    n_detectors = len(model.detectors)
+    irregularity = da.blockwise(
+        _score_block, "dtyx",
+        data, "vtyx", seasons, "t", clim_mean, "svyx", clim_std, "svyx", cell_codes, "yx",
+        payload, None, n_detectors, None,
+        new_axes={"d": n_detectors}, concatenate=True, dtype=np.float32,
+        meta=np.empty((0, 0, 0, 0), dtype=np.float32),
+    )
+    return _result_dataset(model, values, irregularity, tile)
+
+
+def check_same_grid(model: "AnomalyModel", cube: xr.Dataset) -> None:
+    """Raise unless the cube's grid is the one the model was fitted on."""
+    labels = model.labels
+    for name in ("lat", "lon"):
+        expected, found = labels[name].values, cube[name].values
+        if expected.shape != found.shape or not np.allclose(expected, found, atol=1e-6):
+            raise GeoanomError(
+                f"the grid of {source_name(cube)} ({name} {found.shape}) differs from the model's "
+                f"({name} {expected.shape}); score data on the grid the model was fitted on."
+            )
+
+
+def _cell_models(model: "AnomalyModel", tile: str | None) -> tuple[np.ndarray, list]:
+    """Tile code of every cell and the ensemble of every code (None if skipped)."""
+    if tile is None:
+        return model.tile_codes, [model.ensembles.get(str(name)) for name in model.tile_names]
+    if tile not in model.ensembles:
+        reason = model.skipped.get(tile)
+        detail = f"it was skipped: {reason}" if reason else f"known tiles: {', '.join(sorted(model.ensembles)[:20])}"
+        raise TileError(f"tile '{tile}' has no model; {detail}.")
+    return np.zeros(model.tile_codes.shape, dtype=np.int32), [model.ensembles[tile]]
+
+
+def _score_block(values, seasons, clim_mean, clim_std, codes, ensembles, n_detectors) -> np.ndarray:
+    """Irregularity (detector, time, *spatial) of one block; NaN where input is NaN."""
+    features = observation_features(values, seasons, clim_mean, clim_std)
+    n_features, n_times = features.shape[:2]
+    flat = features.reshape(n_features, n_times, -1)
+    out = np.full((n_detectors, n_times, flat.shape[2]), np.nan, dtype=np.float32)
+    for code, cells in group_cells(codes):
+        ensemble = ensembles[code]
+        if ensemble is None:
+            continue
+        rows = flat[:, :, cells].reshape(n_features, -1).T
+        valid = np.isfinite(rows).all(axis=1)
+        scores = np.full((n_detectors, len(rows)), np.nan, dtype=np.float32)
+        if valid.any():
+            scores[:, valid] = ensemble.irregularity(rows[valid])
+        out[:, :, cells] = scores.reshape(n_detectors, n_times, len(cells))
+    return out.reshape((n_detectors,) + values.shape[1:])
+
+
+def _result_dataset(model: "AnomalyModel", values: xr.DataArray, irregularity: da.Array, tile: str | None) -> xr.Dataset:
+    dims = ("detector", "time") + spatial_dims(values)
+    coords = {name: coord for name, coord in values.coords.items() if name != "variable"}
+    coords["detector"] = list(model.detectors)
+    irr = xr.DataArray(irregularity, dims=dims, coords=coords)
+    anomalous = irr > 1.0
+    votes = anomalous.sum("detector").astype(np.int8)
+    provenance = model.provenance(scored_by=tile)
+    out = xr.Dataset(
+        {
+            "irregularity": irr.assign_attrs(
+                long_name="degree of irregularity per detector family (anomalous above 1)",
+                units="1", comment="native score divided by the family's threshold", **provenance,
+            ),
+            "anomalous": anomalous.assign_attrs(
+                long_name="anomaly flag per detector family", flag_values=[0, 1],
+                flag_meanings="normal anomalous", **provenance,
+            ),
+            "votes": votes.assign_attrs(
+                long_name="number of detector families flagging the observation", units="1", **provenance,
+            ),
+            "ensemble": majority(votes, len(model.detectors)).assign_attrs(
+                long_name="majority anomaly flag of the ensemble", flag_values=[0, 1],
+                flag_meanings="normal anomalous", **provenance,
+            ),
+            "fused_irregularity": fuse(irr).astype(np.float32).assign_attrs(
+                long_name="mean irregularity of the detector families", units="1", **provenance,
+            ),
+            "tile": model.labels.assign_attrs(**provenance).reset_coords(drop=True),
+        }
+    )
+    out.attrs.update(
+        Conventions="CF-1.8",
+        title="geoanom anomaly scores",
+        source=f"geoanom {__version__}",
+        history=f"scored with geoanom {__version__}; model fitted on {model.attrs.get('training_start')} "
+        f"to {model.attrs.get('training_end')}",
+    )
+    return out

@@ -1,0 +1,168 @@
+"""Geohash tiles over a grid, and the plan of which tasks fit which tiles.
+
+Every grid cell belongs to the geohash tile that contains its centre. Tiles
+are the unit of modelling: one detector ensemble per tile.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from . import geohash
+from .errors import CoordinateError
+
+# A tile should hold at least this many training observations to fit its
+# ensemble: a few-component mixture in a handful of dimensions and an
+# isolation forest of 256-observation trees are well determined by it.
+TARGET_TILE_OBSERVATIONS = 1000
+MAX_PRECISION = 12
+
+
+def spatial_dims(cube: xr.Dataset | xr.DataArray) -> tuple[str, str]:
+    """The two spatial dimensions of a cube: (lat, lon) or a curvilinear (y, x)."""
+    if "lat" not in cube.coords or "lon" not in cube.coords:
+        raise CoordinateError("the cube has no 'lat'/'lon' coordinates; open it with geoanom.open_cube.")
+    dims = tuple(dict.fromkeys(cube["lat"].dims + cube["lon"].dims))
+    if len(dims) != 2:
+        raise CoordinateError(f"expected a 2-D horizontal grid, found spatial dimensions {dims}.")
+    return dims  # type: ignore[return-value]
+
+
+def cell_centres(cube: xr.Dataset | xr.DataArray) -> tuple[xr.DataArray, xr.DataArray]:
+    """Latitude and longitude of every cell centre, broadcast over the spatial dims."""
+    dims = spatial_dims(cube)
+    lat, lon = xr.broadcast(cube["lat"].reset_coords(drop=True), cube["lon"].reset_coords(drop=True))
+    return lat.transpose(*dims), lon.transpose(*dims)
+
+
+def grid_spacing(cube: xr.Dataset | xr.DataArray) -> tuple[float, float]:
+    """Typical (lat, lon) spacing of the grid in degrees (median step along each axis)."""
+    lat, lon = cell_centres(cube)
+    steps = []
+    for values in (np.asarray(lat.values, dtype=float), np.asarray(lon.values, dtype=float)):
+        diffs = np.concatenate([np.abs(np.diff(values, axis=axis)).ravel() for axis in (0, 1)])
+        diffs = diffs[(diffs > 0) & (diffs < 180)]
+        steps.append(float(np.median(diffs)) if diffs.size else 1.0)
+    return steps[0], steps[1]
+
+
+def choose_precision(
+    cube: xr.Dataset | xr.DataArray,
+    n_times: int | None = None,
+    target_observations: int = TARGET_TILE_OBSERVATIONS,
+) -> tuple[int, str]:
+    """The finest geohash precision whose typical tile holds enough observations.
+
+    A tile at precision p covers ``geohash.cell_size(p)`` degrees, so it holds
+    about ``(tile_lat / dlat) * (tile_lon / dlon)`` grid cells (at least one),
+    each observed ``n_times`` times in training.
+
+    Returns
+    -------
+    precision : int
+    reason : str
+        One sentence saying why, for logs and provenance.
+    """
+    n_times = int(n_times if n_times is not None else cube.sizes.get("time", 1))
+    dlat, dlon = grid_spacing(cube)
+    for precision in range(MAX_PRECISION, 0, -1):
+        tile_lat, tile_lon = geohash.cell_size(precision)
+        cells = max(1.0, tile_lat / dlat) * max(1.0, tile_lon / dlon)
+        if cells * n_times >= target_observations:
+            return precision, (
+                f"precision {precision}: a tile of {tile_lat:g} x {tile_lon:g} degrees holds about "
+                f"{cells:.0f} cells x {n_times} time steps = {cells * n_times:.0f} observations "
+                f"(target {target_observations}) on a {dlat:g} x {dlon:g} degree grid"
+            )
+    return 1, f"precision 1: even the coarsest tiles hold fewer than {target_observations} observations"
+
+
+def tile_labels(cube: xr.Dataset | xr.DataArray, precision: int | None = None) -> xr.DataArray:
+    """Geohash label of the tile containing each cell centre.
+
+    Parameters
+    ----------
+    cube : Dataset or DataArray
+        With ``lat`` and ``lon`` coordinates (1-D or 2-D curvilinear).
+    precision : int, optional
+        Geohash length. When None it is chosen by :func:`choose_precision`,
+        and the reason is kept in the ``precision_reason`` attribute.
+
+    Returns
+    -------
+    DataArray of str over the spatial dimensions, named ``tile``.
+    """
+    if precision is None:
+        precision, reason = choose_precision(cube)
+    else:
+        reason = f"precision {precision}: given"
+    lat, lon = cell_centres(cube)
+    labels = geohash.encode(lat.values, lon.values, precision)
+    return xr.DataArray(
+        labels,
+        dims=lat.dims,
+        coords={name: coord for name, coord in lat.coords.items()},
+        name="tile",
+        attrs={
+            "long_name": "geohash tile of the cell centre",
+            "precision": int(precision),
+            "precision_reason": reason,
+        },
+    )
+
+
+def tile_codes(labels: xr.DataArray | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Integer code of each cell's tile and the sorted tile names the codes index."""
+    names, codes = np.unique(np.asarray(labels), return_inverse=True)
+    return codes.reshape(np.shape(labels)).astype(np.int32), names
+
+
+@dataclass
+class FitPlan:
+    """Which spatial blocks feed which batch of tiles.
+
+    Attributes
+    ----------
+    batch_of_tile : ndarray (n_tiles,)
+        Batch number of every tile code.
+    blocks_of_batch : list of list of (int, int)
+        For each batch, the spatial block indices holding any of its cells.
+    """
+
+    batch_of_tile: np.ndarray
+    blocks_of_batch: list[list[tuple[int, int]]]
+
+
+def plan_batches(codes: np.ndarray, chunks: tuple[tuple[int, ...], tuple[int, ...]], max_tiles: int = 64) -> FitPlan:
+    """Group tiles into batches by the spatial block that holds their first cell.
+
+    A batch's tiles are fitted in one task; the block tasks that hold any of
+    its cells send their partial sketches to it (and only those).
+    """
+    row_block = np.repeat(np.arange(len(chunks[0])), chunks[0])
+    col_block = np.repeat(np.arange(len(chunks[1])), chunks[1])
+    cells = pd.DataFrame(
+        {
+            "code": codes.ravel(),
+            "row": np.repeat(row_block, codes.shape[1]),
+            "col": np.tile(col_block, codes.shape[0]),
+        }
+    )
+    home = cells.groupby("code")[["row", "col"]].first().sort_values(["row", "col"])
+    home["rank"] = home.groupby(["row", "col"]).cumcount() // max_tiles
+    batch_keys = home[["row", "col", "rank"]].drop_duplicates().reset_index(drop=True)
+    batch_keys["batch"] = np.arange(len(batch_keys))
+    home = home.reset_index().merge(batch_keys, on=["row", "col", "rank"])
+    n_tiles = int(codes.max()) + 1 if codes.size else 0
+    batch_of_tile = np.full(n_tiles, -1, dtype=np.int64)
+    batch_of_tile[home["code"].to_numpy()] = home["batch"].to_numpy()
+    cells["batch"] = batch_of_tile[cells["code"].to_numpy()]
+    pairs = cells[["batch", "row", "col"]].drop_duplicates().sort_values(["batch", "row", "col"])
+    blocks = [[] for _ in range(len(batch_keys))]
+    for batch, row, col in pairs.itertuples(index=False):
+        blocks[batch].append((int(row), int(col)))
+    return FitPlan(batch_of_tile, blocks)
