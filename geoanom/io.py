@@ -1,6 +1,6 @@
 """Read and write data cubes: `open_cube`, `sample_cube` and `write_dataset`.
 
-`open_cube` gives every cube the same shape whatever the files call things:
+`open_cube` gives every cube one shape whatever the files call things:
 coordinates ``time``, ``lat`` and ``lon`` found by CF metadata, longitudes in
 [-180, 180), float variables with dims ``(time, <spatial dims>)``, lazy dask
 chunks. Calendars are kept: non-standard ones decode to cftime objects.
@@ -22,30 +22,21 @@ import cf_xarray  # noqa: F401  (registers the .cf accessor)
 import numpy as np
 import xarray as xr
 
-from geoanom.errors import (
-    CoordinateError,
-    GeoanomError,
-    InputFileError,
-    NoDataError,
-    VariableNotFoundError,
-)
+from geoanom.errors import CoordinateError, GeoanomError, InputFileError, NoDataError, VariableNotFoundError
 
 PathLike = Union[str, "os.PathLike[str]"]
 CHUNK_BYTES = 64 * 2**20  # upper bound of a default chunk
 NETCDF_ENGINES = ("netcdf4", "h5netcdf")  # h5netcdf reads some HDF5 files netCDF-C rejects
 _CF_KEYS = {"time": "time", "lat": "latitude", "lon": "longitude"}
-# Used only when CF metadata finds nothing; generic axis names (second set)
-# count only with degree units, since y/x are often projection metres.
+# Tried only when CF metadata finds nothing; the generic axis names (second
+# set) count only with degree units, as y/x are often projection metres.
 _FALLBACK = {
     "time": ({"time", "time_counter", "t", "times", "date", "valid_time"}, set()),
     "lat": ({"lat", "latitude", "nav_lat", "lats", "xlat"}, {"y", "j"}),
     "lon": ({"lon", "longitude", "nav_lon", "lons", "long", "xlong"}, {"x", "i"}),
 }
-_LABELS = {"time": "time", "lat": "latitude", "lon": "longitude"}
-_SAMPLES = {
-    "north_america": ("A1B_north_america.nc", "air_temperature"),
-    "sst": ("ostia_monthly.nc", "surface_temperature"),
-}
+_SAMPLES = {"north_america": ("A1B_north_america.nc", "air_temperature"),
+            "sst": ("ostia_monthly.nc", "surface_temperature")}
 _SST_RANGE_K = (260.0, 320.0)  # plausible sea-surface temperatures
 
 
@@ -54,42 +45,45 @@ def open_cube(
     variables: str | Sequence[str] | None = None,
     chunks: Mapping[Hashable, int | str] | None = None,
 ) -> xr.Dataset:
-    """Open NetCDF files or Zarr stores as one lazy, canonical cube.
+    """Open NetCDF files or Zarr stores as one lazy cube with canonical names.
 
     Parameters
     ----------
     paths : str, path or list of them
-        A file, a Zarr store, a glob pattern, or a list of these. Several
-        files are concatenated along time, in time order.
+        Files, Zarr stores (format 2 or 3) or glob patterns; several files
+        are concatenated along time, in time order.
     variables : str or list of str, optional
-        Variables to keep; by default every variable on time and the grid.
+        Variables to keep; by default every numeric variable on time and grid.
     chunks : mapping, optional
-        Dask chunks per dimension (canonical names); by default full grid
-        slabs with chunks of at most `CHUNK_BYTES`.
+        Dask chunks by dimension name; by default whole grid slabs and as many
+        time steps as fit in `CHUNK_BYTES`.
 
     Returns
     -------
     xarray.Dataset
-        Dask-backed variables with dims ``(time, <spatial dims>)``: ``(time,
-        lat, lon)`` for regular grids, e.g. ``(time, y, x)`` with 2-D ``lat``
-        and ``lon`` coordinates for curvilinear grids.
+        Dask-backed float variables with dims ``(time, lat, lon)``, or e.g.
+        ``(time, y, x)`` with 2-D ``lat``/``lon`` for curvilinear grids;
+        ``attrs["geoanom_source"]`` names the files read.
 
     Raises
     ------
     InputFileError, VariableNotFoundError, CoordinateError, NoDataError
-        With one sentence naming the file or variable at fault.
+        In one sentence naming the file or variable at fault.
     """
     files, label = _resolve(paths)
     parts, names = [], variables
     for path in files:
-        ds = _standardise(_open_one(path), path, names, chunks)
-        names = list(ds.data_vars)  # later files must hold the first file's variables
-        parts.append(ds)
+        parts.append(_standardise(_open_one(path), path, names, chunks))
+        names = list(parts[-1].data_vars)  # later files must hold the first file's variables
     ds = _concat_time(parts, label)
-    ds = ds.chunk(_default_chunks(ds) if chunks is None else dict(chunks))
-    # lat/lon are one grid slab and every consumer needs them: hold them in memory.
+    plan = _default_chunks(ds) if chunks is None else dict(chunks)
+    if unknown := [str(d) for d in plan if d not in ds.dims]:
+        dims = ", ".join(map(str, ds.dims))
+        raise GeoanomError(f"chunks name {', '.join(unknown)}, which are not dimensions of {label} ({dims}).")
+    ds = ds.chunk(plan)
+    # lat/lon are one grid slab that every consumer needs: hold them in memory.
     ds = ds.assign_coords(lat=ds["lat"].compute(), lon=ds["lon"].compute())
-    for var in ds.variables.values():  # stale storage chunking would break writes
+    for var in ds.variables.values():  # storage chunking from the files would clash on writing
         for key in ("chunks", "preferred_chunks", "chunksizes", "shards"):
             var.encoding.pop(key, None)
     ds.attrs["geoanom_source"] = ", ".join(files)
@@ -97,19 +91,19 @@ def open_cube(
 
 
 def sample_cube(name: str) -> xr.Dataset:
-    """Open a cube of real data shipped with the ``iris-sample-data`` package.
+    """Open a cube of real data shipped by the ``iris-sample-data`` package.
 
     Parameters
     ----------
     name : {"north_america", "sst"}
-        ``north_america``: HadCM3 A1B annual near-surface air temperature,
-        1860-2099 on a 360-day calendar, 240 x 37 x 49. ``sst``: OSTIA monthly
-        sea-surface temperature, 2006-2010, 54 x 18 x 432, land is NaN.
+        ``north_america``: HadCM3 A1B annual air temperature at 1.5 m (K),
+        1860-2099, 360-day calendar, 240 x 37 x 49. ``sst``: OSTIA monthly
+        sea-surface temperature (K), 2006-04 to 2010-09, 54 x 18 x 432, land NaN.
 
     Returns
     -------
     xarray.Dataset
-        As returned by `open_cube`.
+        As from `open_cube`, with ``attrs["geoanom_sample"]`` set to `name`.
     """
     if name not in _SAMPLES:
         raise GeoanomError(f"unknown sample '{name}'; known samples: {', '.join(_SAMPLES)}.")
@@ -120,21 +114,19 @@ def sample_cube(name: str) -> xr.Dataset:
     filename, var = _SAMPLES[name]
     ds = open_cube(os.path.join(iris_sample_data.path, filename), variables=var)
     if name == "sst":
-        # Land is a _FillValue (so NaN) in the file; the range mask also
-        # catches land written as a constant in other copies of the data.
+        # Land is already NaN (a _FillValue) in this file; the range check also
+        # masks land stored as a constant in other copies of OSTIA.
         low, high = _SST_RANGE_K
         ds[var] = ds[var].where((ds[var] >= low) & (ds[var] <= high))
     ds.attrs["geoanom_sample"] = name
     return ds
 
 
-def write_dataset(
-    ds: xr.Dataset, path: PathLike, *, overwrite: bool = True, zarr_format: int = 2
-) -> Path:
-    """Write `ds` to a ``.zarr`` store or ``.nc`` file without a half-written state.
+def write_dataset(ds: xr.Dataset, path: PathLike, *, overwrite: bool = True, zarr_format: int = 2) -> Path:
+    """Write `ds` to a ``.zarr`` store or ``.nc`` file, never leaving it half-written.
 
-    The data go to a hidden sibling first and are moved into place only once
-    complete, so a failed write leaves any previous output as it was.
+    The data go to a hidden sibling (``.{name}.tmp-<random>``) that is moved
+    into place once complete, so a failed write leaves earlier output intact.
 
     Parameters
     ----------
@@ -145,7 +137,7 @@ def write_dataset(
     overwrite : bool
         Replace an existing output; if False an existing one is an error.
     zarr_format : {2, 3}
-        Zarr format; 2 by default, the one most readers understand.
+        Zarr format; 2 by default, as most readers understand it.
 
     Returns
     -------
@@ -161,13 +153,12 @@ def write_dataset(
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.tmp-{secrets.token_hex(4)}")
     out = ds.copy()
-    for var in out.variables.values():  # encodings from the source files may not fit the target
+    for var in out.variables.values():  # the source's chunks, codecs and packing may not fit
         var.encoding = {k: v for k, v in var.encoding.items() if k in ("units", "calendar")}
     try:
-        if kind == "zarr":
-            # Consolidated metadata is not part of the Zarr 3 spec (zarr warns).
+        if kind == "zarr":  # consolidated metadata is not in the Zarr 3 spec (zarr warns)
             out.to_zarr(tmp, mode="w-", zarr_format=zarr_format, consolidated=zarr_format == 2)
-        else:
+        else:  # xarray stores bool as int8 with a dtype attribute and cftime with its calendar
             out.to_netcdf(tmp, engine=NETCDF_ENGINES[0])
         _move_into_place(tmp, target)
     except (TypeError, ValueError) as exc:  # attributes or dtypes the format cannot hold
@@ -179,7 +170,7 @@ def write_dataset(
     return target
 
 
-# --- finding and opening files -------------------------------------------
+# --- finding and opening files ---------------------------------------------
 
 
 def _resolve(paths: PathLike | Sequence[PathLike]) -> tuple[list[str], str]:
@@ -190,27 +181,26 @@ def _resolve(paths: PathLike | Sequence[PathLike]) -> tuple[list[str], str]:
     files: list[str] = []
     for item in items:
         text = os.path.expanduser(os.fspath(item))
-        if "://" in text:  # fsspec / OPeNDAP URL: let the backend find it
+        if "://" in text:  # fsspec or OPeNDAP URL: the backend finds it
             files.append(text)
         elif glob.has_magic(text):
-            hits = sorted(glob.glob(text))
-            if not hits:
+            if not (hits := sorted(glob.glob(text))):
                 raise InputFileError(f"no file matches '{text}'.")
             files.extend(hits)
         elif os.path.exists(text):
             files.append(text)
         else:
             raise InputFileError(f"file '{text}' does not exist.")
-    files = list(dict.fromkeys(files))
-    label = ", ".join(os.fspath(i) for i in items)
-    return files, label
+    return list(dict.fromkeys(files)), ", ".join(os.fspath(i) for i in items)
 
 
 def _open_one(path: str) -> xr.Dataset:
-    """Open one NetCDF file or Zarr store lazily (no dask yet), with times decoded."""
-    if _is_zarr(path):
+    """Open one NetCDF file or Zarr store lazily, with times decoded."""
+    markers = (".zgroup", ".zmetadata", "zarr.json")
+    if path.rstrip("/").endswith(".zarr") or any(os.path.exists(os.path.join(path, m)) for m in markers):
         try:
-            return xr.open_dataset(path, engine="zarr", consolidated=_consolidated(path), **_open_kwargs())
+            consolidated = None if "://" in path else _consolidated(Path(path))
+            return xr.open_dataset(path, engine="zarr", consolidated=consolidated, **_open_kwargs())
         except Exception as exc:
             raise InputFileError(f"cannot read '{path}': not a readable Zarr store ({_short(exc, path)}).") from exc
     if os.path.isdir(path):
@@ -231,73 +221,62 @@ def _open_netcdf(path: str, engines: Sequence[str] = NETCDF_ENGINES) -> xr.Datas
 
 
 def _open_kwargs() -> dict:
-    # chunks=None keeps lazy backend arrays so the first dask chunking slices
-    # the file directly; cache=False stops xarray holding whole variables.
-    coders = getattr(xr, "coders", None)  # xarray >= 2025.01
+    # chunks=None keeps lazy backend arrays, so the first dask chunking slices
+    # the file directly; cache=False stops xarray keeping whole variables.
+    coders = getattr(xr, "coders", None)  # xarray >= 2025.01; use_cftime=None: cftime only if needed
     decode = coders.CFDatetimeCoder(use_cftime=None) if coders else True
     return {"chunks": None, "cache": False, "decode_times": decode, "decode_timedelta": False}
 
 
-def _is_zarr(path: str) -> bool:
-    p = Path(path)
-    if "://" in path:
-        return path.rstrip("/").endswith(".zarr")
-    markers = (".zgroup", ".zmetadata", "zarr.json")
-    return p.is_dir() and (p.suffix == ".zarr" or any((p / m).exists() for m in markers))
-
-
-def _consolidated(path: str) -> bool | None:
+def _consolidated(p: Path) -> bool:
     """Whether a store has consolidated metadata, so xarray neither guesses nor warns."""
-    p = Path(path)
-    if "://" in path:
-        return None
-    if (p / ".zmetadata").exists():
-        return True
     meta = p / "zarr.json"
-    return meta.exists() and json.loads(meta.read_text()).get("consolidated_metadata") is not None
+    v3 = meta.exists() and json.loads(meta.read_text()).get("consolidated_metadata") is not None
+    return v3 or (p / ".zmetadata").exists()
 
 
-# --- canonical coordinates, variables and chunks --------------------------
+# --- canonical coordinates, variables and chunks ----------------------------
 
 
 def _standardise(ds: xr.Dataset, path: str, variables, chunks) -> xr.Dataset:
     """Rename coordinates, select variables, chunk, and put everything in canonical order."""
     for key in ("time", "lat", "lon"):
         ds = _rename(ds, _find(ds, key, path), key, path)
-    _check_time(ds, path)
+    time = ds["time"]
+    if time.ndim > 1 or time.dtype.kind not in "MO":
+        units = time.attrs.get("units", "none")
+        raise CoordinateError(f"time in {path} is not a 1-D CF time (units '{units}').")
     spatial = _spatial_dims(ds, path)
     names = _select(ds, variables, spatial, path)
     ds = _squeeze_levels(ds[names], spatial, path)
     ds = ds.drop_vars([c for c in ds.coords if c not in ("time", "lat", "lon", *spatial) and ds[c].ndim])
     plan = _default_chunks(ds) if chunks is None else dict(chunks)
     ds = ds.chunk({d: c for d, c in plan.items() if d in ds.dims})
-    if "time" not in ds.dims:  # a single snapshot with a scalar time
+    if "time" not in ds.dims:  # a snapshot with a scalar time
         ds = ds.expand_dims("time")
-    for name in names:
+    for name in names:  # astype also drops an integer dtype encoding
         var = ds[name].transpose("time", *spatial)
         ds[name] = var.astype(_float_dtype(var.dtype))
-        if var.dtype != ds[name].dtype:
-            ds[name].encoding.pop("dtype", None)
     ds = _normalise_lon_lat(ds)
     return ds if ds.indexes["time"].is_monotonic_increasing else ds.sortby("time")
 
 
 def _find(ds: xr.Dataset, key: str, path: str) -> Hashable:
-    """Name of the variable holding `key`: by CF metadata, else by common names."""
+    """Name of the variable holding `key` (time, lat, lon): by CF metadata, else by name."""
     bounds = {v.attrs.get("bounds") for v in ds.variables.values()}
-    probe = ds.set_coords(list(ds.data_vars))  # cf-xarray only looks at coordinates
+    probe = ds.set_coords(list(ds.data_vars))  # cf-xarray looks at coordinates only
     found = [n for n in probe.cf.coordinates.get(_CF_KEYS[key], []) if n not in bounds]
     if not found:
         strong, weak = _FALLBACK[key]
-        found = [
-            n for n, v in ds.variables.items()
-            if n not in bounds and (str(n).lower() in strong or (
-                str(n).lower() in weak and str(v.attrs.get("units", "")).lower().startswith("degree")))
-        ]
+        found = [n for n, v in ds.variables.items() if n not in bounds and (
+            str(n).lower() in strong
+            or (str(n).lower() in weak and str(v.attrs.get("units", "")).lower().startswith("degree")))]
     if not found:
-        raise CoordinateError(f"no {_LABELS[key]} coordinate found in {path}.")
-    # Prefer dimension coordinates, then grids over scalars.
-    return sorted(found, key=lambda n: (n not in ds.dims, ds[n].ndim == 0))[0]
+        raise CoordinateError(f"no {_CF_KEYS[key]} coordinate found in {path}.")
+    # Prefer decoded dates for time (NEMO's time_counter has no units), then
+    # dimension coordinates, then grids over scalars.
+    undated = lambda n: key == "time" and ds[n].dtype.kind not in "MO"  # noqa: E731
+    return sorted(found, key=lambda n: (undated(n), n not in ds.dims, ds[n].ndim == 0))[0]
 
 
 def _rename(ds: xr.Dataset, old: Hashable, new: str, path: str) -> xr.Dataset:
@@ -306,23 +285,14 @@ def _rename(ds: xr.Dataset, old: Hashable, new: str, path: str) -> xr.Dataset:
         if old != new:
             if new in ds.variables:
                 raise ValueError(f"'{new}' already names another variable")
-            # A dimension coordinate is renamed with its dimension (rename_vars
-            # alone leaves the index inconsistent).
+            # rename_vars alone would leave a dimension coordinate's index inconsistent
             ds = ds.rename({old: new}) if ds[old].dims == (old,) else ds.rename_vars({old: new})
         ds = ds.set_coords(new)
-        var = ds[new]
-        if var.ndim == 1 and var.dims[0] != new:
-            ds = ds.swap_dims({var.dims[0]: new})
+        if ds[new].ndim == 1 and ds[new].dims[0] != new:
+            ds = ds.swap_dims({ds[new].dims[0]: new})
     except ValueError as exc:
-        raise CoordinateError(f"cannot use '{old}' as {_LABELS[new]} in {path}: {_short(exc)}.") from exc
+        raise CoordinateError(f"cannot use '{old}' as {_CF_KEYS[new]} in {path}: {_short(exc)}.") from exc
     return ds
-
-
-def _check_time(ds: xr.Dataset, path: str) -> None:
-    time = ds["time"]
-    if time.ndim > 1 or time.dtype.kind not in "MO":
-        units = time.attrs.get("units", time.encoding.get("units", "none"))
-        raise CoordinateError(f"time in {path} is not a 1-D CF time (units '{units}').")
 
 
 def _spatial_dims(ds: xr.Dataset, path: str) -> tuple[Hashable, ...]:
@@ -333,8 +303,7 @@ def _spatial_dims(ds: xr.Dataset, path: str) -> tuple[Hashable, ...]:
     if lat.ndim == 2 and lat.dims == lon.dims:
         return lat.dims
     raise CoordinateError(
-        f"latitude {lat.dims} and longitude {lon.dims} in {path} form neither 1-D axes nor one 2-D grid."
-    )
+        f"latitude {lat.dims} and longitude {lon.dims} in {path} form neither 1-D axes nor one 2-D grid.")
 
 
 def _select(ds: xr.Dataset, variables, spatial: tuple, path: str) -> list[Hashable]:
@@ -352,28 +321,20 @@ def _select(ds: xr.Dataset, variables, spatial: tuple, path: str) -> list[Hashab
         if name not in ds.data_vars:
             known = ", ".join(map(str, cube or ds.data_vars))
             raise VariableNotFoundError(f"variable '{name}' is not in {path}; known variables: {known}.")
-        var = ds[name]
-        if not needed <= set(var.dims) or var.dtype.kind not in "biuf":
-            raise CoordinateError(
-                f"variable '{name}' in {path} is not a numeric field on time, latitude and longitude "
-                f"(dims {var.dims}, dtype {var.dtype})."
-            )
+        if not needed <= set(ds[name].dims) or ds[name].dtype.kind not in "biuf":
+            raise CoordinateError(f"variable '{name}' in {path} is not a numeric field on time, latitude and "
+                                  f"longitude (dims {ds[name].dims}, dtype {ds[name].dtype}).")
     return names
 
 
 def _squeeze_levels(ds: xr.Dataset, spatial: tuple, path: str) -> xr.Dataset:
-    """Drop size-1 extra dims (a single level); refuse longer ones for now."""
-    extra: set[Hashable] = set()
+    """Drop size-1 extra dims (a single level, kept as a scalar coordinate); refuse longer ones."""
+    extra = {d for v in ds.data_vars.values() for d in v.dims if d not in ("time", *spatial)}
     for name, var in ds.data_vars.items():
-        for dim in var.dims:
-            if dim in ("time", *spatial):
-                continue
-            if ds.sizes[dim] > 1:
-                raise CoordinateError(
-                    f"variable '{name}' in {path} has a level dimension '{dim}' of size "
-                    f"{ds.sizes[dim]}; level dimensions are not yet supported, select one level first."
-                )
-            extra.add(dim)
+        if long := [d for d in var.dims if d in extra and ds.sizes[d] > 1]:
+            raise CoordinateError(
+                f"variable '{name}' in {path} has a level dimension '{long[0]}' of size {ds.sizes[long[0]]}; "
+                "level dimensions are not yet supported, select one level first.")
     return ds.isel({d: 0 for d in extra})
 
 
@@ -381,8 +342,8 @@ def _normalise_lon_lat(ds: xr.Dataset) -> xr.Dataset:
     """Longitudes to [-180, 180); 1-D axes sorted ascending (2-D grids keep their order)."""
     lon = ds["lon"].variable
     attrs = {**lon.attrs, "standard_name": "longitude", "units": "degrees_east"}
-    ds = ds.assign_coords(lon=xr.Variable(lon.dims, ((lon.values + 180) % 360) - 180, attrs))
-    ds = ds.assign_coords(lat=ds["lat"].assign_attrs(standard_name="latitude", units="degrees_north"))
+    ds = ds.assign_coords(lon=xr.Variable(lon.dims, ((lon.values + 180) % 360) - 180, attrs),
+                          lat=ds["lat"].assign_attrs(standard_name="latitude", units="degrees_north"))
     for name in ("lat", "lon"):
         if ds[name].ndim == 1 and not ds.indexes[name].is_monotonic_increasing:
             ds = ds.sortby(name)
@@ -394,19 +355,20 @@ def _float_dtype(dtype: np.dtype) -> np.dtype:
 
 
 def _default_chunks(ds: xr.Dataset) -> dict[Hashable, int]:
-    """Whole grid slabs when they fit in CHUNK_BYTES, else time 1 and the grid split evenly."""
+    """Whole grid slabs when one fits in CHUNK_BYTES, else one time step and the grid split evenly."""
     spatial = ("lat", "lon") if ds["lat"].ndim == 1 else ds["lat"].dims
     itemsize = max((_float_dtype(v.dtype).itemsize for v in ds.data_vars.values()), default=8)
     slab = math.prod(ds.sizes[d] for d in spatial) * itemsize
-    ntime = ds.sizes.get("time", 1)
     if slab <= CHUNK_BYTES:
-        return {"time": max(1, min(ntime, CHUNK_BYTES // slab)), **{d: -1 for d in spatial}}
+        ntime = max(1, min(ds.sizes.get("time", 1), CHUNK_BYTES // slab))
+        return {"time": ntime, **{d: -1 for d in spatial}}
     split = math.ceil(math.sqrt(slab / CHUNK_BYTES))
     return {"time": 1, **{d: math.ceil(ds.sizes[d] / split) for d in spatial}}
 
 
 def _concat_time(parts: list[xr.Dataset], label: str) -> xr.Dataset:
-    """Concatenate files along time, in time order; the grids must match exactly."""
+    """Concatenate files along time, in time order; their grids must match exactly."""
+    ds = parts[0]
     if len(parts) > 1:
         try:
             parts = sorted(parts, key=lambda p: p.indexes["time"][0])
@@ -418,28 +380,26 @@ def _concat_time(parts: list[xr.Dataset], label: str) -> xr.Dataset:
             raise CoordinateError(f"the files {label} do not share one grid ({_short(exc)}).") from exc
         if not ds.indexes["time"].is_monotonic_increasing:
             ds = ds.sortby("time")
-    else:
-        ds = parts[0]
     if not ds.indexes["time"].is_unique:
         raise CoordinateError(f"time steps repeat in {label}.")
     return ds
 
 
-# --- small helpers ---------------------------------------------------------
+# --- small helpers -----------------------------------------------------------
 
 
 def _short(exc: BaseException, path: str | None = None) -> str:
     """First line of an error message, without the path it repeats, errno or final period."""
     text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    if path:
-        text = text.replace(f": '{path}'", "").replace(f"'{path}'", "file")
+    for form in (path, os.path.abspath(path)) if path else ():  # backends often make it absolute
+        text = text.replace(f": '{form}'", "").replace(f"'{form}'", "the file")
     if text.startswith("[Errno"):
         text = text.split("] ", 1)[-1]
     return text[:160].rstrip(" .")
 
 
 def _move_into_place(tmp: Path, target: Path) -> None:
-    """Replace `target` with `tmp`: atomically for files; for stores the old one is moved aside first."""
+    """Replace `target` by `tmp`: atomically for files; a store is first moved aside."""
     if not os.path.lexists(target) or not (tmp.is_dir() or target.is_dir()):
         os.replace(tmp, target)
         return

@@ -87,7 +87,8 @@ def test_h5netcdf_written_file_reads_with_both_engines(tmp_path):
 @pytest.mark.parametrize("zarr_format", [2, 3])
 @pytest.mark.parametrize("consolidated", [True, False])
 def test_zarr_stores(tmp_path, zarr_format, consolidated):
-    path = tmp_path / f"cube{zarr_format}.zarr"
+    # without the .zarr suffix the store is recognised by its metadata files
+    path = tmp_path / (f"cube{zarr_format}.zarr" if consolidated else f"store{zarr_format}")
     src = make_cube()
     with warnings.catch_warnings():  # zarr warns that v3 consolidation is not in the spec
         warnings.filterwarnings("ignore", message="Consolidated metadata is currently not part")
@@ -223,6 +224,24 @@ def test_default_chunks_split_large_grids():
     assert io._default_chunks(small) == {"time": 100, "lat": -1, "lon": -1}
 
 
+def test_real_nemo_files_curvilinear_360_day():
+    iris_sample_data = pytest.importorskip("iris_sample_data")
+    cube = io.open_cube(os.path.join(iris_sample_data.path, "NEMO", "*.nc"))
+    assert cube["tos"].dims == ("time", "y", "x") and cube["tos"].shape == (3, 330, 360)
+    assert cube["lat"].dims == ("y", "x")
+    # time_counter has no units; the dated time_centered is chosen instead
+    assert [t.month for t in cube["time"].values] == [1, 2, 3]
+    assert isinstance(cube["time"].values[0], cftime.Datetime360Day)
+    assert float(cube["lon"].min()) >= -180 and float(cube["lon"].max()) < 180
+
+
+def test_scalar_time_snapshot_gets_a_time_dimension():
+    iris_sample_data = pytest.importorskip("iris_sample_data")
+    cube = io.open_cube(os.path.join(iris_sample_data.path, "orca2_votemper.nc"))
+    assert cube["votemper"].dims == ("time", "dim0", "dim1")
+    assert cube.sizes["time"] == 1 and float(cube["deptht"]) == pytest.approx(5.0, abs=1e-3)  # scalar coords kept
+
+
 # --- sample data -------------------------------------------------------------
 
 
@@ -318,6 +337,24 @@ def test_overlapping_files_are_refused(tmp_path):
     make_cube().to_netcdf(tmp_path / "b.nc")
     with pytest.raises(CoordinateError, match="repeat"):
         io.open_cube(str(tmp_path / "*.nc"))
+
+
+def test_files_on_different_grids_or_calendars_are_refused(tmp_path):
+    make_cube(start="2000-01-01").to_netcdf(tmp_path / "a.nc")
+    make_cube(start="2001-01-01", lat=(11.0, 21.0, 31.0)).to_netcdf(tmp_path / "b.nc")
+    with pytest.raises(CoordinateError, match="do not share one grid"):
+        io.open_cube([tmp_path / "a.nc", tmp_path / "b.nc"])
+    c360 = make_cube(start="2001-01-01").drop_vars("time_bnds")
+    c360 = c360.assign_coords(time=xr.date_range("2001-01-01", periods=6, calendar="360_day", use_cftime=True))
+    c360.to_netcdf(tmp_path / "c.nc")
+    with pytest.raises(CoordinateError, match="different calendars"):
+        io.open_cube([tmp_path / "a.nc", tmp_path / "c.nc"])
+
+
+def test_chunks_naming_unknown_dimension(tmp_path):
+    make_cube().to_netcdf(tmp_path / "c.nc")
+    with pytest.raises(GeoanomError, match=r"chunks name level.*c\.nc"):
+        io.open_cube(tmp_path / "c.nc", chunks={"level": 1})
 
 
 # --- writing --------------------------------------------------------------

@@ -83,7 +83,7 @@ class Ensemble(BaseEstimator):
         return majority(self.votes(X), len(self.detectors_)).astype(np.int8)
 
     def fused_irregularity(self, X: Any) -> np.ndarray:
-        """One score per observation: the mean of the families' irregularities."""
+        """One score per observation: the geometric mean of the families' irregularities (see :func:`fuse`)."""
         return fuse(self.irregularity(X))
 
     def merge(self, other: "Ensemble") -> "Ensemble":
@@ -110,6 +110,18 @@ def majority(votes: Any, n_detectors: int) -> Any:
     return votes * 2 > n_detectors
 
 
-def fuse(irregularity: Any) -> Any:
-    """Fused irregularity over the first (detector) axis: the mean."""
-    return irregularity.mean(axis=0)
+# Irregularities below this floor (normal observations, some negative) count
+# as the floor in the geometric mean, so one family cannot veto with a 0.
+FUSE_FLOOR = 0.01
+
+
+def fuse(irregularity: Any, axis: int = 0) -> Any:
+    """Fused irregularity over the detector ``axis``: the geometric mean.
+
+    Families grow at different rates past their thresholds (the density
+    score is roughly cubic in the distance), so the geometric mean, not the
+    arithmetic one, keeps any single family from dominating; it exceeds 1
+    exactly when the families' log-irregularities average above 0. Values
+    below ``FUSE_FLOOR`` are raised to it first.
+    """
+    return np.exp(np.log(np.maximum(irregularity, FUSE_FLOOR)).mean(axis=axis))

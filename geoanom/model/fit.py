@@ -44,7 +44,7 @@ def fit(
     min_observations: int = MIN_OBSERVATIONS,
     sample_size: int = DEFAULT_CAPACITY,
     split_every: int = 8,
-    tiles_per_batch: int = 64,
+    tiles_per_batch: int | None = None,
 ) -> AnomalyModel:
     """Fit a detector ensemble for every geohash tile of a training cube.
 
@@ -72,8 +72,9 @@ def fit(
         fitting the iterative models; moments use every observation.
     split_every : int, default 8
         Fan-in of the tree reduction that merges a tile's partial sketches.
-    tiles_per_batch : int, default 64
-        Tiles fitted per task.
+    tiles_per_batch : int, optional
+        Tiles fitted per task; by default enough batches to keep 16 workers
+        busy, at most 64 tiles each.
 
     Returns
     -------
@@ -131,6 +132,8 @@ def _fit_graph(values, climatology, codes, tile_names, detectors, seed, min_obse
                sample_size, split_every, tiles_per_batch) -> list:
     data = values.data
     time_chunks, row_chunks, col_chunks = data.chunks[1:]
+    if tiles_per_batch is None:
+        tiles_per_batch = int(np.clip(np.ceil(len(tile_names) / 16), 1, 64))
     plan = plan_batches(codes, (row_chunks, col_chunks), tiles_per_batch)
     seasons = season_index(values["time"], climatology.kind)
     time_starts = np.concatenate([[0], np.cumsum(time_chunks)])

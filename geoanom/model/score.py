@@ -88,6 +88,13 @@ def _score_block(values, seasons, clim_mean, clim_std, codes, ensembles, n_detec
     return out.reshape((n_detectors,) + values.shape[1:])
 
 
+def _fused(irregularity: xr.DataArray) -> xr.DataArray:
+    """Fused irregularity over the detector axis, NaN where the input was NaN."""
+    fused = xr.apply_ufunc(fuse, irregularity, input_core_dims=[["detector"]], dask="parallelized",
+                           output_dtypes=[np.float32], kwargs={"axis": -1})
+    return fused.where(irregularity.notnull().all("detector")).astype(np.float32)
+
+
 def _result_dataset(model: "AnomalyModel", values: xr.DataArray, irregularity: da.Array, tile: str | None) -> xr.Dataset:
     dims = ("detector", "time") + spatial_dims(values)
     coords = {name: coord for name, coord in values.coords.items() if name != "variable"}
@@ -113,8 +120,8 @@ def _result_dataset(model: "AnomalyModel", values: xr.DataArray, irregularity: d
                 long_name="majority anomaly flag of the ensemble", flag_values=[0, 1],
                 flag_meanings="normal anomalous", **provenance,
             ),
-            "fused_irregularity": fuse(irr).astype(np.float32).assign_attrs(
-                long_name="mean irregularity of the detector families", units="1", **provenance,
+            "fused_irregularity": _fused(irr).assign_attrs(
+                long_name="geometric mean irregularity of the detector families (floored at 0.01)", units="1", **provenance,
             ),
             "tile": model.labels.assign_attrs(**provenance).reset_coords(drop=True),
         }

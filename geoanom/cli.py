@@ -1,0 +1,192 @@
+"""The ``geoanom`` command: demo, detect and info.
+
+Every user mistake ends in one sentence on stderr and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import sys
+import time
+from pathlib import Path
+from typing import Sequence
+
+from .errors import GeoanomError, TrainingPeriodError
+
+EXIT_USER_ERROR = 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "run"):
+        parser.print_help()
+        return EXIT_USER_ERROR
+    try:
+        args.run(args)
+    except GeoanomError as error:
+        print(f"geoanom: error: {error}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("geoanom: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="geoanom", description="Find anomalies in climate and ocean cubes (NetCDF, Zarr)."
+    )
+    commands = parser.add_subparsers(title="commands")
+
+    demo = commands.add_parser("demo", help="the whole job on embedded real data",
+                               description="Fit on 1860-1959 of the A1B North America air temperature, "
+                               "score 1960-2099, write a Zarr result, a PNG map and a table of tiles.")
+    demo.add_argument("--out", default="geoanom-demo", help="output folder (default: geoanom-demo)")
+    demo.add_argument("--detectors", default="gmm,iforest", help="comma-separated families (default: gmm,iforest)")
+    demo.set_defaults(run=run_demo)
+
+    detect = commands.add_parser("detect", help="fit on a training period and score the whole input",
+                                 description="Fit one detector ensemble per geohash tile on the training "
+                                 "period and score every observation of the input.")
+    detect.add_argument("inputs", nargs="+", metavar="INPUT", help="NetCDF files, Zarr stores or globs")
+    detect.add_argument("--var", action="append", required=True, dest="variables", help="variable (repeatable)")
+    detect.add_argument("--train-end", required=True, help="last date of the training period, e.g. 1990")
+    detect.add_argument("--train-start", default=None, help="first date of the training period")
+    detect.add_argument("--precision", type=int, default=None, help="geohash precision (default: chosen)")
+    detect.add_argument("--detectors", default="gmm,iforest", help="comma-separated families")
+    detect.add_argument("--out", required=True, help="output .zarr or .nc")
+    detect.add_argument("--plot", default=None, help="also write a PNG map of the last time step")
+    detect.add_argument("--model-out", default=None, help="also save the model (.npz or .zarr)")
+    where = detect.add_mutually_exclusive_group()
+    where.add_argument("--workers", type=int, default=None, help="local cluster of N worker processes")
+    where.add_argument("--scheduler", default=None, help="address of a running dask scheduler")
+    detect.set_defaults(run=run_detect)
+
+    info = commands.add_parser("info", help="describe a cube: dims, variables, chunks, calendar, tiles",
+                               description="Describe a cube as geoanom opens it.")
+    info.add_argument("inputs", nargs="+", metavar="INPUT")
+    info.set_defaults(run=run_info)
+    return parser
+
+
+def run_demo(args: argparse.Namespace) -> None:
+    """``geoanom demo``."""
+    from . import fit, sample_cube
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    cube = sample_cube("north_america")
+    print("geoanom demo: HadCM3 A1B air temperature over North America, 1860-2099 (iris-sample-data)")
+    print("fitting one ensemble per geohash tile on 1860-1959 ...")
+    with _progress(None):
+        model = fit(cube.sel(time=slice(None, "1959")), detectors=args.detectors)
+    print(f"  {model}")
+    print(f"  {model.labels.attrs['precision_reason']}")
+    result = model.score(cube.sel(time=slice("1960", None)))
+    _write_outputs(result, model, out / "result.zarr", out / "irregularity_last_year.png", None,
+                   table_path=out / "top_tiles.csv", model_path=out / "model.npz")
+    print(f"done in {time.perf_counter() - started:.1f} s")
+
+
+def run_detect(args: argparse.Namespace) -> None:
+    """``geoanom detect``."""
+    from . import fit, open_cube
+    from .cluster import make_client
+
+    client = make_client(args.workers, args.scheduler)
+    with client if client is not None else contextlib.nullcontext():
+        cube = open_cube(args.inputs, variables=args.variables)
+        training = select_training(cube, args.train_start, args.train_end)
+        with _progress(client):
+            model = fit(training, variables=args.variables, precision=args.precision,
+                        detectors=args.detectors, client=client)
+        print(f"{model}")
+        result = model.score(cube)
+        table = Path(args.out).with_suffix(".top_tiles.csv")
+        _write_outputs(result, model, Path(args.out), args.plot, client, table_path=table, model_path=args.model_out)
+
+
+def select_training(cube, start: str | None, end: str):
+    """The training period of a cube, or a TrainingPeriodError naming the data's span."""
+    times = cube["time"].values
+    span = f"{times[0]} to {times[-1]}" if len(times) else "no time steps"
+    try:
+        training = cube.sel(time=slice(start, end))
+    except (KeyError, ValueError, TypeError) as error:
+        raise TrainingPeriodError(f"cannot read the training period {start or 'start'} to {end}: {error}.") from None
+    if training.sizes["time"] == 0:
+        raise TrainingPeriodError(
+            f"the training period {start or 'start'} to {end} selects no data in "
+            f"{cube.attrs.get('geoanom_source', 'the input')}, which runs from {span}."
+        )
+    return training
+
+
+def _write_outputs(result, model, out_path, plot_path, client, *, table_path=None, model_path=None) -> None:
+    from .io import write_dataset
+    from .plot import irregularity_map, top_tiles
+
+    print(f"scoring and writing {out_path} ...")
+    if client is not None:
+        from distributed import progress
+
+        result = result.persist()
+        progress(result)
+        print()
+    with _progress(client):
+        write_dataset(result, out_path)
+    if model_path is not None:
+        model.save(model_path)
+        print(f"model saved to {model_path}")
+    if plot_path is not None:
+        print(f"map of the last time step: {irregularity_map(result, plot_path)}")
+    table = top_tiles(result)
+    if table_path is not None:
+        table.to_csv(table_path)
+    print("the ten most anomalous tiles (mean fused irregularity over the scored period):")
+    print(table.to_string(float_format=lambda value: f"{value:.3f}"))
+
+
+@contextlib.contextmanager
+def _progress(client):
+    """A progress bar for the local scheduler (the distributed one has its own)."""
+    if client is None:
+        from dask.diagnostics import ProgressBar
+
+        with ProgressBar(dt=0.5):
+            yield
+    else:
+        yield
+
+
+def run_info(args: argparse.Namespace) -> None:
+    """``geoanom info``."""
+    from . import geohash, open_cube
+    from .tiling import choose_precision, spatial_dims, tile_labels
+
+    cube = open_cube(args.inputs)
+    print(f"source:     {cube.attrs.get('geoanom_source')}")
+    print(f"dims:       {dict(cube.sizes)}")
+    times = cube["time"]
+    calendar = times.dt.calendar if hasattr(times.dt, "calendar") else "standard"
+    print(f"time:       {times.values[0]} to {times.values[-1]} ({times.size} steps, calendar {calendar})")
+    print(f"grid:       {' x '.join(spatial_dims(cube))}, lat {float(cube.lat.min()):g} to {float(cube.lat.max()):g}, "
+          f"lon {float(cube.lon.min()):g} to {float(cube.lon.max()):g}")
+    for name, var in cube.data_vars.items():
+        chunks = "x".join(str(c[0]) for c in var.chunks) if var.chunks else "in memory"
+        print(f"variable:   {name} {var.dims} {var.dtype}, chunks {chunks}, units {var.attrs.get('units', '?')}")
+    precision, reason = choose_precision(cube)
+    print(f"tiles:      chosen {reason}")
+    for p in range(1, min(precision + 2, geohash.MAX_PRECISION) + 1):
+        labels = tile_labels(cube, p)
+        n = len(set(labels.values.ravel()))
+        print(f"  precision {p}: {n} tiles, {labels.size / n:.1f} cells per tile")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
