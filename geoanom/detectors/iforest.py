@@ -81,8 +81,9 @@ class IForestDetector(Detector):
         return out
 
     def _score_batch(self, X: np.ndarray) -> np.ndarray:
-        if self._sklearn_trees is not None:
-            leaves = np.stack([tree.apply(X) for tree in self._sklearn_trees]) + self.tree_root_[:, None]
+        trees = self._compiled_trees()
+        if trees is not None:
+            leaves = np.stack([tree.apply(X) for tree in trees]) + self.tree_root_[:, None]
         else:
             leaves = self._walk_trees(X)
         relative_depth = self.node_path_[leaves] / self.tree_norm_[:, None]
@@ -129,18 +130,31 @@ class IForestDetector(Detector):
         return {name: getattr(self, name) for name in names if hasattr(self, name)}
 
     def _set_state(self, state: dict[str, Any]) -> None:
-        self.node_feature_ = np.asarray(state["node_feature_"], dtype=np.intp)
+        self.node_feature_ = np.asarray(state["node_feature_"], dtype=np.int32)
         self.node_threshold_ = np.asarray(state["node_threshold_"], dtype=np.float64)
-        self.node_left_ = np.asarray(state["node_left_"], dtype=np.intp)
-        self.node_right_ = np.asarray(state["node_right_"], dtype=np.intp)
+        self.node_left_ = np.asarray(state["node_left_"], dtype=np.int32)
+        self.node_right_ = np.asarray(state["node_right_"], dtype=np.int32)
         self.node_path_ = np.asarray(state["node_path_"], dtype=np.float64)
-        self.tree_root_ = np.asarray(state["tree_root_"], dtype=np.intp)
+        self.tree_root_ = np.asarray(state["tree_root_"], dtype=np.int32)
         self.tree_norm_ = np.asarray(state["tree_norm_"], dtype=np.float64)
         self.tree_weight_ = np.asarray(state["tree_weight_"], dtype=np.float64)
         self.max_depth_ = int(state["max_depth_"])
         self.n_features_ = int(state.get("n_features_", getattr(self, "n_features_", 0)))
         self.n_samples_ = float(state.get("n_samples_", getattr(self, "n_samples_", 0.0)))
-        self._sklearn_trees = _rebuild_sklearn_trees(self)
+        self.__dict__.pop("_sklearn_trees", None)
+
+    def _compiled_trees(self) -> list | None:
+        """scikit-learn Tree objects of the node arrays, built on first use and cached."""
+        if "_sklearn_trees" not in self.__dict__:
+            self._sklearn_trees = _rebuild_sklearn_trees(self)
+        return self._sklearn_trees
+
+    def __getstate__(self) -> dict[str, Any]:
+        # The compiled trees double the size of a pickled detector (dask sends
+        # detectors between workers); they are rebuilt from the arrays on demand.
+        state = super().__getstate__()
+        state.pop("_sklearn_trees", None)
+        return state
 
 
 def _rebuild_sklearn_trees(detector: IForestDetector) -> list | None:

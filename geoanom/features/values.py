@@ -47,16 +47,18 @@ def season_index(time: xr.DataArray, kind: str) -> np.ndarray:
 
 @dataclass
 class Climatology:
-    """Per-cell, per-season mean and standard deviation of each variable.
+    """Per-cell, per-season count, mean and standard deviation of each variable.
 
-    ``mean`` and ``std`` have shape (n_seasons, n_variables, *spatial).
-    A zero or undefined spread is stored as 1, so that the anomaly of such a
-    cell is its plain departure from the mean.
+    Arrays have shape (n_seasons, n_variables, *spatial). ``std`` is the
+    sample (Bessel-corrected) standard deviation; a zero or undefined spread
+    is stored as 1, so that the anomaly of such a cell is its plain departure
+    from the mean.
     """
 
     kind: str
     mean: np.ndarray
     std: np.ndarray
+    count: np.ndarray
 
     @classmethod
     def from_values(cls, values: xr.DataArray, kind: str, scheduler: Any = None) -> "Climatology":
@@ -66,14 +68,19 @@ class Climatology:
         """
         season = xr.DataArray(season_index(values["time"], kind), dims="time", name="season")
         grouped = values.groupby(season)
-        mean, std = grouped.mean("time"), grouped.std("time")
-        mean, std = dask.compute(mean, std, scheduler=scheduler)
+        stats = dask.compute(grouped.count("time"), grouped.mean("time"), grouped.std("time", ddof=1),
+                             scheduler=scheduler)
         every_season = np.arange(N_SEASONS[kind])
-        mean = mean.reindex(season=every_season).transpose("season", ...)
-        std = std.reindex(season=every_season).transpose("season", ...)
-        spread = std.values
-        spread = np.where(np.isfinite(spread) & (spread > 0), spread, 1.0)
-        return cls(kind, mean.values.astype(np.float64), spread.astype(np.float64))
+        count, mean, std = (stat.reindex(season=every_season).transpose("season", ...).values for stat in stats)
+        return cls(kind, mean.astype(np.float64), _usable_spread(std), np.nan_to_num(count).astype(np.float64))
+
+    def block(self, rows: slice, cols: slice) -> "Climatology":
+        """The part of the climatology over a block of grid cells."""
+        return Climatology(self.kind, *(a[:, :, rows, cols] for a in (self.mean, self.std, self.count)))
+
+
+def _usable_spread(std: np.ndarray) -> np.ndarray:
+    return np.where(np.isfinite(std) & (std > 0), std, 1.0).astype(np.float64)
 
 
 def feature_names(variables: Sequence[str]) -> list[str]:
@@ -82,7 +89,7 @@ def feature_names(variables: Sequence[str]) -> list[str]:
 
 
 def observation_features(
-    values: np.ndarray, seasons: np.ndarray, clim_mean: np.ndarray, clim_std: np.ndarray
+    values: np.ndarray, seasons: np.ndarray, climatology: Climatology, leave_one_out: bool = False
 ) -> np.ndarray:
     """Feature cube (2 * n_variables, time, *spatial) for one block of data.
 
@@ -91,9 +98,28 @@ def observation_features(
     values : ndarray (n_variables, time, *spatial)
     seasons : ndarray (time,)
         Season index of each time step (see :func:`season_index`).
-    clim_mean, clim_std : ndarray (n_seasons, n_variables, *spatial)
-        The block's part of the climatology.
+    climatology : Climatology
+        The block's part of the climatology (see :meth:`Climatology.block`).
+    leave_one_out : bool, default False
+        For training observations: take each one's anomaly from the
+        climatology of the *other* training years. An observation inside the
+        climatology's own sample pulls the mean towards itself, so in-sample
+        anomalies are narrower than those of new data (by a factor of about
+        sqrt((n - 1) / (n + 1)) with n years); leaving it out makes training
+        and scoring features alike, so thresholds learnt in training hold.
     """
-    mean = np.moveaxis(clim_mean[seasons], 0, 1)
-    std = np.moveaxis(clim_std[seasons], 0, 1)
-    return np.concatenate([values, (values - mean) / std], axis=0)
+    mean = np.moveaxis(climatology.mean[seasons], 0, 1)
+    std = np.moveaxis(climatology.std[seasons], 0, 1)
+    departure = values - mean
+    if leave_one_out:
+        count = np.moveaxis(climatology.count[seasons], 0, 1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            # Removing x from n samples: the mean moves by (m - x) / (n - 1) and the
+            # sum of squares loses (x - m)^2 n / (n - 1); the variance has n - 2 dof.
+            loo_departure = departure * count / (count - 1)
+            loo_squares = std**2 * (count - 1) - departure**2 * count / (count - 1)
+            loo_std = _usable_spread(np.sqrt(loo_squares / (count - 2)))
+        enough = count >= 3
+        departure = np.where(enough, loo_departure, departure)
+        std = np.where(enough, loo_std, std)
+    return np.concatenate([values, departure / std], axis=0)

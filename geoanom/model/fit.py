@@ -153,8 +153,7 @@ def _fit_graph(values, climatology, codes, tile_names, detectors, seed, min_obse
                 sketch_maps[ti, yi, xi] = dask.delayed(_sketch_block, pure=True)(
                     blocks[ti, yi, xi],
                     seasons[times],
-                    climatology.mean[:, :, rows, cols],
-                    climatology.std[:, :, rows, cols],
+                    climatology.block(rows, cols),
                     codes[rows, cols],
                     np.arange(times.start, times.stop),
                     cell_index,
@@ -183,10 +182,10 @@ def tree_reduce(parts: list, combine: Callable, split_every: int) -> Any:
     return parts[0]
 
 
-def _sketch_block(values, seasons, clim_mean, clim_std, codes, time_index, cell_index, batch_of_tile,
+def _sketch_block(values, seasons, climatology, codes, time_index, cell_index, batch_of_tile,
                   seed, sample_size) -> dict[int, dict[int, TileSketch]]:
     """Sketches of every tile in one block, grouped by the batch that fits them."""
-    features = observation_features(values, seasons, clim_mean, clim_std)
+    features = observation_features(values, seasons, climatology, leave_one_out=True)
     n_features, n_times = features.shape[:2]
     flat = features.reshape(n_features, n_times, -1)
     keys = observation_keys(time_index, cell_index.ravel(), seed)

@@ -12,7 +12,7 @@ import xarray as xr
 from .. import __version__
 from ..detectors.ensemble import fuse, majority
 from ..errors import GeoanomError, TileError
-from ..features import observation_features, season_index
+from ..features import Climatology, observation_features, season_index
 from ..tiling import spatial_dims
 from .fit import group_cells
 from .inputs import source_name, stack_variables
@@ -32,14 +32,15 @@ def score_cube(model: "AnomalyModel", cube: xr.Dataset, tile: str | None = None)
     spatial_chunks = (-1, -1, row_chunks, col_chunks)
     clim_mean = da.from_array(model.climatology.mean, chunks=spatial_chunks)
     clim_std = da.from_array(model.climatology.std, chunks=spatial_chunks)
+    clim_count = da.from_array(model.climatology.count, chunks=spatial_chunks)
     cell_codes = da.from_array(codes, chunks=(row_chunks, col_chunks))
     # One graph key holds the tile models, so each worker receives them once.
     payload = dask.delayed(ensembles, traverse=False)
     n_detectors = len(model.detectors)
     irregularity = da.blockwise(
         _score_block, "dtyx",
-        data, "vtyx", seasons, "t", clim_mean, "svyx", clim_std, "svyx", cell_codes, "yx",
-        payload, None, n_detectors, None,
+        data, "vtyx", seasons, "t", clim_mean, "svyx", clim_std, "svyx", clim_count, "svyx",
+        cell_codes, "yx", model.climatology.kind, None, payload, None, n_detectors, None,
         new_axes={"d": n_detectors}, concatenate=True, dtype=np.float32,
         meta=np.empty((0, 0, 0, 0), dtype=np.float32),
     )
@@ -69,9 +70,9 @@ def _cell_models(model: "AnomalyModel", tile: str | None) -> tuple[np.ndarray, l
     return np.zeros(model.tile_codes.shape, dtype=np.int32), [model.ensembles[tile]]
 
 
-def _score_block(values, seasons, clim_mean, clim_std, codes, ensembles, n_detectors) -> np.ndarray:
+def _score_block(values, seasons, clim_mean, clim_std, clim_count, codes, kind, ensembles, n_detectors) -> np.ndarray:
     """Irregularity (detector, time, *spatial) of one block; NaN where input is NaN."""
-    features = observation_features(values, seasons, clim_mean, clim_std)
+    features = observation_features(values, seasons, Climatology(kind, clim_mean, clim_std, clim_count))
     n_features, n_times = features.shape[:2]
     flat = features.reshape(n_features, n_times, -1)
     out = np.full((n_detectors, n_times, flat.shape[2]), np.nan, dtype=np.float32)

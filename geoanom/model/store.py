@@ -41,7 +41,12 @@ def model_to_tree(model: "AnomalyModel") -> dict[str, Any]:
         "variables": list(model.variables),
         "detectors": list(model.detectors),
         "attrs": _jsonable(model.attrs),
-        "climatology": {"kind": model.climatology.kind, "mean": model.climatology.mean, "std": model.climatology.std},
+        "climatology": {
+            "kind": model.climatology.kind,
+            "mean": model.climatology.mean,
+            "std": model.climatology.std,
+            "count": model.climatology.count,
+        },
         "grid": {
             "dims": list(labels.dims),
             "coords": {
@@ -85,7 +90,7 @@ def tree_to_model(tree: dict[str, Any], path: str) -> "AnomalyModel":
     clim = tree["climatology"]
     return AnomalyModel(
         variables=list(tree["variables"]),
-        climatology=Climatology(clim["kind"], np.asarray(clim["mean"]), np.asarray(clim["std"])),
+        climatology=Climatology(clim["kind"], *(np.asarray(clim[key]) for key in ("mean", "std", "count"))),
         labels=labels,
         ensembles=ensembles,
         skipped=dict(tree["skipped"]),
