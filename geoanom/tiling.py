@@ -105,7 +105,7 @@ def tile_labels(cube: xr.Dataset | xr.DataArray, precision: int | None = None) -
     return xr.DataArray(
         labels,
         dims=lat.dims,
-        coords={name: coord for name, coord in lat.coords.items()},
+        coords={"lat": cube["lat"].reset_coords(drop=True), "lon": cube["lon"].reset_coords(drop=True)},
         name="tile",
         attrs={
             "long_name": "geohash tile of the cell centre",

@@ -67,7 +67,8 @@ class Climatology:
         ``scheduler`` is passed to :func:`dask.compute` (a distributed Client works).
         """
         season = xr.DataArray(season_index(values["time"], kind), dims="time", name="season")
-        grouped = values.groupby(season)
+        # float64 sums: float32 ones would round differently for every chunking
+        grouped = values.astype(np.float64).groupby(season)
         stats = dask.compute(grouped.count("time"), grouped.mean("time"), grouped.std("time", ddof=1),
                              scheduler=scheduler)
         every_season = np.arange(N_SEASONS[kind])

@@ -1,0 +1,197 @@
+"""The detector contract, each family's rule, merging and plain-data round trips."""
+
+import json
+
+import numpy as np
+import pytest
+from sklearn.base import clone
+from sklearn.ensemble import IsolationForest
+from sklearn.metrics import roc_auc_score
+
+from geoanom.detectors import Ensemble, GMMDetector, IForestDetector
+from geoanom.detectors.base import choose_threshold, robust_fence
+from geoanom.detectors.ensemble import check_detector_names, fuse, majority
+from geoanom.errors import GeoanomError
+
+FAMILIES = [GMMDetector, IForestDetector]
+
+
+@pytest.fixture(scope="module")
+def blobs():
+    """Two Gaussian clusters for training; test data with 20 far outliers."""
+    rng = np.random.default_rng(1)
+    train = np.concatenate([rng.normal(0, 1, (1500, 2)), rng.normal([6, 3], 0.5, (500, 2))])
+    normal = np.concatenate([rng.normal(0, 1, (300, 2)), rng.normal([6, 3], 0.5, (100, 2))])
+    outliers = rng.uniform(-12, 12, (40, 2))
+    outliers = outliers[np.linalg.norm(outliers, axis=1) > 9][:20]
+    test = np.concatenate([normal, outliers])
+    labels = np.r_[np.zeros(len(normal)), np.ones(len(outliers))]
+    return train, test, labels
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_contract_irregularity_is_score_over_threshold(family, blobs):
+    train, test, labels = blobs
+    detector = family(random_state=0).fit(train)
+    score = detector.decision_function(test)
+    irregularity = detector.irregularity(test)
+    np.testing.assert_allclose(irregularity, score / detector.threshold_)
+    flagged = score > detector.threshold_ if family.anomalous_above else score < detector.threshold_
+    np.testing.assert_array_equal(detector.predict(test), flagged.astype(int))
+    np.testing.assert_array_equal(detector.predict(test) == 1, irregularity > 1)
+    assert detector.threshold_source_ in {"paper", "estimated"}
+    # far outliers are found, normal data mostly not
+    assert roc_auc_score(labels, irregularity) > 0.97
+    assert detector.predict(test)[labels == 1].mean() >= 0.9
+    assert detector.predict(test)[labels == 0].mean() <= 0.1
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_get_set_params_and_clone(family, blobs):
+    detector = family(random_state=3)
+    assert detector.get_params()["random_state"] == 3
+    detector.set_params(random_state=4)
+    assert clone(detector).get_params()["random_state"] == 4
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_same_seed_same_model(family, blobs):
+    train, test, _ = blobs
+    a = family(random_state=7).fit(train).decision_function(test)
+    b = family(random_state=7).fit(train).decision_function(test)
+    np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_plain_data_round_trip_is_exact(family, blobs):
+    train, test, _ = blobs
+    detector = family(random_state=0).fit(train)
+    data = detector.to_dict()
+    json.dumps(data["params"])  # params are JSON
+    for value in data["state"].values():
+        assert isinstance(value, (np.ndarray, int, float, str))
+    rebuilt = family.from_dict(data)
+    np.testing.assert_array_equal(rebuilt.decision_function(test), detector.decision_function(test))
+    assert rebuilt.threshold_ == detector.threshold_
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_user_threshold_is_used(family, blobs):
+    train, test, _ = blobs
+    threshold = 0.7 if family.anomalous_above else -3.0
+    detector = family(threshold=threshold, random_state=0).fit(train)
+    assert (detector.threshold_, detector.threshold_source_) == (threshold, "user")
+
+
+def test_iforest_scores_equal_scikit_learn(blobs):
+    train, test, _ = blobs
+    ours = IForestDetector(random_state=0).fit(train)
+    theirs = IsolationForest(n_estimators=100, max_samples=256, random_state=0).fit(train)
+    np.testing.assert_allclose(ours.decision_function(test), -theirs.score_samples(test), rtol=0, atol=1e-12)
+
+
+def test_iforest_numpy_walk_equals_compiled_trees(blobs):
+    train, test, _ = blobs
+    detector = IForestDetector(n_estimators=20, random_state=0).fit(train)
+    compiled = detector.decision_function(test)
+    detector._sklearn_trees = None  # force the portable numpy walk
+    np.testing.assert_allclose(detector.decision_function(test), compiled, rtol=0, atol=1e-12)
+
+
+def test_gmm_fitness_rule_matches_formula(blobs):
+    train, test, _ = blobs
+    detector = GMMDetector(random_state=0).fit(train)
+    from sklearn.mixture import GaussianMixture
+
+    mixture = GaussianMixture(len(detector.weights_), covariance_type="full")
+    mixture.weights_, mixture.means_, mixture.covariances_ = detector.weights_, detector.means_, detector.covariances_
+    mixture.precisions_cholesky_ = detector._precision_chol
+    z = (test - detector.center_) / detector.scale_
+    llk = mixture.score_samples(z)
+    assigned = mixture.predict(z)
+    sigma = np.sqrt(np.einsum("kii->ki", detector.covariances_))[assigned]
+    x_dist = np.sqrt((((z - detector.means_[assigned]) / sigma) ** 2).sum(axis=1))
+    expected = (llk - detector.model_llk_) / max(abs(detector.model_llk_), 1.0) * x_dist
+    np.testing.assert_allclose(detector.decision_function(test), expected, rtol=1e-9)
+
+
+def test_gmm_chooses_components_by_bic(blobs):
+    train, _, _ = blobs
+    assert len(GMMDetector(random_state=0).fit(train).weights_) == 2
+    one_cluster = np.random.default_rng(0).normal(size=(2000, 2))
+    assert len(GMMDetector(random_state=0).fit(one_cluster).weights_) == 1
+
+
+def test_threshold_falls_back_when_constant_is_implausible():
+    rng = np.random.default_rng(0)
+    scores = rng.normal(0.45, 0.02, 5000)  # an isolation forest where 0.6 flags nothing
+    threshold, source = choose_threshold(scores, 0.6, anomalous_above=True, plausible_rate=(0.001, 0.05))
+    assert source == "estimated"
+    assert threshold == pytest.approx(robust_fence(scores, True))
+    assert 0.45 < threshold < 0.6
+    plausible = np.r_[scores, np.full(50, 0.7)]  # 1% above 0.6
+    assert choose_threshold(plausible, 0.6, anomalous_above=True, plausible_rate=(0.001, 0.05)) == (0.6, "paper")
+
+
+def test_gmm_merge_keeps_exact_moments(blobs):
+    train, _, _ = blobs
+    rng = np.random.default_rng(2)
+    order = rng.permutation(len(train))
+    a = GMMDetector(random_state=0).fit(train[order[:1000]])
+    b = GMMDetector(random_state=0).fit(train[order[1000:]])
+    merged = a.merge(b)
+    assert merged.n_samples_ == len(train)
+    assert len(merged.weights_) == max(len(a.weights_), len(b.weights_))
+    np.testing.assert_allclose(merged.center_, train.mean(axis=0), rtol=1e-3, atol=1e-3)
+    np.testing.assert_allclose(merged.scale_, train.std(axis=0), rtol=2e-2)
+    np.testing.assert_allclose(merged.weights_.sum(), 1.0)
+    whole = GMMDetector(random_state=0).fit(train)
+    z = (train - whole.center_) / whole.scale_
+    zm = (train - merged.center_) / merged.scale_
+    llk_whole = whole._log_likelihood(z)[0].mean() - np.log(whole.scale_).sum()
+    llk_merged = merged._log_likelihood(zm)[0].mean() - np.log(merged.scale_).sum()
+    assert abs(llk_merged - llk_whole) < 0.02 * abs(llk_whole)
+
+
+def test_iforest_merge_is_weighted_union_of_trees(blobs):
+    train, test, _ = blobs
+    a = IForestDetector(n_estimators=30, random_state=0).fit(train[:1500])
+    b = IForestDetector(n_estimators=30, random_state=1).fit(train[1500:])
+    merged = a.merge(b)
+    assert len(merged.tree_root_) == 60
+    assert merged.n_samples_ == len(train)
+    sa, sb, sm = (d.decision_function(test) for d in (a, b, merged))
+    # path lengths average with weights 1500 : 500 in the exponent
+    expected = np.exp2(0.75 * np.log2(sa) + 0.25 * np.log2(sb))
+    np.testing.assert_allclose(sm, expected, rtol=1e-10)
+    rebuilt = IForestDetector.from_dict(merged.to_dict())
+    np.testing.assert_array_equal(rebuilt.decision_function(test), sm)
+
+
+def test_ensemble_votes_majority_and_round_trip(blobs):
+    train, test, labels = blobs
+    ensemble = Ensemble(random_state=0).fit(train)
+    assert ensemble.names == ("gmm", "iforest")
+    irregularity = ensemble.irregularity(test)
+    assert irregularity.shape == (2, len(test))
+    votes = ensemble.votes(test)
+    np.testing.assert_array_equal(votes, (irregularity > 1).sum(axis=0))
+    np.testing.assert_array_equal(ensemble.predict(test), (votes == 2).astype(int))
+    assert roc_auc_score(labels, ensemble.fused_irregularity(test)) > 0.97
+    rebuilt = Ensemble.from_dict(ensemble.to_dict())
+    np.testing.assert_array_equal(rebuilt.irregularity(test), irregularity)
+    merged = ensemble.merge(Ensemble(random_state=1).fit(train))
+    assert merged.irregularity(test).shape == (2, len(test))
+
+
+def test_majority_and_fuse():
+    assert list(majority(np.array([0, 1, 2]), 2)) == [False, False, True]
+    assert list(majority(np.array([1, 2, 3]), 3)) == [False, True, True]
+    fused = fuse(np.array([[4.0, -1.0], [1.0, 0.5]]))
+    np.testing.assert_allclose(fused, [2.0, np.sqrt(0.01 * 0.5)])
+
+
+def test_unknown_detector_name_is_one_clear_error():
+    with pytest.raises(GeoanomError, match="unknown detector 'svm'; known detectors: gmm, iforest"):
+        check_detector_names("gmm,svm")
+    assert check_detector_names("gmm, iforest") == ("gmm", "iforest")

@@ -1,0 +1,35 @@
+"""A real multi-process dask cluster gives exactly the single-process answer."""
+
+import numpy as np
+import pytest
+import xarray as xr
+
+import geoanom as ga
+
+
+@pytest.fixture(scope="module")
+def client():
+    distributed = pytest.importorskip("distributed")
+    cluster = distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+    )
+    with distributed.Client(cluster) as client:
+        yield client
+    cluster.close()
+
+
+def test_cluster_result_equals_single_process(client, cube_file):
+    cube = ga.open_cube(cube_file, chunks={"time": 36, "lat": 8, "lon": 12})
+    training = cube.isel(time=slice(None, 72))
+    local_model = ga.fit(training, precision=2)
+    local = local_model.score(cube).compute(scheduler="sync")
+
+    cluster_model = ga.fit(training, precision=2, client=client)
+    cluster = cluster_model.score(cube).compute()  # on the client, dask's default once created
+
+    assert cluster_model.tiles == local_model.tiles
+    xr.testing.assert_identical(cluster, local)
+    # the work really ran on both worker processes
+    processing = client.run(lambda dask_worker: dask_worker.state.executed_count)
+    assert len(processing) == 2 and all(count > 0 for count in processing.values())
+    assert np.isfinite(cluster["irregularity"]).all()

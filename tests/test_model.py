@@ -1,0 +1,178 @@
+"""Fitting and scoring cubes end to end on real files."""
+
+import cftime
+import dask.array as da
+import numpy as np
+import pytest
+import xarray as xr
+from sklearn.metrics import roc_auc_score
+
+import geoanom as ga
+from geoanom.errors import GeoanomError, ModelFileError, NoDataError, TileError, VariableNotFoundError
+
+from conftest import synthetic_cube
+
+
+def _second_half(cube):
+    return cube.isel(time=slice(cube.sizes["time"] // 2, None))
+
+
+def test_injected_anomalies_are_recovered(fitted_model, opened_cube, cube_and_labels):
+    result = fitted_model.score(_second_half(opened_cube)).compute()
+    labels = _second_half(cube_and_labels[1]).values.ravel()
+    auc = roc_auc_score(labels, result["fused_irregularity"].values.ravel())
+    assert auc >= 0.95
+    for detector in fitted_model.detectors:
+        assert roc_auc_score(labels, result["irregularity"].sel(detector=detector).values.ravel()) >= 0.95
+    flagged = result["ensemble"].values.ravel()
+    assert flagged[labels].mean() > 0.8  # recall of the majority flag
+    assert flagged[~labels].mean() < 0.1  # false-alarm rate
+
+
+def test_result_layout_is_lazy_typed_and_documented(fitted_model, opened_cube):
+    result = fitted_model.score(opened_cube)
+    assert isinstance(result["irregularity"].data, da.Array)
+    assert result["irregularity"].dims == ("detector", "time", "lat", "lon")
+    assert result["irregularity"].dtype == np.float32
+    assert result["anomalous"].dtype == bool and result["ensemble"].dtype == bool
+    assert result["votes"].dims == ("time", "lat", "lon")
+    assert list(result["detector"].values) == ["gmm", "iforest"]
+    assert result["tile"].dims == ("lat", "lon")
+    for name, var in result.data_vars.items():
+        assert "long_name" in var.attrs, name
+        assert var.attrs["geoanom_precision"] == "2", name
+    assert result.attrs["Conventions"].startswith("CF")
+    computed = result.compute()
+    np.testing.assert_array_equal(computed["anomalous"], computed["irregularity"] > 1)
+    np.testing.assert_array_equal(computed["votes"], computed["anomalous"].sum("detector"))
+    np.testing.assert_array_equal(computed["ensemble"], computed["votes"] == 2)
+
+
+def test_nan_input_stays_nan_and_is_never_anomalous(fitted_model, opened_cube):
+    cube = opened_cube.isel(time=slice(-12, None)).copy()
+    cube["tas"] = cube["tas"].where(~((cube.lat > 30) & (cube.lon < -80)))
+    result = fitted_model.score(cube).compute()
+    hole = cube["tas"].isnull()
+    assert hole.any()
+    assert result["irregularity"].where(hole).isnull().all()
+    assert not result["anomalous"].where(hole, False).any()
+    assert not result["ensemble"].where(hole, False).any()
+    assert (result["irregularity"].notnull() | hole).all()
+
+
+def test_tiles_with_too_little_data_are_skipped_not_fatal(opened_cube):
+    cube = opened_cube.isel(time=slice(None, 72)).copy()
+    cube["tas"] = cube["tas"].where(cube.lat < 40)
+    model = ga.fit(cube, precision=2, detectors="gmm")
+    assert model.skipped
+    assert all("no valid observations" in reason for reason in model.skipped.values())
+    assert set(model.skipped).isdisjoint(model.tiles)
+    result = model.score(opened_cube.isel(time=slice(-3, None))).compute()
+    skipped_cells = result["tile"].isin(list(model.skipped))
+    assert result["irregularity"].where(skipped_cells).isnull().all()
+    with pytest.raises(TileError, match="was skipped"):
+        model.score(opened_cube, tile=next(iter(model.skipped)))
+
+
+def test_all_nan_training_is_one_clear_error(opened_cube):
+    cube = opened_cube.isel(time=slice(None, 24)) * np.nan
+    with pytest.raises(NoDataError, match="valid observations"):
+        ga.fit(cube, precision=2)
+
+
+def test_scoring_with_one_tiles_model(fitted_model, opened_cube):
+    cube = _second_half(opened_cube)
+    tile = fitted_model.tiles[0]
+    own = fitted_model.score(cube).compute()
+    by_one = fitted_model.score(cube, tile=tile).compute()
+    mine = own["tile"] == tile
+    xr.testing.assert_equal(by_one["irregularity"].where(mine), own["irregularity"].where(mine))
+    assert by_one["irregularity"].notnull().all()
+    assert by_one["irregularity"].attrs["geoanom_scored_by_tile"] == tile
+    with pytest.raises(TileError, match="tile 'zz' has no model"):
+        fitted_model.score(cube, tile="zz")
+
+
+def test_chunking_does_not_change_the_model(cube_file, opened_cube):
+    training = opened_cube.isel(time=slice(None, 72))
+    whole = ga.fit(training, precision=2, detectors="gmm")
+    chunked_cube = ga.open_cube(cube_file, chunks={"time": 10, "lat": 5, "lon": 7})
+    chunked = ga.fit(chunked_cube.isel(time=slice(None, 72)), precision=2, detectors="gmm", split_every=2)
+    assert chunked.tiles == whole.tiles
+    a = whole.score(opened_cube).irregularity.values
+    b = chunked.score(chunked_cube).irregularity.values
+    np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("suffix", [".npz", ".zarr"])
+def test_save_and_load_give_identical_scores(fitted_model, opened_cube, tmp_path, suffix):
+    path = tmp_path / f"model{suffix}"
+    fitted_model.save(path)
+    loaded = ga.load_model(path)
+    assert loaded.tiles == fitted_model.tiles and loaded.detectors == fitted_model.detectors
+    cube = opened_cube.isel(time=slice(-24, None))
+    xr.testing.assert_identical(loaded.score(cube).compute(), fitted_model.score(cube).compute())
+    if suffix == ".npz":  # plain arrays: readable without pickle
+        with np.load(path, allow_pickle=False) as stored:
+            assert all(stored[name].dtype != object for name in stored.files)
+
+
+def test_loading_a_bad_model_file_is_one_clear_error(tmp_path):
+    with pytest.raises(ModelFileError, match="does not exist"):
+        ga.load_model(tmp_path / "missing.npz")
+    bad = tmp_path / "bad.npz"
+    bad.write_text("not a model")
+    with pytest.raises(ModelFileError, match="cannot read model"):
+        ga.load_model(bad)
+
+
+def test_scoring_another_grid_is_refused(fitted_model):
+    other, _ = synthetic_cube(n_years=2, n_lat=5, n_lon=5)
+    with pytest.raises(GeoanomError, match="differs from the model's"):
+        fitted_model.score(other)
+
+
+def test_unknown_variable_lists_the_known_ones(opened_cube):
+    with pytest.raises(VariableNotFoundError, match="known variables: tas"):
+        ga.fit(opened_cube, variables=["pr"])
+
+
+def test_360_day_calendar_and_curvilinear_grid(tmp_path):
+    rng = np.random.default_rng(0)
+    times = [cftime.Datetime360Day(2000 + m // 12, m % 12 + 1, 16) for m in range(120)]
+    y, x = np.meshgrid(np.arange(12), np.arange(10), indexing="ij")
+    lat = 40 + 0.8 * y + 0.1 * x  # a rotated, curvilinear grid
+    lon = -30 + 0.9 * x - 0.2 * y
+    values = 290 - 0.5 * lat + 3 * np.cos(2 * np.pi * np.arange(120) / 12)[:, None, None]
+    values = values + rng.normal(0, 0.5, (120, 12, 10))
+    ds = xr.Dataset(
+        {"thetao": (("time", "y", "x"), values.astype("float32"), {"units": "degC"})},
+        coords={
+            "time": times,
+            "nav_lat": (("y", "x"), lat, {"standard_name": "latitude", "units": "degrees_north"}),
+            "nav_lon": (("y", "x"), lon, {"standard_name": "longitude", "units": "degrees_east"}),
+        },
+    )
+    path = tmp_path / "ocean.nc"
+    ds.to_netcdf(path)
+    cube = ga.open_cube(path)
+    assert isinstance(cube.time.values[0], cftime.Datetime360Day)
+    model = ga.fit(cube.isel(time=slice(None, 60)))
+    assert not model.skipped
+    assert model.climatology.kind == "month"
+    result = model.score(cube.isel(time=slice(60, None))).compute()
+    assert result["irregularity"].dims == ("detector", "time", "y", "x")
+    assert isinstance(result.time.values[0], cftime.Datetime360Day)
+    assert result["irregularity"].notnull().all()
+    assert result["ensemble"].mean() < 0.1
+
+
+def test_sst_sample_with_land(tmp_path):
+    cube = ga.sample_cube("sst")
+    model = ga.fit(cube.isel(time=slice(None, 36)), detectors="gmm")
+    result = model.score(cube.isel(time=slice(36, None))).compute()
+    land = cube["surface_temperature"].isel(time=slice(36, None)).isnull()
+    assert land.any() and (~land).any()
+    assert result["irregularity"].where(land).isnull().all()
+    assert result["irregularity"].notnull().where(~land).mean() > 0.9
+    assert any("NaN" in reason for reason in model.skipped.values())
