@@ -1,0 +1,136 @@
+"""The geoanom command, run as a user runs it: in a subprocess."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+
+from conftest import synthetic_cube
+
+
+def geoanom(*args, cwd=None):
+    """Run ``geoanom ARGS`` and return the completed process."""
+    return subprocess.run(
+        [sys.executable, "-m", "geoanom.cli", *map(str, args)],
+        capture_output=True, text=True, cwd=cwd, timeout=600,
+    )
+
+
+def assert_user_error(process, *fragments):
+    assert process.returncode == 2, process.stderr
+    lines = process.stderr.strip().splitlines()
+    assert len(lines) == 1, process.stderr
+    assert "Traceback" not in process.stderr
+    assert lines[0].startswith("geoanom: error: ")
+    for fragment in fragments:
+        assert fragment in lines[0]
+
+
+@pytest.mark.parametrize("command", [[], ["demo"], ["detect"], ["info"]])
+def test_help(command):
+    process = geoanom(*command, "--help")
+    assert process.returncode == 0
+    assert "usage: geoanom" in process.stdout
+
+
+def test_demo_writes_result_map_and_table(tmp_path):
+    process = geoanom("demo", "--out", tmp_path / "demo")
+    assert process.returncode == 0, process.stderr
+    assert "% Completed" in process.stdout  # the progress bar
+    result = xr.open_zarr(tmp_path / "demo" / "result.zarr")
+    assert result.sizes["time"] == 140  # 1960-2099
+    assert str(result.time.values[0])[:4] == "1960"
+    assert set(result.detector.values) == {"gmm", "iforest"}
+    png = (tmp_path / "demo" / "irregularity_last_year.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
+    table = pd.read_csv(tmp_path / "demo" / "top_tiles.csv", index_col="tile")
+    assert len(table) == 10
+    assert table["mean_irregularity"].is_monotonic_decreasing
+    assert "the ten most anomalous tiles" in process.stdout
+
+
+def test_detect_scores_the_whole_input(cube_file, tmp_path):
+    out = tmp_path / "scores.zarr"
+    process = geoanom("detect", cube_file, "--var", "tas", "--train-end", "2005-12", "--precision", "2",
+                      "--out", out, "--plot", tmp_path / "map.png", "--model-out", tmp_path / "model.npz")
+    assert process.returncode == 0, process.stderr
+    result = xr.open_zarr(out)
+    assert result.sizes["time"] == 144
+    assert result["irregularity"].attrs["geoanom_training_period"].endswith("2005-12-01T00:00:00.000000000")
+    assert (tmp_path / "map.png").stat().st_size > 0
+    assert (tmp_path / "model.npz").stat().st_size > 0
+    assert list(tmp_path.glob(".*tmp*")) == []
+
+
+def test_detect_to_netcdf_on_a_local_cluster(cube_file, tmp_path):
+    out = tmp_path / "scores.nc"
+    process = geoanom("detect", cube_file, "--var", "tas", "--train-end", "2005", "--precision", "2",
+                      "--detectors", "gmm", "--workers", "2", "--out", out)
+    assert process.returncode == 0, process.stderr
+    with xr.open_dataset(out) as result:
+        assert list(result.detector.values) == ["gmm"]
+        assert np.isfinite(result["irregularity"]).all()
+
+
+def test_info(cube_file):
+    process = geoanom("info", cube_file)
+    assert process.returncode == 0, process.stderr
+    assert "tas" in process.stdout and "calendar" in process.stdout
+    assert "precision 2:" in process.stdout
+
+
+def test_missing_file(tmp_path):
+    assert_user_error(geoanom("info", tmp_path / "nothing.nc"), "nothing.nc")
+
+
+def test_corrupt_file(tmp_path):
+    bad = tmp_path / "bad.nc"
+    bad.write_text("this is not netcdf")
+    assert_user_error(geoanom("detect", bad, "--var", "tas", "--train-end", "2000", "--out", tmp_path / "o.zarr"),
+                      "bad.nc")
+
+
+def test_unknown_variable_lists_known_ones(cube_file, tmp_path):
+    process = geoanom("detect", cube_file, "--var", "pr", "--train-end", "2005", "--out", tmp_path / "o.zarr")
+    assert_user_error(process, "'pr'", "tas")
+
+
+def test_no_latitude(tmp_path):
+    path = tmp_path / "nolat.nc"
+    xr.Dataset({"v": (("time", "a", "b"), np.zeros((3, 2, 2)))},
+               coords={"time": pd.date_range("2000", periods=3)}).to_netcdf(path)
+    assert_user_error(geoanom("info", path), "nolat.nc", "latitude")
+
+
+def test_training_period_outside_the_data(cube_file, tmp_path):
+    process = geoanom("detect", cube_file, "--var", "tas", "--train-end", "1900", "--out", tmp_path / "o.zarr")
+    assert_user_error(process, "training period", "2000-01-01")
+
+
+def test_nothing_left_after_nans(tmp_path):
+    cube, _ = synthetic_cube(n_years=2, n_lat=4, n_lon=4)
+    cube["tas"][:] = np.nan
+    path = tmp_path / "empty.nc"
+    cube.to_netcdf(path)
+    process = geoanom("detect", path, "--var", "tas", "--train-end", "2000-12", "--out", tmp_path / "o.zarr")
+    assert_user_error(process, "valid observations")
+
+
+def test_unknown_detector(cube_file, tmp_path):
+    process = geoanom("detect", cube_file, "--var", "tas", "--train-end", "2005", "--detectors", "svm",
+                      "--out", tmp_path / "o.zarr")
+    assert_user_error(process, "svm")
+
+
+def test_failed_run_leaves_existing_output_intact(cube_file, tmp_path):
+    out = tmp_path / "scores.zarr"
+    ok = geoanom("detect", cube_file, "--var", "tas", "--train-end", "2005", "--precision", "2",
+                 "--detectors", "gmm", "--out", out)
+    assert ok.returncode == 0, ok.stderr
+    before = xr.open_zarr(out).load()
+    failed = geoanom("detect", cube_file, "--var", "tas", "--train-end", "1900", "--out", out)
+    assert failed.returncode == 2
+    xr.testing.assert_identical(xr.open_zarr(out).load(), before)
