@@ -134,3 +134,23 @@ def test_failed_run_leaves_existing_output_intact(cube_file, tmp_path):
     failed = geoanom("detect", cube_file, "--var", "tas", "--train-end", "1900", "--out", out)
     assert failed.returncode == 2
     xr.testing.assert_identical(xr.open_zarr(out).load(), before)
+
+
+def test_detect_on_a_running_scheduler(cube_file, tmp_path):
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=True,
+                                  dashboard_address=None) as cluster:
+        out = tmp_path / "scores.zarr"
+        process = geoanom("detect", cube_file, "--var", "tas", "--train-end", "2005", "--precision", "2",
+                          "--detectors", "gmm", "--scheduler", cluster.scheduler_address, "--out", out)
+        assert process.returncode == 0, process.stderr
+        with distributed.Client(cluster) as client:
+            # the work ran on the cluster's worker
+            assert all(count > 0 for count in client.run(lambda dask_worker: dask_worker.state.executed_count).values())
+    assert np.isfinite(xr.open_zarr(out)["irregularity"]).all()
+
+
+def test_unreachable_scheduler(cube_file, tmp_path):
+    process = geoanom("detect", cube_file, "--var", "tas", "--train-end", "2005",
+                      "--scheduler", "tcp://127.0.0.1:9", "--out", tmp_path / "o.zarr")
+    assert_user_error(process, "tcp://127.0.0.1:9")
