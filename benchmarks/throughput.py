@@ -247,6 +247,20 @@ def run_variant(name: str, store: Path, out: Path, precision: int) -> dict:
     return run_geoanom(store, out, precision, detectors, scheduler)
 
 
+def source_fingerprint() -> str:
+    """sha256 of geoanom's Python sources, to tell whether variants ran the same code."""
+    import hashlib
+
+    import geoanom
+
+    digest = hashlib.sha256()
+    package = Path(geoanom.__file__).resolve().parent
+    for path in sorted(package.rglob("*.py")):
+        digest.update(str(path.relative_to(package)).encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
 def child_main(args: argparse.Namespace) -> int:
     """Run one variant in this process and print its figures as one JSON line."""
     record: dict = {"variant": args.variant}
@@ -257,6 +271,8 @@ def child_main(args: argparse.Namespace) -> int:
     import geoanom  # noqa: F401
 
     record["rss_after_imports_mb"] = maxrss_mb()
+    record["geoanom_source_sha256"] = source_fingerprint()
+    record["geoanom_path"] = str(Path(geoanom.__file__).resolve().parent)
     try:
         record.update(run_variant(args.variant, Path(args.store), Path(args.output), args.precision))
         record["ok"] = True
@@ -282,7 +298,7 @@ def check_outputs(outputs: dict[str, Path], injected: np.ndarray, n_train: int) 
     for name, path in outputs.items():
         if not path.exists():
             continue
-        ds = xr.open_zarr(path, consolidated=True)
+        ds = xr.open_zarr(path, consolidated=True, decode_times=False)
         entry: dict = {}
         if name == "naive":
             score = ds["log_likelihood"].values
@@ -308,8 +324,8 @@ def check_outputs(outputs: dict[str, Path], injected: np.ndarray, n_train: int) 
     for family in ("gmm", "gmm+iforest"):
         a, b = outputs.get(f"geoanom-{family}-threads"), outputs.get(f"geoanom-{family}-localcluster")
         if a and b and a.exists() and b.exists():
-            x = xr.open_zarr(a)["irregularity"].values
-            y = xr.open_zarr(b)["irregularity"].values
+            x = xr.open_zarr(a, decode_times=False)["irregularity"].values
+            y = xr.open_zarr(b, decode_times=False)["irregularity"].values
             both = np.isfinite(x) & np.isfinite(y)
             checks[f"threads_vs_localcluster_{family}"] = {
                 "max_abs_diff_irregularity": float(np.abs(x[both] - y[both]).max()) if both.any() else None,
@@ -425,6 +441,10 @@ def parent_main(args: argparse.Namespace) -> int:
             if row.get("ok") and naive is not None:
                 row["ratio_to_naive"] = row["observations_per_second"] / naive["observations_per_second"]
         checks = check_outputs(outputs, injected, n_time // 2)
+    fingerprints = sorted({r["geoanom_source_sha256"] for r in rows if "geoanom_source_sha256" in r})
+    if len(fingerprints) > 1:
+        print(f"WARNING: geoanom's sources changed during the run (fingerprints {fingerprints}); "
+              "the variants did not all run the same code.", flush=True)
     text = table(rows)
     print()
     print(text)
@@ -453,8 +473,10 @@ def parent_main(args: argparse.Namespace) -> int:
             "fused_irregularity and tile.",
             "peak RSS: getrusage(RUSAGE_SELF).ru_maxrss of the variant's process (client process for "
             "LocalCluster; worker processes reported separately via client.run).",
+            *args.note,
         ],
         "machine": versions(),
+        "geoanom_source_fingerprints": fingerprints,
         "results": rows,
         "checks": checks,
     }
@@ -501,6 +523,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "throughput.json")
     parser.add_argument("--precision", type=int, default=PRECISION)
     parser.add_argument("--only", nargs="+", choices=list(VARIANTS), help="run only these variants")
+    parser.add_argument("--note", action="append", default=[], help="free text added to the JSON notes")
     parser.add_argument("--timeout", type=float, default=900.0, help="seconds allowed per variant")
     parser.add_argument("--profile", choices=list(VARIANTS), help="profile one variant in-process (cProfile)")
     parser.add_argument("--profile-out", help="also dump the cProfile stats to this file")

@@ -26,25 +26,25 @@ def irregularity_map(result: xr.Dataset, path: str | os.PathLike, time: int | st
     str
         The path written.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.colors
-    import matplotlib.pyplot as plt
+    # A bare Figure (no pyplot) draws off screen without changing the
+    # backend, so calling this from a notebook leaves inline plots working.
+    from matplotlib.colors import LogNorm
+    from matplotlib.figure import Figure
 
     step = result.isel(time=time) if isinstance(time, int) else result.sel(time=time, method="nearest")
     fused = step["fused_irregularity"].compute()
     flags = step["ensemble"].compute()
-    fig, ax = plt.subplots(figsize=(9, 6), constrained_layout=True)
+    fig = Figure(figsize=(9, 6), layout="constrained")
+    ax = fig.subplots()
     finite = fused.values[np.isfinite(fused.values)]
     vmax = max(float(np.percentile(finite, 99)) if finite.size else 10.0, 2.0)
     lat2d, lon2d = xr.broadcast(fused["lat"], fused["lon"])
     # Log colours: irregularity spans orders of magnitude, and 1 is the threshold.
     mesh = ax.pcolormesh(
         lon2d.values, lat2d.values, fused.values, cmap="RdYlBu_r",
-        norm=matplotlib.colors.LogNorm(vmin=1.0 / vmax, vmax=vmax), shading="nearest",
+        norm=LogNorm(vmin=1.0 / vmax, vmax=vmax), shading="nearest",
     )
-    fig.colorbar(mesh, ax=ax, label="fused irregularity (log scale; anomalous above 1)")
+    fig.colorbar(mesh, ax=ax, label="fused irregularity (log scale; 1 = detector thresholds)")
     ax.contour(lon2d.values, lat2d.values, flags.values.astype(float), levels=[0.5], colors="black", linewidths=0.8)
     ax.plot([], [], color="black", linewidth=0.8, label="ensemble flags an anomaly")
     _draw_tiles(ax, result["tile"])
@@ -53,7 +53,6 @@ def irregularity_map(result: xr.Dataset, path: str | os.PathLike, time: int | st
     ax.set_title(f"geoanom irregularity, {step['time'].values}")
     ax.legend(loc="lower left", fontsize="small")
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return str(path)
 
 

@@ -9,7 +9,7 @@ from sklearn.ensemble import IsolationForest
 from sklearn.metrics import roc_auc_score
 
 from geoanom.detectors import Ensemble, GMMDetector, IForestDetector
-from geoanom.detectors.base import choose_threshold, robust_fence
+from geoanom.detectors.base import choose_threshold
 from geoanom.detectors.ensemble import check_detector_names, fuse, majority
 from geoanom.errors import GeoanomError
 
@@ -124,13 +124,26 @@ def test_gmm_chooses_components_by_bic(blobs):
 
 def test_threshold_falls_back_when_constant_is_implausible():
     rng = np.random.default_rng(0)
-    scores = rng.normal(0.45, 0.02, 5000)  # an isolation forest where 0.6 flags nothing
-    threshold, source = choose_threshold(scores, 0.6, anomalous_above=True, plausible_rate=(0.001, 0.05))
+    blind = rng.normal(0.45, 0.02, 5000)  # an isolation forest where 0.6 flags nothing
+    threshold, source = choose_threshold(blind, 0.6, anomalous_above=True, contamination=0.01)
     assert source == "estimated"
-    assert threshold == pytest.approx(robust_fence(scores, True))
-    assert 0.45 < threshold < 0.6
-    plausible = np.r_[scores, np.full(50, 0.7)]  # 1% above 0.6
-    assert choose_threshold(plausible, 0.6, anomalous_above=True, plausible_rate=(0.001, 0.05)) == (0.6, "paper")
+    assert np.mean(blind > threshold) == pytest.approx(0.01, abs=1e-3)
+    lenient = rng.normal(0.0, 1.0, 5000)  # a density score where -1 flags 16%
+    threshold, source = choose_threshold(lenient, -1.0, anomalous_above=False, contamination=0.01)
+    assert source == "estimated" and threshold < -2
+    plausible = np.r_[blind, np.full(50, 0.7)]  # 1% above 0.6
+    assert choose_threshold(plausible, 0.6, anomalous_above=True, contamination=0.01) == (0.6, "paper")
+
+
+def test_contamination_sets_the_training_false_alarm_rate(blobs):
+    train, _, _ = blobs
+    for contamination in (0.002, 0.05):
+        detector = GMMDetector(contamination=contamination, random_state=0).fit(train)
+        rate = detector.predict(train).mean()
+        if detector.threshold_source_ == "estimated":
+            assert rate == pytest.approx(contamination, abs=0.002)
+        else:
+            assert contamination / 10 <= rate <= 2 * contamination
 
 
 def test_gmm_merge_keeps_exact_moments(blobs):

@@ -37,6 +37,10 @@ class GMMDetector(Detector):
     threshold : float, optional
         A fixed threshold on the native score. By default the paper's -1 is
         used when plausible for the training data, else one is estimated.
+    contamination : float, default 0.01
+        Expected share of anomalies in training data: the paper's threshold
+        is kept when it flags between a tenth and twice this share of the
+        training data, otherwise the threshold flags exactly this share.
     max_iter : int, default 200
         Maximum EM iterations.
     reg_covar : float, default 1e-4
@@ -53,12 +57,14 @@ class GMMDetector(Detector):
         self,
         n_components: Sequence[int] = (1, 2, 3),
         threshold: float | None = None,
+        contamination: float = 0.01,
         max_iter: int = 200,
         reg_covar: float = 1e-4,
         random_state: int | None = None,
     ):
         self.n_components = n_components
         self.threshold = threshold
+        self.contamination = contamination
         self.max_iter = max_iter
         self.reg_covar = reg_covar
         self.random_state = random_state

@@ -31,7 +31,8 @@ class IForestDetector(Detector):
     which the house rules forbid, so scoring walks those arrays with numpy.
     The score equals scikit-learn's ``-score_samples`` (the anomaly score in
     [0, 1]); an observation is anomalous above ``threshold_`` (0.6, or an
-    estimate from the training scores when 0.6 is implausible for the data).
+    estimate from the training scores when 0.6 is implausible for the data,
+    see :func:`geoanom.detectors.base.choose_threshold`).
 
     Parameters
     ----------
@@ -40,25 +41,29 @@ class IForestDetector(Detector):
         Subsample size per tree (capped at the number of observations).
     threshold : float, optional
         A fixed threshold on the anomaly score.
+    contamination : float, default 0.01
+        Expected share of anomalies in training data: the paper's threshold
+        is kept when it flags between a tenth and twice this share of the
+        training data, otherwise the threshold flags exactly this share.
     random_state : int, optional
     """
 
     family = "iforest"
     paper_threshold = 0.6
     anomalous_above = True
-    # 0.6 that flags (almost) nothing on training data is ill-suited too.
-    plausible_rate = (0.001, 0.05)
 
     def __init__(
         self,
         n_estimators: int = 100,
         max_samples: int = 256,
         threshold: float | None = None,
+        contamination: float = 0.01,
         random_state: int | None = None,
     ):
         self.n_estimators = n_estimators
         self.max_samples = max_samples
         self.threshold = threshold
+        self.contamination = contamination
         self.random_state = random_state
 
     def _fit(self, X: np.ndarray) -> None:

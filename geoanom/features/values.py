@@ -17,6 +17,11 @@ import pandas as pd
 import xarray as xr
 
 N_SEASONS = {"none": 1, "month": 12, "dayofyear": 366}
+# Half-width of the circular window of seasons whose within-season spreads are
+# pooled: a month with its two neighbours, a day with 15 either side (the
+# 31-day window of climate practice). With a few years of data a spread from
+# one season alone is too noisy to standardise by.
+SPREAD_WINDOW = {"none": 0, "month": 1, "dayofyear": 15}
 
 
 def season_kind(time: xr.DataArray) -> str:
@@ -47,18 +52,21 @@ def season_index(time: xr.DataArray, kind: str) -> np.ndarray:
 
 @dataclass
 class Climatology:
-    """Per-cell, per-season count, mean and standard deviation of each variable.
+    """Per-cell, per-season mean and spread of each variable.
 
-    Arrays have shape (n_seasons, n_variables, *spatial). ``std`` is the
-    sample (Bessel-corrected) standard deviation; a zero or undefined spread
-    is stored as 1, so that the anomaly of such a cell is its plain departure
-    from the mean.
+    Arrays have shape (n_seasons, n_variables, *spatial): ``count`` and
+    ``mean`` of each season's observations; ``std``, the within-season
+    standard deviation pooled over a window of neighbouring seasons
+    (``SPREAD_WINDOW``), with ``dof`` degrees of freedom. A zero or undefined
+    spread is stored as 1, so that the anomaly of such a cell is its plain
+    departure from the mean.
     """
 
     kind: str
     mean: np.ndarray
     std: np.ndarray
     count: np.ndarray
+    dof: np.ndarray
 
     @classmethod
     def from_values(cls, values: xr.DataArray, kind: str, scheduler: Any = None) -> "Climatology":
@@ -73,11 +81,23 @@ class Climatology:
                              scheduler=scheduler)
         every_season = np.arange(N_SEASONS[kind])
         count, mean, std = (stat.reindex(season=every_season).transpose("season", ...).values for stat in stats)
-        return cls(kind, mean.astype(np.float64), _usable_spread(std), np.nan_to_num(count).astype(np.float64))
+        count = np.nan_to_num(count).astype(np.float64)
+        squares = np.nan_to_num(std.astype(np.float64) ** 2 * (count - 1))
+        pooled_squares = _circular_window_sum(squares, SPREAD_WINDOW[kind])
+        dof = _circular_window_sum(np.maximum(count - 1, 0), SPREAD_WINDOW[kind])
+        with np.errstate(divide="ignore", invalid="ignore"):
+            pooled = np.sqrt(pooled_squares / dof)
+        return cls(kind, mean.astype(np.float64), _usable_spread(pooled), count, dof)
 
     def block(self, rows: slice, cols: slice) -> "Climatology":
         """The part of the climatology over a block of grid cells."""
-        return Climatology(self.kind, *(a[:, :, rows, cols] for a in (self.mean, self.std, self.count)))
+        parts = (self.mean, self.std, self.count, self.dof)
+        return Climatology(self.kind, *(a[:, :, rows, cols] for a in parts))
+
+
+def _circular_window_sum(per_season: np.ndarray, half_width: int) -> np.ndarray:
+    """Sum over seasons s - half_width .. s + half_width, wrapping around the year."""
+    return sum(np.roll(per_season, shift, axis=0) for shift in range(-half_width, half_width + 1))
 
 
 def _usable_spread(std: np.ndarray) -> np.ndarray:
@@ -114,13 +134,14 @@ def observation_features(
     departure = values - mean
     if leave_one_out:
         count = np.moveaxis(climatology.count[seasons], 0, 1)
+        dof = np.moveaxis(climatology.dof[seasons], 0, 1)
         with np.errstate(divide="ignore", invalid="ignore"):
-            # Removing x from n samples: the mean moves by (m - x) / (n - 1) and the
-            # sum of squares loses (x - m)^2 n / (n - 1); the variance has n - 2 dof.
+            # Removing x from its season's n samples moves the mean by (m - x) / (n - 1)
+            # and takes (x - m)^2 n / (n - 1) and one degree of freedom from the pool.
             loo_departure = departure * count / (count - 1)
-            loo_squares = std**2 * (count - 1) - departure**2 * count / (count - 1)
-            loo_std = _usable_spread(np.sqrt(loo_squares / (count - 2)))
-        enough = count >= 3
+            loo_squares = std**2 * dof - departure**2 * count / (count - 1)
+            loo_std = _usable_spread(np.sqrt(loo_squares / (dof - 1)))
+        enough = (count >= 2) & (dof >= 2)
         departure = np.where(enough, loo_departure, departure)
         std = np.where(enough, loo_std, std)
     return np.concatenate([values, departure / std], axis=0)

@@ -102,8 +102,9 @@ def fit(
         )
     skipped = {tile: result for tile, result in fitted.items() if isinstance(result, str)}
     times = values["time"].values
+    variable_names = [str(name) for name in values["variable"].values]
     return AnomalyModel(
-        variables=list(values["variable"].values.astype(str)),
+        variables=variable_names,
         climatology=climatology,
         labels=labels,
         ensembles=ensembles,
@@ -118,7 +119,7 @@ def fit(
             "source": cube.attrs.get("geoanom_source", ""),
             "min_observations": min_observations,
             "sample_size": sample_size,
-            "feature_names": feature_names(list(values["variable"].values.astype(str))),
+            "feature_names": feature_names(variable_names),
         },
     )
 

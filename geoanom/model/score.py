@@ -33,13 +33,14 @@ def score_cube(model: "AnomalyModel", cube: xr.Dataset, tile: str | None = None)
     clim_mean = da.from_array(model.climatology.mean, chunks=spatial_chunks)
     clim_std = da.from_array(model.climatology.std, chunks=spatial_chunks)
     clim_count = da.from_array(model.climatology.count, chunks=spatial_chunks)
+    clim_dof = da.from_array(model.climatology.dof, chunks=spatial_chunks)
     cell_codes = da.from_array(codes, chunks=(row_chunks, col_chunks))
     # One graph key holds the tile models, so each worker receives them once.
     payload = dask.delayed(ensembles, traverse=False)
     n_detectors = len(model.detectors)
     irregularity = da.blockwise(
         _score_block, "dtyx",
-        data, "vtyx", seasons, "t", clim_mean, "svyx", clim_std, "svyx", clim_count, "svyx",
+        data, "vtyx", seasons, "t", clim_mean, "svyx", clim_std, "svyx", clim_count, "svyx", clim_dof, "svyx",
         cell_codes, "yx", model.climatology.kind, None, payload, None, n_detectors, None,
         new_axes={"d": n_detectors}, concatenate=True, dtype=np.float32,
         meta=np.empty((0, 0, 0, 0), dtype=np.float32),
@@ -70,9 +71,11 @@ def _cell_models(model: "AnomalyModel", tile: str | None) -> tuple[np.ndarray, l
     return np.zeros(model.tile_codes.shape, dtype=np.int32), [model.ensembles[tile]]
 
 
-def _score_block(values, seasons, clim_mean, clim_std, clim_count, codes, kind, ensembles, n_detectors) -> np.ndarray:
+def _score_block(values, seasons, clim_mean, clim_std, clim_count, clim_dof, codes, kind, ensembles,
+                 n_detectors) -> np.ndarray:
     """Irregularity (detector, time, *spatial) of one block; NaN where input is NaN."""
-    features = observation_features(values, seasons, Climatology(kind, clim_mean, clim_std, clim_count))
+    climatology = Climatology(kind, clim_mean, clim_std, clim_count, clim_dof)
+    features = observation_features(values, seasons, climatology)
     n_features, n_times = features.shape[:2]
     flat = features.reshape(n_features, n_times, -1)
     out = np.full((n_detectors, n_times, flat.shape[2]), np.nan, dtype=np.float32)

@@ -46,6 +46,7 @@ def model_to_tree(model: "AnomalyModel") -> dict[str, Any]:
             "mean": model.climatology.mean,
             "std": model.climatology.std,
             "count": model.climatology.count,
+            "dof": model.climatology.dof,
         },
         "grid": {
             "dims": list(labels.dims),
@@ -90,7 +91,7 @@ def tree_to_model(tree: dict[str, Any], path: str) -> "AnomalyModel":
     clim = tree["climatology"]
     return AnomalyModel(
         variables=list(tree["variables"]),
-        climatology=Climatology(clim["kind"], *(np.asarray(clim[key]) for key in ("mean", "std", "count"))),
+        climatology=Climatology(clim["kind"], *(np.asarray(clim[key]) for key in ("mean", "std", "count", "dof"))),
         labels=labels,
         ensembles=ensembles,
         skipped=dict(tree["skipped"]),
