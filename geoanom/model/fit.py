@@ -20,6 +20,7 @@ from typing import Any, Callable, Sequence
 import dask
 import numpy as np
 import xarray as xr
+from threadpoolctl import threadpool_limits
 
 from ..detectors import DEFAULT_DETECTORS, Ensemble
 from ..detectors.ensemble import check_detector_names
@@ -212,6 +213,14 @@ def group_cells(codes: np.ndarray) -> list[tuple[int, np.ndarray]]:
 
 def _fit_batch(sketches, batch_tiles, detectors, seed, min_observations) -> dict[str, Ensemble | str]:
     """Fit the ensembles of one batch of tiles; a tile with too little data gets a reason."""
+    # Dask already runs one task per core: OpenMP/BLAS threads inside each task
+    # (scikit-learn's k-means initialisation) would oversubscribe the cores and,
+    # on a busy machine, make each small fit tens of times slower.
+    with threadpool_limits(1):
+        return _fit_tiles(sketches, batch_tiles, detectors, seed, min_observations)
+
+
+def _fit_tiles(sketches, batch_tiles, detectors, seed, min_observations) -> dict[str, Ensemble | str]:
     out: dict[str, Ensemble | str] = {}
     for code, tile in batch_tiles.items():
         sketch = sketches.get(code)

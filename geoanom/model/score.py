@@ -8,6 +8,7 @@ import dask
 import dask.array as da
 import numpy as np
 import xarray as xr
+from threadpoolctl import threadpool_limits
 
 from .. import __version__
 from ..detectors.ensemble import fuse, majority
@@ -79,17 +80,22 @@ def _score_block(values, seasons, clim_mean, clim_std, clim_count, clim_dof, cod
     n_features, n_times = features.shape[:2]
     flat = features.reshape(n_features, n_times, -1)
     out = np.full((n_detectors, n_times, flat.shape[2]), np.nan, dtype=np.float32)
-    for code, cells in group_cells(codes):
-        ensemble = ensembles[code]
-        if ensemble is None:
-            continue
-        rows = flat[:, :, cells].reshape(n_features, -1).T
-        valid = np.isfinite(rows).all(axis=1)
-        scores = np.full((n_detectors, len(rows)), np.nan, dtype=np.float32)
-        if valid.any():
-            scores[:, valid] = ensemble.irregularity(rows[valid])
-        out[:, :, cells] = scores.reshape(n_detectors, n_times, len(cells))
+    with threadpool_limits(1):  # one task per core already (see fit._fit_batch)
+        for code, cells in group_cells(codes):
+            if ensembles[code] is not None:
+                out[:, :, cells] = _score_tile(ensembles[code], flat[:, :, cells], n_detectors)
     return out.reshape((n_detectors,) + values.shape[1:])
+
+
+def _score_tile(ensemble, features: np.ndarray, n_detectors: int) -> np.ndarray:
+    """Irregularity (detector, time, cell) of one tile's cells from features (feature, time, cell)."""
+    n_features, n_times, n_cells = features.shape
+    rows = features.reshape(n_features, -1).T
+    valid = np.isfinite(rows).all(axis=1)
+    scores = np.full((n_detectors, len(rows)), np.nan, dtype=np.float32)
+    if valid.any():
+        scores[:, valid] = ensemble.irregularity(rows[valid])
+    return scores.reshape(n_detectors, n_times, n_cells)
 
 
 def _fused(irregularity: xr.DataArray) -> xr.DataArray:
