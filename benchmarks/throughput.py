@@ -15,8 +15,12 @@ store in a temporary directory and, in the same run, times on that store:
   precision=P, detectors=...)`` and ``model.score(cube)`` written with
   ``geoanom.io.write_dataset``; the density family alone (``gmm``) and the
   default ensemble (``gmm`` + ``iforest``), on dask's default threaded
-  scheduler and on a ``distributed.LocalCluster(n_workers=2,
+  scheduler and on geoanom's local cluster (``make_client(workers=2)``: a ``distributed.LocalCluster(n_workers=2,
   threads_per_worker=1, processes=True)``.
+
+With ``--extras`` it also runs sensitivity rows: BLAS/OpenMP thread pools of
+one thread (``OMP_NUM_THREADS=1`` etc., as distributed gives its workers) and
+``open_cube(path, chunks={"time": 130})`` instead of the default chunks.
 
 Training is the first half of the time steps; the whole cube is scored, so
 every observation is scored. Each variant runs in its own subprocess (this
@@ -32,8 +36,11 @@ anomalies, threads vs LocalCluster agreement) to
 
 Run from the repository root::
 
-    python benchmarks/throughput.py [--size small|full] [--out PATH]
-    python benchmarks/throughput.py --size small --profile geoanom-gmm-threads
+    python benchmarks/throughput.py [--size small|full] [--out PATH] [--extras]
+    python benchmarks/throughput.py --size small --profile geoanom-gmm+iforest-threads
+
+On a 2-core machine the full run takes about 6 minutes (about 10 with
+``--extras``), most of it in the two gmm+iforest variants; small, about 4.
 
 ``--profile VARIANT`` runs one variant in-process with dask's synchronous
 scheduler under cProfile (so work in dask tasks is seen) and prints the top
@@ -74,14 +81,24 @@ SEED = 0
 INJECTED_FRACTION = 0.001  # of the scoring-only half
 INJECTED_SIGMAS = 6.0
 
+ONE_THREAD = {name: "1" for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
+# name: detectors (None: the naive loop), scheduler, extra environment, open_cube chunks
 VARIANTS = {
-    # name: (detectors, scheduler)
-    "naive": (None, None),
-    "geoanom-gmm-threads": (("gmm",), "threads"),
-    "geoanom-gmm+iforest-threads": (("gmm", "iforest"), "threads"),
-    "geoanom-gmm-localcluster": (("gmm",), "localcluster"),
-    "geoanom-gmm+iforest-localcluster": (("gmm", "iforest"), "localcluster"),
+    "naive": (None, None, {}, None),
+    "geoanom-gmm-threads": (("gmm",), "threads", {}, None),
+    "geoanom-gmm+iforest-threads": (("gmm", "iforest"), "threads", {}, None),
+    "geoanom-gmm-localcluster": (("gmm",), "localcluster", {}, None),
+    "geoanom-gmm+iforest-localcluster": (("gmm", "iforest"), "localcluster", {}, None),
 }
+# Sensitivity rows, run with --extras: BLAS/OpenMP pools of one thread (as
+# distributed gives its workers), and the cube split into time chunks.
+EXTRAS = {
+    "naive-1blas": (None, None, ONE_THREAD, None),
+    "geoanom-gmm-threads-1blas": (("gmm",), "threads", ONE_THREAD, None),
+    "geoanom-gmm-threads-time130": (("gmm",), "threads", {}, {"time": 130}),
+    "geoanom-gmm+iforest-threads-time130": (("gmm", "iforest"), "threads", {}, {"time": 130}),
+}
+ALL_VARIANTS = {**VARIANTS, **EXTRAS}
 RESULT_MARK = "@@THROUGHPUT@@ "
 
 
@@ -185,7 +202,8 @@ def run_naive(store: Path, out: Path, precision: int) -> dict:
     }
 
 
-def run_geoanom(store: Path, out: Path, precision: int, detectors: tuple, scheduler: str) -> dict:
+def run_geoanom(store: Path, out: Path, precision: int, detectors: tuple, scheduler: str,
+                chunks: dict | None = None) -> dict:
     """geoanom.open_cube, fit on the first half, score the whole cube, write_dataset."""
     import geoanom
     import geoanom.io
@@ -193,15 +211,15 @@ def run_geoanom(store: Path, out: Path, precision: int, detectors: tuple, schedu
     info: dict = {}
     client = cluster = None
     if scheduler == "localcluster":
-        from distributed import Client, LocalCluster
+        from geoanom.cluster import make_client
 
         start = time.perf_counter()
-        cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None)
-        client = Client(cluster)
+        client = make_client(workers=2)  # what `geoanom detect --workers 2` starts
+        cluster = client.cluster
         info["cluster_startup_seconds"] = time.perf_counter() - start
     try:
         t0 = time.perf_counter()
-        cube = geoanom.open_cube(str(store))
+        cube = geoanom.open_cube(str(store), chunks=chunks)
         open_s = time.perf_counter() - t0
         n_train = cube.sizes["time"] // 2
         train = cube.isel(time=slice(0, n_train))
@@ -231,6 +249,10 @@ def run_geoanom(store: Path, out: Path, precision: int, detectors: tuple, schedu
         if client is not None:
             workers = client.run(lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0)
             info["worker_peak_rss_mb"] = {str(k): float(v) for k, v in workers.items()}
+            info["worker_env"] = client.run(lambda: {k: os.environ.get(k) for k in ONE_THREAD})
+        import pickle
+
+        info["model_pickle_mb"] = len(pickle.dumps(model.ensembles, protocol=pickle.HIGHEST_PROTOCOL)) / 2**20
     finally:
         if client is not None:
             client.close()
@@ -241,10 +263,10 @@ def run_geoanom(store: Path, out: Path, precision: int, detectors: tuple, schedu
 
 
 def run_variant(name: str, store: Path, out: Path, precision: int) -> dict:
-    detectors, scheduler = VARIANTS[name]
-    if name == "naive":
+    detectors, scheduler, _, chunks = ALL_VARIANTS[name]
+    if detectors is None:
         return run_naive(store, out, precision)
-    return run_geoanom(store, out, precision, detectors, scheduler)
+    return run_geoanom(store, out, precision, detectors, scheduler, chunks)
 
 
 def source_fingerprint() -> str:
@@ -300,7 +322,7 @@ def check_outputs(outputs: dict[str, Path], injected: np.ndarray, n_train: int) 
             continue
         ds = xr.open_zarr(path, consolidated=True, decode_times=False)
         entry: dict = {}
-        if name == "naive":
+        if name.startswith("naive"):
             score = ds["log_likelihood"].values
             entry["nan_scores"] = int(np.isnan(score).sum())
             # Lowest log-likelihoods, as many as there are injected anomalies.
@@ -366,7 +388,8 @@ def run_child(name: str, store: Path, output: Path, precision: int, timeout: flo
                "--output", str(output), "--precision", str(precision)]
     start = time.perf_counter()
     try:
-        proc = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+        env = {**os.environ, **ALL_VARIANTS[name][2]}
+        proc = subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env)
     except subprocess.TimeoutExpired as exc:
         return {"variant": name, "ok": False, "error": f"timed out after {timeout:.0f} s",
                 "stderr_tail": (exc.stderr or "")[-4000:] if isinstance(exc.stderr, str) else ""}
@@ -377,6 +400,8 @@ def run_child(name: str, store: Path, output: Path, precision: int, timeout: flo
                 "stderr_tail": proc.stderr[-4000:]}
     record = json.loads(lines[-1][len(RESULT_MARK):])
     record["process_wall_seconds"] = wall
+    record["extra_env"] = ALL_VARIANTS[name][2]
+    record["open_cube_chunks_arg"] = ALL_VARIANTS[name][3]
     warnings = [line for line in proc.stderr.splitlines() if "Warning" in line or "Error" in line]
     if warnings:
         record["stderr_warnings"] = sorted(set(warnings))[:20]
@@ -404,7 +429,7 @@ def table(rows: list[dict]) -> str:
 
 def parent_main(args: argparse.Namespace) -> int:
     n_time = SIZES[args.size]
-    names = list(VARIANTS) if not args.only else args.only
+    names = list(args.only) if args.only else list(VARIANTS) + (list(EXTRAS) if args.extras else [])
     started = dt.datetime.now(dt.timezone.utc)
     with tempfile.TemporaryDirectory(prefix="geoanom-throughput-") as tmp:
         tmp = Path(tmp)
@@ -495,7 +520,7 @@ def profile_main(args: argparse.Namespace) -> int:
     import dask
 
     name = args.profile
-    detectors, scheduler = VARIANTS[name]
+    detectors, scheduler, _, _ = ALL_VARIANTS[name]
     if scheduler == "localcluster":
         print("profiling runs the threaded code path synchronously; use a -threads variant", file=sys.stderr)
         return 2
@@ -522,13 +547,17 @@ def main(argv: list[str] | None = None) -> int:
                         help="small: 104 x 100 x 100 = 1.04 M observations; full: 1040 x 100 x 100 = 10.4 M")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "throughput.json")
     parser.add_argument("--precision", type=int, default=PRECISION)
-    parser.add_argument("--only", nargs="+", choices=list(VARIANTS), help="run only these variants")
+    parser.add_argument("--only", nargs="+", choices=list(ALL_VARIANTS), metavar="VARIANT",
+                        help="run only these variants: " + ", ".join(ALL_VARIANTS))
+    parser.add_argument("--extras", action="store_true",
+                        help="also run the sensitivity variants: " + ", ".join(EXTRAS))
     parser.add_argument("--note", action="append", default=[], help="free text added to the JSON notes")
     parser.add_argument("--timeout", type=float, default=900.0, help="seconds allowed per variant")
-    parser.add_argument("--profile", choices=list(VARIANTS), help="profile one variant in-process (cProfile)")
+    parser.add_argument("--profile", choices=list(ALL_VARIANTS), metavar="VARIANT",
+                        help="profile one variant in-process (cProfile, synchronous scheduler)")
     parser.add_argument("--profile-out", help="also dump the cProfile stats to this file")
     # internal: run one variant in this process (used by the parent)
-    parser.add_argument("--variant", choices=list(VARIANTS), help=argparse.SUPPRESS)
+    parser.add_argument("--variant", choices=list(ALL_VARIANTS), help=argparse.SUPPRESS)
     parser.add_argument("--store", help=argparse.SUPPRESS)
     parser.add_argument("--output", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
+import dask
+
 from .errors import GeoanomError
+
+# Dask's nanny sets MALLOC_TRIM_THRESHOLD_ in its workers, which also freezes
+# glibc's mmap threshold at 128 KiB: every array above it is then mapped and
+# unmapped afresh, and the many mid-sized temporaries of batched EM run twice
+# as slowly. Arrays below 32 MiB go back to the heap instead. Set the same
+# variable in the environment of workers you start yourself (HPC, jobqueue).
+WORKER_ENVIRONMENT = {"distributed.nanny.pre-spawn-environ.MALLOC_MMAP_THRESHOLD_": 32 * 2**20}
 
 
 def make_client(workers: int | None = None, scheduler: str | None = None) -> Any:
@@ -33,5 +42,6 @@ def make_client(workers: int | None = None, scheduler: str | None = None) -> Any
             raise GeoanomError(f"cannot reach the dask scheduler at '{scheduler}' ({error}).") from None
     if workers < 1:
         raise GeoanomError(f"--workers must be at least 1, got {workers}.")
-    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
+    with dask.config.set(WORKER_ENVIRONMENT):
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
     return Client(cluster)

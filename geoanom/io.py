@@ -25,7 +25,7 @@ import xarray as xr
 from geoanom.errors import CoordinateError, GeoanomError, InputFileError, NoDataError, VariableNotFoundError
 
 PathLike = Union[str, "os.PathLike[str]"]
-CHUNK_BYTES = 64 * 2**20  # upper bound of a default chunk
+CHUNK_BYTES = 16 * 2**20  # upper bound of a default chunk: a few per core on a laptop-sized cube
 NETCDF_ENGINES = ("netcdf4", "h5netcdf")  # h5netcdf reads some HDF5 files netCDF-C rejects
 _CF_KEYS = {"time": "time", "lat": "latitude", "lon": "longitude"}
 # Tried only when CF metadata finds nothing; the generic axis names (second

@@ -14,7 +14,7 @@ user-set threshold. It exposes, in the manner of scikit-learn:
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Sequence
 
 import numpy as np
 from sklearn.base import BaseEstimator
@@ -92,6 +92,20 @@ class Detector(BaseEstimator):
         self._fit(X)
         self._set_threshold(self.decision_function(X))
         return self
+
+    @classmethod
+    def fit_many(cls, samples: Sequence[Any], random_states: Sequence[int | None], **params: Any) -> list["Detector"]:
+        """Fit one detector per sample (one per tile); families may batch the work.
+
+        Parameters
+        ----------
+        samples : sequence of array-like (n_i, n_features)
+        random_states : sequence of int or None
+            One seed per sample.
+        **params
+            Constructor parameters shared by every detector.
+        """
+        return [cls(random_state=seed, **params).fit(X) for X, seed in zip(samples, random_states)]
 
     def _set_threshold(self, train_scores: np.ndarray) -> None:
         if self.threshold is not None:

@@ -65,6 +65,23 @@ class Ensemble(BaseEstimator):
         }
         return self
 
+    @classmethod
+    def fit_many(
+        cls, samples: Sequence[Any], detectors: Sequence[str] = DEFAULT_DETECTORS,
+        random_states: Sequence[int | None] | None = None,
+    ) -> list["Ensemble"]:
+        """Fit one ensemble per sample (per tile), letting each family batch its work."""
+        names = check_detector_names(detectors)
+        samples = [check_features(X) for X in samples]
+        seeds = list(random_states) if random_states is not None else [None] * len(samples)
+        fitted = {name: FAMILIES[name].fit_many(samples, seeds) for name in names}
+        ensembles = []
+        for i, seed in enumerate(seeds):
+            ensemble = cls(detectors=names, random_state=seed)
+            ensemble.detectors_ = {name: fitted[name][i] for name in names}
+            ensembles.append(ensemble)
+        return ensembles
+
     def irregularity(self, X: Any) -> np.ndarray:
         """Irregularity of each family, shape (n_detectors, n_samples); > 1 is anomalous."""
         X = check_features(X)

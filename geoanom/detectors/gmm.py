@@ -6,10 +6,9 @@ from typing import Any, Sequence
 
 import numpy as np
 from scipy.linalg import solve_triangular
-from scipy.special import logsumexp
-from sklearn.mixture import GaussianMixture
 
 from .base import Detector, check_features, merged_threshold
+from .mixture import fit_mixtures
 
 # |llk_model| is floored so that a model whose mean log-likelihood is close to
 # zero (a tight, nearly singular cloud) does not blow the fitness score up.
@@ -19,8 +18,9 @@ MIN_MODEL_LLK = 1.0
 class GMMDetector(Detector):
     """Gaussian mixture detector (the reference paper's density family).
 
-    The mixture is fitted by EM (scikit-learn) on standardised features, with
-    the number of components chosen by BIC among ``n_components``. The native
+    The mixture is fitted by EM on standardised features, with the number of
+    components chosen by BIC among ``n_components``; many tiles are fitted in
+    one batched EM (:func:`geoanom.detectors.mixture.fit_mixtures`). The native
     score of an observation is the paper's fitness rule::
 
         f = (llk_obs - llk_model) / max(|llk_model|, 1)
@@ -45,8 +45,13 @@ class GMMDetector(Detector):
         Maximum EM iterations.
     reg_covar : float, default 1e-4
         Added to the covariance diagonals (in standardised units).
+    max_samples : int, default 2048
+        EM runs on a random subsample of at most this many observations (a
+        mixture of a few components is well determined by it); the
+        standardisation and the threshold use every observation.
     random_state : int, optional
-        Seed for EM's initialisation.
+        Accepted for the common contract; EM's initialisation (a split along
+        the first principal axis) is deterministic and needs no seed.
     """
 
     family = "gmm"
@@ -60,6 +65,7 @@ class GMMDetector(Detector):
         contamination: float = 0.01,
         max_iter: int = 200,
         reg_covar: float = 1e-4,
+        max_samples: int = 2048,
         random_state: int | None = None,
     ):
         self.n_components = n_components
@@ -67,29 +73,22 @@ class GMMDetector(Detector):
         self.contamination = contamination
         self.max_iter = max_iter
         self.reg_covar = reg_covar
+        self.max_samples = max_samples
         self.random_state = random_state
 
     # -- fitting --------------------------------------------------------------
     def _fit(self, X: np.ndarray) -> None:
-        self.center_ = X.mean(axis=0)
-        scale = X.std(axis=0)
-        self.scale_ = np.where(scale > 0, scale, 1.0)
-        Z = (X - self.center_) / self.scale_
-        candidates = [k for k in self.n_components if k <= len(Z)] or [1]
-        mixtures = [
-            GaussianMixture(
-                k,
-                covariance_type="full",
-                max_iter=self.max_iter,
-                reg_covar=self.reg_covar,
-                random_state=self.random_state,
-            ).fit(Z)
-            for k in candidates
-        ]
-        best = min(mixtures, key=lambda mixture: mixture.bic(Z))
-        self.n_samples_ = float(len(X))
-        self._set_components(best.weights_, best.means_, best.covariances_)
-        self.model_llk_ = float(np.mean(self._log_likelihood(Z)[0]))
+        _fit_standardised_many([self], [X])
+
+    @classmethod
+    def fit_many(cls, samples, random_states, **params) -> list["GMMDetector"]:
+        """Fit one mixture per sample in a single batched EM (see :mod:`.mixture`)."""
+        detectors = [cls(random_state=seed, **params) for seed in random_states]
+        samples = [check_features(X) for X in samples]
+        _fit_standardised_many(detectors, samples)
+        for detector, X in zip(detectors, samples):
+            detector._set_threshold(detector.decision_function(X))
+        return detectors
 
     def _set_components(self, weights: np.ndarray, means: np.ndarray, covariances: np.ndarray) -> None:
         self.weights_ = np.asarray(weights, dtype=np.float64)
@@ -111,12 +110,13 @@ class GMMDetector(Detector):
         needs no scikit-learn object.
         """
         n_features = Z.shape[1]
-        projected = np.einsum("nd,kde->nke", Z, self._precision_chol)
-        projected -= np.einsum("kd,kde->ke", self.means_, self._precision_chol)[None]
+        projected = Z[None] @ self._precision_chol - (self.means_[:, None, :] @ self._precision_chol)  # (k, n, d)
         log_det = np.log(np.einsum("kii->ki", self._precision_chol)).sum(axis=1)
-        log_prob = -0.5 * (n_features * np.log(2 * np.pi) + np.square(projected).sum(axis=2)) + log_det
-        weighted = log_prob + np.log(self.weights_)
-        return logsumexp(weighted, axis=1), np.argmax(weighted, axis=1)
+        constant = np.log(self.weights_) + log_det - 0.5 * n_features * np.log(2 * np.pi)
+        weighted = constant[:, None] - 0.5 * np.einsum("knd,knd->kn", projected, projected)
+        peak = weighted.max(axis=0)
+        llk = peak + np.log(np.exp(weighted - peak).sum(axis=0))
+        return llk, np.argmax(weighted, axis=0)
 
     def decision_function(self, X: Any) -> np.ndarray:
         """The fitness score f x X_dist (anomalous below the threshold, -1 by default)."""
@@ -177,6 +177,25 @@ class GMMDetector(Detector):
         self.model_llk_ = float(state["model_llk_"])
         self.n_samples_ = float(state["n_samples_"])
         self._set_components(state["weights_"], state["means_"], state["covariances_"])
+
+
+def _fit_standardised_many(detectors: list[GMMDetector], samples: list[np.ndarray]) -> None:
+    """Standardise each sample and fit every detector's mixture in one batched EM."""
+    standardised = []
+    for detector, X in zip(detectors, samples):
+        detector.center_ = X.mean(axis=0)
+        scale = X.std(axis=0)
+        detector.scale_ = np.where(scale > 0, scale, 1.0)
+        detector.n_samples_ = float(len(X))
+        if len(X) > detector.max_samples:
+            rows = np.random.default_rng(detector.random_state).choice(len(X), detector.max_samples, replace=False)
+            X = X[np.sort(rows)]
+        standardised.append((X - detector.center_) / detector.scale_)
+    first = detectors[0]
+    fits = fit_mixtures(standardised, first.n_components, reg_covar=first.reg_covar, max_iter=first.max_iter)
+    for detector, fit in zip(detectors, fits):
+        detector._set_components(fit.weights, fit.means, fit.covariances)
+        detector.model_llk_ = fit.mean_llk
 
 
 def _union_in_data_units(a: GMMDetector, b: GMMDetector) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -222,6 +222,7 @@ def _fit_batch(sketches, batch_tiles, detectors, seed, min_observations) -> dict
 
 def _fit_tiles(sketches, batch_tiles, detectors, seed, min_observations) -> dict[str, Ensemble | str]:
     out: dict[str, Ensemble | str] = {}
+    ready: dict[str, TileSketch] = {}
     for code, tile in batch_tiles.items():
         sketch = sketches.get(code)
         count = sketch.count if sketch is not None else 0
@@ -230,7 +231,12 @@ def _fit_tiles(sketches, batch_tiles, detectors, seed, min_observations) -> dict
         elif count < min_observations:
             out[tile] = f"only {count} valid observations (at least {min_observations} needed)"
         else:
-            ensemble = Ensemble(detectors, random_state=tile_seed(seed, tile)).fit(sketch.rows)
-            ensemble.n_observations_ = count
+            ready[tile] = sketch
+    if ready:
+        ensembles = Ensemble.fit_many(
+            [sketch.rows for sketch in ready.values()], detectors, [tile_seed(seed, tile) for tile in ready]
+        )
+        for (tile, sketch), ensemble in zip(ready.items(), ensembles):
+            ensemble.n_observations_ = sketch.count
             out[tile] = ensemble
     return out
