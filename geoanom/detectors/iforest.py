@@ -204,7 +204,7 @@ def _export_forest(forest: IsolationForest) -> dict[str, np.ndarray]:
         t = tree.tree_
         left, right = t.children_left.astype(np.intp), t.children_right.astype(np.intp)
         is_leaf = left < 0
-        depth = _node_depths(left, right)
+        depth = _node_depths(t, left, right)
         own = np.arange(t.node_count)
         parts["feature"].append(np.where(is_leaf, 0, np.asarray(features)[np.maximum(t.feature, 0)]))
         parts["threshold"].append(np.where(is_leaf, np.inf, t.threshold))
@@ -228,15 +228,21 @@ def _export_forest(forest: IsolationForest) -> dict[str, np.ndarray]:
     }
 
 
-def _node_depths(left: np.ndarray, right: np.ndarray) -> np.ndarray:
-    """Depth of every node; parents precede children in scikit-learn's node order."""
-    depth = np.zeros(len(left), dtype=np.float64)
+def _node_depths(tree: Any, left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    """Depth of every node (the root is 0).
+
+    scikit-learn's compiled ``Tree.compute_node_depths`` (>= 1.3) does it in
+    one pass; otherwise sweep level by level, since parents precede children.
+    """
+    if hasattr(tree, "compute_node_depths"):
+        return np.asarray(tree.compute_node_depths(), dtype=np.float64) - 1.0
+    depth = np.zeros(len(left), dtype=np.float64)  # pragma: no cover - older scikit-learn
     internal = np.flatnonzero(left >= 0)
     changed = True
-    while changed:  # one vectorised sweep per tree level
-        new_left = depth[internal] + 1
-        changed = not (np.array_equal(depth[left[internal]], new_left)
-                       and np.array_equal(depth[right[internal]], new_left))
-        depth[left[internal]] = new_left
-        depth[right[internal]] = new_left
+    while changed:
+        new_depth = depth[internal] + 1
+        changed = not (np.array_equal(depth[left[internal]], new_depth)
+                       and np.array_equal(depth[right[internal]], new_depth))
+        depth[left[internal]] = new_depth
+        depth[right[internal]] = new_depth
     return depth
