@@ -8,7 +8,7 @@
 
 __version__ = "0.1.0"
 
-from . import detectors, geohash, tiling
+from . import detectors, geohash, testing, tiling
 from .detectors import Ensemble, GMMDetector, IForestDetector
 from .errors import GeoanomError
 from .io import open_cube, sample_cube
@@ -27,6 +27,7 @@ __all__ = [
     "load_model",
     "open_cube",
     "sample_cube",
+    "testing",
     "tile_labels",
     "tiling",
     "__version__",

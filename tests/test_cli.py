@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 import xarray as xr
 
-from conftest import synthetic_cube
+from geoanom.testing import synthetic_cube
 
 
 def geoanom(*args, cwd=None):

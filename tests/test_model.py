@@ -10,7 +10,7 @@ from sklearn.metrics import roc_auc_score
 import geoanom as ga
 from geoanom.errors import GeoanomError, ModelFileError, NoDataError, TileError, VariableNotFoundError
 
-from conftest import synthetic_cube
+from geoanom.testing import synthetic_cube
 
 
 def _second_half(cube):
