@@ -9,7 +9,7 @@
 __version__ = "0.1.0"
 
 from . import detectors, geohash, testing, tiling
-from .detectors import Ensemble, GMMDetector, IForestDetector
+from .detectors import DPMMDetector, Ensemble, GMMDetector, IForestDetector, KMeansDetector
 from .errors import GeoanomError
 from .io import open_cube, sample_cube
 from .model import AnomalyModel, fit, load_model
@@ -17,10 +17,12 @@ from .tiling import tile_labels
 
 __all__ = [
     "AnomalyModel",
+    "DPMMDetector",
     "Ensemble",
     "GMMDetector",
     "GeoanomError",
     "IForestDetector",
+    "KMeansDetector",
     "detectors",
     "fit",
     "geohash",

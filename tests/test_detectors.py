@@ -8,12 +8,12 @@ from sklearn.base import clone
 from sklearn.ensemble import IsolationForest
 from sklearn.metrics import roc_auc_score
 
-from geoanom.detectors import Ensemble, GMMDetector, IForestDetector
+from geoanom.detectors import DPMMDetector, Ensemble, GMMDetector, IForestDetector, KMeansDetector
 from geoanom.detectors.base import choose_threshold
 from geoanom.detectors.ensemble import check_detector_names, fuse, majority
 from geoanom.errors import GeoanomError
 
-FAMILIES = [GMMDetector, IForestDetector]
+FAMILIES = [GMMDetector, KMeansDetector, DPMMDetector, IForestDetector]
 
 
 @pytest.fixture(scope="module")
@@ -205,6 +205,56 @@ def test_majority_and_fuse():
 
 
 def test_unknown_detector_name_is_one_clear_error():
-    with pytest.raises(GeoanomError, match="unknown detector 'svm'; known detectors: gmm, iforest"):
+    with pytest.raises(GeoanomError, match="unknown detector 'svm'; known detectors: gmm, kmeans, dpmm, iforest"):
         check_detector_names("gmm,svm")
     assert check_detector_names("gmm, iforest") == ("gmm", "iforest")
+
+
+def test_kmeans_canopies_find_the_clusters_and_distance_is_mahalanobis(blobs):
+    from geoanom.detectors.kmeans import canopy_centres
+
+    train, test, _ = blobs
+    z = (train - train.mean(axis=0)) / train.std(axis=0)
+    centres = canopy_centres(z, 2 * np.sqrt(2), np.sqrt(2), np.random.default_rng(0))
+    assert 2 <= len(centres) <= 8
+    detector = KMeansDetector(random_state=0).fit(train)
+    assert detector.counts_.sum() == len(train)
+    zt = (test - detector.center_) / detector.scale_
+    nearest = np.argmin(((zt[:, None, :] - detector.means_[None]) ** 2).sum(axis=2), axis=1)
+    offsets = zt - detector.means_[nearest]
+    inverse = np.linalg.inv(detector.covariances_[nearest])
+    expected = np.sqrt(np.einsum("nd,nde,ne->n", offsets, inverse, offsets))
+    np.testing.assert_allclose(detector.decision_function(test), expected, rtol=1e-9)
+    euclidean = KMeansDetector(metric="euclidean", random_state=0).fit(train)
+    np.testing.assert_allclose(euclidean.decision_function(test), np.linalg.norm(
+        zt - euclidean.means_[np.argmin(((zt[:, None] - euclidean.means_[None]) ** 2).sum(2), 1)], axis=1))
+
+
+def test_kmeans_merge_pools_exact_cluster_statistics(blobs):
+    train, _, _ = blobs
+    a = KMeansDetector(random_state=0).fit(train[:1000])
+    b = KMeansDetector(random_state=0).fit(train[1000:])
+    merged = a.merge(b)
+    assert merged.n_samples_ == len(train)
+    assert merged.counts_.sum() == len(train)
+    # pooled centroids, back in data units, are the count-weighted means of both parts
+    data_means = merged.center_ + merged.means_ * merged.scale_
+    part_means = np.concatenate([d.center_ + d.means_ * d.scale_ for d in (a, b)])
+    np.testing.assert_allclose(data_means, part_means, rtol=1e-10)
+    np.testing.assert_allclose(merged.center_, train.mean(axis=0), rtol=1e-10)
+
+
+def test_dpmm_uses_the_dirichlet_process_and_flags_near_empty_components(blobs):
+    train, test, labels = blobs
+    detector = DPMMDetector(random_state=0).fit(train)
+    assert detector.get_params()["concentration"] == 0.01
+    assert len(detector.weights_) == 6 and detector.weights_.sum() == pytest.approx(1.0)
+    # put a near-empty component far from the data: observations there are suspect
+    weights = np.r_[detector.weights_[:-1] * (1 - 1e-4) / detector.weights_[:-1].sum(), 1e-4]
+    means = detector.means_.copy()
+    means[-1] = [8.0, -8.0]
+    covariances = detector.covariances_.copy()
+    covariances[-1] = 0.01 * np.eye(2)
+    detector._set_components(weights, means, covariances)
+    far = detector.center_ + means[-1] * detector.scale_
+    assert detector.predict(far[None])[0] == 1

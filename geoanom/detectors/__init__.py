@@ -1,8 +1,19 @@
 """Detector families sharing one contract (see :mod:`geoanom.detectors.base`)."""
 
 from .base import Detector
+from .dpmm import DPMMDetector
 from .ensemble import DEFAULT_DETECTORS, FAMILIES, Ensemble
 from .gmm import GMMDetector
 from .iforest import IForestDetector
+from .kmeans import KMeansDetector
 
-__all__ = ["Detector", "Ensemble", "GMMDetector", "IForestDetector", "FAMILIES", "DEFAULT_DETECTORS"]
+__all__ = [
+    "DEFAULT_DETECTORS",
+    "DPMMDetector",
+    "Detector",
+    "Ensemble",
+    "FAMILIES",
+    "GMMDetector",
+    "IForestDetector",
+    "KMeansDetector",
+]

@@ -8,10 +8,17 @@ import numpy as np
 from sklearn.base import BaseEstimator
 
 from .base import Detector, check_features
+from .dpmm import DPMMDetector
 from .gmm import GMMDetector
 from .iforest import IForestDetector
+from .kmeans import KMeansDetector
 
-FAMILIES: dict[str, type[Detector]] = {"gmm": GMMDetector, "iforest": IForestDetector}
+FAMILIES: dict[str, type[Detector]] = {
+    "gmm": GMMDetector,
+    "kmeans": KMeansDetector,
+    "dpmm": DPMMDetector,
+    "iforest": IForestDetector,
+}
 DEFAULT_DETECTORS = ("gmm", "iforest")
 
 

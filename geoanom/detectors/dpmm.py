@@ -1,0 +1,106 @@
+"""Bayesian family: a Dirichlet-process mixture, scored like the density family."""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import warnings
+
+import numpy as np
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.mixture import BayesianGaussianMixture
+
+from .gmm import GMMDetector
+
+# A component whose weight is below this share of the data is "near-empty":
+# the process keeps spare components alive with almost no mass.
+NEAR_EMPTY_WEIGHT = 0.01
+
+
+class DPMMDetector(GMMDetector):
+    """Dirichlet-process mixture detector (the reference paper's Bayesian family).
+
+    scikit-learn's ``BayesianGaussianMixture`` with a Dirichlet-process prior
+    (concentration 0.01 by default, as in the paper) decides how many of up
+    to ``max_components`` components the data support. Scoring is the
+    density family's fitness rule (see :class:`GMMDetector`), except that an
+    observation's distance term is measured to the nearest *populated*
+    component: one that falls in a near-empty component (weight below 1%)
+    is far from every populated one, and so counts as suspect.
+
+    Parameters
+    ----------
+    concentration : float, default 0.01
+        The Dirichlet process's concentration (alpha).
+    max_components : int, default 6
+        Truncation level of the process.
+    threshold, contamination, max_iter, reg_covar, max_samples, random_state
+        As for :class:`GMMDetector`.
+    """
+
+    family = "dpmm"
+
+    def __init__(
+        self,
+        concentration: float = 0.01,
+        max_components: int = 6,
+        threshold: float | None = None,
+        contamination: float = 0.01,
+        max_iter: int = 200,
+        reg_covar: float = 1e-4,
+        max_samples: int = 2048,
+        random_state: int | None = None,
+    ):
+        self.concentration = concentration
+        self.max_components = max_components
+        super().__init__(
+            n_components=(max_components,), threshold=threshold, contamination=contamination,
+            max_iter=max_iter, reg_covar=reg_covar, max_samples=max_samples, random_state=random_state,
+        )
+
+    @classmethod
+    def fit_many(cls, samples: Sequence[Any], random_states: Sequence[int | None], **params: Any) -> list:
+        """One variational fit per sample (scikit-learn has no batched form)."""
+        return [cls(random_state=seed, **params).fit(X) for X, seed in zip(samples, random_states)]
+
+    def _fit(self, X: np.ndarray) -> None:
+        self.center_ = X.mean(axis=0)
+        scale = X.std(axis=0)
+        self.scale_ = np.where(scale > 0, scale, 1.0)
+        self.n_samples_ = float(len(X))
+        Z = (X - self.center_) / self.scale_
+        if len(Z) > self.max_samples:
+            rows = np.random.default_rng(self.random_state).choice(len(Z), self.max_samples, replace=False)
+            Z = Z[np.sort(rows)]
+        with warnings.catch_warnings():
+            # a variational fit stopped at max_iter is still usable; converged_ records it
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            mixture = self._variational_fit(Z)
+        self.converged_ = bool(mixture.converged_)
+        self._set_components(mixture.weights_, mixture.means_, mixture.covariances_)
+        self.model_llk_ = float(np.mean(self._log_likelihood(Z)[0]))
+
+    def _variational_fit(self, Z: np.ndarray) -> BayesianGaussianMixture:
+        return BayesianGaussianMixture(
+            n_components=min(self.max_components, len(Z)),
+            covariance_type="full",
+            weight_concentration_prior_type="dirichlet_process",
+            weight_concentration_prior=self.concentration,
+            reg_covar=self.reg_covar,
+            max_iter=self.max_iter,
+            # scikit-learn's variational bound is a sum over observations, not a
+            # mean as for GaussianMixture: scale the tolerance to match.
+            tol=1e-3 * len(Z),
+            random_state=self.random_state,
+        ).fit(Z)
+
+    def _log_likelihood(self, Z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        llk, _ = super()._log_likelihood(Z)
+        populated = self.weights_ >= NEAR_EMPTY_WEIGHT
+        if not populated.any():
+            populated = self.weights_ == self.weights_.max()
+        # nearest populated component in Mahalanobis terms
+        projected = Z[None] @ self._precision_chol - (self.means_[:, None, :] @ self._precision_chol)
+        distance = np.einsum("knd,knd->kn", projected, projected)
+        distance[~populated] = np.inf
+        return llk, np.argmin(distance, axis=0)

@@ -1,0 +1,175 @@
+"""Distance family: K-Means from canopy centres, scored by distance in standard deviations."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from sklearn.cluster import KMeans
+
+from .base import Detector, check_features, merged_threshold
+
+# Canopy radii in standardised units: a point within T2 of a canopy centre can
+# start no other canopy; T1 = 2 T2 gathers the canopy's members.
+CANOPY_T2_PER_SQRT_DIM = 1.0
+CANOPY_T1_OVER_T2 = 2.0
+MAX_CANOPIES = 8
+# Canopies holding less than this share of the points are noise, not clusters.
+MIN_CANOPY_SHARE = 0.02
+
+
+def canopy_centres(Z: np.ndarray, t1: float, t2: float, rng: np.random.Generator) -> np.ndarray:
+    """Centres of the canopies of ``Z`` (McCallum et al., 2000).
+
+    Canopy clustering has no implementation in scikit-learn or scipy; it is
+    a handful of lines: take a random remaining point, gather every point
+    within ``t1`` into its canopy (centre = their mean), and strike every
+    point within ``t2`` from the candidates.
+    """
+    remaining = np.ones(len(Z), dtype=bool)
+    centres, sizes = [], []
+    while remaining.any() and len(centres) < MAX_CANOPIES:
+        seed = rng.choice(np.flatnonzero(remaining))
+        distance = np.linalg.norm(Z - Z[seed], axis=1)
+        members = distance < t1
+        centres.append(Z[members].mean(axis=0))
+        sizes.append(members.sum())
+        remaining &= distance >= t2
+    keep = np.asarray(sizes) >= max(2, MIN_CANOPY_SHARE * len(Z))
+    return np.asarray(centres)[keep] if keep.any() else Z.mean(axis=0, keepdims=True)
+
+
+class KMeansDetector(Detector):
+    """K-Means detector (the reference paper's distance family).
+
+    Features are standardised per tile. Canopy clustering with radii set from
+    the data's scale (T2 = sqrt(n_features) standard deviations, T1 = 2 T2)
+    gives the number of clusters and the initial centroids; scikit-learn's
+    K-Means refines them. The native score is the distance to the nearest
+    centroid in standard deviations: Mahalanobis with each cluster's own
+    (regularised) covariance, or Euclidean in standardised units. An
+    observation is anomalous beyond ``threshold_`` (4 by Chebyshev's rule,
+    or estimated when 4 is implausible for the data).
+
+    Parameters
+    ----------
+    metric : {"mahalanobis", "euclidean"}, default "mahalanobis"
+    threshold : float, optional
+        A fixed threshold on the distance.
+    contamination : float, default 0.01
+        Expected share of anomalies in training data (see
+        :func:`geoanom.detectors.base.choose_threshold`).
+    max_samples : int, default 2048
+        Canopies and K-Means run on a random subsample of at most this size.
+    reg_covar : float, default 1e-3
+        Added to each cluster covariance's diagonal (standardised units).
+    random_state : int, optional
+    """
+
+    family = "kmeans"
+    paper_threshold = 4.0
+    anomalous_above = True
+
+    def __init__(
+        self,
+        metric: str = "mahalanobis",
+        threshold: float | None = None,
+        contamination: float = 0.01,
+        max_samples: int = 2048,
+        reg_covar: float = 1e-3,
+        random_state: int | None = None,
+    ):
+        self.metric = metric
+        self.threshold = threshold
+        self.contamination = contamination
+        self.max_samples = max_samples
+        self.reg_covar = reg_covar
+        self.random_state = random_state
+
+    def _fit(self, X: np.ndarray) -> None:
+        if self.metric not in ("mahalanobis", "euclidean"):
+            raise ValueError(f"metric must be 'mahalanobis' or 'euclidean', got {self.metric!r}")
+        rng = np.random.default_rng(self.random_state)
+        self.center_ = X.mean(axis=0)
+        scale = X.std(axis=0)
+        self.scale_ = np.where(scale > 0, scale, 1.0)
+        Z = (X - self.center_) / self.scale_
+        if len(Z) > self.max_samples:
+            Z = Z[np.sort(rng.choice(len(Z), self.max_samples, replace=False))]
+        t2 = CANOPY_T2_PER_SQRT_DIM * np.sqrt(Z.shape[1])
+        init = canopy_centres(Z, CANOPY_T1_OVER_T2 * t2, t2, rng)
+        kmeans = KMeans(len(init), init=init, n_init=1, random_state=self.random_state).fit(Z)
+        labels = kmeans.labels_
+        counts = np.bincount(labels, minlength=len(init)).astype(np.float64)
+        means = kmeans.cluster_centers_
+        scatter = np.stack([_scatter(Z[labels == k], means[k]) for k in range(len(init))])
+        self.n_samples_ = float(len(X))
+        self._set_clusters(means, counts, scatter)
+
+    def _set_clusters(self, means: np.ndarray, counts: np.ndarray, scatter: np.ndarray) -> None:
+        """Centroids, member counts and scatter matrices (sums of outer products) per cluster."""
+        self.means_ = np.asarray(means, dtype=np.float64)
+        self.counts_ = np.asarray(counts, dtype=np.float64)
+        self.scatter_ = np.asarray(scatter, dtype=np.float64)
+        n_features = self.means_.shape[1]
+        covariances = self.scatter_ / np.maximum(self.counts_ - 1, 1)[:, None, None]
+        covariances += self.reg_covar * np.eye(n_features)
+        # A cluster of one point has no spread of its own: give it unit variance.
+        covariances[self.counts_ < 2] = np.eye(n_features)
+        self.covariances_ = covariances
+        self._whitening = np.linalg.inv(np.linalg.cholesky(covariances))
+
+    def decision_function(self, X: Any) -> np.ndarray:
+        """Distance to the nearest centroid, in standard deviations (anomalous above the threshold)."""
+        Z = (check_features(X, len(self.center_)) - self.center_) / self.scale_
+        offsets = Z[None] - self.means_[:, None, :]  # (k, n, d)
+        nearest = np.argmin(np.einsum("knd,knd->kn", offsets, offsets), axis=0)
+        own = offsets[nearest, np.arange(len(Z))]
+        if self.metric == "euclidean":
+            return np.linalg.norm(own, axis=1)
+        whitened = np.einsum("nde,ne->nd", self._whitening[nearest], own)
+        return np.linalg.norm(whitened, axis=1)
+
+    def merge(self, other: "KMeansDetector") -> "KMeansDetector":
+        """Pool two partial models: every cluster kept, statistics in common units.
+
+        Counts, means and scatter matrices are exact sufficient statistics, so
+        the pooled clusters are those of the union of the two training sets
+        under their original assignments.
+        """
+        merged = KMeansDetector(**self.get_params())
+        n = self.n_samples_ + other.n_samples_
+        center = (self.center_ * self.n_samples_ + other.center_ * other.n_samples_) / n
+        spread = (
+            self.n_samples_ * (self.scale_**2 + (self.center_ - center) ** 2)
+            + other.n_samples_ * (other.scale_**2 + (other.center_ - center) ** 2)
+        ) / n
+        merged.center_, merged.scale_ = center, np.sqrt(spread)
+        parts = [_to_units(d, merged.center_, merged.scale_) for d in (self, other)]
+        merged.n_samples_ = n
+        merged._set_clusters(*(np.concatenate([p[i] for p in parts]) for i in range(3)))
+        merged.threshold_, merged.threshold_source_ = merged_threshold(self, other, self.n_samples_, other.n_samples_)
+        return merged
+
+    def _get_state(self) -> dict[str, Any]:
+        return {"center_": self.center_, "scale_": self.scale_, "means_": self.means_, "counts_": self.counts_,
+                "scatter_": self.scatter_, "n_samples_": self.n_samples_}
+
+    def _set_state(self, state: dict[str, Any]) -> None:
+        self.center_ = np.asarray(state["center_"], dtype=np.float64)
+        self.scale_ = np.asarray(state["scale_"], dtype=np.float64)
+        self.n_samples_ = float(state["n_samples_"])
+        self._set_clusters(state["means_"], state["counts_"], state["scatter_"])
+
+
+def _scatter(members: np.ndarray, mean: np.ndarray) -> np.ndarray:
+    deviations = members - mean
+    return deviations.T @ deviations
+
+
+def _to_units(detector: KMeansDetector, center: np.ndarray, scale: np.ndarray):
+    """A detector's cluster statistics re-expressed in another standardisation."""
+    ratio = detector.scale_ / scale
+    means = (detector.center_ + detector.means_ * detector.scale_ - center) / scale
+    scatter = detector.scatter_ * np.outer(ratio, ratio)
+    return means, detector.counts_, scatter
