@@ -46,8 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
                                description="Fit on 1860-1959 of the A1B North America air temperature, "
                                "score 1960-2099, write a Zarr result, a PNG map and a table of tiles.")
     demo.add_argument("--out", default="geoanom-demo", help="output folder (default: geoanom-demo)")
-    demo.add_argument("--detectors", default="gmm,iforest",
-                      help="comma-separated families among gmm, kmeans, dpmm, iforest (default: gmm,iforest)")
+    demo.add_argument("--detectors", default="gmm,kmeans,dpmm,iforest",
+                      help="comma-separated families among gmm, kmeans, dpmm, iforest (default: all four)")
     demo.set_defaults(run=run_demo)
 
     detect = commands.add_parser("detect", help="fit on a training period and score the whole input",
@@ -58,8 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
     detect.add_argument("--train-end", required=True, help="last date of the training period, e.g. 1990")
     detect.add_argument("--train-start", default=None, help="first date of the training period")
     detect.add_argument("--precision", type=int, default=None, help="geohash precision (default: chosen)")
-    detect.add_argument("--detectors", default="gmm,iforest",
-                        help="comma-separated families among gmm, kmeans, dpmm, iforest (default: gmm,iforest)")
+    detect.add_argument("--detectors", default="gmm,kmeans,dpmm,iforest",
+                        help="comma-separated families among gmm, kmeans, dpmm, iforest (default: all four)")
     detect.add_argument("--out", required=True, help="output .zarr or .nc")
     detect.add_argument("--plot", default=None, help="also write a PNG map of the last time step")
     detect.add_argument("--model-out", default=None, help="also save the model (.npz or .zarr)")

@@ -43,7 +43,7 @@ def test_demo_writes_result_map_and_table(tmp_path):
     result = xr.open_zarr(tmp_path / "demo" / "result.zarr")
     assert result.sizes["time"] == 140  # 1960-2099
     assert str(result.time.values[0])[:4] == "1960"
-    assert set(result.detector.values) == {"gmm", "iforest"}
+    assert set(result.detector.values) == {"gmm", "kmeans", "dpmm", "iforest"}
     png = (tmp_path / "demo" / "irregularity_last_year.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
     table = pd.read_csv(tmp_path / "demo" / "top_tiles.csv", index_col="tile")

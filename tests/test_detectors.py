@@ -184,17 +184,17 @@ def test_iforest_merge_is_weighted_union_of_trees(blobs):
 def test_ensemble_votes_majority_and_round_trip(blobs):
     train, test, labels = blobs
     ensemble = Ensemble(random_state=0).fit(train)
-    assert ensemble.names == ("gmm", "iforest")
+    assert ensemble.names == ("gmm", "kmeans", "dpmm", "iforest")
     irregularity = ensemble.irregularity(test)
-    assert irregularity.shape == (2, len(test))
+    assert irregularity.shape == (4, len(test))
     votes = ensemble.votes(test)
     np.testing.assert_array_equal(votes, (irregularity > 1).sum(axis=0))
-    np.testing.assert_array_equal(ensemble.predict(test), (votes == 2).astype(int))
+    np.testing.assert_array_equal(ensemble.predict(test), (votes >= 3).astype(int))
     assert roc_auc_score(labels, ensemble.fused_irregularity(test)) > 0.97
     rebuilt = Ensemble.from_dict(ensemble.to_dict())
     np.testing.assert_array_equal(rebuilt.irregularity(test), irregularity)
     merged = ensemble.merge(Ensemble(random_state=1).fit(train))
-    assert merged.irregularity(test).shape == (2, len(test))
+    assert merged.irregularity(test).shape == (4, len(test))
 
 
 def test_majority_and_fuse():

@@ -19,7 +19,7 @@ FAMILIES: dict[str, type[Detector]] = {
     "dpmm": DPMMDetector,
     "iforest": IForestDetector,
 }
-DEFAULT_DETECTORS = ("gmm", "iforest")
+DEFAULT_DETECTORS = ("gmm", "kmeans", "dpmm", "iforest")
 
 
 def check_detector_names(names: Sequence[str] | str) -> tuple[str, ...]:
@@ -43,7 +43,7 @@ class Ensemble(BaseEstimator):
 
     Parameters
     ----------
-    detectors : sequence of str, default ("gmm", "iforest")
+    detectors : sequence of str, default ("gmm", "kmeans", "dpmm", "iforest")
         Family names, see ``FAMILIES``.
     random_state : int, optional
         Seed passed to every family.

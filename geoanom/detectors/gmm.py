@@ -141,7 +141,7 @@ class GMMDetector(Detector):
         weights, means, covs = _union_in_data_units(self, other)
         target = max(len(self.weights_), len(other.weights_))
         weights, means, covs = _reduce_mixture(weights, means, covs, target)
-        merged = GMMDetector(**self.get_params())
+        merged = type(self)(**self.get_params())
         total_mean = weights @ means
         spread = np.einsum("k,kd->d", weights, np.square(means - total_mean)) + np.einsum("k,kii->i", weights, covs)
         merged.center_ = total_mean

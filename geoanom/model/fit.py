@@ -59,7 +59,7 @@ def fit(
     precision : int, optional
         Geohash precision of the tiles; chosen from the grid and the training
         length when None (see :func:`geoanom.tiling.choose_precision`).
-    detectors : sequence of str, default ("gmm", "iforest")
+    detectors : sequence of str, default ("gmm", "kmeans", "dpmm", "iforest")
         Detector families of each tile's ensemble.
     seed : int, default 0
         Seed of every random choice: the same seed gives the same model on one
