@@ -25,8 +25,9 @@ class DPMMDetector(GMMDetector):
     to ``max_components`` components the data support. Scoring is the
     density family's fitness rule (see :class:`GMMDetector`), except that an
     observation's distance term is measured to the nearest *populated*
-    component: one that falls in a near-empty component (weight below 1%)
-    is far from every populated one, and so counts as suspect.
+    component: one that falls in a near-empty component (weight below 1%, or
+    fewer than two points per feature) is far from every populated one, and
+    so counts as suspect.
 
     Parameters
     ----------
@@ -96,7 +97,9 @@ class DPMMDetector(GMMDetector):
 
     def _log_likelihood(self, Z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         llk, _ = super()._log_likelihood(Z)
-        populated = self.weights_ >= NEAR_EMPTY_WEIGHT
+        # near-empty: under 1% of the data, or too few points to span the features twice
+        minimum = max(NEAR_EMPTY_WEIGHT, 2.0 * Z.shape[1] / max(self.n_samples_, 1.0))
+        populated = self.weights_ >= minimum
         if not populated.any():
             populated = self.weights_ == self.weights_.max()
         # nearest populated component in Mahalanobis terms

@@ -47,7 +47,9 @@ class KMeansDetector(Detector):
     gives the number of clusters and the initial centroids; scikit-learn's
     K-Means refines them. The native score is the distance to the nearest
     centroid in standard deviations: Mahalanobis with each cluster's own
-    (regularised) covariance, or Euclidean in standardised units. An
+    covariance (shrunk towards unit variance by n_features + 1 prior points,
+    so small clusters in many dimensions stay well-posed), or Euclidean in
+    standardised units. An
     observation is anomalous beyond ``threshold_`` (4 by Chebyshev's rule,
     or estimated when 4 is implausible for the data).
 
@@ -112,12 +114,15 @@ class KMeansDetector(Detector):
         self.counts_ = np.asarray(counts, dtype=np.float64)
         self.scatter_ = np.asarray(scatter, dtype=np.float64)
         n_features = self.means_.shape[1]
-        covariances = self.scatter_ / np.maximum(self.counts_ - 1, 1)[:, None, None]
-        covariances += self.reg_covar * np.eye(n_features)
-        # A cluster of one point has no spread of its own: give it unit variance.
-        covariances[self.counts_ < 2] = np.eye(n_features)
-        self.covariances_ = covariances
-        self._whitening = np.linalg.inv(np.linalg.cholesky(covariances))
+        # Shrink each cluster's covariance towards unit variance (the tile's own,
+        # in standardised units) as if n_features + 1 prior points had it: a
+        # cluster with few points per dimension cannot estimate a full covariance,
+        # and its raw estimate makes new points look far away.
+        prior = n_features + 1.0
+        eye = np.eye(n_features)
+        covariances = (self.scatter_ + prior * eye) / (self.counts_ + prior)[:, None, None]
+        self.covariances_ = covariances + self.reg_covar * eye
+        self._whitening = np.linalg.inv(np.linalg.cholesky(self.covariances_))
 
     def decision_function(self, X: Any) -> np.ndarray:
         """Distance to the nearest centroid, in standard deviations (anomalous above the threshold)."""
