@@ -82,6 +82,7 @@ class Detector(BaseEstimator):
     family: ClassVar[str] = ""
     paper_threshold: ClassVar[float] = 0.0
     anomalous_above: ClassVar[bool] = True
+    adapts: ClassVar[bool] = True  # implements update()
     contamination: float = 0.01
 
     def fit(self, X: Any, y: Any = None) -> "Detector":
@@ -124,6 +125,26 @@ class Detector(BaseEstimator):
     def irregularity(self, X: Any) -> np.ndarray:
         """Degree of irregularity: the native score over the threshold (anomalous when > 1)."""
         return self.decision_function(X) / self.threshold_
+
+    def irregularity_adapting(self, X: Any, adapt_every: int = 100) -> np.ndarray:
+        """Irregularity of ``X`` in row order, adapting the model as it goes.
+
+        The reference paper's adaptive algorithm (section 4.2.2): rows are
+        scored ``adapt_every`` at a time by the current model, which then
+        absorbs them (running counts, means and covariances), so a lasting
+        change becomes normal over time. The model is changed in place.
+        """
+        X = check_features(X)
+        out = np.empty(len(X))
+        for start in range(0, len(X), adapt_every):
+            batch = X[start : start + adapt_every]
+            out[start : start + adapt_every] = self.irregularity(batch)
+            self.update(batch)
+        return out
+
+    def update(self, X: Any) -> "Detector":
+        """Absorb new observations into the model (adaptation); thresholds are kept."""
+        raise NotImplementedError(f"{type(self).__name__} does not adapt")
 
     def predict(self, X: Any) -> np.ndarray:
         """1 where an observation is anomalous, 0 where it is normal."""

@@ -94,6 +94,22 @@ class Ensemble(BaseEstimator):
         X = check_features(X)
         return np.stack([detector.irregularity(X) for detector in self.detectors_.values()])
 
+    def irregularity_adapting(self, X: Any, adapt_every: int = 100) -> np.ndarray:
+        """Irregularity in row order, each adaptive family absorbing every batch it scored.
+
+        See :meth:`Detector.irregularity_adapting`; families that do not adapt
+        (``adapts = False``) score with their trained model.
+        """
+        X = check_features(X)
+        out = np.empty((len(self.detectors_), len(X)))
+        for start in range(0, len(X), adapt_every):
+            batch = X[start : start + adapt_every]
+            out[:, start : start + adapt_every] = self.irregularity(batch)
+            for detector in self.detectors_.values():
+                if detector.adapts:
+                    detector.update(batch)
+        return out
+
     def flags(self, X: Any) -> np.ndarray:
         """Per-family anomaly flags, shape (n_detectors, n_samples)."""
         return self.irregularity(X) > 1.0

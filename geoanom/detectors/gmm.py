@@ -128,6 +128,25 @@ class GMMDetector(Detector):
         )
         return fitness * distance
 
+    # -- adaptation -------------------------------------------------------------
+    def update(self, X: Any) -> "GMMDetector":
+        """Absorb observations: each moves its component's count, mean and covariance.
+
+        The paper's running mean and covariance (equations 4-6), applied to a
+        batch at once with the exact parallel form, so the result is the same
+        as one observation at a time. Weights follow the counts.
+        """
+        Z = (check_features(X, len(self.center_)) - self.center_) / self.scale_
+        _, assigned = self._log_likelihood(Z)
+        counts = self.weights_ * self.n_samples_
+        means, covariances = self.means_.copy(), self.covariances_.copy()
+        for k in np.unique(assigned):
+            rows = Z[assigned == k]
+            counts[k], means[k], covariances[k] = pooled_moments(counts[k], means[k], covariances[k], rows)
+        self.n_samples_ += len(Z)
+        self._set_components(counts / counts.sum(), means, covariances)
+        return self
+
     # -- merging --------------------------------------------------------------
     def merge(self, other: "GMMDetector") -> "GMMDetector":
         """Merge two partial mixtures of the same tile.
@@ -177,6 +196,20 @@ class GMMDetector(Detector):
         self.model_llk_ = float(state["model_llk_"])
         self.n_samples_ = float(state["n_samples_"])
         self._set_components(state["weights_"], state["means_"], state["covariances_"])
+
+
+def pooled_moments(count: float, mean: np.ndarray, covariance: np.ndarray, rows: np.ndarray):
+    """Count, mean and (population) covariance of a group after adding ``rows``.
+
+    Chan et al.'s parallel form of the running update: exact for any split.
+    """
+    n_new = len(rows)
+    new_mean = rows.mean(axis=0)
+    deviations = rows - new_mean
+    total = count + n_new
+    delta = new_mean - mean
+    scatter = covariance * count + deviations.T @ deviations + np.outer(delta, delta) * count * n_new / total
+    return total, mean + delta * n_new / total, scatter / total
 
 
 def _fit_standardised_many(detectors: list[GMMDetector], samples: list[np.ndarray]) -> None:

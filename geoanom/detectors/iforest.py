@@ -51,6 +51,7 @@ class IForestDetector(Detector):
     family = "iforest"
     paper_threshold = 0.6
     anomalous_above = True
+    adapts = False  # the reservoir refresh of the paper is not implemented yet
 
     def __init__(
         self,

@@ -135,6 +135,23 @@ class KMeansDetector(Detector):
         whitened = np.einsum("nde,ne->nd", self._whitening[nearest], own)
         return np.linalg.norm(whitened, axis=1)
 
+    def update(self, X: Any) -> "KMeansDetector":
+        """Absorb observations: each moves its nearest cluster's count, mean and scatter."""
+        Z = (check_features(X, len(self.center_)) - self.center_) / self.scale_
+        nearest = np.argmin(((Z[None] - self.means_[:, None, :]) ** 2).sum(axis=2), axis=0)
+        counts, means, scatter = self.counts_.copy(), self.means_.copy(), self.scatter_.copy()
+        for k in np.unique(nearest):
+            rows = Z[nearest == k]
+            n = len(rows)
+            delta = rows.mean(axis=0) - means[k]
+            deviations = rows - rows.mean(axis=0)
+            scatter[k] += deviations.T @ deviations + np.outer(delta, delta) * counts[k] * n / (counts[k] + n)
+            means[k] += delta * n / (counts[k] + n)
+            counts[k] += n
+        self.n_samples_ += len(Z)
+        self._set_clusters(means, counts, scatter)
+        return self
+
     def merge(self, other: "KMeansDetector") -> "KMeansDetector":
         """Pool two partial models: every cluster kept, statistics in common units.
 

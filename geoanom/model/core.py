@@ -64,7 +64,9 @@ class AnomalyModel:
         """Geohash precision of the tiles."""
         return int(self.labels.attrs["precision"])
 
-    def score(self, cube: xr.Dataset, tile: str | None = None) -> xr.Dataset:
+    def score(
+        self, cube: xr.Dataset, tile: str | None = None, *, adapt: bool = False, adapt_every: int = 100
+    ) -> xr.Dataset:
         """Score every observation of a cube, lazily.
 
         Parameters
@@ -75,6 +77,14 @@ class AnomalyModel:
             Score every cell with this one tile's ensemble (for example, how
             would Hudson Bay's model judge Florida?). By default each cell is
             scored by its own tile.
+        adapt : bool, default False
+            Score in time order and adapt the tile models as they go (the
+            paper's adaptive algorithm: running means and covariances), so a
+            lasting change becomes normal. This changes the model in place and
+            computes eagerly, one time chunk after another. With False (the
+            default) the model is untouched and the result is lazy.
+        adapt_every : int, default 100
+            Adaptation speed: observations of a tile scored between updates.
 
         Returns
         -------
@@ -85,8 +95,10 @@ class AnomalyModel:
             ``fused_irregularity`` (time, lat, lon), the mean over families;
             ``tile`` (lat, lon). NaN input scores NaN and is never anomalous.
         """
-        from .score import score_cube
+        from .score import score_cube, score_cube_adapting
 
+        if adapt:
+            return score_cube_adapting(self, cube, tile, adapt_every)
         return score_cube(self, cube, tile)
 
     def tile_table(self) -> pd.DataFrame:

@@ -49,6 +49,33 @@ def score_cube(model: "AnomalyModel", cube: xr.Dataset, tile: str | None = None)
     return _result_dataset(model, values, irregularity, tile)
 
 
+def score_cube_adapting(model: "AnomalyModel", cube: xr.Dataset, tile: str | None, adapt_every: int) -> xr.Dataset:
+    """Score in time order, adapting each tile's ensemble as it goes (eager, in this process).
+
+    Adaptation makes every time step depend on all earlier ones, so time
+    chunks run one after another; within a chunk, each tile's observations
+    are taken time step by time step.
+    """
+    values = stack_variables(cube, model.variables)
+    check_same_grid(model, cube)
+    codes, ensembles = _cell_models(model, tile)
+    seasons = season_index(values["time"], model.climatology.kind)
+    n_detectors = len(model.detectors)
+    out = np.full((n_detectors,) + values.shape[1:], np.nan, dtype=np.float32)
+    starts = np.cumsum((0,) + values.data.chunks[1])
+    with threadpool_limits(1):
+        for start, stop in zip(starts[:-1], starts[1:]):
+            block = values.isel(time=slice(start, stop)).values
+            features = observation_features(block, seasons[start:stop], model.climatology)
+            flat = features.reshape(features.shape[0], stop - start, -1)
+            scored = np.full((n_detectors,) + flat.shape[1:], np.nan, dtype=np.float32)
+            for code, cells in group_cells(codes):
+                if ensembles[code] is not None:
+                    scored[:, :, cells] = _score_tile(ensembles[code], flat[:, :, cells], n_detectors, adapt_every)
+            out[:, start:stop] = scored.reshape((n_detectors, stop - start) + values.shape[2:])
+    return _result_dataset(model, values, out, tile)
+
+
 def check_same_grid(model: "AnomalyModel", cube: xr.Dataset) -> None:
     """Raise unless the cube's grid is the one the model was fitted on."""
     labels = model.labels
@@ -87,13 +114,19 @@ def _score_block(values, seasons, clim_mean, clim_std, clim_count, clim_dof, cod
     return out.reshape((n_detectors,) + values.shape[1:])
 
 
-def _score_tile(ensemble, features: np.ndarray, n_detectors: int) -> np.ndarray:
-    """Irregularity (detector, time, cell) of one tile's cells from features (feature, time, cell)."""
+def _score_tile(ensemble, features: np.ndarray, n_detectors: int, adapt_every: int | None = None) -> np.ndarray:
+    """Irregularity (detector, time, cell) of one tile's cells from features (feature, time, cell).
+
+    Rows run time step by time step, so with ``adapt_every`` the ensemble
+    adapts in time order.
+    """
     n_features, n_times, n_cells = features.shape
     rows = features.reshape(n_features, -1).T
     valid = np.isfinite(rows).all(axis=1)
     scores = np.full((n_detectors, len(rows)), np.nan, dtype=np.float32)
-    if valid.any():
+    if valid.any() and adapt_every:
+        scores[:, valid] = ensemble.irregularity_adapting(rows[valid], adapt_every)
+    elif valid.any():
         scores[:, valid] = ensemble.irregularity(rows[valid])
     return scores.reshape(n_detectors, n_times, n_cells)
 
