@@ -258,3 +258,20 @@ def test_dpmm_uses_the_dirichlet_process_and_flags_near_empty_components(blobs):
     detector._set_components(weights, means, covariances)
     far = detector.center_ + means[-1] * detector.scale_
     assert detector.predict(far[None])[0] == 1
+
+
+@pytest.mark.parametrize("family", [GMMDetector, DPMMDetector])
+def test_merge_then_refine_matches_fitting_the_whole(family, blobs):
+    train, _, _ = blobs
+    order = np.random.default_rng(5).permutation(len(train))
+    a = family(random_state=0).fit(train[order[:1000]])
+    b = family(random_state=0).fit(train[order[1000:]])
+    merged = a.merge(b).refine(train)
+    whole = family(random_state=0).fit(train)
+
+    def data_llk(detector):  # mean log-likelihood in data units, comparable across standardisations
+        z = (train - detector.center_) / detector.scale_
+        return GMMDetector._log_likelihood(detector, z)[0].mean() - np.log(detector.scale_).sum()
+
+    assert abs(data_llk(merged) - data_llk(whole)) <= 0.01 * abs(data_llk(whole))
+    assert merged.n_samples_ == len(train)

@@ -8,7 +8,7 @@ import numpy as np
 from scipy.linalg import solve_triangular
 
 from .base import Detector, check_features, merged_threshold
-from .mixture import fit_mixtures
+from .mixture import fit_mixtures, refine_mixture
 
 # |llk_model| is floored so that a model whose mean log-likelihood is close to
 # zero (a tight, nearly singular cloud) does not blow the fitness score up.
@@ -145,6 +145,22 @@ class GMMDetector(Detector):
             counts[k], means[k], covariances[k] = pooled_moments(counts[k], means[k], covariances[k], rows)
         self.n_samples_ += len(Z)
         self._set_components(counts / counts.sum(), means, covariances)
+        return self
+
+    def refine(self, X: Any) -> "GMMDetector":
+        """EM on ``X`` starting from the current mixture (after a merge, say).
+
+        Works in the current standardisation (after a merge, that of the
+        union); the mean log-likelihood and the threshold are renewed from ``X``.
+        """
+        X = check_features(X, len(self.center_))
+        Z = (X - self.center_) / self.scale_
+        fit = refine_mixture(Z, self.weights_, self.means_, self.covariances_,
+                             reg_covar=self.reg_covar, max_iter=self.max_iter)
+        self._set_components(fit.weights, fit.means, fit.covariances)
+        self.model_llk_ = fit.mean_llk
+        self.n_samples_ = float(len(X))
+        self._set_threshold(self.decision_function(X))
         return self
 
     # -- merging --------------------------------------------------------------
