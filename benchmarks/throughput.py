@@ -38,6 +38,13 @@ Run from the repository root::
 
     python benchmarks/throughput.py [--size small|full|large] [--out PATH] [--extras]
     python benchmarks/throughput.py --size small --profile geoanom-gmm+iforest-threads
+    python benchmarks/throughput.py --families   # naive, each family alone, all four (threads)
+
+``--families`` runs naive, ``geoanom-{gmm,kmeans,dpmm,iforest}-threads`` (one
+family each) and ``geoanom-all-threads`` (the default four-family ensemble),
+prints each one's ratio to naive and writes
+``benchmarks/results/throughput_families.json``. Any of these variants can
+also be picked with ``--only``.
 
 On a 2-core machine the full run takes about 6 minutes (about 10 with
 ``--extras``), most of it in the two gmm+iforest variants; small, about 4.
@@ -90,6 +97,15 @@ VARIANTS = {
     "geoanom-gmm-localcluster": (("gmm",), "localcluster", {}, None),
     "geoanom-gmm+iforest-localcluster": (("gmm", "iforest"), "localcluster", {}, None),
 }
+# Per-family rows on the threaded scheduler, run with --families (with naive,
+# geoanom-gmm-threads and the default four-family ensemble).
+FAMILY_VARIANTS = {
+    "geoanom-kmeans-threads": (("kmeans",), "threads", {}, None),
+    "geoanom-dpmm-threads": (("dpmm",), "threads", {}, None),
+    "geoanom-iforest-threads": (("iforest",), "threads", {}, None),
+    "geoanom-all-threads": (("gmm", "kmeans", "dpmm", "iforest"), "threads", {}, None),
+}
+FAMILIES_RUN = ["naive", "geoanom-gmm-threads", *FAMILY_VARIANTS]
 # Sensitivity rows, run with --extras: BLAS/OpenMP pools of one thread (as
 # distributed gives its workers), and the cube split into time chunks.
 EXTRAS = {
@@ -98,7 +114,7 @@ EXTRAS = {
     "geoanom-gmm-threads-time130": (("gmm",), "threads", {}, {"time": 130}),
     "geoanom-gmm+iforest-threads-time130": (("gmm", "iforest"), "threads", {}, {"time": 130}),
 }
-ALL_VARIANTS = {**VARIANTS, **EXTRAS}
+ALL_VARIANTS = {**VARIANTS, **EXTRAS, **FAMILY_VARIANTS}
 RESULT_MARK = "@@THROUGHPUT@@ "
 
 
@@ -429,7 +445,12 @@ def table(rows: list[dict]) -> str:
 
 def parent_main(args: argparse.Namespace) -> int:
     n_time = SIZES[args.size]
-    names = list(args.only) if args.only else list(VARIANTS) + (list(EXTRAS) if args.extras else [])
+    if args.only:
+        names = list(args.only)
+    elif args.families:
+        names = list(FAMILIES_RUN)
+    else:
+        names = list(VARIANTS) + (list(EXTRAS) if args.extras else [])
     started = dt.datetime.now(dt.timezone.utc)
     with tempfile.TemporaryDirectory(prefix="geoanom-throughput-") as tmp:
         tmp = Path(tmp)
@@ -547,12 +568,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", choices=sorted(SIZES), default="full",
                         help="small: 104 x 100 x 100 = 1.04 M observations; full: 1040 x 100 x 100 = 10.4 M; "
                              "large: 4160 x 100 x 100 = 41.6 M (peak memory should not grow with the cube)")
-    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "throughput.json")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="JSON report (default benchmarks/results/throughput.json, or "
+                             "throughput_families.json with --families)")
     parser.add_argument("--precision", type=int, default=PRECISION)
     parser.add_argument("--only", nargs="+", choices=list(ALL_VARIANTS), metavar="VARIANT",
                         help="run only these variants: " + ", ".join(ALL_VARIANTS))
     parser.add_argument("--extras", action="store_true",
                         help="also run the sensitivity variants: " + ", ".join(EXTRAS))
+    parser.add_argument("--families", action="store_true",
+                        help="run naive, each family alone and all four on the threaded scheduler ("
+                             + ", ".join(FAMILIES_RUN) + "); writes benchmarks/results/throughput_families.json "
+                             "unless --out is given")
     parser.add_argument("--note", action="append", default=[], help="free text added to the JSON notes")
     parser.add_argument("--timeout", type=float, default=900.0, help="seconds allowed per variant")
     parser.add_argument("--profile", choices=list(ALL_VARIANTS), metavar="VARIANT",
@@ -563,6 +590,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--store", help=argparse.SUPPRESS)
     parser.add_argument("--output", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.out is None:
+        name = "throughput_families.json" if args.families and not args.only else "throughput.json"
+        args.out = ROOT / "benchmarks" / "results" / name
     if args.variant:
         return child_main(args)
     if args.profile:

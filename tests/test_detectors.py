@@ -83,11 +83,17 @@ def test_user_threshold_is_used(family, blobs):
     assert (detector.threshold_, detector.threshold_source_) == (threshold, "user")
 
 
-def test_iforest_scores_equal_scikit_learn(blobs):
-    train, test, _ = blobs
-    ours = IForestDetector(random_state=0).fit(train)
-    theirs = IsolationForest(n_estimators=100, max_samples=256, random_state=0).fit(train)
-    np.testing.assert_allclose(ours.decision_function(test), -theirs.score_samples(test), rtol=0, atol=1e-12)
+def test_iforest_scores_agree_with_scikit_learn(blobs):
+    # The trees are grown by geoanom's own batched builder (same algorithm, other random
+    # numbers), so the scores agree with scikit-learn's in distribution, not value by value.
+    from scipy.stats import spearmanr
+
+    train, test, labels = blobs
+    ours = IForestDetector(random_state=0).fit(train).decision_function(test)
+    theirs = -IsolationForest(n_estimators=100, max_samples=256, random_state=0).fit(train).score_samples(test)
+    assert abs(roc_auc_score(labels, ours) - roc_auc_score(labels, theirs)) < 0.01
+    assert spearmanr(ours, theirs)[0] > 0.95
+    assert abs(np.mean(ours) - np.mean(theirs)) < 0.01
 
 
 def test_iforest_numpy_walk_equals_compiled_trees(blobs):

@@ -5,34 +5,26 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from sklearn.ensemble import IsolationForest
 
 from .base import Detector, check_features, merged_threshold
+from .isolation_trees import build_forests
 
 # Observations scored per batch: bounds the (trees x batch) traversal arrays.
 SCORE_BATCH = 16_384
 
 
-def average_path_length(n_samples: np.ndarray) -> np.ndarray:
-    """c(n): the mean path length of an unsuccessful search in a binary tree of n points."""
-    n = np.asarray(n_samples, dtype=np.float64)
-    out = np.zeros_like(n)
-    out[n == 2] = 1.0
-    big = n > 2
-    out[big] = 2.0 * (np.log(n[big] - 1.0) + np.euler_gamma) - 2.0 * (n[big] - 1.0) / n[big]
-    return out
-
-
 class IForestDetector(Detector):
     """Isolation forest detector (the reference paper's ensemble family).
 
-    Trees are grown by scikit-learn's ``IsolationForest`` and then exported to
-    flat node arrays: scikit-learn can persist a forest only by pickling it,
-    which the house rules forbid, so scoring walks those arrays with numpy.
-    The score equals scikit-learn's ``-score_samples`` (the anomaly score in
-    [0, 1]); an observation is anomalous above ``threshold_`` (0.6, or an
-    estimate from the training scores when 0.6 is implausible for the data,
-    see :func:`geoanom.detectors.base.choose_threshold`).
+    Trees are grown by :func:`geoanom.detectors.isolation_trees.build_forests`
+    (the trees of many tiles at once, in numpy) and kept as flat node arrays,
+    so the model is plain data (scikit-learn persists forests only by
+    pickling). Scoring walks them with scikit-learn's compiled tree code when
+    available, else in numpy. The score is the anomaly score in [0, 1] of
+    Liu et al. (scikit-learn's ``-score_samples``); an observation is
+    anomalous above ``threshold_`` (0.6, or an estimate from the training
+    scores when 0.6 is implausible for the data, see
+    :func:`geoanom.detectors.base.choose_threshold`).
 
     Parameters
     ----------
@@ -68,14 +60,40 @@ class IForestDetector(Detector):
         self.random_state = random_state
 
     def _fit(self, X: np.ndarray) -> None:
-        forest = IsolationForest(
-            n_estimators=self.n_estimators,
-            max_samples=min(self.max_samples, len(X)),
-            random_state=self.random_state,
-        ).fit(X)
-        state = _export_forest(forest)
-        state.update(n_features_=X.shape[1], n_samples_=float(len(X)))
-        self._set_state(state)
+        self._set_state(build_forests([X], [self._seed()], n_estimators=self.n_estimators,
+                                      max_samples=self.max_samples)[0])
+
+    @classmethod
+    def fit_many(cls, samples, random_states, **params) -> list["IForestDetector"]:
+        """Fit one forest per sample, growing the trees of all samples together, level by level.
+
+        Gives the same detectors as fitting one by one with the same seeds:
+        every random draw comes from the sample's own seed (see :func:`build_forests`).
+        """
+        detectors = [cls(random_state=seed, **params) for seed in random_states]
+        samples = [check_features(X) for X in samples]
+        for X in samples:
+            if len(X) < 2:
+                raise ValueError(f"{cls.__name__} needs at least 2 observations, got {len(X)}")
+        if not detectors:
+            return []
+        states = build_forests(samples, [d._seed() for d in detectors], n_estimators=detectors[0].n_estimators,
+                               max_samples=detectors[0].max_samples)
+        for detector, X, state in zip(detectors, samples, states):
+            detector._set_state(state)
+            detector._set_threshold(detector.decision_function(X))
+        return detectors
+
+    def _seed(self) -> int:
+        """A 63-bit seed from ``random_state`` (fresh entropy when it is None)."""
+        state = self.random_state
+        if isinstance(state, np.random.RandomState):
+            return int(state.randint(0, 2**31 - 1))
+        if isinstance(state, np.random.Generator):
+            return int(state.integers(0, 2**63 - 1))
+        if state is None:
+            return int(np.random.default_rng().integers(0, 2**63 - 1))
+        return int(state) % 2**63
 
     def decision_function(self, X: Any) -> np.ndarray:
         """Anomaly score in [0, 1] (anomalous above the threshold, 0.6 by default)."""
@@ -194,56 +212,3 @@ def _rebuild_sklearn_trees(detector: IForestDetector) -> list | None:
     except (ValueError, TypeError, KeyError):  # pragma: no cover - other scikit-learn layouts
         return None
     return trees
-
-
-def _export_forest(forest: IsolationForest) -> dict[str, np.ndarray]:
-    """Flatten a fitted IsolationForest into node arrays (global node indices)."""
-    parts: dict[str, list] = {k: [] for k in ("feature", "threshold", "left", "right", "path", "root", "norm")}
-    offset, max_depth = 0, 0
-    norm = float(average_path_length(np.array([forest._max_samples]))[0]) or 1.0
-    for tree, features in zip(forest.estimators_, forest.estimators_features_):
-        t = tree.tree_
-        left, right = t.children_left.astype(np.intp), t.children_right.astype(np.intp)
-        is_leaf = left < 0
-        depth = _node_depths(t, left, right)
-        own = np.arange(t.node_count)
-        parts["feature"].append(np.where(is_leaf, 0, np.asarray(features)[np.maximum(t.feature, 0)]))
-        parts["threshold"].append(np.where(is_leaf, np.inf, t.threshold))
-        parts["left"].append(np.where(is_leaf, own, left) + offset)
-        parts["right"].append(np.where(is_leaf, own, right) + offset)
-        parts["path"].append(np.where(is_leaf, depth + average_path_length(t.n_node_samples), 0.0))
-        parts["root"].append(offset)
-        parts["norm"].append(norm)
-        offset += t.node_count
-        max_depth = max(max_depth, int(depth.max()))
-    return {
-        "node_feature_": np.concatenate(parts["feature"]),
-        "node_threshold_": np.concatenate(parts["threshold"]),
-        "node_left_": np.concatenate(parts["left"]),
-        "node_right_": np.concatenate(parts["right"]),
-        "node_path_": np.concatenate(parts["path"]),
-        "tree_root_": np.array(parts["root"]),
-        "tree_norm_": np.array(parts["norm"]),
-        "tree_weight_": np.ones(len(parts["root"])),
-        "max_depth_": max_depth,
-    }
-
-
-def _node_depths(tree: Any, left: np.ndarray, right: np.ndarray) -> np.ndarray:
-    """Depth of every node (the root is 0).
-
-    scikit-learn's compiled ``Tree.compute_node_depths`` (>= 1.3) does it in
-    one pass; otherwise sweep level by level, since parents precede children.
-    """
-    if hasattr(tree, "compute_node_depths"):
-        return np.asarray(tree.compute_node_depths(), dtype=np.float64) - 1.0
-    depth = np.zeros(len(left), dtype=np.float64)  # pragma: no cover - older scikit-learn
-    internal = np.flatnonzero(left >= 0)
-    changed = True
-    while changed:
-        new_depth = depth[internal] + 1
-        changed = not (np.array_equal(depth[left[internal]], new_depth)
-                       and np.array_equal(depth[right[internal]], new_depth))
-        depth[left[internal]] = new_depth
-        depth[right[internal]] = new_depth
-    return depth
