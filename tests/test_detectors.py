@@ -281,3 +281,19 @@ def test_merge_then_refine_matches_fitting_the_whole(family, blobs):
 
     assert abs(data_llk(merged) - data_llk(whole)) <= 0.01 * abs(data_llk(whole))
     assert merged.n_samples_ == len(train)
+
+
+def test_kmeans_merge_then_refine_is_as_compact_as_fitting_the_whole(blobs):
+    train, test, labels = blobs
+    order = np.random.default_rng(5).permutation(len(train))
+    a = KMeansDetector(random_state=0).fit(train[order[:1000]])
+    b = KMeansDetector(random_state=0).fit(train[order[1000:]])
+    merged = a.merge(b).refine(train)
+    whole = KMeansDetector(random_state=0).fit(train)
+
+    def inertia(detector):  # within-cluster sum of squares, in data units
+        return float((detector.scatter_ * np.outer(detector.scale_, detector.scale_)).trace(axis1=1, axis2=2).sum())
+
+    assert merged.counts_.sum() == len(train)
+    assert inertia(merged) <= 1.01 * inertia(whole)
+    assert roc_auc_score(labels, merged.irregularity(test)) > 0.97

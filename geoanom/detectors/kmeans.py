@@ -152,6 +152,23 @@ class KMeansDetector(Detector):
         self._set_clusters(means, counts, scatter)
         return self
 
+    def refine(self, X: Any) -> "KMeansDetector":
+        """Lloyd iterations on ``X`` from the current centroids (after a merge, say).
+
+        Works in the current standardisation; cluster statistics and the
+        threshold are renewed from ``X``.
+        """
+        X = check_features(X, len(self.center_))
+        Z = (X - self.center_) / self.scale_
+        kmeans = KMeans(len(self.means_), init=self.means_, n_init=1, random_state=self.random_state).fit(Z)
+        labels = kmeans.labels_
+        counts = np.bincount(labels, minlength=len(self.means_)).astype(np.float64)
+        scatter = np.stack([_scatter(Z[labels == k], kmeans.cluster_centers_[k]) for k in range(len(counts))])
+        self.n_samples_ = float(len(X))
+        self._set_clusters(kmeans.cluster_centers_, counts, scatter)
+        self._set_threshold(self.decision_function(X))
+        return self
+
     def merge(self, other: "KMeansDetector") -> "KMeansDetector":
         """Pool two partial models: every cluster kept, statistics in common units.
 
