@@ -81,3 +81,23 @@ def test_model_adapts_in_time_order_only_when_asked(tmp_path):
     assert adapted["irregularity"].dtype == np.float32
     changed = model.ensembles[model.tiles[0]].detectors_["gmm"].means_
     assert not np.array_equal(changed, untouched.ensembles[model.tiles[0]].detectors_["gmm"].means_)
+
+
+def test_isolation_forest_refreshes_its_trees_from_a_reservoir():
+    from geoanom.detectors import IForestDetector
+
+    rng = np.random.default_rng(3)
+    train = rng.normal(size=(4000, 2))
+    shifted = rng.normal(size=(60_000, 2)) + [8.0, 8.0]  # a lasting move in both features
+    static = IForestDetector(random_state=0).fit(train)
+    assert static.predict(shifted[:2000]).mean() > 0.99
+    adaptive = IForestDetector(random_state=0).fit(train)
+    roots_before = adaptive.tree_root_.copy()
+    flags = adaptive.irregularity_adapting(shifted, adapt_every=100) > 1
+    assert flags[:100].all()
+    assert flags[-10_000:].mean() < 0.01
+    assert len(adaptive.tree_root_) == len(roots_before)  # as many trees, regrown
+    assert adaptive.reservoir_.shape == (256, 2) and adaptive.reservoir_seen_ == 4000 + len(shifted)
+    assert adaptive.reservoir_[:, 0].mean() > 6  # the reservoir now holds mostly the new climate
+    rebuilt = IForestDetector.from_dict(adaptive.to_dict())
+    np.testing.assert_array_equal(rebuilt.decision_function(shifted[:500]), adaptive.decision_function(shifted[:500]))

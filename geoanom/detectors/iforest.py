@@ -43,7 +43,9 @@ class IForestDetector(Detector):
     family = "iforest"
     paper_threshold = 0.6
     anomalous_above = True
-    adapts = False  # the reservoir refresh of the paper is not implemented yet
+    adapts = True
+    # Share of the trees regrown from the reservoir at each update.
+    refresh_fraction = 0.1
 
     def __init__(
         self,
@@ -60,8 +62,9 @@ class IForestDetector(Detector):
         self.random_state = random_state
 
     def _fit(self, X: np.ndarray) -> None:
-        self._set_state(build_forests([X], [self._seed()], n_estimators=self.n_estimators,
-                                      max_samples=self.max_samples)[0])
+        seed = self._seed()
+        state = build_forests([X], [seed], n_estimators=self.n_estimators, max_samples=self.max_samples)[0]
+        self._set_state(_with_reservoir(state, X, seed, self.max_samples))
 
     @classmethod
     def fit_many(cls, samples, random_states, **params) -> list["IForestDetector"]:
@@ -77,10 +80,11 @@ class IForestDetector(Detector):
                 raise ValueError(f"{cls.__name__} needs at least 2 observations, got {len(X)}")
         if not detectors:
             return []
-        states = build_forests(samples, [d._seed() for d in detectors], n_estimators=detectors[0].n_estimators,
+        seeds = [d._seed() for d in detectors]
+        states = build_forests(samples, seeds, n_estimators=detectors[0].n_estimators,
                                max_samples=detectors[0].max_samples)
-        for detector, X, state in zip(detectors, samples, states):
-            detector._set_state(state)
+        for detector, X, state, seed in zip(detectors, samples, states, seeds):
+            detector._set_state(_with_reservoir(state, X, seed, detector.max_samples))
             detector._set_threshold(detector.decision_function(X))
         return detectors
 
@@ -124,24 +128,56 @@ class IForestDetector(Detector):
             node = np.where(go_left, self.node_left_[node], self.node_right_[node])
         return node
 
+    def update(self, X: Any) -> "IForestDetector":
+        """Absorb observations: refresh part of the forest from a reservoir sample.
+
+        The reservoir (a uniform sample of every observation seen, training
+        and later, of ``max_samples`` rows; Vitter's algorithm R) takes in
+        ``X``; once ``max_samples`` new observations have come in, the oldest
+        ``refresh_fraction`` of the trees are regrown from it, so the forest
+        follows a lasting change.
+        """
+        X = check_features(X, self.n_features_)
+        rng = np.random.default_rng([self._seed(), int(self.reservoir_seen_)])
+        free = max(self.max_samples - len(self.reservoir_), 0)
+        reservoir = np.concatenate([self.reservoir_, X[:free]])
+        rest = X[free:]
+        # Algorithm R, vectorised: row i of the rest replaces a uniform slot in
+        # [0, seen + i] when that slot is inside the reservoir (later rows win).
+        slots = rng.integers(0, self.reservoir_seen_ + free + np.arange(len(rest)) + 1)
+        accepted = slots < len(reservoir)
+        reservoir[slots[accepted]] = rest[accepted]
+        self.reservoir_, self.reservoir_seen_ = reservoir, self.reservoir_seen_ + len(X)
+        self.pending_ += len(X)
+        if self.pending_ < self.max_samples:  # regrow only once a tree's worth of data is new
+            return self
+        n_trees = len(self.tree_root_)
+        refresh = max(1, round(self.refresh_fraction * n_trees))
+        oldest = (int(self.refresh_next_) + np.arange(refresh)) % n_trees
+        grown = build_forests([reservoir], [int(rng.integers(0, 2**63 - 1))], n_estimators=refresh,
+                              max_samples=self.max_samples)[0]
+        kept = np.setdiff1d(np.arange(n_trees), oldest)
+        weight = self.tree_weight_.mean()
+        state = _concat_forests(_select_trees(self._get_state(), kept), {**grown, "tree_weight_": np.full(refresh, weight)})
+        state.update(reservoir_=reservoir, reservoir_seen_=self.reservoir_seen_,
+                     refresh_next_=(int(self.refresh_next_) + refresh) % n_trees, pending_=0,
+                     n_samples_=self.n_samples_ + len(X))
+        self._set_state(state)
+        return self
+
     def merge(self, other: "IForestDetector") -> "IForestDetector":
         """Sample-weighted union of the two forests' trees."""
         merged = IForestDetector(**self.get_params())
         merged.n_features_ = self.n_features_
         merged.n_samples_ = self.n_samples_ + other.n_samples_
-        offset = len(self.node_feature_)
-        state = {}
-        for name in ("node_feature_", "node_threshold_", "node_path_", "tree_norm_"):
-            state[name] = np.concatenate([getattr(self, name), getattr(other, name)])
-        for name in ("node_left_", "node_right_", "tree_root_"):
-            state[name] = np.concatenate([getattr(self, name), getattr(other, name) + offset])
-        state["tree_weight_"] = np.concatenate(
-            [
-                self.tree_weight_ / self.tree_weight_.sum() * self.n_samples_,
-                other.tree_weight_ / other.tree_weight_.sum() * other.n_samples_,
-            ]
-        )
-        state["max_depth_"] = max(self.max_depth_, other.max_depth_)
+        parts = []
+        for detector in (self, other):
+            part = detector._get_state()
+            part["tree_weight_"] = detector.tree_weight_ / detector.tree_weight_.sum() * detector.n_samples_
+            parts.append(part)
+        state = _concat_forests(*parts)
+        state.update(reservoir_=np.concatenate([self.reservoir_, other.reservoir_])[: self.max_samples],
+                     reservoir_seen_=self.reservoir_seen_ + other.reservoir_seen_, refresh_next_=0)
         merged._set_state(state)
         merged.threshold_, merged.threshold_source_ = merged_threshold(
             self, other, self.n_samples_, other.n_samples_
@@ -150,7 +186,8 @@ class IForestDetector(Detector):
 
     def _get_state(self) -> dict[str, Any]:
         names = ("node_feature_", "node_threshold_", "node_left_", "node_right_", "node_path_",
-                 "tree_root_", "tree_norm_", "tree_weight_", "max_depth_", "n_features_", "n_samples_")
+                 "tree_root_", "tree_norm_", "tree_weight_", "max_depth_", "n_features_", "n_samples_",
+                 "reservoir_", "reservoir_seen_", "refresh_next_", "pending_")
         return {name: getattr(self, name) for name in names if hasattr(self, name)}
 
     def _set_state(self, state: dict[str, Any]) -> None:
@@ -165,6 +202,10 @@ class IForestDetector(Detector):
         self.max_depth_ = int(state["max_depth_"])
         self.n_features_ = int(state.get("n_features_", getattr(self, "n_features_", 0)))
         self.n_samples_ = float(state.get("n_samples_", getattr(self, "n_samples_", 0.0)))
+        self.reservoir_ = np.asarray(state.get("reservoir_", np.empty((0, self.n_features_))), dtype=np.float64)
+        self.reservoir_seen_ = float(state.get("reservoir_seen_", len(self.reservoir_)))
+        self.refresh_next_ = int(state.get("refresh_next_", 0))
+        self.pending_ = int(state.get("pending_", 0))
         self.__dict__.pop("_sklearn_trees", None)
 
     def _compiled_trees(self) -> list | None:
@@ -212,3 +253,41 @@ def _rebuild_sklearn_trees(detector: IForestDetector) -> list | None:
     except (ValueError, TypeError, KeyError):  # pragma: no cover - other scikit-learn layouts
         return None
     return trees
+
+
+def _with_reservoir(state: dict[str, Any], X: np.ndarray, seed: int, size: int) -> dict[str, Any]:
+    """The forest state plus a uniform reservoir of the training data (for adaptation)."""
+    rows = np.random.default_rng([seed, 1]).choice(len(X), min(size, len(X)), replace=False)
+    return {**state, "reservoir_": X[np.sort(rows)], "reservoir_seen_": float(len(X)), "refresh_next_": 0}
+
+
+def _select_trees(state: dict[str, Any], trees: np.ndarray) -> dict[str, Any]:
+    """The sub-forest of the given trees, its node indices renumbered from 0."""
+    bounds = np.append(state["tree_root_"], len(state["node_feature_"]))
+    parts = {name: [] for name in ("node_feature_", "node_threshold_", "node_left_", "node_right_", "node_path_")}
+    roots, offset = [], 0
+    for tree in trees:
+        lo, hi = bounds[tree], bounds[tree + 1]
+        for name in parts:
+            values = state[name][lo:hi]
+            parts[name].append(values - lo + offset if name in ("node_left_", "node_right_") else values)
+        roots.append(offset)
+        offset += hi - lo
+    out = {name: np.concatenate(values) for name, values in parts.items()}
+    out.update(tree_root_=np.array(roots), tree_norm_=state["tree_norm_"][trees],
+               tree_weight_=state["tree_weight_"][trees], max_depth_=state["max_depth_"],
+               n_features_=state["n_features_"])
+    return out
+
+
+def _concat_forests(*states: dict[str, Any]) -> dict[str, Any]:
+    """One forest holding every tree of the given forests (node indices shifted)."""
+    out: dict[str, Any] = {}
+    offsets = np.cumsum([0] + [len(s["node_feature_"]) for s in states[:-1]])
+    for name in ("node_feature_", "node_threshold_", "node_path_", "tree_norm_", "tree_weight_"):
+        out[name] = np.concatenate([s[name] for s in states])
+    for name in ("node_left_", "node_right_", "tree_root_"):
+        out[name] = np.concatenate([s[name] + offset for s, offset in zip(states, offsets)])
+    out["max_depth_"] = max(int(s["max_depth_"]) for s in states)
+    out["n_features_"] = states[0].get("n_features_", 0)
+    return out
