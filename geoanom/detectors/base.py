@@ -36,6 +36,23 @@ def check_features(X: Any, n_features: int | None = None) -> np.ndarray:
     return array
 
 
+def standardised_sample(
+    detector: "Detector", X: np.ndarray, max_samples: int, rng: np.random.Generator
+) -> np.ndarray:
+    """Set the detector's ``center_``, ``scale_`` and ``n_samples_`` from all of ``X``.
+
+    Returns ``X`` standardised, subsampled uniformly to at most ``max_samples``
+    rows (in their original order) for the iterative fit.
+    """
+    detector.center_ = X.mean(axis=0)
+    scale = X.std(axis=0)
+    detector.scale_ = np.where(scale > 0, scale, 1.0)
+    detector.n_samples_ = float(len(X))
+    if len(X) > max_samples:
+        X = X[np.sort(rng.choice(len(X), max_samples, replace=False))]
+    return (X - detector.center_) / detector.scale_
+
+
 def contamination_quantile(scores: np.ndarray, contamination: float, anomalous_above: bool) -> float:
     """The score that flags a share ``contamination`` of ``scores``."""
     return float(np.quantile(scores, 1.0 - contamination if anomalous_above else contamination))

@@ -10,6 +10,7 @@ import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.mixture import BayesianGaussianMixture
 
+from .base import standardised_sample
 from .gmm import GMMDetector
 
 # A component whose weight is below this share of the data is "near-empty":
@@ -65,14 +66,7 @@ class DPMMDetector(GMMDetector):
         return [cls(random_state=seed, **params).fit(X) for X, seed in zip(samples, random_states)]
 
     def _fit(self, X: np.ndarray) -> None:
-        self.center_ = X.mean(axis=0)
-        scale = X.std(axis=0)
-        self.scale_ = np.where(scale > 0, scale, 1.0)
-        self.n_samples_ = float(len(X))
-        Z = (X - self.center_) / self.scale_
-        if len(Z) > self.max_samples:
-            rows = np.random.default_rng(self.random_state).choice(len(Z), self.max_samples, replace=False)
-            Z = Z[np.sort(rows)]
+        Z = standardised_sample(self, X, self.max_samples, np.random.default_rng(self.random_state))
         with warnings.catch_warnings():
             # a variational fit stopped at max_iter is still usable; converged_ records it
             warnings.simplefilter("ignore", ConvergenceWarning)

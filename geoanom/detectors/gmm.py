@@ -7,7 +7,7 @@ from typing import Any, Sequence
 import numpy as np
 from scipy.linalg import solve_triangular
 
-from .base import Detector, check_features, merged_threshold
+from .base import Detector, check_features, merged_threshold, standardised_sample
 from .mixture import fit_mixtures, refine_mixture
 
 # |llk_model| is floored so that a model whose mean log-likelihood is close to
@@ -232,14 +232,8 @@ def _fit_standardised_many(detectors: list[GMMDetector], samples: list[np.ndarra
     """Standardise each sample and fit every detector's mixture in one batched EM."""
     standardised = []
     for detector, X in zip(detectors, samples):
-        detector.center_ = X.mean(axis=0)
-        scale = X.std(axis=0)
-        detector.scale_ = np.where(scale > 0, scale, 1.0)
-        detector.n_samples_ = float(len(X))
-        if len(X) > detector.max_samples:
-            rows = np.random.default_rng(detector.random_state).choice(len(X), detector.max_samples, replace=False)
-            X = X[np.sort(rows)]
-        standardised.append((X - detector.center_) / detector.scale_)
+        rng = np.random.default_rng(detector.random_state)
+        standardised.append(standardised_sample(detector, X, detector.max_samples, rng))
     first = detectors[0]
     fits = fit_mixtures(standardised, first.n_components, reg_covar=first.reg_covar, max_iter=first.max_iter)
     for detector, fit in zip(detectors, fits):

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 from sklearn.cluster import KMeans
 
-from .base import Detector, check_features, merged_threshold
+from .base import Detector, check_features, merged_threshold, standardised_sample
 
 # Canopy radii in standardised units: a point within T2 of a canopy centre can
 # start no other canopy; T1 = 2 T2 gathers the canopy's members.
@@ -92,12 +92,7 @@ class KMeansDetector(Detector):
         if self.metric not in ("mahalanobis", "euclidean"):
             raise ValueError(f"metric must be 'mahalanobis' or 'euclidean', got {self.metric!r}")
         rng = np.random.default_rng(self.random_state)
-        self.center_ = X.mean(axis=0)
-        scale = X.std(axis=0)
-        self.scale_ = np.where(scale > 0, scale, 1.0)
-        Z = (X - self.center_) / self.scale_
-        if len(Z) > self.max_samples:
-            Z = Z[np.sort(rng.choice(len(Z), self.max_samples, replace=False))]
+        Z = standardised_sample(self, X, self.max_samples, rng)
         t2 = CANOPY_T2_PER_SQRT_DIM * np.sqrt(Z.shape[1])
         init = canopy_centres(Z, CANOPY_T1_OVER_T2 * t2, t2, rng)
         kmeans = KMeans(len(init), init=init, n_init=1, random_state=self.random_state).fit(Z)
@@ -105,7 +100,6 @@ class KMeansDetector(Detector):
         counts = np.bincount(labels, minlength=len(init)).astype(np.float64)
         means = kmeans.cluster_centers_
         scatter = np.stack([_scatter(Z[labels == k], means[k]) for k in range(len(init))])
-        self.n_samples_ = float(len(X))
         self._set_clusters(means, counts, scatter)
 
     def _set_clusters(self, means: np.ndarray, counts: np.ndarray, scatter: np.ndarray) -> None:
