@@ -11,7 +11,7 @@ __version__ = "0.1.0"
 from . import detectors, geohash, testing, tiling
 from .detectors import DPMMDetector, Ensemble, GMMDetector, IForestDetector, KMeansDetector
 from .errors import GeoanomError
-from .io import open_cube, sample_cube
+from .io import open_cube, sample_cube, write_dataset
 from .model import AnomalyModel, fit, load_model
 from .tiling import tile_labels
 
@@ -32,5 +32,6 @@ __all__ = [
     "testing",
     "tile_labels",
     "tiling",
+    "write_dataset",
     "__version__",
 ]
