@@ -29,6 +29,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except GeoanomError as error:
         print(f"geoanom: error: {error}", file=sys.stderr)
         return EXIT_USER_ERROR
+    except OSError as error:  # a path that cannot be created or written
+        where = f" ({error.filename})" if error.filename else ""
+        print(f"geoanom: error: {error.strerror or error}{where}.", file=sys.stderr)
+        return EXIT_USER_ERROR
     except KeyboardInterrupt:
         print("geoanom: interrupted", file=sys.stderr)
         return 130
@@ -80,6 +84,8 @@ def run_demo(args: argparse.Namespace) -> None:
     from . import fit, sample_cube
 
     out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise GeoanomError(f"--out '{out}' is a file; give a folder for the demo's outputs.")
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     cube = sample_cube("north_america")
@@ -100,6 +106,8 @@ def run_detect(args: argparse.Namespace) -> None:
     from . import fit, open_cube
     from .cluster import make_client
 
+    if Path(args.out).suffix not in (".zarr", ".nc"):
+        raise GeoanomError(f"cannot write '{args.out}': the output must end in .zarr or .nc.")
     client = make_client(args.workers, args.scheduler)
     with client if client is not None else contextlib.nullcontext():
         cube = open_cube(args.inputs, variables=args.variables)

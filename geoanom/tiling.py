@@ -13,7 +13,7 @@ import pandas as pd
 import xarray as xr
 
 from . import geohash
-from .errors import CoordinateError
+from .errors import CoordinateError, GeoanomError
 
 # A tile should hold at least this many training observations to fit its
 # ensemble: a few-component mixture in a handful of dimensions and an
@@ -98,6 +98,8 @@ def tile_labels(cube: xr.Dataset | xr.DataArray, precision: int | None = None) -
     """
     if precision is None:
         precision, reason = choose_precision(cube)
+    elif not 1 <= int(precision) <= MAX_PRECISION:
+        raise GeoanomError(f"geohash precision must be between 1 and {MAX_PRECISION}, got {precision}.")
     else:
         reason = f"precision {precision}: given"
     lat, lon = cell_centres(cube)

@@ -154,3 +154,14 @@ def test_unreachable_scheduler(cube_file, tmp_path):
     process = geoanom("detect", cube_file, "--var", "tas", "--train-end", "2005",
                       "--scheduler", "tcp://127.0.0.1:9", "--out", tmp_path / "o.zarr")
     assert_user_error(process, "tcp://127.0.0.1:9")
+
+
+def test_bad_output_and_precision_are_refused_before_any_work(cube_file, tmp_path):
+    process = geoanom("detect", cube_file, "--var", "tas", "--train-end", "2005", "--out", tmp_path / "o.txt")
+    assert_user_error(process, "o.txt", ".zarr or .nc")
+    process = geoanom("detect", cube_file, "--var", "tas", "--train-end", "2005", "--precision", "13",
+                      "--out", tmp_path / "o.zarr")
+    assert_user_error(process, "precision", "13")
+    a_file = tmp_path / "taken"
+    a_file.write_text("")
+    assert_user_error(geoanom("demo", "--out", a_file), "taken")
