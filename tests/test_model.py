@@ -176,3 +176,11 @@ def test_sst_sample_with_land(tmp_path):
     assert result["irregularity"].where(land).isnull().all()
     assert result["irregularity"].notnull().where(~land).mean() > 0.9
     assert any("NaN" in reason for reason in model.skipped.values())
+
+
+def test_a_dataarray_is_a_one_variable_cube(opened_cube):
+    model = ga.fit(opened_cube["tas"].isel(time=slice(None, 72)), precision=2, detectors="gmm")
+    assert model.variables == ["tas"]
+    from_array = model.score(opened_cube["tas"].isel(time=slice(-12, None))).compute()
+    from_dataset = model.score(opened_cube.isel(time=slice(-12, None))).compute()
+    xr.testing.assert_equal(from_array["irregularity"], from_dataset["irregularity"])

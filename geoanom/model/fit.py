@@ -51,9 +51,9 @@ def fit(
 
     Parameters
     ----------
-    cube : xarray.Dataset
+    cube : xarray.Dataset or DataArray
         Training data from :func:`geoanom.open_cube` (dims time, lat, lon or a
-        curvilinear y, x).
+        curvilinear y, x); a DataArray is a one-variable cube.
     variables : str or list of str, optional
         Variables to model; by default every variable over time and space.
     precision : int, optional

@@ -27,8 +27,10 @@ def stack_variables(cube: xr.Dataset, variables: Sequence[str] | str | None = No
     """The selected variables as one dask-backed array (variable, time, *spatial).
 
     The variable axis is a single chunk, so every block holds whole feature
-    vectors.
+    vectors. A DataArray is taken as a one-variable cube.
     """
+    if isinstance(cube, xr.DataArray):
+        cube = cube.to_dataset(name=cube.name or "values")
     if "time" not in cube.dims:
         raise CoordinateError(f"{source_name(cube)} has no time dimension; open it with geoanom.open_cube.")
     dims = spatial_dims(cube)
