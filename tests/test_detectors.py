@@ -186,6 +186,10 @@ def test_iforest_merge_is_weighted_union_of_trees(blobs):
     np.testing.assert_allclose(sm, expected, rtol=1e-10)
     rebuilt = IForestDetector.from_dict(merged.to_dict())
     np.testing.assert_array_equal(rebuilt.decision_function(test), sm)
+    # the merged reservoir draws from each part in proportion to what it has seen (1500 : 500)
+    assert merged.reservoir_.shape == (256, 2) and merged.reservoir_seen_ == len(train)
+    np.testing.assert_array_equal(merged.reservoir_[:192], a.reservoir_[:192])
+    np.testing.assert_array_equal(merged.reservoir_[192:], b.reservoir_[:64])
 
 
 def test_ensemble_votes_majority_and_round_trip(blobs):

@@ -38,6 +38,9 @@ class DPMMDetector(GMMDetector):
         Truncation level of the process.
     threshold, contamination, max_iter, reg_covar, max_samples, random_state
         As for :class:`GMMDetector`.
+
+    ``merge`` and ``refine`` are the density family's: a merged process is
+    refined by plain EM from its components.
     """
 
     family = "dpmm"
@@ -89,15 +92,11 @@ class DPMMDetector(GMMDetector):
             random_state=self.random_state,
         ).fit(Z)
 
-    def _log_likelihood(self, Z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        llk, _ = super()._log_likelihood(Z)
+    def _assign(self, weighted: np.ndarray, mahalanobis: np.ndarray, n_features: int) -> np.ndarray:
+        """Component of each observation: the nearest populated one (Mahalanobis)."""
         # near-empty: under 1% of the data, or too few points to span the features twice
-        minimum = max(NEAR_EMPTY_WEIGHT, 2.0 * Z.shape[1] / max(self.n_samples_, 1.0))
+        minimum = max(NEAR_EMPTY_WEIGHT, 2.0 * n_features / max(self.n_samples_, 1.0))
         populated = self.weights_ >= minimum
         if not populated.any():
             populated = self.weights_ == self.weights_.max()
-        # nearest populated component in Mahalanobis terms
-        projected = Z[None] @ self._precision_chol - (self.means_[:, None, :] @ self._precision_chol)
-        distance = np.einsum("knd,knd->kn", projected, projected)
-        distance[~populated] = np.inf
-        return llk, np.argmin(distance, axis=0)
+        return np.argmin(np.where(populated[:, None], mahalanobis, np.inf), axis=0)

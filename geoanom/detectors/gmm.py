@@ -113,10 +113,15 @@ class GMMDetector(Detector):
         projected = Z[None] @ self._precision_chol - (self.means_[:, None, :] @ self._precision_chol)  # (k, n, d)
         log_det = np.log(np.einsum("kii->ki", self._precision_chol)).sum(axis=1)
         constant = np.log(self.weights_) + log_det - 0.5 * n_features * np.log(2 * np.pi)
-        weighted = constant[:, None] - 0.5 * np.einsum("knd,knd->kn", projected, projected)
+        mahalanobis = np.einsum("knd,knd->kn", projected, projected)
+        weighted = constant[:, None] - 0.5 * mahalanobis
         peak = weighted.max(axis=0)
         llk = peak + np.log(np.exp(weighted - peak).sum(axis=0))
-        return llk, np.argmax(weighted, axis=0)
+        return llk, self._assign(weighted, mahalanobis, n_features)
+
+    def _assign(self, weighted: np.ndarray, mahalanobis: np.ndarray, n_features: int) -> np.ndarray:
+        """Component of each observation: the most probable one."""
+        return np.argmax(weighted, axis=0)
 
     def decision_function(self, X: Any) -> np.ndarray:
         """The fitness score f x X_dist (anomalous below the threshold, -1 by default)."""

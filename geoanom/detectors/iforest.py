@@ -176,8 +176,11 @@ class IForestDetector(Detector):
             part["tree_weight_"] = detector.tree_weight_ / detector.tree_weight_.sum() * detector.n_samples_
             parts.append(part)
         state = _concat_forests(*parts)
-        state.update(reservoir_=np.concatenate([self.reservoir_, other.reservoir_])[: self.max_samples],
-                     reservoir_seen_=self.reservoir_seen_ + other.reservoir_seen_, refresh_next_=0)
+        seen = self.reservoir_seen_ + other.reservoir_seen_
+        # each part's share of the merged reservoir follows how much data it has seen
+        own = min(len(self.reservoir_), round(self.max_samples * self.reservoir_seen_ / max(seen, 1.0)))
+        reservoir = np.concatenate([self.reservoir_[:own], other.reservoir_[: self.max_samples - own]])
+        state.update(reservoir_=reservoir, reservoir_seen_=seen, refresh_next_=0, pending_=0)
         merged._set_state(state)
         merged.threshold_, merged.threshold_source_ = merged_threshold(
             self, other, self.n_samples_, other.n_samples_

@@ -85,7 +85,7 @@ def fit(
     values = stack_variables(cube, variables)
     if values.sizes["time"] == 0:
         raise TrainingPeriodError(f"the training period selects no time step of {source_name(cube)}.")
-    scheduler = client if client is not None else None
+    scheduler = client  # None: dask's current scheduler
     kind = season_kind(values["time"])
     climatology = Climatology.from_values(values, kind, scheduler=scheduler)
     labels = tile_labels(cube, precision)
