@@ -168,3 +168,48 @@ def plan_batches(codes: np.ndarray, chunks: tuple[tuple[int, ...], tuple[int, ..
     for batch, row, col in pairs.itertuples(index=False):
         blocks[batch].append((int(row), int(col)))
     return FitPlan(batch_of_tile, blocks)
+
+
+EARTH_RADIUS_KM = 6371.0088  # mean radius (IUGG)
+
+
+def cell_areas(cube: xr.Dataset | xr.DataArray) -> np.ndarray:
+    """Area of every grid cell in km^2, over the spatial dimensions.
+
+    On a 1-D latitude-longitude grid a cell's edges lie halfway between
+    centres (the outer ones mirror the inner, latitudes clipped to the
+    poles) and its area is exact on the sphere:
+    ``R^2 * dlon * (sin(lat_north) - sin(lat_south))``. On a curvilinear grid
+    it is approximated from the distances to neighbouring centres.
+    """
+    if cube["lat"].ndim == 1 and cube["lon"].ndim == 1:
+        lat_edges = np.clip(_edges(np.asarray(cube["lat"].values, dtype=float)), -90.0, 90.0)
+        lon_edges = _edges(np.asarray(cube["lon"].values, dtype=float))
+        band = np.abs(np.diff(np.sin(np.radians(lat_edges))))
+        width = np.abs(np.radians(np.diff(lon_edges)))
+        areas = EARTH_RADIUS_KM**2 * band[:, None] * width[None, :]
+        return areas if spatial_dims(cube)[0] == cube["lat"].dims[0] else areas.T
+    lat, lon = (np.asarray(c.values, dtype=float) for c in cell_centres(cube))
+    dy_lat, dx_lat = np.gradient(lat)
+    dy_lon, dx_lon = (np.mod(g + 180.0, 360.0) - 180.0 for g in np.gradient(lon))
+    scale = np.cos(np.radians(lat))
+    row_step = np.hypot(dy_lat, dy_lon * scale)
+    col_step = np.hypot(dx_lat, dx_lon * scale)
+    return (np.radians(1.0) * EARTH_RADIUS_KM) ** 2 * row_step * col_step
+
+
+def _edges(centres: np.ndarray) -> np.ndarray:
+    if centres.size == 1:
+        return np.array([centres[0] - 0.5, centres[0] + 0.5])
+    middle = (centres[1:] + centres[:-1]) / 2
+    return np.concatenate([[2 * centres[0] - middle[0]], middle, [2 * centres[-1] - middle[-1]]])
+
+
+def wraps_in_longitude(cube: xr.Dataset | xr.DataArray) -> bool:
+    """True for a regular 1-D longitude axis that closes the globe (its last cell meets its first)."""
+    lon = cube["lon"]
+    if lon.ndim != 1 or lon.size < 3:
+        return False
+    steps = np.diff(np.asarray(lon.values, dtype=float))
+    step = float(np.median(steps))
+    return bool(np.allclose(steps, step, rtol=1e-3) and abs(abs(step) * lon.size - 360.0) < 1e-3 * 360.0)

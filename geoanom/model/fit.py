@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import operator
 import zlib
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import dask
 import numpy as np
@@ -27,6 +27,7 @@ from ..detectors.ensemble import check_detector_names
 from ..detectors.sketch import DEFAULT_CAPACITY, TileSketch, merge_sketch_maps, observation_keys
 from ..errors import NoDataError, TrainingPeriodError
 from ..features import Climatology, feature_names, observation_features, season_index, season_kind
+from ..reduction import tree_reduce
 from ..tiling import plan_batches, tile_codes, tile_labels
 from .core import AnomalyModel
 from .inputs import source_name, stack_variables
@@ -174,14 +175,6 @@ def _fit_graph(values, climatology, codes, tile_names, detectors, seed, min_obse
         batch_tiles = {int(code): str(tile_names[code]) for code in np.flatnonzero(plan.batch_of_tile == batch)}
         fitted.append(dask.delayed(_fit_batch, pure=True)(merged, batch_tiles, detectors, seed, min_observations))
     return fitted
-
-
-def tree_reduce(parts: list, combine: Callable, split_every: int) -> Any:
-    """Reduce delayed ``parts`` with ``combine``, ``split_every`` at a time."""
-    split_every = max(2, int(split_every))
-    while len(parts) > 1:
-        parts = [dask.delayed(combine, pure=True)(*parts[i : i + split_every]) for i in range(0, len(parts), split_every)]
-    return parts[0]
 
 
 def _sketch_block(values, seasons, climatology, codes, time_index, cell_index, batch_of_tile,
