@@ -62,3 +62,51 @@ def synthetic_cube(
         coords=coords,
     )
     return cube, xr.DataArray(labels, dims=("time", "lat", "lon"), coords=cube.coords)
+
+
+def blob_cube(
+    n_years: int = 12,
+    n_lat: int = 32,
+    n_lon: int = 48,
+    n_events: int = 12,
+    event_size: float = 2.5,
+    event_radius: float = 3.0,
+    spike_rate: float = 0.01,
+    spike_size: float = 5.0,
+    seed: int = 0,
+) -> tuple[xr.Dataset, xr.DataArray]:
+    """A monthly cube with spatially coherent events (warm blobs) and single-cell noise spikes.
+
+    The background is that of :func:`synthetic_cube` (unit noise,
+    independent from cell to cell). In the second half, ``n_events`` Gaussian blobs of peak
+    ``event_size`` kelvin and radius ``event_radius`` cells each last two to
+    four months; single cells jump by ``spike_size`` kelvin (either sign) at
+    ``spike_rate``. The spikes are instrument noise, not events: a detector
+    that sees each cell alone flags them, one that sees regions should not.
+
+    Returns
+    -------
+    cube : xarray.Dataset
+        Variable ``tas`` (float32, K).
+    events : xarray.DataArray of bool
+        True inside an event (where its blob adds more than a quarter of
+        its peak); spikes are False.
+    """
+    rng = np.random.default_rng(seed)
+    cube, _ = synthetic_cube(n_years, n_lat, n_lon, anomaly_rate=0.0, seed=seed)
+    values = cube["tas"].values.astype(np.float64)
+    n_times = values.shape[0]
+    rows, cols = np.mgrid[0:n_lat, 0:n_lon]
+    events = np.zeros(values.shape, dtype=bool)
+    for _ in range(n_events):
+        start = int(rng.integers(n_times // 2, n_times - 4))
+        centre_row, centre_col = rng.uniform(0, n_lat), rng.uniform(0, n_lon)
+        shape = np.exp(-((rows - centre_row) ** 2 + (cols - centre_col) ** 2) / (2 * event_radius**2))
+        for step in range(start, start + int(rng.integers(2, 5))):
+            values[step] += event_size * shape
+            events[step] |= shape > 0.25
+    spikes = np.zeros(values.shape, dtype=bool)
+    spikes[n_times // 2 :] = rng.random(spikes[n_times // 2 :].shape) < spike_rate
+    values[spikes] += spike_size * rng.choice([-1.0, 1.0], size=int(spikes.sum()))
+    cube["tas"].values = values.astype(np.float32)
+    return cube, xr.DataArray(events, dims=("time", "lat", "lon"), coords=cube.coords, name="events")

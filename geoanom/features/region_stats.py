@@ -36,7 +36,7 @@ def region_features(
     median_size: int = RegionParams.median_size,
     threshold: float = RegionParams.threshold,
     tail: str = RegionParams.tail,
-    structure: int | np.ndarray = RegionParams.connectivity,
+    structure: int | np.ndarray = RegionParams.structure,
     cleaning: int = RegionParams.cleaning,
     baseline: Any = None,
     wrap: bool | None = None,
@@ -102,16 +102,24 @@ def region_features(
     field = as_field(data, variable)
     wrap = wraps_in_longitude(field) if wrap is None else bool(wrap)
     anomaly = standardised_anomaly(field, baseline)
-    labels = label_regions(region_mask(anomaly.data, params, wrap), params.connectivity, wrap)
+    return region_table(anomaly, params, wrap, precision=precision, n_boot=n_boot, confidence=confidence,
+                        seed=seed, split_every=split_every, client=client)
+
+
+def region_table(anomaly: xr.DataArray, params: RegionParams, wrap: bool, *, precision: int | None = None,
+                 n_boot: int = 200, confidence: float = 0.95, seed: int = 0, split_every: int = 8,
+                 client: Any = None) -> pd.DataFrame:
+    """:func:`region_features` of an already standardised anomaly (time, y, x)."""
+    labels = label_regions(region_mask(anomaly.data, params, wrap), params.structure, wrap)
     if precision is None:
-        codes, tile_names = np.zeros(field.shape[1:], dtype=np.int32), None
+        codes, tile_names = np.zeros(anomaly.shape[1:], dtype=np.int32), None
     else:
-        codes, tile_names = tile_codes(tile_labels(field, precision).values)
-    parts = region_parts(labels, anomaly.data.rechunk(labels.chunks), cell_areas(field), codes, split_every)
+        codes, tile_names = tile_codes(tile_labels(anomaly, precision).values)
+    parts = region_parts(labels, anomaly.data.rechunk(labels.chunks), cell_areas(anomaly), codes, split_every)
     parts = dask.compute(parts, scheduler=client)[0]
-    table = summarise(parts, field.sizes["time"], len(tile_names) if tile_names is not None else 1,
+    table = summarise(parts, anomaly.sizes["time"], len(tile_names) if tile_names is not None else 1,
                       n_boot, confidence, seed)
-    times = field["time"].to_index()
+    times = anomaly["time"].to_index()
     table.index = table.index.set_levels(times[table.index.levels[0]], level="time")
     if tile_names is None:
         return table.droplevel("tile")
@@ -124,7 +132,7 @@ def region_parts(labels: da.Array, anomaly: da.Array, areas: np.ndarray, codes: 
     reports = [
         dask.delayed(_chunk_report, pure=True)(label_block, anomaly_block, areas[where[1:]], codes[where[1:]],
                                                where[0].start)
-        for label_block, anomaly_block, where in zip(labels.to_delayed().ravel(), anomaly.to_delayed().ravel(),
+        for label_block, anomaly_block, where in zip(labels.to_delayed(optimize_graph=False).ravel(), anomaly.to_delayed(optimize_graph=False).ravel(),
                                                      block_slices(labels.chunks))
     ]
     return tree_reduce(reports, _add_reports, split_every)
@@ -178,6 +186,8 @@ def _share_interval(area: np.ndarray, n_boot: int, tail: float, rng: np.random.G
     """Percentile bootstrap interval of max / sum over regions resampled with replacement."""
     if area.size == 1:
         return 1.0, 1.0
+    if n_boot < 1:
+        return np.nan, np.nan
     resampled = area[rng.integers(0, area.size, size=(n_boot, area.size))]
     shares = resampled.max(axis=1) / resampled.sum(axis=1)
     low, high = np.quantile(shares, [tail, 1.0 - tail])

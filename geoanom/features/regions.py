@@ -17,7 +17,6 @@ global grid) and numbered in raster order per time step, as
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -51,9 +50,10 @@ class RegionParams:
         smaller value than for single cells is right.
     tail : {"both", "upper", "lower"}, default "both"
         Which side of the threshold: |z| > t, z > t or z < -t.
-    connectivity : int, default 1
-        1: cells touching by an edge are connected (scipy's default); 2: by
-        a corner too. The same structuring element cleans the mask.
+    structure : int, default 1
+        Connectivity. 1: cells touching by an edge are connected (scipy's
+        default); 2: by a corner too. The same structuring element cleans
+        the mask.
     cleaning : int, default 1
         Iterations of the binary opening (removes specks thinner than the
         element) and of the closing (fills pinholes); 0 skips both.
@@ -63,7 +63,7 @@ class RegionParams:
     median_size: int = 3
     threshold: float = 1.5
     tail: str = "both"
-    connectivity: int = 1
+    structure: int = 1
     cleaning: int = 1
 
     def __post_init__(self) -> None:
@@ -73,14 +73,14 @@ class RegionParams:
             raise GeoanomError(f"median_size must be a positive odd number of cells, got {self.median_size}.")
         if self.tail not in TAILS:
             raise GeoanomError(f"tail must be one of {', '.join(TAILS)}, got '{self.tail}'.")
-        if self.connectivity not in (1, 2):
-            raise GeoanomError(f"connectivity must be 1 (edges) or 2 (edges and corners), got {self.connectivity}.")
+        if self.structure not in (1, 2):
+            raise GeoanomError(f"structure must be 1 (edges) or 2 (edges and corners), got {self.structure}.")
 
     @property
-    def structure(self) -> np.ndarray:
+    def element(self) -> np.ndarray:
         """The 3-D structuring element: the 2-D one in the middle time plane, none across time."""
         element = np.zeros((3, 3, 3), dtype=bool)
-        element[1] = ndimage.generate_binary_structure(2, self.connectivity)
+        element[1] = ndimage.generate_binary_structure(2, self.structure)
         return element
 
     @property
@@ -89,7 +89,7 @@ class RegionParams:
         return gaussian_radius(self.sigma) + int(self.median_size) // 2 + 4 * int(self.cleaning)
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-ready parameters."""
+        """Plain JSON-ready parameters, also the keywords of :func:`region_features`."""
         return asdict(self)
 
 
@@ -170,14 +170,15 @@ def _cell_climatology(values: np.ndarray, seasons: np.ndarray, n_seasons: int) -
     """Seasonal means (n_seasons planes) and one pooled spread (last plane) per cell."""
     means = np.full((n_seasons,) + values.shape[1:], np.nan)
     departures = np.empty_like(values)
-    with np.errstate(invalid="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN cells (land) have no mean
+    valid = np.isfinite(values)
+    with np.errstate(invalid="ignore", divide="ignore"):  # all-NaN cells (land) have no mean
         for season in np.unique(seasons):
             rows = seasons == season
-            means[season] = np.nanmean(values[rows], axis=0)
+            means[season] = np.where(valid[rows], values[rows], 0.0).sum(axis=0) / valid[rows].sum(axis=0)
             departures[rows] = values[rows] - means[season]
-        count = np.isfinite(departures).sum(axis=0)
-        spread = np.sqrt(np.nansum(departures**2, axis=0) / np.maximum(count - len(np.unique(seasons)), 1))
+        count = valid.sum(axis=0)
+        squares = np.where(valid, departures, 0.0) ** 2
+        spread = np.sqrt(squares.sum(axis=0) / np.maximum(count - len(np.unique(seasons)), 1))
     spread = np.where(np.isfinite(spread) & (spread > 0), spread, np.nan)
     return np.concatenate([means, spread[None]], axis=0)
 
@@ -221,7 +222,7 @@ def _mask_block(block: np.ndarray, params: RegionParams) -> np.ndarray:
             mask = smooth < -params.threshold
         else:
             mask = np.abs(smooth) > params.threshold
-    element, steps = params.structure, int(params.cleaning)
+    element, steps = params.element, int(params.cleaning)
     if steps:
         mask = ndimage.binary_opening(mask, element, iterations=steps)
         # Dilate then erode with the outside counted as region, so the closing
@@ -239,7 +240,7 @@ def region_labels(
     median_size: int = RegionParams.median_size,
     threshold: float = RegionParams.threshold,
     tail: str = RegionParams.tail,
-    structure: int | np.ndarray = RegionParams.connectivity,
+    structure: int | np.ndarray = RegionParams.structure,
     cleaning: int = RegionParams.cleaning,
     baseline: Any = None,
     wrap: bool | None = None,
@@ -278,7 +279,7 @@ def region_labels(
     field = as_field(data, variable)
     wrap = wraps_in_longitude(field) if wrap is None else bool(wrap)
     anomaly = standardised_anomaly(field, baseline)
-    labels = label_regions(region_mask(anomaly.data, params, wrap), params.connectivity, wrap)
+    labels = label_regions(region_mask(anomaly.data, params, wrap), params.structure, wrap)
     return xr.DataArray(
         labels, dims=field.dims, coords=field.coords, name="region",
         attrs={"long_name": f"anomalous region of {field.name or 'the field'}", "units": "1",

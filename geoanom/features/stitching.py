@@ -50,9 +50,9 @@ def label_regions(mask: da.Array, connectivity: int = 1, wrap: bool = False) -> 
     """
     keys = _chunk_keys(mask, connectivity)
     firsts = [dask.delayed(_first_cells, pure=True)(block, tuple(part.start for part in where))
-              for block, where in zip(keys.to_delayed().ravel(), block_slices(keys.chunks))]
-    pairs = [dask.delayed(_seam_pairs, pure=True)(a, b, connectivity, periodic)
-             for a, b, periodic in _seams(keys, wrap)]
+              for block, where in zip(keys.to_delayed(optimize_graph=False).ravel(), block_slices(keys.chunks))]
+    pairs = [dask.delayed(_seam_pairs, pure=True)(before, after, connectivity, periodic)
+             for before, after, periodic in _seams(keys, wrap)]
     lookup = dask.delayed(_join, pure=True)(firsts, pairs)
     return keys.map_blocks(_relabel, lookup, dtype=np.int32, meta=np.empty((0, 0, 0), dtype=np.int32))
 
@@ -77,19 +77,29 @@ def _chunk_keys(mask: da.Array, connectivity: int) -> da.Array:
     return mask.map_blocks(keys_of_block, dtype=np.int64, meta=np.empty((0, 0, 0), dtype=np.int64))
 
 
-def _seams(keys: da.Array, wrap: bool) -> list[tuple[da.Array, da.Array, bool]]:
-    """(cells before, cells after, periodic along the seam) for every seam."""
+def _seams(keys: da.Array, wrap: bool) -> list[tuple[list, list, bool]]:
+    """(blocks before, blocks after, periodic along the seam) for every seam and time chunk.
+
+    Blocks are passed as delayed values: a dask array given to a delayed
+    call would be optimised into a private copy of its whole graph.
+    """
     row_bounds = np.cumsum(keys.chunks[1])[:-1]
     col_bounds = np.cumsum(keys.chunks[2])[:-1]
-    seams = [(keys[:, r - 1, :], keys[:, r, :], wrap) for r in row_bounds]
-    seams += [(keys[:, :, c - 1], keys[:, :, c], False) for c in col_bounds]
+    strips = [(keys[:, r - 1, :], keys[:, r, :], wrap) for r in row_bounds]
+    strips += [(keys[:, :, c - 1], keys[:, :, c], False) for c in col_bounds]
     if wrap:
-        seams.append((keys[:, :, -1], keys[:, :, 0], False))
+        strips.append((keys[:, :, -1], keys[:, :, 0], False))
+    seams = []
+    for before, after, periodic in strips:
+        before_blocks = before.to_delayed(optimize_graph=False)
+        after_blocks = after.to_delayed(optimize_graph=False)
+        seams += [(list(b), list(a), periodic) for b, a in zip(before_blocks, after_blocks)]
     return seams
 
 
-def _seam_pairs(before: np.ndarray, after: np.ndarray, connectivity: int, periodic: bool) -> np.ndarray:
-    """Pairs of region keys (2, n) that touch across a seam of shape (time, length)."""
+def _seam_pairs(before: list[np.ndarray], after: list[np.ndarray], connectivity: int, periodic: bool) -> np.ndarray:
+    """Pairs of region keys (2, n) that touch across a seam, given as blocks of (time, length)."""
+    before, after = np.concatenate(before, axis=1), np.concatenate(after, axis=1)
     shifts = (0,) if connectivity == 1 else (-1, 0, 1)
     found = []
     for shift in shifts:

@@ -25,10 +25,11 @@ from threadpoolctl import threadpool_limits
 from ..detectors import DEFAULT_DETECTORS, Ensemble
 from ..detectors.ensemble import check_detector_names
 from ..detectors.sketch import DEFAULT_CAPACITY, TileSketch, merge_sketch_maps, observation_keys
-from ..errors import NoDataError, TrainingPeriodError
-from ..features import Climatology, feature_names, observation_features, season_index, season_kind
+from ..errors import GeoanomError, NoDataError, TrainingPeriodError
+from ..features import Climatology, RegionParams, feature_names, observation_features, season_index, season_kind
+from ..features.neighbourhood import FEATURE_SETS, neighbourhood_features, region_feature_names
 from ..reduction import tree_reduce
-from ..tiling import plan_batches, tile_codes, tile_labels
+from ..tiling import plan_batches, tile_codes, tile_labels, wraps_in_longitude
 from .core import AnomalyModel
 from .inputs import source_name, stack_variables
 
@@ -47,6 +48,8 @@ def fit(
     sample_size: int = DEFAULT_CAPACITY,
     split_every: int = 8,
     tiles_per_batch: int | None = None,
+    features: Sequence[str] | str = ("values",),
+    regions: RegionParams | dict | None = None,
 ) -> AnomalyModel:
     """Fit a detector ensemble for every geohash tile of a training cube.
 
@@ -77,12 +80,25 @@ def fit(
     tiles_per_batch : int, optional
         Tiles fitted per task; by default enough batches to keep 16 workers
         busy, at most 64 tiles each.
+    features : sequence of {"values", "regions"}, default ("values",)
+        What each observation's feature vector holds. ``"values"``: every
+        variable and its standardised anomaly. ``"regions"``: for every
+        variable, its denoised anomaly and the log area of the anomalous
+        region around the cell (see :mod:`geoanom.features.neighbourhood`),
+        so the ensemble sees spatial structure: a coherent event stands
+        out, a lone noisy cell does not.
+    regions : RegionParams or dict, optional
+        How regions are found (see :class:`geoanom.features.RegionParams`,
+        or :func:`geoanom.features.tune_region_params` to choose); defaults
+        when None.
 
     Returns
     -------
     AnomalyModel
     """
     names = check_detector_names(detectors)
+    feature_sets = check_feature_sets(features)
+    region_params = as_region_params(regions)
     values = stack_variables(cube, variables)
     if values.sizes["time"] == 0:
         raise TrainingPeriodError(f"the training period selects no time step of {source_name(cube)}.")
@@ -91,8 +107,11 @@ def fit(
     climatology = Climatology.from_values(values, kind, scheduler=scheduler)
     labels = tile_labels(cube, precision)
     codes, tile_names = tile_codes(labels)
-    batches = _fit_graph(values, climatology, codes, tile_names, names, seed, min_observations,
-                         sample_size, split_every, tiles_per_batch)
+    extra = None
+    if "regions" in feature_sets:
+        extra = neighbourhood_features(values, climatology, region_params, wraps_in_longitude(values))
+    batches = _fit_graph(values, climatology, extra, "values" in feature_sets, codes, tile_names, names, seed,
+                         min_observations, sample_size, split_every, tiles_per_batch)
     fitted: dict[str, Any] = {}
     for batch in dask.compute(*batches, scheduler=scheduler):
         fitted.update(batch)
@@ -121,7 +140,10 @@ def fit(
             "source": cube.attrs.get("geoanom_source", ""),
             "min_observations": min_observations,
             "sample_size": sample_size,
-            "feature_names": feature_names(variable_names),
+            "features": list(feature_sets),
+            "region_params": region_params.to_dict() if "regions" in feature_sets else None,
+            "feature_names": (feature_names(variable_names) if "values" in feature_sets else [])
+            + (region_feature_names(variable_names) if "regions" in feature_sets else []),
         },
     )
 
@@ -131,9 +153,27 @@ def tile_seed(seed: int, tile: str) -> int:
     return (zlib.crc32(tile.encode()) ^ (seed * 2654435761)) % 2**32
 
 
-def _fit_graph(values, climatology, codes, tile_names, detectors, seed, min_observations,
+def check_feature_sets(features: Sequence[str] | str) -> tuple[str, ...]:
+    """The chosen feature sets, in canonical order; raise on an unknown name."""
+    chosen = [features] if isinstance(features, str) else list(features)
+    unknown = sorted(set(chosen) - set(FEATURE_SETS))
+    if unknown or not chosen:
+        raise GeoanomError(f"features must be a non-empty choice of {', '.join(FEATURE_SETS)}; "
+                           f"got {', '.join(map(str, unknown or chosen)) or 'nothing'}.")
+    return tuple(name for name in FEATURE_SETS if name in chosen)
+
+
+def as_region_params(regions: RegionParams | dict | None) -> RegionParams:
+    """Region parameters from a RegionParams, a dict of its fields, or the defaults."""
+    if regions is None:
+        return RegionParams()
+    return regions if isinstance(regions, RegionParams) else RegionParams(**dict(regions))
+
+
+def _fit_graph(values, climatology, extra, use_values, codes, tile_names, detectors, seed, min_observations,
                sample_size, split_every, tiles_per_batch) -> list:
     data = values.data
+    extra_blocks = extra.to_delayed()[0] if extra is not None else None
     time_chunks, row_chunks, col_chunks = data.chunks[1:]
     if tiles_per_batch is None:
         tiles_per_batch = int(np.clip(np.ceil(len(tile_names) / 16), 1, 64))
@@ -155,6 +195,8 @@ def _fit_graph(values, climatology, codes, tile_names, detectors, seed, min_obse
                 cell_index = (np.arange(rows.start, rows.stop)[:, None] * n_cols + np.arange(cols.start, cols.stop))
                 sketch_maps[ti, yi, xi] = dask.delayed(_sketch_block, pure=True)(
                     blocks[ti, yi, xi],
+                    extra_blocks[ti, yi, xi] if extra_blocks is not None else None,
+                    use_values,
                     seasons[times],
                     climatology.block(rows, cols),
                     codes[rows, cols],
@@ -177,10 +219,10 @@ def _fit_graph(values, climatology, codes, tile_names, detectors, seed, min_obse
     return fitted
 
 
-def _sketch_block(values, seasons, climatology, codes, time_index, cell_index, batch_of_tile,
+def _sketch_block(values, extra, use_values, seasons, climatology, codes, time_index, cell_index, batch_of_tile,
                   seed, sample_size) -> dict[int, dict[int, TileSketch]]:
     """Sketches of every tile in one block, grouped by the batch that fits them."""
-    features = observation_features(values, seasons, climatology, leave_one_out=True)
+    features = block_features(values, extra, use_values, seasons, climatology, leave_one_out=True)
     n_features, n_times = features.shape[:2]
     flat = features.reshape(n_features, n_times, -1)
     keys = observation_keys(time_index, cell_index.ravel(), seed)
@@ -193,6 +235,15 @@ def _sketch_block(values, seasons, climatology, codes, time_index, cell_index, b
         if valid.any():
             sketches[code] = TileSketch.from_rows(rows[valid], row_keys[valid], sample_size)
     return out
+
+
+def block_features(values, extra, use_values, seasons, climatology, leave_one_out=False) -> np.ndarray:
+    """Feature cube (feature, time, *spatial) of one block: values features, then region ones."""
+    parts = [observation_features(values, seasons, climatology, leave_one_out)] if use_values else []
+    if extra is not None:
+        # a region feature is NaN only where the value is: keep NaN input NaN
+        parts.append(np.where(np.isfinite(values).all(axis=0), extra, np.nan))
+    return np.concatenate(parts, axis=0)
 
 
 def group_cells(codes: np.ndarray) -> list[tuple[int, np.ndarray]]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import dask
 import dask.array as da
@@ -13,9 +13,10 @@ from threadpoolctl import threadpool_limits
 from .. import __version__
 from ..detectors.ensemble import fuse, majority
 from ..errors import GeoanomError, TileError
-from ..features import Climatology, observation_features, season_index
-from ..tiling import spatial_dims
-from .fit import group_cells
+from ..features import Climatology, RegionParams, season_index
+from ..features.neighbourhood import neighbourhood_features
+from ..tiling import spatial_dims, wraps_in_longitude
+from .fit import block_features, group_cells
 from .inputs import source_name, stack_variables
 
 if TYPE_CHECKING:
@@ -39,9 +40,12 @@ def score_cube(model: "AnomalyModel", cube: xr.Dataset, tile: str | None = None)
     # One graph key holds the tile models, so each worker receives them once.
     payload = dask.delayed(ensembles, traverse=False)
     n_detectors = len(model.detectors)
+    extra = _region_features(model, values)
+    extra_args = (extra, "ftyx") if extra is not None else (None, None)
     irregularity = da.blockwise(
         _score_block, "dtyx",
-        data, "vtyx", seasons, "t", clim_mean, "svyx", clim_std, "svyx", clim_count, "svyx", clim_dof, "svyx",
+        data, "vtyx", *extra_args, _uses_values(model), None, seasons, "t",
+        clim_mean, "svyx", clim_std, "svyx", clim_count, "svyx", clim_dof, "svyx",
         cell_codes, "yx", model.climatology.kind, None, payload, None, n_detectors, None,
         new_axes={"d": n_detectors}, concatenate=True, dtype=np.float32,
         meta=np.empty((0, 0, 0, 0), dtype=np.float32),
@@ -63,10 +67,13 @@ def score_cube_adapting(model: "AnomalyModel", cube: xr.Dataset, tile: str | Non
     n_detectors = len(model.detectors)
     out = np.full((n_detectors,) + values.shape[1:], np.nan, dtype=np.float32)
     starts = np.cumsum((0,) + values.data.chunks[1])
+    extra = _region_features(model, values)
+    extra = extra.compute() if extra is not None else None  # regions span chunks: compute them once
     with threadpool_limits(1):
         for start, stop in zip(starts[:-1], starts[1:]):
             block = values.isel(time=slice(start, stop)).values
-            features = observation_features(block, seasons[start:stop], model.climatology)
+            extra_block = extra[:, start:stop] if extra is not None else None
+            features = block_features(block, extra_block, _uses_values(model), seasons[start:stop], model.climatology)
             flat = features.reshape(features.shape[0], stop - start, -1)
             scored = np.full((n_detectors,) + flat.shape[1:], np.nan, dtype=np.float32)
             for code, cells in group_cells(codes):
@@ -99,11 +106,23 @@ def _cell_models(model: "AnomalyModel", tile: str | None) -> tuple[np.ndarray, l
     return np.zeros(model.tile_codes.shape, dtype=np.int32), [model.ensembles[tile]]
 
 
-def _score_block(values, seasons, clim_mean, clim_std, clim_count, clim_dof, codes, kind, ensembles,
-                 n_detectors) -> np.ndarray:
+def _region_features(model: "AnomalyModel", values: xr.DataArray) -> da.Array | None:
+    """The region features of a model fitted with them, chunked like ``values``; else None."""
+    if "regions" not in model.attrs.get("features", ("values",)):
+        return None
+    params = RegionParams(**model.attrs["region_params"])
+    return neighbourhood_features(values, model.climatology, params, wraps_in_longitude(values))
+
+
+def _uses_values(model: "AnomalyModel") -> bool:
+    return "values" in model.attrs.get("features", ("values",))
+
+
+def _score_block(values, extra, use_values, seasons, clim_mean, clim_std, clim_count, clim_dof, codes, kind,
+                 ensembles, n_detectors) -> np.ndarray:
     """Irregularity (detector, time, *spatial) of one block; NaN where input is NaN."""
     climatology = Climatology(kind, clim_mean, clim_std, clim_count, clim_dof)
-    features = observation_features(values, seasons, climatology)
+    features = block_features(values, extra, use_values, seasons, climatology)
     n_features, n_times = features.shape[:2]
     flat = features.reshape(n_features, n_times, -1)
     out = np.full((n_detectors, n_times, flat.shape[2]), np.nan, dtype=np.float32)
