@@ -8,9 +8,10 @@
 
 __version__ = "0.1.0"
 
-from . import detectors, geohash, testing, tiling
+from . import detectors, features, geohash, testing, tiling
 from .detectors import DPMMDetector, Ensemble, GMMDetector, IForestDetector, KMeansDetector
 from .errors import GeoanomError
+from .features import RegionParams, region_features, region_labels, tune_region_params
 from .io import open_cube, sample_cube, write_dataset
 from .model import AnomalyModel, fit, load_model
 from .tiling import tile_labels
@@ -23,15 +24,20 @@ __all__ = [
     "GeoanomError",
     "IForestDetector",
     "KMeansDetector",
+    "RegionParams",
     "detectors",
+    "features",
     "fit",
     "geohash",
     "load_model",
     "open_cube",
+    "region_features",
+    "region_labels",
     "sample_cube",
     "testing",
     "tile_labels",
     "tiling",
+    "tune_region_params",
     "write_dataset",
     "__version__",
 ]

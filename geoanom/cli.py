@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Sequence
 
 from .errors import GeoanomError, TrainingPeriodError
+from .features.regions import RegionParams
 
 EXIT_USER_ERROR = 2
 
@@ -64,6 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
     detect.add_argument("--precision", type=int, default=None, help="geohash precision (default: chosen)")
     detect.add_argument("--detectors", default="gmm,kmeans,dpmm,iforest",
                         help="comma-separated families among gmm, kmeans, dpmm, iforest (default: all four)")
+    detect.add_argument("--features", default="values",
+                        help="comma-separated feature sets: values, regions (default: values)")
     detect.add_argument("--out", required=True, help="output .zarr or .nc")
     detect.add_argument("--plot", default=None, help="also write a PNG map of the last time step")
     detect.add_argument("--model-out", default=None, help="also save the model (.npz or .zarr)")
@@ -71,6 +74,23 @@ def build_parser() -> argparse.ArgumentParser:
     where.add_argument("--workers", type=int, default=None, help="local cluster of N worker processes")
     where.add_argument("--scheduler", default=None, help="address of a running dask scheduler")
     detect.set_defaults(run=run_detect)
+
+    regions = commands.add_parser("regions", help="anomalous regions of each time step: a feature table",
+                                  description="Smooth, threshold and label each time step of one variable; "
+                                  "write one row of region features per time step (and tile).")
+    regions.add_argument("inputs", nargs="+", metavar="INPUT", help="NetCDF files, Zarr stores or globs")
+    regions.add_argument("--var", required=True, dest="variable", help="the variable")
+    regions.add_argument("--precision", type=int, default=None, help="one row per geohash tile of this precision")
+    regions.add_argument("--sigma", type=float, default=RegionParams.sigma, help="Gaussian sigma, in cells")
+    regions.add_argument("--median-size", type=int, default=RegionParams.median_size, help="median window, cells")
+    regions.add_argument("--threshold", type=float, default=RegionParams.threshold,
+                         help="threshold on the smoothed standardised anomaly")
+    regions.add_argument("--tail", choices=["both", "upper", "lower"], default=RegionParams.tail)
+    regions.add_argument("--tune", type=int, default=0, metavar="N",
+                         help="choose sigma, median size and threshold first, in N optuna trials (no labels)")
+    regions.add_argument("--out", required=True, help="output table (.csv)")
+    regions.add_argument("--labels-out", default=None, help="also write the label cube (.nc or .zarr)")
+    regions.set_defaults(run=run_regions)
 
     info = commands.add_parser("info", help="describe a cube: dims, variables, chunks, calendar, tiles",
                                description="Describe a cube as geoanom opens it.")
@@ -114,11 +134,36 @@ def run_detect(args: argparse.Namespace) -> None:
         training = select_training(cube, args.train_start, args.train_end)
         with _progress(client):
             model = fit(training, variables=args.variables, precision=args.precision,
-                        detectors=args.detectors, client=client)
+                        detectors=args.detectors, client=client, features=args.features.split(","))
         print(f"{model}")
         result = model.score(cube)
         table = Path(args.out).with_suffix(".top_tiles.csv")
         _write_outputs(result, model, Path(args.out), args.plot, client, table_path=table, model_path=args.model_out)
+
+
+def run_regions(args: argparse.Namespace) -> None:
+    """``geoanom regions``."""
+    from . import open_cube, write_dataset
+    from .features import region_features, region_labels, tune_region_params
+
+    if Path(args.out).suffix != ".csv":
+        raise GeoanomError(f"cannot write '{args.out}': the table must end in .csv.")
+    if args.labels_out and Path(args.labels_out).suffix not in (".zarr", ".nc"):
+        raise GeoanomError(f"cannot write '{args.labels_out}': the label cube must end in .zarr or .nc.")
+    cube = open_cube(args.inputs, variables=[args.variable])
+    params = RegionParams(args.sigma, args.median_size, args.threshold, args.tail).to_dict()
+    if args.tune:
+        tuning = tune_region_params(cube, variable=args.variable, n_trials=args.tune, tail=args.tail)
+        params = tuning.params.to_dict()
+        print(f"tuned in {args.tune} trials ({tuning.objective} {tuning.score:.3f}): "
+              + ", ".join(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}" for k, v in params.items()))
+    table = region_features(cube, variable=args.variable, precision=args.precision, **params)
+    table.to_csv(args.out)
+    print(f"wrote {args.out}: {len(table)} rows, {int(table['n_regions'].sum())} regions")
+    if args.labels_out:
+        labels = region_labels(cube, variable=args.variable, **params)
+        write_dataset(labels.to_dataset(), args.labels_out)
+        print(f"wrote {args.labels_out}")
 
 
 def select_training(cube, start: str | None, end: str):

@@ -165,3 +165,18 @@ def test_bad_output_and_precision_are_refused_before_any_work(cube_file, tmp_pat
     a_file = tmp_path / "taken"
     a_file.write_text("")
     assert_user_error(geoanom("demo", "--out", a_file), "taken")
+
+
+def test_regions_writes_the_table_and_labels(cube_file, tmp_path):
+    table_path, labels_path = tmp_path / "regions.csv", tmp_path / "labels.nc"
+    process = geoanom("regions", cube_file, "--var", "tas", "--precision", "2", "--threshold", "1.0",
+                      "--out", table_path, "--labels-out", labels_path)
+    assert process.returncode == 0, process.stderr
+    table = pd.read_csv(table_path)
+    assert {"time", "tile", "n_regions", "largest_share_lo"} <= set(table.columns)
+    labels = xr.open_dataset(labels_path)["region"]
+    assert labels.dims == ("time", "lat", "lon") and int(labels.max()) > 0
+
+
+def test_regions_refuses_a_bad_table_name(cube_file, tmp_path):
+    assert_user_error(geoanom("regions", cube_file, "--var", "tas", "--out", tmp_path / "t.xlsx"), "t.xlsx")

@@ -212,6 +212,8 @@ def _jsonable(attrs: dict[str, Any]) -> dict[str, Any]:
             value = value.tolist()
         elif isinstance(value, np.generic):
             value = value.item()
+        elif isinstance(value, dict):
+            value = _jsonable(value)
         elif not isinstance(value, (str, int, float, bool, list, type(None))):
             value = str(value)
         out[str(key)] = value
