@@ -129,17 +129,24 @@ def region_table(anomaly: xr.DataArray, params: RegionParams, wrap: bool, *, pre
 def region_parts(labels: da.Array, anomaly: da.Array, areas: np.ndarray, codes: np.ndarray,
                  split_every: int = 8) -> Any:
     """Delayed table of (time, tile, label) with the sums of each region's part in each tile."""
-    reports = [
-        dask.delayed(_chunk_report, pure=True)(label_block, anomaly_block, areas[where[1:]], codes[where[1:]],
-                                               where[0].start)
-        for label_block, anomaly_block, where in zip(labels.to_delayed(optimize_graph=False).ravel(), anomaly.to_delayed(optimize_graph=False).ravel(),
-                                                     block_slices(labels.chunks))
-    ]
+    # one graph key per spatial block for its areas and tile codes, shared by every time chunk
+    grid_blocks: dict[tuple, Any] = {}
+    reports = []
+    for label_block, anomaly_block, where in zip(labels.to_delayed(optimize_graph=False).ravel(),
+                                                 anomaly.to_delayed(optimize_graph=False).ravel(),
+                                                 block_slices(labels.chunks)):
+        key = (where[1].start, where[1].stop, where[2].start, where[2].stop)
+        if key not in grid_blocks:
+            grid_blocks[key] = dask.delayed((np.ascontiguousarray(areas[where[1:]]),
+                                             np.ascontiguousarray(codes[where[1:]])), pure=True)
+        reports.append(dask.delayed(_chunk_report, pure=True)(label_block, anomaly_block, grid_blocks[key],
+                                                              where[0].start))
     return tree_reduce(reports, _add_reports, split_every)
 
 
-def _chunk_report(labels: np.ndarray, anomaly: np.ndarray, areas: np.ndarray, codes: np.ndarray,
+def _chunk_report(labels: np.ndarray, anomaly: np.ndarray, grid: tuple[np.ndarray, np.ndarray],
                   time_offset: int) -> pd.DataFrame:
+    areas, codes = grid
     t, y, x = np.nonzero(labels)
     weight = areas[y, x]
     value = anomaly[t, y, x]

@@ -122,7 +122,8 @@ def standardised_anomaly(field: xr.DataArray, baseline: Any = None) -> xr.DataAr
     """Each cell's departure from its seasonal mean, in units of its own spread.
 
     The climatology is per cell: a mean per month (or day of year) when the
-    data are sub-annual, and one spread per cell, the standard deviation of
+    data are sub-annual and the baseline holds at least two of each season
+    (else one mean), and one spread per cell, the standard deviation of
     its departures over the whole baseline, which stays stable with few years.
     Computed with the time axis whole, so the sums run in the same order for
     any chunking and the result is bit-for-bit chunk-independent.
@@ -136,6 +137,8 @@ def standardised_anomaly(field: xr.DataArray, baseline: Any = None) -> xr.DataAr
     """
     reference = _baseline_field(field, baseline)
     kind = season_kind(field["time"])
+    if np.bincount(season_index(reference["time"], kind)).max(initial=0) < 2:
+        kind = "none"  # under two years: one sample per season has no spread, so use one climatology
     reference_seasons = season_index(reference["time"], kind)
     n_seasons = int(reference_seasons.max()) + 1
     whole_time = reference.data.rechunk({0: -1})

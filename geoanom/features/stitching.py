@@ -49,10 +49,14 @@ def label_regions(mask: da.Array, connectivity: int = 1, wrap: bool = False) -> 
         raster order, identical for every chunking of ``mask``.
     """
     keys = _chunk_keys(mask, connectivity)
+    blocks = keys.to_delayed(optimize_graph=False)
     firsts = [dask.delayed(_first_cells, pure=True)(block, tuple(part.start for part in where))
-              for block, where in zip(keys.to_delayed(optimize_graph=False).ravel(), block_slices(keys.chunks))]
+              for block, where in zip(blocks.ravel(), block_slices(keys.chunks))]
+    edges = np.empty(blocks.shape, dtype=object)
+    for index in np.ndindex(*blocks.shape):
+        edges[index] = dask.delayed(_block_edges, pure=True)(blocks[index])
     pairs = [dask.delayed(_seam_pairs, pure=True)(before, after, connectivity, periodic)
-             for before, after, periodic in _seams(keys, wrap)]
+             for before, after, periodic in _seams(edges, wrap)]
     lookup = dask.delayed(_join, pure=True)(firsts, pairs)
     return keys.map_blocks(_relabel, lookup, dtype=np.int32, meta=np.empty((0, 0, 0), dtype=np.int32))
 
@@ -77,29 +81,35 @@ def _chunk_keys(mask: da.Array, connectivity: int) -> da.Array:
     return mask.map_blocks(keys_of_block, dtype=np.int64, meta=np.empty((0, 0, 0), dtype=np.int64))
 
 
-def _seams(keys: da.Array, wrap: bool) -> list[tuple[list, list, bool]]:
-    """(blocks before, blocks after, periodic along the seam) for every seam and time chunk.
+def _block_edges(keys: np.ndarray) -> dict[str, np.ndarray]:
+    """The outermost rows and columns of a block of keys: all that seams need of it."""
+    return {"top": keys[:, 0, :], "bottom": keys[:, -1, :], "left": keys[:, :, 0], "right": keys[:, :, -1]}
 
-    Blocks are passed as delayed values: a dask array given to a delayed
-    call would be optimised into a private copy of its whole graph.
+
+def _seams(edges: np.ndarray, wrap: bool) -> list[tuple[list, list, bool]]:
+    """(edges before, edges after, periodic along the seam) for every seam and time chunk.
+
+    ``edges`` holds each block's delayed :func:`_block_edges`, so a seam task
+    receives a few rows of keys, not whole blocks.
     """
-    row_bounds = np.cumsum(keys.chunks[1])[:-1]
-    col_bounds = np.cumsum(keys.chunks[2])[:-1]
-    strips = [(keys[:, r - 1, :], keys[:, r, :], wrap) for r in row_bounds]
-    strips += [(keys[:, :, c - 1], keys[:, :, c], False) for c in col_bounds]
-    if wrap:
-        strips.append((keys[:, :, -1], keys[:, :, 0], False))
+    n_times, n_rows, n_cols = edges.shape
     seams = []
-    for before, after, periodic in strips:
-        before_blocks = before.to_delayed(optimize_graph=False)
-        after_blocks = after.to_delayed(optimize_graph=False)
-        seams += [(list(b), list(a), periodic) for b, a in zip(before_blocks, after_blocks)]
+    for t in range(n_times):
+        for i in range(n_rows - 1):
+            seams.append(([(edges[t, i, j], "bottom") for j in range(n_cols)],
+                          [(edges[t, i + 1, j], "top") for j in range(n_cols)], wrap))
+        column_pairs = [(j, j + 1) for j in range(n_cols - 1)] + ([(n_cols - 1, 0)] if wrap else [])
+        for left, right in column_pairs:
+            seams.append(([(edges[t, i, left], "right") for i in range(n_rows)],
+                          [(edges[t, i, right], "left") for i in range(n_rows)], False))
     return seams
 
 
-def _seam_pairs(before: list[np.ndarray], after: list[np.ndarray], connectivity: int, periodic: bool) -> np.ndarray:
-    """Pairs of region keys (2, n) that touch across a seam, given as blocks of (time, length)."""
-    before, after = np.concatenate(before, axis=1), np.concatenate(after, axis=1)
+def _seam_pairs(before: list[tuple[dict, str]], after: list[tuple[dict, str]], connectivity: int,
+                periodic: bool) -> np.ndarray:
+    """Pairs of region keys (2, n) that touch across a seam: (block edges, side) along its length."""
+    before = np.concatenate([edges[side] for edges, side in before], axis=1)
+    after = np.concatenate([edges[side] for edges, side in after], axis=1)
     shifts = (0,) if connectivity == 1 else (-1, 0, 1)
     found = []
     for shift in shifts:
