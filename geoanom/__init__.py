@@ -8,7 +8,7 @@
 
 __version__ = "0.1.0"
 
-from . import detectors, features, geohash, testing, tiling
+from . import detectors, features, federated, geohash, testing, tiling
 from .detectors import DPMMDetector, Ensemble, GMMDetector, IForestDetector, KMeansDetector
 from .errors import GeoanomError
 from .features import RegionParams, region_features, region_labels, tune_region_params
@@ -27,6 +27,7 @@ __all__ = [
     "RegionParams",
     "detectors",
     "features",
+    "federated",
     "fit",
     "geohash",
     "load_model",

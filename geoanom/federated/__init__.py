@@ -1,0 +1,20 @@
+"""Federated learning across tiles and institutions, on Dask: raw data stay where they are.
+
+>>> result = geoanom.federated.train(X, y, clients=tiles, aggregator="median")  # doctest: +SKIP
+>>> result.predict_proba(X_new)[:, 1]                                            # doctest: +SKIP
+"""
+
+from .aggregators import AGGREGATORS, Aggregator, make_aggregator
+from .convergence import Convergence
+from .engine import train
+from .result import FederatedResult
+from .shapley import ShapleyFusion, fuse_scores, shapley_values, shapley_weights
+from .spatial import geohash_weights, morans_i, tile_morans_i
+
+load = FederatedResult.load
+
+__all__ = [
+    "AGGREGATORS", "Aggregator", "Convergence", "FederatedResult", "ShapleyFusion", "fuse_scores",
+    "geohash_weights", "load", "make_aggregator", "morans_i", "shapley_values", "shapley_weights",
+    "tile_morans_i", "train",
+]

@@ -1,0 +1,104 @@
+"""What runs at a client: its data's summary, and one round of local training.
+
+These functions run as dask tasks on the worker that holds the client's
+data; they receive parameters and return parameters and a few numbers,
+never rows of data.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .mlp import LayerShapes, local_sgd, predict_logits, sigmoid
+
+ATTACKS = ("sign_flip", "scale", "noise")
+ATTACK_STRENGTH = 10.0
+
+
+@dataclass(frozen=True)
+class LocalPlan:
+    """How every client trains in a round (the same for all)."""
+
+    shapes: LayerShapes
+    epochs: int
+    lr: float
+    batch_size: int
+    mu: float
+    positive_weight: float
+
+
+@dataclass
+class ClientData:
+    """One client's rows, standardised in place once the global scaler is known."""
+
+    client: Any
+    features: np.ndarray
+    labels: np.ndarray
+
+
+def moments(data: ClientData) -> tuple[float, np.ndarray, np.ndarray, float]:
+    """(rows, sum, sum of squares, positives): all the server learns of the data before training."""
+    features = data.features
+    return float(len(features)), features.sum(axis=0), (features**2).sum(axis=0), float(data.labels.sum())
+
+
+def add_moments(*parts: tuple) -> tuple:
+    """Sum of :func:`moments` tuples (associative, for a tree reduction)."""
+    return tuple(sum(values) for values in zip(*parts))
+
+
+def standardise(data: ClientData, mean: np.ndarray, scale: np.ndarray) -> ClientData:
+    """The client's data scaled by the global mean and spread (stays on the worker)."""
+    return ClientData(data.client, (data.features - mean) / scale, data.labels)
+
+
+def train_round(data: ClientData, start: np.ndarray, plan: LocalPlan, seed: int, attack: str | None = None,
+                delay: float = 0.0) -> dict[str, Any]:
+    """One client's round: evaluate the global model, train locally, return the change.
+
+    Returns
+    -------
+    dict with ``delta`` (parameters after minus ``start``), ``weight`` (rows),
+    ``loss`` (of the global model on this client's data) and ``residual``
+    (mean label minus mean predicted probability).
+    """
+    if delay:
+        time.sleep(delay)  # a straggler, in simulations
+    trained, loss = local_sgd(plan.shapes, start, data.features, data.labels, epochs=plan.epochs, lr=plan.lr,
+                              batch_size=plan.batch_size, mu=plan.mu, positive_weight=plan.positive_weight,
+                              seed=seed)
+    probability = sigmoid(predict_logits(plan.shapes, start, data.features))
+    delta = poison(trained - start, attack, seed) if attack else trained - start
+    return {"client": data.client, "delta": delta, "weight": float(len(data.labels)), "loss": loss,
+            "residual": float(np.mean(data.labels - probability))}
+
+
+def poison(delta: np.ndarray, attack: str, seed: int) -> np.ndarray:
+    """A Byzantine client's update, for evaluating robust aggregation.
+
+    ``sign_flip`` sends the opposite of its honest change, ``scale`` a
+    change ten times larger, ``noise`` Gaussian noise ten times the size of
+    its honest change.
+    """
+    if attack == "sign_flip":
+        return -ATTACK_STRENGTH * delta
+    if attack == "scale":
+        return ATTACK_STRENGTH * delta
+    if attack == "noise":
+        spread = ATTACK_STRENGTH * (np.linalg.norm(delta) / np.sqrt(delta.size) + 1e-3)
+        return np.random.default_rng(seed).normal(0.0, spread, size=delta.shape)
+    raise ValueError(f"unknown attack {attack!r}")
+
+
+def partial_mean(result: dict[str, Any]) -> tuple[np.ndarray, float]:
+    """A client's weighted delta as a partial sum of the FedAvg tree reduction."""
+    return result["weight"] * result["delta"], result["weight"]
+
+
+def summary(result: dict[str, Any]) -> dict[str, Any]:
+    """The numbers the server records of a client's round (no parameters)."""
+    return {key: result[key] for key in ("client", "weight", "loss", "residual")}

@@ -1,0 +1,106 @@
+"""The outcome of federated training: a model as plain arrays, its history, and persistence without pickle."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..errors import ModelFileError
+from .mlp import LayerShapes, predict_logits, sigmoid
+
+FORMAT = "geoanom-federated-mlp/1"
+
+
+@dataclass
+class FederatedResult:
+    """A federated classifier and how it was trained.
+
+    Attributes
+    ----------
+    parameters : ndarray
+        The network's flat parameter vector (see :class:`~geoanom.federated.mlp.LayerShapes`).
+    mean, scale : ndarray
+        The global feature scaler, from moments the clients reported.
+    sizes : tuple of int
+        Layer sizes: features, hidden, hidden, 1.
+    history : pandas.DataFrame
+        One row per round: participants, loss, update norm, convergence
+        state, stale and dropped updates (async), Moran's I of the per-tile
+        residuals (geohash clients), seconds.
+    config : dict
+        How it was trained.
+    rejected : list of dict
+        Updates the server refused (round, client, reason).
+    """
+
+    parameters: np.ndarray
+    mean: np.ndarray
+    scale: np.ndarray
+    sizes: tuple[int, ...]
+    history: pd.DataFrame
+    config: dict[str, Any]
+    rejected: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def model(self) -> dict[str, Any]:
+        """The model as plain arrays: weights and biases by layer, and the scaler."""
+        layers = LayerShapes(tuple(self.sizes)).unflatten(self.parameters)
+        return {"weights": layers[0::2], "biases": layers[1::2], "mean": self.mean, "scale": self.scale}
+
+    @property
+    def state(self) -> str:
+        """How training ended: converged, diverged or max_rounds."""
+        return str(self.history["state"].iloc[-1]) if len(self.history) else "not_run"
+
+    def decision_function(self, X: Any) -> np.ndarray:
+        """The network's logit for each row (higher is more anomalous)."""
+        features = (np.asarray(X, dtype=np.float64) - self.mean) / self.scale
+        return predict_logits(LayerShapes(tuple(self.sizes)), self.parameters, features)
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """Probabilities (n_rows, 2) of normal and anomalous, as scikit-learn's classifiers give."""
+        anomalous = sigmoid(self.decision_function(X))
+        return np.column_stack([1.0 - anomalous, anomalous])
+
+    def predict(self, X: Any, threshold: float = 0.5) -> np.ndarray:
+        """1 where the probability of an anomaly exceeds ``threshold``."""
+        return (self.predict_proba(X)[:, 1] > threshold).astype(np.int8)
+
+    def save(self, path: str | Path) -> None:
+        """Write an ``.npz`` of arrays and JSON (history, config); loadable without pickle."""
+        path = Path(path)
+        if path.suffix != ".npz":
+            raise ModelFileError(f"cannot save to '{path}': a federated model is saved as .npz.")
+        meta = {"format": FORMAT, "sizes": list(self.sizes), "config": self.config, "rejected": self.rejected,
+                "history": json.loads(self.history.reset_index().to_json(orient="split"))}
+        text = np.frombuffer(json.dumps(meta, default=_json_default).encode(), dtype=np.uint8)
+        np.savez(path, parameters=self.parameters, mean=self.mean, scale=self.scale, meta=text)
+
+    @classmethod
+    def load(cls, path: str | Path) -> "FederatedResult":
+        """Read a result written by :meth:`save` (``allow_pickle=False``)."""
+        try:
+            with np.load(path, allow_pickle=False) as arrays:
+                meta = json.loads(arrays["meta"].tobytes().decode())
+                if meta.get("format") != FORMAT:
+                    raise ModelFileError(f"'{path}' is not a geoanom federated model ({meta.get('format')}).")
+                history = pd.DataFrame(**{k: meta["history"][k] for k in ("columns", "data")}).set_index("round")
+                return cls(arrays["parameters"], arrays["mean"], arrays["scale"], tuple(meta["sizes"]), history,
+                           meta["config"], meta["rejected"])
+        except ModelFileError:
+            raise
+        except (OSError, ValueError, KeyError) as error:
+            raise ModelFileError(f"cannot read federated model '{path}': {error}.") from None
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return str(value)
