@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import time
+import zlib
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -261,7 +262,8 @@ def _reduce(dask_client, futures: list, combine, split_every: int):
 
 
 def _round_seed(seed: int, number: int, cid: Any) -> int:
-    return int(np.random.SeedSequence([seed, number, abs(hash(str(cid))) % 2**32]).generate_state(1)[0])
+    # crc32, not hash(): str hashes differ between processes, seeds must not
+    return int(np.random.SeedSequence([seed, number, zlib.crc32(str(cid).encode())]).generate_state(1)[0])
 
 
 def _positive_weight(class_weight: str | None, n_rows: float, positives: float) -> float:

@@ -90,6 +90,8 @@ class FederatedResult:
                 if meta.get("format") != FORMAT:
                     raise ModelFileError(f"'{path}' is not a geoanom federated model ({meta.get('format')}).")
                 history = pd.DataFrame(**{k: meta["history"][k] for k in ("columns", "data")}).set_index("round")
+                numeric = [name for name in history.columns if name != "state"]
+                history[numeric] = history[numeric].apply(pd.to_numeric)  # JSON null back to NaN
                 return cls(arrays["parameters"], arrays["mean"], arrays["scale"], tuple(meta["sizes"]), history,
                            meta["config"], meta["rejected"])
         except ModelFileError:

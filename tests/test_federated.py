@@ -1,0 +1,185 @@
+"""Federated training on a real multi-process dask cluster: rounds, modes, attacks, persistence."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import roc_auc_score
+
+import geoanom as ga
+from geoanom.errors import GeoanomError
+from geoanom.federated import Convergence, FederatedResult, train
+from geoanom.federated.mlp import LayerShapes, init_parameters, local_sgd
+
+distributed = pytest.importorskip("distributed")
+
+CLIENTS = list("abcdefghij")
+
+
+@pytest.fixture(scope="module")
+def cluster_client():
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as cluster, \
+            distributed.Client(cluster, set_as_default=False) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def rows():
+    """A non-linear rare class spread over ten clients, each with its own shift (non-IID)."""
+    rng = np.random.default_rng(0)
+    n = 5000
+    owner = np.array(CLIENTS)[rng.integers(0, 10, n)]
+    shift = {c: rng.normal(0, 0.3, 4) for c in CLIENTS}
+    features = rng.normal(size=(n, 4)) + np.array([shift[c] for c in owner])
+    labels = ((features[:, 0] + features[:, 1] ** 2) > 3).astype(float)
+    return features, labels, owner
+
+
+def auc(result, features, labels):
+    return roc_auc_score(labels, result.predict_proba(features)[:, 1])
+
+
+def test_sync_training_learns_on_a_cluster_and_matches_one_process(cluster_client, rows):
+    features, labels, owner = rows
+    on_cluster = train(features, labels, clients=owner, rounds=15, client=cluster_client, seed=1)
+    in_process = train(features, labels, clients=owner, rounds=15, seed=1)
+    assert auc(on_cluster, features, labels) > 0.9
+    np.testing.assert_allclose(on_cluster.parameters, in_process.parameters, rtol=1e-10, atol=1e-12)
+    history = on_cluster.history
+    assert list(history.index) == list(range(1, 16)) and (history["participants"] == 10).all()
+    assert history["loss"].iloc[-1] < history["loss"].iloc[0]
+    assert {"update_norm", "relative_norm", "state", "moran_i", "seconds"} <= set(history.columns)
+
+
+def test_client_data_stays_on_one_worker_and_training_runs_there(cluster_client, rows):
+    features, labels, owner = rows
+    with distributed.get_task_stream(client=cluster_client) as stream:
+        train(features, labels, clients=owner, rounds=3, client=cluster_client, seed=2)
+    ran_on: dict[str, set] = {}
+    for record in stream.data:
+        name = record["key"] if isinstance(record["key"], str) else record["key"][0]
+        ran_on.setdefault(name.split("-")[0], set()).add(record["worker"])
+    # two workers, ten clients: both workers trained, and each task ran where its client's data is
+    assert ran_on["train_round"] == set(cluster_client.scheduler_info()["workers"])
+    transfers = [t for r in stream.data if "train_round" in str(r["key"]) for t in r.get("startstops", ())
+                 if t["action"] == "transfer"]
+    assert not transfers  # no client's data moved to another worker for training
+
+
+def test_async_mode_lets_stragglers_be_stale_and_drops_the_stalest(cluster_client, rows):
+    features, labels, owner = rows
+    slow = {"a": 1.0}
+    sync = train(features, labels, clients=owner, rounds=4, client=cluster_client, client_delays=slow)
+    fast = train(features, labels, clients=owner, rounds=4, mode="async", max_staleness=1,
+                 client=cluster_client, client_delays=slow)
+    assert sync.history["seconds"].median() >= 1.0  # every sync round waits for the straggler
+    assert fast.history["seconds"].median() < 1.0  # async rounds close without it
+    assert (fast.history["mean_staleness"].fillna(0) >= 0).all()
+    relaxed = train(features, labels, clients=owner, rounds=8, mode="async", client=cluster_client,
+                    client_delays={"a": 0.3, "b": 0.3})
+    assert relaxed.history["mean_staleness"].max() > 0
+    strict = train(features, labels, clients=owner, rounds=8, mode="async", max_staleness=0,
+                   client=cluster_client, client_delays={"a": 0.3, "b": 0.3})
+    assert strict.history["dropped"].sum() > 0
+    assert auc(relaxed, features, labels) > 0.9
+
+
+@pytest.mark.parametrize("attack", ["sign_flip", "scale"])
+def test_robust_aggregators_resist_two_byzantine_clients(cluster_client, rows, attack):
+    features, labels, owner = rows
+    attacks = {"a": attack, "b": attack}
+    options = dict(clients=owner, rounds=12, local_epochs=3, client=cluster_client, seed=3,
+                   convergence=Convergence(divergence_sigmas=None))
+    clean = auc(train(features, labels, **options), features, labels)
+    for robust in ("median", "trimmed_mean(0.2)", "krum(2)", "multi_krum(2)"):
+        attacked = auc(train(features, labels, aggregator=robust, attacks=attacks, **options), features, labels)
+        assert attacked > clean - 0.03, (robust, attacked, clean)
+    fedavg = auc(train(features, labels, attacks=attacks, **options), features, labels)
+    assert fedavg < clean - (0.2 if attack == "sign_flip" else 0.01), (fedavg, clean)
+
+
+def test_client_sampling_and_the_tree_reduction(rows):
+    features, labels, owner = rows
+    sampled = train(features, labels, clients=owner, rounds=6, client_fraction=0.3, split_every=2, seed=4)
+    participants = sampled.history["participants"]
+    assert participants.max() < 10 and participants.mean() == pytest.approx(3, abs=2)
+    # the tree's fan-in changes only the order of additions
+    wide = train(features, labels, clients=owner, rounds=3, split_every=16, seed=5)
+    narrow = train(features, labels, clients=owner, rounds=3, split_every=2, seed=5)
+    np.testing.assert_allclose(wide.parameters, narrow.parameters, rtol=1e-9, atol=1e-12)
+
+
+def test_convergence_stops_early_and_divergence_is_caught():
+    rule = Convergence(tol=0.1, patience=2)
+    states = [rule.update(norm)[0] for norm in (1.0, 0.5, 0.05, 0.04)]
+    assert states == ["running", "running", "running", "converged"]
+    spiky = Convergence(min_history=3)
+    assert [spiky.update(n)[0] for n in (1.0, 1.1, 0.9, 1.0)] == ["running"] * 4
+    assert spiky.update(50.0)[0] == "diverged"
+    assert Convergence().update(float("nan"))[0] == "diverged"
+
+
+def test_training_stops_when_converged(rows):
+    features, labels, owner = rows
+    result = train(features, labels, clients=owner, rounds=200, lr=0.01, convergence=Convergence(tol=0.5, patience=2))
+    assert result.state == "converged" and len(result.history) < 200
+
+
+def test_fedprox_keeps_local_models_near_the_global_one():
+    rng = np.random.default_rng(6)
+    features, labels = rng.normal(size=(400, 3)), (rng.random(400) < 0.3).astype(float)
+    shapes = LayerShapes((3, 8, 4, 1))
+    start = init_parameters(shapes, 0)
+    options = dict(epochs=5, lr=0.1, batch_size=32, positive_weight=1.0, seed=0)
+    free, _ = local_sgd(shapes, start, features, labels, mu=0.0, **options)
+    proximal, _ = local_sgd(shapes, start, features, labels, mu=5.0, **options)
+    assert np.linalg.norm(proximal - start) < 0.7 * np.linalg.norm(free - start)
+
+
+def test_without_labels_clients_use_their_ensembles_pseudo_labels(rows):
+    features, _, owner = rows
+    rng = np.random.default_rng(7)
+    outlying = np.arange(len(features)) % 100 == 0  # 1%, scattered far out in every direction
+    directions = rng.normal(size=(outlying.sum(), 4))
+    features = features.copy()
+    features[outlying] = 7 * directions / np.linalg.norm(directions, axis=1, keepdims=True)
+    result = train(features, None, clients=owner, rounds=20, local_epochs=2, seed=7)
+    assert result.config["labels"] == "pseudo"
+    assert roc_auc_score(outlying, result.predict_proba(features)[:, 1]) > 0.9
+
+
+def test_geohash_clients_get_morans_i_each_round():
+    rng = np.random.default_rng(8)
+    tiles = np.array(["9q", "9r", "9w", "9x", "9m", "9t"])[rng.integers(0, 6, 3000)]
+    features = rng.normal(size=(3000, 3))
+    labels = (features[:, 0] > 1.5).astype(float)
+    result = train(features, labels, clients=tiles, rounds=3)
+    assert np.isfinite(result.history["moran_i"]).all()
+
+
+def test_save_and_load_without_pickle(rows, tmp_path):
+    features, labels, owner = rows
+    result = train(features, labels, clients=owner, rounds=3)
+    result.save(tmp_path / "federated.npz")
+    with np.load(tmp_path / "federated.npz", allow_pickle=False) as arrays:
+        assert set(arrays.files) == {"parameters", "mean", "scale", "meta"}
+    loaded = ga.federated.load(tmp_path / "federated.npz")
+    np.testing.assert_array_equal(loaded.predict_proba(features), result.predict_proba(features))
+    pd.testing.assert_frame_equal(loaded.history, result.history, check_dtype=False)
+    assert loaded.config == result.config
+    assert [w.shape for w in loaded.model["weights"]] == [(4, 32), (32, 16), (16, 1)]
+
+
+def test_bad_input_is_one_sentence_errors(rows, tmp_path):
+    features, labels, owner = rows
+    with pytest.raises(GeoanomError, match="mode"):
+        train(features, labels, clients=owner, mode="sometimes")
+    with pytest.raises(GeoanomError, match="attack"):
+        train(features, labels, clients=owner, attacks={"a": "bribe"})
+    with pytest.raises(GeoanomError, match="one client per row"):
+        train(features, labels, clients=owner[:-1])
+    with pytest.raises(GeoanomError, match="0 or 1"):
+        train(features, labels * 2, clients=owner)
+    (tmp_path / "junk.npz").write_bytes(b"not a model")
+    with pytest.raises(GeoanomError, match="junk.npz"):
+        FederatedResult.load(tmp_path / "junk.npz")
