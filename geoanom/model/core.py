@@ -53,6 +53,7 @@ class AnomalyModel:
         self.detectors = tuple(detectors)
         self.attrs = attrs
         self.tile_codes, self.tile_names = tile_codes(labels.values)
+        self._pyramid: dict[str, Ensemble] | None = None
 
     @property
     def tiles(self) -> list[str]:
@@ -75,8 +76,9 @@ class AnomalyModel:
             On the grid the model was fitted on, with the model's variables.
         tile : str, optional
             Score every cell with this one tile's ensemble (for example, how
-            would Hudson Bay's model judge Florida?). By default each cell is
-            scored by its own tile.
+            would Hudson Bay's model judge Florida?), or with a coarser
+            region's merged model (a shorter geohash, see :meth:`region`).
+            By default each cell is scored by its own tile.
         adapt : bool, default False
             Score in time order and adapt the tile models as they go (the
             paper's adaptive algorithm: running means and covariances), so a
@@ -100,6 +102,35 @@ class AnomalyModel:
         if adapt:
             return score_cube_adapting(self, cube, tile, adapt_every)
         return score_cube(self, cube, tile)
+
+    def region(self, prefix: str) -> Ensemble:
+        """The federated model of a coarser region: every tile model inside it, merged.
+
+        Tile models are merged up the geohash prefix tree (precision p - 1,
+        ..., 1) by tree reductions, once, on first use; see
+        :mod:`geoanom.model.pyramid`. ``model.score(cube, tile=prefix)``
+        scores with it.
+
+        Parameters
+        ----------
+        prefix : str
+            A geohash shorter than the tiles, e.g. ``"dj"`` for tiles of
+            precision 3; a tile's own name gives its own ensemble.
+        """
+        from ..errors import TileError
+        from .pyramid import build_pyramid
+
+        if prefix in self.ensembles:
+            return self.ensembles[prefix]
+        if not 1 <= len(prefix) < self.precision:
+            raise TileError(f"region '{prefix}' must be a geohash of 1 to {self.precision - 1} characters "
+                            f"(the tiles have {self.precision}).")
+        if self._pyramid is None:
+            self._pyramid = build_pyramid(self.ensembles, self.precision)
+        if prefix not in self._pyramid:
+            raise TileError(f"region '{prefix}' holds no fitted tile; fitted tiles start with "
+                            f"{', '.join(sorted({t[:len(prefix)] for t in self.ensembles})[:20])}.")
+        return self._pyramid[prefix]
 
     def tile_table(self) -> pd.DataFrame:
         """One row per tile: cells, training observations, status and thresholds."""

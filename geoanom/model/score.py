@@ -99,6 +99,8 @@ def _cell_models(model: "AnomalyModel", tile: str | None) -> tuple[np.ndarray, l
     """Tile code of every cell and the ensemble of every code (None if skipped)."""
     if tile is None:
         return model.tile_codes, [model.ensembles.get(str(name)) for name in model.tile_names]
+    if len(tile) < model.precision:
+        return np.zeros(model.tile_codes.shape, dtype=np.int32), [model.region(tile)]
     if tile not in model.ensembles:
         reason = model.skipped.get(tile)
         detail = f"it was skipped: {reason}" if reason else f"known tiles: {', '.join(sorted(model.ensembles)[:20])}"
