@@ -98,3 +98,20 @@ def test_temporal_agreement_is_cohens_kappa():
     noise = rng.random((6, 40, 40)) < 0.2
     assert abs(temporal_agreement(noise)) < 0.05
     assert temporal_agreement(np.zeros((4, 5, 5), dtype=bool)) == 0.0
+
+
+def test_tuning_runs_on_the_worker_that_holds_a_clients_data():
+    distributed = pytest.importorskip("distributed")
+    cube, events = blob_cube(seed=6)
+    field, truth = cube["tas"].load(), events.values
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as cluster, \
+            distributed.Client(cluster, set_as_default=False) as client:
+        home = sorted(client.scheduler_info()["workers"])[1]
+        [data] = client.scatter([field], workers=[home])
+        tuned = client.submit(tune_region_params, data, truth, n_trials=6, seed=1, workers=[home],
+                              allow_other_workers=False)
+        remote = tuned.result()
+        assert client.who_has([data])[data.key] == (home,)  # the data never left its worker
+    local = tune_region_params(field, truth, n_trials=6, seed=1)
+    assert remote.params == local.params and remote.score == pytest.approx(local.score)

@@ -100,6 +100,15 @@ def tune_region_params(
     -------
     RegionTuning
     """
+    # The local threaded scheduler, even inside a dask worker: tuning reads
+    # only this client's data, where it is, and trials run one after another.
+    with dask.config.set(scheduler="threads"):
+        return _tune(data, labels_or_objective, variable, n_trials, seed, sigma_range, threshold_range,
+                     median_sizes, tail, baseline)
+
+
+def _tune(data, labels_or_objective, variable, n_trials, seed, sigma_range, threshold_range, median_sizes, tail,
+          baseline) -> RegionTuning:
     field = as_field(data, variable)
     wrap = wraps_in_longitude(field)
     anomaly = standardised_anomaly(field, baseline).persist()
@@ -116,8 +125,7 @@ def tune_region_params(
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed))
-    with dask.config.set(scheduler="synchronous"):  # trials run in order, so the sampler is deterministic
-        study.optimize(trial_value, n_trials=n_trials)
+    study.optimize(trial_value, n_trials=n_trials)  # one trial at a time: the sampler is deterministic
     best = RegionParams(tail=tail, **study.best_params)
     trials = study.trials_dataframe(attrs=("number", "value", "params"))
     return RegionTuning(best, float(study.best_value), name, trials)
@@ -134,7 +142,8 @@ def _objective(field, anomaly, target, tail, wrap) -> tuple[Callable[[RegionPara
         valid = np.isfinite(field.values)
         return (lambda params: _auc(truth[valid], _cell_scores(anomaly, params, wrap)[valid])), "cell ROC AUC"
     if truth.shape == (field.sizes["time"],):
-        return (lambda params: _auc(truth, region_table(anomaly, params, wrap, n_boot=0)["total_area"].to_numpy())), "time-step ROC AUC of total_area"
+        return (lambda params: _auc(truth, region_table(anomaly, params, wrap, n_boot=0)["total_area"].to_numpy()),
+                "time-step ROC AUC of total_area")
     raise GeoanomError(f"labels must be shaped like the field {field.shape} or its time axis "
                        f"({field.sizes['time']},), got {truth.shape}.")
 
