@@ -18,7 +18,7 @@ CLIENTS = list("abcdefghij")
 @pytest.fixture(scope="module")
 def cluster_client():
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  dashboard_address=None) as cluster, \
+                                  dashboard_address=":0") as cluster, \
             distributed.Client(cluster, set_as_default=False) as client:
         yield client
 

@@ -105,7 +105,7 @@ def test_tuning_runs_on_the_worker_that_holds_a_clients_data():
     cube, events = blob_cube(seed=6)
     field, truth = cube["tas"].load(), events.values
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  dashboard_address=None) as cluster, \
+                                  dashboard_address=":0") as cluster, \
             distributed.Client(cluster, set_as_default=False) as client:
         home = sorted(client.scheduler_info()["workers"])[1]
         [data] = client.scatter([field], workers=[home])

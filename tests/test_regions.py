@@ -172,7 +172,7 @@ def test_distributed_cluster_gives_the_same_table():
     field = event_field().chunk({"lat": 20, "lon": 20})
     local = region_features(field)
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  dashboard_address=None) as cluster, distributed.Client(cluster,
+                                  dashboard_address=":0") as cluster, distributed.Client(cluster,
                                                                                          set_as_default=False) as client:
         remote = region_features(field, client=client)
     pd.testing.assert_frame_equal(remote, local, rtol=1e-12)

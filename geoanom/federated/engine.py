@@ -279,7 +279,7 @@ def _cluster(client: Any):
     if client is not None:
         yield client
         return
-    with LocalCluster(n_workers=1, processes=False, dashboard_address=None) as cluster, \
+    with LocalCluster(n_workers=1, processes=False, dashboard_address=":0") as cluster, \
             Client(cluster, set_as_default=False) as local:
         yield local
 
