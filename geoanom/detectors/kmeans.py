@@ -184,6 +184,27 @@ class KMeansDetector(Detector):
         merged.threshold_, merged.threshold_source_ = merged_threshold(self, other, self.n_samples_, other.n_samples_)
         return merged
 
+    def compress(self, max_clusters: int) -> "KMeansDetector":
+        """Pool clusters into at most ``max_clusters``, keeping exact sufficient statistics.
+
+        A merge keeps every cluster of both parts, so a region merged from
+        hundreds of tiles holds hundreds of clusters. The centroids are
+        grouped by a count-weighted K-Means, and each group's counts, means
+        and scatter are pooled exactly (as :meth:`merge` pools two models).
+        """
+        if len(self.means_) <= max_clusters:
+            return self
+        groups = KMeans(max_clusters, n_init=1, random_state=0).fit(self.means_, sample_weight=self.counts_).labels_
+        counts = np.bincount(groups, weights=self.counts_, minlength=max_clusters)
+        keep = counts > 0
+        means = np.stack([np.average(self.means_[groups == g], axis=0, weights=self.counts_[groups == g])
+                          if keep[g] else np.zeros(self.means_.shape[1]) for g in range(max_clusters)])
+        offsets = self.means_ - means[groups]
+        scatter = np.zeros((max_clusters,) + self.scatter_.shape[1:])
+        np.add.at(scatter, groups, self.scatter_ + self.counts_[:, None, None] * np.einsum("kd,ke->kde", offsets, offsets))
+        self._set_clusters(means[keep], counts[keep], scatter[keep])
+        return self
+
     def _get_state(self) -> dict[str, Any]:
         return {"center_": self.center_, "scale_": self.scale_, "means_": self.means_, "counts_": self.counts_,
                 "scatter_": self.scatter_, "n_samples_": self.n_samples_}

@@ -132,6 +132,17 @@ class AnomalyModel:
                             f"{', '.join(sorted({t[:len(prefix)] for t in self.ensembles})[:20])}.")
         return self._pyramid[prefix]
 
+    def scoring_ensemble(self, tile: str) -> Ensemble | None:
+        """The ensemble that scores a tile's cells: its own, or for a tile skipped
+        in a federated fit, that of the smallest region holding it; None if neither."""
+        if tile in self.ensembles:
+            return self.ensembles[tile]
+        if self.attrs.get("federated_rounds") and self._pyramid:
+            for length in range(len(tile) - 1, 0, -1):
+                if tile[:length] in self._pyramid:
+                    return self._pyramid[tile[:length]]
+        return None
+
     def tile_table(self) -> pd.DataFrame:
         """One row per tile: cells, training observations, status and thresholds."""
         cells = pd.Series(self.labels.values.ravel()).value_counts()

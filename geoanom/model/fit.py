@@ -31,6 +31,8 @@ from ..features.neighbourhood import FEATURE_SETS, neighbourhood_features, regio
 from ..reduction import tree_reduce
 from ..tiling import plan_batches, tile_codes, tile_labels, wraps_in_longitude
 from .core import AnomalyModel
+from .federated_regions import refine_regions
+from .pyramid import build_pyramid
 from .inputs import source_name, stack_variables
 
 MIN_OBSERVATIONS = 100
@@ -50,6 +52,8 @@ def fit(
     tiles_per_batch: int | None = None,
     features: Sequence[str] | str = ("values",),
     regions: RegionParams | dict | None = None,
+    federated: bool = False,
+    federated_rounds: int = 5,
 ) -> AnomalyModel:
     """Fit a detector ensemble for every geohash tile of a training cube.
 
@@ -91,6 +95,14 @@ def fit(
         How regions are found (see :class:`geoanom.features.RegionParams`,
         or :func:`geoanom.features.tune_region_params` to choose); defaults
         when None.
+    federated : bool, default False
+        Also build the model of every coarser geohash region (see
+        :meth:`AnomalyModel.region`) and refine its gmm and kmeans families
+        by ``federated_rounds`` rounds of federated EM and Lloyd steps, in
+        which each batch of tiles sends only sufficient statistics
+        (:mod:`geoanom.model.federated_regions`). Tiles with too little data
+        to fit alone are then scored by the smallest region holding them.
+    federated_rounds : int, default 5
 
     Returns
     -------
@@ -110,8 +122,12 @@ def fit(
     extra = None
     if "regions" in feature_sets:
         extra = neighbourhood_features(values, climatology, region_params, wraps_in_longitude(values))
-    batches = _fit_graph(values, climatology, extra, "values" in feature_sets, codes, tile_names, names, seed,
-                         min_observations, sample_size, split_every, tiles_per_batch)
+    sketch_batches = _sketch_graph(values, climatology, extra, "values" in feature_sets, codes, tile_names, seed,
+                                   sample_size, split_every, tiles_per_batch)
+    if federated:  # the rounds read the sketches again: keep them where they are
+        sketch_batches = [(dask.persist(merged, scheduler=scheduler)[0], tiles) for merged, tiles in sketch_batches]
+    batches = [dask.delayed(_fit_batch, pure=True)(merged, tiles, names, seed, min_observations)
+               for merged, tiles in sketch_batches]
     fitted: dict[str, Any] = {}
     for batch in dask.compute(*batches, scheduler=scheduler):
         fitted.update(batch)
@@ -122,9 +138,13 @@ def fit(
             "the selected data may be all NaN."
         )
     skipped = {tile: result for tile, result in fitted.items() if isinstance(result, str)}
+    pyramid = None
+    if federated:
+        pyramid = refine_regions(build_pyramid(ensembles, int(labels.attrs["precision"]), split_every, scheduler),
+                                 sketch_batches, federated_rounds, split_every, scheduler)
     times = values["time"].values
     variable_names = [str(name) for name in values["variable"].values]
-    return AnomalyModel(
+    model = AnomalyModel(
         variables=variable_names,
         climatology=climatology,
         labels=labels,
@@ -144,8 +164,11 @@ def fit(
             "region_params": region_params.to_dict() if "regions" in feature_sets else None,
             "feature_names": (feature_names(variable_names) if "values" in feature_sets else [])
             + (region_feature_names(variable_names) if "regions" in feature_sets else []),
+            "federated_rounds": federated_rounds if federated else 0,
         },
     )
+    model._pyramid = pyramid
+    return model
 
 
 def tile_seed(seed: int, tile: str) -> int:
@@ -170,8 +193,9 @@ def as_region_params(regions: RegionParams | dict | None) -> RegionParams:
     return regions if isinstance(regions, RegionParams) else RegionParams(**dict(regions))
 
 
-def _fit_graph(values, climatology, extra, use_values, codes, tile_names, detectors, seed, min_observations,
-               sample_size, split_every, tiles_per_batch) -> list:
+def _sketch_graph(values, climatology, extra, use_values, codes, tile_names, seed, sample_size, split_every,
+                  tiles_per_batch) -> list[tuple[Any, dict[int, str]]]:
+    """Per batch of tiles: the delayed merged sketches of its tiles, and its {tile code: tile name}."""
     data = values.data
     extra_blocks = extra.to_delayed()[0] if extra is not None else None
     time_chunks, row_chunks, col_chunks = data.chunks[1:]
@@ -206,7 +230,7 @@ def _fit_graph(values, climatology, extra, use_values, codes, tile_names, detect
                     seed,
                     sample_size,
                 )
-    fitted = []
+    out = []
     for batch, batch_blocks in enumerate(plan.blocks_of_batch):
         parts = [
             dask.delayed(operator.getitem, pure=True)(sketch_maps[ti, yi, xi], batch)
@@ -215,8 +239,8 @@ def _fit_graph(values, climatology, extra, use_values, codes, tile_names, detect
         ]
         merged = tree_reduce(parts, merge_sketch_maps, split_every)
         batch_tiles = {int(code): str(tile_names[code]) for code in np.flatnonzero(plan.batch_of_tile == batch)}
-        fitted.append(dask.delayed(_fit_batch, pure=True)(merged, batch_tiles, detectors, seed, min_observations))
-    return fitted
+        out.append((merged, batch_tiles))
+    return out
 
 
 def _sketch_block(values, extra, use_values, seasons, climatology, codes, time_index, cell_index, batch_of_tile,

@@ -43,12 +43,25 @@ def build_pyramid(ensembles: dict[str, Ensemble], precision: int, split_every: i
         children: dict[str, list] = {}
         for name, ensemble in level.items():
             children.setdefault(name[:length], []).append(ensemble)
-        level = {prefix: tree_reduce(parts, merge_ensembles, split_every) for prefix, parts in sorted(children.items())}
+        level = {prefix: tree_reduce(parts, merge_ensembles, split_every) if len(parts) > 1
+                 else dask.delayed(merge_ensembles, pure=True)(parts[0])  # a copy, never the child itself
+                 for prefix, parts in sorted(children.items())}
         pyramid.update(level)
     (computed,) = dask.compute(pyramid, scheduler=client)
     return computed
 
 
 def merge_ensembles(*ensembles: Ensemble) -> Ensemble:
-    """Merge ensembles of neighbouring tiles into one (associative, for the tree)."""
-    return functools.reduce(Ensemble.merge, ensembles)
+    """Merge ensembles of neighbouring tiles into one (associative, for the tree).
+
+    K-Means merges keep every cluster; the merged model is compressed back
+    to the largest cluster count among its parts, so a region's model is no
+    bigger than a tile's.
+    """
+    if len(ensembles) == 1:  # a region of one child is a copy, never the child itself
+        return Ensemble.from_dict(ensembles[0].to_dict())
+    merged = functools.reduce(Ensemble.merge, ensembles)
+    if "kmeans" in merged.detectors_:
+        largest = max(len(e.detectors_["kmeans"].means_) for e in ensembles)
+        merged.detectors_["kmeans"].compress(largest)
+    return merged

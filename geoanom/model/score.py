@@ -98,7 +98,7 @@ def check_same_grid(model: "AnomalyModel", cube: xr.Dataset) -> None:
 def _cell_models(model: "AnomalyModel", tile: str | None) -> tuple[np.ndarray, list]:
     """Tile code of every cell and the ensemble of every code (None if skipped)."""
     if tile is None:
-        return model.tile_codes, [model.ensembles.get(str(name)) for name in model.tile_names]
+        return model.tile_codes, [model.scoring_ensemble(str(name)) for name in model.tile_names]
     if len(tile) < model.precision:
         return np.zeros(model.tile_codes.shape, dtype=np.int32), [model.region(tile)]
     if tile not in model.ensembles:

@@ -64,6 +64,9 @@ def model_to_tree(model: "AnomalyModel") -> dict[str, Any]:
             tile: {"n_observations": int(getattr(ensemble, "n_observations_", 0)), "ensemble": ensemble.to_dict()}
             for tile, ensemble in model.ensembles.items()
         },
+        # refined region models of a federated fit (a plain pyramid is rebuilt on demand)
+        "regions": {prefix: ensemble.to_dict() for prefix, ensemble in (model._pyramid or {}).items()}
+        if model.attrs.get("federated_rounds") else {},
     }
 
 
@@ -89,7 +92,7 @@ def tree_to_model(tree: dict[str, Any], path: str) -> "AnomalyModel":
         ensemble.n_observations_ = entry["n_observations"]
         ensembles[tile] = ensemble
     clim = tree["climatology"]
-    return AnomalyModel(
+    model = AnomalyModel(
         variables=list(tree["variables"]),
         climatology=Climatology(clim["kind"], *(np.asarray(clim[key]) for key in ("mean", "std", "count", "dof"))),
         labels=labels,
@@ -98,6 +101,9 @@ def tree_to_model(tree: dict[str, Any], path: str) -> "AnomalyModel":
         detectors=tuple(tree["detectors"]),
         attrs=dict(tree["attrs"]),
     )
+    if tree.get("regions"):
+        model._pyramid = {prefix: Ensemble.from_dict(entry) for prefix, entry in tree["regions"].items()}
+    return model
 
 
 # -- tree <-> (JSON, packed arrays) --------------------------------------------------
