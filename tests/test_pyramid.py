@@ -67,6 +67,7 @@ def _two_tiles():
     return rows, ensembles, batches
 
 
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")  # one EM step, on purpose
 def test_one_federated_em_round_is_one_em_step_on_the_pooled_data():
     from sklearn.mixture import GaussianMixture
 
