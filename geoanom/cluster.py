@@ -43,5 +43,5 @@ def make_client(workers: int | None = None, scheduler: str | None = None) -> Any
     if workers < 1:
         raise GeoanomError(f"--workers must be at least 1, got {workers}.")
     with dask.config.set(WORKER_ENVIRONMENT):
-        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0")
     return Client(cluster)

@@ -139,7 +139,7 @@ def test_failed_run_leaves_existing_output_intact(cube_file, tmp_path):
 def test_detect_on_a_running_scheduler(cube_file, tmp_path):
     distributed = pytest.importorskip("distributed")
     with distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=True,
-                                  dashboard_address=None) as cluster:
+                                  dashboard_address=":0") as cluster:
         out = tmp_path / "scores.zarr"
         process = geoanom("detect", cube_file, "--var", "tas", "--train-end", "2005", "--precision", "2",
                           "--detectors", "gmm", "--scheduler", cluster.scheduler_address, "--out", out)
