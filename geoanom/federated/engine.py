@@ -181,14 +181,15 @@ class _Rounds:
         futures = [self._dispatch(parameters, cid, number) for cid in sampled]
         if not futures:
             return np.zeros_like(parameters), [], {}
-        results = self.dask_client.gather([self.dask_client.submit(summary, f, pure=False) for f in futures])
+        # One task per client, then the reduction: each client's result is
+        # folded into the tree's first level, and the clients' few numbers
+        # ride along to the root with the sums.
         if self.aggregate.associative:
-            partials = [self.dask_client.submit(partial_mean, f, pure=False) for f in futures]
-            delta = finish_partial(self.dask_client.gather(
-                _reduce(self.dask_client, partials, combine_partials, self.split_every)))
-        else:
-            delta = self.dask_client.gather(self.dask_client.submit(_aggregate_at_root, self.aggregate, *futures,
-                                                                    pure=False))
+            root = _reduce(self.dask_client, futures, combine_results, self.split_every)
+            total, weight, results = _as_partial(self.dask_client.gather(root))
+            return finish_partial((total, weight)), results, {}
+        root = self.dask_client.submit(_aggregate_at_root, self.aggregate, *futures, pure=False)
+        delta, results = self.dask_client.gather(root)
         return delta, results, {}
 
     def _async_round(self, parameters, sampled, number):
@@ -240,9 +241,25 @@ def _residual_morans_i(residuals: dict[Any, float]) -> float:
     return tile_morans_i(dict(zip(names, residuals.values())))
 
 
-def _aggregate_at_root(aggregate: Aggregator, *results: dict) -> np.ndarray:
+def _aggregate_at_root(aggregate: Aggregator, *results: dict) -> tuple[np.ndarray, list[dict]]:
     deltas = np.stack([result["delta"] for result in results])
-    return robust_or_median(aggregate, deltas, np.array([result["weight"] for result in results]))
+    delta = robust_or_median(aggregate, deltas, np.array([result["weight"] for result in results]))
+    return delta, [summary(result) for result in results]
+
+
+def _as_partial(item: dict | tuple) -> tuple[np.ndarray, float, list[dict]]:
+    """A client's result as a FedAvg partial (weighted sum, weight, summaries); partials pass through."""
+    if isinstance(item, tuple):
+        return item
+    total, weight = partial_mean(item)
+    return total, weight, [summary(item)]
+
+
+def combine_results(*items: dict | tuple) -> tuple[np.ndarray, float, list[dict]]:
+    """Add FedAvg partials (or raw client results) for the tree reduction; associative."""
+    parts = [_as_partial(item) for item in items]
+    total, weight = combine_partials(*((t, w) for t, w, _ in parts))
+    return total, weight, [row for _, _, rows in parts for row in rows]
 
 
 def robust_or_median(aggregate: Aggregator, deltas: np.ndarray, weights: np.ndarray) -> np.ndarray:
