@@ -3,9 +3,12 @@
 Every chunk reports, for each (time step, tile, region) it holds, the region's
 cells, area and area-weighted sums of the standardised anomaly; a tree
 reduction adds the reports, so a region split over chunks is counted once,
-whole (per tile, a region counts its part inside the tile). Labels are identical for any chunking; the float columns are
-sums taken in a chunk-dependent order, so they agree to rounding (relative
-1e-12), the integer ones exactly.
+whole (per tile, a region counts its part inside the tile).
+
+The sums are exact, so the table is bit-for-bit the same for any chunking:
+each cell's contribution is rounded to a fixed quantum (1 m^2 of area, far
+below any grid cell) before adding, and float64 sums of such multiples
+involve no rounding, whatever their order.
 """
 
 from __future__ import annotations
@@ -23,6 +26,10 @@ from ..tiling import cell_areas, tile_codes, tile_labels, wraps_in_longitude
 from .regions import RegionParams, as_field, connectivity_of, region_mask, standardised_anomaly
 from .stitching import block_slices, label_regions
 
+# Quanta of the per-cell contributions (km^2, km^2 x sigma, km^2 x sigma^2). Sums
+# stay exact up to 2^53 quanta: 8.6e9 km^2 of area (the Earth has 5.1e8), and a
+# region as large as the Earth with a mean |anomaly| up to 270 (squares 17,000).
+SUM_QUANTA = {"area": 2.0**-20, "weighted": 2.0**-16, "weighted_squares": 2.0**-10}
 COLUMNS = ["n_regions", "total_area", "largest_area", "largest_share", "largest_share_lo", "largest_share_hi",
            "largest_mean", "spatial_variance"]
 
@@ -152,10 +159,22 @@ def _chunk_report(labels: np.ndarray, anomaly: np.ndarray, grid: tuple[np.ndarra
     value = anomaly[t, y, x]
     frame = pd.DataFrame({
         "time": t + time_offset, "tile": codes[y, x], "label": labels[t, y, x],
-        "cells": np.ones(t.size, dtype=np.int64), "area": weight,
-        "weighted": weight * value, "weighted_squares": weight * value**2,
+        "cells": np.ones(t.size, dtype=np.int64), "area": _on_grid(weight, "area"),
+        "weighted": _on_grid(weight * value, "weighted"),
+        "weighted_squares": _on_grid(weight * value**2, "weighted_squares"),
     })
     return frame.groupby(["time", "tile", "label"]).sum()
+
+
+def _on_grid(values: np.ndarray, column: str) -> np.ndarray:
+    """Each cell's contribution rounded to a multiple of its column's quantum.
+
+    Float64 sums of such multiples are exact while they stay below 2^53
+    quanta, so they do not depend on the order of addition: every chunking
+    gives bit-for-bit the same table.
+    """
+    quantum = SUM_QUANTA[column]
+    return np.round(values / quantum) * quantum
 
 
 def _add_reports(*reports: pd.DataFrame) -> pd.DataFrame:
