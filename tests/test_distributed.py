@@ -33,3 +33,16 @@ def test_cluster_result_equals_single_process(client, cube_file):
     processing = client.run(lambda dask_worker: dask_worker.state.executed_count)
     assert len(processing) == 2 and all(count > 0 for count in processing.values())
     assert np.isfinite(cluster["irregularity"]).all()
+
+
+def test_federated_region_rounds_run_on_the_cluster(client, cube_file):
+    cube = ga.open_cube(cube_file, chunks={"time": 36, "lat": 8, "lon": 12})
+    training = cube.isel(time=slice(None, 72))
+    options = dict(precision=2, detectors=["gmm", "kmeans"], federated=True, federated_rounds=2)
+    local = ga.fit(training, **options)
+    remote = ga.fit(training, client=client, **options)
+    assert local._pyramid.keys() == remote._pyramid.keys() and local._pyramid
+    for prefix in local._pyramid:
+        for family in ("gmm", "kmeans"):
+            np.testing.assert_allclose(remote.region(prefix).detectors_[family].means_,
+                                       local.region(prefix).detectors_[family].means_, rtol=1e-10, atol=1e-12)
