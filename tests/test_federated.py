@@ -183,3 +183,53 @@ def test_bad_input_is_one_sentence_errors(rows, tmp_path):
     (tmp_path / "junk.npz").write_bytes(b"not a model")
     with pytest.raises(GeoanomError, match="junk.npz"):
         FederatedResult.load(tmp_path / "junk.npz")
+
+
+def test_private_training_accounts_epsilon_with_dp_accounting(rows):
+    from geoanom.federated import GaussianDP, epsilons
+
+    features, labels, owner = rows
+    privacy = GaussianDP(noise_multiplier=1.1, clip=1.0, delta=1e-5)
+    result = train(features, labels, clients=owner, rounds=6, client_fraction=0.5, privacy=privacy, seed=9,
+                   convergence=Convergence(divergence_sigmas=None))
+    expected = epsilons(1.1, 0.5, 6, 1e-5)
+    assert result.epsilon == pytest.approx(expected["rdp"], rel=1e-9)
+    assert list(result.history["epsilon"]) == pytest.approx([epsilons(1.1, 0.5, r, 1e-5)["rdp"] for r in range(1, 7)])
+    assert result.history["participants"].isna().all()  # who took part is not released
+    assert result.config["privacy"]["clip"] == 1.0
+
+
+def test_private_training_stops_before_the_budget_is_exceeded(rows):
+    from geoanom.federated import GaussianDP, epsilons
+
+    features, labels, owner = rows
+    privacy = GaussianDP(noise_multiplier=1.0, clip=1.0, delta=1e-5, max_epsilon=5.0)
+    result = train(features, labels, clients=owner, rounds=50, client_fraction=0.2, privacy=privacy,
+                   convergence=Convergence(divergence_sigmas=None, tol=0.0))
+    assert result.state == "budget_spent" and result.epsilon <= 5.0
+    assert epsilons(1.0, 0.2, len(result.history) + 1, 1e-5)["rdp"] > 5.0  # one more round would overspend
+
+
+def test_privacy_needs_sync_fedavg(rows):
+    from geoanom.federated import GaussianDP
+
+    features, labels, owner = rows
+    with pytest.raises(GeoanomError, match="differential privacy"):
+        train(features, labels, clients=owner, aggregator="median", privacy=GaussianDP(1.0, 1.0))
+
+
+def test_the_audit_log_records_every_round_and_detects_edits(rows, tmp_path):
+    from geoanom.federated import check_audit, verify_audit
+
+    features, labels, owner = rows
+    log = tmp_path / "audit.jsonl"
+    result = train(features, labels, clients=owner, rounds=3, audit_log=log)
+    lines = log.read_text().splitlines()
+    events = [line.split('"event":')[1].split(",")[0].strip(' "') for line in lines]
+    assert events.count("round_start") == 3 and events.count("update_accepted") == 30
+    assert events[-1] == "training_end" and verify_audit(log)
+    assert check_audit(log).head == result.config["audit_head"]
+    lines[5] = lines[5].replace('"weight":', '"weight": 1e9, "was":', 1)
+    log.write_text("\n".join(lines) + "\n")
+    check = check_audit(log)
+    assert not verify_audit(log) and check.first_bad_line == 6

@@ -5,8 +5,10 @@
 """
 
 from .aggregators import AGGREGATORS, Aggregator, make_aggregator
+from .audit import AuditLog, check_audit, verify_audit
 from .convergence import Convergence
 from .engine import train
+from .privacy import GaussianDP, PrivacyAccountant, epsilons
 from .result import FederatedResult
 from .shapley import ShapleyFusion, fuse_scores, shapley_values, shapley_weights
 from .spatial import geohash_weights, morans_i, tile_morans_i
@@ -14,7 +16,8 @@ from .spatial import geohash_weights, morans_i, tile_morans_i
 load = FederatedResult.load
 
 __all__ = [
-    "AGGREGATORS", "Aggregator", "Convergence", "FederatedResult", "ShapleyFusion", "fuse_scores",
+    "AGGREGATORS", "Aggregator", "AuditLog", "Convergence", "FederatedResult", "GaussianDP", "PrivacyAccountant",
+    "ShapleyFusion", "check_audit", "epsilons", "fuse_scores", "verify_audit",
     "geohash_weights", "load", "make_aggregator", "morans_i", "shapley_values", "shapley_weights",
     "tile_morans_i", "train",
 ]

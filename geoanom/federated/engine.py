@@ -18,22 +18,22 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import time
-import zlib
+from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 from distributed import Client, LocalCluster, wait
 
-from .. import geohash
 from ..errors import GeoanomError
-from .aggregators import Aggregator, combine_partials, coordinate_median, finish_partial, make_aggregator
-from .convergence import CONVERGED, DIVERGED, MAX_ROUNDS, Convergence
-from .local import ATTACKS, ClientData, LocalPlan, add_moments, moments, partial_mean, standardise, summary, \
-    train_round
+from .aggregators import Aggregator, make_aggregator
+from .audit import AuditLog
+from .convergence import Convergence
+from .local import ATTACKS, ClientData, LocalPlan, add_moments, moments, standardise
 from .mlp import HIDDEN, LayerShapes, init_parameters
+from .privacy import GaussianDP
 from .result import FederatedResult
-from .spatial import tile_morans_i
+from .rounds import Rounds, _reduce
 
 MODES = ("sync", "async")
 
@@ -60,6 +60,8 @@ def train(
     client_delays: Mapping[Any, float] | None = None,
     seed: int = 0,
     client: Any = None,
+    privacy: GaussianDP | None = None,
+    audit_log: str | Path | None = None,
 ) -> FederatedResult:
     """Train one classifier across clients whose rows never leave their worker.
 
@@ -103,14 +105,28 @@ def train(
     seed : int, default 0
     client : distributed.Client, optional
         The cluster; by default an in-process one for the duration.
+    privacy : GaussianDP, optional
+        Client-level differential privacy (DP-FedAvg): updates clipped to
+        ``privacy.clip``, Gaussian noise of ``noise_multiplier * clip`` on
+        their sum, privacy spent accounted with dp-accounting for Poisson
+        sampling at ``client_fraction`` over the rounds run
+        (``result.epsilon``, ``history["epsilon"]``); training stops before
+        ``max_epsilon`` would be exceeded (state ``budget_spent``). Needs
+        ``mode="sync"`` and ``fedavg`` or ``fedprox``.
+    audit_log : path, optional
+        Append one hash-chained JSON line per event (round start, accepted
+        update with its digest and weight, aggregation, epsilon spent,
+        end); check it with :func:`geoanom.federated.verify_audit`.
 
     Returns
     -------
     FederatedResult
     """
     config = _check(model, mode, rounds, client_fraction, attacks)
-    features, labels, client_ids = _as_rows(X, y, clients)
     aggregate = make_aggregator(aggregator)
+    _check_privacy(privacy, mode, aggregate)
+    features, labels, client_ids = _as_rows(X, y, clients)
+    audit = AuditLog(audit_log) if audit_log is not None else None
     with _cluster(client) as dask_client, dask_client.as_current():
         started = time.perf_counter()
         placed = _place(dask_client, features, labels, client_ids, seed)
@@ -125,8 +141,8 @@ def train(
         shapes = LayerShapes((features.shape[1],) + tuple(hidden) + (1,))
         positive_weight = _positive_weight(class_weight, n_rows, positives)
         plan = LocalPlan(shapes, local_epochs, lr, batch_size, aggregate.mu, positive_weight)
-        rounds_run = _Rounds(dask_client, placed, plan, aggregate, split_every, attacks or {}, client_delays or {},
-                             seed, max_staleness, convergence or Convergence())
+        rounds_run = Rounds(dask_client, placed, plan, aggregate, split_every, attacks or {}, client_delays or {},
+                            seed, max_staleness, convergence or Convergence(), privacy, client_fraction, audit)
         parameters, history = rounds_run.run(init_parameters(shapes, seed), rounds, client_fraction, mode)
         history.attrs["seconds"] = time.perf_counter() - started
     return FederatedResult(
@@ -134,153 +150,12 @@ def train(
         config={**config, "aggregator": dataclasses.asdict(aggregate), "local_epochs": local_epochs, "lr": lr,
                 "batch_size": batch_size, "client_fraction": client_fraction, "max_staleness": max_staleness,
                 "split_every": split_every, "seed": seed, "positive_weight": positive_weight,
-                "n_clients": len(placed), "n_rows": int(n_rows), "labels": "given" if y is not None else "pseudo"},
+                "n_clients": len(placed), "n_rows": int(n_rows), "labels": "given" if y is not None else "pseudo",
+                "privacy": dataclasses.asdict(privacy) if privacy is not None else None,
+                "audit_log": str(audit_log) if audit_log is not None else None,
+                "audit_head": audit.head if audit is not None else None},
+        epsilon=rounds_run.accountant.epsilon if rounds_run.accountant is not None else None,
     )
-
-
-class _Rounds:
-    """The server's loop: sample, dispatch, aggregate, check convergence."""
-
-    def __init__(self, dask_client, placed, plan, aggregate, split_every, attacks, delays, seed, max_staleness,
-                 convergence):
-        self.dask_client, self.placed, self.plan = dask_client, placed, plan
-        self.aggregate, self.split_every = aggregate, split_every
-        self.attacks, self.delays, self.seed = attacks, delays, seed
-        self.max_staleness, self.convergence = max_staleness, convergence
-        self.rng = np.random.default_rng(seed)
-        self.in_flight: dict[Any, tuple[Any, int]] = {}  # future -> (client, round it started from)
-
-    def run(self, parameters: np.ndarray, rounds: int, fraction: float, mode: str) -> tuple[np.ndarray, pd.DataFrame]:
-        rows = []
-        for number in range(1, rounds + 1):
-            started = time.perf_counter()
-            sampled = [cid for cid in self.placed if self.rng.random() < fraction]
-            if mode == "sync":
-                delta, results, extra = self._sync_round(parameters, sampled, number)
-            else:
-                delta, results, extra = self._async_round(parameters, sampled, number)
-            norm = float(np.linalg.norm(delta))
-            state, relative = self.convergence.update(norm)
-            if state != DIVERGED:
-                parameters = parameters + delta
-            rows.append(self._record(number, results, norm, relative, state, extra, time.perf_counter() - started))
-            if state in (CONVERGED, DIVERGED):
-                break
-        else:
-            if rows:
-                rows[-1]["state"] = MAX_ROUNDS
-        self.in_flight.clear()  # released: late answers are dropped
-        return parameters, pd.DataFrame(rows).set_index("round")
-
-    def _dispatch(self, parameters: np.ndarray, cid: Any, number: int):
-        return self.dask_client.submit(
-            train_round, self.placed[cid], parameters, self.plan, _round_seed(self.seed, number, cid),
-            self.attacks.get(cid), float(self.delays.get(cid, 0.0)), pure=False)
-
-    def _sync_round(self, parameters, sampled, number):
-        futures = [self._dispatch(parameters, cid, number) for cid in sampled]
-        if not futures:
-            return np.zeros_like(parameters), [], {}
-        # One task per client, then the reduction: each client's result is
-        # folded into the tree's first level, and the clients' few numbers
-        # ride along to the root with the sums.
-        if self.aggregate.associative:
-            root = _reduce(self.dask_client, futures, combine_results, self.split_every)
-            total, weight, results = _as_partial(self.dask_client.gather(root))
-            return finish_partial((total, weight)), results, {}
-        root = self.dask_client.submit(_aggregate_at_root, self.aggregate, *futures, pure=False)
-        delta, results = self.dask_client.gather(root)
-        return delta, results, {}
-
-    def _async_round(self, parameters, sampled, number):
-        busy = {cid for cid, _ in self.in_flight.values()}
-        for cid in sampled:
-            if cid not in busy:
-                self.in_flight[self._dispatch(parameters, cid, number)] = (cid, number)
-        if not self.in_flight:
-            return np.zeros_like(parameters), [], {"dropped": 0, "mean_staleness": np.nan}
-        wanted = max(1, len(self.in_flight) // 2)
-        arrived: list[tuple[dict, int]] = []
-        while len(arrived) < wanted:
-            done, _ = wait(list(self.in_flight), return_when="FIRST_COMPLETED")
-            for future in done:
-                _, started_round = self.in_flight.pop(future)
-                arrived.append((future.result(), number - started_round))
-        kept = [(result, stale) for result, stale in arrived
-                if self.max_staleness is None or stale <= self.max_staleness]
-        extra = {"dropped": len(arrived) - len(kept),
-                 "mean_staleness": float(np.mean([stale for _, stale in arrived]))}
-        if not kept:
-            return np.zeros_like(parameters), [], extra
-        deltas = np.stack([result["delta"] for result, _ in kept])
-        weights = np.array([result["weight"] * (1.0 + stale) ** -0.5 for result, stale in kept])
-        return robust_or_median(self.aggregate, deltas, weights), [summary(result) for result, _ in kept], extra
-
-    def _record(self, number, results, norm, relative, state, extra, seconds) -> dict[str, Any]:
-        weights = np.array([r["weight"] for r in results])
-        losses = np.array([r["loss"] for r in results])
-        return {
-            "round": number,
-            "participants": len(results),
-            "loss": float(np.average(losses, weights=weights)) if results else np.nan,
-            "update_norm": norm,
-            "relative_norm": relative,
-            "state": state,
-            "dropped": extra.get("dropped", 0),
-            "mean_staleness": extra.get("mean_staleness", 0.0 if results else np.nan),
-            "moran_i": _residual_morans_i({r["client"]: r["residual"] for r in results}),
-            "seconds": seconds,
-        }
-
-
-def _residual_morans_i(residuals: dict[Any, float]) -> float:
-    """Moran's I of the participants' residuals when clients are geohash tiles of one precision; else NaN."""
-    names = [str(name) for name in residuals]
-    if len(names) < 3 or len({len(name) for name in names}) != 1 or not all(set(n) <= set(geohash.ALPHABET) for n in names):
-        return float("nan")
-    return tile_morans_i(dict(zip(names, residuals.values())))
-
-
-def _aggregate_at_root(aggregate: Aggregator, *results: dict) -> tuple[np.ndarray, list[dict]]:
-    deltas = np.stack([result["delta"] for result in results])
-    delta = robust_or_median(aggregate, deltas, np.array([result["weight"] for result in results]))
-    return delta, [summary(result) for result in results]
-
-
-def _as_partial(item: dict | tuple) -> tuple[np.ndarray, float, list[dict]]:
-    """A client's result as a FedAvg partial (weighted sum, weight, summaries); partials pass through."""
-    if isinstance(item, tuple):
-        return item
-    total, weight = partial_mean(item)
-    return total, weight, [summary(item)]
-
-
-def combine_results(*items: dict | tuple) -> tuple[np.ndarray, float, list[dict]]:
-    """Add FedAvg partials (or raw client results) for the tree reduction; associative."""
-    parts = [_as_partial(item) for item in items]
-    total, weight = combine_partials(*((t, w) for t, w, _ in parts))
-    return total, weight, [row for _, _, rows in parts for row in rows]
-
-
-def robust_or_median(aggregate: Aggregator, deltas: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """The aggregate, or the coordinate-wise median when a round has too few updates for Krum (n < 2f + 3)."""
-    if aggregate.name in ("krum", "multi_krum") and len(deltas) < 2 * aggregate.f + 3:
-        return coordinate_median(deltas)
-    return aggregate(deltas, weights)
-
-
-def _reduce(dask_client, futures: list, combine, split_every: int):
-    """Tree-reduce futures with tasks of fan-in ``split_every``; the root's future."""
-    split_every = max(2, int(split_every))
-    while len(futures) > 1:
-        futures = [dask_client.submit(combine, *futures[i : i + split_every], pure=False)
-                   for i in range(0, len(futures), split_every)]
-    return futures[0]
-
-
-def _round_seed(seed: int, number: int, cid: Any) -> int:
-    # crc32, not hash(): str hashes differ between processes, seeds must not
-    return int(np.random.SeedSequence([seed, number, zlib.crc32(str(cid).encode())]).generate_state(1)[0])
 
 
 def _positive_weight(class_weight: str | None, n_rows: float, positives: float) -> float:
@@ -323,6 +198,16 @@ def _pseudo_labelled(data: ClientData, seed: int) -> ClientData:
 
     flags = Ensemble(("gmm", "kmeans"), random_state=seed).fit(data.features).predict(data.features)
     return ClientData(data.client, data.features, flags.astype(np.float64))
+
+
+def _check_privacy(privacy: GaussianDP | None, mode: str, aggregate: Aggregator) -> None:
+    if privacy is None:
+        return
+    if not isinstance(privacy, GaussianDP):
+        raise GeoanomError(f"privacy must be a GaussianDP, got {type(privacy).__name__}.")
+    if mode != "sync" or not aggregate.associative:
+        raise GeoanomError("differential privacy needs mode='sync' and the fedavg or fedprox aggregator: "
+                           "the accountant's mechanism is a noisy sum of Poisson-sampled, clipped updates.")
 
 
 def _check(model: str, mode: str, rounds: int, fraction: float, attacks) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from .mlp import LayerShapes, local_sgd, predict_logits, sigmoid
+from .signing import parameter_digest
 
 ATTACKS = ("sign_flip", "scale", "noise")
 ATTACK_STRENGTH = 10.0
@@ -74,7 +75,7 @@ def train_round(data: ClientData, start: np.ndarray, plan: LocalPlan, seed: int,
     probability = sigmoid(predict_logits(plan.shapes, start, data.features))
     delta = poison(trained - start, attack, seed) if attack else trained - start
     return {"client": data.client, "delta": delta, "weight": float(len(data.labels)), "loss": loss,
-            "residual": float(np.mean(data.labels - probability))}
+            "residual": float(np.mean(data.labels - probability)), "digest": parameter_digest(delta).hex()}
 
 
 def poison(delta: np.ndarray, attack: str, seed: int) -> np.ndarray:
@@ -101,4 +102,4 @@ def partial_mean(result: dict[str, Any]) -> tuple[np.ndarray, float]:
 
 def summary(result: dict[str, Any]) -> dict[str, Any]:
     """The numbers the server records of a client's round (no parameters)."""
-    return {key: result[key] for key in ("client", "weight", "loss", "residual")}
+    return {key: result[key] for key in ("client", "weight", "loss", "residual", "digest")}

@@ -36,6 +36,9 @@ class FederatedResult:
         How it was trained.
     rejected : list of dict
         Updates the server refused (round, client, reason).
+    epsilon : float or None
+        Privacy spent, (epsilon, ``config["privacy"]["delta"]``)-DP at the
+        client level, when trained with differential privacy.
     """
 
     parameters: np.ndarray
@@ -45,6 +48,7 @@ class FederatedResult:
     history: pd.DataFrame
     config: dict[str, Any]
     rejected: list[dict[str, Any]] = field(default_factory=list)
+    epsilon: float | None = None
 
     @property
     def model(self) -> dict[str, Any]:
@@ -77,6 +81,7 @@ class FederatedResult:
         if path.suffix != ".npz":
             raise ModelFileError(f"cannot save to '{path}': a federated model is saved as .npz.")
         meta = {"format": FORMAT, "sizes": list(self.sizes), "config": self.config, "rejected": self.rejected,
+                "epsilon": self.epsilon,
                 "history": json.loads(self.history.reset_index().to_json(orient="split"))}
         text = np.frombuffer(json.dumps(meta, default=_json_default).encode(), dtype=np.uint8)
         np.savez(path, parameters=self.parameters, mean=self.mean, scale=self.scale, meta=text)
@@ -93,7 +98,7 @@ class FederatedResult:
                 numeric = [name for name in history.columns if name != "state"]
                 history[numeric] = history[numeric].apply(pd.to_numeric)  # JSON null back to NaN
                 return cls(arrays["parameters"], arrays["mean"], arrays["scale"], tuple(meta["sizes"]), history,
-                           meta["config"], meta["rejected"])
+                           meta["config"], meta["rejected"], meta.get("epsilon"))
         except ModelFileError:
             raise
         except (OSError, ValueError, KeyError) as error:

@@ -1,0 +1,233 @@
+"""The server's side of federated rounds: sample, dispatch, aggregate, account, log.
+
+See :mod:`geoanom.federated.engine` for how data are placed and what a
+round costs. With ``privacy`` a sync round is DP-FedAvg (McMahan et al.,
+2018): each update is clipped where the reduction receives it, the clipped
+updates are summed unweighted by the tree, and the root adds Gaussian noise
+and divides by the expected number of participants; the accountant
+(:mod:`geoanom.federated.privacy`) stops training before ``max_epsilon``
+would be exceeded. With an audit log every round, update, aggregation and
+privacy figure is one hash-chained line (:mod:`geoanom.federated.audit`).
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+import zlib
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from distributed import wait
+
+from .. import geohash
+from .aggregators import Aggregator, combine_partials, coordinate_median, finish_partial
+from .audit import AuditLog
+from .convergence import CONVERGED, DIVERGED, MAX_ROUNDS
+from .local import partial_mean, summary, train_round
+from .privacy import GaussianDP, PrivacyAccountant, add_noise, clip_update
+from .spatial import tile_morans_i
+
+BUDGET_SPENT = "budget_spent"
+
+
+class Rounds:
+    """The server's loop: sample, dispatch, aggregate, account privacy, log, check convergence."""
+
+    def __init__(self, dask_client, placed, plan, aggregate, split_every, attacks, delays, seed, max_staleness,
+                 convergence, privacy: GaussianDP | None = None, fraction: float = 1.0, audit: AuditLog | None = None):
+        self.dask_client, self.placed, self.plan = dask_client, placed, plan
+        self.aggregate, self.split_every = aggregate, split_every
+        self.attacks, self.delays, self.seed = attacks, delays, seed
+        self.max_staleness, self.convergence = max_staleness, convergence
+        self.rng = np.random.default_rng(seed)
+        self.noise_rng = np.random.default_rng([seed, 1])  # the server's own, apart from sampling
+        self.in_flight: dict[Any, tuple[Any, int]] = {}  # future -> (client, round it started from)
+        self.privacy, self.audit = privacy, audit
+        self.accountant = PrivacyAccountant(privacy, fraction) if privacy is not None else None
+
+    def run(self, parameters: np.ndarray, rounds: int, fraction: float, mode: str) -> tuple[np.ndarray, pd.DataFrame]:
+        rows: list[dict[str, Any]] = []
+        for number in range(1, rounds + 1):
+            if self.accountant is not None and not self.accountant.can_afford_round():
+                if rows:
+                    rows[-1]["state"] = BUDGET_SPENT
+                break
+            started = time.perf_counter()
+            sampled = [cid for cid in self.placed if self.rng.random() < fraction]
+            self._log("round_start", round=number, sampled=[str(cid) for cid in sampled])
+            if mode == "sync":
+                delta, results, extra = self._sync_round(parameters, sampled, number)
+            else:
+                delta, results, extra = self._async_round(parameters, sampled, number)
+            norm = float(np.linalg.norm(delta))
+            state, relative = self.convergence.update(norm)
+            if state != DIVERGED:
+                parameters = parameters + delta
+            row = self._record(number, results, norm, relative, state, extra, time.perf_counter() - started)
+            self._log_round(number, results, row)
+            rows.append(row)
+            if state in (CONVERGED, DIVERGED):
+                break
+        else:
+            if rows:
+                rows[-1]["state"] = MAX_ROUNDS
+        self.in_flight.clear()  # released: late answers are dropped
+        self._log("training_end", state=rows[-1]["state"] if rows else "not_run")
+        return parameters, pd.DataFrame(rows).set_index("round")
+
+    def _log(self, event: str, **fields: Any) -> None:
+        if self.audit is not None:
+            self.audit.record(event, **fields)
+
+    def _log_round(self, number: int, results: list[dict], row: dict[str, Any]) -> None:
+        for result in results:
+            self._log("update_accepted", round=number, client=str(result["client"]), digest=result["digest"],
+                      weight=result["weight"])
+        self._log("aggregation", round=number, aggregator=self.aggregate.name, participants=len(results),
+                  update_norm=row["update_norm"])
+        if self.accountant is not None:
+            self._log("privacy", round=number, epsilon=row["epsilon"])
+
+    def _dispatch(self, parameters: np.ndarray, cid: Any, number: int):
+        return self.dask_client.submit(
+            train_round, self.placed[cid], parameters, self.plan, _round_seed(self.seed, number, cid),
+            self.attacks.get(cid), float(self.delays.get(cid, 0.0)), pure=False)
+
+    def _sync_round(self, parameters, sampled, number):
+        futures = [self._dispatch(parameters, cid, number) for cid in sampled]
+        if self.privacy is not None:
+            return self._private_round(parameters, futures)
+        if not futures:
+            return np.zeros_like(parameters), [], {}
+        # One task per client, then the reduction: each client's result is
+        # folded into the tree's first level, and the clients' few numbers
+        # ride along to the root with the sums.
+        if self.aggregate.associative:
+            root = _reduce(self.dask_client, futures, combine_results, self.split_every)
+            total, weight, results = _as_partial(self.dask_client.gather(root))
+            return finish_partial((total, weight)), results, {}
+        root = self.dask_client.submit(_aggregate_at_root, self.aggregate, *futures, pure=False)
+        delta, results = self.dask_client.gather(root)
+        return delta, results, {}
+
+    def _private_round(self, parameters, futures):
+        """DP-FedAvg: clipped, unweighted sum by the tree; Gaussian noise and the fixed denominator at the root.
+
+        Noise is added and the round is spent even when no client was
+        sampled: that is the Poisson-sampled Gaussian mechanism the
+        accountant composes.
+        """
+        total, results = np.zeros_like(parameters), []
+        if futures:
+            combine = functools.partial(combine_results, clip=self.privacy.clip)
+            root = _reduce(self.dask_client, futures, combine, self.split_every)
+            total, _, results = _as_partial(self.dask_client.gather(root), self.privacy.clip)
+        expected = self.accountant.sampling_rate * len(self.placed)
+        delta = add_noise(total, self.privacy, self.noise_rng) / expected
+        self.accountant.spend_round()
+        return delta, results, {}
+
+    def _async_round(self, parameters, sampled, number):
+        busy = {cid for cid, _ in self.in_flight.values()}
+        for cid in sampled:
+            if cid not in busy:
+                self.in_flight[self._dispatch(parameters, cid, number)] = (cid, number)
+        if not self.in_flight:
+            return np.zeros_like(parameters), [], {"dropped": 0, "mean_staleness": np.nan}
+        wanted = max(1, len(self.in_flight) // 2)
+        arrived: list[tuple[dict, int]] = []
+        while len(arrived) < wanted:
+            done, _ = wait(list(self.in_flight), return_when="FIRST_COMPLETED")
+            for future in done:
+                _, started_round = self.in_flight.pop(future)
+                arrived.append((future.result(), number - started_round))
+        kept = [(result, stale) for result, stale in arrived
+                if self.max_staleness is None or stale <= self.max_staleness]
+        extra = {"dropped": len(arrived) - len(kept),
+                 "mean_staleness": float(np.mean([stale for _, stale in arrived]))}
+        if not kept:
+            return np.zeros_like(parameters), [], extra
+        deltas = np.stack([result["delta"] for result, _ in kept])
+        weights = np.array([result["weight"] * (1.0 + stale) ** -0.5 for result, stale in kept])
+        return robust_or_median(self.aggregate, deltas, weights), [summary(result) for result, _ in kept], extra
+
+    def _record(self, number, results, norm, relative, state, extra, seconds) -> dict[str, Any]:
+        weights = np.array([r["weight"] for r in results])
+        losses = np.array([r["loss"] for r in results])
+        private = self.accountant is not None
+        # Under DP only the noisy update is released: who took part and their
+        # losses are not, so those columns are NaN (the audit log keeps them).
+        return {
+            "round": number,
+            "participants": np.nan if private else len(results),
+            "loss": float(np.average(losses, weights=weights)) if results and not private else np.nan,
+            "update_norm": norm,
+            "relative_norm": relative,
+            "state": state,
+            "dropped": extra.get("dropped", 0),
+            "mean_staleness": extra.get("mean_staleness", 0.0 if results else np.nan),
+            "moran_i": np.nan if private else _residual_morans_i({r["client"]: r["residual"] for r in results}),
+            "epsilon": self.accountant.epsilon if private else np.nan,
+            "seconds": seconds,
+        }
+
+
+def _residual_morans_i(residuals: dict[Any, float]) -> float:
+    """Moran's I of the participants' residuals when clients are geohash tiles of one precision; else NaN."""
+    names = [str(name) for name in residuals]
+    if len(names) < 3 or len({len(name) for name in names}) != 1 or not all(set(n) <= set(geohash.ALPHABET) for n in names):
+        return float("nan")
+    return tile_morans_i(dict(zip(names, residuals.values())))
+
+
+def _aggregate_at_root(aggregate: Aggregator, *results: dict) -> tuple[np.ndarray, list[dict]]:
+    deltas = np.stack([result["delta"] for result in results])
+    delta = robust_or_median(aggregate, deltas, np.array([result["weight"] for result in results]))
+    return delta, [summary(result) for result in results]
+
+
+def _as_partial(item: dict | tuple, clip: float | None = None) -> tuple[np.ndarray, float, list[dict]]:
+    """A client's result as a FedAvg partial (weighted sum, weight, summaries); partials pass through.
+
+    With ``clip`` (differential privacy) the update is clipped here, on the
+    server's side of the reduction, and counts once whatever its rows.
+    """
+    if isinstance(item, tuple):
+        return item
+    if clip is not None:
+        clipped, _ = clip_update(item["delta"], clip)
+        return clipped, 1.0, [summary(item)]
+    total, weight = partial_mean(item)
+    return total, weight, [summary(item)]
+
+
+def combine_results(*items: dict | tuple, clip: float | None = None) -> tuple[np.ndarray, float, list[dict]]:
+    """Add FedAvg partials (or raw client results) for the tree reduction; associative."""
+    parts = [_as_partial(item, clip) for item in items]
+    total, weight = combine_partials(*((t, w) for t, w, _ in parts))
+    return total, weight, [row for _, _, rows in parts for row in rows]
+
+
+def robust_or_median(aggregate: Aggregator, deltas: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """The aggregate, or the coordinate-wise median when a round has too few updates for Krum (n < 2f + 3)."""
+    if aggregate.name in ("krum", "multi_krum") and len(deltas) < 2 * aggregate.f + 3:
+        return coordinate_median(deltas)
+    return aggregate(deltas, weights)
+
+
+
+
+def _reduce(dask_client, futures: list, combine, split_every: int):
+    """Tree-reduce futures with tasks of fan-in ``split_every``; the root's future."""
+    split_every = max(2, int(split_every))
+    while len(futures) > 1:
+        futures = [dask_client.submit(combine, *futures[i : i + split_every], pure=False)
+                   for i in range(0, len(futures), split_every)]
+    return futures[0]
+
+
+def _round_seed(seed: int, number: int, cid: Any) -> int:
+    # crc32, not hash(): str hashes differ between processes, seeds must not
+    return int(np.random.SeedSequence([seed, number, zlib.crc32(str(cid).encode())]).generate_state(1)[0])
