@@ -233,3 +233,34 @@ def test_the_audit_log_records_every_round_and_detects_edits(rows, tmp_path):
     log.write_text("\n".join(lines) + "\n")
     check = check_audit(log)
     assert not verify_audit(log) and check.first_bad_line == 6
+
+
+def test_signed_rounds_refuse_tampered_replayed_and_wrong_key_updates(cluster_client, rows, tmp_path):
+    features, labels, owner = rows
+    attacks = {"a": "tamper", "b": "replay", "c": "wrong_key"}
+    result = train(features, labels, clients=owner, rounds=4, signed=True, attacks=attacks, client=cluster_client,
+                   audit_log=tmp_path / "audit.jsonl")
+    reasons: dict[str, set] = {}
+    for refusal in result.rejected:
+        reasons.setdefault(refusal["client"], set()).add(refusal["reason"])
+    assert reasons["a"] <= {"bad signature", "digest mismatch"} and reasons["a"]
+    assert reasons["b"] == {"replayed nonce"}  # its first update was new; every later one reuses the nonce
+    assert reasons["c"] == {"bad signature"}
+    assert {r["round"] for r in result.rejected if r["client"] == "b"} == {2, 3, 4}
+    assert set(reasons) == {"a", "b", "c"}  # honest clients are never refused
+    assert (result.history["participants"] <= 8).all() and auc(result, features, labels) > 0.85
+    assert '"update_refused"' in (tmp_path / "audit.jsonl").read_text()
+
+
+def test_signing_attacks_need_signed_rounds(rows):
+    features, labels, owner = rows
+    with pytest.raises(GeoanomError, match="signed=True"):
+        train(features, labels, clients=owner, attacks={"a": "tamper"})
+
+
+def test_async_signed_rounds(rows):
+    features, labels, owner = rows
+    result = train(features, labels, clients=owner, rounds=6, mode="async", signed=True,
+                   attacks={"a": "wrong_key"}, client_delays={"b": 0.2})
+    assert result.rejected and {r["client"] for r in result.rejected} == {"a"}
+    assert result.config["signed"] is True

@@ -29,11 +29,12 @@ from ..errors import GeoanomError
 from .aggregators import Aggregator, make_aggregator
 from .audit import AuditLog
 from .convergence import Convergence
-from .local import ATTACKS, ClientData, LocalPlan, add_moments, moments, standardise
+from .local import ATTACKS, SIGNING_ATTACKS, ClientData, LocalPlan, add_moments, moments, standardise
 from .mlp import HIDDEN, LayerShapes, init_parameters
 from .privacy import GaussianDP
 from .result import FederatedResult
 from .rounds import Rounds, _reduce
+from .signing import ClientKeys, UpdateVerifier
 
 MODES = ("sync", "async")
 
@@ -62,6 +63,7 @@ def train(
     client: Any = None,
     privacy: GaussianDP | None = None,
     audit_log: str | Path | None = None,
+    signed: bool = False,
 ) -> FederatedResult:
     """Train one classifier across clients whose rows never leave their worker.
 
@@ -98,8 +100,9 @@ def train(
     class_weight : {"balanced", None}
         Weight anomalies by (negatives / positives) over all clients, from
         counts each client reports; anomalies are rare.
-    attacks : mapping of client to {"sign_flip", "scale", "noise"}, optional
-        For evaluation: these clients send poisoned updates.
+    attacks : mapping of client to {"sign_flip", "scale", "noise", "tamper", "replay", "wrong_key"}, optional
+        For evaluation: these clients send poisoned updates (the last three
+        break their signatures, and need ``signed=True``).
     client_delays : mapping of client to seconds, optional
         For evaluation: these clients are that much slower each round.
     seed : int, default 0
@@ -113,6 +116,14 @@ def train(
         (``result.epsilon``, ``history["epsilon"]``); training stops before
         ``max_epsilon`` would be exceeded (state ``budget_spent``). Needs
         ``mode="sync"`` and ``fedavg`` or ``fedprox``.
+    signed : bool, default False
+        Every client gets an Ed25519 key pair (the private key travels once,
+        with its data, to its worker) and signs each update over (round,
+        client, nonce, parameter digest). The server checks shape, size and
+        values first, then the signature, digest, round and nonce, and
+        refuses unsigned, tampered, wrong-key and replayed updates, listing
+        each in ``result.rejected``. Updates are then verified where the
+        server is, so they gather there rather than in a tree.
     audit_log : path, optional
         Append one hash-chained JSON line per event (round start, accepted
         update with its digest and weight, aggregation, epsilon spent,
@@ -122,14 +133,15 @@ def train(
     -------
     FederatedResult
     """
-    config = _check(model, mode, rounds, client_fraction, attacks)
+    config = _check(model, mode, rounds, client_fraction, attacks, signed)
     aggregate = make_aggregator(aggregator)
     _check_privacy(privacy, mode, aggregate)
     features, labels, client_ids = _as_rows(X, y, clients)
     audit = AuditLog(audit_log) if audit_log is not None else None
     with _cluster(client) as dask_client, dask_client.as_current():
         started = time.perf_counter()
-        placed = _place(dask_client, features, labels, client_ids, seed)
+        keys = {cid: ClientKeys.generate() for cid in pd.unique(client_ids)} if signed else {}
+        placed = _place(dask_client, features, labels, client_ids, seed, keys)
         n_rows, total, squares, positives = dask_client.gather(
             _reduce(dask_client, [dask_client.submit(moments, data, pure=False) for data in placed.values()],
                     add_moments, split_every))
@@ -142,7 +154,8 @@ def train(
         positive_weight = _positive_weight(class_weight, n_rows, positives)
         plan = LocalPlan(shapes, local_epochs, lr, batch_size, aggregate.mu, positive_weight)
         rounds_run = Rounds(dask_client, placed, plan, aggregate, split_every, attacks or {}, client_delays or {},
-                            seed, max_staleness, convergence or Convergence(), privacy, client_fraction, audit)
+                            seed, max_staleness, convergence or Convergence(), privacy, client_fraction, audit,
+                            _verifier(keys, shapes.size))
         parameters, history = rounds_run.run(init_parameters(shapes, seed), rounds, client_fraction, mode)
         history.attrs["seconds"] = time.perf_counter() - started
     return FederatedResult(
@@ -154,8 +167,15 @@ def train(
                 "privacy": dataclasses.asdict(privacy) if privacy is not None else None,
                 "audit_log": str(audit_log) if audit_log is not None else None,
                 "audit_head": audit.head if audit is not None else None},
+        rejected=rounds_run.rejected,
         epsilon=rounds_run.accountant.epsilon if rounds_run.accountant is not None else None,
     )
+
+
+def _verifier(keys: dict[Any, ClientKeys], size: int) -> UpdateVerifier | None:
+    if not keys:
+        return None
+    return UpdateVerifier({str(cid): key.public_bytes() for cid, key in keys.items()}, expected_size=size)
 
 
 def _positive_weight(class_weight: str | None, n_rows: float, positives: float) -> float:
@@ -176,13 +196,14 @@ def _cluster(client: Any):
         yield local
 
 
-def _place(dask_client, features, labels, client_ids, seed) -> dict[Any, Any]:
-    """Scatter each client's rows to one worker (round-robin), where they stay."""
+def _place(dask_client, features, labels, client_ids, seed, keys: dict[Any, ClientKeys]) -> dict[Any, Any]:
+    """Scatter each client's rows (and private key) to one worker (round-robin), where they stay."""
     workers = sorted(dask_client.scheduler_info()["workers"])
     placed = {}
     for index, cid in enumerate(pd.unique(client_ids)):
         rows = client_ids == cid
-        data = ClientData(cid, features[rows], labels[rows] if labels is not None else None)
+        key = keys[cid].private_bytes() if cid in keys else None
+        data = ClientData(cid, features[rows], labels[rows] if labels is not None else None, key)
         if labels is None:
             data = dask_client.submit(_pseudo_labelled, data, seed, workers=[workers[index % len(workers)]],
                                       pure=False)
@@ -197,7 +218,7 @@ def _pseudo_labelled(data: ClientData, seed: int) -> ClientData:
     from ..detectors import Ensemble
 
     flags = Ensemble(("gmm", "kmeans"), random_state=seed).fit(data.features).predict(data.features)
-    return ClientData(data.client, data.features, flags.astype(np.float64))
+    return ClientData(data.client, data.features, flags.astype(np.float64), data.key)
 
 
 def _check_privacy(privacy: GaussianDP | None, mode: str, aggregate: Aggregator) -> None:
@@ -210,7 +231,7 @@ def _check_privacy(privacy: GaussianDP | None, mode: str, aggregate: Aggregator)
                            "the accountant's mechanism is a noisy sum of Poisson-sampled, clipped updates.")
 
 
-def _check(model: str, mode: str, rounds: int, fraction: float, attacks) -> dict[str, Any]:
+def _check(model: str, mode: str, rounds: int, fraction: float, attacks, signed: bool) -> dict[str, Any]:
     if model != "mlp":
         raise GeoanomError(f"model must be 'mlp', got {model!r}; federate detector families with geoanom.fit.")
     if mode not in MODES:
@@ -222,7 +243,9 @@ def _check(model: str, mode: str, rounds: int, fraction: float, attacks) -> dict
     for cid, attack in (attacks or {}).items():
         if attack not in ATTACKS:
             raise GeoanomError(f"attack of client {cid!r} must be one of {', '.join(ATTACKS)}, got {attack!r}.")
-    return {"model": model, "mode": mode, "rounds": int(rounds)}
+        if attack in SIGNING_ATTACKS and not signed:
+            raise GeoanomError(f"the {attack!r} attack of client {cid!r} breaks a signature: train with signed=True.")
+    return {"model": model, "mode": mode, "rounds": int(rounds), "signed": bool(signed)}
 
 
 def _as_rows(X, y, clients) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:

@@ -7,6 +7,7 @@ never rows of data.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -14,9 +15,11 @@ from typing import Any
 import numpy as np
 
 from .mlp import LayerShapes, local_sgd, predict_logits, sigmoid
-from .signing import parameter_digest
+from .signing import ClientKeys, SignedUpdate, parameter_digest
 
-ATTACKS = ("sign_flip", "scale", "noise")
+ATTACKS = ("sign_flip", "scale", "noise", "tamper", "replay", "wrong_key")
+SIGNING_ATTACKS = ("tamper", "replay", "wrong_key")
+REPLAYED_NONCE = bytes(16)  # a replaying client reuses this nonce every round
 ATTACK_STRENGTH = 10.0
 
 
@@ -39,6 +42,7 @@ class ClientData:
     client: Any
     features: np.ndarray
     labels: np.ndarray
+    key: bytes | None = None  # the client's Ed25519 private key (raw), which stays on its worker
 
 
 def moments(data: ClientData) -> tuple[float, np.ndarray, np.ndarray, float]:
@@ -54,18 +58,19 @@ def add_moments(*parts: tuple) -> tuple:
 
 def standardise(data: ClientData, mean: np.ndarray, scale: np.ndarray) -> ClientData:
     """The client's data scaled by the global mean and spread (stays on the worker)."""
-    return ClientData(data.client, (data.features - mean) / scale, data.labels)
+    return ClientData(data.client, (data.features - mean) / scale, data.labels, data.key)
 
 
 def train_round(data: ClientData, start: np.ndarray, plan: LocalPlan, seed: int, attack: str | None = None,
-                delay: float = 0.0) -> dict[str, Any]:
+                delay: float = 0.0, round_number: int = 0) -> dict[str, Any]:
     """One client's round: evaluate the global model, train locally, return the change.
 
     Returns
     -------
     dict with ``delta`` (parameters after minus ``start``), ``weight`` (rows),
-    ``loss`` (of the global model on this client's data) and ``residual``
-    (mean label minus mean predicted probability).
+    ``loss`` (of the global model on this client's data), ``residual``
+    (mean label minus mean predicted probability), ``digest`` and, when the
+    client holds a key, ``signed``: the update signed for this round.
     """
     if delay:
         time.sleep(delay)  # a straggler, in simulations
@@ -73,9 +78,28 @@ def train_round(data: ClientData, start: np.ndarray, plan: LocalPlan, seed: int,
                               batch_size=plan.batch_size, mu=plan.mu, positive_weight=plan.positive_weight,
                               seed=seed)
     probability = sigmoid(predict_logits(plan.shapes, start, data.features))
-    delta = poison(trained - start, attack, seed) if attack else trained - start
-    return {"client": data.client, "delta": delta, "weight": float(len(data.labels)), "loss": loss,
-            "residual": float(np.mean(data.labels - probability)), "digest": parameter_digest(delta).hex()}
+    delta = trained - start
+    if attack and attack not in SIGNING_ATTACKS:
+        delta = poison(delta, attack, seed)
+    result = {"client": data.client, "delta": delta, "weight": float(len(data.labels)), "loss": loss,
+              "residual": float(np.mean(data.labels - probability)), "digest": parameter_digest(delta).hex()}
+    if data.key is not None:
+        result["signed"] = sign(data, delta, round_number, attack)
+    return result
+
+
+def sign(data: ClientData, delta: np.ndarray, round_number: int, attack: str | None) -> SignedUpdate:
+    """The client's signed update; the signing attacks break it on purpose, for evaluation.
+
+    ``tamper`` changes the parameters after signing, ``replay`` reuses one
+    nonce every round, ``wrong_key`` signs with a key the server does not know.
+    """
+    keys = ClientKeys.generate() if attack == "wrong_key" else ClientKeys.from_private_bytes(data.key)
+    nonce = REPLAYED_NONCE if attack == "replay" else None
+    signed = keys.sign_update(round_number, str(data.client), nonce, delta)
+    if attack == "tamper":
+        return dataclasses.replace(signed, parameters=delta * ATTACK_STRENGTH)
+    return signed
 
 
 def poison(delta: np.ndarray, attack: str, seed: int) -> np.ndarray:

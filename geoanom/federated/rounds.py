@@ -27,6 +27,7 @@ from .audit import AuditLog
 from .convergence import CONVERGED, DIVERGED, MAX_ROUNDS
 from .local import partial_mean, summary, train_round
 from .privacy import GaussianDP, PrivacyAccountant, add_noise, clip_update
+from .signing import UpdateVerifier
 from .spatial import tile_morans_i
 
 BUDGET_SPENT = "budget_spent"
@@ -36,7 +37,8 @@ class Rounds:
     """The server's loop: sample, dispatch, aggregate, account privacy, log, check convergence."""
 
     def __init__(self, dask_client, placed, plan, aggregate, split_every, attacks, delays, seed, max_staleness,
-                 convergence, privacy: GaussianDP | None = None, fraction: float = 1.0, audit: AuditLog | None = None):
+                 convergence, privacy: GaussianDP | None = None, fraction: float = 1.0, audit: AuditLog | None = None,
+                 verifier: UpdateVerifier | None = None):
         self.dask_client, self.placed, self.plan = dask_client, placed, plan
         self.aggregate, self.split_every = aggregate, split_every
         self.attacks, self.delays, self.seed = attacks, delays, seed
@@ -46,6 +48,8 @@ class Rounds:
         self.in_flight: dict[Any, tuple[Any, int]] = {}  # future -> (client, round it started from)
         self.privacy, self.audit = privacy, audit
         self.accountant = PrivacyAccountant(privacy, fraction) if privacy is not None else None
+        self.verifier = verifier
+        self.rejected: list[dict[str, Any]] = []
 
     def run(self, parameters: np.ndarray, rounds: int, fraction: float, mode: str) -> tuple[np.ndarray, pd.DataFrame]:
         rows: list[dict[str, Any]] = []
@@ -93,10 +97,12 @@ class Rounds:
     def _dispatch(self, parameters: np.ndarray, cid: Any, number: int):
         return self.dask_client.submit(
             train_round, self.placed[cid], parameters, self.plan, _round_seed(self.seed, number, cid),
-            self.attacks.get(cid), float(self.delays.get(cid, 0.0)), pure=False)
+            self.attacks.get(cid), float(self.delays.get(cid, 0.0)), number, pure=False)
 
     def _sync_round(self, parameters, sampled, number):
         futures = [self._dispatch(parameters, cid, number) for cid in sampled]
+        if self.verifier is not None:
+            return self._verified_round(parameters, futures, number)
         if self.privacy is not None:
             return self._private_round(parameters, futures)
         if not futures:
@@ -112,6 +118,41 @@ class Rounds:
         delta, results = self.dask_client.gather(root)
         return delta, results, {}
 
+    def _verified_round(self, parameters, futures, number):
+        """Gather signed updates, refuse the bad ones, aggregate the rest here."""
+        arrived = [(result, number) for result in self.dask_client.gather(futures)]
+        accepted = [result for result, _ in self._verify(arrived, number)]
+        if self.privacy is not None:
+            total = sum((clip_update(r["delta"], self.privacy.clip)[0] for r in accepted), np.zeros_like(parameters))
+            return self._noisy_mean(total), [summary(r) for r in accepted], {}
+        if not accepted:
+            return np.zeros_like(parameters), [], {}
+        deltas = np.stack([r["delta"] for r in accepted])
+        weights = np.array([r["weight"] for r in accepted])
+        return robust_or_median(self.aggregate, deltas, weights), [summary(r) for r in accepted], {}
+
+    def _verify(self, arrived: list[tuple[dict, int]], number: int) -> list[tuple[dict, int]]:
+        """The accepted (result, round dispatched), each delta taken from its verified signed parameters.
+
+        A late (async) update is checked against the round it was dispatched
+        in; every refusal is recorded with its reason.
+        """
+        accepted = []
+        for result, dispatched in arrived:
+            reason = self.verifier.check(result.get("signed"), dispatched)
+            if reason is None:
+                accepted.append(({**result, "delta": np.asarray(result["signed"].parameters)}, dispatched))
+                continue
+            self.rejected.append({"round": number, "client": str(result["client"]), "reason": reason})
+            self._log("update_refused", round=number, client=str(result["client"]), reason=reason)
+        return accepted
+
+    def _noisy_mean(self, total: np.ndarray) -> np.ndarray:
+        expected = self.accountant.sampling_rate * len(self.placed)
+        delta = add_noise(total, self.privacy, self.noise_rng) / expected
+        self.accountant.spend_round()
+        return delta
+
     def _private_round(self, parameters, futures):
         """DP-FedAvg: clipped, unweighted sum by the tree; Gaussian noise and the fixed denominator at the root.
 
@@ -124,10 +165,7 @@ class Rounds:
             combine = functools.partial(combine_results, clip=self.privacy.clip)
             root = _reduce(self.dask_client, futures, combine, self.split_every)
             total, _, results = _as_partial(self.dask_client.gather(root), self.privacy.clip)
-        expected = self.accountant.sampling_rate * len(self.placed)
-        delta = add_noise(total, self.privacy, self.noise_rng) / expected
-        self.accountant.spend_round()
-        return delta, results, {}
+        return self._noisy_mean(total), results, {}
 
     def _async_round(self, parameters, sampled, number):
         busy = {cid for cid, _ in self.in_flight.values()}
@@ -142,11 +180,14 @@ class Rounds:
             done, _ = wait(list(self.in_flight), return_when="FIRST_COMPLETED")
             for future in done:
                 _, started_round = self.in_flight.pop(future)
-                arrived.append((future.result(), number - started_round))
+                arrived.append((future.result(), started_round))
+        if self.verifier is not None:
+            arrived = self._verify(arrived, number)
+        arrived = [(result, number - started) for result, started in arrived]
         kept = [(result, stale) for result, stale in arrived
                 if self.max_staleness is None or stale <= self.max_staleness]
         extra = {"dropped": len(arrived) - len(kept),
-                 "mean_staleness": float(np.mean([stale for _, stale in arrived]))}
+                 "mean_staleness": float(np.mean([stale for _, stale in arrived])) if arrived else np.nan}
         if not kept:
             return np.zeros_like(parameters), [], extra
         deltas = np.stack([result["delta"] for result, _ in kept])
