@@ -264,3 +264,30 @@ def test_async_signed_rounds(rows):
                    attacks={"a": "wrong_key"}, client_delays={"b": 0.2})
     assert result.rejected and {r["client"] for r in result.rejected} == {"a"}
     assert result.config["signed"] is True
+
+
+def test_institutions_train_only_on_their_own_workers(rows, tmp_path):
+    import json
+
+    features, labels, owner = rows
+    workers = {name: {"cls": distributed.Nanny, "options": {"nthreads": 1, "resources": {name: 1}}}
+               for name in ("inst-a", "inst-b")}
+    placement = {c: ("inst-a" if c < "f" else "inst-b") for c in CLIENTS}
+    with distributed.SpecCluster(workers=workers, scheduler={"cls": distributed.Scheduler,
+                                                             "options": {"dashboard_address": ":0"}}) as cluster, \
+            distributed.Client(cluster, set_as_default=False) as client, \
+            distributed.get_task_stream(client=client) as stream:
+        address = {info["resources"].popitem()[0]: addr for addr, info in client.scheduler_info()["workers"].items()}
+        result = train(features, labels, clients=owner, rounds=3, placement=placement, client=client,
+                       audit_log=tmp_path / "audit.jsonl")
+    updates = [json.loads(line) for line in (tmp_path / "audit.jsonl").read_text().splitlines()
+               if '"update_accepted"' in line]
+    assert len(updates) == 30
+    assert all(u["worker"] == address[placement[u["client"]]] for u in updates)
+    # the tasks that read a client's rows found them where they ran: nothing was copied between workers
+    readers = [r for r in stream.data if str(r["key"]).split("-")[0] in ("train_round", "moments", "standardise")]
+    assert len(readers) >= 50
+    assert not [t for r in readers for t in r.get("startstops", ()) if t["action"] == "transfer"]
+    assert auc(result, features, labels) > 0.8
+    with pytest.raises(GeoanomError, match="inst-c"):
+        train(features, labels, clients=owner, placement={c: "inst-c" for c in CLIENTS})

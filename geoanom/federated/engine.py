@@ -64,6 +64,7 @@ def train(
     privacy: GaussianDP | None = None,
     audit_log: str | Path | None = None,
     signed: bool = False,
+    placement: Mapping[Any, str] | None = None,
 ) -> FederatedResult:
     """Train one classifier across clients whose rows never leave their worker.
 
@@ -124,6 +125,13 @@ def train(
         refuses unsigned, tampered, wrong-key and replayed updates, listing
         each in ``result.rejected``. Updates are then verified where the
         server is, so they gather there rather than in a tree.
+    placement : mapping of client to a worker resource name, optional
+        Institutions on their own workers: each client's rows go only to a
+        worker started with that resource (``dask-worker --resources
+        "inst-a=1"``), and every task that touches them (moments, scaling,
+        local training) is pinned to such workers, so no raw data cross to
+        another institution's worker; only parameters and a few numbers
+        leave.
     audit_log : path, optional
         Append one hash-chained JSON line per event (round start, accepted
         update with its digest and weight, aggregation, epsilon spent,
@@ -141,21 +149,23 @@ def train(
     with _cluster(client) as dask_client, dask_client.as_current():
         started = time.perf_counter()
         keys = {cid: ClientKeys.generate() for cid in pd.unique(client_ids)} if signed else {}
-        placed = _place(dask_client, features, labels, client_ids, seed, keys)
+        pins = _pins(dask_client, placement, pd.unique(client_ids))
+        placed = _place(dask_client, features, labels, client_ids, seed, keys, pins)
         n_rows, total, squares, positives = dask_client.gather(
-            _reduce(dask_client, [dask_client.submit(moments, data, pure=False) for data in placed.values()],
-                    add_moments, split_every))
+            _reduce(dask_client, [dask_client.submit(moments, data, pure=False, **pins[cid])
+                                  for cid, data in placed.items()], add_moments, split_every))
         mean = total / n_rows
         scale = np.sqrt(np.maximum(squares / n_rows - mean**2, 0.0))
         scale = np.where(scale > 0, scale, 1.0)
-        placed = {cid: dask_client.submit(standardise, data, mean, scale, pure=False) for cid, data in placed.items()}
+        placed = {cid: dask_client.submit(standardise, data, mean, scale, pure=False, **pins[cid])
+                  for cid, data in placed.items()}
         wait(list(placed.values()))
         shapes = LayerShapes((features.shape[1],) + tuple(hidden) + (1,))
         positive_weight = _positive_weight(class_weight, n_rows, positives)
         plan = LocalPlan(shapes, local_epochs, lr, batch_size, aggregate.mu, positive_weight)
         rounds_run = Rounds(dask_client, placed, plan, aggregate, split_every, attacks or {}, client_delays or {},
                             seed, max_staleness, convergence or Convergence(), privacy, client_fraction, audit,
-                            _verifier(keys, shapes.size))
+                            _verifier(keys, shapes.size), pins)
         parameters, history = rounds_run.run(init_parameters(shapes, seed), rounds, client_fraction, mode)
         history.attrs["seconds"] = time.perf_counter() - started
     return FederatedResult(
@@ -196,19 +206,37 @@ def _cluster(client: Any):
         yield local
 
 
-def _place(dask_client, features, labels, client_ids, seed, keys: dict[Any, ClientKeys]) -> dict[Any, Any]:
-    """Scatter each client's rows (and private key) to one worker (round-robin), where they stay."""
-    workers = sorted(dask_client.scheduler_info()["workers"])
+def _pins(dask_client, placement: Mapping[Any, str] | None, client_ids) -> dict[Any, dict[str, Any]]:
+    """For each client, the ``submit`` options that keep its tasks on its institution's workers."""
+    workers = dask_client.scheduler_info()["workers"]
+    pins: dict[Any, dict[str, Any]] = {}
+    for index, cid in enumerate(client_ids):
+        if placement is None:
+            addresses = sorted(workers)
+            pins[cid] = {"workers": [addresses[index % len(addresses)]]}
+            continue
+        if cid not in placement:
+            raise GeoanomError(f"client {cid!r} has no entry in placement; give every client a worker resource.")
+        resource = placement[cid]
+        holders = sorted(a for a, info in workers.items() if resource in info.get("resources", {}))
+        if not holders:
+            raise GeoanomError(f"no worker carries the resource {resource!r} of client {cid!r}; start one with "
+                               f"dask-worker --resources \"{resource}=1\".")
+        pins[cid] = {"workers": holders, "allow_other_workers": False}
+    return pins
+
+
+def _place(dask_client, features, labels, client_ids, seed, keys: dict[Any, ClientKeys],
+           pins: dict[Any, dict[str, Any]]) -> dict[Any, Any]:
+    """Scatter each client's rows (and private key) to one of its workers, where they stay."""
     placed = {}
-    for index, cid in enumerate(pd.unique(client_ids)):
+    for cid in pd.unique(client_ids):
         rows = client_ids == cid
         key = keys[cid].private_bytes() if cid in keys else None
         data = ClientData(cid, features[rows], labels[rows] if labels is not None else None, key)
+        [data] = dask_client.scatter([data], workers=pins[cid]["workers"][:1], hash=False)
         if labels is None:
-            data = dask_client.submit(_pseudo_labelled, data, seed, workers=[workers[index % len(workers)]],
-                                      pure=False)
-        else:
-            [data] = dask_client.scatter([data], workers=[workers[index % len(workers)]], hash=False)
+            data = dask_client.submit(_pseudo_labelled, data, seed, pure=False, **pins[cid])
         placed[cid] = data
     return placed
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from distributed import get_worker
 
 from .mlp import LayerShapes, local_sgd, predict_logits, sigmoid
 from .signing import ClientKeys, SignedUpdate, parameter_digest
@@ -82,7 +83,8 @@ def train_round(data: ClientData, start: np.ndarray, plan: LocalPlan, seed: int,
     if attack and attack not in SIGNING_ATTACKS:
         delta = poison(delta, attack, seed)
     result = {"client": data.client, "delta": delta, "weight": float(len(data.labels)), "loss": loss,
-              "residual": float(np.mean(data.labels - probability)), "digest": parameter_digest(delta).hex()}
+              "residual": float(np.mean(data.labels - probability)), "digest": parameter_digest(delta).hex(),
+              "worker": _worker_address()}
     if data.key is not None:
         result["signed"] = sign(data, delta, round_number, attack)
     return result
@@ -126,4 +128,12 @@ def partial_mean(result: dict[str, Any]) -> tuple[np.ndarray, float]:
 
 def summary(result: dict[str, Any]) -> dict[str, Any]:
     """The numbers the server records of a client's round (no parameters)."""
-    return {key: result[key] for key in ("client", "weight", "loss", "residual", "digest")}
+    return {key: result[key] for key in ("client", "weight", "loss", "residual", "digest", "worker")}
+
+
+def _worker_address() -> str | None:
+    """The dask worker running this task (for the audit log), or None outside one."""
+    try:
+        return get_worker().address
+    except ValueError:
+        return None

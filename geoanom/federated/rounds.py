@@ -38,7 +38,7 @@ class Rounds:
 
     def __init__(self, dask_client, placed, plan, aggregate, split_every, attacks, delays, seed, max_staleness,
                  convergence, privacy: GaussianDP | None = None, fraction: float = 1.0, audit: AuditLog | None = None,
-                 verifier: UpdateVerifier | None = None):
+                 verifier: UpdateVerifier | None = None, pins: dict[Any, dict[str, Any]] | None = None):
         self.dask_client, self.placed, self.plan = dask_client, placed, plan
         self.aggregate, self.split_every = aggregate, split_every
         self.attacks, self.delays, self.seed = attacks, delays, seed
@@ -49,6 +49,7 @@ class Rounds:
         self.privacy, self.audit = privacy, audit
         self.accountant = PrivacyAccountant(privacy, fraction) if privacy is not None else None
         self.verifier = verifier
+        self.pins = pins or {}
         self.rejected: list[dict[str, Any]] = []
 
     def run(self, parameters: np.ndarray, rounds: int, fraction: float, mode: str) -> tuple[np.ndarray, pd.DataFrame]:
@@ -88,7 +89,7 @@ class Rounds:
     def _log_round(self, number: int, results: list[dict], row: dict[str, Any]) -> None:
         for result in results:
             self._log("update_accepted", round=number, client=str(result["client"]), digest=result["digest"],
-                      weight=result["weight"])
+                      weight=result["weight"], worker=result["worker"])
         self._log("aggregation", round=number, aggregator=self.aggregate.name, participants=len(results),
                   update_norm=row["update_norm"])
         if self.accountant is not None:
@@ -97,7 +98,7 @@ class Rounds:
     def _dispatch(self, parameters: np.ndarray, cid: Any, number: int):
         return self.dask_client.submit(
             train_round, self.placed[cid], parameters, self.plan, _round_seed(self.seed, number, cid),
-            self.attacks.get(cid), float(self.delays.get(cid, 0.0)), number, pure=False)
+            self.attacks.get(cid), float(self.delays.get(cid, 0.0)), number, pure=False, **self.pins.get(cid, {}))
 
     def _sync_round(self, parameters, sampled, number):
         futures = [self._dispatch(parameters, cid, number) for cid in sampled]
