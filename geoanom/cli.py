@@ -92,6 +92,30 @@ def build_parser() -> argparse.ArgumentParser:
     regions.add_argument("--labels-out", default=None, help="also write the label cube (.nc or .zarr)")
     regions.set_defaults(run=run_regions)
 
+    federate = commands.add_parser(
+        "federate", help="train one anomaly classifier across clients; raw data stay on their workers",
+        description="Federated training on each observation's value and region features, clients by geohash tile "
+        "or a grid file; without labels each client labels its rows with its own detector ensemble.")
+    federate.add_argument("inputs", nargs="+", metavar="INPUT", help="NetCDF files, Zarr stores or globs")
+    federate.add_argument("--var", required=True, dest="variable", help="the variable")
+    federate.add_argument("--clients", default="tile",
+                          help="'tile' (geohash tiles) or a NetCDF/Zarr grid of client ids (default: tile)")
+    federate.add_argument("--precision", type=int, default=None, help="geohash precision of tile clients")
+    federate.add_argument("--rounds", type=int, default=30)
+    federate.add_argument("--aggregator", default="fedavg",
+                          help="fedavg, fedprox(mu), median, trimmed_mean(beta), krum(f), multi_krum(f)")
+    federate.add_argument("--client-fraction", type=float, default=1.0, help="chance a client takes part in a round")
+    federate.add_argument("--epsilon", type=float, default=None, help="differential privacy: total epsilon")
+    federate.add_argument("--delta", type=float, default=1e-5, help="differential privacy: delta (default 1e-5)")
+    federate.add_argument("--clip", type=float, default=1.0, help="differential privacy: L2 clip of an update")
+    federate.add_argument("--signed", action="store_true", help="sign and verify every update (Ed25519)")
+    federate.add_argument("--audit-log", default=None, help="hash-chained JSON-lines log of every round")
+    federate.add_argument("--out", required=True, help="output folder: model.npz, history.csv, learning_curve.png")
+    where = federate.add_mutually_exclusive_group()
+    where.add_argument("--workers", type=int, default=None, help="local cluster of N worker processes")
+    where.add_argument("--scheduler", default=None, help="address of a running dask scheduler")
+    federate.set_defaults(run=run_federate)
+
     info = commands.add_parser("info", help="describe a cube: dims, variables, chunks, calendar, tiles",
                                description="Describe a cube as geoanom opens it.")
     info.add_argument("inputs", nargs="+", metavar="INPUT")
@@ -164,6 +188,57 @@ def run_regions(args: argparse.Namespace) -> None:
         labels = region_labels(cube, variable=args.variable, **params)
         write_dataset(labels.to_dataset(), args.labels_out)
         print(f"wrote {args.labels_out}")
+
+
+def run_federate(args: argparse.Namespace) -> None:
+    """``geoanom federate``."""
+    from . import open_cube
+    from .cluster import make_client
+    from .federated import GaussianDP, train
+    from .federated.cube import cube_rows
+    from .federated.privacy import calibrate_noise
+    from .plot import learning_curve
+
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise GeoanomError(f"cannot write to '{out}': it is a file, not a folder.")
+    cube = open_cube(args.inputs, variables=[args.variable])
+    clients = args.clients if args.clients == "tile" else _client_grid(args.clients)
+    rows, owner, names = cube_rows(cube, args.variable, clients, precision=args.precision)
+    privacy = None
+    if args.epsilon is not None:
+        noise = calibrate_noise(args.epsilon, args.client_fraction, args.rounds, args.delta)
+        privacy = GaussianDP(noise, args.clip, args.delta, max_epsilon=args.epsilon)
+        print(f"differential privacy: noise multiplier {noise:.3g} keeps {args.rounds} rounds within "
+              f"epsilon {args.epsilon:g} at delta {args.delta:g}")
+    print(f"{len(rows):,} observations of {len(set(owner))} clients; features {', '.join(names)}")
+    client = make_client(args.workers, args.scheduler)
+    with client if client is not None else contextlib.nullcontext():
+        result = train(rows, None, clients=owner, rounds=args.rounds, aggregator=args.aggregator,
+                       client_fraction=args.client_fraction, privacy=privacy, signed=args.signed,
+                       audit_log=args.audit_log, client=client)
+    out.mkdir(parents=True, exist_ok=True)
+    result.save(out / "model.npz")
+    result.history.to_csv(out / "history.csv")
+    learning_curve(result.history, out / "learning_curve.png")
+    spent = f", epsilon {result.epsilon:.3g}" if result.epsilon is not None else ""
+    print(f"{len(result.history)} rounds ({result.state}{spent}); wrote {out}/model.npz, history.csv, "
+          f"learning_curve.png")
+
+
+def _client_grid(path: str):
+    """The first variable of a NetCDF or Zarr grid file: each cell's client."""
+    import xarray as xr
+
+    from .errors import InputFileError
+
+    try:
+        grid = xr.open_zarr(path) if str(path).rstrip("/").endswith(".zarr") else xr.open_dataset(path)
+    except (OSError, ValueError) as error:
+        raise InputFileError(f"cannot read the client grid '{path}': {error}".rstrip(".") + ".") from None
+    if not grid.data_vars:
+        raise InputFileError(f"the client grid '{path}' holds no variable.")
+    return grid[next(iter(grid.data_vars))].load()
 
 
 def select_training(cube, start: str | None, end: str):

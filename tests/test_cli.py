@@ -29,7 +29,7 @@ def assert_user_error(process, *fragments):
         assert fragment in lines[0]
 
 
-@pytest.mark.parametrize("command", [[], ["demo"], ["detect"], ["info"]])
+@pytest.mark.parametrize("command", [[], ["demo"], ["detect"], ["info"], ["regions"], ["federate"]])
 def test_help(command):
     process = geoanom(*command, "--help")
     assert process.returncode == 0
@@ -180,3 +180,35 @@ def test_regions_writes_the_table_and_labels(cube_file, tmp_path):
 
 def test_regions_refuses_a_bad_table_name(cube_file, tmp_path):
     assert_user_error(geoanom("regions", cube_file, "--var", "tas", "--out", tmp_path / "t.xlsx"), "t.xlsx")
+
+
+def test_federate_with_privacy_writes_model_history_and_curve(cube_file, tmp_path):
+    from geoanom.federated import FederatedResult, verify_audit
+
+    out, log = tmp_path / "fed", tmp_path / "audit.jsonl"
+    process = geoanom("federate", cube_file, "--var", "tas", "--precision", "2", "--rounds", "4", "--epsilon", "3",
+                      "--signed", "--audit-log", log, "--out", out)
+    assert process.returncode == 0, process.stderr
+    history = pd.read_csv(out / "history.csv")
+    assert len(history) == 4 and history["epsilon"].iloc[-1] <= 3.0 + 1e-9
+    assert (out / "learning_curve.png").stat().st_size > 10_000
+    result = FederatedResult.load(out / "model.npz")
+    assert result.epsilon == pytest.approx(history["epsilon"].iloc[-1]) and result.config["signed"]
+    assert verify_audit(log)
+
+
+def test_federate_with_a_client_grid_file(cube_file, tmp_path):
+    cube = xr.open_dataset(cube_file)
+    owner = xr.DataArray(np.where(cube["lon"].values < -80, "west", "east")[None, :].repeat(cube.sizes["lat"], 0),
+                         dims=("lat", "lon"), coords={"lat": cube["lat"], "lon": cube["lon"]}, name="institution")
+    owner.to_netcdf(tmp_path / "clients.nc")
+    process = geoanom("federate", cube_file, "--var", "tas", "--clients", tmp_path / "clients.nc", "--rounds", "2",
+                      "--out", tmp_path / "fed")
+    assert process.returncode == 0, process.stderr
+    assert "of 2 clients" in process.stdout
+
+
+def test_federate_refuses_a_client_grid_of_the_wrong_shape(cube_file, tmp_path):
+    xr.DataArray(np.zeros((3, 3)), dims=("lat", "lon"), name="institution").to_netcdf(tmp_path / "bad.nc")
+    assert_user_error(geoanom("federate", cube_file, "--var", "tas", "--clients", tmp_path / "bad.nc",
+                              "--out", tmp_path / "fed"), "institution", "shape")

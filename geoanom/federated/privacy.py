@@ -246,6 +246,26 @@ class PrivacyAccountant:
         return self.epsilon_after(self.rounds_spent + 1) <= self.privacy.max_epsilon
 
 
+def calibrate_noise(target_epsilon: float, sampling_rate: float, rounds: int, delta: float,
+                    accountant: str = "rdp") -> float:
+    """The smallest noise multiplier (to 0.1%) whose ``rounds`` rounds spend at most ``target_epsilon``.
+
+    Bisection on the accountant's epsilon, which falls as the noise grows.
+    """
+    _check_positive("target_epsilon", target_epsilon)
+    low, high = 0.1, 1000.0
+    if _epsilon(accountant, high, sampling_rate, rounds, delta) > target_epsilon:
+        raise GeoanomError(f"no noise multiplier up to {high:g} keeps {rounds} rounds within epsilon "
+                           f"{target_epsilon:g}; allow a larger epsilon or fewer rounds.")
+    while high / low > 1.001:
+        middle = (low * high) ** 0.5
+        if _epsilon(accountant, middle, sampling_rate, rounds, delta) > target_epsilon:
+            low = middle
+        else:
+            high = middle
+    return high
+
+
 def epsilons(noise_multiplier: float, sampling_rate: float, rounds: int, delta: float) -> dict[str, float]:
     """Epsilon after ``rounds`` rounds by each of dp-accounting's accountants, for comparison.
 
