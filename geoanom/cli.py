@@ -70,9 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     detect.add_argument("--out", required=True, help="output .zarr or .nc")
     detect.add_argument("--plot", default=None, help="also write a PNG map of the last time step")
     detect.add_argument("--model-out", default=None, help="also save the model (.npz or .zarr)")
-    where = detect.add_mutually_exclusive_group()
-    where.add_argument("--workers", type=int, default=None, help="local cluster of N worker processes")
-    where.add_argument("--scheduler", default=None, help="address of a running dask scheduler")
+    add_cluster_options(detect)
     detect.set_defaults(run=run_detect)
 
     regions = commands.add_parser("regions", help="anomalous regions of each time step: a feature table",
@@ -111,9 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
     federate.add_argument("--signed", action="store_true", help="sign and verify every update (Ed25519)")
     federate.add_argument("--audit-log", default=None, help="hash-chained JSON-lines log of every round")
     federate.add_argument("--out", required=True, help="output folder: model.npz, history.csv, learning_curve.png")
-    where = federate.add_mutually_exclusive_group()
-    where.add_argument("--workers", type=int, default=None, help="local cluster of N worker processes")
-    where.add_argument("--scheduler", default=None, help="address of a running dask scheduler")
+    add_cluster_options(federate)
     federate.set_defaults(run=run_federate)
 
     info = commands.add_parser("info", help="describe a cube: dims, variables, chunks, calendar, tiles",
@@ -121,6 +117,13 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("inputs", nargs="+", metavar="INPUT")
     info.set_defaults(run=run_info)
     return parser
+
+
+def add_cluster_options(parser: argparse.ArgumentParser) -> None:
+    """--workers N or --scheduler ADDRESS: where a command computes."""
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--workers", type=int, default=None, help="local cluster of N worker processes")
+    where.add_argument("--scheduler", default=None, help="address of a running dask scheduler")
 
 
 def run_demo(args: argparse.Namespace) -> None:
