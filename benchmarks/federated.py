@@ -110,7 +110,8 @@ def make_rows(n_events: int, seed: int) -> dict[str, np.ndarray]:
     keep = np.isfinite(values) & np.isfinite(features["z"]) & np.isfinite(features["smoothed"])
     rows = {"value": values[keep], **{name: array[keep] for name, array in features.items()},
             "y": events[keep].astype(int), "spike": spikes[keep],
-            "band": np.nonzero(keep)[2] * INSTITUTIONS // values.shape[2]}
+            "band": np.nonzero(keep)[2] * INSTITUTIONS // values.shape[2],
+            "cell": np.nonzero(keep)[1] * values.shape[2] + np.nonzero(keep)[2]}
     index = np.arange(keep.sum())
     train, rest = train_test_split(index, test_size=0.3, stratify=rows["y"], random_state=seed)
     validation, _ = train_test_split(rest, test_size=0.5, stratify=rows["y"][rest], random_state=seed)

@@ -291,3 +291,17 @@ def test_institutions_train_only_on_their_own_workers(rows, tmp_path):
     assert auc(result, features, labels) > 0.8
     with pytest.raises(GeoanomError, match="inst-c"):
         train(features, labels, clients=owner, placement={c: "inst-c" for c in CLIENTS})
+
+
+def test_rounds_over_tls_between_workers_and_scheduler(rows):
+    from distributed.security import Security
+
+    features, labels, owner = rows
+    security = Security.temporary()  # a fresh CA and certificates, made with cryptography
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
+                                  security=security, protocol="tls") as cluster, \
+            distributed.Client(cluster, security=security, set_as_default=False) as client:
+        assert cluster.scheduler_address.startswith("tls://")
+        assert all(address.startswith("tls://") for address in client.scheduler_info()["workers"])
+        result = train(features, labels, clients=owner, rounds=3, client=client, signed=True)
+    assert len(result.history) == 3 and not result.rejected
