@@ -305,3 +305,15 @@ def test_rounds_over_tls_between_workers_and_scheduler(rows):
         assert all(address.startswith("tls://") for address in client.scheduler_info()["workers"])
         result = train(features, labels, clients=owner, rounds=3, client=client, signed=True)
     assert len(result.history) == 3 and not result.rejected
+
+
+def test_the_pld_accountant_gives_result_epsilon_too(rows):
+    from geoanom.federated import GaussianDP, epsilons
+
+    features, labels, owner = rows
+    privacy = GaussianDP(noise_multiplier=1.5, clip=1.0, accountant="pld")
+    result = train(features, labels, clients=owner, rounds=3, client_fraction=0.3, privacy=privacy,
+                   convergence=Convergence(divergence_sigmas=None))
+    figures = epsilons(1.5, 0.3, 3, privacy.delta)
+    assert result.epsilon == pytest.approx(figures["pld"], rel=1e-9)
+    assert result.epsilon < figures["rdp"]  # the tighter accountant
