@@ -8,7 +8,8 @@ from .aggregators import AGGREGATORS, Aggregator, make_aggregator
 from .audit import AuditLog, check_audit, verify_audit
 from .convergence import Convergence
 from .engine import train
-from .privacy import GaussianDP, PrivacyAccountant, epsilons
+from .privacy import GaussianDP, PrivacyAccountant, calibrate_noise, epsilons
+from .signing import ClientKeys, SignedUpdate, UpdateVerifier
 from .result import FederatedResult
 from .shapley import ShapleyFusion, fuse_scores, shapley_values, shapley_weights
 from .spatial import geohash_weights, morans_i, tile_morans_i
@@ -17,7 +18,7 @@ load = FederatedResult.load
 
 __all__ = [
     "AGGREGATORS", "Aggregator", "AuditLog", "Convergence", "FederatedResult", "GaussianDP", "PrivacyAccountant",
-    "ShapleyFusion", "check_audit", "epsilons", "fuse_scores", "verify_audit",
+    "ClientKeys", "ShapleyFusion", "SignedUpdate", "UpdateVerifier", "calibrate_noise", "check_audit", "epsilons", "fuse_scores", "verify_audit",
     "geohash_weights", "load", "make_aggregator", "morans_i", "shapley_values", "shapley_weights",
     "tile_morans_i", "train",
 ]
