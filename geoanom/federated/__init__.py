@@ -17,8 +17,8 @@ from .spatial import geohash_weights, morans_i, tile_morans_i
 load = FederatedResult.load
 
 __all__ = [
-    "AGGREGATORS", "Aggregator", "AuditLog", "Convergence", "FederatedResult", "GaussianDP", "PrivacyAccountant",
-    "ClientKeys", "ShapleyFusion", "SignedUpdate", "UpdateVerifier", "calibrate_noise", "check_audit", "epsilons", "fuse_scores", "verify_audit",
-    "geohash_weights", "load", "make_aggregator", "morans_i", "shapley_values", "shapley_weights",
-    "tile_morans_i", "train",
+    "AGGREGATORS", "Aggregator", "AuditLog", "ClientKeys", "Convergence", "FederatedResult", "GaussianDP",
+    "PrivacyAccountant", "ShapleyFusion", "SignedUpdate", "UpdateVerifier", "calibrate_noise", "check_audit",
+    "epsilons", "fuse_scores", "geohash_weights", "load", "make_aggregator", "morans_i", "shapley_values",
+    "shapley_weights", "tile_morans_i", "train", "verify_audit",
 ]
