@@ -69,23 +69,24 @@ def _ancestors(tile: str, models: dict) -> list[str]:
     return [tile[:length] for length in range(len(tile) - 1, 0, -1) if tile[:length] in models]
 
 
-def _tile_rows(sketch) -> tuple[np.ndarray, float]:
-    """A tile's sample rows and the weight of each (observations per sampled row)."""
-    rows = sketch.rows
-    return rows, sketch.count / max(len(rows), 1)
-
-
-def _batch_statistics(sketches: dict, tiles: dict[int, str], models: dict) -> dict:
-    out: dict = {}
+def _tiles_under_regions(sketches: dict, tiles: dict[int, str], models: dict):
+    """(prefix, family, region detector, a tile's sample rows, observations per row, tile count)
+    for every tile of a batch and every region model above it."""
     for code, tile in tiles.items():
         sketch = sketches.get(code)
         if sketch is None or sketch.count == 0:
             continue
-        rows, weight = _tile_rows(sketch)
+        rows = sketch.rows
         for prefix in _ancestors(tile, models):
             for family, detector in models[prefix].items():
-                stats, key = _STATISTICS[family](detector, rows, weight), (prefix, family)
-                out[key] = stats if key not in out else tuple(a + b for a, b in zip(out[key], stats))
+                yield prefix, family, detector, rows, sketch.count / max(len(rows), 1), float(sketch.count)
+
+
+def _batch_statistics(sketches: dict, tiles: dict[int, str], models: dict) -> dict:
+    out: dict = {}
+    for prefix, family, detector, rows, weight, _ in _tiles_under_regions(sketches, tiles, models):
+        stats, key = _STATISTICS[family](detector, rows, weight), (prefix, family)
+        out[key] = stats if key not in out else tuple(a + b for a, b in zip(out[key], stats))
     return out
 
 
@@ -149,15 +150,9 @@ _M_STEPS = {"gmm": _gmm_m_step, "kmeans": _kmeans_m_step}
 
 def _batch_score_quantiles(sketches: dict, tiles: dict[int, str], models: dict) -> dict:
     out: dict = {}
-    for code, tile in tiles.items():
-        sketch = sketches.get(code)
-        if sketch is None or sketch.count == 0:
-            continue
-        rows, _ = _tile_rows(sketch)
-        for prefix in _ancestors(tile, models):
-            for family, detector in models[prefix].items():
-                scores = detector.decision_function(rows)
-                out.setdefault((prefix, family), []).append((np.quantile(scores, QUANTILES), float(sketch.count)))
+    for prefix, family, detector, rows, _, count in _tiles_under_regions(sketches, tiles, models):
+        scores = detector.decision_function(rows)
+        out.setdefault((prefix, family), []).append((np.quantile(scores, QUANTILES), count))
     return out
 
 
