@@ -202,9 +202,15 @@ def run_federate(args: argparse.Namespace) -> None:
     from .federated.privacy import calibrate_noise
     from .plot import learning_curve
 
+    from .federated import make_aggregator
+
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise GeoanomError(f"cannot write to '{out}': it is a file, not a folder.")
+    make_aggregator(args.aggregator)  # refuse bad options before reading any data
+    if args.rounds < 1 or not 0 < args.client_fraction <= 1:
+        raise GeoanomError(f"--rounds must be at least 1 and --client-fraction in (0, 1], got {args.rounds} "
+                           f"and {args.client_fraction}.")
     cube = open_cube(args.inputs, variables=[args.variable])
     clients = args.clients if args.clients == "tile" else _client_grid(args.clients)
     rows, owner, names = cube_rows(cube, args.variable, clients, precision=args.precision)

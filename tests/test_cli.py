@@ -212,3 +212,9 @@ def test_federate_refuses_a_client_grid_of_the_wrong_shape(cube_file, tmp_path):
     xr.DataArray(np.zeros((3, 3)), dims=("lat", "lon"), name="institution").to_netcdf(tmp_path / "bad.nc")
     assert_user_error(geoanom("federate", cube_file, "--var", "tas", "--clients", tmp_path / "bad.nc",
                               "--out", tmp_path / "fed"), "institution", "shape")
+
+
+def test_federate_refuses_bad_options_before_reading_data(tmp_path):
+    process = geoanom("federate", tmp_path / "missing.nc", "--var", "tas", "--aggregator", "bogus",
+                      "--out", tmp_path / "fed")
+    assert_user_error(process, "bogus")  # not the missing file: options are checked first
