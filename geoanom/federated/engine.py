@@ -26,6 +26,7 @@ import pandas as pd
 from distributed import Client, LocalCluster, wait
 
 from ..errors import GeoanomError
+from ..reduction import tree_reduce_futures
 from .aggregators import Aggregator, make_aggregator
 from .audit import AuditLog
 from .convergence import Convergence
@@ -33,7 +34,7 @@ from .local import ATTACKS, SIGNING_ATTACKS, ClientData, LocalPlan, add_moments,
 from .mlp import HIDDEN, LayerShapes, init_parameters
 from .privacy import GaussianDP
 from .result import FederatedResult
-from .rounds import Rounds, _reduce
+from .rounds import Rounds
 from .signing import ClientKeys, UpdateVerifier
 
 MODES = ("sync", "async")
@@ -152,8 +153,9 @@ def train(
         pins = _pins(dask_client, placement, pd.unique(client_ids))
         placed = _place(dask_client, features, labels, client_ids, seed, keys, pins)
         n_rows, total, squares, positives = dask_client.gather(
-            _reduce(dask_client, [dask_client.submit(moments, data, pure=False, **pins[cid])
-                                  for cid, data in placed.items()], add_moments, split_every))
+            tree_reduce_futures(dask_client, [dask_client.submit(moments, data, pure=False, **pins[cid])
+                                              for cid, data in placed.items()], add_moments, split_every,
+                                workers=[pins[cid]["workers"][0] for cid in placed]))
         mean = total / n_rows
         scale = np.sqrt(np.maximum(squares / n_rows - mean**2, 0.0))
         scale = np.where(scale > 0, scale, 1.0)

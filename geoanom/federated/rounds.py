@@ -22,6 +22,7 @@ import pandas as pd
 from distributed import wait
 
 from .. import geohash
+from ..reduction import TreeReducer
 from .aggregators import Aggregator, combine_partials, coordinate_median, finish_partial
 from .audit import AuditLog
 from .convergence import CONVERGED, DIVERGED, MAX_ROUNDS
@@ -101,23 +102,30 @@ class Rounds:
             self.attacks.get(cid), float(self.delays.get(cid, 0.0)), number, pure=False, **self.pins.get(cid, {}))
 
     def _sync_round(self, parameters, sampled, number):
-        futures = [self._dispatch(parameters, cid, number) for cid in sampled]
         if self.verifier is not None:
+            futures = [self._dispatch(parameters, cid, number) for cid in sampled]
             return self._verified_round(parameters, futures, number)
         if self.privacy is not None:
-            return self._private_round(parameters, futures)
-        if not futures:
+            return self._private_round(parameters, sampled, number)
+        if not sampled:
             return np.zeros_like(parameters), [], {}
-        # One task per client, then the reduction: each client's result is
-        # folded into the tree's first level, and the clients' few numbers
-        # ride along to the root with the sums.
-        if self.aggregate.associative:
-            root = _reduce(self.dask_client, futures, combine_results, self.split_every)
-            total, weight, results = _as_partial(self.dask_client.gather(root))
-            return finish_partial((total, weight)), results, {}
-        root = self.dask_client.submit(_aggregate_at_root, self.aggregate, *futures, pure=False)
-        delta, results = self.dask_client.gather(root)
-        return delta, results, {}
+        if not self.aggregate.associative:
+            futures = [self._dispatch(parameters, cid, number) for cid in sampled]
+            root = self.dask_client.submit(_aggregate_at_root, self.aggregate, *futures, pure=False)
+            delta, results = self.dask_client.gather(root)
+            return delta, results, {}
+        # One task per client, folded into the tree's first level as it is
+        # submitted: the clients' few numbers ride to the root with the sums.
+        root = self._dispatch_into_tree(parameters, sampled, number, combine_results)
+        total, weight, results = _as_partial(self.dask_client.gather(root))
+        return finish_partial((total, weight)), results, {}
+
+    def _dispatch_into_tree(self, parameters, sampled, number, combine):
+        """Submit each sampled client's round into a FedAvg tree (first level per worker); the root's future."""
+        tree = TreeReducer(self.dask_client, combine, self.split_every)
+        for cid in sampled:
+            tree.add(self._dispatch(parameters, cid, number), group=self.pins.get(cid, {}).get("workers", [None])[0])
+        return tree.result()
 
     def _verified_round(self, parameters, futures, number):
         """Gather signed updates, refuse the bad ones, aggregate the rest here."""
@@ -154,7 +162,7 @@ class Rounds:
         self.accountant.spend_round()
         return delta
 
-    def _private_round(self, parameters, futures):
+    def _private_round(self, parameters, sampled, number):
         """DP-FedAvg: clipped, unweighted sum by the tree; Gaussian noise and the fixed denominator at the root.
 
         Noise is added and the round is spent even when no client was
@@ -162,9 +170,9 @@ class Rounds:
         accountant composes.
         """
         total, results = np.zeros_like(parameters), []
-        if futures:
+        if sampled:
             combine = functools.partial(combine_results, clip=self.privacy.clip)
-            root = _reduce(self.dask_client, futures, combine, self.split_every)
+            root = self._dispatch_into_tree(parameters, sampled, number, combine)
             total, _, results = _as_partial(self.dask_client.gather(root), self.privacy.clip)
         return self._noisy_mean(total), results, {}
 
@@ -259,15 +267,6 @@ def robust_or_median(aggregate: Aggregator, deltas: np.ndarray, weights: np.ndar
     return aggregate(deltas, weights)
 
 
-
-
-def _reduce(dask_client, futures: list, combine, split_every: int):
-    """Tree-reduce futures with tasks of fan-in ``split_every``; the root's future."""
-    split_every = max(2, int(split_every))
-    while len(futures) > 1:
-        futures = [dask_client.submit(combine, *futures[i : i + split_every], pure=False)
-                   for i in range(0, len(futures), split_every)]
-    return futures[0]
 
 
 def _round_seed(seed: int, number: int, cid: Any) -> int:

@@ -32,6 +32,7 @@ from ..reduction import tree_reduce
 from ..tiling import plan_batches, tile_codes, tile_labels, wraps_in_longitude
 from .core import AnomalyModel
 from .federated_regions import refine_regions
+from .personalise import DEFAULT_RELEVANCE, personalise_tiles
 from .pyramid import build_pyramid
 from .inputs import source_name, stack_variables
 
@@ -54,6 +55,7 @@ def fit(
     regions: RegionParams | dict | None = None,
     federated: bool = False,
     federated_rounds: int = 5,
+    federated_relevance: float = DEFAULT_RELEVANCE,
 ) -> AnomalyModel:
     """Fit a detector ensemble for every geohash tile of a training cube.
 
@@ -100,15 +102,26 @@ def fit(
         :meth:`AnomalyModel.region`) and refine its gmm and kmeans families
         by ``federated_rounds`` rounds of federated EM and Lloyd steps, in
         which each batch of tiles sends only sufficient statistics
-        (:mod:`geoanom.model.federated_regions`). Tiles with too little data
-        to fit alone are then scored by the smallest region holding them.
+        (:mod:`geoanom.model.federated_regions`). Then every tile's gmm and
+        kmeans are adapted towards the smallest region's model, so each
+        tile's model is informed by all tiles of its region: a tile with
+        few observations borrows its neighbours' shapes, one with many
+        keeps its own (:mod:`geoanom.model.personalise`). Tiles with too
+        little data to fit alone are scored by the smallest region holding
+        them.
     federated_rounds : int, default 5
+        Federated EM / Lloyd rounds of the region models.
+    federated_relevance : float, default 16
+        Weight of the region's model, in observations, when a tile's
+        components are adapted towards it; 0 keeps each tile's own model.
 
     Returns
     -------
     AnomalyModel
     """
     names = check_detector_names(detectors)
+    if federated and not federated_relevance >= 0:
+        raise GeoanomError(f"federated_relevance must be 0 or more, got {federated_relevance}.")
     feature_sets = check_feature_sets(features)
     region_params = as_region_params(regions)
     values = stack_variables(cube, variables)
@@ -142,6 +155,7 @@ def fit(
     if federated:
         pyramid = refine_regions(build_pyramid(ensembles, int(labels.attrs["precision"]), split_every, scheduler),
                                  sketch_batches, federated_rounds, split_every, scheduler)
+        ensembles = personalise_tiles(ensembles, pyramid, sketch_batches, federated_relevance, scheduler)
     times = values["time"].values
     variable_names = [str(name) for name in values["variable"].values]
     model = AnomalyModel(
@@ -165,6 +179,7 @@ def fit(
             "feature_names": (feature_names(variable_names) if "values" in feature_sets else [])
             + (region_feature_names(variable_names) if "regions" in feature_sets else []),
             "federated_rounds": federated_rounds if federated else 0,
+            "federated_relevance": float(federated_relevance) if federated else 0.0,
         },
     )
     model._pyramid = pyramid

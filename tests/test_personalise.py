@@ -1,0 +1,111 @@
+"""Tile models informed by all tiles of their region: MAP adaptation towards the federated region model."""
+
+import numpy as np
+import pytest
+
+import geoanom as ga
+from geoanom.detectors import Ensemble
+from geoanom.errors import GeoanomError
+from geoanom.model.personalise import _shrink
+from geoanom.testing import synthetic_cube
+
+OPTIONS = dict(precision=3, detectors=["gmm", "kmeans"], min_observations=20, federated_rounds=2)
+
+
+@pytest.fixture(scope="module")
+def short_record():
+    """Three years of training (about 36 to 72 rows a tile), five of fresh data with 1% injected shifts."""
+    cube, labels = synthetic_cube(n_years=8, n_lat=24, n_lon=36, seed=0)
+    half = cube.sizes["time"] // 2
+    return cube.isel(time=slice(half - 36, half)), cube.isel(time=slice(half, None)), \
+        labels.isel(time=slice(half, None)).values
+
+
+def test_shrinkage_follows_the_map_formulas():
+    rng = np.random.default_rng(0)
+    counts = np.array([2.0, 200.0])
+    means, prior_means = rng.normal(size=(2, 3)), rng.normal(size=(2, 3))
+    covariances = np.stack([np.eye(3) * 0.5, np.eye(3) * 2.0])
+    prior_covariances = np.stack([np.eye(3), np.eye(3) * 3.0])
+    adapted_means, adapted_covariances = _shrink(counts, means, covariances, prior_means, prior_covariances, 16.0)
+    for k in range(2):
+        alpha = counts[k] / (counts[k] + 16.0)
+        mean = alpha * means[k] + (1 - alpha) * prior_means[k]
+        moment = alpha * (covariances[k] + np.outer(means[k], means[k])) \
+            + (1 - alpha) * (prior_covariances[k] + np.outer(prior_means[k], prior_means[k]))
+        np.testing.assert_allclose(adapted_means[k], mean)
+        np.testing.assert_allclose(adapted_covariances[k], moment - np.outer(mean, mean))
+    # the tile with 200 rows moves little, the one with 2 nearly all the way to the prior
+    assert np.linalg.norm(adapted_means[1] - means[1]) < 0.1 * np.linalg.norm(prior_means[1] - means[1])
+    assert np.linalg.norm(adapted_means[0] - prior_means[0]) < 0.15 * np.linalg.norm(prior_means[0] - means[0])
+
+
+def test_relevance_zero_keeps_every_tile_model(short_record):
+    training, test, _ = short_record
+    local = ga.fit(training, **OPTIONS)
+    federated = ga.fit(training, federated=True, federated_relevance=0.0, **OPTIONS)
+    np.testing.assert_allclose(federated.score(test)["fused_irregularity"].values,
+                               local.score(test)["fused_irregularity"].values, rtol=1e-6)
+
+
+def test_a_tile_model_is_informed_by_the_other_tiles_of_its_region(short_record):
+    training, _, _ = short_record
+    federated = ga.fit(training, federated=True, **OPTIONS)
+    tile = federated.tiles[0]
+    labels = federated.labels.values
+    # change only the other tiles of its region: the tile's own data are untouched
+    others = (np.char.startswith(labels.astype(str), tile[:2]) & (labels != tile))
+    assert others.any()
+    changed = training.copy(deep=True)
+    changed["tas"].values[:, others] = changed["tas"].values[:, others] * 1.01 + 3.0
+    local_before, local_after = (ga.fit(cube, **OPTIONS) for cube in (training, changed))
+    federated_after = ga.fit(changed, federated=True, **OPTIONS)
+    own = {name: federated.ensembles[tile].detectors_[name].means_ for name in ("gmm", "kmeans")}
+    for name in ("gmm", "kmeans"):
+        np.testing.assert_array_equal(local_before.ensembles[tile].detectors_[name].means_,
+                                      local_after.ensembles[tile].detectors_[name].means_)
+        assert not np.allclose(federated_after.ensembles[tile].detectors_[name].means_, own[name])
+        assert not np.allclose(local_before.ensembles[tile].detectors_[name].means_, own[name])
+
+
+def test_federated_tiles_cut_false_alarms_on_a_short_record(short_record):
+    """With about 50 rows a tile, the tiles' own models are too tight; the region's prior widens them."""
+    training, test, truth = short_record
+    scores = {name: ga.fit(training, **OPTIONS, **extra).score(test).compute()
+              for name, extra in (("local", {}), ("federated", {"federated": True}))}
+    false_alarms = {name: float(s["anomalous"].sel(detector="kmeans").values[~truth].mean())
+                    for name, s in scores.items()}
+    assert false_alarms["federated"] < 0.75 * false_alarms["local"]
+    from sklearn.metrics import roc_auc_score
+
+    auc = {name: roc_auc_score(truth.ravel(), s["fused_irregularity"].values.ravel()) for name, s in scores.items()}
+    assert auc["federated"] >= auc["local"] - 0.002
+
+
+def test_a_tile_with_plenty_of_data_keeps_nearly_its_own_model():
+    cube, _ = synthetic_cube(n_years=10, n_lat=16, n_lon=24, seed=1)
+    options = dict(precision=2, detectors=["gmm"], federated_rounds=1)
+    local, federated = ga.fit(cube, **options), ga.fit(cube, federated=True, **options)
+    shifts = []
+    for tile in local.tiles:
+        before, after = local.ensembles[tile].detectors_["gmm"], federated.ensembles[tile].detectors_["gmm"]
+        assert (before.weights_ * local.ensembles[tile].n_observations_).min() > 100
+        shifts.append(np.abs(after.means_ - before.means_).max())  # in the tile's standard deviations
+    assert 0 < max(shifts) < 0.1
+
+
+def test_a_negative_relevance_is_refused():
+    cube, _ = synthetic_cube(n_years=2, n_lat=4, n_lon=4)
+    with pytest.raises(GeoanomError, match="federated_relevance"):
+        ga.fit(cube, federated=True, federated_relevance=-1.0)
+
+
+def test_personalised_tiles_survive_saving(short_record, tmp_path):
+    training, test, _ = short_record
+    federated = ga.fit(training, federated=True, **OPTIONS)
+    federated.save(tmp_path / "model.npz")
+    loaded = ga.load_model(tmp_path / "model.npz")
+    assert loaded.attrs["federated_relevance"] == 16.0
+    assert isinstance(loaded.ensembles[federated.tiles[0]], Ensemble)
+    np.testing.assert_allclose(loaded.score(test)["fused_irregularity"].values,
+                               federated.score(test)["fused_irregularity"].values, rtol=1e-6)
