@@ -15,6 +15,8 @@ Measured on the test rows, at the threshold maximising F1 on validation:
    region features; (b) a centralised unsupervised k-NN detector (distance
    to the 10th training neighbour) on [value] and on [value, z]; (c) the FedAvg
    MLP on [value, z]; (d) the same MLP trained centrally on region features;
+   and (a) from 5 initial networks, each also scored untrained: the floor
+   that training starts from depends on the random initialisation;
 2. AUC and median seconds per round for 2, 10, 100, 1000 clients (a random
    equal partition of the training rows) next to the depth of the FedAvg tree
    reduction; also a round without local training, and the reduction alone
@@ -50,7 +52,7 @@ import geoanom as ga
 from geoanom.cluster import make_client
 from geoanom.federated import Convergence
 from geoanom.federated.aggregators import combine_partials, finish_partial
-from geoanom.federated.engine import _reduce  # the engine's own tree reduction, timed alone
+from geoanom.reduction import tree_reduce_futures  # the engine's own tree reduction, timed alone
 from geoanom.features.regions import RegionParams, as_field, denoise, standardised_anomaly
 from geoanom.tiling import cell_areas
 
@@ -177,6 +179,16 @@ def compare(bench: Bench) -> dict[str, dict]:
             "(d) central MLP, region features": bench.evaluate(bench.train(REGION, 0 * bench.bands), REGION)}
 
 
+def initialisations(bench: Bench, seeds: int) -> list[dict]:
+    """Experiment 1b: (a) from several initial networks, each also scored untrained (lr 0): what training adds."""
+    out = []
+    for seed in range(seeds):
+        untrained = bench.evaluate(bench.train(REGION, bench.bands, rounds=1, lr=0.0, seed=seed), REGION)
+        trained = bench.evaluate(bench.train(REGION, bench.bands, seed=seed), REGION)
+        out.append({"seed": seed, "untrained_roc_auc": untrained["roc_auc"], "roc_auc": trained["roc_auc"]})
+    return out
+
+
 def reduction_levels(n_clients: int, split_every: int = 8) -> int:
     levels = 0
     while n_clients > 1:
@@ -190,7 +202,7 @@ def reduction_seconds(dask_client, n_clients: int, size: int, split_every: int, 
     times = []
     for _ in range(repeat):
         started = time.perf_counter()
-        finish_partial(dask_client.gather(_reduce(dask_client, partials, combine_partials, split_every)))
+        finish_partial(dask_client.gather(tree_reduce_futures(dask_client, partials, combine_partials, split_every)))
         times.append(time.perf_counter() - started)
     return min(times)
 
@@ -261,6 +273,15 @@ def print_compare(results: dict) -> None:
     print_goals(results, "(a)")
 
 
+def print_initialisations(results: dict) -> None:
+    rows = results["initialisations"]
+    print("\n(a) from different initial networks: test ROC AUC untrained (lr 0) -> after training")
+    for row in rows:
+        print(f"  seed {row['seed']}: {row['untrained_roc_auc']:.4f} -> {row['roc_auc']:.4f}")
+    untrained, trained = (np.array([row[key] for row in rows]) for key in ("untrained_roc_auc", "roc_auc"))
+    print(f"  mean (sd): {untrained.mean():.4f} ({untrained.std():.4f}) -> {trained.mean():.4f} ({trained.std():.4f})")
+
+
 def print_scaling(results: dict) -> None:
     print("\nclients: random equal partition of the training rows; s/round: median training round; idle: a round "
           "without local training;\nreduce: the FedAvg sum alone, as a tree of fan-in 8 (levels deep) or one flat task")
@@ -319,6 +340,7 @@ def main() -> None:
     dask_client = make_client(workers=2)
     bench, results = Bench(rows, dask_client, args), {}
     experiments = [("compare", lambda: compare(bench), print_compare),
+                   ("initialisations", lambda: initialisations(bench, 2 if args.quick else 5), print_initialisations),
                    ("scaling", lambda: scaling(bench, (2, 10, 100) if args.quick else (2, 10, 100, 1000)),
                     print_scaling),
                    ("attacks", lambda: attacks(bench, ["sign_flip"] if args.quick else ["sign_flip", "scale", "noise"],

@@ -67,6 +67,12 @@ def build_parser() -> argparse.ArgumentParser:
                         help="comma-separated families among gmm, kmeans, dpmm, iforest (default: all four)")
     detect.add_argument("--features", default="values",
                         help="comma-separated feature sets: values, regions (default: values)")
+    detect.add_argument("--federated", action="store_true",
+                        help="federate the gmm and kmeans families across tiles: region models by federated EM, "
+                        "and every tile's model adapted towards its region's")
+    detect.add_argument("--federated-rounds", type=int, default=5, help="federated EM / Lloyd rounds (default: 5)")
+    detect.add_argument("--federated-relevance", type=float, default=16.0,
+                        help="weight of the region's model in observations (default: 16; 0 keeps each tile's own)")
     detect.add_argument("--out", required=True, help="output .zarr or .nc")
     detect.add_argument("--plot", default=None, help="also write a PNG map of the last time step")
     detect.add_argument("--model-out", default=None, help="also save the model (.npz or .zarr)")
@@ -161,7 +167,9 @@ def run_detect(args: argparse.Namespace) -> None:
         training = select_training(cube, args.train_start, args.train_end)
         with _progress(client):
             model = fit(training, variables=args.variables, precision=args.precision,
-                        detectors=args.detectors, client=client, features=args.features.split(","))
+                        detectors=args.detectors, client=client, features=args.features.split(","),
+                        federated=args.federated, federated_rounds=args.federated_rounds,
+                        federated_relevance=args.federated_relevance)
         print(f"{model}")
         result = model.score(cube)
         table = Path(args.out).with_suffix(".top_tiles.csv")

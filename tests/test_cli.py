@@ -119,6 +119,24 @@ def test_nothing_left_after_nans(tmp_path):
     assert_user_error(process, "valid observations")
 
 
+def test_detect_federated_saves_adapted_tile_models(cube_file, tmp_path):
+    import geoanom as ga
+
+    common = ("detect", cube_file, "--var", "tas", "--train-end", "2005", "--precision", "2", "--detectors",
+              "gmm,kmeans")
+    local = geoanom(*common, "--out", tmp_path / "l.zarr", "--model-out", tmp_path / "local.npz")
+    federated = geoanom(*common, "--federated", "--federated-rounds", "2", "--out", tmp_path / "f.zarr",
+                        "--model-out", tmp_path / "federated.npz")
+    assert local.returncode == 0 and federated.returncode == 0, local.stderr + federated.stderr
+    local_model, federated_model = (ga.load_model(tmp_path / name) for name in ("local.npz", "federated.npz"))
+    assert federated_model.attrs["federated_rounds"] == 2 and federated_model.attrs["federated_relevance"] == 16.0
+    tile = local_model.tiles[0]
+    assert not np.allclose(federated_model.ensembles[tile].detectors_["gmm"].means_,
+                           local_model.ensembles[tile].detectors_["gmm"].means_)
+    refused = geoanom(*common, "--federated", "--federated-relevance", "-1", "--out", tmp_path / "x.zarr")
+    assert_user_error(refused, "federated_relevance")
+
+
 def test_unknown_detector(cube_file, tmp_path):
     process = geoanom("detect", cube_file, "--var", "tas", "--train-end", "2005", "--detectors", "svm",
                       "--out", tmp_path / "o.zarr")
