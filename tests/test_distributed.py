@@ -46,3 +46,10 @@ def test_federated_region_rounds_run_on_the_cluster(client, cube_file):
         for family in ("gmm", "kmeans"):
             np.testing.assert_allclose(remote.region(prefix).detectors_[family].means_,
                                        local.region(prefix).detectors_[family].means_, rtol=1e-10, atol=1e-12)
+    # and the tiles adapted towards them, on the cluster, match the local run
+    assert remote.tiles == local.tiles
+    for tile in local.tiles:
+        for family in ("gmm", "kmeans"):
+            adapted, own = remote.ensembles[tile].detectors_[family], local.ensembles[tile].detectors_[family]
+            np.testing.assert_allclose(adapted.means_, own.means_, rtol=1e-10, atol=1e-12)
+            assert adapted.threshold_ == pytest.approx(own.threshold_, rel=1e-9)

@@ -86,7 +86,7 @@ def _personalise_batch(sketches: dict, tiles: dict[int, str], batch: dict[str, E
     out = {}
     for tile, ensemble in batch.items():
         adapted = Ensemble.from_dict(ensemble.to_dict())
-        adapted.n_observations_ = getattr(ensemble, "n_observations_", None)
+        adapted.n_observations_ = ensemble.n_observations_  # set on every tile by fit
         prior, sketch = priors[tile], sketches.get(code_of[tile])
         if prior is not None and sketch is not None and relevance > 0:
             for family in FAMILIES:
