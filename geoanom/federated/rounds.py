@@ -267,8 +267,6 @@ def robust_or_median(aggregate: Aggregator, deltas: np.ndarray, weights: np.ndar
     return aggregate(deltas, weights)
 
 
-
-
 def _round_seed(seed: int, number: int, cid: Any) -> int:
     # crc32, not hash(): str hashes differ between processes, seeds must not
     return int(np.random.SeedSequence([seed, number, zlib.crc32(str(cid).encode())]).generate_state(1)[0])
