@@ -171,7 +171,7 @@ def run_detect(args: argparse.Namespace) -> None:
                         federated=args.federated, federated_rounds=args.federated_rounds,
                         federated_relevance=args.federated_relevance)
         print(f"{model}")
-        result = model.score(cube)
+        result = model.score(cube, client=client)
         table = Path(args.out).with_suffix(".top_tiles.csv")
         _write_outputs(result, model, Path(args.out), args.plot, client, table_path=table, model_path=args.model_out)
 

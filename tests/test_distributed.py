@@ -1,5 +1,7 @@
 """A real multi-process dask cluster gives exactly the single-process answer."""
 
+import warnings
+
 import numpy as np
 import pytest
 import xarray as xr
@@ -25,7 +27,13 @@ def test_cluster_result_equals_single_process(client, cube_file):
     local = local_model.score(cube).compute(scheduler="sync")
 
     cluster_model = ga.fit(training, precision=2, client=client)
-    cluster = cluster_model.score(cube).compute()  # on the client, dask's default once created
+    with pytest.warns(UserWarning, match="Sending large graph"):  # the models travel in the graph
+        cluster = cluster_model.score(cube).compute()  # on the client, dask's default once created
+    # scattered once to the workers, the graph carries a reference, not 10 MB of isolation forests
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message="Sending large graph")
+        scattered = cluster_model.score(cube, client=client).compute()
+    xr.testing.assert_identical(scattered, cluster)
 
     assert cluster_model.tiles == local_model.tiles
     xr.testing.assert_identical(cluster, local)

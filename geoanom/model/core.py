@@ -66,7 +66,8 @@ class AnomalyModel:
         return int(self.labels.attrs["precision"])
 
     def score(
-        self, cube: xr.Dataset, tile: str | None = None, *, adapt: bool = False, adapt_every: int = 100
+        self, cube: xr.Dataset, tile: str | None = None, *, adapt: bool = False, adapt_every: int = 100,
+        client: Any = None,
     ) -> xr.Dataset:
         """Score every observation of a cube, lazily.
 
@@ -87,6 +88,12 @@ class AnomalyModel:
             default) the model is untouched and the result is lazy.
         adapt_every : int, default 100
             Adaptation speed: observations of a tile scored between updates.
+        client : distributed.Client, optional
+            Send the tile models to every worker of this cluster once, now,
+            instead of inside the task graph. Use it for large models on a
+            cluster (an isolation forest holds about 0.4 MB per tile, and the
+            whole model would otherwise travel with the graph through the
+            scheduler); the result must then be computed on this client.
 
         Returns
         -------
@@ -101,7 +108,7 @@ class AnomalyModel:
 
         if adapt:
             return score_cube_adapting(self, cube, tile, adapt_every)
-        return score_cube(self, cube, tile)
+        return score_cube(self, cube, tile, client)
 
     def region(self, prefix: str) -> Ensemble:
         """The federated model of a coarser region: every tile model inside it, merged.

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from .core import AnomalyModel
 
 
-def score_cube(model: "AnomalyModel", cube: xr.Dataset, tile: str | None = None) -> xr.Dataset:
+def score_cube(model: "AnomalyModel", cube: xr.Dataset, tile: str | None = None, client=None) -> xr.Dataset:
     """See :meth:`AnomalyModel.score`."""
     values = stack_variables(cube, model.variables)
     check_same_grid(model, cube)
@@ -37,8 +37,7 @@ def score_cube(model: "AnomalyModel", cube: xr.Dataset, tile: str | None = None)
     clim_count = da.from_array(model.climatology.count, chunks=spatial_chunks)
     clim_dof = da.from_array(model.climatology.dof, chunks=spatial_chunks)
     cell_codes = da.from_array(codes, chunks=(row_chunks, col_chunks))
-    # One graph key holds the tile models, so each worker receives them once.
-    payload = dask.delayed(ensembles, traverse=False)
+    payload = _model_payload(ensembles, client)
     n_detectors = len(model.detectors)
     extra = _region_features(model, values)
     extra_args = (extra, "ftyx") if extra is not None else (None, None)
@@ -51,6 +50,15 @@ def score_cube(model: "AnomalyModel", cube: xr.Dataset, tile: str | None = None)
         meta=np.empty((0, 0, 0, 0), dtype=np.float32),
     )
     return _result_dataset(model, values, irregularity, tile)
+
+
+def _model_payload(ensembles: list, client=None):
+    """The tile models as one graph key, so each worker receives them once; with a
+    client, scattered to every worker now, so that the graph holds only a reference."""
+    if client is None:
+        return dask.delayed(ensembles, traverse=False)
+    [future] = client.scatter([ensembles], broadcast=True, hash=False)
+    return future
 
 
 def score_cube_adapting(model: "AnomalyModel", cube: xr.Dataset, tile: str | None, adapt_every: int) -> xr.Dataset:
