@@ -17,7 +17,7 @@ fedavg/fedprox partial sums are merged by a dask tree reduction
 (`split_every`); median, trimmed mean, Krum and multi-Krum need every update
 at once, so they gather at the root. ``weighted_partial``,
 ``combine_partials`` and ``finish_partial`` are the map, combine and finalise
-steps of that tree reduction (see ``geoanom.reduction.tree_reduce``).
+steps of that tree reduction (see ``geoanom.reduction``).
 """
 
 from __future__ import annotations

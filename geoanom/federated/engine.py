@@ -3,8 +3,11 @@
 Each client's rows are scattered once to one worker and stay there; every
 round, each sampled client's local training is a task on that worker, and
 only parameter vectors travel. FedAvg's weighted sums are merged by a tree
-reduction of tasks (``split_every`` at a time); the robust aggregators need
-all updates at once and run in one task at the root.
+reduction of tasks (``split_every`` at a time), built while the clients' tasks
+are submitted (:class:`geoanom.reduction.TreeReducer`: first level per
+worker, merges ahead of queued clients), so the root follows the last client
+by one merge per level; the robust aggregators need all updates at once and
+run in one task at the root.
 
 ``mode="sync"`` waits for every sampled client. ``mode="async"`` closes a
 round as soon as half of the clients it dispatched (at least one) have
@@ -96,7 +99,7 @@ def train(
     max_staleness : int, optional
         In async mode, drop updates more than this many rounds old.
     split_every : int, default 8
-        Fan-in of the tree reduction.
+        Fan-in of the tree reduction; its depth is ceil(log_split_every(clients)).
     convergence : Convergence, optional
         Stopping rule; :class:`Convergence` defaults.
     class_weight : {"balanced", None}
