@@ -205,8 +205,7 @@ def run_federate(args: argparse.Namespace) -> None:
     """``geoanom federate``."""
     from . import open_cube
     from .cluster import make_client
-    from .federated import GaussianDP, train
-    from .federated.cube import cube_rows
+    from .federated import GaussianDP, cube_rows, train
     from .federated.privacy import calibrate_noise
     from .plot import learning_curve
 
@@ -221,17 +220,18 @@ def run_federate(args: argparse.Namespace) -> None:
                            f"and {args.client_fraction}.")
     cube = open_cube(args.inputs, variables=[args.variable])
     clients = args.clients if args.clients == "tile" else _client_grid(args.clients)
-    rows, owner, names = cube_rows(cube, args.variable, clients, precision=args.precision)
+    rows = cube_rows(cube, args.variable, clients, precision=args.precision)
     privacy = None
     if args.epsilon is not None:
         noise = calibrate_noise(args.epsilon, args.client_fraction, args.rounds, args.delta)
         privacy = GaussianDP(noise, args.clip, args.delta, max_epsilon=args.epsilon)
         print(f"differential privacy: noise multiplier {noise:.3g} keeps {args.rounds} rounds within "
               f"epsilon {args.epsilon:g} at delta {args.delta:g}")
-    print(f"{len(rows):,} observations of {len(set(owner))} clients; features {', '.join(names)}")
+    print(f"{len(rows.features):,} observations of {len(set(rows.clients))} clients; "
+          f"features {', '.join(rows.names)}")
     client = make_client(args.workers, args.scheduler)
     with client if client is not None else contextlib.nullcontext():
-        result = train(rows, None, clients=owner, rounds=args.rounds, aggregator=args.aggregator,
+        result = train(rows.features, None, clients=rows.clients, rounds=args.rounds, aggregator=args.aggregator,
                        client_fraction=args.client_fraction, privacy=privacy, signed=args.signed,
                        audit_log=args.audit_log, client=client)
     out.mkdir(parents=True, exist_ok=True)

@@ -7,6 +7,7 @@
 from .aggregators import AGGREGATORS, Aggregator, make_aggregator
 from .audit import AuditLog, check_audit, verify_audit
 from .convergence import Convergence
+from .cube import CubeRows, cube_rows
 from .engine import train
 from .privacy import GaussianDP, PrivacyAccountant, calibrate_noise, epsilons
 from .signing import ClientKeys, SignedUpdate, UpdateVerifier
@@ -17,8 +18,9 @@ from .spatial import geohash_weights, morans_i, tile_morans_i
 load = FederatedResult.load
 
 __all__ = [
-    "AGGREGATORS", "Aggregator", "AuditLog", "ClientKeys", "Convergence", "FederatedResult", "GaussianDP",
-    "PrivacyAccountant", "ShapleyFusion", "SignedUpdate", "UpdateVerifier", "calibrate_noise", "check_audit",
+    "AGGREGATORS", "Aggregator", "AuditLog", "ClientKeys", "Convergence", "CubeRows", "FederatedResult",
+    "GaussianDP", "PrivacyAccountant", "ShapleyFusion", "SignedUpdate", "UpdateVerifier", "calibrate_noise",
+    "check_audit", "cube_rows",
     "epsilons", "fuse_scores", "geohash_weights", "load", "make_aggregator", "morans_i", "shapley_values",
     "shapley_weights", "tile_morans_i", "train", "verify_audit",
 ]

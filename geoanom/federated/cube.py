@@ -1,14 +1,8 @@
-"""Rows for federated training from a cube: each observation's features and its client.
-
-Used by ``geoanom federate``: each observation (time, cell) becomes a row of
-[value, standardised anomaly, denoised anomaly, log10(1 + area of its
-anomalous region)], the per-observation features of
-:mod:`geoanom.features.neighbourhood`, and belongs to the client of its cell:
-its geohash tile, or the client a grid file assigns it.
-"""
+"""Rows for federated training from a cube: each observation's features and its client."""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import numpy as np
@@ -21,10 +15,42 @@ from ..model.inputs import source_name, stack_variables
 from ..tiling import spatial_dims, tile_labels, wraps_in_longitude
 
 
+@dataclasses.dataclass(frozen=True)
+class CubeRows:
+    """Observations of a cube as rows for :func:`geoanom.federated.train`.
+
+    Attributes
+    ----------
+    features : ndarray (n_rows, 4)
+        Value, standardised anomaly, denoised anomaly, log10(1 + km^2 of its region).
+    clients : ndarray (n_rows,) of str
+        The client holding each row.
+    names : list of str
+        The feature names.
+    time_index, cell_index : ndarray (n_rows,) of int
+        Each row's time step and flat (row-major) grid cell in the cube.
+    """
+
+    features: np.ndarray
+    clients: np.ndarray
+    names: list[str]
+    time_index: np.ndarray
+    cell_index: np.ndarray
+
+    def pick(self, grid: xr.DataArray | np.ndarray) -> np.ndarray:
+        """Each row's value in a (time, *spatial) array on the cube's grid, e.g. a mask of known events."""
+        values = np.asarray(grid)
+        return values.reshape(values.shape[0], -1)[self.time_index, self.cell_index]
+
+
 def cube_rows(cube: xr.Dataset, variable: str, clients: str | xr.DataArray = "tile", *,
-              precision: int | None = None, regions: RegionParams | None = None
-              ) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """Feature rows, the client of each row, and the feature names, for one variable of a cube.
+              precision: int | None = None, regions: RegionParams | None = None) -> CubeRows:
+    """Every valid observation of one variable as a feature row, with the client that holds it.
+
+    Each observation (time, cell) becomes a row of [value, standardised
+    anomaly, denoised anomaly, log10(1 + area of its anomalous region)], the
+    per-observation features of :mod:`geoanom.features.neighbourhood`, and
+    belongs to the client of its cell. Used by ``geoanom federate``.
 
     Parameters
     ----------
@@ -34,13 +60,12 @@ def cube_rows(cube: xr.Dataset, variable: str, clients: str | xr.DataArray = "ti
         "tile": each cell's geohash tile (``precision``, chosen when None);
         a DataArray: each cell's client (same lat/lon as the cube; cells
         without a client, NaN or empty, are left out).
+    precision : int, optional
     regions : RegionParams, optional
 
     Returns
     -------
-    rows : ndarray (n_rows, 4)
-    client_ids : ndarray (n_rows,) of str
-    names : list of str
+    CubeRows
     """
     values = stack_variables(cube, [variable])
     climatology = Climatology.from_values(values, season_kind(values["time"]))
@@ -54,7 +79,9 @@ def cube_rows(cube: xr.Dataset, variable: str, clients: str | xr.DataArray = "ti
     keep = np.isfinite(rows).all(axis=1) & (owner != "") & (owner != "nan")
     if not keep.any():
         raise GeoanomError(f"no observation of '{variable}' in {source_name(cube)} has both data and a client.")
-    return rows[keep], owner[keep], feature_names([variable]) + region_feature_names([variable])
+    time_index, cell_index = np.divmod(np.flatnonzero(keep), cell_clients.size)
+    return CubeRows(rows[keep], owner[keep], feature_names([variable]) + region_feature_names([variable]),
+                    time_index, cell_index)
 
 
 def _cell_clients(cube: xr.Dataset, clients: str | xr.DataArray, precision: int | None) -> Any:
