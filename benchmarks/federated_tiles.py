@@ -11,7 +11,7 @@ Printed per record length, as mean and standard deviation over seeds: the
 fused ROC AUC and, per family, the false-alarm rate on normal observations
 (the thresholds aim at 1%) and the recall of the shifts.
 
-    python benchmarks/federated_tiles.py      # also benchmarks/results/federated_tiles.json (about 3 minutes)
+    python benchmarks/federated_tiles.py      # also benchmarks/results/federated_tiles.json (about 2 minutes)
 """
 
 from __future__ import annotations

@@ -17,12 +17,13 @@ clients return, and the updates are merged by the engine's own
 
 For each n it prints the round's wall time, the *tail* (from the end of the
 last client task to the end of the root task, read off dask's task stream:
-what the reduction adds to a round), the tree's depth, and the most update
-bytes any one task receives. The tree's tail should grow like its depth,
-log8(n); the flat task's like n. Every client's work is O(n) in total and on
-2 cores it runs mostly in sequence, so the wall time grows like n for all
-three: the reduction cannot change that, only what it adds after the last
-client.
+what the reduction adds to a round), the engine tree's depth (a dry run of
+its TreeReducer: about log8(n), one more where the first level is split
+between the 2 workers) and the most update bytes any one task receives. The
+tree's tail should grow like its depth; the flat task's like n. Every
+client's work is O(n) in total and on 2 cores it runs mostly in sequence, so
+the wall time grows like n for all three: the reduction cannot change that,
+only what it adds after the last client.
 
     python benchmarks/reduction.py          # also benchmarks/results/reduction.json
     python benchmarks/reduction.py --quick  # clients up to 512: reduction_quick.json
@@ -57,8 +58,19 @@ def client_update(index: int, size: int) -> dict:
             "digest": "", "worker": None}
 
 
-def levels(n_clients: int) -> int:
-    return math.ceil(math.log(n_clients, FAN_IN) - 1e-9) if n_clients > 1 else 0
+class _DepthOnly:
+    """A stand-in client whose "futures" are the depths of the merges that made them."""
+
+    def submit(self, combine, *parts, **options) -> int:
+        return 1 + max(parts)
+
+
+def levels(n_clients: int, n_workers: int = 2) -> int:
+    """Depth of the engine's tree for clients pinned round-robin to ``n_workers`` (a dry run of TreeReducer)."""
+    tree = TreeReducer(_DepthOnly(), None, FAN_IN)
+    for index in range(n_clients):
+        tree.add(0, group=index % n_workers)
+    return tree.result() or 0
 
 
 def one_round(dask_client, n_clients: int, size: int, method: str) -> dict[str, float]:

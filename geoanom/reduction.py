@@ -23,13 +23,15 @@ class TreeReducer:
     """A tree reduction on a distributed cluster, built while its parts are submitted.
 
     Each part is added as soon as its task is submitted; every ``split_every``
-    parts of one group (for example, of one worker) get a merge task at
-    once, and every ``split_every`` merges of a level a merge on the next.
-    Merge tasks have priority over the parts still queued (``prioritise``),
-    so the tree folds parts as they finish, its memory stays near
-    ``split_every`` parts per level and worker, and the root follows the
-    last part by about one merge per level: log_split_every(n) merges,
-    instead of every merge when the tree is submitted after all the parts.
+    parts of one group (for example, of one worker, whose data locality
+    then draws the merge there) get a merge task at once, and every
+    ``split_every`` merges of a level a merge on the next. Merge tasks have
+    priority over the parts still queued (``prioritise``), so the tree folds
+    parts as they finish, few unmerged parts wait at any time, and the root
+    follows the last part by about one merge per level, instead of by every
+    merge when the tree is submitted after all the parts. The depth is
+    ceil(log_split_every(n)), plus at most one level when the first is split
+    into groups.
 
     Parameters
     ----------
@@ -59,16 +61,17 @@ class TreeReducer:
         self._push(0, group, future)
 
     def result(self) -> Any:
-        """The root's future (the only part, if one was added); None if none was."""
+        """Merge what is left and return the root's future (the only part, if one
+        was added; None if none was). The tree is then empty."""
         level = 0
         while True:
-            rest = [(key, parts) for key, parts in self._pending.items() if key[0] == level]
+            this_level = [(key, parts) for key, parts in self._pending.items() if key[0] == level]
             higher = any(key[0] > level for key in self._pending)
-            if not rest and not higher:
+            if not this_level and not higher:
                 return None
-            if len(rest) == 1 and len(rest[0][1]) == 1 and not higher:
-                return self._pending.pop(rest[0][0])[0]
-            for key, parts in rest:
+            if len(this_level) == 1 and len(this_level[0][1]) == 1 and not higher:
+                return self._pending.pop(this_level[0][0])[0]
+            for key, parts in this_level:
                 del self._pending[key]
                 self._push(level + 1, None, parts[0] if len(parts) == 1 else self._merge(level + 1, parts))
             level += 1
@@ -87,10 +90,26 @@ class TreeReducer:
 
 def tree_reduce_futures(dask_client, futures: Sequence[Any], combine: Callable, split_every: int,
                         workers: Sequence[Any] | None = None, prioritise: bool = True) -> Any:
-    """Reduce submitted ``futures`` on the cluster with a :class:`TreeReducer`; the root's future.
+    """Reduce submitted ``futures`` on the cluster with a :class:`TreeReducer`.
 
-    ``workers`` gives the worker of each future: the first level merges only
-    futures of one worker, so only the upper levels move data between workers.
+    Parameters
+    ----------
+    dask_client : distributed.Client
+    futures : sequence of Future
+    combine : callable
+        Associative merge of up to ``split_every`` parts into one.
+    split_every : int
+        Fan-in of each merge task.
+    workers : sequence, optional
+        The worker of each future: the first level merges only futures of
+        one worker, so only the upper levels move data between workers.
+    prioritise : bool, default True
+        See :class:`TreeReducer`.
+
+    Returns
+    -------
+    Future or None
+        The root's future; None when ``futures`` is empty.
     """
     tree = TreeReducer(dask_client, combine, split_every, prioritise)
     for index, future in enumerate(futures):

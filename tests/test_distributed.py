@@ -27,7 +27,8 @@ def test_cluster_result_equals_single_process(client, cube_file):
     local = local_model.score(cube).compute(scheduler="sync")
 
     cluster_model = ga.fit(training, precision=2, client=client)
-    with pytest.warns(UserWarning, match="Sending large graph"):  # the models travel in the graph
+    with warnings.catch_warnings():  # the models travel in the graph: distributed warns of its size
+        warnings.filterwarnings("ignore", message="Sending large graph")
         cluster = cluster_model.score(cube).compute()  # on the client, dask's default once created
     # scattered once to the workers, the graph carries a reference, not 10 MB of isolation forests
     with warnings.catch_warnings():

@@ -9,34 +9,40 @@ from geoanom.reduction import TreeReducer, tree_reduce_futures
 
 
 class RecordingClient:
-    """Runs ``submit`` at once and records each merge's fan-in, depth and priority."""
+    """Runs ``submit`` at once and records each merge: its fan-in, depth, priority and the groups it mixes."""
 
     def __init__(self):
         self.merges = []
 
     def submit(self, function, *parts, pure=False, priority=None):
         depth = 1 + max(part[1] for part in parts)
-        self.merges.append((len(parts), depth, priority))
-        return function(*parts)[0], depth
+        groups = frozenset().union(*(part[2] for part in parts))
+        self.merges.append({"fan_in": len(parts), "depth": depth, "priority": priority, "groups": groups})
+        return function(*parts), depth, groups
 
 
 def add_with_depth(*parts):
-    return sum(value for value, _ in parts), None
+    return sum(part[0] for part in parts)
 
 
 @pytest.mark.parametrize("n_parts", [1, 2, 7, 8, 9, 64, 65, 511, 1000])
-@pytest.mark.parametrize("groups", [1, 2, 5])
+@pytest.mark.parametrize("groups", [1, 2, 5, 20, 1000])
 def test_the_tree_sums_every_part_with_bounded_fan_in_and_log_depth(n_parts, groups):
     client, fan_in = RecordingClient(), 8
     tree = TreeReducer(client, add_with_depth, fan_in)
     for index in range(n_parts):
-        tree.add((index, 0), group=index % groups)
-    total, depth = tree.result()
+        tree.add((index, 0, frozenset([index % groups])), group=index % groups)
+    total, depth, _ = tree.result()
     assert total == n_parts * (n_parts - 1) // 2
-    assert all(2 <= parts <= fan_in for parts, _, _ in client.merges)
+    assert all(2 <= merge["fan_in"] <= fan_in for merge in client.merges)
     # one extra level at most, for the per-group first level
     assert depth <= math.ceil(math.log(n_parts, fan_in) - 1e-9) + (groups > 1)
-    assert all(priority >= depth for _, depth, priority in client.merges)  # merges jump the queue
+    # the first level merges one group's parts (a group's lone part joins the level above)
+    assert all(len(merge["groups"]) == 1 for merge in client.merges if merge["priority"] == 1)
+    assert groups == 1 or n_parts < 2 * groups or any(m["priority"] == 1 for m in client.merges)
+    # every merge jumps the queue of parts (submitted without priority)
+    assert all(merge["priority"] is not None and merge["priority"] >= 1 for merge in client.merges)
+    assert tree.result() is None  # the tree is empty once its root is out
 
 
 def test_an_empty_tree_has_no_root():
@@ -47,8 +53,8 @@ def test_unprioritised_merges_carry_no_priority():
     client = RecordingClient()
     tree = TreeReducer(client, add_with_depth, 4, prioritise=False)
     for index in range(20):
-        tree.add((index, 0))
-    assert tree.result()[0] == sum(range(20)) and {p for _, _, p in client.merges} == {None}
+        tree.add((index, 0, frozenset()))
+    assert tree.result()[0] == sum(range(20)) and {m["priority"] for m in client.merges} == {None}
 
 
 def leaf(index):

@@ -38,7 +38,19 @@ class CubeRows:
     cell_index: np.ndarray
 
     def pick(self, grid: xr.DataArray | np.ndarray) -> np.ndarray:
-        """Each row's value in a (time, *spatial) array on the cube's grid, e.g. a mask of known events."""
+        """Each row's value in an array over the cube's time steps and grid, e.g. a mask of known events.
+
+        Parameters
+        ----------
+        grid : DataArray or ndarray (time, *spatial)
+            On the cube's grid; a DataArray is put in (time, *spatial) order first.
+
+        Returns
+        -------
+        ndarray (n_rows,)
+        """
+        if isinstance(grid, xr.DataArray):
+            grid = grid.transpose("time", *spatial_dims(grid))
         values = np.asarray(grid)
         return values.reshape(values.shape[0], -1)[self.time_index, self.cell_index]
 

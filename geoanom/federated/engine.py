@@ -99,7 +99,8 @@ def train(
     max_staleness : int, optional
         In async mode, drop updates more than this many rounds old.
     split_every : int, default 8
-        Fan-in of the tree reduction; its depth is ceil(log_split_every(clients)).
+        Fan-in of the tree reduction; its depth is ceil(log_split_every(clients)),
+        plus at most one level for the first level's grouping by worker.
     convergence : Convergence, optional
         Stopping rule; :class:`Convergence` defaults.
     class_weight : {"balanced", None}

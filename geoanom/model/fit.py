@@ -105,7 +105,7 @@ def fit(
         (:mod:`geoanom.model.federated_regions`). Then every tile's gmm and
         kmeans are adapted towards the smallest region's model, so each
         tile's model is informed by all tiles of its region: a tile with
-        few observations borrows its neighbours' shapes, one with many
+        few observations borrows its region's shapes, one with many
         keeps its own (:mod:`geoanom.model.personalise`). Tiles with too
         little data to fit alone are scored by the smallest region holding
         them.

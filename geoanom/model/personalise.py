@@ -15,8 +15,9 @@ units::
     mean    = alpha_k m_k + (1 - alpha_k) mu_j
     moment  = alpha_k M_k + (1 - alpha_k) P_j
 
-A tile with many rows keeps its own model (alpha near 1); a tile with few
-borrows the shape of its neighbours' data. The tile keeps its components and
+A tile with many observations keeps its own model (alpha near 1); a tile
+with few borrows the shape of its region's data (its own and its
+neighbours': the prior is not leave-one-out). The tile keeps its components and
 weights: it is not given the region's other components, which would make
 an observation normal in one tile because it is normal somewhere else in
 the region. Thresholds and the GMM's reference likelihood are then renewed
@@ -60,6 +61,8 @@ def personalise_tiles(ensembles: dict[str, Ensemble], pyramid: dict[str, Ensembl
     -------
     dict of str to Ensemble
     """
+    if relevance == 0:
+        return dict(ensembles)
     parts = []
     for sketches, tiles in sketch_batches:
         batch = {tile: ensembles[tile] for tile in tiles.values() if tile in ensembles}
@@ -91,7 +94,8 @@ def _personalise_batch(sketches: dict, tiles: dict[int, str], batch: dict[str, E
         if prior is not None and sketch is not None and relevance > 0:
             for family in FAMILIES:
                 if family in adapted.detectors_ and family in prior.detectors_:
-                    _ADAPT[family](adapted.detectors_[family], prior.detectors_[family], sketch.rows, relevance)
+                    _ADAPT[family](adapted.detectors_[family], prior.detectors_[family], sketch.rows,
+                                   sketch.count, relevance)
         out[tile] = adapted
     return out
 
@@ -112,7 +116,8 @@ def _nearest_prior(means: np.ndarray, prior_means: np.ndarray, prior_covariances
     return np.argmax(log_density, axis=1)
 
 
-def _shrink(counts, means, covariances, prior_means, prior_covariances, relevance) -> tuple[np.ndarray, np.ndarray]:
+def _shrink(counts: np.ndarray, means: np.ndarray, covariances: np.ndarray, prior_means: np.ndarray,
+            prior_covariances: np.ndarray, relevance: float) -> tuple[np.ndarray, np.ndarray]:
     """MAP-adapted means and covariances: the module docstring's formulas."""
     alpha = (counts / (counts + relevance))[:, None]
     moment = covariances + np.einsum("kd,ke->kde", means, means)
@@ -122,28 +127,31 @@ def _shrink(counts, means, covariances, prior_means, prior_covariances, relevanc
     return adapted_means, adapted_moment - np.einsum("kd,ke->kde", adapted_means, adapted_means)
 
 
-def _adapt_gmm(tile, region, rows: np.ndarray, relevance: float) -> None:
+def _adapt_gmm(tile, region, rows: np.ndarray, n_observations: int, relevance: float) -> None:
     prior_means, prior_covariances = _in_units_of(tile, region, region.means_, region.covariances_)
     nearest = _nearest_prior(tile.means_, prior_means, prior_covariances, region.weights_)
-    counts = tile.weights_ * len(rows)
+    counts = tile.weights_ * n_observations
     means, covariances = _shrink(counts, tile.means_, tile.covariances_, prior_means[nearest],
                                  prior_covariances[nearest], relevance)
-    tile._set_components(tile.weights_, means, covariances + tile.reg_covar * np.eye(means.shape[1]))
+    # both covariances already hold the EM's reg_covar: so does their mixture
+    tile._set_components(tile.weights_, means, covariances)
     llk, _ = tile._log_likelihood((rows - tile.center_) / tile.scale_)
     tile.model_llk_ = float(llk.mean())
     tile._set_threshold(tile.decision_function(rows))
 
 
-def _adapt_kmeans(tile, region, rows: np.ndarray, relevance: float) -> None:
+def _adapt_kmeans(tile, region, rows: np.ndarray, n_observations: int, relevance: float) -> None:
     region_covariances = region.scatter_ / np.maximum(region.counts_, 1.0)[:, None, None]
     prior_means, prior_covariances = _in_units_of(tile, region, region.means_, region_covariances)
     regularised = prior_covariances + region.reg_covar * np.eye(prior_means.shape[1])
     nearest = _nearest_prior(tile.means_, prior_means, regularised, region.counts_ / region.counts_.sum())
-    counts = tile.counts_
-    own_covariances = tile.scatter_ / np.maximum(counts, 1.0)[:, None, None]
+    # the clusters' counts are of the detector's subsample; alpha uses all the tile's observations
+    sample_counts = tile.counts_
+    counts = sample_counts / sample_counts.sum() * n_observations
+    own_covariances = tile.scatter_ / np.maximum(sample_counts, 1.0)[:, None, None]
     means, covariances = _shrink(counts, tile.means_, own_covariances, prior_means[nearest],
                                  prior_covariances[nearest], relevance)
-    tile._set_clusters(means, counts, covariances * counts[:, None, None])
+    tile._set_clusters(means, sample_counts, covariances * sample_counts[:, None, None])
     tile._set_threshold(tile.decision_function(rows))
 
 

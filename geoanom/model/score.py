@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import dask
 import dask.array as da
@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from .core import AnomalyModel
 
 
-def score_cube(model: "AnomalyModel", cube: xr.Dataset, tile: str | None = None, client=None) -> xr.Dataset:
+def score_cube(model: "AnomalyModel", cube: xr.Dataset, tile: str | None = None, client: Any = None) -> xr.Dataset:
     """See :meth:`AnomalyModel.score`."""
     values = stack_variables(cube, model.variables)
     check_same_grid(model, cube)
@@ -52,9 +52,12 @@ def score_cube(model: "AnomalyModel", cube: xr.Dataset, tile: str | None = None,
     return _result_dataset(model, values, irregularity, tile)
 
 
-def _model_payload(ensembles: list, client=None):
-    """The tile models as one graph key, so each worker receives them once; with a
-    client, scattered to every worker now, so that the graph holds only a reference."""
+def _model_payload(ensembles: list, client: Any = None) -> Any:
+    """The tile models as one graph key, so that each worker receives them once.
+
+    With a client they are scattered to every worker now, and the graph
+    holds only a reference to them.
+    """
     if client is None:
         return dask.delayed(ensembles, traverse=False)
     [future] = client.scatter([ensembles], broadcast=True, hash=False)
