@@ -154,3 +154,17 @@ def test_personalised_tiles_survive_saving(short_record, tmp_path):
     assert isinstance(loaded.ensembles[federated.tiles[0]], Ensemble)
     np.testing.assert_allclose(loaded.score(test)["fused_irregularity"].values,
                                federated.score(test)["fused_irregularity"].values, rtol=1e-6)
+
+
+def test_the_tile_table_says_how_much_each_tile_took_from_its_region(short_record):
+    training, _, _ = short_record
+    model = ga.fit(training, federated=True, **OPTIONS)
+    table = model.tile_table()
+    assert "region_share" not in "".join(ga.fit(training, **OPTIONS).tile_table().columns)
+    tile = table["observations"].idxmin()
+    gmm = model.ensembles[tile].detectors_["gmm"]
+    counts = gmm.weights_ * model.ensembles[tile].n_observations_
+    assert table.loc[tile, "gmm_region_share"] == pytest.approx(float(np.sum(gmm.weights_ * 16 / (counts + 16))))
+    # tiles with more observations take less from their region
+    by_size = table.groupby("observations")[["gmm_region_share", "kmeans_region_share"]].mean()
+    assert (by_size.iloc[0] > by_size.iloc[-1]).all() and (table[by_size.columns] > 0).all().all()

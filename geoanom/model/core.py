@@ -151,7 +151,8 @@ class AnomalyModel:
         return None
 
     def tile_table(self) -> pd.DataFrame:
-        """One row per tile: cells, training observations, status and thresholds."""
+        """One row per tile: cells, training observations, status and thresholds; in a federated
+        fit, also how much of each tile's gmm and kmeans came from its region (``*_region_share``)."""
         cells = pd.Series(self.labels.values.ravel()).value_counts()
         rows = []
         for tile in sorted(set(self.ensembles) | set(self.skipped)):
@@ -164,8 +165,19 @@ class AnomalyModel:
                 for name, detector in ensemble.detectors_.items():
                     row[f"{name}_threshold"] = detector.threshold_
                     row[f"{name}_threshold_source"] = detector.threshold_source_
+                row.update(self._region_shares(ensemble))
             rows.append(row)
         return pd.DataFrame(rows).set_index("tile")
+
+    def _region_shares(self, ensemble: Ensemble) -> dict[str, float]:
+        """In a federated fit, how much each adapted family of a tile came from its region's model."""
+        from .personalise import FAMILIES, region_share
+
+        relevance = float(self.attrs.get("federated_relevance") or 0.0)
+        if not relevance:
+            return {}
+        return {f"{name}_region_share": region_share(ensemble.detectors_[name], ensemble.n_observations_, relevance)
+                for name in FAMILIES if name in ensemble.detectors_}
 
     def provenance(self, scored_by: str | None = None) -> dict[str, str]:
         """Attributes recorded on every output variable."""

@@ -156,3 +156,11 @@ def _adapt_kmeans(tile, region, rows: np.ndarray, n_observations: int, relevance
 
 
 _ADAPT = {"gmm": _adapt_gmm, "kmeans": _adapt_kmeans}
+
+
+def region_share(detector, n_observations: int, relevance: float) -> float:
+    """How much of an adapted tile model came from its region: the mean of 1 - alpha_k over its components,
+    weighted by their shares of the tile's observations (0: all its own, 1: all the region's)."""
+    shares = detector.weights_ if detector.family == "gmm" else detector.counts_ / detector.counts_.sum()
+    counts = shares * n_observations
+    return float(np.sum(shares * relevance / (counts + relevance))) if relevance > 0 else 0.0
