@@ -23,6 +23,7 @@ from typing import Any
 
 import dask
 import numpy as np
+from scipy.special import logsumexp
 
 from ..detectors import Ensemble
 from ..reduction import tree_reduce
@@ -101,11 +102,11 @@ def add_statistics(*parts: dict) -> dict:
 
 def _gmm_statistics(detector, rows: np.ndarray, weight: float) -> tuple:
     Z = (rows - detector.center_) / detector.scale_
-    llk, _ = detector._log_likelihood(Z)
     projected = Z[None] @ detector._precision_chol - (detector.means_[:, None, :] @ detector._precision_chol)
     log_det = np.log(np.einsum("kii->ki", detector._precision_chol)).sum(axis=1)
     weighted = (np.log(detector.weights_) + log_det - 0.5 * Z.shape[1] * np.log(2 * np.pi))[:, None] \
         - 0.5 * np.einsum("knd,knd->kn", projected, projected)
+    llk = logsumexp(weighted, axis=0)
     responsibility = np.exp(weighted - llk[None]) * weight  # (k, n)
     return (responsibility.sum(axis=1), responsibility @ Z, np.einsum("kn,nd,ne->kde", responsibility, Z, Z, optimize=True),
             float(llk.sum() * weight), float(len(Z) * weight))
