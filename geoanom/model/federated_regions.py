@@ -23,7 +23,6 @@ from typing import Any
 
 import dask
 import numpy as np
-from scipy.special import logsumexp
 
 from ..detectors import Ensemble
 from ..reduction import tree_reduce
@@ -51,19 +50,25 @@ def refine_regions(pyramid: dict[str, Ensemble], sketch_batches: list[tuple[Any,
     if not families:
         return pyramid
     for _ in range(rounds):
-        models = {prefix: {f: ensemble.detectors_[f] for f in families} for prefix, ensemble in pyramid.items()}
+        models = _region_models(pyramid, families)
         parts = [dask.delayed(_batch_statistics, pure=True)(sketches, tiles, models)
                  for sketches, tiles in sketch_batches]
         (totals,) = dask.compute(tree_reduce(parts, add_statistics, split_every), scheduler=scheduler)
         for (prefix, family), stats in totals.items():
             _M_STEPS[family](pyramid[prefix].detectors_[family], stats)
-    models = {prefix: {f: ensemble.detectors_[f] for f in families} for prefix, ensemble in pyramid.items()}
+    models = _region_models(pyramid, families)
     parts = [dask.delayed(_batch_score_quantiles, pure=True)(sketches, tiles, models)
              for sketches, tiles in sketch_batches]
     (pooled,) = dask.compute(tree_reduce(parts, _concatenate_quantiles, split_every), scheduler=scheduler)
     for (prefix, family), summaries in pooled.items():
         pyramid[prefix].detectors_[family]._set_threshold(_pseudo_scores(summaries))
     return pyramid
+
+
+def _region_models(pyramid: dict[str, Ensemble], families: list[str]) -> Any:
+    """This round's region models as one delayed value: hashed and sent once, not once per batch."""
+    return dask.delayed({prefix: {f: ensemble.detectors_[f] for f in families} for prefix, ensemble in pyramid.items()},
+                        traverse=False)
 
 
 def _ancestors(tile: str, models: dict) -> list[str]:
@@ -106,8 +111,11 @@ def _gmm_statistics(detector, rows: np.ndarray, weight: float) -> tuple:
     log_det = np.log(np.einsum("kii->ki", detector._precision_chol)).sum(axis=1)
     weighted = (np.log(detector.weights_) + log_det - 0.5 * Z.shape[1] * np.log(2 * np.pi))[:, None] \
         - 0.5 * np.einsum("knd,knd->kn", projected, projected)
-    llk = logsumexp(weighted, axis=0)
-    responsibility = np.exp(weighted - llk[None]) * weight  # (k, n)
+    peak = weighted.max(axis=0)
+    shifted = np.exp(weighted - peak)  # one exp for the likelihood and the responsibilities
+    density = shifted.sum(axis=0)
+    llk = peak + np.log(density)
+    responsibility = shifted / density * weight  # (k, n)
     return (responsibility.sum(axis=1), responsibility @ Z, np.einsum("kn,nd,ne->kde", responsibility, Z, Z, optimize=True),
             float(llk.sum() * weight), float(len(Z) * weight))
 
