@@ -12,7 +12,7 @@ fused ROC AUC and, per family, the false-alarm rate on normal observations
 (the thresholds aim at 1%) and the recall of the shifts. Also the cost: the
 seconds to fit the embedded SST (1,465 tiles) alone and federated.
 
-    python benchmarks/federated_tiles.py      # also benchmarks/results/federated_tiles.json (about 2 minutes)
+    python benchmarks/federated_tiles.py      # also benchmarks/results/federated_tiles.json (about 3 minutes)
 """
 
 from __future__ import annotations
