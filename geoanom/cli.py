@@ -205,11 +205,9 @@ def run_federate(args: argparse.Namespace) -> None:
     """``geoanom federate``."""
     from . import open_cube
     from .cluster import make_client
-    from .federated import GaussianDP, cube_rows, train
+    from .federated import GaussianDP, cube_rows, make_aggregator, train
     from .federated.privacy import calibrate_noise
     from .plot import learning_curve
-
-    from .federated import make_aggregator
 
     out = Path(args.out)
     if out.exists() and not out.is_dir():
@@ -218,15 +216,15 @@ def run_federate(args: argparse.Namespace) -> None:
     if args.rounds < 1 or not 0 < args.client_fraction <= 1:
         raise GeoanomError(f"--rounds must be at least 1 and --client-fraction in (0, 1], got {args.rounds} "
                            f"and {args.client_fraction}.")
-    cube = open_cube(args.inputs, variables=[args.variable])
-    clients = args.clients if args.clients == "tile" else _client_grid(args.clients)
-    rows = cube_rows(cube, args.variable, clients, precision=args.precision)
     privacy = None
-    if args.epsilon is not None:
+    if args.epsilon is not None:  # before reading any data, like every other option
         noise = calibrate_noise(args.epsilon, args.client_fraction, args.rounds, args.delta)
         privacy = GaussianDP(noise, args.clip, args.delta, max_epsilon=args.epsilon)
         print(f"differential privacy: noise multiplier {noise:.3g} keeps {args.rounds} rounds within "
               f"epsilon {args.epsilon:g} at delta {args.delta:g}")
+    cube = open_cube(args.inputs, variables=[args.variable])
+    clients = args.clients if args.clients == "tile" else _client_grid(args.clients)
+    rows = cube_rows(cube, args.variable, clients, precision=args.precision)
     print(f"{len(rows.features):,} observations of {len(set(rows.clients))} clients; "
           f"features {', '.join(rows.names)}")
     client = make_client(args.workers, args.scheduler)

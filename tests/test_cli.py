@@ -236,3 +236,7 @@ def test_federate_refuses_bad_options_before_reading_data(tmp_path):
     process = geoanom("federate", tmp_path / "missing.nc", "--var", "tas", "--aggregator", "bogus",
                       "--out", tmp_path / "fed")
     assert_user_error(process, "bogus")  # not the missing file: options are checked first
+    for option, value, fragment in (("--epsilon", "-1", "target epsilon"), ("--delta", "2", "delta")):
+        process = geoanom("federate", tmp_path / "missing.nc", "--var", "tas", "--epsilon", "1", option, value,
+                          "--out", tmp_path / "fed")
+        assert_user_error(process, fragment)

@@ -86,6 +86,18 @@ def test_labels_match_scipy_numbering_and_skip_land():
     assert labels[3, 27, 40] > 0  # the big event is found
 
 
+def test_a_grid_narrower_than_the_halo_is_labelled_as_one_block():
+    field = event_field().isel(lat=slice(40, 46), lon=slice(30, 37))  # 6 x 7 cells; the default halo is 9
+    field[3] += 4
+    params = RegionParams()
+    assert params.halo > max(field.shape[1:])
+    whole = region_labels(field).values
+    assert whole[3].max() > 0
+    np.testing.assert_array_equal(region_labels(field.chunk({"lat": 3, "lon": 4})).values, whole)
+    for step in range(whole.shape[0]):
+        np.testing.assert_array_equal(whole[step], ndimage.label(whole[step] > 0)[0])
+
+
 def test_a_region_across_the_antimeridian_is_one_region():
     field = event_field(wrap_lon=True)
     labels = region_labels(field.chunk({"lon": 20})).values

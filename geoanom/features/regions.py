@@ -202,10 +202,12 @@ def region_mask(anomaly: da.Array, params: RegionParams, wrap: bool) -> da.Array
 
 
 def _overlap(function, anomaly: da.Array, params: RegionParams, wrap: bool, halo: int, dtype=np.float64) -> da.Array:
-    depth = {0: 0, 1: halo, 2: halo}
+    # A halo wider than the grid reaches nothing more (a periodic axis that
+    # narrow would wrap more than once): dask refuses it, so clip it.
+    depth = {0: 0, **{axis: min(halo, anomaly.shape[axis]) for axis in (1, 2)}}
     boundary = {0: "none", 1: "none", 2: "periodic" if wrap else "none"}
     # map_overlap needs every chunk at least as wide as the halo
-    minimum = {axis: max(halo, 1) for axis in (1, 2)}
+    minimum = {axis: max(depth[axis], 1) for axis in (1, 2)}
     if any(min(anomaly.chunks[axis]) < minimum[axis] for axis in (1, 2)) and halo:
         anomaly = anomaly.rechunk({axis: max(minimum[axis], max(anomaly.chunks[axis])) for axis in (1, 2)})
     return anomaly.map_overlap(function, depth=depth, boundary=boundary, dtype=dtype, params=params,

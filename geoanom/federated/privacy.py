@@ -252,7 +252,7 @@ def calibrate_noise(target_epsilon: float, sampling_rate: float, rounds: int, de
 
     Bisection on the accountant's epsilon, which falls as the noise grows.
     """
-    _check_positive("target_epsilon", target_epsilon)
+    _check_positive("the target epsilon", target_epsilon)
     low, high = 0.1, 1000.0
     if _epsilon(accountant, high, sampling_rate, rounds, delta) > target_epsilon:
         raise GeoanomError(f"no noise multiplier up to {high:g} keeps {rounds} rounds within epsilon "
