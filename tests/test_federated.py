@@ -218,6 +218,14 @@ def test_privacy_needs_sync_fedavg(rows):
         train(features, labels, clients=owner, aggregator="median", privacy=GaussianDP(1.0, 1.0))
 
 
+def test_a_budget_too_small_for_one_round_is_refused(rows):
+    from geoanom.federated import GaussianDP
+
+    features, labels, owner = rows
+    with pytest.raises(GeoanomError, match="one round .* already spends more than max_epsilon 0.01"):
+        train(features, labels, clients=owner, rounds=3, privacy=GaussianDP(0.5, 1.0, max_epsilon=0.01))
+
+
 def test_the_audit_log_records_every_round_and_detects_edits(rows, tmp_path):
     from geoanom.federated import check_audit, verify_audit
 

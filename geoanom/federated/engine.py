@@ -35,7 +35,7 @@ from .audit import AuditLog
 from .convergence import Convergence
 from .local import ATTACKS, SIGNING_ATTACKS, ClientData, LocalPlan, add_moments, moments, standardise
 from .mlp import HIDDEN, LayerShapes, init_parameters
-from .privacy import GaussianDP
+from .privacy import GaussianDP, PrivacyAccountant
 from .result import FederatedResult
 from .rounds import Rounds
 from .signing import ClientKeys, UpdateVerifier
@@ -148,7 +148,7 @@ def train(
     """
     config = _check(model, mode, rounds, client_fraction, attacks, signed)
     aggregate = make_aggregator(aggregator)
-    _check_privacy(privacy, mode, aggregate)
+    _check_privacy(privacy, mode, aggregate, client_fraction)
     features, labels, client_ids = _as_rows(X, y, clients)
     audit = AuditLog(audit_log) if audit_log is not None else None
     with _cluster(client) as dask_client, dask_client.as_current():
@@ -255,7 +255,7 @@ def _pseudo_labelled(data: ClientData, seed: int) -> ClientData:
     return ClientData(data.client, data.features, flags.astype(np.float64), data.key)
 
 
-def _check_privacy(privacy: GaussianDP | None, mode: str, aggregate: Aggregator) -> None:
+def _check_privacy(privacy: GaussianDP | None, mode: str, aggregate: Aggregator, fraction: float) -> None:
     if privacy is None:
         return
     if not isinstance(privacy, GaussianDP):
@@ -263,6 +263,10 @@ def _check_privacy(privacy: GaussianDP | None, mode: str, aggregate: Aggregator)
     if mode != "sync" or not aggregate.associative:
         raise GeoanomError("differential privacy needs mode='sync' and the fedavg or fedprox aggregator: "
                            "the accountant's mechanism is a noisy sum of Poisson-sampled, clipped updates.")
+    if not PrivacyAccountant(privacy, fraction).can_afford_round():
+        raise GeoanomError(f"one round at noise multiplier {privacy.noise_multiplier:g} and client fraction "
+                           f"{fraction:g} already spends more than max_epsilon {privacy.max_epsilon:g}; "
+                           "raise the noise, lower the fraction or allow a larger epsilon.")
 
 
 def _check(model: str, mode: str, rounds: int, fraction: float, attacks, signed: bool) -> dict[str, Any]:
