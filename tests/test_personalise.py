@@ -139,10 +139,12 @@ def test_a_tile_with_plenty_of_data_keeps_nearly_its_own_model():
     assert 0 < max(shifts) < 0.1
 
 
-def test_a_negative_relevance_is_refused():
+def test_a_negative_relevance_or_no_round_is_refused():
     cube, _ = synthetic_cube(n_years=2, n_lat=4, n_lon=4)
     with pytest.raises(GeoanomError, match="federated_relevance"):
         ga.fit(cube, federated=True, federated_relevance=-1.0)
+    with pytest.raises(GeoanomError, match="federated_rounds must be a whole number of at least 1, got 0"):
+        ga.fit(cube, federated=True, federated_rounds=0)
 
 
 def test_personalised_tiles_survive_saving(short_record, tmp_path):

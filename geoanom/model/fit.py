@@ -122,6 +122,8 @@ def fit(
     names = check_detector_names(detectors)
     if federated and not federated_relevance >= 0:
         raise GeoanomError(f"federated_relevance must be 0 or more, got {federated_relevance}.")
+    if federated and not (isinstance(federated_rounds, (int, np.integer)) and federated_rounds >= 1):
+        raise GeoanomError(f"federated_rounds must be a whole number of at least 1, got {federated_rounds}.")
     feature_sets = check_feature_sets(features)
     region_params = as_region_params(regions)
     values = stack_variables(cube, variables)
