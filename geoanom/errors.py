@@ -30,6 +30,10 @@ class TrainingPeriodError(GeoanomError, ValueError):
     """The training period selects no data."""
 
 
+class RecordTooShortError(TrainingPeriodError):
+    """The training period holds too few time steps for a climatology."""
+
+
 class NoDataError(GeoanomError, ValueError):
     """Nothing is left to work with, for example after removing NaNs."""
 
@@ -43,3 +47,7 @@ class TileError(GeoanomError, KeyError):
 
     def __str__(self) -> str:
         return str(self.args[0]) if self.args else ""
+
+
+class GeoanomWarning(UserWarning):
+    """geoanom did something simpler than asked, and says why (e.g. a record too short for a seasonal cycle)."""

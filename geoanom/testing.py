@@ -14,8 +14,9 @@ def synthetic_cube(
     anomaly_rate: float = 0.01,
     anomaly_size: float = 6.0,
     seed: int = 0,
+    frequency: str = "month",
 ) -> tuple[xr.Dataset, xr.DataArray]:
-    """A monthly temperature cube (time, lat, lon) and the mask of injected anomalies.
+    """A monthly (or daily) temperature cube (time, lat, lon) and the mask of injected anomalies.
 
     Temperature falls with latitude, has a seasonal cycle whose amplitude
     grows with latitude, and unit Gaussian noise. Anomalies (shifts of
@@ -32,6 +33,9 @@ def synthetic_cube(
     anomaly_size : float, default 6.0
         Size of the shift, in kelvin (the noise has a standard deviation of 1).
     seed : int, default 0
+    frequency : {"month", "day"}, default "month"
+        Monthly steps (12 a year), or daily ones (365 a year, the
+        seasonal cycle following the day of the year).
 
     Returns
     -------
@@ -39,14 +43,26 @@ def synthetic_cube(
         Variable ``tas`` (float32, K) with CF coordinate attributes.
     labels : xarray.DataArray of bool
         True where an anomaly was injected.
+
+    Examples
+    --------
+    >>> cube, labels = synthetic_cube(n_years=4)
+    >>> cube.sizes["time"], int(labels.sum()) > 0
+    (48, True)
     """
     rng = np.random.default_rng(seed)
-    time = pd.date_range("2000-01-01", periods=12 * n_years, freq="MS")
+    if frequency not in ("month", "day"):
+        raise ValueError(f"frequency must be 'month' or 'day', got {frequency!r}.")
+    if frequency == "month":
+        time = pd.date_range("2000-01-01", periods=12 * n_years, freq="MS")
+        phase = (time.month.values - 7) / 12
+    else:
+        time = pd.date_range("2000-01-01", periods=365 * n_years, freq="D")
+        phase = (time.dayofyear.values - 196) / 365.25
     lat = np.linspace(20.0, 50.0, n_lat)
     lon = np.linspace(-100.0, -60.0, n_lon)
-    month = time.month.values[:, None, None]
     base = 300.0 - 0.6 * (lat[None, :, None] - 20.0) + 0.05 * lon[None, None, :]
-    season = (2.0 + 0.3 * (lat[None, :, None] - 20.0)) * np.cos(2 * np.pi * (month - 7) / 12)
+    season = (2.0 + 0.3 * (lat[None, :, None] - 20.0)) * np.cos(2 * np.pi * phase[:, None, None])
     values = base + season + rng.normal(0.0, 1.0, (time.size, n_lat, n_lon))
     labels = np.zeros(values.shape, dtype=bool)
     half = time.size // 2

@@ -159,7 +159,7 @@ def test_360_day_calendar_and_curvilinear_grid(tmp_path):
     assert isinstance(cube.time.values[0], cftime.Datetime360Day)
     model = ga.fit(cube.isel(time=slice(None, 60)))
     assert not model.skipped
-    assert model.climatology.kind == "month"
+    assert model.climatology.design.kind == "month"
     result = model.score(cube.isel(time=slice(60, None))).compute()
     assert result["irregularity"].dims == ("detector", "time", "y", "x")
     assert isinstance(result.time.values[0], cftime.Datetime360Day)

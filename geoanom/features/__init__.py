@@ -3,9 +3,11 @@
 from .region_stats import region_features
 from .regions import RegionParams, region_labels
 from .tuning import RegionTuning, tune_region_params
-from .values import Climatology, feature_names, observation_features, season_index, season_kind
+from .calendar import season_kind
+from .climatology import Climatology
+from .values import feature_names, observation_features
 
 __all__ = [
     "Climatology", "RegionParams", "RegionTuning", "feature_names", "observation_features", "region_features",
-    "region_labels", "season_index", "season_kind", "tune_region_params",
+    "region_labels", "season_kind", "tune_region_params",
 ]

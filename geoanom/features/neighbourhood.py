@@ -26,7 +26,7 @@ from ..tiling import cell_areas
 from .region_stats import region_parts
 from .regions import RegionParams, denoise, region_mask
 from .stitching import block_slices, label_regions
-from .values import Climatology, season_index
+from .climatology import Climatology
 
 FEATURE_SETS = ("values", "regions")
 
@@ -37,31 +37,23 @@ def region_feature_names(variables: list[str]) -> list[str]:
 
 
 def neighbourhood_features(values: xr.DataArray, climatology: Climatology, params: RegionParams,
-                           wrap: bool) -> da.Array:
-    """Region features (2 * n_variables, time, y, x), chunked like ``values`` (variable, time, y, x)."""
+                           wrap: bool, training: bool = False) -> da.Array:
+    """Region features (2 * n_variables, time, y, x), chunked like ``values`` (variable, time, y, x).
+
+    ``training``: the values are the climatology's own training data (see
+    :meth:`Climatology.standardise`).
+    """
     chunks = values.data.chunks[1:]
     areas = cell_areas(values)
     smoothed, region_areas = [], []
+    anomalies = climatology.standardise(values, training).data
     for index in range(values.sizes["variable"]):
-        anomaly = _standardised(values.data[index], values["time"], climatology, index)
+        anomaly = anomalies[index]
         smoothed.append(denoise(anomaly, params, wrap).rechunk(chunks))
         labels = label_regions(region_mask(anomaly, params, wrap), params.structure, wrap)
         parts = region_parts(labels, anomaly.rechunk(labels.chunks), areas, np.zeros(areas.shape, dtype=np.int32))
         region_areas.append(_cell_region_area(labels, parts).rechunk(chunks))
     return da.stack(smoothed + region_areas).rechunk({0: -1})
-
-
-def _standardised(values: da.Array, time: xr.DataArray, climatology: Climatology, index: int) -> da.Array:
-    seasons = da.from_array(season_index(time, climatology.kind), chunks=(values.chunks[0],))[:, None, None]
-    spatial = (-1,) + values.chunks[1:]
-    mean = da.from_array(climatology.mean[:, index], chunks=spatial)
-    std = da.from_array(climatology.std[:, index], chunks=spatial)
-    return da.map_blocks(_standardise_block, values, seasons, mean, std, dtype=np.float64)
-
-
-def _standardise_block(values: np.ndarray, seasons: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
-    season = seasons[:, 0, 0]
-    return (values.astype(np.float64) - mean[season]) / std[season]
 
 
 def _cell_region_area(labels: da.Array, parts) -> da.Array:

@@ -29,7 +29,7 @@ from ..errors import GeoanomError, TrainingPeriodError
 from ..tiling import spatial_dims, wraps_in_longitude
 from .stitching import label_regions
 from .filters import gaussian_radius, nan_gaussian, nan_median
-from .values import season_index, season_kind
+from .climatology import Climatology
 
 TAILS = ("both", "upper", "lower")
 
@@ -118,15 +118,14 @@ def as_field(data: xr.DataArray | xr.Dataset, variable: str | None = None) -> xr
     return field if isinstance(field.data, da.Array) else field.chunk()
 
 
-def standardised_anomaly(field: xr.DataArray, baseline: Any = None) -> xr.DataArray:
-    """Each cell's departure from its seasonal mean, in units of its own spread.
+def standardised_anomaly(field: xr.DataArray, baseline: Any = None, trend: str | None = None) -> xr.DataArray:
+    """Each cell's departure from its expected value, in units of its own spread.
 
-    The climatology is per cell: a mean per month (or day of year) when the
-    data are sub-annual and the baseline holds at least two of each season
-    (else one mean), and one spread per cell, the standard deviation of
-    its departures over the whole baseline, which stays stable with few years.
-    Computed with the time axis whole, so the sums run in the same order for
-    any chunking and the result is bit-for-bit chunk-independent.
+    The expected value and spread are those of the one climatology
+    (:class:`~geoanom.features.climatology.Climatology`), fitted robustly on
+    the baseline, so an event inside the baseline moves neither. Steps inside
+    the baseline get leave-one-out anomalies. The result is the same,
+    bit for bit, for any chunking.
 
     Parameters
     ----------
@@ -134,61 +133,37 @@ def standardised_anomaly(field: xr.DataArray, baseline: Any = None) -> xr.DataAr
     baseline : slice, (start, stop) or DataArray, optional
         The period (or a separate field) the climatology comes from; the
         field's own record when None.
+    trend : {None, "linear"}
+        See :meth:`Climatology.fit`.
+
+    Examples
+    --------
+    >>> z = standardised_anomaly(as_field(cube["sst"]), baseline=("2006", "2008"))  # doctest: +SKIP
     """
-    reference = _baseline_field(field, baseline)
-    kind = season_kind(field["time"])
-    if np.bincount(season_index(reference["time"], kind)).max(initial=0) < 2:
-        kind = "none"  # under two years: one sample per season has no spread, so use one climatology
-    reference_seasons = season_index(reference["time"], kind)
-    n_seasons = int(reference_seasons.max()) + 1
-    whole_time = reference.data.rechunk({0: -1})
-    climatology = da.map_blocks(
-        _cell_climatology, whole_time, reference_seasons, n_seasons,
-        chunks=((n_seasons + 1,),) + whole_time.chunks[1:], dtype=np.float64,
-    )
-    seasons = season_index(field["time"], kind)
-    if np.any(seasons >= n_seasons) or not np.isin(seasons, reference_seasons).all():
-        raise TrainingPeriodError(f"the baseline of '{field.name}' does not cover every season of the field.")
-    anomaly = da.map_blocks(
-        _standardise, field.data, da.from_array(seasons, chunks=(field.data.chunks[0],))[:, None, None],
-        climatology.rechunk({1: field.data.chunks[1], 2: field.data.chunks[2]}), dtype=np.float64,
-    )
-    return field.copy(data=anomaly).rename(f"{field.name}_anomaly" if field.name else "anomaly")
+    reference, in_baseline = _baseline_field(field, baseline)
+    name = str(field.name or "field")
+    climatology = Climatology.fit(reference.expand_dims(variable=[name]), trend=trend,
+                                  source=_source_of(field))
+    anomaly = climatology.standardise(field.expand_dims(variable=[name]), training=in_baseline)
+    return anomaly.isel(variable=0, drop=True).rename(f"{field.name}_anomaly" if field.name else "anomaly")
 
 
-def _baseline_field(field: xr.DataArray, baseline: Any) -> xr.DataArray:
+def _source_of(field: xr.DataArray) -> str:
+    source = field.attrs.get("geoanom_source") or field.encoding.get("source")
+    return f"'{source}'" if source else "the field"
+
+
+def _baseline_field(field: xr.DataArray, baseline: Any) -> tuple[xr.DataArray, Any]:
+    """The baseline field, and which steps of ``field`` are part of it (True, False or a mask)."""
     if baseline is None:
-        return field
+        return field, True
     if isinstance(baseline, xr.DataArray):
-        reference = as_field(baseline)
-    else:
-        period = baseline if isinstance(baseline, slice) else slice(*baseline)
-        reference = field.sel(time=period)
+        return as_field(baseline), False
+    period = baseline if isinstance(baseline, slice) else slice(*baseline)
+    reference = field.sel(time=period)
     if reference.sizes["time"] < 2:
         raise TrainingPeriodError(f"the baseline period selects fewer than two time steps of '{field.name}'.")
-    return reference
-
-
-def _cell_climatology(values: np.ndarray, seasons: np.ndarray, n_seasons: int) -> np.ndarray:
-    """Seasonal means (n_seasons planes) and one pooled spread (last plane) per cell."""
-    means = np.full((n_seasons,) + values.shape[1:], np.nan)
-    departures = np.empty_like(values)
-    valid = np.isfinite(values)
-    with np.errstate(invalid="ignore", divide="ignore"):  # all-NaN cells (land) have no mean
-        for season in np.unique(seasons):
-            rows = seasons == season
-            means[season] = np.where(valid[rows], values[rows], 0.0).sum(axis=0) / valid[rows].sum(axis=0)
-            departures[rows] = values[rows] - means[season]
-        count = valid.sum(axis=0)
-        squares = np.where(valid, departures, 0.0) ** 2
-        spread = np.sqrt(squares.sum(axis=0) / np.maximum(count - len(np.unique(seasons)), 1))
-    spread = np.where(np.isfinite(spread) & (spread > 0), spread, np.nan)
-    return np.concatenate([means, spread[None]], axis=0)
-
-
-def _standardise(values: np.ndarray, seasons: np.ndarray, climatology: np.ndarray) -> np.ndarray:
-    means = climatology[seasons[:, 0, 0]]
-    return (values - means) / climatology[-1]
+    return reference, np.isin(field["time"].values, reference["time"].values)
 
 
 def denoise(anomaly: da.Array, params: RegionParams, wrap: bool) -> da.Array:

@@ -9,7 +9,7 @@ import numpy as np
 import xarray as xr
 
 from ..errors import GeoanomError
-from ..features import Climatology, RegionParams, feature_names, observation_features, season_index, season_kind
+from ..features import Climatology, RegionParams, feature_names, observation_features
 from ..features.neighbourhood import neighbourhood_features, region_feature_names
 from ..model.inputs import source_name, stack_variables
 from ..tiling import spatial_dims, tile_labels, wraps_in_longitude
@@ -80,10 +80,11 @@ def cube_rows(cube: xr.Dataset, variable: str, clients: str | xr.DataArray = "ti
     CubeRows
     """
     values = stack_variables(cube, [variable])
-    climatology = Climatology.from_values(values, season_kind(values["time"]))
-    seasons = season_index(values["time"], climatology.kind)
-    own = observation_features(values.values, seasons, climatology)
-    region = neighbourhood_features(values, climatology, regions or RegionParams(), wraps_in_longitude(values))
+    climatology = Climatology.fit(values, source=source_name(cube))
+    # every row was part of the climatology's fit: leave-one-out anomalies
+    own = observation_features(values.values, climatology.time_terms(values["time"], training=True), climatology)
+    region = neighbourhood_features(values, climatology, regions or RegionParams(), wraps_in_longitude(values),
+                                    training=True)
     features = np.concatenate([own, np.asarray(region)], axis=0)
     cell_clients = np.asarray(_cell_clients(cube, clients, precision)).astype(str)
     rows = features.reshape(features.shape[0], -1).T

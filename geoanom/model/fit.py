@@ -26,7 +26,7 @@ from ..detectors import DEFAULT_DETECTORS, Ensemble
 from ..detectors.ensemble import check_detector_names
 from ..detectors.sketch import DEFAULT_CAPACITY, TileSketch, merge_sketch_maps, observation_keys
 from ..errors import GeoanomError, NoDataError, TrainingPeriodError
-from ..features import Climatology, RegionParams, feature_names, observation_features, season_index, season_kind
+from ..features import Climatology, RegionParams, feature_names, observation_features
 from ..features.neighbourhood import FEATURE_SETS, neighbourhood_features, region_feature_names
 from ..reduction import tree_reduce
 from ..tiling import plan_batches, tile_codes, tile_labels, wraps_in_longitude
@@ -56,6 +56,7 @@ def fit(
     federated: bool = False,
     federated_rounds: int = 5,
     federated_relevance: float = DEFAULT_RELEVANCE,
+    trend: str | None = None,
 ) -> AnomalyModel:
     """Fit a detector ensemble for every geohash tile of a training cube.
 
@@ -114,6 +115,21 @@ def fit(
     federated_relevance : float, default 16
         Weight of the region's model, in observations, when a tile's
         components are adapted towards it; 0 keeps each tile's own model.
+    trend : {None, "linear"}, default None
+        None: anomalies are departures from a fixed baseline, the training
+        period's seasonal cycle, so a lasting change (a warming climate)
+        shows as ever larger anomalies. "linear": each cell's expected
+        value follows its training trend, so anomalies are weather and
+        events about the trend. See :class:`geoanom.features.Climatology`.
+
+    Raises
+    ------
+    RecordTooShortError
+        The training period has too few time steps for a climatology.
+
+    Examples
+    --------
+    >>> model = geoanom.fit(cube.sel(time=slice(None, "1959")), precision=2)  # doctest: +SKIP
 
     Returns
     -------
@@ -130,13 +146,13 @@ def fit(
     if values.sizes["time"] == 0:
         raise TrainingPeriodError(f"the training period selects no time step of {source_name(cube)}.")
     scheduler = client  # None: dask's current scheduler
-    kind = season_kind(values["time"])
-    climatology = Climatology.from_values(values, kind, scheduler=scheduler)
     labels = tile_labels(cube, precision)
     codes, tile_names = tile_codes(labels)
+    climatology = Climatology.fit(values, trend=trend, groups=codes, source=source_name(cube), scheduler=scheduler)
     extra = None
     if "regions" in feature_sets:
-        extra = neighbourhood_features(values, climatology, region_params, wraps_in_longitude(values))
+        extra = neighbourhood_features(values, climatology, region_params, wraps_in_longitude(values),
+                                       training=True)
     sketch_batches = _sketch_graph(values, climatology, extra, "values" in feature_sets, codes, tile_names, seed,
                                    sample_size, split_every, tiles_per_batch)
     if federated:  # the rounds read the sketches again: keep them where they are
@@ -182,6 +198,7 @@ def fit(
             + (region_feature_names(variable_names) if "regions" in feature_sets else []),
             "federated_rounds": federated_rounds if federated else 0,
             "federated_relevance": float(federated_relevance) if federated else 0.0,
+            "trend": "linear" if climatology.design.trend else "none",
         },
     )
     model._pyramid = pyramid
@@ -219,7 +236,7 @@ def _sketch_graph(values, climatology, extra, use_values, codes, tile_names, see
     if tiles_per_batch is None:
         tiles_per_batch = int(np.clip(np.ceil(len(tile_names) / 16), 1, 64))
     plan = plan_batches(codes, (row_chunks, col_chunks), tiles_per_batch)
-    seasons = season_index(values["time"], climatology.kind)
+    terms = climatology.time_terms(values["time"], training=True)
     time_starts = np.concatenate([[0], np.cumsum(time_chunks)])
     row_starts = np.concatenate([[0], np.cumsum(row_chunks)])
     col_starts = np.concatenate([[0], np.cumsum(col_chunks)])
@@ -238,7 +255,7 @@ def _sketch_graph(values, climatology, extra, use_values, codes, tile_names, see
                     blocks[ti, yi, xi],
                     extra_blocks[ti, yi, xi] if extra_blocks is not None else None,
                     use_values,
-                    seasons[times],
+                    terms[times],
                     climatology.block(rows, cols),
                     codes[rows, cols],
                     np.arange(times.start, times.stop),
@@ -260,10 +277,10 @@ def _sketch_graph(values, climatology, extra, use_values, codes, tile_names, see
     return out
 
 
-def _sketch_block(values, extra, use_values, seasons, climatology, codes, time_index, cell_index, batch_of_tile,
+def _sketch_block(values, extra, use_values, terms, climatology, codes, time_index, cell_index, batch_of_tile,
                   seed, sample_size) -> dict[int, dict[int, TileSketch]]:
     """Sketches of every tile in one block, grouped by the batch that fits them."""
-    features = block_features(values, extra, use_values, seasons, climatology, leave_one_out=True)
+    features = block_features(values, extra, use_values, terms, climatology)
     n_features, n_times = features.shape[:2]
     flat = features.reshape(n_features, n_times, -1)
     keys = observation_keys(time_index, cell_index.ravel(), seed)
@@ -278,9 +295,13 @@ def _sketch_block(values, extra, use_values, seasons, climatology, codes, time_i
     return out
 
 
-def block_features(values, extra, use_values, seasons, climatology, leave_one_out=False) -> np.ndarray:
-    """Feature cube (feature, time, *spatial) of one block: values features, then region ones."""
-    parts = [observation_features(values, seasons, climatology, leave_one_out)] if use_values else []
+def block_features(values, extra, use_values, terms, climatology) -> np.ndarray:
+    """Feature cube (feature, time, *spatial) of one block: values features, then region ones.
+
+    ``terms`` are the block's rows of the climatology's time terms (which
+    say whether each step was part of the training fit).
+    """
+    parts = [observation_features(values, terms, climatology)] if use_values else []
     if extra is not None:
         # a region feature is NaN only where the value is: keep NaN input NaN
         parts.append(np.where(np.isfinite(values).all(axis=0), extra, np.nan))

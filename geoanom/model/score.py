@@ -13,7 +13,7 @@ from threadpoolctl import threadpool_limits
 from .. import __version__
 from ..detectors.ensemble import fuse, majority
 from ..errors import GeoanomError, TileError
-from ..features import Climatology, RegionParams, season_index
+from ..features import RegionParams
 from ..features.neighbourhood import neighbourhood_features
 from ..tiling import spatial_dims, wraps_in_longitude
 from .fit import block_features, group_cells
@@ -30,12 +30,8 @@ def score_cube(model: "AnomalyModel", cube: xr.Dataset, tile: str | None = None,
     codes, ensembles = _cell_models(model, tile)
     data = values.data
     time_chunks, row_chunks, col_chunks = data.chunks[1:]
-    seasons = da.from_array(season_index(values["time"], model.climatology.kind), chunks=(time_chunks,))
-    spatial_chunks = (-1, -1, row_chunks, col_chunks)
-    clim_mean = da.from_array(model.climatology.mean, chunks=spatial_chunks)
-    clim_std = da.from_array(model.climatology.std, chunks=spatial_chunks)
-    clim_count = da.from_array(model.climatology.count, chunks=spatial_chunks)
-    clim_dof = da.from_array(model.climatology.dof, chunks=spatial_chunks)
+    terms = da.from_array(model.climatology.time_terms(values["time"]), chunks=(time_chunks, -1))
+    planes = da.from_array(model.climatology.planes(), chunks=(-1, -1, row_chunks, col_chunks))
     cell_codes = da.from_array(codes, chunks=(row_chunks, col_chunks))
     payload = _model_payload(ensembles, client)
     n_detectors = len(model.detectors)
@@ -43,9 +39,8 @@ def score_cube(model: "AnomalyModel", cube: xr.Dataset, tile: str | None = None,
     extra_args = (extra, "ftyx") if extra is not None else (None, None)
     irregularity = da.blockwise(
         _score_block, "dtyx",
-        data, "vtyx", *extra_args, _uses_values(model), None, seasons, "t",
-        clim_mean, "svyx", clim_std, "svyx", clim_count, "svyx", clim_dof, "svyx",
-        cell_codes, "yx", model.climatology.kind, None, payload, None, n_detectors, None,
+        data, "vtyx", *extra_args, _uses_values(model), None, terms, "tk", planes, "pvyx",
+        cell_codes, "yx", model.climatology, None, payload, None, n_detectors, None,
         new_axes={"d": n_detectors}, concatenate=True, dtype=np.float32,
         meta=np.empty((0, 0, 0, 0), dtype=np.float32),
     )
@@ -74,7 +69,7 @@ def score_cube_adapting(model: "AnomalyModel", cube: xr.Dataset, tile: str | Non
     values = stack_variables(cube, model.variables)
     check_same_grid(model, cube)
     codes, ensembles = _cell_models(model, tile)
-    seasons = season_index(values["time"], model.climatology.kind)
+    terms = model.climatology.time_terms(values["time"])
     n_detectors = len(model.detectors)
     out = np.full((n_detectors,) + values.shape[1:], np.nan, dtype=np.float32)
     starts = np.cumsum((0,) + values.data.chunks[1])
@@ -84,7 +79,7 @@ def score_cube_adapting(model: "AnomalyModel", cube: xr.Dataset, tile: str | Non
         for start, stop in zip(starts[:-1], starts[1:]):
             block = values.isel(time=slice(start, stop)).values
             extra_block = extra[:, start:stop] if extra is not None else None
-            features = block_features(block, extra_block, _uses_values(model), seasons[start:stop], model.climatology)
+            features = block_features(block, extra_block, _uses_values(model), terms[start:stop], model.climatology)
             flat = features.reshape(features.shape[0], stop - start, -1)
             scored = np.full((n_detectors,) + flat.shape[1:], np.nan, dtype=np.float32)
             for code, cells in group_cells(codes):
@@ -131,11 +126,9 @@ def _uses_values(model: "AnomalyModel") -> bool:
     return "values" in model.attrs.get("features", ("values",))
 
 
-def _score_block(values, extra, use_values, seasons, clim_mean, clim_std, clim_count, clim_dof, codes, kind,
-                 ensembles, n_detectors) -> np.ndarray:
+def _score_block(values, extra, use_values, terms, planes, codes, climatology, ensembles, n_detectors) -> np.ndarray:
     """Irregularity (detector, time, *spatial) of one block; NaN where input is NaN."""
-    climatology = Climatology(kind, clim_mean, clim_std, clim_count, clim_dof)
-    features = block_features(values, extra, use_values, seasons, climatology)
+    features = block_features(values, extra, use_values, terms, climatology.with_planes(planes))
     n_features, n_times = features.shape[:2]
     flat = features.reshape(n_features, n_times, -1)
     out = np.full((n_detectors, n_times, flat.shape[2]), np.nan, dtype=np.float32)

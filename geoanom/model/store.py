@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from .core import AnomalyModel
 
 FORMAT = "geoanom-model"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the harmonic, robust climatology
 JSON_KEY = "__geoanom_model__"
 
 
@@ -41,13 +41,7 @@ def model_to_tree(model: "AnomalyModel") -> dict[str, Any]:
         "variables": list(model.variables),
         "detectors": list(model.detectors),
         "attrs": _jsonable(model.attrs),
-        "climatology": {
-            "kind": model.climatology.kind,
-            "mean": model.climatology.mean,
-            "std": model.climatology.std,
-            "count": model.climatology.count,
-            "dof": model.climatology.dof,
-        },
+        "climatology": model.climatology.to_tree(),
         "grid": {
             "dims": list(labels.dims),
             "coords": {
@@ -91,10 +85,9 @@ def tree_to_model(tree: dict[str, Any], path: str) -> "AnomalyModel":
         ensemble = Ensemble.from_dict(entry["ensemble"])
         ensemble.n_observations_ = entry["n_observations"]
         ensembles[tile] = ensemble
-    clim = tree["climatology"]
     model = AnomalyModel(
         variables=list(tree["variables"]),
-        climatology=Climatology(clim["kind"], *(np.asarray(clim[key]) for key in ("mean", "std", "count", "dof"))),
+        climatology=Climatology.from_tree(tree["climatology"]),
         labels=labels,
         ensembles=ensembles,
         skipped=dict(tree["skipped"]),
