@@ -10,18 +10,20 @@ __version__ = "0.1.0"
 
 from . import detectors, features, federated, geohash, testing, tiling
 from .detectors import DPMMDetector, Ensemble, GMMDetector, IForestDetector, KMeansDetector
-from .errors import GeoanomError
-from .features import RegionParams, region_features, region_labels, tune_region_params
+from .errors import GeoanomError, GeoanomWarning
+from .features import Climatology, RegionParams, region_features, region_labels, tune_region_params
 from .io import open_cube, sample_cube, write_dataset
 from .model import AnomalyModel, fit, load_model
 from .tiling import tile_labels
 
 __all__ = [
     "AnomalyModel",
+    "Climatology",
     "DPMMDetector",
     "Ensemble",
     "GMMDetector",
     "GeoanomError",
+    "GeoanomWarning",
     "IForestDetector",
     "KMeansDetector",
     "RegionParams",

@@ -209,3 +209,33 @@ def test_region_params_round_trip_as_keywords():
     assert RegionParams(**params.to_dict()) == params
     labels = region_labels(event_field(), **params.to_dict())
     assert labels.attrs["geoanom_sigma"] == "2.0"
+
+
+def _noise_with_discs(n_times, seed, n_lat=40, n_lon=60, radius=3.0, size=8.0):
+    """White noise with 0-3 discs of +``size`` sigma per step, far enough apart never to touch."""
+    rng = np.random.default_rng(seed)
+    values = rng.normal(0.0, 1.0, (n_times, n_lat, n_lon))
+    rows, cols = np.mgrid[0:n_lat, 0:n_lon]
+    counts = rng.integers(0, 4, n_times)
+    for step, count in enumerate(counts):
+        centres = []
+        while len(centres) < count:
+            centre = rng.uniform([radius + 1, radius + 1], [n_lat - radius - 1, n_lon - radius - 1])
+            if all(np.hypot(*(centre - other)) > 5 * radius for other in centres):
+                centres.append(centre)
+        for row, col in centres:
+            values[step][np.hypot(rows - row, cols - col) <= radius] += size
+    coords = {"time": pd.date_range("2000-01-01", periods=n_times, freq="MS"),
+              "lat": ("lat", np.linspace(-20, 20, n_lat), {"standard_name": "latitude", "units": "degrees_north"}),
+              "lon": ("lon", np.linspace(100, 160, n_lon), {"standard_name": "longitude", "units": "degrees_east"})}
+    return xr.DataArray(values, dims=("time", "lat", "lon"), coords=coords, name="noise"), counts
+
+
+@pytest.mark.parametrize("n_times", [12, 24, 48])
+def test_regions_count_the_discs_placed_on_white_noise(n_times):
+    # The field's own record is the baseline: a robust climatology is not pulled
+    # towards the discs, so no mirror-image regions appear in the other steps.
+    for seed in (0, 1):
+        field, counts = _noise_with_discs(n_times, seed)
+        found = ga.region_features(field)["n_regions"].to_numpy()
+        assert np.mean(found == counts) >= 0.9, (seed, found, counts)

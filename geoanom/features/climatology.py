@@ -46,7 +46,7 @@ import dask.array as da
 import numpy as np
 import xarray as xr
 
-from ..errors import GeoanomWarning, RecordTooShortError
+from ..errors import GeoanomWarning, NoDataError, RecordTooShortError
 from .calendar import (MAX_ANNUAL, MAX_DIURNAL, SPREAD_SEASONS, Design, annual_phase, decimal_year,
                        diurnal_phase, largest_phase_gap, season_kind, spread_season, supported_harmonics)
 
@@ -172,6 +172,9 @@ class Climatology:
                                chunks=((len(prefixes) + 1,),) + data.chunks[1:], drop_axis=0, new_axis=0)
         [scores] = dask.compute(scores, scheduler=scheduler)
         press, limit = scores[:-1], scores[-1]
+        if not (limit > 0).any():
+            raise NoDataError(f"no cell of {names} in {source} has {MIN_STEPS} valid observations in the training "
+                              "period; the selected data may be all NaN.")
         prefix = _chosen_prefix(press, limit, prefixes, groups)
         n_planes = columns.shape[1] + 2 * SPREAD_SEASONS[design.kind] + 2
         seasons = spread_season(time, design.kind)
@@ -448,22 +451,32 @@ def _press_block(block: np.ndarray, columns: np.ndarray, prefixes: list[int]) ->
     fits worst, and it would win on noise.
     """
     n_vars, n_times = block.shape[:2]
-    out = np.full((len(prefixes) + 1, n_vars) + block.shape[2:], np.nan)
+    out = np.full((len(prefixes) + 1, n_vars, block[0, 0].size), np.nan)
     for v in range(n_vars):
-        y = block[v].reshape(n_times, -1)
+        y, cells = _cells_with_data(block[v])
+        out[-1, v] = 0
+        if cells.size == 0:
+            continue
         valid = np.isfinite(y)
         limit = _usable_prefix(valid.sum(axis=0), prefixes)
         fitted = _robust_fit(y, valid, columns, limit)
         scale = _robust_scale(fitted.residual / (1.0 - fitted.leverage), valid)
         gram, rhs = _normal_equations(np.where(valid, y, 0.0), fitted.weights, columns)
         for i, q in enumerate(prefixes):
-            beta, inverse = _solve(gram, rhs, np.minimum(limit, q))
+            beta, inverse = _solve(gram, rhs, np.minimum(limit, q), inverse=True)
             residual = np.where(valid, y - columns @ beta.T, 0.0)
             loo = residual / (1.0 - _hat(columns, inverse, fitted.weights))
             press = np.minimum((loo / scale) ** 2, PRESS_CAP).sum(axis=0)
-            out[i, v] = np.where(limit > 0, press, np.nan).reshape(block.shape[2:])
-        out[-1, v] = limit.reshape(block.shape[2:])
-    return out
+            out[i, v, cells] = np.where(limit > 0, press, np.nan)
+        out[-1, v, cells] = limit
+    return out.reshape(out.shape[:2] + block.shape[2:])
+
+
+def _cells_with_data(field: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The (time, cell) values of the cells holding any value, and their flat indices."""
+    flat = field.reshape(field.shape[0], -1)
+    cells = np.flatnonzero(np.isfinite(flat).any(axis=0))
+    return flat[:, cells], cells
 
 
 def _final_block(block: np.ndarray, prefix: np.ndarray, columns: np.ndarray, seasons: np.ndarray,
@@ -471,11 +484,13 @@ def _final_block(block: np.ndarray, prefix: np.ndarray, columns: np.ndarray, sea
     """Per cell: coefficients, spreads per season, weight scale and leverage scale, stacked as planes."""
     n_vars, n_times = block.shape[:2]
     n_columns = columns.shape[1]
-    out = np.full((n_columns + 2 * n_seasons + 2, n_vars) + block.shape[2:], np.nan)
+    out = np.full((n_columns + 2 * n_seasons + 2, n_vars, block[0, 0].size), np.nan)
     for v in range(n_vars):
-        y = block[v].reshape(n_times, -1)
+        y, cells = _cells_with_data(block[v])
+        if cells.size == 0:
+            continue
         valid = np.isfinite(y)
-        cell_prefix = prefix[v, 0].ravel()
+        cell_prefix = prefix[v, 0].ravel()[cells]
         fitted = _robust_fit(y, valid, columns, cell_prefix)
         loo = fitted.residual / (1.0 - fitted.leverage)
         usable = cell_prefix > 0
@@ -487,8 +502,8 @@ def _final_block(block: np.ndarray, prefix: np.ndarray, columns: np.ndarray, sea
             fitted.scale[None],
             (n_times / np.maximum(fitted.weights.sum(axis=0), 1e-12))[None],
         ])
-        out[:, v] = np.where(usable, planes, np.nan).reshape((-1,) + block.shape[2:])
-    return out
+        out[:, v, cells] = np.where(usable, planes, np.nan)
+    return out.reshape(out.shape[:2] + block.shape[2:])
 
 
 def _usable_prefix(n_valid: np.ndarray, prefixes: list[int]) -> np.ndarray:
@@ -500,20 +515,27 @@ def _usable_prefix(n_valid: np.ndarray, prefixes: list[int]) -> np.ndarray:
 
 
 def _robust_fit(y: np.ndarray, valid: np.ndarray, columns: np.ndarray, prefix: np.ndarray) -> _CellFit:
-    """IRLS per cell: least squares, two Huber steps, then bisquare steps from that start."""
+    """MM-style IRLS per cell: least squares, Huber steps that also settle the scale, then bisquare steps.
+
+    The scale is frozen once the Huber steps are done: re-estimating it
+    inside the bisquare steps lets a fit on a dozen values collapse onto the
+    few it passes through, with a scale near zero.
+    """
     values = np.where(valid, y, 0.0)
     prefix = np.maximum(prefix, 1)
+    n_valid = valid.sum(axis=0)
+    # residuals of a q-column fit are narrower than the noise by sqrt((n - q) / n)
+    dof = np.sqrt(np.maximum(n_valid, 1) / np.maximum(n_valid - prefix, 1))
     weights = valid.astype(np.float64)
     for step in range(HUBER_STEPS + BISQUARE_STEPS):
         beta, _ = _solve(*_normal_equations(values, weights, columns), prefix)
         residual = np.where(valid, values - columns @ beta.T, 0.0)
-        scale = _robust_scale(residual, valid)
-        u = residual / scale
         if step < HUBER_STEPS:
-            weights = valid * np.minimum(1.0, HUBER_C / np.maximum(np.abs(u), 1e-12))
+            scale = dof * _robust_scale(residual, valid)
+            weights = valid * np.minimum(1.0, HUBER_C / np.maximum(np.abs(residual / scale), 1e-12))
         else:
-            weights = valid * _bisquare(u / BISQUARE_C)
-    beta, inverse = _solve(*_normal_equations(values, weights, columns), prefix)
+            weights = valid * _bisquare(residual / (BISQUARE_C * scale))
+    beta, inverse = _solve(*_normal_equations(values, weights, columns), prefix, inverse=True)
     residual = np.where(valid, values - columns @ beta.T, 0.0)
     leverage = np.clip(_hat(columns, inverse, weights), 0.0, MAX_LEVERAGE)
     return _CellFit(beta, weights, scale, residual, leverage)
@@ -521,9 +543,12 @@ def _robust_fit(y: np.ndarray, valid: np.ndarray, columns: np.ndarray, prefix: n
 
 def _robust_scale(residual: np.ndarray, valid: np.ndarray) -> np.ndarray:
     """1.4826 x the median absolute residual of each cell (its valid values); never 0."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # cells without values
-        mad = 1.4826 * np.nanmedian(np.where(valid, np.abs(residual), np.nan), axis=0)
+    if valid.all():
+        mad = 1.4826 * np.median(np.abs(residual), axis=0)
+    else:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # cells without values
+            mad = 1.4826 * np.nanmedian(np.where(valid, np.abs(residual), np.nan), axis=0)
     rms = np.sqrt((residual**2).sum(axis=0) / np.maximum(valid.sum(axis=0), 1))
     scale = np.where(np.isfinite(mad) & (mad > 0), mad, rms)  # over half the residuals 0: fall back
     return np.where(scale > 0, scale, 1e-12)
@@ -538,18 +563,33 @@ def _normal_equations(values: np.ndarray, weights: np.ndarray, columns: np.ndarr
     return gram, rhs
 
 
-def _solve(gram: np.ndarray, rhs: np.ndarray, prefix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Coefficients (cell, column) and (X'WX)^-1 of each cell's first ``prefix`` columns (zero beyond)."""
-    n_columns = gram.shape[-1]
-    used = np.arange(n_columns)[None, :] < prefix[:, None]
-    both = used[:, :, None] & used[:, None, :]
-    system = np.where(both, gram, 0.0) + np.where(used, 0.0, 1.0)[:, :, None] * np.eye(n_columns)
-    # a whisker of ridge keeps a cell whose values cannot pin down its columns solvable
-    diagonal = np.trace(system, axis1=1, axis2=2)[:, None, None] / n_columns
-    inverse = np.linalg.inv(system + 1e-9 * diagonal * np.eye(n_columns))
-    inverse = np.where(both, inverse, 0.0)
-    beta = np.einsum("cpq,cq->cp", inverse, np.where(used, rhs, 0.0))
-    return beta, inverse
+def _solve(gram: np.ndarray, rhs: np.ndarray, prefix: np.ndarray, inverse: bool = False
+           ) -> tuple[np.ndarray, np.ndarray | None]:
+    """Coefficients (cell, column) of each cell's first ``prefix`` columns (zero beyond), and with
+    ``inverse`` also (X'WX)^-1 (cell, column, column), zero-padded.
+
+    Cells are solved in groups of equal prefix, on the used block only:
+    a batch of 13 x 13 inverses costs about twice a batch of solves.
+    """
+    n_cells, n_columns = rhs.shape
+    beta = np.zeros((n_cells, n_columns))
+    inv = np.zeros((n_cells, n_columns, n_columns)) if inverse else None
+    for q in np.unique(prefix):
+        cells = np.flatnonzero(prefix == q)
+        if q <= 0 or cells.size == 0:
+            continue
+        system = gram[cells, :q, :q]
+        diagonal = np.diagonal(system, axis1=1, axis2=2)
+        # a column without weight (a cell without data) gets a unit diagonal; a whisker of ridge
+        # keeps a cell whose values cannot pin down its columns solvable
+        ridge = np.where(diagonal > 0, 1e-9 * diagonal.mean(axis=1, keepdims=True), 1.0)
+        system = system + ridge[:, :, None] * np.eye(q)
+        if inverse:
+            inv[cells, :q, :q] = np.linalg.inv(system)
+            beta[cells, :q] = np.einsum("cpq,cq->cp", inv[cells, :q, :q], rhs[cells, :q])
+        else:
+            beta[cells, :q] = np.linalg.solve(system, rhs[cells, :q, None])[..., 0]
+    return beta, inv
 
 
 def _hat(columns: np.ndarray, inverse: np.ndarray, weights: np.ndarray) -> np.ndarray:
@@ -570,12 +610,14 @@ def _seasonal_spread(loo: np.ndarray, valid: np.ndarray, seasons: np.ndarray, n_
     pools it with the month and its neighbours, weighted by the same weights,
     and is shrunk towards the whole record's by ``SPREAD_PRIOR`` observations.
     """
-    scale = _robust_scale(loo, valid)
+    start = _robust_scale(loo, valid)
+    scale = start
     for _ in range(SCALE_STEPS):
         weights = valid * _bisquare(loo / (BISQUARE_C * scale))
         squares = weights * loo**2
         scale = np.sqrt(KAPPA * squares.sum(axis=0) / np.maximum(weights.sum(axis=0), 1e-12))
-        scale = np.where(scale > 0, scale, 1e-12)
+        # never below half the median's answer: a cluster of tiny residuals is not the whole story
+        scale = np.maximum(scale, 0.5 * start)
     overall, total = scale**2, weights.sum(axis=0)
     if n_seasons == 1:
         return scale[None], total[None]
