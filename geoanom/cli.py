@@ -12,6 +12,9 @@ import time
 from pathlib import Path
 from typing import Sequence
 
+import numpy as np
+import pandas as pd
+
 from .errors import GeoanomError, TrainingPeriodError
 from .features.regions import RegionParams
 
@@ -48,8 +51,12 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(title="commands")
 
     demo = commands.add_parser("demo", help="the whole job on embedded real data",
-                               description="Fit on 1860-1959 of the A1B North America air temperature, "
-                               "score 1960-2099, write a Zarr result, a PNG map and a table of tiles.")
+                               description="What 'anomalous' means depends on what you expect. On the A1B "
+                               "North America air temperature, fit on 1860-1959 once as it was (a fixed climate) and "
+                               "once with each cell's running 31-year climate removed; score 1960-2099 against both; "
+                               "write the second's Zarr result, model and table of tiles, the flagged share per year "
+                               "(flagged_share.csv), maps of the year most flagged against the running climate "
+                               "(most_anomalous_year.png) and the warming (warming.png).")
     demo.add_argument("--out", default="geoanom-demo", help="output folder (default: geoanom-demo)")
     demo.add_argument("--detectors", default="gmm,kmeans,dpmm,iforest",
                       help="comma-separated families among gmm, kmeans, dpmm, iforest (default: all four)")
@@ -65,8 +72,12 @@ def build_parser() -> argparse.ArgumentParser:
     detect.add_argument("--precision", type=int, default=None, help="geohash precision (default: chosen)")
     detect.add_argument("--detectors", default="gmm,kmeans,dpmm,iforest",
                         help="comma-separated families among gmm, kmeans, dpmm, iforest (default: all four)")
-    detect.add_argument("--features", default="values",
-                        help="comma-separated feature sets: values, regions (default: values)")
+    detect.add_argument("--features", default="anomalies,neighbours",
+                        help="comma-separated feature sets: anomalies, neighbours, values, regions "
+                        "(default: anomalies,neighbours; values to judge one tile by another's model)")
+    detect.add_argument("--trend", choices=("none", "linear"), default="none",
+                        help="expected values: the training period's seasonal cycle (none, the default), or that "
+                        "plus each cell's linear trend (linear: anomalies about the trend)")
     detect.add_argument("--federated", action="store_true",
                         help="federate the gmm and kmeans families across tiles: region models by federated EM, "
                         "and every tile's model adapted towards its region's")
@@ -76,6 +87,12 @@ def build_parser() -> argparse.ArgumentParser:
     detect.add_argument("--out", required=True, help="output .zarr or .nc")
     detect.add_argument("--plot", default=None, help="also write a PNG map of the last time step")
     detect.add_argument("--model-out", default=None, help="also save the model (.npz or .zarr)")
+    detect.add_argument("--explain", default=None, metavar="LAT,LON",
+                        help="also draw the grid cell nearest to LAT,LON (degrees): its observations, expected "
+                        "value +- 2 spreads, the ensemble's flags and the training period; write "
+                        "--explain=-33.9,18.4 for a southern latitude")
+    detect.add_argument("--explain-out", default=None, metavar="PNG",
+                        help="where --explain writes its picture (default: next to --out, OUT_STEM.cell.png)")
     add_cluster_options(detect)
     detect.set_defaults(run=run_detect)
 
@@ -133,25 +150,129 @@ def add_cluster_options(parser: argparse.ArgumentParser) -> None:
 
 
 def run_demo(args: argparse.Namespace) -> None:
-    """``geoanom demo``."""
+    """``geoanom demo``: what "anomalous" means depends on what you expect.
+
+    One ensemble learns 1860-1959 as it was (a fixed climate), another the
+    same years with every cell's running 31-year climate removed (its own
+    slow trend, see :func:`running_climate`). Both score 1960-2099. Against
+    the fixed climate the map is the warming; against the running one it
+    shows the year whose weather stood out, and where.
+    """
     from . import fit, sample_cube
+    from .features.detrend import RUNNING_WINDOW_YEARS, running_climate
+    from .plot import flagged_share_and_change, irregularity_maps
 
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise GeoanomError(f"--out '{out}' is a file; give a folder for the demo's outputs.")
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    cube = sample_cube("north_america")
+    cube = sample_cube("north_america").load()  # 2 MB
+    name = next(iter(cube.data_vars))
+    training, scored = slice(None, "1959"), slice("1960", None)
     print("geoanom demo: HadCM3 A1B air temperature over North America, 1860-2099 (iris-sample-data)")
-    print("fitting one ensemble per geohash tile on 1860-1959 ...")
+    print("1. the fixed climate: one ensemble per geohash tile learns 1860-1959 as it was ...")
     with _progress(None):
-        model = fit(cube.sel(time=slice(None, "1959")), detectors=args.detectors)
+        fixed = fit(cube.sel(time=training), detectors=args.detectors)
+    print(f"  {fixed}")
+    print(f"  {fixed.labels.attrs['precision_reason']}")
+    fixed_result = fixed.score(cube.sel(time=scored)).compute()
+    print("2. the running climate: the same years, each cell's own 31-year trend removed ...")
+    running = running_climate(cube, training)
+    with _progress(None):
+        model = fit(running.sel(time=training), detectors=args.detectors, precision=fixed.precision)
     print(f"  {model}")
-    print(f"  {model.labels.attrs['precision_reason']}")
-    result = model.score(cube.sel(time=slice("1960", None)))
-    _write_outputs(result, model, out / "result.zarr", out / "irregularity_last_year.png", None,
+    result = model.score(running.sel(time=scored)).compute()
+    result.attrs["geoanom_demo_expectation"] = (
+        f"each cell's running climate: its 1860-1959 climatology plus its {RUNNING_WINDOW_YEARS}-year local linear "
+        "trend (tricube weights), so anomalies are departures from the cell's own slow change")
+    _write_outputs(result, model, out / "result.zarr", None, None,
                    table_path=out / "top_tiles.csv", model_path=out / "model.npz")
+
+    years = result["time"].dt.year.values
+    shares = pd.DataFrame({"fixed 1860-1959 climate": _flagged_share(fixed_result),
+                           f"running {RUNNING_WINDOW_YEARS}-year climate": _flagged_share(result)},
+                          index=pd.Index(years, name="year"))
+    shares.to_csv(out / "flagged_share.csv")
+    fixed_share, running_share = (shares[c] for c in shares.columns)
+    k = int(np.argmax(running_share.to_numpy()))
+    year = int(years[k])
+    irregularity_maps({"against the fixed 1860-1959 climate": fixed_result,
+                       f"against each cell's running {RUNNING_WINDOW_YEARS}-year climate": result},
+                      out / "most_anomalous_year.png", time=k,
+                      title=f"{year}, the year with the most cells flagged against the running climate")
+    late = cube[name].sel(time=slice("2070", "2099"))
+    change = (late - fixed.climatology.expected(late["time"])[fixed.variables.index(name)]).mean("time")
+    change.attrs.update(long_name="departure from the fixed climate", units=cube[name].attrs.get("units", ""),
+                        title="2070-2099 mean departure from the 1860-1959 climate")
+    flagged_share_and_change(shares, change, out / "warming.png", mark=year,
+                             title="the warming: what a fixed climate flags, and where it is")
+
+    print()
+    print("What the demo shows:")
+    warm_row, warm_col = np.unravel_index(int(np.nanargmax(change.values)), change.shape)
+    print(f"  Against the fixed 1860-1959 climate the ensemble flags {fixed_share.iloc[k]:.1%} of the cells in "
+          f"{year} and {fixed_share.iloc[-1]:.1%} in {years[-1]}: that map is the warming, not events. By 2070-2099 "
+          f"the grid is {float(change.mean()):.1f} K warmer on average, up to {float(change.max()):.1f} K at "
+          f"{_where(change, warm_row, warm_col)} (warming.png).")
+    print(f"  Against each cell's running climate it flags {running_share.mean():.1%} of cell-years over "
+          f"{years[0]}-{years[-1]}, close to the 1% the thresholds allow in training, and most in {year}: "
+          f"{running_share.iloc[k]:.1%} of the cells (most_anomalous_year.png), mostly in")
+    for line in _flagged_regions(model, running, result, fixed_result, k, name):
+        print(f"    {line}")
+    print("  A warming can hide a cold year, and the same departure in kelvin is ordinary where the climate varies "
+          "a lot and anomalous where it is steady: the detectors judge it in spreads of the cell's own year-to-year "
+          "variability, about the expectation you chose.")
+    print(f"wrote {out}/: result.zarr, model.npz, top_tiles.csv, flagged_share.csv, most_anomalous_year.png, "
+          "warming.png")
     print(f"done in {time.perf_counter() - started:.1f} s")
+
+
+def _flagged_share(result) -> np.ndarray:
+    """Share of the valid cells the ensemble flags, per time step."""
+    from .tiling import spatial_dims
+
+    dims = spatial_dims(result)
+    valid = result["fused_irregularity"].notnull()
+    return (result["ensemble"].where(valid, False).sum(dims) / valid.sum(dims)).values
+
+
+def _where(field, row: int, col: int) -> str:
+    from .tiling import cell_centres
+
+    lat, lon = (float(np.asarray(c.values)[row, col]) for c in cell_centres(field))
+    return f"{_degrees(lat, 'N', 'S')} {_degrees(lon, 'E', 'W')}"
+
+
+def _flagged_regions(model, cube, result, other, k: int, name: str, n: int = 3) -> list[str]:
+    """The tiles with the most flagged cells at time step ``k``: where, how many, how far from expected,
+    and how many of them ``other`` (a result against another expectation) flags."""
+    from .tiling import cell_centres
+
+    step = result.isel(time=k)
+    flags = step["ensemble"].values.astype(bool)
+    other_flags = other["ensemble"].isel(time=k).values.astype(bool)
+    index = model.variables.index(name)
+    time_step = step["time"].expand_dims("time")
+    departure = cube[name].sel(time=time_step).values[0] - model.climatology.expected(time_step)[index, 0]
+    spread = model.climatology.spread_at(time_step)[index, 0]
+    lat, lon = (np.asarray(c.values) for c in cell_centres(result))
+    tiles = pd.DataFrame({"tile": model.labels.values[flags], "lat": lat[flags], "lon": lon[flags],
+                          "departure": departure[flags], "spreads": (departure / spread)[flags],
+                          "other": other_flags[flags]})
+    lines = []
+    for tile, group in sorted(tiles.groupby("tile"), key=lambda item: -len(item[1]))[:n]:
+        mean = group.mean(numeric_only=True)
+        lines.append(f"tile {tile} around {_degrees(mean['lat'], 'N', 'S')} {_degrees(mean['lon'], 'E', 'W')}: "
+                     f"{len(group)} cells, {abs(mean['departure']):.1f} K "
+                     f"{'warmer' if mean['departure'] > 0 else 'colder'} than expected "
+                     f"({abs(mean['spreads']):.1f} spreads); the fixed climate flags "
+                     f"{int(group['other'].sum())} of them")
+    return lines
+
+
+def _degrees(value: float, positive: str, negative: str) -> str:
+    return f"{abs(value):.0f}\u00b0{positive if value >= 0 else negative}"
 
 
 def run_detect(args: argparse.Namespace) -> None:
@@ -161,19 +282,71 @@ def run_detect(args: argparse.Namespace) -> None:
 
     if Path(args.out).suffix not in (".zarr", ".nc"):
         raise GeoanomError(f"cannot write '{args.out}': the output must end in .zarr or .nc.")
+    point, explain_out = explain_options(args)
     client = make_client(args.workers, args.scheduler)
     with client if client is not None else contextlib.nullcontext():
         cube = open_cube(args.inputs, variables=args.variables)
+        if point is not None:  # a point off the grid is refused from the coordinates alone, before any work
+            from .plot import nearest_grid_cell
+
+            nearest_grid_cell(cube, *point)
         training = select_training(cube, args.train_start, args.train_end)
         with _progress(client):
             model = fit(training, variables=args.variables, precision=args.precision,
                         detectors=args.detectors, client=client, features=args.features.split(","),
                         federated=args.federated, federated_rounds=args.federated_rounds,
-                        federated_relevance=args.federated_relevance)
+                        federated_relevance=args.federated_relevance,
+                        trend=None if args.trend == "none" else args.trend)
         print(f"{model}")
         result = model.score(cube, client=client)
         table = Path(args.out).with_suffix(".top_tiles.csv")
         _write_outputs(result, model, Path(args.out), args.plot, client, table_path=table, model_path=args.model_out)
+        if point is not None:
+            explain_cell(model, cube, point, Path(args.out), explain_out)
+
+
+def explain_options(args: argparse.Namespace) -> tuple[tuple[float, float] | None, Path | None]:
+    """The point and picture of ``--explain LAT,LON`` / ``--explain-out``, checked before any work."""
+    if args.explain is None:
+        if args.explain_out is not None:
+            raise GeoanomError("--explain-out needs --explain LAT,LON: the cell to draw.")
+        return None, None
+    point = parse_point(args.explain)
+    out = Path(args.explain_out) if args.explain_out is not None else Path(args.out).with_suffix(".cell.png")
+    if out.suffix.lower() != ".png":
+        raise GeoanomError(f"cannot write '{out}': the picture of --explain must end in .png.")
+    if out.is_dir():
+        raise GeoanomError(f"cannot write '{out}': it is a folder, not a file.")
+    folder = next(parent for parent in out.parents if parent.exists())  # missing folders are made, as for --out
+    if not folder.is_dir():
+        raise GeoanomError(f"cannot write '{out}': '{folder}' is a file, not a folder.")
+    return point, out
+
+
+def parse_point(text: str) -> tuple[float, float]:
+    """``"LAT,LON"`` in degrees as two floats, or a GeoanomError in one sentence."""
+    parts = text.replace(" ", "").split(",")
+    try:
+        lat, lon = (float(part) for part in parts)
+    except ValueError:
+        raise GeoanomError(f"--explain takes LAT,LON in degrees, e.g. 35.2,-80.8; got '{text}'.") from None
+    if not (-90.0 <= lat <= 90.0 and -360.0 <= lon <= 360.0):
+        raise GeoanomError(f"--explain {text}: the latitude must be in [-90, 90] and the longitude in "
+                           "[-360, 360] degrees.")
+    return lat, lon
+
+
+def explain_cell(model, cube, point: tuple[float, float], out: Path, picture: Path) -> None:
+    """Draw the cell nearest to ``point``, its flags read from the result just written to ``out``."""
+    import xarray as xr
+
+    from .plot import cell
+
+    picture.parent.mkdir(parents=True, exist_ok=True)
+    opened = xr.open_zarr(out) if out.suffix == ".zarr" else xr.open_dataset(out)
+    with opened as result:
+        figure = cell(model, cube, lat=point[0], lon=point[1], result=result, path=picture)
+    print(f"the cell nearest to {point[0]:g}, {point[1]:g}: {picture} ({figure.axes[0].get_title().splitlines()[0]})")
 
 
 def run_regions(args: argparse.Namespace) -> None:

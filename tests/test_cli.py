@@ -36,22 +36,6 @@ def test_help(command):
     assert "usage: geoanom" in process.stdout
 
 
-def test_demo_writes_result_map_and_table(tmp_path):
-    process = geoanom("demo", "--out", tmp_path / "demo")
-    assert process.returncode == 0, process.stderr
-    assert "% Completed" in process.stdout  # the progress bar
-    result = xr.open_zarr(tmp_path / "demo" / "result.zarr")
-    assert result.sizes["time"] == 140  # 1960-2099
-    assert str(result.time.values[0])[:4] == "1960"
-    assert set(result.detector.values) == {"gmm", "kmeans", "dpmm", "iforest"}
-    png = (tmp_path / "demo" / "irregularity_last_year.png").read_bytes()
-    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
-    table = pd.read_csv(tmp_path / "demo" / "top_tiles.csv", index_col="tile")
-    assert len(table) == 10
-    assert table["mean_irregularity"].is_monotonic_decreasing
-    assert "the ten most anomalous tiles" in process.stdout
-
-
 def test_detect_scores_the_whole_input(cube_file, tmp_path):
     out = tmp_path / "scores.zarr"
     process = geoanom("detect", cube_file, "--var", "tas", "--train-end", "2005-12", "--precision", "2",

@@ -1,8 +1,5 @@
 """The one climatology: harmonic, robust, calendar-aware, honest about short records."""
 
-import warnings
-
-import cftime
 import numpy as np
 import pandas as pd
 import pytest
@@ -189,3 +186,40 @@ def test_harmonics_need_the_phases_to_cover_their_half_period():
     assert supported_harmonics(months[:6], 6) == 0
     assert supported_harmonics(months[:9], 6) == 1  # Oct-Dec uncovered: a gap of 4 months
     assert Design("month", False, 2000.0, 6, 0).names[-1] == "year_cos6"  # sin(6 x month) is empty
+
+
+def test_model_anomalies_are_the_climatologys_and_keep_the_grid():
+    cube, _ = synthetic_cube(n_years=3, anomaly_rate=0.0)
+    model = ga.fit(cube.isel(time=slice(0, 24)), detectors="gmm", precision=1)
+    z = model.anomalies(cube.isel(time=slice(24, None)))
+    assert z.dims == ("variable", "time", "lat", "lon") and z.attrs["units"] == "1"
+    direct = model.climatology.standardise(_stacked(cube.isel(time=slice(24, None))))
+    np.testing.assert_array_equal(z.values, direct.values)
+    assert abs(float(z.std()) - 1) < 0.1
+
+
+@pytest.mark.parametrize("kind", ["warm_blob", "step"])
+def test_the_ensemble_beats_the_per_cell_z_score_on_coherent_events(kind):
+    # Neighbours' anomalies tell a coherent event from noise; a per-cell z cannot.
+    from sklearn.metrics import roc_auc_score
+
+    clean, _ = synthetic_cube(n_years=5, n_lat=24, n_lon=32, anomaly_rate=0.0, seed=4)
+    cube, truth = ga.testing.inject_events(clean, "tas", kind, start=36, seed=4)
+    model = ga.fit(cube.isel(time=slice(0, 36)))
+    test = cube.isel(time=slice(36, None))
+    labels = truth.isel(time=slice(36, None)).values.ravel()
+    fused = model.score(test)["fused_irregularity"].values.ravel()
+    z = np.abs(model.anomalies(test).values[0]).ravel()
+    assert roc_auc_score(labels, fused) > roc_auc_score(labels, z) + 0.08
+
+
+def test_detect_trend_linear_fits_and_saves_a_trend(cube_file, tmp_path):
+    from geoanom.cli import main
+
+    out, saved = tmp_path / "a.zarr", tmp_path / "model.npz"
+    status = main(["detect", str(cube_file), "--var", "tas", "--train-end", "2005", "--out", str(out),
+                   "--detectors", "gmm", "--trend", "linear", "--model-out", str(saved)])
+    assert status == 0
+    model = ga.load_model(saved)
+    assert model.climatology.design.trend and model.attrs["trend"] == "linear"
+    assert model.attrs["features"] == ["anomalies", "neighbours"]

@@ -10,7 +10,7 @@ FLORIDA, HUDSON_BAY = "dj", "f4"
 @pytest.fixture(scope="module")
 def scores():
     cube = ga.sample_cube("north_america").sel(time=slice(None, "1959"))
-    model = ga.fit(cube, precision=2, detectors="gmm,kmeans,dpmm,iforest")
+    model = ga.fit(cube, precision=2, detectors="gmm,kmeans,dpmm,iforest", features="values")
     return {
         "own": model.score(cube).compute(),
         FLORIDA: model.score(cube, tile=FLORIDA).compute(),

@@ -5,9 +5,9 @@ from .regions import RegionParams, region_labels
 from .tuning import RegionTuning, tune_region_params
 from .calendar import season_kind
 from .climatology import Climatology
-from .values import feature_names, observation_features
+from .vectors import DEFAULT_FEATURES, FEATURE_SETS, feature_names
 
 __all__ = [
-    "Climatology", "RegionParams", "RegionTuning", "feature_names", "observation_features", "region_features",
+    "Climatology", "DEFAULT_FEATURES", "FEATURE_SETS", "RegionParams", "RegionTuning", "feature_names", "region_features",
     "region_labels", "season_kind", "tune_region_params",
 ]

@@ -1,17 +1,15 @@
-"""Region features of each observation, for the detector ensemble.
+"""Features of each observation's neighbourhood at its time step, for the detector ensemble.
 
-``geoanom.fit(..., features=["values", "regions"])`` appends, for every
-variable, two features of the cell's neighbourhood at that time step:
+``neighbours`` (:func:`neighbour_anomaly`)
+    the mean standardised anomaly of the cell's eight neighbours: high
+    around a coherent event, near zero around a lone noise spike.
+``regions`` (:func:`region_context`), per variable:
+    ``{variable}_smoothed``, the denoised standardised anomaly (Gaussian then
+    median filter), and ``{variable}_region_area``, log10(1 + area in km^2)
+    of the anomalous region containing the cell, 0 outside any region.
 
-``{variable}_smoothed``
-    the denoised standardised anomaly (Gaussian then median filter): high
-    inside a coherent event, near zero at a lone noise spike;
-``{variable}_region_area``
-    log10(1 + area in km^2) of the anomalous region containing the cell,
-    0 outside any region.
-
-The anomaly is standardised by the model's own climatology, so training
-and scoring see the same features.
+The anomalies come from the model's own climatology, so training and
+scoring see the same features.
 """
 
 from __future__ import annotations
@@ -26,27 +24,53 @@ from ..tiling import cell_areas
 from .region_stats import region_parts
 from .regions import RegionParams, denoise, region_mask
 from .stitching import block_slices, label_regions
-from .climatology import Climatology
+from scipy import ndimage
 
-FEATURE_SETS = ("values", "regions")
-
-
-def region_feature_names(variables: list[str]) -> list[str]:
-    """Names of the region features appended for ``variables``."""
-    return [f"{name}_smoothed" for name in variables] + [f"{name}_region_area" for name in variables]
+# the eight neighbours of a cell in its time step
+NEIGHBOURS = np.ones((1, 1, 3, 3))
+NEIGHBOURS[0, 0, 1, 1] = 0
 
 
-def neighbourhood_features(values: xr.DataArray, climatology: Climatology, params: RegionParams,
-                           wrap: bool, training: bool = False) -> da.Array:
-    """Region features (2 * n_variables, time, y, x), chunked like ``values`` (variable, time, y, x).
+def neighbour_anomaly(anomalies: da.Array, wrap: bool) -> da.Array:
+    """Mean anomaly of each cell's eight neighbours (variable, time, y, x), over those with data.
 
-    ``training``: the values are the climatology's own training data (see
-    :meth:`Climatology.standardise`).
+    A cell without a neighbour holding data gets 0 (no evidence either way);
+    the result is exact across chunk edges (a one-cell halo) and across the
+    antimeridian when ``wrap``.
+
+    Examples
+    --------
+    >>> import dask.array as da, numpy as np
+    >>> z = da.from_array(np.arange(9.0).reshape(1, 1, 3, 3), chunks=(1, 1, 2, 2))
+    >>> float(neighbour_anomaly(z, wrap=False)[0, 0, 1, 1].compute())
+    4.0
+    """
+    depth = {0: 0, 1: 0, 2: min(1, anomalies.shape[2] - 1), 3: min(1, anomalies.shape[3] - 1)}
+    boundary = {0: "none", 1: "none", 2: "none", 3: "periodic" if wrap else "none"}
+    if any(min(anomalies.chunks[axis]) < depth[axis] for axis in (2, 3)):  # map_overlap needs chunks >= halo
+        anomalies = anomalies.rechunk({axis: max(2, max(anomalies.chunks[axis])) for axis in (2, 3)})
+    return anomalies.map_overlap(_neighbour_mean, depth=depth, boundary=boundary, dtype=np.float64)
+
+
+def _neighbour_mean(block: np.ndarray) -> np.ndarray:
+    valid = np.isfinite(block)
+    total = ndimage.convolve(np.where(valid, block, 0.0), NEIGHBOURS, mode="constant")
+    count = ndimage.convolve(valid.astype(np.float64), NEIGHBOURS, mode="constant")
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(count > 0.5, total / count, 0.0)
+
+
+def region_context(anomalies: da.Array, values: xr.DataArray, params: RegionParams, wrap: bool) -> da.Array:
+    """Region features (2 * n_variables, time, y, x), chunked like ``values`` (variable, time, y, x):
+    every variable's denoised anomaly, then every variable's log10(1 + km^2) region area.
+
+    Examples
+    --------
+    >>> context = region_context(clim.standardise(values).data, values, RegionParams(), False)  # doctest: +SKIP
     """
     chunks = values.data.chunks[1:]
     areas = cell_areas(values)
     smoothed, region_areas = [], []
-    anomalies = climatology.standardise(values, training).data
     for index in range(values.sizes["variable"]):
         anomaly = anomalies[index]
         smoothed.append(denoise(anomaly, params, wrap).rechunk(chunks))

@@ -9,8 +9,8 @@ import numpy as np
 import xarray as xr
 
 from ..errors import GeoanomError
-from ..features import Climatology, RegionParams, feature_names, observation_features
-from ..features.neighbourhood import neighbourhood_features, region_feature_names
+from ..features import Climatology, RegionParams
+from ..features.vectors import block_features, context_features, feature_names
 from ..model.inputs import source_name, stack_variables
 from ..tiling import spatial_dims, tile_labels, wraps_in_longitude
 
@@ -82,10 +82,11 @@ def cube_rows(cube: xr.Dataset, variable: str, clients: str | xr.DataArray = "ti
     values = stack_variables(cube, [variable])
     climatology = Climatology.fit(values, source=source_name(cube))
     # every row was part of the climatology's fit: leave-one-out anomalies
-    own = observation_features(values.values, climatology.time_terms(values["time"], training=True), climatology)
-    region = neighbourhood_features(values, climatology, regions or RegionParams(), wraps_in_longitude(values),
-                                    training=True)
-    features = np.concatenate([own, np.asarray(region)], axis=0)
+    sets = ("values", "regions")
+    context = context_features(values, climatology, sets, regions or RegionParams(), wraps_in_longitude(values),
+                               training=True)
+    features = block_features(values.values, np.asarray(context), sets,
+                              climatology.time_terms(values["time"], training=True), climatology)
     cell_clients = np.asarray(_cell_clients(cube, clients, precision)).astype(str)
     rows = features.reshape(features.shape[0], -1).T
     owner = np.broadcast_to(cell_clients, features.shape[1:]).ravel()
@@ -93,7 +94,7 @@ def cube_rows(cube: xr.Dataset, variable: str, clients: str | xr.DataArray = "ti
     if not keep.any():
         raise GeoanomError(f"no observation of '{variable}' in {source_name(cube)} has both data and a client.")
     time_index, cell_index = np.divmod(np.flatnonzero(keep), cell_clients.size)
-    return CubeRows(rows[keep], owner[keep], feature_names([variable]) + region_feature_names([variable]),
+    return CubeRows(rows[keep], owner[keep], feature_names([variable], sets),
                     time_index, cell_index)
 
 

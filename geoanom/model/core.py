@@ -110,6 +110,32 @@ class AnomalyModel:
             return score_cube_adapting(self, cube, tile, adapt_every)
         return score_cube(self, cube, tile, client)
 
+    def anomalies(self, cube: xr.Dataset) -> xr.DataArray:
+        """Standardised anomalies of a cube from this model's climatology, lazily.
+
+        The departure of every observation from its cell's expected value at
+        that time, in units of the cell's spread: the per-cell z-score done
+        right (robust, seasonal, every season covered). A cube on the model's
+        grid with its variables.
+
+        Returns
+        -------
+        DataArray (variable, time, *spatial), float64
+
+        Examples
+        --------
+        >>> z = model.anomalies(cube.sel(time="2010"))  # doctest: +SKIP
+        >>> (abs(z) > 3).mean().item()  # doctest: +SKIP
+        0.004
+        """
+        from .inputs import stack_variables
+        from .score import check_same_grid
+
+        check_same_grid(self, cube)
+        anomaly = self.climatology.standardise(stack_variables(cube, self.variables))
+        return anomaly.rename("anomaly").assign_attrs(
+            long_name="standardised anomaly from the model's climatology", units="1", **self.provenance())
+
     def region(self, prefix: str) -> Ensemble:
         """The federated model of a coarser region: every tile model inside it, merged.
 

@@ -26,8 +26,8 @@ from ..detectors import DEFAULT_DETECTORS, Ensemble
 from ..detectors.ensemble import check_detector_names
 from ..detectors.sketch import DEFAULT_CAPACITY, TileSketch, merge_sketch_maps, observation_keys
 from ..errors import GeoanomError, NoDataError, TrainingPeriodError
-from ..features import Climatology, RegionParams, feature_names, observation_features
-from ..features.neighbourhood import FEATURE_SETS, neighbourhood_features, region_feature_names
+from ..features import Climatology, RegionParams
+from ..features.vectors import DEFAULT_FEATURES, block_features, check_feature_sets, context_features, feature_names
 from ..reduction import tree_reduce
 from ..tiling import plan_batches, tile_codes, tile_labels, wraps_in_longitude
 from .core import AnomalyModel
@@ -51,7 +51,7 @@ def fit(
     sample_size: int = DEFAULT_CAPACITY,
     split_every: int = 8,
     tiles_per_batch: int | None = None,
-    features: Sequence[str] | str = ("values",),
+    features: Sequence[str] | str = DEFAULT_FEATURES,
     regions: RegionParams | dict | None = None,
     federated: bool = False,
     federated_rounds: int = 5,
@@ -87,13 +87,15 @@ def fit(
     tiles_per_batch : int, optional
         Tiles fitted per task; by default enough batches to keep 16 workers
         busy, at most 64 tiles each.
-    features : sequence of {"values", "regions"}, default ("values",)
-        What each observation's feature vector holds. ``"values"``: every
-        variable and its standardised anomaly. ``"regions"``: for every
-        variable, its denoised anomaly and the log area of the anomalous
-        region around the cell (see :mod:`geoanom.features.neighbourhood`),
-        so the ensemble sees spatial structure: a coherent event stands
-        out, a lone noisy cell does not.
+    features : sequence of {"values", "anomalies", "neighbours", "regions"}, default ("anomalies", "neighbours")
+        What each observation's feature vector holds, per variable (see
+        :mod:`geoanom.features.vectors`). ``"anomalies"``: its standardised
+        anomaly; ``"neighbours"``: the mean anomaly of its eight neighbours,
+        so a coherent event stands out and a lone noisy cell less;
+        ``"values"``: the value and its anomaly (the reference paper's
+        setup, needed to judge one tile's cells by another tile's model);
+        ``"regions"``: the denoised anomaly and the log area of the
+        anomalous region around the cell.
     regions : RegionParams or dict, optional
         How regions are found (see :class:`geoanom.features.RegionParams`,
         or :func:`geoanom.features.tune_region_params` to choose); defaults
@@ -149,11 +151,9 @@ def fit(
     labels = tile_labels(cube, precision)
     codes, tile_names = tile_codes(labels)
     climatology = Climatology.fit(values, trend=trend, groups=codes, source=source_name(cube), scheduler=scheduler)
-    extra = None
-    if "regions" in feature_sets:
-        extra = neighbourhood_features(values, climatology, region_params, wraps_in_longitude(values),
-                                       training=True)
-    sketch_batches = _sketch_graph(values, climatology, extra, "values" in feature_sets, codes, tile_names, seed,
+    context = context_features(values, climatology, feature_sets, region_params, wraps_in_longitude(values),
+                               training=True)
+    sketch_batches = _sketch_graph(values, climatology, context, feature_sets, codes, tile_names, seed,
                                    sample_size, split_every, tiles_per_batch)
     if federated:  # the rounds read the sketches again: keep them where they are
         sketch_batches = [(dask.persist(merged, scheduler=scheduler)[0], tiles) for merged, tiles in sketch_batches]
@@ -194,8 +194,7 @@ def fit(
             "sample_size": sample_size,
             "features": list(feature_sets),
             "region_params": region_params.to_dict() if "regions" in feature_sets else None,
-            "feature_names": (feature_names(variable_names) if "values" in feature_sets else [])
-            + (region_feature_names(variable_names) if "regions" in feature_sets else []),
+            "feature_names": feature_names(variable_names, feature_sets),
             "federated_rounds": federated_rounds if federated else 0,
             "federated_relevance": float(federated_relevance) if federated else 0.0,
             "trend": "linear" if climatology.design.trend else "none",
@@ -210,16 +209,6 @@ def tile_seed(seed: int, tile: str) -> int:
     return (zlib.crc32(tile.encode()) ^ (seed * 2654435761)) % 2**32
 
 
-def check_feature_sets(features: Sequence[str] | str) -> tuple[str, ...]:
-    """The chosen feature sets, in canonical order; raise on an unknown name."""
-    chosen = [features] if isinstance(features, str) else list(features)
-    unknown = sorted(set(chosen) - set(FEATURE_SETS))
-    if unknown or not chosen:
-        raise GeoanomError(f"features must be a non-empty choice of {', '.join(FEATURE_SETS)}; "
-                           f"got {', '.join(map(str, unknown or chosen)) or 'nothing'}.")
-    return tuple(name for name in FEATURE_SETS if name in chosen)
-
-
 def as_region_params(regions: RegionParams | dict | None) -> RegionParams:
     """Region parameters from a RegionParams, a dict of its fields, or the defaults."""
     if regions is None:
@@ -227,11 +216,11 @@ def as_region_params(regions: RegionParams | dict | None) -> RegionParams:
     return regions if isinstance(regions, RegionParams) else RegionParams(**dict(regions))
 
 
-def _sketch_graph(values, climatology, extra, use_values, codes, tile_names, seed, sample_size, split_every,
+def _sketch_graph(values, climatology, context, feature_sets, codes, tile_names, seed, sample_size, split_every,
                   tiles_per_batch) -> list[tuple[Any, dict[int, str]]]:
     """Per batch of tiles: the delayed merged sketches of its tiles, and its {tile code: tile name}."""
     data = values.data
-    extra_blocks = extra.to_delayed()[0] if extra is not None else None
+    context_blocks = context.to_delayed()[0] if context is not None else None
     time_chunks, row_chunks, col_chunks = data.chunks[1:]
     if tiles_per_batch is None:
         tiles_per_batch = int(np.clip(np.ceil(len(tile_names) / 16), 1, 64))
@@ -253,8 +242,8 @@ def _sketch_graph(values, climatology, extra, use_values, codes, tile_names, see
                 cell_index = (np.arange(rows.start, rows.stop)[:, None] * n_cols + np.arange(cols.start, cols.stop))
                 sketch_maps[ti, yi, xi] = dask.delayed(_sketch_block, pure=True)(
                     blocks[ti, yi, xi],
-                    extra_blocks[ti, yi, xi] if extra_blocks is not None else None,
-                    use_values,
+                    context_blocks[ti, yi, xi] if context_blocks is not None else None,
+                    feature_sets,
                     terms[times],
                     climatology.block(rows, cols),
                     codes[rows, cols],
@@ -277,10 +266,10 @@ def _sketch_graph(values, climatology, extra, use_values, codes, tile_names, see
     return out
 
 
-def _sketch_block(values, extra, use_values, terms, climatology, codes, time_index, cell_index, batch_of_tile,
+def _sketch_block(values, context, feature_sets, terms, climatology, codes, time_index, cell_index, batch_of_tile,
                   seed, sample_size) -> dict[int, dict[int, TileSketch]]:
     """Sketches of every tile in one block, grouped by the batch that fits them."""
-    features = block_features(values, extra, use_values, terms, climatology)
+    features = block_features(values, context, feature_sets, terms, climatology)
     n_features, n_times = features.shape[:2]
     flat = features.reshape(n_features, n_times, -1)
     keys = observation_keys(time_index, cell_index.ravel(), seed)
@@ -293,19 +282,6 @@ def _sketch_block(values, extra, use_values, terms, climatology, codes, time_ind
         if valid.any():
             sketches[code] = TileSketch.from_rows(rows[valid], row_keys[valid], sample_size)
     return out
-
-
-def block_features(values, extra, use_values, terms, climatology) -> np.ndarray:
-    """Feature cube (feature, time, *spatial) of one block: values features, then region ones.
-
-    ``terms`` are the block's rows of the climatology's time terms (which
-    say whether each step was part of the training fit).
-    """
-    parts = [observation_features(values, terms, climatology)] if use_values else []
-    if extra is not None:
-        # a region feature is NaN only where the value is: keep NaN input NaN
-        parts.append(np.where(np.isfinite(values).all(axis=0), extra, np.nan))
-    return np.concatenate(parts, axis=0)
 
 
 def group_cells(codes: np.ndarray) -> list[tuple[int, np.ndarray]]:

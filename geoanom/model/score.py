@@ -14,9 +14,9 @@ from .. import __version__
 from ..detectors.ensemble import fuse, majority
 from ..errors import GeoanomError, TileError
 from ..features import RegionParams
-from ..features.neighbourhood import neighbourhood_features
+from ..features.vectors import block_features, context_features
 from ..tiling import spatial_dims, wraps_in_longitude
-from .fit import block_features, group_cells
+from .fit import group_cells
 from .inputs import source_name, stack_variables
 
 if TYPE_CHECKING:
@@ -35,11 +35,11 @@ def score_cube(model: "AnomalyModel", cube: xr.Dataset, tile: str | None = None,
     cell_codes = da.from_array(codes, chunks=(row_chunks, col_chunks))
     payload = _model_payload(ensembles, client)
     n_detectors = len(model.detectors)
-    extra = _region_features(model, values)
-    extra_args = (extra, "ftyx") if extra is not None else (None, None)
+    context = _context_features(model, values)
+    context_args = (context, "ftyx") if context is not None else (None, None)
     irregularity = da.blockwise(
         _score_block, "dtyx",
-        data, "vtyx", *extra_args, _uses_values(model), None, terms, "tk", planes, "pvyx",
+        data, "vtyx", *context_args, _feature_sets(model), None, terms, "tk", planes, "pvyx",
         cell_codes, "yx", model.climatology, None, payload, None, n_detectors, None,
         new_axes={"d": n_detectors}, concatenate=True, dtype=np.float32,
         meta=np.empty((0, 0, 0, 0), dtype=np.float32),
@@ -73,13 +73,14 @@ def score_cube_adapting(model: "AnomalyModel", cube: xr.Dataset, tile: str | Non
     n_detectors = len(model.detectors)
     out = np.full((n_detectors,) + values.shape[1:], np.nan, dtype=np.float32)
     starts = np.cumsum((0,) + values.data.chunks[1])
-    extra = _region_features(model, values)
-    extra = extra.compute() if extra is not None else None  # regions span chunks: compute them once
+    context = _context_features(model, values)
+    context = context.compute() if context is not None else None  # they span chunks: compute them once
     with threadpool_limits(1):
         for start, stop in zip(starts[:-1], starts[1:]):
             block = values.isel(time=slice(start, stop)).values
-            extra_block = extra[:, start:stop] if extra is not None else None
-            features = block_features(block, extra_block, _uses_values(model), terms[start:stop], model.climatology)
+            context_block = context[:, start:stop] if context is not None else None
+            features = block_features(block, context_block, _feature_sets(model), terms[start:stop],
+                                      model.climatology)
             flat = features.reshape(features.shape[0], stop - start, -1)
             scored = np.full((n_detectors,) + flat.shape[1:], np.nan, dtype=np.float32)
             for code, cells in group_cells(codes):
@@ -114,21 +115,20 @@ def _cell_models(model: "AnomalyModel", tile: str | None) -> tuple[np.ndarray, l
     return np.zeros(model.tile_codes.shape, dtype=np.int32), [model.ensembles[tile]]
 
 
-def _region_features(model: "AnomalyModel", values: xr.DataArray) -> da.Array | None:
-    """The region features of a model fitted with them, chunked like ``values``; else None."""
-    if "regions" not in model.attrs.get("features", ("values",)):
-        return None
-    params = RegionParams(**model.attrs["region_params"])
-    return neighbourhood_features(values, model.climatology, params, wraps_in_longitude(values))
+def _context_features(model: "AnomalyModel", values: xr.DataArray) -> da.Array | None:
+    """The grid-wide features of the model's feature sets, chunked like ``values``; else None."""
+    params = RegionParams(**(model.attrs.get("region_params") or {}))
+    return context_features(values, model.climatology, _feature_sets(model), params, wraps_in_longitude(values))
 
 
-def _uses_values(model: "AnomalyModel") -> bool:
-    return "values" in model.attrs.get("features", ("values",))
+def _feature_sets(model: "AnomalyModel") -> tuple[str, ...]:
+    return tuple(model.attrs.get("features", ("values",)))
 
 
-def _score_block(values, extra, use_values, terms, planes, codes, climatology, ensembles, n_detectors) -> np.ndarray:
+def _score_block(values, context, feature_sets, terms, planes, codes, climatology, ensembles, n_detectors
+                 ) -> np.ndarray:
     """Irregularity (detector, time, *spatial) of one block; NaN where input is NaN."""
-    features = block_features(values, extra, use_values, terms, climatology.with_planes(planes))
+    features = block_features(values, context, feature_sets, terms, climatology.with_planes(planes))
     n_features, n_times = features.shape[:2]
     flat = features.reshape(n_features, n_times, -1)
     out = np.full((n_detectors, n_times, flat.shape[2]), np.nan, dtype=np.float32)

@@ -1,0 +1,136 @@
+"""What each observation's feature vector holds: the feature sets, their names, and one block's vectors.
+
+Feature sets, per variable, in this order:
+
+``"values"``
+    the value and its standardised anomaly (the reference paper's setup).
+    Needed to judge cells by another tile's model (Florida by Hudson Bay's),
+    since the anomaly of a cell is always taken from its own climatology.
+``"anomalies"``
+    the standardised anomaly alone (dropped when ``"values"`` is chosen,
+    which holds it).
+``"neighbours"``
+    the mean anomaly of the cell's eight neighbours at the same time step
+    (:func:`~geoanom.features.neighbourhood.neighbour_anomaly`): a coherent
+    event raises it, a lone spike or noise does not.
+``"regions"``
+    the denoised anomaly and the log area of the anomalous region around the
+    cell (:func:`~geoanom.features.neighbourhood.region_context`).
+
+The default, ``("anomalies", "neighbours")``, judges each observation by
+how far it is from its cell's expected value and by whether its neighbours
+agree. The raw value is left out because, within a tile, it varies with the
+season and from cell to cell for reasons that have nothing to do with an
+event: as a feature it made every family rank observations worse than the
+anomaly alone (``benchmarks/accuracy.py``).
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import dask.array as da
+import numpy as np
+import xarray as xr
+
+from ..errors import GeoanomError
+from .climatology import Climatology
+from .neighbourhood import neighbour_anomaly, region_context
+from .regions import RegionParams
+
+FEATURE_SETS = ("values", "anomalies", "neighbours", "regions")
+DEFAULT_FEATURES = ("anomalies", "neighbours")
+CONTEXT_SETS = ("neighbours", "regions")  # computed over the grid (dask), not cell by cell
+
+
+def check_feature_sets(features: Sequence[str] | str) -> tuple[str, ...]:
+    """The chosen feature sets, in canonical order; raise on an unknown name.
+
+    Examples
+    --------
+    >>> check_feature_sets("neighbours,anomalies".split(","))
+    ('anomalies', 'neighbours')
+    """
+    chosen = [features] if isinstance(features, str) else list(features)
+    unknown = sorted(set(chosen) - set(FEATURE_SETS))
+    if unknown or not chosen:
+        raise GeoanomError(f"features must be a non-empty choice of {', '.join(FEATURE_SETS)}; "
+                           f"got {', '.join(map(str, unknown or chosen)) or 'nothing'}.")
+    if "values" in chosen:  # the values set holds the anomalies
+        chosen = [name for name in chosen if name != "anomalies"]
+    return tuple(name for name in FEATURE_SETS if name in chosen)
+
+
+def feature_names(variables: Sequence[str], feature_sets: Sequence[str] = ("values",)) -> list[str]:
+    """Names of the feature vector's entries for the given variables and feature sets.
+
+    Examples
+    --------
+    >>> feature_names(["sst"])
+    ['sst', 'sst_anomaly']
+    >>> feature_names(["sst"], ("anomalies", "neighbours"))
+    ['sst_anomaly', 'sst_neighbours']
+    """
+    names: list[str] = []
+    if "values" in feature_sets:
+        names += list(variables)
+    if "values" in feature_sets or "anomalies" in feature_sets:
+        names += [f"{name}_anomaly" for name in variables]
+    if "neighbours" in feature_sets:
+        names += [f"{name}_neighbours" for name in variables]
+    if "regions" in feature_sets:
+        names += [f"{name}_smoothed" for name in variables] + [f"{name}_region_area" for name in variables]
+    return names
+
+
+def context_features(values: xr.DataArray, climatology: Climatology, feature_sets: Sequence[str],
+                     params: RegionParams, wrap: bool, training: bool = False) -> da.Array | None:
+    """The grid-wide features (feature, time, y, x) of the chosen sets, chunked like ``values``; None if none.
+
+    ``training``: the values are the climatology's own training data, so
+    their anomalies are taken leave-one-out.
+
+    Examples
+    --------
+    >>> extra = context_features(values, clim, ("anomalies", "neighbours"), RegionParams(), False)  # doctest: +SKIP
+    """
+    if not set(feature_sets) & set(CONTEXT_SETS):
+        return None
+    anomalies = climatology.standardise(values, training).data
+    parts = []
+    if "neighbours" in feature_sets:
+        parts.append(neighbour_anomaly(anomalies, wrap))
+    if "regions" in feature_sets:
+        parts.append(region_context(anomalies, values, params, wrap))
+    return da.concatenate(parts, axis=0).rechunk((-1,) + values.data.chunks[1:])
+
+
+def block_features(values: np.ndarray, context: np.ndarray | None, feature_sets: Sequence[str],
+                   terms: np.ndarray, climatology: Climatology) -> np.ndarray:
+    """Feature cube (feature, time, *spatial) of one block, in the order of :func:`feature_names`.
+
+    Parameters
+    ----------
+    values : ndarray (variable, time, *spatial)
+    context : ndarray (feature, time, *spatial) or None
+        The block of :func:`context_features`.
+    feature_sets : sequence of str
+    terms : ndarray (time, term)
+        The block's rows of :meth:`Climatology.time_terms`.
+    climatology : Climatology
+        The block's part of the climatology.
+
+    Examples
+    --------
+    >>> block_features(block, None, ("values",), clim.time_terms(time), clim).shape  # doctest: +SKIP
+    (2, 12, 4, 5)
+    """
+    parts = []
+    if "values" in feature_sets:
+        parts.append(values)
+    if "values" in feature_sets or "anomalies" in feature_sets:
+        parts.append(climatology.anomaly(values, terms))
+    if context is not None:
+        # a grid-wide feature is NaN only where the value is: keep NaN input NaN
+        parts.append(np.where(np.isfinite(values).all(axis=0), context, np.nan))
+    return np.concatenate(parts, axis=0)

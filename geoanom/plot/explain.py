@@ -1,0 +1,285 @@
+"""One cell explained: its observations, expected value, spread band and flags."""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import TYPE_CHECKING
+
+import numpy as np
+import xarray as xr
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+    from ..model import AnomalyModel
+
+EARTH_RADIUS_KM = 6371.0
+BAND_SPREADS = 2.0  # the picture of a cell shades the expected value +- this many spreads
+
+
+def nearest_cell(model: "AnomalyModel", lat: float, lon: float, variable: str | None = None) -> tuple[int, int]:
+    """Row and column of the grid cell nearest to a point, among the cells that have data.
+
+    Distances are great-circle distances, so this works on curvilinear
+    grids (2-D ``lat``/``lon``), across the antimeridian and for longitudes
+    in either [-180, 180) or [0, 360). Cells without a climatology for the
+    variable (land on an ocean grid, cells without valid training data) are
+    passed over.
+
+    Parameters
+    ----------
+    model : AnomalyModel
+    lat, lon : float
+        The point, in degrees.
+    variable : str, optional
+        The variable whose cells count (default: the model's first).
+
+    Returns
+    -------
+    (int, int)
+        Indices along the model's two spatial dimensions (``model.labels.dims``).
+
+    Raises
+    ------
+    GeoanomError
+        The latitude is outside [-90, 90], or the point is farther from every
+        cell with data than two grid spacings (outside the grid).
+
+    Examples
+    --------
+    >>> row, col = nearest_cell(model, 25.5, -80.2)  # doctest: +SKIP
+    >>> model.labels.isel(lat=row, lon=col).item()  # doctest: +SKIP
+    'dh'
+    """
+    from ..errors import GeoanomError
+
+    index = _variable_index(model, variable)
+    has_data = np.isfinite(model.climatology.coefficients[:, index]).all(axis=0)
+    if not has_data.any():
+        raise GeoanomError(f"no cell of the model's grid has data for '{model.variables[index]}'.")
+    return nearest_grid_cell(model.labels, lat, lon, has_data)
+
+
+def nearest_grid_cell(grid: xr.Dataset | xr.DataArray, lat: float, lon: float,
+                      usable: np.ndarray | None = None) -> tuple[int, int]:
+    """Row and column of the cell of ``grid`` (anything with ``lat``/``lon``) nearest to a point.
+
+    As :func:`nearest_cell`, on a bare grid: ``usable`` (bool, the grid's
+    shape) limits the candidates. It reads coordinates only, so the command
+    line checks a point with it before any computation.
+    """
+    from ..errors import GeoanomError
+    from ..tiling import cell_centres, grid_spacing
+
+    if not (np.isfinite(lat) and np.isfinite(lon) and -90.0 <= lat <= 90.0):
+        raise GeoanomError(f"the point {lat:g}, {lon:g} is not on the globe: latitude must be in [-90, 90].")
+    lats, lons = (np.asarray(c.values, dtype=float) for c in cell_centres(grid))
+    distance = _great_circle_km(lat, lon, lats, lons)
+    if usable is not None:
+        distance = np.where(usable, distance, np.inf)
+    row, col = np.unravel_index(int(np.argmin(distance)), distance.shape)
+    step_lat, step_lon = grid_spacing(grid)
+    step_km = np.hypot(step_lat, step_lon * np.cos(np.radians(lats[row, col]))) * np.pi / 180 * EARTH_RADIUS_KM
+    if distance[row, col] > 2 * step_km:
+        with_data = "" if usable is None else " with data"
+        raise GeoanomError(
+            f"the point {lat:g}, {lon:g} is outside the grid: the nearest cell{with_data} "
+            f"({lats[row, col]:.2f}, {lons[row, col]:.2f}) is {distance[row, col]:,.0f} km away."
+        )
+    return int(row), int(col)
+
+
+def cell(model: "AnomalyModel", cube: xr.Dataset, *, lat: float, lon: float, variable: str | None = None,
+         result: xr.Dataset | None = None, ax: "Axes | None" = None,
+         path: str | os.PathLike | None = None) -> "Figure":
+    """A picture of one grid cell: what geoanom expected there, what it saw, and what it flagged.
+
+    The cell nearest to (``lat``, ``lon``) (see :func:`nearest_cell`) is
+    drawn over the cube's time steps: its observations; the expected value
+    of the model's climatology (``model.climatology.expected``: the
+    training period's mean and seasonal cycle, and its linear trend for a
+    model fitted with ``trend="linear"``); a band of the expected value
+    plus or minus two spreads (``model.climatology.spread_at``), where about
+    95% of normal observations fall; the observations the ensemble flags
+    (its majority, ``result["ensemble"]``) as red dots; and the training
+    period shaded. A second panel shows the fused irregularity on a log
+    scale against the detectors' threshold, 1. The ensemble judges value
+    and anomaly together, tile by tile, so a flag does not follow the band
+    exactly: the band shows the climatology, the dots the decision.
+
+    Only that cell is read and scored: the cube is chunked so that the cell
+    is a block of its own before anything is computed (a model with region
+    features also reads the cells its regions can reach).
+
+    Parameters
+    ----------
+    model : AnomalyModel
+        The fitted model.
+    cube : xarray.Dataset
+        Data on the model's grid with the model's variables (e.g. from
+        :func:`geoanom.open_cube`); every time step of it is drawn.
+    lat, lon : float
+        The point of interest, in degrees.
+    variable : str, optional
+        The variable drawn (default: the model's first).
+    result : xarray.Dataset, optional
+        ``model.score(cube)`` (or a stored copy, e.g. ``xarray.open_zarr``),
+        whose flags are drawn; only the cell is read from it. By default
+        the cell is scored here.
+    ax : matplotlib.axes.Axes, optional
+        Draw the observations panel into these axes (without the
+        irregularity panel) instead of a new figure.
+    path : str or path-like, optional
+        Also write the figure to this file (PNG by its extension).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The figure drawn on (``ax.figure`` when ``ax`` is given).
+
+    Raises
+    ------
+    GeoanomError
+        An unknown variable, a cube or result on another grid, or a point
+        outside the grid.
+
+    Examples
+    --------
+    >>> import geoanom as ga
+    >>> from geoanom.plot import cell
+    >>> cube = ga.sample_cube("north_america")
+    >>> model = ga.fit(cube.sel(time=slice(None, "1959")), detectors="gmm")
+    >>> fig = cell(model, cube, lat=25.0, lon=-80.0, path="cell.png")  # doctest: +SKIP
+    """
+    import dask
+    from matplotlib.figure import Figure
+
+    from ..errors import GeoanomError, VariableNotFoundError
+    from ..features.calendar import decimal_year
+    from ..model.score import check_same_grid
+    from ..tiling import cell_centres
+
+    if isinstance(cube, xr.DataArray):
+        cube = cube.to_dataset(name=cube.name or "values")
+    index = _variable_index(model, variable)
+    name = model.variables[index]
+    missing = [v for v in model.variables if v not in cube.data_vars]
+    if missing:
+        raise VariableNotFoundError(f"the cube has no variable '{missing[0]}' of the model; it has "
+                                    f"{', '.join(map(str, cube.data_vars)) or 'none'}.")
+    check_same_grid(model, cube)
+    row, col = nearest_cell(model, lat, lon, name)
+    dims = model.labels.dims
+    where = {dims[0]: row, dims[1]: col}
+    if result is None:
+        result = model.score(_cell_alone(cube[model.variables], dims, row, col))
+    elif tuple(result["ensemble"].shape[-2:]) != model.labels.shape:
+        raise GeoanomError(f"the result's grid {tuple(result['ensemble'].shape[-2:])} is not the model's "
+                           f"{model.labels.shape}; pass model.score(cube).")
+    scored = result[["ensemble", "fused_irregularity"]].isel(where)
+    observed = cube[name].isel(where)
+    observed, scored = dask.compute(observed, scored)
+    flagged_times = scored["time"].values[scored["ensemble"].values.astype(bool)]
+    try:
+        flagged = observed.sel(time=flagged_times)
+    except KeyError:
+        raise GeoanomError("the result has time steps that are not in the cube; pass the cube it scored.") from None
+
+    climatology = model.climatology.block(slice(row, row + 1), slice(col, col + 1))
+    expected = climatology.expected(observed["time"])[index, :, 0, 0]
+    spread = climatology.spread_at(observed["time"])[index, :, 0, 0]
+    years = decimal_year(observed["time"], "dayofyear")
+    scored_years = decimal_year(scored["time"], "dayofyear")
+    flagged_years = decimal_year(flagged["time"], "dayofyear")
+
+    if ax is None:
+        fig = Figure(figsize=(10, 6.5), layout="constrained")
+        ax, lower = fig.subplots(2, 1, sharex=True, height_ratios=[3, 1])
+    else:
+        fig, lower = ax.figure, None
+    start, end = (_year_of(str(model.attrs.get(key, ""))) for key in ("training_start", "training_end"))
+    half_step = float(np.median(np.diff(years))) / 2 if years.size > 1 else 0.5
+    if start is not None and end is not None:
+        low, high = max(start - half_step, years.min() - half_step), min(end + half_step, years.max() + half_step)
+        for axes in (ax, lower):
+            if axes is not None and low < high:
+                axes.axvspan(low, high, color="0.92", zorder=0, label="training period" if axes is ax else None)
+    ax.fill_between(years, expected - BAND_SPREADS * spread, expected + BAND_SPREADS * spread, color="tab:blue",
+                    alpha=0.2, linewidth=0, label=f"expected \u00b1 {BAND_SPREADS:g} spreads")
+    ax.plot(years, expected, color="tab:blue", linewidth=1.5, label="expected value", gid="expected")
+    ax.plot(years, observed.values, color="black", linewidth=0.7, marker=".", markersize=3, label="observations",
+            gid="observations")
+    ax.plot(flagged_years, flagged.values, linestyle="none", marker="o", markersize=6, markerfacecolor="red",
+            markeredgecolor="darkred", label=f"flagged by the ensemble ({flagged_years.size})", gid="flagged")
+    units = cube[name].attrs.get("units", "")
+    ax.set_ylabel(f"{name} ({units})" if units else name)
+    ax.legend(loc="best", fontsize="small")
+    cell_lat, cell_lon = (float(np.asarray(c.values)[row, col]) for c in cell_centres(model.labels))
+    tile = str(model.labels.values[row, col])
+    design = model.climatology.design
+    terms = ["mean"] + (["seasonal cycle"] if design.kind != "none" else []) + (["linear trend"] if design.trend else [])
+    fitted = ", ".join(terms[:-1]) + " and " + terms[-1] if len(terms) > 1 else terms[0]
+    period = f"{str(model.attrs.get('training_start', '?'))[:10]} to {str(model.attrs.get('training_end', '?'))[:10]}"
+    ax.set_title(
+        f"{name}{f' ({units})' if units else ''} at {_degrees(cell_lat, 'N', 'S')} {_degrees(cell_lon, 'E', 'W')}, "
+        f"tile {tile} (nearest cell to {lat:g}, {lon:g})\n"
+        f"expected value: the {fitted} of training period {period}; "
+        f"{flagged_years.size} of {int(scored['fused_irregularity'].notnull().sum())} scored steps flagged",
+        fontsize="medium",
+    )
+    if lower is not None:
+        fused = scored["fused_irregularity"].values
+        lower.semilogy(scored_years, fused, color="0.3", linewidth=0.8, marker=".", markersize=3, gid="fused")
+        lower.axhline(1.0, color="red", linestyle="--", linewidth=0.8, label="detector thresholds")
+        in_flags = np.isin(scored["time"].values, flagged_times)
+        lower.plot(scored_years[in_flags], fused[in_flags], linestyle="none", marker="o", markersize=5,
+                   markerfacecolor="red", markeredgecolor="darkred")
+        lower.set(ylabel="fused irregularity", xlabel="year")
+        lower.legend(loc="upper left", fontsize="small")
+    else:
+        ax.set_xlabel("year")
+    if path is not None:
+        fig.savefig(path, dpi=110)
+    return fig
+
+
+def _variable_index(model: "AnomalyModel", variable: str | None) -> int:
+    from ..errors import VariableNotFoundError
+
+    if variable is None:
+        return 0
+    if variable not in model.variables:
+        raise VariableNotFoundError(f"the model has no variable '{variable}'; its variables: "
+                                    f"{', '.join(model.variables)}.")
+    return model.variables.index(variable)
+
+
+def _great_circle_km(lat: float, lon: float, lats: np.ndarray, lons: np.ndarray) -> np.ndarray:
+    """Haversine distances (km) from one point to many."""
+    phi1, phi2 = np.radians(lat), np.radians(lats)
+    half_dphi, half_dlambda = (phi2 - phi1) / 2, np.radians(lons - lon) / 2
+    h = np.sin(half_dphi) ** 2 + np.cos(phi1) * np.cos(phi2) * np.sin(half_dlambda) ** 2
+    return 2 * EARTH_RADIUS_KM * np.arcsin(np.sqrt(np.clip(h, 0.0, 1.0)))
+
+
+def _cell_alone(cube: xr.Dataset, dims: tuple[str, ...], row: int, col: int) -> xr.Dataset:
+    """The cube chunked so that cell (row, col) is a block of its own: scoring it computes that block only."""
+    def around(size: int, k: int) -> tuple[int, ...]:
+        return tuple(n for n in (k, 1, size - k - 1) if n)
+
+    return cube.chunk({dims[0]: around(cube.sizes[dims[0]], row), dims[1]: around(cube.sizes[dims[1]], col)})
+
+
+def _year_of(text: str) -> float | None:
+    """Decimal year of a date written as ``YYYY-MM-DD...`` (any calendar, to within a day or so)."""
+    match = re.match(r"\s*(-?\d+)-(\d{1,2})-(\d{1,2})", text)
+    if not match:
+        return None
+    year, month, day = (int(g) for g in match.groups())
+    return year + (month - 1) / 12 + (day - 1) / 365.25
+
+
+def _degrees(value: float, positive: str, negative: str) -> str:
+    return f"{abs(value):.2f}\u00b0{positive if value >= 0 else negative}"
