@@ -223,3 +223,16 @@ def test_detect_trend_linear_fits_and_saves_a_trend(cube_file, tmp_path):
     model = ga.load_model(saved)
     assert model.climatology.design.trend and model.attrs["trend"] == "linear"
     assert model.attrs["features"] == ["anomalies", "neighbours"]
+
+
+def test_sub_daily_data_get_a_diurnal_cycle_too():
+    time = pd.date_range("2001-01-01", periods=4 * 365 * 2, freq="6h")
+    hours, days = time.hour.values, time.day_of_year.values
+    rng = np.random.default_rng(5)
+    truth = 5 * np.cos(2 * np.pi * (days - 200) / 365.25) + 3 * np.cos(2 * np.pi * (hours - 15) / 24)
+    values = truth[:, None, None] + rng.normal(0, 0.5, (time.size, 3, 4))
+    clim = Climatology.fit(_stacked(_cube(values, time)))
+    assert clim.design.kind == "subdaily" and clim.design.n_diurnal == 2
+    assert "day_cos1" in clim.design.names[:clim.prefix.min()]
+    expected = clim.expected(xr.DataArray(time, dims="time"))[0]
+    assert np.abs(expected - truth[:, None, None]).mean() < 0.2

@@ -574,9 +574,11 @@ def _solve(gram: np.ndarray, rhs: np.ndarray, prefix: np.ndarray, inverse: bool 
     n_cells, n_columns = rhs.shape
     beta = np.zeros((n_cells, n_columns))
     inv = np.zeros((n_cells, n_columns, n_columns)) if inverse else None
+    uniform = prefix.size > 0 and (prefix == prefix[0]).all()
     for q in np.unique(prefix):
-        cells = np.flatnonzero(prefix == q)
-        if q <= 0 or cells.size == 0:
+        # one prefix for every cell (the usual case): slices, not copies by fancy indexing
+        cells = slice(None) if uniform else np.flatnonzero(prefix == q)
+        if q <= 0:
             continue
         system = gram[cells, :q, :q]
         diagonal = np.diagonal(system, axis1=1, axis2=2)
@@ -585,8 +587,9 @@ def _solve(gram: np.ndarray, rhs: np.ndarray, prefix: np.ndarray, inverse: bool 
         ridge = np.where(diagonal > 0, 1e-9 * diagonal.mean(axis=1, keepdims=True), 1.0)
         system = system + ridge[:, :, None] * np.eye(q)
         if inverse:
-            inv[cells, :q, :q] = np.linalg.inv(system)
-            beta[cells, :q] = np.einsum("cpq,cq->cp", inv[cells, :q, :q], rhs[cells, :q])
+            block = np.linalg.inv(system)
+            inv[cells, :q, :q] = block
+            beta[cells, :q] = np.einsum("cpq,cq->cp", block, rhs[cells, :q])
         else:
             beta[cells, :q] = np.linalg.solve(system, rhs[cells, :q, None])[..., 0]
     return beta, inv
