@@ -21,18 +21,14 @@ where enough years exist for them to beat fewer harmonics.
 - **Spread**: per month for sub-annual data, from the leave-one-out
   residuals (so it is the spread of a *new* observation about the fit),
   weighted by the robust weights, shrunk towards the cell's whole-year
-  spread by ``SPREAD_PRIOR`` observations' worth, and floored at
+  spread by 24 observations' worth, and floored at
   ``FLOOR_SHARE`` of the field's median spread.
 - **Training anomalies** divide each residual by 1 - h, its leverage in the
   robust fit, so they are distributed like the anomalies of new data and
   thresholds learnt in training hold (the in-sample residuals of a
   24-month fit are about 20% narrower).
 
-Numerical note: a 16-column weighted least-squares fit per cell, batched as
-matrix products over all cells of a block, is what no library offers
-(``xarray.polyfit`` is unweighted per cell and has no robust option;
-statsmodels' RLM fits one series at a time: 7,776 SST cells take about 40 s
-against 0.3 s here).
+The per-block numerics live in :mod:`geoanom.features.robust`.
 """
 
 from __future__ import annotations
@@ -49,34 +45,11 @@ import xarray as xr
 from ..errors import GeoanomWarning, NoDataError, RecordTooShortError
 from .calendar import (MAX_ANNUAL, MAX_DIURNAL, SPREAD_SEASONS, Design, annual_phase, decimal_year,
                        diurnal_phase, largest_phase_gap, season_kind, spread_season, supported_harmonics)
+from .robust import BISQUARE_C, KAPPA, MAX_LEVERAGE, MIN_STEPS, bisquare, final_block, press_block
 
-MIN_STEPS = 10  # fewer training time steps (or valid values in a cell) give no usable spread
-SPREAD_PRIOR = 24.0  # weight, in observations, of a cell's whole-year spread in each month's
 FLOOR_SHARE = 0.05  # no spread below this share of the field's median spread
-HUBER_C, BISQUARE_C = 1.345, 4.685  # 95% efficiency at the Gaussian, each
-HUBER_STEPS, BISQUARE_STEPS = 2, 4
-SCALE_STEPS = 4
-MAX_LEVERAGE = 0.9
-PRESS_VALUES = 4_000_000  # time x cell x column values per batch of the nested fits (32 MB an array)
-PRESS_CAP = 9.0  # squared robust-scale units: beyond 3 scales a residual counts as an outlier
 BLOCK_VALUES = 2_000_000  # time steps x cells per block of the fit (16 MB per float64 plane)
 TRENDS = (None, "linear")
-
-
-def _bisquare(u: np.ndarray) -> np.ndarray:
-    inside = np.abs(u) < 1.0
-    return np.where(inside, (1.0 - u**2) ** 2, 0.0)
-
-
-def _bisquare_consistency() -> float:
-    """Factor making the bisquare-weighted variance of N(0, 1) residuals equal to 1."""
-    z = np.linspace(-BISQUARE_C, BISQUARE_C, 20001)
-    density = np.exp(-0.5 * z**2)
-    w = _bisquare(z / BISQUARE_C)
-    return float((w * density).sum() / (w * z**2 * density).sum())
-
-
-KAPPA = _bisquare_consistency()
 
 
 @dataclass
@@ -169,7 +142,7 @@ class Climatology:
         prefixes = [q for q in design.prefixes if 2 * q + 4 <= time.size] or [design.n_fixed]
         columns = design.columns(time)
         data = _fit_layout(values)
-        scores = da.map_blocks(_press_block, data, columns, prefixes, dtype=np.float64,
+        scores = da.map_blocks(press_block, data, columns, prefixes, dtype=np.float64,
                                chunks=((len(prefixes) + 1,),) + data.chunks[1:], drop_axis=0, new_axis=0)
         [scores] = dask.compute(scores, scheduler=scheduler)
         press, limit = scores[:-1], scores[-1]
@@ -179,7 +152,7 @@ class Climatology:
         prefix = _chosen_prefix(press, limit, prefixes, groups)
         n_planes = columns.shape[1] + 2 * SPREAD_SEASONS[design.kind] + 2
         seasons = spread_season(time, design.kind)
-        cells = da.map_blocks(_final_block, data, da.from_array(prefix[:, None], chunks=(data.chunks[0], (1,)) + data.chunks[2:]), columns, seasons,
+        cells = da.map_blocks(final_block, data, da.from_array(prefix[:, None], chunks=(data.chunks[0], (1,)) + data.chunks[2:]), columns, seasons,
                               SPREAD_SEASONS[design.kind], dtype=np.float64,
                               chunks=((n_planes,),) + data.chunks[1:], drop_axis=0, new_axis=0)
         [cells] = dask.compute(cells, scheduler=scheduler)
@@ -267,7 +240,7 @@ class Climatology:
         times (steps / total weight): exact for a cell without gaps whose
         weights are all 1, and right to first order otherwise.
         """
-        weights = _bisquare(departure / (BISQUARE_C * self.weight_scale[:, None]))
+        weights = bisquare(departure / (BISQUARE_C * self.weight_scale[:, None]))
         prefix = np.clip(self.prefix, 1, None) - 1
         design = np.take(design_leverage, prefix, axis=1)  # (time, variable, *spatial)
         leverage = weights * np.moveaxis(design, 0, 1) * self.leverage_scale[:, None]
@@ -281,7 +254,7 @@ class Climatology:
         """
         spread = np.moveaxis(self.spread[season], 0, 1)
         worth = np.moveaxis(self.spread_weight[season], 0, 1)
-        weights = _bisquare(loo / (BISQUARE_C * spread))
+        weights = bisquare(loo / (BISQUARE_C * spread))
         with np.errstate(invalid="ignore", divide="ignore"):
             squares = (spread**2 * worth - KAPPA * weights * loo**2) / (worth - weights)
         return np.where((worth - weights > 1) & (squares > 0), np.sqrt(squares), spread)
@@ -427,235 +400,3 @@ def _floored(spread: np.ndarray) -> np.ndarray:
     floor = np.where(np.isfinite(typical), FLOOR_SHARE * typical, 1.0)
     floor = np.maximum(floor, np.finfo(np.float64).tiny)
     return np.maximum(spread, floor.reshape((1, -1) + (1,) * (spread.ndim - 2)))
-
-
-# -- the per-block robust fits ---------------------------------------------------------------------
-@dataclass
-class _CellFit:
-    """A robust fit of many cells at once: (time, cell) and (cell, ...) arrays."""
-
-    beta: np.ndarray  # (cell, column)
-    weights: np.ndarray  # (time, cell)
-    scale: np.ndarray  # (cell,)
-    residual: np.ndarray  # (time, cell), 0 where missing
-    leverage: np.ndarray  # (time, cell)
-
-
-def _press_block(block: np.ndarray, columns: np.ndarray, prefixes: list[int]) -> np.ndarray:
-    """Per cell: the robust PRESS of every candidate, then the cell's largest usable prefix.
-
-    Every candidate is fitted with the robust weights of the largest one,
-    and scored by the leave-one-out residuals of *every* valid value,
-    squared in units of a common scale and capped at ``PRESS_CAP`` (an
-    outlier counts the same against every candidate). Summing the weighted
-    squares instead would let the richest model discount the points it
-    fits worst, and it would win on noise.
-    """
-    n_vars, n_times = block.shape[:2]
-    out = np.full((len(prefixes) + 1, n_vars, block[0, 0].size), np.nan)
-    for v in range(n_vars):
-        y, cells = _cells_with_data(block[v])
-        out[-1, v] = 0
-        if cells.size == 0:
-            continue
-        valid = np.isfinite(y)
-        limit = _usable_prefix(valid.sum(axis=0), prefixes)
-        fitted = _robust_fit(y, valid, columns, limit)
-        scale = _robust_scale(fitted.residual / (1.0 - fitted.leverage), valid)
-        step = max(1, PRESS_VALUES // (n_times * columns.shape[1]))
-        for start in range(0, y.shape[1], step):
-            batch = slice(start, start + step)
-            press = _nested_press(y[:, batch], valid[:, batch], fitted.weights[:, batch], columns, limit[batch],
-                                  scale[batch], prefixes)
-            out[:-1, v, cells[batch]] = np.where(limit[batch] > 0, press, np.nan)
-        out[-1, v, cells] = limit
-    return out.reshape(out.shape[:2] + block.shape[2:])
-
-
-def _nested_press(y: np.ndarray, valid: np.ndarray, weights: np.ndarray, columns: np.ndarray, limit: np.ndarray,
-                  scale: np.ndarray, prefixes: list[int]) -> np.ndarray:
-    """Robust PRESS (candidate, cell) of every nested prefix, from one Cholesky factorisation per cell.
-
-    With X'WX = L L', the columns of Q = X L^-T are W-orthonormal and their
-    first q span the first q columns of X: the fit and the leverage of every
-    prefix are running sums over Q's columns. One factorisation replaces a
-    solve and an inverse per candidate (SST, 7 candidates: 0.18 s -> 0.03 s).
-    """
-    n_columns = columns.shape[1]
-    gram, rhs = _normal_equations(np.where(valid, y, 0.0), weights, columns)
-    diagonal = np.diagonal(gram, axis1=1, axis2=2)
-    ridge = np.where(diagonal > 0, 1e-9 * diagonal, 1.0)  # a column without weight gets a unit diagonal
-    inverse_factor = np.linalg.inv(np.linalg.cholesky(gram + ridge[:, :, None] * np.eye(n_columns)))
-    coefficients = np.einsum("cjp,cp->cj", inverse_factor, rhs)
-    basis = np.einsum("tp,cjp->tcj", columns, inverse_factor)  # (time, cell, column)
-    fit = np.cumsum(basis * coefficients, axis=2)
-    leverage = np.clip(weights[:, :, None] * np.cumsum(basis**2, axis=2), 0.0, MAX_LEVERAGE)
-    out = np.empty((len(prefixes), y.shape[1]))
-    for i, q in enumerate(prefixes):
-        last = (np.clip(np.minimum(limit, q), 1, n_columns) - 1)[None, :, None]
-        residual = np.where(valid, y - np.take_along_axis(fit, last, axis=2)[..., 0], 0.0)
-        loo = residual / (1.0 - np.take_along_axis(leverage, last, axis=2)[..., 0])
-        out[i] = np.minimum((loo / scale) ** 2, PRESS_CAP).sum(axis=0)
-    return out
-
-
-def _cells_with_data(field: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The (time, cell) values of the cells holding any value, and their flat indices."""
-    flat = field.reshape(field.shape[0], -1)
-    cells = np.flatnonzero(np.isfinite(flat).any(axis=0))
-    return flat[:, cells], cells
-
-
-def _final_block(block: np.ndarray, prefix: np.ndarray, columns: np.ndarray, seasons: np.ndarray,
-                 n_seasons: int) -> np.ndarray:
-    """Per cell: coefficients, spreads per season, weight scale and leverage scale, stacked as planes."""
-    n_vars, n_times = block.shape[:2]
-    n_columns = columns.shape[1]
-    out = np.full((n_columns + 2 * n_seasons + 2, n_vars, block[0, 0].size), np.nan)
-    for v in range(n_vars):
-        y, cells = _cells_with_data(block[v])
-        if cells.size == 0:
-            continue
-        valid = np.isfinite(y)
-        cell_prefix = prefix[v, 0].ravel()[cells]
-        fitted = _robust_fit(y, valid, columns, cell_prefix)
-        loo = fitted.residual / (1.0 - fitted.leverage)
-        usable = cell_prefix > 0
-        spread, worth = _seasonal_spread(loo, valid, seasons, n_seasons)
-        planes = np.concatenate([
-            fitted.beta.T,
-            spread,
-            worth,
-            fitted.scale[None],
-            (n_times / np.maximum(fitted.weights.sum(axis=0), 1e-12))[None],
-        ])
-        out[:, v, cells] = np.where(usable, planes, np.nan)
-    return out.reshape(out.shape[:2] + block.shape[2:])
-
-
-def _usable_prefix(n_valid: np.ndarray, prefixes: list[int]) -> np.ndarray:
-    """The largest candidate each cell's valid values support (2 q + 4 of them), 0 below ``MIN_STEPS``."""
-    limit = np.zeros(n_valid.shape, dtype=np.int64)
-    for q in prefixes:
-        limit = np.where(n_valid >= 2 * q + 4, q, limit)
-    return np.where(n_valid >= MIN_STEPS, np.maximum(limit, prefixes[0]), 0)
-
-
-def _robust_fit(y: np.ndarray, valid: np.ndarray, columns: np.ndarray, prefix: np.ndarray) -> _CellFit:
-    """MM-style IRLS per cell: least squares, Huber steps that also settle the scale, then bisquare steps.
-
-    The scale is frozen once the Huber steps are done: re-estimating it
-    inside the bisquare steps lets a fit on a dozen values collapse onto the
-    few it passes through, with a scale near zero.
-    """
-    values = np.where(valid, y, 0.0)
-    prefix = np.maximum(prefix, 1)
-    n_valid = valid.sum(axis=0)
-    # residuals of a q-column fit are narrower than the noise by sqrt((n - q) / n)
-    dof = np.sqrt(np.maximum(n_valid, 1) / np.maximum(n_valid - prefix, 1))
-    weights = valid.astype(np.float64)
-    for step in range(HUBER_STEPS + BISQUARE_STEPS):
-        beta, _ = _solve(*_normal_equations(values, weights, columns), prefix)
-        residual = np.where(valid, values - columns @ beta.T, 0.0)
-        if step < HUBER_STEPS:
-            scale = dof * _robust_scale(residual, valid)
-            weights = valid * np.minimum(1.0, HUBER_C / np.maximum(np.abs(residual / scale), 1e-12))
-        else:
-            weights = valid * _bisquare(residual / (BISQUARE_C * scale))
-    beta, inverse = _solve(*_normal_equations(values, weights, columns), prefix, inverse=True)
-    residual = np.where(valid, values - columns @ beta.T, 0.0)
-    leverage = np.clip(_hat(columns, inverse, weights), 0.0, MAX_LEVERAGE)
-    return _CellFit(beta, weights, scale, residual, leverage)
-
-
-def _robust_scale(residual: np.ndarray, valid: np.ndarray) -> np.ndarray:
-    """1.4826 x the median absolute residual of each cell (its valid values); never 0."""
-    if valid.all():
-        mad = 1.4826 * np.median(np.abs(residual), axis=0)
-    else:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # cells without values
-            mad = 1.4826 * np.nanmedian(np.where(valid, np.abs(residual), np.nan), axis=0)
-    rms = np.sqrt((residual**2).sum(axis=0) / np.maximum(valid.sum(axis=0), 1))
-    scale = np.where(np.isfinite(mad) & (mad > 0), mad, rms)  # over half the residuals 0: fall back
-    return np.where(scale > 0, scale, 1e-12)
-
-
-def _normal_equations(values: np.ndarray, weights: np.ndarray, columns: np.ndarray):
-    """X'WX (cell, column, column) and X'Wy (cell, column) of every cell."""
-    n_times, n_columns = columns.shape
-    pairs = (columns[:, :, None] * columns[:, None, :]).reshape(n_times, -1)
-    gram = (weights.T @ pairs).reshape(-1, n_columns, n_columns)
-    rhs = (weights * values).T @ columns
-    return gram, rhs
-
-
-def _solve(gram: np.ndarray, rhs: np.ndarray, prefix: np.ndarray, inverse: bool = False
-           ) -> tuple[np.ndarray, np.ndarray | None]:
-    """Coefficients (cell, column) of each cell's first ``prefix`` columns (zero beyond), and with
-    ``inverse`` also (X'WX)^-1 (cell, column, column), zero-padded.
-
-    Cells are solved in groups of equal prefix, on the used block only:
-    a batch of 13 x 13 inverses costs about twice a batch of solves.
-    """
-    n_cells, n_columns = rhs.shape
-    beta = np.zeros((n_cells, n_columns))
-    inv = np.zeros((n_cells, n_columns, n_columns)) if inverse else None
-    uniform = prefix.size > 0 and (prefix == prefix[0]).all()
-    for q in np.unique(prefix):
-        # one prefix for every cell (the usual case): slices, not copies by fancy indexing
-        cells = slice(None) if uniform else np.flatnonzero(prefix == q)
-        if q <= 0:
-            continue
-        system = gram[cells, :q, :q]
-        diagonal = np.diagonal(system, axis1=1, axis2=2)
-        # a column without weight (a cell without data) gets a unit diagonal; a whisker of ridge
-        # keeps a cell whose values cannot pin down its columns solvable
-        ridge = np.where(diagonal > 0, 1e-9 * diagonal.mean(axis=1, keepdims=True), 1.0)
-        system = system + ridge[:, :, None] * np.eye(q)
-        if inverse:
-            block = np.linalg.inv(system)
-            inv[cells, :q, :q] = block
-            beta[cells, :q] = np.einsum("cpq,cq->cp", block, rhs[cells, :q])
-        else:
-            beta[cells, :q] = np.linalg.solve(system, rhs[cells, :q, None])[..., 0]
-    return beta, inv
-
-
-def _hat(columns: np.ndarray, inverse: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """Leverage w x' (X'WX)^-1 x of every observation (time, cell)."""
-    n_times = columns.shape[0]
-    pairs = (columns[:, :, None] * columns[:, None, :]).reshape(n_times, -1)
-    return np.clip(weights * (pairs @ inverse.reshape(inverse.shape[0], -1).T), 0.0, MAX_LEVERAGE)
-
-
-def _seasonal_spread(loo: np.ndarray, valid: np.ndarray, seasons: np.ndarray, n_seasons: int
-                     ) -> tuple[np.ndarray, np.ndarray]:
-    """Spread (season, cell) of the leave-one-out residuals, and its worth in observations (season, cell).
-
-    The whole record's spread is the fixed point of a bisquare-weighted
-    variance (Huber's "proposal 2"): starting from the median absolute
-    residual, which alone is biased low on a dozen values, and iterating
-    until the weights agree with the scale they imply. Each month's spread
-    pools it with the month and its neighbours, weighted by the same weights,
-    and is shrunk towards the whole record's by ``SPREAD_PRIOR`` observations.
-    """
-    start = _robust_scale(loo, valid)
-    scale = start
-    for _ in range(SCALE_STEPS):
-        weights = valid * _bisquare(loo / (BISQUARE_C * scale))
-        squares = weights * loo**2
-        scale = np.sqrt(KAPPA * squares.sum(axis=0) / np.maximum(weights.sum(axis=0), 1e-12))
-        # never below half the median's answer: a cluster of tiny residuals is not the whole story
-        scale = np.maximum(scale, 0.5 * start)
-    overall, total = scale**2, weights.sum(axis=0)
-    if n_seasons == 1:
-        return scale[None], total[None]
-    by_season_sq = np.stack([squares[seasons == s].sum(axis=0) for s in range(n_seasons)])
-    by_season_w = np.stack([weights[seasons == s].sum(axis=0) for s in range(n_seasons)])
-    window_sq = sum(np.roll(by_season_sq, shift, axis=0) for shift in (-1, 0, 1))
-    window_w = sum(np.roll(by_season_w, shift, axis=0) for shift in (-1, 0, 1))
-    pooled = (KAPPA * window_sq + SPREAD_PRIOR * overall) / (window_w + SPREAD_PRIOR)
-    # one observation in the window moves the pooled square by about 1 / worth of its own
-    worth = (window_w + SPREAD_PRIOR) / (1.0 + SPREAD_PRIOR / np.maximum(total, 1e-12))
-    return np.sqrt(pooled), worth
