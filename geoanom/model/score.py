@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import TYPE_CHECKING, Any
 
 import dask
@@ -12,7 +13,7 @@ from threadpoolctl import threadpool_limits
 
 from .. import __version__
 from ..detectors.ensemble import fuse, majority
-from ..errors import GeoanomError, TileError
+from ..errors import GeoanomError, GeoanomWarning, TileError
 from ..features import RegionParams
 from ..features.vectors import block_features, context_features
 from ..tiling import spatial_dims, wraps_in_longitude
@@ -107,12 +108,18 @@ def _cell_models(model: "AnomalyModel", tile: str | None) -> tuple[np.ndarray, l
     if tile is None:
         return model.tile_codes, [model.scoring_ensemble(str(name)) for name in model.tile_names]
     if len(tile) < model.precision:
-        return np.zeros(model.tile_codes.shape, dtype=np.int32), [model.region(tile)]
-    if tile not in model.ensembles:
+        ensemble = model.region(tile)
+    elif tile in model.ensembles:
+        ensemble = model.ensembles[tile]
+    else:
         reason = model.skipped.get(tile)
         detail = f"it was skipped: {reason}" if reason else f"known tiles: {', '.join(sorted(model.ensembles)[:20])}"
         raise TileError(f"tile '{tile}' has no model; {detail}.")
-    return np.zeros(model.tile_codes.shape, dtype=np.int32), [model.ensembles[tile]]
+    if "values" not in _feature_sets(model):
+        warnings.warn(f"scoring every cell with tile '{tile}''s model compares each cell's anomalies from its own "
+                      "climatology, not its values; to ask how one region's model judges another's values "
+                      "(Florida by Hudson Bay's), fit with features='values'.", GeoanomWarning, stacklevel=4)
+    return np.zeros(model.tile_codes.shape, dtype=np.int32), [ensemble]
 
 
 def _context_features(model: "AnomalyModel", values: xr.DataArray) -> da.Array | None:
