@@ -34,3 +34,22 @@ def fitted_model(opened_cube):
 
     half = opened_cube.sizes["time"] // 2
     return ga.fit(opened_cube.isel(time=slice(None, half)), precision=2)
+
+
+@pytest.fixture
+def refused(capsys):
+    """Run ``geoanom ARGS`` in this process and return (returncode, stdout, stderr) like a subprocess.
+
+    For the command's refusals: they need no fresh interpreter, which costs
+    about 2.5 s a run (the imports), and ``main`` is what the console script calls.
+    """
+    from types import SimpleNamespace
+
+    from geoanom.cli import main
+
+    def run(*args):
+        status = main([str(arg) for arg in args])
+        captured = capsys.readouterr()
+        return SimpleNamespace(returncode=status, stdout=captured.out, stderr=captured.err)
+
+    return run

@@ -66,40 +66,40 @@ def test_info(cube_file):
     assert "precision 2:" in process.stdout
 
 
-def test_missing_file(tmp_path):
-    assert_user_error(geoanom("info", tmp_path / "nothing.nc"), "nothing.nc")
+def test_missing_file(tmp_path, refused):
+    assert_user_error(refused("info", tmp_path / "nothing.nc"), "nothing.nc")
 
 
-def test_corrupt_file(tmp_path):
+def test_corrupt_file(tmp_path, refused):
     bad = tmp_path / "bad.nc"
     bad.write_text("this is not netcdf")
-    assert_user_error(geoanom("detect", bad, "--var", "tas", "--train-end", "2000", "--out", tmp_path / "o.zarr"),
+    assert_user_error(refused("detect", bad, "--var", "tas", "--train-end", "2000", "--out", tmp_path / "o.zarr"),
                       "bad.nc")
 
 
-def test_unknown_variable_lists_known_ones(cube_file, tmp_path):
-    process = geoanom("detect", cube_file, "--var", "pr", "--train-end", "2005", "--out", tmp_path / "o.zarr")
+def test_unknown_variable_lists_known_ones(cube_file, tmp_path, refused):
+    process = refused("detect", cube_file, "--var", "pr", "--train-end", "2005", "--out", tmp_path / "o.zarr")
     assert_user_error(process, "'pr'", "tas")
 
 
-def test_no_latitude(tmp_path):
+def test_no_latitude(tmp_path, refused):
     path = tmp_path / "nolat.nc"
     xr.Dataset({"v": (("time", "a", "b"), np.zeros((3, 2, 2)))},
                coords={"time": pd.date_range("2000", periods=3)}).to_netcdf(path)
-    assert_user_error(geoanom("info", path), "nolat.nc", "latitude")
+    assert_user_error(refused("info", path), "nolat.nc", "latitude")
 
 
-def test_training_period_outside_the_data(cube_file, tmp_path):
-    process = geoanom("detect", cube_file, "--var", "tas", "--train-end", "1900", "--out", tmp_path / "o.zarr")
+def test_training_period_outside_the_data(cube_file, tmp_path, refused):
+    process = refused("detect", cube_file, "--var", "tas", "--train-end", "1900", "--out", tmp_path / "o.zarr")
     assert_user_error(process, "training period", "2000-01-01")
 
 
-def test_nothing_left_after_nans(tmp_path):
+def test_nothing_left_after_nans(tmp_path, refused):
     cube, _ = synthetic_cube(n_years=2, n_lat=4, n_lon=4)
     cube["tas"][:] = np.nan
     path = tmp_path / "empty.nc"
     cube.to_netcdf(path)
-    process = geoanom("detect", path, "--var", "tas", "--train-end", "2000-12", "--out", tmp_path / "o.zarr")
+    process = refused("detect", path, "--var", "tas", "--train-end", "2000-12", "--out", tmp_path / "o.zarr")
     assert_user_error(process, "valid observations")
 
 
@@ -121,8 +121,8 @@ def test_detect_federated_saves_adapted_tile_models(cube_file, tmp_path):
     assert_user_error(refused, "federated_relevance")
 
 
-def test_unknown_detector(cube_file, tmp_path):
-    process = geoanom("detect", cube_file, "--var", "tas", "--train-end", "2005", "--detectors", "svm",
+def test_unknown_detector(cube_file, tmp_path, refused):
+    process = refused("detect", cube_file, "--var", "tas", "--train-end", "2005", "--detectors", "svm",
                       "--out", tmp_path / "o.zarr")
     assert_user_error(process, "svm")
 
@@ -158,15 +158,15 @@ def test_unreachable_scheduler(cube_file, tmp_path):
     assert_user_error(process, "tcp://127.0.0.1:9")
 
 
-def test_bad_output_and_precision_are_refused_before_any_work(cube_file, tmp_path):
-    process = geoanom("detect", cube_file, "--var", "tas", "--train-end", "2005", "--out", tmp_path / "o.txt")
+def test_bad_output_and_precision_are_refused_before_any_work(cube_file, tmp_path, refused):
+    process = refused("detect", cube_file, "--var", "tas", "--train-end", "2005", "--out", tmp_path / "o.txt")
     assert_user_error(process, "o.txt", ".zarr or .nc")
-    process = geoanom("detect", cube_file, "--var", "tas", "--train-end", "2005", "--precision", "13",
+    process = refused("detect", cube_file, "--var", "tas", "--train-end", "2005", "--precision", "13",
                       "--out", tmp_path / "o.zarr")
     assert_user_error(process, "precision", "13")
     a_file = tmp_path / "taken"
     a_file.write_text("")
-    assert_user_error(geoanom("demo", "--out", a_file), "taken")
+    assert_user_error(refused("demo", "--out", a_file), "taken")
 
 
 def test_regions_writes_the_table_and_labels(cube_file, tmp_path):
@@ -180,8 +180,8 @@ def test_regions_writes_the_table_and_labels(cube_file, tmp_path):
     assert labels.dims == ("time", "lat", "lon") and int(labels.max()) > 0
 
 
-def test_regions_refuses_a_bad_table_name(cube_file, tmp_path):
-    assert_user_error(geoanom("regions", cube_file, "--var", "tas", "--out", tmp_path / "t.xlsx"), "t.xlsx")
+def test_regions_refuses_a_bad_table_name(cube_file, tmp_path, refused):
+    assert_user_error(refused("regions", cube_file, "--var", "tas", "--out", tmp_path / "t.xlsx"), "t.xlsx")
 
 
 def test_federate_with_privacy_writes_model_history_and_curve(cube_file, tmp_path):
@@ -210,17 +210,17 @@ def test_federate_with_a_client_grid_file(cube_file, tmp_path):
     assert "of 2 clients" in process.stdout
 
 
-def test_federate_refuses_a_client_grid_of_the_wrong_shape(cube_file, tmp_path):
+def test_federate_refuses_a_client_grid_of_the_wrong_shape(cube_file, tmp_path, refused):
     xr.DataArray(np.zeros((3, 3)), dims=("lat", "lon"), name="institution").to_netcdf(tmp_path / "bad.nc")
-    assert_user_error(geoanom("federate", cube_file, "--var", "tas", "--clients", tmp_path / "bad.nc",
+    assert_user_error(refused("federate", cube_file, "--var", "tas", "--clients", tmp_path / "bad.nc",
                               "--out", tmp_path / "fed"), "institution", "shape")
 
 
-def test_federate_refuses_bad_options_before_reading_data(tmp_path):
-    process = geoanom("federate", tmp_path / "missing.nc", "--var", "tas", "--aggregator", "bogus",
+def test_federate_refuses_bad_options_before_reading_data(tmp_path, refused):
+    process = refused("federate", tmp_path / "missing.nc", "--var", "tas", "--aggregator", "bogus",
                       "--out", tmp_path / "fed")
     assert_user_error(process, "bogus")  # not the missing file: options are checked first
     for option, value, fragment in (("--epsilon", "-1", "target epsilon"), ("--delta", "2", "delta")):
-        process = geoanom("federate", tmp_path / "missing.nc", "--var", "tas", "--epsilon", "1", option, value,
+        process = refused("federate", tmp_path / "missing.nc", "--var", "tas", "--epsilon", "1", option, value,
                           "--out", tmp_path / "fed")
         assert_user_error(process, fragment)

@@ -1,4 +1,4 @@
-"""``geoanom detect --explain`` and the demo, run as a user runs them: in a subprocess."""
+"""``geoanom detect --explain`` and the demo, run as a user runs them: in a subprocess (refusals in-process)."""
 
 import subprocess
 import sys
@@ -65,30 +65,30 @@ def test_explain_out_goes_where_asked_in_a_new_folder(cube_file, tmp_path):
     ("north,west", "'north,west'"),
     ("95,10", "latitude must be in [-90, 90]"),
 ])
-def test_a_bad_explain_value_is_one_sentence_before_any_work(tmp_path, value, fragment):
+def test_a_bad_explain_value_is_one_sentence_before_any_work(tmp_path, refused, value, fragment):
     # the input does not exist: the option is refused before the data are read
-    process = geoanom("detect", tmp_path / "missing.nc", "--var", "tas", "--train-end", "2005",
+    process = refused("detect", tmp_path / "missing.nc", "--var", "tas", "--train-end", "2005",
                       "--out", tmp_path / "o.zarr", f"--explain={value}")
     assert_user_error(process, fragment)
 
 
-def test_a_bad_picture_path_is_refused_before_any_work(tmp_path):
+def test_a_bad_picture_path_is_refused_before_any_work(tmp_path, refused):
     a_file = tmp_path / "taken"
     a_file.write_text("")
     common = ("detect", tmp_path / "missing.nc", "--var", "tas", "--train-end", "2005", "--out", tmp_path / "o.zarr")
-    assert_user_error(geoanom(*common, "--explain", "35,-80", "--explain-out", tmp_path / "cell.jpg"),
+    assert_user_error(refused(*common, "--explain", "35,-80", "--explain-out", tmp_path / "cell.jpg"),
                       "cell.jpg", ".png")
-    assert_user_error(geoanom(*common, "--explain", "35,-80", "--explain-out", a_file / "cell.png"),
+    assert_user_error(refused(*common, "--explain", "35,-80", "--explain-out", a_file / "cell.png"),
                       "'", "taken' is a file, not a folder")
     (tmp_path / "pictures.png").mkdir()
-    assert_user_error(geoanom(*common, "--explain", "35,-80", "--explain-out", tmp_path / "pictures.png"),
+    assert_user_error(refused(*common, "--explain", "35,-80", "--explain-out", tmp_path / "pictures.png"),
                       "it is a folder")
-    assert_user_error(geoanom(*common, "--explain-out", tmp_path / "cell.png"), "--explain-out needs --explain")
+    assert_user_error(refused(*common, "--explain-out", tmp_path / "cell.png"), "--explain-out needs --explain")
 
 
-def test_a_point_off_the_grid_is_refused_before_fitting(cube_file, tmp_path):
+def test_a_point_off_the_grid_is_refused_before_fitting(cube_file, tmp_path, refused):
     out = tmp_path / "o.zarr"
-    process = geoanom("detect", cube_file, "--var", "tas", "--train-end", "2005", "--out", out, "--explain=-40,20")
+    process = refused("detect", cube_file, "--var", "tas", "--train-end", "2005", "--out", out, "--explain=-40,20")
     assert_user_error(process, "-40, 20", "outside the grid", "km away")
     assert "Completed" not in process.stdout  # nothing was fitted
     assert not out.exists()

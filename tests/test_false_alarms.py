@@ -17,13 +17,13 @@ CASES = [  # (frequency, training steps, n_lat, n_lon, precision)
     ("month", 24, 16, 24, None),
     ("month", 36, 16, 24, None),
     ("month", 60, 16, 24, None),
-    ("month", 120, 16, 24, None),
+    ("month", 120, 12, 16, None),
     ("month", 12, 8, 8, None),
     pytest.param("month", 12, 40, 60, 2, marks=pytest.mark.slow),
     pytest.param("month", 36, 40, 60, 2, marks=pytest.mark.slow),
     ("day", 365, 6, 8, None),
     ("day", 730, 6, 8, None),
-    ("day", 1095, 6, 8, None),
+    ("day", 1095, 4, 6, None),
 ]
 
 
