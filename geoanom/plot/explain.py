@@ -159,6 +159,7 @@ def cell(model: "AnomalyModel", cube: xr.Dataset, *, lat: float, lon: float, var
     from ..errors import GeoanomError, VariableNotFoundError
     from ..features.calendar import decimal_year
     from ..model.score import check_same_grid
+    from ..reporting import degrees
     from ..tiling import cell_centres
 
     if isinstance(cube, xr.DataArray):
@@ -223,7 +224,7 @@ def cell(model: "AnomalyModel", cube: xr.Dataset, *, lat: float, lon: float, var
     fitted = ", ".join(terms[:-1]) + " and " + terms[-1] if len(terms) > 1 else terms[0]
     period = f"{str(model.attrs.get('training_start', '?'))[:10]} to {str(model.attrs.get('training_end', '?'))[:10]}"
     ax.set_title(
-        f"{name}{f' ({units})' if units else ''} at {_degrees(cell_lat, 'N', 'S')} {_degrees(cell_lon, 'E', 'W')}, "
+        f"{name}{f' ({units})' if units else ''} at {degrees(cell_lat, 'N', 'S', digits=2)} {degrees(cell_lon, 'E', 'W', digits=2)}, "
         f"tile {tile} (nearest cell to {lat:g}, {lon:g})\n"
         f"expected value: the {fitted} of training period {period}; "
         f"{flagged_years.size} of {int(scored['fused_irregularity'].notnull().sum())} scored steps flagged",
@@ -279,7 +280,3 @@ def _year_of(text: str) -> float | None:
         return None
     year, month, day = (int(g) for g in match.groups())
     return year + (month - 1) / 12 + (day - 1) / 365.25
-
-
-def _degrees(value: float, positive: str, negative: str) -> str:
-    return f"{abs(value):.2f}\u00b0{positive if value >= 0 else negative}"
