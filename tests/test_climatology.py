@@ -236,3 +236,9 @@ def test_sub_daily_data_get_a_diurnal_cycle_too():
     assert "day_cos1" in clim.design.names[:clim.prefix.min()]
     expected = clim.expected(xr.DataArray(time, dims="time"))[0]
     assert np.abs(expected - truth[:, None, None]).mean() < 0.2
+
+
+def test_an_unknown_trend_is_one_sentence():
+    cube, _ = synthetic_cube(n_years=2, anomaly_rate=0.0)
+    with pytest.raises(ga.GeoanomError, match="trend must be None or 'linear', got 'quadratic'"):
+        ga.fit(cube, trend="quadratic")

@@ -26,7 +26,7 @@ where enough years exist for them to beat fewer harmonics.
 - **Training anomalies** divide each residual by 1 - h, its leverage in the
   robust fit, so they are distributed like the anomalies of new data and
   thresholds learnt in training hold (the in-sample residuals of a
-  24-month fit are about 20% narrower).
+  24-month fit are about 18% narrower).
 
 The per-block numerics live in :mod:`geoanom.features.robust`.
 """
@@ -42,7 +42,7 @@ import dask.array as da
 import numpy as np
 import xarray as xr
 
-from ..errors import GeoanomWarning, NoDataError, RecordTooShortError
+from ..errors import GeoanomError, GeoanomWarning, NoDataError, RecordTooShortError
 from .calendar import (MAX_ANNUAL, MAX_DIURNAL, SPREAD_SEASONS, Design, annual_phase, decimal_year,
                        diurnal_phase, largest_phase_gap, season_kind, spread_season, supported_harmonics)
 from .robust import BISQUARE_C, KAPPA, MAX_LEVERAGE, MIN_STEPS, bisquare, final_block, press_block
@@ -130,7 +130,7 @@ class Climatology:
         >>> clim = Climatology.fit(train.to_array("variable"), trend="linear")  # doctest: +SKIP
         """
         if trend not in TRENDS:
-            raise ValueError(f"trend must be None or 'linear', got {trend!r}.")
+            raise GeoanomError(f"trend must be None or 'linear', got {trend!r}.")
         time = values["time"]
         names = ", ".join(f"'{v}'" for v in np.atleast_1d(values["variable"].values))
         if time.size < MIN_STEPS:

@@ -201,9 +201,20 @@ def fit(
     return model
 
 
+class SkipReason(str):
+    """Why a tile was not fitted, as text (what ``model.skipped`` shows and saves), with its count of observations."""
+
+    count: int
+
+    def __new__(cls, text: str, count: int = 0) -> "SkipReason":
+        reason = super().__new__(cls, text)
+        reason.count = count
+        return reason
+
+
 def _too_little_data(cube, fitted: dict[str, Any], min_observations: int, precision: int) -> str:
     """Why no tile could be fitted, in one sentence: all NaN, or tiles too small for the record."""
-    counts = [int(reason.split()[1]) for reason in fitted.values() if str(reason).startswith("only ")]
+    counts = [reason.count for reason in fitted.values() if isinstance(reason, SkipReason) and reason.count]
     if not counts:
         return (f"no tile of {source_name(cube)} has {min_observations} valid observations to fit; "
                 "the selected data are all NaN.")
@@ -319,7 +330,7 @@ def _fit_tiles(sketches, batch_tiles, detectors, seed, min_observations) -> dict
         if count == 0:
             out[tile] = "no valid observations (every cell is NaN in the training period)"
         elif count < min_observations:
-            out[tile] = f"only {count} valid observations (at least {min_observations} needed)"
+            out[tile] = SkipReason(f"only {count} valid observations (at least {min_observations} needed)", count)
         else:
             ready[tile] = sketch
     if ready:
