@@ -1,4 +1,4 @@
-"""Read and write data cubes: `open_cube`, `sample_cube` and `write_dataset`.
+"""Open data cubes: `open_cube` and `sample_cube`.
 
 `open_cube` gives every cube one shape whatever the files call things:
 coordinates ``time``, ``lat`` and ``lon`` found by CF metadata, longitudes in
@@ -12,29 +12,21 @@ import glob
 import json
 import math
 import os
-import secrets
-import shutil
 from collections.abc import Hashable, Mapping, Sequence
 from pathlib import Path
 from typing import Union
 
-import cf_xarray  # noqa: F401  (registers the .cf accessor)
 import numpy as np
 import xarray as xr
 
 from geoanom.errors import CoordinateError, GeoanomError, InputFileError, NoDataError, VariableNotFoundError
 
+from .grid import find_coordinate, grid_dims, normalise_lon_lat, rename_coordinate, squeeze_levels
+from .messages import short_reason
+
 PathLike = Union[str, "os.PathLike[str]"]
 CHUNK_BYTES = 16 * 2**20  # upper bound of a default chunk: a few per core on a laptop-sized cube
 NETCDF_ENGINES = ("netcdf4", "h5netcdf")  # h5netcdf reads some HDF5 files netCDF-C rejects
-_CF_KEYS = {"time": "time", "lat": "latitude", "lon": "longitude"}
-# Tried only when CF metadata finds nothing; the generic axis names (second
-# set) count only with degree units, as y/x are often projection metres.
-_FALLBACK = {
-    "time": ({"time", "time_counter", "t", "times", "date", "valid_time"}, set()),
-    "lat": ({"lat", "latitude", "nav_lat", "lats", "xlat"}, {"y", "j"}),
-    "lon": ({"lon", "longitude", "nav_lon", "lons", "long", "xlong"}, {"x", "i"}),
-}
 _SAMPLES = {"north_america": ("A1B_north_america.nc", "air_temperature"),
             "sst": ("ostia_monthly.nc", "surface_temperature")}
 _SST_RANGE_K = (260.0, 320.0)  # plausible sea-surface temperatures
@@ -122,57 +114,6 @@ def sample_cube(name: str) -> xr.Dataset:
     return ds
 
 
-def write_dataset(ds: xr.Dataset, path: PathLike, *, overwrite: bool = True, zarr_format: int = 2) -> Path:
-    """Write `ds` to a ``.zarr`` store or ``.nc`` file, never leaving it half-written.
-
-    The data go to a hidden sibling (``.{name}.tmp-<random>``) that is moved
-    into place once complete, so a failed write leaves earlier output intact.
-
-    Parameters
-    ----------
-    ds : xarray.Dataset
-        The data; dask arrays are computed while writing.
-    path : str or path
-        Output path ending in ``.zarr`` or ``.nc``.
-    overwrite : bool
-        Replace an existing output; if False an existing one is an error.
-    zarr_format : {2, 3}
-        Zarr format; 2 by default, as most readers understand it.
-
-    Returns
-    -------
-    pathlib.Path
-        The path written.
-    """
-    target = Path(path).expanduser()
-    kind = {".zarr": "zarr", ".nc": "netcdf", ".nc4": "netcdf"}.get(target.suffix.lower())
-    if kind is None:
-        raise GeoanomError(f"cannot write '{target}': the name must end in .zarr or .nc.")
-    if os.path.lexists(target) and not overwrite:
-        raise GeoanomError(f"'{target}' already exists; pass overwrite=True to replace it.")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.tmp-{secrets.token_hex(4)}")
-    out = ds.copy()
-    for var in out.variables.values():  # the source's chunks, codecs and packing may not fit
-        var.encoding = {k: v for k, v in var.encoding.items() if k in ("units", "calendar")}
-    try:
-        if kind == "zarr":  # consolidated metadata is not in the Zarr 3 spec (zarr warns)
-            out.to_zarr(tmp, mode="w-", zarr_format=zarr_format, consolidated=zarr_format == 2)
-        else:  # xarray stores bool as int8 with a dtype attribute and cftime with its calendar
-            out.to_netcdf(tmp, engine=NETCDF_ENGINES[0])
-        _move_into_place(tmp, target)
-    except (TypeError, ValueError) as exc:  # attributes or dtypes the format cannot hold
-        _remove(tmp)
-        raise GeoanomError(f"cannot write '{target}': {_short(exc)}.") from exc
-    except BaseException:
-        _remove(tmp)
-        raise
-    return target
-
-
-# --- finding and opening files ---------------------------------------------
-
-
 def _resolve(paths: PathLike | Sequence[PathLike]) -> tuple[list[str], str]:
     """Expand globs and check existence; return the files and a label for messages."""
     items = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
@@ -202,7 +143,7 @@ def _open_one(path: str) -> xr.Dataset:
             consolidated = None if "://" in path else _consolidated(Path(path))
             return xr.open_dataset(path, engine="zarr", consolidated=consolidated, **_open_kwargs())
         except Exception as exc:
-            raise InputFileError(f"cannot read '{path}': not a readable Zarr store ({_short(exc, path)}).") from exc
+            raise InputFileError(f"cannot read '{path}': not a readable Zarr store ({short_reason(exc, path)}).") from exc
     if os.path.isdir(path):
         raise InputFileError(f"cannot read '{path}': it is a directory but not a Zarr store.")
     return _open_netcdf(path)
@@ -217,7 +158,7 @@ def _open_netcdf(path: str, engines: Sequence[str] = NETCDF_ENGINES) -> xr.Datas
         except Exception as exc:  # the next engine may manage
             errors.append(exc)
     what = "not a NetCDF or Zarr file" if isinstance(errors[0], OSError) else "cannot decode it"
-    raise InputFileError(f"cannot read '{path}': {what} ({_short(errors[0], path)}).") from errors[0]
+    raise InputFileError(f"cannot read '{path}': {what} ({short_reason(errors[0], path)}).") from errors[0]
 
 
 def _open_kwargs() -> dict:
@@ -235,20 +176,17 @@ def _consolidated(p: Path) -> bool:
     return v3 or (p / ".zmetadata").exists()
 
 
-# --- canonical coordinates, variables and chunks ----------------------------
-
-
 def _standardise(ds: xr.Dataset, path: str, variables, chunks) -> xr.Dataset:
     """Rename coordinates, select variables, chunk, and put everything in canonical order."""
     for key in ("time", "lat", "lon"):
-        ds = _rename(ds, _find(ds, key, path), key, path)
+        ds = rename_coordinate(ds, find_coordinate(ds, key, path), key, path)
     time = ds["time"]
     if time.ndim > 1 or time.dtype.kind not in "MO":
         units = time.attrs.get("units", "none")
         raise CoordinateError(f"time in {path} is not a 1-D CF time (units '{units}').")
-    spatial = _spatial_dims(ds, path)
+    spatial = grid_dims(ds, path)
     names = _select(ds, variables, spatial, path)
-    ds = _squeeze_levels(ds[names], spatial, path)
+    ds = squeeze_levels(ds[names], spatial, path)
     ds = ds.drop_vars([c for c in ds.coords if c not in ("time", "lat", "lon", *spatial) and ds[c].ndim])
     plan = _default_chunks(ds) if chunks is None else dict(chunks)
     ds = ds.chunk({d: c for d, c in plan.items() if d in ds.dims})
@@ -257,53 +195,8 @@ def _standardise(ds: xr.Dataset, path: str, variables, chunks) -> xr.Dataset:
     for name in names:  # astype also drops an integer dtype encoding
         var = ds[name].transpose("time", *spatial)
         ds[name] = var.astype(_float_dtype(var.dtype))
-    ds = _normalise_lon_lat(ds)
+    ds = normalise_lon_lat(ds)
     return ds if ds.indexes["time"].is_monotonic_increasing else ds.sortby("time")
-
-
-def _find(ds: xr.Dataset, key: str, path: str) -> Hashable:
-    """Name of the variable holding `key` (time, lat, lon): by CF metadata, else by name."""
-    bounds = {v.attrs.get("bounds") for v in ds.variables.values()}
-    probe = ds.set_coords(list(ds.data_vars))  # cf-xarray looks at coordinates only
-    found = [n for n in probe.cf.coordinates.get(_CF_KEYS[key], []) if n not in bounds]
-    if not found:
-        strong, weak = _FALLBACK[key]
-        found = [n for n, v in ds.variables.items() if n not in bounds and (
-            str(n).lower() in strong
-            or (str(n).lower() in weak and str(v.attrs.get("units", "")).lower().startswith("degree")))]
-    if not found:
-        raise CoordinateError(f"no {_CF_KEYS[key]} coordinate found in {path}.")
-    # Prefer decoded dates for time (NEMO's time_counter has no units), then
-    # dimension coordinates, then grids over scalars.
-    undated = lambda n: key == "time" and ds[n].dtype.kind not in "MO"  # noqa: E731
-    return sorted(found, key=lambda n: (undated(n), n not in ds.dims, ds[n].ndim == 0))[0]
-
-
-def _rename(ds: xr.Dataset, old: Hashable, new: str, path: str) -> xr.Dataset:
-    """Rename coordinate `old` to `new`; a 1-D one also becomes the dimension."""
-    try:
-        if old != new:
-            if new in ds.variables:
-                raise ValueError(f"'{new}' already names another variable")
-            # rename_vars alone would leave a dimension coordinate's index inconsistent
-            ds = ds.rename({old: new}) if ds[old].dims == (old,) else ds.rename_vars({old: new})
-        ds = ds.set_coords(new)
-        if ds[new].ndim == 1 and ds[new].dims[0] != new:
-            ds = ds.swap_dims({ds[new].dims[0]: new})
-    except ValueError as exc:
-        raise CoordinateError(f"cannot use '{old}' as {_CF_KEYS[new]} in {path}: {_short(exc)}.") from exc
-    return ds
-
-
-def _spatial_dims(ds: xr.Dataset, path: str) -> tuple[Hashable, ...]:
-    """Grid dims: (lat, lon) for 1-D axes, the shared dims of 2-D lat/lon otherwise."""
-    lat, lon = ds["lat"], ds["lon"]
-    if lat.ndim == 1 and lon.ndim == 1 and lat.dims != lon.dims:
-        return ("lat", "lon")
-    if lat.ndim == 2 and lat.dims == lon.dims:
-        return lat.dims
-    raise CoordinateError(
-        f"latitude {lat.dims} and longitude {lon.dims} in {path} form neither 1-D axes nor one 2-D grid.")
 
 
 def _select(ds: xr.Dataset, variables, spatial: tuple, path: str) -> list[Hashable]:
@@ -325,29 +218,6 @@ def _select(ds: xr.Dataset, variables, spatial: tuple, path: str) -> list[Hashab
             raise CoordinateError(f"variable '{name}' in {path} is not a numeric field on time, latitude and "
                                   f"longitude (dims {ds[name].dims}, dtype {ds[name].dtype}).")
     return names
-
-
-def _squeeze_levels(ds: xr.Dataset, spatial: tuple, path: str) -> xr.Dataset:
-    """Drop size-1 extra dims (a single level, kept as a scalar coordinate); refuse longer ones."""
-    extra = {d for v in ds.data_vars.values() for d in v.dims if d not in ("time", *spatial)}
-    for name, var in ds.data_vars.items():
-        if long := [d for d in var.dims if d in extra and ds.sizes[d] > 1]:
-            raise CoordinateError(
-                f"variable '{name}' in {path} has a level dimension '{long[0]}' of size {ds.sizes[long[0]]}; "
-                "level dimensions are not yet supported, select one level first.")
-    return ds.isel({d: 0 for d in extra})
-
-
-def _normalise_lon_lat(ds: xr.Dataset) -> xr.Dataset:
-    """Longitudes to [-180, 180); 1-D axes sorted ascending (2-D grids keep their order)."""
-    lon = ds["lon"].variable
-    attrs = {**lon.attrs, "standard_name": "longitude", "units": "degrees_east"}
-    ds = ds.assign_coords(lon=xr.Variable(lon.dims, ((lon.values + 180) % 360) - 180, attrs),
-                          lat=ds["lat"].assign_attrs(standard_name="latitude", units="degrees_north"))
-    for name in ("lat", "lon"):
-        if ds[name].ndim == 1 and not ds.indexes[name].is_monotonic_increasing:
-            ds = ds.sortby(name)
-    return ds
 
 
 def _float_dtype(dtype: np.dtype) -> np.dtype:
@@ -375,46 +245,11 @@ def _concat_time(parts: list[xr.Dataset], label: str) -> xr.Dataset:
             ds = xr.concat(parts, dim="time", data_vars="minimal", coords="minimal",
                            compat="override", join="exact", combine_attrs="override")
         except TypeError as exc:  # datetime64 against cftime
-            raise CoordinateError(f"the files {label} use different calendars ({_short(exc)}).") from exc
+            raise CoordinateError(f"the files {label} use different calendars ({short_reason(exc)}).") from exc
         except ValueError as exc:
-            raise CoordinateError(f"the files {label} do not share one grid ({_short(exc)}).") from exc
+            raise CoordinateError(f"the files {label} do not share one grid ({short_reason(exc)}).") from exc
         if not ds.indexes["time"].is_monotonic_increasing:
             ds = ds.sortby("time")
     if not ds.indexes["time"].is_unique:
         raise CoordinateError(f"time steps repeat in {label}.")
     return ds
-
-
-# --- small helpers -----------------------------------------------------------
-
-
-def _short(exc: BaseException, path: str | None = None) -> str:
-    """First line of an error message, without the path it repeats, errno or final period."""
-    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    for form in (path, os.path.abspath(path)) if path else ():  # backends often make it absolute
-        text = text.replace(f": '{form}'", "").replace(f"'{form}'", "the file")
-    if text.startswith("[Errno"):
-        text = text.split("] ", 1)[-1]
-    return text[:160].rstrip(" .")
-
-
-def _move_into_place(tmp: Path, target: Path) -> None:
-    """Replace `target` by `tmp`: atomically for files; a store is first moved aside."""
-    if not os.path.lexists(target) or not (tmp.is_dir() or target.is_dir()):
-        os.replace(tmp, target)
-        return
-    old = target.with_name(f".{target.name}.old-{secrets.token_hex(4)}")
-    os.replace(target, old)
-    try:
-        os.replace(tmp, target)
-    except BaseException:
-        os.replace(old, target)
-        raise
-    _remove(old)
-
-
-def _remove(path: Path) -> None:
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path, ignore_errors=True)
-    elif os.path.lexists(path):
-        path.unlink()

@@ -1,0 +1,11 @@
+"""Read and write data cubes: `open_cube`, `sample_cube` and `write_dataset`.
+
+``read`` opens files as one lazy cube, ``grid`` gives its coordinates their
+canonical names and ranges, ``write`` writes results without ever leaving a
+half-written output.
+"""
+
+from .read import CHUNK_BYTES, NETCDF_ENGINES, open_cube, sample_cube
+from .write import write_dataset
+
+__all__ = ["CHUNK_BYTES", "NETCDF_ENGINES", "open_cube", "sample_cube", "write_dataset"]
