@@ -1,5 +1,7 @@
 """Fitting and scoring cubes end to end on real files."""
 
+import re
+
 import cftime
 import dask.array as da
 import numpy as np
@@ -189,5 +191,17 @@ def test_a_dataarray_is_a_one_variable_cube(opened_cube):
 
 def test_tiles_too_small_for_the_record_are_refused_with_the_way_out():
     cube, _ = synthetic_cube(n_years=3, anomaly_rate=0.0)
-    with pytest.raises(NoDataError, match=r"the fullest has 36\); choose a coarser precision than 3 or a longer"):
-        ga.fit(cube.isel(time=slice(0, 36)), precision=3)
+    training = cube.isel(time=slice(0, 36))
+    with pytest.raises(NoDataError, match=r"precision 3 has \d+ valid observations to fit \(the fullest has 36\); "
+                       r"precision (\d) would hold enough") as refusal:
+        ga.fit(training, precision=3)
+    suggested = int(re.search(r"precision (\d) would", str(refusal.value)).group(1))
+    assert ga.fit(training, precision=suggested, detectors="gmm").ensembles  # the way out works
+
+
+def test_a_single_cell_too_short_for_any_precision_says_so():
+    cube, _ = synthetic_cube(n_years=1, anomaly_rate=0.0)
+    one_cell = cube.isel(lat=slice(0, 1), lon=slice(0, 1), time=slice(0, 12))
+    with pytest.raises(NoDataError, match=r"the fullest has 12\), and no coarser precision would hold enough; "
+                       "choose a longer training period"):
+        ga.fit(one_cell, precision=2)

@@ -214,13 +214,26 @@ class SkipReason(str):
 
 def _too_little_data(cube, fitted: dict[str, Any], min_observations: int, precision: int) -> str:
     """Why no tile could be fitted, in one sentence: all NaN, or tiles too small for the record."""
-    counts = [reason.count for reason in fitted.values() if isinstance(reason, SkipReason) and reason.count]
+    counts = {tile: reason.count for tile, reason in fitted.items() if isinstance(reason, SkipReason) and reason.count}
     if not counts:
         return (f"no tile of {source_name(cube)} has {min_observations} valid observations to fit; "
                 "the selected data are all NaN.")
-    coarser = f"a coarser precision than {precision} or " if precision > 1 else ""
-    return (f"no tile of {source_name(cube)} has {min_observations} valid observations to fit (the fullest has "
-            f"{max(counts)}); choose {coarser}a longer training period.")
+    fullest = (f"no tile of {source_name(cube)} at precision {precision} has {min_observations} valid observations "
+               f"to fit (the fullest has {max(counts.values())})")
+    if (coarser := _precision_that_fits(counts, min_observations)) is not None:
+        return f"{fullest}; precision {coarser} would hold enough, or choose a longer training period."
+    return f"{fullest}, and no coarser precision would hold enough; choose a longer training period."
+
+
+def _precision_that_fits(counts: dict[str, int], min_observations: int) -> int | None:
+    """The finest coarser precision at which some tile holds `min_observations` (a geohash's parents are its prefixes)."""
+    for precision in range(len(next(iter(counts))) - 1, 0, -1):
+        merged: dict[str, int] = {}
+        for tile, count in counts.items():
+            merged[tile[:precision]] = merged.get(tile[:precision], 0) + count
+        if max(merged.values()) >= min_observations:
+            return precision
+    return None
 
 
 def tile_seed(seed: int, tile: str) -> int:
