@@ -81,7 +81,7 @@ def main() -> None:
     anomaly_auc = roc_auc_score(truth[test], np.abs(rows.features[test, anomaly]))
     print(f"test ROC AUC: federated detector {federated_auc:.3f}, |anomaly| alone {anomaly_auc:.3f}")
     print(f"refused updates: {len(result.rejected)}; audit log {out / 'audit.jsonl'} intact: "
-          f"{ga.federated.verify_audit(out / 'audit.jsonl')}")
+          f"{ga.federated.verify_audit(out / 'audit.jsonl', result.audit_head)}")
 
 
 if __name__ == "__main__":

@@ -53,10 +53,39 @@ def as_line(record):
 
 
 def test_intact_log_verifies(log_path):
-    assert verify_audit(log_path) is True
+    head = json.loads(lines(log_path)[-1])["hash"]
+    assert verify_audit(log_path, head) is True
     check = check_audit(log_path)
     assert check and check.ok and check.first_bad_line is None and check.reason is None
     assert check.records == N_LINES and "intact" in str(check)
+
+
+def test_without_a_head_the_check_says_truncation_was_not_checked(log_path):
+    check = check_audit(log_path)
+    assert check.ok and not check.truncation_checked
+    assert "truncation not checked: no expected head given" in str(check)
+    head = json.loads(lines(log_path)[-1])["hash"]
+    checked = check_audit(log_path, expected_head=head)
+    assert checked.truncation_checked and "ends at the expected head" in str(checked)
+
+
+@pytest.mark.parametrize("head", [None, "", "abc", "G" * 64])
+def test_verify_audit_requires_a_real_head(log_path, head):
+    """A bare True without the head would claim more than was checked (lines cut off the end)."""
+    with pytest.raises(GeoanomError, match="verify_audit needs the head.*check_audit"):
+        verify_audit(log_path, head)
+    with pytest.raises(TypeError):
+        verify_audit(log_path)  # no default: the head cannot be forgotten by accident
+
+
+def test_deleting_the_last_lines_is_false_for_verify_audit(log_path):
+    """The README's promise: verify_audit is False after any deletion, the end included."""
+    head = json.loads(lines(log_path)[-1])["hash"]
+    rewrite(log_path, lines(log_path)[:-2])
+    assert check_audit(log_path).ok  # the chain alone cannot see it ...
+    assert verify_audit(log_path, head) is False  # ... the kept head does
+    check = check_audit(log_path, expected_head=head)
+    assert (check.first_bad_line, check.reason) == (N_LINES - 1, "truncated or rewritten")
 
 
 def test_lines_follow_the_documented_format(log_path):
@@ -83,6 +112,7 @@ def test_record_returns_the_new_head(tmp_path):
 @pytest.mark.parametrize("field", ["seq", "time", "event", "round", "prev", "hash"])
 def test_editing_any_field_of_any_line_is_found(log_path, line, field):
     original = lines(log_path)
+    head = json.loads(original[-1])["hash"]
     record = json.loads(original[line - 1])
     if field not in record:
         field = "state" if "state" in record else "round"
@@ -90,7 +120,7 @@ def test_editing_any_field_of_any_line_is_found(log_path, line, field):
     record[field] = value + 1 if isinstance(value, int) else "f" * 64 if field in ("prev", "hash") else value + "x"
     rewrite(log_path, original[: line - 1] + [as_line(record)] + original[line:])
     check = check_audit(log_path)
-    assert not check and verify_audit(log_path) is False
+    assert not check and verify_audit(log_path, head) is False
     assert (check.first_bad_line, check.reason) == (line, "edited")
     assert f"line {line}" in str(check)
 
@@ -200,8 +230,8 @@ def test_empty_file_is_an_empty_intact_log(tmp_path):
     path = tmp_path / "audit.jsonl"
     path.touch()
     assert check_audit(path).records == 0 and check_audit(path).head == GENESIS
-    assert AuditLog(path).record("training_end", state="not_run")
-    assert verify_audit(path)
+    head = AuditLog(path).record("training_end", state="not_run")
+    assert verify_audit(path, head)
 
 
 def test_bad_records_raise_geoanom_errors(tmp_path):
@@ -212,6 +242,6 @@ def test_bad_records_raise_geoanom_errors(tmp_path):
         log.record("round_start", clients=object())
     with pytest.raises(GeoanomError, match="non-empty string"):
         log.record("")
-    assert log.records == 0 and verify_audit(log.path)
+    assert log.records == 0 and verify_audit(log.path, GENESIS)
     with pytest.raises(GeoanomError, match="does not exist"):
         check_audit(tmp_path / "missing.jsonl")

@@ -36,8 +36,15 @@ half-written line, or a line appended without its correct hash is found by
 :func:`check_audit`, which names the first bad line. What it cannot prove
 alone: whoever can write the file can also cut whole lines off its end, or
 rewrite every line from some point on with fresh hashes. Keep the hash
-:meth:`AuditLog.record` returns last (the *head*) somewhere else — with the
-result, or sent to every institution — and pass it as ``expected_head``.
+:meth:`AuditLog.record` returns last (the *head*; after training,
+``FederatedResult.audit_head``) somewhere else — with the result, or sent to
+every institution — and pass it as ``expected_head``.
+
+So the two checks say different things, and neither can be mistaken for the
+other: :func:`verify_audit` *requires* the expected head and is True only when
+the log is intact and ends exactly there; :func:`check_audit` without a head
+checks the chain alone, and its ``truncation_checked`` is False and its message
+says "truncation not checked".
 """
 
 from __future__ import annotations
@@ -82,6 +89,10 @@ class AuditCheck:
         "truncated line", "bad json", "malformed", "edited", "deleted or
         reordered", and, with an expected head, "lines after the expected
         head" or "truncated or rewritten"; None when ``ok``.
+    truncation_checked : bool
+        Whether an expected head was given, so that whole lines cut off the
+        end (or a rewritten tail) would have been found. Without it ``ok``
+        means only that the lines present form an intact chain.
     """
 
     path: str
@@ -90,18 +101,55 @@ class AuditCheck:
     head: str
     first_bad_line: int | None = None
     reason: str | None = None
+    truncation_checked: bool = False
 
     def __bool__(self) -> bool:
         return self.ok
 
     def __str__(self) -> str:
-        if self.ok:
-            return f"Audit log {self.path} is intact ({self.records} records)."
-        return f"Audit log {self.path} is broken at line {self.first_bad_line}: {self.reason}."
+        if not self.ok:
+            return f"Audit log {self.path} is broken at line {self.first_bad_line}: {self.reason}."
+        if self.truncation_checked:
+            return f"Audit log {self.path} is intact ({self.records} records) and ends at the expected head."
+        return (f"Audit log {self.path} has an intact chain of {self.records} records; truncation not checked: "
+                "no expected head given.")
 
 
-def verify_audit(path: str | os.PathLike, expected_head: str | None = None) -> bool:
-    """True if the audit log is intact; :func:`check_audit` says where and why it is not."""
+def verify_audit(path: str | os.PathLike, expected_head: str) -> bool:
+    """True exactly when the audit log is intact and ends at `expected_head`.
+
+    The head is required: without it, lines cut off the end of the log cannot
+    be told from a log that was never longer, and a True would overstate what
+    was checked. To check the chain alone, use :func:`check_audit`, whose
+    message then says "truncation not checked".
+
+    Parameters
+    ----------
+    path : str or path-like
+        The audit log.
+    expected_head : str
+        The last hash the writer returned, kept elsewhere, e.g.
+        ``FederatedResult.audit_head`` (64 hex digits).
+
+    Returns
+    -------
+    bool
+
+    Raises
+    ------
+    AuditLogError
+        If `expected_head` is missing or not 64 hex digits.
+
+    Examples
+    --------
+    >>> result = ga.federated.train(X, y, clients=c, audit_log="audit.jsonl")  # doctest: +SKIP
+    >>> ga.federated.verify_audit("audit.jsonl", result.audit_head)  # doctest: +SKIP
+    True
+    """
+    if not _is_hash(expected_head):
+        raise AuditLogError(f"verify_audit needs the head of audit log {path} kept at training time (64 hex digits, "
+                            f"got {expected_head!r}); check_audit({str(path)!r}) checks the chain alone, "
+                            "without finding lines cut off its end.")
     return check_audit(path, expected_head).ok
 
 
@@ -119,7 +167,15 @@ def check_audit(path: str | os.PathLike, expected_head: str | None = None) -> Au
     -------
     AuditCheck
         Truthy when intact; else names the first bad line and the reason.
+        ``truncation_checked`` says whether an end cut off would have shown.
+
+    Examples
+    --------
+    >>> print(check_audit("audit.jsonl"))  # doctest: +SKIP
+    Audit log audit.jsonl has an intact chain of 12 records; truncation not checked: no expected head given.
     """
+    if expected_head is not None and not _is_hash(expected_head):
+        raise AuditLogError(f"The expected head of audit log {path} must be 64 hex digits, got {expected_head!r}.")
     return _scan(Path(path), expected_head)[0]
 
 
@@ -241,7 +297,7 @@ def _scan(path: Path, expected_head: str | None) -> tuple[AuditCheck, int]:
             known = heads.index(expected_head)
             return AuditCheck(str(path), False, known, expected_head, known + 1, "lines after the expected head"), size
         return AuditCheck(str(path), False, records, heads[-1], records + 1, "truncated or rewritten"), size
-    return AuditCheck(str(path), True, records, heads[-1]), size
+    return AuditCheck(str(path), True, records, heads[-1], truncation_checked=expected_head is not None), size
 
 
 def _line_problem(raw: bytes, number: int, prev: str) -> tuple[str | None, str]:
@@ -262,11 +318,14 @@ def _line_problem(raw: bytes, number: int, prev: str) -> tuple[str | None, str]:
     return None, digest
 
 
+def _is_hash(text: Any) -> bool:
+    return isinstance(text, str) and len(text) == 64 and set(text) <= set("0123456789abcdef")
+
+
 def _well_formed(record: Any) -> bool:
     if not isinstance(record, dict) or any(key not in record for key in RESERVED):
         return False
-    hex_ok = all(isinstance(record[k], str) and len(record[k]) == 64 and set(record[k]) <= set("0123456789abcdef")
-                 for k in ("prev", "hash"))
+    hex_ok = all(_is_hash(record[k]) for k in ("prev", "hash"))
     seq = record["seq"]
     return hex_ok and isinstance(seq, int) and not isinstance(seq, bool) and isinstance(record["time"], str) \
         and isinstance(record["event"], str)
