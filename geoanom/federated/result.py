@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ModelFileError
+from ..model.store import read_npz, write_npz
 from .mlp import LayerShapes, predict_logits, sigmoid
 
 FORMAT = "geoanom-federated-mlp/1"
@@ -57,6 +58,21 @@ class FederatedResult:
         return {"weights": layers[0::2], "biases": layers[1::2], "mean": self.mean, "scale": self.scale}
 
     @property
+    def audit_head(self) -> str | None:
+        """The audit log's last hash when training ended (None without ``audit_log``).
+
+        Keep it apart from the log: ``verify_audit(log, result.audit_head)``
+        then also finds lines cut off the log's end.
+
+        Examples
+        --------
+        >>> ga.federated.verify_audit("audit.jsonl", result.audit_head)  # doctest: +SKIP
+        True
+        """
+        head = self.config.get("audit_head")
+        return str(head) if head else None
+
+    @property
     def state(self) -> str:
         """How training ended: converged, diverged or max_rounds."""
         return str(self.history["state"].iloc[-1]) if len(self.history) else "not_run"
@@ -84,25 +100,57 @@ class FederatedResult:
                 "epsilon": self.epsilon,
                 "history": json.loads(self.history.reset_index().to_json(orient="split"))}
         text = np.frombuffer(json.dumps(meta, default=_json_default).encode(), dtype=np.uint8)
-        np.savez(path, parameters=self.parameters, mean=self.mean, scale=self.scale, meta=text)
+        write_npz(path, {"parameters": self.parameters, "mean": self.mean, "scale": self.scale, "meta": text})
 
     @classmethod
     def load(cls, path: str | Path) -> "FederatedResult":
-        """Read a result written by :meth:`save` (``allow_pickle=False``)."""
+        """Read a result written by :meth:`save`: plain arrays only, checked for shape and finiteness.
+
+        Raises
+        ------
+        ModelFileError
+            In one sentence naming the file, for anything else.
+
+        Examples
+        --------
+        >>> result = FederatedResult.load("fed/model.npz")  # doctest: +SKIP
+        """
+        if not Path(path).is_file():
+            raise ModelFileError(f"federated model file '{path}' does not exist.")
+        arrays = read_npz(path, "federated model")
         try:
-            with np.load(path, allow_pickle=False) as arrays:
-                meta = json.loads(arrays["meta"].tobytes().decode())
-                if meta.get("format") != FORMAT:
-                    raise ModelFileError(f"'{path}' is not a geoanom federated model ({meta.get('format')}).")
-                history = pd.DataFrame(**{k: meta["history"][k] for k in ("columns", "data")}).set_index("round")
-                numeric = [name for name in history.columns if name != "state"]
-                history[numeric] = history[numeric].apply(pd.to_numeric)  # JSON null back to NaN
-                return cls(arrays["parameters"], arrays["mean"], arrays["scale"], tuple(meta["sizes"]), history,
-                           meta["config"], meta["rejected"], meta.get("epsilon"))
+            meta = json.loads(arrays["meta"].tobytes().decode())
+            if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+                raise ModelFileError(f"'{path}' is not a geoanom federated model file.")
+            history = pd.DataFrame(**{k: meta["history"][k] for k in ("columns", "data")}).set_index("round")
+            numeric = [name for name in history.columns if name != "state"]
+            history[numeric] = history[numeric].apply(pd.to_numeric)  # JSON null back to NaN
+            result = cls(arrays["parameters"], arrays["mean"], arrays["scale"], tuple(int(n) for n in meta["sizes"]),
+                         history, dict(meta["config"]), list(meta["rejected"]), meta.get("epsilon"))
         except ModelFileError:
             raise
-        except (OSError, ValueError, KeyError) as error:
-            raise ModelFileError(f"cannot read federated model '{path}': {error}.") from None
+        except (ValueError, KeyError, TypeError, IndexError, AttributeError) as error:  # edited or foreign
+            what = f"missing entry {error.args[0]!r}" if isinstance(error, KeyError) else str(error).rstrip(".")[:200]
+            raise ModelFileError(f"federated model file '{path}' is malformed ({what}).") from None
+        if problem := result._problem():
+            raise ModelFileError(f"federated model file '{path}' is malformed: {problem}.")
+        return result
+
+    def _problem(self) -> str | None:
+        """What makes the arrays unusable (wrong shapes, NaN or infinite values, zero scales), or None."""
+        if len(self.sizes) < 2 or min(self.sizes) < 1:
+            return f"layer sizes {self.sizes} do not describe a network"
+        expected = {"parameters": (LayerShapes(tuple(self.sizes)).size,), "mean": (self.sizes[0],),
+                    "scale": (self.sizes[0],)}
+        for name, shape in expected.items():
+            values = getattr(self, name)
+            if values.shape != shape or values.dtype.kind != "f":
+                return f"{name} has shape {values.shape} and dtype {values.dtype}, not float {shape}"
+            if not np.isfinite(values).all():
+                return f"{name} holds NaN or infinite values"
+        if (self.scale <= 0).any():
+            return "scale holds values that are not positive"
+        return None
 
 
 def _json_default(value: Any) -> Any:
