@@ -40,14 +40,64 @@ def cell_centres(cube: xr.Dataset | xr.DataArray) -> tuple[xr.DataArray, xr.Data
 
 
 def grid_spacing(cube: xr.Dataset | xr.DataArray) -> tuple[float, float]:
-    """Typical (lat, lon) spacing of the grid in degrees (median step along each axis)."""
-    lat, lon = cell_centres(cube)
-    steps = []
-    for values in (np.asarray(lat.values, dtype=float), np.asarray(lon.values, dtype=float)):
-        diffs = np.concatenate([np.abs(np.diff(values, axis=axis)).ravel() for axis in (0, 1)])
-        diffs = diffs[(diffs > 0) & (diffs < 180)]
-        steps.append(float(np.median(diffs)) if diffs.size else 1.0)
-    return steps[0], steps[1]
+    """Typical (lat, lon) size of a grid cell in degrees of latitude and of longitude.
+
+    A 1-D axis gives its median step. A curvilinear grid (ORCA, rotated
+    pole) gives, at every cell, the parallelogram spanned by the steps to
+    its neighbours along both grid axes in latitude/longitude degrees: its
+    latitude extent and its area divided by that extent, as medians over the
+    cells. Geohash tiles are rectangles in the same degrees, so these count
+    the cells a tile holds whatever the grid's orientation; steps along one
+    grid axis alone would mistake a step along a slanted row for a cell's
+    size (ORCA's rows change latitude by a few hundredths of a degree).
+
+    Examples
+    --------
+    >>> import numpy as np, xarray as xr
+    >>> grid_spacing(xr.Dataset(coords={"lat": np.arange(0, 10, 0.5), "lon": np.arange(0, 20, 2.0)}))
+    (0.5, 2.0)
+    """
+    if cube["lat"].ndim == 1 and cube["lon"].ndim == 1:
+        return _axis_step(cube["lat"].values), _axis_step(cube["lon"].values)
+    lat, lon = (np.asarray(c.values, dtype=float) for c in cell_centres(cube))
+    if min(lat.shape) < 2:
+        return _axis_step(lat.ravel()), _axis_step(lon.ravel())
+    dlat0, dlon0 = np.diff(lat, axis=0)[:, :-1], _wrap_step(np.diff(lon, axis=0))[:, :-1]
+    dlat1, dlon1 = np.diff(lat, axis=1)[:-1], _wrap_step(np.diff(lon, axis=1))[:-1]
+    area = np.abs(dlat0 * dlon1 - dlat1 * dlon0)
+    height = np.hypot(dlat0, dlat1)
+    usable = np.isfinite(area) & (height > 0) & (area > 0)
+    if not usable.any():
+        return 1.0, 1.0
+    return float(np.median(height[usable])), float(np.median(area[usable] / height[usable]))
+
+
+def _wrap_step(steps: np.ndarray) -> np.ndarray:
+    """Longitude steps in [-180, 180): a step across the antimeridian is small, not 359 degrees."""
+    return (steps + 180.0) % 360.0 - 180.0
+
+
+def _axis_step(values: np.ndarray) -> float:
+    steps = np.abs(_wrap_step(np.diff(np.asarray(values, dtype=float))))
+    steps = steps[np.isfinite(steps) & (steps > 0)]
+    return float(np.median(steps)) if steps.size else 1.0
+
+
+def grid_extent(cube: xr.Dataset | xr.DataArray) -> tuple[float, float]:
+    """(lat, lon) extent of the grid's cell centres in degrees; the longitude one is the shortest arc holding them all.
+
+    Examples
+    --------
+    >>> import xarray as xr
+    >>> grid_extent(xr.Dataset(coords={"lat": [0.0, 10.0], "lon": [170.0, -170.0]}))
+    (10.0, 20.0)
+    """
+    lat, lon = (np.asarray(c.values, dtype=float).ravel() for c in cell_centres(cube))
+    lon = np.unique(np.mod(lon[np.isfinite(lon)], 360.0))
+    if lon.size < 2:
+        return float(np.nanmax(lat) - np.nanmin(lat)), 0.0
+    gaps = np.diff(np.concatenate([lon, [lon[0] + 360.0]]))
+    return float(np.nanmax(lat) - np.nanmin(lat)), float(360.0 - gaps.max())
 
 
 def choose_precision(
@@ -58,8 +108,10 @@ def choose_precision(
     """The finest geohash precision whose typical tile holds enough observations.
 
     A tile at precision p covers ``geohash.cell_size(p)`` degrees, so it holds
-    about ``(tile_lat / dlat) * (tile_lon / dlon)`` grid cells (at least one),
-    each observed ``n_times`` times in training.
+    about ``(tile_lat / dlat) * (tile_lon / dlon)`` grid cells (at least one
+    along each axis, and no more than the grid spans), each observed
+    ``n_times`` times in training; ``dlat`` and ``dlon`` come from
+    :func:`grid_spacing`, which measures curvilinear cells too.
 
     Returns
     -------
@@ -69,9 +121,11 @@ def choose_precision(
     """
     n_times = int(n_times if n_times is not None else cube.sizes.get("time", 1))
     dlat, dlon = grid_spacing(cube)
+    # a tile larger than the grid holds only the grid's rows and columns
+    span_lat, span_lon = (extent / step + 1.0 for extent, step in zip(grid_extent(cube), (dlat, dlon)))
     for precision in range(MAX_PRECISION, 0, -1):
         tile_lat, tile_lon = geohash.cell_size(precision)
-        cells = max(1.0, tile_lat / dlat) * max(1.0, tile_lon / dlon)
+        cells = min(max(1.0, tile_lat / dlat), span_lat) * min(max(1.0, tile_lon / dlon), span_lon)
         if cells * n_times >= target_observations:
             return precision, (
                 f"precision {precision}: a tile of {tile_lat:g} x {tile_lon:g} degrees holds about "

@@ -1,7 +1,12 @@
 """Canonical coordinates: find time, latitude and longitude by CF metadata or name, and normalise them.
 
-Every cube leaves here with coordinates ``time``, ``lat`` and ``lon``,
-longitudes in [-180, 180) and 1-D axes ascending.
+Every cube leaves here with coordinates ``time``, ``lat`` and ``lon`` and
+longitudes in [-180, 180). A 1-D latitude axis ascends; a 1-D longitude axis
+runs west to east without a gap: it ascends, except for a regional grid that
+crosses the antimeridian, which starts at the region's west edge and steps
+from 179.x to -180 (so neighbouring cells stay neighbours in the array).
+Rotated-pole grids get true 2-D latitude and longitude from their CF grid
+mapping and become curvilinear.
 """
 
 from __future__ import annotations
@@ -9,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Hashable
 
 import cf_xarray  # noqa: F401  (registers the .cf accessor)
+import numpy as np
 import xarray as xr
 
 from geoanom.errors import CoordinateError
@@ -70,19 +76,15 @@ def grid_dims(ds: xr.Dataset, path: str) -> tuple[Hashable, ...]:
         f"latitude {lat.dims} and longitude {lon.dims} in {path} form neither 1-D axes nor one 2-D grid.")
 
 
-def squeeze_levels(ds: xr.Dataset, spatial: tuple, path: str) -> xr.Dataset:
-    """Drop size-1 extra dims (a single level, kept as a scalar coordinate); refuse longer ones."""
-    extra = {d for v in ds.data_vars.values() for d in v.dims if d not in ("time", *spatial)}
-    for name, var in ds.data_vars.items():
-        if long := [d for d in var.dims if d in extra and ds.sizes[d] > 1]:
-            raise CoordinateError(
-                f"variable '{name}' in {path} has a level dimension '{long[0]}' of size {ds.sizes[long[0]]}; "
-                "level dimensions are not yet supported, select one level first.")
-    return ds.isel({d: 0 for d in extra})
-
-
 def normalise_lon_lat(ds: xr.Dataset) -> xr.Dataset:
-    """Longitudes to [-180, 180); 1-D axes sorted ascending (2-D grids keep their order)."""
+    """Longitudes to [-180, 180); 1-D axes in order, a longitude axis starting at its region's west edge.
+
+    Examples
+    --------
+    >>> ds = xr.Dataset(coords={"lat": [1.0, 0.0], "lon": [170.0, 180.0, 190.0]})
+    >>> normalise_lon_lat(ds)["lon"].values.tolist()
+    [170.0, -180.0, -170.0]
+    """
     lon = ds["lon"].variable
     attrs = {**lon.attrs, "standard_name": "longitude", "units": "degrees_east"}
     ds = ds.assign_coords(lon=xr.Variable(lon.dims, ((lon.values + 180) % 360) - 180, attrs),
@@ -90,4 +92,102 @@ def normalise_lon_lat(ds: xr.Dataset) -> xr.Dataset:
     for name in ("lat", "lon"):
         if ds[name].ndim == 1 and not ds.indexes[name].is_monotonic_increasing:
             ds = ds.sortby(name)
+    if ds["lon"].ndim == 1 and (start := west_edge(ds["lon"].values)):
+        ds = ds.isel(lon=np.roll(np.arange(ds.sizes["lon"]), -start))
     return ds
+
+
+def west_edge(lon: np.ndarray) -> int:
+    """Index in ascending longitudes [-180, 180) where a region crossing the antimeridian starts, else 0.
+
+    A region crosses it when its widest gap between neighbouring longitudes
+    lies inside the axis rather than across the antimeridian, and is clearly
+    a gap (over twice the median step): e.g. 117.5E to 97.5W, sorted as
+    -180..-97.5 then 117.5..180, starts at 117.5. The answer depends only on
+    the set of longitudes, so every longitude convention gives one order.
+
+    Examples
+    --------
+    >>> west_edge(np.array([-175.0, -170.0, 160.0, 165.0, 170.0]))
+    2
+    >>> west_edge(np.arange(-180.0, 180.0, 2.5))
+    0
+    """
+    lon = np.asarray(lon, dtype=float)
+    if lon.size < 2:
+        return 0
+    inner = np.diff(lon)
+    across = lon[0] + 360.0 - lon[-1]
+    widest = int(np.argmax(inner))
+    # a tolerance so float noise on a global grid's equal gaps never rolls it
+    clear = inner[widest] > max(across + 1e-6 * 360.0, 2.0 * float(np.median(inner)))
+    return widest + 1 if clear else 0
+
+
+def true_lat_lon(ds: xr.Dataset, path: str) -> xr.Dataset:
+    """Add 2-D ``lat``/``lon`` from a CF ``rotated_latitude_longitude`` grid mapping, when the file has none.
+
+    The rotated axes (``grid_latitude``, ``grid_longitude``) stay the grid's
+    dims, so the cube becomes curvilinear.
+
+    Examples
+    --------
+    >>> import iris_sample_data
+    >>> path = iris_sample_data.path + "/rotated_pole.nc"
+    >>> true_lat_lon(xr.open_dataset(path), path)["lat"].dims
+    ('grid_latitude', 'grid_longitude')
+    """
+    mapping = _rotated_mapping(ds)
+    if mapping is None or any(ds[n].attrs.get("standard_name") in ("latitude", "longitude") for n in ds.variables):
+        return ds
+    axes = {key: [n for n, v in ds.coords.items() if v.ndim == 1 and v.attrs.get("standard_name") == key]
+            for key in ("grid_latitude", "grid_longitude")}
+    if not axes["grid_latitude"] or not axes["grid_longitude"]:
+        raise CoordinateError(f"{path} has a rotated-pole grid mapping '{mapping.name}' but no 1-D "
+                              "grid_latitude and grid_longitude coordinates.")
+    rlat, rlon = ds[axes["grid_latitude"][0]], ds[axes["grid_longitude"][0]]
+    try:
+        pole = tuple(float(mapping.attrs[k]) for k in ("grid_north_pole_latitude", "grid_north_pole_longitude"))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CoordinateError(f"the rotated-pole grid mapping '{mapping.name}' in {path} lacks a valid "
+                              f"{exc.args[0] if isinstance(exc, KeyError) else 'pole position'}.") from exc
+    lat, lon = unrotate(rlat.values[:, None], rlon.values[None, :], *pole,
+                        float(mapping.attrs.get("north_pole_grid_longitude", 0.0)))
+    dims = (rlat.dims[0], rlon.dims[0])
+    return ds.assign_coords(lat=(dims, lat, {"standard_name": "latitude", "units": "degrees_north"}),
+                            lon=(dims, lon, {"standard_name": "longitude", "units": "degrees_east"}))
+
+
+def _rotated_mapping(ds: xr.Dataset) -> xr.DataArray | None:
+    for var in ds.data_vars.values():
+        name = var.attrs.get("grid_mapping")
+        if isinstance(name, str) and name in ds.variables:
+            if ds[name].attrs.get("grid_mapping_name") == "rotated_latitude_longitude":
+                return ds[name]
+    return None
+
+
+def unrotate(grid_lat: np.ndarray, grid_lon: np.ndarray, pole_lat: float, pole_lon: float,
+             pole_grid_lon: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """True latitude and longitude (degrees, longitude in [-180, 180)) of rotated-pole grid points.
+
+    Written here (a rotation of the sphere, a few lines of numpy) rather than
+    taking pyproj for it. The rotated grid's north pole lies at true
+    (``pole_lat``, ``pole_lon``); ``pole_grid_lon`` is the CF
+    ``north_pole_grid_longitude``, the true north pole's longitude on the
+    rotated grid.
+
+    Examples
+    --------
+    >>> lat, lon = unrotate(np.array(0.0), np.array(0.0), 37.5, 177.5)
+    >>> round(float(lat), 6), round(float(lon), 6)
+    (52.5, -2.5)
+    """
+    phi, lam = np.radians(grid_lat), np.radians(np.asarray(grid_lon) - pole_grid_lon)
+    pole = np.radians(pole_lat)
+    sin_lat = np.sin(phi) * np.sin(pole) + np.cos(phi) * np.cos(lam) * np.cos(pole)
+    lat = np.degrees(np.arcsin(np.clip(sin_lat, -1.0, 1.0)))
+    east = np.cos(phi) * np.sin(lam)
+    north = np.sin(pole) * np.cos(phi) * np.cos(lam) - np.cos(pole) * np.sin(phi)
+    lon = pole_lon + 180.0 + np.degrees(np.arctan2(east, north))
+    return lat, (lon + 180.0) % 360.0 - 180.0

@@ -21,7 +21,8 @@ import xarray as xr
 
 from geoanom.errors import CoordinateError, GeoanomError, InputFileError, NoDataError, VariableNotFoundError
 
-from .grid import find_coordinate, grid_dims, normalise_lon_lat, rename_coordinate, squeeze_levels
+from .grid import find_coordinate, grid_dims, normalise_lon_lat, rename_coordinate, true_lat_lon
+from .levels import LevelAxis, select_level, variable_levels
 from .messages import short_reason
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -36,6 +37,7 @@ def open_cube(
     paths: PathLike | Sequence[PathLike],
     variables: str | Sequence[str] | None = None,
     chunks: Mapping[Hashable, int | str] | None = None,
+    level: float | None = None,
 ) -> xr.Dataset:
     """Open NetCDF files or Zarr stores as one lazy cube with canonical names.
 
@@ -49,6 +51,11 @@ def open_cube(
     chunks : mapping, optional
         Dask chunks by dimension name; by default whole grid slabs and as many
         time steps as fit in `CHUNK_BYTES`.
+    level : float, optional
+        The vertical level to keep, by its coordinate value (e.g. 850 on a
+        ``plev`` axis in hPa, 5 on a ``depth`` axis in m), on every variable
+        that has levels; a variable with several levels needs it (see
+        :func:`describe_levels`).
 
     Returns
     -------
@@ -65,7 +72,7 @@ def open_cube(
     files, label = _resolve(paths)
     parts, names = [], variables
     for path in files:
-        parts.append(_standardise(_open_one(path), path, names, chunks))
+        parts.append(_standardise(_open_one(path), path, names, chunks, level))
         names = list(parts[-1].data_vars)  # later files must hold the first file's variables
     ds = _concat_time(parts, label)
     plan = _default_chunks(ds) if chunks is None else dict(chunks)
@@ -112,6 +119,39 @@ def sample_cube(name: str) -> xr.Dataset:
         ds[var] = ds[var].where((ds[var] >= low) & (ds[var] <= high))
     ds.attrs["geoanom_sample"] = name
     return ds
+
+
+def describe_levels(paths: PathLike | Sequence[PathLike]) -> dict[str, LevelAxis | None]:
+    """The vertical levels of every variable `open_cube` could read, from the first file's metadata.
+
+    Parameters
+    ----------
+    paths : str, path or list of them
+        As for `open_cube`.
+
+    Returns
+    -------
+    dict
+        Each numeric variable on time and grid, with its
+        :class:`~geoanom.io.levels.LevelAxis` (``str()`` lists the levels and
+        units) when it has several levels, so ``open_cube`` needs ``level=``;
+        None when it has none (or one, which ``open_cube`` keeps by itself).
+
+    Examples
+    --------
+    >>> import iris_sample_data
+    >>> levels = describe_levels(iris_sample_data.path + "/hybrid_height.nc")
+    >>> str(levels["air_potential_temperature"])[:32]
+    'model_level_number: 1, 2, 3, 4, '
+    """
+    files, _ = _resolve(paths)
+    ds = _canonical_coords(_open_one(files[0]), files[0])
+    spatial = grid_dims(ds, files[0])
+    found: dict[str, LevelAxis | None] = {}
+    for name in _select(ds, None, spatial, files[0]):
+        axes = [a for d, a in variable_levels(ds, name, spatial).items() if a is not None and ds.sizes[d] > 1]
+        found[str(name)] = axes[0] if axes else None
+    return found
 
 
 def _resolve(paths: PathLike | Sequence[PathLike]) -> tuple[list[str], str]:
@@ -176,17 +216,24 @@ def _consolidated(p: Path) -> bool:
     return v3 or (p / ".zmetadata").exists()
 
 
-def _standardise(ds: xr.Dataset, path: str, variables, chunks) -> xr.Dataset:
-    """Rename coordinates, select variables, chunk, and put everything in canonical order."""
+def _canonical_coords(ds: xr.Dataset, path: str) -> xr.Dataset:
+    """Coordinates renamed time, lat and lon (true ones computed first on a rotated-pole grid)."""
+    ds = true_lat_lon(ds, path)
     for key in ("time", "lat", "lon"):
         ds = rename_coordinate(ds, find_coordinate(ds, key, path), key, path)
+    return ds
+
+
+def _standardise(ds: xr.Dataset, path: str, variables, chunks, level: float | None = None) -> xr.Dataset:
+    """Rename coordinates, select variables and a level, chunk, and put everything in canonical order."""
+    ds = _canonical_coords(ds, path)
     time = ds["time"]
     if time.ndim > 1 or time.dtype.kind not in "MO":
         units = time.attrs.get("units", "none")
         raise CoordinateError(f"time in {path} is not a 1-D CF time (units '{units}').")
     spatial = grid_dims(ds, path)
     names = _select(ds, variables, spatial, path)
-    ds = squeeze_levels(ds[names], spatial, path)
+    ds = select_level(ds[names], spatial, path, level)
     ds = ds.drop_vars([c for c in ds.coords if c not in ("time", "lat", "lon", *spatial) and ds[c].ndim])
     plan = _default_chunks(ds) if chunks is None else dict(chunks)
     ds = ds.chunk({d: c for d, c in plan.items() if d in ds.dims})
