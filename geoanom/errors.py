@@ -51,3 +51,10 @@ class TileError(GeoanomError, KeyError):
 
 class GeoanomWarning(UserWarning):
     """geoanom did something simpler than asked, and says why (e.g. a record too short for a seasonal cycle)."""
+
+
+class CorruptDataError(GeoanomError, OSError):
+    """Data in a file could not be read: a damaged Zarr chunk, an HDF error, bytes missing."""
+
+    def __str__(self) -> str:  # OSError would prefix an errno when given two arguments
+        return str(self.args[0]) if self.args else ""

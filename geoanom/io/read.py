@@ -24,6 +24,7 @@ from geoanom.errors import CoordinateError, GeoanomError, InputFileError, NoData
 from .grid import find_coordinate, grid_dims, normalise_lon_lat, rename_coordinate, true_lat_lon
 from .levels import LevelAxis, select_level, variable_levels
 from .messages import short_reason
+from .safety import guard_reads, mask_infinite
 
 PathLike = Union[str, "os.PathLike[str]"]
 CHUNK_BYTES = 16 * 2**20  # upper bound of a default chunk: a few per core on a laptop-sized cube
@@ -72,14 +73,14 @@ def open_cube(
     files, label = _resolve(paths)
     parts, names = [], variables
     for path in files:
-        parts.append(_standardise(_open_one(path), path, names, chunks, level))
+        parts.append(_standardise(guard_reads(_open_one(path), path), path, names, chunks, level))
         names = list(parts[-1].data_vars)  # later files must hold the first file's variables
     ds = _concat_time(parts, label)
     plan = _default_chunks(ds) if chunks is None else dict(chunks)
     if unknown := [str(d) for d in plan if d not in ds.dims]:
         dims = ", ".join(map(str, ds.dims))
         raise GeoanomError(f"chunks name {', '.join(unknown)}, which are not dimensions of {label} ({dims}).")
-    ds = ds.chunk(plan)
+    ds = mask_infinite(ds.chunk(plan))  # ±inf is missing; the lazy count is for count_infinite
     # lat/lon are one grid slab that every consumer needs: hold them in memory.
     ds = ds.assign_coords(lat=ds["lat"].compute(), lon=ds["lon"].compute())
     for var in ds.variables.values():  # storage chunking from the files would clash on writing

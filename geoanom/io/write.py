@@ -2,24 +2,45 @@
 
 from __future__ import annotations
 
+import atexit
+import contextlib
+import glob
 import os
+import re
 import secrets
 import shutil
+import signal
+import socket
+import threading
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import xarray as xr
+import zarr
 
 from geoanom.errors import GeoanomError
 
 from .messages import short_reason
 from .read import NETCDF_ENGINES, PathLike
+from .safety import INCOMPLETE_ATTR
+
+# The temporary's name says who owns it (see remove_stale_temporaries).
+_HOST = re.sub(r"[^A-Za-z0-9]", "", socket.gethostname())[:32] or "host"
+_TMP_NAME = re.compile(r"(?P<host>[A-Za-z0-9]+)-(?P<pid>[0-9]+)-[0-9a-f]+")
 
 
 def write_dataset(ds: xr.Dataset, path: PathLike, *, overwrite: bool = True, zarr_format: int = 2) -> Path:
     """Write `ds` to a ``.zarr`` store or ``.nc`` file, never leaving it half-written.
 
-    The data go to a hidden sibling (``.{name}.tmp-<random>``) that is moved
-    into place once complete, so a failed write leaves earlier output intact.
+    The data go to a hidden sibling (``.{name}.tmp-<host>-<pid>-<random>``)
+    marked ``geoanom_incomplete = "true"``; once every value is written the
+    mark is removed and the sibling moved into place, so a failed write
+    leaves earlier output intact and a leftover never reads as a result
+    (:func:`geoanom.open_cube` refuses it). A SIGTERM during the write
+    removes the sibling before the process ends as the signal asks; the
+    leftovers of a write killed outright (SIGKILL) are removed by the next
+    write to the same path.
 
     Parameters
     ----------
@@ -36,6 +57,11 @@ def write_dataset(ds: xr.Dataset, path: PathLike, *, overwrite: bool = True, zar
     -------
     pathlib.Path
         The path written.
+
+    Examples
+    --------
+    >>> ga.write_dataset(model.score(cube), "anomalies.zarr")  # doctest: +SKIP
+    PosixPath('anomalies.zarr')
     """
     target = Path(path).expanduser()
     kind = {".zarr": "zarr", ".nc": "netcdf", ".nc4": "netcdf"}.get(target.suffix.lower())
@@ -44,16 +70,20 @@ def write_dataset(ds: xr.Dataset, path: PathLike, *, overwrite: bool = True, zar
     if os.path.lexists(target) and not overwrite:
         raise GeoanomError(f"'{target}' already exists; pass overwrite=True to replace it.")
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.tmp-{secrets.token_hex(4)}")
+    remove_stale_temporaries(target)
+    tmp = target.with_name(f".{target.name}.tmp-{_HOST}-{os.getpid()}-{secrets.token_hex(4)}")
     out = ds.copy()
+    out.attrs[INCOMPLETE_ATTR] = "true"
     for var in out.variables.values():  # the source's chunks, codecs and packing may not fit
         var.encoding = {k: v for k, v in var.encoding.items() if k in ("units", "calendar")}
     try:
-        if kind == "zarr":  # consolidated metadata is not in the Zarr 3 spec (zarr warns)
-            out.to_zarr(tmp, mode="w-", zarr_format=zarr_format, consolidated=zarr_format == 2)
-        else:  # xarray stores bool as int8 with a dtype attribute and cftime with its calendar
-            out.to_netcdf(tmp, engine=NETCDF_ENGINES[0])
-        _move_into_place(tmp, target)
+        with _removed_on_sigterm(tmp):
+            if kind == "zarr":  # consolidated metadata is not in the Zarr 3 spec (zarr warns)
+                out.to_zarr(tmp, mode="w-", zarr_format=zarr_format, consolidated=zarr_format == 2)
+            else:  # xarray stores bool as int8 with a dtype attribute and cftime with its calendar
+                out.to_netcdf(tmp, engine=NETCDF_ENGINES[0])
+            _mark_complete(tmp, kind, zarr_format)
+            _move_into_place(tmp, target)
     except (TypeError, ValueError) as exc:  # attributes or dtypes the format cannot hold
         _remove(tmp)
         raise GeoanomError(f"cannot write '{target}': {short_reason(exc)}.") from exc
@@ -61,6 +91,102 @@ def write_dataset(ds: xr.Dataset, path: PathLike, *, overwrite: bool = True, zar
         _remove(tmp)
         raise
     return target
+
+
+def remove_stale_temporaries(target: PathLike) -> list[Path]:
+    """Remove the temporaries earlier, killed writes to `target` left behind.
+
+    Only siblings ``.{name}.tmp-<host>-<pid>-<random>`` written on this host
+    by a process that no longer exists are removed: a live writer's, or one
+    on another host of a shared file system (whose pid says nothing here),
+    is left alone. Temporaries of older geoanom versions (no pid in the name)
+    are removed too: they are marked or unreadable, never a result.
+
+    Parameters
+    ----------
+    target : str or path
+        The output path whose leftovers to remove.
+
+    Returns
+    -------
+    list of pathlib.Path
+        What was removed.
+
+    Examples
+    --------
+    >>> remove_stale_temporaries("anomalies.zarr")  # doctest: +SKIP
+    []
+    """
+    target = Path(target)
+    removed = []
+    for sibling in target.parent.glob(f".{glob.escape(target.name)}.tmp-*"):
+        owner = _TMP_NAME.fullmatch(sibling.name[len(target.name) + 6:])
+        if owner is None or (owner["host"] == _HOST and not _alive(int(owner["pid"]))):
+            _remove(sibling)
+            removed.append(sibling)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
+class _Terminated(BaseException):
+    """Raised by our SIGTERM handler to unwind a write (BaseException: no `except Exception` swallows it)."""
+
+
+@contextlib.contextmanager
+def _removed_on_sigterm(tmp: Path) -> Iterator[None]:
+    """On SIGTERM, stop the write, remove `tmp`, and end as the previous handler would have.
+
+    Handlers can only be set from the main thread; elsewhere (and when SIGTERM
+    is ignored) nothing changes, and the next write removes what is left.
+    """
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "SIGTERM"):
+        yield
+        return
+    previous = signal.getsignal(signal.SIGTERM)
+    if previous is signal.SIG_IGN:
+        yield
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        raise _Terminated
+
+    signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    except _Terminated:
+        _remove(tmp)
+        # Threads of the dask pool may still finish a chunk into tmp before the
+        # process ends: remove it once more at exit, after they are joined.
+        atexit.register(_remove, tmp)
+        signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
+        signal.raise_signal(signal.SIGTERM)  # the default action ends the process here
+        raise SystemExit(128 + signal.SIGTERM) from None  # a Python handler returned: still stop
+    finally:
+        if signal.getsignal(signal.SIGTERM) is handler:
+            signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
+
+
+def _mark_complete(tmp: Path, kind: str, zarr_format: int) -> None:
+    """Remove the incomplete mark, now that every value is on disk."""
+    if kind == "zarr":
+        group = zarr.open_group(tmp, mode="r+", zarr_format=zarr_format)
+        del group.attrs[INCOMPLETE_ATTR]
+        if zarr_format == 2:
+            zarr.consolidate_metadata(tmp, zarr_format=2)
+    else:
+        import netCDF4
+
+        with netCDF4.Dataset(tmp, mode="a") as nc:
+            nc.delncattr(INCOMPLETE_ATTR)
 
 
 def _move_into_place(tmp: Path, target: Path) -> None:
