@@ -196,7 +196,7 @@ def test_federate_with_privacy_writes_model_history_and_curve(cube_file, tmp_pat
     assert (out / "learning_curve.png").stat().st_size > 10_000
     result = FederatedResult.load(out / "model.npz")
     assert result.epsilon == pytest.approx(history["epsilon"].iloc[-1]) and result.config["signed"]
-    assert verify_audit(log)
+    assert verify_audit(log, result.audit_head)
 
 
 def test_federate_with_a_client_grid_file(cube_file, tmp_path):

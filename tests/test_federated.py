@@ -235,12 +235,14 @@ def test_the_audit_log_records_every_round_and_detects_edits(rows, tmp_path):
     lines = log.read_text().splitlines()
     events = [line.split('"event":')[1].split(",")[0].strip(' "') for line in lines]
     assert events.count("round_start") == 3 and events.count("update_accepted") == 30
-    assert events[-1] == "training_end" and verify_audit(log)
-    assert check_audit(log).head == result.config["audit_head"]
+    assert events[-1] == "training_end" and verify_audit(log, result.audit_head)
+    assert check_audit(log).head == result.audit_head == result.config["audit_head"]
+    log.write_text("\n".join(lines[:-2]) + "\n")  # the last lines cut off: only the kept head shows it
+    assert check_audit(log) and not verify_audit(log, result.audit_head)
     lines[5] = lines[5].replace('"weight":', '"weight": 1e9, "was":', 1)
     log.write_text("\n".join(lines) + "\n")
     check = check_audit(log)
-    assert not verify_audit(log) and check.first_bad_line == 6
+    assert not verify_audit(log, result.audit_head) and check.first_bad_line == 6
 
 
 def test_signed_rounds_refuse_tampered_replayed_and_wrong_key_updates(cluster_client, rows, tmp_path):

@@ -245,3 +245,12 @@ def test_federated_model_nan_parameters(federated):
     arrays["parameters"][3] = np.nan
     np.savez(federated, **arrays)
     fed_refused(federated, "parameters holds NaN")
+
+
+def test_zarr_model_left_unfinished_by_a_killed_write_is_refused(zarr_store):
+    import zarr
+
+    group = zarr.open_group(zarr_store, mode="r+")
+    group.attrs["geoanom_incomplete"] = "true"
+    zarr.consolidate_metadata(zarr_store)
+    refused(zarr_store, "unfinished output")

@@ -24,7 +24,8 @@ import numpy as np
 import xarray as xr
 
 from ..detectors import Ensemble
-from ..errors import ModelFileError
+from ..errors import InputFileError, ModelFileError
+from ..io.safety import refuse_incomplete
 from ..features import Climatology
 
 if TYPE_CHECKING:
@@ -380,10 +381,13 @@ def _read_zarr(path: Path) -> tuple[dict[str, np.ndarray], str]:
     try:
         # save_model consolidates (Zarr 2); saying so spares xarray's guess and its warning
         with xr.open_zarr(path, consolidated=(path / ".zmetadata").exists()) as store:
+            refuse_incomplete(store, str(path))  # a store whose write was killed
             arrays = {name: store[name].values for name in store.data_vars}
             text = store.attrs[JSON_KEY]
     except KeyError:
         raise ModelFileError(f"'{path}' is not a geoanom model store: it has no model description.") from None
+    except InputFileError as error:
+        raise ModelFileError(str(error)) from None
     except Exception as error:  # zarr, numcodecs and the filesystem raise many kinds
         raise ModelFileError(f"model store '{path}' is truncated or corrupt ({_what(error)}).") from None
     if not isinstance(text, str):
