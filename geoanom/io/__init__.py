@@ -2,11 +2,13 @@
 
 ``read`` opens files as one lazy cube, ``grid`` gives its coordinates their
 canonical names and ranges, ``write`` writes results without ever leaving a
-half-written output.
+half-written output, ``safety`` names corrupt data and counts ±inf.
 """
 
 from .levels import LevelAxis
 from .read import CHUNK_BYTES, NETCDF_ENGINES, describe_levels, open_cube, sample_cube
+from .safety import count_infinite, infinite_message
 from .write import write_dataset
 
-__all__ = ["CHUNK_BYTES", "NETCDF_ENGINES", "LevelAxis", "describe_levels", "open_cube", "sample_cube", "write_dataset"]
+__all__ = ["CHUNK_BYTES", "NETCDF_ENGINES", "LevelAxis", "count_infinite", "describe_levels", "infinite_message",
+           "open_cube", "sample_cube", "write_dataset"]
