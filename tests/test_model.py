@@ -11,6 +11,7 @@ from sklearn.metrics import roc_auc_score
 
 import geoanom as ga
 from geoanom.errors import GeoanomError, ModelFileError, NoDataError, TileError, VariableNotFoundError
+from geoanom.model.score import tile_names
 
 from geoanom.testing import synthetic_cube
 
@@ -70,7 +71,7 @@ def test_tiles_with_too_little_data_are_skipped_not_fatal(opened_cube):
     assert all("no valid observations" in reason for reason in model.skipped.values())
     assert set(model.skipped).isdisjoint(model.tiles)
     result = model.score(opened_cube.isel(time=slice(-3, None))).compute()
-    skipped_cells = result["tile"].isin(list(model.skipped))
+    skipped_cells = tile_names(result).isin(list(model.skipped))
     assert result["irregularity"].where(skipped_cells).isnull().all()
     with pytest.raises(TileError, match="was skipped"):
         model.score(opened_cube, tile=next(iter(model.skipped)))
@@ -88,7 +89,7 @@ def test_scoring_with_one_tiles_model(fitted_model, opened_cube):
     own = fitted_model.score(cube).compute()
     with pytest.warns(ga.GeoanomWarning, match="anomalies from its own climatology, not its values"):
         by_one = fitted_model.score(cube, tile=tile).compute()
-    mine = own["tile"] == tile
+    mine = tile_names(own) == tile
     xr.testing.assert_equal(by_one["irregularity"].where(mine), own["irregularity"].where(mine))
     assert by_one["irregularity"].notnull().all()
     assert by_one["irregularity"].attrs["geoanom_scored_by_tile"] == tile

@@ -3,6 +3,7 @@
 import pytest
 
 import geoanom as ga
+from geoanom.model.score import tile_names
 
 FLORIDA, HUDSON_BAY = "dj", "f4"
 
@@ -19,7 +20,7 @@ def scores():
 
 
 def _flagged_share(result, cells_of, flag="ensemble"):
-    mine = result["tile"] == cells_of
+    mine = tile_names(result) == cells_of
     return float(result[flag].where(mine).mean())
 
 
@@ -30,4 +31,4 @@ def test_normal_for_own_model_anomalous_for_the_other(scores, region, other):
     assert _flagged_share(scores[other], region) > 0.95
     for detector in ("gmm", "kmeans", "dpmm"):
         by_other = scores[other]["anomalous"].sel(detector=detector)
-        assert float(by_other.where(scores[other]["tile"] == region).mean()) > 0.95, detector
+        assert float(by_other.where(tile_names(scores[other]) == region).mean()) > 0.95, detector

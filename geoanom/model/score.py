@@ -45,7 +45,14 @@ def score_cube(model: "AnomalyModel", cube: xr.Dataset, tile: str | None = None,
         new_axes={"d": n_detectors}, concatenate=True, dtype=np.float32,
         meta=np.empty((0, 0, 0, 0), dtype=np.float32),
     )
-    return _result_dataset(model, values, irregularity, tile)
+    return _result_dataset(model, values, irregularity, tile, _units(cube, model.variables))
+
+
+def _units(cube: xr.Dataset | xr.DataArray, variables: list[str]) -> dict[str, str]:
+    """Units of each variable, as the cube gives them (for the anomalies' attributes and map titles)."""
+    if isinstance(cube, xr.DataArray):
+        return {name: str(cube.attrs.get("units", "")) for name in variables}
+    return {name: str(cube[name].attrs.get("units", "")) for name in variables if name in cube}
 
 
 def _model_payload(ensembles: list, client: Any = None) -> Any:
@@ -88,7 +95,7 @@ def score_cube_adapting(model: "AnomalyModel", cube: xr.Dataset, tile: str | Non
                 if ensembles[code] is not None:
                     scored[:, :, cells] = _score_tile(ensembles[code], flat[:, :, cells], n_detectors, adapt_every)
             out[:, start:stop] = scored.reshape((n_detectors, stop - start) + values.shape[2:])
-    return _result_dataset(model, values, out, tile)
+    return _result_dataset(model, values, out, tile, _units(cube, model.variables))
 
 
 def check_same_grid(model: "AnomalyModel", cube: xr.Dataset) -> None:
@@ -170,10 +177,12 @@ def _fused(irregularity: xr.DataArray) -> xr.DataArray:
     return fused.where(irregularity.notnull().all("detector")).astype(np.float32)
 
 
-def _result_dataset(model: "AnomalyModel", values: xr.DataArray, irregularity: da.Array, tile: str | None) -> xr.Dataset:
+def _result_dataset(model: "AnomalyModel", values: xr.DataArray, irregularity: da.Array, tile: str | None,
+                    units: dict[str, str] | None = None) -> xr.Dataset:
     dims = ("detector", "time") + spatial_dims(values)
     coords = {name: coord for name, coord in values.coords.items() if name != "variable"}
-    coords["detector"] = list(model.detectors)
+    # variable-length strings: Zarr v3 specifies them, not numpy's fixed-length ones
+    coords["detector"] = np.array(list(model.detectors), dtype=object)
     irr = xr.DataArray(irregularity, dims=dims, coords=coords)
     anomalous = irr > 1.0
     votes = anomalous.sum("detector").astype(np.int8)
@@ -198,7 +207,8 @@ def _result_dataset(model: "AnomalyModel", values: xr.DataArray, irregularity: d
             "fused_irregularity": _fused(irr).assign_attrs(
                 long_name="geometric mean irregularity of the detector families (floored at 0.01)", units="1", **provenance,
             ),
-            "tile": model.labels.assign_attrs(**provenance).reset_coords(drop=True),
+            **_anomalies(model, values, units or {}, provenance),
+            "tile": _tile_flags(model, provenance),
         }
     )
     out.attrs.update(
@@ -209,3 +219,83 @@ def _result_dataset(model: "AnomalyModel", values: xr.DataArray, irregularity: d
         f"to {model.attrs.get('training_end')}",
     )
     return out
+
+
+def _anomalies(model: "AnomalyModel", values: xr.DataArray, units: dict[str, str],
+               provenance: dict[str, str]) -> dict[str, xr.DataArray]:
+    """``<variable>_anomaly``: the signed standardised anomaly of each variable (warm or cold, wet or dry).
+
+    The same numbers as :meth:`AnomalyModel.anomalies`, float32 like the scores.
+    """
+    anomaly = model.climatology.standardise(values).astype(np.float32)
+    out = {}
+    for name in model.variables:
+        attrs = dict(long_name=f"standardised anomaly of {name} from the model's climatology", units="1",
+                     comment="observation minus expected value, in spreads of the cell; positive above expected",
+                     geoanom_variable=name, **provenance)
+        if units.get(name):
+            attrs["geoanom_variable_units"] = units[name]
+        out[f"{name}_anomaly"] = anomaly.sel(variable=name, drop=True).assign_attrs(attrs)
+    return out
+
+
+def _tile_flags(model: "AnomalyModel", provenance: dict[str, str]) -> xr.DataArray:
+    """Each cell's tile as CF flag-coded integers: codes index the geohashes in ``flag_meanings``.
+
+    Zarr v3 specifies no fixed-length string type, and integer flags are
+    smaller too; :func:`tile_names` decodes them.
+    """
+    codes = np.asarray(model.tile_codes, dtype=np.int32)
+    labels = model.labels.reset_coords(drop=True)
+    return xr.DataArray(codes, dims=labels.dims, coords=labels.coords).assign_attrs(
+        long_name="geohash tile of the cell", flag_values=np.arange(len(model.tile_names), dtype=np.int32),
+        flag_meanings=" ".join(str(name) for name in model.tile_names),
+        geoanom_precision=str(model.precision), **{k: v for k, v in provenance.items() if k != "geoanom_precision"},
+    )
+
+
+def tile_names(result: xr.Dataset | xr.DataArray) -> xr.DataArray:
+    """The geohash tile of every cell of a result, as text.
+
+    A result stores ``tile`` as CF flag-coded integers (``flag_values``,
+    ``flag_meanings``); this decodes them. Results stored as text by older
+    versions are returned as they are.
+
+    Parameters
+    ----------
+    result : xarray.Dataset or xarray.DataArray
+        Output of :meth:`AnomalyModel.score` (or a stored copy), or its
+        ``tile`` variable.
+
+    Returns
+    -------
+    xarray.DataArray
+        Geohash strings over the result's spatial dimensions.
+
+    Raises
+    ------
+    GeoanomError
+        The result has no ``tile`` variable, or its codes are not described
+        by its ``flag_values`` and ``flag_meanings``.
+
+    Examples
+    --------
+    >>> result = model.score(cube)  # doctest: +SKIP
+    >>> (tile_names(result) == "dj").sum().item()  # doctest: +SKIP
+    16
+    """
+    if isinstance(result, xr.Dataset):
+        if "tile" not in result:
+            raise GeoanomError("the result has no 'tile' variable; pass the output of model.score.")
+        result = result["tile"]
+    if result.dtype.kind in "USO":
+        return result
+    meanings = str(result.attrs.get("flag_meanings", "")).split()
+    values = np.asarray(result.attrs.get("flag_values", []), dtype=np.int64).ravel()
+    codes = np.asarray(result.values)
+    if len(meanings) != len(values) or not np.isin(codes, values).all():
+        raise GeoanomError("the result's 'tile' codes are not all named by its flag_values and flag_meanings; "
+                           "was it edited after scoring?")
+    order = np.argsort(values)
+    names = np.asarray(meanings)[order][np.searchsorted(values[order], codes)]
+    return xr.DataArray(names, dims=result.dims, coords=result.coords, name="tile")

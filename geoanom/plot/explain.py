@@ -159,7 +159,7 @@ def cell(model: "AnomalyModel", cube: xr.Dataset, *, lat: float, lon: float, var
     from ..errors import GeoanomError, VariableNotFoundError
     from ..features.calendar import decimal_year
     from ..model.score import check_same_grid
-    from ..reporting import degrees
+    from ..reporting import degrees, iso_date
     from ..tiling import cell_centres
 
     if isinstance(cube, xr.DataArray):
@@ -222,7 +222,7 @@ def cell(model: "AnomalyModel", cube: xr.Dataset, *, lat: float, lon: float, var
     design = model.climatology.design
     terms = ["mean"] + (["seasonal cycle"] if design.kind != "none" else []) + (["linear trend"] if design.trend else [])
     fitted = ", ".join(terms[:-1]) + " and " + terms[-1] if len(terms) > 1 else terms[0]
-    period = f"{str(model.attrs.get('training_start', '?'))[:10]} to {str(model.attrs.get('training_end', '?'))[:10]}"
+    period = f"{iso_date(model.attrs.get('training_start', '?'))} to {iso_date(model.attrs.get('training_end', '?'))}"
     ax.set_title(
         f"{name}{f' ({units})' if units else ''} at {degrees(cell_lat, 'N', 'S', digits=2)} {degrees(cell_lon, 'E', 'W', digits=2)}, "
         f"tile {tile} (nearest cell to {lat:g}, {lon:g})\n"

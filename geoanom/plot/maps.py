@@ -1,4 +1,11 @@
-"""Maps and tables of irregularity over the grid: what geoanom found, and where."""
+"""Maps and tables of irregularity over the grid: what geoanom found, and where.
+
+Maps draw every grid cell as its own quadrilateral (:mod:`geoanom.plot.cells`),
+so 1-D and curvilinear grids, regional grids across the antimeridian and
+global grids with a seam all draw as they lie; cells without data stay
+blank, and coastlines come from data shipped with the package
+(:mod:`geoanom.plot.coastlines`), with no network.
+"""
 
 from __future__ import annotations
 
@@ -9,39 +16,104 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from ..model.score import tile_names
+from .cells import map_cells
+from .panels import IRREGULARITY_LABEL, colour_limit, draw_anomaly, draw_field, draw_irregularity, time_step
+
 if TYPE_CHECKING:
-    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
 
-def irregularity_map(result: xr.Dataset, path: str | os.PathLike, time: int | str = -1) -> str:
-    """Write a PNG map of the fused irregularity at one time step, with tile outlines.
+def irregularity_map(result: xr.Dataset, path: str | os.PathLike, time: int | str = -1,
+                     variable: str | None = None) -> str:
+    """Write a PNG of one time step: the fused irregularity, and beside it the signed anomaly.
+
+    See :func:`irregularity_figure` for what is drawn.
 
     Parameters
     ----------
     result : xarray.Dataset
-        Output of :meth:`AnomalyModel.score`.
+        Output of :meth:`AnomalyModel.score` (or a stored copy).
     path : str or path-like
         PNG file to write.
     time : int or str, default -1
         Time step: an index, or a date understood by ``sel``.
+    variable : str, optional
+        Whose anomaly is drawn (default: the model's first variable).
 
     Returns
     -------
     str
         The path written.
+
+    Examples
+    --------
+    >>> irregularity_map(model.score(cube), "2099.png", time="2099")  # doctest: +SKIP
+    '2099.png'
+    """
+    irregularity_figure(result, time, variable).savefig(path, dpi=110)
+    return str(path)
+
+
+def irregularity_figure(result: xr.Dataset, time: int | str = -1, variable: str | None = None) -> "Figure":
+    """A figure of one time step: the fused irregularity, and beside it the signed anomaly.
+
+    The left panel shows the fused irregularity (log scale, 1 = the
+    detectors' thresholds), the cells the ensemble flags outlined; the right
+    one the variable's standardised anomaly (``<variable>_anomaly``: red
+    warmer or higher than expected, blue colder or lower, in spreads), so a
+    flag reads as warm or cold. The title names the variable, its units, the
+    time step and the model's training period. Cells without data (land on
+    an ocean grid) stay blank; coastlines are drawn. A result stored without
+    the anomaly gets the left panel only, and its title says so.
+
+    Parameters
+    ----------
+    result : xarray.Dataset
+        Output of :meth:`AnomalyModel.score` (or a stored copy).
+    time : int or str, default -1
+        Time step: an index, or a date understood by ``sel``.
+    variable : str, optional
+        Whose anomaly is drawn (default: the model's first variable).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Raises
+    ------
+    GeoanomError
+        Not a scored result, a time index out of range, or an unknown variable.
+
+    Examples
+    --------
+    >>> import geoanom as ga
+    >>> cube = ga.sample_cube("north_america")
+    >>> model = ga.fit(cube.sel(time=slice(None, "1959")))  # doctest: +SKIP
+    >>> fig = irregularity_figure(model.score(cube), time="2099")  # doctest: +SKIP
+    >>> fig.savefig("2099.png")  # doctest: +SKIP
     """
     # A bare Figure (no pyplot) draws off screen without changing the
     # backend, so calling this from a notebook leaves inline plots working.
     from matplotlib.figure import Figure
 
-    step = _time_step(result, time)
-    fig = Figure(figsize=(9, 6), layout="constrained")
-    ax = fig.subplots()
-    mesh = _draw_irregularity(ax, step, _colour_limit([step]))
-    fig.colorbar(mesh, ax=ax, label="fused irregularity (log scale; 1 = detector thresholds)")
-    ax.set_title(f"geoanom irregularity, {step['time'].values}")
-    fig.savefig(path, dpi=110)
-    return str(path)
+    step = time_step(result, time, variable)
+    cells = map_cells(step.data)
+    with_anomaly = step.anomaly is not None
+    fig = Figure(figsize=(16 if with_anomaly else 9, 6), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(1, 2 if with_anomaly else 1, sharex=True, sharey=True))
+    mesh = draw_irregularity(axes[0], step, colour_limit([step]), cells)
+    fig.colorbar(mesh, ax=axes[0], label=IRREGULARITY_LABEL, shrink=0.8)
+    axes[0].set_title(f"fused irregularity: {step.flagged_share():.1%} of cells flagged")
+    if with_anomaly:
+        anomaly = draw_anomaly(axes[1], step, cells)
+        fig.colorbar(anomaly, ax=axes[1], shrink=0.8,
+                     label=f"standardised anomaly of {step.variable} (spreads; red above expected, blue below)")
+        axes[1].set_title(f"{step.variable} warmer or higher (red), colder or lower (blue) than expected")
+        axes[1].set_ylabel("")
+    note = "" if with_anomaly else " (no signed anomaly stored in this result)"
+    fig.suptitle(f"geoanom: {step.heading()}; model trained on {step.training}{note}")
+    return fig
 
 
 def irregularity_maps(results: Mapping[str, xr.Dataset], path: str | os.PathLike, time: int | str = -1,
@@ -49,7 +121,7 @@ def irregularity_maps(results: Mapping[str, xr.Dataset], path: str | os.PathLike
     """Write side-by-side PNG maps of one time step scored against different expectations.
 
     Every panel shares one colour scale, and says which share of its valid
-    cells the ensemble flags.
+    cells the ensemble flags and which training period its model learned.
 
     Parameters
     ----------
@@ -61,7 +133,8 @@ def irregularity_maps(results: Mapping[str, xr.Dataset], path: str | os.PathLike
     time : int or str, default -1
         Time step of every result: an index, or a date understood by ``sel``.
     title : str, optional
-        Title of the whole figure.
+        First line of the figure's title; the second names the variable,
+        its units and the time step.
 
     Returns
     -------
@@ -75,78 +148,37 @@ def irregularity_maps(results: Mapping[str, xr.Dataset], path: str | os.PathLike
     """
     from matplotlib.figure import Figure
 
-    steps = {name: _time_step(result, time) for name, result in results.items()}
-    vmax = _colour_limit(list(steps.values()))
+    steps = {name: time_step(result, time) for name, result in results.items()}
+    vmax = colour_limit(list(steps.values()))
+    cells = map_cells(next(iter(steps.values())).data)
     fig = Figure(figsize=(7.5 * len(steps) + 1, 6), layout="constrained")
     axes = np.atleast_1d(fig.subplots(1, len(steps), sharex=True, sharey=True))
     for ax, (name, step) in zip(axes, steps.items()):
-        mesh = _draw_irregularity(ax, step, vmax)
-        valid = step["fused_irregularity"].notnull()
-        share = float(step["ensemble"].where(valid).sum() / max(int(valid.sum()), 1))
-        ax.set_title(f"{name}\n{share:.1%} of cells flagged")
+        mesh = draw_irregularity(ax, step, vmax, cells)
+        ax.set_title(f"{name}\n{step.flagged_share():.1%} of cells flagged; model trained on {step.training}")
     for ax in axes[1:]:
         ax.set_ylabel("")
-    fig.colorbar(mesh, ax=list(axes), label="fused irregularity (log scale; 1 = detector thresholds)")
-    if title:
-        fig.suptitle(title)
+    fig.colorbar(mesh, ax=list(axes), label=IRREGULARITY_LABEL, shrink=0.8)
+    heading = next(iter(steps.values())).heading()
+    fig.suptitle(f"{title}\n{heading}" if title else heading)
     fig.savefig(path, dpi=110)
     return str(path)
-
-
-def _time_step(result: xr.Dataset, time: int | str) -> xr.Dataset:
-    """One time step of a result, in memory."""
-    step = result.isel(time=time) if isinstance(time, int) else result.sel(time=time, method="nearest")
-    if "time" in step.dims:  # a partial date such as "2027" selects every step of that year
-        step = step.isel(time=0)
-    return step[["fused_irregularity", "ensemble", "tile"]].compute()
-
-
-def _colour_limit(steps: list[xr.Dataset]) -> float:
-    """Upper end of a log colour scale symmetric about 1: the 99th percentile, at least 2."""
-    finite = np.concatenate([np.ravel(step["fused_irregularity"].values) for step in steps])
-    finite = finite[np.isfinite(finite)]
-    return max(float(np.percentile(finite, 99)) if finite.size else 10.0, 2.0)
-
-
-def _draw_irregularity(ax: "Axes", step: xr.Dataset, vmax: float):
-    """Fused irregularity of one time step on ``ax``, the ensemble's flags outlined, tiles named."""
-    from matplotlib.colors import LogNorm
-
-    fused, flags = step["fused_irregularity"], step["ensemble"]
-    lat2d, lon2d = xr.broadcast(fused["lat"], fused["lon"])
-    # Log colours: irregularity spans orders of magnitude, and 1 is the threshold.
-    mesh = ax.pcolormesh(
-        lon2d.values, lat2d.values, fused.values, cmap="RdYlBu_r",
-        norm=LogNorm(vmin=1.0 / vmax, vmax=vmax), shading="nearest",
-    )
-    if flags.values.any():
-        ax.contour(lon2d.values, lat2d.values, flags.values.astype(float), levels=[0.5], colors="black",
-                   linewidths=0.8)
-    ax.plot([], [], color="black", linewidth=0.8, label="ensemble flags an anomaly")
-    _draw_tiles(ax, step["tile"])
-    ax.set_xlabel("longitude (degrees east)")
-    ax.set_ylabel("latitude (degrees north)")
-    ax.legend(loc="lower left", fontsize="small")
-    return mesh
-
-
-def _draw_tiles(ax, tiles: xr.DataArray) -> None:
-    """Label each tile at the mean position of its cells."""
-    lat2d, lon2d = xr.broadcast(tiles["lat"], tiles["lon"])
-    frame = pd.DataFrame(
-        {"tile": tiles.values.ravel(), "lat": lat2d.values.ravel(), "lon": lon2d.values.ravel()}
-    ).groupby("tile").mean()
-    for tile, row in frame.iterrows():
-        ax.text(row["lon"], row["lat"], tile, fontsize=6, ha="center", va="center", alpha=0.7)
 
 
 def top_tiles(result: xr.Dataset, n: int = 10) -> pd.DataFrame:
     """The ``n`` tiles with the highest mean fused irregularity.
 
     Columns: ``mean_irregularity``, ``max_irregularity``, ``flagged_share``
-    (share of the tile's valid observations the ensemble flags) and ``cells``.
-    The cube is first reduced over time, lazily, to per-cell sums, so only
-    maps are brought into memory.
+    (share of the tile's valid observations the ensemble flags) and ``cells``,
+    indexed by the tile's geohash. The cube is first reduced over time,
+    lazily, to per-cell sums, so only maps are brought into memory.
+
+    Examples
+    --------
+    >>> top_tiles(model.score(cube), n=3)  # doctest: +SKIP
+          mean_irregularity  max_irregularity  flagged_share  cells
+    tile
+    f4             0.912             12.3          0.031     16
     """
     import dask
 
@@ -158,7 +190,7 @@ def top_tiles(result: xr.Dataset, n: int = 10) -> pd.DataFrame:
     frame = pd.DataFrame(
         {name: np.asarray(values).ravel() for name, values in zip(("sum", "count", "max", "flagged"), per_cell)}
     )
-    frame["tile"] = result["tile"].values.ravel()
+    frame["tile"] = tile_names(result).values.ravel()
     tiles = frame.groupby("tile").agg(
         sum=("sum", "sum"), count=("count", "sum"), max_irregularity=("max", "max"),
         flagged=("flagged", "sum"), cells=("tile", "size"),
@@ -173,41 +205,6 @@ def top_tiles(result: xr.Dataset, n: int = 10) -> pd.DataFrame:
         }
     )
     return table.sort_values("mean_irregularity", ascending=False).head(n)
-
-
-def learning_curve(history: pd.DataFrame, path: str | os.PathLike) -> str:
-    """Write a PNG of a federated run: loss and update norm per round, and the privacy spent.
-
-    Parameters
-    ----------
-    history : pandas.DataFrame
-        ``FederatedResult.history``.
-    path : str or path-like
-
-    Returns
-    -------
-    str
-        The path written.
-    """
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(9, 4), layout="constrained")
-    learning, privacy = fig.subplots(1, 2)
-    rounds = history.index.to_numpy()
-    learning.plot(rounds, history["update_norm"], label="update norm")
-    if history["loss"].notna().any():
-        learning.plot(rounds, history["loss"], label="loss (global model, clients' data)")
-    learning.set(xlabel="round", title="learning", yscale="log")
-    learning.legend()
-    epsilon = history["epsilon"] if "epsilon" in history else pd.Series(np.nan, index=history.index)
-    if epsilon.notna().any():
-        privacy.plot(rounds, epsilon, color="tab:red")
-        privacy.set(xlabel="round", ylabel="epsilon", title="privacy spent")
-    else:
-        privacy.text(0.5, 0.5, "no differential privacy", ha="center", va="center", transform=privacy.transAxes)
-        privacy.set_axis_off()
-    fig.savefig(path, dpi=100)
-    return str(path)
 
 
 def flagged_share_and_change(shares: pd.DataFrame, change: xr.DataArray, path: str | os.PathLike, *,
@@ -240,7 +237,6 @@ def flagged_share_and_change(shares: pd.DataFrame, change: xr.DataArray, path: s
     >>> shares = pd.DataFrame({"fixed climate": [0.01, 0.5, 0.99]}, index=[1960, 2030, 2099])
     >>> flagged_share_and_change(shares, warming_map, "warming.png")  # doctest: +SKIP
     """
-    from matplotlib.colors import TwoSlopeNorm
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(15, 5.5), layout="constrained")
@@ -252,23 +248,25 @@ def flagged_share_and_change(shares: pd.DataFrame, change: xr.DataArray, path: s
     over_time.set(xlabel="year", ylabel="cells flagged by the ensemble (%)", ylim=(0, 100),
                   title="share of the grid flagged each year")
     over_time.legend(fontsize="small")
-    lat2d, lon2d = xr.broadcast(change["lat"], change["lon"])
-    values = np.asarray(change.values, dtype=float)
-    finite = values[np.isfinite(values)]
-    low, high = (float(finite.min()), float(finite.max())) if finite.size else (-1.0, 1.0)
-    if low >= 0:  # one sign: a sequential scale from 0
-        colours = {"cmap": "Reds", "vmin": 0.0, "vmax": max(high, 1e-6)}
-    elif high <= 0:
-        colours = {"cmap": "Blues_r", "vmin": low, "vmax": 0.0}
-    else:
-        colours = {"cmap": "RdBu_r", "norm": TwoSlopeNorm(0.0, -max(-low, high), max(-low, high))}
-    mesh = where.pcolormesh(lon2d.values, lat2d.values, values, shading="nearest", **colours)
+    mesh = draw_field(where, change, **_change_colours(np.asarray(change.values, dtype=float)))
     label = change.attrs.get("long_name", change.name or "change")
     units = change.attrs.get("units")
-    fig.colorbar(mesh, ax=where, label=f"{label} ({units})" if units else str(label))
-    where.set(xlabel="longitude (degrees east)", ylabel="latitude (degrees north)",
-              title=change.attrs.get("title", str(label)))
+    fig.colorbar(mesh, ax=where, label=f"{label} ({units})" if units else str(label), shrink=0.8)
+    where.set_title(change.attrs.get("title", str(label)))
     if title:
         fig.suptitle(title)
     fig.savefig(path, dpi=110)
     return str(path)
+
+
+def _change_colours(values: np.ndarray) -> dict:
+    """A sequential scale from 0 for a change of one sign, else a diverging one centred on 0."""
+    from matplotlib.colors import Normalize, TwoSlopeNorm
+
+    finite = values[np.isfinite(values)]
+    low, high = (float(finite.min()), float(finite.max())) if finite.size else (-1.0, 1.0)
+    if low >= 0:
+        return {"cmap": "Reds", "norm": Normalize(0.0, max(high, 1e-6))}
+    if high <= 0:
+        return {"cmap": "Blues_r", "norm": Normalize(low, 0.0)}
+    return {"cmap": "RdBu_r", "norm": TwoSlopeNorm(0.0, -max(-low, high), max(-low, high))}

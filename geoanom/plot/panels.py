@@ -1,0 +1,184 @@
+"""One map panel of a result: a time step read, its cells filled, flags outlined, tiles named, coasts drawn.
+
+Shared by the map writers in :mod:`geoanom.plot.maps`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from ..errors import GeoanomError
+from ..model.score import tile_names
+from ..reporting import iso_date
+from .cells import MapCells, draw_cells, map_cells, outline_cells, set_extent, to_frame
+from .coastlines import draw_coastlines
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+
+MAX_TILE_LABELS = 80  # more tile names than this would hide the map
+IRREGULARITY_LABEL = "fused irregularity (log scale; 1 = detector thresholds)"
+
+
+@dataclass(frozen=True)
+class Step:
+    """One time step of a result, in memory, with what its titles say."""
+
+    data: xr.Dataset
+    variable: str
+    units: str
+    date: str
+    training: str
+
+    @property
+    def anomaly(self) -> xr.DataArray | None:
+        """The signed standardised anomaly of the variable, if the result holds it."""
+        return self.data.get(f"{self.variable}_anomaly")
+
+    def flagged_share(self) -> float:
+        """Share of the cells with a score that the ensemble flags."""
+        valid = self.data["fused_irregularity"].notnull()
+        return float(self.data["ensemble"].where(valid, False).sum() / max(int(valid.sum()), 1))
+
+    def has_scores(self) -> bool:
+        return bool(self.data["fused_irregularity"].notnull().any())
+
+    def heading(self) -> str:
+        """``tas (K), 2010-09-16``: the variable, its units and the time step."""
+        return f"{self.variable}{f' ({self.units})' if self.units else ''}, {self.date}"
+
+
+def time_step(result: xr.Dataset, time: int | str = -1, variable: str | None = None) -> Step:
+    """One time step of a result (an index, or a date understood by ``sel``), in memory.
+
+    Raises
+    ------
+    GeoanomError
+        Not a result of ``model.score``, an index out of range, or an unknown variable.
+    """
+    missing = [name for name in ("fused_irregularity", "ensemble", "tile") if name not in result]
+    if missing or "time" not in result.dims or result.sizes["time"] == 0:
+        raise GeoanomError(f"cannot map this data set: it has no time steps or no '{(missing or ['time'])[0]}'; "
+                           "pass the output of model.score.")
+    variables = [v for v in str(result["fused_irregularity"].attrs.get("geoanom_variables", "")).split(",") if v]
+    if variable is not None and variable not in variables:
+        raise GeoanomError(f"the result has no variable '{variable}'; it scored {', '.join(variables) or 'none'}.")
+    variable = variable or (variables[0] if variables else "values")
+    if isinstance(time, (int, np.integer)) and not -result.sizes["time"] <= time < result.sizes["time"]:
+        raise GeoanomError(f"time step {time} is out of range: the result has {result.sizes['time']} steps.")
+    step = result.isel(time=int(time)) if isinstance(time, (int, np.integer)) else \
+        result.sel(time=time, method="nearest")
+    if "time" in step.dims:  # a partial date such as "2027" selects every step of that year
+        step = step.isel(time=0)
+    names = ["fused_irregularity", "ensemble", "tile"] + [n for n in (f"{variable}_anomaly",) if n in result]
+    data = step[names].compute()
+    data["tile"] = tile_names(data)
+    anomaly = result.get(f"{variable}_anomaly")
+    units = str(anomaly.attrs.get("geoanom_variable_units", "")) if anomaly is not None else ""
+    return Step(data, variable, units, iso_date(data["time"].values, with_time=_sub_daily(result["time"])),
+                training_period(result))
+
+
+def training_period(result: xr.Dataset) -> str:
+    """``1860-01-16 to 1959-12-16``, from the result's provenance; ``unknown`` without it."""
+    period = str(result["fused_irregularity"].attrs.get("geoanom_training_period", ""))
+    if " to " not in period:
+        return "unknown"
+    start, end = period.split(" to ", 1)
+    return f"{iso_date(start)} to {iso_date(end)}"
+
+
+def _sub_daily(times: xr.DataArray) -> bool:
+    """True when time steps are less than a day apart (titles then give the hour)."""
+    if times.size < 2:
+        return False
+    steps = pd.to_timedelta(np.asarray(times.diff("time").values))
+    return bool(np.nanmedian(np.abs(steps / pd.Timedelta(days=1))) < 1)
+
+
+def colour_limit(steps: list[Step]) -> float:
+    """Upper end of a log colour scale symmetric about 1: the 99th percentile, at least 2."""
+    finite = np.concatenate([np.ravel(step.data["fused_irregularity"].values) for step in steps])
+    finite = finite[np.isfinite(finite)]
+    return max(float(np.percentile(finite, 99)) if finite.size else 10.0, 2.0)
+
+
+def draw_irregularity(ax: "Axes", step: Step, vmax: float, cells: MapCells | None = None):
+    """Fused irregularity of one step on ``ax``, the ensemble's flags outlined, tiles named, coasts drawn.
+
+    Returns the filled cells (a PolyCollection, for a colour bar).
+    """
+    from matplotlib.colors import LogNorm
+
+    cells = cells or map_cells(step.data)
+    # Log colours: irregularity spans orders of magnitude, and 1 is the threshold.
+    mesh = draw_cells(ax, cells, step.data["fused_irregularity"].values, cmap="RdYlBu_r",
+                      norm=LogNorm(vmin=1.0 / vmax, vmax=vmax))
+    outline_cells(ax, cells, step.data["ensemble"].values, colors="black", linewidths=0.8)
+    ax.plot([], [], color="black", linewidth=0.8, label="ensemble flags an anomaly")
+    _frame(ax, cells, step)
+    _draw_tiles(ax, cells, step.data["tile"].values)
+    ax.legend(loc="lower left", fontsize="small")
+    return mesh
+
+
+def draw_anomaly(ax: "Axes", step: Step, cells: MapCells | None = None):
+    """The signed standardised anomaly of one step: red above the expected value, blue below, 0 white."""
+    from matplotlib.colors import TwoSlopeNorm
+
+    cells = cells or map_cells(step.data)
+    values = step.anomaly.values
+    finite = np.abs(values[np.isfinite(values)])
+    limit = max(float(np.percentile(finite, 99)) if finite.size else 3.0, 3.0)  # at least +-3 spreads
+    mesh = draw_cells(ax, cells, values, cmap="RdBu_r", norm=TwoSlopeNorm(0.0, -limit, limit))
+    outline_cells(ax, cells, step.data["ensemble"].values, colors="black", linewidths=0.8)
+    _frame(ax, cells, step)
+    return mesh
+
+
+def draw_field(ax: "Axes", field: xr.DataArray, **style):
+    """Any (lat, lon) or curvilinear map on ``ax``, with coastlines; returns the filled cells."""
+    cells = map_cells(field)
+    mesh = draw_cells(ax, cells, np.asarray(field.values, dtype=float), **style)
+    set_extent(ax, cells)
+    draw_coastlines(ax, cells)
+    _axis_labels(ax)
+    if not np.isfinite(np.asarray(field.values, dtype=float)).any():
+        _note(ax, "no cell has a value")
+    return mesh
+
+
+def _frame(ax: "Axes", cells: MapCells, step: Step) -> None:
+    set_extent(ax, cells)
+    draw_coastlines(ax, cells)
+    _axis_labels(ax)
+    if not step.has_scores():
+        _note(ax, f"no cell has a score at {step.date}")
+
+
+def _axis_labels(ax: "Axes") -> None:
+    ax.set_xlabel("longitude")
+    ax.set_ylabel("latitude")
+
+
+def _note(ax: "Axes", text: str) -> None:
+    ax.text(0.5, 0.5, text, transform=ax.transAxes, ha="center", va="center", fontsize="large",
+            bbox={"facecolor": "white", "edgecolor": "0.5"})
+
+
+def _draw_tiles(ax: "Axes", cells: MapCells, tiles: np.ndarray) -> None:
+    """Name each tile at the mean position of its drawable cells, when there are few enough to read."""
+    usable = cells.drawable
+    if not usable.any() or len(np.unique(tiles[usable])) > MAX_TILE_LABELS:
+        return
+    frame = pd.DataFrame({"tile": tiles[usable], "lat": cells.lat[usable],
+                          "x": np.cos(np.radians(cells.lon[usable])), "y": np.sin(np.radians(cells.lon[usable]))})
+    for tile, row in frame.groupby("tile").mean().iterrows():
+        # the circular mean: a tile astride the frame's edge is named at its middle, not across the map
+        lon = to_frame(np.degrees(np.arctan2(row["y"], row["x"])), cells.west)
+        ax.text(lon, row["lat"], str(tile), fontsize=6, ha="center", va="center", alpha=0.7, clip_on=True)
