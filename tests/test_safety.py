@@ -261,3 +261,16 @@ def test_real_netcdf3_file_cut_short(tmp_path):
     cut.write_bytes(open(original, "rb").read()[:-1000])
     with pytest.raises(InputFileError, match=r"is truncated: the file is shorter than its header says \(247,208 of"):
         ga.open_cube(cut)
+
+
+@pytest.mark.slow
+def test_corrupt_chunk_read_by_a_distributed_worker_is_the_same_sentence(stored):
+    """The checked array travels to worker processes, and its error travels back."""
+    distributed = pytest.importorskip("distributed")
+    path = corrupt(stored, "zarr")
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster, \
+            distributed.Client(cluster):
+        cube = ga.open_cube(path, chunks={"time": 12})  # the third chunk is the damaged one
+        assert float(cube["tas"].isel(time=slice(0, 24)).mean().compute()) > 200  # intact chunks read remotely
+        with pytest.raises(CorruptDataError, match=f"variable 'tas' from '{path}'"):
+            cube["tas"].mean().compute()

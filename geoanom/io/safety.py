@@ -104,7 +104,7 @@ def refuse_incomplete(ds: xr.Dataset, path: str) -> None:
 
     Examples
     --------
-    >>> refuse_incomplete(xr.Dataset(attrs={"geoanom_incomplete": "true"}), "x.nc")
+    >>> refuse_incomplete(xr.Dataset(attrs={"geoanom_incomplete": "true"}), "x.nc")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     geoanom.errors.InputFileError: '...' is an unfinished output ...
     """
