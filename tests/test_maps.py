@@ -174,6 +174,9 @@ def test_result_carries_the_signed_anomaly_and_tiles_as_flags(noleap_scores, tmp
     stored = xr.open_zarr(tmp_path / "scores.zarr", consolidated=False)
     np.testing.assert_array_equal(tile_names(stored).values, model.labels.values)
     assert list(top_tiles(stored, n=50).index.sort_values()) == sorted(model.tiles)
+    ga.write_dataset(result, tmp_path / "scores.nc")
+    with xr.open_dataset(tmp_path / "scores.nc") as stored:
+        np.testing.assert_array_equal(tile_names(stored).values, model.labels.values)
 
 
 def test_tile_names_refuses_codes_its_flags_do_not_name(noleap_scores):

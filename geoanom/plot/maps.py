@@ -108,7 +108,7 @@ def irregularity_figure(result: xr.Dataset, time: int | str = -1, variable: str 
     if with_anomaly:
         anomaly = draw_anomaly(axes[1], step, cells)
         fig.colorbar(anomaly, ax=axes[1], shrink=0.8,
-                     label=f"standardised anomaly of {step.variable} (spreads; red above expected, blue below)")
+                     label=f"standardised anomaly of {step.variable} (spreads)")
         axes[1].set_title(f"{step.variable} warmer or higher (red), colder or lower (blue) than expected")
         axes[1].set_ylabel("")
     note = "" if with_anomaly else " (no signed anomaly stored in this result)"

@@ -71,10 +71,7 @@ def time_step(result: xr.Dataset, time: int | str = -1, variable: str | None = N
     variable = variable or (variables[0] if variables else "values")
     if isinstance(time, (int, np.integer)) and not -result.sizes["time"] <= time < result.sizes["time"]:
         raise GeoanomError(f"time step {time} is out of range: the result has {result.sizes['time']} steps.")
-    step = result.isel(time=int(time)) if isinstance(time, (int, np.integer)) else \
-        result.sel(time=time, method="nearest")
-    if "time" in step.dims:  # a partial date such as "2027" selects every step of that year
-        step = step.isel(time=0)
+    step = result.isel(time=int(time)) if isinstance(time, (int, np.integer)) else _at_date(result, time)
     names = ["fused_irregularity", "ensemble", "tile"] + [n for n in (f"{variable}_anomaly",) if n in result]
     data = step[names].compute()
     data["tile"] = tile_names(data)
@@ -82,6 +79,19 @@ def time_step(result: xr.Dataset, time: int | str = -1, variable: str | None = N
     units = str(anomaly.attrs.get("geoanom_variable_units", "")) if anomaly is not None else ""
     return Step(data, variable, units, iso_date(data["time"].values, with_time=_sub_daily(result["time"])),
                 training_period(result))
+
+
+def _at_date(result: xr.Dataset, date: str) -> xr.Dataset:
+    """The step at a date, its first step for a partial date ("2027"), else the nearest (datetime64 only)."""
+    try:
+        step = result.sel(time=date)
+    except (KeyError, TypeError, ValueError):
+        try:  # cftime indexes cannot compare text with dates for "nearest"
+            step = result.sel(time=date, method="nearest")
+        except (KeyError, TypeError, ValueError):
+            first, last = (iso_date(result["time"].values[i]) for i in (0, -1))
+            raise GeoanomError(f"the result has no time step at '{date}'; it runs from {first} to {last}.") from None
+    return step.isel(time=0) if "time" in step.dims else step
 
 
 def training_period(result: xr.Dataset) -> str:
