@@ -145,6 +145,10 @@ def test_map_titles_name_variable_units_step_and_training_and_draw_the_signed_an
     assert "tas (K), 2005-11-16" in title
     assert "model trained on 2000-01-16 to 2003-12-16" in title
     assert "00:00" not in title and ".000" not in title
+    assert "tas (K), 2005-11-16" in irregularity_figure(result, time="2005-11").get_suptitle()  # a noleap date
+    with pytest.raises(GeoanomError, match="no time step at '1990'; it runs from 2000-01-16 to 2005-12-16"):
+        irregularity_figure(result, time="1990")
+    assert "fitted on 2000-01-16 to 2003-12-16" in result.attrs["history"]
     irregularity, anomaly = [ax for ax in fig.axes if ax.get_title()]
     assert "cells flagged" in irregularity.get_title()
     assert coastline(irregularity) and coastline(anomaly)

@@ -16,6 +16,7 @@ from ..detectors.ensemble import fuse, majority
 from ..errors import GeoanomError, GeoanomWarning, TileError
 from ..features import RegionParams
 from ..features.vectors import block_features, context_features
+from ..reporting import iso_date
 from ..tiling import spatial_dims, wraps_in_longitude
 from .fit import group_cells
 from .inputs import source_name, stack_variables
@@ -215,8 +216,8 @@ def _result_dataset(model: "AnomalyModel", values: xr.DataArray, irregularity: d
         Conventions="CF-1.8",
         title="geoanom anomaly scores",
         source=f"geoanom {__version__}",
-        history=f"scored with geoanom {__version__}; model fitted on {model.attrs.get('training_start')} "
-        f"to {model.attrs.get('training_end')}",
+        history=f"scored with geoanom {__version__}; model fitted on {iso_date(model.attrs.get('training_start'))} "
+        f"to {iso_date(model.attrs.get('training_end'))}",
     )
     return out
 
