@@ -238,7 +238,7 @@ def cell_areas(cube: xr.Dataset | xr.DataArray) -> np.ndarray:
     """
     if cube["lat"].ndim == 1 and cube["lon"].ndim == 1:
         lat_edges = np.clip(_edges(np.asarray(cube["lat"].values, dtype=float)), -90.0, 90.0)
-        lon_edges = _edges(np.asarray(cube["lon"].values, dtype=float))
+        lon_edges = _edges(unwrapped_lon(cube))
         band = np.abs(np.diff(np.sin(np.radians(lat_edges))))
         width = np.abs(np.radians(np.diff(lon_edges)))
         areas = EARTH_RADIUS_KM**2 * band[:, None] * width[None, :]
@@ -260,10 +260,51 @@ def _edges(centres: np.ndarray) -> np.ndarray:
 
 
 def wraps_in_longitude(cube: xr.Dataset | xr.DataArray) -> bool:
-    """True for a regular 1-D longitude axis that closes the globe (its last cell meets its first)."""
+    """True for a regular 1-D longitude axis that closes the globe (its last cell meets its first).
+
+    Examples
+    --------
+    >>> import numpy as np, xarray as xr
+    >>> wraps_in_longitude(xr.Dataset(coords={"lon": np.arange(-180.0, 180.0, 2.5)}))
+    True
+    >>> wraps_in_longitude(xr.Dataset(coords={"lon": [170.0, 175.0, -180.0, -175.0]}))
+    False
+    """
     lon = cube["lon"]
     if lon.ndim != 1 or lon.size < 3:
         return False
-    steps = np.diff(np.asarray(lon.values, dtype=float))
+    steps = _wrap_step(np.diff(np.asarray(lon.values, dtype=float)))
     step = float(np.median(steps))
     return bool(np.allclose(steps, step, rtol=1e-3) and abs(abs(step) * lon.size - 360.0) < 1e-3 * 360.0)
+
+
+def crosses_antimeridian(cube: xr.Dataset | xr.DataArray) -> bool:
+    """True for a regional 1-D longitude axis that runs across the antimeridian (e.g. 117.5E to 97.5W).
+
+    `open_cube` keeps such an axis contiguous, west to east: its values are
+    in [-180, 180) and step from 179.x down to -180 once, so it is not
+    monotonic. Draw or interpolate it on :func:`unwrapped_lon`.
+
+    Examples
+    --------
+    >>> import xarray as xr
+    >>> crosses_antimeridian(xr.Dataset(coords={"lon": [170.0, 175.0, -180.0, -175.0]}))
+    True
+    """
+    lon = cube["lon"]
+    return lon.ndim == 1 and lon.size > 1 and bool(np.any(np.diff(np.asarray(lon.values, dtype=float)) < 0))
+
+
+def unwrapped_lon(cube: xr.Dataset | xr.DataArray) -> np.ndarray:
+    """The 1-D longitude axis made monotonic by continuing past 180 (170, 175, 180, 185 for 170, 175, -180, -175).
+
+    Examples
+    --------
+    >>> import xarray as xr
+    >>> unwrapped_lon(xr.Dataset(coords={"lon": [170.0, 175.0, -180.0, -175.0]})).tolist()
+    [170.0, 175.0, 180.0, 185.0]
+    """
+    lon = np.asarray(cube["lon"].values, dtype=float)
+    if lon.ndim != 1 or lon.size < 2:
+        return lon
+    return lon[0] + np.concatenate([[0.0], np.cumsum(_wrap_step(np.diff(lon)))])

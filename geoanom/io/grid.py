@@ -120,7 +120,7 @@ def west_edge(lon: np.ndarray) -> int:
     across = lon[0] + 360.0 - lon[-1]
     widest = int(np.argmax(inner))
     # a tolerance so float noise on a global grid's equal gaps never rolls it
-    clear = inner[widest] > max(across + 1e-6 * 360.0, 2.0 * float(np.median(inner)))
+    clear = inner[widest] > max(across + 1e-6 * 360.0, 2.0 * float(np.median(np.append(inner, across))))
     return widest + 1 if clear else 0
 
 
@@ -151,7 +151,8 @@ def true_lat_lon(ds: xr.Dataset, path: str) -> xr.Dataset:
     except (KeyError, TypeError, ValueError) as exc:
         raise CoordinateError(f"the rotated-pole grid mapping '{mapping.name}' in {path} lacks a valid "
                               f"{exc.args[0] if isinstance(exc, KeyError) else 'pole position'}.") from exc
-    lat, lon = unrotate(rlat.values[:, None], rlon.values[None, :], *pole,
+    # float64: float32 grid axes would cost about a metre of position
+    lat, lon = unrotate(rlat.values.astype(np.float64)[:, None], rlon.values.astype(np.float64)[None, :], *pole,
                         float(mapping.attrs.get("north_pole_grid_longitude", 0.0)))
     dims = (rlat.dims[0], rlon.dims[0])
     return ds.assign_coords(lat=(dims, lat, {"standard_name": "latitude", "units": "degrees_north"}),
