@@ -6,7 +6,9 @@ chunk or NetCDF4 file; a truncated NetCDF3 file is a real file cut short.
 """
 
 import os
+import re
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -41,6 +43,9 @@ SLOW_WRITER = textwrap.dedent("""
     ga.write_dataset(ds, sys.argv[1])
     print("done", flush=True)
 """)
+
+
+HOST = re.sub(r"[^A-Za-z0-9]", "", socket.gethostname())[:32]  # as temporaries name their host
 
 
 def leftovers(target):
@@ -91,18 +96,45 @@ def test_sigkill_leftover_never_reads_as_a_result_and_is_removed_by_the_next_wri
     assert leftovers(target) == [] and ga.open_cube(target)["tas"].shape == cube["tas"].shape
 
 
+def test_the_previous_sigterm_handler_is_restored_after_a_write(tmp_path):
+    def mine(signum, frame):
+        pass
+
+    previous = signal.signal(signal.SIGTERM, mine)
+    try:
+        ga.write_dataset(synthetic_cube(n_years=1, n_lat=3, n_lon=3)[0], tmp_path / "out.zarr")
+        assert signal.getsignal(signal.SIGTERM) is mine
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@pytest.mark.slow
+def test_sigterm_with_an_application_handler_calls_it_and_exits_143(tmp_path):
+    target = tmp_path / "out.zarr"
+    script = "import signal\nsignal.signal(signal.SIGTERM, lambda s, f: print('handler', flush=True))\n" + SLOW_WRITER
+    process = subprocess.Popen([sys.executable, "-c", script, str(target)], stdout=subprocess.PIPE, text=True)
+    assert process.stdout.readline().strip() == "writing"
+    while not leftovers(target):
+        time.sleep(0.02)
+    time.sleep(0.3)
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=60) == 143 and "handler" in process.stdout.read()
+    assert leftovers(target) == [] and not target.exists()
+
+
 def test_a_live_writers_temporary_is_left_alone(tmp_path):
     target = tmp_path / "out.zarr"
-    mine = tmp_path / f".out.zarr.tmp-{ga.io.write._HOST}-{os.getpid()}-0badcafe"
+    mine = tmp_path / f".out.zarr.tmp-{HOST}-{os.getpid()}-0badcafe"
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
-    gone = tmp_path / f".out.zarr.tmp-{ga.io.write._HOST}-{int(dead.stdout)}-deadbeef"
+    gone = tmp_path / f".out.zarr.tmp-{HOST}-{int(dead.stdout)}-deadbeef"
     elsewhere = tmp_path / f".out.zarr.tmp-otherhost-{int(dead.stdout)}-feedf00d"
     old_style = tmp_path / ".out.zarr.tmp-1234abcd"
-    for path in (mine, gone, elsewhere, old_style):
+    another_target = tmp_path / f".out.zarr.tmp-1.zarr.tmp-{HOST}-{os.getpid()}-0badcafe"
+    for path in (mine, gone, elsewhere, old_style, another_target):
         path.mkdir()
     removed = remove_stale_temporaries(target)
     assert sorted(p.name for p in removed) == sorted([gone.name, old_style.name])
-    assert mine.exists() and elsewhere.exists()
+    assert mine.exists() and elsewhere.exists() and another_target.exists()
 
 
 @pytest.mark.parametrize("name", ["done.zarr", "done.nc"])

@@ -27,7 +27,8 @@ from .safety import INCOMPLETE_ATTR
 
 # The temporary's name says who owns it (see remove_stale_temporaries).
 _HOST = re.sub(r"[^A-Za-z0-9]", "", socket.gethostname())[:32] or "host"
-_TMP_NAME = re.compile(r"(?P<host>[A-Za-z0-9]+)-(?P<pid>[0-9]+)-[0-9a-f]+")
+_TMP_NAME = re.compile(r"(?P<host>[A-Za-z0-9]+)-(?P<pid>[0-9]+)-[0-9a-f]{8}")
+_OLD_TMP = re.compile(r"[0-9a-f]{8}")  # before the owner was in the name
 
 
 def write_dataset(ds: xr.Dataset, path: PathLike, *, overwrite: bool = True, zarr_format: int = 2) -> Path:
@@ -120,8 +121,10 @@ def remove_stale_temporaries(target: PathLike) -> list[Path]:
     target = Path(target)
     removed = []
     for sibling in target.parent.glob(f".{glob.escape(target.name)}.tmp-*"):
-        owner = _TMP_NAME.fullmatch(sibling.name[len(target.name) + 6:])
-        if owner is None or (owner["host"] == _HOST and not _alive(int(owner["pid"]))):
+        suffix = sibling.name[len(target.name) + 6:]
+        owner = _TMP_NAME.fullmatch(suffix)
+        stale = owner["host"] == _HOST and not _alive(int(owner["pid"])) if owner else _OLD_TMP.fullmatch(suffix)
+        if stale:
             _remove(sibling)
             removed.append(sibling)
     return removed
@@ -164,12 +167,12 @@ def _removed_on_sigterm(tmp: Path) -> Iterator[None]:
         yield
     except _Terminated:
         _remove(tmp)
-        # Threads of the dask pool may still finish a chunk into tmp before the
-        # process ends: remove it once more at exit, after they are joined.
-        atexit.register(_remove, tmp)
         signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
         signal.raise_signal(signal.SIGTERM)  # the default action ends the process here
-        raise SystemExit(128 + signal.SIGTERM) from None  # a Python handler returned: still stop
+        # A Python handler returned: still stop. Threads of the dask pool may
+        # finish a chunk into tmp meanwhile; remove it again once they are joined.
+        atexit.register(_remove, tmp)
+        raise SystemExit(128 + signal.SIGTERM) from None
     finally:
         if signal.getsignal(signal.SIGTERM) is handler:
             signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
