@@ -6,15 +6,53 @@
 >>> result = model.score(cube.sel(time=slice("1960", None)))
 """
 
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 __version__ = "0.1.0"
 
-from . import detectors, features, federated, geohash, testing, tiling
-from .detectors import DPMMDetector, Ensemble, GMMDetector, IForestDetector, KMeansDetector
 from .errors import GeoanomError, GeoanomWarning
-from .features import Climatology, RegionParams, region_features, region_labels, tune_region_params
-from .io import open_cube, sample_cube, write_dataset
-from .model import AnomalyModel, fit, load_model
-from .tiling import tile_labels
+
+# The public API is imported on first use (PEP 562): `import geoanom` and the
+# `geoanom` command's --help then need neither scikit-learn, scipy, distributed
+# nor optuna, which together take seconds to import. Name -> module holding it.
+_LAZY = {
+    "AnomalyModel": ".model", "fit": ".model", "load_model": ".model",
+    "Climatology": ".features", "RegionParams": ".features", "region_features": ".features",
+    "region_labels": ".features", "tune_region_params": ".features",
+    "DPMMDetector": ".detectors", "Ensemble": ".detectors", "GMMDetector": ".detectors",
+    "IForestDetector": ".detectors", "KMeansDetector": ".detectors",
+    "open_cube": ".io", "sample_cube": ".io", "write_dataset": ".io",
+    "tile_labels": ".tiling",
+}
+_SUBMODULES = ("detectors", "features", "federated", "geohash", "testing", "tiling")
+
+if TYPE_CHECKING:  # for type checkers and IDEs, which do not run __getattr__
+    from . import detectors, features, federated, geohash, testing, tiling
+    from .detectors import DPMMDetector, Ensemble, GMMDetector, IForestDetector, KMeansDetector
+    from .features import Climatology, RegionParams, region_features, region_labels, tune_region_params
+    from .io import open_cube, sample_cube, write_dataset
+    from .model import AnomalyModel, fit, load_model
+    from .tiling import tile_labels
+
+
+def __getattr__(name: str) -> Any:
+    """Import a public name or subpackage on first use, then keep it as a module attribute."""
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+    elif name in _SUBMODULES:
+        value = importlib.import_module(f".{name}", __name__)
+    else:
+        raise AttributeError(f"module 'geoanom' has no attribute '{name}'")
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
 
 __all__ = [
     "AnomalyModel",

@@ -1,46 +1,120 @@
-"""What the command line reports: results written with progress, and places named in degrees."""
+"""What the command line reports: results written with progress, skipped tiles, places and dates.
+
+How much is said is set once by the command line (``-q``, ``-v``): see :func:`set_verbosity`.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import time
+from typing import Any, Iterator
+
+QUIET, NORMAL, VERBOSE = -1, 0, 1
+_verbosity = NORMAL  # the command line's -q / -v; the library itself prints nothing
 
 
-def write_outputs(result, model, out_path, plot_path, client, *, table_path=None, model_path=None) -> None:
-    """Write a result (with a progress bar), and on request the model, a map and the table of tiles; print the table."""
-    from .io import write_dataset
-    from .plot import irregularity_map, top_tiles
+def set_verbosity(level: int) -> None:
+    """How much the command reports: QUIET (errors and warnings), NORMAL or VERBOSE (details and timings).
 
-    print(f"scoring and writing {out_path} ...")
-    if client is not None:
-        from distributed import progress as distributed_progress
+    Examples
+    --------
+    >>> set_verbosity(VERBOSE); detail("chosen precision 2"); set_verbosity(NORMAL)
+    chosen precision 2
+    """
+    global _verbosity
+    _verbosity = level
 
-        result = result.persist()
-        distributed_progress(result)
-        print()
-    with progress(client):
-        write_dataset(result, out_path)
-    if model_path is not None:
-        model.save(model_path)
-        print(f"model saved to {model_path}")
-    if plot_path is not None:
-        print(f"map of the last time step: {irregularity_map(result, plot_path)}")
-    table = top_tiles(result)
-    if table_path is not None:
-        table.to_csv(table_path)
-    print("the ten most anomalous tiles (mean fused irregularity over the scored period):")
-    print(table.to_string(float_format=lambda value: f"{value:.3f}"))
+
+def say(text: str) -> None:
+    """Print a line of a normal run (not with -q)."""
+    if _verbosity >= NORMAL:
+        print(text)
+
+
+def detail(text: str) -> None:
+    """Print a detail only asked for with -v."""
+    if _verbosity >= VERBOSE:
+        print(text)
 
 
 @contextlib.contextmanager
-def progress(client):
-    """A progress bar for the local scheduler (the distributed one has its own)."""
-    if client is None:
-        from dask.diagnostics import ProgressBar
+def stage(label: str, client: Any = None, *, watch: bool = True) -> Iterator[None]:
+    """Run a block under a label: its dask work with labelled progress (not with -q), or only its time with -v.
 
-        with ProgressBar(dt=0.5):
+    Examples
+    --------
+    >>> with stage("reading nothing", watch=False):
+    ...     pass
+    """
+    if watch:  # the progress's closing line gives the time
+        from .progress import progress
+
+        with progress(label, client, enabled=_verbosity >= NORMAL):
             yield
-    else:
+        return
+    started = time.perf_counter()
+    yield
+    detail(f"{label}: {time.perf_counter() - started:.1f} s")
+
+
+@contextlib.contextmanager
+def progress(client: Any = None, label: str = "computing") -> Iterator[None]:
+    """Labelled progress of the dask work inside the block (see :mod:`geoanom.progress`)."""
+    from .progress import progress as follow
+
+    with follow(label, client, enabled=_verbosity >= NORMAL):
         yield
+
+
+def write_outputs(result, model, out_path, plot_path, client, *, table_path=None, model_path=None) -> None:
+    """Write a result with labelled progress, and on request the model, a map and the table of tiles.
+
+    The result is written chunk by chunk as it is scored, also on a cluster:
+    it is never held whole in memory. Paths are checked by the caller, before
+    any work. The ten most anomalous tiles are printed, and written to
+    ``table_path`` when given.
+    """
+    from .io import write_dataset
+    from .plot import irregularity_map, top_tiles
+
+    with stage(f"scoring and writing {out_path}", client):
+        write_dataset(result, out_path)
+    say(f"wrote {out_path}")
+    if model_path is not None:
+        model.save(model_path)
+        say(f"model saved to {model_path}")
+    with _reopened(out_path) as written:  # the map and the table read the scores written, not score again
+        if plot_path is not None:
+            with stage(f"drawing {plot_path}", client):
+                say(f"map of the last time step: {irregularity_map(written, plot_path)}")
+        with stage("ranking tiles", client):
+            table = top_tiles(written)
+    if table_path is not None:
+        table.to_csv(table_path)
+        say(f"table of the most anomalous tiles: {table_path}")
+    say("the ten most anomalous tiles (mean fused irregularity over the scored period):")
+    say(table.to_string(float_format=lambda value: f"{value:.3f}"))
+
+
+def _reopened(path):
+    """The result just written, opened lazily."""
+    import xarray as xr
+
+    return xr.open_zarr(path) if str(path).endswith(".zarr") else xr.open_dataset(path, chunks={})
+
+
+def report_skipped(model, shown: int = 20) -> None:
+    """Print the tiles a model skipped and why (``model.skipped``), the first ``shown`` with -v all."""
+    if not model.skipped:
+        return
+    federated = bool(model.attrs.get("federated_rounds"))
+    scored = "scored by the smallest region's model" if federated else "their cells score NaN"
+    say(f"{len(model.skipped)} tiles skipped ({scored}):")
+    limit = None if _verbosity >= VERBOSE else shown
+    for tile, reason in sorted(model.skipped.items())[:limit]:
+        say(f"  {tile}: {reason}")
+    if limit is not None and len(model.skipped) > limit:
+        say(f"  ... and {len(model.skipped) - limit} more (-v lists all; model.skipped holds them)")
 
 
 def degrees(value: float, positive: str, negative: str, digits: int = 0) -> str:

@@ -197,6 +197,8 @@ def test_federate_with_privacy_writes_model_history_and_curve(cube_file, tmp_pat
     result = FederatedResult.load(out / "model.npz")
     assert result.epsilon == pytest.approx(history["epsilon"].iloc[-1]) and result.config["signed"]
     assert verify_audit(log, result.audit_head)
+    head = (out / "audit_head.txt").read_text().strip()  # the head kept apart from the log, and shown
+    assert head == result.audit_head and f"audit chain head: {head}" in process.stdout
 
 
 def test_federate_with_a_client_grid_file(cube_file, tmp_path):

@@ -117,11 +117,11 @@ def demo(tmp_path_factory):
     out = tmp_path_factory.mktemp("demo") / "demo"
     process = geoanom("demo", "--out", out)
     assert process.returncode == 0, process.stderr
-    return out, process.stdout
+    return out, process.stdout, process.stderr
 
 
 def test_demo_flags_far_less_against_the_running_climate(demo):
-    out, stdout = demo
+    out, stdout, _ = demo
     shares = pd.read_csv(out / "flagged_share.csv", index_col="year")
     fixed, running = shares["fixed 1860-1959 climate"], shares["running 31-year climate"]
     assert list(shares.index) == list(range(1960, 2100))
@@ -135,7 +135,7 @@ def test_demo_flags_far_less_against_the_running_climate(demo):
 
 
 def test_demo_writes_its_pictures_result_and_table(demo):
-    out, stdout = demo
+    out, stdout, stderr = demo
     assert_png(out / "most_anomalous_year.png", 50_000)
     assert_png(out / "warming.png", 50_000)
     result = xr.open_zarr(out / "result.zarr")
@@ -145,5 +145,6 @@ def test_demo_writes_its_pictures_result_and_table(demo):
     table = pd.read_csv(out / "top_tiles.csv", index_col="tile")
     assert len(table) == 10 and table["mean_irregularity"].is_monotonic_decreasing
     assert "the ten most anomalous tiles" in stdout
-    assert "% Completed" in stdout  # the progress bar
+    # progress on standard error, in plain labelled lines: it is not a terminal here
+    assert f"scoring and writing {out / 'result.zarr'}: done" in stderr and "\r" not in stderr
     assert "What the demo shows:" in stdout and "warming.png" in stdout

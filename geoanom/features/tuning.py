@@ -9,19 +9,20 @@ task pinned to its own workers) and share only the chosen parameters.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import dask
 import numpy as np
-import optuna
 import pandas as pd
 import xarray as xr
-from sklearn.metrics import roc_auc_score
 
 from ..errors import GeoanomError
 from ..tiling import wraps_in_longitude
 from .region_stats import region_table
 from .regions import RegionParams, as_field, denoise, region_mask, standardised_anomaly
+
+if TYPE_CHECKING:
+    import optuna
 
 MEDIAN_SIZES = (1, 3, 5)
 
@@ -114,6 +115,8 @@ def _tune(data, labels_or_objective, variable, n_trials, seed, sigma_range, thre
     anomaly = standardised_anomaly(field, baseline).persist()
     objective, name = _objective(field, anomaly, labels_or_objective, tail, wrap)
 
+    import optuna  # here, where tuning runs: it takes a second to import and brings tqdm
+
     def trial_value(trial: optuna.Trial) -> float:
         params = RegionParams(
             sigma=trial.suggest_float("sigma", *sigma_range),
@@ -158,6 +161,8 @@ def _cell_scores(anomaly: xr.DataArray, params: RegionParams, wrap: bool) -> np.
 def _auc(truth: np.ndarray, score: np.ndarray) -> float:
     if truth.all() or not truth.any():
         raise GeoanomError("the labels must mark some, but not all, observations as events.")
+    from sklearn.metrics import roc_auc_score
+
     return float(roc_auc_score(truth, np.nan_to_num(score)))
 
 

@@ -1,0 +1,7 @@
+"""``python -m geoanom.cli``: the ``geoanom`` command."""
+
+import sys
+
+from . import main
+
+sys.exit(main())

@@ -1,0 +1,277 @@
+"""What each ``geoanom`` command does, once its options are parsed.
+
+Every output path is checked (:mod:`geoanom.cli.paths`) before any data are
+read; heavy packages are imported inside the commands, not at import time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import errno
+import os
+from pathlib import Path
+
+from ..errors import GeoanomError, TrainingPeriodError
+from ..reporting import detail, report_skipped, say, stage, write_outputs
+from .paths import Output, check_outputs
+
+CUBE = (".zarr", ".nc")
+FEDERATE_FILES = ("model.npz", "history.csv", "learning_curve.png", "audit_head.txt")
+
+
+def run_demo(args: argparse.Namespace) -> None:
+    """``geoanom demo`` (see :mod:`geoanom.demo`)."""
+    check_outputs([Output("--out", args.out, kind="folder", what="the demo's output")])
+    from ..demo import run
+
+    run(Path(args.out), args.detectors)
+
+
+def detect_outputs(args: argparse.Namespace) -> list[Output | None]:
+    """Every path ``detect`` writes."""
+    explain = None
+    if args.explain is not None:
+        picture = args.explain_out or str(Path(args.out).with_suffix(".cell.png"))
+        explain = Output("--explain-out", picture, (".png",), what="the picture of --explain")
+    return [
+        Output("--out", args.out, CUBE, what="the result"),
+        args.model_out and Output("--model-out", args.model_out, (".npz", ".zarr"), what="the model"),
+        args.plot and Output("--plot", args.plot, (".png",), what="the map"),
+        args.top_tiles and Output("--top-tiles", args.top_tiles, (".csv",), what="the table of tiles"),
+        explain,
+    ]
+
+
+def run_detect(args: argparse.Namespace) -> None:
+    """``geoanom detect``."""
+    if args.explain is None and args.explain_out is not None:
+        raise GeoanomError("--explain-out needs --explain LAT,LON: the cell to draw.")
+    outputs = detect_outputs(args)
+    check_outputs(outputs, args.inputs)
+    point = parse_point(args.explain) if args.explain is not None else None
+    from .. import fit
+    from ..cluster import make_client
+    from ..tiling import tile_labels
+
+    client = make_client(args.workers, args.scheduler)
+    with client if client is not None else contextlib.nullcontext():
+        with stage("opening the input", watch=False):
+            cube = open_input(args.inputs, args.variables, args.level)
+        if point is not None:  # a point off the grid is refused from the coordinates alone, before any work
+            from ..plot import nearest_grid_cell
+
+            nearest_grid_cell(cube, *point)
+        training = select_training(cube, args.train_start, args.train_end)
+        labels = tile_labels(training, args.precision)  # coordinates only: names the work before it starts
+        tiles = len(set(labels.values.ravel().tolist()))
+        detail(f"tiles: {labels.attrs.get('precision_reason') or 'precision ' + str(labels.attrs['precision'])}")
+        with stage(f"fitting {tiles:,} tiles", client):
+            model = fit(training, variables=args.variables, precision=args.precision,
+                        detectors=args.detectors, client=client, features=args.features.split(","),
+                        federated=args.federated, federated_rounds=args.federated_rounds,
+                        federated_relevance=args.federated_relevance,
+                        trend=None if args.trend == "none" else args.trend)
+        say(f"{model}")
+        report_skipped(model)
+        result = model.score(cube, client=client)
+        write_outputs(result, model, Path(args.out), args.plot, client, table_path=args.top_tiles,
+                      model_path=args.model_out)
+        if point is not None:
+            explain_cell(model, cube, point, Path(args.out), Path(outputs[-1].path))
+
+
+def open_input(inputs, variables, level=None):
+    """The input cube, at one level when ``--level`` is given."""
+    from .. import open_cube
+
+    return open_cube(inputs, variables=variables, level=level)
+
+
+def parse_point(text: str) -> tuple[float, float]:
+    """``"LAT,LON"`` in degrees as two floats, or a GeoanomError in one sentence.
+
+    Examples
+    --------
+    >>> parse_point("25, -80.5")
+    (25.0, -80.5)
+    """
+    parts = text.replace(" ", "").split(",")
+    try:
+        lat, lon = (float(part) for part in parts)
+    except ValueError:
+        raise GeoanomError(f"--explain takes LAT,LON in degrees, e.g. 35.2,-80.8; got '{text}'.") from None
+    if not (-90.0 <= lat <= 90.0 and -360.0 <= lon <= 360.0):
+        raise GeoanomError(f"--explain {text}: the latitude must be in [-90, 90] and the longitude in "
+                           "[-360, 360] degrees.")
+    return lat, lon
+
+
+def explain_cell(model, cube, point: tuple[float, float], out: Path, picture: Path) -> None:
+    """Draw the cell nearest to ``point``, its flags read from the result just written to ``out``."""
+    import xarray as xr
+
+    from ..plot import cell
+
+    picture.parent.mkdir(parents=True, exist_ok=True)
+    opened = xr.open_zarr(out) if out.suffix == ".zarr" else xr.open_dataset(out)
+    with opened as result:
+        figure = cell(model, cube, lat=point[0], lon=point[1], result=result, path=picture)
+    say(f"the cell nearest to {point[0]:g}, {point[1]:g}: {picture} ({figure.axes[0].get_title().splitlines()[0]})")
+
+
+def run_regions(args: argparse.Namespace) -> None:
+    """``geoanom regions``."""
+    check_outputs([Output("--out", args.out, (".csv",), what="the table"),
+                   args.labels_out and Output("--labels-out", args.labels_out, CUBE, what="the label cube")],
+                  args.inputs)
+    from .. import write_dataset
+    from ..features import RegionParams, region_features, region_labels, tune_region_params
+
+    cube = open_input(args.inputs, [args.variable], args.level)
+    params = RegionParams(args.sigma, args.median_size, args.threshold, args.tail).to_dict()
+    if args.tune:
+        with stage(f"tuning in {args.tune} trials", watch=False):
+            tuning = tune_region_params(cube, variable=args.variable, n_trials=args.tune, tail=args.tail)
+        params = tuning.params.to_dict()
+        say(f"tuned in {args.tune} trials ({tuning.objective} {tuning.score:.3f}): "
+            + ", ".join(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}" for k, v in params.items()))
+    with stage(f"region features of {args.variable}"):
+        table = region_features(cube, variable=args.variable, precision=args.precision, **params)
+    table.to_csv(args.out)
+    say(f"wrote {args.out}: {len(table)} rows, {int(table['n_regions'].sum())} regions")
+    if args.labels_out:
+        with stage(f"labelling and writing {args.labels_out}"):
+            write_dataset(region_labels(cube, variable=args.variable, **params).to_dataset(), args.labels_out)
+        say(f"wrote {args.labels_out}")
+
+
+def federate_outputs(args: argparse.Namespace) -> list[Output | None]:
+    """Every path ``federate`` writes: its folder, the files in it and the audit log."""
+    files = [Output("--out", str(Path(args.out) / name), what=f"the federated {name}") for name in FEDERATE_FILES]
+    return [Output("--out", args.out, kind="folder", what="the federated output"), *files,
+            args.audit_log and Output("--audit-log", args.audit_log, what="the audit log")]
+
+
+def run_federate(args: argparse.Namespace) -> None:
+    """``geoanom federate``."""
+    folder, *files, audit = federate_outputs(args)
+    inputs = [*args.inputs, *([args.clients] if args.clients != "tile" else [])]
+    check_outputs([folder], inputs)
+    check_outputs([audit], inputs)
+    check_outputs([*files, audit])  # the audit log may live in the output folder, but not as one of its files
+    from .. import open_cube
+    from ..cluster import make_client
+    from ..federated import GaussianDP, cube_rows, make_aggregator, train
+    from ..federated.privacy import calibrate_noise
+    from ..plot import learning_curve
+
+    out = Path(args.out)
+    make_aggregator(args.aggregator)  # refuse bad options before reading any data
+    if args.rounds < 1 or not 0 < args.client_fraction <= 1:
+        raise GeoanomError(f"--rounds must be at least 1 and --client-fraction in (0, 1], got {args.rounds} "
+                           f"and {args.client_fraction}.")
+    privacy = None
+    if args.epsilon is not None:  # before reading any data, like every other option
+        noise = calibrate_noise(args.epsilon, args.client_fraction, args.rounds, args.delta)
+        privacy = GaussianDP(noise, args.clip, args.delta, max_epsilon=args.epsilon)
+        say(f"differential privacy: noise multiplier {noise:.3g} keeps {args.rounds} rounds within "
+            f"epsilon {args.epsilon:g} at delta {args.delta:g}")
+    cube = open_cube(args.inputs, variables=[args.variable])
+    clients = args.clients if args.clients == "tile" else _client_grid(args.clients)
+    with stage("features of every observation"):
+        rows = cube_rows(cube, args.variable, clients, precision=args.precision)
+    say(f"{len(rows.features):,} observations of {len(set(rows.clients))} clients; "
+        f"features {', '.join(rows.names)}")
+    client = make_client(args.workers, args.scheduler)
+    with client if client is not None else contextlib.nullcontext():
+        with stage(f"training {args.rounds} rounds", client):
+            result = train(rows.features, None, clients=rows.clients, rounds=args.rounds,
+                           aggregator=args.aggregator, client_fraction=args.client_fraction, privacy=privacy,
+                           signed=args.signed, audit_log=args.audit_log, client=client)
+    out.mkdir(parents=True, exist_ok=True)
+    result.save(out / "model.npz")
+    result.history.to_csv(out / "history.csv")
+    learning_curve(result.history, out / "learning_curve.png")
+    spent = f", epsilon {result.epsilon:.3g}" if result.epsilon is not None else ""
+    say(f"{len(result.history)} rounds ({result.state}{spent}); wrote {out}/model.npz, history.csv, "
+        "learning_curve.png")
+    if args.audit_log:
+        report_audit_head(result.audit_head, out / "audit_head.txt", args.audit_log)
+
+
+def report_audit_head(head: str | None, path: Path, log: str) -> None:
+    """Print the audit log's chain head and keep it apart from the log: only it shows a truncated log."""
+    if not head:
+        raise GeoanomError(f"the audit log '{log}' was written but its chain head is unknown; it cannot be "
+                           "checked for truncation.")
+    path.write_text(f"{head}\n")
+    print(f"audit chain head: {head} (also in {path}; check the log with "
+          f"geoanom.federated.verify_audit('{log}', '{head}'))")
+
+
+def _client_grid(path: str):
+    """The first variable of a NetCDF or Zarr grid file: each cell's client."""
+    import xarray as xr
+
+    from ..errors import InputFileError
+
+    try:
+        grid = xr.open_zarr(path) if str(path).rstrip("/").endswith(".zarr") else xr.open_dataset(path)
+    except (OSError, ValueError) as error:
+        raise InputFileError(f"cannot read the client grid '{path}': {error}".rstrip(".") + ".") from None
+    if not grid.data_vars:
+        raise InputFileError(f"the client grid '{path}' holds no variable.")
+    return grid[next(iter(grid.data_vars))].load()
+
+
+def select_training(cube, start: str | None, end: str):
+    """The training period of a cube, or a TrainingPeriodError naming the data's span."""
+    from ..reporting import iso_date
+
+    times = cube["time"].values
+    span = f"{iso_date(times[0])} to {iso_date(times[-1])}" if len(times) else "no time steps"
+    try:
+        training = cube.sel(time=slice(start, end))
+    except (KeyError, ValueError, TypeError) as error:
+        raise TrainingPeriodError(f"cannot read the training period {start or 'start'} to {end}: {error}.") from None
+    if training.sizes["time"] == 0:
+        raise TrainingPeriodError(
+            f"the training period {start or 'start'} to {end} selects no data in "
+            f"{cube.attrs.get('geoanom_source', 'the input')}, which runs from {span}."
+        )
+    return training
+
+
+def run_info(args: argparse.Namespace) -> None:
+    """``geoanom info``."""
+    from .info import describe
+
+    describe(args.inputs)
+
+
+def os_error_sentence(error: OSError) -> str:
+    """One sentence for an operating-system error met while writing, naming the path.
+
+    Examples
+    --------
+    >>> import errno
+    >>> os_error_sentence(FileExistsError(errno.EEXIST, "File exists", "t.csv"))
+    "cannot write 't.csv': something is already there that could not be replaced."
+    """
+    where = f"'{error.filename}'" if error.filename else "an output"
+    why = {
+        errno.EEXIST: "something is already there that could not be replaced",
+        errno.EACCES: "permission denied",
+        errno.EPERM: "the operation is not permitted",
+        errno.ENOSPC: "the disk is full",
+        errno.EDQUOT: "the disk quota is exceeded",
+        errno.EROFS: "the file system is read-only",
+        errno.ENOENT: "a folder on the way does not exist",
+        errno.ENOTDIR: "a part of the path is a file, not a folder",
+        errno.EISDIR: "it is a folder, not a file",
+        errno.ENAMETOOLONG: "the name is too long",
+    }.get(error.errno, (error.strerror or str(error)).rstrip(".").lower())
+    if error.filename2:
+        where += f" to '{error.filename2}'"
+    return f"cannot write {where}: {why}."

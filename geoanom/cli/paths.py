@@ -1,0 +1,149 @@
+"""Every path a command writes, checked before it reads any data.
+
+A run that has computed for an hour and then cannot write, or worse writes over
+its own input, is the costliest mistake a command line can make. So each output
+is checked first: its name, its kind (file, store or folder), a parent that can
+be made, and that it is neither an input, inside one, nor holding one, nor the
+same place as another output.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Sequence
+
+from ..errors import GeoanomError
+
+
+@dataclass(frozen=True)
+class Output:
+    """One path a command will write.
+
+    Attributes
+    ----------
+    option : str
+        The option that names it, e.g. ``"--out"``, for the messages.
+    path : str
+        The path as given.
+    suffixes : tuple of str
+        The names it may end in (lower case); empty: any name.
+    kind : {"file", "store", "folder"}
+        What it is on disk: a file, a ``.zarr`` store or a folder, chosen by
+        the suffix when ``suffixes`` mixes files and stores.
+    what : str
+        What it holds, for the messages ("the result", "the model").
+    """
+
+    option: str
+    path: str
+    suffixes: tuple[str, ...] = ()
+    kind: str = "file"
+    what: str = "the output"
+
+    @property
+    def is_folder(self) -> bool:
+        """A folder on disk (a folder output or a Zarr store)."""
+        return self.kind == "folder" or Path(self.path).suffix.lower() == ".zarr"
+
+
+def check_outputs(outputs: Iterable[Output | None], inputs: Sequence[str] = ()) -> None:
+    """Refuse, in one sentence, any output that cannot or must not be written.
+
+    Parameters
+    ----------
+    outputs : iterable of Output or None
+        The outputs of one run (None: an option not given).
+    inputs : sequence of str
+        The inputs as given: files, Zarr stores, globs or URLs.
+
+    Raises
+    ------
+    GeoanomError
+        A wrong suffix, a file where a folder is needed or the reverse, a
+        parent that cannot be made, an output that is an input, inside one
+        or holding one, or two outputs at the same place.
+
+    Examples
+    --------
+    >>> check_outputs([Output("--out", "in.nc", (".nc", ".zarr"))], ["in.nc"])
+    Traceback (most recent call last):
+    ...
+    geoanom.errors.GeoanomError: cannot write --out 'in.nc': it is the input 'in.nc', which would be lost.
+    """
+    given = [output for output in outputs if output is not None]
+    sources = input_paths(inputs)
+    for output in given:
+        check_not_an_input(output, sources)  # first: the worst mistake gets the message
+        check_output(output)
+    check_distinct(given)
+
+
+def check_output(output: Output) -> None:
+    """The suffix, the kind and the parent of one output."""
+    path = Path(output.path).expanduser()
+    name = f"{output.option} '{output.path}'"
+    if output.suffixes and path.suffix.lower() not in output.suffixes:
+        raise GeoanomError(f"cannot write {name}: {output.what} must end in {_either(output.suffixes)}.")
+    if output.is_folder and path.exists() and not path.is_dir():
+        raise GeoanomError(f"cannot write {name}: it is a file, and {output.what} is a folder.")
+    if not output.is_folder and path.is_dir():
+        raise GeoanomError(f"cannot write {name}: it is a folder, and {output.what} is a file.")
+    folder = next(parent for parent in path.absolute().parents if parent.exists())  # missing folders are made
+    if not folder.is_dir():
+        raise GeoanomError(f"cannot write {name}: '{folder}' is a file, not a folder.")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise GeoanomError(f"cannot write {name}: the folder '{folder}' is not writable.")
+
+
+def check_not_an_input(output: Output, sources: dict[Path, str]) -> None:
+    """Refuse an output that would replace an input, or a folder output that holds one."""
+    where = real(output.path)
+    for source, given in sources.items():
+        if where == source:
+            problem = f"it is the input '{given}'"
+        elif source in where.parents:
+            problem = f"it lies inside the input '{given}'"
+        elif output.is_folder and where in source.parents:
+            problem = f"it holds the input '{given}'"
+        else:
+            continue
+        raise GeoanomError(f"cannot write {output.option} '{output.path}': {problem}, which would be lost.")
+
+
+def check_distinct(outputs: Sequence[Output]) -> None:
+    """Refuse two outputs at the same place, or one inside the other's store or folder."""
+    for i, first in enumerate(outputs):
+        for second in outputs[i + 1:]:
+            a, b = real(first.path), real(second.path)
+            inside = (first.is_folder and a in b.parents) or (second.is_folder and b in a.parents)
+            if a == b or inside:
+                relation = "the same path" if a == b else "inside the other"
+                raise GeoanomError(f"{first.option} '{first.path}' and {second.option} '{second.path}' are "
+                                   f"{relation}: give each output its own place.")
+
+
+def input_paths(inputs: Sequence[str]) -> dict[Path, str]:
+    """The real path of every local input (globs expanded), mapped to the name given.
+
+    URLs (``s3://...``) are left out: they cannot be a local output.
+    """
+    found: dict[Path, str] = {}
+    for given in map(str, inputs):
+        if "://" in given:
+            continue
+        pattern = os.path.expanduser(given)
+        for match in glob.glob(pattern) or [pattern]:
+            found[real(match)] = match
+    return found
+
+
+def real(path: str | os.PathLike) -> Path:
+    """The absolute path with symbolic links resolved (also for a path that does not exist yet)."""
+    return Path(os.path.realpath(os.path.expanduser(path)))
+
+
+def _either(suffixes: Sequence[str]) -> str:
+    return suffixes[0] if len(suffixes) == 1 else ", ".join(suffixes[:-1]) + f" or {suffixes[-1]}"

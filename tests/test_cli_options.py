@@ -1,0 +1,172 @@
+"""The command's conventions: --version, -q, -v, fast --help, labelled progress, no stray warnings or files."""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+import warnings
+
+import dask.array as da
+import pytest
+import xarray as xr
+
+import geoanom
+from geoanom.errors import GeoanomWarning
+from geoanom.progress import ProgressLine, progress
+
+HEAVY = ("optuna", "tqdm", "sklearn", "matplotlib", "distributed", "scipy", "xarray")
+
+
+def detect(cube_file, out, *more):
+    return ["detect", str(cube_file), "--var", "tas", "--train-end", "2005", "--precision", "2",
+            "--detectors", "gmm", "--out", str(out), *map(str, more)]
+
+
+def test_the_command_imports_no_heavy_package():
+    """--help answers at once only if the command's modules import none of these (3.6 s before)."""
+    code = ("import sys, geoanom.cli; from geoanom.cli import build_parser; build_parser(); "
+            f"print([m for m in {HEAVY!r} if m in sys.modules])")
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert loaded.strip() == "[]"
+
+
+def test_import_geoanom_is_lazy_and_complete():
+    code = ("import sys, geoanom as ga; lazy = 'sklearn' not in sys.modules and 'xarray' not in sys.modules; "
+            "ga.fit; print(lazy, ga.fit.__module__, 'tqdm' in sys.modules)")
+    printed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    # tqdm (brought by optuna) warns in Jupyter: neither import nor fit may load it
+    assert printed.stdout.split() == ["True", "geoanom.model.fit", "False"], printed.stdout
+    assert printed.stderr == ""
+    assert [name for name in geoanom.__all__ if not hasattr(geoanom, name)] == []
+    assert set(geoanom.__all__) <= set(dir(geoanom))
+
+
+def test_an_unknown_attribute_is_an_attribute_error():
+    with pytest.raises(AttributeError, match="no attribute 'fitt'"):
+        geoanom.fitt  # noqa: B018
+
+
+def test_region_option_defaults_are_region_params_defaults():
+    from geoanom.cli import REGION_DEFAULTS
+    from geoanom.features import RegionParams
+
+    assert {name: getattr(RegionParams(), name) for name in REGION_DEFAULTS} == REGION_DEFAULTS
+
+
+def test_version(capsys):
+    from geoanom.cli import main
+
+    with pytest.raises(SystemExit) as done:
+        main(["--version"])
+    assert done.value.code == 0
+    assert capsys.readouterr().out.strip() == f"geoanom {geoanom.__version__}"
+
+
+def test_quiet_prints_nothing_but_writes(cube_file, tmp_path, refused):
+    process = refused("-q", *detect(cube_file, tmp_path / "o.zarr"))  # -q before the command; after: below
+    assert process.returncode == 0, process.stderr
+    assert process.stdout == "" and process.stderr == ""
+    assert xr.open_zarr(tmp_path / "o.zarr")["irregularity"].sizes["time"] == 144
+
+
+def test_quiet_still_shows_errors_and_not_with_verbose(tmp_path, refused):
+    process = refused("-q", "info", tmp_path / "missing.nc")
+    assert process.returncode == 2 and "missing.nc" in process.stderr
+    process = refused("-q", "info", "-v", tmp_path / "missing.nc")
+    assert process.returncode == 2 and "either -q or -v" in process.stderr
+
+
+def test_a_normal_run_labels_its_progress_plainly_and_writes_no_extra_table(cube_file, tmp_path, refused):
+    """Standard error is not a terminal here: plain lines, no carriage returns; and no table not asked for."""
+    process = refused(*detect(cube_file, tmp_path / "o.zarr"))
+    assert process.returncode == 0, process.stderr
+    assert "\r" not in process.stderr
+    labels = [line.split(":")[0] for line in process.stderr.splitlines()]
+    assert "fitting 24 tiles" in labels and f"scoring and writing {tmp_path / 'o.zarr'}" in labels
+    assert "tiles skipped" not in process.stdout  # none on this cube
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["o.zarr"]
+
+
+def test_verbose_says_the_precision_and_stage_times(cube_file, tmp_path, refused):
+    process = refused(*detect(cube_file, tmp_path / "o.zarr"), "-v", "--top-tiles", tmp_path / "top.csv")
+    assert process.returncode == 0, process.stderr
+    assert "tiles: precision 2" in process.stdout and "opening the input: " in process.stdout
+    assert len((tmp_path / "top.csv").read_text().splitlines()) == 11  # a header and ten tiles
+
+
+def test_no_third_party_warning_in_a_normal_run(cube_file, tmp_path):
+    """Warnings of geoanom's own (GeoanomWarning) are deliberate; any other would reach the user."""
+    from geoanom.cli import main
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        status = main(detect(cube_file, tmp_path / "o.nc", "--plot", tmp_path / "map.png", "--model-out",
+                             tmp_path / "m.zarr", "-q"))
+    assert status == 0 and (tmp_path / "map.png").exists()
+    foreign = [f"{w.category.__name__}: {w.message} ({w.filename}:{w.lineno})" for w in caught
+               if not issubclass(w.category, GeoanomWarning)]
+    assert foreign == []
+
+
+def test_skipped_tiles_are_listed_with_their_reasons(fitted_model, capsys):
+    from geoanom.reporting import report_skipped
+
+    fitted_model_skipped = dict(fitted_model.skipped)
+    try:  # a real model with one tile marked as skipped, as fit marks it
+        fitted_model.skipped["zz"] = "12 valid observations, fewer than the 50 needed"
+        report_skipped(fitted_model)
+    finally:
+        fitted_model.skipped.clear()
+        fitted_model.skipped.update(fitted_model_skipped)
+    printed = capsys.readouterr().out
+    assert "tiles skipped" in printed and "  zz: 12 valid observations, fewer than the 50 needed" in printed
+
+
+def test_progress_on_a_terminal_is_a_bar_and_in_a_log_plain_lines():
+    master, slave = os.openpty()
+    with os.fdopen(slave, "w") as terminal:
+        line = ProgressLine("fitting 3 tiles", stream=terminal)
+        line.step(4)
+        for done in range(1, 5):
+            line.update(done)
+        line.close()
+        drawn = os.read(master, 10_000).decode()
+    os.close(master)
+    assert "\rfitting 3 tiles [" in drawn and "100%" in drawn and drawn.endswith("\n")
+
+    log = io.StringIO()
+    line = ProgressLine("fitting 3 tiles", stream=log, quiet=0)
+    line.step(10)
+    for done in range(1, 11):
+        line.update(done)
+    line.close()
+    lines = log.getvalue().splitlines()
+    assert "\r" not in log.getvalue() and len(lines) == 11  # every tenth, then the closing line
+    assert lines[4] == lines[4].split(":")[0] + ": 50% of 10 tasks, " + lines[4].rsplit(", ", 1)[1]
+    assert lines[-1].startswith("fitting 3 tiles: done, 10 tasks in ")
+
+
+def test_progress_follows_a_distributed_scheduler():
+    distributed = pytest.importorskip("distributed")
+    log = io.StringIO()
+    with distributed.Client(processes=False, n_workers=1, threads_per_worker=2, dashboard_address=":0") as client:
+        with progress("summing on a cluster", client, stream=log):
+            total = da.ones((200, 200), chunks=20).sum().compute()
+    assert total == 40_000
+    tasks = int(log.getvalue().splitlines()[-1].split("done, ")[1].split(" tasks")[0])
+    assert tasks >= 100  # the 100 blocks at least, seen through the scheduler's task states
+
+
+def test_a_failed_computation_ends_without_a_done_line():
+    def refuse_zero(block):
+        if block.size and not block.all():
+            raise ZeroDivisionError("a zero")
+        return block
+
+    log = io.StringIO()
+    with pytest.raises(ZeroDivisionError):
+        with progress("dividing", stream=log, every=0):
+            da.from_array([1, 0], chunks=1).map_blocks(refuse_zero, dtype=int).compute()
+    assert log.getvalue() == ""  # the error itself says what happened
