@@ -254,9 +254,11 @@ def test_fit_on_infinities_raises_no_runtime_warning(with_infinities):
     cube = ga.open_cube(with_infinities)
     with warnings.catch_warnings():
         warnings.simplefilter("error", RuntimeWarning)
-        model = ga.fit(cube.sel(time=slice(None, "2000")), precision=1, detectors="gmm")
+        with pytest.warns(ga.GeoanomWarning, match=r"tas holds 1 infinite value in the training period of .*inf\.nc"):
+            model = ga.fit(cube.sel(time=slice(None, "2000")), precision=1, detectors="gmm")
         result = model.score(cube).compute()
     assert np.isnan(result["fused_irregularity"].values[3, 1, 2])
+    assert model.attrs["infinite_values"] == {"tas": 1}  # kept with the model, as plain data
 
 
 # -- truncated NetCDF3 -----------------------------------------------------------------

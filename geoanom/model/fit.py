@@ -14,6 +14,7 @@ Only sketches travel: a tile's data is never gathered on one machine.
 from __future__ import annotations
 
 import operator
+import warnings
 import zlib
 from typing import Any, Sequence
 
@@ -25,8 +26,9 @@ from threadpoolctl import threadpool_limits
 from ..detectors import DEFAULT_DETECTORS, Ensemble
 from ..detectors.ensemble import check_detector_names
 from ..detectors.sketch import DEFAULT_CAPACITY, TileSketch, merge_sketch_maps, observation_keys
-from ..errors import GeoanomError, NoDataError, TrainingPeriodError
+from ..errors import GeoanomError, GeoanomWarning, NoDataError, TrainingPeriodError
 from ..features import Climatology, RegionParams
+from ..io import count_infinite, infinite_message
 from ..features.vectors import DEFAULT_FEATURES, block_features, check_feature_sets, context_features, feature_names
 from ..reduction import tree_reduce
 from ..tiling import plan_batches, tile_codes, tile_labels, wraps_in_longitude
@@ -159,9 +161,14 @@ def fit(
         sketch_batches = [(dask.persist(merged, scheduler=scheduler)[0], tiles) for merged, tiles in sketch_batches]
     batches = [dask.delayed(_fit_batch, pure=True)(merged, tiles, names, seed, min_observations)
                for merged, tiles in sketch_batches]
+    # The ±inf that open_cube treated as missing are counted in the same pass that reads the data.
+    *fitted_batches, infinite = dask.compute(*batches, count_infinite(cube, compute=False), scheduler=scheduler)
     fitted: dict[str, Any] = {}
-    for batch in dask.compute(*batches, scheduler=scheduler):
+    for batch in fitted_batches:
         fitted.update(batch)
+    infinite = {str(name): int(count) for name, count in infinite.items()}
+    if message := infinite_message(infinite, f"the training period of {source_name(cube)}"):
+        warnings.warn(message, GeoanomWarning, stacklevel=2)
     ensembles = {tile: result for tile, result in fitted.items() if isinstance(result, Ensemble)}
     if not ensembles:
         raise NoDataError(_too_little_data(cube, fitted, min_observations, int(labels.attrs["precision"])))
@@ -195,6 +202,7 @@ def fit(
             "federated_rounds": federated_rounds if federated else 0,
             "federated_relevance": float(federated_relevance) if federated else 0.0,
             "trend": "linear" if climatology.design.trend else "none",
+            "infinite_values": infinite,
         },
     )
     model._pyramid = pyramid
