@@ -55,6 +55,7 @@ class ProgressLine:
         self.steps = self.total = self.done = self.tasks = 0
         self.last_tenth = -1
         self.drawn = False
+        self.width = 0  # the widest bar drawn, which the closing line covers
         self.lock = threading.Lock()
 
     def step(self, total: int) -> None:
@@ -76,8 +77,10 @@ class ProgressLine:
                 if self.tty and self.drawn:
                     self.stream.write("\n")
                 return
-            text = f"{self.label}: done, {self.tasks + self.done:,} tasks in {self._elapsed()}"
-            self.stream.write(f"\r{text:<79}\n" if self.tty else f"{text}\n")
+            tasks = self.tasks + self.done
+            counted = f", {tasks:,} tasks" if tasks else ""  # work outside dask (a federated round) has none
+            text = f"{self.label}: done{counted} in {self._elapsed()}"
+            self.stream.write(f"\r{text:<{self.width}}\n" if self.tty else f"{text}\n")  # pad over the bar
             self.stream.flush()
 
     def _draw(self) -> None:
@@ -89,7 +92,9 @@ class ProgressLine:
                 return
             self.last_line, self.drawn = now, True
             bar = "#" * int(30 * fraction)
-            self.stream.write(f"\r{self.label}{step} [{bar:<30}] {fraction:4.0%} {self._elapsed()}")
+            drawn = f"{self.label}{step} [{bar:<30}] {fraction:4.0%} {self._elapsed()}"
+            self.width = max(self.width, len(drawn))
+            self.stream.write(f"\r{drawn}")
             self.stream.flush()
             return
         tenth, since = int(10 * fraction), now - self.last_line

@@ -103,13 +103,28 @@ def _reopened(path):
     return xr.open_zarr(path) if str(path).endswith(".zarr") else xr.open_dataset(path, chunks={})
 
 
+def model_summary(model) -> str:
+    """One line about a fitted model, its dates in ISO form (the repr keeps numpy's nanoseconds).
+
+    Examples
+    --------
+    >>> model_summary(fitted)  # doctest: +SKIP
+    'fitted 24 tiles (0 skipped) at precision 2 on tas with gmm, trained 2000-01-01 to 2005-12-01'
+    """
+    start, end = (iso_date(model.attrs.get(key, "?")) for key in ("training_start", "training_end"))
+    return (f"fitted {len(model.ensembles)} tiles ({len(model.skipped)} skipped) at precision {model.precision} "
+            f"on {', '.join(model.variables)} with {', '.join(model.detectors)}, trained {start} to {end}")
+
+
 def report_skipped(model, shown: int = 20) -> None:
     """Print the tiles a model skipped and why (``model.skipped``), the first ``shown`` with -v all."""
     if not model.skipped:
         return
     federated = bool(model.attrs.get("federated_rounds"))
-    scored = "scored by the smallest region's model" if federated else "their cells score NaN"
-    say(f"{len(model.skipped)} tiles skipped ({scored}):")
+    one = len(model.skipped) == 1
+    its = "its" if one else "their"
+    scored = "scored by the smallest region's model" if federated else f"{its} cells score NaN"
+    say(f"{len(model.skipped)} {'tile' if one else 'tiles'} skipped ({scored}):")
     limit = None if _verbosity >= VERBOSE else shown
     for tile, reason in sorted(model.skipped.items())[:limit]:
         say(f"  {tile}: {reason}")

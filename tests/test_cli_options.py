@@ -86,6 +86,7 @@ def test_a_normal_run_labels_its_progress_plainly_and_writes_no_extra_table(cube
     labels = [line.split(":")[0] for line in process.stderr.splitlines()]
     assert "fitting 24 tiles" in labels and f"scoring and writing {tmp_path / 'o.zarr'}" in labels
     assert "tiles skipped" not in process.stdout  # none on this cube
+    assert "trained 2000-01-01 to 2005-12-01" in process.stdout  # ISO dates, no nanoseconds
     assert sorted(p.name for p in tmp_path.iterdir()) == ["o.zarr"]
 
 
@@ -110,18 +111,25 @@ def test_no_third_party_warning_in_a_normal_run(cube_file, tmp_path):
     assert foreign == []
 
 
-def test_skipped_tiles_are_listed_with_their_reasons(fitted_model, capsys):
-    from geoanom.reporting import report_skipped
+def test_skipped_tiles_are_listed_with_their_reasons(tmp_path, refused):
+    """A tile whose cells hold data at only a few time steps is skipped; the run says which and why."""
+    import geoanom as ga
+    from geoanom.testing import synthetic_cube
 
-    fitted_model_skipped = dict(fitted_model.skipped)
-    try:  # a real model with one tile marked as skipped, as fit marks it
-        fitted_model.skipped["zz"] = "12 valid observations, fewer than the 50 needed"
-        report_skipped(fitted_model)
-    finally:
-        fitted_model.skipped.clear()
-        fitted_model.skipped.update(fitted_model_skipped)
-    printed = capsys.readouterr().out
-    assert "tiles skipped" in printed and "  zz: 12 valid observations, fewer than the 50 needed" in printed
+    cube, _ = synthetic_cube()  # every tile holds enough at precision 2 (see the test above)
+    labels = ga.tile_labels(cube, 2)
+    sparse = str(labels.values[0, 0])
+    corner = (cube["lat"] == cube["lat"][0]) & (cube["lon"] == cube["lon"][0])
+    keep = (labels != sparse) | (corner & (cube["time"] < cube["time"][30]))  # that tile: one cell, 30 steps
+    cube["tas"] = cube["tas"].where(keep)
+    path = tmp_path / "sparse.nc"
+    cube.to_netcdf(path)
+    process = refused("detect", path, "--var", "tas", "--train-end", "2005", "--precision", "2",
+                      "--detectors", "gmm", "--out", tmp_path / "o.zarr")
+    assert process.returncode == 0, process.stderr
+    assert "1 tile skipped (its cells score NaN):" in process.stdout
+    reason = next(line for line in process.stdout.splitlines() if line.startswith(f"  {sparse}: "))
+    assert "valid observations" in reason and "100 needed" in reason
 
 
 def test_progress_on_a_terminal_is_a_bar_and_in_a_log_plain_lines():

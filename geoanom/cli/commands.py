@@ -9,11 +9,10 @@ from __future__ import annotations
 import argparse
 import contextlib
 import errno
-import os
 from pathlib import Path
 
 from ..errors import GeoanomError, TrainingPeriodError
-from ..reporting import detail, report_skipped, say, stage, write_outputs
+from ..reporting import detail, model_summary, report_skipped, say, stage, write_outputs
 from .paths import Output, check_outputs
 
 CUBE = (".zarr", ".nc")
@@ -72,7 +71,7 @@ def run_detect(args: argparse.Namespace) -> None:
                         federated=args.federated, federated_rounds=args.federated_rounds,
                         federated_relevance=args.federated_relevance,
                         trend=None if args.trend == "none" else args.trend)
-        say(f"{model}")
+        say(model_summary(model))
         report_skipped(model)
         result = model.score(cube, client=client)
         write_outputs(result, model, Path(args.out), args.plot, client, table_path=args.top_tiles,
