@@ -31,6 +31,7 @@ from ..features import Climatology, RegionParams
 from ..io import count_infinite, infinite_message
 from ..features.vectors import DEFAULT_FEATURES, block_features, check_feature_sets, context_features, feature_names
 from ..reduction import tree_reduce
+from ..reporting import iso_date
 from ..tiling import plan_batches, tile_codes, tile_labels, wraps_in_longitude
 from .core import AnomalyModel
 from .federated_regions import refine_regions
@@ -189,8 +190,8 @@ def fit(
         detectors=names,
         attrs={
             "seed": seed,
-            "training_start": str(times[0]),
-            "training_end": str(times[-1]),
+            "training_start": iso_date(times[0]),
+            "training_end": iso_date(times[-1]),
             "training_time_steps": int(times.size),
             "calendar": str(values["time"].dt.calendar) if hasattr(values["time"].dt, "calendar") else "standard",
             "source": cube.attrs.get("geoanom_source", ""),
