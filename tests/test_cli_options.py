@@ -94,6 +94,7 @@ def test_verbose_says_the_precision_and_stage_times(cube_file, tmp_path, refused
     process = refused(*detect(cube_file, tmp_path / "o.zarr"), "-v", "--top-tiles", tmp_path / "top.csv")
     assert process.returncode == 0, process.stderr
     assert "tiles: precision 2" in process.stdout and "opening the input: " in process.stdout
+    assert "training 2000-01-01 to 2005-12-01 (72 steps); computing on this machine's threads" in process.stdout
     assert len((tmp_path / "top.csv").read_text().splitlines()) == 11  # a header and ten tiles
 
 

@@ -62,6 +62,7 @@ def run_detect(args: argparse.Namespace) -> None:
 
             nearest_grid_cell(cube, *point)
         training = select_training(cube, args.train_start, args.train_end)
+        detail(describe_work(cube, training, client))
         labels = tile_labels(training, args.precision)  # coordinates only: names the work before it starts
         tiles = len(set(labels.values.ravel().tolist()))
         detail(f"tiles: {labels.attrs.get('precision_reason') or 'precision ' + str(labels.attrs['precision'])}")
@@ -78,6 +79,18 @@ def run_detect(args: argparse.Namespace) -> None:
                       model_path=args.model_out)
         if point is not None:
             explain_cell(model, cube, point, Path(args.out), Path(outputs[-1].path))
+
+
+def describe_work(cube, training, client) -> str:
+    """What -v says before the fit: the cube's size and chunks, the training period, where it runs."""
+    from ..reporting import iso_date
+
+    times = training["time"].values
+    first = next(iter(cube.data_vars.values()))
+    chunks = "x".join(str(c[0]) for c in first.chunks) if first.chunks else "none"
+    where = f"on {client.scheduler.address}" if client is not None else "on this machine's threads"
+    return (f"input: {dict(cube.sizes)}, chunks {chunks}; training {iso_date(times[0])} to {iso_date(times[-1])} "
+            f"({times.size} steps); computing {where}")
 
 
 def open_input(inputs, variables, level=None):
