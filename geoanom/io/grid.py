@@ -140,8 +140,10 @@ def true_lat_lon(ds: xr.Dataset, path: str) -> xr.Dataset:
     mapping = _rotated_mapping(ds)
     if mapping is None or any(ds[n].attrs.get("standard_name") in ("latitude", "longitude") for n in ds.variables):
         return ds
+    # by CF standard name, else by CF axis (some writers give rlat/rlon only axis Y/X)
     axes = {key: [n for n, v in ds.coords.items() if v.ndim == 1 and v.attrs.get("standard_name") == key]
-            for key in ("grid_latitude", "grid_longitude")}
+            or [n for n, v in ds.coords.items() if v.ndim == 1 and v.attrs.get("axis") == axis]
+            for key, axis in (("grid_latitude", "Y"), ("grid_longitude", "X"))}
     if not axes["grid_latitude"] or not axes["grid_longitude"]:
         raise CoordinateError(f"{path} has a rotated-pole grid mapping '{mapping.name}' but no 1-D "
                               "grid_latitude and grid_longitude coordinates.")
