@@ -230,7 +230,7 @@ def _finite_or_nan(block: np.ndarray) -> np.ndarray:
     return out
 
 
-def count_infinite(cube: xr.Dataset, compute: bool = True) -> dict[Hashable, Any]:
+def count_infinite(cube: xr.Dataset | xr.DataArray, compute: bool = True) -> dict[Hashable, Any]:
     """How many ±inf values `open_cube` found (and treated as missing) in each variable, over the cube's times.
 
     Counted from the raw values over the whole grid of the time steps the
@@ -240,8 +240,9 @@ def count_infinite(cube: xr.Dataset, compute: bool = True) -> dict[Hashable, Any
 
     Parameters
     ----------
-    cube : xarray.Dataset
-        As from :func:`geoanom.open_cube`, possibly selected in time.
+    cube : xarray.Dataset or xarray.DataArray
+        As from :func:`geoanom.open_cube` (or one of its variables), possibly
+        selected in time.
     compute : bool
         False gives lazy dask scalars, to compute with other work in one
         ``dask.compute`` call (the data are then read once).
@@ -258,7 +259,8 @@ def count_infinite(cube: xr.Dataset, compute: bool = True) -> dict[Hashable, Any
     {'tas': 3}
     """
     counts = {}
-    for name, var in cube.data_vars.items():
+    variables = cube.data_vars.items() if isinstance(cube, xr.Dataset) else [(cube.name, cube)]
+    for name, var in variables:
         per_step = var.encoding.get(INFINITE_KEY)
         if isinstance(per_step, xr.DataArray) and "time" in var.dims:
             counts[name] = per_step.sel(time=var["time"]).sum().data
