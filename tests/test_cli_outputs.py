@@ -72,6 +72,7 @@ def test_outputs_in_or_at_a_zarr_input_are_refused(zarr_input, tmp_path, refused
 def test_a_glob_and_a_symbolic_link_are_followed(nc_input, tmp_path, refused):
     pattern = str(tmp_path / "*.nc")
     assert_refused(refused(*detect(pattern), "--out", nc_input), "is the input")
+    assert_refused(refused(*detect(f"file://{nc_input}"), "--out", nc_input), "is the input")
     link = tmp_path / "link.nc"
     link.symlink_to(nc_input)
     assert_refused(refused(*detect(nc_input), "--out", link), "is the input")

@@ -128,11 +128,14 @@ def check_distinct(outputs: Sequence[Output]) -> None:
 def input_paths(inputs: Sequence[str]) -> dict[Path, str]:
     """The real path of every local input (globs expanded), mapped to the name given.
 
-    URLs (``s3://...``) are left out: they cannot be a local output.
+    Remote URLs (``s3://...``) are left out: they cannot be a local output;
+    ``file://`` URLs are local paths.
     """
     found: dict[Path, str] = {}
     for given in map(str, inputs):
-        if "://" in given:
+        if given.startswith("file://"):
+            given = given[len("file://"):]
+        elif "://" in given:
             continue
         pattern = os.path.expanduser(given)
         for match in glob.glob(pattern) or [pattern]:
