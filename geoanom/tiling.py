@@ -260,7 +260,11 @@ def _edges(centres: np.ndarray) -> np.ndarray:
 
 
 def wraps_in_longitude(cube: xr.Dataset | xr.DataArray) -> bool:
-    """True for a regular 1-D longitude axis that closes the globe (its last cell meets its first).
+    """True when the grid's last column meets its first: a regular global 1-D longitude axis, or a
+    global curvilinear grid (ORCA / NEMO) whose rows go once round the globe.
+
+    Neighbour features, region filters and stitched labels then join the
+    last column to the first.
 
     Examples
     --------
@@ -271,11 +275,30 @@ def wraps_in_longitude(cube: xr.Dataset | xr.DataArray) -> bool:
     False
     """
     lon = cube["lon"]
+    if lon.ndim == 2:
+        return _rows_close_the_globe(cube)
     if lon.ndim != 1 or lon.size < 3:
         return False
     steps = _wrap_step(np.diff(np.asarray(lon.values, dtype=float)))
     step = float(np.median(steps))
     return bool(np.allclose(steps, step, rtol=1e-3) and abs(abs(step) * lon.size - 360.0) < 1e-3 * 360.0)
+
+
+def _rows_close_the_globe(cube: xr.Dataset | xr.DataArray) -> bool:
+    """Whether a curvilinear grid's rows (away from the poles, where ORCA folds) run once round the
+    globe and the step from the last column back to the first is an ordinary one."""
+    lat, lon = (np.asarray(c.values, dtype=float) for c in cell_centres(cube))
+    rows = np.nanmax(np.abs(lat), axis=1) < 60.0
+    if lon.shape[1] < 3 or not rows.any():
+        return False
+    lat, lon = lat[rows], lon[rows]
+    steps = _wrap_step(np.diff(lon, axis=1))
+    seam_lon = _wrap_step(lon[:, 0] - lon[:, -1])
+    turns = (steps.sum(axis=1) + seam_lon) / 360.0
+    typical = np.median(np.hypot(steps, np.diff(lat, axis=1)), axis=1)
+    seam = np.hypot(seam_lon, lat[:, 0] - lat[:, -1])
+    return bool(np.all(np.abs(turns - np.round(turns)) < 1e-6) and np.all(np.abs(np.round(turns)) == 1)
+                and np.all(seam < 1.5 * typical))
 
 
 def crosses_antimeridian(cube: xr.Dataset | xr.DataArray) -> bool:

@@ -77,6 +77,20 @@ def test_a_tile_larger_than_the_grid_holds_only_the_grid():
     assert precision == 1 and cells <= rows * columns + 1, reason  # 4374 cells before
 
 
+def test_orca_rows_close_the_globe_and_regions_join_across_its_seam():
+    orca = ga.open_cube(ORCA)
+    assert wraps_in_longitude(orca) and wraps_in_longitude(ga.open_cube(NEMO))
+    rng = np.random.default_rng(0)
+    values = rng.normal(size=(24,) + orca["lat"].shape)
+    values[20, 60:70, :4] += 5.0  # one blob either side of the grid's last column
+    values[20, 60:70, -4:] += 5.0
+    field = xr.DataArray(values, dims=("time", "dim0", "dim1"), name="t",
+                         coords={"time": pd.date_range("2000-01-01", periods=24, freq="MS"),
+                                 "lat": orca["lat"], "lon": orca["lon"]})
+    labels = region_labels(field, threshold=2.0).values[20]
+    assert labels[65, 1] > 0 and labels[65, 1] == labels[65, -2]
+
+
 # --- rotated pole --------------------------------------------------------------------------------------
 
 
