@@ -53,7 +53,7 @@ def test_an_absent_level_is_refused_listing_the_levels():
 
 
 def test_a_level_for_a_file_without_levels_is_refused():
-    with pytest.raises(CoordinateError, match=r"level 850.*orca2_votemper\.nc has levels"):
+    with pytest.raises(CoordinateError, match=r"level 850.*orca2_votemper\.nc \('votemper'\) has levels"):
         ga.open_cube(os.path.join(SAMPLES, "orca2_votemper.nc"), level=850)
 
 
@@ -86,6 +86,8 @@ def test_a_pressure_level_is_selected_and_other_variables_kept(tmp_path):
     np.testing.assert_array_equal(cube["tas"].values, raw["tas"].sel(plev=850).values)
     assert {k: None if v is None else v.values for k, v in describe_levels(tmp_path / "p.nc").items()} == {
         "tas": (1000.0, 850.0, 500.0), "psl": None}
+    with pytest.raises(CoordinateError, match=r"level 850 .*p\.nc \('psl'\) has levels"):
+        ga.open_cube(tmp_path / "p.nc", variables="psl", level=850)
 
 
 def test_an_extra_dimension_that_is_not_vertical_is_refused(tmp_path):

@@ -113,7 +113,8 @@ def select_level(ds: xr.Dataset, spatial: tuple, path: str, level: float | None 
             has_levels |= axis is not None
             selection[dim] = _level_index(ds, name, dim, axis, path, level)
     if level is not None and not has_levels:
-        raise CoordinateError(f"level {level:g} was asked for, but no variable in {path} has levels.")
+        names = ", ".join(f"'{n}'" for n in ds.data_vars)
+        raise CoordinateError(f"level {level:g} was asked for, but no variable read from {path} ({names}) has levels.")
     return ds.isel(selection)
 
 
