@@ -40,14 +40,14 @@ def run(out: Path, detectors: str) -> None:
     training, scored = slice(None, "1959"), slice("1960", None)
     print("geoanom demo: HadCM3 A1B air temperature over North America, 1860-2099 (iris-sample-data)")
     print("1. the fixed climate: one ensemble per geohash tile learns 1860-1959 as it was ...")
-    with progress(None):
+    with progress(None, "fitting the fixed climate"):
         fixed = fit(cube.sel(time=training), detectors=detectors)
     print(f"  {fixed}")
     print(f"  {fixed.labels.attrs['precision_reason']}")
     fixed_result = fixed.score(cube.sel(time=scored)).compute()
     print("2. the running climate: the same years, each cell's own 31-year trend removed ...")
     running = running_climate(cube, training)
-    with progress(None):
+    with progress(None, "fitting the running climate"):
         model = fit(running.sel(time=training), detectors=detectors, precision=fixed.precision)
     print(f"  {model}")
     result = model.score(running.sel(time=scored)).compute()
