@@ -92,7 +92,8 @@ def grid_extent(cube: xr.Dataset | xr.DataArray) -> tuple[float, float]:
     >>> grid_extent(xr.Dataset(coords={"lat": [0.0, 10.0], "lon": [170.0, -170.0]}))
     (10.0, 20.0)
     """
-    lat, lon = (np.asarray(c.values, dtype=float).ravel() for c in cell_centres(cube))
+    # the coordinates as they are: broadcasting 1-D axes would cost a grid's worth of memory
+    lat, lon = (np.asarray(cube[name].values, dtype=float).ravel() for name in ("lat", "lon"))
     lon = np.unique(np.mod(lon[np.isfinite(lon)], 360.0))
     if lon.size < 2:
         return float(np.nanmax(lat) - np.nanmin(lat)), 0.0
