@@ -119,6 +119,13 @@ def choose_precision(
     precision : int
     reason : str
         One sentence saying why, for logs and provenance.
+
+    Examples
+    --------
+    >>> import numpy as np, xarray as xr
+    >>> grid = xr.Dataset(coords={"lat": np.arange(0.0, 30.0, 0.5), "lon": np.arange(0.0, 60.0, 0.5)})
+    >>> choose_precision(grid, n_times=120)[1][:62]
+    'precision 2: a tile of 5.625 x 11.25 degrees holds about 253 c'
     """
     n_times = int(n_times if n_times is not None else cube.sizes.get("time", 1))
     dlat, dlon = grid_spacing(cube)

@@ -92,7 +92,15 @@ def _looks_vertical(name: Hashable, attrs: dict) -> bool:
 
 
 def variable_levels(ds: xr.Dataset, name: Hashable, spatial: tuple) -> dict[Hashable, LevelAxis | None]:
-    """Each dimension of variable `name` beyond time and the grid, with its vertical axis (None if not vertical)."""
+    """Each dimension of variable `name` beyond time and the grid, with its vertical axis (None if not vertical).
+
+    Examples
+    --------
+    >>> ds = xr.Dataset({"t": (("member", "plev", "lat", "lon"), np.zeros((2, 2, 1, 1)))},
+    ...                 coords={"plev": [850.0, 500.0]})
+    >>> {d: str(a) if a else a for d, a in variable_levels(ds, "t", ("lat", "lon")).items()}
+    {'member': None, 'plev': 'plev: 850, 500'}
+    """
     return {d: level_axis(ds, d) for d in ds[name].dims if d not in ("time", *spatial)}
 
 
