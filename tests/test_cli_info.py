@@ -28,6 +28,15 @@ def test_info_of_a_360_day_file(refused):
     assert "time:       1860-06-01 to 2099-06-01 (240 steps, calendar 360_day)" in process.stdout
 
 
+def test_info_of_a_regional_grid_across_the_antimeridian_gives_its_real_edges(tmp_path, refused):
+    cube, _ = synthetic_cube(n_years=1, n_lat=3, n_lon=12)
+    cube = cube.assign_coords(lon=np.arange(12) * 10.0 + 120.0)  # 120E .. 230 (= 130W), given as 0..360
+    cube.to_netcdf(tmp_path / "pacific.nc")
+    process = refused("info", tmp_path / "pacific.nc")
+    assert process.returncode == 0, process.stderr
+    assert "lon 120 to -130, across the antimeridian" in process.stdout
+
+
 @pytest.fixture(scope="module")
 def levels_file(tmp_path_factory):
     """The synthetic cube's tas on three pressure levels (500 hPa 10 K colder), beside a surface variable."""

@@ -28,7 +28,7 @@ def describe(inputs: Sequence[str]) -> None:
     print(f"time:       {iso_date(times.values[0])} to {iso_date(times.values[-1])} ({times.size} steps, "
           f"calendar {calendar_of(times)})")
     print(f"grid:       {' x '.join(spatial_dims(cube))}, lat {float(cube.lat.min()):g} to {float(cube.lat.max()):g}, "
-          f"lon {float(cube.lon.min()):g} to {float(cube.lon.max()):g}")
+          f"lon {_longitude_range(cube)}")
     for name, var in cube.data_vars.items():
         chunks = "x".join(str(c[0]) for c in var.chunks) if var.chunks else "in memory"
         axis = levels.get(name)
@@ -84,3 +84,13 @@ def calendar_of(times) -> str:
         if source.get("calendar"):
             return str(source["calendar"])
     return str(times.dt.calendar) if hasattr(times.dt, "calendar") else "standard"
+
+
+def _longitude_range(cube) -> str:
+    """West to east edge of the cell centres; a regional grid across the antimeridian says so."""
+    from ..tiling import crosses_antimeridian
+
+    if crosses_antimeridian(cube):
+        lon = cube["lon"].values
+        return f"{float(lon[0]):g} to {float(lon[-1]):g}, across the antimeridian"
+    return f"{float(cube.lon.min()):g} to {float(cube.lon.max()):g}"
