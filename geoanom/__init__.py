@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 from .errors import GeoanomError, GeoanomWarning
+from .registration import register_accessor
 
 # The public API is imported on first use (PEP 562): `import geoanom` and the
 # `geoanom` command's --help then need neither scikit-learn, scipy, distributed
@@ -25,17 +26,21 @@ _LAZY = {
     "DPMMDetector": ".detectors", "Ensemble": ".detectors", "GMMDetector": ".detectors",
     "IForestDetector": ".detectors", "KMeansDetector": ".detectors",
     "open_cube": ".io", "sample_cube": ".io", "write_dataset": ".io",
-    "tile_labels": ".tiling",
+    "tile_labels": ".tiling", "tile_names": ".model.score",
 }
-_SUBMODULES = ("detectors", "features", "federated", "geohash", "testing", "tiling")
+_SUBMODULES = ("detectors", "features", "federated", "geohash", "plot", "testing", "tiling")
 
 if TYPE_CHECKING:  # for type checkers and IDEs, which do not run __getattr__
-    from . import detectors, features, federated, geohash, testing, tiling
+    from . import detectors, features, federated, geohash, plot, testing, tiling
     from .detectors import DPMMDetector, Ensemble, GMMDetector, IForestDetector, KMeansDetector
     from .features import Climatology, RegionParams, region_features, region_labels, tune_region_params
     from .io import open_cube, sample_cube, write_dataset
     from .model import AnomalyModel, fit, load_model
+    from .model.score import tile_names
     from .tiling import tile_labels
+
+
+register_accessor()  # cube.geoanom.fit(...), result.geoanom.plot(): as soon as xarray is imported
 
 
 def __getattr__(name: str) -> Any:
@@ -72,11 +77,13 @@ __all__ = [
     "geohash",
     "load_model",
     "open_cube",
+    "plot",
     "region_features",
     "region_labels",
     "sample_cube",
     "testing",
     "tile_labels",
+    "tile_names",
     "tiling",
     "tune_region_params",
     "write_dataset",
