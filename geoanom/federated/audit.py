@@ -51,17 +51,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
 import threading
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
-from pathlib import Path, PurePath
+from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any, Mapping
 
-import numpy as np
-
 from ..errors import GeoanomError, InputFileError
+from ..jsonable import to_jsonable
 
 GENESIS = "0" * 64
 RESERVED = ("seq", "time", "event", "prev", "hash")
@@ -353,28 +351,8 @@ def _line_bytes(record: Mapping[str, Any]) -> bytes:
 
 
 def _jsonable(value: Any, name: str) -> Any:
-    """``value`` as plain JSON types (see the module docstring); refuses what has no faithful JSON form."""
-    if isinstance(value, np.generic):
-        value = value.item()
-    if value is None or isinstance(value, (bool, str)):
-        return value if type(value) in (bool, str, type(None)) else str(value)
-    if isinstance(value, int):
-        return int(value)
-    if isinstance(value, float):
-        return float(value) if math.isfinite(value) else ("NaN" if math.isnan(value) else
-                                                          "Infinity" if value > 0 else "-Infinity")
-    if isinstance(value, (bytes, bytearray)):
-        return bytes(value).hex()
-    if isinstance(value, np.ndarray):
-        return _jsonable(value.tolist(), name)
-    if isinstance(value, Mapping):
-        return {str(key): _jsonable(item, name) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(item, name) for item in value]
-    if isinstance(value, (set, frozenset)):
-        return sorted((_jsonable(item, name) for item in value), key=json.dumps)
-    if isinstance(value, (datetime, date)):
-        return value.isoformat()
-    if isinstance(value, PurePath):
-        return str(value)
-    raise AuditLogError(f"Audit field {name!r} holds a {type(value).__name__}, which has no JSON form.")
+    """``value`` as strict JSON (see the module docstring); refuses what has no faithful JSON form."""
+    try:
+        return to_jsonable(value, strict=True)
+    except TypeError as error:
+        raise AuditLogError(f"Audit field {name!r}: {error}.") from None

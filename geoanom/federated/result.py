@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ModelFileError
+from ..jsonable import to_jsonable
 from ..model.store import read_npz, write_npz
 from .mlp import LayerShapes, predict_logits, sigmoid
 
@@ -99,7 +100,7 @@ class FederatedResult:
         meta = {"format": FORMAT, "sizes": list(self.sizes), "config": self.config, "rejected": self.rejected,
                 "epsilon": self.epsilon,
                 "history": json.loads(self.history.reset_index().to_json(orient="split"))}
-        text = np.frombuffer(json.dumps(meta, default=_json_default).encode(), dtype=np.uint8)
+        text = np.frombuffer(json.dumps(to_jsonable(meta)).encode(), dtype=np.uint8)
         write_npz(path, {"parameters": self.parameters, "mean": self.mean, "scale": self.scale, "meta": text})
 
     @classmethod
@@ -151,11 +152,3 @@ class FederatedResult:
         if (self.scale <= 0).any():
             return "scale holds values that are not positive"
         return None
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    return str(value)
