@@ -50,7 +50,7 @@ from sklearn.neighbors import NearestNeighbors
 
 import geoanom as ga
 from geoanom.cluster import make_client
-from geoanom.federated import Convergence
+from geoanom.federated import Convergence, LocalTraining, RoundOptions, Simulation
 from geoanom.federated.aggregators import combine_partials, finish_partial
 from geoanom.reduction import tree_reduce_futures  # the engine's own tree reduction, timed alone
 from geoanom.features.regions import RegionParams, as_field, denoise, standardised_anomaly
@@ -143,12 +143,16 @@ class Bench:
     def columns(self, names, split) -> np.ndarray:
         return np.column_stack([self.rows[name][self.rows["split"] == split] for name in names])
 
-    def train(self, names, clients, *, rows=slice(None), **options):
-        """A federated MLP on the training rows (or those selected by ``rows``)."""
-        options = {"rounds": self.args.rounds, "local_epochs": self.args.local_epochs, "lr": self.args.lr,
-                   "seed": self.args.seed, **options}
+    def train(self, names, clients, *, rows=slice(None), aggregator="fedavg", privacy=None, attacks=None,
+              local_epochs=None, lr=None, **schedule):
+        """A federated MLP on the training rows (or those selected by ``rows``); ``schedule`` sets RoundOptions."""
+        schedule = {"rounds": self.args.rounds, "seed": self.args.seed, **schedule}
+        local = LocalTraining(epochs=self.args.local_epochs if local_epochs is None else local_epochs,
+                              lr=self.args.lr if lr is None else lr)
         return ga.federated.train(self.columns(names, 0)[rows], self.y[0][rows], clients=clients[rows],
-                                  client=self.dask_client, **options)
+                                  aggregator=aggregator, schedule=RoundOptions(**schedule), local=local,
+                                  privacy=privacy, simulation=Simulation(attacks=attacks or {}),
+                                  client=self.dask_client)
 
     def scores(self, model, names) -> list[np.ndarray]:
         """The model's logits (monotone in predict_proba, without its ties at 1.0) on validation and test."""

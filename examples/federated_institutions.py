@@ -70,10 +70,11 @@ def main() -> None:
                for name in INSTITUTIONS}
     with SpecCluster(workers=workers, scheduler={"cls": Scheduler, "options": {"dashboard_address": ":0"}},
                      silence_logs=logging.WARNING) as cluster, Client(cluster) as client:
-        result = ga.federated.train(
-            rows.features[train], truth[train], clients=rows.clients[train], rounds=args.rounds,
-            aggregator="median", placement={name: name for name in INSTITUTIONS}, signed=True,
-            audit_log=out / "audit.jsonl", seed=0, client=client)
+        result = ga.federated.train(rows.features[train], truth[train], clients=rows.clients[train],
+                                    aggregator="median", schedule=ga.federated.RoundOptions(rounds=args.rounds),
+                                    security=ga.federated.Security(placement={name: name for name in INSTITUTIONS},
+                                                                   signed=True, audit_log=out / "audit.jsonl"),
+                                    client=client)
 
     print(result.history[["participants", "loss", "update_norm", "state"]].to_string(max_rows=8))
     anomaly = rows.names.index("tas_anomaly")

@@ -14,18 +14,26 @@ from hypothesis import strategies as st
 
 from geoanom.errors import GeoanomError
 from geoanom.federated.aggregators import (
-    AGGREGATORS,
-    Aggregator,
     combine_partials,
     coordinate_median,
     fedavg,
     finish_partial,
     krum,
     krum_scores,
-    make_aggregator,
     multi_krum,
     trimmed_mean,
     weighted_partial,
+)
+from geoanom.federated.rules import (
+    AGGREGATORS,
+    Aggregator,
+    FedAvg,
+    FedProx,
+    Krum,
+    Median,
+    MultiKrum,
+    TrimmedMean,
+    make_aggregator,
 )
 from geoanom.reduction import tree_reduce
 
@@ -333,26 +341,51 @@ def test_aggregators_accept_integers_and_leave_inputs_alone(name, dtype):
 
 
 def test_associative_only_for_weighted_means():
-    assert {name for name in AGGREGATORS if Aggregator(name).associative} == {"fedavg", "fedprox"}
+    assert {name for name in AGGREGATORS if make_aggregator(name).associative} == {"fedavg", "fedprox"}
+
+
+def test_every_name_is_one_aggregator_type():
+    rules = {name: type(make_aggregator(name)) for name in AGGREGATORS}
+    assert all(issubclass(rule, Aggregator) and rule.name == name for name, rule in rules.items())
+    assert len(set(rules.values())) == len(AGGREGATORS)
 
 
 def test_aggregator_call_applies_its_rule(rng):
     x, w = rng.standard_normal((9, 4)), rng.integers(1, 9, 9).astype(float)
-    expected = {
-        "fedavg": brute_fedavg(x, w),
-        "fedprox": brute_fedavg(x, w),
-        "median": brute_median(x),
-        "trimmed_mean": brute_trimmed(x, 0.25),
-        "krum": x[np.argmin(brute_scores(x, 2))],
-        "multi_krum": brute_fedavg(x[np.argsort(brute_scores(x, 2))[:4]], w[np.argsort(brute_scores(x, 2))[:4]]),
-    }
-    for name, want in expected.items():
-        agg = Aggregator(name, mu=0.5, beta=0.25, f=2, m=4)
-        np.testing.assert_allclose(agg(x, w), want, rtol=1e-12, err_msg=name)
+    chosen = np.argsort(brute_scores(x, 2))[:4]
+    expected = [
+        (FedAvg(), brute_fedavg(x, w)),
+        (FedProx(mu=0.5), brute_fedavg(x, w)),
+        (Median(), brute_median(x)),
+        (TrimmedMean(beta=0.25), brute_trimmed(x, 0.25)),
+        (Krum(f=2), x[np.argmin(brute_scores(x, 2))]),
+        (MultiKrum(f=2, m=4), brute_fedavg(x[chosen], w[chosen])),
+    ]
+    for agg, want in expected:
+        np.testing.assert_allclose(agg(x, w), want, rtol=1e-12, err_msg=agg.name)
+        np.testing.assert_allclose(agg.aggregate_round(x, w), want, rtol=1e-12, err_msg=agg.name)
+
+
+def test_krum_rounds_with_too_few_updates_fall_back_to_the_median(rng):
+    x, w = rng.standard_normal((6, 3)), np.ones(6)  # Krum(f=2) needs 2f + 3 = 7
+    for agg in (Krum(f=2), MultiKrum(f=2)):
+        np.testing.assert_array_equal(agg.aggregate_round(x, w), np.median(x, axis=0))
+        with pytest.raises(GeoanomError, match="2f \\+ 3"):
+            agg(x, w)
+
+
+def test_only_fedprox_has_a_proximal_weight():
+    assert FedProx(mu=0.3).mu == 0.3
+    assert all(make_aggregator(name).mu == 0.0 for name in AGGREGATORS)
+
+
+def test_settings_are_plain_data():
+    assert MultiKrum(f=2, m=3).settings() == {"name": "multi_krum", "f": 2, "m": 3}
+    assert Median().settings() == {"name": "median"}
 
 
 def test_aggregator_is_frozen():
-    agg = Aggregator("krum", f=2)
+    agg = Krum(f=2)
     with pytest.raises(dataclasses.FrozenInstanceError):
         agg.f = 3  # type: ignore[misc]
 
@@ -360,29 +393,29 @@ def test_aggregator_is_frozen():
 @pytest.mark.parametrize(
     ("spec", "options", "expected"),
     [
-        ("fedavg", {}, Aggregator("fedavg")),
-        ("fedprox", {}, Aggregator("fedprox", mu=0.0)),
-        ("fedprox(0.01)", {}, Aggregator("fedprox", mu=0.01)),
-        ("fedprox", {"mu": 0.5}, Aggregator("fedprox", mu=0.5)),
-        ("median", {}, Aggregator("median")),
-        ("trimmed_mean", {}, Aggregator("trimmed_mean", beta=0.1)),
-        ("trimmed_mean(0.2)", {}, Aggregator("trimmed_mean", beta=0.2)),
-        ("krum", {}, Aggregator("krum", f=1)),
-        ("krum(2)", {}, Aggregator("krum", f=2)),
-        (" krum ( 3 ) ", {}, Aggregator("krum", f=3)),
-        ("multi_krum(2)", {}, Aggregator("multi_krum", f=2)),
-        ("multi_krum(2)", {"m": 5}, Aggregator("multi_krum", f=2, m=5)),
-        ("Multi_Krum", {"f": 0}, Aggregator("multi_krum", f=0)),
+        ("fedavg", {}, FedAvg()),
+        ("fedprox", {}, FedProx(mu=0.0)),
+        ("fedprox(0.01)", {}, FedProx(mu=0.01)),
+        ("fedprox", {"mu": 0.5}, FedProx(mu=0.5)),
+        ("median", {}, Median()),
+        ("trimmed_mean", {}, TrimmedMean(beta=0.2)),
+        ("trimmed_mean(0.1)", {}, TrimmedMean(beta=0.1)),
+        ("krum", {}, Krum(f=1)),
+        ("krum(2)", {}, Krum(f=2)),
+        (" krum ( 3 ) ", {}, Krum(f=3)),
+        ("multi_krum(2)", {}, MultiKrum(f=2)),
+        ("multi_krum(2)", {"m": 5}, MultiKrum(f=2, m=5)),
+        ("Multi_Krum", {"f": 0}, MultiKrum(f=0)),
     ],
 )
 def test_make_aggregator_parses(spec, options, expected):
     agg = make_aggregator(spec, **options)
-    assert agg == expected
-    assert isinstance(agg.f, int) and isinstance(agg.mu, float) and isinstance(agg.beta, float)
+    assert agg == expected and type(agg) is type(expected)  # FedProx() is not FedAvg()
+    assert all(type(value) in (int, float, type(None)) for value in dataclasses.asdict(agg).values())
 
 
 def test_make_aggregator_returns_an_aggregator_as_is():
-    agg = Aggregator("multi_krum", f=2, m=3)
+    agg = MultiKrum(f=2, m=3)
     assert make_aggregator(agg) is agg
 
 
@@ -418,18 +451,37 @@ def test_make_aggregator_rejects(spec, options, message):
 
 def test_make_aggregator_refuses_options_for_an_aggregator():
     with pytest.raises(GeoanomError, match="'f'"):
-        make_aggregator(Aggregator("krum"), f=2)
+        make_aggregator(Krum(), f=2)
 
 
 @pytest.mark.parametrize(
-    "fields", [{"name": "mean"}, {"name": "krum", "f": -1}, {"name": "fedprox", "mu": -0.1},
-               {"name": "trimmed_mean", "beta": 0.6}, {"name": "multi_krum", "m": 0}]
+    ("rule", "fields"), [(Krum, {"f": -1}), (FedProx, {"mu": -0.1}), (TrimmedMean, {"beta": 0.6}),
+                         (MultiKrum, {"m": 0}), (Krum, {"f": 1.5})]
 )  # fmt: skip
-def test_aggregator_validates_its_fields(fields):
+def test_aggregator_validates_its_fields(rule, fields):
     with pytest.raises(GeoanomError):
-        Aggregator(**fields)
+        rule(**fields)
+
+
+def test_an_aggregator_without_a_rule_cannot_be_made():
+    with pytest.raises(TypeError):
+        Aggregator()  # type: ignore[abstract]
 
 
 def test_aggregator_fields_are_plain_python_numbers():
-    agg = Aggregator("multi_krum", mu=np.float32(0.5), beta=1 / 4, f=np.int64(2), m=np.int32(3))
-    assert [type(v) for v in (agg.mu, agg.beta, agg.f, agg.m)] == [float, float, int, int]
+    multi, prox, trimmed = MultiKrum(f=np.int64(2), m=np.int32(3)), FedProx(mu=np.float32(0.5)), TrimmedMean(1 / 4)
+    assert [type(v) for v in (prox.mu, trimmed.beta, multi.f, multi.m)] == [float, float, int, int]
+
+
+def test_default_trimmed_mean_resists_two_sign_flippers_of_ten(rng):
+    # Flower's FedTrimmedAvg default, 0.2, trims two a side of ten; 0.1 trims one and lets the second
+    # sign-flipper (ten times the opposite of an honest change) drag every coordinate.
+    honest = 1.0 + 0.1 * rng.standard_normal((8, 50))
+    updates = np.vstack([honest, -10 * honest[:2]])
+    truth = honest.mean(axis=0)
+    median_error = np.abs(Median()(updates, np.ones(10)) - truth).max()
+    default_error = np.abs(TrimmedMean()(updates, np.ones(10)) - truth).max()
+    light_error = np.abs(TrimmedMean(beta=0.1)(updates, np.ones(10)) - truth).max()
+    assert TrimmedMean().beta == 0.2 and trimmed_mean(updates).tolist() == TrimmedMean()(updates, None).tolist()
+    assert default_error < 0.2 and default_error <= 2 * median_error + 0.05
+    assert light_error > 1.0  # what beta 0.1 gave

@@ -7,7 +7,8 @@ from sklearn.metrics import roc_auc_score
 
 import geoanom as ga
 from geoanom.errors import GeoanomError
-from geoanom.federated import Convergence, FederatedResult, train
+from geoanom.federated import (Convergence, FederatedResult, LocalTraining, RoundOptions, Security, Simulation,
+                               make_aggregator, train)
 from geoanom.federated.mlp import LayerShapes, init_parameters, local_sgd
 
 distributed = pytest.importorskip("distributed")
@@ -41,8 +42,8 @@ def auc(result, features, labels):
 
 def test_sync_training_learns_on_a_cluster_and_matches_one_process(cluster_client, rows):
     features, labels, owner = rows
-    on_cluster = train(features, labels, clients=owner, rounds=15, client=cluster_client, seed=1)
-    in_process = train(features, labels, clients=owner, rounds=15, seed=1)
+    on_cluster = train(features, labels, clients=owner, schedule=RoundOptions(rounds=15, seed=1), client=cluster_client)
+    in_process = train(features, labels, clients=owner, schedule=RoundOptions(rounds=15, seed=1))
     assert auc(on_cluster, features, labels) > 0.9
     np.testing.assert_allclose(on_cluster.parameters, in_process.parameters, rtol=1e-10, atol=1e-12)
     history = on_cluster.history
@@ -54,7 +55,7 @@ def test_sync_training_learns_on_a_cluster_and_matches_one_process(cluster_clien
 def test_client_data_stays_on_one_worker_and_training_runs_there(cluster_client, rows):
     features, labels, owner = rows
     with distributed.get_task_stream(client=cluster_client) as stream:
-        train(features, labels, clients=owner, rounds=3, client=cluster_client, seed=2)
+        train(features, labels, clients=owner, schedule=RoundOptions(rounds=3, seed=2), client=cluster_client)
     ran_on: dict[str, set] = {}
     for record in stream.data:
         name = record["key"] if isinstance(record["key"], str) else record["key"][0]
@@ -69,43 +70,62 @@ def test_client_data_stays_on_one_worker_and_training_runs_there(cluster_client,
 def test_async_mode_lets_stragglers_be_stale_and_drops_the_stalest(cluster_client, rows):
     features, labels, owner = rows
     slow = {"a": 1.0}
-    sync = train(features, labels, clients=owner, rounds=4, client=cluster_client, client_delays=slow)
-    fast = train(features, labels, clients=owner, rounds=4, mode="async", max_staleness=1,
-                 client=cluster_client, client_delays=slow)
+    sync = train(features, labels, clients=owner, schedule=RoundOptions(rounds=4),
+                 simulation=Simulation(client_delays=slow), client=cluster_client)
+    fast = train(features, labels, clients=owner, schedule=RoundOptions(rounds=4, mode="async", max_staleness=1),
+                 simulation=Simulation(client_delays=slow), client=cluster_client)
     assert sync.history["seconds"].median() >= 1.0  # every sync round waits for the straggler
     assert fast.history["seconds"].median() < 1.0  # async rounds close without it
     assert (fast.history["mean_staleness"].fillna(0) >= 0).all()
-    relaxed = train(features, labels, clients=owner, rounds=8, mode="async", client=cluster_client,
-                    client_delays={"a": 0.3, "b": 0.3})
+    relaxed = train(features, labels, clients=owner, schedule=RoundOptions(rounds=8, mode="async"),
+                    simulation=Simulation(client_delays={"a": 0.3, "b": 0.3}), client=cluster_client)
     assert relaxed.history["mean_staleness"].max() > 0
-    strict = train(features, labels, clients=owner, rounds=8, mode="async", max_staleness=0,
-                   client=cluster_client, client_delays={"a": 0.3, "b": 0.3})
+    strict = train(features, labels, clients=owner, schedule=RoundOptions(rounds=8, mode="async", max_staleness=0),
+                   simulation=Simulation(client_delays={"a": 0.3, "b": 0.3}), client=cluster_client)
     assert strict.history["dropped"].sum() > 0
     assert auc(relaxed, features, labels) > 0.9
+
+
+def _attacked_auc(features, labels, owner, client, aggregator="fedavg", attacks=None) -> float:
+    """Test AUC after 12 rounds of 3 local epochs, with these clients poisoning their updates."""
+    result = train(features, labels, clients=owner, aggregator=aggregator,
+                   schedule=RoundOptions(rounds=12, seed=3, convergence=Convergence(divergence_sigmas=None)),
+                   local=LocalTraining(epochs=3), simulation=Simulation(attacks=attacks or {}), client=client)
+    return auc(result, features, labels)
 
 
 @pytest.mark.parametrize("attack", ["sign_flip", "scale"])
 def test_robust_aggregators_resist_two_byzantine_clients(cluster_client, rows, attack):
     features, labels, owner = rows
     attacks = {"a": attack, "b": attack}
-    options = dict(clients=owner, rounds=12, local_epochs=3, client=cluster_client, seed=3,
-                   convergence=Convergence(divergence_sigmas=None))
-    clean = auc(train(features, labels, **options), features, labels)
-    for robust in ("median", "trimmed_mean(0.2)", "krum(2)", "multi_krum(2)"):
-        attacked = auc(train(features, labels, aggregator=robust, attacks=attacks, **options), features, labels)
+    clean = _attacked_auc(features, labels, owner, cluster_client)
+    for robust in ("median", "trimmed_mean", "krum(2)", "multi_krum(2)"):
+        attacked = _attacked_auc(features, labels, owner, cluster_client, robust, attacks)
         assert attacked > clean - 0.03, (robust, attacked, clean)
-    fedavg = auc(train(features, labels, attacks=attacks, **options), features, labels)
+    fedavg = _attacked_auc(features, labels, owner, cluster_client, attacks=attacks)
     assert fedavg < clean - (0.2 if attack == "sign_flip" else 0.01), (fedavg, clean)
+
+
+def test_default_trimmed_mean_resists_two_sign_flippers_of_ten_as_the_median_does(cluster_client, rows):
+    # Its default beta is 0.2, as Flower's FedTrimmedAvg: 0.1 trims one update a side of ten, and the
+    # second sign-flipper, ten times its honest change, then leads the mean astray.
+    features, labels, owner = rows
+    assert make_aggregator("trimmed_mean").beta == 0.2 and len(set(owner)) == 10
+    attacks = {"c": "sign_flip", "d": "sign_flip"}
+    median = _attacked_auc(features, labels, owner, cluster_client, "median", attacks)
+    trimmed = _attacked_auc(features, labels, owner, cluster_client, "trimmed_mean", attacks)
+    assert median > 0.9 and trimmed > median - 0.02, (trimmed, median)
 
 
 def test_client_sampling_and_the_tree_reduction(rows):
     features, labels, owner = rows
-    sampled = train(features, labels, clients=owner, rounds=6, client_fraction=0.3, split_every=2, seed=4)
+    sampled = train(features, labels, clients=owner,
+                    schedule=RoundOptions(rounds=6, client_fraction=0.3, split_every=2, seed=4))
     participants = sampled.history["participants"]
     assert participants.max() < 10 and participants.mean() == pytest.approx(3, abs=2)
     # the tree's fan-in changes only the order of additions
-    wide = train(features, labels, clients=owner, rounds=3, split_every=16, seed=5)
-    narrow = train(features, labels, clients=owner, rounds=3, split_every=2, seed=5)
+    wide = train(features, labels, clients=owner, schedule=RoundOptions(rounds=3, split_every=16, seed=5))
+    narrow = train(features, labels, clients=owner, schedule=RoundOptions(rounds=3, split_every=2, seed=5))
     np.testing.assert_allclose(wide.parameters, narrow.parameters, rtol=1e-9, atol=1e-12)
 
 
@@ -121,7 +141,9 @@ def test_convergence_stops_early_and_divergence_is_caught():
 
 def test_training_stops_when_converged(rows):
     features, labels, owner = rows
-    result = train(features, labels, clients=owner, rounds=200, lr=0.01, convergence=Convergence(tol=0.5, patience=2))
+    result = train(features, labels, clients=owner,
+                   schedule=RoundOptions(rounds=200, convergence=Convergence(tol=0.5, patience=2)),
+                   local=LocalTraining(lr=0.01))
     assert result.state == "converged" and len(result.history) < 200
 
 
@@ -143,7 +165,8 @@ def test_without_labels_clients_use_their_ensembles_pseudo_labels(rows):
     directions = rng.normal(size=(outlying.sum(), 4))
     features = features.copy()
     features[outlying] = 7 * directions / np.linalg.norm(directions, axis=1, keepdims=True)
-    result = train(features, None, clients=owner, rounds=20, local_epochs=2, seed=7)
+    result = train(features, None, clients=owner, schedule=RoundOptions(rounds=20, seed=7),
+                   local=LocalTraining(epochs=2))
     assert result.config["labels"] == "pseudo"
     assert roc_auc_score(outlying, result.predict_proba(features)[:, 1]) > 0.9
 
@@ -153,13 +176,13 @@ def test_geohash_clients_get_morans_i_each_round():
     tiles = np.array(["9q", "9r", "9w", "9x", "9m", "9t"])[rng.integers(0, 6, 3000)]
     features = rng.normal(size=(3000, 3))
     labels = (features[:, 0] > 1.5).astype(float)
-    result = train(features, labels, clients=tiles, rounds=3)
+    result = train(features, labels, clients=tiles, schedule=RoundOptions(rounds=3))
     assert np.isfinite(result.history["moran_i"]).all()
 
 
 def test_save_and_load_without_pickle(rows, tmp_path):
     features, labels, owner = rows
-    result = train(features, labels, clients=owner, rounds=3)
+    result = train(features, labels, clients=owner, schedule=RoundOptions(rounds=3))
     result.save(tmp_path / "federated.npz")
     with np.load(tmp_path / "federated.npz", allow_pickle=False) as arrays:
         assert set(arrays.files) == {"parameters", "mean", "scale", "meta"}
@@ -173,9 +196,9 @@ def test_save_and_load_without_pickle(rows, tmp_path):
 def test_bad_input_is_one_sentence_errors(rows, tmp_path):
     features, labels, owner = rows
     with pytest.raises(GeoanomError, match="mode"):
-        train(features, labels, clients=owner, mode="sometimes")
+        train(features, labels, clients=owner, schedule=RoundOptions(mode="sometimes"))
     with pytest.raises(GeoanomError, match="attack"):
-        train(features, labels, clients=owner, attacks={"a": "bribe"})
+        train(features, labels, clients=owner, simulation=Simulation(attacks={"a": "bribe"}))
     with pytest.raises(GeoanomError, match="one client per row"):
         train(features, labels, clients=owner[:-1])
     with pytest.raises(GeoanomError, match="0 or 1"):
@@ -190,8 +213,10 @@ def test_private_training_accounts_epsilon_with_dp_accounting(rows):
 
     features, labels, owner = rows
     privacy = GaussianDP(noise_multiplier=1.1, clip=1.0, delta=1e-5)
-    result = train(features, labels, clients=owner, rounds=6, client_fraction=0.5, privacy=privacy, seed=9,
-                   convergence=Convergence(divergence_sigmas=None))
+    result = train(features, labels, clients=owner,
+                   schedule=RoundOptions(rounds=6, client_fraction=0.5, seed=9,
+                                         convergence=Convergence(divergence_sigmas=None)),
+                   privacy=privacy)
     expected = epsilons(1.1, 0.5, 6, 1e-5)
     assert result.epsilon == pytest.approx(expected["rdp"], rel=1e-9)
     assert list(result.history["epsilon"]) == pytest.approx([epsilons(1.1, 0.5, r, 1e-5)["rdp"] for r in range(1, 7)])
@@ -204,8 +229,10 @@ def test_private_training_stops_before_the_budget_is_exceeded(rows):
 
     features, labels, owner = rows
     privacy = GaussianDP(noise_multiplier=1.0, clip=1.0, delta=1e-5, max_epsilon=5.0)
-    result = train(features, labels, clients=owner, rounds=50, client_fraction=0.2, privacy=privacy,
-                   convergence=Convergence(divergence_sigmas=None, tol=0.0))
+    result = train(features, labels, clients=owner,
+                   schedule=RoundOptions(rounds=50, client_fraction=0.2,
+                                         convergence=Convergence(divergence_sigmas=None, tol=0.0)),
+                   privacy=privacy)
     assert result.state == "budget_spent" and result.epsilon <= 5.0
     assert epsilons(1.0, 0.2, len(result.history) + 1, 1e-5)["rdp"] > 5.0  # one more round would overspend
 
@@ -223,7 +250,8 @@ def test_a_budget_too_small_for_one_round_is_refused(rows):
 
     features, labels, owner = rows
     with pytest.raises(GeoanomError, match="one round .* already spends more than max_epsilon 0.01"):
-        train(features, labels, clients=owner, rounds=3, privacy=GaussianDP(0.5, 1.0, max_epsilon=0.01))
+        train(features, labels, clients=owner, schedule=RoundOptions(rounds=3),
+              privacy=GaussianDP(0.5, 1.0, max_epsilon=0.01))
 
 
 def test_the_audit_log_records_every_round_and_detects_edits(rows, tmp_path):
@@ -231,7 +259,7 @@ def test_the_audit_log_records_every_round_and_detects_edits(rows, tmp_path):
 
     features, labels, owner = rows
     log = tmp_path / "audit.jsonl"
-    result = train(features, labels, clients=owner, rounds=3, audit_log=log)
+    result = train(features, labels, clients=owner, schedule=RoundOptions(rounds=3), security=Security(audit_log=log))
     lines = log.read_text().splitlines()
     events = [line.split('"event":')[1].split(",")[0].strip(' "') for line in lines]
     assert events.count("round_start") == 3 and events.count("update_accepted") == 30
@@ -248,8 +276,9 @@ def test_the_audit_log_records_every_round_and_detects_edits(rows, tmp_path):
 def test_signed_rounds_refuse_tampered_replayed_and_wrong_key_updates(cluster_client, rows, tmp_path):
     features, labels, owner = rows
     attacks = {"a": "tamper", "b": "replay", "c": "wrong_key"}
-    result = train(features, labels, clients=owner, rounds=4, signed=True, attacks=attacks, client=cluster_client,
-                   audit_log=tmp_path / "audit.jsonl")
+    result = train(features, labels, clients=owner, schedule=RoundOptions(rounds=4),
+                   security=Security(signed=True, audit_log=tmp_path / "audit.jsonl"),
+                   simulation=Simulation(attacks=attacks), client=cluster_client)
     reasons: dict[str, set] = {}
     for refusal in result.rejected:
         reasons.setdefault(refusal["client"], set()).add(refusal["reason"])
@@ -265,13 +294,14 @@ def test_signed_rounds_refuse_tampered_replayed_and_wrong_key_updates(cluster_cl
 def test_signing_attacks_need_signed_rounds(rows):
     features, labels, owner = rows
     with pytest.raises(GeoanomError, match="signed=True"):
-        train(features, labels, clients=owner, attacks={"a": "tamper"})
+        train(features, labels, clients=owner, simulation=Simulation(attacks={"a": "tamper"}))
 
 
 def test_async_signed_rounds(rows):
     features, labels, owner = rows
-    result = train(features, labels, clients=owner, rounds=6, mode="async", signed=True,
-                   attacks={"a": "wrong_key"}, client_delays={"b": 0.2})
+    result = train(features, labels, clients=owner, schedule=RoundOptions(rounds=6, mode="async"),
+                   security=Security(signed=True),
+                   simulation=Simulation(attacks={"a": "wrong_key"}, client_delays={"b": 0.2}))
     assert result.rejected and {r["client"] for r in result.rejected} == {"a"}
     assert result.config["signed"] is True
 
@@ -288,8 +318,8 @@ def test_institutions_train_only_on_their_own_workers(rows, tmp_path):
             distributed.Client(cluster, set_as_default=False) as client, \
             distributed.get_task_stream(client=client) as stream:
         address = {info["resources"].popitem()[0]: addr for addr, info in client.scheduler_info()["workers"].items()}
-        result = train(features, labels, clients=owner, rounds=3, placement=placement, client=client,
-                       audit_log=tmp_path / "audit.jsonl")
+        result = train(features, labels, clients=owner, schedule=RoundOptions(rounds=3),
+                       security=Security(placement=placement, audit_log=tmp_path / "audit.jsonl"), client=client)
     updates = [json.loads(line) for line in (tmp_path / "audit.jsonl").read_text().splitlines()
                if '"update_accepted"' in line]
     assert len(updates) == 30
@@ -300,20 +330,21 @@ def test_institutions_train_only_on_their_own_workers(rows, tmp_path):
     assert not [t for r in readers for t in r.get("startstops", ()) if t["action"] == "transfer"]
     assert auc(result, features, labels) > 0.8
     with pytest.raises(GeoanomError, match="inst-c"):
-        train(features, labels, clients=owner, placement={c: "inst-c" for c in CLIENTS})
+        train(features, labels, clients=owner, security=Security(placement={c: "inst-c" for c in CLIENTS}))
 
 
 def test_rounds_over_tls_between_workers_and_scheduler(rows):
-    from distributed.security import Security
+    from distributed.security import Security as TLS
 
     features, labels, owner = rows
-    security = Security.temporary()  # a fresh CA and certificates, made with cryptography
+    security = TLS.temporary()  # a fresh CA and certificates, made with cryptography
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
                                   security=security, protocol="tls") as cluster, \
             distributed.Client(cluster, security=security, set_as_default=False) as client:
         assert cluster.scheduler_address.startswith("tls://")
         assert all(address.startswith("tls://") for address in client.scheduler_info()["workers"])
-        result = train(features, labels, clients=owner, rounds=3, client=client, signed=True)
+        result = train(features, labels, clients=owner, schedule=RoundOptions(rounds=3), security=Security(signed=True),
+                       client=client)
     assert len(result.history) == 3 and not result.rejected
 
 
@@ -322,8 +353,10 @@ def test_the_pld_accountant_gives_result_epsilon_too(rows):
 
     features, labels, owner = rows
     privacy = GaussianDP(noise_multiplier=1.5, clip=1.0, accountant="pld")
-    result = train(features, labels, clients=owner, rounds=3, client_fraction=0.3, privacy=privacy,
-                   convergence=Convergence(divergence_sigmas=None))
+    result = train(features, labels, clients=owner,
+                   schedule=RoundOptions(rounds=3, client_fraction=0.3,
+                                         convergence=Convergence(divergence_sigmas=None)),
+                   privacy=privacy)
     figures = epsilons(1.5, 0.3, 3, privacy.delta)
     assert result.epsilon == pytest.approx(figures["pld"], rel=1e-9)
     assert result.epsilon < figures["rdp"]  # the tighter accountant

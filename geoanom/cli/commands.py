@@ -174,7 +174,7 @@ def run_federate(args: argparse.Namespace) -> None:
     check_outputs([*files, audit])  # the audit log may live in the output folder, but not as one of its files
     from .. import open_cube
     from ..cluster import make_client
-    from ..federated import GaussianDP, cube_rows, make_aggregator, train
+    from ..federated import GaussianDP, RoundOptions, Security, cube_rows, make_aggregator, train
     from ..federated.privacy import calibrate_noise
     from ..plot import learning_curve
 
@@ -198,9 +198,10 @@ def run_federate(args: argparse.Namespace) -> None:
     client = make_client(args.workers, args.scheduler)
     with client if client is not None else contextlib.nullcontext():
         with stage(f"training {args.rounds} rounds", client):
-            result = train(rows.features, None, clients=rows.clients, rounds=args.rounds,
-                           aggregator=args.aggregator, client_fraction=args.client_fraction, privacy=privacy,
-                           signed=args.signed, audit_log=args.audit_log, client=client)
+            result = train(rows.features, None, clients=rows.clients, aggregator=args.aggregator,
+                           schedule=RoundOptions(rounds=args.rounds, client_fraction=args.client_fraction),
+                           privacy=privacy, security=Security(signed=args.signed, audit_log=args.audit_log),
+                           client=client)
     out.mkdir(parents=True, exist_ok=True)
     result.save(out / "model.npz")
     result.history.to_csv(out / "history.csv")

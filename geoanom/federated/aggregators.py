@@ -24,28 +24,17 @@ from __future__ import annotations
 
 import math
 import operator
-import re
-from dataclasses import dataclass
 
 import numpy as np
 
 from ..errors import GeoanomError
 
 __all__ = [
-    "AGGREGATORS", "Aggregator", "combine_partials", "coordinate_median", "fedavg", "finish_partial",
-    "krum", "krum_scores", "make_aggregator", "multi_krum", "trimmed_mean", "weighted_partial",
+    "check_count", "check_real", "combine_partials", "coordinate_median", "fedavg", "finish_partial", "krum",
+    "krum_scores", "multi_krum", "trimmed_mean", "weighted_partial",
 ]  # fmt: skip
 
-#: The aggregator names ``make_aggregator`` and ``Aggregator`` accept.
-AGGREGATORS = ("fedavg", "fedprox", "median", "trimmed_mean", "krum", "multi_krum")
 
-_ASSOCIATIVE = frozenset({"fedavg", "fedprox"})
-# The options each rule uses; the first is the one "name(number)" sets.
-_OPTIONS = {
-    "fedavg": (), "fedprox": ("mu",), "median": (), "trimmed_mean": ("beta",),
-    "krum": ("f",), "multi_krum": ("f", "m"),
-}  # fmt: skip
-_SPEC = re.compile(r"^\s*([A-Za-z_]\w*)\s*(?:\(\s*([^()]*?)\s*\))?\s*$")
 
 
 def _check_updates(updates: np.ndarray) -> np.ndarray:
@@ -79,8 +68,14 @@ def _check_weights(weights: np.ndarray | None, n: int) -> np.ndarray:
     return arr
 
 
-def _check_real(value: float, name: str, low: float, high: float = math.inf) -> float:
-    """``value`` as a float in ``[low, high)``; NaN, infinity and non-numbers are refused."""
+def check_real(value: float, name: str, low: float, high: float = math.inf) -> float:
+    """``value`` as a float in ``[low, high)``; NaN, infinity and non-numbers are refused.
+
+    Examples
+    --------
+    >>> check_real("0.5", "beta", 0.0, 0.5 + 1e-9)
+    0.5
+    """
     try:
         x = float(value)
     except (TypeError, ValueError):
@@ -91,8 +86,14 @@ def _check_real(value: float, name: str, low: float, high: float = math.inf) -> 
     return x
 
 
-def _check_count(value: int, name: str, minimum: int) -> int:
-    """``value`` as an int >= ``minimum``; bools and floats are refused."""
+def check_count(value: int, name: str, minimum: int) -> int:
+    """``value`` as an int >= ``minimum``; bools and floats are refused.
+
+    Examples
+    --------
+    >>> check_count(np.int64(2), "Krum f", 0)
+    2
+    """
     try:
         if isinstance(value, bool):
             raise TypeError
@@ -122,7 +123,7 @@ def weighted_partial(update: np.ndarray, weight: float) -> tuple[np.ndarray, flo
     arr = np.asarray(update)
     if arr.ndim != 1:
         raise GeoanomError(f"update must be a 1-D parameter vector, got shape {arr.shape}.")
-    w = _check_real(weight, "weight", 0.0)
+    w = check_real(weight, "weight", 0.0)
     return w * _check_updates(arr[None, :])[0], w
 
 
@@ -217,7 +218,7 @@ def coordinate_median(updates: np.ndarray, weights: np.ndarray | None = None) ->
     return np.median(x, axis=0)
 
 
-def trimmed_mean(updates: np.ndarray, beta: float, weights: np.ndarray | None = None) -> np.ndarray:
+def trimmed_mean(updates: np.ndarray, beta: float = 0.2, weights: np.ndarray | None = None) -> np.ndarray:
     """The coordinate-wise trimmed mean, unweighted; not associative.
 
     Per coordinate the ``n`` values are sorted, the ``k = floor(beta n)``
@@ -226,8 +227,10 @@ def trimmed_mean(updates: np.ndarray, beta: float, weights: np.ndarray | None = 
     Parameters
     ----------
     updates : numpy.ndarray, shape (n_clients, n_params)
-    beta : float
-        Fraction trimmed from each end, in ``[0, 0.5)`` so that ``n - 2k >= 1``.
+    beta : float, default 0.2
+        Fraction trimmed from each end, in ``[0, 0.5)`` so that ``n - 2k >= 1``;
+        0.2 as Flower's FedTrimmedAvg (with 10 clients 0.1 trims one value a
+        side, too few against two sign-flipping clients).
     weights : numpy.ndarray, shape (n_clients,), optional
         Validated, then ignored.
 
@@ -239,7 +242,7 @@ def trimmed_mean(updates: np.ndarray, beta: float, weights: np.ndarray | None = 
     _check_weights(weights, x.shape[0])
     n = x.shape[0]
     # The tolerance keeps 0.29 * 100 = 28.999999999999996 from trimming 28.
-    k = math.floor(_check_real(beta, "trimmed_mean beta", 0.0, 0.5) * n + 1e-9)
+    k = math.floor(check_real(beta, "trimmed_mean beta", 0.0, 0.5) * n + 1e-9)
     return np.sort(x, axis=0)[k : n - k].mean(axis=0)
 
 
@@ -271,7 +274,7 @@ def krum_scores(updates: np.ndarray, f: int) -> np.ndarray:
     numpy.ndarray, shape (n_clients,)
     """
     x = _check_updates(updates)
-    f = _check_count(f, "Krum f", 0)
+    f = check_count(f, "Krum f", 0)
     n = x.shape[0]
     if n < 2 * f + 3:
         raise GeoanomError(f"Krum needs n >= 2f + 3 clients, got n={n} and f={f}.")
@@ -328,121 +331,10 @@ def multi_krum(updates: np.ndarray, f: int, m: int | None = None, weights: np.nd
     n = x.shape[0]
     w = _check_weights(weights, n)
     scores = krum_scores(x, f)
-    m = n - f if m is None else _check_count(m, "multi-Krum m", 1)
+    m = n - f if m is None else check_count(m, "multi-Krum m", 1)
     if m > n - f:
         raise GeoanomError(f"multi-Krum m must be at most n - f = {n - f}, got m={m}.")
     chosen = np.argsort(scores, kind="stable")[:m]
     if w[chosen].sum() <= 0:
         raise GeoanomError(f"the {m} updates multi-Krum selected all have zero weight.")
     return fedavg(x[chosen], w[chosen])
-
-
-@dataclass(frozen=True)
-class Aggregator:
-    """A configured aggregation rule, called as ``agg(updates, weights)``.
-
-    fedavg/fedprox partial sums are merged by a dask tree reduction
-    (`split_every`); median, trimmed mean, Krum and multi-Krum need every
-    update at once, so they gather at the root. ``associative`` tells which.
-
-    Parameters
-    ----------
-    name : str
-        One of ``AGGREGATORS``.
-    mu : float
-        FedProx proximal weight, ``>= 0``; used by local training, not here.
-    beta : float
-        trimmed_mean: fraction trimmed from each end per coordinate, ``[0, 0.5)``.
-    f : int
-        krum / multi_krum: number of Byzantine clients tolerated, ``>= 0``.
-    m : int, optional
-        multi_krum: how many selected updates are averaged; default ``n - f``.
-    """
-
-    name: str
-    mu: float = 0.0
-    beta: float = 0.1
-    f: int = 1
-    m: int | None = None
-
-    def __post_init__(self) -> None:
-        if self.name not in AGGREGATORS:
-            raise GeoanomError(f"unknown aggregator {self.name!r}; choose one of {', '.join(AGGREGATORS)}.")
-        # Plain float and int (not numpy scalars), so the settings serialise as JSON.
-        object.__setattr__(self, "mu", _check_real(self.mu, "FedProx mu", 0.0))
-        object.__setattr__(self, "beta", _check_real(self.beta, "trimmed_mean beta", 0.0, 0.5))
-        object.__setattr__(self, "f", _check_count(self.f, "Krum f", 0))
-        if self.m is not None:
-            object.__setattr__(self, "m", _check_count(self.m, "multi-Krum m", 1))
-
-    @property
-    def associative(self) -> bool:
-        """True when partial aggregates can be merged by a tree reduction (fedavg, fedprox)."""
-        return self.name in _ASSOCIATIVE
-
-    def __call__(self, updates: np.ndarray, weights: np.ndarray) -> np.ndarray:
-        """Aggregate ``updates`` (n_clients, n_params) with ``weights`` (n_clients,) into (n_params,)."""
-        if self.name in _ASSOCIATIVE:
-            return fedavg(updates, weights)
-        if self.name == "median":
-            return coordinate_median(updates, weights)
-        if self.name == "trimmed_mean":
-            return trimmed_mean(updates, self.beta, weights)
-        if self.name == "krum":
-            return krum(updates, self.f, weights)
-        return multi_krum(updates, self.f, self.m, weights)
-
-
-def _parse_argument(name: str, text: str) -> dict:
-    """The option that ``text`` in ``name(text)`` sets, e.g. ``{"f": 2}`` for ``krum(2)``."""
-    if not _OPTIONS[name]:
-        raise GeoanomError(f"aggregator {name!r} takes no argument, got {name}({text}).")
-    option = _OPTIONS[name][0]
-    try:
-        return {option: int(text) if option == "f" else float(text)}
-    except ValueError:
-        kind = "an integer" if option == "f" else "a number"
-        raise GeoanomError(f"the argument of {name}(...) must be {kind}, got {text!r}.") from None
-
-
-def make_aggregator(spec: str | Aggregator, **options) -> Aggregator:
-    """An ``Aggregator`` from a name, a call-like string or an ``Aggregator``.
-
-    Parameters
-    ----------
-    spec : str or Aggregator
-        A name of ``AGGREGATORS``, or ``"fedprox(mu)"``, ``"trimmed_mean(beta)"``,
-        ``"krum(f)"`` or ``"multi_krum(f)"``, e.g. ``"krum(2)"``. An
-        ``Aggregator`` is returned as is (and then takes no ``options``).
-    **options
-        Fields of ``Aggregator`` that the named rule uses, e.g.
-        ``make_aggregator("multi_krum(2)", m=5)``.
-
-    Returns
-    -------
-    Aggregator
-
-    Raises
-    ------
-    GeoanomError
-        For an unknown name, a malformed string, an option the rule does not
-        use or that is given twice, or an invalid value.
-    """
-    if isinstance(spec, Aggregator):
-        if options:
-            raise GeoanomError(f"options {sorted(options)} cannot be applied to an existing Aggregator.")
-        return spec
-    match = _SPEC.match(spec) if isinstance(spec, str) else None
-    if match is None:
-        raise GeoanomError(f"cannot read aggregator {spec!r}; write a name such as 'median' or a call such as 'krum(2)'.")
-    name, text = match.group(1).lower(), match.group(2)
-    if name not in AGGREGATORS:
-        raise GeoanomError(f"unknown aggregator {name!r}; choose one of {', '.join(AGGREGATORS)}.")
-    unused = sorted(set(options) - set(_OPTIONS[name]))
-    if unused:
-        raise GeoanomError(f"option {unused[0]!r} is not used by aggregator {name!r}.")
-    settings = _parse_argument(name, text) if text is not None else {}
-    twice = sorted(settings.keys() & options.keys())
-    if twice:
-        raise GeoanomError(f"{twice[0]} is given twice for aggregator {spec!r}, in the string and as an option.")
-    return Aggregator(name, **settings, **options)

@@ -21,7 +21,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import time
-from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -30,45 +29,28 @@ from distributed import Client, LocalCluster, wait
 
 from ..errors import GeoanomError
 from ..reduction import tree_reduce_futures
-from .aggregators import Aggregator, make_aggregator
 from .audit import AuditLog
-from .convergence import Convergence
-from .local import ATTACKS, SIGNING_ATTACKS, ClientData, LocalPlan, add_moments, moments, standardise
-from .mlp import HIDDEN, LayerShapes, init_parameters
+from .local import ClientData, LocalPlan, add_moments, moments, standardise
+from .mlp import LayerShapes, init_parameters
+from .options import LocalTraining, RoundOptions, Security, Simulation
 from .privacy import GaussianDP, PrivacyAccountant
 from .result import FederatedResult
 from .rounds import Rounds
+from .rules import Aggregator, make_aggregator
 from .signing import ClientKeys, UpdateVerifier
-
-MODES = ("sync", "async")
-
 
 def train(
     X: Any,
     y: Any = None,
     *,
     clients: Sequence[Any],
-    model: str = "mlp",
-    rounds: int = 50,
-    local_epochs: int = 1,
-    lr: float = 0.05,
-    batch_size: int = 64,
-    hidden: tuple[int, int] = HIDDEN,
     aggregator: str | Aggregator = "fedavg",
-    client_fraction: float = 1.0,
-    mode: str = "sync",
-    max_staleness: int | None = None,
-    split_every: int = 8,
-    convergence: Convergence | None = None,
-    class_weight: str | None = "balanced",
-    attacks: Mapping[Any, str] | None = None,
-    client_delays: Mapping[Any, float] | None = None,
-    seed: int = 0,
-    client: Any = None,
+    schedule: RoundOptions | None = None,
+    local: LocalTraining | None = None,
     privacy: GaussianDP | None = None,
-    audit_log: str | Path | None = None,
-    signed: bool = False,
-    placement: Mapping[Any, str] | None = None,
+    security: Security | None = None,
+    simulation: Simulation | None = None,
+    client: Any = None,
 ) -> FederatedResult:
     """Train one classifier across clients whose rows never leave their worker.
 
@@ -83,109 +65,98 @@ def train(
         pseudo-labels.
     clients : array-like (n_rows,)
         The client of each row: a geohash tile, an institution, any label.
-    model : {"mlp"}
-        A perceptron with two hidden ReLU layers (sizes ``hidden``).
-    rounds : int, default 50
-        At most this many rounds (see ``convergence`` for stopping earlier).
-    local_epochs, lr, batch_size
-        Local minibatch SGD of each client in each round.
     aggregator : str or Aggregator, default "fedavg"
         "fedavg", "fedprox(mu)", "median", "trimmed_mean(beta)", "krum(f)",
-        "multi_krum(f)" (see :mod:`geoanom.federated.aggregators`).
-    client_fraction : float, default 1.0
-        Each client takes part in a round with this probability (Poisson
-        sampling); a round may have no participant.
-    mode : {"sync", "async"}
-    max_staleness : int, optional
-        In async mode, drop updates more than this many rounds old.
-    split_every : int, default 8
-        Fan-in of the tree reduction; its depth is ceil(log_split_every(clients)),
-        plus at most one level for the first level's grouping by worker.
-    convergence : Convergence, optional
-        Stopping rule; :class:`Convergence` defaults.
-    class_weight : {"balanced", None}
-        Weight anomalies by (negatives / positives) over all clients, from
-        counts each client reports; anomalies are rare.
-    attacks : mapping of client to {"sign_flip", "scale", "noise", "tamper", "replay", "wrong_key"}, optional
-        For evaluation: these clients send poisoned updates (the last three
-        break their signatures, and need ``signed=True``).
-    client_delays : mapping of client to seconds, optional
-        For evaluation: these clients are that much slower each round.
-    seed : int, default 0
-    client : distributed.Client, optional
-        The cluster; by default an in-process one for the duration.
+        "multi_krum(f)", or an :class:`Aggregator` such as ``Krum(f=2)``
+        (see :mod:`geoanom.federated.rules`).
+    schedule : RoundOptions, optional
+        Rounds, client fraction (Poisson sampling), sync or async mode,
+        staleness, the tree's fan-in, the stopping rule and the seed;
+        :class:`RoundOptions` defaults.
+    local : LocalTraining, optional
+        The model and each client's local SGD; :class:`LocalTraining` defaults.
     privacy : GaussianDP, optional
         Client-level differential privacy (DP-FedAvg): updates clipped to
         ``privacy.clip``, Gaussian noise of ``noise_multiplier * clip`` on
         their sum, privacy spent accounted with dp-accounting for Poisson
-        sampling at ``client_fraction`` over the rounds run
+        sampling at the client fraction over the rounds run
         (``result.epsilon``, ``history["epsilon"]``); training stops before
         ``max_epsilon`` would be exceeded (state ``budget_spent``). Needs
-        ``mode="sync"`` and ``fedavg`` or ``fedprox``.
-    signed : bool, default False
-        Every client gets an Ed25519 key pair (the private key travels once,
-        with its data, to its worker) and signs each update over (round,
-        client, nonce, parameter digest). The server checks shape, size and
-        values first, then the signature, digest, round and nonce, and
-        refuses unsigned, tampered, wrong-key and replayed updates, listing
-        each in ``result.rejected``. Updates are then verified where the
-        server is, so they gather there rather than in a tree.
-    placement : mapping of client to a worker resource name, optional
-        Institutions on their own workers: each client's rows go only to a
-        worker started with that resource (``dask-worker --resources
-        "inst-a=1"``), and every task that touches them (moments, scaling,
-        local training) is pinned to such workers, so no raw data cross to
-        another institution's worker; only parameters and a few numbers
-        leave.
-    audit_log : path, optional
-        Append one hash-chained JSON line per event (round start, accepted
-        update with its digest and weight, aggregation, epsilon spent,
-        end); check it with :func:`geoanom.federated.verify_audit`.
+        sync mode and ``fedavg`` or ``fedprox``.
+    security : Security, optional
+        Signed updates (Ed25519; bad ones are refused and listed in
+        ``result.rejected``), a hash-chained audit log, and institutions'
+        placement on their own workers, so that no raw data cross to
+        another institution's worker.
+    simulation : Simulation, optional
+        For evaluation: clients that send poisoned updates or answer late.
+    client : distributed.Client, optional
+        The cluster; by default an in-process one for the duration.
 
     Returns
     -------
     FederatedResult
+
+    Examples
+    --------
+    >>> result = train(X, y, clients=tiles, aggregator="median",
+    ...                schedule=RoundOptions(rounds=30, seed=1))  # doctest: +SKIP
+    >>> result.predict_proba(X)[:, 1]  # doctest: +SKIP
     """
-    config = _check(model, mode, rounds, client_fraction, attacks, signed)
+    schedule, local = schedule or RoundOptions(), local or LocalTraining()
+    security, simulation = security or Security(), simulation or Simulation()
+    simulation.check(security.signed)
     aggregate = make_aggregator(aggregator)
-    _check_privacy(privacy, mode, aggregate, client_fraction)
+    _check_privacy(privacy, schedule, aggregate)
     features, labels, client_ids = _as_rows(X, y, clients)
-    audit = AuditLog(audit_log) if audit_log is not None else None
+    audit = AuditLog(security.audit_log) if security.audit_log is not None else None
     with _cluster(client) as dask_client, dask_client.as_current():
         started = time.perf_counter()
-        keys = {cid: ClientKeys.generate() for cid in pd.unique(client_ids)} if signed else {}
-        pins = _pins(dask_client, placement, pd.unique(client_ids))
-        placed = _place(dask_client, features, labels, client_ids, seed, keys, pins)
-        n_rows, total, squares, positives = dask_client.gather(
-            tree_reduce_futures(dask_client, [dask_client.submit(moments, data, pure=False, **pins[cid])
-                                              for cid, data in placed.items()], add_moments, split_every,
-                                workers=[pins[cid]["workers"][0] for cid in placed]))
-        mean = total / n_rows
-        scale = np.sqrt(np.maximum(squares / n_rows - mean**2, 0.0))
-        scale = np.where(scale > 0, scale, 1.0)
+        keys = {cid: ClientKeys.generate() for cid in pd.unique(client_ids)} if security.signed else {}
+        pins = _pins(dask_client, security.placement, pd.unique(client_ids))
+        placed = _place(dask_client, features, labels, client_ids, schedule.seed, keys, pins)
+        mean, scale, n_rows, positives = _global_scaler(dask_client, placed, pins, schedule.split_every)
         placed = {cid: dask_client.submit(standardise, data, mean, scale, pure=False, **pins[cid])
                   for cid, data in placed.items()}
         wait(list(placed.values()))
-        shapes = LayerShapes((features.shape[1],) + tuple(hidden) + (1,))
-        positive_weight = _positive_weight(class_weight, n_rows, positives)
-        plan = LocalPlan(shapes, local_epochs, lr, batch_size, aggregate.mu, positive_weight)
-        rounds_run = Rounds(dask_client, placed, plan, aggregate, split_every, attacks or {}, client_delays or {},
-                            seed, max_staleness, convergence or Convergence(), privacy, client_fraction, audit,
-                            _verifier(keys, shapes.size), pins)
-        parameters, history = rounds_run.run(init_parameters(shapes, seed), rounds, client_fraction, mode)
+        shapes = LayerShapes((features.shape[1],) + tuple(local.hidden) + (1,))
+        positive_weight = _positive_weight(local.class_weight, n_rows, positives)
+        plan = LocalPlan(shapes, local.epochs, local.lr, local.batch_size, aggregate.mu, positive_weight)
+        rounds_run = Rounds(dask_client, placed, plan, aggregate, options=schedule, simulation=simulation,
+                            privacy=privacy, audit=audit, verifier=_verifier(keys, shapes.size), pins=pins)
+        parameters, history = rounds_run.run(init_parameters(shapes, schedule.seed))
         history.attrs["seconds"] = time.perf_counter() - started
+    config = _config(aggregate, schedule, local, privacy, security, audit)
+    config.update(positive_weight=positive_weight, n_clients=len(placed), n_rows=int(n_rows),
+                  labels="given" if y is not None else "pseudo")
     return FederatedResult(
-        parameters=parameters, mean=mean, scale=scale, sizes=shapes.sizes, history=history,
-        config={**config, "aggregator": dataclasses.asdict(aggregate), "local_epochs": local_epochs, "lr": lr,
-                "batch_size": batch_size, "client_fraction": client_fraction, "max_staleness": max_staleness,
-                "split_every": split_every, "seed": seed, "positive_weight": positive_weight,
-                "n_clients": len(placed), "n_rows": int(n_rows), "labels": "given" if y is not None else "pseudo",
-                "privacy": dataclasses.asdict(privacy) if privacy is not None else None,
-                "audit_log": str(audit_log) if audit_log is not None else None,
-                "audit_head": audit.head if audit is not None else None},
+        parameters=parameters, mean=mean, scale=scale, sizes=shapes.sizes, history=history, config=config,
         rejected=rounds_run.rejected,
         epsilon=rounds_run.accountant.epsilon if rounds_run.accountant is not None else None,
     )
+
+
+def _global_scaler(dask_client, placed, pins, split_every: int) -> tuple[np.ndarray, np.ndarray, float, float]:
+    """The features' mean and spread over all clients, from the moments each reports; rows and positives."""
+    n_rows, total, squares, positives = dask_client.gather(
+        tree_reduce_futures(dask_client, [dask_client.submit(moments, data, pure=False, **pins[cid])
+                                          for cid, data in placed.items()], add_moments, split_every,
+                            workers=[pins[cid]["workers"][0] for cid in placed]))
+    mean = total / n_rows
+    scale = np.sqrt(np.maximum(squares / n_rows - mean**2, 0.0))
+    return mean, np.where(scale > 0, scale, 1.0), n_rows, positives
+
+
+def _config(aggregate: Aggregator, schedule: RoundOptions, local: LocalTraining, privacy: GaussianDP | None,
+            security: Security, audit: AuditLog | None) -> dict[str, Any]:
+    """How the model was trained, as plain data (saved with it)."""
+    return {"model": local.model, "mode": schedule.mode, "rounds": int(schedule.rounds), "signed": security.signed,
+            "aggregator": aggregate.settings(), "local_epochs": local.epochs, "lr": local.lr,
+            "batch_size": local.batch_size, "client_fraction": schedule.client_fraction,
+            "max_staleness": schedule.max_staleness, "split_every": schedule.split_every, "seed": schedule.seed,
+            "privacy": dataclasses.asdict(privacy) if privacy is not None else None,
+            "audit_log": str(security.audit_log) if security.audit_log is not None else None,
+            "audit_head": audit.head if audit is not None else None}
 
 
 def _verifier(keys: dict[Any, ClientKeys], size: int) -> UpdateVerifier | None:
@@ -197,8 +168,6 @@ def _verifier(keys: dict[Any, ClientKeys], size: int) -> UpdateVerifier | None:
 def _positive_weight(class_weight: str | None, n_rows: float, positives: float) -> float:
     if class_weight is None or positives <= 0 or positives >= n_rows:
         return 1.0
-    if class_weight != "balanced":
-        raise GeoanomError(f"class_weight must be 'balanced' or None, got {class_weight!r}.")
     return float(np.clip((n_rows - positives) / positives, 1.0, 1000.0))
 
 
@@ -255,35 +224,18 @@ def _pseudo_labelled(data: ClientData, seed: int) -> ClientData:
     return ClientData(data.client, data.features, flags.astype(np.float64), data.key)
 
 
-def _check_privacy(privacy: GaussianDP | None, mode: str, aggregate: Aggregator, fraction: float) -> None:
+def _check_privacy(privacy: GaussianDP | None, schedule: RoundOptions, aggregate: Aggregator) -> None:
     if privacy is None:
         return
     if not isinstance(privacy, GaussianDP):
         raise GeoanomError(f"privacy must be a GaussianDP, got {type(privacy).__name__}.")
-    if mode != "sync" or not aggregate.associative:
+    if schedule.mode != "sync" or not aggregate.associative:
         raise GeoanomError("differential privacy needs mode='sync' and the fedavg or fedprox aggregator: "
                            "the accountant's mechanism is a noisy sum of Poisson-sampled, clipped updates.")
-    if not PrivacyAccountant(privacy, fraction).can_afford_round():
+    if not PrivacyAccountant(privacy, schedule.client_fraction).can_afford_round():
         raise GeoanomError(f"one round at noise multiplier {privacy.noise_multiplier:g} and client fraction "
-                           f"{fraction:g} already spends more than max_epsilon {privacy.max_epsilon:g}; "
-                           "raise the noise, lower the fraction or allow a larger epsilon.")
-
-
-def _check(model: str, mode: str, rounds: int, fraction: float, attacks, signed: bool) -> dict[str, Any]:
-    if model != "mlp":
-        raise GeoanomError(f"model must be 'mlp', got {model!r}; federate detector families with geoanom.fit.")
-    if mode not in MODES:
-        raise GeoanomError(f"mode must be 'sync' or 'async', got {mode!r}.")
-    if int(rounds) < 1:
-        raise GeoanomError(f"rounds must be at least 1, got {rounds}.")
-    if not 0 < fraction <= 1:
-        raise GeoanomError(f"client_fraction must be in (0, 1], got {fraction}.")
-    for cid, attack in (attacks or {}).items():
-        if attack not in ATTACKS:
-            raise GeoanomError(f"attack of client {cid!r} must be one of {', '.join(ATTACKS)}, got {attack!r}.")
-        if attack in SIGNING_ATTACKS and not signed:
-            raise GeoanomError(f"the {attack!r} attack of client {cid!r} breaks a signature: train with signed=True.")
-    return {"model": model, "mode": mode, "rounds": int(rounds), "signed": bool(signed)}
+                           f"{schedule.client_fraction:g} already spends more than max_epsilon "
+                           f"{privacy.max_epsilon:g}; raise the noise, lower the fraction or allow a larger epsilon.")
 
 
 def _as_rows(X, y, clients) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:

@@ -62,16 +62,63 @@ def standardise(data: ClientData, mean: np.ndarray, scale: np.ndarray) -> Client
     return ClientData(data.client, (data.features - mean) / scale, data.labels, data.key)
 
 
+@dataclass(frozen=True)
+class ClientSummary:
+    """What the server records of a client's round: no parameters.
+
+    Examples
+    --------
+    >>> ClientSummary("a", weight=120.0, loss=0.4, residual=0.01, digest="ab", worker=None).weight
+    120.0
+    """
+
+    client: Any
+    weight: float  # the client's rows
+    loss: float  # of the global model, on this client's data, before training
+    residual: float  # mean label minus mean predicted probability
+    digest: str  # hex SHA-256 of the update
+    worker: str | None  # the dask worker that trained, for the audit log
+
+
+@dataclass(frozen=True)
+class ClientUpdate:
+    """A client's answer to a round: its change of the parameters and what the server records of it.
+
+    Examples
+    --------
+    >>> about = ClientSummary("a", 1.0, 0.4, 0.0, "ab", None)
+    >>> ClientUpdate(np.zeros(3), about).summary.client
+    'a'
+    """
+
+    delta: np.ndarray  # parameters after local training minus those the round started from
+    summary: ClientSummary
+    signed: SignedUpdate | None = None  # the update signed for this round, when the client holds a key
+
+    @property
+    def client(self) -> Any:
+        """The client that sent it."""
+        return self.summary.client
+
+    @property
+    def weight(self) -> float:
+        """The client's rows: its FedAvg weight."""
+        return self.summary.weight
+
+
 def train_round(data: ClientData, start: np.ndarray, plan: LocalPlan, seed: int, attack: str | None = None,
-                delay: float = 0.0, round_number: int = 0) -> dict[str, Any]:
+                delay: float = 0.0, round_number: int = 0) -> ClientUpdate:
     """One client's round: evaluate the global model, train locally, return the change.
 
     Returns
     -------
-    dict with ``delta`` (parameters after minus ``start``), ``weight`` (rows),
-    ``loss`` (of the global model on this client's data), ``residual``
-    (mean label minus mean predicted probability), ``digest`` and, when the
-    client holds a key, ``signed``: the update signed for this round.
+    ClientUpdate
+        The change (poisoned when ``attack`` says so), its summary and, when
+        the client holds a key, its signature for this round.
+
+    Examples
+    --------
+    >>> update = train_round(data, start, plan, seed=0)  # doctest: +SKIP
     """
     if delay:
         time.sleep(delay)  # a straggler, in simulations
@@ -82,12 +129,10 @@ def train_round(data: ClientData, start: np.ndarray, plan: LocalPlan, seed: int,
     delta = trained - start
     if attack and attack not in SIGNING_ATTACKS:
         delta = poison(delta, attack, seed)
-    result = {"client": data.client, "delta": delta, "weight": float(len(data.labels)), "loss": loss,
-              "residual": float(np.mean(data.labels - probability)), "digest": parameter_digest(delta).hex(),
-              "worker": _worker_address()}
-    if data.key is not None:
-        result["signed"] = sign(data, delta, round_number, attack)
-    return result
+    about = ClientSummary(data.client, float(len(data.labels)), loss, float(np.mean(data.labels - probability)),
+                          parameter_digest(delta).hex(), _worker_address())
+    signed = sign(data, delta, round_number, attack) if data.key is not None else None
+    return ClientUpdate(delta, about, signed)
 
 
 def sign(data: ClientData, delta: np.ndarray, round_number: int, attack: str | None) -> SignedUpdate:
@@ -119,16 +164,6 @@ def poison(delta: np.ndarray, attack: str, seed: int) -> np.ndarray:
         spread = ATTACK_STRENGTH * (np.linalg.norm(delta) / np.sqrt(delta.size) + 1e-3)
         return np.random.default_rng(seed).normal(0.0, spread, size=delta.shape)
     raise ValueError(f"unknown attack {attack!r}")
-
-
-def partial_mean(result: dict[str, Any]) -> tuple[np.ndarray, float]:
-    """A client's weighted delta as a partial sum of the FedAvg tree reduction."""
-    return result["weight"] * result["delta"], result["weight"]
-
-
-def summary(result: dict[str, Any]) -> dict[str, Any]:
-    """The numbers the server records of a client's round (no parameters)."""
-    return {key: result[key] for key in ("client", "weight", "loss", "residual", "digest", "worker")}
 
 
 def _worker_address() -> str | None:

@@ -55,7 +55,8 @@ from dp_accounting.rdp import RdpAccountant
 from ..errors import GeoanomError
 
 __all__ = [
-    "ACCOUNTANTS", "GaussianDP", "PrivacyAccountant", "add_noise", "clip_update", "epsilons", "private_mean",
+    "ACCOUNTANTS", "GaussianDP", "PrivacyAccountant", "add_noise", "clip_update", "epsilons", "noisy_mean",
+    "private_mean",
 ]  # fmt: skip
 
 #: The dp-accounting accountants :class:`GaussianDP` can name.
@@ -173,10 +174,41 @@ def private_mean(
         ``(sum + noise) / (q * n_clients)``: unbiased for the mean clipped
         update over all clients.
     """
-    _check_rate(sampling_rate)
-    if not isinstance(n_clients, numbers.Integral) or n_clients < 1:
-        raise GeoanomError(f"n_clients must be a positive integer, got {n_clients!r}.")
-    total = _sum_clipped(clipped_updates, privacy.clip, shape)
+    _check_clients_and_rate(n_clients, sampling_rate)
+    return noisy_mean(_sum_clipped(clipped_updates, privacy.clip, shape), n_clients, privacy, sampling_rate, rng)
+
+
+def noisy_mean(total: np.ndarray, n_clients: int, privacy: GaussianDP, sampling_rate: float,
+               rng: np.random.Generator) -> np.ndarray:
+    """The Gaussian mechanism on a sum of clipped updates, over the expected count ``q * n_clients``.
+
+    :func:`private_mean` sums the updates here; the federated engine sums
+    them in its tree reduction and finishes with this.
+
+    Parameters
+    ----------
+    total : ndarray
+        The sum of the participants' clipped updates (zeros when none took part).
+    n_clients : int
+        All clients, sampled or not.
+    privacy : GaussianDP
+    sampling_rate : float
+        ``q``, the probability each client takes part in a round.
+    rng : numpy.random.Generator
+        Source of the noise; the server's, never a client's.
+
+    Returns
+    -------
+    ndarray of float64
+        ``(total + noise) / (q * n_clients)``.
+
+    Examples
+    --------
+    >>> dp = GaussianDP(noise_multiplier=1.0, clip=0.5)
+    >>> noisy_mean(np.zeros(3), 10, dp, 0.5, np.random.default_rng(0)).shape
+    (3,)
+    """
+    _check_clients_and_rate(n_clients, sampling_rate)
     return add_noise(total, privacy, rng) / (sampling_rate * n_clients)
 
 
@@ -355,6 +387,12 @@ def _check_delta(delta: object) -> None:
 def _check_rate(rate: object) -> None:
     if isinstance(rate, bool) or not isinstance(rate, numbers.Real) or not 0 < rate <= 1:
         raise GeoanomError(f"sampling_rate must be in (0, 1], got {rate!r}.")
+
+
+def _check_clients_and_rate(n_clients: object, rate: object) -> None:
+    _check_rate(rate)
+    if isinstance(n_clients, bool) or not isinstance(n_clients, numbers.Integral) or n_clients < 1:
+        raise GeoanomError(f"n_clients must be a positive integer, got {n_clients!r}.")
 
 
 def _check_rounds(rounds: object) -> None:

@@ -12,6 +12,7 @@ privacy figure is one hash-chained line (:mod:`geoanom.federated.audit`).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import time
 import zlib
@@ -23,11 +24,13 @@ from distributed import wait
 
 from .. import geohash
 from ..reduction import TreeReducer
-from .aggregators import Aggregator, combine_partials, coordinate_median, finish_partial
+from .aggregators import combine_partials, finish_partial, weighted_partial
 from .audit import AuditLog
 from .convergence import CONVERGED, DIVERGED, MAX_ROUNDS
-from .local import partial_mean, summary, train_round
-from .privacy import GaussianDP, PrivacyAccountant, add_noise, clip_update
+from .local import ClientSummary, ClientUpdate, LocalPlan, train_round
+from .options import RoundOptions, Simulation
+from .privacy import GaussianDP, PrivacyAccountant, clip_update, noisy_mean, private_mean
+from .rules import Aggregator
 from .signing import UpdateVerifier
 from .spatial import tile_morans_i
 
@@ -37,25 +40,28 @@ BUDGET_SPENT = "budget_spent"
 class Rounds:
     """The server's loop: sample, dispatch, aggregate, account privacy, log, check convergence."""
 
-    def __init__(self, dask_client, placed, plan, aggregate, split_every, attacks, delays, seed, max_staleness,
-                 convergence, privacy: GaussianDP | None = None, fraction: float = 1.0, audit: AuditLog | None = None,
-                 verifier: UpdateVerifier | None = None, pins: dict[Any, dict[str, Any]] | None = None):
-        self.dask_client, self.placed, self.plan = dask_client, placed, plan
-        self.aggregate, self.split_every = aggregate, split_every
-        self.attacks, self.delays, self.seed = attacks, delays, seed
-        self.max_staleness, self.convergence = max_staleness, convergence
-        self.rng = np.random.default_rng(seed)
-        self.noise_rng = np.random.default_rng([seed, 1])  # the server's own, apart from sampling
+    def __init__(self, dask_client, placed: dict[Any, Any], plan: LocalPlan, aggregate: Aggregator, *,
+                 options: RoundOptions, simulation: Simulation, privacy: GaussianDP | None = None,
+                 audit: AuditLog | None = None, verifier: UpdateVerifier | None = None,
+                 pins: dict[Any, dict[str, Any]] | None = None):
+        self.dask_client, self.placed, self.plan, self.aggregate = dask_client, placed, plan, aggregate
+        self.options, self.simulation = options, simulation
+        # A fresh watcher each run: Convergence keeps the norms it has seen.
+        self.convergence = dataclasses.replace(options.convergence, norms=[], calm_rounds=0)
+        self.rng = np.random.default_rng(options.seed)
+        self.noise_rng = np.random.default_rng([options.seed, 1])  # the server's own, apart from sampling
         self.in_flight: dict[Any, tuple[Any, int]] = {}  # future -> (client, round it started from)
         self.privacy, self.audit = privacy, audit
-        self.accountant = PrivacyAccountant(privacy, fraction) if privacy is not None else None
+        self.accountant = PrivacyAccountant(privacy, options.client_fraction) if privacy is not None else None
         self.verifier = verifier
         self.pins = pins or {}
         self.rejected: list[dict[str, Any]] = []
 
-    def run(self, parameters: np.ndarray, rounds: int, fraction: float, mode: str) -> tuple[np.ndarray, pd.DataFrame]:
+    def run(self, parameters: np.ndarray) -> tuple[np.ndarray, pd.DataFrame]:
+        """Run the rounds from ``parameters``; the final parameters and one history row per round."""
         rows: list[dict[str, Any]] = []
-        for number in range(1, rounds + 1):
+        fraction, mode = self.options.client_fraction, self.options.mode
+        for number in range(1, self.options.rounds + 1):
             if self.accountant is not None and not self.accountant.can_afford_round():
                 if rows:
                     rows[-1]["state"] = BUDGET_SPENT
@@ -87,10 +93,10 @@ class Rounds:
         if self.audit is not None:
             self.audit.record(event, **fields)
 
-    def _log_round(self, number: int, results: list[dict], row: dict[str, Any]) -> None:
+    def _log_round(self, number: int, results: list[ClientSummary], row: dict[str, Any]) -> None:
         for result in results:
-            self._log("update_accepted", round=number, client=str(result["client"]), digest=result["digest"],
-                      weight=result["weight"], worker=result["worker"])
+            self._log("update_accepted", round=number, client=str(result.client), digest=result.digest,
+                      weight=result.weight, worker=result.worker)
         self._log("aggregation", round=number, aggregator=self.aggregate.name, participants=len(results),
                   update_norm=row["update_norm"])
         if self.accountant is not None:
@@ -98,8 +104,9 @@ class Rounds:
 
     def _dispatch(self, parameters: np.ndarray, cid: Any, number: int):
         return self.dask_client.submit(
-            train_round, self.placed[cid], parameters, self.plan, _round_seed(self.seed, number, cid),
-            self.attacks.get(cid), float(self.delays.get(cid, 0.0)), number, pure=False, **self.pins.get(cid, {}))
+            train_round, self.placed[cid], parameters, self.plan, _round_seed(self.options.seed, number, cid),
+            self.simulation.attacks.get(cid), float(self.simulation.client_delays.get(cid, 0.0)), number,
+            pure=False, **self.pins.get(cid, {}))
 
     def _sync_round(self, parameters, sampled, number):
         if self.verifier is not None:
@@ -122,7 +129,7 @@ class Rounds:
 
     def _dispatch_into_tree(self, parameters, sampled, number, combine):
         """Submit each sampled client's round into a FedAvg tree (first level per worker); the root's future."""
-        tree = TreeReducer(self.dask_client, combine, self.split_every)
+        tree = TreeReducer(self.dask_client, combine, self.options.split_every)
         for cid in sampled:
             tree.add(self._dispatch(parameters, cid, number), group=self.pins.get(cid, {}).get("workers", [None])[0])
         return tree.result()
@@ -131,34 +138,37 @@ class Rounds:
         """Gather signed updates, refuse the bad ones, aggregate the rest here."""
         arrived = [(result, number) for result in self.dask_client.gather(futures)]
         accepted = [result for result, _ in self._verify(arrived, number)]
+        summaries = [update.summary for update in accepted]
         if self.privacy is not None:
-            total = sum((clip_update(r["delta"], self.privacy.clip)[0] for r in accepted), np.zeros_like(parameters))
-            return self._noisy_mean(total), [summary(r) for r in accepted], {}
+            clipped = [clip_update(update.delta, self.privacy.clip)[0] for update in accepted]
+            delta = private_mean(clipped, len(self.placed), self.privacy, self.accountant.sampling_rate,
+                                 self.noise_rng, shape=parameters.shape)
+            self.accountant.spend_round()
+            return delta, summaries, {}
         if not accepted:
             return np.zeros_like(parameters), [], {}
-        deltas = np.stack([r["delta"] for r in accepted])
-        weights = np.array([r["weight"] for r in accepted])
-        return robust_or_median(self.aggregate, deltas, weights), [summary(r) for r in accepted], {}
+        deltas = np.stack([update.delta for update in accepted])
+        return self.aggregate.aggregate_round(deltas, np.array([u.weight for u in accepted])), summaries, {}
 
-    def _verify(self, arrived: list[tuple[dict, int]], number: int) -> list[tuple[dict, int]]:
-        """The accepted (result, round dispatched), each delta taken from its verified signed parameters.
+    def _verify(self, arrived: list[tuple[ClientUpdate, int]], number: int) -> list[tuple[ClientUpdate, int]]:
+        """The accepted (update, round dispatched), each delta taken from its verified signed parameters.
 
         A late (async) update is checked against the round it was dispatched
         in; every refusal is recorded with its reason.
         """
         accepted = []
-        for result, dispatched in arrived:
-            reason = self.verifier.check(result.get("signed"), dispatched)
+        for update, dispatched in arrived:
+            reason = self.verifier.check(update.signed, dispatched)
             if reason is None:
-                accepted.append(({**result, "delta": np.asarray(result["signed"].parameters)}, dispatched))
+                accepted.append((dataclasses.replace(update, delta=np.asarray(update.signed.parameters)), dispatched))
                 continue
-            self.rejected.append({"round": number, "client": str(result["client"]), "reason": reason})
-            self._log("update_refused", round=number, client=str(result["client"]), reason=reason)
+            self.rejected.append({"round": number, "client": str(update.client), "reason": reason})
+            self._log("update_refused", round=number, client=str(update.client), reason=reason)
         return accepted
 
     def _noisy_mean(self, total: np.ndarray) -> np.ndarray:
-        expected = self.accountant.sampling_rate * len(self.placed)
-        delta = add_noise(total, self.privacy, self.noise_rng) / expected
+        """The round's DP-FedAvg update from the tree's sum of clipped updates; spends the round."""
+        delta = noisy_mean(total, len(self.placed), self.privacy, self.accountant.sampling_rate, self.noise_rng)
         self.accountant.spend_round()
         return delta
 
@@ -183,8 +193,12 @@ class Rounds:
                 self.in_flight[self._dispatch(parameters, cid, number)] = (cid, number)
         if not self.in_flight:
             return np.zeros_like(parameters), [], {"dropped": 0, "mean_staleness": np.nan}
+        return self._close_async_round(parameters, number)
+
+    def _close_async_round(self, parameters, number):
+        """Wait for half the clients in flight; aggregate their updates, staleness-weighted."""
         wanted = max(1, len(self.in_flight) // 2)
-        arrived: list[tuple[dict, int]] = []
+        arrived: list[tuple[ClientUpdate, int]] = []
         while len(arrived) < wanted:
             done, _ = wait(list(self.in_flight), return_when="FIRST_COMPLETED")
             for future in done:
@@ -193,19 +207,19 @@ class Rounds:
         if self.verifier is not None:
             arrived = self._verify(arrived, number)
         arrived = [(result, number - started) for result, started in arrived]
-        kept = [(result, stale) for result, stale in arrived
-                if self.max_staleness is None or stale <= self.max_staleness]
+        limit = self.options.max_staleness
+        kept = [(result, stale) for result, stale in arrived if limit is None or stale <= limit]
         extra = {"dropped": len(arrived) - len(kept),
                  "mean_staleness": float(np.mean([stale for _, stale in arrived])) if arrived else np.nan}
         if not kept:
             return np.zeros_like(parameters), [], extra
-        deltas = np.stack([result["delta"] for result, _ in kept])
-        weights = np.array([result["weight"] * (1.0 + stale) ** -0.5 for result, stale in kept])
-        return robust_or_median(self.aggregate, deltas, weights), [summary(result) for result, _ in kept], extra
+        deltas = np.stack([result.delta for result, _ in kept])
+        weights = np.array([result.weight * (1.0 + stale) ** -0.5 for result, stale in kept])
+        return self.aggregate.aggregate_round(deltas, weights), [result.summary for result, _ in kept], extra
 
-    def _record(self, number, results, norm, relative, state, extra, seconds) -> dict[str, Any]:
-        weights = np.array([r["weight"] for r in results])
-        losses = np.array([r["loss"] for r in results])
+    def _record(self, number, results: list[ClientSummary], norm, relative, state, extra, seconds) -> dict[str, Any]:
+        weights = np.array([r.weight for r in results])
+        losses = np.array([r.loss for r in results])
         private = self.accountant is not None
         # Under DP only the noisy update is released: who took part and their
         # losses are not, so those columns are NaN (the audit log keeps them).
@@ -218,7 +232,7 @@ class Rounds:
             "state": state,
             "dropped": extra.get("dropped", 0),
             "mean_staleness": extra.get("mean_staleness", 0.0 if results else np.nan),
-            "moran_i": np.nan if private else _residual_morans_i({r["client"]: r["residual"] for r in results}),
+            "moran_i": np.nan if private else _residual_morans_i({r.client: r.residual for r in results}),
             "epsilon": self.accountant.epsilon if private else np.nan,
             "seconds": seconds,
         }
@@ -232,14 +246,17 @@ def _residual_morans_i(residuals: dict[Any, float]) -> float:
     return tile_morans_i(dict(zip(names, residuals.values())))
 
 
-def _aggregate_at_root(aggregate: Aggregator, *results: dict) -> tuple[np.ndarray, list[dict]]:
-    deltas = np.stack([result["delta"] for result in results])
-    delta = robust_or_median(aggregate, deltas, np.array([result["weight"] for result in results]))
-    return delta, [summary(result) for result in results]
+def _aggregate_at_root(aggregate: Aggregator, *results: ClientUpdate) -> tuple[np.ndarray, list[ClientSummary]]:
+    deltas = np.stack([result.delta for result in results])
+    delta = aggregate.aggregate_round(deltas, np.array([result.weight for result in results]))
+    return delta, [result.summary for result in results]
 
 
-def _as_partial(item: dict | tuple, clip: float | None = None) -> tuple[np.ndarray, float, list[dict]]:
-    """A client's result as a FedAvg partial (weighted sum, weight, summaries); partials pass through.
+Partial = tuple[np.ndarray, float, list[ClientSummary]]
+
+
+def _as_partial(item: ClientUpdate | Partial, clip: float | None = None) -> Partial:
+    """A client's update as a FedAvg partial (weighted sum, weight, summaries); partials pass through.
 
     With ``clip`` (differential privacy) the update is clipped here, on the
     server's side of the reduction, and counts once whatever its rows.
@@ -247,24 +264,22 @@ def _as_partial(item: dict | tuple, clip: float | None = None) -> tuple[np.ndarr
     if isinstance(item, tuple):
         return item
     if clip is not None:
-        clipped, _ = clip_update(item["delta"], clip)
-        return clipped, 1.0, [summary(item)]
-    total, weight = partial_mean(item)
-    return total, weight, [summary(item)]
+        clipped, _ = clip_update(item.delta, clip)
+        return clipped, 1.0, [item.summary]
+    total, weight = weighted_partial(item.delta, item.weight)
+    return total, weight, [item.summary]
 
 
-def combine_results(*items: dict | tuple, clip: float | None = None) -> tuple[np.ndarray, float, list[dict]]:
-    """Add FedAvg partials (or raw client results) for the tree reduction; associative."""
+def combine_results(*items: ClientUpdate | Partial, clip: float | None = None) -> Partial:
+    """Add FedAvg partials (or client updates) for the tree reduction; associative.
+
+    Examples
+    --------
+    >>> root = combine_results(*updates)  # doctest: +SKIP
+    """
     parts = [_as_partial(item, clip) for item in items]
     total, weight = combine_partials(*((t, w) for t, w, _ in parts))
     return total, weight, [row for _, _, rows in parts for row in rows]
-
-
-def robust_or_median(aggregate: Aggregator, deltas: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """The aggregate, or the coordinate-wise median when a round has too few updates for Krum (n < 2f + 3)."""
-    if aggregate.name in ("krum", "multi_krum") and len(deltas) < 2 * aggregate.f + 3:
-        return coordinate_median(deltas)
-    return aggregate(deltas, weights)
 
 
 def _round_seed(seed: int, number: int, cid: Any) -> int:
