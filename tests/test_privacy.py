@@ -10,7 +10,8 @@ from dp_accounting.rdp import RdpAccountant
 
 from geoanom.errors import GeoanomError
 from geoanom.federated import privacy as dp
-from geoanom.federated.privacy import GaussianDP, PrivacyAccountant, add_noise, clip_update, epsilons, private_mean
+from geoanom.federated.privacy import (GaussianDP, PrivacyAccountant, add_noise, clip_update, epsilons, noisy_mean,
+                                      private_mean)
 
 # The reference point: noise multiplier 1.1, 10% of clients per round, 100 rounds, delta 1e-5.
 Z, Q, ROUNDS, DELTA = 1.1, 0.1, 100, 1e-5
@@ -81,6 +82,22 @@ def test_private_mean_adds_noise_even_when_nobody_took_part():
     assert out.std() == pytest.approx(1.0 / 5, rel=0.1)
     with pytest.raises(GeoanomError):
         private_mean([], 10, privacy, 0.5, np.random.default_rng(3))
+
+
+def test_the_engines_noisy_mean_of_a_tree_sum_is_private_mean():
+    # The engine sums clipped updates in its tree reduction and finishes with noisy_mean: the same
+    # release as private_mean of the updates, for the same noise draw.
+    rng = np.random.default_rng(5)
+    privacy = GaussianDP(noise_multiplier=0.7, clip=1.0)
+    updates = [clip_update(rng.normal(size=6) * 2, privacy.clip)[0] for _ in range(5)]
+    tree_sum = (updates[0] + updates[1]) + (updates[2] + updates[3] + updates[4])
+    released = noisy_mean(tree_sum, 20, privacy, 0.25, np.random.default_rng(9))
+    np.testing.assert_allclose(released, private_mean(updates, 20, privacy, 0.25, np.random.default_rng(9)),
+                               rtol=1e-12, atol=1e-15)
+    assert not np.allclose(released, np.sum(updates, axis=0) / 5)  # noise was added
+    for bad in (0, 2.5, True):
+        with pytest.raises(GeoanomError, match="n_clients"):
+            noisy_mean(tree_sum, bad, privacy, 0.25, rng)
 
 
 def test_private_mean_refuses_unclipped_updates():
