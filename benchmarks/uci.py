@@ -85,7 +85,7 @@ def run_seed(seed: int, families: tuple[str, ...] = ALL_FAMILIES, default_ensemb
         # each family through its own predict(), as a user would call it
         rows[name] = _figures(detector.predict(normal), detector.predict(anomalous), irr_n[i], irr_a[i])
         sources[name] = detector.threshold_source_
-        thresholds[name] = float(detector.threshold_)
+        thresholds[name] = float(detector.native_threshold_)
     fused_n, fused_a = ensemble.fused_irregularity(normal), ensemble.fused_irregularity(anomalous)
     rows["ensemble (majority)"] = _figures(ensemble.predict(normal), ensemble.predict(anomalous), fused_n, fused_a)
     rows["ensemble (fused > 1)"] = _figures(fused_n > 1, fused_a > 1, fused_n, fused_a)

@@ -61,4 +61,4 @@ def test_federated_region_rounds_run_on_the_cluster(client, cube_file):
         for family in ("gmm", "kmeans"):
             adapted, own = remote.ensembles[tile].detectors_[family], local.ensembles[tile].detectors_[family]
             np.testing.assert_allclose(adapted.means_, own.means_, rtol=1e-10, atol=1e-12)
-            assert adapted.threshold_ == pytest.approx(own.threshold_, rel=1e-9)
+            assert adapted.native_threshold_ == pytest.approx(own.native_threshold_, rel=1e-9)

@@ -50,7 +50,7 @@ def test_same_seed_same_forest_other_seed_other_forest(data):
 
 def test_score_distribution_agrees_with_scikit_learn(data):
     train, test, labels = data
-    ours = IForestDetector(random_state=0).fit(train).decision_function(test)
+    ours = IForestDetector(random_state=0).fit(train).native_score(test)
     theirs = -IsolationForest(n_estimators=100, max_samples=256, random_state=0).fit(train).score_samples(test)
     assert abs(roc_auc_score(labels, ours) - roc_auc_score(labels, theirs)) < 0.01
     assert spearmanr(ours, theirs)[0] > 0.95
@@ -111,17 +111,17 @@ def test_round_trip_and_merge_of_batched_forests_are_exact(data):
     for detector in (a, b):
         rebuilt = IForestDetector.from_dict(detector.to_dict())
         _states_equal(rebuilt, detector)
-        np.testing.assert_array_equal(rebuilt.decision_function(test), detector.decision_function(test))
+        np.testing.assert_array_equal(rebuilt.native_score(test), detector.native_score(test))
     merged = a.merge(b)
-    expected = np.exp2(0.6 * np.log2(a.decision_function(test)) + 0.4 * np.log2(b.decision_function(test)))
-    np.testing.assert_allclose(merged.decision_function(test), expected, rtol=1e-10)
-    np.testing.assert_array_equal(IForestDetector.from_dict(merged.to_dict()).decision_function(test),
-                                  merged.decision_function(test))
+    expected = np.exp2(0.6 * np.log2(a.native_score(test)) + 0.4 * np.log2(b.native_score(test)))
+    np.testing.assert_allclose(merged.native_score(test), expected, rtol=1e-10)
+    np.testing.assert_array_equal(IForestDetector.from_dict(merged.to_dict()).native_score(test),
+                                  merged.native_score(test))
 
 
 def test_numpy_walk_equals_compiled_trees_on_batched_forests(data):
     train, test, _ = data
     detector = IForestDetector.fit_many([train], [9], n_estimators=15)[0]
-    compiled = detector.decision_function(test)
+    compiled = detector.native_score(test)
     detector._sklearn_trees = None
-    np.testing.assert_array_equal(detector.decision_function(test), compiled)
+    np.testing.assert_array_equal(detector.native_score(test), compiled)

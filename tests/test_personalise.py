@@ -7,7 +7,7 @@ import geoanom as ga
 from geoanom.detectors import Ensemble
 from geoanom.errors import GeoanomError
 from geoanom.detectors import GMMDetector, KMeansDetector
-from geoanom.model.personalise import _adapt_gmm, _adapt_kmeans, _shrink
+from geoanom.detectors.moments import map_shrink
 from geoanom.testing import synthetic_cube
 
 OPTIONS = dict(precision=3, detectors=["gmm", "kmeans"], min_observations=20, federated_rounds=2)
@@ -28,7 +28,7 @@ def test_shrinkage_follows_the_map_formulas():
     means, prior_means = rng.normal(size=(2, 3)), rng.normal(size=(2, 3))
     covariances = np.stack([np.eye(3) * 0.5, np.eye(3) * 2.0])
     prior_covariances = np.stack([np.eye(3), np.eye(3) * 3.0])
-    adapted_means, adapted_covariances = _shrink(counts, means, covariances, prior_means, prior_covariances, 16.0)
+    adapted_means, adapted_covariances = map_shrink(counts, means, covariances, prior_means, prior_covariances, 16.0)
     for k in range(2):
         alpha = counts[k] / (counts[k] + 16.0)
         mean = alpha * means[k] + (1 - alpha) * prior_means[k]
@@ -41,46 +41,44 @@ def test_shrinkage_follows_the_map_formulas():
     assert np.linalg.norm(adapted_means[0] - prior_means[0]) < 0.15 * np.linalg.norm(prior_means[0] - means[0])
 
 
-def _in_other_units(detector, shift: np.ndarray, stretch: np.ndarray):
-    """The same fitted model, standardised with another centre and scale."""
-    other = type(detector).from_dict(detector.to_dict())
-    other.center_, other.scale_ = detector.center_ + shift, detector.scale_ * stretch
-    ratio = detector.scale_ / other.scale_
-    other.means_ = (detector.center_ + detector.scale_ * detector.means_ - other.center_) / other.scale_
+def _in_other_units(detector, shift: np.ndarray, stretch: np.ndarray, move: float = 0.0):
+    """The same fitted model, standardised with another centre and scale (its means moved by ``move``)."""
+    data = detector.to_dict()
+    center, scale = detector.center_ + shift, detector.scale_ * stretch
+    ratio = detector.scale_ / scale
+    state = dict(data["state"], center_=center, scale_=scale,
+                 means_=(detector.center_ + detector.scale_ * detector.means_ - center) / scale + move)
     if isinstance(detector, GMMDetector):
-        other._set_components(detector.weights_, other.means_, detector.covariances_ * np.outer(ratio, ratio))
+        state["covariances_"] = detector.covariances_ * np.outer(ratio, ratio)
     else:
-        other._set_clusters(other.means_, detector.counts_, detector.scatter_ * np.outer(ratio, ratio))
-    return other
+        state["scatter_"] = detector.scatter_ * np.outer(ratio, ratio)
+    return type(detector).from_dict(dict(data, state=state))
 
 
-@pytest.mark.parametrize("family, adapt", [(GMMDetector, _adapt_gmm), (KMeansDetector, _adapt_kmeans)])
-def test_a_region_equal_to_the_tile_in_other_units_changes_nothing(family, adapt):
+@pytest.mark.parametrize("family", [GMMDetector, KMeansDetector])
+def test_a_region_equal_to_the_tile_in_other_units_changes_nothing(family):
     rows = np.random.default_rng(0).normal(size=(300, 2)) * [2.0, 0.5] + [10.0, -3.0]
     tile = family.fit_many([rows], [0])[0]
     region = _in_other_units(tile, np.array([1.5, -0.7]), np.array([3.0, 0.4]))
-    adapted = type(tile).from_dict(tile.to_dict())
-    adapt(adapted, region, rows, 10, 16.0)  # 10 observations: alpha far below 1, the prior counts
+    before = tile.to_dict()
+    adapted = tile.adapt_towards(region, rows, 10, 16.0)  # 10 observations: alpha far below 1, the prior counts
     np.testing.assert_allclose(adapted.means_, tile.means_, atol=1e-9)
     np.testing.assert_allclose(adapted.covariances_, tile.covariances_, atol=1e-9)
     np.testing.assert_allclose(adapted.decision_function(rows), tile.decision_function(rows), rtol=1e-7)
-    assert adapted.threshold_ == pytest.approx(tile.threshold_, rel=1e-9)
+    assert adapted.native_threshold_ == pytest.approx(tile.native_threshold_, rel=1e-9)
+    assert adapted is not tile
+    for key, value in before["state"].items():  # the tile's own model is left as it was
+        np.testing.assert_array_equal(tile.to_dict()["state"][key], value)
 
 
-@pytest.mark.parametrize("family, adapt", [(GMMDetector, _adapt_gmm), (KMeansDetector, _adapt_kmeans)])
-def test_few_observations_move_a_tile_to_a_different_region_model(family, adapt):
+@pytest.mark.parametrize("family", [GMMDetector, KMeansDetector])
+def test_few_observations_move_a_tile_to_a_different_region_model(family):
     rows = np.random.default_rng(1).normal(size=(300, 2))
     tile = family.fit_many([rows], [0])[0]
-    region = _in_other_units(tile, np.zeros(2), np.ones(2))
-    region.means_ = region.means_ + 2.0  # the region's components sit 2 sd away
-    if family is GMMDetector:
-        region._set_components(region.weights_, region.means_, region.covariances_)
-    else:
-        region._set_clusters(region.means_, region.counts_, region.scatter_)
+    region = _in_other_units(tile, np.zeros(2), np.ones(2), move=2.0)  # the region's components sit 2 sd away
     moves = {}
     for observations in (10, 100_000):
-        adapted = type(tile).from_dict(tile.to_dict())
-        adapt(adapted, region, rows, observations, 16.0)
+        adapted = tile.adapt_towards(region, rows, observations, 16.0)
         moves[observations] = np.abs(adapted.means_ - tile.means_).max()
     assert moves[10] > 1.0 and moves[100_000] < 0.01
 

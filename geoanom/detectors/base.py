@@ -1,39 +1,95 @@
 """The contract every detector family follows, and how thresholds are chosen.
 
 A detector is fitted on one tile's observations and decides without a
-user-set threshold. It exposes, in the manner of scikit-learn:
+user-set threshold. It is a scikit-learn estimator (``check_estimator``
+passes, see tests/test_sklearn_contract.py) with pyod's outputs.
 
-* ``decision_function(X)``: the family's native score;
-* ``irregularity(X)``: the native score rescaled so that 1.0 is the family's
-  threshold, so an observation is anomalous exactly when irregularity > 1;
-* ``predict(X)``: 1 for anomalous, 0 for normal;
-* ``merge(other)``: combine two partial models of the same tile;
-* ``to_dict()`` / ``from_dict()``: the model as plain data (arrays and JSON
-  scalars), never pickle.
+One direction for every family
+------------------------------
+* ``decision_function(X)``: pyod's convention, **higher = more abnormal**.
+  It is the irregularity: the family's native score over its threshold, so
+  that 1.0 is the threshold of every family and an observation is anomalous
+  exactly when ``decision_function(X) > 1``. ``irregularity(X)`` is the same
+  values (the name the package uses; it skips scikit-learn's feature-name
+  checks, being called once per batch of rows).
+* ``score_samples(X)``: scikit-learn's convention, higher = more normal:
+  ``-decision_function(X)``.
+* ``native_score(X)``: the reference paper's own score, in the family's own
+  direction (density: fitness, anomalous *below* ``native_threshold_``;
+  distance and isolation: anomalous *above* it).
+* ``predict(X)``: pyod's labels, 1 anomalous and 0 normal.
+* After ``fit``, as in pyod: ``decision_scores_`` (the training
+  observations' ``decision_function``), ``threshold_`` (1.0, on that scale)
+  and ``labels_`` (``decision_scores_ > threshold_``).
+
+What federation and adaptation need is public too: ``merge(other)``,
+``update(X)``, ``renew_threshold(native_scores)``, and for the gmm and
+kmeans families ``sufficient_statistics``, ``m_step`` and ``adapt_towards``.
+``to_dict()`` / ``from_dict()`` give the model as plain data (arrays and
+JSON scalars), never pickle.
+
+Why not scikit-learn's ``OutlierMixin``: it fixes ``predict`` to -1/1 and
+``decision_function`` to "negative is abnormal", the opposite of pyod's
+0/1 and "higher is abnormal" that the package and its users rely on. The
+detectors therefore declare no outlier-detector estimator type, and
+scikit-learn runs its general estimator checks on them.
 """
 
 from __future__ import annotations
 
+from numbers import Integral, Real
 from typing import Any, ClassVar, Sequence
 
 import numpy as np
 from sklearn.base import BaseEstimator
+from sklearn.utils import check_array
+from sklearn.utils._param_validation import Interval  # scikit-learn's documented way to declare constraints
+from sklearn.utils.validation import check_is_fitted, validate_data
 
 # The paper's constant is kept when it flags between these multiples of the
 # expected contamination of the training data.
 PLAUSIBLE_RATE_FACTORS = (0.1, 2.0)
 
 
-def check_features(X: Any, n_features: int | None = None) -> np.ndarray:
-    """Return ``X`` as a 2-D float64 array of shape (n_samples, n_features)."""
+# Constraints shared by the families' ``_parameter_constraints``.
+THRESHOLD_CONSTRAINT = [Real, None]
+CONTAMINATION_CONSTRAINT = [Interval(Real, 0, 0.5, closed="right")]
+SEED_CONSTRAINT = [Interval(Integral, 0, None, closed="left"), None]  # numpy's default_rng takes these
+
+
+def check_features(X: Any, n_features: int | None = None, owner: str = "the detector") -> np.ndarray:
+    """Return ``X`` as a 2-D float64 array, refusing what scikit-learn refuses.
+
+    The light check of the scoring paths (called once per batch of rows):
+    a 1-D array, a wrong number of features, NaN or infinity raise
+    ``ValueError`` with scikit-learn's messages; nothing is reshaped.
+
+    Examples
+    --------
+    >>> check_features([[1.0, 2.0]], 2).shape
+    (1, 2)
+    """
     array = np.asarray(X, dtype=np.float64)
-    if array.ndim == 1:
-        array = array[:, None]
     if array.ndim != 2:
-        raise ValueError(f"expected a 2-D feature array, got shape {array.shape}")
+        raise ValueError(f"Expected 2D array, got {array.ndim}D array instead. Reshape your data "
+                         "either using array.reshape(-1, 1) if your data has a single feature or "
+                         "array.reshape(1, -1) if it contains a single sample.")
     if n_features is not None and array.shape[1] != n_features:
-        raise ValueError(f"expected {n_features} features, got {array.shape[1]}")
+        raise ValueError(f"X has {array.shape[1]} features, but {owner} is expecting {n_features} features as input.")
+    if not np.isfinite(array).all():
+        raise ValueError("Input X contains NaN or infinity.")
     return array
+
+
+def check_samples(X: Any) -> np.ndarray:
+    """A training sample as a finite 2-D float64 array of at least 2 rows (scikit-learn's check).
+
+    Examples
+    --------
+    >>> check_samples([[0.0], [1.0]]).dtype
+    dtype('float64')
+    """
+    return check_array(X, dtype=np.float64, ensure_min_samples=2)
 
 
 def standardised_sample(
@@ -92,28 +148,44 @@ def choose_threshold(
 class Detector(BaseEstimator):
     """Base class of the detector families (see the module docstring).
 
-    Subclasses set ``family``, ``paper_threshold`` and ``anomalous_above`` and
-    implement ``_fit``, ``decision_function``, ``merge`` and the state hooks.
+    Subclasses set ``family``, ``paper_threshold`` and ``anomalous_above``,
+    ``_parameter_constraints``, and implement ``_fit``, ``_native_score``,
+    ``merge`` and the state hooks.
     """
 
     family: ClassVar[str] = ""
     paper_threshold: ClassVar[float] = 0.0
     anomalous_above: ClassVar[bool] = True
     adapts: ClassVar[bool] = True  # implements update()
-    contamination: float = 0.01
+    _parameter_constraints: ClassVar[dict] = {}
 
     def fit(self, X: Any, y: Any = None) -> "Detector":
-        """Fit the detector on the training observations ``X`` (n_samples, n_features)."""
-        X = check_features(X)
-        if len(X) < 2:
-            raise ValueError(f"{type(self).__name__} needs at least 2 observations, got {len(X)}")
+        """Fit the detector on the training observations ``X`` (n_samples, n_features).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from geoanom.detectors import KMeansDetector
+        >>> X = np.random.default_rng(0).normal(size=(200, 2))
+        >>> detector = KMeansDetector(random_state=0).fit(X)
+        >>> detector.threshold_, detector.labels_.shape
+        (1.0, (200,))
+        """
+        self._validate_params()
+        X = validate_data(self, X, dtype=np.float64, ensure_min_samples=2)
         self._fit(X)
-        self._set_threshold(self.decision_function(X))
+        native = self._native_score(X)
+        self._set_threshold(native)
+        self.decision_scores_ = native / self.native_threshold_
+        self.labels_ = (self.decision_scores_ > self.threshold_).astype(np.int8)
         return self
 
     @classmethod
     def fit_many(cls, samples: Sequence[Any], random_states: Sequence[int | None], **params: Any) -> list["Detector"]:
         """Fit one detector per sample (one per tile); families may batch the work.
+
+        Unlike :meth:`fit`, keeps no per-observation arrays (``decision_scores_``,
+        ``labels_``): a model holds thousands of tiles.
 
         Parameters
         ----------
@@ -122,26 +194,142 @@ class Detector(BaseEstimator):
             One seed per sample.
         **params
             Constructor parameters shared by every detector.
-        """
-        return [cls(random_state=seed, **params).fit(X) for X, seed in zip(samples, random_states)]
 
-    def _set_threshold(self, train_scores: np.ndarray) -> None:
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from geoanom.detectors import KMeansDetector
+        >>> rng = np.random.default_rng(0)
+        >>> len(KMeansDetector.fit_many([rng.normal(size=(50, 2)), rng.normal(size=(60, 2))], [0, 1]))
+        2
+        """
+        detectors, samples = cls._prepare_many(samples, random_states, params)
+        for detector, X in zip(detectors, samples):
+            detector._fit(X)
+            detector._set_threshold(detector._native_score(X))
+        return detectors
+
+    @classmethod
+    def _prepare_many(cls, samples: Sequence[Any], random_states: Sequence[int | None],
+                      params: dict[str, Any]) -> tuple[list["Detector"], list[np.ndarray]]:
+        """Validated detectors (one per seed) and samples, ``n_features_in_`` set."""
+        detectors = [cls(random_state=seed, **params) for seed in random_states]
+        if detectors:
+            detectors[0]._validate_params()
+        samples = [check_samples(X) for X in samples]
+        for detector, X in zip(detectors, samples):
+            detector.n_features_in_ = X.shape[1]
+        return detectors, samples
+
+    def _set_threshold(self, native_scores: np.ndarray) -> None:
         if self.threshold is not None:
-            self.threshold_, self.threshold_source_ = float(self.threshold), "user"
+            self.native_threshold_, self.threshold_source_ = float(self.threshold), "user"
         else:
-            self.threshold_, self.threshold_source_ = choose_threshold(
-                train_scores,
+            self.native_threshold_, self.threshold_source_ = choose_threshold(
+                native_scores,
                 self.paper_threshold,
                 anomalous_above=self.anomalous_above,
                 contamination=self.contamination,
             )
         # irregularity = score / threshold needs a threshold of the paper's sign
-        if self.threshold_ == 0 or (self.threshold_ > 0) != (self.paper_threshold > 0):
-            self.threshold_ = float(np.copysign(1e-9, self.paper_threshold))
+        if self.native_threshold_ == 0 or (self.native_threshold_ > 0) != (self.paper_threshold > 0):
+            self.native_threshold_ = float(np.copysign(1e-9, self.paper_threshold))
+        self.threshold_ = 1.0  # on the decision_function scale, for every family
+
+    def renew_threshold(self, native_scores: Any) -> "Detector":
+        """Choose ``native_threshold_`` again from native scores (the family's rule); returns self.
+
+        For a model whose components changed (a federated M-step, say): the
+        scores may come from any observations, pooled or summarised.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from geoanom.detectors import KMeansDetector
+        >>> X = np.random.default_rng(0).normal(size=(200, 2))
+        >>> detector = KMeansDetector(random_state=0).fit(X)
+        >>> detector.renew_threshold(detector.native_score(X)).threshold_source_ in {"paper", "estimated"}
+        True
+        """
+        self._set_threshold(np.asarray(native_scores, dtype=np.float64))
+        return self
+
+    def __sklearn_is_fitted__(self) -> bool:
+        return hasattr(self, "native_threshold_")
+
+    def _rows(self, X: Any) -> np.ndarray:
+        """``X`` checked against the fitted model (the light check of the scoring paths)."""
+        check_is_fitted(self)
+        return check_features(X, self.n_features_in_, type(self).__name__)
+
+    def native_score(self, X: Any) -> np.ndarray:
+        """The reference paper's score, in the family's own direction (see the module docstring).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from geoanom.detectors import KMeansDetector
+        >>> X = np.random.default_rng(0).normal(size=(200, 2))
+        >>> bool(KMeansDetector(random_state=0).fit(X).native_score([[9.0, 9.0]])[0] > 4)
+        True
+        """
+        return self._native_score(self._rows(X))
 
     def irregularity(self, X: Any) -> np.ndarray:
-        """Degree of irregularity: the native score over the threshold (anomalous when > 1)."""
-        return self.decision_function(X) / self.threshold_
+        """Degree of irregularity: the native score over its threshold (anomalous when > 1).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from geoanom.detectors import GMMDetector
+        >>> X = np.random.default_rng(0).normal(size=(300, 2))
+        >>> bool(GMMDetector().fit(X).irregularity([[8.0, 8.0]])[0] > 1)
+        True
+        """
+        return self._native_score(self._rows(X)) / self.native_threshold_
+
+    def decision_function(self, X: Any) -> np.ndarray:
+        """pyod's outlier score, higher = more abnormal: the irregularity (anomalous above ``threshold_`` = 1).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from geoanom.detectors import IForestDetector
+        >>> X = np.random.default_rng(0).normal(size=(300, 2))
+        >>> detector = IForestDetector(random_state=0).fit(X)
+        >>> bool(detector.decision_function([[6.0, 6.0]])[0] > detector.decision_function([[0.0, 0.0]])[0])
+        True
+        """
+        check_is_fitted(self)
+        X = validate_data(self, X, dtype=np.float64, reset=False)
+        return self._native_score(X) / self.native_threshold_
+
+    def score_samples(self, X: Any) -> np.ndarray:
+        """scikit-learn's convention, higher = more normal: ``-decision_function(X)``.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from geoanom.detectors import KMeansDetector
+        >>> X = np.random.default_rng(0).normal(size=(200, 2))
+        >>> detector = KMeansDetector(random_state=0).fit(X)
+        >>> bool((detector.score_samples(X) == -detector.decision_function(X)).all())
+        True
+        """
+        return -self.decision_function(X)
+
+    def predict(self, X: Any) -> np.ndarray:
+        """1 where an observation is anomalous, 0 where it is normal (pyod's labels).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from geoanom.detectors import KMeansDetector
+        >>> X = np.random.default_rng(0).normal(size=(200, 2))
+        >>> KMeansDetector(random_state=0).fit(X).predict([[0.0, 0.0], [9.0, 9.0]]).tolist()
+        [0, 1]
+        """
+        return (self.decision_function(X) > self.threshold_).astype(np.int8)
 
     def irregularity_adapting(self, X: Any, adapt_every: int = 100) -> np.ndarray:
         """Irregularity of ``X`` in row order, adapting the model as it goes.
@@ -150,12 +338,20 @@ class Detector(BaseEstimator):
         scored ``adapt_every`` at a time by the current model, which then
         absorbs them (running counts, means and covariances), so a lasting
         change becomes normal over time. The model is changed in place.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from geoanom.detectors import GMMDetector
+        >>> X = np.random.default_rng(0).normal(size=(300, 2))
+        >>> GMMDetector().fit(X).irregularity_adapting(X + 5, adapt_every=100).shape
+        (300,)
         """
-        X = check_features(X)
+        X = self._rows(X)
         out = np.empty(len(X))
         for start in range(0, len(X), adapt_every):
             batch = X[start : start + adapt_every]
-            out[start : start + adapt_every] = self.irregularity(batch)
+            out[start : start + adapt_every] = self._native_score(batch) / self.native_threshold_
             self.update(batch)
         return out
 
@@ -163,27 +359,45 @@ class Detector(BaseEstimator):
         """Absorb new observations into the model (adaptation); thresholds are kept."""
         raise NotImplementedError(f"{type(self).__name__} does not adapt")
 
-    def predict(self, X: Any) -> np.ndarray:
-        """1 where an observation is anomalous, 0 where it is normal."""
-        return (self.irregularity(X) > 1.0).astype(np.int8)
-
     # -- plain-data persistence ---------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         """The fitted model as plain data: ``{"family", "params", "state"}``.
 
-        ``params`` holds JSON scalars, ``state`` numpy arrays and scalars.
+        ``params`` holds JSON scalars, ``state`` numpy arrays and scalars. The
+        native threshold is stored under ``threshold_``, its name in model
+        files written before ``threshold_`` took pyod's meaning.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from geoanom.detectors import KMeansDetector
+        >>> X = np.random.default_rng(0).normal(size=(200, 2))
+        >>> KMeansDetector(random_state=0).fit(X).to_dict()["family"]
+        'kmeans'
         """
+        check_is_fitted(self)
         state = self._get_state()
-        state.update(threshold_=self.threshold_, threshold_source_=self.threshold_source_)
+        state.update(threshold_=self.native_threshold_, threshold_source_=self.threshold_source_)
         return {"family": self.family, "params": _json_params(self.get_params()), "state": state}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "Detector":
-        """Rebuild a fitted detector from :meth:`to_dict` output."""
+        """Rebuild a fitted detector from :meth:`to_dict` output.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from geoanom.detectors import KMeansDetector
+        >>> X = np.random.default_rng(0).normal(size=(200, 2))
+        >>> detector = KMeansDetector(random_state=0).fit(X)
+        >>> bool((KMeansDetector.from_dict(detector.to_dict()).irregularity(X) == detector.irregularity(X)).all())
+        True
+        """
         detector = cls(**data["params"])
         state = dict(data["state"])
-        detector.threshold_ = float(state.pop("threshold_"))
+        detector.native_threshold_ = float(state.pop("threshold_"))
         detector.threshold_source_ = str(state.pop("threshold_source_"))
+        detector.threshold_ = 1.0
         detector._set_state(state)
         return detector
 
@@ -196,8 +410,8 @@ class Detector(BaseEstimator):
     def _fit(self, X: np.ndarray) -> None:
         raise NotImplementedError
 
-    def decision_function(self, X: Any) -> np.ndarray:  # pragma: no cover - abstract
-        """The family's native anomaly score."""
+    def _native_score(self, X: np.ndarray) -> np.ndarray:  # pragma: no cover - abstract
+        """The family's native score of checked rows ``X``."""
         raise NotImplementedError
 
     def merge(self, other: "Detector") -> "Detector":  # pragma: no cover - abstract
@@ -220,8 +434,18 @@ def _json_params(params: dict[str, Any]) -> dict[str, Any]:
 
 
 def merged_threshold(a: Detector, b: Detector, merged_count_a: float, merged_count_b: float) -> tuple[float, str]:
-    """Sample-weighted threshold of two partial models (used by ``merge``)."""
+    """Sample-weighted native threshold of two partial models (used by ``merge``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from geoanom.detectors import KMeansDetector
+    >>> X = np.random.default_rng(0).normal(size=(200, 2))
+    >>> a, b = KMeansDetector(random_state=0).fit(X), KMeansDetector(random_state=1).fit(X)
+    >>> merged_threshold(a, b, 1.0, 1.0)[1] in {"paper", "estimated"}
+    True
+    """
     total = merged_count_a + merged_count_b
-    threshold = (a.threshold_ * merged_count_a + b.threshold_ * merged_count_b) / total
+    threshold = (a.native_threshold_ * merged_count_a + b.native_threshold_ * merged_count_b) / total
     source = a.threshold_source_ if a.threshold_source_ == b.threshold_source_ else "estimated"
     return float(threshold), source

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any, Sequence
-
 import warnings
+from numbers import Integral, Real
 
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.mixture import BayesianGaussianMixture
+from sklearn.utils._param_validation import Interval
 
-from .base import standardised_sample
+from .base import Detector, standardised_sample
 from .gmm import GMMDetector
 
 # A component whose weight is below this share of the data is "near-empty":
@@ -39,11 +39,16 @@ class DPMMDetector(GMMDetector):
     threshold, contamination, max_iter, reg_covar, max_samples, random_state
         As for :class:`GMMDetector`.
 
-    ``merge`` and ``refine`` are the density family's: a merged process is
-    refined by plain EM from its components.
+    ``merge``, ``sufficient_statistics`` and ``m_step`` are the density
+    family's (a merged process is a finite mixture).
     """
 
     family = "dpmm"
+    _parameter_constraints = {
+        **{name: rule for name, rule in GMMDetector._parameter_constraints.items() if name != "n_components"},
+        "concentration": [Interval(Real, 0, None, closed="neither")],
+        "max_components": [Interval(Integral, 1, None, closed="left")],
+    }
 
     def __init__(
         self,
@@ -56,17 +61,20 @@ class DPMMDetector(GMMDetector):
         max_samples: int = 2048,
         random_state: int | None = None,
     ):
+        # Parameters only (scikit-learn's rule): the truncation is read from
+        # max_components at fit time, so set_params(max_components=3) holds.
         self.concentration = concentration
         self.max_components = max_components
-        super().__init__(
-            n_components=(max_components,), threshold=threshold, contamination=contamination,
-            max_iter=max_iter, reg_covar=reg_covar, max_samples=max_samples, random_state=random_state,
-        )
+        self.threshold = threshold
+        self.contamination = contamination
+        self.max_iter = max_iter
+        self.reg_covar = reg_covar
+        self.max_samples = max_samples
+        self.random_state = random_state
 
-    @classmethod
-    def fit_many(cls, samples: Sequence[Any], random_states: Sequence[int | None], **params: Any) -> list:
-        """One variational fit per sample (scikit-learn has no batched form)."""
-        return [cls(random_state=seed, **params).fit(X) for X, seed in zip(samples, random_states)]
+    # One variational fit per sample (scikit-learn has no batched form): the
+    # base class's loop, not the density family's batched EM.
+    fit_many = classmethod(Detector.fit_many.__func__)
 
     def _fit(self, X: np.ndarray) -> None:
         Z = standardised_sample(self, X, self.max_samples, np.random.default_rng(self.random_state))

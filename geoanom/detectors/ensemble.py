@@ -6,8 +6,9 @@ from typing import Any, Sequence
 
 import numpy as np
 from sklearn.base import BaseEstimator
+from sklearn.utils.validation import check_is_fitted, validate_data
 
-from .base import Detector, check_features
+from .base import Detector, check_features, check_samples
 from .dpmm import DPMMDetector
 from .gmm import GMMDetector
 from .iforest import IForestDetector
@@ -52,7 +53,21 @@ class Ensemble(BaseEstimator):
     ----------
     detectors_ : dict of str to Detector
         The fitted families, in the order given.
+    decision_scores_, labels_, threshold_
+        After :meth:`fit`, as in pyod: the training observations'
+        :meth:`decision_function` (the fused irregularity), their
+        :meth:`predict` (the majority vote) and 1.0.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> X = np.random.default_rng(0).normal(size=(300, 2))
+    >>> ensemble = Ensemble(("gmm", "kmeans"), random_state=0).fit(X)
+    >>> ensemble.irregularity(X).shape, ensemble.predict([[9.0, 9.0]]).tolist()
+    ((2, 300), [1])
     """
+
+    _parameter_constraints: dict = {"detectors": [str, list, tuple], "random_state": ["random_state"]}
 
     def __init__(self, detectors: Sequence[str] = DEFAULT_DETECTORS, random_state: int | None = None):
         self.detectors = detectors
@@ -64,13 +79,28 @@ class Ensemble(BaseEstimator):
         return tuple(self.detectors_)
 
     def fit(self, X: Any, y: Any = None) -> "Ensemble":
-        """Fit every family on ``X`` (n_samples, n_features)."""
-        X = check_features(X)
+        """Fit every family on ``X`` (n_samples, n_features).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> X = np.random.default_rng(0).normal(size=(300, 2))
+        >>> Ensemble(("kmeans",), random_state=0).fit(X).names
+        ('kmeans',)
+        """
+        self._validate_params()
+        X = validate_data(self, X, dtype=np.float64, ensure_min_samples=2)
         self.detectors_ = {
             name: FAMILIES[name](random_state=self.random_state).fit(X)
             for name in check_detector_names(self.detectors)
         }
+        self.decision_scores_ = self.decision_function(X)
+        self.labels_ = self.predict(X)
+        self.threshold_ = 1.0
         return self
+
+    def __sklearn_is_fitted__(self) -> bool:
+        return hasattr(self, "detectors_")
 
     @classmethod
     def fit_many(
@@ -79,20 +109,72 @@ class Ensemble(BaseEstimator):
     ) -> list["Ensemble"]:
         """Fit one ensemble per sample (per tile), letting each family batch its work."""
         names = check_detector_names(detectors)
-        samples = [check_features(X) for X in samples]
+        samples = [check_samples(X) for X in samples]
         seeds = list(random_states) if random_states is not None else [None] * len(samples)
         fitted = {name: FAMILIES[name].fit_many(samples, seeds) for name in names}
-        ensembles = []
-        for i, seed in enumerate(seeds):
-            ensemble = cls(detectors=names, random_state=seed)
-            ensemble.detectors_ = {name: fitted[name][i] for name in names}
-            ensembles.append(ensemble)
-        return ensembles
+        return [cls(detectors=names, random_state=seed).with_detectors({name: fitted[name][i] for name in names})
+                for i, seed in enumerate(seeds)]
+
+    def with_detectors(self, detectors: dict[str, Detector]) -> "Ensemble":
+        """A new ensemble of this one's fitted families, those named in ``detectors`` replaced.
+
+        The families are shared, not copied; ``detectors`` may also be the
+        first families of an unfitted ensemble.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from geoanom.detectors import KMeansDetector
+        >>> X = np.random.default_rng(0).normal(size=(300, 2))
+        >>> Ensemble(("kmeans",)).with_detectors({"kmeans": KMeansDetector().fit(X)}).n_features_in_
+        2
+        """
+        ensemble = Ensemble(**self.get_params())
+        ensemble.detectors_ = {**getattr(self, "detectors_", {}), **detectors}
+        ensemble.n_features_in_ = next(iter(ensemble.detectors_.values())).n_features_in_
+        return ensemble
+
+    def _rows(self, X: Any) -> np.ndarray:
+        check_is_fitted(self)
+        return check_features(X, self.n_features_in_, type(self).__name__)
 
     def irregularity(self, X: Any) -> np.ndarray:
-        """Irregularity of each family, shape (n_detectors, n_samples); > 1 is anomalous."""
-        X = check_features(X)
+        """Irregularity of each family, shape (n_detectors, n_samples); > 1 is anomalous.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> X = np.random.default_rng(0).normal(size=(300, 2))
+        >>> Ensemble(("gmm", "kmeans"), random_state=0).fit(X).irregularity(X[:5]).shape
+        (2, 5)
+        """
+        X = self._rows(X)
         return np.stack([detector.irregularity(X) for detector in self.detectors_.values()])
+
+    def decision_function(self, X: Any) -> np.ndarray:
+        """pyod's outlier score, higher = more abnormal: the fused irregularity (see :func:`fuse`).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> X = np.random.default_rng(0).normal(size=(300, 2))
+        >>> bool(Ensemble(("kmeans",), random_state=0).fit(X).decision_function([[9.0, 9.0]])[0] > 1)
+        True
+        """
+        check_is_fitted(self)
+        return self.fused_irregularity(validate_data(self, X, dtype=np.float64, reset=False))
+
+    def score_samples(self, X: Any) -> np.ndarray:
+        """scikit-learn's convention, higher = more normal: ``-decision_function(X)``.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> X = np.random.default_rng(0).normal(size=(300, 2))
+        >>> Ensemble(("kmeans",), random_state=0).fit(X).score_samples(X).shape
+        (300,)
+        """
+        return -self.decision_function(X)
 
     def irregularity_adapting(self, X: Any, adapt_every: int = 100) -> np.ndarray:
         """Irregularity in row order, each adaptive family absorbing every batch it scored.
@@ -100,7 +182,7 @@ class Ensemble(BaseEstimator):
         See :meth:`Detector.irregularity_adapting`; families that do not adapt
         (``adapts = False``) score with their trained model.
         """
-        X = check_features(X)
+        X = self._rows(X)
         out = np.empty((len(self.detectors_), len(X)))
         for start in range(0, len(X), adapt_every):
             batch = X[start : start + adapt_every]
@@ -119,7 +201,17 @@ class Ensemble(BaseEstimator):
         return self.flags(X).sum(axis=0)
 
     def predict(self, X: Any) -> np.ndarray:
-        """Majority flag: 1 where more than half of the families say anomalous."""
+        """Majority flag: 1 where more than half of the families say anomalous (pyod's labels).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> X = np.random.default_rng(0).normal(size=(300, 2))
+        >>> Ensemble(("gmm", "kmeans"), random_state=0).fit(X).predict([[0.0, 0.0]]).tolist()
+        [0]
+        """
+        check_is_fitted(self)
+        X = validate_data(self, X, dtype=np.float64, reset=False)
         return majority(self.votes(X), len(self.detectors_)).astype(np.int8)
 
     def fused_irregularity(self, X: Any) -> np.ndarray:
@@ -128,9 +220,8 @@ class Ensemble(BaseEstimator):
 
     def merge(self, other: "Ensemble") -> "Ensemble":
         """Merge two partial ensembles of the same tile, family by family."""
-        merged = Ensemble(**self.get_params())
-        merged.detectors_ = {name: self.detectors_[name].merge(other.detectors_[name]) for name in self.detectors_}
-        return merged
+        return Ensemble(**self.get_params()).with_detectors(
+            {name: self.detectors_[name].merge(other.detectors_[name]) for name in self.detectors_})
 
     def to_dict(self) -> dict[str, Any]:
         """The ensemble as plain data: one :meth:`Detector.to_dict` per family."""
@@ -140,9 +231,8 @@ class Ensemble(BaseEstimator):
     def from_dict(cls, data: dict[str, Any]) -> "Ensemble":
         """Rebuild a fitted ensemble from :meth:`to_dict` output."""
         parts = data["detectors"]
-        ensemble = cls(detectors=tuple(parts))
-        ensemble.detectors_ = {name: FAMILIES[part["family"]].from_dict(part) for name, part in parts.items()}
-        return ensemble
+        return cls(detectors=tuple(parts)).with_detectors(
+            {name: FAMILIES[part["family"]].from_dict(part) for name, part in parts.items()})
 
 
 def majority(votes: Any, n_detectors: int) -> Any:

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from numbers import Integral, Real
 from typing import Any, Sequence
 
 import numpy as np
 from scipy.linalg import solve_triangular
+from sklearn.utils._param_validation import Interval
 
-from .base import Detector, check_features, merged_threshold, standardised_sample
-from .mixture import fit_mixtures, refine_mixture
+from .base import (CONTAMINATION_CONSTRAINT, SEED_CONSTRAINT, THRESHOLD_CONSTRAINT, Detector, merged_threshold,
+                   standardised_sample)
+from .mixture import fit_mixtures
+from .moments import SufficientStatistics, add_rows, in_units_of, map_shrink, nearest_prior
 
 # |llk_model| is floored so that a model whose mean log-likelihood is close to
 # zero (a tight, nearly singular cloud) does not blow the fitness score up.
@@ -28,11 +32,12 @@ class GMMDetector(Detector):
 
     where ``llk_model`` is the mean training log-likelihood and ``X_dist`` the
     normalised Euclidean distance to the assigned component's mean. An
-    observation is anomalous when ``score < threshold_`` (-1 by default).
+    observation is anomalous when ``score < native_threshold_`` (-1 by
+    default), that is when ``decision_function(X) > 1``.
 
     Parameters
     ----------
-    n_components : sequence of int, default (1, 2, 3)
+    n_components : int or sequence of int, default (1, 2, 3)
         Candidate numbers of components; the one with the lowest BIC is kept.
     threshold : float, optional
         A fixed threshold on the native score. By default the paper's -1 is
@@ -57,10 +62,19 @@ class GMMDetector(Detector):
     family = "gmm"
     paper_threshold = -1.0
     anomalous_above = False
+    _parameter_constraints = {
+        "n_components": ["array-like", Interval(Integral, 1, None, closed="left")],
+        "threshold": THRESHOLD_CONSTRAINT,
+        "contamination": CONTAMINATION_CONSTRAINT,
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "reg_covar": [Interval(Real, 0, None, closed="left")],
+        "max_samples": [Interval(Integral, 2, None, closed="left")],
+        "random_state": SEED_CONSTRAINT,
+    }
 
     def __init__(
         self,
-        n_components: Sequence[int] = (1, 2, 3),
+        n_components: int | Sequence[int] = (1, 2, 3),
         threshold: float | None = None,
         contamination: float = 0.01,
         max_iter: int = 200,
@@ -82,12 +96,19 @@ class GMMDetector(Detector):
 
     @classmethod
     def fit_many(cls, samples, random_states, **params) -> list["GMMDetector"]:
-        """Fit one mixture per sample in a single batched EM (see :mod:`.mixture`)."""
-        detectors = [cls(random_state=seed, **params) for seed in random_states]
-        samples = [check_features(X) for X in samples]
+        """Fit one mixture per sample in a single batched EM (see :mod:`.mixture`).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> rng = np.random.default_rng(0)
+        >>> len(GMMDetector.fit_many([rng.normal(size=(50, 2)), rng.normal(size=(60, 2))], [0, 1]))
+        2
+        """
+        detectors, samples = cls._prepare_many(samples, random_states, params)
         _fit_standardised_many(detectors, samples)
         for detector, X in zip(detectors, samples):
-            detector._set_threshold(detector.decision_function(X))
+            detector._set_threshold(detector._native_score(X))
         return detectors
 
     def _set_components(self, weights: np.ndarray, means: np.ndarray, covariances: np.ndarray) -> None:
@@ -102,30 +123,35 @@ class GMMDetector(Detector):
         self._component_std = np.sqrt(np.einsum("kii->ki", self.covariances_))
 
     # -- scoring --------------------------------------------------------------
-    def _log_likelihood(self, Z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Per-observation log-likelihood and assigned component.
+    def _weighted_log_prob(self, Z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """log(weight_k N(z | k)) and the squared Mahalanobis distances, both (k, n), of standardised rows.
 
         Written out (rather than GaussianMixture.score_samples + predict) so one
-        pass over the data yields both, and so a model loaded from plain data
-        needs no scikit-learn object.
+        pass over the data yields the likelihood, the assignment and the
+        responsibilities, and so a model loaded from plain data needs no
+        scikit-learn object.
         """
         n_features = Z.shape[1]
         projected = Z[None] @ self._precision_chol - (self.means_[:, None, :] @ self._precision_chol)  # (k, n, d)
         log_det = np.log(np.einsum("kii->ki", self._precision_chol)).sum(axis=1)
         constant = np.log(self.weights_) + log_det - 0.5 * n_features * np.log(2 * np.pi)
         mahalanobis = np.einsum("knd,knd->kn", projected, projected)
-        weighted = constant[:, None] - 0.5 * mahalanobis
+        return constant[:, None] - 0.5 * mahalanobis, mahalanobis
+
+    def _log_likelihood(self, Z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per-observation log-likelihood and assigned component of standardised rows."""
+        weighted, mahalanobis = self._weighted_log_prob(Z)
         peak = weighted.max(axis=0)
         llk = peak + np.log(np.exp(weighted - peak).sum(axis=0))
-        return llk, self._assign(weighted, mahalanobis, n_features)
+        return llk, self._assign(weighted, mahalanobis, Z.shape[1])
 
     def _assign(self, weighted: np.ndarray, mahalanobis: np.ndarray, n_features: int) -> np.ndarray:
         """Component of each observation: the most probable one."""
         return np.argmax(weighted, axis=0)
 
-    def decision_function(self, X: Any) -> np.ndarray:
-        """The fitness score f x X_dist (anomalous below the threshold, -1 by default)."""
-        Z = (check_features(X, len(self.center_)) - self.center_) / self.scale_
+    def _native_score(self, X: np.ndarray) -> np.ndarray:
+        """The fitness score f x X_dist (anomalous below the native threshold, -1 by default)."""
+        Z = (X - self.center_) / self.scale_
         llk, assigned = self._log_likelihood(Z)
         fitness = (llk - self.model_llk_) / max(abs(self.model_llk_), MIN_MODEL_LLK)
         distance = np.sqrt(
@@ -141,32 +167,99 @@ class GMMDetector(Detector):
         batch at once with the exact parallel form, so the result is the same
         as one observation at a time. Weights follow the counts.
         """
-        Z = (check_features(X, len(self.center_)) - self.center_) / self.scale_
+        Z = (self._rows(X) - self.center_) / self.scale_
         _, assigned = self._log_likelihood(Z)
         counts = self.weights_ * self.n_samples_
         means, covariances = self.means_.copy(), self.covariances_.copy()
         for k in np.unique(assigned):
-            rows = Z[assigned == k]
-            counts[k], means[k], covariances[k] = pooled_moments(counts[k], means[k], covariances[k], rows)
+            count, means[k], scatter = add_rows(counts[k], means[k], covariances[k] * counts[k], Z[assigned == k])
+            counts[k], covariances[k] = count, scatter / count
         self.n_samples_ += len(Z)
         self._set_components(counts / counts.sum(), means, covariances)
         return self
 
-    def refine(self, X: Any) -> "GMMDetector":
-        """EM on ``X`` starting from the current mixture (after a merge, say).
+    # -- federation and adaptation -------------------------------------------
+    def sufficient_statistics(self, X: Any, weight: float = 1.0) -> SufficientStatistics:
+        """The E-step on ``X``: responsibility-weighted counts, sums and outer products, and the log-likelihood.
 
-        Works in the current standardisation (after a merge, that of the
-        union); the mean log-likelihood and the threshold are renewed from ``X``.
+        In this model's standardised units; each row counts ``weight`` times
+        (a sample standing for more observations). Statistics of disjoint
+        sets add up, so a federation sums them and calls :meth:`m_step`.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> X = np.random.default_rng(0).normal(size=(300, 2))
+        >>> detector = GMMDetector().fit(X)
+        >>> float(detector.sufficient_statistics(X).counts.sum())
+        300.0
         """
-        X = check_features(X, len(self.center_))
-        Z = (X - self.center_) / self.scale_
-        fit = refine_mixture(Z, self.weights_, self.means_, self.covariances_,
-                             reg_covar=self.reg_covar, max_iter=self.max_iter)
-        self._set_components(fit.weights, fit.means, fit.covariances)
-        self.model_llk_ = fit.mean_llk
-        self.n_samples_ = float(len(X))
-        self._set_threshold(self.decision_function(X))
+        Z = (self._rows(X) - self.center_) / self.scale_
+        weighted, _ = self._weighted_log_prob(Z)
+        peak = weighted.max(axis=0)
+        shifted = np.exp(weighted - peak)  # one exp for the likelihood and the responsibilities
+        density = shifted.sum(axis=0)
+        llk = peak + np.log(density)
+        responsibility = shifted / density * weight  # (k, n)
+        return SufficientStatistics(
+            responsibility.sum(axis=1), responsibility @ Z,
+            np.einsum("kn,nd,ne->kde", responsibility, Z, Z, optimize=True),
+            float(llk.sum() * weight), float(len(Z) * weight))
+
+    def m_step(self, statistics: SufficientStatistics) -> "GMMDetector":
+        """EM's M-step from (summed) sufficient statistics, in place; returns self.
+
+        Components with no mass are dropped. The reference log-likelihood
+        becomes the statistics' mean; the threshold is kept (see
+        :meth:`renew_threshold`).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> X = np.random.default_rng(0).normal(size=(300, 2))
+        >>> detector = GMMDetector().fit(X)
+        >>> detector.m_step(detector.sufficient_statistics(X)).n_samples_
+        300.0
+        """
+        counts, means, squares = statistics.kept()
+        eye = np.eye(means.shape[1])
+        covariances = squares / counts[:, None, None] - np.einsum("kd,ke->kde", means, means) + self.reg_covar * eye
+        self._set_components(counts / counts.sum(), means, covariances)
+        self.model_llk_ = statistics.llk_sum / statistics.total
+        self.n_samples_ = statistics.total
         return self
+
+    def adapt_towards(self, region: "GMMDetector", X: Any, n_observations: float,
+                      relevance: float = 16.0) -> "GMMDetector":
+        """A copy whose components are MAP-adapted towards a region's mixture (see :mod:`.moments`).
+
+        Each component is shrunk towards the region component most likely to
+        have produced its mean, with ``alpha = n_k / (n_k + relevance)`` where
+        n_k is its share of ``n_observations``. The copy keeps its own
+        components and weights; its reference likelihood and threshold are
+        renewed on the sample ``X``. This detector is not changed.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> X = np.random.default_rng(0).normal(size=(300, 2))
+        >>> tile = GMMDetector().fit(X)
+        >>> bool(np.allclose(tile.adapt_towards(tile, X, 300).means_, tile.means_))
+        True
+        """
+        prior_means, prior_covariances = in_units_of(self.center_, self.scale_, region.center_, region.scale_,
+                                                     region.means_, region.covariances_)
+        nearest = nearest_prior(self.means_, prior_means, prior_covariances, region.weights_)
+        means, covariances = map_shrink(self.weights_ * n_observations, self.means_, self.covariances_,
+                                        prior_means[nearest], prior_covariances[nearest], relevance)
+        adapted = type(self).from_dict(self.to_dict())
+        # both covariances already hold the EM's reg_covar: so does their mixture
+        adapted._set_components(self.weights_, means, covariances)
+        X = adapted._rows(X)
+        llk, _ = adapted._log_likelihood((X - adapted.center_) / adapted.scale_)
+        adapted.model_llk_ = float(llk.mean())
+        adapted._set_threshold(adapted._native_score(X))
+        return adapted
 
     # -- merging --------------------------------------------------------------
     def merge(self, other: "GMMDetector") -> "GMMDetector":
@@ -186,6 +279,7 @@ class GMMDetector(Detector):
         spread = np.einsum("k,kd->d", weights, np.square(means - total_mean)) + np.einsum("k,kii->i", weights, covs)
         merged.center_ = total_mean
         merged.scale_ = np.where(spread > 0, np.sqrt(spread), 1.0)
+        merged.n_features_in_ = len(total_mean)
         merged.n_samples_ = self.n_samples_ + other.n_samples_
         merged._set_components(
             weights,
@@ -194,9 +288,10 @@ class GMMDetector(Detector):
         )
         share = self.n_samples_ / merged.n_samples_
         merged.model_llk_ = share * self.model_llk_ + (1 - share) * other.model_llk_
-        merged.threshold_, merged.threshold_source_ = merged_threshold(
+        merged.native_threshold_, merged.threshold_source_ = merged_threshold(
             self, other, self.n_samples_, other.n_samples_
         )
+        merged.threshold_ = 1.0
         return merged
 
     # -- plain data -----------------------------------------------------------
@@ -214,23 +309,10 @@ class GMMDetector(Detector):
     def _set_state(self, state: dict[str, Any]) -> None:
         self.center_ = np.asarray(state["center_"], dtype=np.float64)
         self.scale_ = np.asarray(state["scale_"], dtype=np.float64)
+        self.n_features_in_ = len(self.center_)
         self.model_llk_ = float(state["model_llk_"])
         self.n_samples_ = float(state["n_samples_"])
         self._set_components(state["weights_"], state["means_"], state["covariances_"])
-
-
-def pooled_moments(count: float, mean: np.ndarray, covariance: np.ndarray, rows: np.ndarray):
-    """Count, mean and (population) covariance of a group after adding ``rows``.
-
-    Chan et al.'s parallel form of the running update: exact for any split.
-    """
-    n_new = len(rows)
-    new_mean = rows.mean(axis=0)
-    deviations = rows - new_mean
-    total = count + n_new
-    delta = new_mean - mean
-    scatter = covariance * count + deviations.T @ deviations + np.outer(delta, delta) * count * n_new / total
-    return total, mean + delta * n_new / total, scatter / total
 
 
 def _fit_standardised_many(detectors: list[GMMDetector], samples: list[np.ndarray]) -> None:
@@ -240,7 +322,8 @@ def _fit_standardised_many(detectors: list[GMMDetector], samples: list[np.ndarra
         rng = np.random.default_rng(detector.random_state)
         standardised.append(standardised_sample(detector, X, detector.max_samples, rng))
     first = detectors[0]
-    fits = fit_mixtures(standardised, first.n_components, reg_covar=first.reg_covar, max_iter=first.max_iter)
+    candidates = np.atleast_1d(first.n_components).astype(int).tolist()
+    fits = fit_mixtures(standardised, candidates, reg_covar=first.reg_covar, max_iter=first.max_iter)
     for detector, fit in zip(detectors, fits):
         detector._set_components(fit.weights, fit.means, fit.covariances)
         detector.model_llk_ = fit.mean_llk

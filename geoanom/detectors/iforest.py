@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from numbers import Integral, Real
 from typing import Any
 
 import numpy as np
+from sklearn.utils._param_validation import Interval
 
-from .base import Detector, check_features, merged_threshold
+from .base import CONTAMINATION_CONSTRAINT, THRESHOLD_CONSTRAINT, Detector, merged_threshold
 from .isolation_trees import build_forests
 
 # Observations scored per batch: bounds the (trees x batch) traversal arrays.
@@ -22,7 +24,7 @@ class IForestDetector(Detector):
     pickling). Scoring walks them with scikit-learn's compiled tree code when
     available, else in numpy. The score is the anomaly score in [0, 1] of
     Liu et al. (scikit-learn's ``-score_samples``); an observation is
-    anomalous above ``threshold_`` (0.6, or an estimate from the training
+    anomalous above ``native_threshold_`` (0.6, or an estimate from the training
     scores when 0.6 is implausible for the data, see
     :func:`geoanom.detectors.base.choose_threshold`).
 
@@ -46,6 +48,13 @@ class IForestDetector(Detector):
     adapts = True
     # Share of the trees regrown from the reservoir at each update.
     refresh_fraction = 0.1
+    _parameter_constraints = {
+        "n_estimators": [Interval(Integral, 1, None, closed="left")],
+        "max_samples": [Interval(Integral, 1, None, closed="left"), Interval(Real, 0, 1, closed="right")],
+        "threshold": THRESHOLD_CONSTRAINT,
+        "contamination": CONTAMINATION_CONSTRAINT,
+        "random_state": ["random_state"],
+    }
 
     def __init__(
         self,
@@ -72,12 +81,15 @@ class IForestDetector(Detector):
 
         Gives the same detectors as fitting one by one with the same seeds:
         every random draw comes from the sample's own seed (see :func:`build_forests`).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> rng = np.random.default_rng(0)
+        >>> len(IForestDetector.fit_many([rng.normal(size=(50, 2)), rng.normal(size=(60, 2))], [0, 1]))
+        2
         """
-        detectors = [cls(random_state=seed, **params) for seed in random_states]
-        samples = [check_features(X) for X in samples]
-        for X in samples:
-            if len(X) < 2:
-                raise ValueError(f"{cls.__name__} needs at least 2 observations, got {len(X)}")
+        detectors, samples = cls._prepare_many(samples, random_states, params)
         if not detectors:
             return []
         seeds = [d._seed() for d in detectors]
@@ -85,7 +97,7 @@ class IForestDetector(Detector):
                                max_samples=detectors[0].max_samples)
         for detector, X, state, seed in zip(detectors, samples, states, seeds):
             detector._set_state(_with_reservoir(state, X, seed, detector.max_samples))
-            detector._set_threshold(detector.decision_function(X))
+            detector._set_threshold(detector._native_score(X))
         return detectors
 
     def _seed(self) -> int:
@@ -99,10 +111,10 @@ class IForestDetector(Detector):
             return int(np.random.default_rng().integers(0, 2**63 - 1))
         return int(state) % 2**63
 
-    def decision_function(self, X: Any) -> np.ndarray:
-        """Anomaly score in [0, 1] (anomalous above the threshold, 0.6 by default)."""
+    def _native_score(self, X: np.ndarray) -> np.ndarray:
+        """Anomaly score in [0, 1] (anomalous above the native threshold, 0.6 by default)."""
         # scikit-learn's trees compare float32 features with float64 thresholds.
-        X = check_features(X, self.n_features_).astype(np.float32)
+        X = X.astype(np.float32)
         out = np.empty(len(X))
         for start in range(0, len(X), SCORE_BATCH):
             out[start : start + SCORE_BATCH] = self._score_batch(X[start : start + SCORE_BATCH])
@@ -137,7 +149,7 @@ class IForestDetector(Detector):
         ``refresh_fraction`` of the trees are regrown from it, so the forest
         follows a lasting change.
         """
-        X = check_features(X, self.n_features_)
+        X = self._rows(X)
         rng = np.random.default_rng([self._seed(), int(self.reservoir_seen_)])
         free = max(self.max_samples - len(self.reservoir_), 0)
         reservoir = np.concatenate([self.reservoir_, X[:free]])
@@ -182,9 +194,10 @@ class IForestDetector(Detector):
         reservoir = np.concatenate([self.reservoir_[:own], other.reservoir_[: self.max_samples - own]])
         state.update(reservoir_=reservoir, reservoir_seen_=seen, refresh_next_=0, pending_=0)
         merged._set_state(state)
-        merged.threshold_, merged.threshold_source_ = merged_threshold(
+        merged.native_threshold_, merged.threshold_source_ = merged_threshold(
             self, other, self.n_samples_, other.n_samples_
         )
+        merged.threshold_ = 1.0
         return merged
 
     def _get_state(self) -> dict[str, Any]:
@@ -204,24 +217,28 @@ class IForestDetector(Detector):
         self.tree_weight_ = np.asarray(state["tree_weight_"], dtype=np.float64)
         self.max_depth_ = int(state["max_depth_"])
         self.n_features_ = int(state.get("n_features_", getattr(self, "n_features_", 0)))
+        self.n_features_in_ = self.n_features_
         self.n_samples_ = float(state.get("n_samples_", getattr(self, "n_samples_", 0.0)))
         self.reservoir_ = np.asarray(state.get("reservoir_", np.empty((0, self.n_features_))), dtype=np.float64)
         self.reservoir_seen_ = float(state.get("reservoir_seen_", len(self.reservoir_)))
         self.refresh_next_ = int(state.get("refresh_next_", 0))
         self.pending_ = int(state.get("pending_", 0))
-        self.__dict__.pop("_sklearn_trees", None)
+        # A holder, filled on first use: scoring then leaves the detector's
+        # attributes as they were (scikit-learn's check_dict_unchanged).
+        self._tree_cache: dict[str, Any] = {}
 
     def _compiled_trees(self) -> list | None:
         """scikit-learn Tree objects of the node arrays, built on first use and cached."""
-        if "_sklearn_trees" not in self.__dict__:
-            self._sklearn_trees = _rebuild_sklearn_trees(self)
-        return self._sklearn_trees
+        if "trees" not in self._tree_cache:
+            self._tree_cache["trees"] = _rebuild_sklearn_trees(self)
+        return self._tree_cache["trees"]
 
     def __getstate__(self) -> dict[str, Any]:
         # The compiled trees double the size of a pickled detector (dask sends
         # detectors between workers); they are rebuilt from the arrays on demand.
         state = super().__getstate__()
-        state.pop("_sklearn_trees", None)
+        if "_tree_cache" in state:
+            state["_tree_cache"] = {}
         return state
 
 

@@ -18,6 +18,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from .base import check_features
+from .hashing import GOLDEN_GAMMA, splitmix64_mix
 
 # Points grown together per call of _grow_trees: bounds the level arrays (a few
 # hundred MB at most); 64 tiles x 100 trees x 256 points is 1.6 M.
@@ -98,10 +99,7 @@ def build_forests(samples: Sequence[np.ndarray], seeds: Sequence[int], n_estimat
 
 def _uniform(keys: np.ndarray, heap: np.ndarray, purpose: int) -> np.ndarray:
     """Uniform [0, 1) draws from (tree key, node heap position, purpose): splitmix64."""
-    z = keys + heap * np.uint64(0x9E3779B97F4A7C15) + np.uint64(purpose * 0xD1B54A32D192ED03 % 2**64)
-    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    z = z ^ (z >> np.uint64(31))
+    z = splitmix64_mix(keys + heap * GOLDEN_GAMMA + np.uint64(purpose * 0xD1B54A32D192ED03 % 2**64))
     return (z >> np.uint64(11)).astype(np.float64) * 2.0**-53
 
 

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from numbers import Integral, Real
 from typing import Any
 
 import numpy as np
 from sklearn.cluster import KMeans
+from sklearn.utils._param_validation import Interval, StrOptions
 
-from .base import Detector, check_features, merged_threshold, standardised_sample
+from .base import (CONTAMINATION_CONSTRAINT, SEED_CONSTRAINT, THRESHOLD_CONSTRAINT, Detector, merged_threshold,
+                   standardised_sample)
+from .moments import SufficientStatistics, add_rows, in_units_of, map_shrink, nearest_prior
 
 # Canopy radii in standardised units: a point within T2 of a canopy centre can
 # start no other canopy; T1 = 2 T2 gathers the canopy's members.
@@ -50,7 +54,7 @@ class KMeansDetector(Detector):
     covariance (shrunk towards unit variance by n_features + 1 prior points,
     so small clusters in many dimensions stay well-posed), or Euclidean in
     standardised units. An
-    observation is anomalous beyond ``threshold_`` (4 by Chebyshev's rule,
+    observation is anomalous beyond ``native_threshold_`` (4 by Chebyshev's rule,
     or estimated when 4 is implausible for the data).
 
     Parameters
@@ -71,6 +75,14 @@ class KMeansDetector(Detector):
     family = "kmeans"
     paper_threshold = 4.0
     anomalous_above = True
+    _parameter_constraints = {
+        "metric": [StrOptions({"mahalanobis", "euclidean"})],
+        "threshold": THRESHOLD_CONSTRAINT,
+        "contamination": CONTAMINATION_CONSTRAINT,
+        "max_samples": [Interval(Integral, 2, None, closed="left")],
+        "reg_covar": [Interval(Real, 0, None, closed="left")],
+        "random_state": SEED_CONSTRAINT,
+    }
 
     def __init__(
         self,
@@ -118,9 +130,9 @@ class KMeansDetector(Detector):
         self.covariances_ = covariances + self.reg_covar * eye
         self._whitening = np.linalg.inv(np.linalg.cholesky(self.covariances_))
 
-    def decision_function(self, X: Any) -> np.ndarray:
-        """Distance to the nearest centroid, in standard deviations (anomalous above the threshold)."""
-        Z = (check_features(X, len(self.center_)) - self.center_) / self.scale_
+    def _native_score(self, X: np.ndarray) -> np.ndarray:
+        """Distance to the nearest centroid, in standard deviations (anomalous above the native threshold)."""
+        Z = (X - self.center_) / self.scale_
         offsets = Z[None] - self.means_[:, None, :]  # (k, n, d)
         nearest = np.argmin(np.einsum("knd,knd->kn", offsets, offsets), axis=0)
         own = offsets[nearest, np.arange(len(Z))]
@@ -131,37 +143,92 @@ class KMeansDetector(Detector):
 
     def update(self, X: Any) -> "KMeansDetector":
         """Absorb observations: each moves its nearest cluster's count, mean and scatter."""
-        Z = (check_features(X, len(self.center_)) - self.center_) / self.scale_
-        nearest = np.argmin(((Z[None] - self.means_[:, None, :]) ** 2).sum(axis=2), axis=0)
+        Z = (self._rows(X) - self.center_) / self.scale_
+        nearest = self._nearest(Z)
         counts, means, scatter = self.counts_.copy(), self.means_.copy(), self.scatter_.copy()
         for k in np.unique(nearest):
-            rows = Z[nearest == k]
-            n = len(rows)
-            delta = rows.mean(axis=0) - means[k]
-            deviations = rows - rows.mean(axis=0)
-            scatter[k] += deviations.T @ deviations + np.outer(delta, delta) * counts[k] * n / (counts[k] + n)
-            means[k] += delta * n / (counts[k] + n)
-            counts[k] += n
+            counts[k], means[k], scatter[k] = add_rows(counts[k], means[k], scatter[k], Z[nearest == k])
         self.n_samples_ += len(Z)
         self._set_clusters(means, counts, scatter)
         return self
 
-    def refine(self, X: Any) -> "KMeansDetector":
-        """Lloyd iterations on ``X`` from the current centroids (after a merge, say).
+    def _nearest(self, Z: np.ndarray) -> np.ndarray:
+        """Nearest centroid (Euclidean, standardised units) of each standardised row."""
+        return np.argmin(((Z[None] - self.means_[:, None, :]) ** 2).sum(axis=2), axis=0)
 
-        Works in the current standardisation; cluster statistics and the
-        threshold are renewed from ``X``.
+    # -- federation and adaptation -------------------------------------------
+    def sufficient_statistics(self, X: Any, weight: float = 1.0) -> SufficientStatistics:
+        """Lloyd's assignment step on ``X``: each cluster's count, sum and sum of outer products.
+
+        In this model's standardised units, under nearest-centroid
+        assignment; each row counts ``weight`` times. Statistics of disjoint
+        sets add up, so a federation sums them and calls :meth:`m_step`.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> X = np.random.default_rng(0).normal(size=(200, 2))
+        >>> float(KMeansDetector(random_state=0).fit(X).sufficient_statistics(X).counts.sum())
+        200.0
         """
-        X = check_features(X, len(self.center_))
-        Z = (X - self.center_) / self.scale_
-        kmeans = KMeans(len(self.means_), init=self.means_, n_init=1, random_state=self.random_state).fit(Z)
-        labels = kmeans.labels_
-        counts = np.bincount(labels, minlength=len(self.means_)).astype(np.float64)
-        scatter = np.stack([_scatter(Z[labels == k], kmeans.cluster_centers_[k]) for k in range(len(counts))])
-        self.n_samples_ = float(len(X))
-        self._set_clusters(kmeans.cluster_centers_, counts, scatter)
-        self._set_threshold(self.decision_function(X))
+        Z = (self._rows(X) - self.center_) / self.scale_
+        nearest = self._nearest(Z)
+        k, d = self.means_.shape
+        counts = np.bincount(nearest, minlength=k) * weight
+        sums, squares = np.zeros((k, d)), np.zeros((k, d, d))
+        np.add.at(sums, nearest, Z * weight)
+        np.add.at(squares, nearest, np.einsum("nd,ne->nde", Z, Z) * weight)
+        return SufficientStatistics(counts, sums, squares, 0.0, float(len(Z) * weight))
+
+    def m_step(self, statistics: SufficientStatistics) -> "KMeansDetector":
+        """Lloyd's update step from (summed) sufficient statistics, in place; returns self.
+
+        Empty clusters are dropped; the threshold is kept (see :meth:`renew_threshold`).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> X = np.random.default_rng(0).normal(size=(200, 2))
+        >>> detector = KMeansDetector(random_state=0).fit(X)
+        >>> detector.m_step(detector.sufficient_statistics(X)).n_samples_
+        200.0
+        """
+        counts, means, squares = statistics.kept()
+        self._set_clusters(means, counts, squares - counts[:, None, None] * np.einsum("kd,ke->kde", means, means))
+        self.n_samples_ = statistics.total
         return self
+
+    def adapt_towards(self, region: "KMeansDetector", X: Any, n_observations: float,
+                      relevance: float = 16.0) -> "KMeansDetector":
+        """A copy whose clusters are MAP-adapted towards a region's clusters (see :mod:`.moments`).
+
+        As :meth:`GMMDetector.adapt_towards`, with each cluster's share of
+        ``n_observations`` as its weight; the threshold is renewed on the
+        sample ``X``. This detector is not changed.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> X = np.random.default_rng(0).normal(size=(200, 2))
+        >>> tile = KMeansDetector(random_state=0).fit(X)
+        >>> tile.adapt_towards(tile, X, 200).means_.shape == tile.means_.shape
+        True
+        """
+        region_covariances = region.scatter_ / np.maximum(region.counts_, 1.0)[:, None, None]
+        prior_means, prior_covariances = in_units_of(self.center_, self.scale_, region.center_, region.scale_,
+                                                     region.means_, region_covariances)
+        regularised = prior_covariances + region.reg_covar * np.eye(prior_means.shape[1])
+        nearest = nearest_prior(self.means_, prior_means, regularised, region.counts_ / region.counts_.sum())
+        # the clusters' counts are of the detector's subsample; alpha uses all the tile's observations
+        sample_counts = self.counts_
+        counts = sample_counts / sample_counts.sum() * n_observations
+        own_covariances = self.scatter_ / np.maximum(sample_counts, 1.0)[:, None, None]
+        means, covariances = map_shrink(counts, self.means_, own_covariances, prior_means[nearest],
+                                        prior_covariances[nearest], relevance)
+        adapted = type(self).from_dict(self.to_dict())
+        adapted._set_clusters(means, sample_counts, covariances * sample_counts[:, None, None])
+        adapted._set_threshold(adapted._native_score(adapted._rows(X)))
+        return adapted
 
     def merge(self, other: "KMeansDetector") -> "KMeansDetector":
         """Pool two partial models: every cluster kept, statistics in common units.
@@ -178,10 +245,13 @@ class KMeansDetector(Detector):
             + other.n_samples_ * (other.scale_**2 + (other.center_ - center) ** 2)
         ) / n
         merged.center_, merged.scale_ = center, np.sqrt(spread)
+        merged.n_features_in_ = len(center)
         parts = [_to_units(d, merged.center_, merged.scale_) for d in (self, other)]
         merged.n_samples_ = n
         merged._set_clusters(*(np.concatenate([p[i] for p in parts]) for i in range(3)))
-        merged.threshold_, merged.threshold_source_ = merged_threshold(self, other, self.n_samples_, other.n_samples_)
+        merged.native_threshold_, merged.threshold_source_ = merged_threshold(
+            self, other, self.n_samples_, other.n_samples_)
+        merged.threshold_ = 1.0
         return merged
 
     def compress(self, max_clusters: int) -> "KMeansDetector":
@@ -212,6 +282,7 @@ class KMeansDetector(Detector):
     def _set_state(self, state: dict[str, Any]) -> None:
         self.center_ = np.asarray(state["center_"], dtype=np.float64)
         self.scale_ = np.asarray(state["scale_"], dtype=np.float64)
+        self.n_features_in_ = len(self.center_)
         self.n_samples_ = float(state["n_samples_"])
         self._set_clusters(state["means_"], state["counts_"], state["scatter_"])
 

@@ -73,21 +73,6 @@ def fit_mixtures(
     return best  # type: ignore[return-value]
 
 
-def refine_mixture(
-    X: np.ndarray, weights: np.ndarray, means: np.ndarray, covariances: np.ndarray,
-    *, reg_covar: float = 1e-4, max_iter: int = 200, tol: float = 1e-3,
-) -> MixtureFit:
-    """Run EM on ``X`` from a given mixture (for example two merged partial fits)."""
-    X = np.asarray(X, dtype=np.float64)
-    mask = np.ones((1, len(X)))
-    init = (weights[None].copy(), means[None].copy(), covariances[None].copy())
-    w, m, c, mean_llk = _em(X[None], mask, len(weights), reg_covar, max_iter, tol, init=init)
-    n_features = X.shape[1]
-    n_parameters = len(weights) * n_features * (n_features + 3) / 2 + len(weights) - 1
-    bic = -2 * mean_llk[0] * len(X) + n_parameters * np.log(len(X))
-    return MixtureFit(w[0], m[0], c[0], float(mean_llk[0]), float(bic))
-
-
 def _pad(samples: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     """Stack samples into (n_samples, max_n, n_features) with a validity mask."""
     longest = max(len(sample) for sample in samples)
@@ -100,7 +85,7 @@ def _pad(samples: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     return X, mask
 
 
-def _em(X, mask, k, reg_covar, max_iter, tol, init=None):
+def _em(X, mask, k, reg_covar, max_iter, tol):
     """Batched EM; returns weights (T, k), means (T, k, d), covariances (T, k, d, d), mean llk (T,).
 
     Each sample stops on its own convergence, exactly as it would alone, so a
@@ -110,10 +95,7 @@ def _em(X, mask, k, reg_covar, max_iter, tol, init=None):
     """
     counts = mask.sum(axis=1)
     Xt = np.ascontiguousarray(np.swapaxes(X, 1, 2))[:, None]  # (T, 1, d, n)
-    if init is None:
-        weights, means, covs = _m_step(Xt, _initial_responsibilities(X, mask, k), counts, reg_covar)
-    else:
-        weights, means, covs = init
+    weights, means, covs = _m_step(Xt, _initial_responsibilities(X, mask, k), counts, reg_covar)
     previous = np.full(len(X), -np.inf)
     active = np.arange(len(X))
     for _ in range(max_iter):

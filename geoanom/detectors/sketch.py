@@ -23,24 +23,28 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .hashing import GOLDEN_GAMMA, splitmix64_mix
+from .moments import pooled_moments
+
 DEFAULT_CAPACITY = 4096
 
 
 def observation_keys(time_index: np.ndarray, cell_index: np.ndarray, seed: int) -> np.ndarray:
     """Pseudo-random uint64 keys for the grid of (time, cell) positions.
 
-    SplitMix64 finaliser, written out because numpy's generators draw
-    sequences, not a keyed hash of a position, and the key must not depend
-    on how the cube is chunked.
+    SplitMix64 (:mod:`.hashing`) of the position and the seed, so the key
+    does not depend on how the cube is chunked.
+
+    Examples
+    --------
+    >>> observation_keys(np.arange(2), np.arange(3), seed=0).shape
+    (2, 3)
     """
     time_index = np.asarray(time_index, dtype=np.uint64)[:, None]
     cell_index = np.asarray(cell_index, dtype=np.uint64)[None, :]
     with np.errstate(over="ignore"):
-        z = (time_index << np.uint64(32)) ^ cell_index ^ np.uint64(seed * 0x9E3779B97F4A7C15 % 2**64)
-        z = z + np.uint64(0x9E3779B97F4A7C15)
-        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-        return z ^ (z >> np.uint64(31))
+        z = (time_index << np.uint64(32)) ^ cell_index ^ np.uint64(seed * int(GOLDEN_GAMMA) % 2**64)
+        return splitmix64_mix(z + GOLDEN_GAMMA)
 
 
 @dataclass
@@ -65,10 +69,7 @@ class TileSketch:
 
     def merge(self, other: "TileSketch") -> "TileSketch":
         """The sketch of the union of both sets of observations."""
-        count = self.count + other.count
-        delta = other.mean - self.mean
-        mean = self.mean + delta * (other.count / count)
-        scatter = self.scatter + other.scatter + np.outer(delta, delta) * (self.count * other.count / count)
+        count, mean, scatter = pooled_moments(self.count, self.mean, self.scatter, other.count, other.mean, other.scatter)
         keys = np.concatenate([self.keys, other.keys])
         rows = np.concatenate([self.rows, other.rows])
         keep = _smallest(keys, self.capacity)

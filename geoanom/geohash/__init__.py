@@ -27,6 +27,8 @@ tile has exactly one label.
 
 from __future__ import annotations
 
+from collections.abc import Container
+
 import numpy as np
 from numpy.typing import ArrayLike
 
@@ -54,6 +56,7 @@ __all__ = [
     "cell_size",
     "decode",
     "encode",
+    "enclosing",
     "neighbours",
     "parent",
 ]
@@ -377,3 +380,30 @@ def parent(hashes: ArrayLike, precision: int | None = None) -> np.ndarray:
     if precision == 0:
         return np.full(shape, "", dtype="<U1")
     return _strings(chars[:, :precision], precision, shape)
+
+
+def enclosing(code: str, regions: Container[str]) -> list[str]:
+    """The proper prefixes of one geohash found in ``regions``, the smallest region first.
+
+    The one definition of "the regions enclosing a tile" (a geohash's prefix
+    is the cell holding it), used by the region pyramid, the federated
+    rounds and the tiles' adaptation towards their region.
+
+    Parameters
+    ----------
+    code : str
+        A geohash.
+    regions : container of str
+        The region codes that exist (a dict of region models, say).
+
+    Returns
+    -------
+    list of str
+        Longest prefix first; empty when no region encloses ``code``.
+
+    Examples
+    --------
+    >>> enclosing("u4pr", {"u", "u4p", "s"})
+    ['u4p', 'u']
+    """
+    return [code[:length] for length in range(len(code) - 1, 0, -1) if code[:length] in regions]

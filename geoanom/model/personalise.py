@@ -22,8 +22,9 @@ weights: it is not given the region's other components, which would make
 an observation normal in one tile because it is normal somewhere else in
 the region. Thresholds and the GMM's reference likelihood are then renewed
 on the tile's own sample, by the family's usual rule. Other families
-(dpmm, iforest) stay local. Nothing here is by hand for want of a library:
-scikit-learn has no MAP adaptation of a fitted mixture.
+(dpmm, iforest) stay local. The adaptation itself is the detectors'
+``adapt_towards`` (:mod:`geoanom.detectors.moments`); this module only
+orchestrates.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ import dask
 import numpy as np
 
 from ..detectors import Ensemble
+from ..geohash import enclosing
 
 FAMILIES = ("gmm", "kmeans")
 DEFAULT_RELEVANCE = 16.0  # Reynolds et al.'s relevance factor
@@ -77,10 +79,8 @@ def personalise_tiles(ensembles: dict[str, Ensemble], pyramid: dict[str, Ensembl
 
 def _enclosing(tile: str, pyramid: dict[str, Ensemble]) -> Ensemble | None:
     """The smallest region model holding the tile, or None."""
-    for length in range(len(tile) - 1, 0, -1):
-        if tile[:length] in pyramid:
-            return pyramid[tile[:length]]
-    return None
+    regions = enclosing(tile, pyramid)
+    return pyramid[regions[0]] if regions else None
 
 
 def _personalise_batch(sketches: dict, tiles: dict[int, str], batch: dict[str, Ensemble],
@@ -88,79 +88,30 @@ def _personalise_batch(sketches: dict, tiles: dict[int, str], batch: dict[str, E
     code_of = {tile: code for code, tile in tiles.items()}
     out = {}
     for tile, ensemble in batch.items():
-        adapted = Ensemble.from_dict(ensemble.to_dict())
-        adapted.n_observations_ = ensemble.n_observations_  # set on every tile by fit
+        adapted = Ensemble.from_dict(ensemble.to_dict())  # a copy: the tile's own model is kept as it was
         prior, sketch = priors[tile], sketches.get(code_of[tile])
         if prior is not None and sketch is not None and relevance > 0:
-            for family in FAMILIES:
-                if family in adapted.detectors_ and family in prior.detectors_:
-                    _ADAPT[family](adapted.detectors_[family], prior.detectors_[family], sketch.rows,
-                                   sketch.count, relevance)
+            adapted = adapted.with_detectors({
+                family: adapted.detectors_[family].adapt_towards(prior.detectors_[family], sketch.rows,
+                                                                 sketch.count, relevance)
+                for family in FAMILIES if family in adapted.detectors_ and family in prior.detectors_})
+        adapted.n_observations_ = ensemble.n_observations_  # set on every tile by fit
         out[tile] = adapted
     return out
 
 
-def _in_units_of(tile, region, means: np.ndarray, covariances: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Region component means and covariances expressed in the tile detector's standardised units."""
-    ratio = region.scale_ / tile.scale_
-    return (region.center_ + region.scale_ * means - tile.center_) / tile.scale_, covariances * np.outer(ratio, ratio)
-
-
-def _nearest_prior(means: np.ndarray, prior_means: np.ndarray, prior_covariances: np.ndarray,
-                   prior_weights: np.ndarray) -> np.ndarray:
-    """For each tile component, the prior component most likely to have produced its mean."""
-    offsets = means[:, None, :] - prior_means[None]  # (k, j, d)
-    solved = np.linalg.solve(prior_covariances[None], offsets[..., None])[..., 0]
-    _, log_det = np.linalg.slogdet(prior_covariances)
-    log_density = np.log(prior_weights)[None] - 0.5 * (log_det[None] + np.einsum("kjd,kjd->kj", offsets, solved))
-    return np.argmax(log_density, axis=1)
-
-
-def _shrink(counts: np.ndarray, means: np.ndarray, covariances: np.ndarray, prior_means: np.ndarray,
-            prior_covariances: np.ndarray, relevance: float) -> tuple[np.ndarray, np.ndarray]:
-    """MAP-adapted means and covariances: the module docstring's formulas."""
-    alpha = (counts / (counts + relevance))[:, None]
-    moment = covariances + np.einsum("kd,ke->kde", means, means)
-    prior_moment = prior_covariances + np.einsum("kd,ke->kde", prior_means, prior_means)
-    adapted_means = alpha * means + (1 - alpha) * prior_means
-    adapted_moment = alpha[..., None] * moment + (1 - alpha[..., None]) * prior_moment
-    return adapted_means, adapted_moment - np.einsum("kd,ke->kde", adapted_means, adapted_means)
-
-
-def _adapt_gmm(tile, region, rows: np.ndarray, n_observations: int, relevance: float) -> None:
-    prior_means, prior_covariances = _in_units_of(tile, region, region.means_, region.covariances_)
-    nearest = _nearest_prior(tile.means_, prior_means, prior_covariances, region.weights_)
-    counts = tile.weights_ * n_observations
-    means, covariances = _shrink(counts, tile.means_, tile.covariances_, prior_means[nearest],
-                                 prior_covariances[nearest], relevance)
-    # both covariances already hold the EM's reg_covar: so does their mixture
-    tile._set_components(tile.weights_, means, covariances)
-    llk, _ = tile._log_likelihood((rows - tile.center_) / tile.scale_)
-    tile.model_llk_ = float(llk.mean())
-    tile._set_threshold(tile.decision_function(rows))
-
-
-def _adapt_kmeans(tile, region, rows: np.ndarray, n_observations: int, relevance: float) -> None:
-    region_covariances = region.scatter_ / np.maximum(region.counts_, 1.0)[:, None, None]
-    prior_means, prior_covariances = _in_units_of(tile, region, region.means_, region_covariances)
-    regularised = prior_covariances + region.reg_covar * np.eye(prior_means.shape[1])
-    nearest = _nearest_prior(tile.means_, prior_means, regularised, region.counts_ / region.counts_.sum())
-    # the clusters' counts are of the detector's subsample; alpha uses all the tile's observations
-    sample_counts = tile.counts_
-    counts = sample_counts / sample_counts.sum() * n_observations
-    own_covariances = tile.scatter_ / np.maximum(sample_counts, 1.0)[:, None, None]
-    means, covariances = _shrink(counts, tile.means_, own_covariances, prior_means[nearest],
-                                 prior_covariances[nearest], relevance)
-    tile._set_clusters(means, sample_counts, covariances * sample_counts[:, None, None])
-    tile._set_threshold(tile.decision_function(rows))
-
-
-_ADAPT = {"gmm": _adapt_gmm, "kmeans": _adapt_kmeans}
-
-
 def region_share(detector, n_observations: int, relevance: float) -> float:
     """How much of an adapted tile model came from its region: the mean of 1 - alpha_k over its components,
-    weighted by their shares of the tile's observations (0: all its own, 1: all the region's)."""
+    weighted by their shares of the tile's observations (0: all its own, 1: all the region's).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from geoanom.detectors import KMeansDetector
+    >>> detector = KMeansDetector(random_state=0).fit(np.random.default_rng(0).normal(size=(100, 2)))
+    >>> region_share(detector, 16, 16.0) == 0.5 or len(detector.counts_) > 1
+    True
+    """
     shares = detector.weights_ if detector.family == "gmm" else detector.counts_ / detector.counts_.sum()
     counts = shares * n_observations
     return float(np.sum(shares * relevance / (counts + relevance))) if relevance > 0 else 0.0
