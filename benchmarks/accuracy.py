@@ -56,7 +56,7 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 from sklearn.mixture import GaussianMixture
 
 import geoanom as ga
-from geoanom.model.inputs import stack_variables
+from geoanom.features.pipeline import stack_variables
 from geoanom.testing import EVENT_KINDS, inject_events, synthetic_cube
 from geoanom.tiling import spatial_dims
 

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 import geoanom as ga
-from geoanom.model.inputs import stack_variables
+from geoanom.features.pipeline import stack_variables
 from geoanom.testing import synthetic_cube
 
 RESULTS = Path(__file__).parent / "results" / "climatology.json"

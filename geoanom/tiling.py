@@ -201,6 +201,21 @@ class FitPlan:
     blocks_of_batch: list[list[tuple[int, int]]]
 
 
+def group_cells(codes: np.ndarray) -> list[tuple[int, np.ndarray]]:
+    """(tile code, flat cell indices) for every tile present in a block of codes; negative codes are no tile.
+
+    Examples
+    --------
+    >>> [(code, cells.tolist()) for code, cells in group_cells(np.array([[1, 0], [1, -1]]))]
+    [(0, [1]), (1, [0, 2])]
+    """
+    flat = codes.ravel()
+    order = np.argsort(flat, kind="stable")
+    present, starts = np.unique(flat[order], return_index=True)
+    bounds = list(starts[1:]) + [len(flat)]
+    return [(int(code), order[start:stop]) for code, start, stop in zip(present, starts, bounds) if code >= 0]
+
+
 def plan_batches(codes: np.ndarray, chunks: tuple[tuple[int, ...], tuple[int, ...]], max_tiles: int = 64) -> FitPlan:
     """Group tiles into batches by the spatial block that holds their first cell.
 

@@ -206,3 +206,49 @@ def test_a_single_cell_too_short_for_any_precision_says_so():
     with pytest.raises(NoDataError, match=r"the fullest has 12\), and no coarser precision would hold enough; "
                        "choose a longer training period"):
         ga.fit(one_cell, precision=2)
+
+
+def _warmer(cube, kelvin=8.0):
+    warm = _second_half(cube).copy()
+    warm["tas"] = warm["tas"] + kelvin  # a lasting change: every later step warmer
+    return warm
+
+
+def test_a_lazy_result_means_the_same_after_an_adaptive_score(fitted_model, opened_cube):
+    warm = _warmer(opened_cube)
+    computed_first = fitted_model.score(warm)["ensemble"].values
+    lazy = fitted_model.score(warm)
+    gmm_means = {tile: e.detectors_["gmm"].means_.copy() for tile, e in fitted_model.ensembles.items()}
+    adapted_result, adapted = fitted_model.adapt(warm, adapt_every=50)
+    computed_after = lazy["ensemble"].values
+    np.testing.assert_array_equal(computed_after, computed_first)
+    assert computed_first[-12:].mean() > 0.9 and adapted_result["ensemble"].values[-12:].mean() < 0.2
+    # the model is untouched; the adapted copy moved, and scores the same period as normal now
+    for tile, ensemble in fitted_model.ensembles.items():
+        np.testing.assert_array_equal(ensemble.detectors_["gmm"].means_, gmm_means[tile])
+    assert adapted is not fitted_model and adapted.tiles == fitted_model.tiles
+    assert not np.array_equal(adapted.ensembles[adapted.tiles[0]].detectors_["gmm"].means_, gmm_means[adapted.tiles[0]])
+    assert adapted.score(warm)["ensemble"].values[-12:].mean() < computed_first[-12:].mean()
+
+
+def test_a_lazy_result_holds_the_models_as_they_were_when_it_was_made(fitted_model, opened_cube):
+    model = fitted_model.copy()
+    warm = _warmer(opened_cube)
+    before = model.score(warm)["fused_irregularity"].values
+    lazy = model.score(warm)
+    shifted = np.random.default_rng(0).normal(size=(2000, len(model.attrs["feature_names"]))) + 8.0
+    for ensemble in model.ensembles.values():  # the detectors' own, in-place adaptation
+        ensemble.irregularity_adapting(shifted, 50)
+    np.testing.assert_array_equal(lazy["fused_irregularity"].values, before)
+    assert not np.allclose(model.score(warm)["fused_irregularity"].values, before, equal_nan=True)
+
+
+def test_adapting_with_a_region_model_leaves_the_regions_as_they_were(fitted_model, opened_cube):
+    warm = _warmer(opened_cube)
+    prefix = fitted_model.tiles[0][:1]
+    region_means = fitted_model.region(prefix).detectors_["gmm"].means_.copy()
+    with pytest.warns(ga.GeoanomWarning, match="not its values"):
+        _, adapted = fitted_model.adapt(warm, tile=prefix, adapt_every=50)
+    np.testing.assert_array_equal(fitted_model.region(prefix).detectors_["gmm"].means_, region_means)
+    assert not np.array_equal(adapted.region(prefix).detectors_["gmm"].means_, region_means)
+    assert adapted.region_models.keys() == fitted_model.region_models.keys()

@@ -1,18 +1,24 @@
-"""Rows for federated training from a cube: each observation's features and its client."""
+"""Rows for federated training from a cube: each observation's features and its client.
+
+The features come from the same pipeline as fitting and scoring
+(:func:`geoanom.features.pipeline.feature_cube`), block by block: only the
+rows kept ever meet in memory, never the whole cube.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 from typing import Any
 
+import dask
 import numpy as np
 import xarray as xr
 
 from ..errors import GeoanomError
 from ..features import Climatology, RegionParams
-from ..features.vectors import block_features, context_features, feature_names
-from ..model.inputs import source_name, stack_variables
-from ..tiling import spatial_dims, tile_labels, wraps_in_longitude
+from ..features.pipeline import feature_cube, source_name, stack_variables
+from ..features.vectors import feature_names
+from ..tiling import spatial_dims, tile_labels
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,24 +84,50 @@ def cube_rows(cube: xr.Dataset, variable: str, clients: str | xr.DataArray = "ti
     Returns
     -------
     CubeRows
+        In time order, then cell order.
+
+    Examples
+    --------
+    >>> rows = cube_rows(cube, "tas", precision=2)  # doctest: +SKIP
+    >>> rows.names  # doctest: +SKIP
+    ['tas', 'tas_anomaly', 'tas_smoothed', 'tas_region_area']
     """
     values = stack_variables(cube, [variable])
+    cell_clients = np.asarray(_cell_clients(cube, clients, precision)).astype(str)
+    has_client = (cell_clients != "") & (cell_clients != "nan")
     climatology = Climatology.fit(values, source=source_name(cube))
     # every row was part of the climatology's fit: leave-one-out anomalies
     sets = ("values", "regions")
-    context = context_features(values, climatology, sets, regions or RegionParams(), wraps_in_longitude(values),
-                               training=True)
-    features = block_features(values.values, np.asarray(context), sets,
-                              climatology.time_terms(values["time"], training=True), climatology)
-    cell_clients = np.asarray(_cell_clients(cube, clients, precision)).astype(str)
-    rows = features.reshape(features.shape[0], -1).T
-    owner = np.broadcast_to(cell_clients, features.shape[1:]).ravel()
-    keep = np.isfinite(rows).all(axis=1) & (owner != "") & (owner != "nan")
-    if not keep.any():
+    features = feature_cube(values, climatology, sets, regions, training=True)
+    parts = dask.compute(*_block_rows(features, has_client))
+    time_index, cell_index = (np.concatenate([part[i] for part in parts]) for i in (1, 2))
+    if not time_index.size:
         raise GeoanomError(f"no observation of '{variable}' in {source_name(cube)} has both data and a client.")
-    time_index, cell_index = np.divmod(np.flatnonzero(keep), cell_clients.size)
-    return CubeRows(rows[keep], owner[keep], feature_names([variable], sets),
-                    time_index, cell_index)
+    # in time order, then cell order, whatever the chunks
+    order = np.lexsort((cell_index, time_index))
+    rows = np.concatenate([part[0] for part in parts])[order]
+    time_index, cell_index = time_index[order], cell_index[order]
+    return CubeRows(rows, cell_clients.ravel()[cell_index], feature_names([variable], sets), time_index, cell_index)
+
+
+def _block_rows(features, has_client: np.ndarray) -> list:
+    """One delayed (rows, time index, flat cell index) per block of the feature cube: its valid rows with a client."""
+    starts = [np.concatenate([[0], np.cumsum(chunks)]) for chunks in features.chunks[1:]]
+    n_cols = has_client.shape[1]
+    out = []
+    for (ti, yi, xi), block in np.ndenumerate(features.to_delayed()[0]):
+        rows, cols = (slice(start[i], start[i + 1]) for start, i in zip(starts[1:], (yi, xi)))
+        cells = np.arange(rows.start, rows.stop)[:, None] * n_cols + np.arange(cols.start, cols.stop)
+        out.append(dask.delayed(_rows_of_block, pure=True)(block, starts[0][ti], cells, has_client[rows, cols]))
+    return out
+
+
+def _rows_of_block(features: np.ndarray, first_step: int, cells: np.ndarray,
+                   has_client: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    rows = features.reshape(features.shape[0], -1).T  # (time, cell) order
+    keep = np.isfinite(rows).all(axis=1) & np.tile(has_client.ravel(), features.shape[1])
+    step, cell = np.divmod(np.flatnonzero(keep), cells.size)
+    return rows[keep], step + first_step, cells.ravel()[cell]
 
 
 def _cell_clients(cube: xr.Dataset, clients: str | xr.DataArray, precision: int | None) -> Any:

@@ -12,7 +12,7 @@ import pandas as pd
 
 from ..errors import ModelFileError
 from ..jsonable import to_jsonable
-from ..model.store import read_npz, write_npz
+from ..io.npz import read_npz, write_npz
 from .mlp import LayerShapes, predict_logits, sigmoid
 
 FORMAT = "geoanom-federated-mlp/1"

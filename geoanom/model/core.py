@@ -1,7 +1,14 @@
-"""AnomalyModel: the fitted tile ensembles of a grid, with scoring and persistence."""
+"""AnomalyModel: the fitted tile ensembles of a grid, with scoring and persistence.
+
+The model's modules depend one way: ``fit`` builds an AnomalyModel (this
+module), which scores itself with ``score`` and saves and loads itself with
+``store``; neither of those imports this module but for type annotations.
+"""
 
 from __future__ import annotations
 
+import copy
+import os
 from typing import Any
 
 import numpy as np
@@ -9,8 +16,14 @@ import pandas as pd
 import xarray as xr
 
 from ..detectors import Ensemble
+from ..errors import TileError
 from ..features import Climatology
+from ..features.pipeline import stack_variables
 from ..tiling import tile_codes
+from .personalise import FAMILIES, region_share
+from .pyramid import build_pyramid
+from .score import check_same_grid, score_cube, score_cube_adapting
+from .store import read_model, save_model
 
 
 class AnomalyModel:
@@ -32,6 +45,9 @@ class AnomalyModel:
         Tiles with too little data, and why. Their cells score as NaN.
     climatology : Climatology
         Per-cell, per-season means and spreads of the training period.
+
+    Scoring never changes a model: :meth:`score` leaves it as it is, and
+    :meth:`adapt` returns an adapted copy.
     """
 
     def __init__(
@@ -44,7 +60,9 @@ class AnomalyModel:
         skipped: dict[str, str],
         detectors: tuple[str, ...],
         attrs: dict[str, Any],
+        regions: dict[str, Ensemble] | None = None,
     ):
+        """See the class's attributes; ``regions``: region models by prefix, as fitted (federated) or saved."""
         self.variables = variables
         self.climatology = climatology
         self.labels = labels
@@ -53,7 +71,7 @@ class AnomalyModel:
         self.detectors = tuple(detectors)
         self.attrs = attrs
         self.tile_codes, self.tile_names = tile_codes(labels.values)
-        self._pyramid: dict[str, Ensemble] | None = None
+        self._pyramid: dict[str, Ensemble] | None = regions  # built on first use of region() unless given
 
     @property
     def tiles(self) -> list[str]:
@@ -65,11 +83,21 @@ class AnomalyModel:
         """Geohash precision of the tiles."""
         return int(self.labels.attrs["precision"])
 
-    def score(
-        self, cube: xr.Dataset, tile: str | None = None, *, adapt: bool = False, adapt_every: int = 100,
-        client: Any = None,
-    ) -> xr.Dataset:
-        """Score every observation of a cube, lazily.
+    @property
+    def region_models(self) -> dict[str, Ensemble]:
+        """The models of coarser regions built so far, by geohash prefix.
+
+        In a federated fit, the refined region models it was fitted with;
+        otherwise those :meth:`region` has built (empty before its first use).
+        """
+        return dict(self._pyramid or {})
+
+    def score(self, cube: xr.Dataset, tile: str | None = None, *, client: Any = None) -> xr.Dataset:
+        """Score every observation of a cube, lazily; the model is left as it is.
+
+        The tile models are copied into the result's graph, so the result
+        means the same whenever it is computed. To let the models follow a
+        lasting change as they score, use :meth:`adapt`.
 
         Parameters
         ----------
@@ -80,14 +108,6 @@ class AnomalyModel:
             would Hudson Bay's model judge Florida?), or with a coarser
             region's merged model (a shorter geohash, see :meth:`region`).
             By default each cell is scored by its own tile.
-        adapt : bool, default False
-            Score in time order and adapt the tile models as they go (the
-            paper's adaptive algorithm: running means and covariances), so a
-            lasting change becomes normal. This changes the model in place and
-            computes eagerly, one time chunk after another. With False (the
-            default) the model is untouched and the result is lazy.
-        adapt_every : int, default 100
-            Adaptation speed: observations of a tile scored between updates.
         client : distributed.Client, optional
             Send the tile models to every worker of this cluster once, now,
             instead of inside the task graph. Use it for large models on a
@@ -103,12 +123,64 @@ class AnomalyModel:
             lat, lon); ``ensemble`` (time, lat, lon) bool, the strict majority;
             ``fused_irregularity`` (time, lat, lon), the mean over families;
             ``tile`` (lat, lon). NaN input scores NaN and is never anomalous.
-        """
-        from .score import score_cube, score_cube_adapting
 
-        if adapt:
-            return score_cube_adapting(self, cube, tile, adapt_every)
+        Examples
+        --------
+        >>> result = model.score(cube.sel(time=slice("1960", None)))  # doctest: +SKIP
+        >>> float(result["ensemble"].mean())  # doctest: +SKIP
+        0.012
+        """
         return score_cube(self, cube, tile, client)
+
+    def adapt(self, cube: xr.Dataset, tile: str | None = None, *,
+              adapt_every: int = 100) -> tuple[xr.Dataset, "AnomalyModel"]:
+        """Score a cube in time order while the tile models adapt, and return the adapted model.
+
+        The paper's adaptive algorithm: every ``adapt_every`` observations of
+        a tile move its components' counts, means and covariances (running
+        means and covariances), so a lasting change becomes normal over
+        time. This model is left as it is; the adaptation happens on a copy,
+        which is returned. Computed eagerly, one time chunk after another.
+
+        Parameters
+        ----------
+        cube : xarray.Dataset
+            On the grid the model was fitted on, with the model's variables.
+        tile : str, optional
+            As for :meth:`score`: one tile's or region's model for every cell.
+        adapt_every : int, default 100
+            Adaptation speed: observations of a tile scored between updates.
+
+        Returns
+        -------
+        result : xarray.Dataset
+            As from :meth:`score`, in memory.
+        adapted : AnomalyModel
+            A copy of this model whose tile (or region) models adapted to
+            the cube; score later periods with it to carry on.
+
+        Examples
+        --------
+        >>> result, adapted = model.adapt(cube.sel(time=slice("1960", None)), adapt_every=50)  # doctest: +SKIP
+        >>> later = adapted.score(cube.sel(time=slice("2050", None)))  # doctest: +SKIP
+        """
+        adapted = self.copy()
+        return score_cube_adapting(adapted, cube, tile, adapt_every), adapted
+
+    def copy(self) -> "AnomalyModel":
+        """A copy whose tile and region models are its own (the grid and climatology, never changed, are shared).
+
+        Examples
+        --------
+        >>> twin = model.copy()  # doctest: +SKIP
+        >>> twin.ensembles["dj"] is model.ensembles["dj"]  # doctest: +SKIP
+        False
+        """
+        # one deepcopy for both, so that a region model shared by several tiles stays shared
+        ensembles, regions = copy.deepcopy((self.ensembles, self._pyramid))
+        return AnomalyModel(variables=list(self.variables), climatology=self.climatology, labels=self.labels,
+                            ensembles=ensembles, skipped=dict(self.skipped), detectors=self.detectors,
+                            attrs=copy.deepcopy(self.attrs), regions=regions)
 
     def anomalies(self, cube: xr.Dataset) -> xr.DataArray:
         """Standardised anomalies of a cube from this model's climatology, lazily.
@@ -128,9 +200,6 @@ class AnomalyModel:
         >>> (abs(z) > 3).mean().item()  # doctest: +SKIP
         0.004
         """
-        from .inputs import stack_variables
-        from .score import check_same_grid
-
         check_same_grid(self, cube)
         anomaly = self.climatology.standardise(stack_variables(cube, self.variables))
         return anomaly.rename("anomaly").assign_attrs(
@@ -150,9 +219,6 @@ class AnomalyModel:
             A geohash shorter than the tiles, e.g. ``"dj"`` for tiles of
             precision 3; a tile's own name gives its own ensemble.
         """
-        from ..errors import TileError
-        from .pyramid import build_pyramid
-
         if prefix in self.ensembles:
             return self.ensembles[prefix]
         if not 1 <= len(prefix) < self.precision:
@@ -189,7 +255,7 @@ class AnomalyModel:
             else:
                 row.update(status="fitted", observations=getattr(ensemble, "n_observations_", np.nan))
                 for name, detector in ensemble.detectors_.items():
-                    row[f"{name}_threshold"] = detector.threshold_
+                    row[f"{name}_threshold"] = detector.native_threshold_
                     row[f"{name}_threshold_source"] = detector.threshold_source_
                 row.update(self._region_shares(ensemble))
             rows.append(row)
@@ -197,8 +263,6 @@ class AnomalyModel:
 
     def _region_shares(self, ensemble: Ensemble) -> dict[str, float]:
         """In a federated fit, how much each adapted family of a tile came from its region's model."""
-        from .personalise import FAMILIES, region_share
-
         relevance = float(self.attrs.get("federated_relevance") or 0.0)
         if not relevance:
             return {}
@@ -218,10 +282,13 @@ class AnomalyModel:
             out["geoanom_scored_by_tile"] = scored_by
         return out
 
-    def save(self, path: str) -> None:
-        """Save as plain data: ``.npz`` (one file) or ``.zarr`` (a store); never pickle."""
-        from .store import save_model
+    def save(self, path: str | os.PathLike) -> None:
+        """Save as plain data: ``.npz`` (one file) or ``.zarr`` (a store); never pickle.
 
+        Examples
+        --------
+        >>> model.save("model.npz"); model = geoanom.load_model("model.npz")  # doctest: +SKIP
+        """
         save_model(self, path)
 
     def __repr__(self) -> str:
@@ -231,3 +298,31 @@ class AnomalyModel:
             f"variables {', '.join(self.variables)}, trained {self.attrs.get('training_start')} "
             f"to {self.attrs.get('training_end')}>"
         )
+
+
+def load_model(path: str | os.PathLike) -> AnomalyModel:
+    """Load a model saved by :meth:`AnomalyModel.save` (no pickle is ever read).
+
+    Every array and threshold is checked (:func:`geoanom.model.store.check_tree`),
+    so a damaged file is refused here rather than scoring NaN later.
+
+    Parameters
+    ----------
+    path : str or path-like
+        A ``.npz`` file or ``.zarr`` store.
+
+    Returns
+    -------
+    AnomalyModel
+
+    Raises
+    ------
+    ModelFileError
+        In one sentence naming the file, for a missing, corrupt, edited or
+        truncated model.
+
+    Examples
+    --------
+    >>> model = ga.load_model("model.npz")  # doctest: +SKIP
+    """
+    return AnomalyModel(**read_model(path))

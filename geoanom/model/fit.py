@@ -23,21 +23,21 @@ import numpy as np
 import xarray as xr
 from threadpoolctl import threadpool_limits
 
+from ..formatting import iso_date
 from ..detectors import DEFAULT_DETECTORS, Ensemble
 from ..detectors.ensemble import check_detector_names
 from ..detectors.sketch import DEFAULT_CAPACITY, TileSketch, merge_sketch_maps, observation_keys
 from ..errors import GeoanomError, GeoanomWarning, NoDataError, TrainingPeriodError
 from ..features import Climatology, RegionParams
+from ..features.pipeline import feature_cube, source_name, stack_variables
+from ..features.vectors import DEFAULT_FEATURES, check_feature_sets, feature_names
 from ..io import count_infinite, infinite_message
-from ..features.vectors import DEFAULT_FEATURES, block_features, check_feature_sets, context_features, feature_names
 from ..reduction import tree_reduce
-from ..reporting import iso_date
-from ..tiling import plan_batches, tile_codes, tile_labels, wraps_in_longitude
+from ..tiling import group_cells, plan_batches, tile_codes, tile_labels
 from .core import AnomalyModel
 from .federated_regions import refine_regions
 from .personalise import DEFAULT_RELEVANCE, personalise_tiles
 from .pyramid import build_pyramid
-from .inputs import source_name, stack_variables
 
 MIN_OBSERVATIONS = 100
 
@@ -154,10 +154,9 @@ def fit(
     labels = tile_labels(cube, precision)
     codes, tile_names = tile_codes(labels)
     climatology = Climatology.fit(values, trend=trend, groups=codes, source=source_name(cube), scheduler=scheduler)
-    context = context_features(values, climatology, feature_sets, region_params, wraps_in_longitude(values),
-                               training=True)
-    sketch_batches = _sketch_graph(values, climatology, context, feature_sets, codes, tile_names, seed,
-                                   sample_size, split_every, tiles_per_batch)
+    # every training observation was part of the climatology's fit: its anomaly is taken leave-one-out
+    features = feature_cube(values, climatology, feature_sets, region_params, training=True)
+    sketch_batches = _sketch_graph(features, codes, tile_names, seed, sample_size, split_every, tiles_per_batch)
     if federated:  # the rounds read the sketches again: keep them where they are
         sketch_batches = [(dask.persist(merged, scheduler=scheduler)[0], tiles) for merged, tiles in sketch_batches]
     batches = [dask.delayed(_fit_batch, pure=True)(merged, tiles, names, seed, min_observations)
@@ -181,7 +180,7 @@ def fit(
         ensembles = personalise_tiles(ensembles, pyramid, sketch_batches, federated_relevance, scheduler)
     times = values["time"].values
     variable_names = [str(name) for name in values["variable"].values]
-    model = AnomalyModel(
+    return AnomalyModel(
         variables=variable_names,
         climatology=climatology,
         labels=labels,
@@ -205,9 +204,8 @@ def fit(
             "trend": "linear" if climatology.design.trend else "none",
             "infinite_values": infinite,
         },
+        regions=pyramid,
     )
-    model._pyramid = pyramid
-    return model
 
 
 class SkipReason(str):
@@ -257,43 +255,26 @@ def as_region_params(regions: RegionParams | dict | None) -> RegionParams:
     return regions if isinstance(regions, RegionParams) else RegionParams(**dict(regions))
 
 
-def _sketch_graph(values, climatology, context, feature_sets, codes, tile_names, seed, sample_size, split_every,
+def _sketch_graph(features, codes, tile_names, seed, sample_size, split_every,
                   tiles_per_batch) -> list[tuple[Any, dict[int, str]]]:
     """Per batch of tiles: the delayed merged sketches of its tiles, and its {tile code: tile name}."""
-    data = values.data
-    context_blocks = context.to_delayed()[0] if context is not None else None
-    time_chunks, row_chunks, col_chunks = data.chunks[1:]
+    time_chunks, row_chunks, col_chunks = features.chunks[1:]
     if tiles_per_batch is None:
         tiles_per_batch = int(np.clip(np.ceil(len(tile_names) / 16), 1, 64))
     plan = plan_batches(codes, (row_chunks, col_chunks), tiles_per_batch)
-    terms = climatology.time_terms(values["time"], training=True)
-    time_starts = np.concatenate([[0], np.cumsum(time_chunks)])
-    row_starts = np.concatenate([[0], np.cumsum(row_chunks)])
-    col_starts = np.concatenate([[0], np.cumsum(col_chunks)])
+    time_starts, row_starts, col_starts = (np.concatenate([[0], np.cumsum(chunks)]) for chunks in features.chunks[1:])
     n_cols = codes.shape[1]
-    blocks = data.to_delayed()[0]
+    blocks = features.to_delayed()[0]
     batch_of_tile = dask.delayed(plan.batch_of_tile, pure=True)
     sketch_maps = {}
-    for ti in range(len(time_chunks)):
-        times = slice(time_starts[ti], time_starts[ti + 1])
-        for yi in range(len(row_chunks)):
-            rows = slice(row_starts[yi], row_starts[yi + 1])
-            for xi in range(len(col_chunks)):
-                cols = slice(col_starts[xi], col_starts[xi + 1])
-                cell_index = (np.arange(rows.start, rows.stop)[:, None] * n_cols + np.arange(cols.start, cols.stop))
-                sketch_maps[ti, yi, xi] = dask.delayed(_sketch_block, pure=True)(
-                    blocks[ti, yi, xi],
-                    context_blocks[ti, yi, xi] if context_blocks is not None else None,
-                    feature_sets,
-                    terms[times],
-                    climatology.block(rows, cols),
-                    codes[rows, cols],
-                    np.arange(times.start, times.stop),
-                    cell_index,
-                    batch_of_tile,
-                    seed,
-                    sample_size,
-                )
+    for ti, yi, xi in np.ndindex(len(time_chunks), len(row_chunks), len(col_chunks)):
+        rows = slice(row_starts[yi], row_starts[yi + 1])
+        cols = slice(col_starts[xi], col_starts[xi + 1])
+        cell_index = np.arange(rows.start, rows.stop)[:, None] * n_cols + np.arange(cols.start, cols.stop)
+        sketch_maps[ti, yi, xi] = dask.delayed(_sketch_block, pure=True)(
+            blocks[ti, yi, xi], codes[rows, cols], np.arange(time_starts[ti], time_starts[ti + 1]), cell_index,
+            batch_of_tile, seed, sample_size,
+        )
     out = []
     for batch, batch_blocks in enumerate(plan.blocks_of_batch):
         parts = [
@@ -307,10 +288,9 @@ def _sketch_graph(values, climatology, context, feature_sets, codes, tile_names,
     return out
 
 
-def _sketch_block(values, context, feature_sets, terms, climatology, codes, time_index, cell_index, batch_of_tile,
-                  seed, sample_size) -> dict[int, dict[int, TileSketch]]:
-    """Sketches of every tile in one block, grouped by the batch that fits them."""
-    features = block_features(values, context, feature_sets, terms, climatology)
+def _sketch_block(features, codes, time_index, cell_index, batch_of_tile, seed,
+                  sample_size) -> dict[int, dict[int, TileSketch]]:
+    """Sketches of every tile in one block of features, grouped by the batch that fits them."""
     n_features, n_times = features.shape[:2]
     flat = features.reshape(n_features, n_times, -1)
     keys = observation_keys(time_index, cell_index.ravel(), seed)
@@ -323,15 +303,6 @@ def _sketch_block(values, context, feature_sets, terms, climatology, codes, time
         if valid.any():
             sketches[code] = TileSketch.from_rows(rows[valid], row_keys[valid], sample_size)
     return out
-
-
-def group_cells(codes: np.ndarray) -> list[tuple[int, np.ndarray]]:
-    """(tile code, flat cell indices) for every tile present in a block of codes."""
-    flat = codes.ravel()
-    order = np.argsort(flat, kind="stable")
-    present, starts = np.unique(flat[order], return_index=True)
-    bounds = list(starts[1:]) + [len(flat)]
-    return [(int(code), order[start:stop]) for code, start, stop in zip(present, starts, bounds) if code >= 0]
 
 
 def _fit_batch(sketches, batch_tiles, detectors, seed, min_observations) -> dict[str, Ensemble | str]:

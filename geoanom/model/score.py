@@ -1,7 +1,16 @@
-"""Scoring a cube blockwise: each cell by its tile's ensemble, lazily."""
+"""Scoring a cube blockwise: each cell by its tile's ensemble, lazily.
+
+The features come from the one pipeline (:func:`geoanom.features.pipeline.feature_cube`);
+one task per block scores them with the ensembles of the block's tiles. The
+ensembles are copied into the graph when the result is made, so a lazy result
+means the same whenever it is computed. Adaptive scoring
+(:func:`score_cube_adapting`) changes the ensembles it is given: the model's
+:meth:`~geoanom.AnomalyModel.adapt` gives it a copy.
+"""
 
 from __future__ import annotations
 
+import copy
 import warnings
 from typing import TYPE_CHECKING, Any
 
@@ -11,38 +20,30 @@ import numpy as np
 import xarray as xr
 from threadpoolctl import threadpool_limits
 
-from .. import __version__
+from .._version import __version__
+from ..formatting import iso_date
 from ..detectors.ensemble import fuse, majority
 from ..errors import GeoanomError, GeoanomWarning, TileError
 from ..features import RegionParams
-from ..features.vectors import block_features, context_features
-from ..reporting import iso_date
-from ..tiling import spatial_dims, wraps_in_longitude
-from .fit import group_cells
-from .inputs import source_name, stack_variables
+from ..features.pipeline import feature_cube, source_name, stack_variables
+from ..tiling import group_cells, spatial_dims
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the model imports this module to score itself
     from .core import AnomalyModel
 
 
 def score_cube(model: "AnomalyModel", cube: xr.Dataset, tile: str | None = None, client: Any = None) -> xr.Dataset:
-    """See :meth:`AnomalyModel.score`."""
+    """See :meth:`AnomalyModel.score`; the model is left as it is."""
     values = stack_variables(cube, model.variables)
     check_same_grid(model, cube)
     codes, ensembles = _cell_models(model, tile)
-    data = values.data
-    time_chunks, row_chunks, col_chunks = data.chunks[1:]
-    terms = da.from_array(model.climatology.time_terms(values["time"]), chunks=(time_chunks, -1))
-    planes = da.from_array(model.climatology.planes(), chunks=(-1, -1, row_chunks, col_chunks))
-    cell_codes = da.from_array(codes, chunks=(row_chunks, col_chunks))
-    payload = _model_payload(ensembles, client)
+    features = feature_cube(values, model.climatology, feature_sets(model), region_params(model))
+    cell_codes = da.from_array(codes, chunks=features.chunks[2:])
+    # a copy, so that changing the model afterwards (or adapting it) cannot change this result
+    payload = _model_payload(copy.deepcopy(ensembles), client)
     n_detectors = len(model.detectors)
-    context = _context_features(model, values)
-    context_args = (context, "ftyx") if context is not None else (None, None)
     irregularity = da.blockwise(
-        _score_block, "dtyx",
-        data, "vtyx", *context_args, _feature_sets(model), None, terms, "tk", planes, "pvyx",
-        cell_codes, "yx", model.climatology, None, payload, None, n_detectors, None,
+        _score_block, "dtyx", features, "ftyx", cell_codes, "yx", payload, None, n_detectors, None,
         new_axes={"d": n_detectors}, concatenate=True, dtype=np.float32,
         meta=np.empty((0, 0, 0, 0), dtype=np.float32),
     )
@@ -69,8 +70,9 @@ def _model_payload(ensembles: list, client: Any = None) -> Any:
 
 
 def score_cube_adapting(model: "AnomalyModel", cube: xr.Dataset, tile: str | None, adapt_every: int) -> xr.Dataset:
-    """Score in time order, adapting each tile's ensemble as it goes (eager, in this process).
+    """Score in time order, adapting the model's ensembles in place as it goes (eager, in this process).
 
+    Call it on a copy of the model (:meth:`AnomalyModel.adapt` does).
     Adaptation makes every time step depend on all earlier ones, so time
     chunks run one after another; within a chunk, each tile's observations
     are taken time step by time step.
@@ -78,19 +80,14 @@ def score_cube_adapting(model: "AnomalyModel", cube: xr.Dataset, tile: str | Non
     values = stack_variables(cube, model.variables)
     check_same_grid(model, cube)
     codes, ensembles = _cell_models(model, tile)
-    terms = model.climatology.time_terms(values["time"])
+    # computed once, in parallel: region features join the whole cube, so a time chunk alone would redo that
+    features = feature_cube(values, model.climatology, feature_sets(model), region_params(model)).compute()
     n_detectors = len(model.detectors)
     out = np.full((n_detectors,) + values.shape[1:], np.nan, dtype=np.float32)
     starts = np.cumsum((0,) + values.data.chunks[1])
-    context = _context_features(model, values)
-    context = context.compute() if context is not None else None  # they span chunks: compute them once
     with threadpool_limits(1):
         for start, stop in zip(starts[:-1], starts[1:]):
-            block = values.isel(time=slice(start, stop)).values
-            context_block = context[:, start:stop] if context is not None else None
-            features = block_features(block, context_block, _feature_sets(model), terms[start:stop],
-                                      model.climatology)
-            flat = features.reshape(features.shape[0], stop - start, -1)
+            flat = features[:, start:stop].reshape(features.shape[0], stop - start, -1)
             scored = np.full((n_detectors,) + flat.shape[1:], np.nan, dtype=np.float32)
             for code, cells in group_cells(codes):
                 if ensembles[code] is not None:
@@ -123,27 +120,25 @@ def _cell_models(model: "AnomalyModel", tile: str | None) -> tuple[np.ndarray, l
         reason = model.skipped.get(tile)
         detail = f"it was skipped: {reason}" if reason else f"known tiles: {', '.join(sorted(model.ensembles)[:20])}"
         raise TileError(f"tile '{tile}' has no model; {detail}.")
-    if "values" not in _feature_sets(model):
+    if "values" not in feature_sets(model):
         warnings.warn(f"scoring every cell with tile '{tile}''s model compares each cell's anomalies from its own "
                       "climatology, not its values; to ask how one region's model judges another's values "
                       "(Florida by Hudson Bay's), fit with features='values'.", GeoanomWarning, stacklevel=4)
     return np.zeros(model.tile_codes.shape, dtype=np.int32), [ensemble]
 
 
-def _context_features(model: "AnomalyModel", values: xr.DataArray) -> da.Array | None:
-    """The grid-wide features of the model's feature sets, chunked like ``values``; else None."""
-    params = RegionParams(**(model.attrs.get("region_params") or {}))
-    return context_features(values, model.climatology, _feature_sets(model), params, wraps_in_longitude(values))
-
-
-def _feature_sets(model: "AnomalyModel") -> tuple[str, ...]:
+def feature_sets(model: "AnomalyModel") -> tuple[str, ...]:
+    """The feature sets the model was fitted on (models from before feature sets used the values)."""
     return tuple(model.attrs.get("features", ("values",)))
 
 
-def _score_block(values, context, feature_sets, terms, planes, codes, climatology, ensembles, n_detectors
-                 ) -> np.ndarray:
-    """Irregularity (detector, time, *spatial) of one block; NaN where input is NaN."""
-    features = block_features(values, context, feature_sets, terms, climatology.with_planes(planes))
+def region_params(model: "AnomalyModel") -> RegionParams:
+    """The region parameters the model was fitted with (the defaults if it has no region features)."""
+    return RegionParams(**(model.attrs.get("region_params") or {}))
+
+
+def _score_block(features: np.ndarray, codes: np.ndarray, ensembles: list, n_detectors: int) -> np.ndarray:
+    """Irregularity (detector, time, *spatial) of one block of features; NaN where a feature is NaN."""
     n_features, n_times = features.shape[:2]
     flat = features.reshape(n_features, n_times, -1)
     out = np.full((n_detectors, n_times, flat.shape[2]), np.nan, dtype=np.float32)
@@ -151,7 +146,7 @@ def _score_block(values, context, feature_sets, terms, planes, codes, climatolog
         for code, cells in group_cells(codes):
             if ensembles[code] is not None:
                 out[:, :, cells] = _score_tile(ensembles[code], flat[:, :, cells], n_detectors)
-    return out.reshape((n_detectors,) + values.shape[1:])
+    return out.reshape((n_detectors,) + features.shape[1:])
 
 
 def _score_tile(ensemble, features: np.ndarray, n_detectors: int, adapt_every: int | None = None) -> np.ndarray:

@@ -13,8 +13,6 @@ import json
 import math
 import os
 import re
-import tempfile
-import zipfile
 import zlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,8 +22,10 @@ import xarray as xr
 
 from ..detectors import Ensemble
 from ..errors import InputFileError, ModelFileError
-from ..io.safety import refuse_incomplete
 from ..features import Climatology
+from ..io import write_dataset
+from ..io.npz import decoding_problem, read_npz, write_npz
+from ..io.safety import refuse_incomplete
 
 if TYPE_CHECKING:
     from .core import AnomalyModel
@@ -63,30 +63,33 @@ def model_to_tree(model: "AnomalyModel") -> dict[str, Any]:
             for tile, ensemble in model.ensembles.items()
         },
         # refined region models of a federated fit (a plain pyramid is rebuilt on demand)
-        "regions": {prefix: ensemble.to_dict() for prefix, ensemble in (model._pyramid or {}).items()}
+        "regions": {prefix: ensemble.to_dict() for prefix, ensemble in model.region_models.items()}
         if model.attrs.get("federated_rounds") else {},
     }
 
 
-def tree_to_model(tree: dict[str, Any], path: str) -> "AnomalyModel":
-    """Rebuild an AnomalyModel from :func:`model_to_tree` output, checked (see :func:`check_tree`)."""
+def tree_to_arguments(tree: dict[str, Any], path: str) -> dict[str, Any]:
+    """The keyword arguments of an AnomalyModel from :func:`model_to_tree` output, checked (see :func:`check_tree`).
+
+    Examples
+    --------
+    >>> AnomalyModel(**tree_to_arguments(model_to_tree(model), "model.npz"))  # doctest: +SKIP
+    """
     if not isinstance(tree, dict) or tree.get("format") != FORMAT:
         raise ModelFileError(f"'{path}' is not a geoanom model file.")
     if tree.get("format_version") != FORMAT_VERSION:
         raise ModelFileError(f"'{path}' has model format version {tree.get('format_version')}; this geoanom reads {FORMAT_VERSION}.")
     try:
-        model = _build(tree)
+        arguments = _arguments(tree)
         check_tree(tree, path)
     except ModelFileError:
         raise
     except (KeyError, TypeError, IndexError, ValueError, AttributeError) as error:  # an edited or foreign tree
-        raise ModelFileError(f"model file '{path}' is malformed ({_what(error)}).") from None
-    return model
+        raise ModelFileError(f"model file '{path}' is malformed ({decoding_problem(error)}).") from None
+    return arguments
 
 
-def _build(tree: dict[str, Any]) -> "AnomalyModel":
-    from .core import AnomalyModel
-
+def _arguments(tree: dict[str, Any]) -> dict[str, Any]:
     grid = tree["grid"]
     coords = {name: (c["dims"], c["values"], c["attrs"]) for name, c in grid["coords"].items()}
     names = np.array(grid["tile_names"])
@@ -100,7 +103,8 @@ def _build(tree: dict[str, Any]) -> "AnomalyModel":
         ensemble = Ensemble.from_dict(entry["ensemble"])
         ensemble.n_observations_ = entry["n_observations"]
         ensembles[tile] = ensemble
-    model = AnomalyModel(
+    regions = {prefix: Ensemble.from_dict(entry) for prefix, entry in (tree.get("regions") or {}).items()}
+    return dict(
         variables=list(tree["variables"]),
         climatology=Climatology.from_tree(tree["climatology"]),
         labels=labels,
@@ -108,10 +112,8 @@ def _build(tree: dict[str, Any]) -> "AnomalyModel":
         skipped=dict(tree["skipped"]),
         detectors=tuple(tree["detectors"]),
         attrs=dict(tree["attrs"]),
+        regions=regions or None,
     )
-    if tree.get("regions"):
-        model._pyramid = {prefix: Ensemble.from_dict(entry) for prefix, entry in tree["regions"].items()}
-    return model
 
 
 def check_tree(tree: dict[str, Any], path: str) -> None:
@@ -170,16 +172,6 @@ def _detector_problem(state: dict[str, Any], n_features: int | None) -> str | No
         if key in ("center_", "scale_") and n_features and np.shape(value) != (n_features,):
             return f"{key} has shape {np.shape(value)}, not ({n_features},) for the model's features"
     return None
-
-
-def _what(error: BaseException) -> str:
-    """A short description of a decoding error, without Python's jargon where it can be avoided."""
-    if isinstance(error, KeyError):
-        return f"missing entry {error.args[0]!r}" if error.args else "missing entry"
-    text = str(error).rstrip(".") or type(error).__name__
-    if "pickle" in text:  # numpy's advice would be to trust the file: never
-        return "it holds Python objects, not plain arrays"
-    return text[:200]
 
 
 # -- tree <-> (JSON, packed arrays) --------------------------------------------------
@@ -247,9 +239,6 @@ def unpack(header: dict[str, Any], arrays: dict[str, np.ndarray]) -> Any:
 
 
 # -- files ---------------------------------------------------------------------------
-NPZ_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")  # a zip archive: its first entry, or an empty one
-
-
 def save_model(model: "AnomalyModel", path: str | os.PathLike) -> None:
     """Write ``model`` to ``path`` (``.npz`` or ``.zarr``), atomically, with the user's umask."""
     path = Path(path)
@@ -258,83 +247,16 @@ def save_model(model: "AnomalyModel", path: str | os.PathLike) -> None:
     if path.suffix == ".npz":
         write_npz(path, {**arrays, JSON_KEY: np.frombuffer(text.encode(), dtype=np.uint8)})
     elif path.suffix == ".zarr":
-        from ..io import write_dataset
-
         dataset = xr.Dataset({name: (f"{name}_n", values) for name, values in arrays.items()}, attrs={JSON_KEY: text})
         write_dataset(dataset, path)
     else:
         raise ModelFileError(f"cannot save a model to '{path}': use a .npz or .zarr path.")
 
 
-def write_npz(path: str | os.PathLike, arrays: dict[str, np.ndarray]) -> None:
-    """Write a compressed ``.npz`` atomically, with the permissions a plain ``open`` would give.
+def read_model(path: str | os.PathLike) -> dict[str, Any]:
+    """The keyword arguments of the AnomalyModel saved in ``path`` (no pickle is ever read).
 
-    Parameters
-    ----------
-    path : str or path-like
-        The file; replaced only once the new one is complete.
-    arrays : dict of str to ndarray
-        Plain numeric arrays (never objects: they would need pickle).
-
-    Examples
-    --------
-    >>> write_npz("weights.npz", {"w": np.zeros(3)})  # doctest: +SKIP
-    """
-    path = Path(path)
-    handle, tmp = tempfile.mkstemp(dir=path.parent or ".", prefix=f".{path.name}.", suffix=".tmp.npz")
-    os.close(handle)
-    try:
-        np.savez_compressed(tmp, **arrays)
-        # mkstemp creates 0600 whatever the umask; others must read a model as they read the user's other files.
-        os.chmod(tmp, 0o666 & ~current_umask())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
-def current_umask() -> int:
-    """The process's umask (reading it means setting it: set it straight back)."""
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-def read_npz(path: str | os.PathLike, what: str = "model") -> dict[str, np.ndarray]:
-    """Every array of an ``.npz`` file, refusing anything but plain arrays in one sentence.
-
-    Parameters
-    ----------
-    path : str or path-like
-    what : str
-        What the file should be, for messages ("model", "federated model").
-
-    Returns
-    -------
-    dict of str to ndarray
-
-    Raises
-    ------
-    ModelFileError
-        If the file is not a zip archive of numeric arrays, or is cut short.
-
-    Examples
-    --------
-    >>> arrays = read_npz("model.npz")  # doctest: +SKIP
-    """
-    with open(path, "rb") as handle:
-        magic = handle.read(4)
-    if magic not in NPZ_MAGIC:  # np.load would try it as a pickle, and say so
-        raise ModelFileError(f"cannot read {what} '{path}': it is not an .npz archive.")
-    try:
-        with np.load(path, allow_pickle=False) as store:
-            return {name: store[name] for name in store.files}
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error) as error:
-        raise ModelFileError(f"cannot read {what} '{path}': the file is truncated or corrupt ({_what(error)}).") from None
-
-
-def load_model(path: str | os.PathLike) -> "AnomalyModel":
-    """Load a model saved by :meth:`AnomalyModel.save` (no pickle is ever read).
+    :func:`geoanom.load_model` builds the model from them.
 
     Every array and threshold is checked (:func:`check_tree`), so a damaged
     file is refused here rather than scoring NaN later.
@@ -346,7 +268,9 @@ def load_model(path: str | os.PathLike) -> "AnomalyModel":
 
     Returns
     -------
-    AnomalyModel
+    dict of str to Any
+        ``variables``, ``climatology``, ``labels``, ``ensembles``, ``skipped``,
+        ``detectors``, ``attrs`` and ``regions``.
 
     Raises
     ------
@@ -356,7 +280,9 @@ def load_model(path: str | os.PathLike) -> "AnomalyModel":
 
     Examples
     --------
-    >>> model = ga.load_model("model.npz")  # doctest: +SKIP
+    >>> arguments = read_model("model.npz")  # doctest: +SKIP
+    >>> sorted(arguments)[:2]  # doctest: +SKIP
+    ['attrs', 'climatology']
     """
     path = Path(path)
     if not path.exists():
@@ -374,8 +300,8 @@ def load_model(path: str | os.PathLike) -> "AnomalyModel":
     except ModelFileError as error:
         raise ModelFileError(f"model file '{path}' is malformed: {error}.") from None
     except (ValueError, KeyError, TypeError, IndexError, AttributeError) as error:
-        raise ModelFileError(f"model file '{path}' is malformed ({_what(error)}).") from None
-    return tree_to_model(tree, str(path))
+        raise ModelFileError(f"model file '{path}' is malformed ({decoding_problem(error)}).") from None
+    return tree_to_arguments(tree, str(path))
 
 
 def _read_zarr(path: Path) -> tuple[dict[str, np.ndarray], str]:
@@ -390,7 +316,7 @@ def _read_zarr(path: Path) -> tuple[dict[str, np.ndarray], str]:
     except InputFileError as error:
         raise ModelFileError(str(error)) from None
     except Exception as error:  # zarr, numcodecs and the filesystem raise many kinds
-        raise ModelFileError(f"model store '{path}' is truncated or corrupt ({_what(error)}).") from None
+        raise ModelFileError(f"model store '{path}' is truncated or corrupt ({decoding_problem(error)}).") from None
     if not isinstance(text, str):
         raise ModelFileError(f"model store '{path}' is malformed: its description is not text.")
     return arrays, text

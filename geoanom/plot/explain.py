@@ -159,7 +159,7 @@ def cell(model: "AnomalyModel", cube: xr.Dataset, *, lat: float, lon: float, var
     from ..errors import GeoanomError, VariableNotFoundError
     from ..features.calendar import decimal_year
     from ..model.score import check_same_grid
-    from ..reporting import degrees, iso_date
+    from ..formatting import degrees, iso_date
     from ..tiling import cell_centres
 
     if isinstance(cube, xr.DataArray):

@@ -14,7 +14,7 @@ import xarray as xr
 
 from ..errors import GeoanomError
 from ..model.score import tile_names
-from ..reporting import iso_date
+from ..formatting import iso_date
 from .cells import MapCells, draw_cells, map_cells, outline_cells, set_extent, to_frame
 from .coastlines import draw_coastlines
 

@@ -1,0 +1,161 @@
+"""The one feature pipeline: a cube's variables stacked, then every observation's feature vector, lazily.
+
+Fitting (:func:`geoanom.fit`), scoring (:meth:`geoanom.AnomalyModel.score`)
+and the federated rows (:func:`geoanom.federated.cube_rows`) all take their
+features from :func:`feature_cube`, so an observation gets the same vector
+wherever it is used. What a vector holds is defined in
+:mod:`geoanom.features.vectors`; this module lays it over a chunked cube:
+
+1. :func:`stack_variables`: the chosen variables as one dask array
+   (variable, time, *spatial), with the variable axis in one chunk;
+2. :func:`feature_cube`: one dask task per block of that array computes the
+   block's vectors (:func:`~geoanom.features.vectors.block_features`) from
+   the block's values, its part of the climatology, and the grid-wide
+   context features (neighbours, regions), chunked like the values.
+
+Nothing is computed here: the result is a dask array chunked like the cube.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import dask.array as da
+import numpy as np
+import xarray as xr
+
+from ..errors import CoordinateError, NoDataError, VariableNotFoundError
+from ..tiling import spatial_dims, wraps_in_longitude
+from .climatology import Climatology
+from .regions import RegionParams
+from .vectors import block_features, context_features, feature_names
+
+__all__ = ["default_variables", "feature_cube", "source_name", "stack_variables"]
+
+
+def source_name(cube: xr.Dataset) -> str:
+    """How to name the cube in an error message: its file, or 'the cube'.
+
+    Examples
+    --------
+    >>> source_name(xr.Dataset(attrs={"geoanom_source": "tas.nc"}))
+    "'tas.nc'"
+    """
+    source = cube.attrs.get("geoanom_source")
+    return f"'{source}'" if source else "the cube"
+
+
+def default_variables(cube: xr.Dataset) -> list[str]:
+    """Data variables that span time and both spatial dimensions.
+
+    Examples
+    --------
+    >>> default_variables(cube)  # doctest: +SKIP
+    ['tas']
+    """
+    dims = set(spatial_dims(cube)) | {"time"}
+    return [str(name) for name, var in cube.data_vars.items() if dims <= set(var.dims)]
+
+
+def stack_variables(cube: xr.Dataset | xr.DataArray, variables: Sequence[str] | str | None = None) -> xr.DataArray:
+    """The selected variables as one dask-backed array (variable, time, *spatial).
+
+    The variable axis is a single chunk, so every block holds whole feature
+    vectors. A DataArray is taken as a one-variable cube.
+
+    Parameters
+    ----------
+    cube : xarray.Dataset or xarray.DataArray
+        With a time dimension and two spatial ones.
+    variables : str or sequence of str, optional
+        By default every variable over time and space.
+
+    Returns
+    -------
+    xarray.DataArray
+        float32 if every variable is at most 4 bytes wide, else float64.
+
+    Raises
+    ------
+    CoordinateError, VariableNotFoundError, NoDataError
+        No time dimension; an unknown variable; no variable over time and space.
+
+    Examples
+    --------
+    >>> stack_variables(cube, "tas").dims  # doctest: +SKIP
+    ('variable', 'time', 'lat', 'lon')
+    """
+    if isinstance(cube, xr.DataArray):
+        cube = cube.to_dataset(name=cube.name or "values")
+    if "time" not in cube.dims:
+        raise CoordinateError(f"{source_name(cube)} has no time dimension; open it with geoanom.open_cube.")
+    dims = spatial_dims(cube)
+    if isinstance(variables, str):
+        variables = [variables]
+    variables = list(variables) if variables else default_variables(cube)
+    known = default_variables(cube)
+    for name in variables:
+        if name not in known:
+            raise VariableNotFoundError(
+                f"variable '{name}' is not in {source_name(cube)}; known variables: {', '.join(known) or 'none'}."
+            )
+    if not variables:
+        raise NoDataError(f"{source_name(cube)} has no variable over time, latitude and longitude.")
+    stacked = cube[variables].to_array("variable").transpose("variable", "time", *dims)
+    stacked = stacked.astype("float32" if all(cube[v].dtype.itemsize <= 4 for v in variables) else "float64")
+    if not isinstance(stacked.data, da.Array):
+        stacked = stacked.chunk()
+    return stacked.chunk({"variable": -1})
+
+
+def feature_cube(values: xr.DataArray, climatology: Climatology, feature_sets: Sequence[str],
+                 regions: RegionParams | None = None, *, training: bool = False) -> da.Array:
+    """Every observation's feature vector (feature, time, *spatial), lazily, chunked like ``values``.
+
+    Parameters
+    ----------
+    values : xarray.DataArray (variable, time, *spatial)
+        From :func:`stack_variables`, on the climatology's grid.
+    climatology : Climatology
+    feature_sets : sequence of str
+        As from :func:`~geoanom.features.vectors.check_feature_sets`; the
+        features come in the order of
+        :func:`~geoanom.features.vectors.feature_names`.
+    regions : RegionParams, optional
+        How the ``"regions"`` set finds regions; the defaults when None.
+    training : bool, default False
+        The values are the climatology's own training data: their anomalies
+        are taken leave-one-out, so an observation does not set its own
+        yardstick.
+
+    Returns
+    -------
+    dask.array.Array, float64
+        NaN wherever a variable of the observation is NaN.
+
+    Examples
+    --------
+    >>> features = feature_cube(values, clim, ("anomalies", "neighbours"))  # doctest: +SKIP
+    >>> features.shape[0] == len(feature_names(["tas"], ("anomalies", "neighbours")))  # doctest: +SKIP
+    True
+    """
+    data = values.data
+    time_chunks, *space_chunks = data.chunks[1:]
+    context = context_features(values, climatology, feature_sets, regions or RegionParams(),
+                               wraps_in_longitude(values), training)
+    context_args = (context, "ctyx") if context is not None else (None, None)
+    terms = da.from_array(climatology.time_terms(values["time"], training=training), chunks=(time_chunks, -1))
+    # the per-cell arrays travel by space chunk: each task gets its block's cells, not the grid's
+    planes = da.from_array(climatology.planes(), chunks=(-1, -1, *space_chunks))
+    n_features = len(feature_names([str(name) for name in values["variable"].values], feature_sets))
+    design_only = climatology.block(slice(0, 0), slice(0, 0))  # every task gets the design, not the grid's cells
+    return da.blockwise(
+        _block, "ftyx",
+        data, "vtyx", *context_args, terms, "tk", planes, "pvyx", tuple(feature_sets), None, design_only, None,
+        new_axes={"f": n_features}, concatenate=True, dtype=np.float64, meta=np.empty((0, 0, 0, 0)),
+    )
+
+
+def _block(values: np.ndarray, context: np.ndarray | None, terms: np.ndarray, planes: np.ndarray,
+           feature_sets: tuple[str, ...], climatology: Climatology) -> np.ndarray:
+    return block_features(values, context, feature_sets, terms, climatology.with_planes(planes))

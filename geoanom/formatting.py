@@ -1,0 +1,52 @@
+"""Dates and places as text, for attributes, titles and messages: an ISO date in any calendar, a latitude.
+
+Kept apart from :mod:`geoanom.reporting` (what the command line prints and
+writes, which draws maps) so that the model and the plots can format dates
+without depending on it, or it on them in a circle.
+"""
+
+from __future__ import annotations
+
+import re
+
+__all__ = ["degrees", "iso_date"]
+
+
+def degrees(value: float, positive: str, negative: str, digits: int = 0) -> str:
+    """A latitude or longitude as text, e.g. ``degrees(-80.6, "E", "W") == "81°W"``.
+
+    Examples
+    --------
+    >>> degrees(25.0, "N", "S", digits=2)
+    '25.00°N'
+    """
+    return f"{abs(value):.{digits}f}\u00b0{positive if value >= 0 else negative}"
+
+
+def iso_date(value: object, with_time: bool | None = None) -> str:
+    """A time as an ISO date without seconds or nanoseconds, in any calendar.
+
+    ``value`` may be a numpy ``datetime64``, a cftime or pandas date, or its
+    text. The time of day is added (``T06:00``) when ``with_time`` is True, or
+    by default when it is not midnight.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> iso_date(np.datetime64("2010-09-16T00:00:00.000000000"))
+    '2010-09-16'
+    >>> iso_date("2010-09-16 06:00:00")
+    '2010-09-16T06:00'
+    """
+    import numpy as np  # on first use: `geoanom --help` imports this module
+
+    if isinstance(value, np.ndarray) and value.ndim == 0:  # one element of .values
+        value = value[()]
+    text = np.datetime_as_string(value) if isinstance(value, np.datetime64) else str(value)
+    match = re.match(r"\s*(-?\d{1,6}-\d{1,2}-\d{1,2})(?:[T ](\d{1,2}):(\d{2}))?", text)
+    if not match:  # not a date: say what it is rather than guess
+        return text
+    day, hour, minute = match.group(1), int(match.group(2) or 0), int(match.group(3) or 0)
+    if with_time or (with_time is None and (hour, minute) != (0, 0)):
+        return f"{day}T{hour:02d}:{minute:02d}"
+    return day
