@@ -46,10 +46,10 @@ from sklearn.utils import check_array
 from sklearn.utils._param_validation import Interval  # scikit-learn's documented way to declare constraints
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-# The paper's constant is kept when it flags between these multiples of the
-# expected contamination of the training data.
-PLAUSIBLE_RATE_FACTORS = (0.1, 2.0)
+from .thresholds import PLAUSIBLE_RATE_FACTORS, choose_threshold, contamination_quantile, merged_threshold
 
+__all__ = ["PLAUSIBLE_RATE_FACTORS", "Detector", "check_features", "check_samples", "choose_threshold",
+           "contamination_quantile", "merged_threshold", "standardised_sample"]
 
 # Constraints shared by the families' ``_parameter_constraints``.
 THRESHOLD_CONSTRAINT = [Real, None]
@@ -107,42 +107,6 @@ def standardised_sample(
     if len(X) > max_samples:
         X = X[np.sort(rng.choice(len(X), max_samples, replace=False))]
     return (X - detector.center_) / detector.scale_
-
-
-def contamination_quantile(scores: np.ndarray, contamination: float, anomalous_above: bool) -> float:
-    """The score that flags a share ``contamination`` of ``scores``."""
-    return float(np.quantile(scores, 1.0 - contamination if anomalous_above else contamination))
-
-
-def choose_threshold(
-    train_scores: np.ndarray,
-    constant: float,
-    *,
-    anomalous_above: bool,
-    contamination: float,
-) -> tuple[float, str]:
-    """Pick the family's constant threshold, or estimate one when it is implausible.
-
-    The constant (the reference paper's -1, 4 or 0.6) is kept when the share
-    of training observations it flags lies between a tenth and twice the
-    expected ``contamination``: a constant that flags far more is too
-    lenient for these data (a false-alarm factory), one that flags far less
-    is blind to them (an isolation forest at 0.6 on some data sets).
-    Otherwise the threshold is the training scores' quantile that flags the
-    share ``contamination`` (the paper's "contamination estimate"); a
-    quantile ignores the scale and the skew of the score, which differ
-    between families and tiles.
-
-    Returns
-    -------
-    threshold : float
-    source : {"paper", "estimated"}
-    """
-    flagged = train_scores > constant if anomalous_above else train_scores < constant
-    low, high = (factor * contamination for factor in PLAUSIBLE_RATE_FACTORS)
-    if low <= float(np.mean(flagged)) <= high:
-        return float(constant), "paper"
-    return contamination_quantile(train_scores, contamination, anomalous_above), "estimated"
 
 
 class Detector(BaseEstimator):
@@ -431,21 +395,3 @@ def _json_params(params: dict[str, Any]) -> dict[str, Any]:
             value = None
         out[name] = value
     return out
-
-
-def merged_threshold(a: Detector, b: Detector, merged_count_a: float, merged_count_b: float) -> tuple[float, str]:
-    """Sample-weighted native threshold of two partial models (used by ``merge``).
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from geoanom.detectors import KMeansDetector
-    >>> X = np.random.default_rng(0).normal(size=(200, 2))
-    >>> a, b = KMeansDetector(random_state=0).fit(X), KMeansDetector(random_state=1).fit(X)
-    >>> merged_threshold(a, b, 1.0, 1.0)[1] in {"paper", "estimated"}
-    True
-    """
-    total = merged_count_a + merged_count_b
-    threshold = (a.native_threshold_ * merged_count_a + b.native_threshold_ * merged_count_b) / total
-    source = a.threshold_source_ if a.threshold_source_ == b.threshold_source_ else "estimated"
-    return float(threshold), source
