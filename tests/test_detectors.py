@@ -311,3 +311,19 @@ def test_kmeans_merge_then_lloyd_rounds_are_as_compact_as_fitting_the_whole(blob
     assert merged.counts_.sum() == len(train)
     assert inertia(merged) <= 1.01 * inertia(whole)
     assert roc_auc_score(labels, merged.irregularity(test)) > 0.97
+
+
+@pytest.mark.parametrize("family", [GMMDetector, KMeansDetector])
+def test_sufficient_statistics_of_two_parts_add_up_to_the_whole(family, blobs):
+    train, _, _ = blobs
+    detector = family(random_state=0).fit(train)
+    whole = detector.sufficient_statistics(train, weight=2.0)
+    parts = detector.sufficient_statistics(train[:700], weight=2.0) + detector.sufficient_statistics(train[700:], 2.0)
+    for name in ("counts", "sums", "squares", "llk_sum", "total"):
+        np.testing.assert_allclose(getattr(parts, name), getattr(whole, name), rtol=1e-10, atol=1e-9)
+    assert whole.total == 2.0 * len(train)
+    # an M-step on the model's own statistics keeps it a model of the same data
+    before = detector.irregularity(train)
+    detector.m_step(whole)
+    assert detector.n_samples_ == 2.0 * len(train)
+    assert roc_auc_score(before > 1, detector.irregularity(train)) > 0.95

@@ -121,3 +121,20 @@ def test_a_federated_fit_scores_tiles_too_small_to_fit_alone(tmp_path):
     prefix = sorted(federated._pyramid)[0]
     np.testing.assert_array_equal(loaded.region(prefix).detectors_["gmm"].means_,
                                   federated.region(prefix).detectors_["gmm"].means_)
+
+
+def test_the_region_modules_only_orchestrate():
+    """No module of the federation touches another's private names (the algorithms are the detectors')."""
+    import ast
+    from pathlib import Path
+
+    import geoanom.model as package
+
+    for name in ("federated_regions.py", "personalise.py", "pyramid.py"):
+        tree = ast.parse((Path(package.__file__).parent / name).read_text())
+        private = [node.attr for node in ast.walk(tree) if isinstance(node, ast.Attribute)
+                   and node.attr.startswith("_") and not node.attr.startswith("__")
+                   and not (isinstance(node.value, ast.Name) and node.value.id in ("self", "cls"))]
+        imported = [alias.name for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)
+                    for alias in node.names if alias.name.startswith("_")]
+        assert private == [] and imported == [], (name, private, imported)
