@@ -140,7 +140,7 @@ def verify_audit(path: str | os.PathLike, expected_head: str) -> bool:
 
     Examples
     --------
-    >>> result = ga.federated.train(X, y, clients=c, audit_log="audit.jsonl")  # doctest: +SKIP
+    >>> result = ga.federated.train(X, y, clients=c, security=Security(audit_log="audit.jsonl"))  # doctest: +SKIP
     >>> ga.federated.verify_audit("audit.jsonl", result.audit_head)  # doctest: +SKIP
     True
     """

@@ -16,11 +16,11 @@ import dataclasses
 import functools
 import time
 import zlib
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
-from distributed import wait
+from distributed import Future, wait
 
 from .. import geohash
 from ..reduction import TreeReducer
@@ -35,6 +35,11 @@ from .signing import UpdateVerifier
 from .spatial import tile_morans_i
 
 BUDGET_SPENT = "budget_spent"
+
+# A round's aggregate update, the summaries of the updates in it, and async extras (staleness, dropped).
+Outcome = tuple[np.ndarray, list[ClientSummary], dict[str, Any]]
+# A FedAvg partial in the tree: weighted sum, weight, the summaries folded into it.
+Partial = tuple[np.ndarray, float, list[ClientSummary]]
 
 
 class Rounds:
@@ -102,13 +107,13 @@ class Rounds:
         if self.accountant is not None:
             self._log("privacy", round=number, epsilon=row["epsilon"])
 
-    def _dispatch(self, parameters: np.ndarray, cid: Any, number: int):
+    def _dispatch(self, parameters: np.ndarray, cid: Any, number: int) -> Future:
         return self.dask_client.submit(
             train_round, self.placed[cid], parameters, self.plan, _round_seed(self.options.seed, number, cid),
             self.simulation.attacks.get(cid), float(self.simulation.client_delays.get(cid, 0.0)), number,
             pure=False, **self.pins.get(cid, {}))
 
-    def _sync_round(self, parameters, sampled, number):
+    def _sync_round(self, parameters: np.ndarray, sampled: list[Any], number: int) -> Outcome:
         if self.verifier is not None:
             futures = [self._dispatch(parameters, cid, number) for cid in sampled]
             return self._verified_round(parameters, futures, number)
@@ -127,14 +132,15 @@ class Rounds:
         total, weight, results = _as_partial(self.dask_client.gather(root))
         return finish_partial((total, weight)), results, {}
 
-    def _dispatch_into_tree(self, parameters, sampled, number, combine):
+    def _dispatch_into_tree(self, parameters: np.ndarray, sampled: list[Any], number: int,
+                            combine: Callable[..., Partial]) -> Future:
         """Submit each sampled client's round into a FedAvg tree (first level per worker); the root's future."""
         tree = TreeReducer(self.dask_client, combine, self.options.split_every)
         for cid in sampled:
             tree.add(self._dispatch(parameters, cid, number), group=self.pins.get(cid, {}).get("workers", [None])[0])
         return tree.result()
 
-    def _verified_round(self, parameters, futures, number):
+    def _verified_round(self, parameters: np.ndarray, futures: list[Future], number: int) -> Outcome:
         """Gather signed updates, refuse the bad ones, aggregate the rest here."""
         arrived = [(result, number) for result in self.dask_client.gather(futures)]
         accepted = [result for result, _ in self._verify(arrived, number)]
@@ -172,7 +178,7 @@ class Rounds:
         self.accountant.spend_round()
         return delta
 
-    def _private_round(self, parameters, sampled, number):
+    def _private_round(self, parameters: np.ndarray, sampled: list[Any], number: int) -> Outcome:
         """DP-FedAvg: clipped, unweighted sum by the tree; Gaussian noise and the fixed denominator at the root.
 
         Noise is added and the round is spent even when no client was
@@ -186,7 +192,7 @@ class Rounds:
             total, _, results = _as_partial(self.dask_client.gather(root), self.privacy.clip)
         return self._noisy_mean(total), results, {}
 
-    def _async_round(self, parameters, sampled, number):
+    def _async_round(self, parameters: np.ndarray, sampled: list[Any], number: int) -> Outcome:
         busy = {cid for cid, _ in self.in_flight.values()}
         for cid in sampled:
             if cid not in busy:
@@ -195,7 +201,7 @@ class Rounds:
             return np.zeros_like(parameters), [], {"dropped": 0, "mean_staleness": np.nan}
         return self._close_async_round(parameters, number)
 
-    def _close_async_round(self, parameters, number):
+    def _close_async_round(self, parameters: np.ndarray, number: int) -> Outcome:
         """Wait for half the clients in flight; aggregate their updates, staleness-weighted."""
         wanted = max(1, len(self.in_flight) // 2)
         arrived: list[tuple[ClientUpdate, int]] = []
@@ -251,8 +257,6 @@ def _aggregate_at_root(aggregate: Aggregator, *results: ClientUpdate) -> tuple[n
     delta = aggregate.aggregate_round(deltas, np.array([result.weight for result in results]))
     return delta, [result.summary for result in results]
 
-
-Partial = tuple[np.ndarray, float, list[ClientSummary]]
 
 
 def _as_partial(item: ClientUpdate | Partial, clip: float | None = None) -> Partial:
