@@ -50,8 +50,8 @@ def test_federated_region_rounds_run_on_the_cluster(client, cube_file):
     options = dict(precision=2, detectors=["gmm", "kmeans"], federated=True, federated_rounds=2)
     local = ga.fit(training, **options)
     remote = ga.fit(training, client=client, **options)
-    assert local._pyramid.keys() == remote._pyramid.keys() and local._pyramid
-    for prefix in local._pyramid:
+    assert local.region_models.keys() == remote.region_models.keys() and local.region_models
+    for prefix in local.region_models:
         for family in ("gmm", "kmeans"):
             np.testing.assert_allclose(remote.region(prefix).detectors_[family].means_,
                                        local.region(prefix).detectors_[family].means_, rtol=1e-10, atol=1e-12)

@@ -118,7 +118,7 @@ def test_a_federated_fit_scores_tiles_too_small_to_fit_alone(tmp_path):
     # the refined regions survive saving
     federated.save(tmp_path / "federated.npz")
     loaded = ga.load_model(tmp_path / "federated.npz")
-    prefix = sorted(federated._pyramid)[0]
+    prefix = sorted(federated.region_models)[0]
     np.testing.assert_array_equal(loaded.region(prefix).detectors_["gmm"].means_,
                                   federated.region(prefix).detectors_["gmm"].means_)
 

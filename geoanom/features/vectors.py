@@ -23,6 +23,10 @@ agree. The raw value is left out because, within a tile, it varies with the
 season and from cell to cell for reasons that have nothing to do with an
 event: as a feature it made every family rank observations worse than the
 anomaly alone (``benchmarks/accuracy.py``).
+
+:func:`geoanom.features.pipeline.feature_cube` lays :func:`block_features` and
+:func:`context_features` over a chunked cube, for fitting, scoring and the
+federated rows alike.
 """
 
 from __future__ import annotations

@@ -5,6 +5,10 @@ that recur per tile (``tiles/<tile>/...``) are packed into one array per
 kind, so a model of a thousand tiles is a few dozen arrays, not thousands.
 The tree is written as an ``.npz`` file (arrays and a JSON entry) or as a
 Zarr store (one variable per array, the JSON in the attributes).
+
+This module knows the model only by its attributes: :mod:`geoanom.model.core`
+imports it to save and load, and :func:`read_model` gives the keyword
+arguments from which ``load_model`` builds the model.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from ..features import Climatology
 from ..io import write_dataset
 from ..io.npz import decoding_problem, read_npz, write_npz
 from ..io.safety import refuse_incomplete
+from ..jsonable import to_jsonable
 
 if TYPE_CHECKING:
     from .core import AnomalyModel
@@ -44,12 +49,12 @@ def model_to_tree(model: "AnomalyModel") -> dict[str, Any]:
         "format_version": FORMAT_VERSION,
         "variables": list(model.variables),
         "detectors": list(model.detectors),
-        "attrs": _jsonable(model.attrs),
+        "attrs": to_jsonable(model.attrs),
         "climatology": model.climatology.to_tree(),
         "grid": {
             "dims": list(labels.dims),
             "coords": {
-                name: {"dims": list(coord.dims), "values": np.asarray(coord.values), "attrs": _jsonable(coord.attrs)}
+                name: {"dims": list(coord.dims), "values": np.asarray(coord.values), "attrs": to_jsonable(coord.attrs)}
                 for name, coord in labels.coords.items()
             },
             "tile_names": [str(name) for name in model.tile_names],
@@ -327,19 +332,3 @@ def _decode(raw: np.ndarray, path: Path) -> str:
         return raw.tobytes().decode()
     except UnicodeDecodeError:
         raise ModelFileError(f"model file '{path}' is malformed: its description is not UTF-8 text.") from None
-
-
-def _jsonable(attrs: dict[str, Any]) -> dict[str, Any]:
-    """Attributes converted to JSON values (numpy scalars and arrays to Python)."""
-    out = {}
-    for key, value in attrs.items():
-        if isinstance(value, np.ndarray):
-            value = value.tolist()
-        elif isinstance(value, np.generic):
-            value = value.item()
-        elif isinstance(value, dict):
-            value = _jsonable(value)
-        elif not isinstance(value, (str, int, float, bool, list, type(None))):
-            value = str(value)
-        out[str(key)] = value
-    return out
