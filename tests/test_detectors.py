@@ -8,7 +8,13 @@ from sklearn.base import clone
 from sklearn.ensemble import IsolationForest
 from sklearn.metrics import roc_auc_score
 
-from geoanom.detectors import DPMMDetector, Ensemble, GMMDetector, IForestDetector, KMeansDetector
+from geoanom.detectors import (
+    DPMMDetector,
+    Ensemble,
+    GMMDetector,
+    IForestDetector,
+    KMeansDetector,
+)
 from geoanom.detectors.base import choose_threshold
 from geoanom.detectors.ensemble import check_detector_names, fuse, majority
 from geoanom.errors import GeoanomError

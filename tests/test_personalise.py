@@ -4,10 +4,9 @@ import numpy as np
 import pytest
 
 import geoanom as ga
-from geoanom.detectors import Ensemble
-from geoanom.errors import GeoanomError
-from geoanom.detectors import GMMDetector, KMeansDetector
+from geoanom.detectors import Ensemble, GMMDetector, KMeansDetector
 from geoanom.detectors.moments import map_shrink
+from geoanom.errors import GeoanomError
 from geoanom.testing import synthetic_cube
 
 OPTIONS = dict(precision=3, detectors=["gmm", "kmeans"], min_observations=20, federated_rounds=2)

@@ -12,7 +12,13 @@ import pytest
 from sklearn.exceptions import NotFittedError
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from geoanom.detectors import DPMMDetector, Ensemble, GMMDetector, IForestDetector, KMeansDetector
+from geoanom.detectors import (
+    DPMMDetector,
+    Ensemble,
+    GMMDetector,
+    IForestDetector,
+    KMeansDetector,
+)
 
 # Small models: scikit-learn's checks fit dozens of times on tiny data.
 ESTIMATORS = [

@@ -9,10 +9,10 @@ from .kmeans import KMeansDetector
 
 __all__ = [
     "DEFAULT_DETECTORS",
+    "FAMILIES",
     "DPMMDetector",
     "Detector",
     "Ensemble",
-    "FAMILIES",
     "GMMDetector",
     "IForestDetector",
     "KMeansDetector",

@@ -37,16 +37,24 @@ scikit-learn runs its general estimator checks on them.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from numbers import Integral, Real
-from typing import Any, ClassVar, Sequence
+from typing import Any, ClassVar
 
 import numpy as np
 from sklearn.base import BaseEstimator
 from sklearn.utils import check_array
-from sklearn.utils._param_validation import Interval  # scikit-learn's documented way to declare constraints
+from sklearn.utils._param_validation import (
+    Interval,  # scikit-learn's documented way to declare constraints
+)
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from .thresholds import PLAUSIBLE_RATE_FACTORS, choose_threshold, contamination_quantile, merged_threshold
+from .thresholds import (
+    PLAUSIBLE_RATE_FACTORS,
+    choose_threshold,
+    contamination_quantile,
+    merged_threshold,
+)
 
 __all__ = ["PLAUSIBLE_RATE_FACTORS", "Detector", "check_features", "check_samples", "choose_threshold",
            "contamination_quantile", "merged_threshold", "standardised_sample"]
@@ -93,7 +101,7 @@ def check_samples(X: Any) -> np.ndarray:
 
 
 def standardised_sample(
-    detector: "Detector", X: np.ndarray, max_samples: int, rng: np.random.Generator
+    detector: Detector, X: np.ndarray, max_samples: int, rng: np.random.Generator
 ) -> np.ndarray:
     """Set the detector's ``center_``, ``scale_`` and ``n_samples_`` from all of ``X``.
 
@@ -123,7 +131,7 @@ class Detector(BaseEstimator):
     adapts: ClassVar[bool] = True  # implements update()
     _parameter_constraints: ClassVar[dict] = {}
 
-    def fit(self, X: Any, y: Any = None) -> "Detector":
+    def fit(self, X: Any, y: Any = None) -> Detector:
         """Fit the detector on the training observations ``X`` (n_samples, n_features).
 
         Examples
@@ -145,7 +153,7 @@ class Detector(BaseEstimator):
         return self
 
     @classmethod
-    def fit_many(cls, samples: Sequence[Any], random_states: Sequence[int | None], **params: Any) -> list["Detector"]:
+    def fit_many(cls, samples: Sequence[Any], random_states: Sequence[int | None], **params: Any) -> list[Detector]:
         """Fit one detector per sample (one per tile); families may batch the work.
 
         Unlike :meth:`fit`, keeps no per-observation arrays (``decision_scores_``,
@@ -175,7 +183,7 @@ class Detector(BaseEstimator):
 
     @classmethod
     def _prepare_many(cls, samples: Sequence[Any], random_states: Sequence[int | None],
-                      params: dict[str, Any]) -> tuple[list["Detector"], list[np.ndarray]]:
+                      params: dict[str, Any]) -> tuple[list[Detector], list[np.ndarray]]:
         """Validated detectors (one per seed) and samples, ``n_features_in_`` set."""
         detectors = [cls(random_state=seed, **params) for seed in random_states]
         if detectors:
@@ -200,7 +208,7 @@ class Detector(BaseEstimator):
             self.native_threshold_ = float(np.copysign(1e-9, self.paper_threshold))
         self.threshold_ = 1.0  # on the decision_function scale, for every family
 
-    def renew_threshold(self, native_scores: Any) -> "Detector":
+    def renew_threshold(self, native_scores: Any) -> Detector:
         """Choose ``native_threshold_`` again from native scores (the family's rule); returns self.
 
         For a model whose components changed (a federated M-step, say): the
@@ -319,7 +327,7 @@ class Detector(BaseEstimator):
             self.update(batch)
         return out
 
-    def update(self, X: Any) -> "Detector":
+    def update(self, X: Any) -> Detector:
         """Absorb new observations into the model (adaptation); thresholds are kept."""
         raise NotImplementedError(f"{type(self).__name__} does not adapt")
 
@@ -345,7 +353,7 @@ class Detector(BaseEstimator):
         return {"family": self.family, "params": _json_params(self.get_params()), "state": state}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "Detector":
+    def from_dict(cls, data: dict[str, Any]) -> Detector:
         """Rebuild a fitted detector from :meth:`to_dict` output.
 
         Examples
@@ -378,7 +386,7 @@ class Detector(BaseEstimator):
         """The family's native score of checked rows ``X``."""
         raise NotImplementedError
 
-    def merge(self, other: "Detector") -> "Detector":  # pragma: no cover - abstract
+    def merge(self, other: Detector) -> Detector:  # pragma: no cover - abstract
         """Combine two partial models of the same tile into one."""
         raise NotImplementedError
 

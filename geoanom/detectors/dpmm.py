@@ -4,13 +4,20 @@ from __future__ import annotations
 
 import warnings
 from numbers import Integral, Real
+from typing import ClassVar
 
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.mixture import BayesianGaussianMixture
 from sklearn.utils._param_validation import Interval
 
-from .base import Detector, standardised_sample
+from .base import (
+    CONTAMINATION_CONSTRAINT,
+    SEED_CONSTRAINT,
+    THRESHOLD_CONSTRAINT,
+    Detector,
+    standardised_sample,
+)
 from .gmm import GMMDetector
 
 # A component whose weight is below this share of the data is "near-empty":
@@ -44,8 +51,13 @@ class DPMMDetector(GMMDetector):
     """
 
     family = "dpmm"
-    _parameter_constraints = {
-        **{name: rule for name, rule in GMMDetector._parameter_constraints.items() if name != "n_components"},
+    _parameter_constraints: ClassVar[dict] = {
+        "threshold": THRESHOLD_CONSTRAINT,
+        "contamination": CONTAMINATION_CONSTRAINT,
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "reg_covar": [Interval(Real, 0, None, closed="left")],
+        "max_samples": [Interval(Integral, 2, None, closed="left")],
+        "random_state": SEED_CONSTRAINT,
         "concentration": [Interval(Real, 0, None, closed="neither")],
         "max_components": [Interval(Integral, 1, None, closed="left")],
     }

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any, ClassVar
 
 import numpy as np
 from sklearn.base import BaseEstimator
@@ -67,7 +68,7 @@ class Ensemble(BaseEstimator):
     ((2, 300), [1])
     """
 
-    _parameter_constraints: dict = {"detectors": [str, list, tuple], "random_state": ["random_state"]}
+    _parameter_constraints: ClassVar[dict] = {"detectors": [str, list, tuple], "random_state": ["random_state"]}
 
     def __init__(self, detectors: Sequence[str] = DEFAULT_DETECTORS, random_state: int | None = None):
         self.detectors = detectors
@@ -78,7 +79,7 @@ class Ensemble(BaseEstimator):
         """Family names, in the order of the first axis of :meth:`irregularity`."""
         return tuple(self.detectors_)
 
-    def fit(self, X: Any, y: Any = None) -> "Ensemble":
+    def fit(self, X: Any, y: Any = None) -> Ensemble:
         """Fit every family on ``X`` (n_samples, n_features).
 
         Examples
@@ -106,7 +107,7 @@ class Ensemble(BaseEstimator):
     def fit_many(
         cls, samples: Sequence[Any], detectors: Sequence[str] = DEFAULT_DETECTORS,
         random_states: Sequence[int | None] | None = None,
-    ) -> list["Ensemble"]:
+    ) -> list[Ensemble]:
         """Fit one ensemble per sample (per tile), letting each family batch its work."""
         names = check_detector_names(detectors)
         samples = [check_samples(X) for X in samples]
@@ -115,7 +116,7 @@ class Ensemble(BaseEstimator):
         return [cls(detectors=names, random_state=seed).with_detectors({name: fitted[name][i] for name in names})
                 for i, seed in enumerate(seeds)]
 
-    def with_detectors(self, detectors: dict[str, Detector]) -> "Ensemble":
+    def with_detectors(self, detectors: dict[str, Detector]) -> Ensemble:
         """A new ensemble of this one's fitted families, those named in ``detectors`` replaced.
 
         The families are shared, not copied; ``detectors`` may also be the
@@ -218,7 +219,7 @@ class Ensemble(BaseEstimator):
         """One score per observation: the geometric mean of the families' irregularities (see :func:`fuse`)."""
         return fuse(self.irregularity(X))
 
-    def merge(self, other: "Ensemble") -> "Ensemble":
+    def merge(self, other: Ensemble) -> Ensemble:
         """Merge two partial ensembles of the same tile, family by family."""
         return Ensemble(**self.get_params()).with_detectors(
             {name: self.detectors_[name].merge(other.detectors_[name]) for name in self.detectors_})
@@ -228,7 +229,7 @@ class Ensemble(BaseEstimator):
         return {"detectors": {name: detector.to_dict() for name, detector in self.detectors_.items()}}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "Ensemble":
+    def from_dict(cls, data: dict[str, Any]) -> Ensemble:
         """Rebuild a fitted ensemble from :meth:`to_dict` output."""
         parts = data["detectors"]
         return cls(detectors=tuple(parts)).with_detectors(

@@ -2,17 +2,30 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from numbers import Integral, Real
-from typing import Any, Sequence
+from typing import Any, ClassVar
 
 import numpy as np
 from scipy.linalg import solve_triangular
 from sklearn.utils._param_validation import Interval
 
-from .base import (CONTAMINATION_CONSTRAINT, SEED_CONSTRAINT, THRESHOLD_CONSTRAINT, Detector, merged_threshold,
-                   standardised_sample)
+from .base import (
+    CONTAMINATION_CONSTRAINT,
+    SEED_CONSTRAINT,
+    THRESHOLD_CONSTRAINT,
+    Detector,
+    merged_threshold,
+    standardised_sample,
+)
 from .mixture import fit_mixtures
-from .moments import SufficientStatistics, add_rows, in_units_of, map_shrink, nearest_prior
+from .moments import (
+    SufficientStatistics,
+    add_rows,
+    in_units_of,
+    map_shrink,
+    nearest_prior,
+)
 
 # |llk_model| is floored so that a model whose mean log-likelihood is close to
 # zero (a tight, nearly singular cloud) does not blow the fitness score up.
@@ -62,7 +75,7 @@ class GMMDetector(Detector):
     family = "gmm"
     paper_threshold = -1.0
     anomalous_above = False
-    _parameter_constraints = {
+    _parameter_constraints: ClassVar[dict] = {
         "n_components": ["array-like", Interval(Integral, 1, None, closed="left")],
         "threshold": THRESHOLD_CONSTRAINT,
         "contamination": CONTAMINATION_CONSTRAINT,
@@ -95,7 +108,7 @@ class GMMDetector(Detector):
         _fit_standardised_many([self], [X])
 
     @classmethod
-    def fit_many(cls, samples, random_states, **params) -> list["GMMDetector"]:
+    def fit_many(cls, samples, random_states, **params) -> list[GMMDetector]:
         """Fit one mixture per sample in a single batched EM (see :mod:`.mixture`).
 
         Examples
@@ -160,7 +173,7 @@ class GMMDetector(Detector):
         return fitness * distance
 
     # -- adaptation -------------------------------------------------------------
-    def update(self, X: Any) -> "GMMDetector":
+    def update(self, X: Any) -> GMMDetector:
         """Absorb observations: each moves its component's count, mean and covariance.
 
         The paper's running mean and covariance (equations 4-6), applied to a
@@ -206,7 +219,7 @@ class GMMDetector(Detector):
             np.einsum("kn,nd,ne->kde", responsibility, Z, Z, optimize=True),
             float(llk.sum() * weight), float(len(Z) * weight))
 
-    def m_step(self, statistics: SufficientStatistics) -> "GMMDetector":
+    def m_step(self, statistics: SufficientStatistics) -> GMMDetector:
         """EM's M-step from (summed) sufficient statistics, in place; returns self.
 
         Components with no mass are dropped. The reference log-likelihood
@@ -229,8 +242,8 @@ class GMMDetector(Detector):
         self.n_samples_ = statistics.total
         return self
 
-    def adapt_towards(self, region: "GMMDetector", X: Any, n_observations: float,
-                      relevance: float = 16.0) -> "GMMDetector":
+    def adapt_towards(self, region: GMMDetector, X: Any, n_observations: float,
+                      relevance: float = 16.0) -> GMMDetector:
         """A copy whose components are MAP-adapted towards a region's mixture (see :mod:`.moments`).
 
         Each component is shrunk towards the region component most likely to
@@ -262,7 +275,7 @@ class GMMDetector(Detector):
         return adapted
 
     # -- merging --------------------------------------------------------------
-    def merge(self, other: "GMMDetector") -> "GMMDetector":
+    def merge(self, other: GMMDetector) -> GMMDetector:
         """Merge two partial mixtures of the same tile.
 
         The union of both mixtures (weights scaled by sample counts) is reduced

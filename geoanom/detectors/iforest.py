@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 from numbers import Integral, Real
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from sklearn.utils._param_validation import Interval
 
-from .base import CONTAMINATION_CONSTRAINT, THRESHOLD_CONSTRAINT, Detector, merged_threshold
+from .base import (
+    CONTAMINATION_CONSTRAINT,
+    THRESHOLD_CONSTRAINT,
+    Detector,
+    merged_threshold,
+)
 from .isolation_trees import build_forests
 
 # Observations scored per batch: bounds the (trees x batch) traversal arrays.
@@ -48,7 +53,7 @@ class IForestDetector(Detector):
     adapts = True
     # Share of the trees regrown from the reservoir at each update.
     refresh_fraction = 0.1
-    _parameter_constraints = {
+    _parameter_constraints: ClassVar[dict] = {
         "n_estimators": [Interval(Integral, 1, None, closed="left")],
         "max_samples": [Interval(Integral, 1, None, closed="left"), Interval(Real, 0, 1, closed="right")],
         "threshold": THRESHOLD_CONSTRAINT,
@@ -76,7 +81,7 @@ class IForestDetector(Detector):
         self._set_state(_with_reservoir(state, X, seed, self.max_samples))
 
     @classmethod
-    def fit_many(cls, samples, random_states, **params) -> list["IForestDetector"]:
+    def fit_many(cls, samples, random_states, **params) -> list[IForestDetector]:
         """Fit one forest per sample, growing the trees of all samples together, level by level.
 
         Gives the same detectors as fitting one by one with the same seeds:
@@ -140,7 +145,7 @@ class IForestDetector(Detector):
             node = np.where(go_left, self.node_left_[node], self.node_right_[node])
         return node
 
-    def update(self, X: Any) -> "IForestDetector":
+    def update(self, X: Any) -> IForestDetector:
         """Absorb observations: refresh part of the forest from a reservoir sample.
 
         The reservoir (a uniform sample of every observation seen, training
@@ -177,7 +182,7 @@ class IForestDetector(Detector):
         self._set_state(state)
         return self
 
-    def merge(self, other: "IForestDetector") -> "IForestDetector":
+    def merge(self, other: IForestDetector) -> IForestDetector:
         """Sample-weighted union of the two forests' trees."""
         merged = IForestDetector(**self.get_params())
         merged.n_features_ = self.n_features_

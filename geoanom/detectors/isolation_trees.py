@@ -13,7 +13,8 @@ a tile's forest does not depend on the batch it was grown in.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 

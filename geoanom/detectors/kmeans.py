@@ -3,15 +3,27 @@
 from __future__ import annotations
 
 from numbers import Integral, Real
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from sklearn.cluster import KMeans
 from sklearn.utils._param_validation import Interval, StrOptions
 
-from .base import (CONTAMINATION_CONSTRAINT, SEED_CONSTRAINT, THRESHOLD_CONSTRAINT, Detector, merged_threshold,
-                   standardised_sample)
-from .moments import SufficientStatistics, add_rows, in_units_of, map_shrink, nearest_prior
+from .base import (
+    CONTAMINATION_CONSTRAINT,
+    SEED_CONSTRAINT,
+    THRESHOLD_CONSTRAINT,
+    Detector,
+    merged_threshold,
+    standardised_sample,
+)
+from .moments import (
+    SufficientStatistics,
+    add_rows,
+    in_units_of,
+    map_shrink,
+    nearest_prior,
+)
 
 # Canopy radii in standardised units: a point within T2 of a canopy centre can
 # start no other canopy; T1 = 2 T2 gathers the canopy's members.
@@ -75,7 +87,7 @@ class KMeansDetector(Detector):
     family = "kmeans"
     paper_threshold = 4.0
     anomalous_above = True
-    _parameter_constraints = {
+    _parameter_constraints: ClassVar[dict] = {
         "metric": [StrOptions({"mahalanobis", "euclidean"})],
         "threshold": THRESHOLD_CONSTRAINT,
         "contamination": CONTAMINATION_CONSTRAINT,
@@ -141,7 +153,7 @@ class KMeansDetector(Detector):
         whitened = np.einsum("nde,ne->nd", self._whitening[nearest], own)
         return np.linalg.norm(whitened, axis=1)
 
-    def update(self, X: Any) -> "KMeansDetector":
+    def update(self, X: Any) -> KMeansDetector:
         """Absorb observations: each moves its nearest cluster's count, mean and scatter."""
         Z = (self._rows(X) - self.center_) / self.scale_
         nearest = self._nearest(Z)
@@ -180,7 +192,7 @@ class KMeansDetector(Detector):
         np.add.at(squares, nearest, np.einsum("nd,ne->nde", Z, Z) * weight)
         return SufficientStatistics(counts, sums, squares, 0.0, float(len(Z) * weight))
 
-    def m_step(self, statistics: SufficientStatistics) -> "KMeansDetector":
+    def m_step(self, statistics: SufficientStatistics) -> KMeansDetector:
         """Lloyd's update step from (summed) sufficient statistics, in place; returns self.
 
         Empty clusters are dropped; the threshold is kept (see :meth:`renew_threshold`).
@@ -198,8 +210,8 @@ class KMeansDetector(Detector):
         self.n_samples_ = statistics.total
         return self
 
-    def adapt_towards(self, region: "KMeansDetector", X: Any, n_observations: float,
-                      relevance: float = 16.0) -> "KMeansDetector":
+    def adapt_towards(self, region: KMeansDetector, X: Any, n_observations: float,
+                      relevance: float = 16.0) -> KMeansDetector:
         """A copy whose clusters are MAP-adapted towards a region's clusters (see :mod:`.moments`).
 
         As :meth:`GMMDetector.adapt_towards`, with each cluster's share of
@@ -230,7 +242,7 @@ class KMeansDetector(Detector):
         adapted._set_threshold(adapted._native_score(adapted._rows(X)))
         return adapted
 
-    def merge(self, other: "KMeansDetector") -> "KMeansDetector":
+    def merge(self, other: KMeansDetector) -> KMeansDetector:
         """Pool two partial models: every cluster kept, statistics in common units.
 
         Counts, means and scatter matrices are exact sufficient statistics, so
@@ -254,7 +266,7 @@ class KMeansDetector(Detector):
         merged.threshold_ = 1.0
         return merged
 
-    def compress(self, max_clusters: int) -> "KMeansDetector":
+    def compress(self, max_clusters: int) -> KMeansDetector:
         """Pool clusters into at most ``max_clusters``, keeping exact sufficient statistics.
 
         A merge keeps every cluster of both parts, so a region merged from

@@ -77,7 +77,7 @@ class SufficientStatistics:
     llk_sum: float
     total: float
 
-    def __add__(self, other: "SufficientStatistics") -> "SufficientStatistics":
+    def __add__(self, other: SufficientStatistics) -> SufficientStatistics:
         return SufficientStatistics(self.counts + other.counts, self.sums + other.sums, self.squares + other.squares,
                                     self.llk_sum + other.llk_sum, self.total + other.total)
 

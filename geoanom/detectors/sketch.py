@@ -59,7 +59,7 @@ class TileSketch:
     capacity: int = DEFAULT_CAPACITY
 
     @classmethod
-    def from_rows(cls, rows: np.ndarray, keys: np.ndarray, capacity: int = DEFAULT_CAPACITY) -> "TileSketch":
+    def from_rows(cls, rows: np.ndarray, keys: np.ndarray, capacity: int = DEFAULT_CAPACITY) -> TileSketch:
         """Sketch of the observations ``rows`` (n, n_features) with their keys."""
         rows = np.asarray(rows, dtype=np.float64)
         mean = rows.mean(axis=0)
@@ -67,7 +67,7 @@ class TileSketch:
         keep = _smallest(keys, capacity)
         return cls(len(rows), mean, deviations.T @ deviations, keys[keep], rows[keep], capacity)
 
-    def merge(self, other: "TileSketch") -> "TileSketch":
+    def merge(self, other: TileSketch) -> TileSketch:
         """The sketch of the union of both sets of observations."""
         count, mean, scatter = pooled_moments(self.count, self.mean, self.scatter, other.count, other.mean, other.scatter)
         keys = np.concatenate([self.keys, other.keys])

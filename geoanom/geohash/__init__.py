@@ -33,9 +33,9 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from ._codec import (
+    _BLOCK,
     ALPHABET,
     MAX_PRECISION,
-    _BLOCK,
     _as_float,
     _bits,
     _cell_index,
@@ -55,8 +55,8 @@ __all__ = [
     "bbox",
     "cell_size",
     "decode",
-    "encode",
     "enclosing",
+    "encode",
     "neighbours",
     "parent",
 ]
