@@ -13,13 +13,13 @@ import pandas as pd
 import xarray as xr
 
 from . import geohash
+from .geohash import MAX_PRECISION
 from .errors import CoordinateError, GeoanomError
 
 # A tile should hold at least this many training observations to fit its
 # ensemble: a few-component mixture in a handful of dimensions and an
 # isolation forest of 256-observation trees are well determined by it.
 TARGET_TILE_OBSERVATIONS = 1000
-MAX_PRECISION = 12
 
 
 def spatial_dims(cube: xr.Dataset | xr.DataArray) -> tuple[str, str]:
