@@ -11,8 +11,8 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ModelFileError
-from ..jsonable import to_jsonable
 from ..io.npz import read_npz, write_npz
+from ..jsonable import to_jsonable
 from .mlp import LayerShapes, predict_logits, sigmoid
 
 FORMAT = "geoanom-federated-mlp/1"
