@@ -17,6 +17,7 @@ import xarray as xr
 
 from ..detectors import Ensemble
 from ..errors import TileError
+from ..geohash import enclosing
 from ..features import Climatology
 from ..features.pipeline import stack_variables
 from ..tiling import tile_codes
@@ -237,9 +238,8 @@ class AnomalyModel:
         if tile in self.ensembles:
             return self.ensembles[tile]
         if self.attrs.get("federated_rounds") and self._pyramid:
-            for length in range(len(tile) - 1, 0, -1):
-                if tile[:length] in self._pyramid:
-                    return self._pyramid[tile[:length]]
+            if regions := enclosing(tile, self._pyramid):
+                return self._pyramid[regions[0]]
         return None
 
     def tile_table(self) -> pd.DataFrame:
