@@ -205,6 +205,8 @@ def test_maps_of_one_cell_one_row_and_one_column(shape, width, tmp_path):
     image = matplotlib.image.imread(out)
     assert image.shape[0] > 300 and image[..., :3].std() > 0.05
     fig = irregularity_figure(result)
+    assert overlaps(layout_boxes(fig)) == []
+    assert all(ax.get_window_extent().height >= MIN_MAP_HEIGHT_INCHES * fig.dpi for ax in map_axes(fig))
     [cells] = [c for c in fig.axes[0].collections if c.get_array() is not None]
     assert len(cells.get_array()) == shape[0] * shape[1]  # every cell drawn, each its own quadrilateral
     # cells 10 degrees wide (the grid's spacing); a lone cell, whose size nothing tells, 1 degree
@@ -236,3 +238,97 @@ def test_iso_date_in_any_calendar():
     assert iso_date(cftime.DatetimeNoLeap(1860, 1, 16, 12)) == "1860-01-16T12:00"
     assert iso_date(np.datetime64("2010-09-16"), with_time=True) == "2010-09-16T00:00"
     assert iso_date(xr.DataArray(pd.date_range("2001-03-01", periods=1)).values[0]) == "2001-03-01"
+
+
+# -- layout from the domain's shape ------------------------------------------------------
+
+def layout_boxes(fig):
+    """(name, window extent) of every title, axis label, tick label in view, legend and axes, rendered."""
+    FigureCanvasAgg(fig).draw()
+    boxes = [("suptitle", fig._suptitle)] if fig._suptitle else []
+    boxes += [(f"figure legend {i}", legend) for i, legend in enumerate(fig.legends)]
+    for n, ax in enumerate(fig.axes):
+        boxes.append((f"axes {n}", ax))
+        boxes += [(f"axes {n} title", title) for title in (ax.title, ax._left_title, ax._right_title)]
+        if ax.get_legend():
+            boxes.append((f"axes {n} legend", ax.get_legend()))
+        for axis in (ax.xaxis, ax.yaxis):
+            boxes.append((f"axes {n} {axis.axis_name} label", axis.label))
+            low, high = sorted(axis.get_view_interval())
+            span = high - low
+            for loc, label in zip(axis.get_ticklocs(), axis.get_ticklabels()):
+                if low - 1e-9 * span <= loc <= high + 1e-9 * span:
+                    boxes.append((f"axes {n} {axis.axis_name} tick {label.get_text()}", label))
+    renderer = fig.canvas.get_renderer()
+    return [(name, artist.get_window_extent(renderer)) for name, artist in boxes
+            if artist.get_visible() and (not hasattr(artist, "get_text") or artist.get_text())]
+
+
+def overlaps(boxes):
+    """Pairs of boxes that overlap by more than a pixel each way."""
+    found = []
+    for i, (name, box) in enumerate(boxes):
+        for other, second in boxes[i + 1:]:
+            width = min(box.x1, second.x1) - max(box.x0, second.x0)
+            height = min(box.y1, second.y1) - max(box.y0, second.y0)
+            if width > 1 and height > 1:
+                found.append((name, other))
+    return found
+
+
+def map_axes(fig):
+    return [ax for ax in fig.axes if any(c.get_gid() == "coastline" for c in ax.collections)]
+
+
+MIN_MAP_HEIGHT_INCHES = 1.2
+
+
+@pytest.fixture(scope="module")
+def ostia_scores():
+    """OSTIA monthly sea surface temperature (iris-sample-data): global in longitude, 10 degrees of latitude."""
+    cube = ga.open_cube(os.path.join(SAMPLES, "ostia_monthly.nc"))
+    model = ga.fit(cube.isel(time=slice(None, 36)), detectors="gmm")
+    return model.score(cube)
+
+
+def test_a_global_strip_stacks_its_panels_and_no_text_overlaps(ostia_scores, tmp_path, no_network):
+    fig = irregularity_figure(ostia_scores)
+    boxes = layout_boxes(fig)
+    assert len([name for name, _ in boxes if " y tick " in name]) >= 6  # latitude labels are drawn ...
+    assert overlaps(boxes) == []  # ... and nothing overlaps: titles, tick labels, colour bars, legend
+    irregularity, anomaly = map_axes(fig)
+    for ax in (irregularity, anomaly):  # not a thin strip
+        assert ax.get_window_extent().height >= MIN_MAP_HEIGHT_INCHES * fig.dpi
+    # stacked: the anomaly below the irregularity, each colour bar below its own panel
+    assert anomaly.get_window_extent().y1 < irregularity.get_window_extent().y0
+    colour_bars = [ax for ax in fig.axes if ax not in (irregularity, anomaly)]
+    assert len(colour_bars) == 2
+    for bar, panel in zip(colour_bars, (irregularity, anomaly)):
+        assert bar.get_window_extent().y1 < panel.get_window_extent().y0
+        assert bar.get_window_extent().width > bar.get_window_extent().height
+    # latitude stretched to read, and said so; longitude still the whole globe
+    assert "stretched" in irregularity.get_ylabel()
+    assert irregularity.get_xlim()[1] - irregularity.get_xlim()[0] > 355
+    # the legend of the outline is outside both maps
+    [legend] = fig.legends
+    box = legend.get_window_extent()
+    assert all(box.y1 < ax.get_window_extent().y0 for ax in (irregularity, anomaly))
+    image = matplotlib.image.imread(irregularity_map(ostia_scores, tmp_path / "ostia.png"))
+    assert image.shape[0] > 700 and image.shape[1] > 1000
+
+
+@pytest.mark.parametrize("file, stacked, stretched", [
+    ("ostia_monthly.nc", True, True),  # 360 x 10 degrees
+    ("orca2_votemper.nc", True, False),  # the globe, on a curvilinear grid
+    ("A1B_north_america.nc", False, False),  # a region about as wide as high: side by side, true shapes
+])
+def test_layout_follows_the_shape_of_real_domains(file, stacked, stretched):
+    from geoanom.plot.cells import map_cells
+    from geoanom.plot.layout import map_layout
+
+    cube = ga.open_cube(os.path.join(SAMPLES, file))
+    layout = map_layout(map_cells(cube), 2)
+    assert layout.stacked == stacked
+    assert (layout.stretch > 1.01) == stretched
+    width, height = layout.figsize
+    assert height > 2 * MIN_MAP_HEIGHT_INCHES and (stacked or width > height)

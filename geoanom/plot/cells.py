@@ -200,14 +200,27 @@ def outline_cells(ax: "Axes", cells: MapCells, mask: np.ndarray, **style: Any) -
         ax.add_collection(LineCollection(wrapped(segments, cells.west)[0], **style))
 
 
-def set_extent(ax: "Axes", cells: MapCells) -> None:
-    """Limits around the drawable cells (inside the frame), a plate carree aspect, and E/W, N/S ticks."""
-    from matplotlib.ticker import FuncFormatter, MaxNLocator
+def map_extent(cells: MapCells) -> tuple[float, float, float, float]:
+    """(west, east, south, north) around the drawable cells, inside the frame and the globe.
 
+    Examples
+    --------
+    >>> import xarray as xr
+    >>> map_extent(map_cells(xr.Dataset(coords={"lat": [10.0, 12.0], "lon": [170.0, 190.0, 210.0]})))
+    (160.0, 220.0, 9.0, 13.0)
+    """
     corners = cells.corners[cells.drawable] if cells.drawable.any() else np.zeros((1, 4, 2))
     west = max(float(corners[..., 0].min()), cells.west)
     east = min(float(corners[..., 0].max()), cells.west + 360.0)
     south, north = max(float(corners[..., 1].min()), -90.0), min(float(corners[..., 1].max()), 90.0)
+    return west, east, south, north
+
+
+def set_extent(ax: "Axes", cells: MapCells) -> None:
+    """Limits around the drawable cells (inside the frame), a plate carree aspect, and E/W, N/S ticks."""
+    from matplotlib.ticker import FuncFormatter, MaxNLocator
+
+    west, east, south, north = map_extent(cells)
     ax.set_xlim(west, east)
     ax.set_ylim(south, north)
     middle = np.radians(np.clip((south + north) / 2, -70.0, 70.0))

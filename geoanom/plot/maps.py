@@ -18,7 +18,15 @@ import xarray as xr
 
 from ..model.score import tile_names
 from .cells import map_cells
-from .panels import IRREGULARITY_LABEL, colour_limit, draw_anomaly, draw_field, draw_irregularity, time_step
+from .layout import map_layout, outline_legend, plain_log_ticks
+from .panels import (
+    IRREGULARITY_LABEL,
+    colour_limit,
+    draw_anomaly,
+    draw_field,
+    draw_irregularity,
+    time_step,
+)
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -26,7 +34,7 @@ if TYPE_CHECKING:
 
 def irregularity_map(result: xr.Dataset, path: str | os.PathLike, time: int | str = -1,
                      variable: str | None = None) -> str:
-    """Write a PNG of one time step: the fused irregularity, and beside it the signed anomaly.
+    """Write a PNG of one time step: the fused irregularity, and beside or below it the signed anomaly.
 
     See :func:`irregularity_figure` for what is drawn.
 
@@ -56,16 +64,19 @@ def irregularity_map(result: xr.Dataset, path: str | os.PathLike, time: int | st
 
 
 def irregularity_figure(result: xr.Dataset, time: int | str = -1, variable: str | None = None) -> "Figure":
-    """A figure of one time step: the fused irregularity, and beside it the signed anomaly.
+    """A figure of one time step: the fused irregularity, and beside or below it the signed anomaly.
 
-    The left panel shows the fused irregularity (log scale, 1 = the
-    detectors' thresholds), the cells the ensemble flags outlined; the right
+    The layout follows the domain's shape (:mod:`geoanom.plot.layout`):
+    panels side by side, or stacked for a wide domain (a global strip), the
+    figure sized to the map, and a map that would be a thin line stretched
+    in latitude (its axis label says so). The first panel shows the fused irregularity (log scale, 1 = the
+    detectors' thresholds), the cells the ensemble flags outlined; the second
     one the variable's standardised anomaly (``<variable>_anomaly``: red
     warmer or higher than expected, blue colder or lower, in spreads), so a
     flag reads as warm or cold. The title names the variable, its units, the
     time step and the model's training period. Cells without data (land on
     an ocean grid) stay blank; coastlines are drawn. A result stored without
-    the anomaly gets the left panel only, and its title says so.
+    the anomaly gets the first panel only, and its title says so.
 
     Parameters
     ----------
@@ -93,32 +104,35 @@ def irregularity_figure(result: xr.Dataset, time: int | str = -1, variable: str 
     >>> fig = irregularity_figure(model.score(cube), time="2099")  # doctest: +SKIP
     >>> fig.savefig("2099.png")  # doctest: +SKIP
     """
-    # A bare Figure (no pyplot) draws off screen without changing the
-    # backend, so calling this from a notebook leaves inline plots working.
-    from matplotlib.figure import Figure
-
+    # A bare Figure (no pyplot, see Layout.figure) draws off screen without changing
+    # the backend, so calling this from a notebook leaves inline plots working.
     step = time_step(result, time, variable)
     cells = map_cells(step.data)
     with_anomaly = step.anomaly is not None
-    fig = Figure(figsize=(16 if with_anomaly else 9, 6), layout="constrained")
-    axes = np.atleast_1d(fig.subplots(1, 2 if with_anomaly else 1, sharex=True, sharey=True))
+    layout = map_layout(cells, 2 if with_anomaly else 1)
+    fig = layout.figure()
+    axes = np.atleast_1d(fig.subplots(*layout.grid(2 if with_anomaly else 1), sharey=not layout.stacked))
     mesh = draw_irregularity(axes[0], step, colour_limit([step]), cells)
-    fig.colorbar(mesh, ax=axes[0], label=IRREGULARITY_LABEL, shrink=0.8)
+    plain_log_ticks(fig.colorbar(mesh, ax=axes[0], label=IRREGULARITY_LABEL, **layout.colour_bar))
     axes[0].set_title(f"fused irregularity: {step.flagged_share():.1%} of cells flagged")
     if with_anomaly:
         anomaly = draw_anomaly(axes[1], step, cells)
-        fig.colorbar(anomaly, ax=axes[1], shrink=0.8,
-                     label=f"standardised anomaly of {step.variable} (spreads)")
-        axes[1].set_title(f"{step.variable} warmer or higher (red), colder or lower (blue) than expected")
-        axes[1].set_ylabel("")
+        fig.colorbar(anomaly, ax=axes[1], label=f"standardised anomaly of {step.variable} (spreads)",
+                     **layout.colour_bar)
+        axes[1].set_title(f"{step.variable}: red warmer or higher, blue colder or lower than expected")
+        if not layout.stacked:
+            axes[1].set_ylabel("")
+    for ax in axes:
+        layout.shape(ax)
+    outline_legend(fig)
     note = "" if with_anomaly else " (no signed anomaly stored in this result)"
-    fig.suptitle(f"geoanom: {step.heading()}; model trained on {step.training}{note}")
+    fig.suptitle(layout.wrap(f"geoanom: {step.heading()}; model trained on {step.training}{note}", layout.figsize[0]))
     return fig
 
 
 def irregularity_maps(results: Mapping[str, xr.Dataset], path: str | os.PathLike, time: int | str = -1,
                       title: str | None = None) -> str:
-    """Write side-by-side PNG maps of one time step scored against different expectations.
+    """Write PNG maps of one time step scored against different expectations, side by side or stacked.
 
     Every panel shares one colour scale, and says which share of its valid
     cells the ensemble flags and which training period its model learned.
@@ -146,21 +160,23 @@ def irregularity_maps(results: Mapping[str, xr.Dataset], path: str | os.PathLike
     >>> irregularity_maps({"fixed climate": fixed, "running climate": running}, "2027.png",
     ...                   time="2027")  # doctest: +SKIP
     """
-    from matplotlib.figure import Figure
-
     steps = {name: time_step(result, time) for name, result in results.items()}
     vmax = colour_limit(list(steps.values()))
     cells = map_cells(next(iter(steps.values())).data)
-    fig = Figure(figsize=(7.5 * len(steps) + 1, 6), layout="constrained")
-    axes = np.atleast_1d(fig.subplots(1, len(steps), sharex=True, sharey=True))
+    layout = map_layout(cells, len(steps))
+    fig = layout.figure()
+    axes = np.atleast_1d(fig.subplots(*layout.grid(len(steps)), sharey=not layout.stacked))
     for ax, (name, step) in zip(axes, steps.items()):
         mesh = draw_irregularity(ax, step, vmax, cells)
         ax.set_title(f"{name}\n{step.flagged_share():.1%} of cells flagged; model trained on {step.training}")
-    for ax in axes[1:]:
-        ax.set_ylabel("")
-    fig.colorbar(mesh, ax=list(axes), label=IRREGULARITY_LABEL, shrink=0.8)
+        layout.shape(ax)
+    if not layout.stacked:
+        for ax in axes[1:]:
+            ax.set_ylabel("")
+    plain_log_ticks(fig.colorbar(mesh, ax=list(axes), label=IRREGULARITY_LABEL, **layout.colour_bar))
+    outline_legend(fig)
     heading = next(iter(steps.values())).heading()
-    fig.suptitle(f"{title}\n{heading}" if title else heading)
+    fig.suptitle(layout.wrap(f"{title}\n{heading}" if title else heading, layout.figsize[0]))
     fig.savefig(path, dpi=110)
     return str(path)
 

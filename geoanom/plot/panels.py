@@ -121,6 +121,7 @@ def colour_limit(steps: list[Step]) -> float:
 def draw_irregularity(ax: "Axes", step: Step, vmax: float, cells: MapCells | None = None):
     """Fused irregularity of one step on ``ax``, the ensemble's flags outlined, tiles named, coasts drawn.
 
+    The outline's legend is the figure's (:func:`geoanom.plot.layout.outline_legend`), outside the map.
     Returns the filled cells (a PolyCollection, for a colour bar).
     """
     from matplotlib.colors import LogNorm
@@ -130,10 +131,8 @@ def draw_irregularity(ax: "Axes", step: Step, vmax: float, cells: MapCells | Non
     mesh = draw_cells(ax, cells, step.data["fused_irregularity"].values, cmap="RdYlBu_r",
                       norm=LogNorm(vmin=1.0 / vmax, vmax=vmax))
     outline_cells(ax, cells, step.data["ensemble"].values, colors="black", linewidths=0.8)
-    ax.plot([], [], color="black", linewidth=0.8, label="ensemble flags an anomaly")
     _frame(ax, cells, step)
     _draw_tiles(ax, cells, step.data["tile"].values)
-    ax.legend(loc="lower left", fontsize="small")
     return mesh
 
 
