@@ -333,3 +333,32 @@ def test_sufficient_statistics_of_two_parts_add_up_to_the_whole(family, blobs):
     detector.m_step(whole)
     assert detector.n_samples_ == 2.0 * len(train)
     assert roc_auc_score(before > 1, detector.irregularity(train)) > 0.95
+
+
+# -- a saved state is checked before a detector is rebuilt from it ---------------------------
+
+# per family: an array whose first axis counts components, clusters or nodes, and what the error names
+GROWN = {"gmm": "weights_", "dpmm": "weights_", "kmeans": "counts_", "iforest": "node_path_"}
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_from_dict_refuses_arrays_that_disagree(family, blobs):
+    train, _, _ = blobs
+    data = family(random_state=0).fit(train).to_dict()
+    family.check_state(dict(data["state"]))  # a real state passes
+    key = GROWN[family.family]
+    longer = np.concatenate([data["state"][key], data["state"][key][:1]])
+    with pytest.raises(ValueError, match=rf"^{family.family} detector: {key} has shape \({len(longer)},\), not"):
+        family.from_dict({**data, "state": {**data["state"], key: longer}})
+    if family.family != "iforest":  # the standardisation's width is the number of features
+        with pytest.raises(ValueError, match="scale_ has shape"):
+            family.from_dict({**data, "state": {**data["state"], "scale_": np.ones(3)}})
+
+
+def test_an_ensemble_refuses_detectors_of_different_widths(blobs):
+    train, _, _ = blobs
+    wider = np.column_stack([train, train[:, :1]])
+    data = {"detectors": {"gmm": GMMDetector(random_state=0).fit(train).to_dict(),
+                          "kmeans": KMeansDetector(random_state=0).fit(wider).to_dict()}}
+    with pytest.raises(ValueError, match=r"disagree on the number of features \(gmm 2, kmeans 3\)"):
+        Ensemble.from_dict(data)

@@ -254,3 +254,106 @@ def test_zarr_model_left_unfinished_by_a_killed_write_is_refused(zarr_store):
     group.attrs["geoanom_incomplete"] = "true"
     zarr.consolidate_metadata(zarr_store)
     refused(zarr_store, "unfinished output")
+
+
+# -- arrays of a detector that disagree with each other (edited shapes and values) -----------
+
+FAMILIES = "gmm,kmeans,dpmm,iforest"
+
+
+@pytest.fixture(scope="module")
+def all_families(tmp_path_factory):
+    """A model of every detector family, saved, with the scores of the model that saved it."""
+    cube, _ = synthetic_cube(n_years=4, n_lat=6, n_lon=8, seed=3)
+    model = ga.fit(cube.sel(time=slice(None, "2001")), precision=1, detectors=FAMILIES)
+    path = tmp_path_factory.mktemp("families") / "model.npz"
+    model.save(path)
+    return path, cube, model.score(cube)
+
+
+@pytest.fixture
+def families_npz(all_families, tmp_path):
+    return shutil.copy(all_families[0], tmp_path / "model.npz")
+
+
+def edit_array(path, family, key, change):
+    """Change the values of one detector array of the first tile in place, digests recomputed as an editor would."""
+    from geoanom.model.store import _digest
+
+    with np.load(path) as store:
+        arrays = {name: store[name].copy() for name in store.files}
+    header = json.loads(arrays.pop(JSON_KEY).tobytes().decode())
+    reference = first_detector(header, family)[key]
+    name = header["arrays"][reference["__array__"]]
+    size = int(np.prod(reference["shape"]))
+    part = arrays[name][reference["offset"]:reference["offset"] + size].reshape(reference["shape"])
+    change(part)
+    arrays[name][reference["offset"]:reference["offset"] + size] = part.ravel()
+    header["digests"][name] = _digest(arrays[name])
+    text = json.dumps(header).encode()
+    np.savez_compressed(path, **arrays, **{JSON_KEY: np.frombuffer(text, dtype=np.uint8)})
+
+
+def reshape(family, key, new_shape):
+    """An edit of the JSON part: one array of the first tile's detector said to have another shape."""
+    def change(header):
+        reference = first_detector(header, family)[key]
+        reference["shape"] = new_shape(reference["shape"])
+
+    return change
+
+
+def test_every_family_loads_and_scores_bit_identically(all_families):
+    path, cube, expected = all_families
+    loaded = ga.load_model(path)
+    assert set(next(iter(loaded.ensembles.values())).detectors_) == set(FAMILIES.split(","))
+    result = loaded.score(cube)
+    for name in ("irregularity", "fused_irregularity", "ensemble"):
+        np.testing.assert_array_equal(result[name].values, expected[name].values)
+
+
+@pytest.mark.parametrize("family, key, new_shape, fragment", [
+    # one weight too many: it read the next tile's weight and silently changed scores
+    ("gmm", "weights_", lambda s: [s[0] + 1], "weights_ has shape"),
+    # one covariance too many (the reviewer's [2, 2, 2]): a bare IndexError when scoring
+    ("gmm", "covariances_", lambda s: [s[0] + 1, s[1], s[2]], "covariances_ has shape"),
+    ("gmm", "means_", lambda s: [s[0], s[1] + 1], "means_ has shape"),
+    ("gmm", "scale_", lambda s: [s[0] + 1], "scale_ has shape"),
+    ("dpmm", "weights_", lambda s: [s[0] + 1], "weights_ has shape"),
+    ("dpmm", "covariances_", lambda s: [s[0], s[1] + 1, s[2] + 1], "covariances_ has shape"),
+    ("kmeans", "counts_", lambda s: [s[0] + 1], "counts_ has shape"),
+    ("kmeans", "scatter_", lambda s: [s[0] + 1, s[1], s[2]], "scatter_ has shape"),
+    ("kmeans", "means_", lambda s: [s[0], s[1] + 1], "means_ has shape"),
+    ("iforest", "node_left_", lambda s: [s[0] - 1], "node_left_ has shape"),
+    ("iforest", "tree_norm_", lambda s: [s[0] - 1], "tree_norm_ has shape"),
+    ("iforest", "reservoir_", lambda s: [s[0], s[1] + 1], "reservoir_ has shape"),
+])
+def test_edited_shapes_are_refused_at_load(families_npz, family, key, new_shape, fragment):
+    edit_header(families_npz, reshape(family, key, new_shape))
+    refused(families_npz, f"{family} detector", fragment)
+
+
+@pytest.mark.parametrize("family, key, change, fragment", [
+    ("gmm", "weights_", lambda w: w.__imul__(2.0), "weights_ are not non-negative numbers summing to 1"),
+    ("gmm", "covariances_", lambda c: c.__imul__(-1.0), "not positive definite"),
+    ("dpmm", "covariances_", lambda c: c.__setitem__((0, 0, -1), c[0, 0, -1] + 1.0), "not symmetric"),
+    ("kmeans", "counts_", lambda n: n.__setitem__(0, -5.0), "counts_ holds a negative"),
+    ("iforest", "node_feature_", lambda f: f.__setitem__(0, 7), "node_feature_ holds feature 7"),
+    ("iforest", "node_left_", lambda n: n.__setitem__(0, 10**6), "node_left_ of node 0 is 1000000, outside its tree"),
+    ("iforest", "node_right_", lambda n: n.__setitem__(-1, 0), "outside its tree"),
+    ("iforest", "tree_root_", lambda r: r.__setitem__(1, r[0]), "tree_root_ does not start trees at 0"),
+])
+def test_edited_values_that_disagree_are_refused_at_load(families_npz, family, key, change, fragment):
+    edit_array(families_npz, family, key, change)
+    refused(families_npz, f"{family} detector", fragment)
+
+
+def test_detectors_of_one_tile_must_share_their_features(families_npz):
+    """An isolation forest told it has one feature more (its reservoir dropped) no longer fits the others."""
+    def change(header):
+        state = first_detector(header, "iforest")
+        state.pop("reservoir_")
+        state["n_features_"] += 1
+
+    edit_header(families_npz, change)
+    refused(families_npz, "detectors disagree on the number of features", "iforest")

@@ -370,8 +370,26 @@ class Detector(BaseEstimator):
         detector.native_threshold_ = float(state.pop("threshold_"))
         detector.threshold_source_ = str(state.pop("threshold_source_"))
         detector.threshold_ = 1.0
+        cls.check_state(state)
         detector._set_state(state)
         return detector
+
+    @classmethod
+    def check_state(cls, state: dict[str, Any]) -> None:
+        """Raise ValueError, in one sentence, if a saved state's arrays disagree with each other or the features.
+
+        :meth:`from_dict` calls it first, so an edited model file is refused at load, not scored wrongly.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from geoanom.detectors import GMMDetector
+        >>> state = GMMDetector(random_state=0).fit(np.random.default_rng(0).normal(size=(200, 2))).to_dict()["state"]
+        >>> GMMDetector.check_state({**state, "weights_": np.array([0.5, 0.5])})
+        Traceback (most recent call last):
+        ...
+        ValueError: gmm detector: weights_ has shape (2,), not (1,): one per component of means_ (1, 2)
+        """
 
     def _get_state(self) -> dict[str, Any]:
         raise NotImplementedError

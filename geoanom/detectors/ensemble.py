@@ -232,8 +232,12 @@ class Ensemble(BaseEstimator):
     def from_dict(cls, data: dict[str, Any]) -> Ensemble:
         """Rebuild a fitted ensemble from :meth:`to_dict` output."""
         parts = data["detectors"]
-        return cls(detectors=tuple(parts)).with_detectors(
-            {name: FAMILIES[part["family"]].from_dict(part) for name, part in parts.items()})
+        detectors = {name: FAMILIES[part["family"]].from_dict(part) for name, part in parts.items()}
+        widths = {name: detector.n_features_in_ for name, detector in detectors.items()}
+        if len(set(widths.values())) > 1:
+            described = ", ".join(f"{name} {width}" for name, width in widths.items())
+            raise ValueError(f"the ensemble's detectors disagree on the number of features ({described})")
+        return cls(detectors=tuple(parts)).with_detectors(detectors)
 
 
 def majority(votes: Any, n_detectors: int) -> Any:

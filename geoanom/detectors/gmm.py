@@ -26,6 +26,7 @@ from .moments import (
     map_shrink,
     nearest_prior,
 )
+from .validation import check_mixture
 
 # |llk_model| is floored so that a model whose mean log-likelihood is close to
 # zero (a tight, nearly singular cloud) does not blow the fitness score up.
@@ -318,6 +319,11 @@ class GMMDetector(Detector):
             "model_llk_": self.model_llk_,
             "n_samples_": self.n_samples_,
         }
+
+    @classmethod
+    def check_state(cls, state: dict[str, Any]) -> None:
+        """Weights (k,), means (k, d), full covariances (k, d, d) positive definite, d from ``center_``."""
+        check_mixture(state, cls.family)
 
     def _set_state(self, state: dict[str, Any]) -> None:
         self.center_ = np.asarray(state["center_"], dtype=np.float64)

@@ -15,6 +15,7 @@ from .base import (
     merged_threshold,
 )
 from .isolation_trees import build_forests
+from .validation import check_forest
 
 # Observations scored per batch: bounds the (trees x batch) traversal arrays.
 SCORE_BATCH = 16_384
@@ -210,6 +211,11 @@ class IForestDetector(Detector):
                  "tree_root_", "tree_norm_", "tree_weight_", "max_depth_", "n_features_", "n_samples_",
                  "reservoir_", "reservoir_seen_", "refresh_next_", "pending_")
         return {name: getattr(self, name) for name in names if hasattr(self, name)}
+
+    @classmethod
+    def check_state(cls, state: dict[str, Any]) -> None:
+        """Node arrays of one length, trees in order, features below ``n_features_``, children in their tree."""
+        check_forest(state, cls.family)
 
     def _set_state(self, state: dict[str, Any]) -> None:
         self.node_feature_ = np.asarray(state["node_feature_"], dtype=np.int32)

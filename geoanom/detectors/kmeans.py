@@ -24,6 +24,13 @@ from .moments import (
     map_shrink,
     nearest_prior,
 )
+from .validation import (
+    array,
+    check_covariances,
+    check_scalars,
+    check_standardisation,
+    expect_shape,
+)
 
 # Canopy radii in standardised units: a point within T2 of a canopy centre can
 # start no other canopy; T1 = 2 T2 gathers the canopy's members.
@@ -290,6 +297,29 @@ class KMeansDetector(Detector):
     def _get_state(self) -> dict[str, Any]:
         return {"center_": self.center_, "scale_": self.scale_, "means_": self.means_, "counts_": self.counts_,
                 "scatter_": self.scatter_, "n_samples_": self.n_samples_}
+
+    @classmethod
+    def check_state(cls, state: dict[str, Any]) -> None:
+        """Centroids (k, d), member counts (k,) and scatter matrices (k, d, d), d from ``center_``."""
+        n_features = check_standardisation(state, cls.family)
+        means = array(state, "means_", cls.family, 2)
+        k = len(means)
+        expect_shape(means, "means_", (k, n_features), cls.family,
+                     f"one row of {n_features} features of center_ per cluster")
+        counts = array(state, "counts_", cls.family, 1)
+        expect_shape(counts, "counts_", (k,), cls.family, f"one per cluster of means_ {means.shape}")
+        if not np.isfinite(counts).all() or (counts < 0).any():
+            raise ValueError(f"{cls.family} detector: counts_ holds a negative or non-finite count")
+        scatter = array(state, "scatter_", cls.family, 3)
+        expect_shape(scatter, "scatter_", (k, n_features, n_features), cls.family,
+                     f"one scatter matrix per cluster of means_ {means.shape}")
+        if not np.isfinite(means).all():
+            raise ValueError(f"{cls.family} detector: means_ holds a non-finite value")
+        # the covariances scoring whitens with: the scatter shrunk towards unit variance
+        prior = n_features + 1.0
+        check_covariances((scatter + prior * np.eye(n_features)) / (counts + prior)[:, None, None],
+                          "scatter_", cls.family)
+        check_scalars(state, cls.family, "n_samples_")
 
     def _set_state(self, state: dict[str, Any]) -> None:
         self.center_ = np.asarray(state["center_"], dtype=np.float64)
