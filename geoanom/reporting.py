@@ -68,19 +68,27 @@ def progress(client: Any = None, label: str = "computing") -> Iterator[None]:
         yield
 
 
-def write_outputs(result, model, out_path, plot_path, client, *, table_path=None, model_path=None) -> None:
+def write_outputs(result, model, out_path, plot_path, client, *, table_path=None, model_path=None,
+                  also=None) -> dict:
     """Write a result with labelled progress, and on request the model, a map and the table of tiles.
 
     The result is written chunk by chunk as it is scored, also on a cluster:
     it is never held whole in memory. Paths are checked by the caller, before
     any work. The ten most anomalous tiles are printed, and written to
-    ``table_path`` when given.
+    ``table_path`` when given. ``also`` (a dict of lazy values, e.g. the
+    counts of ±inf) is computed in the same pass as the result, reading the
+    input once; the computed dict is returned.
+
+    Examples
+    --------
+    >>> counts = write_outputs(model.score(cube), model, Path("a.zarr"), None, None,
+    ...                        also=count_infinite(cube, compute=False))  # doctest: +SKIP
     """
-    from .io import write_dataset
+    from .io.write import write_and_compute
     from .plot import irregularity_map, top_tiles
 
     with stage(f"scoring and writing {out_path}", client):
-        write_dataset(result, out_path)
+        computed = write_and_compute(result, out_path, also or {})[1]
     say(f"wrote {out_path}")
     if model_path is not None:
         model.save(model_path)
@@ -96,6 +104,7 @@ def write_outputs(result, model, out_path, plot_path, client, *, table_path=None
         say(f"table of the most anomalous tiles: {table_path}")
     say("the ten most anomalous tiles (mean fused irregularity over the scored period):")
     say(table.to_string(float_format=lambda value: f"{value:.3f}"))
+    return computed
 
 
 def _reopened(path):

@@ -133,6 +133,16 @@ def test_skipped_tiles_are_listed_with_their_reasons(tmp_path, refused):
     assert "valid observations" in reason and "100 needed" in reason
 
 
+def read_all(master: int) -> str:
+    """What a pseudo-terminal received up to its last newline: one read may return only part of it."""
+    import select
+
+    drawn = b""
+    while not drawn.endswith(b"\n") and select.select([master], [], [], 2.0)[0]:
+        drawn += os.read(master, 10_000)
+    return drawn.decode()
+
+
 def test_progress_on_a_terminal_is_a_bar_and_in_a_log_plain_lines():
     master, slave = os.openpty()
     with os.fdopen(slave, "w") as terminal:
@@ -141,7 +151,8 @@ def test_progress_on_a_terminal_is_a_bar_and_in_a_log_plain_lines():
         for done in range(1, 5):
             line.update(done)
         line.close()
-        drawn = os.read(master, 10_000).decode()
+        terminal.flush()
+        drawn = read_all(master)
     os.close(master)
     assert "\rfitting 3 tiles [" in drawn and "100%" in drawn and drawn.endswith("\n")
 

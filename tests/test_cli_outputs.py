@@ -163,3 +163,49 @@ def test_os_errors_are_one_precise_sentence():
     assert "disk is full" in os_error_sentence(OSError(errno.ENOSPC, "No space left on device", "o.nc"))
     assert os_error_sentence(PermissionError(errno.EACCES, "Permission denied", "m.npz")).endswith(
         "'m.npz': permission denied.")
+
+
+def test_a_folder_or_store_geoanom_did_not_write_is_refused_and_kept(nc_input, tmp_path, refused):
+    notes = tmp_path / "notzarr.zarr"
+    notes.mkdir()
+    (notes / "notes.txt").write_text("important")
+    assert_refused(refused(*detect(nc_input, "--out", notes)),
+                   f"cannot write --out '{notes}': it is a folder geoanom did not write; choose a new path")
+    thesis = tmp_path / "proj.zarr" / "sub" / "thesis.tex"
+    thesis.parent.mkdir(parents=True)
+    thesis.write_text("chapter 1")
+    assert_refused(refused(*detect(nc_input, "--out", tmp_path / "r.zarr", "--model-out", tmp_path / "proj.zarr")),
+                   "--model-out", "is a folder geoanom did not write")
+    foreign = tmp_path / "foreign.zarr"
+    xr.Dataset({"x": ("n", [1.0, 2.0])}).to_zarr(foreign, zarr_format=2)
+    assert_refused(refused(*detect(nc_input, "--out", foreign)), "is a Zarr store geoanom did not write")
+    assert (notes / "notes.txt").read_text() == "important" and thesis.read_text() == "chapter 1"
+    assert xr.open_zarr(foreign)["x"].values.tolist() == [1.0, 2.0]
+    assert not (tmp_path / "r.zarr").exists()  # refused before any work
+
+
+def test_stores_geoanom_wrote_are_replaced(nc_input, tmp_path, refused):
+    out, model = tmp_path / "r.zarr", tmp_path / "m.zarr"
+    for _ in range(2):  # the second run replaces the first's result and model
+        run = refused(*detect(nc_input, "--out", out, "--model-out", model), "-q")
+        assert run.returncode == 0, run.stderr
+    assert xr.open_zarr(out).attrs["geoanom_written_by"].startswith("geoanom ")
+    assert "geoanom_written_by" in xr.open_zarr(model).attrs
+
+
+def test_file_urls_are_written_as_local_paths(nc_input, tmp_path, refused, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for name in ("fo.nc", "fo.zarr"):
+        run = refused(*detect(nc_input, "--out", f"file://{tmp_path}/x/{name}"), "-q")
+        assert run.returncode == 0, run.stderr
+        assert xr.open_dataset(tmp_path / "x" / name, engine="zarr" if name.endswith("zarr") else None).sizes
+    assert not (tmp_path / "file:").exists()
+    assert_refused(refused(*detect(nc_input, "--out", "s3://bucket/fo.zarr")), "must be local paths, not URLs")
+
+
+@pytest.mark.skipif(not __import__("os").path.isdir("/proc/self"), reason="needs Linux's /proc")
+def test_a_folder_where_no_file_can_be_made_is_refused_before_work(nc_input, tmp_path, refused):
+    out = tmp_path / "r.nc"
+    assert_refused(refused(*detect(nc_input, "--out", out, "--model-out", "/proc/m.npz")),
+                   "--model-out '/proc/m.npz'", "no file can be made in the folder '/proc'")
+    assert not out.exists()  # before any work (os.access says yes to root here; the probe does not)

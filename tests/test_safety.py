@@ -22,6 +22,7 @@ import xarray as xr
 import geoanom as ga
 from geoanom.cli import main
 from geoanom.errors import CorruptDataError, GeoanomError, InputFileError
+from geoanom.io import write
 from geoanom.io.safety import count_infinite, infinite_message
 from geoanom.io.write import remove_stale_temporaries
 from geoanom.testing import synthetic_cube
@@ -308,3 +309,41 @@ def test_corrupt_chunk_read_by_a_distributed_worker_is_the_same_sentence(stored)
         assert float(cube["tas"].isel(time=slice(0, 24)).mean().compute()) > 200  # intact chunks read remotely
         with pytest.raises(CorruptDataError, match=f"variable 'tas' from '{path}'"):
             cube["tas"].mean().compute()
+
+
+def test_write_dataset_refuses_to_replace_what_geoanom_did_not_write(tmp_path):
+    cube, _ = synthetic_cube(n_years=1, n_lat=3, n_lon=3)
+    folder = tmp_path / "notzarr.zarr"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "sub" / "thesis.tex").write_text("chapter 1")
+    with pytest.raises(GeoanomError, match=r"notzarr\.zarr' is a folder geoanom did not write; choose a new path"):
+        ga.write_dataset(cube, folder)
+    foreign = tmp_path / "foreign.zarr"
+    xr.Dataset({"x": ("n", [1.0])}).to_zarr(foreign, zarr_format=3, consolidated=False)
+    with pytest.raises(GeoanomError, match="is a Zarr store geoanom did not write"):
+        ga.write_dataset(cube, foreign)
+    (tmp_path / "folder.nc").mkdir()
+    with pytest.raises(GeoanomError, match=r"folder\.nc' is a folder, not a file"):
+        ga.write_dataset(cube, tmp_path / "folder.nc")
+    assert (folder / "sub" / "thesis.tex").read_text() == "chapter 1" and xr.open_zarr(foreign, consolidated=False)["x"].size == 1
+    ours = ga.write_dataset(cube, tmp_path / "ours.zarr", zarr_format=3)  # marked, so replaced
+    assert ga.write_dataset(cube, ours) == ours and write.written_by_geoanom(ours)
+    (tmp_path / "empty.zarr").mkdir()  # nothing to lose
+    assert ga.write_dataset(cube, tmp_path / "empty.zarr").is_dir()
+
+
+def test_write_errors_name_the_path_given_not_the_temporary(tmp_path, monkeypatch):
+    from geoanom.io.npz import write_npz
+
+    with pytest.raises(OSError) as caught:  # no such folder: mkstemp fails on the temporary's name
+        write_npz(tmp_path / "missing" / "m.npz", {"a": np.zeros(2)})
+    assert caught.value.filename == str(tmp_path / "missing" / "m.npz")
+
+    def refuse(tmp, target):
+        raise PermissionError(13, "Permission denied", str(tmp))
+
+    monkeypatch.setattr(write, "_move_into_place", refuse)
+    with pytest.raises(PermissionError) as caught:
+        ga.write_dataset(synthetic_cube(n_years=1, n_lat=3, n_lon=3)[0], tmp_path / "r.nc")
+    assert caught.value.filename == str(tmp_path / "r.nc")
+    assert list(tmp_path.glob(".r.nc.tmp-*")) == []

@@ -13,12 +13,14 @@ import contextlib
 import io
 import os
 import sys
+import warnings
 from typing import Sequence
 
 from .. import __version__
-from ..errors import GeoanomError
+from ..errors import GeoanomError, GeoanomWarning
 from ..reporting import NORMAL, QUIET, VERBOSE, set_verbosity
 from . import commands
+from .paths import local_path
 
 EXIT_USER_ERROR = 2
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, as the shell reports a filter cut short
@@ -26,6 +28,8 @@ DETECTORS = "gmm,kmeans,dpmm,iforest"
 # geoanom.features.RegionParams' defaults, written out so that --help need not
 # import scipy and dask (tests/test_cli_options.py checks they agree).
 REGION_DEFAULTS = {"sigma": 1.0, "median_size": 3, "threshold": 1.5, "tail": "both"}
+# Options naming a path written: a file:// URL among them becomes the local path it names.
+OUTPUT_OPTIONS = ("out", "model_out", "plot", "top_tiles", "explain_out", "labels_out", "audit_log")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -45,9 +49,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("geoanom: error: give either -q or -v, not both.", file=sys.stderr)
         return EXIT_USER_ERROR
     set_verbosity(QUIET if args.quiet else VERBOSE if args.verbose else NORMAL)
+    for option in OUTPUT_OPTIONS:
+        if isinstance(getattr(args, option, None), str):
+            setattr(args, option, local_path(getattr(args, option)))
     try:
         # -q: nothing on standard output; warnings and errors still go to standard error
-        with contextlib.redirect_stdout(io.StringIO()) if args.quiet else contextlib.nullcontext():
+        with contextlib.redirect_stdout(io.StringIO()) if args.quiet else contextlib.nullcontext(), \
+                one_line_warnings():
             args.run(args)
     except GeoanomError as error:
         print(f"geoanom: error: {error}", file=sys.stderr)
@@ -64,6 +72,35 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         set_verbosity(NORMAL)  # main may run again in the same process (tests, notebooks)
     return 0
+
+
+@contextlib.contextmanager
+def one_line_warnings():
+    """Within the block, print each GeoanomWarning as ``geoanom: warning: <message>`` on standard error.
+
+    Python's own form names a source line of geoanom and repeats it, which
+    means nothing to someone at a command line. Each message is shown once
+    (also with -q: quiet keeps errors and warnings); other warnings keep
+    Python's form, since they are not meant to happen in a normal run.
+
+    Examples
+    --------
+    >>> with one_line_warnings():  # doctest: +SKIP
+    ...     warnings.warn("tas holds 3 infinite values in tas.nc", GeoanomWarning)
+    geoanom: warning: tas holds 3 infinite values in tas.nc
+    """
+    with warnings.catch_warnings():
+        previous = warnings.showwarning
+        warnings.simplefilter("default", GeoanomWarning)  # once per message, even if filtered as "ignore" before
+
+        def show(message, category, filename, lineno, file=None, line=None):
+            if issubclass(category, GeoanomWarning):
+                print(f"geoanom: warning: {message}", file=sys.stderr)
+            else:
+                previous(message, category, filename, lineno, file, line)
+
+        warnings.showwarning = show
+        yield
 
 
 def build_parser() -> argparse.ArgumentParser:

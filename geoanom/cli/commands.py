@@ -9,9 +9,10 @@ from __future__ import annotations
 import argparse
 import contextlib
 import errno
+import warnings
 from pathlib import Path
 
-from ..errors import GeoanomError, TrainingPeriodError
+from ..errors import CoordinateError, GeoanomError, GeoanomWarning, TrainingPeriodError
 from ..reporting import detail, model_summary, report_skipped, say, stage, write_outputs
 from .paths import Output, check_outputs
 
@@ -62,11 +63,14 @@ def run_detect(args: argparse.Namespace) -> None:
 
             nearest_grid_cell(cube, *point)
         training = select_training(cube, args.train_start, args.train_end)
+        warn_in_sample(cube, training)
         detail(describe_work(cube, training, client))
         labels = tile_labels(training, args.precision)  # coordinates only: names the work before it starts
         tiles = len(set(labels.values.ravel().tolist()))
         detail(f"tiles: {labels.attrs.get('precision_reason') or 'precision ' + str(labels.attrs['precision'])}")
-        with stage(f"fitting {tiles:,} tiles", client):
+        with stage(f"fitting {tiles:,} tiles", client), warnings.catch_warnings():
+            # the whole input's count of ±inf is reported once the result is written; not the training part first
+            warnings.filterwarnings("ignore", INFINITE_IN_TRAINING, GeoanomWarning)
             model = fit(training, variables=args.variables, precision=args.precision,
                         detectors=args.detectors, client=client, features=args.features.split(","),
                         federated=args.federated, federated_rounds=args.federated_rounds,
@@ -75,10 +79,40 @@ def run_detect(args: argparse.Namespace) -> None:
         say(model_summary(model))
         report_skipped(model)
         result = model.score(cube, client=client)
-        write_outputs(result, model, Path(args.out), args.plot, client, table_path=args.top_tiles,
-                      model_path=args.model_out)
+        from ..io import count_infinite
+
+        infinite = write_outputs(result, model, Path(args.out), args.plot, client, table_path=args.top_tiles,
+                                 model_path=args.model_out, also=count_infinite(cube, compute=False))
+        warn_infinite(infinite, cube, args.inputs)
         if point is not None:
             explain_cell(model, cube, point, Path(args.out), Path(outputs[-1].path))
+
+
+INFINITE_IN_TRAINING = r".*infinite values? in the training period"  # geoanom.fit's warning (see warn_infinite)
+
+
+def warn_in_sample(cube, training) -> None:
+    """Warn when the training period is the whole input: every score is then in-sample."""
+    if training.sizes["time"] == cube.sizes["time"]:
+        from ..reporting import iso_date
+
+        times = cube["time"].values
+        warnings.warn(f"the training period covers the whole input ({iso_date(times[0])} to {iso_date(times[-1])}), "
+                      "so every score is in-sample; end it earlier with --train-end to score unseen data.",
+                      GeoanomWarning, stacklevel=2)
+
+
+def warn_infinite(counts, cube, inputs) -> None:
+    """One warning for the ±inf values of the whole input (treated as missing), naming the variable and file.
+
+    It replaces :func:`geoanom.fit`'s warning about the training period
+    alone: both at once would count the same values twice.
+    """
+    from ..io import infinite_message
+
+    source = cube.attrs.get("geoanom_source") or ", ".join(map(str, inputs))
+    if message := infinite_message({name: int(n) for name, n in counts.items()}, source):
+        warnings.warn(message, GeoanomWarning, stacklevel=2)
 
 
 def describe_work(cube, training, client) -> str:
@@ -96,8 +130,14 @@ def describe_work(cube, training, client) -> str:
 def open_input(inputs, variables, level=None):
     """The input cube, at one level when ``--level`` is given."""
     from .. import open_cube
+    from ..io.levels import LEVEL_ADVICE
 
-    return open_cube(inputs, variables=variables, level=level)
+    try:
+        return open_cube(inputs, variables=variables, level=level)
+    except CoordinateError as error:  # the library's advice names its keyword; here the option is --level
+        if LEVEL_ADVICE not in str(error):
+            raise
+        raise CoordinateError(str(error).replace(LEVEL_ADVICE, "give --level VALUE to choose one")) from None
 
 
 def parse_point(text: str) -> tuple[float, float]:
@@ -150,12 +190,47 @@ def run_regions(args: argparse.Namespace) -> None:
             + ", ".join(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}" for k, v in params.items()))
     with stage(f"region features of {args.variable}"):
         table = region_features(cube, variable=args.variable, precision=args.precision, **params)
-    table.to_csv(args.out)
+    iso_times(table).to_csv(args.out)
     say(f"wrote {args.out}: {len(table)} rows, {int(table['n_regions'].sum())} regions")
     if args.labels_out:
         with stage(f"labelling and writing {args.labels_out}"):
             write_dataset(region_labels(cube, variable=args.variable, **params).to_dataset(), args.labels_out)
         say(f"wrote {args.labels_out}")
+    # A second read of the variable, only to count ±inf: region_features computes inside the library and
+    # hands back no lazy result to join, and this pass costs one scan of the input, little beside the
+    # smoothing and labelling of every time step.
+    from ..io import count_infinite
+
+    with stage(f"counting infinite values of {args.variable}", watch=False):
+        warn_infinite(count_infinite(cube), cube, args.inputs)
+
+
+def iso_times(table):
+    """`table` with its ``time`` index as ISO dates (``2006-05-16T12:00``), in any calendar.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> iso_times(pd.DataFrame({"n": [1]}, index=pd.Index(pd.to_datetime(["2006-05-16 12:00"]), name="time")))
+    ... # doctest: +NORMALIZE_WHITESPACE
+                      n
+    time
+    2006-05-16T12:00  1
+    """
+    import pandas as pd
+
+    from ..reporting import iso_date
+
+    index = table.index
+    names = list(index.names)
+    if "time" not in names:
+        return table
+    times = index.levels[names.index("time")] if isinstance(index, pd.MultiIndex) else index
+    with_time = any("T" in iso_date(value) for value in times)  # one form for every row
+    dates = pd.Index([iso_date(value, with_time=with_time) for value in times], name="time")
+    out = table.copy()
+    out.index = index.set_levels(dates, level="time") if isinstance(index, pd.MultiIndex) else dates
+    return out
 
 
 def federate_outputs(args: argparse.Namespace) -> list[Output | None]:
@@ -193,7 +268,8 @@ def run_federate(args: argparse.Namespace) -> None:
     clients = args.clients if args.clients == "tile" else _client_grid(args.clients)
     with stage("features of every observation"):
         rows = cube_rows(cube, args.variable, clients, precision=args.precision)
-    say(f"{len(rows.features):,} observations of {len(set(rows.clients))} clients; "
+    clients_ = len(set(rows.clients))
+    say(f"{len(rows.features):,} observations of {clients_} client{'' if clients_ == 1 else 's'}; "
         f"features {', '.join(rows.names)}")
     client = make_client(args.workers, args.scheduler)
     with client if client is not None else contextlib.nullcontext():
@@ -245,15 +321,30 @@ def select_training(cube, start: str | None, end: str):
     times = cube["time"].values
     span = f"{iso_date(times[0])} to {iso_date(times[-1])}" if len(times) else "no time steps"
     try:
-        training = cube.sel(time=slice(start, end))
-    except (KeyError, ValueError, TypeError) as error:
-        raise TrainingPeriodError(f"cannot read the training period {start or 'start'} to {end}: {error}.") from None
+        try:
+            training = cube.sel(time=slice(start, end))
+        except (ValueError, OverflowError):  # a date past what the time index can hold, e.g. 3000 in nanoseconds
+            first, last = (iso_date(t) for t in times[[0, -1]]) if len(times) else ("", "")
+            training = cube.sel(time=slice(_within(start, first, before=True), _within(end, last, before=False)))
+    except (KeyError, ValueError, TypeError, OverflowError) as error:
+        raise TrainingPeriodError(f"cannot read the training period {start or 'start'} to {end}: "
+                                  f"{str(error).rstrip('.')}.") from None
     if training.sizes["time"] == 0:
         raise TrainingPeriodError(
             f"the training period {start or 'start'} to {end} selects no data in "
             f"{cube.attrs.get('geoanom_source', 'the input')}, which runs from {span}."
         )
     return training
+
+
+def _within(date: str | None, bound: str, before: bool) -> str | None:
+    """None (open-ended) for an ISO date past the data's `bound` on its side, else the date unchanged."""
+    import re
+
+    if date is None or not re.fullmatch(r"\d{4}(-\d\d){0,2}", date.strip()):
+        return date
+    beyond = date.strip() < bound[:len(date.strip())] if before else date.strip() > bound[:len(date.strip())]
+    return None if beyond else date
 
 
 def run_info(args: argparse.Namespace) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import glob
 import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -46,7 +47,12 @@ class Output:
     @property
     def is_folder(self) -> bool:
         """A folder on disk (a folder output or a Zarr store)."""
-        return self.kind == "folder" or Path(self.path).suffix.lower() == ".zarr"
+        return self.kind == "folder" or self.is_store
+
+    @property
+    def is_store(self) -> bool:
+        """A Zarr store, replaced as a whole (a folder output is written into instead)."""
+        return self.kind != "folder" and Path(self.path).suffix.lower() == ".zarr"
 
 
 def check_outputs(outputs: Iterable[Output | None], inputs: Sequence[str] = ()) -> None:
@@ -85,17 +91,60 @@ def check_output(output: Output) -> None:
     """The suffix, the kind and the parent of one output."""
     path = Path(output.path).expanduser()
     name = f"{output.option} '{output.path}'"
+    if "://" in output.path:  # file:// was made a local path by local_path; s3:// and the like are not written
+        raise GeoanomError(f"cannot write {name}: outputs must be local paths, not URLs.")
     if output.suffixes and path.suffix.lower() not in output.suffixes:
         raise GeoanomError(f"cannot write {name}: {output.what} must end in {_either(output.suffixes)}.")
     if output.is_folder and path.exists() and not path.is_dir():
         raise GeoanomError(f"cannot write {name}: it is a file, and {output.what} is a folder.")
     if not output.is_folder and path.is_dir():
         raise GeoanomError(f"cannot write {name}: it is a folder, and {output.what} is a file.")
+    if output.is_store:
+        from ..io.write import replace_problem
+
+        if problem := replace_problem(path):  # replacing it would delete what it holds
+            raise GeoanomError(f"cannot write {name}: it {problem}; choose a new path or remove it first.")
     folder = next(parent for parent in path.absolute().parents if parent.exists())  # missing folders are made
     if not folder.is_dir():
         raise GeoanomError(f"cannot write {name}: '{folder}' is a file, not a folder.")
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise GeoanomError(f"cannot write {name}: the folder '{folder}' is not writable.")
+    check_writable(folder, name)
+
+
+def check_writable(folder: Path, name: str) -> None:
+    """Refuse `folder` unless a file can really be made in it.
+
+    ``os.access`` is not enough: for root it says yes to almost anything
+    (``/proc``, a read-only mount), so a probe file is created and removed.
+    """
+    try:
+        handle, probe = tempfile.mkstemp(dir=folder, prefix=".geoanom-probe-")
+    except OSError as error:
+        why = (error.strerror or str(error)).rstrip(".").lower()
+        raise GeoanomError(f"cannot write {name}: no file can be made in the folder '{folder}' ({why}).") from None
+    os.close(handle)
+    os.remove(probe)
+
+
+def local_path(given: str | None) -> str | None:
+    """A ``file://`` URL as the local path it names; any other text unchanged.
+
+    Examples
+    --------
+    >>> local_path("file:///tmp/x/fo.nc")
+    '/tmp/x/fo.nc'
+    >>> local_path("file://localhost/tmp/a%20b.zarr")
+    '/tmp/a b.zarr'
+    >>> local_path("out.nc")
+    'out.nc'
+    """
+    if given is None or not given.lower().startswith("file://"):
+        return given
+    from urllib.parse import unquote, urlsplit
+
+    parts = urlsplit(given)
+    if parts.netloc not in ("", "localhost"):
+        return given  # another host's file: refused as a URL
+    return unquote(parts.path)
 
 
 def check_not_an_input(output: Output, sources: dict[Path, str]) -> None:
@@ -133,9 +182,8 @@ def input_paths(inputs: Sequence[str]) -> dict[Path, str]:
     """
     found: dict[Path, str] = {}
     for given in map(str, inputs):
-        if given.startswith("file://"):
-            given = given[len("file://"):]
-        elif "://" in given:
+        given = local_path(given)
+        if "://" in given:
             continue
         pattern = os.path.expanduser(given)
         for match in glob.glob(pattern) or [pattern]:

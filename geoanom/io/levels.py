@@ -24,6 +24,8 @@ VERTICAL_NAMES = {"plev", "lev", "level", "levels", "levelist", "depth", "deptht
                   "model_level_number", "mlev", "zlev", "sigma", "bottom_top", "nz"}
 VERTICAL_STANDARD_NAMES = {"air_pressure", "depth", "height", "altitude", "model_level_number",
                            "height_above_reference_ellipsoid", "depth_below_geoid", "geopotential_height"}
+# The advice of the many-levels refusal; the command line puts its --level in its place.
+LEVEL_ADVICE = "pass level= to open_cube (--level on the command line) to choose one"
 RTOL = 1e-4  # float32 levels (e.g. 4478.0049) match the value a user types
 MAX_LISTED = 20
 
@@ -136,8 +138,7 @@ def _level_index(ds: xr.Dataset, name: Hashable, dim: Hashable, axis: LevelAxis 
         return 0
     if level is None:
         if size > 1:
-            raise CoordinateError(f"variable '{name}' in {path} has {size} levels ({axis}); pass level= to "
-                                  "open_cube (--level on the command line) to choose one.")
+            raise CoordinateError(f"variable '{name}' in {path} has {size} levels ({axis}); {LEVEL_ADVICE}.")
         return 0
     if not axis.values:
         raise CoordinateError(f"the levels of '{dim}' in {path} have no coordinate values to match {level:g} against.")

@@ -34,15 +34,20 @@ def write_npz(path: str | os.PathLike, arrays: dict[str, np.ndarray]) -> None:
     >>> write_npz("weights.npz", {"w": np.zeros(3)})  # doctest: +SKIP
     """
     path = Path(path)
-    handle, tmp = tempfile.mkstemp(dir=path.parent or ".", prefix=f".{path.name}.", suffix=".tmp.npz")
-    os.close(handle)
+    tmp = None
     try:
+        handle, tmp = tempfile.mkstemp(dir=path.parent or ".", prefix=f".{path.name}.", suffix=".tmp.npz")
+        os.close(handle)
         np.savez_compressed(tmp, **arrays)
         # mkstemp creates 0600 whatever the umask; others must read a model as they read the user's other files.
         os.chmod(tmp, 0o666 & ~current_umask())
         os.replace(tmp, path)
+    except OSError as error:  # name the path asked for, not the temporary (or its folder)
+        if error.filename is None:
+            raise
+        raise OSError(error.errno, error.strerror or str(error), str(path)) from error
     finally:
-        if os.path.exists(tmp):
+        if tmp is not None and os.path.exists(tmp):
             os.remove(tmp)
 
 

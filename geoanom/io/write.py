@@ -5,6 +5,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import glob
+import json
 import os
 import re
 import secrets
@@ -16,9 +17,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import dask
 import xarray as xr
 import zarr
 
+from geoanom._version import __version__
 from geoanom.errors import GeoanomError
 
 from .messages import short_reason
@@ -29,6 +32,9 @@ from .safety import INCOMPLETE_ATTR
 _HOST = re.sub(r"[^A-Za-z0-9]", "", socket.gethostname())[:32] or "host"
 _TMP_NAME = re.compile(r"(?P<host>[A-Za-z0-9]+)-(?P<pid>[0-9]+)-[0-9a-f]{8}")
 _OLD_TMP = re.compile(r"[0-9a-f]{8}")  # before the owner was in the name
+WRITTEN_BY_ATTR = "geoanom_written_by"  # in every store write_dataset writes: only such a store is replaced
+# Stores of earlier versions, before the mark: a result says so in `source`, a saved model has its description.
+_EARLIER_MARKS = ("__geoanom_model__",)
 
 
 def write_dataset(ds: xr.Dataset, path: PathLike, *, overwrite: bool = True, zarr_format: int = 2) -> Path:
@@ -43,6 +49,11 @@ def write_dataset(ds: xr.Dataset, path: PathLike, *, overwrite: bool = True, zar
     leftovers of a write killed outright (SIGKILL) are removed by the next
     write to the same path.
 
+    Only what is safe to lose is replaced: a file by a ``.nc`` output; a
+    store that geoanom wrote (marked ``geoanom_written_by``) or an empty
+    folder by a ``.zarr`` output. Any other folder, or a Zarr store another
+    program wrote, is refused (:func:`replace_problem`) before any work.
+
     Parameters
     ----------
     ds : xarray.Dataset
@@ -50,7 +61,8 @@ def write_dataset(ds: xr.Dataset, path: PathLike, *, overwrite: bool = True, zar
     path : str or path
         Output path ending in ``.zarr`` or ``.nc``.
     overwrite : bool
-        Replace an existing output; if False an existing one is an error.
+        Replace an existing output (see above for what may be replaced); if
+        False an existing one is an error.
     zarr_format : {2, 3}
         Zarr format; 2 by default, as most readers understand it.
 
@@ -64,34 +76,160 @@ def write_dataset(ds: xr.Dataset, path: PathLike, *, overwrite: bool = True, zar
     >>> ga.write_dataset(model.score(cube), "anomalies.zarr")  # doctest: +SKIP
     PosixPath('anomalies.zarr')
     """
+    return write_and_compute(ds, path, {}, overwrite=overwrite, zarr_format=zarr_format)[0]
+
+
+def write_and_compute(ds: xr.Dataset, path: PathLike, also: dict[Any, Any], *, overwrite: bool = True,
+                      zarr_format: int = 2) -> tuple[Path, dict[Any, Any]]:
+    """:func:`write_dataset`, computing other lazy values in the same pass as the data.
+
+    Work that shares its inputs with `ds` (e.g. ``count_infinite(cube,
+    compute=False)`` beside the scores of `cube`) then reads them once.
+
+    Parameters
+    ----------
+    ds, path, overwrite, zarr_format
+        As for :func:`write_dataset`.
+    also : dict
+        Lazy (dask) values to compute with the data; empty: as write_dataset.
+
+    Returns
+    -------
+    pathlib.Path
+        The path written.
+    dict
+        `also`, computed.
+
+    Examples
+    --------
+    >>> path, counts = write_and_compute(model.score(cube), "a.zarr", count_infinite(cube, compute=False))
+    ... # doctest: +SKIP
+    >>> counts  # doctest: +SKIP
+    {'tas': 3}
+    """
     target = Path(path).expanduser()
     kind = {".zarr": "zarr", ".nc": "netcdf", ".nc4": "netcdf"}.get(target.suffix.lower())
     if kind is None:
         raise GeoanomError(f"cannot write '{target}': the name must end in .zarr or .nc.")
     if os.path.lexists(target) and not overwrite:
         raise GeoanomError(f"'{target}' already exists; pass overwrite=True to replace it.")
+    if problem := replace_problem(target):
+        raise GeoanomError(f"'{target}' {problem}; choose a new path or remove it first.")
     target.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(target)
     tmp = target.with_name(f".{target.name}.tmp-{_HOST}-{os.getpid()}-{secrets.token_hex(4)}")
     out = ds.copy()
     out.attrs[INCOMPLETE_ATTR] = "true"
+    if kind == "zarr":
+        out.attrs[WRITTEN_BY_ATTR] = f"geoanom {__version__}"
     for var in out.variables.values():  # the source's chunks, codecs and packing may not fit
         var.encoding = {k: v for k, v in var.encoding.items() if k in ("units", "calendar")}
     try:
         with _removed_on_sigterm(tmp):
             if kind == "zarr":  # consolidated metadata is not in the Zarr 3 spec (zarr warns)
-                out.to_zarr(tmp, mode="w-", zarr_format=zarr_format, consolidated=zarr_format == 2)
+                writing = out.to_zarr(tmp, mode="w-", zarr_format=zarr_format, consolidated=zarr_format == 2,
+                                      compute=not also)
             else:  # xarray stores bool as int8 with a dtype attribute and cftime with its calendar
-                out.to_netcdf(tmp, engine=NETCDF_ENGINES[0])
+                writing = out.to_netcdf(tmp, engine=NETCDF_ENGINES[0], compute=not also)
+            values = dask.compute(writing, also)[1] if also else {}
             _mark_complete(tmp, kind, zarr_format)
             _move_into_place(tmp, target)
     except (TypeError, ValueError) as exc:  # attributes or dtypes the format cannot hold
         _remove(tmp)
         raise GeoanomError(f"cannot write '{target}': {short_reason(exc)}.") from exc
+    except OSError as exc:
+        _remove(tmp)
+        raise named_for(exc, target) from exc
     except BaseException:
         _remove(tmp)
         raise
-    return target
+    return target, values
+
+
+def replace_problem(target: PathLike) -> str | None:
+    """Why an output must not replace what is at `target`, or None when it may (nothing there counts).
+
+    A ``.zarr`` output may replace a Zarr store geoanom wrote (a result or a
+    saved model) or an empty folder; a ``.nc`` (or any other file) output
+    may replace a file. Anything else would be deleted by the replacement.
+
+    Parameters
+    ----------
+    target : str or path
+        The output path (its suffix tells a store from a file).
+
+    Returns
+    -------
+    str or None
+        The problem as a clause to follow the path, e.g. ``"is a folder
+        geoanom did not write"``.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> folder = Path(tempfile.mkdtemp()) / "notes.zarr"
+    >>> replace_problem(folder) is None
+    True
+    >>> folder.mkdir(); _ = (folder / "notes.txt").write_text("important")
+    >>> replace_problem(folder)
+    'is a folder geoanom did not write'
+    """
+    target = Path(target).expanduser()
+    if not os.path.lexists(target):
+        return None
+    store = target.suffix.lower() == ".zarr"
+    if not target.is_dir():
+        return "is a file, not a Zarr store" if store else None
+    if not store:
+        return "is a folder, not a file"
+    if not any(target.iterdir()) or written_by_geoanom(target):
+        return None
+    if _root_attrs(target) is None:
+        return "is a folder geoanom did not write"
+    return "is a Zarr store geoanom did not write"
+
+
+def written_by_geoanom(store: PathLike) -> bool:
+    """Whether `store` is a Zarr store that geoanom wrote: a result or a saved model, of any version.
+
+    Examples
+    --------
+    >>> written_by_geoanom(ga.write_dataset(model.score(cube), "a.zarr"))  # doctest: +SKIP
+    True
+    """
+    attrs = _root_attrs(Path(store))
+    if attrs is None:
+        return False
+    earlier = str(attrs.get("source", "")).startswith("geoanom ") or any(key in attrs for key in _EARLIER_MARKS)
+    return WRITTEN_BY_ATTR in attrs or earlier
+
+
+def _root_attrs(store: Path) -> dict[str, Any] | None:
+    """The root group's attributes of a Zarr 2 or 3 store, read from its metadata; None if it is none."""
+    try:
+        if (store / "zarr.json").is_file():  # Zarr 3
+            meta = json.loads((store / "zarr.json").read_text())
+            return dict(meta.get("attributes") or {}) if isinstance(meta, dict) else {}
+        if (store / ".zgroup").is_file() or (store / ".zarray").is_file():  # Zarr 2
+            attrs = store / ".zattrs"
+            return dict(json.loads(attrs.read_text())) if attrs.is_file() else {}
+    except (OSError, ValueError, TypeError):  # unreadable metadata: a store, but not known to be ours
+        return {}
+    return None
+
+
+def named_for(error: OSError, target: PathLike) -> OSError:
+    """`error` naming `target`, the path the user gave, instead of the temporary written meanwhile.
+
+    Examples
+    --------
+    >>> named_for(OSError(13, "Permission denied", ".a.zarr.tmp-h-1-00000000"), "a.zarr").filename
+    'a.zarr'
+    """
+    if isinstance(error, GeoanomError) or not error.filename:
+        return error
+    renamed = OSError(error.errno, error.strerror or str(error), str(target))
+    return renamed
 
 
 def remove_stale_temporaries(target: PathLike) -> list[Path]:
