@@ -76,8 +76,9 @@ def write_outputs(result, model, out_path, plot_path, client, *, table_path=None
     it is never held whole in memory. Paths are checked by the caller, before
     any work. The ten most anomalous tiles are printed, and written to
     ``table_path`` when given. ``also`` (a dict of lazy values, e.g. the
-    counts of ±inf) is computed in the same pass as the result, reading the
-    input once; the computed dict is returned.
+    counts of ±inf) is computed in the same dask computation as the result
+    (see :func:`geoanom.io.write.write_and_compute`); the computed dict is
+    returned.
 
     Examples
     --------

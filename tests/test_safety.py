@@ -347,3 +347,18 @@ def test_write_errors_name_the_path_given_not_the_temporary(tmp_path, monkeypatc
         ga.write_dataset(synthetic_cube(n_years=1, n_lat=3, n_lon=3)[0], tmp_path / "r.nc")
     assert caught.value.filename == str(tmp_path / "r.nc")
     assert list(tmp_path.glob(".r.nc.tmp-*")) == []
+
+
+def test_write_and_compute_counts_infinities_in_the_same_computation(with_infinities, tmp_path, monkeypatch):
+    from geoanom.io import safety
+
+    reads = []
+    read = safety.CheckedArray._read
+    monkeypatch.setattr(safety.CheckedArray, "_read", lambda self, key: reads.append(key) or read(self, key))
+    cube = ga.open_cube(with_infinities)
+    out = (cube["tas"] * 2).to_dataset(name="twice")
+    path, counts = write.write_and_compute(out, tmp_path / "twice.zarr", count_infinite(cube, compute=False))
+    assert {name: int(n) for name, n in counts.items()} == {"tas": 3}
+    # one computation: at most one more read of each chunk (xarray's store renames the keys it would share)
+    assert len(reads) <= 2 * cube["tas"].data.npartitions
+    assert int(np.isnan(xr.open_zarr(path)["twice"]).sum()) == 3

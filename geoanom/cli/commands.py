@@ -81,6 +81,7 @@ def run_detect(args: argparse.Namespace) -> None:
         result = model.score(cube, client=client)
         from ..io import count_infinite
 
+        # the whole input's ±inf counted in the computation that scores and writes it, not in a pass after it
         infinite = write_outputs(result, model, Path(args.out), args.plot, client, table_path=args.top_tiles,
                                  model_path=args.model_out, also=count_infinite(cube, compute=False))
         warn_infinite(infinite, cube, args.inputs)

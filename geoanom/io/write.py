@@ -81,10 +81,13 @@ def write_dataset(ds: xr.Dataset, path: PathLike, *, overwrite: bool = True, zar
 
 def write_and_compute(ds: xr.Dataset, path: PathLike, also: dict[Any, Any], *, overwrite: bool = True,
                       zarr_format: int = 2) -> tuple[Path, dict[Any, Any]]:
-    """:func:`write_dataset`, computing other lazy values in the same pass as the data.
+    """:func:`write_dataset`, computing other lazy values in the same dask computation as the data.
 
-    Work that shares its inputs with `ds` (e.g. ``count_infinite(cube,
-    compute=False)`` beside the scores of `cube`) then reads them once.
+    One computation, not a pass after the write: e.g. ``count_infinite(cube,
+    compute=False)`` beside the scores of `cube` runs on the same workers at
+    the same time. Its chunks are still read twice (usually the second time
+    from the page cache): xarray's store hands dask a finalised graph whose
+    keys are new, so dask cannot see that both read the same chunk.
 
     Parameters
     ----------
