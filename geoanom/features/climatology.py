@@ -301,8 +301,11 @@ class Climatology:
         data = data.rechunk({0: -1})
         terms = da.from_array(self.time_terms(values["time"], training), chunks=(data.chunks[1], -1))
         planes = da.from_array(self.planes(), chunks=(-1, -1) + data.chunks[2:])
+        # Each task gets the design alone and its own chunk of planes: passing `self` put every cell's
+        # climatology into every task (1.58 -> 0.86 MiB of graph for a 40 x 60 grid).
+        design_only = self.block(slice(0, 0), slice(0, 0))
         anomaly = da.blockwise(_standardise_block, "vtyx", data, "vtyx", terms, "tk", planes, "pvyx",
-                               climatology=self, dtype=np.float64, concatenate=True)
+                               climatology=design_only, dtype=np.float64, concatenate=True)
         return values.copy(data=anomaly)
 
     def to_tree(self) -> dict[str, Any]:

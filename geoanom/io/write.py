@@ -13,6 +13,7 @@ import shutil
 import signal
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -307,7 +308,7 @@ def _removed_on_sigterm(tmp: Path) -> Iterator[None]:
     try:
         yield
     except _Terminated:
-        _remove(tmp)
+        _remove_while_written(tmp)
         signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
         signal.raise_signal(signal.SIGTERM)  # the default action ends the process here
         # A Python handler returned: still stop. Threads of the dask pool may
@@ -346,6 +347,19 @@ def _move_into_place(tmp: Path, target: Path) -> None:
         os.replace(old, target)
         raise
     _remove(old)
+
+
+def _remove_while_written(path: Path, attempts: int = 20) -> None:
+    """Remove `path` that threads of the dask pool may still be writing into.
+
+    A task in flight when the signal came can recreate a chunk's folder while
+    rmtree walks it (seen once in 13 SIGTERM runs): remove until it stays gone.
+    """
+    for _ in range(attempts):
+        _remove(path)
+        time.sleep(0.02)  # a chunk already being written lands now, not after the check
+        if not os.path.lexists(path):
+            return
 
 
 def _remove(path: Path) -> None:
