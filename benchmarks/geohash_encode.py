@@ -30,9 +30,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from geoanom import geohash  # noqa: E402
-
 import pygeohash  # noqa: E402
+
+from geoanom import geohash  # noqa: E402
 
 PRECISIONS = (2, 5, 8, 12)
 REPEATS = 3

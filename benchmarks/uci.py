@@ -32,7 +32,7 @@ import numpy as np
 from sklearn.datasets import load_breast_cancer
 from sklearn.metrics import roc_auc_score
 
-from geoanom.detectors import DEFAULT_DETECTORS, FAMILIES, Ensemble
+from geoanom.detectors import DEFAULT_DETECTORS, Ensemble
 
 RESULTS = Path(__file__).parent / "results" / "uci.json"
 SEEDS = (0, 1, 2, 3, 4)

@@ -16,10 +16,11 @@ import pandas as pd
 
 from .errors import GeoanomError
 from .features.detrend import RUNNING_WINDOW_YEARS, running_climate
+from .formatting import degrees
 from .io import sample_cube
 from .model import fit
 from .plot import flagged_share_and_change, irregularity_maps
-from .reporting import degrees, progress, write_outputs
+from .reporting import progress, write_outputs
 
 
 def run(out: Path, detectors: str) -> None:

@@ -22,6 +22,7 @@ from typing import Any, Iterator, TextIO
 
 from dask.callbacks import Callback
 
+
 class ProgressLine:
     """Where progress is written: a bar on a terminal, plain periodic lines elsewhere.
 

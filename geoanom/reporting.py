@@ -9,7 +9,7 @@ import contextlib
 import time
 from typing import Any, Iterator
 
-from .formatting import degrees, iso_date
+from .formatting import iso_date
 
 QUIET, NORMAL, VERBOSE = -1, 0, 1
 _verbosity = NORMAL  # the command line's -q / -v; the library itself prints nothing

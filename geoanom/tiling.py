@@ -13,8 +13,8 @@ import pandas as pd
 import xarray as xr
 
 from . import geohash
-from .geohash import MAX_PRECISION
 from .errors import CoordinateError, GeoanomError
+from .geohash import MAX_PRECISION
 
 # A tile should hold at least this many training observations to fit its
 # ensemble: a few-component mixture in a handful of dimensions and an

@@ -7,8 +7,16 @@ from sklearn.metrics import roc_auc_score
 
 import geoanom as ga
 from geoanom.errors import GeoanomError
-from geoanom.federated import (Convergence, FederatedResult, LocalTraining, RoundOptions, Security, Simulation,
-                               make_aggregator, train)
+from geoanom.federated import (
+    Convergence,
+    FederatedResult,
+    LocalTraining,
+    RoundOptions,
+    Security,
+    Simulation,
+    make_aggregator,
+    train,
+)
 from geoanom.federated.mlp import LayerShapes, init_parameters, local_sgd
 
 distributed = pytest.importorskip("distributed")

@@ -17,8 +17,15 @@ from geoanom import geohash
 from geoanom.features import region_features, region_labels
 from geoanom.io.grid import unrotate, west_edge
 from geoanom.testing import synthetic_cube
-from geoanom.tiling import (cell_areas, choose_precision, crosses_antimeridian, grid_spacing, tile_codes,
-                            unwrapped_lon, wraps_in_longitude)
+from geoanom.tiling import (
+    cell_areas,
+    choose_precision,
+    crosses_antimeridian,
+    grid_spacing,
+    tile_codes,
+    unwrapped_lon,
+    wraps_in_longitude,
+)
 
 iris_sample_data = pytest.importorskip("iris_sample_data")
 SAMPLES = iris_sample_data.path

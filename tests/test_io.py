@@ -13,8 +13,8 @@ import pandas as pd
 import pytest
 import xarray as xr
 
-from geoanom import io
 import geoanom.io.read  # noqa: F401  (the private helpers two tests call)
+from geoanom import io
 from geoanom.errors import (
     CoordinateError,
     GeoanomError,

@@ -19,11 +19,11 @@ from matplotlib.figure import Figure
 
 import geoanom as ga
 from geoanom.errors import GeoanomError
+from geoanom.formatting import iso_date
 from geoanom.model.score import tile_names
 from geoanom.plot import irregularity_figure, irregularity_map, top_tiles
 from geoanom.plot.cells import frame_west
 from geoanom.plot.panels import draw_field
-from geoanom.reporting import iso_date
 from geoanom.testing import synthetic_cube
 
 SAMPLES = iris_sample_data.path  # real NEMO/ORCA files shipped by the package iris-sample-data

@@ -10,8 +10,15 @@ from dp_accounting.rdp import RdpAccountant
 
 from geoanom.errors import GeoanomError
 from geoanom.federated import privacy as dp
-from geoanom.federated.privacy import (GaussianDP, PrivacyAccountant, add_noise, clip_update, epsilons, noisy_mean,
-                                      private_mean)
+from geoanom.federated.privacy import (
+    GaussianDP,
+    PrivacyAccountant,
+    add_noise,
+    clip_update,
+    epsilons,
+    noisy_mean,
+    private_mean,
+)
 
 # The reference point: noise multiplier 1.1, 10% of clients per round, 100 rounds, delta 1e-5.
 Z, Q, ROUNDS, DELTA = 1.1, 0.1, 100, 1e-5

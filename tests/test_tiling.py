@@ -1,7 +1,6 @@
 """Tiles by cell centre, the automatic precision and the fit plan."""
 
 import numpy as np
-import pytest
 import xarray as xr
 
 import geoanom as ga

@@ -95,7 +95,7 @@ INFINITE_IN_TRAINING = r".*infinite values? in the training period"  # geoanom.f
 def warn_in_sample(cube, training) -> None:
     """Warn when the training period is the whole input: every score is then in-sample."""
     if training.sizes["time"] == cube.sizes["time"]:
-        from ..reporting import iso_date
+        from ..formatting import iso_date
 
         times = cube["time"].values
         warnings.warn(f"the training period covers the whole input ({iso_date(times[0])} to {iso_date(times[-1])}), "
@@ -118,7 +118,7 @@ def warn_infinite(counts, cube, inputs) -> None:
 
 def describe_work(cube, training, client) -> str:
     """What -v says before the fit: the cube's size and chunks, the training period, where it runs."""
-    from ..reporting import iso_date
+    from ..formatting import iso_date
 
     times = training["time"].values
     first = next(iter(cube.data_vars.values()))
@@ -220,7 +220,7 @@ def iso_times(table):
     """
     import pandas as pd
 
-    from ..reporting import iso_date
+    from ..formatting import iso_date
 
     index = table.index
     names = list(index.names)
@@ -317,7 +317,7 @@ def _client_grid(path: str):
 
 def select_training(cube, start: str | None, end: str):
     """The training period of a cube, or a TrainingPeriodError naming the data's span."""
-    from ..reporting import iso_date
+    from ..formatting import iso_date
 
     times = cube["time"].values
     span = f"{iso_date(times[0])} to {iso_date(times[-1])}" if len(times) else "no time steps"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from ..reporting import iso_date
+from ..formatting import iso_date
 
 
 def describe(inputs: Sequence[str]) -> None:

@@ -1,10 +1,10 @@
 """Per-observation features, and the anomalous regions of each time step."""
 
+from .calendar import season_kind
+from .climatology import Climatology
 from .region_stats import region_features
 from .regions import RegionParams, region_labels
 from .tuning import RegionTuning, tune_region_params
-from .calendar import season_kind
-from .climatology import Climatology
 from .vectors import DEFAULT_FEATURES, FEATURE_SETS, feature_names
 
 __all__ = [

@@ -130,7 +130,7 @@ class Design:
     def prefixes(self) -> list[int]:
         """Column counts of the nested candidate models, simplest first."""
         out, count = [self.n_fixed], self.n_fixed
-        for k in range(1, self.n_diurnal + 1):
+        for _ in range(self.n_diurnal):
             count += 2
             out.append(count)
         for k in range(1, self.n_annual + 1):

@@ -43,8 +43,19 @@ import numpy as np
 import xarray as xr
 
 from ..errors import GeoanomError, GeoanomWarning, NoDataError, RecordTooShortError
-from .calendar import (MAX_ANNUAL, MAX_DIURNAL, SPREAD_SEASONS, Design, annual_phase, decimal_year,
-                       diurnal_phase, largest_phase_gap, season_kind, spread_season, supported_harmonics)
+from .calendar import (
+    MAX_ANNUAL,
+    MAX_DIURNAL,
+    SPREAD_SEASONS,
+    Design,
+    annual_phase,
+    decimal_year,
+    diurnal_phase,
+    largest_phase_gap,
+    season_kind,
+    spread_season,
+    supported_harmonics,
+)
 from .robust import BISQUARE_C, KAPPA, MAX_LEVERAGE, MIN_STEPS, bisquare, final_block, press_block
 
 FLOOR_SHARE = 0.05  # no spread below this share of the field's median spread
@@ -152,8 +163,8 @@ class Climatology:
         prefix = _chosen_prefix(press, limit, prefixes, groups)
         n_planes = columns.shape[1] + 2 * SPREAD_SEASONS[design.kind] + 2
         seasons = spread_season(time, design.kind)
-        cells = da.map_blocks(final_block, data, da.from_array(prefix[:, None], chunks=(data.chunks[0], (1,)) + data.chunks[2:]), columns, seasons,
-                              SPREAD_SEASONS[design.kind], dtype=np.float64,
+        cell_prefix = da.from_array(prefix[:, None], chunks=(data.chunks[0], (1,)) + data.chunks[2:])
+        cells = da.map_blocks(final_block, data, cell_prefix, columns, seasons, SPREAD_SEASONS[design.kind], dtype=np.float64,
                               chunks=((n_planes,),) + data.chunks[1:], drop_axis=0, new_axis=0)
         [cells] = dask.compute(cells, scheduler=scheduler)
         n_columns, n_seasons = columns.shape[1], SPREAD_SEASONS[design.kind]
@@ -311,8 +322,8 @@ class Climatology:
     def to_tree(self) -> dict[str, Any]:
         """Plain JSON values and arrays, for a model file."""
         return {"design": self.design.to_dict(), "coefficients": self.coefficients, "spread": self.spread,
-                "spread_weight": self.spread_weight, "prefix": self.prefix, "weight_scale": self.weight_scale, "leverage_scale": self.leverage_scale,
-                "gram_inverse": self.gram_inverse}
+                "spread_weight": self.spread_weight, "prefix": self.prefix, "weight_scale": self.weight_scale,
+                "leverage_scale": self.leverage_scale, "gram_inverse": self.gram_inverse}
 
     @classmethod
     def from_tree(cls, tree: dict[str, Any]) -> "Climatology":

@@ -19,12 +19,12 @@ import dask.array as da
 import numpy as np
 import pandas as pd
 import xarray as xr
+from scipy import ndimage
 
 from ..tiling import cell_areas
 from .region_stats import region_parts
 from .regions import RegionParams, denoise, region_mask
 from .stitching import block_slices, label_regions
-from scipy import ndimage
 
 # the eight neighbours of a cell in its time step
 NEIGHBOURS = np.ones((1, 1, 3, 3))

@@ -27,9 +27,9 @@ from scipy import ndimage
 
 from ..errors import GeoanomError, TrainingPeriodError
 from ..tiling import spatial_dims, wraps_in_longitude
-from .stitching import label_regions
-from .filters import gaussian_radius, nan_gaussian, nan_median
 from .climatology import Climatology
+from .filters import gaussian_radius, nan_gaussian, nan_median
+from .stitching import label_regions
 
 TAILS = ("both", "upper", "lower")
 

@@ -11,10 +11,10 @@ from .cube import CubeRows, cube_rows
 from .engine import train
 from .options import LocalTraining, RoundOptions, Security, Simulation
 from .privacy import GaussianDP, PrivacyAccountant, calibrate_noise, epsilons
-from .signing import ClientKeys, SignedUpdate, UpdateVerifier
 from .result import FederatedResult
 from .rules import AGGREGATORS, Aggregator, FedAvg, FedProx, Krum, Median, MultiKrum, TrimmedMean, make_aggregator
 from .shapley import ShapleyFusion, fuse_scores, shapley_values, shapley_weights
+from .signing import ClientKeys, SignedUpdate, UpdateVerifier
 from .spatial import geohash_weights, morans_i, tile_morans_i
 
 load = FederatedResult.load

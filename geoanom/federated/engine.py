@@ -39,6 +39,7 @@ from .rounds import Rounds
 from .rules import Aggregator, make_aggregator
 from .signing import ClientKeys, UpdateVerifier
 
+
 def train(
     X: Any,
     y: Any = None,

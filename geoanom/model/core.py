@@ -17,9 +17,9 @@ import xarray as xr
 
 from ..detectors import Ensemble
 from ..errors import TileError
-from ..geohash import enclosing
 from ..features import Climatology
 from ..features.pipeline import stack_variables
+from ..geohash import enclosing
 from ..tiling import tile_codes
 from .personalise import FAMILIES, region_share
 from .pyramid import build_pyramid

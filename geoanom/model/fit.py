@@ -23,7 +23,6 @@ import numpy as np
 import xarray as xr
 from threadpoolctl import threadpool_limits
 
-from ..formatting import iso_date
 from ..detectors import DEFAULT_DETECTORS, Ensemble
 from ..detectors.ensemble import check_detector_names
 from ..detectors.sketch import DEFAULT_CAPACITY, TileSketch, merge_sketch_maps, observation_keys
@@ -31,6 +30,7 @@ from ..errors import GeoanomError, GeoanomWarning, NoDataError, TrainingPeriodEr
 from ..features import Climatology, RegionParams
 from ..features.pipeline import feature_cube, source_name, stack_variables
 from ..features.vectors import DEFAULT_FEATURES, check_feature_sets, feature_names
+from ..formatting import iso_date
 from ..io import count_infinite, infinite_message
 from ..reduction import tree_reduce
 from ..tiling import group_cells, plan_batches, tile_codes, tile_labels

@@ -21,11 +21,11 @@ import xarray as xr
 from threadpoolctl import threadpool_limits
 
 from .._version import __version__
-from ..formatting import iso_date
 from ..detectors.ensemble import fuse, majority
 from ..errors import GeoanomError, GeoanomWarning, TileError
 from ..features import RegionParams
 from ..features.pipeline import feature_cube, source_name, stack_variables
+from ..formatting import iso_date
 from ..tiling import group_cells, spatial_dims
 
 if TYPE_CHECKING:  # the model imports this module to score itself

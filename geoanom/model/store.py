@@ -83,7 +83,8 @@ def tree_to_arguments(tree: dict[str, Any], path: str) -> dict[str, Any]:
     if not isinstance(tree, dict) or tree.get("format") != FORMAT:
         raise ModelFileError(f"'{path}' is not a geoanom model file.")
     if tree.get("format_version") != FORMAT_VERSION:
-        raise ModelFileError(f"'{path}' has model format version {tree.get('format_version')}; this geoanom reads {FORMAT_VERSION}.")
+        raise ModelFileError(f"'{path}' has model format version {tree.get('format_version')}; "
+                             f"this geoanom reads {FORMAT_VERSION}.")
     try:
         arguments = _arguments(tree)
         check_tree(tree, path)

@@ -158,8 +158,8 @@ def cell(model: "AnomalyModel", cube: xr.Dataset, *, lat: float, lon: float, var
 
     from ..errors import GeoanomError, VariableNotFoundError
     from ..features.calendar import decimal_year
-    from ..model.score import check_same_grid
     from ..formatting import degrees, iso_date
+    from ..model.score import check_same_grid
     from ..tiling import cell_centres
 
     if isinstance(cube, xr.DataArray):
@@ -224,7 +224,8 @@ def cell(model: "AnomalyModel", cube: xr.Dataset, *, lat: float, lon: float, var
     fitted = ", ".join(terms[:-1]) + " and " + terms[-1] if len(terms) > 1 else terms[0]
     period = f"{iso_date(model.attrs.get('training_start', '?'))} to {iso_date(model.attrs.get('training_end', '?'))}"
     ax.set_title(
-        f"{name}{f' ({units})' if units else ''} at {degrees(cell_lat, 'N', 'S', digits=2)} {degrees(cell_lon, 'E', 'W', digits=2)}, "
+        f"{name}{f' ({units})' if units else ''} at {degrees(cell_lat, 'N', 'S', digits=2)} "
+        f"{degrees(cell_lon, 'E', 'W', digits=2)}, "
         f"tile {tile} (nearest cell to {lat:g}, {lon:g})\n"
         f"expected value: the {fitted} of training period {period}; "
         f"{flagged_years.size} of {int(scored['fused_irregularity'].notnull().sum())} scored steps flagged",

@@ -13,8 +13,8 @@ import pandas as pd
 import xarray as xr
 
 from ..errors import GeoanomError
-from ..model.score import tile_names
 from ..formatting import iso_date
+from ..model.score import tile_names
 from .cells import MapCells, draw_cells, map_cells, outline_cells, set_extent, to_frame
 from .coastlines import draw_coastlines
 
