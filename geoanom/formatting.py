@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["degrees", "iso_date"]
+__all__ = ["calendar_of", "degrees", "iso_date"]
 
 
 def degrees(value: float, positive: str, negative: str, digits: int = 0) -> str:
@@ -50,3 +50,25 @@ def iso_date(value: object, with_time: bool | None = None) -> str:
     if with_time or (with_time is None and (hour, minute) != (0, 0)):
         return f"{day}T{hour:02d}:{minute:02d}"
     return day
+
+
+def calendar_of(times) -> str:
+    """The calendar as the file names it (``gregorian`` stays ``gregorian``).
+
+    xarray decodes a ``gregorian`` or ``standard`` time axis to numpy dates
+    and then reports ``proleptic_gregorian``, which is not what the file says
+    (and differs from it before 1582): the name is read from the variable's
+    encoding or attributes first.
+
+    Examples
+    --------
+    >>> import pandas as pd, xarray as xr
+    >>> times = xr.DataArray(pd.date_range("2000", periods=2), dims="time")
+    >>> times.encoding["calendar"] = "gregorian"
+    >>> calendar_of(times)
+    'gregorian'
+    """
+    for source in (times.encoding, times.attrs):
+        if source.get("calendar"):
+            return str(source["calendar"])
+    return str(times.dt.calendar) if hasattr(times.dt, "calendar") else "standard"

@@ -251,3 +251,11 @@ def test_adapting_with_a_region_model_leaves_the_regions_as_they_were(fitted_mod
     np.testing.assert_array_equal(fitted_model.region(prefix).detectors_["gmm"].means_, region_means)
     assert not np.array_equal(adapted.region(prefix).detectors_["gmm"].means_, region_means)
     assert adapted.region_models.keys() == fitted_model.region_models.keys()
+
+
+def test_the_model_keeps_the_calendar_as_the_file_names_it(tmp_path):
+    cube, _ = synthetic_cube(n_years=2, n_lat=4, n_lon=5)
+    cube["time"].encoding["calendar"] = "gregorian"  # xarray alone would report proleptic_gregorian
+    cube.to_netcdf(tmp_path / "gregorian.nc")
+    model = ga.fit(ga.open_cube(tmp_path / "gregorian.nc"), precision=1, detectors="gmm")
+    assert model.attrs["calendar"] == "gregorian"

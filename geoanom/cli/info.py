@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from ..formatting import iso_date
+from ..formatting import calendar_of, iso_date
 
 
 def describe(inputs: Sequence[str]) -> None:
@@ -62,28 +62,6 @@ def open_described(inputs: Sequence[str]):
         return open_cube(inputs, variables=flat or None), levels
     name, axis = next(iter(levels.items()))
     return open_cube(inputs, variables=[name], level=axis.values[0]), levels
-
-
-def calendar_of(times) -> str:
-    """The calendar as the file names it (``gregorian`` stays ``gregorian``).
-
-    xarray decodes a ``gregorian`` or ``standard`` time axis to numpy dates
-    and then reports ``proleptic_gregorian``, which is not what the file says
-    (and differs from it before 1582): the name is read from the variable's
-    encoding or attributes first.
-
-    Examples
-    --------
-    >>> import pandas as pd, xarray as xr
-    >>> times = xr.DataArray(pd.date_range("2000", periods=2), dims="time")
-    >>> times.encoding["calendar"] = "gregorian"
-    >>> calendar_of(times)
-    'gregorian'
-    """
-    for source in (times.encoding, times.attrs):
-        if source.get("calendar"):
-            return str(source["calendar"])
-    return str(times.dt.calendar) if hasattr(times.dt, "calendar") else "standard"
 
 
 def _longitude_range(cube) -> str:

@@ -30,7 +30,7 @@ from ..errors import GeoanomError, GeoanomWarning, NoDataError, TrainingPeriodEr
 from ..features import Climatology, RegionParams
 from ..features.pipeline import feature_cube, source_name, stack_variables
 from ..features.vectors import DEFAULT_FEATURES, check_feature_sets, feature_names
-from ..formatting import iso_date
+from ..formatting import calendar_of, iso_date
 from ..io import count_infinite, infinite_message
 from ..reduction import tree_reduce
 from ..tiling import group_cells, plan_batches, tile_codes, tile_labels
@@ -192,7 +192,7 @@ def fit(
             "training_start": iso_date(times[0]),
             "training_end": iso_date(times[-1]),
             "training_time_steps": int(times.size),
-            "calendar": str(values["time"].dt.calendar) if hasattr(values["time"].dt, "calendar") else "standard",
+            "calendar": calendar_of(values["time"]),
             "source": cube.attrs.get("geoanom_source", ""),
             "min_observations": min_observations,
             "sample_size": sample_size,
