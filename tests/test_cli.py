@@ -103,6 +103,7 @@ def test_nothing_left_after_nans(tmp_path, refused):
     assert_user_error(process, "valid observations")
 
 
+@pytest.mark.slow  # over 8 s; run by ci/run-slow
 def test_detect_federated_saves_adapted_tile_models(cube_file, tmp_path):
     import geoanom as ga
 
@@ -138,6 +139,7 @@ def test_failed_run_leaves_existing_output_intact(cube_file, tmp_path):
     xr.testing.assert_identical(xr.open_zarr(out).load(), before)
 
 
+@pytest.mark.slow  # over 8 s; run by ci/run-slow
 def test_detect_on_a_running_scheduler(cube_file, tmp_path):
     distributed = pytest.importorskip("distributed")
     with distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=True,
@@ -152,6 +154,7 @@ def test_detect_on_a_running_scheduler(cube_file, tmp_path):
     assert np.isfinite(xr.open_zarr(out)["irregularity"]).all()
 
 
+@pytest.mark.slow  # over 8 s; run by ci/run-slow
 def test_unreachable_scheduler(cube_file, tmp_path):
     process = geoanom("detect", cube_file, "--var", "tas", "--train-end", "2005",
                       "--scheduler", "tcp://127.0.0.1:9", "--out", tmp_path / "o.zarr")

@@ -5,9 +5,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 
+@pytest.mark.slow  # over 8 s; run by ci/run-slow
 def test_three_institutions_learn_an_event_detector_together(tmp_path):
     process = subprocess.run([sys.executable, EXAMPLES / "federated_institutions.py", "--rounds", "5",
                               "--out", tmp_path], capture_output=True, text=True, timeout=600)

@@ -75,6 +75,7 @@ def test_client_data_stays_on_one_worker_and_training_runs_there(cluster_client,
     assert not transfers  # no client's data moved to another worker for training
 
 
+@pytest.mark.slow  # over 8 s; run by ci/run-slow
 def test_async_mode_lets_stragglers_be_stale_and_drops_the_stalest(cluster_client, rows):
     features, labels, owner = rows
     slow = {"a": 1.0}

@@ -82,6 +82,7 @@ def test_few_observations_move_a_tile_to_a_different_region_model(family):
     assert moves[10] > 1.0 and moves[100_000] < 0.01
 
 
+@pytest.mark.slow  # over 8 s; run by ci/run-slow
 def test_relevance_zero_keeps_every_tile_model(short_record):
     training, test, _ = short_record
     local = ga.fit(training, **OPTIONS)
@@ -114,6 +115,7 @@ def test_a_tile_model_is_informed_by_the_other_tiles_of_its_region(short_record)
         assert not np.allclose(local_before.ensembles[tile].detectors_[name].means_, own[name])
 
 
+@pytest.mark.slow  # over 8 s; run by ci/run-slow
 def test_federated_tiles_cut_false_alarms_on_a_short_record(short_record):
     """With about 50 rows a tile, the tiles' own models are too tight; the region's prior widens them."""
     training, test, truth = short_record
@@ -161,6 +163,7 @@ def test_personalised_tiles_survive_saving(short_record, tmp_path):
                                federated.score(test)["fused_irregularity"].values, rtol=1e-6)
 
 
+@pytest.mark.slow  # over 8 s; run by ci/run-slow
 def test_the_tile_table_says_how_much_each_tile_took_from_its_region(short_record):
     training, _, _ = short_record
     model = ga.fit(training, federated=True, **OPTIONS)

@@ -24,6 +24,7 @@ def fused_auc(model, test, events):
     return roc_auc_score(events.values.ravel(), scores)
 
 
+@pytest.mark.slow  # over 8 s; run by ci/run-slow
 def test_region_features_raise_the_ensembles_auc_over_values_alone(blobs):
     train, test, events = blobs
     values_only = ga.fit(train, precision=2, features="values")
