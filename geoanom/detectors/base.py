@@ -49,6 +49,7 @@ from sklearn.utils._param_validation import (
 )
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from ..jsonable import to_jsonable
 from .thresholds import (
     PLAUSIBLE_RATE_FACTORS,
     choose_threshold,
@@ -410,14 +411,6 @@ class Detector(BaseEstimator):
 
 
 def _json_params(params: dict[str, Any]) -> dict[str, Any]:
-    """Parameters as JSON-able values (tuples become lists, numpy scalars Python ones)."""
-    out = {}
-    for name, value in params.items():
-        if isinstance(value, tuple):
-            value = list(value)
-        elif isinstance(value, np.generic):
-            value = value.item()
-        elif isinstance(value, np.random.RandomState):
-            value = None
-        out[name] = value
-    return out
+    """Parameters as JSON values; a RandomState (not reproducible from JSON) is kept as None."""
+    return to_jsonable({name: None if isinstance(value, np.random.RandomState) else value
+                        for name, value in params.items()})
