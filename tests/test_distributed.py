@@ -62,3 +62,18 @@ def test_federated_region_rounds_run_on_the_cluster(client, cube_file):
             adapted, own = remote.ensembles[tile].detectors_[family], local.ensembles[tile].detectors_[family]
             np.testing.assert_allclose(adapted.means_, own.means_, rtol=1e-10, atol=1e-12)
             assert adapted.native_threshold_ == pytest.approx(own.native_threshold_, rel=1e-9)
+
+
+def test_the_climatology_is_sent_to_the_workers_once_not_in_every_graph(client, cube_file):
+    import pickle
+
+    cube = ga.open_cube(cube_file, chunks={"time": 36, "lat": 8, "lon": 12})
+    model = ga.fit(cube.isel(time=slice(None, 72)), precision=2, detectors="gmm", client=client)
+    on_cluster, anywhere = model.score(cube, client=client), model.score(cube)
+
+    def graph_bytes(result):
+        return len(pickle.dumps(dict(result["fused_irregularity"].data.__dask_graph__())))
+
+    # without a client the graph carries the planes; with one, they are on the workers already
+    assert graph_bytes(on_cluster) < graph_bytes(anywhere) - model.climatology.planes().nbytes
+    xr.testing.assert_identical(on_cluster.compute(), anywhere.compute(scheduler="sync"))

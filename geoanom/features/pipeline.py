@@ -20,11 +20,13 @@ from __future__ import annotations
 
 from typing import Sequence
 
+import dask
 import dask.array as da
 import numpy as np
 import xarray as xr
 
 from ..errors import CoordinateError, NoDataError, VariableNotFoundError
+from ..resident import resident_array
 from ..tiling import spatial_dims, wraps_in_longitude
 from .climatology import Climatology
 from .regions import RegionParams
@@ -146,9 +148,10 @@ def feature_cube(values: xr.DataArray, climatology: Climatology, feature_sets: S
     context_args = (context, "ctyx") if context is not None else (None, None)
     terms = da.from_array(climatology.time_terms(values["time"], training=training), chunks=(time_chunks, -1))
     # the per-cell arrays travel by space chunk: each task gets its block's cells, not the grid's
-    planes = da.from_array(climatology.planes(), chunks=(-1, -1, *space_chunks))
+    planes = resident_array(climatology.planes(), chunks=(-1, -1, *space_chunks))
     n_features = len(feature_names([str(name) for name in values["variable"].values], feature_sets))
-    design_only = climatology.block(slice(0, 0), slice(0, 0))  # every task gets the design, not the grid's cells
+    # every task reads the design (not the grid's cells) from one graph key, not from a copy of its own
+    design_only = dask.delayed(climatology.block(slice(0, 0), slice(0, 0)), traverse=False)
     return da.blockwise(
         _block, "ftyx",
         data, "vtyx", *context_args, terms, "tk", planes, "pvyx", tuple(feature_sets), None, design_only, None,

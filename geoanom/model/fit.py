@@ -33,6 +33,7 @@ from ..features.vectors import DEFAULT_FEATURES, check_feature_sets, feature_nam
 from ..formatting import calendar_of, iso_date
 from ..io import count_infinite, infinite_message
 from ..reduction import tree_reduce
+from ..resident import on_workers
 from ..tiling import group_cells, plan_batches, tile_codes, tile_labels
 from .core import AnomalyModel
 from .federated_regions import refine_regions
@@ -155,7 +156,8 @@ def fit(
     codes, tile_names = tile_codes(labels)
     climatology = Climatology.fit(values, trend=trend, groups=codes, source=source_name(cube), scheduler=scheduler)
     # every training observation was part of the climatology's fit: its anomaly is taken leave-one-out
-    features = feature_cube(values, climatology, feature_sets, region_params, training=True)
+    with on_workers(client):  # with a client, the climatology goes to the workers once, not in every graph
+        features = feature_cube(values, climatology, feature_sets, region_params, training=True)
     sketch_batches = _sketch_graph(features, codes, tile_names, seed, sample_size, split_every, tiles_per_batch)
     if federated:  # the rounds read the sketches again: keep them where they are
         sketch_batches = [(dask.persist(merged, scheduler=scheduler)[0], tiles) for merged, tiles in sketch_batches]

@@ -26,6 +26,7 @@ from ..errors import GeoanomError, GeoanomWarning, TileError
 from ..features import RegionParams
 from ..features.pipeline import feature_cube, source_name, stack_variables
 from ..formatting import iso_date
+from ..resident import on_workers
 from ..tiling import group_cells, spatial_dims
 
 if TYPE_CHECKING:  # the model imports this module to score itself
@@ -34,6 +35,11 @@ if TYPE_CHECKING:  # the model imports this module to score itself
 
 def score_cube(model: "AnomalyModel", cube: xr.Dataset, tile: str | None = None, client: Any = None) -> xr.Dataset:
     """See :meth:`AnomalyModel.score`; the model is left as it is."""
+    with on_workers(client):  # with a client, the climatology goes to the workers once, not in the graph
+        return _score_cube(model, cube, tile, client)
+
+
+def _score_cube(model: "AnomalyModel", cube: xr.Dataset, tile: str | None, client: Any) -> xr.Dataset:
     values = stack_variables(cube, model.variables)
     check_same_grid(model, cube)
     codes, ensembles = _cell_models(model, tile)
