@@ -59,7 +59,7 @@ class CheckedArray(BackendArray):
     def _read(self, key: tuple) -> np.ndarray:
         try:
             return np.asarray(self.variable[key].values)
-        except GeoanomError:
+        except (GeoanomError, MemoryError):  # ours already, or not the data's fault
             raise
         except Exception as exc:  # zarr/numcodecs, netCDF-C, h5py and fsspec raise many kinds
             raise CorruptDataError(f"cannot read variable '{self.name}' from '{self.path}': the data are corrupt "
