@@ -347,7 +347,7 @@ def check_outputs(outputs: dict[str, Path], injected: np.ndarray, n_train: int) 
         else:
             irr = ds["irregularity"].values
             entry["nan_scores"] = int(np.isnan(irr).sum())
-            for i, det in enumerate(ds["detector"].values.astype(str)):
+            for i, det in enumerate(str(name) for name in ds["detector"].values):
                 flags = irr[i] > 1.0
                 entry[f"{det}_flag_rate_normal_train"] = float(flags[:n_train][normal[:n_train]].mean())
                 entry[f"{det}_flag_rate_normal_test"] = float(flags[n_train:][normal[n_train:]].mean())
