@@ -30,11 +30,11 @@ def test_cluster_result_equals_single_process(client, cube_file):
     with warnings.catch_warnings():  # the models travel in the graph: distributed warns of its size
         warnings.filterwarnings("ignore", message="Sending large graph")
         cluster = cluster_model.score(cube).compute()  # on the client, dask's default once created
-    # scattered once to the workers, the graph carries a reference, not 10 MB of isolation forests
+    # with the client, the climatology is on the workers already and each block carries only its tiles' models
     with warnings.catch_warnings():
         warnings.filterwarnings("error", message="Sending large graph")
-        scattered = cluster_model.score(cube, client=client).compute()
-    xr.testing.assert_identical(scattered, cluster)
+        resident = cluster_model.score(cube, client=client).compute()
+    xr.testing.assert_identical(resident, cluster)
 
     assert cluster_model.tiles == local_model.tiles
     xr.testing.assert_identical(cluster, local)
@@ -75,5 +75,27 @@ def test_the_climatology_is_sent_to_the_workers_once_not_in_every_graph(client, 
         return len(pickle.dumps(dict(result["fused_irregularity"].data.__dask_graph__())))
 
     # without a client the graph carries the planes; with one, they are on the workers already
-    assert graph_bytes(on_cluster) < graph_bytes(anywhere) - model.climatology.planes().nbytes
+    assert graph_bytes(anywhere) - graph_bytes(on_cluster) > 0.95 * model.climatology.planes().nbytes
     xr.testing.assert_identical(on_cluster.compute(), anywhere.compute(scheduler="sync"))
+
+
+def test_each_block_carries_only_the_models_of_its_own_tiles(client, cube_file):
+    cube = ga.open_cube(cube_file, chunks={"time": 36, "lat": 8, "lon": 12})
+    model = ga.fit(cube.isel(time=slice(None, 72)), precision=2, detectors="gmm")
+    result = model.score(cube, client=client)
+    graph = dict(result["irregularity"].data.__dask_graph__())
+    literals = [getattr(value, "value", value) for value in graph.values()]  # dask wraps literals in DataNode
+    holders = [value for value in literals if isinstance(value, np.ndarray) and value.dtype == object]
+    payloads = [holder[0, 0] for holder in holders if isinstance(holder[0, 0], dict)]
+    n_blocks = len(cube.chunks["lat"]) * len(cube.chunks["lon"])
+    assert len(payloads) == n_blocks > 1
+    # every tile's model is somewhere, no block holds them all, and each holds exactly the tiles in it
+    codes = model.tile_codes
+    assert set().union(*payloads) == {code for code, name in enumerate(model.tile_names) if name in model.ensembles}
+    assert max(len(payload) for payload in payloads) < len(model.ensembles)
+    lat_starts = np.cumsum((0,) + cube.chunks["lat"])
+    lon_starts = np.cumsum((0,) + cube.chunks["lon"])
+    expected = [set(np.unique(codes[lat_starts[y]:lat_starts[y + 1], lon_starts[x]:lon_starts[x + 1]]).tolist())
+                for y in range(len(cube.chunks["lat"])) for x in range(len(cube.chunks["lon"]))]
+    assert sorted(map(sorted, expected)) == sorted(sorted(payload) for payload in payloads)
+    xr.testing.assert_identical(result.compute(), model.score(cube).compute(scheduler="sync"))
