@@ -2,23 +2,20 @@
 
 from __future__ import annotations
 
-import warnings
 from numbers import Integral, Real
 from typing import ClassVar
 
 import numpy as np
-from sklearn.exceptions import ConvergenceWarning
-from sklearn.mixture import BayesianGaussianMixture
 from sklearn.utils._param_validation import Interval
 
 from .base import (
     CONTAMINATION_CONSTRAINT,
     SEED_CONSTRAINT,
     THRESHOLD_CONSTRAINT,
-    Detector,
     standardised_sample,
 )
 from .gmm import GMMDetector
+from .variational import fit_dirichlet_mixtures
 
 # A component whose weight is below this share of the data is "near-empty":
 # the process keeps spare components alive with almost no mass.
@@ -28,9 +25,10 @@ NEAR_EMPTY_WEIGHT = 0.01
 class DPMMDetector(GMMDetector):
     """Dirichlet-process mixture detector (the reference paper's Bayesian family).
 
-    scikit-learn's ``BayesianGaussianMixture`` with a Dirichlet-process prior
-    (concentration 0.01 by default, as in the paper) decides how many of up
-    to ``max_components`` components the data support. Scoring is the
+    A variational Dirichlet-process mixture (concentration 0.01 by default,
+    as in the paper) decides how many of up to ``max_components``
+    components the data support: scikit-learn's ``BayesianGaussianMixture``
+    algorithm, batched over many tiles (:mod:`.variational`). Scoring is the
     density family's fitness rule (see :class:`GMMDetector`), except that an
     observation's distance term is measured to the nearest *populated*
     component: one that falls in a near-empty component (weight below 1%, or
@@ -84,33 +82,28 @@ class DPMMDetector(GMMDetector):
         self.max_samples = max_samples
         self.random_state = random_state
 
-    # One variational fit per sample (scikit-learn has no batched form): the
-    # base class's loop, not the density family's batched EM.
-    fit_many = classmethod(Detector.fit_many.__func__)
-
     def _fit(self, X: np.ndarray) -> None:
-        Z = standardised_sample(self, X, self.max_samples, np.random.default_rng(self.random_state))
-        with warnings.catch_warnings():
-            # a variational fit stopped at max_iter is still usable; converged_ records it
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            mixture = self._variational_fit(Z)
-        self.converged_ = bool(mixture.converged_)
-        self._set_components(mixture.weights_, mixture.means_, mixture.covariances_)
-        self.model_llk_ = float(np.mean(self._log_likelihood(Z)[0]))
+        _fit_standardised_many([self], [X])
 
-    def _variational_fit(self, Z: np.ndarray) -> BayesianGaussianMixture:
-        return BayesianGaussianMixture(
-            n_components=min(self.max_components, len(Z)),
-            covariance_type="full",
-            weight_concentration_prior_type="dirichlet_process",
-            weight_concentration_prior=self.concentration,
-            reg_covar=self.reg_covar,
-            max_iter=self.max_iter,
-            # scikit-learn's variational bound is a sum over observations, not a
-            # mean as for GaussianMixture: scale the tolerance to match.
-            tol=1e-3 * len(Z),
-            random_state=self.random_state,
-        ).fit(Z)
+    @classmethod
+    def fit_many(cls, samples, random_states, **params) -> list[DPMMDetector]:
+        """Fit one Dirichlet-process mixture per sample in a single batched variational loop.
+
+        The same computation as :meth:`fit` on each sample (see
+        :mod:`.variational`): a tile's mixture does not depend on its batch.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> rng = np.random.default_rng(0)
+        >>> len(DPMMDetector.fit_many([rng.normal(size=(50, 2)), rng.normal(size=(60, 2))], [0, 1]))
+        2
+        """
+        detectors, samples = cls._prepare_many(samples, random_states, params)
+        _fit_standardised_many(detectors, samples)
+        for detector, X in zip(detectors, samples):
+            detector._set_threshold(detector._native_score(X))
+        return detectors
 
     def _assign(self, weighted: np.ndarray, mahalanobis: np.ndarray, n_features: int) -> np.ndarray:
         """Component of each observation: the nearest populated one (Mahalanobis)."""
@@ -120,3 +113,30 @@ class DPMMDetector(GMMDetector):
         if not populated.any():
             populated = self.weights_ == self.weights_.max()
         return np.argmin(np.where(populated[:, None], mahalanobis, np.inf), axis=0)
+
+
+def _fit_standardised_many(detectors: list[DPMMDetector], samples: list[np.ndarray]) -> None:
+    """Standardise each sample and fit every detector's process in one batched variational fit."""
+    if not detectors:
+        return
+    standardised = []
+    for detector, X in zip(detectors, samples):
+        rng = np.random.default_rng(detector.random_state)
+        standardised.append(standardised_sample(detector, X, detector.max_samples, rng))
+    first = detectors[0]
+    fits = fit_dirichlet_mixtures(
+        standardised,
+        # the k-means seeding draws from RandomState(seed), as scikit-learn's random_state does
+        [detector.random_state for detector in detectors],
+        first.max_components,
+        concentration=first.concentration,
+        reg_covar=first.reg_covar,
+        max_iter=first.max_iter,
+        # the variational bound is a sum over observations: tol is per observation
+        tol=1e-3,
+    )
+    for detector, Z, fit in zip(detectors, standardised, fits):
+        # a fit stopped at max_iter is still usable; converged_ records it
+        detector.converged_ = fit.converged
+        detector._set_components(fit.weights, fit.means, fit.covariances)
+        detector.model_llk_ = float(np.mean(detector._log_likelihood(Z)[0]))
