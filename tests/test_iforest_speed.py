@@ -1,4 +1,6 @@
-"""The hand-written, batched isolation-forest builder (geoanom.detectors.iforest.build_forests)."""
+"""The hand-written isolation-forest builder and walk (geoanom.detectors.isolation_trees), compiled with numba."""
+
+import hashlib
 
 import numpy as np
 import pytest
@@ -7,7 +9,9 @@ from sklearn.ensemble import IsolationForest
 from sklearn.metrics import roc_auc_score
 
 from geoanom.detectors import IForestDetector
-from geoanom.detectors.isolation_trees import average_path_length
+from geoanom.detectors.hashing import GOLDEN_GAMMA, splitmix64_mix
+from geoanom.detectors.isolation_trees import _draw, average_path_length, build_forests
+from geoanom.detectors.validation import check_forest
 
 
 @pytest.fixture(scope="module")
@@ -26,6 +30,26 @@ def _states_equal(a, b):
     assert sa.keys() == sb.keys()
     for name in sa:
         np.testing.assert_array_equal(sa[name], sb[name], err_msg=name)
+
+
+def numpy_walk(state, X):
+    """The anomaly scores of the numpy walk the compiled one replaced (the oracle): max_depth_ steps per tree.
+
+    Reads ``node_right_`` when the state has it (the layout before right = left + 1).
+    """
+    X = np.asarray(X, dtype=np.float32)
+    left = np.asarray(state["node_left_"])
+    right = np.asarray(state["node_right_"]) if "node_right_" in state else left + (left != np.arange(len(left)))
+    threshold = np.asarray(state["node_threshold_"], dtype=np.float64)
+    roots = np.asarray(state["tree_root_"])
+    rows = np.arange(len(X))[None, :]
+    node = np.broadcast_to(roots[:, None], (len(roots), len(X)))
+    for _ in range(int(state["max_depth_"])):  # leaves loop onto themselves
+        go_left = X[rows, np.asarray(state["node_feature_"])[node]] <= threshold[node]
+        node = np.where(go_left, left[node], right[node])
+    relative_depth = np.asarray(state["node_path_"], dtype=np.float64)[node] / np.asarray(state["tree_norm_"])[:, None]
+    weights = np.asarray(state["tree_weight_"]) / np.sum(state["tree_weight_"])
+    return np.exp2(-(weights @ relative_depth))
 
 
 def test_fit_many_equals_fitting_one_by_one():
@@ -69,7 +93,7 @@ def test_tree_structure_follows_liu_et_al(data):
     for start, stop in zip(bounds[:-1], bounds[1:]):
         # every tree is a proper binary tree within its own node range
         inner = ~leaf[start:stop]
-        children = np.r_[detector.node_left_[start:stop][inner], detector.node_right_[start:stop][inner]]
+        children = np.r_[detector.node_left_[start:stop][inner], detector.node_left_[start:stop][inner] + 1]
         assert np.all((children > start) & (children < stop))
         assert len(np.unique(children)) == (stop - start) - 1
         # leaves hold depth + c(n) with n the leaf's share of the 64-point subsample: at least the
@@ -89,19 +113,24 @@ def test_training_points_reach_a_leaf_consistent_with_the_build():
     rng = np.random.default_rng(2)
     X = rng.normal(size=(40, 3))
     detector = IForestDetector(n_estimators=5, max_samples=256, random_state=0).fit(X)
-    leaves = detector._walk_trees(X.astype(np.float32))  # (trees, n)
+    left, n_nodes = detector.node_left_, len(detector.node_feature_)
     for tree in range(5):
-        counts = np.bincount(leaves[tree], minlength=len(detector.node_feature_))
+        node = np.full(len(X), detector.tree_root_[tree])
+        for _ in range(detector.max_depth_):
+            inner = left[node] != node
+            right = X[np.arange(len(X)), detector.node_feature_[node]].astype(np.float32) > detector.node_threshold_[node]
+            node = np.where(inner, left[node] + right, node)
+        counts = np.bincount(node, minlength=n_nodes)
         used = np.flatnonzero(counts)
         depth_of = {}
         stack = [(int(detector.tree_root_[tree]), 0)]
         while stack:
-            node, depth = stack.pop()
-            depth_of[node] = depth
-            if detector.node_left_[node] != node:
-                stack += [(int(detector.node_left_[node]), depth + 1), (int(detector.node_right_[node]), depth + 1)]
+            at, depth = stack.pop()
+            depth_of[at] = depth
+            if left[at] != at:
+                stack += [(int(left[at]), depth + 1), (int(left[at]) + 1, depth + 1)]
         expected = np.array([depth_of[n] for n in used]) + average_path_length(counts[used].astype(float))
-        np.testing.assert_allclose(detector.node_path_[used], expected, rtol=0, atol=1e-12)
+        np.testing.assert_array_equal(detector.node_path_[used], expected.astype(np.float32))
         assert counts.sum() == len(X)
 
 
@@ -119,9 +148,120 @@ def test_round_trip_and_merge_of_batched_forests_are_exact(data):
                                   merged.native_score(test))
 
 
-def test_numpy_walk_equals_compiled_trees_on_batched_forests(data):
+def test_compiled_walk_equals_the_numpy_walk(data):
+    # batched forests, a merged forest (unequal tree weights) and a refreshed one (regrown trees)
     train, test, _ = data
-    detector = IForestDetector.fit_many([train], [9], n_estimators=15)[0]
-    compiled = detector.native_score(test)
-    detector._sklearn_trees = None
-    np.testing.assert_array_equal(detector.native_score(test), compiled)
+    a, b = IForestDetector.fit_many([train[:1200], train[1200:], train], [9, 10, 11], n_estimators=15)[:2]
+    merged = a.merge(b)
+    adapted = IForestDetector.from_dict(a.to_dict()).update(test + 3.0)
+    assert adapted.tree_root_.size == 15 and not np.array_equal(adapted.node_left_, a.node_left_)
+    for detector in (a, b, merged, adapted):
+        np.testing.assert_allclose(detector.native_score(test), numpy_walk(detector.to_dict()["state"], test),
+                                   rtol=0, atol=1e-12)
+
+
+# sha256 (first 16 hex digits) of feature, threshold (float32), left child, path (float32) and roots of
+# forests grown by the level-by-level numpy builder the compiled one replaced (commit 13449d1), for
+# 20 trees of max_samples 256 and 0.25 of the samples below: the compiled builder grows the same trees.
+NUMPY_BUILDER_DIGESTS = {
+    256: ["20a85186da0325bd", "de4be59d3b4e80b1", "9161f93fa8f5c164", "8027358d96c03db3", "c745f36c31560f83",
+          "b3f113167a36e3f5"],
+    0.25: ["1643044785218a77", "ec6fdac256ce7b83", "7074d644f6f0af65", "0e6a179ea8a00bbb", "bf7b812c6a255fe0",
+           "63beb63c9d92ab92"],
+}
+
+
+def _digest(state):
+    h = hashlib.sha256()
+    for name, dtype in (("node_feature_", np.int64), ("node_threshold_", np.float32), ("node_left_", np.int64),
+                        ("node_path_", np.float32), ("tree_root_", np.int64)):
+        h.update(np.ascontiguousarray(state[name], dtype=dtype).tobytes())
+    return h.hexdigest()[:16]
+
+
+@pytest.mark.parametrize("max_samples", [256, 0.25])
+def test_compiled_builder_grows_the_trees_of_the_numpy_builder(max_samples):
+    rng = np.random.default_rng(0)
+    samples = [rng.normal(size=(n, d)) for n, d in ((2, 2), (37, 2), (300, 2), (4096, 2), (500, 3))]
+    samples.append(np.round(rng.normal(size=(3000, 2)), 1))  # ties: constant features in small nodes
+    states = build_forests(samples, [11, 12, 13, 14, 15, 16], n_estimators=20, max_samples=max_samples)
+    assert [_digest(state) for state in states] == NUMPY_BUILDER_DIGESTS[max_samples]
+
+
+def test_split_draws_are_splitmix64():
+    keys = np.array([0, 1, 2**64 - 1, 0x123456789ABCDEF], dtype=np.uint64)
+    heaps = np.array([1, 2, 3, 2**40], dtype=np.uint64)
+    for purpose in (1, 2):
+        with np.errstate(over="ignore"):
+            z = splitmix64_mix(keys + heaps * GOLDEN_GAMMA + np.uint64(purpose * 0xD1B54A32D192ED03 % 2**64))
+        expected = (z >> np.uint64(11)).astype(np.float64) * 2.0**-53
+        drawn = [_draw(k, h, np.uint64(purpose)) for k, h in zip(keys, heaps)]
+        np.testing.assert_array_equal(drawn, expected)
+
+
+def test_saved_state_is_compact(data):
+    train, _, _ = data
+    state = IForestDetector(n_estimators=10, random_state=0).fit(train).to_dict()["state"]
+    assert "node_right_" not in state
+    dtypes = {name: state[name].dtype for name in ("node_feature_", "node_threshold_", "node_left_", "node_path_",
+                                                    "reservoir_")}
+    assert dtypes == {"node_feature_": np.int8, "node_threshold_": np.float32, "node_left_": np.int32,
+                      "node_path_": np.float32, "reservoir_": np.float32}
+
+
+def _old_format_from_scikit_learn(forest, n_features):
+    """A state as saved before the compact layout: float64/int32 arrays, node_right_, trees depth first."""
+    parts = {name: [] for name in ("node_feature_", "node_threshold_", "node_left_", "node_right_", "node_path_")}
+    roots, offset, max_depth = [], 0, 0
+    for estimator in forest.estimators_:
+        tree = estimator.tree_
+        own = np.arange(tree.node_count)
+        leaf = tree.children_left == -1
+        depth = np.zeros(tree.node_count)
+        for node in own[~leaf]:  # children come after their parent
+            depth[tree.children_left[node]] = depth[tree.children_right[node]] = depth[node] + 1
+        parts["node_feature_"].append(np.where(leaf, 0, tree.feature))
+        parts["node_threshold_"].append(np.where(leaf, np.inf, tree.threshold))
+        parts["node_left_"].append(np.where(leaf, own, tree.children_left) + offset)
+        parts["node_right_"].append(np.where(leaf, own, tree.children_right) + offset)
+        parts["node_path_"].append(np.where(leaf, depth + average_path_length(tree.n_node_samples), 0.0))
+        roots.append(offset)
+        offset += tree.node_count
+        max_depth = max(max_depth, int(depth.max()))
+    state = {name: np.concatenate(values) for name, values in parts.items()}
+    n_trees = len(roots)
+    state.update(tree_root_=np.array(roots, dtype=np.int32), tree_norm_=np.full(n_trees, average_path_length(
+        np.array([forest.max_samples_]))[0]), tree_weight_=np.ones(n_trees), max_depth_=max_depth,
+        n_features_=n_features, n_samples_=1000.0, threshold_=0.6, threshold_source_="paper")
+    return state
+
+
+def test_models_saved_before_the_compact_layout_still_load(data):
+    # trees exported from scikit-learn (depth first: the right child is not next to the left one,
+    # float64 thresholds between float32 values) score as scikit-learn and the old numpy walk do
+    train, test, _ = data
+    forest = IsolationForest(n_estimators=20, random_state=0).fit(train)
+    state = _old_format_from_scikit_learn(forest, 2)
+    inner = state["node_left_"] != np.arange(len(state["node_left_"]))
+    assert not np.array_equal(state["node_right_"][inner], state["node_left_"][inner] + 1)
+    detector = IForestDetector.from_dict({"family": "iforest", "params": {"n_estimators": 20}, "state": state})
+    expected = numpy_walk(state, test)
+    np.testing.assert_allclose(expected, -forest.score_samples(test), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(detector.native_score(test), expected, rtol=0, atol=1e-6)  # float32 path lengths
+    assert "node_right_" not in detector.to_dict()["state"]
+
+
+def test_children_before_their_node_are_refused(data):
+    # the compiled walk stops only because children come after their node
+    train, _, _ = data
+    state = IForestDetector(n_estimators=3, random_state=0).fit(train).to_dict()["state"]
+    inner = np.flatnonzero(state["node_left_"] != np.arange(len(state["node_left_"])))
+    looping = state["node_left_"].copy()
+    looping[inner[1]] = inner[0]
+    with pytest.raises(ValueError, match=rf"node_left_ of node {inner[1]} is {inner[0]}, not after the node"):
+        check_forest({**state, "node_left_": looping}, "iforest")
+    last = state["tree_root_"][1] - 1  # the last node of the first tree: its "right child" would be in the next
+    past = state["node_left_"].copy()
+    past[0] = last
+    with pytest.raises(ValueError, match=r"node_left_ \+ 1 \(the right child\) of node 0 is .*, outside its tree"):
+        check_forest({**state, "node_left_": past}, "iforest")

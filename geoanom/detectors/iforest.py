@@ -14,21 +14,20 @@ from .base import (
     Detector,
     merged_threshold,
 )
-from .isolation_trees import build_forests
+from .isolation_trees import build_forests, feature_dtype, forest_depth
 from .validation import check_forest
 
-# Observations scored per batch: bounds the (trees x batch) traversal arrays.
-SCORE_BATCH = 16_384
+NODE_ARRAYS = ("node_feature_", "node_threshold_", "node_left_", "node_path_")
 
 
 class IForestDetector(Detector):
     """Isolation forest detector (the reference paper's ensemble family).
 
     Trees are grown by :func:`geoanom.detectors.isolation_trees.build_forests`
-    (the trees of many tiles at once, in numpy) and kept as flat node arrays,
-    so the model is plain data (scikit-learn persists forests only by
-    pickling). Scoring walks them with scikit-learn's compiled tree code when
-    available, else in numpy. The score is the anomaly score in [0, 1] of
+    and kept as flat node arrays (float32 thresholds and path lengths, the
+    right child next to the left one), so the model is plain data
+    (scikit-learn persists forests only by pickling); scoring walks them in
+    a compiled loop (:func:`~geoanom.detectors.isolation_trees.forest_depth`). The score is the anomaly score in [0, 1] of
     Liu et al. (scikit-learn's ``-score_samples``); an observation is
     anomalous above ``native_threshold_`` (0.6, or an estimate from the training
     scores when 0.6 is implausible for the data, see
@@ -83,7 +82,7 @@ class IForestDetector(Detector):
 
     @classmethod
     def fit_many(cls, samples, random_states, **params) -> list[IForestDetector]:
-        """Fit one forest per sample, growing the trees of all samples together, level by level.
+        """Fit one forest per sample.
 
         Gives the same detectors as fitting one by one with the same seeds:
         every random draw comes from the sample's own seed (see :func:`build_forests`).
@@ -119,32 +118,7 @@ class IForestDetector(Detector):
 
     def _native_score(self, X: np.ndarray) -> np.ndarray:
         """Anomaly score in [0, 1] (anomalous above the native threshold, 0.6 by default)."""
-        # scikit-learn's trees compare float32 features with float64 thresholds.
-        X = X.astype(np.float32)
-        out = np.empty(len(X))
-        for start in range(0, len(X), SCORE_BATCH):
-            out[start : start + SCORE_BATCH] = self._score_batch(X[start : start + SCORE_BATCH])
-        return out
-
-    def _score_batch(self, X: np.ndarray) -> np.ndarray:
-        trees = self._compiled_trees()
-        if trees is not None:
-            leaves = np.stack([tree.apply(X) for tree in trees]) + self.tree_root_[:, None]
-        else:
-            leaves = self._walk_trees(X)
-        relative_depth = self.node_path_[leaves] / self.tree_norm_[:, None]
-        weights = self.tree_weight_ / self.tree_weight_.sum()
-        return np.exp2(-(weights @ relative_depth))
-
-    def _walk_trees(self, X: np.ndarray) -> np.ndarray:
-        """Leaf reached in every tree by every row, walking the node arrays in numpy."""
-        rows = np.arange(len(X))[None, :]
-        node = np.broadcast_to(self.tree_root_[:, None], (len(self.tree_root_), len(X)))
-        # Leaves loop onto themselves, so every walk can take max_depth steps.
-        for _ in range(self.max_depth_):
-            go_left = X[rows, self.node_feature_[node]] <= self.node_threshold_[node]
-            node = np.where(go_left, self.node_left_[node], self.node_right_[node])
-        return node
+        return np.exp2(-forest_depth(X, self._get_state()))
 
     def update(self, X: Any) -> IForestDetector:
         """Absorb observations: refresh part of the forest from a reservoir sample.
@@ -158,7 +132,7 @@ class IForestDetector(Detector):
         X = self._rows(X)
         rng = np.random.default_rng([self._seed(), int(self.reservoir_seen_)])
         free = max(self.max_samples - len(self.reservoir_), 0)
-        reservoir = np.concatenate([self.reservoir_, X[:free]])
+        reservoir = np.concatenate([self.reservoir_, X[:free].astype(np.float32)])
         rest = X[free:]
         # Algorithm R, vectorised: row i of the rest replaces a uniform slot in
         # [0, seen + i] when that slot is inside the reservoir (later rows win).
@@ -207,8 +181,7 @@ class IForestDetector(Detector):
         return merged
 
     def _get_state(self) -> dict[str, Any]:
-        names = ("node_feature_", "node_threshold_", "node_left_", "node_right_", "node_path_",
-                 "tree_root_", "tree_norm_", "tree_weight_", "max_depth_", "n_features_", "n_samples_",
+        names = (*NODE_ARRAYS, "tree_root_", "tree_norm_", "tree_weight_", "max_depth_", "n_features_", "n_samples_",
                  "reservoir_", "reservoir_seen_", "refresh_next_", "pending_")
         return {name: getattr(self, name) for name in names if hasattr(self, name)}
 
@@ -218,90 +191,90 @@ class IForestDetector(Detector):
         check_forest(state, cls.family)
 
     def _set_state(self, state: dict[str, Any]) -> None:
-        self.node_feature_ = np.asarray(state["node_feature_"], dtype=np.int32)
-        self.node_threshold_ = np.asarray(state["node_threshold_"], dtype=np.float64)
-        self.node_left_ = np.asarray(state["node_left_"], dtype=np.int32)
-        self.node_right_ = np.asarray(state["node_right_"], dtype=np.int32)
-        self.node_path_ = np.asarray(state["node_path_"], dtype=np.float64)
-        self.tree_root_ = np.asarray(state["tree_root_"], dtype=np.int32)
+        self.n_features_ = int(state.get("n_features_", getattr(self, "n_features_", 0)))
+        nodes = _consecutive_children(state, self.n_features_)
+        self.node_feature_ = nodes["node_feature_"]
+        self.node_threshold_ = nodes["node_threshold_"]
+        self.node_left_ = nodes["node_left_"]
+        self.node_path_ = nodes["node_path_"]
+        self.tree_root_ = nodes["tree_root_"]
         self.tree_norm_ = np.asarray(state["tree_norm_"], dtype=np.float64)
         self.tree_weight_ = np.asarray(state["tree_weight_"], dtype=np.float64)
         self.max_depth_ = int(state["max_depth_"])
-        self.n_features_ = int(state.get("n_features_", getattr(self, "n_features_", 0)))
         self.n_features_in_ = self.n_features_
         self.n_samples_ = float(state.get("n_samples_", getattr(self, "n_samples_", 0.0)))
-        self.reservoir_ = np.asarray(state.get("reservoir_", np.empty((0, self.n_features_))), dtype=np.float64)
+        # float32 loses nothing: the builder compares observations as float32
+        self.reservoir_ = np.asarray(state.get("reservoir_", np.empty((0, self.n_features_))), dtype=np.float32)
         self.reservoir_seen_ = float(state.get("reservoir_seen_", len(self.reservoir_)))
         self.refresh_next_ = int(state.get("refresh_next_", 0))
         self.pending_ = int(state.get("pending_", 0))
-        # A holder, filled on first use: scoring then leaves the detector's
-        # attributes as they were (scikit-learn's check_dict_unchanged).
-        self._tree_cache: dict[str, Any] = {}
-
-    def _compiled_trees(self) -> list | None:
-        """scikit-learn Tree objects of the node arrays, built on first use and cached."""
-        if "trees" not in self._tree_cache:
-            self._tree_cache["trees"] = _rebuild_sklearn_trees(self)
-        return self._tree_cache["trees"]
-
-    def __getstate__(self) -> dict[str, Any]:
-        # The compiled trees double the size of a pickled detector (dask sends
-        # detectors between workers); they are rebuilt from the arrays on demand.
-        state = super().__getstate__()
-        if "_tree_cache" in state:
-            state["_tree_cache"] = {}
-        return state
 
 
-def _rebuild_sklearn_trees(detector: IForestDetector) -> list | None:
-    """scikit-learn Tree objects for the node arrays, or None if this version refuses.
+def _consecutive_children(state: dict[str, Any], n_features: int) -> dict[str, np.ndarray]:
+    """The node arrays in the compact layout: right child ``left + 1``, float32 thresholds and paths.
 
-    Walking the trees in scikit-learn's compiled code is about 3 times faster
-    than the numpy walk; the node layout is private to scikit-learn, so any
-    failure falls back to the numpy walk, which gives the same scores.
+    Models saved before this layout hold ``node_right_`` and float64 arrays:
+    a threshold becomes the largest float32 not above it (so a float32
+    observation goes the same way), and trees whose right children do not
+    follow their left ones are renumbered breadth first.
     """
-    try:
-        from sklearn.tree._tree import NODE_DTYPE, Tree
-    except ImportError:  # pragma: no cover - depends on scikit-learn's internals
-        return None
-    bounds = list(detector.tree_root_) + [len(detector.node_feature_)]
-    trees = []
-    try:
-        for start, stop in zip(bounds[:-1], bounds[1:]):
-            own = np.arange(stop - start)
-            left = detector.node_left_[start:stop] - start
-            is_leaf = left == own
-            nodes = np.zeros(stop - start, dtype=NODE_DTYPE)
-            nodes["left_child"] = np.where(is_leaf, -1, left)
-            nodes["right_child"] = np.where(is_leaf, -1, detector.node_right_[start:stop] - start)
-            nodes["feature"] = np.where(is_leaf, -2, detector.node_feature_[start:stop])
-            nodes["threshold"] = np.where(is_leaf, -2.0, detector.node_threshold_[start:stop])
-            nodes["n_node_samples"] = 1
-            tree = Tree(detector.n_features_, np.array([1], dtype=np.intp), 1)
-            tree.__setstate__({"max_depth": detector.max_depth_, "node_count": len(nodes),
-                               "nodes": nodes, "values": np.zeros((len(nodes), 1, 1))})
-            trees.append(tree)
-    except (ValueError, TypeError, KeyError):  # pragma: no cover - other scikit-learn layouts
-        return None
-    return trees
+    left = np.asarray(state["node_left_"], dtype=np.int32)
+    roots = np.asarray(state["tree_root_"], dtype=np.int32)
+    order = None
+    if "node_right_" in state:
+        right = np.asarray(state["node_right_"], dtype=np.int32)
+        inner = left != np.arange(len(left))
+        if not np.array_equal(right[inner], left[inner] + 1):
+            order = _breadth_first(left, right, roots)
+    nodes = {"node_feature_": np.asarray(state["node_feature_"]).astype(feature_dtype(n_features), copy=False),
+             "node_threshold_": _floor_float32(np.asarray(state["node_threshold_"], dtype=np.float64)),
+             "node_path_": np.asarray(state["node_path_"], dtype=np.float32)}
+    if order is None:
+        return {**nodes, "node_left_": left, "tree_root_": roots}
+    position = np.empty(len(left), dtype=np.int32)
+    position[order] = np.arange(len(order))
+    return {**{name: values[order] for name, values in nodes.items()},
+            "node_left_": position[left[order]], "tree_root_": position[roots]}
+
+
+def _breadth_first(left: np.ndarray, right: np.ndarray, roots: np.ndarray) -> np.ndarray:
+    """Node order tree after tree, breadth first, children left then right (so right = left + 1)."""
+    inner = left != np.arange(len(left))
+    levels, frontier = [], roots.astype(np.intp)
+    while len(frontier):
+        levels.append(frontier)
+        split = frontier[inner[frontier]]
+        frontier = np.stack([left[split], right[split]], axis=1).ravel()
+    order = np.concatenate(levels)
+    tree = np.searchsorted(roots, order, side="right")
+    return order[np.argsort(tree, kind="stable")]
+
+
+def _floor_float32(values: np.ndarray) -> np.ndarray:
+    """The largest float32 not above each value: ``x <= value`` iff ``x <= result`` for every float32 x."""
+    rounded = values.astype(np.float32)
+    above = rounded.astype(np.float64) > values
+    rounded[above] = np.nextafter(rounded[above], np.float32(-np.inf))
+    return rounded
 
 
 def _with_reservoir(state: dict[str, Any], X: np.ndarray, seed: int, size: int) -> dict[str, Any]:
     """The forest state plus a uniform reservoir of the training data (for adaptation)."""
     rows = np.random.default_rng([seed, 1]).choice(len(X), min(size, len(X)), replace=False)
-    return {**state, "reservoir_": X[np.sort(rows)], "reservoir_seen_": float(len(X)), "refresh_next_": 0}
+    return {**state, "reservoir_": X[np.sort(rows)].astype(np.float32), "reservoir_seen_": float(len(X)),
+            "refresh_next_": 0}
 
 
 def _select_trees(state: dict[str, Any], trees: np.ndarray) -> dict[str, Any]:
     """The sub-forest of the given trees, its node indices renumbered from 0."""
     bounds = np.append(state["tree_root_"], len(state["node_feature_"]))
-    parts = {name: [] for name in ("node_feature_", "node_threshold_", "node_left_", "node_right_", "node_path_")}
+    parts = {name: [] for name in NODE_ARRAYS}
     roots, offset = [], 0
     for tree in trees:
         lo, hi = bounds[tree], bounds[tree + 1]
         for name in parts:
             values = state[name][lo:hi]
-            parts[name].append(values - lo + offset if name in ("node_left_", "node_right_") else values)
+            parts[name].append(values - lo + offset if name == "node_left_" else values)
         roots.append(offset)
         offset += hi - lo
     out = {name: np.concatenate(values) for name, values in parts.items()}
@@ -317,7 +290,7 @@ def _concat_forests(*states: dict[str, Any]) -> dict[str, Any]:
     offsets = np.cumsum([0] + [len(s["node_feature_"]) for s in states[:-1]])
     for name in ("node_feature_", "node_threshold_", "node_path_", "tree_norm_", "tree_weight_"):
         out[name] = np.concatenate([s[name] for s in states])
-    for name in ("node_left_", "node_right_", "tree_root_"):
+    for name in ("node_left_", "tree_root_"):
         out[name] = np.concatenate([s[name] + offset for s, offset in zip(states, offsets)])
     out["max_depth_"] = max(int(s["max_depth_"]) for s in states)
     out["n_features_"] = states[0].get("n_features_", 0)

@@ -1,14 +1,16 @@
-"""Growing isolation trees for many tiles at once, as plain node arrays.
+"""Isolation trees as plain node arrays: growing and walking them in compiled loops.
 
-scikit-learn's ``IsolationForest`` grows one tree at a time with per-tree
-Python overhead (about 0.1 s per 100-tree forest), and a model holds a forest
-per tile: hundreds of forests. Here the trees of every tile in a batch grow
-together, level by level, in numpy (Liu et al., 2008: a subsample of
-``max_samples`` per tree drawn without replacement, a random feature among
-those that vary in the node, a split drawn uniformly between the node's
-minimum and maximum, a height limit of ceil(log2(max_samples)); a leaf holds
-its depth + c(n)). Each tile's random draws come from its own seed only, so
-a tile's forest does not depend on the batch it was grown in.
+A model holds a forest per tile (hundreds of forests of 100 trees), so both
+the builder and the walk are numba loops over flat arrays rather than
+scikit-learn objects: scikit-learn grows one tree at a time with per-tree
+Python overhead and persists forests only by pickling.
+
+Layout of a forest: nodes tree after tree, breadth first within a tree; the
+children of a node are consecutive (the right child is ``left + 1``); a leaf
+points at itself (``left == own index``), has feature 0 and an infinite
+threshold; ``x <= threshold`` goes left; a leaf's path length is its depth
+plus c(n) of its observations, an inner node's is 0. Thresholds are float32
+values and observations are compared as float32, as in scikit-learn.
 """
 
 from __future__ import annotations
@@ -16,24 +18,49 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import numba
 import numpy as np
 
 from .base import check_features
-from .hashing import GOLDEN_GAMMA, splitmix64_mix
+from .hashing import GOLDEN_GAMMA
 
-# Points grown together per call of _grow_trees: bounds the level arrays (a few
-# hundred MB at most); 64 tiles x 100 trees x 256 points is 1.6 M.
-GROW_POINTS = 2_000_000
+# Rows walked through every tree before the next block: 4096 rows of 2 float32
+# features (32 KB) stay in L1/L2 while 100 trees pass over them. Scoring 1 M
+# rows x 100 trees of 256-point trees: 16 ns/row/forest at 4096, 20 at
+# 1 M rows in one block (every tree re-streams X from memory).
+WALK_BLOCK = 4096
+# Purposes of a node's two split draws (the hash's third input).
+FEATURE_DRAW, THRESHOLD_DRAW = 1, 2
+_PURPOSE_STEP = np.uint64(0xD1B54A32D192ED03)
 
 
 def average_path_length(n_samples: np.ndarray) -> np.ndarray:
-    """c(n): the mean path length of an unsuccessful search in a binary tree of n points."""
+    """c(n): the mean path length of an unsuccessful search in a binary tree of n points.
+
+    Examples
+    --------
+    >>> average_path_length(np.array([1, 2, 256])).round(3).tolist()
+    [0.0, 1.0, 10.244]
+    """
     n = np.asarray(n_samples, dtype=np.float64)
     out = np.zeros_like(n)
     out[n == 2] = 1.0
     big = n > 2
     out[big] = 2.0 * (np.log(n[big] - 1.0) + np.euler_gamma) - 2.0 * (n[big] - 1.0) / n[big]
     return out
+
+
+def subsample_size(max_samples: int | float, n: int) -> int:
+    """Observations per tree: ``max_samples`` (a count, or a share of ``n`` when a float <= 1), at most ``n``.
+
+    Examples
+    --------
+    >>> subsample_size(256, 100), subsample_size(0.5, 100)
+    (100, 50)
+    """
+    if isinstance(max_samples, float) and max_samples <= 1.0:
+        return max(1, int(max_samples * n))
+    return int(min(max_samples, n))
 
 
 def build_forests(samples: Sequence[np.ndarray], seeds: Sequence[int], n_estimators: int = 100,
@@ -50,182 +77,232 @@ def build_forests(samples: Sequence[np.ndarray], seeds: Sequence[int], n_estimat
     depth plus c(n) of its observations. As in scikit-learn, observations are
     compared as float32.
 
-    Written by hand, not with scikit-learn's ``IsolationForest``: that grows
-    one tree at a time in Python (about 1 ms of overhead per tree, 100 trees
-    per tile, hundreds of tiles), while here the trees of all samples grow
-    together, level by level, with numpy segment reductions.
-
     Every random draw depends only on the sample's own seed (the subsample
     from a ``numpy.random.Generator`` of the seed, the split draws from a
-    counter-based hash of a per-tree key and the node's position), so a
-    sample gets the same forest whichever other samples it is grown with.
+    counter-based hash of a per-tree key and the node's heap position), so
+    a sample gets the same forest whichever other samples it is grown with.
+
+    Examples
+    --------
+    >>> X = np.random.default_rng(0).normal(size=(300, 2))
+    >>> state = build_forests([X], [7], n_estimators=3, max_samples=64)[0]
+    >>> len(state["tree_root_"]), state["max_depth_"] <= 6, state["node_threshold_"].dtype
+    (3, True, dtype('float32'))
     """
-    samples = [check_features(X) for X in samples]
-    plans = []
-    for X, seed in zip(samples, seeds):
-        n = len(X)
-        if isinstance(max_samples, float) and max_samples <= 1.0:
-            psi = max(1, int(max_samples * n))
-        else:
-            psi = int(min(max_samples, n))
-        rng = np.random.default_rng(seed)
-        if psi < n:
-            picks = np.concatenate([rng.choice(n, psi, replace=False) for _ in range(n_estimators)])
-        else:
-            picks = np.tile(np.arange(n), n_estimators)
-        keys = rng.integers(0, 2**64, size=n_estimators, dtype=np.uint64, endpoint=False)
-        height = int(np.ceil(np.log2(max(psi, 2))))
-        plans.append((X, picks, psi, keys, height))
-
-    states: list[dict[str, Any]] = []
-    start = 0
-    while start < len(plans):
-        stop, points = start, 0
-        while stop < len(plans) and (stop == start or points + len(plans[stop][1]) <= GROW_POINTS):
-            points += len(plans[stop][1])
-            stop += 1
-        chunk = plans[start:stop]
-        # float32 values, as scikit-learn's trees see them and as decision_function compares them
-        values = np.concatenate([X.astype(np.float32)[picks].astype(np.float64) for X, picks, *_ in chunk])
-        sizes = np.concatenate([np.full(n_estimators, psi) for _, _, psi, _, _ in chunk])
-        keys = np.concatenate([plan[3] for plan in chunk])
-        heights = np.concatenate([np.full(n_estimators, plan[4]) for plan in chunk])
-        nodes = _grow_trees(values, sizes, keys, heights)
-        for plan, state in zip(chunk, _split_forests(nodes, [plan[2] for plan in chunk], n_estimators)):
-            state.update(n_features_=plan[0].shape[1], n_samples_=float(len(plan[0])))
-            states.append(state)
-        start = stop
-    return states
+    return [_build_forest(check_features(X), seed, n_estimators, max_samples) for X, seed in zip(samples, seeds)]
 
 
-def _uniform(keys: np.ndarray, heap: np.ndarray, purpose: int) -> np.ndarray:
-    """Uniform [0, 1) draws from (tree key, node heap position, purpose): splitmix64."""
-    z = splitmix64_mix(keys + heap * GOLDEN_GAMMA + np.uint64(purpose * 0xD1B54A32D192ED03 % 2**64))
-    return (z >> np.uint64(11)).astype(np.float64) * 2.0**-53
+def _build_forest(X: np.ndarray, seed: int, n_estimators: int, max_samples: int | float) -> dict[str, Any]:
+    """One sample's forest: the draws of the seed, then the compiled builder."""
+    n = len(X)
+    psi = subsample_size(max_samples, n)
+    rng = np.random.default_rng(seed)
+    if psi < n:
+        picks = np.concatenate([rng.choice(n, psi, replace=False) for _ in range(n_estimators)])
+    else:
+        picks = np.tile(np.arange(n), n_estimators)
+    keys = rng.integers(0, 2**64, size=n_estimators, dtype=np.uint64, endpoint=False)
+    height = int(np.ceil(np.log2(max(psi, 2))))
+    values = np.ascontiguousarray(X.astype(np.float32)[picks])
+    capacity = n_estimators * (2 * psi - 1)  # a binary tree of psi points has at most 2 psi - 1 nodes
+    feature = np.empty(capacity, dtype=feature_dtype(X.shape[1]))
+    threshold = np.empty(capacity, dtype=np.float32)
+    left = np.empty(capacity, dtype=np.int32)
+    depth = np.empty(capacity, dtype=np.int32)
+    count = np.empty(capacity, dtype=np.int64)
+    roots = np.empty(n_estimators, dtype=np.int32)
+    n_nodes = _grow_forest(values, psi, keys, height, feature, threshold, left, depth, count, roots)
+    depth, count = depth[:n_nodes], count[:n_nodes]
+    leaf = left[:n_nodes] == np.arange(n_nodes)
+    # c(n) in numpy, not in the compiled loop: numpy's and libm's log may differ in the last bit.
+    path = np.where(leaf, depth + average_path_length(count), 0.0)
+    norm = float(average_path_length(np.array([psi]))[0]) or 1.0
+    return {
+        "node_feature_": feature[:n_nodes].copy(),
+        "node_threshold_": threshold[:n_nodes].copy(),
+        "node_left_": left[:n_nodes].copy(),
+        "node_path_": path.astype(np.float32),
+        "tree_root_": roots,
+        "tree_norm_": np.full(n_estimators, norm),
+        "tree_weight_": np.ones(n_estimators),
+        "max_depth_": int(depth.max()),
+        "n_features_": X.shape[1],
+        "n_samples_": float(n),
+    }
 
 
-def _floor_float32(values: np.ndarray) -> np.ndarray:
-    """The largest float32 not above each value (so float32 comparisons stay exact)."""
-    rounded = values.astype(np.float32)
-    above = rounded.astype(np.float64) > values
-    rounded[above] = np.nextafter(rounded[above], np.float32(-np.inf))
-    return rounded.astype(np.float64)
+def feature_dtype(n_features: int) -> np.dtype:
+    """The smallest signed integer type holding feature indices below ``n_features``.
 
-
-def _grow_trees(values: np.ndarray, sizes: np.ndarray, keys: np.ndarray, heights: np.ndarray) -> dict[str, np.ndarray]:
-    """Grow trees level by level; ``values`` holds each tree's points, tree after tree.
-
-    Points stay grouped by node (contiguous segments); each level takes the
-    nodes' minima and maxima with ``reduceat``, splits, and reorders the
-    points of the children still to split by a stable partition in O(n).
-    Returns node fields in creation order (breadth first within a tree).
+    Examples
+    --------
+    >>> feature_dtype(2), feature_dtype(300)
+    (dtype('int8'), dtype('int16'))
     """
-    n_trees = len(sizes)
+    for dtype in (np.int8, np.int16):
+        if n_features <= np.iinfo(dtype).max + 1:
+            return np.dtype(dtype)
+    return np.dtype(np.int32)
+
+
+@numba.njit(cache=True, nogil=True)
+def _draw(key: np.uint64, heap: np.uint64, purpose: np.uint64) -> float:
+    """SplitMix64 of key + heap * gamma + purpose * step (wrapping), as a double in [0, 1)."""
+    z = key + heap * np.uint64(GOLDEN_GAMMA) + purpose * _PURPOSE_STEP
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    z = z ^ (z >> np.uint64(31))
+    return float(z >> np.uint64(11)) * 2.0**-53
+
+
+@numba.njit(cache=True, nogil=True)
+def _floor_float32(value: float) -> np.float32:
+    """The largest float32 not above ``value``, so float32 comparisons with it are exact."""
+    rounded = np.float32(value)
+    if np.float64(rounded) > value:
+        rounded = np.nextafter(rounded, np.float32(-np.inf))
+    return rounded
+
+
+@numba.njit(cache=True, nogil=True)
+def _grow_forest(values, psi, keys, height, feature, threshold, left, depth, count, roots):  # noqa: PLR0913
+    """Grow ``len(keys)`` trees, tree t on rows ``t * psi`` to ``(t + 1) * psi`` of ``values``.
+
+    Breadth first with a queue of nodes, each owning a slice of a
+    permutation of its tree's points (partitioned in place, so a level
+    costs O(psi)). Fills the node arrays from 0 and ``roots``; returns the
+    number of nodes. 729 forests of 100 trees x 256 points: 1.1 s, against
+    14 s for the level-by-level numpy builder it replaces (same trees).
+    """
     d = values.shape[1]
-    fields: dict[str, list] = {k: [] for k in ("id", "tree", "depth", "feature", "threshold", "left", "right", "path")}
-
-    def resolve(ids, tree, depth, feature, threshold, left, right, path):
-        for name, value in zip(fields, (ids, tree, depth, feature, threshold, left, right, path)):
-            fields[name].append(np.broadcast_to(value, ids.shape))
-
-    def leaves(ids, tree, depth, counts):
-        resolve(ids, tree, depth, 0, np.inf, ids, ids, depth + average_path_length(counts))
-
-    n_nodes = n_trees
-    ids = np.arange(n_trees)
-    active = sizes >= 2
-    leaves(ids[~active], ids[~active], np.zeros((~active).sum()), sizes[~active])
-    seg_len, seg_id, seg_tree = sizes[active], ids[active], ids[active]
-    seg_heap = np.ones(active.sum(), dtype=np.uint64)
-    values = values[np.repeat(active, sizes)]
-    depth = 0
-    while len(seg_len):
-        n_seg = len(seg_len)
-        seg_start = np.zeros(n_seg, dtype=np.intp)
-        np.cumsum(seg_len[:-1], out=seg_start[1:])
-        lows = np.minimum.reduceat(values, seg_start, axis=0)
-        highs = np.maximum.reduceat(values, seg_start, axis=0)
-        varying = highs > lows
-        n_varying = varying.sum(axis=1)
-        split = n_varying > 0
-        constant = ~split
-        leaves(seg_id[constant], seg_tree[constant], np.full(constant.sum(), float(depth)), seg_len[constant])
-        # a feature uniformly among the varying ones, a threshold uniformly in [low, high)
-        key = keys[seg_tree]
-        pick = np.floor(_uniform(key, seg_heap, 1) * n_varying).astype(np.intp)
-        feature = np.argmax(np.cumsum(varying, axis=1) > pick[:, None], axis=1)
-        rows = np.arange(n_seg)
-        low, high = lows[rows, feature], highs[rows, feature]
-        threshold = _floor_float32(low + _uniform(key, seg_heap, 2) * (high - low))
-        threshold = np.where(threshold >= high, low, threshold)
-        # route the points
-        point_seg = np.repeat(rows, seg_len)
-        right = values[np.arange(len(values)), feature[point_seg]] > threshold[point_seg]
-        n_right = np.add.reduceat(right.astype(np.intp), seg_start)
-        n_left = seg_len - n_right
-        # children of the split nodes: left then right, in segment order
-        s = np.flatnonzero(split)
-        n_split = len(s)
-        child_len = np.stack([n_left[s], n_right[s]], axis=1).ravel()
-        child_id = n_nodes + np.arange(2 * n_split)
-        n_nodes += 2 * n_split
-        child_tree = np.repeat(seg_tree[s], 2)
-        child_heap = (np.repeat(seg_heap[s], 2) * np.uint64(2)) + np.tile(np.array([0, 1], dtype=np.uint64), n_split)
-        resolve(seg_id[s], seg_tree[s], np.full(n_split, float(depth)), feature[s], threshold[s],
-                child_id[0::2], child_id[1::2], 0.0)
-        child_depth = depth + 1
-        grows = (child_len >= 2) & (child_depth < heights[child_tree])
-        done = ~grows
-        leaves(child_id[done], child_tree[done], np.full(done.sum(), float(child_depth)), child_len[done])
-        # stable partition of the points into the growing children, O(n)
-        split_rank = np.full(n_seg, -1, dtype=np.intp)
-        split_rank[s] = np.arange(n_split)
-        is_left = (~right).astype(np.intp)
-        before_left = np.cumsum(is_left) - is_left
-        before_right = np.arange(len(right)) - before_left
-        rank = np.where(right, before_right - before_right[seg_start][point_seg],
-                        before_left - before_left[seg_start][point_seg])
-        child = 2 * split_rank[point_seg] + right
-        keep = split[point_seg]
-        keep[keep] = grows[child[keep]]
-        kept_len = child_len[grows]
-        child_start = np.zeros(len(child_len), dtype=np.intp)
-        starts = np.zeros(len(kept_len), dtype=np.intp)
-        np.cumsum(kept_len[:-1], out=starts[1:])
-        child_start[grows] = starts
-        moved = np.empty((int(kept_len.sum()), d))
-        moved[child_start[child[keep]] + rank[keep]] = values[keep]
-        values = moved
-        seg_len, seg_id, seg_tree, seg_heap = kept_len, child_id[grows], child_tree[grows], child_heap[grows]
-        depth = child_depth
-
-    out = {name: np.concatenate(parts) for name, parts in fields.items()}
-    order = np.argsort(out["id"])  # rows by node id
-    return {name: value[order] for name, value in out.items()}
+    capacity = 2 * psi - 1
+    start = np.empty(capacity, dtype=np.int64)
+    size = np.empty(capacity, dtype=np.int64)
+    heap = np.empty(capacity, dtype=np.uint64)
+    points = np.empty(psi, dtype=np.int64)
+    low = np.empty(d)
+    high = np.empty(d)
+    offset = 0
+    for t in range(len(keys)):
+        base = t * psi
+        for i in range(psi):
+            points[i] = base + i
+        start[0], size[0], heap[0] = 0, psi, np.uint64(1)
+        roots[t] = offset
+        n_nodes = 1
+        node = 0
+        while node < n_nodes:
+            out = offset + node
+            level = _node_depth(heap[node])
+            feature[out], threshold[out], left[out], depth[out], count[out] = 0, np.inf, out, level, size[node]
+            if size[node] >= 2 and level < height:
+                split = _split(values, points, start[node], size[node], keys[t], heap[node], low, high)
+                if split[0] >= 0:
+                    f, cut, n_left = split
+                    feature[out], threshold[out], left[out], count[out] = f, cut, offset + n_nodes, 0
+                    start[n_nodes], size[n_nodes], heap[n_nodes] = start[node], n_left, heap[node] * np.uint64(2)
+                    start[n_nodes + 1], size[n_nodes + 1] = start[node] + n_left, size[node] - n_left
+                    heap[n_nodes + 1] = heap[node] * np.uint64(2) + np.uint64(1)
+                    n_nodes += 2
+            node += 1
+        offset += n_nodes
+    return offset
 
 
-def _split_forests(nodes: dict[str, np.ndarray], psis: list[int], n_estimators: int) -> list[dict[str, Any]]:
-    """One state per sample: nodes sorted by tree (breadth first within), local indices."""
-    order = np.argsort(nodes["tree"], kind="stable")
-    position = np.empty(len(order), dtype=np.intp)
-    position[order] = np.arange(len(order))
-    nodes = {name: value[order] for name, value in nodes.items()}
-    tree = nodes["tree"]
-    left, right = position[nodes["left"]], position[nodes["right"]]
-    tree_start = np.searchsorted(tree, np.arange(len(psis) * n_estimators + 1))
-    states = []
-    for i, psi in enumerate(psis):
-        lo, hi = tree_start[i * n_estimators], tree_start[(i + 1) * n_estimators]
-        norm = float(average_path_length(np.array([psi]))[0]) or 1.0
-        states.append({
-            "node_feature_": nodes["feature"][lo:hi].astype(np.int32),
-            "node_threshold_": nodes["threshold"][lo:hi].astype(np.float64),
-            "node_left_": left[lo:hi] - lo,
-            "node_right_": right[lo:hi] - lo,
-            "node_path_": nodes["path"][lo:hi].astype(np.float64),
-            "tree_root_": tree_start[i * n_estimators:(i + 1) * n_estimators] - lo,
-            "tree_norm_": np.full(n_estimators, norm),
-            "tree_weight_": np.ones(n_estimators),
-            "max_depth_": int(nodes["depth"][lo:hi].max()),
-        })
-    return states
+@numba.njit(cache=True, nogil=True)
+def _node_depth(heap: np.uint64) -> int:
+    """A node's depth from its heap position (the root is 1, children 2h and 2h + 1)."""
+    level = 0
+    while heap > np.uint64(1):
+        heap >>= np.uint64(1)
+        level += 1
+    return level
+
+
+@numba.njit(cache=True, nogil=True)
+def _split(values, points, first, n, key, heap, low, high):  # noqa: PLR0913
+    """Split one node: (feature, threshold, points going left), feature -1 if every feature is constant.
+
+    Reorders ``points[first:first + n]`` so the left child's points come first.
+    """
+    d = values.shape[1]
+    for j in range(d):
+        low[j] = np.inf
+        high[j] = -np.inf
+    for i in range(first, first + n):
+        for j in range(d):
+            v = np.float64(values[points[i], j])
+            low[j] = min(low[j], v)
+            high[j] = max(high[j], v)
+    n_varying = 0
+    for j in range(d):
+        n_varying += high[j] > low[j]
+    if n_varying == 0:
+        return -1, np.float32(0.0), 0
+    # a feature uniformly among the varying ones, a threshold uniformly in [low, high)
+    pick = int(np.floor(_draw(key, heap, np.uint64(FEATURE_DRAW)) * n_varying))
+    f = -1
+    for j in range(d):
+        if high[j] > low[j]:
+            if pick == 0:
+                f = j
+                break
+            pick -= 1
+    cut = _floor_float32(low[f] + _draw(key, heap, np.uint64(THRESHOLD_DRAW)) * (high[f] - low[f]))
+    if cut >= high[f]:
+        cut = np.float32(low[f])
+    # partition in place: order within a child does not matter (only its minima, maxima and count do)
+    i, j = first, first + n - 1
+    while i <= j:
+        if values[points[i], f] <= cut:
+            i += 1
+        else:
+            points[i], points[j] = points[j], points[i]
+            j -= 1
+    return f, cut, i - first
+
+
+def forest_depth(X: np.ndarray, state: dict[str, Any]) -> np.ndarray:
+    """Each row's weighted mean over trees of its path length relative to the tree's c(psi).
+
+    The anomaly score of Liu et al. is ``2 ** -forest_depth``. ``X`` is
+    compared as float32 (thresholds are float32 values). ``state`` holds the
+    node arrays in the layout of this module (right child ``left + 1``).
+
+    Examples
+    --------
+    >>> X = np.random.default_rng(0).normal(size=(300, 2))
+    >>> state = build_forests([X], [7], n_estimators=10)[0]
+    >>> depth = forest_depth(np.array([[0.0, 0.0], [9.0, 9.0]]), state)
+    >>> bool(depth[0] > depth[1])
+    True
+    """
+    X = np.ascontiguousarray(X, dtype=np.float32)
+    weights = np.asarray(state["tree_weight_"], dtype=np.float64)
+    weights = weights / weights.sum()
+    out = np.zeros(len(X))
+    _walk_forest(X, state["node_feature_"], state["node_threshold_"], state["node_left_"], state["node_path_"],
+                 state["tree_root_"], np.asarray(state["tree_norm_"], dtype=np.float64), weights, out)
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _walk_forest(X, feature, threshold, left, path, roots, norm, weights, out):  # noqa: PLR0913
+    """Add each row's ``weight * path / norm`` of every tree to ``out``: trees outer, rows inner, by blocks.
+
+    A tree (a few KB) stays in L1 while a block of rows passes through it.
+    1 M rows x 100 trees of 256 points: 16 ns per row, against 43 ns for
+    scikit-learn's ``Tree.apply`` on rebuilt trees and 93 ns for a numpy walk.
+    """
+    n = X.shape[0]
+    for block in range(0, n, WALK_BLOCK):
+        stop = min(block + WALK_BLOCK, n)
+        for t in range(len(roots)):
+            root = roots[t]
+            scale = weights[t]
+            tree_norm = norm[t]
+            for i in range(block, stop):
+                node = root
+                while left[node] != node:
+                    node = left[node] + (X[i, feature[node]] > threshold[node])
+                out[i] += scale * (np.float64(path[node]) / tree_norm)

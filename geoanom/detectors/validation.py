@@ -135,7 +135,7 @@ def check_scalars(state: dict[str, Any], family: str, *names: str) -> None:
             raise ValueError(f"{family} detector: {name} is {value!r}, not one finite number")
 
 
-NODE_ARRAYS = ("node_feature_", "node_threshold_", "node_left_", "node_right_", "node_path_")
+NODE_ARRAYS = ("node_feature_", "node_threshold_", "node_left_", "node_path_")
 TREE_ARRAYS = ("tree_root_", "tree_norm_", "tree_weight_")
 
 
@@ -145,7 +145,9 @@ def check_forest(state: dict[str, Any], family: str) -> None:
     Every node array has one entry per node, every tree array one per tree;
     trees start at 0 and in increasing order; each node's feature is below
     ``n_features_`` (leaves too: the walk reads it); each node's children lie
-    in its own tree (a leaf points at itself); the reservoir has
+    in its own tree after the node itself (a leaf points at itself), so
+    every walk ends; the right child is ``node_left_ + 1``, or
+    ``node_right_`` in models saved before that layout; the reservoir has
     ``n_features_`` columns.
 
     Examples
@@ -157,7 +159,8 @@ def check_forest(state: dict[str, Any], family: str) -> None:
     ...
     ValueError: iforest detector: node_feature_ holds feature 3, but the forest has 2 features (n_features_)
     """
-    nodes = {name: array(state, name, family, 1) for name in NODE_ARRAYS}
+    names = NODE_ARRAYS + ("node_right_",) * ("node_right_" in state)
+    nodes = {name: array(state, name, family, 1) for name in names}
     n_nodes = len(nodes["node_feature_"])
     for name, values in nodes.items():
         expect_shape(values, name, (n_nodes,), family, f"one per node, as node_feature_ {(n_nodes,)}")
@@ -165,7 +168,7 @@ def check_forest(state: dict[str, Any], family: str) -> None:
     n_trees = len(trees["tree_root_"])
     for name, values in trees.items():
         expect_shape(values, name, (n_trees,), family, f"one per tree, as tree_root_ {(n_trees,)}")
-    integral = {name: nodes[name] for name in ("node_feature_", "node_left_", "node_right_")}
+    integral = {name: nodes[name] for name in names if name in ("node_feature_", "node_left_", "node_right_")}
     integral["tree_root_"] = trees["tree_root_"]
     for name, values in integral.items():
         if not (np.isfinite(values).all() and (values == np.round(values)).all()):
@@ -181,18 +184,34 @@ def check_forest(state: dict[str, Any], family: str) -> None:
         worst = int(features.max()) if features.max() >= n_features else int(features.min())
         raise ValueError(f"{family} detector: node_feature_ holds feature {worst}, but the forest has "
                          f"{n_features} features (n_features_)")
-    index = np.arange(n_nodes)
-    tree = np.searchsorted(roots, index, side="right") - 1
-    start, stop = roots[tree], np.append(roots, n_nodes)[tree + 1]
-    for name in ("node_left_", "node_right_"):
-        child = nodes[name].astype(np.int64)
-        outside = (child < start) | (child >= stop)
-        if outside.any():
-            node = int(np.argmax(outside))
-            raise ValueError(f"{family} detector: {name} of node {node} is {child[node]}, outside its tree "
-                             f"(nodes {start[node]} to {stop[node] - 1})")
+    _check_children(nodes, roots, family)
     if "reservoir_" in state:
         reservoir = np.asarray(state["reservoir_"])
         if reservoir.ndim != 2 or reservoir.shape[1] != n_features:
             raise ValueError(f"{family} detector: reservoir_ has shape {reservoir.shape}, not (n, {n_features}) "
                              "(n_features_ columns)")
+
+
+def _check_children(nodes: dict[str, np.ndarray], roots: np.ndarray, family: str) -> None:
+    """ValueError unless every child lies in its node's tree, after the node (the walk then always ends)."""
+    n_nodes = len(nodes["node_feature_"])
+    index = np.arange(n_nodes)
+    tree = np.searchsorted(roots, index, side="right") - 1
+    start, stop = roots[tree], np.append(roots, n_nodes)[tree + 1]
+    left = nodes["node_left_"].astype(np.int64)
+    inner = left != index
+    children = {"node_left_": left}
+    # without node_right_, the right child is node_left_ + 1 (a leaf's "right child" is itself)
+    children["node_right_"] = nodes["node_right_"].astype(np.int64) if "node_right_" in nodes else left + inner
+    for name, child in children.items():
+        shown = name if name in nodes else "node_left_ + 1 (the right child)"
+        outside = (child < start) | (child >= stop)
+        if outside.any():
+            node = int(np.argmax(outside))
+            raise ValueError(f"{family} detector: {shown} of node {node} is {child[node]}, outside its tree "
+                             f"(nodes {start[node]} to {stop[node] - 1})")
+        before = child < index
+        if before.any():
+            node = int(np.argmax(before))
+            raise ValueError(f"{family} detector: {shown} of node {node} is {child[node]}, not after the node "
+                             "(a walk could loop forever)")
