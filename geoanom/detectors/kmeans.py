@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from numbers import Integral, Real
 from typing import Any, ClassVar
 
@@ -17,6 +18,7 @@ from .base import (
     merged_threshold,
     standardised_sample,
 )
+from .lloyd import lloyd_many, nearest_centres, nearest_distances
 from .moments import (
     SufficientStatistics,
     add_rows,
@@ -67,8 +69,9 @@ class KMeansDetector(Detector):
 
     Features are standardised per tile. Canopy clustering with radii set from
     the data's scale (T2 = sqrt(n_features) standard deviations, T1 = 2 T2)
-    gives the number of clusters and the initial centroids; scikit-learn's
-    K-Means refines them. The native score is the distance to the nearest
+    gives the number of clusters and the initial centroids; Lloyd's K-Means
+    refines them, as scikit-learn's ``KMeans`` from those centroids would
+    (compiled and batched over tiles in :mod:`.lloyd`). The native score is the distance to the nearest
     centroid in standard deviations: Mahalanobis with each cluster's own
     covariance (shrunk towards unit variance by n_features + 1 prior points,
     so small clusters in many dimensions stay well-posed), or Euclidean in
@@ -120,18 +123,38 @@ class KMeansDetector(Detector):
         self.random_state = random_state
 
     def _fit(self, X: np.ndarray) -> None:
+        _fit_clusters([self], [X])  # the code of fit_many, so that both agree exactly
+
+    @classmethod
+    def fit_many(cls, samples: Sequence[Any], random_states: Sequence[int | None],
+                 **params: Any) -> list[KMeansDetector]:
+        """Fit one detector per sample, refining the canopies of all samples in one compiled Lloyd loop.
+
+        Gives the same detectors as :meth:`fit` one sample at a time with
+        the same seeds: a sample's canopies come from its own seed and its
+        Lloyd iterations see its own rows only (see :mod:`.lloyd`).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> rng = np.random.default_rng(0)
+        >>> len(KMeansDetector.fit_many([rng.normal(size=(50, 2)), rng.normal(size=(60, 2))], [0, 1]))
+        2
+        """
+        detectors, samples = cls._prepare_many(samples, random_states, params)
+        _fit_clusters(detectors, samples)
+        for detector, X in zip(detectors, samples):
+            detector._set_threshold(detector._native_score(X))
+        return detectors
+
+    def _canopy_start(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The standardised subsample K-Means runs on and its canopy centres (sets center_ and scale_)."""
         if self.metric not in ("mahalanobis", "euclidean"):
             raise ValueError(f"metric must be 'mahalanobis' or 'euclidean', got {self.metric!r}")
         rng = np.random.default_rng(self.random_state)
         Z = standardised_sample(self, X, self.max_samples, rng)
         t2 = CANOPY_T2_PER_SQRT_DIM * np.sqrt(Z.shape[1])
-        init = canopy_centres(Z, CANOPY_T1_OVER_T2 * t2, t2, rng)
-        kmeans = KMeans(len(init), init=init, n_init=1, random_state=self.random_state).fit(Z)
-        labels = kmeans.labels_
-        counts = np.bincount(labels, minlength=len(init)).astype(np.float64)
-        means = kmeans.cluster_centers_
-        scatter = np.stack([_scatter(Z[labels == k], means[k]) for k in range(len(init))])
-        self._set_clusters(means, counts, scatter)
+        return Z, canopy_centres(Z, CANOPY_T1_OVER_T2 * t2, t2, rng)
 
     def _set_clusters(self, means: np.ndarray, counts: np.ndarray, scatter: np.ndarray) -> None:
         """Centroids, member counts and scatter matrices (sums of outer products) per cluster."""
@@ -152,13 +175,7 @@ class KMeansDetector(Detector):
     def _native_score(self, X: np.ndarray) -> np.ndarray:
         """Distance to the nearest centroid, in standard deviations (anomalous above the native threshold)."""
         Z = (X - self.center_) / self.scale_
-        offsets = Z[None] - self.means_[:, None, :]  # (k, n, d)
-        nearest = np.argmin(np.einsum("knd,knd->kn", offsets, offsets), axis=0)
-        own = offsets[nearest, np.arange(len(Z))]
-        if self.metric == "euclidean":
-            return np.linalg.norm(own, axis=1)
-        whitened = np.einsum("nde,ne->nd", self._whitening[nearest], own)
-        return np.linalg.norm(whitened, axis=1)
+        return nearest_distances(Z, self.means_, None if self.metric == "euclidean" else self._whitening)
 
     def update(self, X: Any) -> KMeansDetector:
         """Absorb observations: each moves its nearest cluster's count, mean and scatter."""
@@ -173,7 +190,7 @@ class KMeansDetector(Detector):
 
     def _nearest(self, Z: np.ndarray) -> np.ndarray:
         """Nearest centroid (Euclidean, standardised units) of each standardised row."""
-        return np.argmin(((Z[None] - self.means_[:, None, :]) ** 2).sum(axis=2), axis=0)
+        return nearest_centres(Z, self.means_)
 
     # -- federation and adaptation -------------------------------------------
     def sufficient_statistics(self, X: Any, weight: float = 1.0) -> SufficientStatistics:
@@ -329,9 +346,12 @@ class KMeansDetector(Detector):
         self._set_clusters(state["means_"], state["counts_"], state["scatter_"])
 
 
-def _scatter(members: np.ndarray, mean: np.ndarray) -> np.ndarray:
-    deviations = members - mean
-    return deviations.T @ deviations
+def _fit_clusters(detectors: Sequence[KMeansDetector], samples: Sequence[np.ndarray]) -> None:
+    """Canopies per sample (Python: a few numpy calls each), then every sample's Lloyd run in one batch."""
+    starts = [detector._canopy_start(X) for detector, X in zip(detectors, samples)]
+    fits = lloyd_many([Z for Z, _ in starts], [init for _, init in starts])
+    for detector, fit in zip(detectors, fits):
+        detector._set_clusters(fit.centres, fit.counts, fit.scatter)
 
 
 def _to_units(detector: KMeansDetector, center: np.ndarray, scale: np.ndarray):

@@ -1,0 +1,357 @@
+"""Lloyd's K-Means for many small samples at once, step for step as scikit-learn runs it.
+
+A model of a cube fits one K-Means per tile: hundreds or thousands of
+samples of a few thousand rows in a handful of dimensions, each from its own
+initial centres. Called once per tile, scikit-learn's ``KMeans`` spends its
+time on per-call work (validation, thread-pool set-up, an OpenMP region per
+iteration), not arithmetic: 50 ms of a 57 ms tile fit on this 2-core machine
+under load, where the loop below takes about 0.3 ms (benchmarks/kmeans_fit.py).
+
+The samples of a batch are laid end to end (rows and initial centres, with
+offsets), and one compiled loop runs each sample's iterations on its own
+slice. Tiles differ in size, in number of clusters and in the iteration at
+which they stop, so a loop over tiles needs neither padding nor masks, and a
+tile's result depends on its own rows and centres only, never on its batch.
+
+Each sample follows ``sklearn.cluster.KMeans(init=centres, n_init=1,
+algorithm="lloyd")`` (scikit-learn 1.2 to 1.9): the data and centres are
+shifted by the sample mean; a row joins the centre minimising
+``|c|^2 - 2 x.c``; an empty cluster takes the rows farthest from their
+centres (``np.argpartition``, as scikit-learn picks them); the loop stops when
+the labels repeat or when the summed squared centre shift is at most
+``tol`` times the mean feature variance, after at most ``max_iter``
+iterations, and the labels of a loop that did not repeat them are computed
+again from the final centres. The centres agree with scikit-learn's to the
+rounding of sums taken in another order (scikit-learn adds per-thread partial
+sums); scikit-learn's warning about fewer distinct clusters than centres is
+not raised.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from numba import njit, objmode
+
+MAX_ITER = 300  # scikit-learn's KMeans defaults
+TOL = 1e-4
+
+
+@dataclass
+class LloydFit:
+    """One sample's K-Means: centres (k, d), labels (n,), counts (k,), scatter (k, d, d), iterations."""
+
+    centres: np.ndarray
+    labels: np.ndarray
+    counts: np.ndarray
+    scatter: np.ndarray
+    n_iter: int
+
+
+def lloyd_many(
+    samples: Sequence[np.ndarray],
+    initial_centres: Sequence[np.ndarray],
+    *,
+    max_iter: int = MAX_ITER,
+    tol: float = TOL,
+) -> list[LloydFit]:
+    """Run Lloyd's K-Means on every sample from its own initial centres.
+
+    Parameters
+    ----------
+    samples : sequence of ndarray (n_i, n_features)
+        One sample per problem; sizes may differ, the feature count not.
+    initial_centres : sequence of ndarray (k_i, n_features)
+        Each sample's initial centres, ``1 <= k_i <= n_i``.
+    max_iter, tol : int, float
+        As in scikit-learn's ``KMeans`` (``tol`` is relative to the mean
+        feature variance of the sample).
+
+    Returns
+    -------
+    list of LloydFit
+        Per sample: the final centres, the label of every row, the rows per
+        cluster and each cluster's scatter about its centre (sum of outer
+        products of the deviations).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> X = np.array([[0.0, 0.0], [0.0, 1.0], [5.0, 5.0], [5.0, 6.0]])
+    >>> fit = lloyd_many([X], [X[[0, 2]]])[0]
+    >>> fit.centres.tolist(), fit.labels.tolist(), fit.n_iter
+    ([[0.0, 0.5], [5.0, 5.5]], [0, 0, 1, 1], 2)
+    """
+    if not len(samples):
+        return []
+    rows, row_offsets = _end_to_end(samples)
+    centres, centre_offsets = _end_to_end(initial_centres)
+    _check_sizes(row_offsets, centre_offsets)
+    labels, counts, scatter, n_iter = _lloyd_tiles(rows, row_offsets, centres, centre_offsets,
+                                                   int(max_iter), float(tol))
+    return [
+        LloydFit(centres[c0:c1], labels[r0:r1], counts[c0:c1], scatter[c0:c1], int(n_iter[i]))
+        for i, (r0, r1, c0, c1) in enumerate(zip(row_offsets[:-1], row_offsets[1:],
+                                                 centre_offsets[:-1], centre_offsets[1:]))
+    ]
+
+
+def _end_to_end(arrays: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Arrays stacked along their rows (one float64 C array) and the offsets where each starts."""
+    sizes = np.fromiter((len(a) for a in arrays), dtype=np.int64, count=len(arrays))
+    offsets = np.concatenate([[0], np.cumsum(sizes)])
+    return np.ascontiguousarray(np.concatenate(arrays), dtype=np.float64), offsets
+
+
+def _check_sizes(row_offsets: np.ndarray, centre_offsets: np.ndarray) -> None:
+    """Every sample needs at least one centre and no more centres than rows (scikit-learn's rule)."""
+    n, k = np.diff(row_offsets), np.diff(centre_offsets)
+    if len(n) != len(k):
+        raise ValueError(f"{len(n)} samples but {len(k)} sets of initial centres")
+    bad = np.flatnonzero((k < 1) | (k > n))
+    if bad.size:
+        i = int(bad[0])
+        raise ValueError(f"sample {i} has {n[i]} rows and {k[i]} initial centres; it needs 1 to {n[i]} centres")
+
+
+@njit(cache=True)
+def _lloyd_tiles(rows, row_offsets, centres, centre_offsets, max_iter, tol):  # pragma: no cover - compiled
+    """Every sample's Lloyd loop in turn; ``centres`` is refined in place.
+
+    Returns the labels (n_rows,), counts (n_centres,), scatter
+    (n_centres, d, d) and the iterations of each sample.
+    """
+    n_features = rows.shape[1]
+    labels = np.empty(len(rows), dtype=np.int32)
+    counts = np.zeros(len(centres))
+    scatter = np.zeros((len(centres), n_features, n_features))
+    n_iter = np.zeros(len(row_offsets) - 1, dtype=np.int64)
+    for t in range(len(row_offsets) - 1):
+        r0, r1 = row_offsets[t], row_offsets[t + 1]
+        c0, c1 = centre_offsets[t], centre_offsets[t + 1]
+        n_iter[t] = _lloyd(rows[r0:r1], centres[c0:c1], labels[r0:r1], max_iter, tol)
+        _cluster_scatter(rows[r0:r1], centres[c0:c1], labels[r0:r1], counts[c0:c1], scatter[c0:c1])
+    return labels, counts, scatter, n_iter
+
+
+@njit(cache=True)
+def _lloyd(X, centres, labels, max_iter, tol):  # pragma: no cover - compiled
+    """scikit-learn's ``_kmeans_single_lloyd`` on one sample; centres and labels in place, returns iterations."""
+    mean = _column_means(X)
+    Xc = X - mean  # scikit-learn centres the data "for more accurate distance computations"
+    tolerance = _mean_variance(Xc) * tol
+    old = centres - mean
+    new = np.empty_like(old)
+    weights = np.empty(len(old))
+    shift = np.empty(len(old))
+    labels_old = np.full(len(X), -1, dtype=np.int32)
+    strict = False
+    n_iter = 0
+    for _ in range(max_iter):
+        n_iter += 1
+        _assign(Xc, old, labels)
+        _update_centres(Xc, old, labels, new, weights)
+        for j in range(len(old)):
+            shift[j] = np.sqrt(np.sum((new[j] - old[j]) ** 2))
+        old, new = new, old
+        if np.array_equal(labels, labels_old):
+            strict = True
+            break
+        if np.sum(shift**2) <= tolerance:
+            break
+        labels_old[:] = labels
+    if not strict:
+        _assign(Xc, old, labels)  # scikit-learn's last E-step: labels of the final centres
+    centres[:] = old + mean
+    return n_iter
+
+
+@njit(cache=True)
+def _column_means(X):  # pragma: no cover - compiled
+    """Column means, summed row after row as numpy reduces a C array over its first axis."""
+    total = np.zeros(X.shape[1])
+    for i in range(len(X)):
+        total += X[i]
+    return total / len(X)
+
+
+@njit(cache=True)
+def _mean_variance(Xc):  # pragma: no cover - compiled
+    """Mean over features of the variance of each column (scikit-learn's scale for ``tol``)."""
+    deviations = Xc - _column_means(Xc)
+    return np.mean(_column_means(deviations * deviations))
+
+
+@njit(cache=True)
+def _assign(Xc, centres, labels):  # pragma: no cover - compiled
+    """Nearest centre of each row by ``|c|^2 - 2 x.c`` (scikit-learn's expansion; the first on ties)."""
+    k, d = centres.shape
+    norms = np.zeros(k)
+    for j in range(k):
+        for f in range(d):
+            norms[j] += centres[j, f] * centres[j, f]
+    for i in range(len(Xc)):
+        best, label = np.inf, 0
+        for j in range(k):
+            dot = 0.0
+            for f in range(d):
+                dot += Xc[i, f] * centres[j, f]
+            distance = norms[j] - 2.0 * dot
+            if j == 0 or distance < best:
+                best, label = distance, j
+        labels[i] = label
+
+
+@njit(cache=True)
+def _update_centres(Xc, old, labels, new, weights):  # pragma: no cover - compiled
+    """Cluster means of the labelled rows into ``new``, relocating empty clusters as scikit-learn does."""
+    new[:] = 0.0
+    weights[:] = 0.0
+    for i in range(len(Xc)):  # written out: a row slice would allocate per row
+        weights[labels[i]] += 1.0
+        for f in range(Xc.shape[1]):
+            new[labels[i], f] += Xc[i, f]
+    if np.any(weights == 0.0):
+        _relocate_empty(Xc, old, labels, new, weights)
+    heaviest = np.argmax(weights)
+    for j in range(len(new)):
+        if weights[j] > 0:
+            new[j] *= 1.0 / weights[j]  # scikit-learn multiplies by the reciprocal
+        else:
+            # only when every row sits on its centre; scikit-learn copies the heaviest
+            # cluster's row as it stands at this point of the loop (a sum if not yet divided)
+            new[j] = new[heaviest]
+
+
+@njit(cache=True)
+def _relocate_empty(Xc, old, labels, new, weights):  # pragma: no cover - compiled
+    """Give each empty cluster one of the rows farthest from their centres (scikit-learn's rule)."""
+    empty = np.flatnonzero(weights == 0.0)
+    distances = np.empty(len(Xc))
+    for i in range(len(Xc)):
+        distances[i] = np.sum((Xc[i] - old[labels[i]]) ** 2)
+    if distances.max() == 0.0:
+        return  # more centres than distinct rows: nothing to move
+    n_empty = len(empty)
+    with objmode(far="int64[:]"):
+        far = _farthest(distances, n_empty)
+    for e in range(n_empty):
+        row = far[e]
+        new[labels[row]] -= Xc[row]
+        new[empty[e]] = Xc[row]
+        weights[empty[e]] = 1.0
+        weights[labels[row]] -= 1.0
+
+
+def _farthest(distances: np.ndarray, n_empty: int) -> np.ndarray:
+    """The ``n_empty`` largest distances' rows in scikit-learn's order (its very expression).
+
+    Runs in object mode from the compiled loop: ``np.argpartition`` orders
+    ties and the top rows in its own way, which only numpy reproduces.
+    """
+    return np.argpartition(distances, -n_empty)[: -n_empty - 1 : -1].astype(np.int64)
+
+
+@njit(cache=True)
+def _cluster_scatter(X, centres, labels, counts, scatter):  # pragma: no cover - compiled
+    """Rows per cluster and the sum of outer products of their deviations from the final centre."""
+    d = X.shape[1]
+    deviation = np.empty(d)
+    for i in range(len(X)):
+        j = labels[i]
+        counts[j] += 1.0
+        for a in range(d):
+            deviation[a] = X[i, a] - centres[j, a]
+        for a in range(d):
+            for b in range(d):
+                scatter[j, a, b] += deviation[a] * deviation[b]
+
+
+def nearest_distances(Z: np.ndarray, means: np.ndarray, whitening: np.ndarray | None = None) -> np.ndarray:
+    """Distance of each row to its nearest centre (Euclidean choice), whitened by that centre's matrix.
+
+    One compiled pass over the rows: no (k, n, d) offsets nor (n, d, d)
+    gathered matrices, which cost numpy ~100 times more per row than the
+    arithmetic (benchmarks/kmeans_fit.py).
+
+    Parameters
+    ----------
+    Z : ndarray (n, d)
+        Rows, in the centres' units.
+    means : ndarray (k, d)
+        Centres; a row's nearest is the first of the smallest Euclidean distance.
+    whitening : ndarray (k, d, d), optional
+        Per centre, the matrix ``W`` whose ``|W (z - mean)|`` is the distance
+        reported (an inverse Cholesky factor gives Mahalanobis distances);
+        Euclidean distances without it.
+
+    Returns
+    -------
+    ndarray (n,)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> nearest_distances(np.array([[3.0, 4.0], [9.0, 0.0]]), np.array([[0.0, 0.0], [10.0, 0.0]])).tolist()
+    [5.0, 1.0]
+    """
+    Z = np.ascontiguousarray(Z, dtype=np.float64)
+    means = np.ascontiguousarray(means, dtype=np.float64)
+    if whitening is None:
+        return _nearest_distances(Z, means, np.zeros((0, 0, 0)), True)
+    return _nearest_distances(Z, means, np.ascontiguousarray(whitening, dtype=np.float64), False)
+
+
+def nearest_centres(Z: np.ndarray, means: np.ndarray) -> np.ndarray:
+    """Index of each row's nearest centre (Euclidean; the first on ties).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> nearest_centres(np.array([[3.0, 4.0], [9.0, 0.0]]), np.array([[0.0, 0.0], [10.0, 0.0]])).tolist()
+    [0, 1]
+    """
+    return _nearest_labels(np.ascontiguousarray(Z, dtype=np.float64), np.ascontiguousarray(means, dtype=np.float64))
+
+
+@njit(cache=True)
+def _nearest_labels(Z, means):  # pragma: no cover - compiled
+    labels = np.empty(len(Z), dtype=np.int64)
+    for i in range(len(Z)):
+        labels[i] = _nearest(Z[i], means)
+    return labels
+
+
+@njit(cache=True)
+def _nearest(z, means):  # pragma: no cover - compiled
+    """Index of the centre nearest ``z``, by the squared offsets numpy's argmin of their sums would pick."""
+    best, label = np.inf, 0
+    for j in range(len(means)):
+        distance = 0.0
+        for f in range(len(z)):
+            offset = z[f] - means[j, f]
+            distance += offset * offset
+        if j == 0 or distance < best:
+            best, label = distance, j
+    return label
+
+
+@njit(cache=True)
+def _nearest_distances(Z, means, whitening, euclidean):  # pragma: no cover - compiled
+    d = Z.shape[1]
+    out = np.empty(len(Z))
+    for i in range(len(Z)):
+        j = _nearest(Z[i], means)
+        total = 0.0
+        for a in range(d):
+            if euclidean:
+                value = Z[i, a] - means[j, a]
+            else:
+                value = 0.0
+                for b in range(d):
+                    value += whitening[j, a, b] * (Z[i, b] - means[j, b])
+            total += value * value
+        out[i] = np.sqrt(total)
+    return out
