@@ -7,6 +7,7 @@ from numbers import Integral, Real
 from typing import Any, ClassVar
 
 import numpy as np
+from numba import njit
 from sklearn.cluster import KMeans
 from sklearn.utils._param_validation import Interval, StrOptions
 
@@ -49,19 +50,59 @@ def canopy_centres(Z: np.ndarray, t1: float, t2: float, rng: np.random.Generator
     Canopy clustering has no implementation in scikit-learn or scipy; it is
     a handful of lines: take a random remaining point, gather every point
     within ``t1`` into its canopy (centre = their mean), and strike every
-    point within ``t2`` from the candidates.
+    point within ``t2`` from the candidates. Each canopy is one compiled pass
+    over the points: the same centres and random draws as the numpy
+    version (norm, mask, mean, ``rng.choice`` per canopy), at 1.8 ms -> 0.1 ms
+    a tile of 2048 points (benchmarks/kmeans_fit.py).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> Z = np.array([[0.0, 0.0], [0.1, 0.0], [5.0, 5.0], [5.1, 5.0]])
+    >>> canopy_centres(Z, 2.0, 1.0, np.random.default_rng(0)).round(2).tolist()
+    [[5.05, 5.0], [0.05, 0.0]]
     """
+    Z = np.ascontiguousarray(Z, dtype=np.float64)
     remaining = np.ones(len(Z), dtype=bool)
-    centres, sizes = [], []
-    while remaining.any() and len(centres) < MAX_CANOPIES:
-        seed = rng.choice(np.flatnonzero(remaining))
-        distance = np.linalg.norm(Z - Z[seed], axis=1)
-        members = distance < t1
-        centres.append(Z[members].mean(axis=0))
-        sizes.append(members.sum())
-        remaining &= distance >= t2
-    keep = np.asarray(sizes) >= max(2, MIN_CANOPY_SHARE * len(Z))
-    return np.asarray(centres)[keep] if keep.any() else Z.mean(axis=0, keepdims=True)
+    centres = np.zeros((MAX_CANOPIES, Z.shape[1]))
+    sizes = np.zeros(MAX_CANOPIES, dtype=np.int64)
+    n_remaining, count = len(Z), 0
+    while n_remaining and count < MAX_CANOPIES:
+        # the draw of rng.choice(np.flatnonzero(remaining)): the same integer, the same generator state
+        draw = int(rng.integers(0, n_remaining))
+        n_remaining, sizes[count] = _gather_canopy(Z, draw, t1, t2, remaining, centres[count])
+        count += 1
+    keep = sizes[:count] >= max(2, MIN_CANOPY_SHARE * len(Z))
+    return centres[:count][keep] if keep.any() else Z.mean(axis=0, keepdims=True)
+
+
+@njit(cache=True)
+def _gather_canopy(Z, draw, t1, t2, remaining, centre):  # pragma: no cover - compiled
+    """One canopy seeded at the ``draw``-th remaining point: its centre (in place), remaining count, size.
+
+    Sums as numpy does (norm over features, mean over points row after row), so
+    the centres are numpy's to the bit with two or more features; with one,
+    numpy sums the points pairwise and a centre may differ in its last bit.
+    """
+    seed = np.flatnonzero(remaining)[draw]
+    size, n_remaining = 0, 0
+    for i in range(len(Z)):
+        squared = 0.0
+        for f in range(Z.shape[1]):
+            offset = Z[i, f] - Z[seed, f]
+            squared += offset * offset
+        distance = np.sqrt(squared)
+        if distance < t1:
+            size += 1
+            for f in range(Z.shape[1]):  # written out: a row slice would allocate per point
+                centre[f] += Z[i, f]
+        if distance < t2:
+            remaining[i] = False
+        if remaining[i]:
+            n_remaining += 1
+    for f in range(Z.shape[1]):
+        centre[f] /= size
+    return n_remaining, size
 
 
 class KMeansDetector(Detector):
