@@ -195,7 +195,7 @@ def _fit_chunk(samples, seeds, k, length, concentration, reg_covar, max_iter, to
             resp[i, :, : len(given)] = np.asarray(given, dtype=np.float64).T
     design = _design(X, mask)
     priors = _priors(X, mask, counts)
-    posterior = _m_step(design, resp, priors, concentration, reg_covar)
+    posterior = _m_step(resp @ design, priors, concentration, reg_covar)
     bound, n_iter, converged = _iterate(design, mask, posterior, priors, concentration, reg_covar,
                                         max_iter, tol * counts)
     weights = _stick_weights(posterior.alpha, posterior.beta)
@@ -238,20 +238,24 @@ def _kmeans_responsibilities(X, mask, counts, k, seeds) -> np.ndarray:
     """Hard k-means responsibilities (T, k, n), as BayesianGaussianMixture initialises them."""
     # KMeans works on data centred on its mean (for precision); distances are unchanged
     centred = (X - (X.sum(axis=1) / counts[:, None])[:, None, :]) * mask[..., None]
-    centres = _kmeans_plusplus(centred, mask, counts, k, seeds)
-    labels = _lloyd(centred, mask, counts, centres)
+    rows = np.ascontiguousarray(np.swapaxes(centred, 1, 2))  # (T, d, n): one contiguous plane per feature
+    centres = _kmeans_plusplus(rows, mask, counts, k, seeds)
+    labels = _lloyd(rows, mask, counts, centres)
     return (labels[:, None, :] == np.arange(k)[None, :, None]) * mask[:, None, :]
 
 
-def _squared_distances(X: np.ndarray, centres: np.ndarray) -> np.ndarray:
-    """|x - c|^2 for rows (T, n, d) and centres (T, m, d): (T, m, n)."""
-    return np.square(X[:, None, :, :] - centres[:, :, None, :]).sum(axis=3)
+def _squared_distances(rows: np.ndarray, centres: np.ndarray) -> np.ndarray:
+    """|x - c|^2 for rows (T, d, n) and centres (T, m, d): (T, m, n), a feature at a time."""
+    out = np.zeros((rows.shape[0], centres.shape[1], rows.shape[2]))
+    for j in range(rows.shape[1]):
+        out += np.square(rows[:, None, j, :] - centres[:, :, j, None])
+    return out
 
 
-def _kmeans_plusplus(X, mask, counts, k, seeds) -> np.ndarray:
+def _kmeans_plusplus(rows, mask, counts, k, seeds) -> np.ndarray:
     """Greedy k-means++ centres (T, k, d), drawing scikit-learn's random numbers in its order."""
     trials = 2 + int(np.log(k))
-    n_tiles = len(X)
+    n_tiles = len(rows)
     first = np.empty(n_tiles, dtype=int)
     uniforms = np.empty((n_tiles, max(k - 1, 0), trials))
     for t, seed in enumerate(seeds):
@@ -259,10 +263,10 @@ def _kmeans_plusplus(X, mask, counts, k, seeds) -> np.ndarray:
         n = int(counts[t])
         first[t] = rng.choice(n, p=np.ones(n) / n)
         uniforms[t] = rng.uniform(size=(k - 1, trials))
-    rows = np.arange(n_tiles)
-    centres = np.empty((n_tiles, k, X.shape[2]))
-    centres[:, 0] = X[rows, first]
-    closest = _squared_distances(X, centres[:, :1])[:, 0] * mask
+    tiles = np.arange(n_tiles)
+    centres = np.empty((n_tiles, k, rows.shape[1]))
+    centres[:, 0] = rows[tiles, :, first]
+    closest = _squared_distances(rows, centres[:, :1])[:, 0] * mask
     potential = closest.sum(axis=1)
     last = (counts - 1).astype(int)
     for c in range(1, k):
@@ -270,40 +274,61 @@ def _kmeans_plusplus(X, mask, counts, k, seeds) -> np.ndarray:
         # np.searchsorted(cumulative, u * potential) for each tile and trial
         thresholds = uniforms[:, c - 1] * potential[:, None]
         candidates = np.minimum((cumulative[:, None, :] < thresholds[:, :, None]).sum(axis=2), last[:, None])
-        options = np.minimum(closest[:, None, :], _squared_distances(X, X[rows[:, None], candidates]) * mask[:, None])
+        points = np.take_along_axis(rows, candidates[:, None, :], axis=2).swapaxes(1, 2)  # (T, trials, d)
+        options = np.minimum(closest[:, None, :], _squared_distances(rows, points) * mask[:, None])
         best = np.argmin(options.sum(axis=2), axis=1)
-        closest = options[rows, best]
+        closest = options[tiles, best]
         potential = closest.sum(axis=1)
-        centres[:, c] = X[rows, candidates[rows, best]]
+        centres[:, c] = points[tiles, best]
     return centres
 
 
-def _lloyd(X, mask, counts, centres) -> np.ndarray:
+def _lloyd(rows, mask, counts, centres) -> np.ndarray:
     """Lloyd iterations from the given centres, each tile stopping on scikit-learn's test; labels (T, n)."""
-    tolerance = KMEANS_TOL * _mean_variance(X, mask, counts)
+    tolerance = KMEANS_TOL * (np.square(rows) * mask[:, None, :]).sum(axis=2).mean(axis=1) / counts
     labels = np.full(mask.shape, -1)
-    active = np.arange(len(X))
-    k = centres.shape[1]
+    active = np.arange(len(rows))
+    work_rows, work_mask = rows, mask
     for _ in range(KMEANS_MAX_ITER):
-        new_labels = np.argmin(_squared_distances(X[active], centres[active]), axis=1)
-        onehot = (new_labels[:, None, :] == np.arange(k)[None, :, None]) * mask[active][:, None, :]
-        sizes = onehot.sum(axis=2)
-        sums = onehot @ X[active]
-        # an empty cluster keeps its centre (scikit-learn moves it to a far point; rare)
-        updated = np.where(sizes[..., None] > 0, sums / np.maximum(sizes, 1)[..., None], centres[active])
+        new_labels = _nearest(work_rows, centres[active])
+        updated = _centroids(work_rows, work_mask, new_labels, centres[active])
         strict = (new_labels == labels[active]).all(axis=1)
         shifted = np.square(updated - centres[active]).sum(axis=(1, 2)) <= tolerance[active]
         labels[active], centres[active] = new_labels, updated
-        active = active[~(strict | shifted)]
-        if not active.size:
-            break
+        done = strict | shifted
+        if done.any():
+            active, work_rows, work_mask = active[~done], work_rows[~done], work_mask[~done]
+            if not active.size:
+                break
     # labels that match the final centres (scikit-learn reruns the assignment)
-    return np.argmin(_squared_distances(X, centres), axis=1)
+    return _nearest(rows, centres)
 
 
-def _mean_variance(X, mask, counts) -> np.ndarray:
-    """Mean over features of each sample's (population) variance; X is centred."""
-    return (np.square(X) * mask[..., None]).sum(axis=1).mean(axis=1) / counts
+def _nearest(rows: np.ndarray, centres: np.ndarray) -> np.ndarray:
+    """Index of each row's nearest centre (T, n), the first on ties (as argmin)."""
+    distances = _squared_distances(rows, centres)
+    best = distances[:, 0].copy()
+    labels = np.zeros(best.shape, dtype=np.intp)
+    for c in range(1, centres.shape[1]):
+        closer = distances[:, c] < best
+        np.copyto(best, distances[:, c], where=closer)
+        np.copyto(labels, c, where=closer)
+    return labels
+
+
+def _centroids(rows: np.ndarray, mask: np.ndarray, labels: np.ndarray, previous: np.ndarray) -> np.ndarray:
+    """Mean of each cluster's rows (T, k, d); an empty cluster keeps its centre.
+
+    scikit-learn moves an empty cluster to a far point instead; with
+    k-means++ seeding on continuous data an empty cluster is rare.
+    """
+    n_tiles, k, d = previous.shape
+    # one bin per (tile, cluster), padding rows in a last bin that is dropped
+    bins = np.where(mask > 0, labels + k * np.arange(n_tiles)[:, None], n_tiles * k).ravel()
+    sizes = np.bincount(bins, minlength=n_tiles * k + 1)[:-1].reshape(n_tiles, k)
+    sums = np.stack([np.bincount(bins, weights=rows[:, j].ravel(), minlength=n_tiles * k + 1)[:-1]
+                     for j in range(d)], axis=1).reshape(n_tiles, k, d)
+    return np.where(sizes[..., None] > 0, sums / np.maximum(sizes, 1)[..., None], previous)
 
 
 # -- variational iterations ---------------------------------------------------------
@@ -322,8 +347,12 @@ def _iterate(design, mask, posterior, priors, concentration, reg_covar, max_iter
     work_design, work_transposed, work_mask = design, np.swapaxes(design, 1, 2).copy(), mask
     for iteration in range(1, max_iter + 1):
         current = posterior.take(active)
-        resp, entropy = _e_step(work_transposed, work_mask, current)
-        updated = _m_step(work_design, resp, _Priors(*(p[active] for p in priors)), concentration, reg_covar)
+        coefficients = _coefficients(current)
+        resp, log_norm = _e_step(work_transposed, work_mask, coefficients)
+        statistics = resp @ work_design  # (T, k, q): counts, sums, sums of products
+        updated = _m_step(statistics, _Priors(*(p[active] for p in priors)), concentration, reg_covar)
+        # -sum r log r with log r = weighted - log_norm: the weighted part is linear in the statistics
+        entropy = log_norm - np.einsum("tkq,tkq->t", coefficients, statistics)
         new_bound = entropy - _normalisers(updated)
         posterior.put(active, updated)
         done = np.abs(new_bound - bound[active]) < tolerance[active]
@@ -337,10 +366,12 @@ def _iterate(design, mask, posterior, priors, concentration, reg_covar, max_iter
     return bound, n_iter, converged
 
 
-def _m_step(design, resp, priors, concentration, reg_covar) -> _Posterior:
-    """The variational posterior from responsibilities (T, k, n) (scikit-learn's _m_step)."""
+def _m_step(statistics, priors, concentration, reg_covar) -> _Posterior:
+    """The variational posterior from the responsibility-weighted statistics (T, k, q) (scikit-learn's _m_step).
+
+    ``statistics`` is responsibilities (T, k, n) @ design (T, n, q).
+    """
     d = priors.mean.shape[1]
-    statistics = resp @ design  # (T, k, q): counts, sums, sums of products
     raw = statistics[..., 0]
     nk = raw + 10 * np.finfo(float).eps
     xk = statistics[..., 1 : 1 + d] / nk[..., None]
@@ -380,16 +411,15 @@ def _precision_cholesky(covariances: np.ndarray) -> np.ndarray:
     return np.swapaxes(np.linalg.inv(np.linalg.cholesky(covariances)), -1, -2)
 
 
-def _e_step(design_t, mask, posterior: _Posterior) -> tuple[np.ndarray, np.ndarray]:
-    """Responsibilities (T, k, n) and the entropy term -sum r log r of each sample."""
-    weighted = _coefficients(posterior) @ design_t  # E[log pi_k] + E[log N(x | k)], (T, k, n)
-    peak = weighted.max(axis=1, keepdims=True)
-    log_norm = peak + np.log(np.exp(weighted - peak).sum(axis=1, keepdims=True))
-    log_resp = weighted - log_norm
-    resp = np.exp(log_resp) * mask[:, None, :]
-    # summed over observations, then components: the same order alone or in a batch
-    entropy = -(resp * log_resp).sum(axis=2).sum(axis=1)
-    return resp, entropy
+def _e_step(design_t, mask, coefficients) -> tuple[np.ndarray, np.ndarray]:
+    """Responsibilities (T, k, n) and the sum over observations of log sum_k exp(weighted log-density), (T,)."""
+    weighted = coefficients @ design_t  # E[log pi_k] + E[log N(x | k)], (T, k, n)
+    peak = weighted.max(axis=1)
+    np.subtract(weighted, peak[:, None, :], out=weighted)
+    np.exp(weighted, out=weighted)
+    total = weighted.sum(axis=1)
+    resp = np.multiply(weighted, (mask / total)[:, None, :], out=weighted)
+    return resp, ((peak + np.log(total)) * mask).sum(axis=1)
 
 
 def _coefficients(posterior: _Posterior) -> np.ndarray:
