@@ -215,8 +215,8 @@ class KMeansDetector(Detector):
 
     def _native_score(self, X: np.ndarray) -> np.ndarray:
         """Distance to the nearest centroid, in standard deviations (anomalous above the native threshold)."""
-        Z = (X - self.center_) / self.scale_
-        return nearest_distances(Z, self.means_, None if self.metric == "euclidean" else self._whitening)
+        whitening = None if self.metric == "euclidean" else self._whitening
+        return nearest_distances(X, self.means_, whitening, center=self.center_, scale=self.scale_)
 
     def update(self, X: Any) -> KMeansDetector:
         """Absorb observations: each moves its nearest cluster's count, mean and scatter."""
