@@ -46,3 +46,35 @@ def test_each_tile_is_independent_of_its_batch():
 def test_too_small_samples_are_refused():
     with pytest.raises(ValueError, match="at least two observations"):
         fit_mixtures([np.zeros((1, 2))], (1,))
+
+
+@pytest.mark.parametrize("allowed", [None, np.array([True, False, True])])
+def test_compiled_fitness_equals_the_formula_in_numpy(allowed):
+    from scipy.special import logsumexp
+
+    from geoanom.detectors.mixture_scoring import fitness_scores
+
+    rng = np.random.default_rng(3)
+    d, k = 2, 3
+    means = rng.normal(size=(k, d))
+    factors = rng.normal(size=(k, d, d))
+    covariances = factors @ np.swapaxes(factors, 1, 2) + 0.5 * np.eye(d)
+    weights = np.array([0.5, 0.3, 0.2])
+    precision_chol = np.stack([np.linalg.inv(np.linalg.cholesky(c)).T for c in covariances])
+    center, scale, model_llk = np.array([1.0, -2.0]), np.array([2.0, 0.5]), -2.7
+    X = center + scale * rng.normal(size=(500, d)) * 2
+    Z = (X - center) / scale
+    # the formula, component by component
+    log_det = np.log(np.einsum("kii->ki", precision_chol)).sum(axis=1)
+    constant = np.log(weights) + log_det - 0.5 * d * np.log(2 * np.pi)
+    mahalanobis = np.stack([np.square((Z - means[c]) @ precision_chol[c]).sum(axis=1) for c in range(k)])
+    weighted = constant[:, None] - 0.5 * mahalanobis
+    assigned = (np.argmax(weighted, axis=0) if allowed is None
+                else np.argmin(np.where(allowed[:, None], mahalanobis, np.inf), axis=0))
+    std = np.sqrt(np.einsum("kii->ki", covariances))
+    distance = np.sqrt(np.square((Z - means[assigned]) / std[assigned]).sum(axis=1))
+    expected = (logsumexp(weighted, axis=0) - model_llk) / abs(model_llk) * distance
+    found = fitness_scores(X, center, scale, precision_chol, means, constant, std, allowed, model_llk)
+    np.testing.assert_allclose(found, expected, rtol=1e-10, atol=1e-12)
+    if allowed is not None:  # the excluded component is never the one measured from
+        assert not np.any(assigned == 1)

@@ -105,14 +105,14 @@ class DPMMDetector(GMMDetector):
             detector._set_threshold(detector._native_score(X))
         return detectors
 
-    def _assign(self, weighted: np.ndarray, mahalanobis: np.ndarray, n_features: int) -> np.ndarray:
-        """Component of each observation: the nearest populated one (Mahalanobis)."""
+    def _allowed(self) -> np.ndarray:
+        """The populated components: an observation is assigned the nearest of them (Mahalanobis)."""
         # near-empty: under 1% of the data, or too few points to span the features twice
-        minimum = max(NEAR_EMPTY_WEIGHT, 2.0 * n_features / max(self.n_samples_, 1.0))
+        minimum = max(NEAR_EMPTY_WEIGHT, 2.0 * self.n_features_in_ / max(self.n_samples_, 1.0))
         populated = self.weights_ >= minimum
         if not populated.any():
             populated = self.weights_ == self.weights_.max()
-        return np.argmin(np.where(populated[:, None], mahalanobis, np.inf), axis=0)
+        return populated
 
 
 def _fit_standardised_many(detectors: list[DPMMDetector], samples: list[np.ndarray]) -> None:

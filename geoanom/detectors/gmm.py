@@ -19,6 +19,7 @@ from .base import (
     standardised_sample,
 )
 from .mixture import fit_mixtures
+from .mixture_scoring import fitness_scores
 from .moments import (
     SufficientStatistics,
     add_rows,
@@ -27,10 +28,6 @@ from .moments import (
     nearest_prior,
 )
 from .validation import check_mixture
-
-# |llk_model| is floored so that a model whose mean log-likelihood is close to
-# zero (a tight, nearly singular cloud) does not blow the fitness score up.
-MIN_MODEL_LLK = 1.0
 
 
 class GMMDetector(Detector):
@@ -160,18 +157,22 @@ class GMMDetector(Detector):
         return llk, self._assign(weighted, mahalanobis, Z.shape[1])
 
     def _assign(self, weighted: np.ndarray, mahalanobis: np.ndarray, n_features: int) -> np.ndarray:
-        """Component of each observation: the most probable one."""
-        return np.argmax(weighted, axis=0)
+        """Component of each observation: the most probable one, or the nearest allowed (see `_allowed`)."""
+        allowed = self._allowed()
+        if allowed is None:
+            return np.argmax(weighted, axis=0)
+        return np.argmin(np.where(allowed[:, None], mahalanobis, np.inf), axis=0)
+
+    def _allowed(self) -> np.ndarray | None:
+        """Components an observation may be assigned to by distance; None: assign the most probable one."""
+        return None
 
     def _native_score(self, X: np.ndarray) -> np.ndarray:
         """The fitness score f x X_dist (anomalous below the native threshold, -1 by default)."""
-        Z = (X - self.center_) / self.scale_
-        llk, assigned = self._log_likelihood(Z)
-        fitness = (llk - self.model_llk_) / max(abs(self.model_llk_), MIN_MODEL_LLK)
-        distance = np.sqrt(
-            np.square((Z - self.means_[assigned]) / self._component_std[assigned]).sum(axis=1)
-        )
-        return fitness * distance
+        log_det = np.log(np.einsum("kii->ki", self._precision_chol)).sum(axis=1)
+        log_constant = np.log(self.weights_) + log_det - 0.5 * X.shape[1] * np.log(2 * np.pi)
+        return fitness_scores(X, self.center_, self.scale_, self._precision_chol, self.means_, log_constant,
+                              self._component_std, self._allowed(), self.model_llk_)
 
     # -- adaptation -------------------------------------------------------------
     def update(self, X: Any) -> GMMDetector:
