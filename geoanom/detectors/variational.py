@@ -240,48 +240,68 @@ def _kmeans_responsibilities(X, mask, counts, k, seeds) -> np.ndarray:
     # KMeans works on data centred on its mean (for precision); distances are unchanged
     centred = (X - (X.sum(axis=1) / counts[:, None])[:, None, :]) * mask[..., None]
     rows = np.ascontiguousarray(np.swapaxes(centred, 1, 2))  # (T, d, n): one contiguous plane per feature
-    centres = _kmeans_plusplus(rows, mask, counts, k, seeds)
+    centres = _kmeans_plusplus(rows, counts, k, seeds)
     labels = _lloyd(rows, mask, counts, centres)
     return (labels[:, None, :] == np.arange(k)[None, :, None]) * mask[:, None, :]
 
 
-def _squared_distances(rows: np.ndarray, centres: np.ndarray) -> np.ndarray:
-    """|x - c|^2 for rows (T, d, n) and centres (T, m, d): (T, m, n), a feature at a time."""
-    out = np.zeros((rows.shape[0], centres.shape[1], rows.shape[2]))
-    for j in range(rows.shape[1]):
-        out += np.square(rows[:, None, j, :] - centres[:, :, j, None])
-    return out
-
-
-def _kmeans_plusplus(rows, mask, counts, k, seeds) -> np.ndarray:
+def _kmeans_plusplus(rows, counts, k, seeds) -> np.ndarray:
     """Greedy k-means++ centres (T, k, d), drawing scikit-learn's random numbers in its order."""
     trials = 2 + int(np.log(k))
-    n_tiles = len(rows)
-    first = np.empty(n_tiles, dtype=int)
-    uniforms = np.empty((n_tiles, max(k - 1, 0), trials))
+    first = np.empty(len(rows), dtype=np.int64)
+    uniforms = np.empty((len(rows), max(k - 1, 0), trials))
     for t, seed in enumerate(seeds):
         rng = check_random_state(seed)
         n = int(counts[t])
         first[t] = rng.choice(n, p=np.ones(n) / n)
         uniforms[t] = rng.uniform(size=(k - 1, trials))
-    tiles = np.arange(n_tiles)
-    centres = np.empty((n_tiles, k, rows.shape[1]))
-    centres[:, 0] = rows[tiles, :, first]
-    closest = _squared_distances(rows, centres[:, :1])[:, 0] * mask
-    potential = closest.sum(axis=1)
-    last = (counts - 1).astype(int)
-    for c in range(1, k):
-        cumulative = np.cumsum(closest, axis=1)
-        # np.searchsorted(cumulative, u * potential) for each tile and trial
-        thresholds = uniforms[:, c - 1] * potential[:, None]
-        candidates = np.minimum((cumulative[:, None, :] < thresholds[:, :, None]).sum(axis=2), last[:, None])
-        points = np.take_along_axis(rows, candidates[:, None, :], axis=2).swapaxes(1, 2)  # (T, trials, d)
-        options = np.minimum(closest[:, None, :], _squared_distances(rows, points) * mask[:, None])
-        best = np.argmin(options.sum(axis=2), axis=1)
-        closest = options[tiles, best]
-        potential = closest.sum(axis=1)
-        centres[:, c] = points[tiles, best]
+    return _plusplus_tiles(rows, counts.astype(np.int64), first, uniforms, k)
+
+
+# Compiled, as Lloyd below: in numpy each of the k - 1 steps makes (tiles,
+# trials, n) distances and comparisons. Measured on 128 tiles of 2048 rows x
+# 2 features, k = 6, with the random draws (a Python loop) in both: numpy
+# 0.13-0.36 s, this loop 0.07-0.11 s, the same centres.
+@njit(cache=True)
+def _plusplus_tiles(rows, counts, first, uniforms, k):  # pragma: no cover - compiled
+    """scikit-learn's greedy k-means++ per tile on rows (T, d, n), given its random draws.
+
+    ``first`` is each tile's first centre; ``uniforms`` (T, k - 1, trials)
+    the draws that pick each later centre's candidates with probability
+    proportional to the squared distance to the nearest centre so far; the
+    candidate that most lowers the potential is kept.
+    """
+    n_tiles, d, _ = rows.shape
+    trials = uniforms.shape[2]
+    centres = np.empty((n_tiles, k, d))
+    for t in range(n_tiles):
+        m = counts[t]
+        centres[t, 0] = rows[t, :, first[t]]
+        closest = _distances_to_row(rows, t, m, first[t])
+        options = np.empty((trials, m))
+        for c in range(1, k):
+            cumulative = np.cumsum(closest)
+            potential = cumulative[m - 1]
+            best, best_trial, best_row = np.inf, 0, 0
+            for trial in range(trials):
+                row = min(np.searchsorted(cumulative, uniforms[t, c - 1, trial] * potential), m - 1)
+                options[trial] = np.minimum(closest, _distances_to_row(rows, t, m, row))
+                total = options[trial].sum()
+                if total < best:
+                    best, best_trial, best_row = total, trial, row
+            closest = options[best_trial].copy()
+            centres[t, c] = rows[t, :, best_row]
     return centres
+
+
+@njit(cache=True)
+def _distances_to_row(rows, t, m, row):  # pragma: no cover - compiled
+    """Squared distances of the first m rows of tile t to its row ``row``."""
+    out = np.zeros(m)
+    for j in range(rows.shape[1]):
+        for i in range(m):
+            out[i] += (rows[t, j, i] - rows[t, j, row]) ** 2
+    return out
 
 
 def _lloyd(rows, mask, counts, centres) -> np.ndarray:
