@@ -148,7 +148,6 @@ def _lloyd(X, centres, labels, max_iter, tol):  # pragma: no cover - compiled
     old = centres - mean
     new = np.empty_like(old)
     weights = np.empty(len(old))
-    shift = np.empty(len(old))
     labels_old = np.full(len(X), -1, dtype=np.int32)
     strict = False
     n_iter = 0
@@ -156,19 +155,30 @@ def _lloyd(X, centres, labels, max_iter, tol):  # pragma: no cover - compiled
         n_iter += 1
         _assign(Xt, old, labels, dot, best)
         _update_centres(Xc, old, labels, new, weights)
-        for j in range(len(old)):
-            shift[j] = np.sqrt(np.sum((new[j] - old[j]) ** 2))
         old, new = new, old
         if np.array_equal(labels, labels_old):
             strict = True
             break
-        if np.sum(shift**2) <= tolerance:
+        if _squared_shift(old, new) <= tolerance:
             break
         labels_old[:] = labels
     if not strict:
         _assign(Xt, old, labels, dot, best)  # scikit-learn's last E-step: labels of the final centres
     centres[:] = old + mean
     return n_iter
+
+
+@njit(cache=True)
+def _squared_shift(new, old):  # pragma: no cover - compiled
+    """Sum over centres of the squared norm of each one's shift, as scikit-learn sums it (a norm, then squared)."""
+    total = 0.0
+    for j in range(len(new)):
+        squared = 0.0
+        for f in range(new.shape[1]):
+            squared += (new[j, f] - old[j, f]) * (new[j, f] - old[j, f])
+        shift = np.sqrt(squared)
+        total += shift * shift
+    return total
 
 
 @njit(cache=True)
@@ -192,7 +202,8 @@ def _assign(Xt, centres, labels, dot, best):  # pragma: no cover - compiled
     """Nearest centre of each row by ``|c|^2 - 2 x.c`` (scikit-learn's expansion; the first on ties).
 
     Rows are columns of ``Xt`` (d, n) so that each loop runs over rows and
-    vectorises: the whole loop 1.6 -> 1.1 ms a tile (2048 rows, 8 centres, 27 iterations).
+    vectorises: the whole Lloyd loop 0.91 -> 0.72 ms of CPU a tile (2048 rows,
+    8 centres, 27 iterations) against a loop over centres inside a loop over rows.
     ``dot`` and ``best`` are (n,) work arrays.
     """
     k, d = centres.shape
@@ -205,10 +216,11 @@ def _assign(Xt, centres, labels, dot, best):  # pragma: no cover - compiled
             for i in range(len(dot)):
                 dot[i] += Xt[f, i] * centres[j, f]
         for i in range(len(dot)):
+            # unconditional stores of selected values: the loop vectorises
             distance = norm - 2.0 * dot[i]
-            if j == 0 or distance < best[i]:
-                best[i] = distance
-                labels[i] = j
+            closer = j == 0 or distance < best[i]
+            best[i] = distance if closer else best[i]
+            labels[i] = j if closer else labels[i]
 
 
 @njit(cache=True)
