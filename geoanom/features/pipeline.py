@@ -8,10 +8,11 @@ wherever it is used. What a vector holds is defined in
 
 1. :func:`stack_variables`: the chosen variables as one dask array
    (variable, time, *spatial), with the variable axis in one chunk;
-2. :func:`feature_cube`: one dask task per block of that array computes the
-   block's vectors (:func:`~geoanom.features.vectors.block_features`) from
-   the block's values, its part of the climatology, and the grid-wide
-   context features (neighbours, regions), chunked like the values.
+2. :func:`feature_cube`: the values' standardised anomalies
+   (:meth:`Climatology.standardise`), computed once, and from them the
+   grid-wide context features (neighbours, regions); then one dask task per
+   block of the values joins them into the block's vectors
+   (:func:`~geoanom.features.vectors.block_features`).
 
 Nothing is computed here: the result is a dask array chunked like the cube.
 """
@@ -20,13 +21,11 @@ from __future__ import annotations
 
 from typing import Sequence
 
-import dask
 import dask.array as da
 import numpy as np
 import xarray as xr
 
 from ..errors import CoordinateError, NoDataError, VariableNotFoundError
-from ..resident import resident_array
 from ..tiling import spatial_dims, wraps_in_longitude
 from .climatology import Climatology
 from .regions import RegionParams
@@ -111,7 +110,8 @@ def stack_variables(cube: xr.Dataset | xr.DataArray, variables: Sequence[str] | 
 
 
 def feature_cube(values: xr.DataArray, climatology: Climatology, feature_sets: Sequence[str],
-                 regions: RegionParams | None = None, *, training: bool = False) -> da.Array:
+                 regions: RegionParams | None = None, *, training: bool = False,
+                 anomalies: xr.DataArray | None = None) -> da.Array:
     """Every observation's feature vector (feature, time, *spatial), lazily, chunked like ``values``.
 
     Parameters
@@ -129,6 +129,9 @@ def feature_cube(values: xr.DataArray, climatology: Climatology, feature_sets: S
         The values are the climatology's own training data: their anomalies
         are taken leave-one-out, so an observation does not set its own
         yardstick.
+    anomalies : xarray.DataArray, optional
+        ``climatology.standardise(values, training)``, when the caller needs
+        it too (scoring writes it): one graph then computes it once.
 
     Returns
     -------
@@ -141,24 +144,13 @@ def feature_cube(values: xr.DataArray, climatology: Climatology, feature_sets: S
     >>> features.shape[0] == len(feature_names(["tas"], ("anomalies", "neighbours")))  # doctest: +SKIP
     True
     """
-    data = values.data
-    time_chunks, *space_chunks = data.chunks[1:]
-    context = context_features(values, climatology, feature_sets, regions or RegionParams(),
-                               wraps_in_longitude(values), training)
+    if anomalies is None:
+        anomalies = climatology.standardise(values, training)
+    data, anomaly = values.data, anomalies.data
+    context = context_features(values, anomaly, feature_sets, regions or RegionParams(), wraps_in_longitude(values))
     context_args = (context, "ctyx") if context is not None else (None, None)
-    terms = da.from_array(climatology.time_terms(values["time"], training=training), chunks=(time_chunks, -1))
-    # the per-cell arrays travel by space chunk: each task gets its block's cells, not the grid's
-    planes = resident_array(climatology.planes(), chunks=(-1, -1, *space_chunks))
     n_features = len(feature_names([str(name) for name in values["variable"].values], feature_sets))
-    # every task reads the design (not the grid's cells) from one graph key, not from a copy of its own
-    design_only = dask.delayed(climatology.block(slice(0, 0), slice(0, 0)), traverse=False)
     return da.blockwise(
-        _block, "ftyx",
-        data, "vtyx", *context_args, terms, "tk", planes, "pvyx", tuple(feature_sets), None, design_only, None,
+        block_features, "ftyx", data, "vtyx", anomaly, "vtyx", *context_args, tuple(feature_sets), None,
         new_axes={"f": n_features}, concatenate=True, dtype=np.float64, meta=np.empty((0, 0, 0, 0)),
     )
-
-
-def _block(values: np.ndarray, context: np.ndarray | None, terms: np.ndarray, planes: np.ndarray,
-           feature_sets: tuple[str, ...], climatology: Climatology) -> np.ndarray:
-    return block_features(values, context, feature_sets, terms, climatology.with_planes(planes))

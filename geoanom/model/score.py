@@ -43,7 +43,8 @@ def _score_cube(model: "AnomalyModel", cube: xr.Dataset, tile: str | None, clien
     values = stack_variables(cube, model.variables)
     check_same_grid(model, cube)
     codes, ensembles = _cell_models(model, tile)
-    features = feature_cube(values, model.climatology, feature_sets(model), region_params(model))
+    anomalies = model.climatology.standardise(values)  # a feature, and written as <variable>_anomaly
+    features = feature_cube(values, model.climatology, feature_sets(model), region_params(model), anomalies=anomalies)
     cell_codes = da.from_array(codes, chunks=features.chunks[2:])
     models = _models_by_block(codes, features.chunks[2:], ensembles)
     n_detectors = len(model.detectors)
@@ -53,7 +54,7 @@ def _score_cube(model: "AnomalyModel", cube: xr.Dataset, tile: str | None, clien
         new_axes={"d": n_detectors}, concatenate=True, align_arrays=False, dtype=np.float32,
         meta=np.empty((0, 0, 0, 0), dtype=np.float32),
     )
-    return _result_dataset(model, values, irregularity, tile, _units(cube, model.variables))
+    return _result_dataset(model, values, irregularity, tile, _units(cube, model.variables), anomalies)
 
 
 def _units(cube: xr.Dataset | xr.DataArray, variables: list[str]) -> dict[str, str]:
@@ -197,7 +198,7 @@ def _fused(irregularity: xr.DataArray) -> xr.DataArray:
 
 
 def _result_dataset(model: "AnomalyModel", values: xr.DataArray, irregularity: da.Array, tile: str | None,
-                    units: dict[str, str] | None = None) -> xr.Dataset:
+                    units: dict[str, str] | None = None, anomalies: xr.DataArray | None = None) -> xr.Dataset:
     dims = ("detector", "time") + spatial_dims(values)
     coords = {name: coord for name, coord in values.coords.items() if name != "variable"}
     # variable-length strings: Zarr v3 specifies them, not numpy's fixed-length ones
@@ -226,7 +227,8 @@ def _result_dataset(model: "AnomalyModel", values: xr.DataArray, irregularity: d
             "fused_irregularity": _fused(irr).assign_attrs(
                 long_name="geometric mean irregularity of the detector families (floored at 0.01)", units="1", **provenance,
             ),
-            **_anomalies(model, values, units or {}, provenance),
+            **_anomalies(model, model.climatology.standardise(values) if anomalies is None else anomalies,
+                         units or {}, provenance),
             "tile": _tile_flags(model, provenance),
         }
     )
@@ -240,13 +242,14 @@ def _result_dataset(model: "AnomalyModel", values: xr.DataArray, irregularity: d
     return out
 
 
-def _anomalies(model: "AnomalyModel", values: xr.DataArray, units: dict[str, str],
+def _anomalies(model: "AnomalyModel", anomalies: xr.DataArray, units: dict[str, str],
                provenance: dict[str, str]) -> dict[str, xr.DataArray]:
     """``<variable>_anomaly``: the signed standardised anomaly of each variable (warm or cold, wet or dry).
 
-    The same numbers as :meth:`AnomalyModel.anomalies`, float32 like the scores.
+    The same numbers as :meth:`AnomalyModel.anomalies` (the model's climatology's
+    ``standardise``), float32 like the scores.
     """
-    anomaly = model.climatology.standardise(values).astype(np.float32)
+    anomaly = anomalies.astype(np.float32)
     out = {}
     for name in model.variables:
         attrs = dict(long_name=f"standardised anomaly of {name} from the model's climatology", units="1",
