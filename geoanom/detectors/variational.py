@@ -2,10 +2,10 @@
 
 scikit-learn's ``BayesianGaussianMixture`` (``weight_concentration_prior_type=
 "dirichlet_process"``, ``covariance_type="full"``) fits one sample per call;
-for the thousands of tiles of a cube the cost is per-call overhead (checks,
-k-means, Python loops over components), not arithmetic. Here every array
-carries a leading tile axis and one loop fits a batch of tiles together, with
-scikit-learn's algorithm and default priors:
+for the thousands of small tiles of a cube much of the cost is per-call
+overhead (checks, a k-means object, Python loops over components). Here
+every array carries a leading tile axis and one loop fits a batch of tiles
+together, with scikit-learn's algorithm and default priors:
 
 * weights: a truncated stick-breaking process, Beta(1 + N_k, alpha + sum_{l>k} N_l);
 * means and precisions: Normal-Wishart with mean prior the sample mean,
@@ -24,9 +24,11 @@ reports as ``weights_``, ``means_`` and ``covariances_``.
 Sums over observations are batched matrix products with a per-sample design
 of the observations' monomials (1, x_i, x_i x_j): one product gives every
 component's count, sum and scatter, another every component's log-density.
-Samples are padded to a length that depends only on their own size and
-grouped by it, so the floating-point work on a sample is the same alone or
-in any batch: its result is bit-for-bit independent of the batch.
+The k-means initialisation is two compiled loops per tile (numba), measured
+faster than its numpy form (see the comments there). Samples are padded to a
+length that depends only on their own size and grouped by it, so the
+floating-point work on a sample is the same alone or in any batch: its
+result is bit-for-bit independent of the batch.
 """
 
 from __future__ import annotations
@@ -42,7 +44,9 @@ from sklearn.utils import check_random_state
 
 # Tiles per inner loop: the (tiles, components, observations) arrays of a
 # chunk stay within a few MB, and a chunk's converged tiles drop out sooner.
-CHUNK = 64
+# Measured on 256 tiles of 2048 rows (best of 3): 8 tiles 2.48 s, 16 1.94 s,
+# 32 1.90 s, 64 2.06 s, 128 2.16 s.
+CHUNK = 32
 
 # scikit-learn's k-means defaults (KMeans(n_init=1) as BayesianGaussianMixture calls it)
 KMEANS_MAX_ITER = 300
