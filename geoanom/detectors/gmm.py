@@ -7,7 +7,6 @@ from numbers import Integral, Real
 from typing import Any, ClassVar
 
 import numpy as np
-from scipy.linalg import solve_triangular
 from sklearn.utils._param_validation import Interval
 
 from .base import (
@@ -19,7 +18,7 @@ from .base import (
     standardised_sample,
 )
 from .mixture import fit_mixtures
-from .mixture_scoring import fitness_scores
+from .mixture_scoring import fitness_scores, lower_triangular_inverse
 from .moments import (
     SufficientStatistics,
     add_rows,
@@ -126,11 +125,8 @@ class GMMDetector(Detector):
         self.weights_ = np.asarray(weights, dtype=np.float64)
         self.means_ = np.asarray(means, dtype=np.float64)
         self.covariances_ = np.asarray(covariances, dtype=np.float64)
-        # Cholesky factors of the precisions, as scikit-learn computes them.
-        eye = np.eye(self.means_.shape[1])
-        self._precision_chol = np.stack(
-            [solve_triangular(np.linalg.cholesky(cov), eye, lower=True).T for cov in self.covariances_]
-        )
+        # Cholesky factors of the precisions, as scikit-learn computes them (L^-T of the covariances' factors).
+        self._precision_chol = np.swapaxes(lower_triangular_inverse(np.linalg.cholesky(self.covariances_)), 1, 2)
         self._component_std = np.sqrt(np.einsum("kii->ki", self.covariances_))
 
     # -- scoring --------------------------------------------------------------
