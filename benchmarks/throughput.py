@@ -148,7 +148,9 @@ def run_geoanom(store: Path, out: Path, precision: int, detectors: tuple, schedu
         graph_s = time.perf_counter() - t2
         geoanom.io.write_dataset(result, out)
         score_write_s = time.perf_counter() - t2
-        if scheduler == "saved":  # only scoring counts: the model exists already
+        parts = {"open_cube": open_s, "geoanom.fit" if scheduler != "saved" else "load_model": fit_s,
+                 "model.score (graph)": graph_s, "write_dataset (compute + write)": score_write_s - graph_s}
+        if scheduler == "saved":  # scoring and writing count: the model exists already (its loading is a part)
             fit_s, open_s = 0.0, 0.0
         elif model_path is not None:
             model.save(model_path)
@@ -160,8 +162,7 @@ def run_geoanom(store: Path, out: Path, precision: int, detectors: tuple, schedu
             fit_seconds=open_s + fit_s,
             score_write_seconds=score_write_s,
             model_bytes_per_tile=model_bytes_per_tile(model),
-            parts={"open_cube": open_s, "geoanom.fit" if scheduler != "saved" else "load_model": fit_s,
-                   "model.score (graph)": graph_s, "write_dataset (compute + write)": score_write_s - graph_s},
+            parts=parts,
         )
         if client is not None:
             workers = client.run(lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0)
