@@ -242,3 +242,18 @@ def test_an_unknown_trend_is_one_sentence():
     cube, _ = synthetic_cube(n_years=2, anomaly_rate=0.0)
     with pytest.raises(ga.GeoanomError, match="trend must be None or 'linear', got 'quadratic'"):
         ga.fit(cube, trend="quadratic")
+
+
+def test_harmonics_are_chosen_from_at_most_a_few_dozen_cells_of_every_group():
+    from geoanom.features.climatology import PRESS_CELLS, press_sample
+
+    rng = np.random.default_rng(0)
+    groups = rng.integers(-1, 7, size=(40, 30))
+    groups[groups == 3] = 2  # a group absent, and ungrouped cells (-1) choosing together
+    sampled = press_sample(groups, groups.shape)
+    for code in np.unique(groups):
+        members = groups == code
+        assert sampled[members].sum() == min(members.sum(), PRESS_CELLS)
+    # spread over the group, not its first cells in grid order
+    rows = np.nonzero(sampled & (groups == 0))[0]
+    assert rows.min() < 5 and rows.max() > 34

@@ -63,8 +63,8 @@ class _CellFit:
     leverage: np.ndarray  # (time, cell)
 
 
-def press_block(block: np.ndarray, columns: np.ndarray, prefixes: list[int]) -> np.ndarray:
-    """Per cell: the robust PRESS of every candidate, then the cell's largest usable prefix.
+def press_block(block: np.ndarray, sampled: np.ndarray, columns: np.ndarray, prefixes: list[int]) -> np.ndarray:
+    """Per cell: the robust PRESS of every candidate (NaN unless ``sampled``), then the cell's largest usable prefix.
 
     Every candidate is fitted with the robust weights of the largest one,
     and scored by the leave-one-out residuals of *every* valid value,
@@ -76,12 +76,12 @@ def press_block(block: np.ndarray, columns: np.ndarray, prefixes: list[int]) -> 
     n_vars, n_times = block.shape[:2]
     out = np.full((len(prefixes) + 1, n_vars, block[0, 0].size), np.nan)
     for v in range(n_vars):
-        y, cells = _cells_with_data(block[v])
-        out[-1, v] = 0
+        out[-1, v] = _usable_prefix(np.isfinite(block[v]).sum(axis=0).ravel(), prefixes)
+        y, cells = _cells_with_data(np.where(sampled, block[v], np.nan))
         if cells.size == 0:
             continue
         valid = np.isfinite(y)
-        limit = _usable_prefix(valid.sum(axis=0), prefixes)
+        limit = out[-1, v, cells].astype(np.int64)
         fitted = _robust_fit(y, valid, columns, limit)
         scale = _robust_scale(fitted.residual / (1.0 - fitted.leverage), valid)
         step = max(1, PRESS_VALUES // (n_times * columns.shape[1]))
@@ -90,7 +90,6 @@ def press_block(block: np.ndarray, columns: np.ndarray, prefixes: list[int]) -> 
             press = _nested_press(y[:, batch], valid[:, batch], fitted.weights[:, batch], columns, limit[batch],
                                   scale[batch], prefixes)
             out[:-1, v, cells[batch]] = np.where(limit[batch] > 0, press, np.nan)
-        out[-1, v, cells] = limit
     return out.reshape(out.shape[:2] + block.shape[2:])
 
 
