@@ -265,3 +265,18 @@ def test_children_before_their_node_are_refused(data):
     past[0] = last
     with pytest.raises(ValueError, match=r"node_left_ \+ 1 \(the right child\) of node 0 is .*, outside its tree"):
         check_forest({**state, "node_left_": past}, "iforest")
+
+
+def test_same_forests_and_scores_from_concurrent_threads(data):
+    # dask runs one task per core: the compiled loops release the GIL and share no state
+    from concurrent.futures import ThreadPoolExecutor
+
+    train, test, _ = data
+    samples = [train[i::4] for i in range(4)]
+    alone = [IForestDetector(n_estimators=10, random_state=i).fit(X) for i, X in enumerate(samples)]
+    with ThreadPoolExecutor(4) as pool:
+        together = list(pool.map(lambda i: IForestDetector(n_estimators=10, random_state=i).fit(samples[i]), range(4)))
+        scores = list(pool.map(lambda detector: detector.native_score(test), alone))
+    for a, b, score in zip(alone, together, scores):
+        _states_equal(a, b)
+        np.testing.assert_array_equal(score, a.native_score(test))
