@@ -7,10 +7,12 @@ rows, sizes ragged) two ways in the same run:
 * old: the detector as it was before the batched fit, copied below as the
   baseline: canopy centres, then ``sklearn.cluster.KMeans(init=canopies,
   n_init=1)`` one tile at a time, scored with numpy broadcasting;
+  also with scikit-learn's thread pools limited to one thread (its OpenMP
+  region per Lloyd iteration costs most when other processes share the cores);
 * new: ``KMeansDetector.fit_many`` (canopies per tile, one compiled Lloyd
   loop over all tiles, compiled scoring).
 
-Also times the canopy step alone (the part still run in Python per tile),
+Also times the canopy step alone, old and new (the part still run per tile),
 scores 1,000,000 rows with one fitted detector both ways (ns per
 observation, both metrics), and checks that the two fits agree (centres,
 counts, thresholds). Each time is the best of 3 runs, the old and new runs
@@ -37,6 +39,7 @@ from typing import Any, Callable
 import numpy as np
 import sklearn
 from sklearn.cluster import KMeans
+from threadpoolctl import threadpool_limits
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -46,6 +49,8 @@ from geoanom.detectors.base import Detector, standardised_sample  # noqa: E402
 from geoanom.detectors.kmeans import (  # noqa: E402
     CANOPY_T1_OVER_T2,
     CANOPY_T2_PER_SQRT_DIM,
+    MAX_CANOPIES,
+    MIN_CANOPY_SHARE,
     canopy_centres,
 )
 
@@ -61,7 +66,7 @@ class OldKMeansDetector(KMeansDetector):
         rng = np.random.default_rng(self.random_state)
         Z = standardised_sample(self, X, self.max_samples, rng)
         t2 = CANOPY_T2_PER_SQRT_DIM * np.sqrt(Z.shape[1])
-        init = canopy_centres(Z, CANOPY_T1_OVER_T2 * t2, t2, rng)
+        init = old_canopy_centres(Z, CANOPY_T1_OVER_T2 * t2, t2, rng)
         kmeans = KMeans(len(init), init=init, n_init=1, random_state=self.random_state).fit(Z)
         labels = kmeans.labels_
         counts = np.bincount(labels, minlength=len(init)).astype(np.float64)
@@ -78,6 +83,21 @@ class OldKMeansDetector(KMeansDetector):
             return np.linalg.norm(own, axis=1)
         whitened = np.einsum("nde,ne->nd", self._whitening[nearest], own)
         return np.linalg.norm(whitened, axis=1)
+
+
+def old_canopy_centres(Z: np.ndarray, t1: float, t2: float, rng: np.random.Generator) -> np.ndarray:
+    """The canopy step before it was compiled (numpy calls per canopy)."""
+    remaining = np.ones(len(Z), dtype=bool)
+    centres, sizes = [], []
+    while remaining.any() and len(centres) < MAX_CANOPIES:
+        seed = rng.choice(np.flatnonzero(remaining))
+        distance = np.linalg.norm(Z - Z[seed], axis=1)
+        members = distance < t1
+        centres.append(Z[members].mean(axis=0))
+        sizes.append(members.sum())
+        remaining &= distance >= t2
+    keep = np.asarray(sizes) >= max(2, MIN_CANOPY_SHARE * len(Z))
+    return np.asarray(centres)[keep] if keep.any() else Z.mean(axis=0, keepdims=True)
 
 
 def _scatter(members: np.ndarray, mean: np.ndarray) -> np.ndarray:
@@ -131,6 +151,16 @@ def agreement(old: list[KMeansDetector], new: list[KMeansDetector]) -> dict[str,
     }
 
 
+def canopy_step(family: type[KMeansDetector], samples: list[np.ndarray], seeds: list[int]) -> None:
+    """Standardise, subsample and place the canopies of every tile (the fit's per-tile Python part)."""
+    canopies = old_canopy_centres if family is OldKMeansDetector else canopy_centres
+    for seed, X in zip(seeds, samples):
+        rng = np.random.default_rng(seed)
+        Z = standardised_sample(family(random_state=seed), X, 2048, rng)
+        t2 = CANOPY_T2_PER_SQRT_DIM * np.sqrt(Z.shape[1])
+        canopies(Z, CANOPY_T1_OVER_T2 * t2, t2, rng)
+
+
 def time_fits(samples: list[np.ndarray], seeds: list[int]) -> tuple[dict[str, float], list, list]:
     """Seconds to fit all tiles, old and new (and the canopy step alone); the fitted detectors."""
     with warnings.catch_warnings():
@@ -138,14 +168,16 @@ def time_fits(samples: list[np.ndarray], seeds: list[int]) -> tuple[dict[str, fl
         old = OldKMeansDetector.fit_many(samples, seeds)
         new = KMeansDetector.fit_many(samples, seeds)  # also loads the compiled loop
 
-        def canopies() -> None:
-            for seed, X in zip(seeds, samples):
-                KMeansDetector(random_state=seed)._canopy_start(X)
+        def old_one_thread() -> None:
+            with threadpool_limits(1):  # no OpenMP region to synchronise per iteration
+                OldKMeansDetector.fit_many(samples, seeds)
 
         seconds = interleaved({
             "old": lambda: OldKMeansDetector.fit_many(samples, seeds),
+            "old_one_thread": old_one_thread,
             "new": lambda: KMeansDetector.fit_many(samples, seeds),
-            "canopies": canopies,
+            "old_canopies": lambda: canopy_step(OldKMeansDetector, samples, seeds),
+            "new_canopies": lambda: canopy_step(KMeansDetector, samples, seeds),
         })
     return seconds, old, new
 
@@ -169,7 +201,11 @@ def time_scoring(sample: np.ndarray, n_rows: int, seed: int) -> list[dict[str, A
 def print_table(n_tiles: int, fits: dict[str, float], scoring: list[dict[str, Any]], agree: dict[str, Any]) -> None:
     print(f"KMeansDetector on {n_tiles} tiles, best of {REPEATS} (old and new interleaved)")
     print(f"  fit   old (scikit-learn per tile) {fits['old']:8.3f} s   new (batched) {fits['new']:8.3f} s   "
-          f"ratio {fits['old'] / fits['new']:6.1f}x   (canopies alone {fits['canopies']:.3f} s)")
+          f"ratio {fits['old'] / fits['new']:6.1f}x")
+    print(f"        old with scikit-learn on one thread {fits['old_one_thread']:8.3f} s   "
+          f"ratio {fits['old_one_thread'] / fits['new']:6.1f}x")
+    print(f"        of which standardising and canopies: old {fits['old_canopies']:.3f} s   "
+          f"new {fits['new_canopies']:.3f} s   ratio {fits['old_canopies'] / fits['new_canopies']:.1f}x")
     for row in scoring:
         print(f"  score {row['metric']:<11} k={row['clusters']}  old {row['old_ns_per_observation']:7.1f} ns/obs   "
               f"new {row['new_ns_per_observation']:7.1f} ns/obs   ratio {row['ratio']:5.1f}x   "
@@ -203,7 +239,11 @@ def main(argv: list[str] | None = None) -> int:
         "tiles": args.tiles,
         "rows_per_tile": [int(min(len(X) for X in samples)), int(max(len(X) for X in samples))],
         "fit_seconds": {"old_sklearn_per_tile": fits["old"], "new_batched": fits["new"],
-                        "canopies_alone": fits["canopies"], "ratio": fits["old"] / fits["new"]},
+                        "ratio": fits["old"] / fits["new"],
+                        "old_sklearn_one_thread": fits["old_one_thread"],
+                        "ratio_one_thread": fits["old_one_thread"] / fits["new"],
+                        "standardise_and_canopies_old": fits["old_canopies"],
+                        "standardise_and_canopies_new": fits["new_canopies"]},
         "scoring": scoring,
         "agreement": agree,
         "numpy": np.__version__,

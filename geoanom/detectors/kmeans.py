@@ -52,8 +52,9 @@ def canopy_centres(Z: np.ndarray, t1: float, t2: float, rng: np.random.Generator
     within ``t1`` into its canopy (centre = their mean), and strike every
     point within ``t2`` from the candidates. Each canopy is one compiled pass
     over the points: the same centres and random draws as the numpy
-    version (norm, mask, mean, ``rng.choice`` per canopy), at 1.8 ms -> 0.1 ms
-    a tile of 2048 points (benchmarks/kmeans_fit.py).
+    version (norm, mask, mean, ``rng.choice`` per canopy), at 1.20 -> 0.35 ms of
+    CPU a tile of 2048 points (mostly 8 canopies; benchmarks/kmeans_fit.py
+    times it with the standardisation).
 
     Examples
     --------
@@ -76,7 +77,7 @@ def canopy_centres(Z: np.ndarray, t1: float, t2: float, rng: np.random.Generator
     return centres[:count][keep] if keep.any() else Z.mean(axis=0, keepdims=True)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)  # threads (dask's) may fit tiles at once
 def _gather_canopy(Z, draw, t1, t2, remaining, centre):  # pragma: no cover - compiled
     """One canopy seeded at the ``draw``-th remaining point: its centre (in place), remaining count, size.
 
@@ -112,7 +113,8 @@ class KMeansDetector(Detector):
     the data's scale (T2 = sqrt(n_features) standard deviations, T1 = 2 T2)
     gives the number of clusters and the initial centroids; Lloyd's K-Means
     refines them, as scikit-learn's ``KMeans`` from those centroids would
-    (compiled and batched over tiles in :mod:`.lloyd`). The native score is the distance to the nearest
+    (compiled, and batched over tiles by :meth:`fit_many`, in :mod:`.lloyd`).
+    The native score is the distance to the nearest
     centroid in standard deviations: Mahalanobis with each cluster's own
     covariance (shrunk towards unit variance by n_features + 1 prior points,
     so small clusters in many dimensions stay well-posed), or Euclidean in
@@ -388,7 +390,7 @@ class KMeansDetector(Detector):
 
 
 def _fit_clusters(detectors: Sequence[KMeansDetector], samples: Sequence[np.ndarray]) -> None:
-    """Canopies per sample (Python: a few numpy calls each), then every sample's Lloyd run in one batch."""
+    """Canopies per sample (one compiled pass per canopy), then every sample's Lloyd run in one compiled batch."""
     starts = [detector._canopy_start(X) for detector, X in zip(detectors, samples)]
     fits = lloyd_many([Z for Z, _ in starts], [init for _, init in starts])
     for detector, fit in zip(detectors, fits):

@@ -2,10 +2,12 @@
 
 A model of a cube fits one K-Means per tile: hundreds or thousands of
 samples of a few thousand rows in a handful of dimensions, each from its own
-initial centres. Called once per tile, scikit-learn's ``KMeans`` spends its
-time on per-call work (validation, thread-pool set-up, an OpenMP region per
-iteration), not arithmetic: 50 ms of a 57 ms tile fit on this 2-core machine
-under load, where the loop below takes about 0.3 ms (benchmarks/kmeans_fit.py).
+initial centres. Called once per tile, scikit-learn's ``KMeans`` spends most
+of its time on per-call work (validation, thread-pool set-up, an OpenMP
+region per iteration), not arithmetic: a tile takes 6 ms on a quiet 2-core
+machine and 118 ms when other processes share the cores (the OpenMP regions
+wait for a core), where the loop below spends 0.7 ms of CPU on a tile of
+2048 rows and 8 centres (benchmarks/kmeans_fit.py).
 
 The samples of a batch are laid end to end (rows and initial centres, with
 offsets), and one compiled loop runs each sample's iterations on its own
@@ -14,17 +16,18 @@ which they stop, so a loop over tiles needs neither padding nor masks, and a
 tile's result depends on its own rows and centres only, never on its batch.
 
 Each sample follows ``sklearn.cluster.KMeans(init=centres, n_init=1,
-algorithm="lloyd")`` (scikit-learn 1.2 to 1.9): the data and centres are
-shifted by the sample mean; a row joins the centre minimising
-``|c|^2 - 2 x.c``; an empty cluster takes the rows farthest from their
-centres (``np.argpartition``, as scikit-learn picks them); the loop stops when
-the labels repeat or when the summed squared centre shift is at most
-``tol`` times the mean feature variance, after at most ``max_iter``
-iterations, and the labels of a loop that did not repeat them are computed
-again from the final centres. The centres agree with scikit-learn's to the
-rounding of sums taken in another order (scikit-learn adds per-thread partial
-sums); scikit-learn's warning about fewer distinct clusters than centres is
-not raised.
+algorithm="lloyd")`` (scikit-learn 1.9; tests/test_kmeans_batched.py checks
+it against the installed one): the data and centres are shifted by the
+sample mean; a row joins the centre minimising ``|c|^2 - 2 x.c``; an empty
+cluster takes the rows farthest from their centres (``np.argpartition``, as
+scikit-learn picks them); the loop stops when the labels repeat or when the
+summed squared centre shift is at most ``tol`` times the mean feature
+variance, after at most ``max_iter`` iterations, and the labels of a loop
+that did not repeat them are computed again from the final centres. The
+centres agree with scikit-learn's to the rounding of sums taken in another
+order (scikit-learn adds per-thread partial sums, and its BLAS may fuse
+multiply-adds); scikit-learn's warning about fewer distinct clusters than
+centres is not raised.
 """
 
 from __future__ import annotations
@@ -341,7 +344,7 @@ def nearest_centres(Z: np.ndarray, means: np.ndarray) -> np.ndarray:
     return _nearest_labels(np.ascontiguousarray(Z, dtype=np.float64), np.ascontiguousarray(means, dtype=np.float64))
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)  # threads (dask's) may score at once
 def _nearest_labels(Z, means):  # pragma: no cover - compiled
     labels = np.empty(len(Z), dtype=np.int64)
     for i in range(len(Z)):
@@ -368,7 +371,7 @@ def _nearest(z, means):  # pragma: no cover - compiled
 SCORE_BLOCK = 256
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)  # threads (dask's) may score at once
 def _nearest_distances(X, center, scale, means, whitening, euclidean):  # pragma: no cover - compiled
     d = X.shape[1]
     out = np.empty(len(X))
