@@ -340,7 +340,7 @@ def test_edited_shapes_are_refused_at_load(families_npz, family, key, new_shape,
     ("kmeans", "counts_", lambda n: n.__setitem__(0, -5.0), "counts_ holds a negative"),
     ("iforest", "node_feature_", lambda f: f.__setitem__(0, 7), "node_feature_ holds feature 7"),
     ("iforest", "node_left_", lambda n: n.__setitem__(0, 10**6), "node_left_ of node 0 is 1000000, outside its tree"),
-    ("iforest", "node_right_", lambda n: n.__setitem__(-1, 0), "outside its tree"),
+    ("iforest", "node_left_", lambda n: n.__setitem__(-1, 0), "outside its tree"),
     ("iforest", "tree_root_", lambda r: r.__setitem__(1, r[0]), "tree_root_ does not start trees at 0"),
 ])
 def test_edited_values_that_disagree_are_refused_at_load(families_npz, family, key, change, fragment):
