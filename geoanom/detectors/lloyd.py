@@ -94,8 +94,10 @@ def lloyd_many(
     _check_sizes(row_offsets, centre_offsets)
     labels, counts, scatter, n_iter = _lloyd_tiles(rows, row_offsets, centres, centre_offsets,
                                                    int(max_iter), float(tol))
+    # copies: a detector owns its arrays, rather than views of the whole batch's
     return [
-        LloydFit(centres[c0:c1], labels[r0:r1], counts[c0:c1], scatter[c0:c1], int(n_iter[i]))
+        LloydFit(centres[c0:c1].copy(), labels[r0:r1].copy(), counts[c0:c1].copy(), scatter[c0:c1].copy(),
+                 int(n_iter[i]))
         for i, (r0, r1, c0, c1) in enumerate(zip(row_offsets[:-1], row_offsets[1:],
                                                  centre_offsets[:-1], centre_offsets[1:]))
     ]
