@@ -248,8 +248,11 @@ class Detector(BaseEstimator):
         """
         return self._native_score(self._rows(X))
 
-    def irregularity(self, X: Any) -> np.ndarray:
+    def irregularity(self, X: Any, *, checked: bool = False) -> np.ndarray:
         """Degree of irregularity: the native score over its threshold (anomalous when > 1).
+
+        ``checked=True`` skips the checks of ``X`` (a finite float64 2-D array
+        of the model's width): an ensemble checks its rows once for all families.
 
         Examples
         --------
@@ -259,7 +262,7 @@ class Detector(BaseEstimator):
         >>> bool(GMMDetector().fit(X).irregularity([[8.0, 8.0]])[0] > 1)
         True
         """
-        return self._native_score(self._rows(X)) / self.native_threshold_
+        return self._native_score(X if checked else self._rows(X)) / self.native_threshold_
 
     def decision_function(self, X: Any) -> np.ndarray:
         """pyod's outlier score, higher = more abnormal: the irregularity (anomalous above ``threshold_`` = 1).

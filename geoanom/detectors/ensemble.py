@@ -150,7 +150,7 @@ class Ensemble(BaseEstimator):
         (2, 5)
         """
         X = self._rows(X)
-        return np.stack([detector.irregularity(X) for detector in self.detectors_.values()])
+        return np.stack([detector.irregularity(X, checked=True) for detector in self.detectors_.values()])
 
     def decision_function(self, X: Any) -> np.ndarray:
         """pyod's outlier score, higher = more abnormal: the fused irregularity (see :func:`fuse`).
