@@ -24,8 +24,9 @@ reports as ``weights_``, ``means_`` and ``covariances_``.
 Sums over observations are batched matrix products with a per-sample design
 of the observations' monomials (1, x_i, x_i x_j): one product gives every
 component's count, sum and scatter, another every component's log-density.
-The k-means initialisation is two compiled loops per tile (numba), measured
-faster than its numpy form (see the comments there). Samples are padded to a
+The k-means initialisation is scikit-learn's: k-means++ in a compiled loop
+per tile (numba, measured faster than its numpy form, see the comment
+there), then Lloyd's iterations of :mod:`.lloyd`, the distance family's. Samples are padded to a
 length that depends only on their own size and grouped by it, so the
 floating-point work on a sample is the same alone or in any batch: its
 result is bit-for-bit independent of the batch.
@@ -42,6 +43,8 @@ import numpy as np
 from numba import njit
 from scipy.special import betaln, digamma, gammaln
 from sklearn.utils import check_random_state
+
+from .lloyd import lloyd_many
 
 # Tiles per inner loop: the (tiles, components, observations) arrays of a
 # chunk stay within a few MB, and a chunk's converged tiles drop out sooner.
@@ -313,72 +316,14 @@ def _distances_to_row(rows, t, m, row):  # pragma: no cover - compiled
 
 
 def _lloyd(rows, mask, counts, centres) -> np.ndarray:
-    """Lloyd iterations from the given centres, each tile stopping on scikit-learn's test; labels (T, n)."""
-    tolerance = KMEANS_TOL * (np.square(rows) * mask[:, None, :]).sum(axis=2).mean(axis=1) / counts
-    return _lloyd_tiles(rows, counts.astype(np.int64), centres, tolerance, KMEANS_MAX_ITER)
-
-
-# Compiled: in numpy each iteration makes (tiles, k, n) distances and a k-pass
-# argmin, and runs until the batch's slowest tile stops. Measured on 128
-# tiles of 2048 rows x 2 features, k = 6, the same labels: numpy 1.21-1.34 s,
-# this loop 0.22-0.33 s. (The variational E-step stays numpy: its cost is
-# k exponentials per row, which numpy vectorises and a compiled loop does
-# not; a compiled E-step measured 0.56-0.79 s against numpy's 0.48-0.56 s.)
-@njit(cache=True)
-def _lloyd_tiles(rows, counts, centres, tolerance, max_iter):  # pragma: no cover - compiled
-    """Lloyd's algorithm per tile on rows (T, d, n), centres (T, k, d) updated in place; labels (T, n).
-
-    scikit-learn's stopping rule: labels unchanged (strict), or the squared
-    centre shift within ``tolerance``; the final labels are those of the
-    final centres. An empty cluster keeps its centre (scikit-learn moves it
-    to a far point; rare with k-means++ seeding).
-    """
-    n_tiles, d, n = rows.shape
-    k = centres.shape[1]
-    labels = np.zeros((n_tiles, n), dtype=np.int64)
-    for t in range(n_tiles):
-        m = counts[t]
-        previous = np.full(m, -1, dtype=np.int64)
-        for _ in range(max_iter):
-            sums = np.zeros((k, d))
-            sizes = np.zeros(k)
-            strict = True
-            for i in range(m):
-                label = _nearest_centre(rows, centres, t, i)
-                if label != previous[i]:
-                    strict = False
-                previous[i] = label
-                sizes[label] += 1.0
-                for j in range(d):
-                    sums[label, j] += rows[t, j, i]
-            shift = 0.0
-            for c in range(k):
-                if sizes[c] > 0:
-                    for j in range(d):
-                        updated = sums[c, j] / sizes[c]
-                        shift += (updated - centres[t, c, j]) ** 2
-                        centres[t, c, j] = updated
-            if strict or shift <= tolerance[t]:
-                break
-        for i in range(m):
-            labels[t, i] = _nearest_centre(rows, centres, t, i)
+    """Lloyd iterations from the given centres, each tile as scikit-learn's KMeans (:mod:`.lloyd`); labels (T, n)."""
+    n = counts.astype(np.int64)
+    samples = [rows[t, :, : n[t]].T for t in range(len(rows))]
+    fits = lloyd_many(samples, list(centres), max_iter=KMEANS_MAX_ITER, tol=KMEANS_TOL)
+    labels = np.zeros(mask.shape, dtype=np.int64)
+    for t, fit in enumerate(fits):
+        labels[t, : n[t]] = fit.labels
     return labels
-
-
-@njit(cache=True)
-def _nearest_centre(rows, centres, t, i):  # pragma: no cover - compiled
-    """The nearest centre of row i of tile t, the first on ties (as argmin)."""
-    best, label = np.inf, 0
-    for c in range(centres.shape[1]):
-        distance = 0.0
-        for j in range(rows.shape[1]):
-            distance += (rows[t, j, i] - centres[t, c, j]) ** 2
-        if distance < best:
-            best, label = distance, c
-    return label
-
-
-# -- variational iterations ---------------------------------------------------------
 
 
 def _iterate(design, mask, posterior, priors, concentration, reg_covar, max_iter, tolerance):
@@ -458,6 +403,9 @@ def _precision_cholesky(covariances: np.ndarray) -> np.ndarray:
     return np.swapaxes(np.linalg.inv(np.linalg.cholesky(covariances)), -1, -2)
 
 
+# The E-step stays numpy: its cost is k exponentials per row, which numpy
+# vectorises and a compiled loop does not (128 tiles of 2048 rows, k = 6:
+# compiled 0.56-0.79 s against numpy's 0.48-0.56 s).
 def _e_step(design_t, mask, coefficients) -> tuple[np.ndarray, np.ndarray]:
     """Responsibilities (T, k, n) and the sum over observations of log sum_k exp(weighted log-density), (T,)."""
     weighted = coefficients @ design_t  # E[log pi_k] + E[log N(x | k)], (T, k, n)
