@@ -1,6 +1,6 @@
 """Isolation trees as plain node arrays: growing and walking them in compiled loops.
 
-A model holds a forest per tile (hundreds of forests of 50 trees), so both
+A model holds a forest per tile (hundreds of forests of 100 trees), so both
 the builder and the walk are numba loops over flat arrays rather than
 scikit-learn objects: scikit-learn grows one tree at a time with per-tree
 Python overhead and persists forests only by pickling.
@@ -64,7 +64,7 @@ def subsample_size(max_samples: int | float, n: int) -> int:
     return int(min(max_samples, n))
 
 
-def build_forests(samples: Sequence[np.ndarray], seeds: Sequence[int], n_estimators: int = 50,
+def build_forests(samples: Sequence[np.ndarray], seeds: Sequence[int], n_estimators: int = 100,
                   max_samples: int | float = 256) -> list[dict[str, Any]]:
     """Isolation forests (Liu, Ting and Zhou 2008) of many samples, as node-array states.
 

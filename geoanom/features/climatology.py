@@ -155,7 +155,9 @@ class Climatology:
         prefixes = [q for q in design.prefixes if 2 * q + 4 <= time.size] or [design.n_fixed]
         columns = design.columns(time)
         data = _fit_layout(values)
-        sampled = da.from_array(press_sample(groups, data.shape[2:]), chunks=data.chunks[2:])
+        # one candidate (annual data, say): nothing to choose, so no cell's PRESS is needed, only its data count
+        sampled = press_sample(groups, data.shape[2:]) if len(prefixes) > 1 else np.zeros(data.shape[2:], dtype=bool)
+        sampled = da.from_array(sampled, chunks=data.chunks[2:])
         scores = da.map_blocks(press_block, data, sampled, columns, prefixes, dtype=np.float64,
                                chunks=((len(prefixes) + 1,),) + data.chunks[1:], drop_axis=0, new_axis=0)
         [scores] = dask.compute(scores, scheduler=scheduler)
