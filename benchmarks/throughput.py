@@ -23,7 +23,7 @@ store in a temporary directory and, in the same run, times on that store:
 
 Training is the first half of the time steps; the whole cube is scored.
 Each variant runs in its own subprocess (this script with ``--variant``) so
-that its peak resident memory (``ru_maxrss``) is its own. All times are
+that its peak resident memory (``VmHWM``) is its own. All times are
 wall-clock ``time.perf_counter``, one run per variant; ratios are to the
 naive GMM loop of the same cube in the same run. The ``all`` variant also
 reports model bytes per tile for each family (the arrays of ``to_dict``).
@@ -94,9 +94,21 @@ ALL_VARIANTS = {**VARIANTS, **EXTRAS}
 RESULT_MARK = "@@THROUGHPUT@@ "
 
 
-def maxrss_mb(who: int = resource.RUSAGE_SELF) -> float:
-    """Peak resident set size in MB (ru_maxrss is in KiB on Linux)."""
-    return resource.getrusage(who).ru_maxrss / 1024.0
+def maxrss_mb() -> float:
+    """This process's peak resident set size in MB.
+
+    ``VmHWM`` of ``/proc/self/status``: ``ru_maxrss`` survives ``exec``, so a
+    variant's child would report the parent's peak (which holds the cube it
+    wrote) when that is higher than its own.
+    """
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
 # --- variants (each run in its own process) -------------------------------------
@@ -396,7 +408,7 @@ def parent_main(args: argparse.Namespace) -> int:
             "the output Zarr; observations/s = all observations / (fit + score+write); ratio = obs/s / naive obs/s.",
             "naive-four is timed on a subset of tiles and extrapolated to all (see throughput_naive.py).",
             "geoanom-all-saved: load_model + score + write only (fit seconds 0).",
-            "peak RSS: getrusage(RUSAGE_SELF).ru_maxrss of the variant's process.",
+            "peak RSS: VmHWM of the variant's process (/proc/self/status).",
             *args.note,
         ],
         "machine": versions(), "geoanom_source_fingerprints": fingerprints, "results": rows, "checks": checks,
