@@ -18,13 +18,14 @@ from .base import (
     standardised_sample,
 )
 from .mixture import fit_mixtures
-from .mixture_scoring import fitness_scores, lower_triangular_inverse
+from .mixture_scoring import fitness_scores
 from .moments import (
     SufficientStatistics,
     add_rows,
     in_units_of,
     map_shrink,
     nearest_prior,
+    whitening,
 )
 from .validation import check_mixture
 
@@ -126,7 +127,7 @@ class GMMDetector(Detector):
         self.means_ = np.asarray(means, dtype=np.float64)
         self.covariances_ = np.asarray(covariances, dtype=np.float64)
         # Cholesky factors of the precisions, as scikit-learn computes them (L^-T of the covariances' factors).
-        self._precision_chol = np.swapaxes(lower_triangular_inverse(np.linalg.cholesky(self.covariances_)), 1, 2)
+        self._precision_chol = np.swapaxes(whitening(self.covariances_), 1, 2)
         self._component_std = np.sqrt(np.einsum("kii->ki", self.covariances_))
 
     # -- scoring --------------------------------------------------------------

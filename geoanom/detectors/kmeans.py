@@ -26,6 +26,7 @@ from .moments import (
     in_units_of,
     map_shrink,
     nearest_prior,
+    whitening,
 )
 from .validation import (
     array,
@@ -213,7 +214,7 @@ class KMeansDetector(Detector):
         eye = np.eye(n_features)
         covariances = (self.scatter_ + prior * eye) / (self.counts_ + prior)[:, None, None]
         self.covariances_ = covariances + self.reg_covar * eye
-        self._whitening = np.linalg.inv(np.linalg.cholesky(self.covariances_))
+        self._whitening = whitening(self.covariances_)
 
     def _native_score(self, X: np.ndarray) -> np.ndarray:
         """Distance to the nearest centroid, in standard deviations (anomalous above the native threshold)."""

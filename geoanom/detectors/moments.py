@@ -1,4 +1,4 @@
-"""Moments shared by the families: Chan's pooled update, sufficient statistics, MAP adaptation.
+"""Moments shared by the families: Chan's pooled update, sufficient statistics, MAP adaptation, whitening.
 
 One implementation of each, used by the running updates of the gmm and
 kmeans families, the tile sketches, the federated EM / Lloyd rounds
@@ -150,3 +150,29 @@ def map_shrink(counts: np.ndarray, means: np.ndarray, covariances: np.ndarray, p
     adapted_means = alpha * means + (1 - alpha) * prior_means
     adapted_moment = alpha[..., None] * moment + (1 - alpha[..., None]) * prior_moment
     return adapted_means, adapted_moment - np.einsum("kd,ke->kde", adapted_means, adapted_means)
+
+
+def whitening(covariances: np.ndarray) -> np.ndarray:
+    """``L^-1`` of each covariance ``L L'`` (..., d, d): ``|L^-1 (x - mean)|`` is the Mahalanobis distance.
+
+    The inverse of the Cholesky factor by forward substitution, a handful of
+    numpy operations for the whole stack. scipy's ``solve_triangular``, one
+    matrix at a time, costs about 100 us a call and 12 ms when OpenBLAS's
+    threads compete for busy cores (a 2 x 2 factor), which made loading a
+    729-tile model take minutes. The mixtures' precision factors
+    (scikit-learn's ``precisions_cholesky_``) are its transposes.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> covariance = np.array([[4.0, 2.0], [2.0, 3.0]])
+    >>> bool(np.allclose(whitening(covariance[None])[0] @ covariance @ whitening(covariance[None])[0].T, np.eye(2)))
+    True
+    """
+    factors = np.linalg.cholesky(covariances)
+    inverse = np.zeros_like(factors, dtype=np.float64)
+    for i in range(factors.shape[-1]):
+        inverse[..., i, i] = 1.0 / factors[..., i, i]
+        for j in range(i):
+            inverse[..., i, j] = -np.einsum("...m,...m->...", factors[..., i, j:i], inverse[..., j:i, j]) / factors[..., i, i]
+    return inverse

@@ -45,6 +45,7 @@ from scipy.special import betaln, digamma, gammaln
 from sklearn.utils import check_random_state
 
 from .lloyd import lloyd_many
+from .moments import whitening
 
 # Tiles per inner loop: the (tiles, components, observations) arrays of a
 # chunk stay within a few MB, and a chunk's converged tiles drop out sooner.
@@ -400,7 +401,7 @@ def _stick_posterior(nk: np.ndarray, concentration: float) -> tuple[np.ndarray, 
 
 def _precision_cholesky(covariances: np.ndarray) -> np.ndarray:
     """Cholesky factors of the precisions, (L^-1)^T for covariance = L L^T."""
-    return np.swapaxes(np.linalg.inv(np.linalg.cholesky(covariances)), -1, -2)
+    return np.swapaxes(whitening(covariances), -1, -2)
 
 
 # The E-step stays numpy: its cost is k exponentials per row, which numpy
