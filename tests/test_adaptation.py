@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import xarray as xr
 
 from geoanom.detectors import DPMMDetector, GMMDetector, KMeansDetector
 from geoanom.detectors.moments import add_rows
@@ -80,6 +81,8 @@ def test_model_adapts_in_time_order_only_when_asked(tmp_path):
     assert float(flagged_per_year.isel(year=0)) > 0.2
     assert float(flagged_per_year.isel(year=-1)) < 0.05  # the warmer climate became normal
     assert adapted["irregularity"].dtype == np.float32
+    # the anomalies are the climatology's, adapting or not
+    xr.testing.assert_identical(adapted["tas_anomaly"], static["tas_anomaly"])
     changed = adapted_model.ensembles[model.tiles[0]].detectors_["gmm"].means_
     assert not np.array_equal(changed, untouched.ensembles[model.tiles[0]].detectors_["gmm"].means_)
 

@@ -36,10 +36,10 @@ if TYPE_CHECKING:  # the model imports this module to score itself
 def score_cube(model: "AnomalyModel", cube: xr.Dataset, tile: str | None = None, client: Any = None) -> xr.Dataset:
     """See :meth:`AnomalyModel.score`; the model is left as it is."""
     with on_workers(client):  # with a client, the climatology goes to the workers once, not in the graph
-        return _score_cube(model, cube, tile, client)
+        return _score_cube(model, cube, tile)
 
 
-def _score_cube(model: "AnomalyModel", cube: xr.Dataset, tile: str | None, client: Any) -> xr.Dataset:
+def _score_cube(model: "AnomalyModel", cube: xr.Dataset, tile: str | None) -> xr.Dataset:
     values = stack_variables(cube, model.variables)
     check_same_grid(model, cube)
     codes, ensembles = _cell_models(model, tile)
@@ -100,8 +100,13 @@ def score_cube_adapting(model: "AnomalyModel", cube: xr.Dataset, tile: str | Non
     values = stack_variables(cube, model.variables)
     check_same_grid(model, cube)
     codes, ensembles = _cell_models(model, tile)
-    # computed once, in parallel: region features join the whole cube, so a time chunk alone would redo that
-    features = feature_cube(values, model.climatology, feature_sets(model), region_params(model)).compute()
+    # computed once, in parallel: region features join the whole cube, so a time chunk alone would redo that;
+    # the anomalies are a feature and an output: one computation serves both
+    anomalies = model.climatology.standardise(values)
+    features, anomaly_values = dask.compute(
+        feature_cube(values, model.climatology, feature_sets(model), region_params(model), anomalies=anomalies),
+        anomalies.data)
+    anomalies = anomalies.copy(data=anomaly_values)
     n_detectors = len(model.detectors)
     out = np.full((n_detectors,) + values.shape[1:], np.nan, dtype=np.float32)
     starts = np.cumsum((0,) + values.data.chunks[1])
@@ -113,7 +118,7 @@ def score_cube_adapting(model: "AnomalyModel", cube: xr.Dataset, tile: str | Non
                 if ensembles[code] is not None:
                     scored[:, :, cells] = _score_tile(ensembles[code], flat[:, :, cells], n_detectors, adapt_every)
             out[:, start:stop] = scored.reshape((n_detectors, stop - start) + values.shape[2:])
-    return _result_dataset(model, values, out, tile, _units(cube, model.variables))
+    return _result_dataset(model, values, out, tile, _units(cube, model.variables), anomalies)
 
 
 def check_same_grid(model: "AnomalyModel", cube: xr.Dataset) -> None:
@@ -198,7 +203,8 @@ def _fused(irregularity: xr.DataArray) -> xr.DataArray:
 
 
 def _result_dataset(model: "AnomalyModel", values: xr.DataArray, irregularity: da.Array, tile: str | None,
-                    units: dict[str, str] | None = None, anomalies: xr.DataArray | None = None) -> xr.Dataset:
+                    units: dict[str, str], anomalies: xr.DataArray) -> xr.Dataset:
+    """The result of a score: flags, votes and fused scores from ``irregularity``, and the variables' ``anomalies``."""
     dims = ("detector", "time") + spatial_dims(values)
     coords = {name: coord for name, coord in values.coords.items() if name != "variable"}
     # variable-length strings: Zarr v3 specifies them, not numpy's fixed-length ones
@@ -227,8 +233,7 @@ def _result_dataset(model: "AnomalyModel", values: xr.DataArray, irregularity: d
             "fused_irregularity": _fused(irr).assign_attrs(
                 long_name="geometric mean irregularity of the detector families (floored at 0.01)", units="1", **provenance,
             ),
-            **_anomalies(model, model.climatology.standardise(values) if anomalies is None else anomalies,
-                         units or {}, provenance),
+            **_anomalies(model, anomalies, units, provenance),
             "tile": _tile_flags(model, provenance),
         }
     )
