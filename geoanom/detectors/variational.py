@@ -24,9 +24,7 @@ reports as ``weights_``, ``means_`` and ``covariances_``.
 Sums over observations are batched matrix products with a per-sample design
 of the observations' monomials (1, x_i, x_i x_j): one product gives every
 component's count, sum and scatter, another every component's log-density.
-The k-means initialisation is scikit-learn's: k-means++ in a compiled loop
-per tile (numba, measured faster than its numpy form, see the comment
-there), then Lloyd's iterations of :mod:`.lloyd`, the distance family's. Samples are padded to a
+The k-means initialisation is scikit-learn's (:mod:`.kmeans_init`). Samples are padded to a
 length that depends only on their own size and grouped by it, so the
 floating-point work on a sample is the same alone or in any batch: its
 result is bit-for-bit independent of the batch.
@@ -40,11 +38,9 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
-from numba import njit
 from scipy.special import betaln, digamma, gammaln
-from sklearn.utils import check_random_state
 
-from .lloyd import lloyd_many
+from .kmeans_init import kmeans_responsibilities
 from .moments import whitening
 
 # Tiles per inner loop: the (tiles, components, observations) arrays of a
@@ -53,9 +49,6 @@ from .moments import whitening
 # 32 1.90 s, 64 2.06 s, 128 2.16 s.
 CHUNK = 32
 
-# scikit-learn's k-means defaults (KMeans(n_init=1) as BayesianGaussianMixture calls it)
-KMEANS_MAX_ITER = 300
-KMEANS_TOL = 1e-4
 
 Seed = int | np.random.RandomState | None
 
@@ -200,7 +193,7 @@ def _fit_chunk(samples, seeds, k, length, concentration, reg_covar, max_iter, to
     X, mask = _pad(samples, length)
     counts = mask.sum(axis=1)
     if initial is None:
-        resp = _kmeans_responsibilities(X, mask, counts, k, seeds)
+        resp = kmeans_responsibilities(X, mask, counts, k, seeds)
     else:
         resp = np.zeros((len(samples), k, length))
         for i, given in enumerate(initial):
@@ -242,89 +235,6 @@ def _priors(X: np.ndarray, mask: np.ndarray, counts: np.ndarray) -> _Priors:
     mean = X.sum(axis=1) / counts[:, None]
     centred = (X - mean[:, None, :]) * mask[..., None]
     return _Priors(mean, np.swapaxes(centred, 1, 2) @ centred / (counts - 1)[:, None, None])
-
-
-# -- k-means initialisation ---------------------------------------------------------
-
-
-def _kmeans_responsibilities(X, mask, counts, k, seeds) -> np.ndarray:
-    """Hard k-means responsibilities (T, k, n), as BayesianGaussianMixture initialises them."""
-    # KMeans works on data centred on its mean (for precision); distances are unchanged
-    centred = (X - (X.sum(axis=1) / counts[:, None])[:, None, :]) * mask[..., None]
-    rows = np.ascontiguousarray(np.swapaxes(centred, 1, 2))  # (T, d, n): one contiguous plane per feature
-    centres = _kmeans_plusplus(rows, counts, k, seeds)
-    labels = _lloyd(rows, mask, counts, centres)
-    return (labels[:, None, :] == np.arange(k)[None, :, None]) * mask[:, None, :]
-
-
-def _kmeans_plusplus(rows, counts, k, seeds) -> np.ndarray:
-    """Greedy k-means++ centres (T, k, d), drawing scikit-learn's random numbers in its order."""
-    trials = 2 + int(np.log(k))
-    first = np.empty(len(rows), dtype=np.int64)
-    uniforms = np.empty((len(rows), max(k - 1, 0), trials))
-    for t, seed in enumerate(seeds):
-        rng = check_random_state(seed)
-        n = int(counts[t])
-        first[t] = rng.choice(n, p=np.ones(n) / n)
-        uniforms[t] = rng.uniform(size=(k - 1, trials))
-    return _plusplus_tiles(rows, counts.astype(np.int64), first, uniforms, k)
-
-
-# Compiled, as Lloyd below: in numpy each of the k - 1 steps makes (tiles,
-# trials, n) distances and comparisons. Measured on 128 tiles of 2048 rows x
-# 2 features, k = 6, with the random draws (a Python loop) in both: numpy
-# 0.13-0.36 s, this loop 0.07-0.11 s, the same centres.
-@njit(cache=True)
-def _plusplus_tiles(rows, counts, first, uniforms, k):  # pragma: no cover - compiled
-    """scikit-learn's greedy k-means++ per tile on rows (T, d, n), given its random draws.
-
-    ``first`` is each tile's first centre; ``uniforms`` (T, k - 1, trials)
-    the draws that pick each later centre's candidates with probability
-    proportional to the squared distance to the nearest centre so far; the
-    candidate that most lowers the potential is kept.
-    """
-    n_tiles, d, _ = rows.shape
-    trials = uniforms.shape[2]
-    centres = np.empty((n_tiles, k, d))
-    for t in range(n_tiles):
-        m = counts[t]
-        centres[t, 0] = rows[t, :, first[t]]
-        closest = _distances_to_row(rows, t, m, first[t])
-        options = np.empty((trials, m))
-        for c in range(1, k):
-            cumulative = np.cumsum(closest)
-            potential = cumulative[m - 1]
-            best, best_trial, best_row = np.inf, 0, 0
-            for trial in range(trials):
-                row = min(np.searchsorted(cumulative, uniforms[t, c - 1, trial] * potential), m - 1)
-                options[trial] = np.minimum(closest, _distances_to_row(rows, t, m, row))
-                total = options[trial].sum()
-                if total < best:
-                    best, best_trial, best_row = total, trial, row
-            closest = options[best_trial].copy()
-            centres[t, c] = rows[t, :, best_row]
-    return centres
-
-
-@njit(cache=True)
-def _distances_to_row(rows, t, m, row):  # pragma: no cover - compiled
-    """Squared distances of the first m rows of tile t to its row ``row``."""
-    out = np.zeros(m)
-    for j in range(rows.shape[1]):
-        for i in range(m):
-            out[i] += (rows[t, j, i] - rows[t, j, row]) ** 2
-    return out
-
-
-def _lloyd(rows, mask, counts, centres) -> np.ndarray:
-    """Lloyd iterations from the given centres, each tile as scikit-learn's KMeans (:mod:`.lloyd`); labels (T, n)."""
-    n = counts.astype(np.int64)
-    samples = [rows[t, :, : n[t]].T for t in range(len(rows))]
-    fits = lloyd_many(samples, list(centres), max_iter=KMEANS_MAX_ITER, tol=KMEANS_TOL)
-    labels = np.zeros(mask.shape, dtype=np.int64)
-    for t, fit in enumerate(fits):
-        labels[t, : n[t]] = fit.labels
-    return labels
 
 
 def _iterate(design, mask, posterior, priors, concentration, reg_covar, max_iter, tolerance):
