@@ -57,11 +57,10 @@ from .calendar import (
     spread_season,
     supported_harmonics,
 )
-from .robust import BISQUARE_C, KAPPA, MAX_LEVERAGE, MIN_STEPS, bisquare, final_block, press_block
+from .robust import BISQUARE_C, KAPPA, MAX_LEVERAGE, MIN_STEPS, bisquare, final_block, press_block, press_sample
 
 FLOOR_SHARE = 0.05  # no spread below this share of the field's median spread
 BLOCK_VALUES = 2_000_000  # time steps x cells per block of the fit (16 MB per float64 plane)
-PRESS_CELLS = 32  # cells per group whose leave-one-out error chooses the group's harmonics
 TRENDS = (None, "linear")
 
 
@@ -385,37 +384,6 @@ def _fit_layout(values: xr.DataArray) -> da.Array:
     col_chunk = min(n_cols, cells)
     row_chunk = max(1, min(n_rows, cells // col_chunk))
     return data.astype(np.float64).rechunk((n_vars, n_times, row_chunk, col_chunk))
-
-
-def press_sample(groups: np.ndarray | None, shape: tuple[int, ...], per_group: int = PRESS_CELLS) -> np.ndarray:
-    """The cells whose PRESS chooses their group's harmonics: at most ``per_group`` per group, evenly spread.
-
-    A group's choice is one argmin over summed PRESS, which a few dozen
-    cells decide about as well as all of them: the same harmonics for every
-    cell of the A1B sample (precisions 2 and 3), of the SST sample at
-    precision 3 and of the throughput benchmark's monthly cube, and for all
-    but 7 of 7,776 SST cells at precision 2. The nested fits were most of
-    the climatology's cost (that monthly cube, 180 steps: 21 -> 11 s). The
-    sample depends on the groups alone, never on the chunks.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> press_sample(np.array([[0, 0, 0, 0], [1, 1, -1, -1]]), (2, 4), per_group=2).astype(int).tolist()
-    [[1, 0, 1, 0], [1, 1, 1, 1]]
-    """
-    codes = np.zeros(shape, dtype=np.int64) if groups is None else np.asarray(groups, dtype=np.int64)
-    flat = np.where(codes < 0, codes.max(initial=0) + 1, codes).ravel()  # ungrouped cells choose together
-    order = np.argsort(flat, kind="stable")
-    counts = np.bincount(flat)
-    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-    rank = np.empty(flat.size, dtype=np.int64)
-    rank[order] = np.arange(flat.size) - starts[flat[order]]
-    size = counts[flat]
-    keep = np.minimum(size, per_group)
-    # the first cell of each of `keep` equal runs of the group's cells, in grid order
-    chosen = (rank * keep) // size != ((rank - 1) * keep) // size
-    return (chosen | (rank == 0)).reshape(shape)
 
 
 def _chosen_prefix(press: np.ndarray, limit: np.ndarray, prefixes: list[int], groups: np.ndarray | None) -> np.ndarray:
