@@ -20,7 +20,9 @@ from ..errors import TileError
 from ..features import Climatology
 from ..features.pipeline import stack_variables
 from ..geohash import enclosing
+from ..query.consensus import parse_consensus
 from ..tiling import tile_codes
+from .consensus import consensus_partners, similar_tiles, tile_distances
 from .personalise import FAMILIES, region_share
 from .pyramid import build_pyramid
 from .score import check_same_grid, score_cube, score_cube_adapting
@@ -93,7 +95,8 @@ class AnomalyModel:
         """
         return dict(self._pyramid or {})
 
-    def score(self, cube: xr.Dataset, tile: str | None = None, *, client: Any = None) -> xr.Dataset:
+    def score(self, cube: xr.Dataset, tile: str | None = None, *, client: Any = None,
+              consensus: str | None = None) -> xr.Dataset:
         """Score every observation of a cube, lazily; the model is left as it is.
 
         The tile models are copied into the result's graph, so the result
@@ -115,6 +118,13 @@ class AnomalyModel:
             cluster (an isolation forest holds about 0.4 MB per tile, and the
             whole model would otherwise travel with the graph through the
             scheduler); the result must then be computed on this client.
+        consensus : {"neighbours", "similar", "region:PREFIX"}, optional
+            Also ask other tiles' ensembles about every observation (see
+            :meth:`consensus_partners`) and add ``consensus``. Each partner
+            scores the observation again: this costs up to 8 (neighbours), 5
+            (similar) or the region's tiles minus one extra ensemble scorings
+            per observation. Each block still receives only the models it
+            needs: its tiles' and their partners'.
 
         Returns
         -------
@@ -124,14 +134,111 @@ class AnomalyModel:
             lat, lon); ``ensemble`` (time, lat, lon) bool, the strict majority;
             ``fused_irregularity`` (time, lat, lon), the mean over families;
             ``tile`` (lat, lon). NaN input scores NaN and is never anomalous.
+            With ``consensus``, also ``consensus`` (time, lat, lon) float32 in
+            [0, 1]: the share of the partner tiles whose ensemble flags the
+            observation's own feature vector by the same strict majority as
+            ``ensemble``; NaN where the tile has no partner with a model.
+            Filter flags with it as ``ensemble & (consensus >= 0.5)``.
 
         Examples
         --------
         >>> result = model.score(cube.sel(time=slice("1960", None)))  # doctest: +SKIP
         >>> float(result["ensemble"].mean())  # doctest: +SKIP
         0.012
+        >>> agreed = model.score(cube, consensus="neighbours")  # doctest: +SKIP
+        >>> confirmed = agreed["ensemble"] & (agreed["consensus"] >= 0.5)  # doctest: +SKIP
         """
-        return score_cube(self, cube, tile, client)
+        if consensus is None:
+            return score_cube(self, cube, tile, client)
+        if tile is not None:
+            raise TileError(f"consensus='{consensus}' asks each tile's partners and cannot be combined with "
+                            f"tile='{tile}' (one model for every cell); score with one or the other.")
+        return score_cube(self, cube, None, client, partners=self.consensus_partners(consensus),
+                          consensus=str(parse_consensus(consensus)))
+
+    def consensus_partners(self, consensus: str) -> dict[str, list[str]]:
+        """The tiles whose ensembles a consensus asks about each tile's observations.
+
+        Parameters
+        ----------
+        consensus : {"neighbours", "similar", "region:PREFIX"}
+            ``"neighbours"``: the (up to 8) geohash neighbours with a model;
+            ``"similar"``: the 5 tiles nearest by :meth:`tile_distances`;
+            ``"region:PREFIX"``: every other fitted tile under the geohash
+            ``PREFIX`` (shorter than the tiles), for the tiles under it only.
+
+        Returns
+        -------
+        dict of str to list of str
+            Tile to partner tiles; tiles without partners are left out (their
+            ``consensus`` is NaN).
+
+        Raises
+        ------
+        GeoanomError
+            For an unknown spec, or a region holding no fitted tile.
+
+        Examples
+        --------
+        >>> model.consensus_partners("neighbours")["dj"]  # doctest: +SKIP
+        ['dh', 'dk', 'dm', 'dn', 'dq']
+        """
+        return consensus_partners(self, consensus)
+
+    def tile_distances(self) -> xr.DataArray:
+        """Distances between every two fitted tiles' feature distributions, for maps of which regions behave alike.
+
+        Each tile's distribution is the Gaussian matching the first two
+        moments of its fitted model (its gmm, else dpmm, else kmeans, else the
+        isolation forest's reservoir sample), in the data's units; the
+        distance is the Bhattacharyya distance between two such Gaussians
+        (:mod:`geoanom.query.similarity`): symmetric, zero for identical
+        distributions, finite, and not saturating. All pairs of 2,000 tiles
+        with 6 features take about a second.
+
+        Returns
+        -------
+        xarray.DataArray (tile, other_tile), float64
+            With the tiles' geohash centres as ``tile_lat`` and ``tile_lon``.
+
+        Examples
+        --------
+        >>> distances = model.tile_distances()  # doctest: +SKIP
+        >>> distances.sel(tile="dj").idxmax().item()  # doctest: +SKIP
+        'f8'
+        """
+        return tile_distances(self)
+
+    def similar_tiles(self, tile: str, k: int = 5) -> pd.DataFrame:
+        """The ``k`` fitted tiles whose feature distributions are closest to a tile's (a feature-similarity query).
+
+        Parameters
+        ----------
+        tile : str
+            A fitted tile.
+        k : int, default 5
+            How many tiles (fewer if the model has fewer others).
+
+        Returns
+        -------
+        pandas.DataFrame
+            Indexed by ``rank`` (1 = most similar), with ``tile``, ``distance``
+            (Bhattacharyya, as :meth:`tile_distances`), ``hellinger`` (in [0, 1])
+            and the tile's geohash centre ``lat``, ``lon``.
+
+        Raises
+        ------
+        TileError
+            If the tile has no model (naming it, and why).
+
+        Examples
+        --------
+        >>> model.similar_tiles("dj", k=3)  # doctest: +SKIP
+             tile  distance  hellinger       lat       lon
+        rank
+        1      dn  0.004121   0.064071  36.5625 -84.375
+        """
+        return similar_tiles(self, tile, k)
 
     def adapt(self, cube: xr.Dataset, tile: str | None = None, *,
               adapt_every: int = 100) -> tuple[xr.Dataset, "AnomalyModel"]:

@@ -26,35 +26,52 @@ from ..errors import GeoanomError, GeoanomWarning, TileError
 from ..features import RegionParams
 from ..features.pipeline import feature_cube, source_name, stack_variables
 from ..formatting import iso_date
+from ..query.consensus import consensus_share
 from ..resident import on_workers
 from ..tiling import group_cells, spatial_dims
+from .consensus import consensus_variable, partners_by_code
 
 if TYPE_CHECKING:  # the model imports this module to score itself
     from .core import AnomalyModel
 
 
-def score_cube(model: "AnomalyModel", cube: xr.Dataset, tile: str | None = None, client: Any = None) -> xr.Dataset:
-    """See :meth:`AnomalyModel.score`; the model is left as it is."""
+def score_cube(model: "AnomalyModel", cube: xr.Dataset, tile: str | None = None, client: Any = None,
+               partners: dict[str, list[str]] | None = None, consensus: str = "") -> xr.Dataset:
+    """See :meth:`AnomalyModel.score`; the model is left as it is.
+
+    ``partners`` (tile to the tiles asked about its observations, from
+    :meth:`AnomalyModel.consensus_partners`) adds the ``consensus`` variable,
+    described by the spec ``consensus``.
+    """
     with on_workers(client):  # with a client, the climatology goes to the workers once, not in the graph
-        return _score_cube(model, cube, tile)
+        return _score_cube(model, cube, tile, partners, consensus)
 
 
-def _score_cube(model: "AnomalyModel", cube: xr.Dataset, tile: str | None) -> xr.Dataset:
+def _score_cube(model: "AnomalyModel", cube: xr.Dataset, tile: str | None,
+                partners: dict[str, list[str]] | None, consensus: str) -> xr.Dataset:
     values = stack_variables(cube, model.variables)
     check_same_grid(model, cube)
     codes, ensembles = _cell_models(model, tile)
     anomalies = model.climatology.standardise(values)  # a feature, and written as <variable>_anomaly
     features = feature_cube(values, model.climatology, feature_sets(model), region_params(model), anomalies=anomalies)
-    cell_codes = da.from_array(codes, chunks=features.chunks[2:])
-    models = _models_by_block(codes, features.chunks[2:], ensembles)
+    chunks = features.chunks[2:]
+    cell_codes = da.from_array(codes, chunks=chunks)
+    partner_codes = None if partners is None else partners_by_code(model, partners)
+    models = _models_by_block(codes, chunks, ensembles, partner_codes)
     n_detectors = len(model.detectors)
-    # blocks are paired by position: block (y, x) of the models holds the tiles of block (y, x) of the cube
-    irregularity = da.blockwise(
+    asked = _partners_by_block(codes, chunks, partner_codes or {})
+    # blocks are paired by position: block (y, x) of the models holds the tiles of block (y, x) of the cube;
+    # with partners, one more slice after the detectors holds the consensus (the features are made once)
+    n_out = n_detectors + (partners is not None)
+    scored = da.blockwise(
         _score_block, "dtyx", features, "ftyx", cell_codes, "yx", models, "yx", n_detectors, None,
-        new_axes={"d": n_detectors}, concatenate=True, align_arrays=False, dtype=np.float32,
+        asked, "yx", partners is not None, None, new_axes={"d": n_out}, concatenate=True, align_arrays=False, dtype=np.float32,
         meta=np.empty((0, 0, 0, 0), dtype=np.float32),
     )
-    return _result_dataset(model, values, irregularity, tile, _units(cube, model.variables), anomalies)
+    result = _result_dataset(model, values, scored[:n_detectors], tile, _units(cube, model.variables), anomalies)
+    if partners is not None:
+        result["consensus"] = consensus_variable(model, result["ensemble"], scored[n_detectors], consensus)
+    return result
 
 
 def _units(cube: xr.Dataset | xr.DataArray, variables: list[str]) -> dict[str, str]:
@@ -64,26 +81,44 @@ def _units(cube: xr.Dataset | xr.DataArray, variables: list[str]) -> dict[str, s
     return {name: str(cube[name].attrs.get("units", "")) for name in variables if name in cube}
 
 
-def _models_by_block(codes: np.ndarray, chunks: tuple[tuple[int, ...], ...], ensembles: list) -> da.Array:
+def _models_by_block(codes: np.ndarray, chunks: tuple[tuple[int, ...], ...], ensembles: list,
+                     partners: dict[int, list[int]] | None = None) -> da.Array:
     """The tile models each spatial block needs, one graph key per block: {tile code: ensemble}.
 
-    A task scoring a block receives only its own tiles' models, so a worker
-    holds the models of the tiles it scores, not the whole model (388 MiB
-    for the SST sample at precision 3 with all four families). Each model is
-    copied now, so changing the model afterwards (or adapting it) cannot
-    change this result.
+    A task scoring a block receives only its own tiles' models (and, for a
+    consensus, their ``partners``' models), so a worker holds the models of
+    the tiles it scores, not the whole model (388 MiB for the SST sample at
+    precision 3 with all four families). Each model is copied now, so
+    changing the model afterwards (or adapting it) cannot change this result.
     """
     copies: dict[int, Any] = {}
+
+    def needed(block: np.ndarray) -> dict[int, Any]:
+        own = [int(code) for code in np.unique(block) if code >= 0]
+        wanted = {code for code in own if ensembles[code] is not None}
+        wanted.update(p for code in own for p in (partners or {}).get(code, ()))
+        for code in sorted(wanted):
+            if code not in copies:
+                copies[code] = copy.deepcopy(ensembles[code])
+        return {code: copies[code] for code in sorted(wanted)}
+
+    return _per_block(codes, chunks, needed)
+
+
+def _partners_by_block(codes: np.ndarray, chunks: tuple[tuple[int, ...], ...],
+                       partners: dict[int, list[int]]) -> da.Array:
+    """The consensus partners of each spatial block's tiles, one graph key per block: {tile code: codes}."""
+    return _per_block(codes, chunks, lambda block: {int(code): partners[int(code)] for code in np.unique(block)
+                                                   if int(code) in partners})
+
+
+def _per_block(codes: np.ndarray, chunks: tuple[tuple[int, ...], ...], payload: Any) -> da.Array:
+    """A (1, 1) object holder per spatial block of ``codes``, holding ``payload(the block's codes)``."""
     starts = [np.cumsum((0,) + tuple(sizes)) for sizes in chunks]
     grid = np.empty(tuple(len(sizes) for sizes in chunks), dtype=object)
     for yi, xi in np.ndindex(grid.shape):
-        block = codes[starts[0][yi]:starts[0][yi + 1], starts[1][xi]:starts[1][xi + 1]]
-        present = [int(code) for code in np.unique(block) if code >= 0 and ensembles[code] is not None]
-        for code in present:
-            if code not in copies:
-                copies[code] = copy.deepcopy(ensembles[code])
         holder = np.empty((1, 1), dtype=object)
-        holder[0, 0] = {code: copies[code] for code in present}
+        holder[0, 0] = payload(codes[starts[0][yi]:starts[0][yi + 1], starts[1][xi]:starts[1][xi + 1]])
         grid[yi, xi] = da.from_delayed(dask.delayed(holder, traverse=False), shape=(1, 1), dtype=object,
                                        meta=np.empty((0, 0), dtype=object))
     return da.block(grid.tolist())
@@ -162,12 +197,15 @@ def region_params(model: "AnomalyModel") -> RegionParams:
     return RegionParams(**(model.attrs.get("region_params") or {}))
 
 
-def _score_block(features: np.ndarray, codes: np.ndarray, models: np.ndarray, n_detectors: int) -> np.ndarray:
+def _score_block(features: np.ndarray, codes: np.ndarray, models: np.ndarray, n_detectors: int,
+                 partners: np.ndarray, consensus: bool) -> np.ndarray:
     """Irregularity (detector, time, *spatial) of one block of features; NaN where a feature is NaN.
 
-    ``models`` is the block's 1 x 1 holder of {tile code: ensemble} (see `_models_by_block`).
+    ``models`` is the block's 1 x 1 holder of {tile code: ensemble} (see
+    `_models_by_block`), ``partners`` that of {tile code: partner codes}; with
+    ``consensus``, one more slice after the detectors holds it.
     """
-    ensembles = models[0, 0]
+    ensembles, asked = models[0, 0], partners[0, 0]
     n_features, n_times = features.shape[:2]
     flat = features.reshape(n_features, n_times, -1)
     out = np.full((n_detectors, n_times, flat.shape[2]), np.nan, dtype=np.float32)
@@ -175,7 +213,10 @@ def _score_block(features: np.ndarray, codes: np.ndarray, models: np.ndarray, n_
         for code, cells in group_cells(codes):
             if code in ensembles:
                 out[:, :, cells] = _score_tile(ensembles[code], flat[:, :, cells], n_detectors)
-    return out.reshape((n_detectors,) + features.shape[1:])
+        out = out.reshape((n_detectors,) + features.shape[1:])
+        if consensus:
+            out = np.concatenate([out, consensus_share(features, codes, ensembles, asked)[None]])
+    return out
 
 
 def _score_tile(ensemble, features: np.ndarray, n_detectors: int, adapt_every: int | None = None) -> np.ndarray:
