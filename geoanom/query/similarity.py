@@ -29,8 +29,8 @@ from numba import njit
 from ..detectors import Ensemble
 from ..errors import GeoanomError
 
-# Ridge added to every covariance, relative to its mean variance, so that a
-# degenerate feature (constant in a tile) keeps the log-determinants finite.
+# Variance added to every covariance, in units of each feature's mean variance over
+# the tiles, so that a degenerate feature (constant in a tile) keeps the log-determinants finite.
 RIDGE = 1e-9
 
 
@@ -152,11 +152,12 @@ def bhattacharyya_distances(means: np.ndarray, covariances: np.ndarray,
     symmetric = other_means is None
     means, covariances = _checked(means, covariances)
     other_means, other_covariances = (means, covariances) if symmetric else _checked(other_means, other_covariances)
-    # the distance is invariant under one affine change of units for all: a common scale keeps the pivots near 1
+    # the distance is invariant under one change of units for all: each feature's mean variance as its unit keeps
+    # the pivots near 1 and lets one relative ridge keep a degenerate feature finite whatever the units
     level = np.concatenate([np.einsum("nii->ni", covariances), np.einsum("nii->ni", other_covariances)]).mean(axis=0)
-    scale = 1.0 / np.sqrt(level)
-    means, other_means = means * scale, other_means * scale
-    covariances, other_covariances = (c * np.outer(scale, scale) for c in (covariances, other_covariances))
+    scale = np.sqrt(np.where(level > 0, level, 1.0))
+    means, covariances = _common_units(means, covariances, scale)
+    other_means, other_covariances = _common_units(other_means, other_covariances, scale)
     return _pair_distances(means, covariances, _log_dets(covariances), other_means, other_covariances,
                            _log_dets(other_covariances), symmetric)
 
@@ -174,14 +175,15 @@ def hellinger(bhattacharyya: np.ndarray) -> np.ndarray:
 
 
 def _checked(means: np.ndarray, covariances: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Float64 contiguous copies, each covariance symmetrised and given a tiny relative ridge."""
-    means = np.ascontiguousarray(means, dtype=np.float64)
+    """Float64 copies, each covariance symmetrised."""
     covariances = np.asarray(covariances, dtype=np.float64)
-    covariances = 0.5 * (covariances + np.swapaxes(covariances, 1, 2))
-    n_features = covariances.shape[-1]
-    level = np.trace(covariances, axis1=1, axis2=2) / n_features
-    ridge = RIDGE * np.where(level > 0, level, 1.0) + np.finfo(np.float64).tiny
-    return means, np.ascontiguousarray(covariances + ridge[:, None, None] * np.eye(n_features))
+    return np.asarray(means, dtype=np.float64), 0.5 * (covariances + np.swapaxes(covariances, 1, 2))
+
+
+def _common_units(means: np.ndarray, covariances: np.ndarray, scale: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Means and covariances divided by ``scale`` per feature, each covariance given a ``RIDGE`` of variance."""
+    covariances = covariances / np.outer(scale, scale) + RIDGE * np.eye(len(scale))
+    return np.ascontiguousarray(means / scale), np.ascontiguousarray(covariances)
 
 
 def _log_dets(covariances: np.ndarray) -> np.ndarray:
