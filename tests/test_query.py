@@ -20,6 +20,7 @@ from geoanom.features import feature_names
 from geoanom.model.score import tile_names
 from geoanom.model.trajectory import feature_trajectory
 from geoanom.query.inspect import query
+from geoanom.testing import synthetic_cube
 from geoanom.tiling import tile_codes, tile_labels
 
 DETECTORS = ("gmm", "kmeans")
@@ -30,17 +31,21 @@ DETECTORS = ("gmm", "kmeans")
 
 @pytest.fixture(scope="module")
 def scored():
-    """12 tiles of precision 2 over the south-east of North America, fitted on 1860-1959, scored to 2099."""
+    """12 tiles of precision 2 over the south-east of North America, fitted on 1860-1959, scored to 2099.
+
+    The result is computed once, so that each check here costs a query, not a scoring; the lazy
+    result's own answers are checked in `test_a_lazy_result_answers_the_same`.
+    """
     cube = ga.sample_cube("north_america").isel(lat=slice(6, 22), lon=slice(24, 40))
     model = ga.fit(cube.isel(time=slice(None, 100)), precision=2, detectors=",".join(DETECTORS))
-    return model, cube, model.score(cube)
+    return model, cube, model.score(cube).compute()
 
 
 def direct(result: xr.Dataset, keep: xr.DataArray) -> dict[str, np.ndarray]:
     """Each output column's values where ``keep`` (time, *spatial) holds, by plain xarray and numpy indexing."""
     dims = ("time",) + tuple(result["tile"].dims)
     mask = keep.broadcast_like(result["fused_irregularity"]).transpose(*dims).values
-    columns = {f"irregularity_{name}": result["irregularity"].sel(detector=name) for name in DETECTORS}
+    columns = {f"irregularity_{name}": result["irregularity"].sel(detector=name) for name in result["detector"].values}
     for name in ("fused_irregularity", "votes", "ensemble", "consensus", "air_temperature_anomaly", "tas_anomaly"):
         if name in result:
             columns[name] = result[name]
@@ -136,13 +141,19 @@ def test_an_empty_selection_is_an_empty_table_with_the_columns(scored):
         assert (empty.dtypes.astype(str) == full.dtypes.astype(str)).all()
 
 
+def test_a_lazy_result_answers_the_same(scored):
+    model, cube, result = scored
+    lazy = model.score(cube.chunk({"time": 100, "lat": 8, "lon": 6}))
+    pd.testing.assert_frame_equal(query(lazy, tile="dk", min_irregularity=1.0),
+                                  query(result, tile="dk", min_irregularity=1.0))
+
+
 def test_a_stored_result_answers_the_same(scored, tmp_path):
     _, _, result = scored
     path = tmp_path / "result.nc"
     result.to_netcdf(path)
     with xr.open_dataset(path, chunks={"time": 50, "lat": 7, "lon": 5}) as stored:
-        pd.testing.assert_frame_equal(query(stored, tile="dk", min_irregularity=1.0),
-                                      query(result.compute(), tile="dk", min_irregularity=1.0))
+        pd.testing.assert_frame_equal(query(stored, tile="dk", flagged=True), query(result, tile="dk", flagged=True))
 
 
 @pytest.mark.parametrize("kwargs, match", [
@@ -293,10 +304,35 @@ def poisoned(result: xr.Dataset, spared: np.ndarray) -> xr.Dataset:
 
 
 def test_a_tile_query_computes_only_that_tiles_blocks():
-    result = handmade(np.linspace(0, 44, 30), np.linspace(0, 88, 60), chunks={"time": 3, "lat": 6, "lon": 6})
+    result = handmade(np.linspace(0, 22, 12), np.linspace(0, 44, 24), chunks={"time": 3, "lat": 4, "lon": 6})
     names = tile_names(result)
     cells = (names == "s0").values
     lazy = poisoned(result, cells)
     with pytest.raises(RuntimeError, match="outside the query"):  # the poison is real
         query(lazy)
     assert_rows(query(lazy, tile="s0"), result, names == "s0")
+
+
+def test_trajectory_and_query_on_a_fitted_curvilinear_grid():
+    cube, _ = synthetic_cube(n_years=6, n_lat=12, n_lon=16, anomaly_rate=0.0)
+    y, x = np.meshgrid(np.arange(12.0), np.arange(16.0), indexing="ij")
+    lat, lon = 25.0 + 1.5 * y + 0.3 * x, -100.0 + 2.0 * x - 0.4 * y  # rows slant across the tiles
+    cube = cube.rename(lat="y", lon="x").drop_vars(["y", "x"]).assign_coords(lat=(("y", "x"), lat),
+                                                                               lon=(("y", "x"), lon))
+    model = ga.fit(cube.isel(time=slice(None, 36)), precision=2, detectors="gmm")
+    result = model.score(cube).compute()
+    tile = model.tiles[0]
+    trajectory = feature_trajectory(model, cube, tile=tile, time=slice("2004", None))
+    keep = (tile_names(result) == tile) & (result["time"].dt.year >= 2004)
+    expected = direct(result, keep)
+    np.testing.assert_array_equal(trajectory["irregularity_gmm"], expected["irregularity_gmm"])
+    assert list(trajectory.columns[:3]) == ["time", "y", "x"]
+    joined = query(result, tile=tile, time=slice("2004", None), features=trajectory)
+    np.testing.assert_array_equal(joined["tas_neighbours"], trajectory["tas_neighbours"])
+    with pytest.raises(GeoanomError, match="time '1990' is not in the cube"):
+        feature_trajectory(model, cube, tile=tile, time="1990")
+
+
+def test_a_feature_table_needs_the_join_keys(scored):
+    with pytest.raises(GeoanomError, match="features must be a table with columns time, lat, lon"):
+        query(scored[2], tile="dj", features=pd.DataFrame({"time": [0]}))

@@ -23,7 +23,7 @@ import xarray as xr
 
 from ..detectors.ensemble import fuse, majority
 from ..errors import GeoanomError
-from ..features.pipeline import feature_cube, stack_variables
+from ..features.pipeline import feature_cube, source_name, stack_variables
 from ..features.vectors import feature_names
 from ..query.inspect import Tiles, cell_columns, cells_of_tiles, positions_indexer, time_positions
 from ..tiling import cell_centres, tile_codes
@@ -65,7 +65,9 @@ def feature_trajectory(model: "AnomalyModel", cube: xr.Dataset, *, tile: Tiles |
         :func:`geoanom.features.feature_names`), ``irregularity_<family>``
         (float32, as the result stores it), ``fused_irregularity``, ``votes``
         and the ensemble's majority flag ``ensemble``: the numbers ``model.score(cube)``
-        gives those observations. NaN scores where the tile has no model.
+        gives those observations (:meth:`~geoanom.AnomalyModel.adapt` scores
+        with models that change as they go, so its numbers differ). NaN
+        scores where the tile has no model.
 
     Raises
     ------
@@ -83,7 +85,7 @@ def feature_trajectory(model: "AnomalyModel", cube: xr.Dataset, *, tile: Tiles |
     codes, names = tile_codes(model.labels.values)
     keep = _chosen_cells(values, codes, names, tile, cell)
     ys, xs = np.nonzero(keep)
-    times = time_positions(values["time"], time)
+    times = time_positions(values["time"], time, source=source_name(cube))
     vectors = _features(model, values, times, ys, xs)
     shown = np.isfinite(vectors).any(axis=1)  # a cell without an observation then (land, a gap) has no row
     table = _table(values, vectors, times, ys, xs, codes, names, feature_names(model.variables, feature_sets(model)))

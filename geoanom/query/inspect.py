@@ -145,8 +145,11 @@ def _cell_selection(result: xr.Dataset, codes: np.ndarray, names: np.ndarray, ti
     return keep
 
 
-def time_positions(time: xr.DataArray, selection: Any) -> np.ndarray:
+def time_positions(time: xr.DataArray, selection: Any, source: str = "the result") -> np.ndarray:
     """Positions along a time coordinate of ``time.sel(time=selection)`` (all of them for None).
+
+    ``source`` names what the coordinate belongs to, in the error raised
+    for a time it does not hold.
 
     Examples
     --------
@@ -162,7 +165,7 @@ def time_positions(time: xr.DataArray, selection: Any) -> np.ndarray:
         return np.atleast_1d(positions.sel(time=selection).values)
     except (KeyError, TypeError, ValueError) as err:
         span = f"{time.values[0]} to {time.values[-1]}" if time.size else "no time at all"
-        raise CoordinateError(f"time {selection!r} is not in the result, which runs from {span} ({err}).") from None
+        raise CoordinateError(f"time {selection!r} is not in {source}, which runs from {span} ({err}).") from None
 
 
 def positions_indexer(positions: np.ndarray) -> slice | np.ndarray:
