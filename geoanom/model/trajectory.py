@@ -32,7 +32,7 @@ from .score import check_same_grid, feature_sets, region_params
 if TYPE_CHECKING:  # the model's thin method calls this module
     from .core import AnomalyModel
 
-__all__ = ["feature_trajectory"]
+__all__ = ["feature_trajectory", "nearest_cell"]
 
 
 def feature_trajectory(model: "AnomalyModel", cube: xr.Dataset, *, tile: Tiles | None = None, time: Any = None,

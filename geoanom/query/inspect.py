@@ -14,8 +14,8 @@ into rows by its own task, so a one-tile query of a large result computes
 that tile's blocks, and no query ever holds more than one block's scores
 at once besides its answer.
 
-The selection helpers (:func:`time_positions`, :func:`decode_tiles`,
-:func:`cells_of_tiles`, :func:`cells_in_bbox`, :func:`cell_columns`) are
+The selection helpers (:func:`time_positions`, :func:`cells_of_tiles`,
+:func:`cells_in_bbox`, :func:`cell_columns`, :func:`join_keys`) are
 shared with the feature trajectory (:mod:`geoanom.model.trajectory`), so
 both tables select and name cells the same way and join on the same keys.
 """
@@ -32,9 +32,9 @@ import xarray as xr
 from .. import geohash
 from ..errors import CoordinateError, GeoanomError, TileError
 from ..tiling import cell_centres, spatial_dims
+from .event_stats import result_tiles
 
-__all__ = ["cell_columns", "cells_in_bbox", "cells_of_tiles", "decode_tiles", "join_keys", "positions_indexer", "query",
-           "time_positions"]
+__all__ = ["cell_columns", "cells_in_bbox", "cells_of_tiles", "join_keys", "positions_indexer", "query", "time_positions"]
 
 Tiles = str | Sequence[str]
 BBox = tuple[float, float, float, float]
@@ -104,7 +104,7 @@ def query(result: xr.Dataset, *, tile: Tiles | None = None, time: Any = None, mi
     """
     detectors = _check_result(result)
     score, flag = _criteria_columns(detectors, detector)
-    codes, names = decode_tiles(result["tile"])
+    codes, names = result_tiles(result)
     keep = _cell_selection(result, codes, names, tile, bbox)
     rows, cols = np.flatnonzero(keep.any(axis=1)), np.flatnonzero(keep.any(axis=0))
     dims = spatial_dims(result)
@@ -182,34 +182,6 @@ def positions_indexer(positions: np.ndarray) -> slice | np.ndarray:
     return positions
 
 
-def decode_tiles(tile: xr.DataArray) -> tuple[np.ndarray, np.ndarray]:
-    """Each cell's tile code (2-D int) and the geohash each code names, from a result's ``tile`` variable.
-
-    A result stores tiles as CF flag-coded integers (``flag_values`` index
-    the space-separated ``flag_meanings``); older results stored the text,
-    which is coded here.
-
-    Examples
-    --------
-    >>> import numpy as np, xarray as xr
-    >>> flags = xr.DataArray(np.array([[0, 1]]), attrs={"flag_values": [0, 1], "flag_meanings": "dj f4"})
-    >>> codes, names = decode_tiles(flags)
-    >>> names[codes].tolist()
-    [['dj', 'f4']]
-    """
-    values = np.asarray(tile.values)
-    if values.dtype.kind in "USO":
-        names, codes = np.unique(values.astype(str), return_inverse=True)
-        return codes.reshape(values.shape), names
-    meanings = np.asarray(str(tile.attrs.get("flag_meanings", "")).split())
-    flag_values = np.asarray(tile.attrs.get("flag_values", []), dtype=np.int64).ravel()
-    if len(meanings) != len(flag_values) or not np.isin(values, flag_values).all():
-        raise GeoanomError("the result's 'tile' codes are not all named by its flag_values and flag_meanings; "
-                           "was it edited after scoring?")
-    order = np.argsort(flag_values)
-    return np.searchsorted(flag_values[order], values), meanings[order]
-
-
 def cells_of_tiles(grid: xr.Dataset | xr.DataArray, codes: np.ndarray, names: np.ndarray, tiles: Tiles) -> np.ndarray:
     """Cells (y, x) whose centre lies in any of the geohashes ``tiles`` (tiles, regions or finer areas).
 
@@ -218,7 +190,8 @@ def cells_of_tiles(grid: xr.Dataset | xr.DataArray, codes: np.ndarray, names: np
     grid : Dataset or DataArray
         With the ``lat`` and ``lon`` of the cells (for hashes finer than a tile).
     codes, names : ndarray
-        From :func:`decode_tiles`.
+        Each cell's tile code and the geohash of each code, as from
+        :func:`geoanom.query.event_stats.result_tiles` or :func:`geoanom.tiling.tile_codes`.
     tiles : str or sequence of str
 
     Raises
