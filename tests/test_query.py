@@ -109,6 +109,8 @@ def test_flagged_by_the_ensemble_or_one_family(scored):
     assert_rows(query(result, flagged=False), result, ~result["ensemble"])
     gmm = result["anomalous"].sel(detector="gmm")
     assert_rows(query(result, flagged=True, detector="gmm"), result, gmm)
+    assert_rows(query(result, flagged=False, detector="gmm"), result, ~gmm)
+    pd.testing.assert_frame_equal(query(result, tile="dj", detector="gmm"), query(result, tile="dj"))  # alone: no filter
 
 
 def test_bbox_filter(scored):
