@@ -99,3 +99,37 @@ def test_each_block_carries_only_the_models_of_its_own_tiles(client, cube_file):
                 for y in range(len(cube.chunks["lat"])) for x in range(len(cube.chunks["lon"]))]
     assert sorted(map(sorted, expected)) == sorted(sorted(payload) for payload in payloads)
     xr.testing.assert_identical(result.compute(), model.score(cube).compute(scheduler="sync"))
+
+
+def test_a_consensus_block_carries_only_its_tiles_and_their_partners(client, cube_file):
+    from geoanom.detectors import Ensemble
+
+    cube = ga.open_cube(cube_file, chunks={"time": 36, "lat": 8, "lon": 12})
+    model = ga.fit(cube.isel(time=slice(None, 72)), precision=2, detectors="gmm")
+    result = model.score(cube, client=client, consensus="neighbours")
+    graph = dict(result["consensus"].data.__dask_graph__())
+    literals = [getattr(value, "value", value) for value in graph.values()]  # dask wraps literals in DataNode
+    payloads = [holder[0, 0] for holder in literals if isinstance(holder, np.ndarray) and holder.dtype == object
+                and isinstance(holder[0, 0], dict) and holder[0, 0]]
+    models = [p for p in payloads if all(isinstance(value, Ensemble) for value in p.values())]
+    asked = [p for p in payloads if all(isinstance(value, list) for value in p.values())]
+    n_blocks = len(cube.chunks["lat"]) * len(cube.chunks["lon"])
+    assert len(models) == len(asked) == n_blocks > 1
+    # each block holds its own tiles' models and their neighbours' models, never the whole model
+    index = {str(name): code for code, name in enumerate(model.tile_names)}
+    partners = {index[tile]: sorted(index[other] for other in others)
+                for tile, others in model.consensus_partners("neighbours").items()}
+    lat_starts, lon_starts = np.cumsum((0,) + cube.chunks["lat"]), np.cumsum((0,) + cube.chunks["lon"])
+    expected = []
+    for y in range(len(cube.chunks["lat"])):
+        for x in range(len(cube.chunks["lon"])):
+            own = set(np.unique(model.tile_codes[lat_starts[y]:lat_starts[y + 1], lon_starts[x]:lon_starts[x + 1]]).tolist())
+            expected.append(sorted(own.union(*(partners.get(code, []) for code in own))))
+    assert sorted(expected) == sorted(sorted(p) for p in models)
+    assert max(len(p) for p in models) < len(model.ensembles)
+    assert all(p == {code: partners[code] for code in p} for p in asked)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message="Sending large graph")
+        on_cluster = result.compute()
+    xr.testing.assert_identical(on_cluster, model.score(cube, consensus="neighbours").compute(scheduler="sync"))
+    assert on_cluster["consensus"].notnull().any()
