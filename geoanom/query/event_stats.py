@@ -25,7 +25,7 @@ SCORES = ("fused", "anomaly", "consensus")
 """The per-cell values an event summarises: fused irregularity, signed anomaly, consensus."""
 
 
-def tile_codes(result: xr.Dataset) -> tuple[np.ndarray, np.ndarray]:
+def result_tiles(result: xr.Dataset) -> tuple[np.ndarray, np.ndarray]:
     """Each cell's tile as an integer code, and the geohash every code names.
 
     A scored result stores ``tile`` as CF flag-coded integers (``flag_values``
@@ -50,7 +50,7 @@ def tile_codes(result: xr.Dataset) -> tuple[np.ndarray, np.ndarray]:
     Examples
     --------
     >>> tile = xr.DataArray([[5, 7]], dims=("lat", "lon"), attrs={"flag_values": [5, 7], "flag_meanings": "9q 9r"})
-    >>> codes, names = tile_codes(xr.Dataset({"tile": tile}))
+    >>> codes, names = result_tiles(xr.Dataset({"tile": tile}))
     >>> names[codes].tolist()
     [['9q', '9r']]
     """

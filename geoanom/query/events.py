@@ -19,7 +19,7 @@ import xarray as xr
 from ..errors import GeoanomError, VariableNotFoundError
 from ..features.stitching import Connection, relabel, stitch
 from ..tiling import cell_areas, cell_centres, spatial_dims, wraps_in_longitude
-from .event_stats import partial_stats, reduce_stats, tile_codes
+from .event_stats import partial_stats, reduce_stats, result_tiles
 
 COLUMNS = ("event", "start", "end", "duration", "cells", "max_area_km2", "peak_irregularity", "mean_irregularity",
            "sign", "lat", "lon", "tiles", "consensus")
@@ -61,10 +61,14 @@ def event_labels(result: xr.Dataset, *, flag: str = "ensemble", connectivity: in
 
     Examples
     --------
-    >>> result = model.score(cube)  # doctest: +SKIP
-    >>> labels = event_labels(result, min_cells=3)  # doctest: +SKIP
-    >>> int(labels.max())  # the number of events  # doctest: +SKIP
-    42
+    >>> flags = np.zeros((3, 2, 4), dtype=bool)
+    >>> flags[0, 0, 0] = flags[1, 0, 0] = flags[1, 1, 3] = True
+    >>> result = xr.Dataset({"ensemble": (("time", "lat", "lon"), flags)},
+    ...                     coords={"lat": [0.0, 10.0], "lon": [0.0, 90.0, 180.0, 270.0]})
+    >>> event_labels(result).values[1].tolist()  # one event in time; the other wraps to no neighbour
+    [[1, 0, 0, 0], [0, 0, 0, 2]]
+    >>> int(event_labels(result, connectivity=2).max())  # corners across the antimeridian: one event
+    1
     """
     mask = flag_mask(result, flag)
     keys, lookup = stitch(mask.data, _connection(result, connectivity, bridge_gaps), _min_cells(min_cells))
@@ -123,8 +127,15 @@ def events(result: xr.Dataset, *, flag: str = "ensemble", connectivity: int = 1,
 
     Examples
     --------
-    >>> table = events(model.score(cube), min_cells=4)  # doctest: +SKIP
-    >>> table[["event", "start", "duration", "max_area_km2", "sign"]].head(3)  # doctest: +SKIP
+    >>> flags = np.zeros((3, 2, 4), dtype=bool)
+    >>> flags[0, 0, 0] = flags[1, 0, 0] = flags[1, 0, 3] = True
+    >>> result = xr.Dataset({"ensemble": (("time", "lat", "lon"), flags)},
+    ...                     coords={"time": [2001, 2002, 2003], "lat": [0.0, 10.0], "lon": [0.0, 90.0, 180.0, 270.0]})
+    >>> events(result)[["event", "start", "end", "duration", "cells", "lat", "lon"]].round(2)
+       event  start   end  duration  cells  lat    lon
+    0      1   2001  2002         2      3  0.0 -26.57
+
+    The longitude is the circular mean of 0, 0 and -90 degrees (area-weighted).
     """
     dims = ("time", *spatial_dims(result))
     if labels is None:
@@ -134,7 +145,7 @@ def events(result: xr.Dataset, *, flag: str = "ensemble", connectivity: int = 1,
         keys, lookup = _given_labels(result, labels, dims), None
     parts = partial_stats(keys, _scores(result, dims), _planes(result))
     sums, tiles = dask.compute(dask.delayed(reduce_stats, pure=True)(parts, lookup))[0]
-    return _table(sums, tiles, result["time"].values, tile_codes(result)[1])
+    return _table(sums, tiles, result["time"].values, result_tiles(result)[1])
 
 
 def flag_mask(result: xr.Dataset, flag: str) -> xr.DataArray:
@@ -198,7 +209,7 @@ def _planes(result: xr.Dataset) -> dict[str, np.ndarray]:
     """Cell area (km^2), centre latitude and longitude, and tile code over the spatial grid."""
     lat, lon = cell_centres(result)
     return {"area": np.asarray(cell_areas(result), dtype=np.float64), "lat": np.asarray(lat.values, dtype=np.float64),
-            "lon": np.asarray(lon.values, dtype=np.float64), "tile": tile_codes(result)[0]}
+            "lon": np.asarray(lon.values, dtype=np.float64), "tile": result_tiles(result)[0]}
 
 
 def _table(sums: pd.DataFrame, tiles: pd.DataFrame, times: np.ndarray, tile_names: np.ndarray) -> pd.DataFrame:
