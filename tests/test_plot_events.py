@@ -4,6 +4,7 @@ import matplotlib.image
 import numpy as np
 import pandas as pd
 import pytest
+from matplotlib.figure import Figure
 
 import geoanom as ga
 from geoanom import geohash
@@ -192,6 +193,11 @@ def test_event_timeseries_of_a_cell_against_its_climatology(north_america, tmp_p
     np.testing.assert_allclose(line(fig.axes[1], "fused").get_ydata(), result["fused_irregularity"].values[:, row, col])
     assert f"tile {model.labels.values[row, col]}" in ax.get_title()
     assert_png(fig, tmp_path / "cell.png")
+    figure = Figure()
+    left, right = figure.subplots(1, 2)
+    assert event_timeseries(model, cube, result, cell=(lat, lon), ax=right) is figure
+    np.testing.assert_array_equal(line(right, "flagged").get_ydata(), values[flagged])
+    assert not left.get_lines() and "air_temperature (K)" in right.get_title() and len(figure.axes) == 2
 
 
 def test_event_timeseries_of_an_event_region(north_america, tmp_path):

@@ -121,11 +121,11 @@ def event_timeseries(model: "AnomalyModel", cube: xr.Dataset, result: xr.Dataset
                            "pass model.score(cube).")
     region = _region(model, result, cell, event, labels, name)
     series = _series(model, cube, result, region, index)
-    fig = _draw(series, region, ax)
+    fig, ax = _draw(series, region, ax)
     units = cube[name].attrs.get("units", "")
-    fig.axes[0].set_ylabel(f"{name} ({units})" if units else name)
+    ax.set_ylabel(f"{name} ({units})" if units else name)
     period = f"{iso_date(model.attrs.get('training_start', '?'))} to {iso_date(model.attrs.get('training_end', '?'))}"
-    fig.axes[0].set_title(f"{name}{f' ({units})' if units else ''}, {region.name}\nexpected value and "
+    ax.set_title(f"{name}{f' ({units})' if units else ''}, {region.name}\nexpected value and "
                           f"\u00b1 {BAND_SPREADS:g} spreads: the model's climatology of {period}; "
                           f"{region.flagged.size} steps marked", fontsize="medium")
     return fig
@@ -194,8 +194,8 @@ def _series(model: "AnomalyModel", cube: xr.Dataset, result: xr.Dataset, region:
                       fused["time"], np.nanmax(np.where(mask, fused.values, np.nan), axis=(1, 2)))
 
 
-def _draw(series: Series, region: Region, ax: "Axes | None") -> "Figure":
-    """The values panel (and, on a new figure, the irregularity panel below it)."""
+def _draw(series: Series, region: Region, ax: "Axes | None") -> tuple["Figure", "Axes"]:
+    """The values panel (and, on a new figure, the irregularity panel below it); the figure and values axes."""
     from matplotlib.figure import Figure
 
     from ..features.calendar import decimal_year
@@ -220,7 +220,7 @@ def _draw(series: Series, region: Region, ax: "Axes | None") -> "Figure":
     ax.legend(loc="best", fontsize="small")
     if lower is None:
         ax.set_xlabel("year")
-        return fig
+        return fig, ax
     scored_years = decimal_year(series.scored_time, "dayofyear")
     lower.semilogy(scored_years, series.fused, color="0.3", linewidth=0.8, marker=".", markersize=3, gid="fused")
     lower.axhline(1.0, color="red", linestyle="--", linewidth=0.8, label="detector thresholds")
@@ -229,4 +229,4 @@ def _draw(series: Series, region: Region, ax: "Axes | None") -> "Figure":
                markerfacecolor="red", markeredgecolor="darkred")
     lower.set(ylabel="fused irregularity" if region.mask.sum() == 1 else "peak fused irregularity", xlabel="year")
     lower.legend(loc="upper left", fontsize="small")
-    return fig
+    return fig, ax
