@@ -4,9 +4,16 @@ A fitted climatology holds about 300 bytes per cell (its planes). Embedded in
 a graph, a 1-degree global grid's planes (20 MB) travel with every graph
 that reads them, twice for a score, and distributed warns of graphs above
 10 MB. Inside ``with on_workers(client):`` (what `fit` and `score` do when
-given a client), `resident_array` scatters the blocks to the workers first
-and the graph holds only their keys; elsewhere it is ``da.from_array``, so a
-result made without a client computes on any scheduler.
+given a client), `resident_array` submits each block to the cluster first as
+a task of its own and the graph holds only their keys; elsewhere it is
+``da.from_array``, so a result made without a client computes on any scheduler.
+
+Each block is a task that returns it (its data inside the task), not a
+scatter: the scheduler keeps a task's definition, so a block whose worker
+dies (a Slurm job cancelled or at its walltime) is made again on another,
+where a scattered block would be lost with its worker and fail every graph
+that reads it. Submitting also waits for no worker, so an adaptive cluster
+at 0 workers scales up for it, where a scatter times out.
 """
 
 from __future__ import annotations
@@ -65,9 +72,15 @@ def resident_array(values: np.ndarray, chunks: Any) -> da.Array:
     if client is None:
         return array
     slices = da.core.slices_from_chunks(array.chunks)
-    futures = client.scatter([values[block] for block in slices], hash=False)
+    # One submission per block keeps each message a block's size (distributed warns of graphs above 10 MB).
+    futures = [client.submit(_block, values[block], pure=False) for block in slices]
     grid = np.empty(array.numblocks, dtype=object)
     for index, (future, block) in enumerate(zip(futures, slices)):
         shape = tuple(part.stop - part.start for part in block)
         grid.flat[index] = da.from_delayed(future, shape=shape, dtype=values.dtype)
     return da.block(grid.tolist())
+
+
+def _block(values: np.ndarray) -> np.ndarray:
+    """The task that holds a block: it returns its argument, which the scheduler can run again."""
+    return values

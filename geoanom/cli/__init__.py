@@ -29,6 +29,8 @@ DETECTORS = "gmm,kmeans,dpmm,iforest"
 # import scipy and dask (tests/test_cli_options.py checks they agree).
 REGION_DEFAULTS = {"sigma": 1.0, "median_size": 3, "threshold": 1.5, "tail": "both"}
 # Options naming a path written: a file:// URL among them becomes the local path it names.
+# geoanom.cluster.JOBQUEUE_CLASSES' keys (tests/test_cli_options.py checks they agree).
+CLUSTER_KINDS = ("slurm", "pbs", "sge", "lsf")
 OUTPUT_OPTIONS = ("out", "model_out", "plot", "top_tiles", "explain_out", "labels_out", "audit_log")
 
 
@@ -247,7 +249,18 @@ def add_level(parser: argparse.ArgumentParser) -> None:
 
 
 def add_cluster_options(parser: argparse.ArgumentParser) -> None:
-    """--workers N or --scheduler ADDRESS: where a command computes."""
+    """Where a command computes: --workers N, --scheduler ADDRESS, --scheduler-file PATH or --cluster KIND."""
     where = parser.add_mutually_exclusive_group()
     where.add_argument("--workers", type=int, default=None, help="local cluster of N worker processes")
     where.add_argument("--scheduler", default=None, help="address of a running dask scheduler")
+    where.add_argument("--scheduler-file", default=None, metavar="PATH",
+                       help="the file a running dask scheduler wrote (dask scheduler --scheduler-file PATH)")
+    where.add_argument("--cluster", choices=CLUSTER_KINDS, default=None,
+                       help="run dask workers as batch jobs (dask-jobqueue), set by its jobqueue.yaml and "
+                       "--cluster-option; leaving cancels the jobs")
+    parser.add_argument("--jobs", default="1", metavar="N|MIN:MAX",
+                        help="with --cluster: N batch jobs, or MIN:MAX for an adaptive cluster (default: 1)")
+    parser.add_argument("--cluster-option", action="append", default=[], metavar="KEY=VALUE",
+                        dest="cluster_options", help="with --cluster: an argument of dask-jobqueue's cluster "
+                        "(repeatable), e.g. cores=4, memory=16GB, walltime=01:00:00, "
+                        "job-extra-directives=--exclusive; overrides jobqueue.yaml")

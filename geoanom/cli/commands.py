@@ -7,7 +7,6 @@ read; heavy packages are imported inside the commands, not at import time.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import errno
 import warnings
 from pathlib import Path
@@ -51,11 +50,9 @@ def run_detect(args: argparse.Namespace) -> None:
     check_outputs(outputs, args.inputs)
     point = parse_point(args.explain) if args.explain is not None else None
     from .. import fit
-    from ..cluster import make_client
     from ..tiling import tile_labels
 
-    client = make_client(args.workers, args.scheduler)
-    with client if client is not None else contextlib.nullcontext():
+    with connect(args) as client:
         with stage("opening the input", watch=False):
             cube = open_input(args.inputs, args.variables, args.level)
         if point is not None:  # a point off the grid is refused from the coordinates alone, before any work
@@ -249,7 +246,6 @@ def run_federate(args: argparse.Namespace) -> None:
     check_outputs([audit], inputs)
     check_outputs([*files, audit])  # the audit log may live in the output folder, but not as one of its files
     from .. import open_cube
-    from ..cluster import make_client
     from ..federated import GaussianDP, RoundOptions, Security, cube_rows, make_aggregator, train
     from ..federated.privacy import calibrate_noise
     from ..plot import learning_curve
@@ -272,8 +268,7 @@ def run_federate(args: argparse.Namespace) -> None:
     clients_ = len(set(rows.clients))
     say(f"{len(rows.features):,} observations of {clients_} client{'' if clients_ == 1 else 's'}; "
         f"features {', '.join(rows.names)}")
-    client = make_client(args.workers, args.scheduler)
-    with client if client is not None else contextlib.nullcontext():
+    with connect(args) as client:
         with stage(f"training {args.rounds} rounds", client):
             result = train(rows.features, None, clients=rows.clients, aggregator=args.aggregator,
                            schedule=RoundOptions(rounds=args.rounds, client_fraction=args.client_fraction),
@@ -288,6 +283,14 @@ def run_federate(args: argparse.Namespace) -> None:
         "learning_curve.png")
     if args.audit_log:
         report_audit_head(result.audit_head, out / "audit_head.txt", args.audit_log)
+
+
+def connect(args: argparse.Namespace):
+    """The client of the command's --workers, --scheduler, --scheduler-file or --cluster (None: this process)."""
+    from ..cluster import connect as connect_
+
+    return connect_(args.workers, args.scheduler, scheduler_file=args.scheduler_file, cluster=args.cluster,
+                    jobs=args.jobs, options=args.cluster_options)
 
 
 def report_audit_head(head: str | None, path: Path, log: str) -> None:
