@@ -159,6 +159,25 @@ def test_event_map_on_a_curvilinear_grid(curvilinear, tmp_path):
     assert_png(fig, tmp_path / "curvilinear.png")
 
 
+def test_event_timeseries_and_shares_on_a_curvilinear_grid(curvilinear):
+    cube, model, result = curvilinear
+    labels = event_labels(result)
+    event = int(events(result, labels=labels).sort_values("cells")["event"].iloc[-1])
+    region = (labels.values == event).any(axis=0)
+    fig = event_timeseries(model, cube, result, event=event, labels=labels)
+    np.testing.assert_allclose(line(fig.axes[0], "observations").get_ydata(),
+                               cube["tas"].values[:, region].mean(axis=1), rtol=1e-6)
+    table = flagged_shares(result)
+    frame = pd.DataFrame({"tile": tile_names(result).values.ravel(),
+                          "flagged": result["ensemble"].sum("time").values.ravel(),
+                          "valid": result["fused_irregularity"].notnull().sum("time").values.ravel()})
+    sums = frame.groupby("tile").sum()
+    scored = sums[sums["valid"] > 0]  # tiles too small to fit score nothing, and are not drawn
+    assert len(scored) < len(sums)
+    assert list(table.index) == list(scored.index)
+    np.testing.assert_allclose(table["share"], (scored["flagged"] / scored["valid"]).to_numpy())
+
+
 def test_event_map_refuses_unknown_events_and_foreign_labels(north_america):
     _, _, result, labels, _ = north_america
     highest = int(labels.max())
