@@ -1,0 +1,117 @@
+"""Bytes allocated per observation, and seconds, of the per-block steps of the feature pipeline.
+
+A dask task holds its block's temporaries while it runs, so on two threads
+the peak memory of fit and score is about ``2 x chunk observations x bytes
+per observation`` plus what waits between tasks. This measures that figure
+for each step geoanom runs per block, on one chunk of the annual throughput
+cube (``throughput_cubes.py``, 419 time steps x 100 x 100 cells, the chunk
+``open_cube`` chooses): numpy's allocations are traced with ``tracemalloc``,
+whose peak counts every temporary.
+
+Steps: the standardised anomaly of a training block and of a new block
+(``Climatology.anomaly``, what ``standardise`` runs per block), the block's
+feature vectors (``block_features``) and the tiles' sketches of a block
+(what ``fit`` runs per block).
+
+Run from the repository root::
+
+    python benchmarks/pipeline_memory.py [--label NAME]
+
+Writes ``benchmarks/results/pipeline_memory[_NAME].json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import tracemalloc
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from throughput_cubes import CUBES, make_cube  # noqa: E402
+
+CHUNK = 419  # time steps of open_cube's default chunk of the annual cube
+
+
+def measure(function, *args, repeat: int = 3):
+    """(result, peak bytes allocated above the start, best seconds of `repeat` runs)."""
+    best = np.inf
+    for _ in range(repeat):
+        start = time.perf_counter()
+        function(*args)
+        best = min(best, time.perf_counter() - start)
+    tracemalloc.start()
+    tracemalloc.reset_peak()
+    base = tracemalloc.get_traced_memory()[0]
+    result = function(*args)
+    peak = tracemalloc.get_traced_memory()[1] - base
+    tracemalloc.stop()
+    return result, peak, best
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--label", default="")
+    args = parser.parse_args(argv)
+
+    import importlib
+
+    from geoanom.features import Climatology
+    from geoanom.features.pipeline import stack_variables
+    from geoanom.features.vectors import block_features
+    from geoanom.tiling import tile_codes, tile_labels
+
+    fit_module = importlib.import_module("geoanom.model.fit")
+    shape = CUBES["annual"]
+    ds, _ = make_cube(shape, shape.sizes["full"])
+    cube = ds.chunk({"time": CHUNK})
+    n_train = cube.sizes["time"] // 2
+    values = stack_variables(cube.isel(time=slice(0, n_train)))
+    codes, names = tile_codes(tile_labels(cube, shape.precision))
+    clim = Climatology.fit(values, groups=codes)
+    block = values.data[:, :CHUNK].compute()
+    n_obs = block[0].size
+    terms_train = clim.time_terms(values["time"][:CHUNK], True)
+    terms_new = clim.time_terms(values["time"][:CHUNK], False)
+    rows: dict[str, dict] = {}
+
+    climatology_module = importlib.import_module("geoanom.features.climatology")
+    results = {}
+    for compiled in (False, True):  # numpy (before), then the compiled kernel (after)
+        climatology_module.COMPILED = compiled
+        how = "compiled" if compiled else "numpy"
+        for kind, terms in (("training", terms_train), ("new", terms_new)):
+            results[how, kind], peak, seconds = measure(clim.anomaly, block, terms)
+            rows[f"anomaly ({kind} block, {how})"] = {"bytes_per_obs": peak / n_obs, "seconds": seconds}
+    anomaly = results["compiled", "training"]
+    identical = {kind: bool(np.array_equal(results["numpy", kind], results["compiled", kind], equal_nan=True))
+                 for kind in ("training", "new")}
+    print("compiled anomaly identical to numpy's:", identical)
+    context = np.nan_to_num(anomaly)  # stands for the neighbours' feature (same shape and dtype)
+    features, peak, seconds = measure(block_features, block, anomaly, context, ("anomalies", "neighbours"))
+    rows["block_features"] = {"bytes_per_obs": peak / n_obs, "seconds": seconds}
+    batch_of_tile = np.zeros(len(names), dtype=np.int64)
+    cell_index = np.arange(codes.size).reshape(codes.shape)
+    _, peak, seconds = measure(fit_module._sketch_block, features, codes, np.arange(CHUNK), cell_index,
+                               batch_of_tile, 0, 4096)
+    rows["sketch_block"] = {"bytes_per_obs": peak / n_obs, "seconds": seconds}
+
+    for name, row in rows.items():
+        print(f"{name:36s} {row['bytes_per_obs']:7.1f} B/obs  {row['seconds']:.3f} s")
+    record = {"chunk": list(block.shape), "observations": n_obs, "steps": rows, "anomaly_identical": identical,
+              "checksum": {"anomaly": float(np.nansum(anomaly)), "features": float(np.nansum(features))}}
+    out = ROOT / "benchmarks" / "results" / f"pipeline_memory{'_' + args.label if args.label else ''}.json"
+    out.write_text(json.dumps(record, indent=2) + "\n")
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
