@@ -196,7 +196,9 @@ def event_map(result: xr.Dataset, labels: Any, event: int, *, ax: "Axes | None" 
     union = footprint.union & cells.drawable
     if not union.any():
         raise GeoanomError(f"event {footprint.event} has no cell that can be drawn on a map.")
+    title = _title(result, footprint)
     cells = reframed(cells, frame_west(cells.lon[union]))
+    # on a global grid, columns rolled so that the event does not touch the arrays' edges: one outline, no seam
     shift = seam_shift(union) if wraps_in_longitude(result["tile"]) else 0
     cells, footprint = rolled(cells, shift), footprint.rolled(shift)
     window = around(cells, footprint.union)
@@ -216,7 +218,7 @@ def event_map(result: xr.Dataset, labels: Any, event: int, *, ax: "Axes | None" 
         outline_cells(ax, cells, mask, colors=[cmap(norm(i))], linewidths=width, zorder=2, gid=f"event-step-{i}")
     set_extent(ax, window)
     draw_coastlines(ax, cells)
-    ax.set(xlabel="longitude", ylabel="latitude", title=_title(result, footprint))
+    ax.set(xlabel="longitude", ylabel="latitude", title=title)
     bar = fig.colorbar(ScalarMappable(norm, cmap), ax=ax, label="time step of the event", shrink=0.8)
     _date_ticks(bar, footprint.dates())
     if layout is not None:
