@@ -192,15 +192,9 @@ def event_map(result: xr.Dataset, labels: Any, event: int, *, ax: "Axes | None" 
     from matplotlib.cm import ScalarMappable
 
     footprint = event_footprint(result, labels, event)
-    cells = map_cells(result["tile"])
-    union = footprint.union & cells.drawable
-    if not union.any():
-        raise GeoanomError(f"event {footprint.event} has no cell that can be drawn on a map.")
     title = _title(result, footprint)
-    cells = reframed(cells, frame_west(cells.lon[union]))
-    # on a global grid, columns rolled so that the event does not touch the arrays' edges: one outline, no seam
-    shift = seam_shift(union) if wraps_in_longitude(result["tile"]) else 0
-    cells, footprint = rolled(cells, shift), footprint.rolled(shift)
+    cells, shift = _event_cells(result, footprint)
+    footprint = footprint.rolled(shift)
     window = around(cells, footprint.union)
     if ax is None:
         layout = map_layout(window, 1)
@@ -210,12 +204,7 @@ def event_map(result: xr.Dataset, labels: Any, event: int, *, ax: "Axes | None" 
         fig, layout = ax.figure, None
     valid = np.roll(result["fused_irregularity"].isel(time=footprint.steps).notnull().any("time").values, shift, 1)
     draw_cells(ax, cells, np.where(valid, 0.0, np.nan), cmap=_grey(), zorder=0)
-    cmap, norm = step_colours(len(footprint.steps))
-    if fill:
-        draw_cells(ax, cells, footprint.first_step, cmap=cmap, norm=norm, alpha=0.55, zorder=1, gid="event-first-step")
-    width = 1.6 if len(footprint.steps) <= MAX_DATE_TICKS else 0.8  # many steps: thinner lines, less clutter
-    for i, mask in enumerate(footprint.mask):
-        outline_cells(ax, cells, mask, colors=[cmap(norm(i))], linewidths=width, zorder=2, gid=f"event-step-{i}")
+    cmap, norm = _draw_steps(ax, cells, footprint, fill)
     set_extent(ax, window)
     draw_coastlines(ax, cells)
     ax.set(xlabel="longitude", ylabel="latitude", title=title)
@@ -224,6 +213,33 @@ def event_map(result: xr.Dataset, labels: Any, event: int, *, ax: "Axes | None" 
     if layout is not None:
         layout.shape(ax)
     return fig
+
+
+def _event_cells(result: xr.Dataset, footprint: Footprint) -> tuple[MapCells, int]:
+    """The grid's cells in the longitude frame where the event is contiguous, and the columns they were rolled by.
+
+    On a global grid the columns are rolled so that the event does not touch
+    the arrays' first or last column: its outline is one piece, with no edge
+    along the seam.
+    """
+    cells = map_cells(result["tile"])
+    union = footprint.union & cells.drawable
+    if not union.any():
+        raise GeoanomError(f"event {footprint.event} has no cell that can be drawn on a map.")
+    cells = reframed(cells, frame_west(cells.lon[union]))
+    shift = seam_shift(union) if wraps_in_longitude(result["tile"]) else 0
+    return rolled(cells, shift), shift
+
+
+def _draw_steps(ax: "Axes", cells: MapCells, footprint: Footprint, fill: bool):
+    """The cells filled by their first step (if ``fill``) and one outline per step; returns the colour map and norm."""
+    cmap, norm = step_colours(len(footprint.steps))
+    if fill:
+        draw_cells(ax, cells, footprint.first_step, cmap=cmap, norm=norm, alpha=0.55, zorder=1, gid="event-first-step")
+    width = 1.6 if len(footprint.steps) <= MAX_DATE_TICKS else 0.8  # many steps: thinner lines, less clutter
+    for i, mask in enumerate(footprint.mask):
+        outline_cells(ax, cells, mask, colors=[cmap(norm(i))], linewidths=width, zorder=2, gid=f"event-step-{i}")
+    return cmap, norm
 
 
 def reframed(cells: MapCells, west: float) -> MapCells:

@@ -20,6 +20,7 @@ import pandas as pd
 from ..errors import GeoanomError, TileError
 
 if TYPE_CHECKING:
+    import xarray as xr
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
@@ -118,7 +119,7 @@ def threshold_fields(ensemble: "Ensemble", base: np.ndarray, i: int, j: int, xs:
     return fields
 
 
-def feature_scatter(model: "AnomalyModel", cube: Any, tile: str, *, x: str | None = None, y: str | None = None,
+def feature_scatter(model: "AnomalyModel", cube: "xr.Dataset", tile: str, *, x: str | None = None, y: str | None = None,
                     time: Any = None, ax: "Axes | None" = None, max_points: int = 20_000,
                     seed: int = 0) -> "Figure":
     """A scatter of a tile's feature vectors with its fitted model over them.
@@ -222,7 +223,7 @@ def _tile_ensemble(model: "AnomalyModel", tile: str) -> "Ensemble":
     return ensemble
 
 
-def _observations(model: "AnomalyModel", cube: Any, tile: str, time: Any) -> pd.DataFrame:
+def _observations(model: "AnomalyModel", cube: "xr.Dataset", tile: str, time: Any) -> pd.DataFrame:
     """The tile's observations with every feature, as scoring computes them, and the ensemble's flags."""
     from ..model.trajectory import feature_trajectory
 
