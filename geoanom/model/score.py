@@ -59,18 +59,18 @@ def _score_cube(model: "AnomalyModel", cube: xr.Dataset, tile: str | None,
     partner_codes = None if partners is None else partners_by_code(model, partners)
     models = _models_by_block(codes, chunks, ensembles, partner_codes)
     n_detectors = len(model.detectors)
-    asked = _partners_by_block(codes, chunks, partner_codes or {})
+    asked = (None, None) if partner_codes is None else (_partners_by_block(codes, chunks, partner_codes), "yx")
     # blocks are paired by position: block (y, x) of the models holds the tiles of block (y, x) of the cube;
     # with partners, one more slice after the detectors holds the consensus (the features are made once)
-    n_out = n_detectors + (partners is not None)
     scored = da.blockwise(
-        _score_block, "dtyx", features, "ftyx", cell_codes, "yx", models, "yx", n_detectors, None,
-        asked, "yx", partners is not None, None, new_axes={"d": n_out}, concatenate=True, align_arrays=False, dtype=np.float32,
-        meta=np.empty((0, 0, 0, 0), dtype=np.float32),
+        _score_block, "dtyx", features, "ftyx", cell_codes, "yx", models, "yx", n_detectors, None, *asked,
+        new_axes={"d": n_detectors + (partners is not None)}, concatenate=True, align_arrays=False,
+        dtype=np.float32, meta=np.empty((0, 0, 0, 0), dtype=np.float32),
     )
+    if partners is None:
+        return _result_dataset(model, values, scored, tile, _units(cube, model.variables), anomalies)
     result = _result_dataset(model, values, scored[:n_detectors], tile, _units(cube, model.variables), anomalies)
-    if partners is not None:
-        result["consensus"] = consensus_variable(model, result["ensemble"], scored[n_detectors], consensus)
+    result["consensus"] = consensus_variable(model, result["ensemble"], scored[n_detectors], consensus)
     return result
 
 
@@ -198,14 +198,14 @@ def region_params(model: "AnomalyModel") -> RegionParams:
 
 
 def _score_block(features: np.ndarray, codes: np.ndarray, models: np.ndarray, n_detectors: int,
-                 partners: np.ndarray, consensus: bool) -> np.ndarray:
+                 partners: np.ndarray | None) -> np.ndarray:
     """Irregularity (detector, time, *spatial) of one block of features; NaN where a feature is NaN.
 
     ``models`` is the block's 1 x 1 holder of {tile code: ensemble} (see
-    `_models_by_block`), ``partners`` that of {tile code: partner codes}; with
-    ``consensus``, one more slice after the detectors holds it.
+    `_models_by_block`), ``partners`` None or that of {tile code: partner
+    codes}, whose consensus is then one more slice after the detectors.
     """
-    ensembles, asked = models[0, 0], partners[0, 0]
+    ensembles = models[0, 0]
     n_features, n_times = features.shape[:2]
     flat = features.reshape(n_features, n_times, -1)
     out = np.full((n_detectors, n_times, flat.shape[2]), np.nan, dtype=np.float32)
@@ -214,8 +214,8 @@ def _score_block(features: np.ndarray, codes: np.ndarray, models: np.ndarray, n_
             if code in ensembles:
                 out[:, :, cells] = _score_tile(ensembles[code], flat[:, :, cells], n_detectors)
         out = out.reshape((n_detectors,) + features.shape[1:])
-        if consensus:
-            out = np.concatenate([out, consensus_share(features, codes, ensembles, asked)[None]])
+        if partners is not None:
+            out = np.concatenate([out, consensus_share(features, codes, ensembles, partners[0, 0])[None]])
     return out
 
 

@@ -127,8 +127,8 @@ def bhattacharyya_distances(means: np.ndarray, covariances: np.ndarray,
                             other_covariances: np.ndarray | None = None) -> np.ndarray:
     """Bhattacharyya distances between Gaussians: all pairs of one set, or each of one set to each of another.
 
-    Compiled, one small Cholesky factor per pair: all pairs of 2,000 tiles
-    with 6 features take about a quarter of a second.
+    Compiled, one small Cholesky factor per pair, on one core: all pairs of
+    2,000 tiles take about 0.3 s with 2 features and 1 s with 6.
 
     Parameters
     ----------
