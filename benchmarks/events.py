@@ -16,7 +16,8 @@ An **injected event** is a connected component of the truth mask in
 (``event_labels`` on the truth, connectivity 1): blobs that overlap in space
 and time count as one. A **detected event** is a row of
 ``ga.events(result)`` (majority flag ``ensemble``, connectivity 1, no gap
-bridging) at each ``min_cells`` of ``MIN_CELLS``. Per case it reports:
+bridging), and the variants of ``VARIANTS`` (``min_cells`` 3; gaps of one
+step bridged). Per case and variant it reports:
 
 - ``recovered_as_one``: injected events that exactly one detected event
   overlaps, that event overlapping no other injected event (one to one);
@@ -36,19 +37,29 @@ bridging) at each ``min_cells`` of ``MIN_CELLS``. Per case it reports:
   step; ``start_offset_steps``: the distribution (detected minus injected;
   negative: the detected event began earlier, joined to flags before the
   injection).
+
+Scale: ``events`` on lazy handmade results of 10 and 20 million cells
+(100 or 200 steps of 250 x 400, chunks of 10 x 125 x 200; flags where a
+standard normal exceeds 1.9, about 3% of cells in mostly one-cell events,
+or 3.2, about 0.07%), each in its own process: seconds and the peak
+resident memory (``VmHWM``) above the process's before the call.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import subprocess
+import sys
 import time
 import warnings
 import zlib
 from collections import Counter
 from pathlib import Path
 
+import dask.array as da
 import numpy as np
+import pandas as pd
 import xarray as xr
 
 import geoanom as ga
@@ -57,7 +68,8 @@ from geoanom.testing import EVENT_KINDS, inject_events, synthetic_cube
 from geoanom.tiling import spatial_dims
 
 RESULTS = Path(__file__).parent / "results"
-MIN_CELLS = (1, 3)
+VARIANTS = ((1, False), (3, False), (1, True))
+"""(min_cells, bridge_gaps) of each catalogue compared; the first is the default."""
 
 
 def setups(quick: bool) -> list[tuple[str, xr.Dataset, str, int]]:
@@ -122,29 +134,78 @@ def run_case(name: str, model: ga.AnomalyModel, cube: xr.Dataset, variable: str,
     score_seconds = time.perf_counter() - started
     injected = event_labels(xr.Dataset({"ensemble": truth})).values
     rows = []
-    for min_cells in MIN_CELLS:
+    for min_cells, bridge in VARIANTS:
         started = time.perf_counter()
-        labels = event_labels(result, min_cells=min_cells).compute()
+        labels = event_labels(result, min_cells=min_cells, bridge_gaps=bridge).compute()
         table = events(result, labels=labels)
         seconds = time.perf_counter() - started
         table["start_step"] = np.searchsorted(result["time"].values, table["start"].values)
         figures = match(injected, labels.values, table)
-        rows.append({"cube": name, "kind": kind, "train_steps": n_train, "min_cells": min_cells,
+        rows.append({"cube": name, "kind": kind, "train_steps": n_train, "min_cells": min_cells, "bridge_gaps": bridge,
                      "flagged": int(result["ensemble"].sum()), "truth_cells": int(truth.sum()),
                      "seconds_score": score_seconds, "seconds_events": seconds, **figures})
         shown = ("injected", "recovered_as_one", "inside_merged", "split", "missed", "merged", "detected", "unmatched")
-        print(f"  {name:13s} {kind:9s} min {min_cells} " + " ".join(f"{k} {figures[k]}" for k in shown)
+        print(f"  {name:13s} {kind:9s} {variant_name(min_cells, bridge)} " + " ".join(f"{k} {figures[k]}" for k in shown)
               + f" start {figures['start_right']}/{figures['start_overlapped']} purity {figures['purity']:.2f}"
               f" largest {100 * figures['largest_event_share']:.0f}% ({seconds:.1f} s)", flush=True)
     return rows
 
 
+SCALE = ((100, 1.9), (200, 1.9), (100, 3.2), (200, 3.2))
+"""(time steps of 250 x 400 cells, flag threshold on a standard normal) of each scale case."""
+
+
+def peak_mib() -> float:
+    """This process's peak resident memory (VmHWM), MiB."""
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) / 1024 for line in status if line.startswith("VmHWM"))
+
+
+def scale_case(steps: int, threshold: float) -> dict:
+    """Time and peak memory of ``events`` on a lazy handmade result (run in a fresh process)."""
+    shape, chunks = (steps, 250, 400), (10, 125, 200)
+    noise = da.random.default_rng(0).standard_normal(shape, chunks=chunks, dtype=np.float32)
+    dims = ("time", "lat", "lon")
+    result = xr.Dataset(
+        {"ensemble": (dims, noise > threshold), "fused_irregularity": (dims, abs(noise)), "tas_anomaly": (dims, noise),
+         "tile": (dims[1:], np.zeros(shape[1:], dtype=np.int32), {"flag_values": [0], "flag_meanings": "s"})},
+        coords={"time": pd.date_range("2000-01-01", periods=steps, freq="MS"), "lat": np.linspace(-60, 60, shape[1]),
+                "lon": np.linspace(-180, 180, shape[2], endpoint=False)})
+    before = peak_mib()
+    started = time.perf_counter()
+    table = events(result)
+    return {"cells": int(np.prod(shape)), "threshold": threshold, "events": len(table),
+            "flagged_cells": int(table["cells"].sum()), "seconds": time.perf_counter() - started,
+            "peak_mib_above_start": peak_mib() - before}
+
+
+def scale_rows() -> list[dict]:
+    rows = []
+    for steps, threshold in SCALE:
+        done = subprocess.run([sys.executable, __file__, "--scale-case", str(steps), str(threshold)],
+                              capture_output=True, text=True, check=True)
+        rows.append(json.loads(done.stdout.splitlines()[-1]))
+        row = rows[-1]
+        print(f"  scale: {row['cells'] / 1e6:.0f} M cells, {row['events']} events ({row['flagged_cells']} flagged cells): "
+              f"{row['seconds']:.1f} s, peak memory +{row['peak_mib_above_start']:.0f} MiB", flush=True)
+    return rows
+
+
+def variant_name(min_cells: int, bridge: bool) -> str:
+    return f"min {min_cells}" + (" bridge" if bridge else "")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="the synthetic cube, warm blobs and spikes")
+    parser.add_argument("--quick", action="store_true", help="the synthetic cube, warm blobs and spikes; no scale")
+    parser.add_argument("--scale-case", nargs=2, type=float, metavar=("STEPS", "THRESHOLD"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.scale_case:
+        print(json.dumps(scale_case(int(args.scale_case[0]), args.scale_case[1])))
+        return
     kinds = ("warm_blob", "spike") if args.quick else EVENT_KINDS
     started = time.perf_counter()
+    scale = [] if args.quick else scale_rows()
     rows = []
     for name, cube, variable, n_train in setups(args.quick):
         with warnings.catch_warnings():
@@ -157,20 +218,20 @@ def main() -> None:
     print(f"total {seconds:.0f} s")
     out = RESULTS / ("events_quick.json" if args.quick else "events.json")
     out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps({"seconds": seconds, "quick": args.quick, "cases": rows}, indent=1))
+    out.write_text(json.dumps({"seconds": seconds, "quick": args.quick, "cases": rows, "scale": scale}, indent=1))
     print(f"wrote {out}")
 
 
 def print_totals(rows: list[dict]) -> None:
-    """Sums over the cases, by min_cells, and by kind of event at min_cells 1."""
+    """Sums over the cases, by variant, and by kind of event for the default catalogue."""
     keys = ("injected", "recovered_as_one", "inside_merged", "split", "missed", "merged", "detected", "unmatched", "start_right",
             "start_overlapped")
-    print("\ntotals " + " ".join(f"{k:>16s}" for k in keys))
-    for min_cells in MIN_CELLS:
-        chosen = [r for r in rows if r["min_cells"] == min_cells]
-        print(f"min {min_cells}  " + " ".join(f"{sum(r[k] for r in chosen):16d}" for k in keys))
+    print(f"\n{'totals':10s}" + " ".join(f"{k:>16s}" for k in keys))
+    for min_cells, bridge in VARIANTS:
+        chosen = [r for r in rows if (r["min_cells"], r["bridge_gaps"]) == (min_cells, bridge)]
+        print(f"{variant_name(min_cells, bridge):10s}" + " ".join(f"{sum(r[k] for r in chosen):16d}" for k in keys))
     for kind in dict.fromkeys(r["kind"] for r in rows):
-        chosen = [r for r in rows if r["min_cells"] == MIN_CELLS[0] and r["kind"] == kind]
+        chosen = [r for r in rows if (r["min_cells"], r["bridge_gaps"]) == VARIANTS[0] and r["kind"] == kind]
         print(f"{kind:10s}" + " ".join(f"{sum(r[k] for r in chosen):16d}" for k in keys))
 
 

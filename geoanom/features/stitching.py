@@ -85,6 +85,10 @@ class Connection:
     across_time: bool = False
     bridge_gaps: bool = False
 
+    def __post_init__(self) -> None:
+        if self.bridge_gaps and not self.across_time:
+            raise ValueError("bridging gaps in time needs across_time=True: 2-D regions have no time connections.")
+
     @property
     def element(self) -> np.ndarray:
         """The 3 x 3 x 3 structuring element over (time, y, x)."""

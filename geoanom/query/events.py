@@ -188,7 +188,15 @@ def _given_labels(result: xr.Dataset, labels: xr.DataArray, dims: tuple[str, ...
             any(labels.sizes[d] != result.sizes[d] for d in dims):
         raise GeoanomError(f"labels must be a DataArray over {dims} of the result's shape, as event_labels returns.")
     data = labels.transpose(*dims).data
-    return data if isinstance(data, da.Array) else da.from_array(np.asarray(data))
+    return data if isinstance(data, da.Array) else da.from_array(np.asarray(data), chunks=_chunks_of(result, dims))
+
+
+def _chunks_of(result: xr.Dataset, dims: tuple[str, ...]) -> tuple | str:
+    """The chunks of the result's first lazy (time, *spatial) variable, so in-memory labels split as it does."""
+    for variable in result.data_vars.values():
+        if set(variable.dims) == set(dims) and isinstance(variable.data, da.Array):
+            return variable.transpose(*dims).data.chunks
+    return "auto"
 
 
 def _scores(result: xr.Dataset, dims: tuple[str, ...]) -> dict[str, da.Array | None]:
@@ -234,7 +242,11 @@ def _table(sums: pd.DataFrame, tiles: pd.DataFrame, times: np.ndarray, tile_name
 
 
 def _tile_text(tiles: pd.DataFrame, ids: np.ndarray, names: np.ndarray) -> list[str]:
-    """The sorted, space-separated tile names of each event."""
-    named = tiles.assign(name=names[tiles["tile"].to_numpy()])
-    joined = named.groupby("label")["name"].agg(lambda found: " ".join(sorted(set(found) - {""})))
-    return joined.reindex(ids, fill_value="").tolist()
+    """The sorted, space-separated tile names of each event (one join per event: a groupby-apply took seconds)."""
+    label, name = tiles["label"].to_numpy(), names[tiles["tile"].to_numpy()]
+    order = np.lexsort((name, label))
+    label, name = label[order], name[order].tolist()
+    found, starts = np.unique(label, return_index=True)
+    text = dict(zip(found.tolist(), (" ".join(part for part in name[a:b] if part)
+                                     for a, b in zip(starts, list(starts[1:]) + [len(name)]))))
+    return [text.get(event, "") for event in ids.tolist()]
