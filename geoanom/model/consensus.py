@@ -78,6 +78,14 @@ def consensus_partners(model: "AnomalyModel", consensus: str) -> dict[str, list[
     return region_partners(spec.prefix, model.ensembles, model.precision)
 
 
+def consensus_request(model: "AnomalyModel", consensus: str, tile: str | None) -> tuple[dict[str, list[str]], str]:
+    """The partners and the spec's canonical text that :func:`~geoanom.model.score.score_cube` needs for a consensus."""
+    if tile is not None:
+        raise TileError(f"consensus='{consensus}' asks each tile's partners and cannot be combined with "
+                        f"tile='{tile}' (one model for every cell); score with one or the other.")
+    return consensus_partners(model, consensus), str(parse_consensus(consensus))
+
+
 def partners_by_code(model: "AnomalyModel", partners: dict[str, list[str]]) -> dict[int, list[int]]:
     """Partners by tile code (the order of the model's ``tile_names``); tiles off the grid are dropped."""
     index = {str(name): code for code, name in enumerate(model.tile_names)}

@@ -20,9 +20,8 @@ from ..errors import TileError
 from ..features import Climatology
 from ..features.pipeline import stack_variables
 from ..geohash import enclosing
-from ..query.consensus import parse_consensus
 from ..tiling import tile_codes
-from .consensus import consensus_partners, similar_tiles, tile_distances
+from .consensus import consensus_partners, consensus_request, similar_tiles, tile_distances
 from .personalise import FAMILIES, region_share
 from .pyramid import build_pyramid
 from .score import check_same_grid, score_cube, score_cube_adapting
@@ -123,8 +122,9 @@ class AnomalyModel:
             :meth:`consensus_partners`) and add ``consensus``. Each partner
             scores the observation again: this costs up to 8 (neighbours), 5
             (similar) or the region's tiles minus one extra ensemble scorings
-            per observation. Each block still receives only the models it
-            needs: its tiles' and their partners'.
+            per observation (benchmarks/consensus.py: 4 to 11 times the time
+            of the score alone). Each block still receives only the models
+            it needs: its tiles' and their partners'.
 
         Returns
         -------
@@ -150,33 +150,16 @@ class AnomalyModel:
         """
         if consensus is None:
             return score_cube(self, cube, tile, client)
-        if tile is not None:
-            raise TileError(f"consensus='{consensus}' asks each tile's partners and cannot be combined with "
-                            f"tile='{tile}' (one model for every cell); score with one or the other.")
-        return score_cube(self, cube, None, client, partners=self.consensus_partners(consensus),
-                          consensus=str(parse_consensus(consensus)))
+        return score_cube(self, cube, None, client, *consensus_request(self, consensus, tile))
 
     def consensus_partners(self, consensus: str) -> dict[str, list[str]]:
-        """The tiles whose ensembles a consensus asks about each tile's observations.
+        """The tiles whose ensembles a consensus asks about each tile's observations (tiles without any left out).
 
-        Parameters
-        ----------
-        consensus : {"neighbours", "similar", "region:PREFIX"}
-            ``"neighbours"``: the (up to 8) geohash neighbours with a model;
-            ``"similar"``: the 5 tiles nearest by :meth:`tile_distances`;
-            ``"region:PREFIX"``: every other fitted tile under the geohash
-            ``PREFIX`` (shorter than the tiles), for the tiles under it only.
-
-        Returns
-        -------
-        dict of str to list of str
-            Tile to partner tiles; tiles without partners are left out (their
-            ``consensus`` is NaN).
-
-        Raises
-        ------
-        GeoanomError
-            For an unknown spec, or a region holding no fitted tile.
+        ``consensus``: ``"neighbours"`` (the up to 8 geohash neighbours with a
+        model), ``"similar"`` (the 5 nearest by :meth:`tile_distances`) or
+        ``"region:PREFIX"`` (every other fitted tile under the geohash
+        ``PREFIX``, shorter than the tiles, for the tiles under it only).
+        A bad spec, or a region without a fitted tile, raises GeoanomError.
 
         Examples
         --------
@@ -186,57 +169,36 @@ class AnomalyModel:
         return consensus_partners(self, consensus)
 
     def tile_distances(self) -> xr.DataArray:
-        """Distances between every two fitted tiles' feature distributions, for maps of which regions behave alike.
+        """Distances (tile, other_tile) between the fitted tiles' feature distributions: which regions behave alike.
 
-        Each tile's distribution is the Gaussian matching the first two
-        moments of its fitted model (its gmm, else dpmm, else kmeans, else the
-        isolation forest's reservoir sample), in the data's units; the
-        distance is the Bhattacharyya distance between two such Gaussians
-        (:mod:`geoanom.query.similarity`): symmetric, zero for identical
-        distributions, finite, and not saturating. All pairs of 2,000 tiles
-        with 6 features take about a second.
-
-        Returns
-        -------
-        xarray.DataArray (tile, other_tile), float64
-            With the tiles' geohash centres as ``tile_lat`` and ``tile_lon``.
+        The Bhattacharyya distance between the Gaussians matching the first
+        two moments of each tile's model (its gmm, else dpmm, else kmeans,
+        else the isolation forest's reservoir sample), in the data's units:
+        symmetric, zero for identical distributions, finite, never saturating
+        (see :mod:`geoanom.query.similarity`); about a second for all pairs of
+        2,000 tiles. The tiles' geohash centres are ``tile_lat``, ``tile_lon``.
 
         Examples
         --------
-        >>> distances = model.tile_distances()  # doctest: +SKIP
-        >>> distances.sel(tile="dj").idxmax().item()  # doctest: +SKIP
+        >>> model.tile_distances().sel(tile="dj").idxmax().item()  # doctest: +SKIP
         'f8'
         """
         return tile_distances(self)
 
     def similar_tiles(self, tile: str, k: int = 5) -> pd.DataFrame:
-        """The ``k`` fitted tiles whose feature distributions are closest to a tile's (a feature-similarity query).
+        """The ``k`` fitted tiles whose feature distributions are closest to a fitted ``tile``'s.
 
-        Parameters
-        ----------
-        tile : str
-            A fitted tile.
-        k : int, default 5
-            How many tiles (fewer if the model has fewer others).
-
-        Returns
-        -------
-        pandas.DataFrame
-            Indexed by ``rank`` (1 = most similar), with ``tile``, ``distance``
-            (Bhattacharyya, as :meth:`tile_distances`), ``hellinger`` (in [0, 1])
-            and the tile's geohash centre ``lat``, ``lon``.
-
-        Raises
-        ------
-        TileError
-            If the tile has no model (naming it, and why).
+        A table indexed by ``rank`` (1 = most similar) with ``tile``,
+        ``distance`` (as :meth:`tile_distances`), ``hellinger`` (in [0, 1])
+        and the tile's geohash centre ``lat``, ``lon``. A tile without a model
+        raises TileError naming it.
 
         Examples
         --------
-        >>> model.similar_tiles("dj", k=3)  # doctest: +SKIP
-             tile  distance  hellinger       lat       lon
+        >>> model.similar_tiles("dj", k=1)  # doctest: +SKIP
+             tile  distance  hellinger      lat     lon
         rank
-        1      dn  0.004121   0.064071  36.5625 -84.375
+        1      dn  0.000164   0.012819  36.5625 -84.375
         """
         return similar_tiles(self, tile, k)
 
