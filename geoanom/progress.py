@@ -10,6 +10,9 @@ Local runs (dask's threaded scheduler) are followed by a dask
 :class:`~dask.callbacks.Callback`; distributed runs by asking the scheduler
 from a thread how many tasks have finished and how many wait, since a fit's
 tasks are submitted inside :func:`geoanom.fit`, which hands out no futures.
+There the lines also say how many workers the scheduler has: on a batch
+cluster (``--cluster slurm``) jobs come and go, and ``0 workers`` says the
+work waits in the queue rather than stalls.
 """
 
 from __future__ import annotations
@@ -54,6 +57,8 @@ class ProgressLine:
         self.every, self.quiet = every, quiet
         self.start = self.last_line = time.monotonic()
         self.steps = self.total = self.done = self.tasks = 0
+        self.workers: int | None = None  # how many workers a distributed scheduler has; None locally
+        self.workers_written: int | None = None
         self.last_tenth = -1
         self.drawn = False
         self.width = 0  # the widest bar drawn, which the closing line covers
@@ -65,10 +70,11 @@ class ProgressLine:
             self.tasks += self.done
             self.steps, self.total, self.done, self.last_tenth = self.steps + 1, total, 0, -1
 
-    def update(self, done: int, total: int | None = None) -> None:
-        """``done`` tasks of the current step are finished (of ``total``, when it changed)."""
+    def update(self, done: int, total: int | None = None, workers: int | None = None) -> None:
+        """``done`` tasks of the current step are finished (of ``total``, when it changed), on ``workers``."""
         with self.lock:
             self.done, self.total = done, total if total is not None else self.total
+            self.workers = workers if workers is not None else self.workers
             self._draw()
 
     def close(self, failed: bool = False) -> None:
@@ -93,16 +99,23 @@ class ProgressLine:
                 return
             self.last_line, self.drawn = now, True
             bar = "#" * int(30 * fraction)
-            drawn = f"{self.label}{step} [{bar:<30}] {fraction:4.0%} {self._elapsed()}"
+            drawn = f"{self.label}{step} [{bar:<30}] {fraction:4.0%}{self._on()} {self._elapsed()}"
             self.width = max(self.width, len(drawn))
             self.stream.write(f"\r{drawn}")
             self.stream.flush()
             return
         tenth, since = int(10 * fraction), now - self.last_line
-        if (tenth > self.last_tenth and since >= self.quiet) or since >= self.every:
-            self.last_tenth, self.last_line = tenth, now
-            self.stream.write(f"{self.label}{step}: {fraction:.0%} of {self.total:,} tasks, {self._elapsed()}\n")
+        news = tenth > self.last_tenth or self.workers != self.workers_written  # a job came or went
+        if (news and since >= self.quiet) or since >= self.every:
+            self.last_tenth, self.last_line, self.workers_written = tenth, now, self.workers
+            self.stream.write(f"{self.label}{step}: {fraction:.0%} of {self.total:,} tasks{self._on()}, "
+                              f"{self._elapsed()}\n")
             self.stream.flush()
+
+    def _on(self) -> str:
+        if self.workers is None:
+            return ""
+        return f" on {self.workers} worker{'' if self.workers == 1 else 's'}"
 
     def _elapsed(self) -> str:
         seconds = time.monotonic() - self.start
@@ -165,7 +178,7 @@ class _LocalCallback(Callback):
 
 
 def _scheduler_counter():
-    """A function run on the scheduler: (tasks finished so far, tasks waiting or running).
+    """A function run on the scheduler: (tasks finished so far, tasks waiting or running, workers).
 
     Made inside this factory so that cloudpickle sends it by value: a remote
     scheduler need not have geoanom installed. The finished count is that of
@@ -173,14 +186,14 @@ def _scheduler_counter():
     finishes, however briefly it lives on the scheduler.
     """
 
-    def count(dask_scheduler):
+    def count(dask_scheduler):  # (finished, waiting or running, workers)
         from distributed.diagnostics.task_stream import TaskStreamPlugin
 
         if TaskStreamPlugin.name not in dask_scheduler.plugins:
             dask_scheduler.add_plugin(TaskStreamPlugin(dask_scheduler))
         pending = sum(task.state in ("waiting", "processing", "queued", "no-worker")
                       for task in dask_scheduler.tasks.values())
-        return dask_scheduler.plugins[TaskStreamPlugin.name].index, pending
+        return dask_scheduler.plugins[TaskStreamPlugin.name].index, pending, len(dask_scheduler.workers)
 
     return count
 
@@ -219,11 +232,11 @@ class _SchedulerPoller:
         counts = self._counts()
         if counts is not None:
             done = counts[0] - self.finished_before
-            self.line.update(done, done + counts[1])
+            self.line.update(done, done + counts[1], counts[2])
 
-    def _counts(self) -> tuple[int, int] | None:
+    def _counts(self) -> tuple[int, int, int] | None:
         try:
-            finished, pending = self.client.run_on_scheduler(self.count)
-            return int(finished), int(pending)
+            finished, pending, workers = self.client.run_on_scheduler(self.count)
+            return int(finished), int(pending), int(workers)
         except Exception:  # a closing or unreachable scheduler: the label and the time still show
             return None

@@ -190,3 +190,56 @@ def test_a_failed_computation_ends_without_a_done_line():
         with progress("dividing", stream=log, every=0):
             da.from_array([1, 0], chunks=1).map_blocks(refuse_zero, dtype=int).compute()
     assert log.getvalue() == ""  # the error itself says what happened
+
+
+def test_cluster_kinds_of_the_command_are_the_jobqueue_classes():
+    from geoanom.cli import CLUSTER_KINDS
+    from geoanom.cluster import JOBQUEUE_CLASSES
+
+    assert CLUSTER_KINDS == tuple(JOBQUEUE_CLASSES)
+
+
+@pytest.mark.parametrize("more, fragment", [
+    (["--jobs", "2"], "--jobs and --cluster-option need --cluster"),
+    (["--cluster-option", "cores=2"], "--jobs and --cluster-option need --cluster"),
+    (["--cluster", "slurm", "--jobs", "3:1"], "got 3:1"),
+    (["--cluster", "slurm", "--jobs", "two"], "--jobs takes N or MIN:MAX"),
+    (["--cluster", "slurm", "--cluster-option", "cores"], "--cluster-option takes KEY=VALUE, got 'cores'"),
+    (["--scheduler-file", "nowhere.json"], "no scheduler file at 'nowhere.json'"),
+])
+def test_cluster_options_are_refused_in_one_sentence_before_any_work(cube_file, tmp_path, refused, more, fragment):
+    process = refused(*detect(cube_file, tmp_path / "o.zarr", *more))
+    assert process.returncode == 2
+    assert process.stderr.count("\n") == 1 and fragment in process.stderr, process.stderr
+    assert not (tmp_path / "o.zarr").exists()
+
+
+def test_a_batch_system_missing_here_is_named_with_its_command(cube_file, tmp_path, refused, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path))  # no bsub (nor any other batch command) on PATH
+    process = refused(*detect(cube_file, tmp_path / "o.zarr", "--cluster", "lsf", "--jobs", "2"))
+    assert process.returncode == 2
+    assert "cannot submit lsf jobs from this machine: the command 'bsub' is not on PATH" in process.stderr
+
+
+def test_cluster_options_are_typed_like_jobqueue_settings():
+    from geoanom.cluster import parse_cluster_options
+
+    options = parse_cluster_options("slurm", ["cores=4", "memory=16GB", "walltime=01:00:00", "nanny=false",
+                                              "job-extra-directives=--exclusive", "worker_extra_args=--lifetime",
+                                              "worker-extra-args=55m", "account=climate"])
+    assert options == {"cores": 4, "memory": "16GB", "walltime": "01:00:00", "nanny": False,
+                       "job_extra_directives": ["--exclusive"], "worker_extra_args": ["--lifetime", "55m"],
+                       "account": "climate"}
+
+
+def test_progress_on_a_cluster_says_how_many_workers_and_when_a_job_goes():
+    log = io.StringIO()
+    line = ProgressLine("fitting 3 tiles", stream=log, quiet=0)
+    line.step(10)
+    line.update(0, workers=0)  # an adaptive cluster still waiting for its first job
+    line.update(5, workers=2)
+    line.update(5, workers=1)  # no new tenth done, but a job went: a line says so
+    lines = log.getvalue().splitlines()
+    assert [text.split(", ")[0] for text in lines] == ["fitting 3 tiles: 0% of 10 tasks on 0 workers",
+                                                       "fitting 3 tiles: 50% of 10 tasks on 2 workers",
+                                                       "fitting 3 tiles: 50% of 10 tasks on 1 worker"]
