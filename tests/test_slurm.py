@@ -7,6 +7,7 @@ Each job is one single-threaded worker of 2 GB.
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -29,6 +30,8 @@ CHUNKS = {"time": 24, "lat": 8, "lon": 12}
 
 def slurm_missing() -> str | None:
     """Why no Slurm can run jobs here, or None when a node is up."""
+    if os.environ.get("GEOANOM_NO_SLURM"):  # .ci/run: ci/slurm-up's own reason
+        return f"no Slurm here: {os.environ['GEOANOM_NO_SLURM']}"
     if shutil.which("sbatch") is None or shutil.which("sinfo") is None:
         return "no Slurm here: sbatch/sinfo are not on PATH (start one with `sudo ci/slurm-up`)"
     try:
