@@ -268,7 +268,7 @@ def scored():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         model = ga.fit(cube.isel(time=slice(0, 60)), detectors=("gmm", "kmeans"))
-    return model.score(cube.isel(time=slice(60, 120)))
+    return model.score(cube.isel(time=slice(60, 120)), consensus="neighbours")
 
 
 def test_a_scored_result_gives_consistent_events(scored, tmp_path):
@@ -286,6 +286,8 @@ def test_a_scored_result_gives_consistent_events(scored, tmp_path):
         assert row.sign == np.sign(anomaly[inside].mean())
         assert row.peak_irregularity == pytest.approx(scored["fused_irregularity"].values[inside].max())
         assert set(row.tiles.split()) <= set(scored["tile"].attrs["flag_meanings"].split())
+        agree = scored["consensus"].values[inside]
+        assert row.consensus == pytest.approx(np.nanmean(agree)) if np.isfinite(agree).any() else np.isnan(row.consensus)
     # a stored copy, read back lazily in other chunks, gives the same catalogue
     scored.drop_vars(["irregularity", "anomalous"]).to_zarr(tmp_path / "result.zarr")
     stored = xr.open_zarr(tmp_path / "result.zarr").chunk({"time": 7, "lat": 4})
