@@ -142,12 +142,17 @@ def test_a_job_cancelled_mid_fit_and_mid_score_changes_nothing(slurm, cube, loca
     xr.testing.assert_identical(remote, local)
 
 
-def test_an_adaptive_cluster_from_0_jobs_survives_every_job_replaced(slurm, cube, local, tmp_path):
+def test_an_adaptive_cluster_fits_and_scores_from_0_jobs_and_survives_every_job_replaced(slurm, cube, local, tmp_path):
     from distributed import Client
 
     with cluster(tmp_path, adapt=(0, 2)) as batch, Client(batch) as client:
         assert not client.scheduler_info()["workers"]  # nothing runs until there is work
         model = ga.fit(training_of(cube), client=client, **OPTIONS)
+        idle = time.monotonic()
+        while client.scheduler_info()["workers"] and time.monotonic() - idle < 60:
+            time.sleep(0.5)
+        assert not client.scheduler_info()["workers"], "the idle cluster did not scale down to 0 jobs"
+        # scoring at 0 workers submits work that brings jobs back (a scatter would time out here)
         with Canceller(client, batch, every_job=True) as during_score:  # as if every job hit its walltime
             remote = model.score(cube, client=client).compute()
         assert during_score.cancelled, "no job was cancelled during the score"
