@@ -316,3 +316,23 @@ def connect(workers: int | None = None, scheduler: str | None = None, *,
     with jobqueue(cluster, count, adapt=adapt, **parse_cluster_options(cluster, options)) as batch, \
             Client(batch) as client:
         yield client
+
+
+def wait_for_jobs(client: Any, jobs: str) -> int:
+    """Wait until one worker of each of ``--jobs``' minimum jobs has joined `client`; returns how many there are.
+
+    For work that places itself on the workers present when it starts
+    (federated training pins each client's rows to one), rather than
+    leaving tasks for the workers that come.
+
+    Examples
+    --------
+    >>> wait_for_jobs(client, "2")  # doctest: +SKIP
+    2
+    """
+    count, adapt = parse_jobs(jobs)
+    if adapt is not None and adapt[0] == 0:
+        raise GeoanomError("federated training places every client on a worker from the start: give --jobs N, "
+                           "or MIN:MAX with MIN at least 1.")
+    client.wait_for_workers(count)
+    return len(client.scheduler_info()["workers"])

@@ -269,6 +269,11 @@ def run_federate(args: argparse.Namespace) -> None:
     say(f"{len(rows.features):,} observations of {clients_} client{'' if clients_ == 1 else 's'}; "
         f"features {', '.join(rows.names)}")
     with connect(args) as client:
+        if args.cluster is not None:
+            from ..cluster import wait_for_jobs
+
+            with stage(f"waiting for {args.jobs.split(':')[0]} {args.cluster} jobs to start", watch=False):
+                detail(f"{wait_for_jobs(client, args.jobs)} workers")
         with stage(f"training {args.rounds} rounds", client):
             result = train(rows.features, None, clients=rows.clients, aggregator=args.aggregator,
                            schedule=RoundOptions(rounds=args.rounds, client_fraction=args.client_fraction),
