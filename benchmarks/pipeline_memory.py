@@ -56,6 +56,25 @@ def measure(function, *args, repeat: int = 3):
     return result, peak, best
 
 
+def numpy_sketch_block(features, codes, time_index, cell_index, batch_of_tile, seed, sample_size):
+    """fit's _sketch_block before it was compiled (the reference): a Python step per tile."""
+    from geoanom.detectors.sketch import TileSketch, observation_keys
+    from geoanom.tiling import group_cells
+
+    n_features, n_times = features.shape[:2]
+    flat = features.reshape(n_features, n_times, -1)
+    keys = observation_keys(time_index, cell_index.ravel(), seed)
+    out: dict = {}
+    for code, cells in group_cells(codes):
+        rows = flat[:, :, cells].reshape(n_features, -1).T
+        row_keys = keys[:, cells].ravel()
+        valid = np.isfinite(rows).all(axis=1)
+        sketches = out.setdefault(int(batch_of_tile[code]), {})
+        if valid.any():
+            sketches[code] = TileSketch.from_rows(rows[valid], row_keys[valid], sample_size)
+    return out
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--label", default="")
@@ -99,9 +118,18 @@ def main(argv=None) -> int:
     rows["block_features"] = {"bytes_per_obs": peak / n_obs, "seconds": seconds}
     batch_of_tile = np.zeros(len(names), dtype=np.int64)
     cell_index = np.arange(codes.size).reshape(codes.shape)
-    _, peak, seconds = measure(fit_module._sketch_block, features, codes, np.arange(CHUNK), cell_index,
-                               batch_of_tile, 0, 4096)
-    rows["sketch_block"] = {"bytes_per_obs": peak / n_obs, "seconds": seconds}
+    sketch_args = (features, codes, np.arange(CHUNK), cell_index, batch_of_tile, 0, 4096)
+    before, peak, seconds = measure(numpy_sketch_block, *sketch_args)
+    rows["sketch_block (numpy)"] = {"bytes_per_obs": peak / n_obs, "seconds": seconds}
+    after, peak, seconds = measure(fit_module._sketch_block, *sketch_args)
+    rows["sketch_block (compiled)"] = {"bytes_per_obs": peak / n_obs, "seconds": seconds}
+    identical["sketch samples and counts"] = all(
+        a.count == b.count and np.array_equal(a.keys, b.keys) and np.array_equal(a.rows, b.rows)
+        for code, a in before[0].items() for b in [after[0][code]]) and before[0].keys() == after[0].keys()
+    identical["sketch moments, largest relative difference"] = max(
+        float(np.max(np.abs(a.scatter - b.scatter) / np.abs(a.scatter).max())) for code, a in before[0].items()
+        for b in [after[0][code]])
+    print("sketches:", identical)
 
     for name, row in rows.items():
         print(f"{name:36s} {row['bytes_per_obs']:7.1f} B/obs  {row['seconds']:.3f} s")

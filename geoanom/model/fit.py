@@ -25,7 +25,7 @@ from threadpoolctl import threadpool_limits
 
 from ..detectors import DEFAULT_DETECTORS, Ensemble
 from ..detectors.ensemble import check_detector_names
-from ..detectors.sketch import DEFAULT_CAPACITY, TileSketch, merge_sketch_maps, observation_keys
+from ..detectors.sketch import DEFAULT_CAPACITY, TileSketch, merge_sketch_maps, sketch_tiles
 from ..errors import GeoanomError, GeoanomWarning, NoDataError, TrainingPeriodError
 from ..features import Climatology, RegionParams
 from ..features.pipeline import feature_cube, source_name, stack_variables
@@ -294,16 +294,15 @@ def _sketch_block(features, codes, time_index, cell_index, batch_of_tile, seed,
                   sample_size) -> dict[int, dict[int, TileSketch]]:
     """Sketches of every tile in one block of features, grouped by the batch that fits them."""
     n_features, n_times = features.shape[:2]
-    flat = features.reshape(n_features, n_times, -1)
-    keys = observation_keys(time_index, cell_index.ravel(), seed)
+    groups = group_cells(codes)
+    # one compiled pass over the block, the GIL released (detectors/sketch.py)
+    sketches = sketch_tiles(features.reshape(n_features, n_times, -1), groups, time_index, cell_index.ravel(),
+                            seed, sample_size)
     out: dict[int, dict[int, TileSketch]] = {}
-    for code, cells in group_cells(codes):
-        rows = flat[:, :, cells].reshape(n_features, -1).T
-        row_keys = keys[:, cells].ravel()
-        valid = np.isfinite(rows).all(axis=1)
-        sketches = out.setdefault(int(batch_of_tile[code]), {})
-        if valid.any():
-            sketches[code] = TileSketch.from_rows(rows[valid], row_keys[valid], sample_size)
+    for code, _ in groups:
+        batch = out.setdefault(int(batch_of_tile[code]), {})
+        if code in sketches:
+            batch[code] = sketches[code]
     return out
 
 
