@@ -27,7 +27,10 @@ from .messages import short_reason
 from .safety import guard_reads, mask_infinite
 
 PathLike = Union[str, "os.PathLike[str]"]
-CHUNK_BYTES = 16 * 2**20  # upper bound of a default chunk: a few per core on a laptop-sized cube
+# Upper bound of a default chunk. A task holds its chunk's temporaries (features, scores: about 100 bytes
+# per observation), so the peak memory of fit and score grows with it: 16 MiB chunks of the annual
+# throughput cube peaked at 1.40 GB, 8 MiB ones at 1.17 GB (benchmarks/fit_memory.py).
+CHUNK_BYTES = 8 * 2**20
 NETCDF_ENGINES = ("netcdf4", "h5netcdf")  # h5netcdf reads some HDF5 files netCDF-C rejects
 _SAMPLES = {"north_america": ("A1B_north_america.nc", "air_temperature"),
             "sst": ("ostia_monthly.nc", "surface_temperature")}
