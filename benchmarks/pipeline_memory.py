@@ -5,7 +5,7 @@ the peak memory of fit and score is about ``2 x chunk observations x bytes
 per observation`` plus what waits between tasks. This measures that figure
 for each step geoanom runs per block, on one chunk of the annual throughput
 cube (``throughput_cubes.py``, 419 time steps x 100 x 100 cells, the chunk
-``open_cube`` chooses): numpy's allocations are traced with ``tracemalloc``,
+``open_cube`` chose with chunks of 16 MiB; 8 MiB now halves it): numpy's allocations are traced with ``tracemalloc``,
 whose peak counts every temporary.
 
 Steps: the standardised anomaly of a training block and of a new block
@@ -37,7 +37,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from throughput_cubes import CUBES, make_cube  # noqa: E402
 
-CHUNK = 419  # time steps of open_cube's default chunk of the annual cube
+CHUNK = 419  # time steps of open_cube's default chunk of the annual cube at 16 MiB
 
 
 def measure(function, *args, repeat: int = 3):
