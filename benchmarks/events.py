@@ -63,7 +63,7 @@ import pandas as pd
 import xarray as xr
 
 import geoanom as ga
-from geoanom.query.events import event_labels, events
+from geoanom.queries.events import event_labels, events
 from geoanom.testing import EVENT_KINDS, inject_events, synthetic_cube
 from geoanom.tiling import spatial_dims
 

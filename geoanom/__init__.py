@@ -26,16 +26,18 @@ _LAZY = {
     "IForestDetector": ".detectors", "KMeansDetector": ".detectors",
     "open_cube": ".io", "sample_cube": ".io", "write_dataset": ".io",
     "tile_labels": ".tiling", "tile_names": ".model.score",
+    "events": ".queries", "event_labels": ".queries", "query": ".queries",
 }
-_SUBMODULES = ("detectors", "features", "federated", "geohash", "plot", "testing", "tiling")
+_SUBMODULES = ("detectors", "features", "federated", "geohash", "plot", "queries", "testing", "tiling")
 
 if TYPE_CHECKING:  # for type checkers and IDEs, which do not run __getattr__
-    from . import detectors, features, federated, geohash, plot, testing, tiling
+    from . import detectors, features, federated, geohash, plot, queries, testing, tiling
     from .detectors import DPMMDetector, Ensemble, GMMDetector, IForestDetector, KMeansDetector
     from .features import Climatology, RegionParams, region_features, region_labels, tune_region_params
     from .io import open_cube, sample_cube, write_dataset
     from .model import AnomalyModel, fit, load_model
     from .model.score import tile_names
+    from .queries import event_labels, events, query
     from .tiling import tile_labels
 
 
@@ -70,6 +72,8 @@ __all__ = [
     "KMeansDetector",
     "RegionParams",
     "detectors",
+    "event_labels",
+    "events",
     "features",
     "federated",
     "fit",
@@ -77,6 +81,8 @@ __all__ = [
     "load_model",
     "open_cube",
     "plot",
+    "queries",
+    "query",
     "region_features",
     "region_labels",
     "sample_cube",

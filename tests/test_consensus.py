@@ -8,7 +8,7 @@ import xarray as xr
 
 import geoanom as ga
 from geoanom.errors import GeoanomError, TileError
-from geoanom.query.consensus import neighbour_partners, parse_consensus, region_partners, similar_partners
+from geoanom.queries.consensus import neighbour_partners, parse_consensus, region_partners, similar_partners
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ from scipy.sparse.csgraph import connected_components
 
 import geoanom as ga
 from geoanom.errors import GeoanomError, VariableNotFoundError
-from geoanom.query.events import COLUMNS, event_labels, events
+from geoanom.queries.events import COLUMNS, event_labels, events
 
 R = 6371.0088  # the mean Earth radius geoanom uses, km
 

@@ -23,7 +23,7 @@ from geoanom.plot import (
     nearest_cell,
 )
 from geoanom.plot.scatter import component_ellipses, threshold_fields
-from geoanom.query.events import event_labels, events
+from geoanom.queries.events import event_labels, events
 from geoanom.testing import synthetic_cube
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

@@ -19,7 +19,7 @@ from geoanom.errors import GeoanomError
 from geoanom.features import feature_names
 from geoanom.model.score import tile_names
 from geoanom.model.trajectory import feature_trajectory
-from geoanom.query.inspect import query
+from geoanom.queries.inspect import query
 from geoanom.testing import synthetic_cube
 from geoanom.tiling import tile_codes, tile_labels
 
@@ -196,6 +196,13 @@ def test_trajectory_features_are_those_scored(scored):
     for index, name in enumerate(DETECTORS):
         np.testing.assert_array_equal(recomputed[index], expected[f"irregularity_{name}"])
     assert_rows(trajectory, result, keep)  # its own scores, fused score, flags and anomalies are the result's too
+
+
+def test_the_models_features_method_is_the_trajectory(scored):
+    model, cube, result = scored
+    method = model.features(cube, tile="dj", time=slice("2040", "2045"))
+    pd.testing.assert_frame_equal(method, feature_trajectory(model, cube, tile="dj", time=slice("2040", "2045")))
+    assert len(method) == int(((tile_names(result) == "dj") & result["time"].dt.year.isin(range(2040, 2046))).sum())
 
 
 def test_trajectory_of_the_nearest_cell_and_joined_to_a_query(scored):

@@ -8,7 +8,7 @@ import pytest
 import geoanom as ga
 from geoanom.detectors import Ensemble
 from geoanom.errors import GeoanomError, TileError
-from geoanom.query.similarity import (
+from geoanom.queries.similarity import (
     bhattacharyya_distances,
     cluster_moments,
     ensemble_moments,

@@ -1,6 +1,6 @@
 """The model's anomaly queries: how alike its tiles are, and which tiles a consensus asks.
 
-The arithmetic lives in :mod:`geoanom.query` (plain arrays and ensembles);
+The arithmetic lives in :mod:`geoanom.queries` (plain arrays and ensembles);
 this module feeds it the model's tiles. :class:`~geoanom.AnomalyModel` exposes
 :func:`tile_distances`, :func:`similar_tiles` and :func:`consensus_partners`
 as methods, and :func:`geoanom.model.score.score_cube` adds the ``consensus``
@@ -18,8 +18,8 @@ import xarray as xr
 
 from ..errors import GeoanomError, TileError
 from ..geohash import decode
-from ..query.consensus import SIMILAR_K, neighbour_partners, parse_consensus, region_partners, similar_partners
-from ..query.similarity import bhattacharyya_distances, ensemble_moments, hellinger
+from ..queries.consensus import SIMILAR_K, neighbour_partners, parse_consensus, region_partners, similar_partners
+from ..queries.similarity import bhattacharyya_distances, ensemble_moments, hellinger
 
 if TYPE_CHECKING:  # the model imports this module
     from .core import AnomalyModel

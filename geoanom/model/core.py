@@ -26,6 +26,7 @@ from .personalise import FAMILIES, region_share
 from .pyramid import build_pyramid
 from .score import check_same_grid, score_cube, score_cube_adapting
 from .store import read_model, save_model
+from .trajectory import feature_trajectory
 
 
 class AnomalyModel:
@@ -175,7 +176,7 @@ class AnomalyModel:
         two moments of each tile's model (its gmm, else dpmm, else kmeans,
         else the isolation forest's reservoir sample), in the data's units:
         symmetric, zero for identical distributions, finite, never saturating
-        (see :mod:`geoanom.query.similarity`); about a second for all pairs of
+        (see :mod:`geoanom.queries.similarity`); about a second for all pairs of
         2,000 tiles. The tiles' geohash centres are ``tile_lat``, ``tile_lon``.
 
         Examples
@@ -201,6 +202,33 @@ class AnomalyModel:
         1      dn  0.000164   0.012819  36.5625 -84.375
         """
         return similar_tiles(self, tile, k)
+
+    def features(self, cube: xr.Dataset, *, tile: str | list[str] | None = None, time: Any = None,
+                 cell: tuple[float, float] | None = None) -> pd.DataFrame:
+        """The feature vectors the ensembles score for some cells over a time range, with their scores.
+
+        "What changed before the event": one row per (time, cell), a column per
+        feature, and each vector's irregularity per family, fused score, votes
+        and flag, as :meth:`score` gives them (see
+        :func:`geoanom.model.trajectory.feature_trajectory`).
+
+        Parameters
+        ----------
+        cube : xarray.Dataset
+            On the model's grid, with its variables.
+        tile : str or list of str, optional
+            Geohashes: a tile, a region (a shorter prefix) or a finer area.
+        time : slice or label, optional
+            As for ``cube.sel(time=...)``; all times by default.
+        cell : (lat, lon), optional
+            Instead of ``tile``: the grid cell nearest this point.
+
+        Examples
+        --------
+        >>> before = model.features(cube, tile="dj", time=slice("2010-01", "2010-08"))  # doctest: +SKIP
+        >>> ga.query(result, tile="dj", flagged=True, features=before)  # doctest: +SKIP
+        """
+        return feature_trajectory(self, cube, tile=tile, time=time, cell=cell)
 
     def adapt(self, cube: xr.Dataset, tile: str | None = None, *,
               adapt_every: int = 100) -> tuple[xr.Dataset, "AnomalyModel"]:

@@ -26,7 +26,8 @@ from ..errors import GeoanomError, GeoanomWarning, TileError
 from ..features import RegionParams
 from ..features.pipeline import feature_cube, source_name, stack_variables
 from ..formatting import iso_date
-from ..query.consensus import consensus_share
+from ..queries.consensus import consensus_share
+from ..queries.event_stats import result_tiles
 from ..resident import on_workers
 from ..tiling import group_cells, spatial_dims
 from .consensus import consensus_variable, partners_by_code
@@ -352,18 +353,10 @@ def tile_names(result: xr.Dataset | xr.DataArray) -> xr.DataArray:
     >>> (tile_names(result) == "dj").sum().item()  # doctest: +SKIP
     16
     """
-    if isinstance(result, xr.Dataset):
-        if "tile" not in result:
-            raise GeoanomError("the result has no 'tile' variable; pass the output of model.score.")
-        result = result["tile"]
-    if result.dtype.kind in "USO":
-        return result
-    meanings = str(result.attrs.get("flag_meanings", "")).split()
-    values = np.asarray(result.attrs.get("flag_values", []), dtype=np.int64).ravel()
-    codes = np.asarray(result.values)
-    if len(meanings) != len(values) or not np.isin(codes, values).all():
-        raise GeoanomError("the result's 'tile' codes are not all named by its flag_values and flag_meanings; "
-                           "was it edited after scoring?")
-    order = np.argsort(values)
-    names = np.asarray(meanings)[order][np.searchsorted(values[order], codes)]
-    return xr.DataArray(names, dims=result.dims, coords=result.coords, name="tile")
+    if isinstance(result, xr.DataArray):
+        result = xr.Dataset({"tile": result})
+    elif "tile" not in result:
+        raise GeoanomError("the result has no 'tile' variable; pass the output of model.score.")
+    codes, names = result_tiles(result)
+    tile = result["tile"]
+    return xr.DataArray(names[codes], dims=tile.dims, coords=tile.coords, name="tile")

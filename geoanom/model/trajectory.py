@@ -25,7 +25,7 @@ from ..detectors.ensemble import fuse, majority
 from ..errors import GeoanomError
 from ..features.pipeline import feature_cube, source_name, stack_variables
 from ..features.vectors import feature_names
-from ..query.inspect import Tiles, cell_columns, cells_of_tiles, positions_indexer, time_positions
+from ..queries.inspect import Tiles, cell_columns, cells_of_tiles, positions_indexer, time_positions
 from ..tiling import cell_centres, tile_codes
 from .score import check_same_grid, feature_sets, region_params
 
@@ -48,7 +48,7 @@ def feature_trajectory(model: "AnomalyModel", cube: xr.Dataset, *, tile: Tiles |
     tile : str or sequence of str, optional
         The cells whose centre lies in these geohashes: a tile, a region
         (a shorter prefix: every tile under it) or a finer area, as for
-        :func:`geoanom.query.inspect.query`. Each cell is scored by its own
+        :func:`geoanom.queries.inspect.query`. Each cell is scored by its own
         tile's ensemble.
     time : slice or label, optional
         As for ``cube.sel(time=...)``; all times by default.

@@ -1,7 +1,7 @@
 """An event's footprint through time, on a map: the cells of one event of the catalogue, step by step.
 
 An event is a connected set of flagged cells in (time, lat, lon), numbered
-in a label cube (``geoanom.query.event_labels``: int over the result's
+in a label cube (``geoanom.queries.event_labels``: int over the result's
 time and spatial dimensions, 0 = no event). :func:`event_map` draws one
 event: the cells it covers, filled by the step at which each first joined
 it, and the outline of its footprint at every step, coloured by step, over
@@ -87,7 +87,7 @@ def event_footprint(result: xr.Dataset, labels: Any, event: int) -> Footprint:
     result : xarray.Dataset
         Output of :meth:`AnomalyModel.score` the labels were computed from.
     labels : xarray.DataArray or array-like (time, *spatial)
-        Event ids, 0 = no event (e.g. ``geoanom.query.event_labels(result)``);
+        Event ids, 0 = no event (e.g. ``geoanom.queries.event_labels(result)``);
         lazy arrays are computed once, here.
     event : int
         The event's id.
@@ -163,10 +163,10 @@ def event_map(result: xr.Dataset, labels: Any, event: int, *, ax: "Axes | None" 
         Output of :meth:`AnomalyModel.score` (or a stored copy).
     labels : xarray.DataArray or array-like (time, *spatial)
         The event label cube of ``result`` (0 = no event), e.g.
-        ``geoanom.query.event_labels(result)``.
+        ``geoanom.queries.event_labels(result)``.
     event : int
         The event to draw: an id of the label cube (the ``event`` column of
-        ``geoanom.query.events(result)``).
+        ``geoanom.queries.events(result)``).
     ax : matplotlib.axes.Axes, optional
         Draw into these axes instead of a new figure.
     fill : bool, default True
@@ -184,7 +184,7 @@ def event_map(result: xr.Dataset, labels: Any, event: int, *, ax: "Axes | None" 
     Examples
     --------
     >>> import geoanom as ga
-    >>> from geoanom.query import event_labels, events  # doctest: +SKIP
+    >>> from geoanom.queries import event_labels, events  # doctest: +SKIP
     >>> labels = event_labels(result)  # doctest: +SKIP
     >>> biggest = events(result).sort_values("cells").event.iloc[-1]  # doctest: +SKIP
     >>> event_map(result, labels, biggest).savefig("event.png")  # doctest: +SKIP

@@ -83,9 +83,9 @@ def event_timeseries(model: "AnomalyModel", cube: xr.Dataset, result: xr.Dataset
         A point (lat, lon), in degrees.
     event : int, optional
         An event id of ``labels`` (the ``event`` column of
-        ``geoanom.query.events(result)``).
+        ``geoanom.queries.events(result)``).
     labels : xarray.DataArray or array-like (time, *spatial), optional
-        The event label cube of ``result`` (``geoanom.query.event_labels``); needed with ``event``.
+        The event label cube of ``result`` (``geoanom.queries.event_labels``); needed with ``event``.
     variable : str, optional
         The variable drawn (default: the model's first).
     ax : matplotlib.axes.Axes, optional

@@ -5,3 +5,8 @@ flagged cells in time and space), which observations match a question, how
 the features evolved before an event, and whether neighbouring or similar
 tiles agree.
 """
+
+from .events import event_labels, events
+from .inspect import query
+
+__all__ = ["event_labels", "events", "query"]

@@ -9,7 +9,7 @@ ensembles, chosen by one of three criteria (a *consensus spec*):
     the (up to) 8 geohash neighbours of the observation's tile that have a model;
 ``"similar"``
     the ``SIMILAR_K`` = 5 tiles whose fitted distributions are closest to the
-    tile's own (see :mod:`geoanom.query.similarity`);
+    tile's own (see :mod:`geoanom.queries.similarity`);
 ``"region:PREFIX"``
     every other tile with a model under the geohash ``PREFIX``, for the
     observations of the tiles under it (NaN elsewhere).

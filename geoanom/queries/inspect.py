@@ -191,7 +191,7 @@ def cells_of_tiles(grid: xr.Dataset | xr.DataArray, codes: np.ndarray, names: np
         With the ``lat`` and ``lon`` of the cells (for hashes finer than a tile).
     codes, names : ndarray
         Each cell's tile code and the geohash of each code, as from
-        :func:`geoanom.query.event_stats.result_tiles` or :func:`geoanom.tiling.tile_codes`.
+        :func:`geoanom.queries.event_stats.result_tiles` or :func:`geoanom.tiling.tile_codes`.
     tiles : str or sequence of str
 
     Raises
