@@ -18,9 +18,16 @@ In the same run (ratios are same-run, the machine is shared), it measures:
   ``Tree.apply`` per tree and a numpy weighted mean, in batches of 16384;
   the rebuild timed apart) and the numba walk; ns per observation; the
   largest score difference (the new path lengths are float32);
-* one forest walked by 1 M rows (ns per row and forest): the numba walk by
-  blocks of rows of several sizes, scikit-learn's ``Tree.apply`` and the
-  numpy walk (on 100 000 rows);
+* the walk before issue 14 (the compact walk: node arrays as stored, four
+  rows side by side, copied below) against the padded walk of
+  :mod:`geoanom.detectors.isolation_walk`, each tile's rows with its own
+  forest, and again in calls of 100 rows (padding is paid per call): CPU
+  time of this thread, best of at least 5 alternating runs (wall time too),
+  ns per row and tree and us per observation; the scores are checked
+  identical bit for bit;
+* one forest walked by 1 M rows (ns per row and forest): the padded walk by
+  blocks of rows of several sizes, the compact walk, scikit-learn's
+  ``Tree.apply`` and the numpy walk (on 100 000 rows);
 * peak resident memory of scoring all tiles (each in its own subprocess:
   the old walk keeps every tile's rebuilt trees, as detectors cached them);
 * bytes per tile of the saved state (``to_dict`` arrays, and compressed in
@@ -33,7 +40,7 @@ In the same run (ratios are same-run, the machine is shared), it measures:
 
 Prints a table and writes ``benchmarks/results/iforest_kernels.json``. All
 times are wall-clock ``time.perf_counter``, best of ``--repeat`` runs for
-the kernel comparisons. About 4 minutes on a 2-core machine.
+the kernel comparisons (CPU time for the walks). About 5 minutes on a 2-core machine.
 
 Run from the repository root::
 
@@ -55,6 +62,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numba
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -63,12 +71,8 @@ sys.path.insert(0, str(ROOT))
 from geoanom.detectors import IForestDetector  # noqa: E402
 from geoanom.detectors.hashing import GOLDEN_GAMMA, splitmix64_mix  # noqa: E402
 from geoanom.detectors.iforest import _with_reservoir  # noqa: E402
-from geoanom.detectors.isolation_trees import (  # noqa: E402
-    _walk_forest,
-    average_path_length,
-    build_forests,
-    forest_depth,
-)
+from geoanom.detectors.isolation_trees import average_path_length, build_forests  # noqa: E402
+from geoanom.detectors.isolation_walk import _tree_depths, _walk_forest, forest_depth  # noqa: E402
 
 SEED = 14
 TRAIN_ROWS = 4096
@@ -314,6 +318,50 @@ def old_numpy_leaves(state: dict[str, Any], X: np.ndarray) -> np.ndarray:
     return node
 
 
+# --- the compact walk the padded one replaced (geoanom before issue 14's walk), copied ---
+
+
+def compact_forest_depth(X: np.ndarray, state: dict[str, Any], block_rows: int = 4096) -> np.ndarray:
+    """The compact walk's forest_depth: node arrays as stored, four rows side by side, each tree's own depth."""
+    X = np.ascontiguousarray(X, dtype=np.float32)
+    weights = np.asarray(state["tree_weight_"], dtype=np.float64)
+    weights = weights / weights.sum()
+    out = np.zeros(len(X))
+    compact_walk_forest(X, state["node_feature_"], state["node_threshold_"], state["node_left_"],
+                        state["node_path_"], state["tree_root_"], np.asarray(state["tree_norm_"], dtype=np.float64),
+                        weights, out, block_rows)
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def compact_walk_forest(X, feature, threshold, left, path, roots, norm, weights, out, block_rows):  # noqa: PLR0913
+    """A leaf steps onto itself (left is itself, nothing is above its infinite threshold); right = left + 1."""
+    n = X.shape[0]
+    steps = _tree_depths(left, roots)
+    for block in range(0, n, block_rows):
+        stop = min(block + block_rows, n)
+        for t in range(len(roots)):
+            root, scale, tree_norm, depth = roots[t], weights[t], norm[t], steps[t]
+            i = block
+            while i + 4 <= stop:
+                a = b = c = d = root
+                for _ in range(depth):
+                    a = left[a] + (X[i, feature[a]] > threshold[a])
+                    b = left[b] + (X[i + 1, feature[b]] > threshold[b])
+                    c = left[c] + (X[i + 2, feature[c]] > threshold[c])
+                    d = left[d] + (X[i + 3, feature[d]] > threshold[d])
+                out[i] += scale * (np.float64(path[a]) / tree_norm)
+                out[i + 1] += scale * (np.float64(path[b]) / tree_norm)
+                out[i + 2] += scale * (np.float64(path[c]) / tree_norm)
+                out[i + 3] += scale * (np.float64(path[d]) / tree_norm)
+                i += 4
+            for j in range(i, stop):
+                node = root
+                for _ in range(depth):
+                    node = left[node] + (X[j, feature[node]] > threshold[node])
+                out[j] += scale * (np.float64(path[node]) / tree_norm)
+
+
 # --- the new state, as a detector saves it --------------------------------------------------
 
 
@@ -337,14 +385,28 @@ def npz_bytes(states: list[dict[str, Any]]) -> float:
     return buffer.tell() / len(states)
 
 
-def best_of(repeat: int, function, *args) -> tuple[float, Any]:
-    """The shortest wall time of ``repeat`` calls, and the last result."""
+def best_of(repeat: int, function, *args, clock=time.perf_counter) -> tuple[float, Any]:
+    """The shortest time of ``repeat`` calls (wall clock unless ``clock`` says otherwise), and the last result."""
     best, result = np.inf, None
     for _ in range(repeat):
-        start = time.perf_counter()
+        start = clock()
         result = function(*args)
-        best = min(best, time.perf_counter() - start)
+        best = min(best, clock() - start)
     return best, result
+
+
+def best_cpu_of(repeat: int, *functions) -> list[float]:
+    """The shortest CPU time of this thread for each function, the functions taking turns ``repeat`` times.
+
+    CPU time, not wall time: the compiled walks run in this thread, and on a
+    shared machine the time the thread waits for a core is not the walk's.
+    """
+    best = [np.inf] * len(functions)
+    for _ in range(repeat):
+        for k, function in enumerate(functions):
+            seconds, _ = best_of(1, function, clock=time.thread_time)
+            best[k] = min(best[k], seconds)
+    return best
 
 
 # --- measurements -----------------------------------------------------------------------------
@@ -391,19 +453,21 @@ def measure_score(old: list, new: list, test: list[np.ndarray], repeat: int) -> 
 
 
 def measure_one_forest(old_state: dict, new_state: dict, repeat: int) -> dict:
-    """ns per row and forest: one forest, 1 M rows."""
+    """ns per row and forest: one forest, 1 M rows (the padded walk by blocks of several sizes; CPU time)."""
     X = np.random.default_rng(SEED + 1).normal(size=(SCORED_ROWS, 2)).astype(np.float32)
     weights = new_state["tree_weight_"] / new_state["tree_weight_"].sum()
+    depths = _tree_depths(new_state["node_left_"], new_state["tree_root_"])
     out: dict[str, float] = {}
-    for block in (256, 1024, 4096, 16384, 65536, SCORED_ROWS):
+    for block in (256, 1024, 4096, 16384, 65536):
         def walk(block=block):
             depth = np.zeros(len(X))
             _walk_forest(X, new_state["node_feature_"], new_state["node_threshold_"], new_state["node_left_"],
-                         new_state["node_path_"], new_state["tree_root_"], new_state["tree_norm_"], weights, depth,
-                         block)
+                         new_state["node_path_"], new_state["tree_root_"], depths, new_state["tree_norm_"], weights,
+                         depth, block)
         walk()
-        seconds, _ = best_of(repeat, walk)
-        out[f"numba_block_{block}_ns"] = seconds / len(X) * 1e9
+        out[f"numba_block_{block}_ns"] = best_cpu_of(repeat, walk)[0] / len(X) * 1e9
+    compact_forest_depth(X[:16], new_state)
+    out["compact_walk_block_4096_ns"] = best_cpu_of(repeat, lambda: compact_forest_depth(X, new_state))[0] / len(X) * 1e9
     trees = old_sklearn_trees(old_state, 2)
     seconds, _ = best_of(repeat, old_score, old_state, trees, X)
     out["sklearn_apply_ns"] = seconds / len(X) * 1e9
@@ -411,6 +475,40 @@ def measure_one_forest(old_state: dict, new_state: dict, repeat: int) -> dict:
     seconds, _ = best_of(1, old_numpy_leaves, old_state, few)
     out["numpy_walk_ns"] = seconds / len(few) * 1e9
     return out
+
+
+def measure_walk(new: list, test: list[np.ndarray], repeat: int) -> dict:
+    """The compact walk against the padded walk: every tile's rows with its own forest, CPU and wall time.
+
+    Also in calls of 100 rows (as adaptive scoring calls it), for the first
+    100 tiles: the padding is paid per call.
+    """
+    n_rows, n_trees = sum(len(X) for X in test), len(new[0]["tree_root_"])
+    pieces = [(state, X[i:i + 100]) for state, X in zip(new[:100], test[:100]) for i in range(0, len(X), 100)]
+    n_small = sum(len(X) for _, X in pieces)
+    tiles = list(zip(new, test))
+
+    def compact(pairs=tiles):
+        return [compact_forest_depth(X, state) for state, X in pairs]
+
+    def padded(pairs=tiles):
+        return [forest_depth(X, state) for state, X in pairs]
+
+    identical = all(np.array_equal(a, b) for a, b in zip(compact(), padded()))
+    compact_s, padded_s = best_cpu_of(repeat, compact, padded)
+    compact_wall, _ = best_of(repeat, compact)
+    padded_wall, _ = best_of(repeat, padded)
+    small_compact_s, small_padded_s = best_cpu_of(repeat, lambda: compact(pieces), lambda: padded(pieces))
+    per_tree = 1e9 / n_trees
+    return {"rows": n_rows, "trees": n_trees, "scores_identical": identical,
+            "compact_cpu_s": compact_s, "padded_cpu_s": padded_s, "ratio": compact_s / padded_s,
+            "compact_wall_s": compact_wall, "padded_wall_s": padded_wall, "ratio_wall": compact_wall / padded_wall,
+            "compact_ns_per_row_and_tree": compact_s / n_rows * per_tree,
+            "padded_ns_per_row_and_tree": padded_s / n_rows * per_tree,
+            "compact_us_per_obs": compact_s / n_rows * 1e6, "padded_us_per_obs": padded_s / n_rows * 1e6,
+            "calls_of_100_rows": {"rows": n_small, "compact_ns_per_row_and_tree": small_compact_s / n_small * per_tree,
+                                  "padded_ns_per_row_and_tree": small_padded_s / n_small * per_tree,
+                                  "ratio": small_compact_s / small_padded_s}}
 
 
 def measure_bytes(train: list[np.ndarray], seeds: list[int], old: list, new: list) -> dict:
@@ -483,19 +581,19 @@ def child_memory(variant: str, n_tiles: int) -> dict:
 
 def child_compile() -> dict:
     """Seconds of the first calls in this process (numba compiles, or loads its on-disk cache)."""
-    from geoanom.detectors import isolation_trees  # already imported with this script: no compiling yet
+    from geoanom.detectors import isolation_trees, isolation_walk  # imported with this script: no compiling yet
 
     X = np.random.default_rng(0).normal(size=(300, 2))
     times = {}
     for name, call in (("build_s", lambda: isolation_trees.build_forests([X], [0], n_estimators=10)),
-                       ("walk_s", lambda: isolation_trees.forest_depth(X, state))):
+                       ("walk_s", lambda: isolation_walk.forest_depth(X, state))):
         start = time.perf_counter()
         result = call()
         times[name] = time.perf_counter() - start
         if name == "build_s":
             state = result[0]
     start = time.perf_counter()
-    isolation_trees.forest_depth(X, isolation_trees.build_forests([X], [1], n_estimators=10)[0])
+    isolation_walk.forest_depth(X, isolation_trees.build_forests([X], [1], n_estimators=10)[0])
     times["second_calls_s"] = time.perf_counter() - start
     return times
 
@@ -529,7 +627,7 @@ def reset_peak() -> None:
 
 
 def table(report: dict) -> str:
-    g, s, f, b, m, c = (report[k] for k in ("grow", "score", "one_forest", "bytes", "memory", "compile"))
+    g, s, f, b, m, c, w = (report[k] for k in ("grow", "score", "one_forest", "bytes", "memory", "compile", "walk"))
     lines = [
         f"{'':44s}{'old':>12s}{'new':>12s}{'old/new':>9s}",
         f"{'grow ' + str(g['tiles']) + ' forests (s)':44s}{g['old_s']:12.2f}{g['new_s']:12.2f}{g['ratio']:9.1f}",
@@ -547,9 +645,20 @@ def table(report: dict) -> str:
         f"{'  increase while scoring (MB)':44s}{m['old']['scoring_increase_mb']:12.0f}"
         f"{m['new']['scoring_increase_mb']:12.0f}",
         "",
+        f"{'walk (CPU time)':44s}{'compact':>12s}{'padded':>12s}{'ratio':>9s}",
+        f"{'  every tile, ns per row and tree':44s}{w['compact_ns_per_row_and_tree']:12.2f}"
+        f"{w['padded_ns_per_row_and_tree']:12.2f}{w['ratio']:9.2f}",
+        f"{'  every tile, us per obs (100 trees)':44s}{w['compact_us_per_obs']:12.3f}{w['padded_us_per_obs']:12.3f}",
+        f"{'  every tile, wall s':44s}{w['compact_wall_s']:12.2f}{w['padded_wall_s']:12.2f}{w['ratio_wall']:9.2f}",
+        f"{'  calls of 100 rows, ns per row and tree':44s}{w['calls_of_100_rows']['compact_ns_per_row_and_tree']:12.2f}"
+        f"{w['calls_of_100_rows']['padded_ns_per_row_and_tree']:12.2f}{w['calls_of_100_rows']['ratio']:9.2f}",
+        f"{'  one forest, 1 M rows, ns per row and tree':44s}{f['compact_walk_block_4096_ns'] / 100:12.2f}"
+        f"{f['numba_block_4096_ns'] / 100:12.2f}{f['compact_walk_block_4096_ns'] / f['numba_block_4096_ns']:9.2f}",
+        f"scores of the two walks identical (bit for bit): {w['scores_identical']}",
+        "",
         f"forests identical: {g['forests_identical']}; largest score difference old vs new: "
         f"{s['max_abs_score_difference']:.2g}",
-        "numba walk, one forest, ns/row by block of rows: " + ", ".join(
+        "padded walk, one forest, ns/row by block of rows: " + ", ".join(
             f"{k.split('_')[2]}: {v:.1f}" for k, v in f.items() if k.startswith("numba_block")),
         f"numpy walk (old fallback): {f['numpy_walk_ns']:.0f} ns/row",
         "first calls (s): cold cache " + ", ".join(f"{k} {v:.2f}" for k, v in c["cold"].items())
@@ -603,7 +712,9 @@ def main(argv: list[str] | None = None) -> int:
     old = [old_saved_state(state, X[:256]) for state, X in zip(old, train)]
     report["score"] = measure_score(old, new, test, args.repeat)
     print("score:", report["score"], flush=True)
-    report["one_forest"] = measure_one_forest(old[0], new[0], args.repeat)
+    report["walk"] = measure_walk(new, test, max(args.repeat, 5))
+    print("walk:", report["walk"], flush=True)
+    report["one_forest"] = measure_one_forest(old[0], new[0], max(args.repeat, 3))
     print("one forest:", report["one_forest"], flush=True)
     del old, new
     report["auc"] = measure_auc(train, test, labels, seeds)

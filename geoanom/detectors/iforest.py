@@ -14,7 +14,8 @@ from .base import (
     Detector,
     merged_threshold,
 )
-from .isolation_trees import build_forests, feature_dtype, forest_depth
+from .isolation_trees import build_forests, feature_dtype
+from .isolation_walk import MAX_WALK_DEPTH, check_walk_depth, forest_depth
 from .validation import check_forest
 
 NODE_ARRAYS = ("node_feature_", "node_threshold_", "node_left_", "node_path_")
@@ -27,7 +28,7 @@ class IForestDetector(Detector):
     and kept as flat node arrays (float32 thresholds and path lengths, the
     right child next to the left one), so the model is plain data
     (scikit-learn persists forests only by pickling); scoring walks them in
-    a compiled loop (:func:`~geoanom.detectors.isolation_trees.forest_depth`). The score is the anomaly score in [0, 1] of
+    a compiled loop (:func:`~geoanom.detectors.isolation_walk.forest_depth`). The score is the anomaly score in [0, 1] of
     Liu et al. (scikit-learn's ``-score_samples``); an observation is
     anomalous above ``native_threshold_`` (0.6, or an estimate from the training
     scores when 0.6 is implausible for the data, see
@@ -193,8 +194,13 @@ class IForestDetector(Detector):
 
     @classmethod
     def check_state(cls, state: dict[str, Any]) -> None:
-        """Node arrays of one length, trees in order, features below ``n_features_``, children in their tree."""
+        """Node arrays of one length, trees in order, features below ``n_features_``, children in their tree.
+
+        And no tree deeper than the walk pads (``MAX_WALK_DEPTH`` levels of
+        :mod:`~geoanom.detectors.isolation_walk`), so an edited file is refused at load.
+        """
         check_forest(state, cls.family)
+        check_walk_depth(_deepest_level(state))
 
     def _set_state(self, state: dict[str, Any]) -> None:
         self.n_features_ = int(state.get("n_features_", getattr(self, "n_features_", 0)))
@@ -241,6 +247,24 @@ def _consecutive_children(state: dict[str, Any], n_features: int) -> dict[str, n
     position[order] = np.arange(len(order))
     return {**{name: values[order] for name, values in nodes.items()},
             "node_left_": position[left[order]], "tree_root_": position[roots]}
+
+
+def _deepest_level(state: dict[str, Any]) -> int:
+    """The depth of the forest's deepest tree, counted up to one level past ``MAX_WALK_DEPTH``.
+
+    Level by level from the roots, in either layout (``node_right_`` or the
+    right child at ``left + 1``); :func:`check_forest` first ensures that
+    children come after their node, so the levels end.
+    """
+    left = np.asarray(state["node_left_"], dtype=np.int64)
+    inner = left != np.arange(len(left))
+    right = np.asarray(state["node_right_"], dtype=np.int64) if "node_right_" in state else left + 1
+    frontier, depth = np.asarray(state["tree_root_"], dtype=np.int64), -1
+    while len(frontier) and depth <= MAX_WALK_DEPTH:
+        depth += 1
+        split = frontier[inner[frontier]]
+        frontier = np.concatenate([left[split], right[split]])
+    return depth
 
 
 def _breadth_first(left: np.ndarray, right: np.ndarray, roots: np.ndarray) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""Isolation trees as plain node arrays: growing and walking them in compiled loops.
+"""Isolation trees as plain node arrays, grown in a compiled loop (walked by :mod:`.isolation_walk`).
 
 A model holds a forest per tile (hundreds of forests of 100 trees), so both
 the builder and the walk are numba loops over flat arrays rather than
@@ -11,6 +11,9 @@ points at itself (``left == own index``), has feature 0 and an infinite
 threshold; ``x <= threshold`` goes left; a leaf's path length is its depth
 plus c(n) of its observations, an inner node's is 0. Thresholds are float32
 values and observations are compared as float32, as in scikit-learn.
+
+The walk (:mod:`.isolation_walk`) pads each tree, while scoring, to a
+complete binary tree; the saved state keeps this compact layout.
 """
 
 from __future__ import annotations
@@ -24,12 +27,6 @@ import numpy as np
 from .base import check_features
 from .hashing import GOLDEN_GAMMA
 
-# Rows walked through every tree before the next block: 4096 rows of 2 float32
-# features (32 KB) stay in cache while the trees pass over them. The size
-# matters little at 2 features: one forest of 100 trees, 1 M rows, 20-22 ns
-# per row and tree for every block from 256 rows to all 1 M at once
-# (benchmarks/iforest_kernels.py); it bounds what each tree re-reads.
-WALK_BLOCK = 4096
 # Purposes of a node's two split draws (the hash's third input).
 FEATURE_DRAW, THRESHOLD_DRAW = 1, 2
 _PURPOSE_STEP = np.uint64(0xD1B54A32D192ED03)
@@ -253,86 +250,3 @@ def _split(values, first, n, key, heap, low, high):  # noqa: PLR0913
                 values[i, k], values[j, k] = values[j, k], values[i, k]
             j -= 1
     return f, cut, i - first
-
-
-def forest_depth(X: np.ndarray, state: dict[str, Any]) -> np.ndarray:
-    """Each row's weighted mean over trees of its path length relative to the tree's c(psi).
-
-    The anomaly score of Liu et al. is ``2 ** -forest_depth``. ``X`` (finite,
-    as :func:`~geoanom.detectors.base.check_features` ensures) is compared as
-    float32 (thresholds are float32 values). ``state`` holds the node arrays
-    in the layout of this module (right child ``left + 1``), as
-    ``IForestDetector.to_dict()["state"]``.
-
-    Examples
-    --------
-    >>> X = np.random.default_rng(0).normal(size=(300, 2))
-    >>> state = build_forests([X], [7], n_estimators=10)[0]
-    >>> depth = forest_depth(np.array([[0.0, 0.0], [9.0, 9.0]]), state)
-    >>> bool(depth[0] > depth[1])
-    True
-    """
-    X = np.ascontiguousarray(X, dtype=np.float32)
-    weights = np.asarray(state["tree_weight_"], dtype=np.float64)
-    weights = weights / weights.sum()
-    out = np.zeros(len(X))
-    _walk_forest(X, state["node_feature_"], state["node_threshold_"], state["node_left_"], state["node_path_"],
-                 state["tree_root_"], np.asarray(state["tree_norm_"], dtype=np.float64), weights, out, WALK_BLOCK)
-    return out
-
-
-@numba.njit(cache=True, nogil=True)
-def _walk_forest(X, feature, threshold, left, path, roots, norm, weights, out, block_rows):  # noqa: PLR0913
-    """Add each row's ``weight * path / norm`` of every tree to ``out``: trees outer, rows inner, by blocks.
-
-    A tree (a few KB) stays in L1 while a block of rows passes through it.
-    Each row takes as many steps as the tree is deep (a leaf steps onto
-    itself: ``left`` is itself and nothing is above its infinite
-    threshold), four rows at a time: the four walks are independent, so
-    the processor overlaps their chains of dependent loads, and no branch
-    depends on the data. One forest of 100 trees x 256 points, 1 M rows,
-    best of 3 on a loaded 2-core machine: 26 ns per row and tree, against
-    66 for a walk stopping at its leaf one row at a time, 52 for all rows of
-    a 256-row block level by level, 35 for eight rows at a time. In
-    benchmarks/iforest_kernels.py: 21 ns, against 82 for scikit-learn's
-    ``Tree.apply`` and 173 for a numpy walk.
-    """
-    n = X.shape[0]
-    steps = _tree_depths(left, roots)
-    for block in range(0, n, block_rows):
-        stop = min(block + block_rows, n)
-        for t in range(len(roots)):
-            root, scale, tree_norm, depth = roots[t], weights[t], norm[t], steps[t]
-            i = block
-            while i + 4 <= stop:
-                a = b = c = d = root
-                for _ in range(depth):
-                    a = left[a] + (X[i, feature[a]] > threshold[a])
-                    b = left[b] + (X[i + 1, feature[b]] > threshold[b])
-                    c = left[c] + (X[i + 2, feature[c]] > threshold[c])
-                    d = left[d] + (X[i + 3, feature[d]] > threshold[d])
-                out[i] += scale * (np.float64(path[a]) / tree_norm)
-                out[i + 1] += scale * (np.float64(path[b]) / tree_norm)
-                out[i + 2] += scale * (np.float64(path[c]) / tree_norm)
-                out[i + 3] += scale * (np.float64(path[d]) / tree_norm)
-                i += 4
-            for j in range(i, stop):
-                node = root
-                for _ in range(depth):
-                    node = left[node] + (X[j, feature[node]] > threshold[node])
-                out[j] += scale * (np.float64(path[node]) / tree_norm)
-
-
-@numba.njit(cache=True, nogil=True)
-def _tree_depths(left, roots):
-    """Each tree's depth, from its nodes (children come after their node); O(nodes), a small part of a walk."""
-    n_nodes = len(left)
-    level = np.zeros(n_nodes, dtype=np.int64)
-    depths = np.zeros(len(roots), dtype=np.int64)
-    for t in range(len(roots)):
-        stop = roots[t + 1] if t + 1 < len(roots) else n_nodes
-        for node in range(roots[t], stop):
-            if left[node] != node:
-                level[left[node]] = level[left[node] + 1] = level[node] + 1
-            depths[t] = max(depths[t], level[node])
-    return depths
