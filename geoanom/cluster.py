@@ -145,8 +145,8 @@ def jobqueue(kind: str, jobs: int = 1, *, adapt: tuple[int, int] | None = None, 
     ...     model.score(cube, client=client).to_zarr("anomalies.zarr")
     >>> cluster = jobqueue("slurm", adapt=(0, 10))  # doctest: +SKIP
     """
-    cls = _cluster_class(kind)
     minimum, maximum = _job_counts(jobs, adapt)
+    cls = _cluster_class(kind)
     config = kwargs.get("config_name") or kind
     kwargs["job_script_prologue"] = _prologue(kwargs, config)
     if kwargs.get("processes") is None and dask.config.get(f"jobqueue.{config}.processes", None) is None:

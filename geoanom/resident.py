@@ -30,7 +30,7 @@ _CLIENT: ContextVar[Any] = ContextVar("geoanom_resident_client", default=None)
 
 @contextlib.contextmanager
 def on_workers(client: Any) -> Iterator[None]:
-    """Within the block, `resident_array` scatters its blocks to `client`'s workers (None: it does not).
+    """Within the block, `resident_array` sends its blocks to `client`'s cluster once (None: into the graph).
 
     Examples
     --------

@@ -243,3 +243,17 @@ def test_progress_on_a_cluster_says_how_many_workers_and_when_a_job_goes():
     assert [text.split(", ")[0] for text in lines] == ["fitting 3 tiles: 0% of 10 tasks on 0 workers",
                                                        "fitting 3 tiles: 50% of 10 tasks on 2 workers",
                                                        "fitting 3 tiles: 50% of 10 tasks on 1 worker"]
+
+
+@pytest.mark.parametrize("kind, jobs, adapt, fragment", [
+    ("torque", 1, None, "unknown cluster kind 'torque': choose one of slurm, pbs, sge, lsf."),
+    ("slurm", 0, None, "a cluster needs at least 1 job, got 0."),
+    ("slurm", 1, (2, 1), "got 2:1."),
+])
+def test_a_jobqueue_cluster_refuses_a_bad_kind_or_count_in_one_sentence(kind, jobs, adapt, fragment):
+    from geoanom.cluster import jobqueue
+    from geoanom.errors import GeoanomError
+
+    with pytest.raises(GeoanomError, match=fragment.replace("(", r"\(")) as refused:
+        jobqueue(kind, jobs, adapt=adapt)
+    assert str(refused.value).count(". ") == 0 and str(refused.value).endswith(".")
