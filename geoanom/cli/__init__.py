@@ -19,7 +19,7 @@ from typing import Sequence
 from .. import __version__
 from ..errors import GeoanomError, GeoanomWarning
 from ..reporting import NORMAL, QUIET, VERBOSE, set_verbosity
-from . import commands
+from . import commands, queries
 from .paths import local_path
 
 EXIT_USER_ERROR = 2
@@ -31,7 +31,8 @@ REGION_DEFAULTS = {"sigma": 1.0, "median_size": 3, "threshold": 1.5, "tail": "bo
 # Options naming a path written: a file:// URL among them becomes the local path it names.
 # geoanom.cluster.JOBQUEUE_CLASSES' keys (tests/test_cli_options.py checks they agree).
 CLUSTER_KINDS = ("slurm", "pbs", "sge", "lsf")
-OUTPUT_OPTIONS = ("out", "model_out", "plot", "top_tiles", "explain_out", "labels_out", "audit_log")
+OUTPUT_OPTIONS = ("out", "model_out", "plot", "top_tiles", "explain_out", "labels_out", "audit_log", "events",
+                  "event_map", "event_series", "shares", "map")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -117,6 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_detect(commands_, talk)
     add_regions(commands_, talk)
     add_federate(commands_, talk)
+    add_events(commands_, talk)
     info = commands_.add_parser("info", parents=[talk], help="describe a cube: dims, variables, chunks, calendar, "
                                 "tiles", description="Describe a cube as geoanom opens it.")
     info.add_argument("inputs", nargs="+", metavar="INPUT")
@@ -189,6 +191,7 @@ def add_detect(subparsers, talk: argparse.ArgumentParser) -> None:
                         "--explain=-33.9,18.4 for a southern latitude")
     detect.add_argument("--explain-out", default=None, metavar="PNG",
                         help="where --explain writes its picture (default: next to --out, OUT_STEM.cell.png)")
+    queries.add_detect_query_options(detect)
     add_cluster_options(detect)
     detect.set_defaults(run=commands.run_detect)
 
@@ -240,6 +243,25 @@ def add_federate(subparsers, talk: argparse.ArgumentParser) -> None:
     federate.add_argument("--out", required=True, help="output folder: model.npz, history.csv, learning_curve.png")
     add_cluster_options(federate)
     federate.set_defaults(run=commands.run_federate)
+
+
+def add_events(subparsers, talk: argparse.ArgumentParser) -> None:
+    """``geoanom events``."""
+    events = subparsers.add_parser(
+        "events", parents=[talk], help="the event catalogue of a result: connected flagged cells in time and space",
+        description="Label the connected flagged cells of a written result in (time, lat, lon) and write one row "
+        "per event: start, end, duration, cells, largest area, peak and mean irregularity, sign, centroid, "
+        "tiles and consensus.")
+    events.add_argument("result", metavar="RESULT", help="a result written by geoanom detect (.zarr or .nc)")
+    events.add_argument("--out", required=True, help="the event table (.csv)")
+    events.add_argument("--labels-out", default=None, help="also write the event label cube (.nc or .zarr)")
+    queries.add_event_options(events)
+    events.add_argument("--map", default=None, metavar="PNG", help="also draw an event's footprint through time")
+    events.add_argument("--event", type=int, default=None, metavar="ID",
+                        help="the event --map draws (default: the one with the most flagged cell-steps)")
+    events.add_argument("--shares", default=None, metavar="PNG",
+                        help="also map the share of flagged observations per geohash tile")
+    events.set_defaults(run=queries.run_events)
 
 
 def add_level(parser: argparse.ArgumentParser) -> None:

@@ -14,6 +14,7 @@ from pathlib import Path
 from ..errors import CoordinateError, GeoanomError, GeoanomWarning, TrainingPeriodError
 from ..reporting import detail, model_summary, report_skipped, say, stage, write_outputs
 from .paths import Output, check_outputs
+from .queries import detect_query_outputs, write_detect_queries
 
 CUBE = (".zarr", ".nc")
 FEDERATE_FILES = ("model.npz", "history.csv", "learning_curve.png", "audit_head.txt")
@@ -31,15 +32,20 @@ def detect_outputs(args: argparse.Namespace) -> list[Output | None]:
     """Every path ``detect`` writes."""
     explain = None
     if args.explain is not None:
-        picture = args.explain_out or str(Path(args.out).with_suffix(".cell.png"))
-        explain = Output("--explain-out", picture, (".png",), what="the picture of --explain")
+        explain = Output("--explain-out", explain_path(args), (".png",), what="the picture of --explain")
     return [
         Output("--out", args.out, CUBE, what="the result"),
         args.model_out and Output("--model-out", args.model_out, (".npz", ".zarr"), what="the model"),
         args.plot and Output("--plot", args.plot, (".png",), what="the map"),
         args.top_tiles and Output("--top-tiles", args.top_tiles, (".csv",), what="the table of tiles"),
         explain,
+        *detect_query_outputs(args),
     ]
+
+
+def explain_path(args: argparse.Namespace) -> str:
+    """Where ``--explain`` draws: ``--explain-out``, or next to --out as ``OUT_STEM.cell.png``."""
+    return args.explain_out or str(Path(args.out).with_suffix(".cell.png"))
 
 
 def run_detect(args: argparse.Namespace) -> None:
@@ -75,7 +81,7 @@ def run_detect(args: argparse.Namespace) -> None:
                         trend=None if args.trend == "none" else args.trend)
         say(model_summary(model))
         report_skipped(model)
-        result = model.score(cube, client=client)
+        result = model.score(cube, client=client, consensus=args.consensus)
         from ..io import count_infinite
 
         # the whole input's ±inf counted in the computation that scores and writes it, not in a pass after it
@@ -83,7 +89,8 @@ def run_detect(args: argparse.Namespace) -> None:
                                  model_path=args.model_out, also=count_infinite(cube, compute=False))
         warn_infinite(infinite, cube, args.inputs)
         if point is not None:
-            explain_cell(model, cube, point, Path(args.out), Path(outputs[-1].path))
+            explain_cell(model, cube, point, Path(args.out), Path(explain_path(args)))
+        write_detect_queries(model, cube, args)
 
 
 INFINITE_IN_TRAINING = r".*infinite values? in the training period"  # geoanom.fit's warning (see warn_infinite)

@@ -1,0 +1,215 @@
+"""The anomaly queries of the command line: ``geoanom events`` and the query outputs of ``detect``.
+
+Both read a result already written (Zarr or NetCDF), so the catalogue and
+its pictures never score the cube a second time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import warnings
+from pathlib import Path
+from typing import Any
+
+from ..errors import GeoanomError, GeoanomWarning
+from ..reporting import say, stage
+from .paths import Output, check_outputs
+
+CUBE = (".zarr", ".nc")
+
+
+def add_event_options(parser: argparse.ArgumentParser) -> None:
+    """How events are found: --flag, --connectivity, --min-cells, --bridge-gaps (see ``ga.event_labels``)."""
+    parser.add_argument("--flag", default="ensemble",
+                        help="the flag whose connected cells are events (default: ensemble, the majority vote)")
+    parser.add_argument("--connectivity", type=int, choices=(1, 2), default=1,
+                        help="1: cells sharing an edge, or the same cell in the next step; 2: corners too "
+                        "(default: 1)")
+    parser.add_argument("--min-cells", type=int, default=1, metavar="N",
+                        help="drop events of fewer than N flagged cell-steps (default: 1)")
+    parser.add_argument("--bridge-gaps", action="store_true",
+                        help="join a cell's flags separated by one unflagged step")
+
+
+def event_outputs(args: argparse.Namespace) -> list[Output | None]:
+    """Every path ``geoanom events`` writes."""
+    return [
+        Output("--out", args.out, (".csv",), what="the event table"),
+        args.labels_out and Output("--labels-out", args.labels_out, CUBE, what="the event label cube"),
+        args.map and Output("--map", args.map, (".png",), what="the event map"),
+        args.shares and Output("--shares", args.shares, (".png",), what="the map of flagged shares"),
+    ]
+
+
+def run_events(args: argparse.Namespace) -> None:
+    """``geoanom events RESULT --out events.csv``: the event catalogue of a written result."""
+    check_outputs(event_outputs(args), [args.result])
+    if args.event is not None and not args.map:
+        raise GeoanomError("--event needs --map PNG: the picture that draws it.")
+    with open_result(args.result) as result:
+        table, labels = find_events(result, args)
+        if args.event is not None and args.event not in set(table["event"]):
+            raise GeoanomError(f"--event {args.event}: {args.result} has no such event; its ids run from 1 to "
+                               f"{len(table)}.")
+        write_catalogue(table, labels, args.out, args.labels_out)
+        if args.map:
+            draw_event_map(result, labels, table, args.map, args.event)
+        if args.shares:
+            draw_shares(result, args.shares)
+
+
+def add_detect_query_options(parser: argparse.ArgumentParser) -> None:
+    """``detect``'s anomaly queries: consensus, the event catalogue and its pictures."""
+    parser.add_argument("--consensus", default=None, metavar="SCOPE",
+                        help="also score each observation with other tiles' ensembles and write the share that "
+                        "agree (consensus): neighbours, similar (the 5 most similar tiles) or region:PREFIX; "
+                        "costs one more scoring per partner tile")
+    parser.add_argument("--events", default=None, metavar="CSV", help="also write the event catalogue (.csv)")
+    parser.add_argument("--event-map", default=None, metavar="PNG",
+                        help="also draw the largest event's footprint through time (needs --events)")
+    parser.add_argument("--event-series", default=None, metavar="PNG",
+                        help="also draw the largest event's values against the expected value (needs --events)")
+    parser.add_argument("--scatter", default=None, metavar="TILE",
+                        help="also draw this tile's features with its fitted model (OUT_STEM.TILE.scatter.png)")
+    parser.add_argument("--shares", default=None, metavar="PNG",
+                        help="also map the share of flagged observations per geohash tile")
+    add_event_options(parser)
+
+
+def detect_query_outputs(args: argparse.Namespace) -> list[Output | None]:
+    """Every path the query options of ``detect`` write; refuses pictures of events without --events."""
+    for option in ("event_map", "event_series"):
+        if getattr(args, option) and not args.events:
+            raise GeoanomError(f"--{option.replace('_', '-')} needs --events CSV: the catalogue it draws from.")
+    if args.consensus is not None:
+        from ..queries.consensus import parse_consensus
+
+        parse_consensus(args.consensus)  # its form, before any work; the tiles are checked once fitted
+    return [
+        args.events and Output("--events", args.events, (".csv",), what="the event table"),
+        args.event_map and Output("--event-map", args.event_map, (".png",), what="the event map"),
+        args.event_series and Output("--event-series", args.event_series, (".png",), what="the event's series"),
+        args.scatter and Output("--scatter", scatter_path(args), (".png",), what="the feature scatter"),
+        args.shares and Output("--shares", args.shares, (".png",), what="the map of flagged shares"),
+    ]
+
+
+def scatter_path(args: argparse.Namespace) -> str:
+    """Where ``--scatter TILE`` draws: next to --out, ``OUT_STEM.TILE.scatter.png``."""
+    return str(Path(args.out).with_suffix(f".{args.scatter}.scatter.png"))
+
+
+def write_detect_queries(model: Any, cube: Any, args: argparse.Namespace) -> None:
+    """``detect``'s query outputs, from the result just written to ``--out``."""
+    if args.scatter:
+        from ..plot import feature_scatter
+
+        if args.scatter not in model.ensembles:
+            raise GeoanomError(f"--scatter {args.scatter}: the model has no fitted tile of that name "
+                               f"(precision {model.precision}; e.g. {model.tiles[0]}).")
+        save(feature_scatter(model, cube, args.scatter), scatter_path(args), f"the features of tile {args.scatter}")
+    if not (args.events or args.shares):
+        return
+    with open_result(args.out) as result:
+        if args.events:
+            table, labels = find_events(result, args)
+            write_catalogue(table, labels, args.events, None)
+            if args.event_map:
+                draw_event_map(result, labels, table, args.event_map, None)
+            if args.event_series:
+                draw_event_series(model, cube, result, labels, table, args.event_series)
+        if args.shares:
+            draw_shares(result, args.shares)
+
+
+def open_result(path: str):
+    """A written result, opened lazily (Zarr or NetCDF); a missing or foreign file is refused."""
+    import xarray as xr
+
+    if not Path(path).exists():
+        raise GeoanomError(f"{path} does not exist: give a result written by geoanom detect or model.score.")
+    try:
+        result = xr.open_zarr(path) if Path(path).suffix == ".zarr" else xr.open_dataset(path, chunks={})
+    except (OSError, ValueError) as error:
+        raise GeoanomError(f"{path} is not a readable Zarr store or NetCDF file ({error}).") from None
+    if "ensemble" not in result or "tile" not in result:
+        result.close()
+        raise GeoanomError(f"{path} is not a geoanom result: it has no 'ensemble' and 'tile' variables.")
+    return result
+
+
+def find_events(result: Any, args: argparse.Namespace):
+    """The event table and the computed label cube, the events found once."""
+    from ..queries import event_labels, events
+
+    with stage("finding events"):
+        labels = event_labels(result, flag=args.flag, connectivity=args.connectivity, min_cells=args.min_cells,
+                              bridge_gaps=args.bridge_gaps).compute()
+        return events(result, labels=labels), labels
+
+
+def write_catalogue(table, labels, out: str, labels_out: str | None) -> None:
+    """Write the event table (and the label cube)."""
+    readable_times(table).to_csv(out, index=False)
+    say(f"wrote {out}: {len(table):,} events" + (f", the largest {largest(table)['cells']:,} cell-steps"
+                                                   if len(table) else ""))
+    if labels_out:
+        from ..io import write_dataset
+
+        write_dataset(labels.to_dataset(), labels_out)
+        say(f"wrote {labels_out}")
+
+
+def readable_times(table):
+    """The table with ``start`` and ``end`` as ISO dates, in any calendar."""
+    from ..formatting import iso_date
+
+    out = table.copy()
+    for column in ("start", "end"):
+        out[column] = [iso_date(value) for value in out[column]]
+    return out
+
+
+def largest(table):
+    """The row of the event with the most flagged cell-steps (the first such, by id)."""
+    return table.loc[table["cells"].idxmax()]
+
+
+def draw_event_map(result, labels, table, path: str, event: int | None) -> None:
+    """The footprint of ``event`` (default: the largest) through time."""
+    from ..plot import event_map
+
+    if event is None:
+        if not len(table):
+            warnings.warn(f"no event to draw: {path} is not written.", GeoanomWarning, stacklevel=2)
+            return
+        event = int(largest(table)["event"])
+    save(event_map(result, labels, event), path, f"event {event}")
+
+
+def draw_event_series(model, cube, result, labels, table, path: str) -> None:
+    """The largest event's values against the expected value and spread."""
+    from ..plot import event_timeseries
+
+    if not len(table):
+        warnings.warn(f"no event to draw: {path} is not written.", GeoanomWarning, stacklevel=2)
+        return
+    event = int(largest(table)["event"])
+    save(event_timeseries(model, cube, result, event=event, labels=labels), path, f"the series of event {event}")
+
+
+def draw_shares(result, path: str) -> None:
+    """The share of flagged observations per geohash tile."""
+    from ..plot import flagged_share_map
+
+    save(flagged_share_map(result), path, "flagged shares per tile")
+
+
+def save(figure, path: str, what: str) -> None:
+    """Write a figure, close it, and say so."""
+    import matplotlib.pyplot as plt
+
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    say(f"wrote {path}: {what}")
