@@ -257,3 +257,15 @@ def test_a_jobqueue_cluster_refuses_a_bad_kind_or_count_in_one_sentence(kind, jo
     with pytest.raises(GeoanomError, match=fragment.replace("(", r"\(")) as refused:
         jobqueue(kind, jobs, adapt=adapt)
     assert str(refused.value).count(". ") == 0 and str(refused.value).endswith(".")
+
+
+def test_a_scheduler_file_connects_to_the_scheduler_that_wrote_it(tmp_path):
+    distributed = pytest.importorskip("distributed")
+    from geoanom.cluster import connect
+
+    path = tmp_path / "scheduler.json"
+    with distributed.LocalCluster(n_workers=1, processes=False, dashboard_address=":0",
+                                  scheduler_kwargs={"scheduler_file": str(path)}) as cluster:
+        with connect(scheduler_file=path) as client:
+            assert client.scheduler.address == cluster.scheduler_address
+            assert client.submit(sum, [1, 2]).result() == 3
