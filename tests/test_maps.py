@@ -332,3 +332,20 @@ def test_layout_follows_the_shape_of_real_domains(file, stacked, stretched):
     assert (layout.stretch > 1.01) == stretched
     width, height = layout.figsize
     assert height > 2 * MIN_MAP_HEIGHT_INCHES and (stacked or width > height)
+
+
+def test_flags_across_the_seam_of_a_global_grid_are_outlined_as_one_patch():
+    import matplotlib.pyplot as plt
+
+    from geoanom.plot.cells import map_cells, outline_cells
+
+    cells = map_cells(xr.Dataset(coords={"lat": [0.0, 10.0], "lon": np.arange(-175.0, 180.0, 10.0)}))
+    mask = np.zeros((2, 36), dtype=bool)
+    mask[:, [0, -1]] = True  # a 2 x 2 patch across 180 degrees
+    counts = {}
+    for wrap in (False, True):
+        figure, ax = plt.subplots()
+        outline_cells(ax, cells, mask, wrap)
+        counts[wrap] = len(ax.collections[0].get_segments())
+        plt.close(figure)
+    assert counts == {False: 12, True: 8}  # the patch's perimeter; without wrapping, two false edges per row

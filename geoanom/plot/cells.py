@@ -182,12 +182,16 @@ def draw_cells(ax: "Axes", cells: MapCells, values: np.ndarray, **style: Any) ->
     return collection
 
 
-def outline_cells(ax: "Axes", cells: MapCells, mask: np.ndarray, **style: Any) -> None:
-    """Draw the boundary of the cells where ``mask`` is true (edges between flagged and other cells)."""
+def outline_cells(ax: "Axes", cells: MapCells, mask: np.ndarray, wrap: bool = False, **style: Any) -> None:
+    """Draw the boundary of the cells where ``mask`` is true (edges between flagged and other cells).
+
+    With ``wrap`` (a global grid), the last column neighbours the first, so
+    flags on both sides of the seam draw no edge along it.
+    """
     from matplotlib.collections import LineCollection
 
     mask = np.asarray(mask, dtype=bool) & cells.drawable
-    padded = np.pad(mask, 1)
+    padded = np.pad(np.pad(mask, ((1, 1), (0, 0))), ((0, 0), (1, 1)), mode="wrap" if wrap else "constant")
     corners = cells.corners
     edges = []
     # cell edges in corner order: (0,1) towards row-1, (1,2) towards col+1, (2,3) towards row+1, (3,0) towards col-1

@@ -15,6 +15,7 @@ import xarray as xr
 from ..errors import GeoanomError
 from ..formatting import iso_date
 from ..model.score import tile_names
+from ..tiling import wraps_in_longitude
 from .cells import MapCells, draw_cells, map_cells, outline_cells, set_extent, to_frame
 from .coastlines import draw_coastlines
 
@@ -130,7 +131,8 @@ def draw_irregularity(ax: "Axes", step: Step, vmax: float, cells: MapCells | Non
     # Log colours: irregularity spans orders of magnitude, and 1 is the threshold.
     mesh = draw_cells(ax, cells, step.data["fused_irregularity"].values, cmap="RdYlBu_r",
                       norm=LogNorm(vmin=1.0 / vmax, vmax=vmax))
-    outline_cells(ax, cells, step.data["ensemble"].values, colors="black", linewidths=0.8)
+    outline_cells(ax, cells, step.data["ensemble"].values, wraps_in_longitude(step.data), colors="black",
+                  linewidths=0.8)
     _frame(ax, cells, step)
     _draw_tiles(ax, cells, step.data["tile"].values)
     return mesh
@@ -145,7 +147,8 @@ def draw_anomaly(ax: "Axes", step: Step, cells: MapCells | None = None):
     finite = np.abs(values[np.isfinite(values)])
     limit = max(float(np.percentile(finite, 99)) if finite.size else 3.0, 3.0)  # at least +-3 spreads
     mesh = draw_cells(ax, cells, values, cmap="RdBu_r", norm=TwoSlopeNorm(0.0, -limit, limit))
-    outline_cells(ax, cells, step.data["ensemble"].values, colors="black", linewidths=0.8)
+    outline_cells(ax, cells, step.data["ensemble"].values, wraps_in_longitude(step.data), colors="black",
+                  linewidths=0.8)
     _frame(ax, cells, step)
     return mesh
 
