@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import time
 import warnings
 import zlib
@@ -28,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 import xarray as xr
+from accuracy import provenance  # the same record of the commit measured
 
 import geoanom as ga
 from geoanom.testing import EVENT_KINDS, inject_events, synthetic_cube
@@ -127,16 +127,6 @@ def summary(rows: list[dict]) -> dict[str, dict[str, float]]:
         print(f"{mode:12s} precision {out[mode]['mean_precision_change']:+.3f}  "
               f"recall {out[mode]['mean_recall_change']:+.3f}  time x{out[mode]['mean_cost_ratio']:.1f}")
     return out
-
-
-def provenance() -> dict[str, str | bool]:
-    """The commit the run measured, and whether geoanom's files differed from it."""
-    def git(*args: str) -> str:
-        return subprocess.run(["git", *args], cwd=Path(__file__).parent, capture_output=True, text=True).stdout.strip()
-    try:
-        return {"commit": git("rev-parse", "HEAD"), "geoanom_modified": bool(git("status", "--porcelain", "--", "../geoanom"))}
-    except OSError:
-        return {}
 
 
 def main() -> None:

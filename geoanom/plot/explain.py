@@ -55,7 +55,7 @@ def nearest_cell(model: "AnomalyModel", lat: float, lon: float, variable: str | 
     """
     from ..errors import GeoanomError
 
-    index = _variable_index(model, variable)
+    index = variable_index(model, variable)
     has_data = np.isfinite(model.climatology.coefficients[:, index]).all(axis=0)
     if not has_data.any():
         raise GeoanomError(f"no cell of the model's grid has data for '{model.variables[index]}'.")
@@ -164,7 +164,7 @@ def cell(model: "AnomalyModel", cube: xr.Dataset, *, lat: float, lon: float, var
 
     if isinstance(cube, xr.DataArray):
         cube = cube.to_dataset(name=cube.name or "values")
-    index = _variable_index(model, variable)
+    index = variable_index(model, variable)
     name = model.variables[index]
     missing = [v for v in model.variables if v not in cube.data_vars]
     if missing:
@@ -247,7 +247,14 @@ def cell(model: "AnomalyModel", cube: xr.Dataset, *, lat: float, lon: float, var
     return fig
 
 
-def _variable_index(model: "AnomalyModel", variable: str | None) -> int:
+def variable_index(model: "AnomalyModel", variable: str | None) -> int:
+    """The position of ``variable`` among the model's (default: its first), or a one-sentence refusal.
+
+    Examples
+    --------
+    >>> variable_index(model, "tas")  # doctest: +SKIP
+    0
+    """
     from ..errors import VariableNotFoundError
 
     if variable is None:

@@ -19,7 +19,7 @@ import xarray as xr
 from ..errors import GeoanomError, VariableNotFoundError
 from ..formatting import degrees, iso_date
 from .events import event_footprint, spatial_slices
-from .explain import nearest_cell
+from .explain import nearest_cell, variable_index
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -110,7 +110,7 @@ def event_timeseries(model: "AnomalyModel", cube: xr.Dataset, result: xr.Dataset
     """
     from ..model.score import check_same_grid
 
-    index = _variable_index(model, variable)
+    index = variable_index(model, variable)
     name = model.variables[index]
     if name not in cube.data_vars:
         raise VariableNotFoundError(f"the cube has no variable '{name}' of the model; it has "
@@ -129,15 +129,6 @@ def event_timeseries(model: "AnomalyModel", cube: xr.Dataset, result: xr.Dataset
                           f"\u00b1 {BAND_SPREADS:g} spreads: the model's climatology of {period}; "
                           f"{region.flagged.size} steps marked", fontsize="medium")
     return fig
-
-
-def _variable_index(model: "AnomalyModel", variable: str | None) -> int:
-    if variable is None:
-        return 0
-    if variable not in model.variables:
-        raise VariableNotFoundError(f"the model has no variable '{variable}'; its variables: "
-                                    f"{', '.join(model.variables)}.")
-    return model.variables.index(variable)
 
 
 def _region(model: "AnomalyModel", result: xr.Dataset, cell: tuple[float, float] | None, event: int | None,
