@@ -28,9 +28,9 @@ DETECTORS = "gmm,kmeans,dpmm,iforest"
 # geoanom.features.RegionParams' defaults, written out so that --help need not
 # import scipy and dask (tests/test_cli_options.py checks they agree).
 REGION_DEFAULTS = {"sigma": 1.0, "median_size": 3, "threshold": 1.5, "tail": "both"}
-# Options naming a path written: a file:// URL among them becomes the local path it names.
 # geoanom.cluster.JOBQUEUE_CLASSES' keys (tests/test_cli_options.py checks they agree).
 CLUSTER_KINDS = ("slurm", "pbs", "sge", "lsf")
+# Options naming a path written: a file:// URL among them becomes the local path it names.
 OUTPUT_OPTIONS = ("out", "model_out", "plot", "top_tiles", "explain_out", "labels_out", "audit_log", "events",
                   "event_map", "event_series", "shares", "map")
 
