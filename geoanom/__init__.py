@@ -28,10 +28,10 @@ _LAZY = {
     "tile_labels": ".tiling", "tile_names": ".model.score",
     "events": ".queries", "event_labels": ".queries", "query": ".queries",
 }
-_SUBMODULES = ("detectors", "features", "federated", "geohash", "plot", "queries", "testing", "tiling")
+_SUBMODULES = ("cluster", "detectors", "features", "federated", "geohash", "plot", "queries", "testing", "tiling")
 
 if TYPE_CHECKING:  # for type checkers and IDEs, which do not run __getattr__
-    from . import detectors, features, federated, geohash, plot, queries, testing, tiling
+    from . import cluster, detectors, features, federated, geohash, plot, queries, testing, tiling
     from .detectors import DPMMDetector, Ensemble, GMMDetector, IForestDetector, KMeansDetector
     from .features import Climatology, RegionParams, region_features, region_labels, tune_region_params
     from .io import open_cube, sample_cube, write_dataset
@@ -71,6 +71,7 @@ __all__ = [
     "IForestDetector",
     "KMeansDetector",
     "RegionParams",
+    "cluster",
     "detectors",
     "event_labels",
     "events",
