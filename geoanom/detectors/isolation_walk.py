@@ -35,8 +35,8 @@ def forest_depth(X: np.ndarray, state: dict[str, Any]) -> np.ndarray:
     The anomaly score of Liu et al. is ``2 ** -forest_depth``. ``X`` (finite,
     as :func:`~geoanom.detectors.base.check_features` ensures) is compared as
     float32 (thresholds are float32 values). ``state`` holds the node arrays
-    in the layout of this module (right child ``left + 1``), as
-    ``IForestDetector.to_dict()["state"]``. Each tree is padded to a complete
+    in the compact layout of :mod:`.isolation_trees` (right child
+    ``left + 1``), as ``IForestDetector.to_dict()["state"]``. Each tree is padded to a complete
     tree for the walk (see :func:`_walk_forest`); a tree deeper than
     ``MAX_WALK_DEPTH`` levels is refused with a ValueError.
 
@@ -93,14 +93,17 @@ def _walk_forest(X, feature, threshold, left, path, roots, depths, norm, weights
     ``weight * path / norm`` ready, so each row adds the same float64 values
     in the same tree order as the compact walk did: the scores are
     bit-for-bit those of that walk. Each tree is padded again for every
-    block of rows (0.5-0.8 us a tree, about 5 % of a tile's 1372 rows),
-    keeping one padded tree in memory at a time.
+    block of rows, keeping one padded tree in memory at a time.
 
-    ``benchmarks/iforest_kernels.py``, 729 tiles of 100 trees x 256 points,
-    each tile's 1372 rows with its own forest: 5.9 ns per row and tree
-    (0.59 us per observation) against 22.1 for the compact walk (four rows
-    side by side, stepping from ``left``), 3.7x; in calls of 100 rows,
-    where padding weighs most, 20 against 29 ns.
+    ``benchmarks/iforest_kernels.py`` (CPU time, a shared and loaded 2-core
+    machine), trees of 256 points: one 100-tree forest walked by 1 M rows,
+    6.8 ns per row and tree against 25.1 for the compact walk (four rows
+    side by side, stepping from ``left``), 3.7x; 729 tiles, each tile's
+    1372 rows with its own forest, 8.7 against 25.3 ns (0.87 against 2.53 us
+    per observation, 2.9x; 7.5 against 22.8 in a quieter run); in calls of
+    100 rows, 18.7 against 28.3. In a tile's call, of 7.5 ns about 0.7 go to
+    padding (0.5-1 us a tree, its nodes read from memory) and 0.5 to the
+    call and the trees' depths.
     """
     n, n_features = X.shape
     slots = 1 << depths.max()
