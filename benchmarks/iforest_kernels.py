@@ -733,6 +733,10 @@ def main(argv: list[str] | None = None) -> int:
         "compile: a fresh process with NUMBA_CACHE_DIR empty (cold) then the same directory (cached).",
         "AUC: injected outliers (Mahalanobis radius 2.5 to 4.5) against normal rows; pooled over all tiles and "
         "mean of per-tile AUCs (se = standard error over tiles). Defaults unchanged (100 trees, 256 samples).",
+        "walk: the compact walk (before issue 14, copied into this script) against the padded walk of "
+        "geoanom.detectors.isolation_walk, same forests and rows, CPU time of this thread (the machine is shared), "
+        "best of at least 5 alternating runs; wall times alongside; one_forest blocks and compact_walk_block_4096_ns "
+        "are CPU time too (ns per row and 100-tree forest).",
     ]
     print("\n" + table(report) + "\n")
     args.out.parent.mkdir(parents=True, exist_ok=True)
