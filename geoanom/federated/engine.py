@@ -14,6 +14,11 @@ round as soon as half of the clients it dispatched (at least one) have
 answered; clients still training answer in a later round with a stale
 update, which is weighted by ``(1 + staleness) ** -0.5`` (FedAsync's
 polynomial staleness function) and dropped beyond ``max_staleness`` rounds.
+
+When a worker holding clients' rows is lost mid-round, those rows are derived
+again from their source on a live worker (:mod:`geoanom.federated.placement`)
+and the round is retried or run without them (``RoundOptions.on_lost_worker``),
+each time with a ``worker_lost`` line in the audit log.
 """
 
 from __future__ import annotations
@@ -21,18 +26,19 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import time
-from typing import Any, Mapping, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
-from distributed import Client, LocalCluster, wait
+from distributed import Client, LocalCluster
 
 from ..errors import GeoanomError
 from ..reduction import tree_reduce_futures
 from .audit import AuditLog
-from .local import ClientData, LocalPlan, add_moments, moments, standardise
+from .local import LocalPlan, add_moments, moments
 from .mlp import LayerShapes, init_parameters
 from .options import LocalTraining, RoundOptions, Security, Simulation
+from .placement import Residency
 from .privacy import GaussianDP, PrivacyAccountant
 from .result import FederatedResult
 from .rounds import Rounds
@@ -114,35 +120,34 @@ def train(
     with _cluster(client) as dask_client, dask_client.as_current():
         started = time.perf_counter()
         keys = {cid: ClientKeys.generate() for cid in pd.unique(client_ids)} if security.signed else {}
-        pins = _pins(dask_client, security.placement, pd.unique(client_ids))
-        placed = _place(dask_client, features, labels, client_ids, schedule.seed, keys, pins)
-        mean, scale, n_rows, positives = _global_scaler(dask_client, placed, pins, schedule.split_every)
-        placed = {cid: dask_client.submit(standardise, data, mean, scale, pure=False, **pins[cid])
-                  for cid, data in placed.items()}
-        wait(list(placed.values()))
+        residency = Residency(dask_client, features, labels, client_ids, seed=schedule.seed, keys=keys,
+                              placement=security.placement)
+        mean, scale, n_rows, positives = _global_scaler(dask_client, residency, schedule.split_every)
+        residency.standardise(mean, scale)
         shapes = LayerShapes((features.shape[1],) + tuple(local.hidden) + (1,))
         positive_weight = _positive_weight(local.class_weight, n_rows, positives)
         plan = LocalPlan(shapes, local.epochs, local.lr, local.batch_size, aggregate.mu, positive_weight)
-        rounds_run = Rounds(dask_client, placed, plan, aggregate, options=schedule, simulation=simulation,
-                            privacy=privacy, audit=audit, verifier=_verifier(keys, shapes.size), pins=pins)
+        rounds_run = Rounds(dask_client, residency, plan, aggregate, options=schedule, simulation=simulation,
+                            privacy=privacy, audit=audit, verifier=_verifier(keys, shapes.size))
         parameters, history = rounds_run.run(init_parameters(shapes, schedule.seed))
         history.attrs["seconds"] = time.perf_counter() - started
     config = _config(aggregate, schedule, local, privacy, security, audit)
-    config.update(positive_weight=positive_weight, n_clients=len(placed), n_rows=int(n_rows),
+    config.update(positive_weight=positive_weight, n_clients=len(residency.clients), n_rows=int(n_rows),
                   labels="given" if y is not None else "pseudo")
     return FederatedResult(
         parameters=parameters, mean=mean, scale=scale, sizes=shapes.sizes, history=history, config=config,
-        rejected=rounds_run.rejected,
+        rejected=rounds_run.rejected, lost_workers=rounds_run.lost_workers,
         epsilon=rounds_run.accountant.epsilon if rounds_run.accountant is not None else None,
     )
 
 
-def _global_scaler(dask_client, placed, pins, split_every: int) -> tuple[np.ndarray, np.ndarray, float, float]:
+def _global_scaler(dask_client, residency: Residency, split_every: int) -> tuple[np.ndarray, np.ndarray, float, float]:
     """The features' mean and spread over all clients, from the moments each reports; rows and positives."""
+    pins = residency.pins
     n_rows, total, squares, positives = dask_client.gather(
         tree_reduce_futures(dask_client, [dask_client.submit(moments, data, pure=False, **pins[cid])
-                                          for cid, data in placed.items()], add_moments, split_every,
-                            workers=[pins[cid]["workers"][0] for cid in placed]))
+                                          for cid, data in residency.placed.items()], add_moments, split_every,
+                            workers=[residency.groups[cid] for cid in residency.placed]))
     mean = total / n_rows
     scale = np.sqrt(np.maximum(squares / n_rows - mean**2, 0.0))
     return mean, np.where(scale > 0, scale, 1.0), n_rows, positives
@@ -155,6 +160,7 @@ def _config(aggregate: Aggregator, schedule: RoundOptions, local: LocalTraining,
             "aggregator": aggregate.settings(), "local_epochs": local.epochs, "lr": local.lr,
             "batch_size": local.batch_size, "client_fraction": schedule.client_fraction,
             "max_staleness": schedule.max_staleness, "split_every": schedule.split_every, "seed": schedule.seed,
+            "on_lost_worker": schedule.on_lost_worker, "max_retries": schedule.max_retries,
             "privacy": dataclasses.asdict(privacy) if privacy is not None else None,
             "audit_log": str(security.audit_log) if security.audit_log is not None else None,
             "audit_head": audit.head if audit is not None else None}
@@ -180,49 +186,6 @@ def _cluster(client: Any):
     with LocalCluster(n_workers=1, processes=False, dashboard_address=":0") as cluster, \
             Client(cluster, set_as_default=False) as local:
         yield local
-
-
-def _pins(dask_client, placement: Mapping[Any, str] | None, client_ids) -> dict[Any, dict[str, Any]]:
-    """For each client, the ``submit`` options that keep its tasks on its institution's workers."""
-    workers = dask_client.scheduler_info()["workers"]
-    pins: dict[Any, dict[str, Any]] = {}
-    for index, cid in enumerate(client_ids):
-        if placement is None:
-            addresses = sorted(workers)
-            pins[cid] = {"workers": [addresses[index % len(addresses)]]}
-            continue
-        if cid not in placement:
-            raise GeoanomError(f"client {cid!r} has no entry in placement; give every client a worker resource.")
-        resource = placement[cid]
-        holders = sorted(a for a, info in workers.items() if resource in info.get("resources", {}))
-        if not holders:
-            raise GeoanomError(f"no worker carries the resource {resource!r} of client {cid!r}; start one with "
-                               f"dask-worker --resources \"{resource}=1\".")
-        pins[cid] = {"workers": holders, "allow_other_workers": False}
-    return pins
-
-
-def _place(dask_client, features, labels, client_ids, seed, keys: dict[Any, ClientKeys],
-           pins: dict[Any, dict[str, Any]]) -> dict[Any, Any]:
-    """Scatter each client's rows (and private key) to one of its workers, where they stay."""
-    placed = {}
-    for cid in pd.unique(client_ids):
-        rows = client_ids == cid
-        key = keys[cid].private_bytes() if cid in keys else None
-        data = ClientData(cid, features[rows], labels[rows] if labels is not None else None, key)
-        [data] = dask_client.scatter([data], workers=pins[cid]["workers"][:1], hash=False)
-        if labels is None:
-            data = dask_client.submit(_pseudo_labelled, data, seed, pure=False, **pins[cid])
-        placed[cid] = data
-    return placed
-
-
-def _pseudo_labelled(data: ClientData, seed: int) -> ClientData:
-    """The client's rows labelled by its own detector ensemble's majority flag."""
-    from ..detectors import Ensemble
-
-    flags = Ensemble(("gmm", "kmeans"), random_state=seed).fit(data.features).predict(data.features)
-    return ClientData(data.client, data.features, flags.astype(np.float64), data.key)
 
 
 def _check_privacy(privacy: GaussianDP | None, schedule: RoundOptions, aggregate: Aggregator) -> None:

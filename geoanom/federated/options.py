@@ -9,6 +9,7 @@ privacy has its own, :class:`~geoanom.federated.privacy.GaussianDP`.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from numbers import Integral
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -17,9 +18,10 @@ from .convergence import Convergence
 from .local import ATTACKS, SIGNING_ATTACKS
 from .mlp import HIDDEN
 
-__all__ = ["MODES", "LocalTraining", "RoundOptions", "Security", "Simulation"]
+__all__ = ["LOST_WORKER_ACTIONS", "MODES", "LocalTraining", "RoundOptions", "Security", "Simulation"]
 
 MODES = ("sync", "async")
+LOST_WORKER_ACTIONS = ("retry", "skip")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -43,6 +45,17 @@ class RoundOptions:
         Stopping rule; each training run watches with its own fresh copy.
     seed : int, default 0
         Seeds sampling, initial parameters, local minibatches and noise.
+    on_lost_worker : {"retry", "skip"}, default "retry"
+        When a worker holding clients' rows dies (or their rows are lost)
+        during a round, those rows are placed again from their source on a
+        live worker, and the round is run again with the same clients
+        ("retry", which gives the model an undisturbed run would) or
+        without the lost clients ("skip"). Each event is an audit log entry
+        ``worker_lost``.
+    max_retries : int, default 3
+        How many lost-worker events one round survives; one more ends
+        training with a :class:`~geoanom.errors.GeoanomError` naming the
+        round and the clients (and a ``round_failed`` audit entry).
 
     Examples
     --------
@@ -57,10 +70,16 @@ class RoundOptions:
     split_every: int = 8
     convergence: Convergence = field(default_factory=Convergence)
     seed: int = 0
+    on_lost_worker: str = "retry"
+    max_retries: int = 3
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise GeoanomError(f"mode must be 'sync' or 'async', got {self.mode!r}.")
+        if self.on_lost_worker not in LOST_WORKER_ACTIONS:
+            raise GeoanomError(f"on_lost_worker must be 'retry' or 'skip', got {self.on_lost_worker!r}.")
+        if isinstance(self.max_retries, bool) or not isinstance(self.max_retries, Integral) or self.max_retries < 0:
+            raise GeoanomError(f"max_retries must be a whole number of at least 0, got {self.max_retries!r}.")
         if int(self.rounds) < 1:
             raise GeoanomError(f"rounds must be at least 1, got {self.rounds}.")
         if not 0 < self.client_fraction <= 1:

@@ -41,6 +41,9 @@ class FederatedResult:
     epsilon : float or None
         Privacy spent, (epsilon, ``config["privacy"]["delta"]``)-DP at the
         client level, when trained with differential privacy.
+    lost_workers : list of dict
+        Each time clients' rows were lost with their worker during a round
+        (round, clients, action: "retry" or "skip"); empty in an undisturbed run.
     """
 
     parameters: np.ndarray
@@ -51,6 +54,7 @@ class FederatedResult:
     config: dict[str, Any]
     rejected: list[dict[str, Any]] = field(default_factory=list)
     epsilon: float | None = None
+    lost_workers: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def model(self) -> dict[str, Any]:
@@ -98,7 +102,7 @@ class FederatedResult:
         if path.suffix != ".npz":
             raise ModelFileError(f"cannot save to '{path}': a federated model is saved as .npz.")
         meta = {"format": FORMAT, "sizes": list(self.sizes), "config": self.config, "rejected": self.rejected,
-                "epsilon": self.epsilon,
+                "epsilon": self.epsilon, "lost_workers": self.lost_workers,
                 "history": json.loads(self.history.reset_index().to_json(orient="split"))}
         text = np.frombuffer(json.dumps(to_jsonable(meta)).encode(), dtype=np.uint8)
         write_npz(path, {"parameters": self.parameters, "mean": self.mean, "scale": self.scale, "meta": text})
@@ -127,7 +131,8 @@ class FederatedResult:
             numeric = [name for name in history.columns if name != "state"]
             history[numeric] = history[numeric].apply(pd.to_numeric)  # JSON null back to NaN
             result = cls(arrays["parameters"], arrays["mean"], arrays["scale"], tuple(int(n) for n in meta["sizes"]),
-                         history, dict(meta["config"]), list(meta["rejected"]), meta.get("epsilon"))
+                         history, dict(meta["config"]), list(meta["rejected"]), meta.get("epsilon"),
+                         list(meta.get("lost_workers", [])))  # absent from files saved before it existed
         except ModelFileError:
             raise
         except (ValueError, KeyError, TypeError, IndexError, AttributeError) as error:  # edited or foreign

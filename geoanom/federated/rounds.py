@@ -20,15 +20,17 @@ from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
-from distributed import Future, wait
+from distributed import Future
 
 from .. import geohash
+from ..errors import GeoanomError
 from ..reduction import TreeReducer
 from .aggregators import combine_partials, finish_partial, weighted_partial
 from .audit import AuditLog
 from .convergence import CONVERGED, DIVERGED, MAX_ROUNDS
 from .local import ClientSummary, ClientUpdate, LocalPlan, train_round
 from .options import RoundOptions, Simulation
+from .placement import LostClients, Residency, collect, result_of
 from .privacy import GaussianDP, PrivacyAccountant, clip_update, noisy_mean, private_mean
 from .rules import Aggregator
 from .signing import UpdateVerifier
@@ -45,11 +47,10 @@ Partial = tuple[np.ndarray, float, list[ClientSummary]]
 class Rounds:
     """The server's loop: sample, dispatch, aggregate, account privacy, log, check convergence."""
 
-    def __init__(self, dask_client, placed: dict[Any, Any], plan: LocalPlan, aggregate: Aggregator, *,
+    def __init__(self, dask_client, residency: Residency, plan: LocalPlan, aggregate: Aggregator, *,
                  options: RoundOptions, simulation: Simulation, privacy: GaussianDP | None = None,
-                 audit: AuditLog | None = None, verifier: UpdateVerifier | None = None,
-                 pins: dict[Any, dict[str, Any]] | None = None):
-        self.dask_client, self.placed, self.plan, self.aggregate = dask_client, placed, plan, aggregate
+                 audit: AuditLog | None = None, verifier: UpdateVerifier | None = None):
+        self.dask_client, self.residency, self.plan, self.aggregate = dask_client, residency, plan, aggregate
         self.options, self.simulation = options, simulation
         # A fresh watcher each run: Convergence keeps the norms it has seen.
         self.convergence = dataclasses.replace(options.convergence, norms=[], calm_rounds=0)
@@ -59,8 +60,9 @@ class Rounds:
         self.privacy, self.audit = privacy, audit
         self.accountant = PrivacyAccountant(privacy, options.client_fraction) if privacy is not None else None
         self.verifier = verifier
-        self.pins = pins or {}
         self.rejected: list[dict[str, Any]] = []
+        self.lost_workers: list[dict[str, Any]] = []  # round, clients, workers, action of each loss
+        self._attempt: list[Future] = []  # the running attempt's client tasks, cancelled when it is abandoned
 
     def run(self, parameters: np.ndarray) -> tuple[np.ndarray, pd.DataFrame]:
         """Run the rounds from ``parameters``; the final parameters and one history row per round."""
@@ -72,10 +74,10 @@ class Rounds:
                     rows[-1]["state"] = BUDGET_SPENT
                 break
             started = time.perf_counter()
-            sampled = [cid for cid in self.placed if self.rng.random() < fraction]
+            sampled = [cid for cid in self.residency.clients if self.rng.random() < fraction]
             self._log("round_start", round=number, sampled=[str(cid) for cid in sampled])
             if mode == "sync":
-                delta, results, extra = self._sync_round(parameters, sampled, number)
+                delta, results, extra = self._surviving_sync_round(parameters, sampled, number)
             else:
                 delta, results, extra = self._async_round(parameters, sampled, number)
             norm = float(np.linalg.norm(delta))
@@ -107,16 +109,59 @@ class Rounds:
         if self.accountant is not None:
             self._log("privacy", round=number, epsilon=row["epsilon"])
 
+    def _surviving_sync_round(self, parameters: np.ndarray, sampled: list[Any], number: int) -> Outcome:
+        """A sync round that outlives lost workers: their clients are placed again, then retried or skipped.
+
+        A retry dispatches the same clients with the same parameters and
+        seeds into a tree of the same shape: its outcome is the undisturbed one.
+        """
+        taking_part, losses = list(sampled), 0
+        while True:
+            try:
+                return self._sync_round(parameters, taking_part, number)
+            except LostClients as lost:
+                losses += 1
+                self._recover(number, lost.clients, losses)
+                if self.options.on_lost_worker == "skip":
+                    taking_part = [cid for cid in taking_part if cid not in lost.clients]
+            finally:
+                self._attempt = []  # never keep a round's results alive on the workers
+
+    def _recover(self, number: int, clients: list[Any], losses: int) -> None:
+        """Abandon the attempt, record the loss, place the clients' rows again; GeoanomError past max_retries."""
+        self.dask_client.cancel(self._attempt)
+        self._attempt = []
+        names, workers = [str(cid) for cid in clients], self.residency.workers_of(clients)
+        exhausted = losses > self.options.max_retries
+        action = "abort" if exhausted else self.options.on_lost_worker
+        self._log("worker_lost", round=number, clients=names, workers=workers, action=action, attempt=losses)
+        self.lost_workers.append({"round": number, "clients": names, "action": action})
+        if exhausted:
+            self._fail(number, names, f"their workers were lost {losses} times (max_retries={self.options.max_retries})")
+        try:
+            self.residency.place_again(clients)
+        except GeoanomError as error:
+            self._fail(number, names, str(error).rstrip("."))
+
+    def _fail(self, number: int, names: list[str], reason: str) -> None:
+        self._log("round_failed", round=number, clients=names, reason=reason)
+        raise GeoanomError(f"round {number} could not complete for clients {', '.join(names)}: {reason}.")
+
+    def _collect(self, futures: Any, clients: list[Any], number: int) -> Any:
+        return collect(self.residency, futures, clients, number)
+
     def _dispatch(self, parameters: np.ndarray, cid: Any, number: int) -> Future:
-        return self.dask_client.submit(
-            train_round, self.placed[cid], parameters, self.plan, _round_seed(self.options.seed, number, cid),
+        future = self.dask_client.submit(
+            train_round, self.residency.placed[cid], parameters, self.plan, _round_seed(self.options.seed, number, cid),
             self.simulation.attacks.get(cid), float(self.simulation.client_delays.get(cid, 0.0)), number,
-            pure=False, **self.pins.get(cid, {}))
+            pure=False, **self.residency.pins[cid])
+        self._attempt.append(future)
+        return future
 
     def _sync_round(self, parameters: np.ndarray, sampled: list[Any], number: int) -> Outcome:
         if self.verifier is not None:
             futures = [self._dispatch(parameters, cid, number) for cid in sampled]
-            return self._verified_round(parameters, futures, number)
+            return self._verified_round(parameters, futures, sampled, number)
         if self.privacy is not None:
             return self._private_round(parameters, sampled, number)
         if not sampled:
@@ -124,12 +169,12 @@ class Rounds:
         if not self.aggregate.associative:
             futures = [self._dispatch(parameters, cid, number) for cid in sampled]
             root = self.dask_client.submit(_aggregate_at_root, self.aggregate, *futures, pure=False)
-            delta, results = self.dask_client.gather(root)
+            delta, results = self._collect(root, sampled, number)
             return delta, results, {}
         # One task per client, folded into the tree's first level as it is
         # submitted: the clients' few numbers ride to the root with the sums.
         root = self._dispatch_into_tree(parameters, sampled, number, combine_results)
-        total, weight, results = _as_partial(self.dask_client.gather(root))
+        total, weight, results = _as_partial(self._collect(root, sampled, number))
         return finish_partial((total, weight)), results, {}
 
     def _dispatch_into_tree(self, parameters: np.ndarray, sampled: list[Any], number: int,
@@ -137,17 +182,17 @@ class Rounds:
         """Submit each sampled client's round into a FedAvg tree (first level per worker); the root's future."""
         tree = TreeReducer(self.dask_client, combine, self.options.split_every)
         for cid in sampled:
-            tree.add(self._dispatch(parameters, cid, number), group=self.pins.get(cid, {}).get("workers", [None])[0])
+            tree.add(self._dispatch(parameters, cid, number), group=self.residency.groups[cid])
         return tree.result()
 
-    def _verified_round(self, parameters: np.ndarray, futures: list[Future], number: int) -> Outcome:
+    def _verified_round(self, parameters: np.ndarray, futures: list[Future], sampled: list[Any], number: int) -> Outcome:
         """Gather signed updates, refuse the bad ones, aggregate the rest here."""
-        arrived = [(result, number) for result in self.dask_client.gather(futures)]
+        arrived = [(result, number) for result in self._collect(futures, sampled, number)]
         accepted = [result for result, _ in self._verify(arrived, number)]
         summaries = [update.summary for update in accepted]
         if self.privacy is not None:
             clipped = [clip_update(update.delta, self.privacy.clip)[0] for update in accepted]
-            delta = private_mean(clipped, len(self.placed), self.privacy, self.accountant.sampling_rate,
+            delta = private_mean(clipped, len(self.residency.clients), self.privacy, self.accountant.sampling_rate,
                                  self.noise_rng, shape=parameters.shape)
             self.accountant.spend_round()
             return delta, summaries, {}
@@ -174,7 +219,7 @@ class Rounds:
 
     def _noisy_mean(self, total: np.ndarray) -> np.ndarray:
         """The round's DP-FedAvg update from the tree's sum of clipped updates; spends the round."""
-        delta = noisy_mean(total, len(self.placed), self.privacy, self.accountant.sampling_rate, self.noise_rng)
+        delta = noisy_mean(total, len(self.residency.clients), self.privacy, self.accountant.sampling_rate, self.noise_rng)
         self.accountant.spend_round()
         return delta
 
@@ -189,7 +234,7 @@ class Rounds:
         if sampled:
             combine = functools.partial(combine_results, clip=self.privacy.clip)
             root = self._dispatch_into_tree(parameters, sampled, number, combine)
-            total, _, results = _as_partial(self.dask_client.gather(root), self.privacy.clip)
+            total, _, results = _as_partial(self._collect(root, sampled, number), self.privacy.clip)
         return self._noisy_mean(total), results, {}
 
     def _async_round(self, parameters: np.ndarray, sampled: list[Any], number: int) -> Outcome:
@@ -197,6 +242,7 @@ class Rounds:
         for cid in sampled:
             if cid not in busy:
                 self.in_flight[self._dispatch(parameters, cid, number)] = (cid, number)
+        self._attempt = []  # in async mode, in_flight holds the tasks
         if not self.in_flight:
             return np.zeros_like(parameters), [], {"dropped": 0, "mean_staleness": np.nan}
         return self._close_async_round(parameters, number)
@@ -205,11 +251,13 @@ class Rounds:
         """Wait for half the clients in flight; aggregate their updates, staleness-weighted."""
         wanted = max(1, len(self.in_flight) // 2)
         arrived: list[tuple[ClientUpdate, int]] = []
-        while len(arrived) < wanted:
-            done, _ = wait(list(self.in_flight), return_when="FIRST_COMPLETED")
-            for future in done:
-                _, started_round = self.in_flight.pop(future)
-                arrived.append((future.result(), started_round))
+        losses = 0
+        while len(arrived) < wanted and self.in_flight:
+            try:
+                arrived.extend(self._first_arrivals(number))
+            except LostClients as lost:
+                losses += 1
+                self._recover_in_flight(parameters, number, lost.clients, losses)
         if self.verifier is not None:
             arrived = self._verify(arrived, number)
         arrived = [(result, number - started) for result, started in arrived]
@@ -222,6 +270,28 @@ class Rounds:
         deltas = np.stack([result.delta for result, _ in kept])
         weights = np.array([result.weight * (1.0 + stale) ** -0.5 for result, stale in kept])
         return self.aggregate.aggregate_round(deltas, weights), [result.summary for result, _ in kept], extra
+
+    def _first_arrivals(self, number: int) -> list[tuple[ClientUpdate, int]]:
+        """The updates in flight that answer first, each with the round it was dispatched in."""
+        clients = [cid for cid, _ in self.in_flight.values()]
+        done = collect(self.residency, list(self.in_flight), clients, number, return_when="FIRST_COMPLETED")
+        arrived = []
+        for future in done:
+            cid, started_round = self.in_flight[future]
+            arrived.append((result_of(self.residency, future, [cid], number), started_round))
+            del self.in_flight[future]
+        return arrived
+
+    def _recover_in_flight(self, parameters: np.ndarray, number: int, clients: list[Any], losses: int) -> None:
+        """Async: drop the lost clients' tasks, place their rows again, and (retry) dispatch them from now."""
+        self._attempt = [future for future, (cid, _) in self.in_flight.items() if cid in clients]
+        for future in self._attempt:
+            del self.in_flight[future]
+        self._recover(number, clients, losses)
+        if self.options.on_lost_worker == "retry":
+            for cid in clients:
+                self.in_flight[self._dispatch(parameters, cid, number)] = (cid, number)
+        self._attempt = []
 
     def _record(self, number, results: list[ClientSummary], norm, relative, state, extra, seconds) -> dict[str, Any]:
         weights = np.array([r.weight for r in results])
