@@ -19,9 +19,14 @@ Each line also must be byte for byte what :class:`AuditLog` writes for it
 Events the federated engine records, with their fields:
 
 ========================  ==========================================================
-``round_start``           ``round``, ``clients`` (the sampled clients)
-``update_accepted``       ``round``, ``client``, ``digest`` (hex), ``weight``
+``round_start``           ``round``, ``sampled`` (the sampled clients)
+``update_accepted``       ``round``, ``client``, ``digest`` (hex), ``weight``, ``worker``
 ``update_refused``        ``round``, ``client``, ``reason`` (see ``signing.REFUSALS``)
+``worker_lost``           ``round``, ``clients`` whose rows were lost, ``workers`` (each
+                          client's workers that were lost), ``action`` ("retry",
+                          "skip", or "abort" past ``max_retries``), ``attempt``
+                          (the round's losses so far)
+``round_failed``          ``round``, ``clients``, ``reason``: training stopped there
 ``aggregation``           ``round``, ``aggregator``, ``participants``, ``update_norm``
 ``privacy``               ``round``, ``epsilon``
 ``training_end``          ``state``
