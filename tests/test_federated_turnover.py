@@ -27,18 +27,25 @@ SLOW = Simulation(client_delays={c: 0.5 for c in CLIENTS})
 
 
 @pytest.fixture(scope="module")
-def cluster_client():
+def cluster():
     with distributed.LocalCluster(n_workers=2, threads_per_worker=3, processes=True,
-                                  dashboard_address=":0") as cluster, \
-            distributed.Client(cluster, set_as_default=False) as client:
-        yield client
+                                  dashboard_address=":0") as local, \
+            distributed.Client(local, set_as_default=False) as client:
+        yield local, client
 
 
 @pytest.fixture
-def dask_client(cluster_client):
+def dask_client(cluster):
     """The cluster with both workers up (the nanny restarts the one a test killed)."""
-    cluster_client.wait_for_workers(2, timeout=30)
-    return cluster_client
+    local, client = cluster
+    client.wait_for_workers(2, timeout=30)
+    # and known to the cluster object too: killing a worker it has not yet
+    # heard of trips a KeyError in distributed's SpecCluster status watcher
+    deadline = time.monotonic() + 30
+    while set(local.scheduler_info["workers"]) != set(client.scheduler_info()["workers"]):
+        assert time.monotonic() < deadline, "the cluster never saw its restarted worker"
+        time.sleep(0.05)
+    return client
 
 
 @pytest.fixture(scope="module")
@@ -49,6 +56,16 @@ def rows():
     features = rng.normal(size=(n, 4))
     labels = (features[:, 0] + features[:, 1] ** 2 > 2.5).astype(float)
     return features, labels, owner
+
+
+PSEUDO = RoundOptions(rounds=3, seed=5)  # without labels, as `geoanom federate` trains
+
+
+@pytest.fixture(scope="module")
+def undisturbed(cluster, rows):
+    """The model trained without labels by an undisturbed run."""
+    features, _, owner = rows
+    return train(features, None, clients=owner, schedule=PSEUDO, client=cluster[1])
 
 
 def audit_lines(path):
@@ -83,14 +100,12 @@ def clients_on(log, worker, number=1):
                   if line["event"] == "update_accepted" and line["round"] == number and line["worker"] == worker)
 
 
-def test_a_retried_round_gives_the_undisturbed_model_and_is_audited(dask_client, rows, tmp_path):
-    # without labels, as `geoanom federate` trains: rows derived again are also pseudo-labelled again
+def test_a_retried_round_gives_the_undisturbed_model_and_is_audited(undisturbed, dask_client, rows, tmp_path):
+    # rows derived again are also pseudo-labelled again
     features, _, owner = rows
-    schedule = RoundOptions(rounds=3, seed=5)
-    undisturbed = train(features, None, clients=owner, schedule=schedule, client=dask_client)
     log = tmp_path / "audit.jsonl"
     victim = kill_worker_in_round(dask_client, log)
-    result = train(features, None, clients=owner, schedule=schedule, security=Security(audit_log=log),
+    result = train(features, None, clients=owner, schedule=PSEUDO, security=Security(audit_log=log),
                    simulation=SLOW, client=dask_client)
     lost = clients_on(log, victim)
     assert len(lost) == 3
@@ -106,6 +121,34 @@ def test_a_retried_round_gives_the_undisturbed_model_and_is_audited(dask_client,
     # the lost clients trained elsewhere after the loss
     assert all(line["worker"] != victim for line in audit_lines(log)
                if line["event"] == "update_accepted" and line["round"] >= KILLED_ROUND)
+
+
+def test_a_worker_lost_while_rows_are_prepared_is_survived(undisturbed, dask_client, rows, tmp_path):
+    features, _, owner = rows
+    victim = sorted(dask_client.scheduler_info()["workers"])[0]
+    pid = dask_client.run(os.getpid, workers=[victim])[victim]
+    done, killed = threading.Event(), threading.Event()
+
+    def kill_while_pseudo_labelling():
+        while not done.is_set():
+            if any("_pseudo_labelled" in str(key) for key in dask_client.processing([victim]).get(victim, ())):
+                os.kill(pid, signal.SIGKILL)
+                killed.set()
+                return
+
+    threading.Thread(target=kill_while_pseudo_labelling, daemon=True).start()
+    log = tmp_path / "audit.jsonl"
+    try:
+        result = train(features, None, clients=owner, schedule=PSEUDO, security=Security(audit_log=log),
+                       client=dask_client)
+    finally:
+        done.set()
+    assert killed.is_set()
+    [event] = [line for line in audit_lines(log) if line["event"] == "worker_lost"]
+    assert (event["round"], event["action"]) == (0, "retry")  # round 0: before the first round
+    assert all(workers == [victim] for workers in event["workers"].values())
+    np.testing.assert_array_equal(result.parameters, undisturbed.parameters)
+    assert verify_audit(log, result.audit_head)
 
 
 def test_skip_leaves_the_lost_clients_out_of_that_round_only(dask_client, rows, tmp_path):

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import itertools
 import time
 from typing import Any, Sequence
 
@@ -38,7 +39,7 @@ from .audit import AuditLog
 from .local import LocalPlan, add_moments, moments
 from .mlp import LayerShapes, init_parameters
 from .options import LocalTraining, RoundOptions, Security, Simulation
-from .placement import Residency
+from .placement import LostClients, Residency, collect
 from .privacy import GaussianDP, PrivacyAccountant
 from .result import FederatedResult
 from .rounds import Rounds
@@ -122,8 +123,7 @@ def train(
         keys = {cid: ClientKeys.generate() for cid in pd.unique(client_ids)} if security.signed else {}
         residency = Residency(dask_client, features, labels, client_ids, seed=schedule.seed, keys=keys,
                               placement=security.placement)
-        mean, scale, n_rows, positives = _global_scaler(dask_client, residency, schedule.split_every)
-        residency.standardise(mean, scale)
+        mean, scale, n_rows, positives = _prepare(dask_client, residency, schedule, audit)
         shapes = LayerShapes((features.shape[1],) + tuple(local.hidden) + (1,))
         positive_weight = _positive_weight(local.class_weight, n_rows, positives)
         plan = LocalPlan(shapes, local.epochs, local.lr, local.batch_size, aggregate.mu, positive_weight)
@@ -141,13 +141,49 @@ def train(
     )
 
 
+def _prepare(dask_client, residency: Residency, schedule: RoundOptions,
+             audit: AuditLog | None) -> tuple[np.ndarray, np.ndarray, float, float]:
+    """Every client's rows placed and standardised by the global scaler; prepared again when a worker is lost.
+
+    Losses are logged as round 0. Every client's rows are derived again, as
+    some may already be standardised when a loss is found.
+    """
+    for losses in itertools.count(1):
+        try:
+            residency.scaler = None
+            residency.place(residency.clients, 0)
+            scaler = _global_scaler(dask_client, residency, schedule.split_every)
+            residency.standardise(*scaler[:2])
+            return scaler
+        except LostClients as lost:
+            names = [str(cid) for cid in lost.clients]
+            exhausted = losses > schedule.max_retries
+            _log(audit, "worker_lost", round=0, clients=names, workers=residency.workers_of(lost.clients),
+                 action="abort" if exhausted else "retry", attempt=losses)
+            if exhausted:
+                reason = f"their workers were lost {losses} times (max_retries={schedule.max_retries})"
+                _log(audit, "round_failed", round=0, clients=names, reason=reason)
+                raise GeoanomError(f"the clients' rows could not be prepared for training (clients "
+                                   f"{', '.join(names)}): {reason}.") from None
+        except GeoanomError as error:  # no worker appeared to hold the rows again
+            _log(audit, "round_failed", round=0, clients=[str(cid) for cid in residency.clients],
+                 reason=str(error).rstrip("."))
+            raise
+    raise AssertionError("unreachable")
+
+
+def _log(audit: AuditLog | None, event: str, **fields: Any) -> None:
+    if audit is not None:
+        audit.record(event, **fields)
+
+
 def _global_scaler(dask_client, residency: Residency, split_every: int) -> tuple[np.ndarray, np.ndarray, float, float]:
     """The features' mean and spread over all clients, from the moments each reports; rows and positives."""
     pins = residency.pins
-    n_rows, total, squares, positives = dask_client.gather(
-        tree_reduce_futures(dask_client, [dask_client.submit(moments, data, pure=False, **pins[cid])
-                                          for cid, data in residency.placed.items()], add_moments, split_every,
-                            workers=[residency.groups[cid] for cid in residency.placed]))
+    root = tree_reduce_futures(dask_client, [dask_client.submit(moments, data, pure=False, **pins[cid])
+                                             for cid, data in residency.placed.items()], add_moments, split_every,
+                               workers=[residency.groups[cid] for cid in residency.placed])
+    n_rows, total, squares, positives = collect(residency, root, residency.clients, 0)
     mean = total / n_rows
     scale = np.sqrt(np.maximum(squares / n_rows - mean**2, 0.0))
     return mean, np.where(scale > 0, scale, 1.0), n_rows, positives

@@ -11,6 +11,7 @@ placed again, on a live worker, with rows equal bit for bit to those lost.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from concurrent.futures import CancelledError
 from typing import Any, Mapping, Sequence
@@ -66,7 +67,7 @@ class Residency:
         # stays when a client moves, so updates are summed in the same order
         # and a retried round gives the model an undisturbed one gives.
         self.groups = {cid: pin["workers"][0] for cid, pin in self.pins.items()}
-        self.placed = {cid: self._derive(cid) for cid in self.clients}
+        self.placed: dict[Any, Any] = {}  # client -> future of its rows on its worker, once placed
 
     def standardise(self, mean: np.ndarray, scale: np.ndarray) -> None:
         """Scale every client's rows by the global scaler, where they are; rows placed later are scaled too.
@@ -78,7 +79,7 @@ class Residency:
         self.scaler = (mean, scale)
         self.placed = {cid: self.dask_client.submit(standardise, data, mean, scale, pure=False, **self.pins[cid])
                        for cid, data in self.placed.items()}
-        wait(list(self.placed.values()))
+        collect(self, list(self.placed.values()), self.clients, 0)
 
     def lost(self, clients: Sequence[Any]) -> list[Any]:
         """The clients among ``clients`` whose rows are gone: their future lost or no worker of theirs alive.
@@ -89,38 +90,62 @@ class Residency:
         []
         """
         alive = set(self.dask_client.scheduler_info()["workers"])
-        return [cid for cid in clients
-                if self.placed[cid].status in GONE or not alive.intersection(self.pins[cid]["workers"])]
+        return [cid for cid in clients if cid not in self.placed or self.placed[cid].status in GONE
+                or not alive.intersection(self.pins[cid]["workers"])]
 
     def workers_of(self, clients: Sequence[Any]) -> dict[str, list[str]]:
         """The workers each client is pinned to, by client name (for the audit log)."""
         return {str(cid): list(self.pins[cid]["workers"]) for cid in clients}
 
-    def place_again(self, clients: Sequence[Any]) -> None:
-        """Pin ``clients`` to live workers and derive their rows there again from the source.
+    def place(self, clients: Sequence[Any], number: int) -> None:
+        """Pin ``clients`` to live workers and derive their rows there from the source (again, after a loss).
+
+        Parameters
+        ----------
+        clients : sequence
+        number : int
+            The round, for messages (0 before the first).
 
         Raises
         ------
+        LostClients
+            When workers are lost while the rows are placed: the clients
+            whose rows are gone.
         GeoanomError
             When no eligible worker appears within ``WAIT_FOR_WORKERS`` seconds.
 
         Examples
         --------
-        >>> residency.place_again(["a"])  # doctest: +SKIP
+        >>> residency.place(["a"], number=3)  # doctest: +SKIP
         """
         workers = self._workers(clients)
+        gone: list[Any] = []
         for cid in clients:
             self.pins[cid] = self._pin(cid, workers)
-            self.placed[cid] = self._derive(cid)
-        wait([self.placed[cid] for cid in clients])
+            try:
+                self.placed[cid] = self._derive(cid)
+            except LostClients:  # its worker died under the scatter
+                self.placed.pop(cid, None)
+                gone.append(cid)
+        placed = [cid for cid in clients if cid not in gone]
+        try:
+            collect(self, [self.placed[cid] for cid in placed], placed, number)
+        except LostClients as lost:
+            gone.extend(lost.clients)
+        if gone:
+            raise LostClients([cid for cid in clients if cid in gone])
 
     def _derive(self, cid: Any) -> Any:
         """The client's rows on its pinned worker, by the same steps as the first time (a future)."""
         rows = self._client_ids == cid
         key = self.keys[cid].private_bytes() if cid in self.keys else None
         labels = self._labels[rows] if self._labels is not None else None
-        [data] = self.dask_client.scatter([ClientData(cid, self._features[rows], labels, key)],
-                                          workers=self.pins[cid]["workers"][:1], hash=False)
+        try:
+            [data] = self.dask_client.scatter([ClientData(cid, self._features[rows], labels, key)],
+                                              workers=self.pins[cid]["workers"][:1], hash=False)
+        except (*DASK_LOSSES, OSError, TimeoutError, asyncio.TimeoutError):
+            # the worker died under the scatter, or was gone (the scheduler's KeyError)
+            raise LostClients([cid]) from None
         if self._labels is None:
             data = self.dask_client.submit(_pseudo_labelled, data, self.seed, pure=False, **self.pins[cid])
         if self.scaler is not None:
@@ -219,7 +244,7 @@ def collect(residency: Residency, futures: Any, clients: Sequence[Any], number: 
             try:
                 done, _ = wait(waiting, timeout=POLL, return_when=return_when)
                 break
-            except TimeoutError:
+            except (TimeoutError, asyncio.TimeoutError):  # distinct before Python 3.11
                 if lost := residency.lost(clients):
                     raise LostClients(lost) from None
         if return_when != "ALL_COMPLETED":

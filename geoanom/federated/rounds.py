@@ -120,28 +120,40 @@ class Rounds:
             try:
                 return self._sync_round(parameters, taking_part, number)
             except LostClients as lost:
-                losses += 1
-                self._recover(number, lost.clients, losses)
+                losses, affected = self._recover(number, lost.clients, losses + 1)
                 if self.options.on_lost_worker == "skip":
-                    taking_part = [cid for cid in taking_part if cid not in lost.clients]
+                    taking_part = [cid for cid in taking_part if cid not in affected]
             finally:
                 self._attempt = []  # never keep a round's results alive on the workers
 
-    def _recover(self, number: int, clients: list[Any], losses: int) -> None:
-        """Abandon the attempt, record the loss, place the clients' rows again; GeoanomError past max_retries."""
+    def _recover(self, number: int, clients: list[Any], losses: int) -> tuple[int, set[Any]]:
+        """Abandon the attempt, record the loss, place the clients' rows again.
+
+        Returns the round's losses so far and every client that lost its rows.
+
+        A loss while the rows are placed again is one more, recorded too;
+        past ``max_retries`` a GeoanomError ends training.
+        """
         self.dask_client.cancel(self._attempt)
         self._attempt = []
-        names, workers = [str(cid) for cid in clients], self.residency.workers_of(clients)
-        exhausted = losses > self.options.max_retries
-        action = "abort" if exhausted else self.options.on_lost_worker
-        self._log("worker_lost", round=number, clients=names, workers=workers, action=action, attempt=losses)
-        self.lost_workers.append({"round": number, "clients": names, "action": action})
-        if exhausted:
-            self._fail(number, names, f"their workers were lost {losses} times (max_retries={self.options.max_retries})")
-        try:
-            self.residency.place_again(clients)
-        except GeoanomError as error:
-            self._fail(number, names, str(error).rstrip("."))
+        affected = set(clients)
+        while True:
+            names, workers = [str(cid) for cid in clients], self.residency.workers_of(clients)
+            exhausted = losses > self.options.max_retries
+            action = "abort" if exhausted else self.options.on_lost_worker
+            self._log("worker_lost", round=number, clients=names, workers=workers, action=action, attempt=losses)
+            self.lost_workers.append({"round": number, "clients": names, "action": action})
+            if exhausted:
+                self._fail(number, names, f"their workers were lost {losses} times "
+                                          f"(max_retries={self.options.max_retries})")
+            try:
+                self.residency.place(clients, number)
+                return losses, affected
+            except LostClients as again:
+                losses, clients = losses + 1, again.clients
+                affected.update(clients)
+            except GeoanomError as error:
+                self._fail(number, names, str(error).rstrip("."))
 
     def _fail(self, number: int, names: list[str], reason: str) -> None:
         self._log("round_failed", round=number, clients=names, reason=reason)
@@ -254,10 +266,9 @@ class Rounds:
         losses = 0
         while len(arrived) < wanted and self.in_flight:
             try:
-                arrived.extend(self._first_arrivals(number))
+                self._first_arrivals(number, arrived)
             except LostClients as lost:
-                losses += 1
-                self._recover_in_flight(parameters, number, lost.clients, losses)
+                losses = self._recover_in_flight(parameters, number, lost.clients, losses + 1)
         if self.verifier is not None:
             arrived = self._verify(arrived, number)
         arrived = [(result, number - started) for result, started in arrived]
@@ -271,27 +282,29 @@ class Rounds:
         weights = np.array([result.weight * (1.0 + stale) ** -0.5 for result, stale in kept])
         return self.aggregate.aggregate_round(deltas, weights), [result.summary for result, _ in kept], extra
 
-    def _first_arrivals(self, number: int) -> list[tuple[ClientUpdate, int]]:
-        """The updates in flight that answer first, each with the round it was dispatched in."""
+    def _first_arrivals(self, number: int, arrived: list[tuple[ClientUpdate, int]]) -> None:
+        """Add to ``arrived`` the updates in flight that answer first, each with the round it was dispatched in.
+
+        A lost client's task stays in flight, for :meth:`_recover_in_flight`.
+        """
         clients = [cid for cid, _ in self.in_flight.values()]
         done = collect(self.residency, list(self.in_flight), clients, number, return_when="FIRST_COMPLETED")
-        arrived = []
         for future in done:
             cid, started_round = self.in_flight[future]
             arrived.append((result_of(self.residency, future, [cid], number), started_round))
             del self.in_flight[future]
-        return arrived
 
-    def _recover_in_flight(self, parameters: np.ndarray, number: int, clients: list[Any], losses: int) -> None:
+    def _recover_in_flight(self, parameters: np.ndarray, number: int, clients: list[Any], losses: int) -> int:
         """Async: drop the lost clients' tasks, place their rows again, and (retry) dispatch them from now."""
         self._attempt = [future for future, (cid, _) in self.in_flight.items() if cid in clients]
         for future in self._attempt:
             del self.in_flight[future]
-        self._recover(number, clients, losses)
+        losses, affected = self._recover(number, clients, losses)
         if self.options.on_lost_worker == "retry":
-            for cid in clients:
+            for cid in affected:
                 self.in_flight[self._dispatch(parameters, cid, number)] = (cid, number)
         self._attempt = []
+        return losses
 
     def _record(self, number, results: list[ClientSummary], norm, relative, state, extra, seconds) -> dict[str, Any]:
         weights = np.array([r.weight for r in results])
