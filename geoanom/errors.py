@@ -58,3 +58,7 @@ class CorruptDataError(GeoanomError, OSError):
 
     def __str__(self) -> str:  # OSError would prefix an errno when given two arguments
         return str(self.args[0]) if self.args else ""
+
+
+class WorkerMemoryError(GeoanomError, MemoryError):
+    """The cluster's workers are too small for the work asked of them (see :mod:`geoanom.memory`)."""

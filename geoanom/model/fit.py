@@ -32,6 +32,7 @@ from ..features.pipeline import feature_cube, source_name, stack_variables
 from ..features.vectors import DEFAULT_FEATURES, check_feature_sets, feature_names
 from ..formatting import calendar_of, iso_date
 from ..io import count_infinite, infinite_message
+from ..memory import check_workers, largest_chunk, most_tiles_in_a_block, task_bytes
 from ..reduction import tree_reduce
 from ..resident import on_workers
 from ..tiling import group_cells, plan_batches, tile_codes, tile_labels
@@ -154,6 +155,10 @@ def fit(
     scheduler = client  # None: dask's current scheduler
     labels = tile_labels(cube, precision)
     codes, tile_names = tile_codes(labels)
+    if client is not None:  # workers too small would pause and stall: refuse before submitting anything
+        chunks = values.chunks or tuple((size,) for size in values.shape)
+        task = task_bytes(largest_chunk(chunks), most_tiles_in_a_block(codes, chunks[-2:]), names)
+        check_workers(client, task, f"fitting {source_name(cube)}")
     climatology = Climatology.fit(values, trend=trend, groups=codes, source=source_name(cube), scheduler=scheduler)
     # every training observation was part of the climatology's fit: its anomaly is taken leave-one-out
     with on_workers(client):  # with a client, the climatology goes to the workers once, not in every graph

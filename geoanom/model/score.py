@@ -26,6 +26,7 @@ from ..errors import GeoanomError, GeoanomWarning, TileError
 from ..features import RegionParams
 from ..features.pipeline import feature_cube, source_name, stack_variables
 from ..formatting import iso_date
+from ..memory import check_workers, largest_chunk, most_tiles_in_a_block, task_bytes
 from ..queries.consensus import consensus_share
 from ..queries.event_stats import result_tiles
 from ..resident import on_workers
@@ -44,8 +45,18 @@ def score_cube(model: "AnomalyModel", cube: xr.Dataset, tile: str | None = None,
     :meth:`AnomalyModel.consensus_partners`) adds the ``consensus`` variable,
     described by the spec ``consensus``.
     """
+    if client is not None:
+        check_score_memory(model, cube, client)
     with on_workers(client):  # with a client, the climatology goes to the workers once, not in the graph
         return _score_cube(model, cube, tile, partners, consensus)
+
+
+def check_score_memory(model: "AnomalyModel", cube: xr.Dataset, client: Any) -> None:
+    """Refuse, before any work, to score on workers too small for a block and its tiles' models."""
+    values = stack_variables(cube, model.variables)
+    chunks = values.chunks or tuple((size,) for size in values.shape)
+    tiles = most_tiles_in_a_block(model.tile_codes, chunks[-2:])
+    check_workers(client, task_bytes(largest_chunk(chunks), tiles, model.detectors), "scoring this cube")
 
 
 def _score_cube(model: "AnomalyModel", cube: xr.Dataset, tile: str | None,

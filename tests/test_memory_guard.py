@@ -1,0 +1,64 @@
+"""Workers too small for the work are refused before anything is submitted, in one sentence.
+
+On a real dask LocalCluster whose workers have a memory limit: dask would
+otherwise pause them at 80% of it and the run would stall without a word.
+"""
+
+from __future__ import annotations
+
+import pytest
+from distributed import Client, LocalCluster
+
+import geoanom as ga
+from geoanom.errors import GeoanomError, WorkerMemoryError
+from geoanom.memory import BASE_BYTES, largest_chunk, most_tiles_in_a_block, task_bytes, worker_bytes
+from geoanom.model.score import check_score_memory
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    cube = ga.sample_cube("north_america")
+    return cube, ga.fit(cube.isel(time=slice(0, 60)), precision=2, detectors="gmm,iforest")
+
+
+def client_with(memory_limit: str, threads: int = 2) -> Client:
+    cluster = LocalCluster(n_workers=1, threads_per_worker=threads, processes=False, memory_limit=memory_limit,
+                           dashboard_address=":0")
+    return Client(cluster)
+
+
+def test_small_workers_are_refused_with_the_size_needed(fitted):
+    cube, model = fitted
+    big_chunks = cube.chunk({"time": -1, "lat": -1, "lon": -1})
+    tiles = most_tiles_in_a_block(model.tile_codes, ((cube.sizes["lat"],), (cube.sizes["lon"],)))
+    needed = worker_bytes(2, task_bytes(cube["air_temperature"].size, tiles, model.detectors))
+    assert needed > BASE_BYTES
+    with client_with(f"{int(needed / 0.8 * 0.9)}B") as client:
+        with pytest.raises(WorkerMemoryError, match=r"scoring this cube needs about .* per worker \(2 threads.*"
+                           r"give workers at least") as caught:
+            ga.AnomalyModel.score(model, big_chunks, client=client)
+        assert isinstance(caught.value, GeoanomError) and "\n" not in str(caught.value)
+        # the same cube in smaller chunks passes the check on the same workers (not computed here: an
+        # in-process worker measures the whole test process against its limit, and would pause)
+        check_score_memory(model, cube.chunk({"time": 10}), client)
+
+
+def test_workers_with_room_or_without_a_limit_are_not_refused(fitted):
+    cube, model = fitted
+    expected = model.score(cube)["fused_irregularity"].compute()
+    for limit in ("0", "4GB"):  # no limit: nothing to check; room enough: scored as without a cluster
+        with client_with(limit) as client:
+            assert model.score(cube, client=client)["fused_irregularity"].compute().equals(expected)
+
+
+def test_the_largest_block_counts_every_variable_and_dimension():
+    assert largest_chunk(((1, 1), (10, 5), (3,), (4, 2))) == 1 * 10 * 3 * 4
+    assert largest_chunk(((2,), (10,), (3,), (4,))) == 240
+
+
+def test_a_fit_on_workers_too_small_is_refused_before_any_work():
+    cube = ga.sample_cube("sst").chunk({"time": -1})
+    with client_with("200MB") as client:
+        with pytest.raises(WorkerMemoryError, match=r"fitting .*ostia_monthly.nc. needs about .* but its workers have 200 MB"):
+            ga.fit(cube.isel(time=slice(0, 36)), client=client)
+        assert client.run_on_scheduler(lambda dask_scheduler: len(dask_scheduler.tasks)) == 0  # nothing submitted
