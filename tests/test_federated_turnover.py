@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from geoanom.errors import GeoanomError
-from geoanom.federated import RoundOptions, Security, Simulation, check_audit, train, verify_audit
+from geoanom.federated import RoundOptions, Security, Simulation, check_audit, load, train, verify_audit
 
 distributed = pytest.importorskip("distributed")
 
@@ -117,6 +117,8 @@ def test_a_retried_round_gives_the_undisturbed_model_and_is_audited(undisturbed,
     assert [(e["round"], sorted(e["clients"]), e["action"]) for e in events] == [(KILLED_ROUND, lost, "retry")]
     assert events[0]["workers"] == {cid: [victim] for cid in lost}
     assert result.lost_workers == [{"round": KILLED_ROUND, "clients": events[0]["clients"], "action": "retry"}]
+    result.save(tmp_path / "model.npz")
+    assert load(tmp_path / "model.npz").lost_workers == result.lost_workers
     assert verify_audit(log, result.audit_head)
     # the lost clients trained elsewhere after the loss
     assert all(line["worker"] != victim for line in audit_lines(log)

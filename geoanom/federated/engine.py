@@ -39,7 +39,7 @@ from .audit import AuditLog
 from .local import LocalPlan, add_moments, moments
 from .mlp import LayerShapes, init_parameters
 from .options import LocalTraining, RoundOptions, Security, Simulation
-from .placement import LostClients, Residency, collect
+from .placement import LostClients, Residency, collect, name_clients
 from .privacy import GaussianDP, PrivacyAccountant
 from .result import FederatedResult
 from .rounds import Rounds
@@ -164,7 +164,7 @@ def _prepare(dask_client, residency: Residency, schedule: RoundOptions,
                 reason = f"their workers were lost {losses} times (max_retries={schedule.max_retries})"
                 _log(audit, "round_failed", round=0, clients=names, reason=reason)
                 raise GeoanomError(f"the clients' rows could not be prepared for training (clients "
-                                   f"{', '.join(names)}): {reason}.") from None
+                                   f"{name_clients(names)}): {reason}.") from None
         except GeoanomError as error:  # no worker appeared to hold the rows again
             _log(audit, "round_failed", round=0, clients=[str(cid) for cid in residency.clients],
                  reason=str(error).rstrip("."))

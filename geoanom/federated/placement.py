@@ -184,13 +184,26 @@ def _holders(workers: Mapping[str, Any], resource: str) -> list[str]:
     return sorted(address for address, info in workers.items() if resource in info.get("resources", {}))
 
 
+def name_clients(clients: Sequence[Any], limit: int = 5) -> str:
+    """Clients as text for a message: the first ``limit`` by name, then how many more.
+
+    Examples
+    --------
+    >>> name_clients(["a", "b", "c"], limit=2)
+    'a, b and 1 more'
+    """
+    names = [str(cid) for cid in clients]
+    if len(names) <= limit:
+        return ", ".join(names)
+    return f"{', '.join(names[:limit])} and {len(names) - limit} more"
+
+
 def _no_worker_message(clients: Sequence[Any], placement: Mapping[Any, str] | None, patience: float) -> str:
-    names = ", ".join(repr(cid) for cid in clients)
     waited = f" (waited {patience:g} s)" if patience else ""
     if placement is None:
-        return f"no dask worker is running to hold the rows of client {names}{waited}."
+        return f"no dask worker is running to hold the clients' rows{waited}."
     resource = placement[clients[0]]
-    return (f"no worker carries the resource {resource!r} of client {names}{waited}; start one with "
+    return (f"no worker carries the resource {resource!r} of client {clients[0]!r}{waited}; start one with "
             f"dask-worker --resources \"{resource}=1\".")
 
 

@@ -30,7 +30,7 @@ from .audit import AuditLog
 from .convergence import CONVERGED, DIVERGED, MAX_ROUNDS
 from .local import ClientSummary, ClientUpdate, LocalPlan, train_round
 from .options import RoundOptions, Simulation
-from .placement import LostClients, Residency, collect, result_of
+from .placement import LostClients, Residency, collect, name_clients, result_of
 from .privacy import GaussianDP, PrivacyAccountant, clip_update, noisy_mean, private_mean
 from .rules import Aggregator
 from .signing import UpdateVerifier
@@ -157,7 +157,7 @@ class Rounds:
 
     def _fail(self, number: int, names: list[str], reason: str) -> None:
         self._log("round_failed", round=number, clients=names, reason=reason)
-        raise GeoanomError(f"round {number} could not complete for clients {', '.join(names)}: {reason}.")
+        raise GeoanomError(f"round {number} could not complete for clients {name_clients(names)}: {reason}.")
 
     def _collect(self, futures: Any, clients: list[Any], number: int) -> Any:
         return collect(self.residency, futures, clients, number)
