@@ -38,8 +38,9 @@ WRITTEN_BY_ATTR = "geoanom_written_by"  # in every store write_dataset writes: o
 _EARLIER_MARKS = ("__geoanom_model__",)
 
 
-def write_dataset(ds: xr.Dataset, path: PathLike, *, overwrite: bool = True, zarr_format: int = 2) -> Path:
-    """Write `ds` to a ``.zarr`` store or ``.nc`` file, never leaving it half-written.
+def write_dataset(ds: xr.Dataset, path: PathLike, *, overwrite: bool = True, zarr_format: int = 2,
+                  append: bool = False, resume: bool = False) -> Path:
+    """Write `ds` to a ``.zarr`` store or ``.nc`` file, never leaving it half-written; or append to a store.
 
     The data go to a hidden sibling (``.{name}.tmp-<host>-<pid>-<random>``)
     marked ``geoanom_incomplete = "true"``; once every value is written the
@@ -55,6 +56,17 @@ def write_dataset(ds: xr.Dataset, path: PathLike, *, overwrite: bool = True, zar
     folder by a ``.zarr`` output. Any other folder, or a Zarr store another
     program wrote, is refused (:func:`replace_problem`) before any work.
 
+    ``append=True`` adds the time steps of `ds` to the result store at
+    `path` with the store's encoding and attributes (``history`` gains a
+    line), region by region along time with a progress mark, so that the
+    same call after a kill continues where it stopped (see
+    :mod:`geoanom.io.append`). It refuses, in one sentence and before
+    writing anything, dates that overlap or precede the stored ones (so
+    repeating an append is harmless), another model's result, another grid,
+    tiling or calendar, and NetCDF files. ``resume=True`` writes a new store
+    the same way (its first time chunk atomically, the rest region by
+    region), and continues an unfinished one at `path`.
+
     Parameters
     ----------
     ds : xarray.Dataset
@@ -65,7 +77,13 @@ def write_dataset(ds: xr.Dataset, path: PathLike, *, overwrite: bool = True, zar
         Replace an existing output (see above for what may be replaced); if
         False an existing one is an error.
     zarr_format : {2, 3}
-        Zarr format; 2 by default, as most readers understand it.
+        Zarr format; 2 by default, as most readers understand it (an append
+        keeps the store's).
+    append : bool
+        Append the time steps of `ds` to the existing store at `path`.
+    resume : bool
+        Write a new ``.zarr`` store resumably, or finish the unfinished one
+        at `path` (written before with ``resume=True`` or ``append=True``).
 
     Returns
     -------
@@ -76,12 +94,21 @@ def write_dataset(ds: xr.Dataset, path: PathLike, *, overwrite: bool = True, zar
     --------
     >>> ga.write_dataset(model.score(cube), "anomalies.zarr")  # doctest: +SKIP
     PosixPath('anomalies.zarr')
+    >>> ga.write_dataset(model.score(next_month), "anomalies.zarr", append=True)  # doctest: +SKIP
+    PosixPath('anomalies.zarr')
     """
+    if append or resume:
+        from .append import append_dataset, pending_progress, write_resumable
+
+        target = Path(path).expanduser()
+        if append or pending_progress(target) is not None:
+            return append_dataset(ds, target)
+        return write_resumable(ds, target, overwrite=overwrite, zarr_format=zarr_format)
     return write_and_compute(ds, path, {}, overwrite=overwrite, zarr_format=zarr_format)[0]
 
 
 def write_and_compute(ds: xr.Dataset, path: PathLike, also: dict[Any, Any], *, overwrite: bool = True,
-                      zarr_format: int = 2) -> tuple[Path, dict[Any, Any]]:
+                      zarr_format: int = 2, pending: dict[str, str] | None = None) -> tuple[Path, dict[Any, Any]]:
     """:func:`write_dataset`, computing other lazy values in the same dask computation as the data.
 
     One computation, not a pass after the write: e.g. ``count_infinite(cube,
@@ -96,6 +123,9 @@ def write_and_compute(ds: xr.Dataset, path: PathLike, also: dict[Any, Any], *, o
         As for :func:`write_dataset`.
     also : dict
         Lazy (dask) values to compute with the data; empty: as write_dataset.
+    pending : dict, optional
+        Attributes of a write to be continued (a progress mark): the store
+        moved into place keeps them and stays marked unfinished.
 
     Returns
     -------
@@ -124,6 +154,7 @@ def write_and_compute(ds: xr.Dataset, path: PathLike, also: dict[Any, Any], *, o
     tmp = target.with_name(f".{target.name}.tmp-{_HOST}-{os.getpid()}-{secrets.token_hex(4)}")
     out = ds.copy()
     out.attrs[INCOMPLETE_ATTR] = "true"
+    out.attrs.update(pending or {})
     if kind == "zarr":
         out.attrs[WRITTEN_BY_ATTR] = f"geoanom {__version__}"
     for var in out.variables.values():  # the source's chunks, codecs and packing may not fit
@@ -136,7 +167,8 @@ def write_and_compute(ds: xr.Dataset, path: PathLike, also: dict[Any, Any], *, o
             else:  # xarray stores bool as int8 with a dtype attribute and cftime with its calendar
                 writing = out.to_netcdf(tmp, engine=NETCDF_ENGINES[0], compute=not also)
             values = dask.compute(writing, also)[1] if also else {}
-            _mark_complete(tmp, kind, zarr_format)
+            if not pending:
+                _mark_complete(tmp, kind, zarr_format)
             _move_into_place(tmp, target)
     except (TypeError, ValueError) as exc:  # attributes or dtypes the format cannot hold
         _remove(tmp)
