@@ -1,4 +1,4 @@
-"""The ``geoanom`` command: demo, detect, regions, federate and info.
+"""The ``geoanom`` command: demo, detect, score, regions, federate, events and info.
 
 Every user mistake ends in one sentence on stderr and exit status 2. This
 module and :mod:`geoanom.cli.commands` import only the standard library at
@@ -19,7 +19,7 @@ from typing import Sequence
 from .. import __version__
 from ..errors import GeoanomError, GeoanomWarning
 from ..reporting import NORMAL, QUIET, VERBOSE, set_verbosity
-from . import commands, queries
+from . import commands, queries, score
 from .paths import local_path
 
 EXIT_USER_ERROR = 2
@@ -31,7 +31,7 @@ REGION_DEFAULTS = {"sigma": 1.0, "median_size": 3, "threshold": 1.5, "tail": "bo
 # geoanom.cluster.JOBQUEUE_CLASSES' keys (tests/test_cli_options.py checks they agree).
 CLUSTER_KINDS = ("slurm", "pbs", "sge", "lsf")
 # Options naming a path written: a file:// URL among them becomes the local path it names.
-OUTPUT_OPTIONS = ("out", "model_out", "plot", "top_tiles", "explain_out", "labels_out", "audit_log", "events",
+OUTPUT_OPTIONS = ("out", "append", "model_out", "plot", "top_tiles", "explain_out", "labels_out", "audit_log", "events",
                   "event_map", "event_series", "shares", "map")
 
 
@@ -116,6 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
     talk = talk_options(argparse.SUPPRESS)
     add_demo(commands_, talk)
     add_detect(commands_, talk)
+    score.add_score(commands_, talk, add_level, add_cluster_options)
     add_regions(commands_, talk)
     add_federate(commands_, talk)
     add_events(commands_, talk)

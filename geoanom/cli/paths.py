@@ -87,6 +87,29 @@ def check_outputs(outputs: Iterable[Output | None], inputs: Sequence[str] = ()) 
     check_distinct(given)
 
 
+def check_appendable(output: Output) -> None:
+    """Refuse, before any data are read, an append to something that is not a result store geoanom wrote.
+
+    Examples
+    --------
+    >>> check_appendable(Output("--append", "missing.zarr", (".zarr",)))
+    Traceback (most recent call last):
+    ...
+    geoanom.errors.GeoanomError: cannot append to --append 'missing.zarr': no result store is there; write the \
+first result with --out.
+    """
+    from ..io.write import written_by_geoanom
+
+    path = Path(output.path).expanduser()
+    name = f"{output.option} '{output.path}'"
+    if output.suffixes and path.suffix.lower() not in output.suffixes:
+        raise GeoanomError(f"cannot append to {name}: {output.what} must end in {_either(output.suffixes)}.")
+    if not path.is_dir():
+        raise GeoanomError(f"cannot append to {name}: no result store is there; write the first result with --out.")
+    if not written_by_geoanom(path):
+        raise GeoanomError(f"cannot append to {name}: it is not a result geoanom wrote.")
+
+
 def check_output(output: Output) -> None:
     """The suffix, the kind and the parent of one output."""
     path = Path(output.path).expanduser()

@@ -207,7 +207,7 @@ def _same_values(old: xr.Variable, new: xr.Variable) -> bool:
 
 def _provenance(attrs: dict[str, Any]) -> dict[str, str]:
     """The scoring model's marks on a variable (attributes of the whole result vary per write)."""
-    skip = {"geoanom_variable_units"}  # the input's units: the model's variables and training already say enough
+    skip = {"geoanom_variable_units", "geoanom_source"}  # the input's, not the model's: they vary per file
     return {k: str(v) for k, v in attrs.items() if k.startswith("geoanom_") and k not in skip} | \
         {k: str(np.asarray(v).tolist()) for k, v in attrs.items() if k == "flag_meanings"}
 
