@@ -93,7 +93,9 @@ def append_dataset(ds: xr.Dataset, target: Path) -> Path:
                     "stop": start + len(times), "done": 0}
         _begin(target, progress)
     _write_regions(target, ds, progress)
-    _finish(target, f"appended {progress['first']} to {progress['last']} with geoanom {__version__}")
+    appended = progress["start"] > 0  # 0: a new store written resumably, whose history has its line already
+    _finish(target, f"appended {progress['first']} to {progress['last']} with geoanom {__version__}" if appended
+            else None)
     return target
 
 

@@ -1,0 +1,212 @@
+"""Operational runs: append new months to a result store, refuse what does not continue it, resume killed writes.
+
+Real NetCDF inputs and Zarr stores in tmp_path; a model fitted once, saved
+and loaded as ``geoanom score`` uses it. A write "killed" mid-way is a real
+write whose dask block raises inside a region; resuming it must give the
+store an uninterrupted write gives.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import numpy as np
+import pytest
+import xarray as xr
+import zarr
+
+import geoanom as ga
+from geoanom.cli import main
+from geoanom.errors import GeoanomError, InputFileError
+from geoanom.io import append
+from geoanom.testing import synthetic_cube
+
+MONTHS, FIRST = 36, 24  # months 1..24 written first, 25..36 appended
+
+
+@pytest.fixture(scope="module")
+def feed(tmp_path_factory):
+    """Input files (the first months, the new ones, all) and a saved model fitted on the first year."""
+    folder = tmp_path_factory.mktemp("feed")
+    cube = synthetic_cube(n_years=MONTHS // 12, n_lat=8, n_lon=8)[0]
+    paths = {"first": folder / "first.nc", "new": folder / "new.nc", "all": folder / "all.nc"}
+    cube.isel(time=slice(0, FIRST)).to_netcdf(paths["first"])
+    cube.isel(time=slice(FIRST, None)).to_netcdf(paths["new"])
+    cube.to_netcdf(paths["all"])
+    model = ga.fit(cube.isel(time=slice(0, 12)), variables=["tas"], precision=1, detectors=["gmm", "kmeans"])
+    model.save(folder / "model.npz")
+    paths["model"] = folder / "model.npz"
+    return paths
+
+
+def scored(feed, which, **kwargs):
+    """The saved model's lazy result on one input, chunked 4 months in time (the store's time chunks)."""
+    model = ga.load_model(feed["model"])
+    return model.score(ga.open_cube(feed[which], chunks={"time": 4}), **kwargs)
+
+
+def digest(path):
+    """A hash of every file of a store: any change shows."""
+    hashed = hashlib.sha256()
+    for file in sorted(p for p in path.rglob("*") if p.is_file()):
+        hashed.update(str(file.relative_to(path)).encode())
+        hashed.update(file.read_bytes())
+    return hashed.hexdigest()
+
+
+def without_source(attrs):
+    """Attributes but the input file's name, which an append keeps from the first write."""
+    return {k: v for k, v in attrs.items() if k != "geoanom_source"}
+
+
+def assert_same_store(got, expected, history=True, chunks=True):
+    """Equal values, per-variable encoding and attributes (root ``history`` and chunks only if asked)."""
+    with xr.open_zarr(got) as a, xr.open_zarr(expected) as b:
+        for ds in (a, b):
+            for var in ds.variables.values():
+                var.attrs = without_source(var.attrs)
+        xr.testing.assert_identical(a.drop_attrs(deep=False), b.drop_attrs(deep=False))
+        skip = set() if history else {"history"}
+        assert {k: v for k, v in a.attrs.items() if k not in skip} == \
+            {k: v for k, v in b.attrs.items() if k not in skip}
+    first, second = zarr.open_group(got, mode="r"), zarr.open_group(expected, mode="r")
+    for name, array in second.arrays():
+        other = first[name]
+        assert (other.dtype, other.compressors) == (array.dtype, array.compressors), name
+        assert str(other.fill_value) == str(array.fill_value), name  # nan is not equal to nan
+        if chunks and name != "time":  # the time coordinate is one chunk of the first write's length, grown since
+            assert other.chunks == array.chunks, name
+        assert without_source(other.attrs) == without_source(array.attrs), name
+
+
+@pytest.fixture
+def reference(feed, tmp_path):
+    """Months 1..36 scored and written in one go."""
+    return ga.write_dataset(scored(feed, "all"), tmp_path / "reference.zarr")
+
+
+@pytest.fixture
+def first(feed, tmp_path):
+    """Months 1..24 written: the store to append to."""
+    return ga.write_dataset(scored(feed, "first"), tmp_path / "anomalies.zarr")
+
+
+def test_append_equals_scoring_everything_at_once(feed, first, reference):
+    ga.write_dataset(scored(feed, "new"), first, append=True)
+    assert_same_store(first, reference, history=False)
+    history = zarr.open_group(first, mode="r").attrs["history"].splitlines()
+    assert len(history) == 2 and history[1].startswith("appended 2002-01-01 to 2002-12-01")
+    assert ga.open_cube(first, variables=["fused_irregularity"]).sizes["time"] == MONTHS  # a finished result
+
+
+def test_repeating_an_append_is_refused_and_leaves_the_store_untouched(feed, first):
+    ga.write_dataset(scored(feed, "new"), first, append=True)
+    before = digest(first)
+    with pytest.raises(GeoanomError, match=r"cannot append 2002-01-01 to 2002-12-01 to '.*anomalies.zarr': these "
+                       r"dates overlap the stored ones \(2000-01-01 to 2002-12-01\)"):
+        ga.write_dataset(scored(feed, "new"), first, append=True)
+    with pytest.raises(GeoanomError, match="begin before the stored end"):
+        ga.write_dataset(scored(feed, "all").isel(time=slice(FIRST - 1, None)).assign_coords(
+            time=lambda ds: ds["time"] + np.timedelta64(1, "D")), first, append=True)
+    assert digest(first) == before
+
+
+def test_another_models_result_is_refused(feed, first, tmp_path):
+    cube = ga.open_cube(feed["new"], chunks={"time": 4})
+    other = ga.fit(ga.open_cube(feed["first"]).isel(time=slice(0, 12)), variables=["tas"], precision=1,
+                   detectors=["gmm", "kmeans"], seed=7)
+    before = digest(first)
+    with pytest.raises(GeoanomError, match=r"'.*anomalies.zarr': it was scored by another model \(.*seed"):
+        ga.write_dataset(other.score(cube), first, append=True)
+    with pytest.raises(GeoanomError, match="anomalies.zarr.*lat differs"):  # another grid
+        ga.write_dataset(scored(feed, "new").isel(lat=slice(0, 7)), first, append=True)
+    assert digest(first) == before
+
+
+def test_netcdf_and_missing_stores_are_refused(feed, tmp_path):
+    ga.write_dataset(scored(feed, "first"), tmp_path / "a.nc")
+    with pytest.raises(GeoanomError, match=r"cannot append to '.*a.nc': only Zarr stores"):
+        ga.write_dataset(scored(feed, "new"), tmp_path / "a.nc", append=True)
+    with pytest.raises(GeoanomError, match=r"'.*missing.zarr': no result store is there"):
+        ga.write_dataset(scored(feed, "new"), tmp_path / "missing.zarr", append=True)
+
+
+class Killed(RuntimeError):
+    """What the failing block raises: the write stops there, as a killed one would."""
+
+
+def failing_from(result, step):
+    """`result` whose fused irregularity raises for any block at or after time step `step`."""
+    def block(values, block_info=None):
+        if block_info[0]["array-location"][0][1] > step:
+            raise Killed(f"block ending after step {step}")
+        return values
+
+    out = result.copy()
+    var = result["fused_irregularity"]
+    out["fused_irregularity"] = var.copy(data=var.data.map_blocks(block, dtype=var.dtype))
+    return out
+
+
+@pytest.mark.parametrize("how", ["append", "resume"])
+def test_a_killed_write_resumes_where_it_stopped(feed, tmp_path, reference, monkeypatch, how):
+    monkeypatch.setattr(append, "REGION_BYTES", 1)  # one time chunk (4 months) per region
+    if how == "append":
+        target = ga.write_dataset(scored(feed, "first"), tmp_path / "anomalies.zarr")
+        new, done = scored(feed, "new"), 8
+    else:
+        target, new, done = tmp_path / "anomalies.zarr", scored(feed, "all"), 8
+    with pytest.raises(Killed):
+        ga.write_dataset(failing_from(new, done), target, append=how == "append", resume=how == "resume")
+    progress = json.loads(zarr.open_group(target, mode="r").attrs[append.PROGRESS_ATTR])
+    assert progress["done"] == done  # the regions before the failing block are recorded as written
+    with pytest.raises(InputFileError, match="unfinished output"):  # never read as a result meanwhile
+        ga.open_cube(target, variables=["fused_irregularity"])
+    with pytest.raises(GeoanomError, match="holds an unfinished write of"):  # only the same steps finish it
+        ga.write_dataset(new.isel(time=slice(0, 4)), target, append=True)
+    ga.write_dataset(new, target, append=how == "append", resume=how == "resume")
+    assert_same_store(target, reference, history=how == "resume")
+
+
+def test_region_bounds_follow_the_store_chunks():
+    assert append.region_bounds(22, 36, 4) == [(22, 24), (24, 28), (28, 32), (32, 36)]
+    assert append.region_bounds(0, 10, 4, per_region=2) == [(0, 8), (8, 10)]
+
+
+# --- the command line -------------------------------------------------------
+
+
+def run(capsys, *args):
+    status = main([str(arg) for arg in args])
+    return status, capsys.readouterr()
+
+
+def test_cli_score_out_then_append_equals_one_write(feed, tmp_path, capsys):
+    out = tmp_path / "anomalies.zarr"
+    status, printed = run(capsys, "score", feed["model"], feed["first"], "--var", "tas", "--out", out)
+    assert status == 0 and "wrote 24 time steps (2000-01-01 to 2001-12-01)" in printed.out, printed.err
+    status, printed = run(capsys, "score", feed["model"], feed["new"], "--var", "tas", "--append", out)
+    assert status == 0 and "appended 12 time steps (2002-01-01 to 2002-12-01)" in printed.out, printed.err
+    whole = tmp_path / "whole.zarr"
+    assert run(capsys, "score", feed["model"], feed["all"], "--out", whole)[0] == 0
+    assert_same_store(out, whole, history=False, chunks=False)  # open_cube's default chunks follow the size
+    before = digest(out)
+    status, printed = run(capsys, "score", feed["model"], feed["new"], "--var", "tas", "--append", out)
+    lines = printed.err.strip().splitlines()
+    assert status == 2 and len(lines) == 1 and "overlap the stored ones" in lines[0], printed.err
+    assert digest(out) == before
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (("--append", "{tmp}/missing.zarr"), "no result store is there"),
+    (("--append", "{tmp}/a.nc"), "must end in .zarr"),
+    (("--var", "psl", "--out", "{tmp}/b.zarr"), "scores tas, not psl"),
+    (("--out", "{new}"), "is the input"),
+])
+def test_cli_score_refusals_are_one_sentence(feed, tmp_path, capsys, args, fragment):
+    args = [a.format(tmp=tmp_path, new=feed["new"]) for a in args]
+    status, printed = run(capsys, "score", feed["model"], feed["new"], *args)
+    lines = printed.err.strip().splitlines()
+    assert status == 2 and len(lines) == 1 and lines[0].startswith("geoanom: error: ") and fragment in lines[0], \
+        printed.err
