@@ -10,6 +10,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import subprocess
+import sys
+import textwrap
+import time
 
 import numpy as np
 import pytest
@@ -210,3 +214,60 @@ def test_cli_score_refusals_are_one_sentence(feed, tmp_path, capsys, args, fragm
     lines = printed.err.strip().splitlines()
     assert status == 2 and len(lines) == 1 and lines[0].startswith("geoanom: error: ") and fragment in lines[0], \
         printed.err
+
+
+# A store of 40 steps, then 200 more appended in regions of 10 steps whose blocks take 30 ms each:
+# long enough to be killed (SIGKILL, nothing cleans up) once the progress mark shows regions written.
+KILLED_WRITER = textwrap.dedent("""
+    import sys, time
+    import numpy as np, pandas as pd, xarray as xr, dask.array as da
+    import geoanom as ga
+    from geoanom.io import append
+
+    def slow(block):
+        time.sleep(0.03)
+        return block
+
+    def feed(slow_blocks):
+        data = da.random.default_rng(0).normal(size=(240, 20, 20), chunks=(10, 20, 20)).astype("float32")
+        ds = xr.Dataset({"x": (("time", "lat", "lon"), data.map_blocks(slow) if slow_blocks else data)},
+                        coords={"time": pd.date_range("2000-01-01", periods=240, freq="D")})
+        return ds.isel(time=slice(0, 40)), ds.isel(time=slice(40, None))
+
+    if __name__ == "__main__":
+        append.REGION_BYTES = 1  # one time chunk per region
+        first, new = feed(False)
+        ga.write_dataset(first, sys.argv[1])
+        print("appending", flush=True)
+        ga.write_dataset(new, sys.argv[1], append=True)
+        print("done", flush=True)
+""")
+
+
+def test_an_append_killed_by_sigkill_resumes_to_the_uninterrupted_store(tmp_path, monkeypatch):
+    script = tmp_path / "writer.py"
+    script.write_text(KILLED_WRITER)
+    target = tmp_path / "killed.zarr"
+    process = subprocess.Popen([sys.executable, str(script), str(target)], stdout=subprocess.PIPE, text=True)
+    assert process.stdout.readline().strip() == "appending"
+    deadline = time.monotonic() + 60
+    while (append.pending_progress(target) or {}).get("done", 0) < 20 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    process.kill()
+    process.wait(timeout=30)
+    assert "done" not in process.stdout.read()
+    process.stdout.close()
+    done = append.pending_progress(target)["done"]
+    assert 20 <= done < 200  # killed in the middle, with regions recorded
+    sys.path.insert(0, str(tmp_path))
+    monkeypatch.setattr(append, "REGION_BYTES", 1)
+    try:
+        import writer
+    finally:
+        sys.path.remove(str(tmp_path))
+    first, new = writer.feed(False)
+    ga.write_dataset(new, target, append=True)  # continues from `done`
+    whole = ga.write_dataset(xr.concat([first, new], "time"), tmp_path / "whole.zarr")
+    with xr.open_zarr(target) as got, xr.open_zarr(whole) as expected:
+        xr.testing.assert_identical(got.drop_attrs(deep=False), expected.drop_attrs(deep=False))
+    assert append.pending_progress(target) is None

@@ -2,7 +2,8 @@
 
 ``read`` opens files as one lazy cube, ``grid`` gives its coordinates their
 canonical names and ranges, ``write`` writes results without ever leaving a
-half-written output, ``safety`` names corrupt data and counts ±inf.
+half-written output, ``append`` adds new time steps to a result store and
+resumes killed writes, ``safety`` names corrupt data and counts ±inf.
 """
 
 from .levels import LevelAxis

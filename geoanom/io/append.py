@@ -184,8 +184,9 @@ def _check_same_pending(target: Path, progress: dict[str, Any], times: np.ndarra
     """A killed append is finished only with the same steps: refuse others."""
     if (iso_date(times[0]), iso_date(times[-1]), len(times)) != \
             (progress["first"], progress["last"], progress["stop"] - progress["start"]):
-        raise GeoanomError(f"cannot append to '{target}': it holds an unfinished write of {progress['first']} to "
-                           f"{progress['last']}; run that write again to finish it first.")
+        raise GeoanomError(f"cannot write {iso_date(times[0])} to {iso_date(times[-1])} to '{target}': it holds an "
+                           f"unfinished write of {progress['first']} to {progress['last']}; run that write again "
+                           "to finish it, or remove the store.")
 
 
 def _calendar(time: xr.DataArray) -> str:
@@ -322,30 +323,36 @@ def first_region_steps(ds: xr.Dataset) -> int:
     return max(1, math.ceil(ds.sizes.get("time", 1)))
 
 
-def write_resumable(ds: xr.Dataset, target: Path, *, overwrite: bool = True, zarr_format: int = 2) -> Path:
-    """Write a new result store whose write can be resumed: the first time chunk atomically, then regions.
+def resumable_start(ds: xr.Dataset) -> tuple[int, dict[str, str]]:
+    """How many steps a resumable write of `ds` writes first (atomically), and the progress mark they carry.
 
-    The first part is written as :func:`geoanom.write_dataset` writes
-    (temporary, then moved into place), already marked unfinished with the
-    progress of the whole write; the other steps follow as an append.
+    The first part is the first time chunk; the mark records the whole
+    write, for :func:`continue_write` (or a later call, after a kill).
 
     Examples
     --------
-    >>> write_resumable(model.score(cube), Path("anomalies.zarr"))  # doctest: +SKIP
-    PosixPath('anomalies.zarr')
+    >>> resumable_start(model.score(cube))  # doctest: +SKIP
+    (12, {'geoanom_progress': '{"first": "2000-01-01", "last": "2005-12-01", "start": 0, "stop": 72, "done": 12}'})
     """
-    from .write import write_and_compute
-
-    if target.suffix.lower() != ".zarr":
-        raise GeoanomError(f"cannot write '{target}' resumably: only Zarr stores (.zarr) are written region by "
-                           "region; write it without resume.")
     times = ds["time"].values
     first = min(first_region_steps(ds), len(times))
     progress = {"first": iso_date(times[0]), "last": iso_date(times[-1]), "start": 0, "stop": len(times),
                 "done": first}
-    write_and_compute(ds.isel(time=slice(0, first)), target, {}, overwrite=overwrite, zarr_format=zarr_format,
-                      pending={PROGRESS_ATTR: json.dumps(progress)})
-    _grow(target, len(times))
+    return first, {PROGRESS_ATTR: json.dumps(progress)}
+
+
+def continue_write(ds: xr.Dataset, target: Path) -> Path:
+    """Write the steps of `ds` the progress mark of `target` does not list as written, then mark it finished.
+
+    Examples
+    --------
+    >>> continue_write(model.score(cube), Path("anomalies.zarr"))  # doctest: +SKIP
+    PosixPath('anomalies.zarr')
+    """
+    progress = pending_progress(target)
+    if progress is None:
+        raise GeoanomError(f"cannot continue writing '{target}': it holds no unfinished write.")
+    _grow(target, progress["stop"])
     _write_regions(target, ds, progress)
     _finish(target, None)
     return target

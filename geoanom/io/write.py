@@ -25,6 +25,7 @@ import zarr
 from geoanom._version import __version__
 from geoanom.errors import GeoanomError
 
+from .append import append_dataset, continue_write, pending_progress, resumable_start
 from .messages import short_reason
 from .read import NETCDF_ENGINES, PathLike
 from .safety import INCOMPLETE_ATTR
@@ -97,13 +98,11 @@ def write_dataset(ds: xr.Dataset, path: PathLike, *, overwrite: bool = True, zar
     >>> ga.write_dataset(model.score(next_month), "anomalies.zarr", append=True)  # doctest: +SKIP
     PosixPath('anomalies.zarr')
     """
-    if append or resume:
-        from .append import append_dataset, pending_progress, write_resumable
-
-        target = Path(path).expanduser()
-        if append or pending_progress(target) is not None:
-            return append_dataset(ds, target)
-        return write_resumable(ds, target, overwrite=overwrite, zarr_format=zarr_format)
+    target = Path(path).expanduser()
+    if append or (resume and pending_progress(target) is not None):
+        return append_dataset(ds, target)
+    if resume:
+        return _write_resumable(ds, target, overwrite=overwrite, zarr_format=zarr_format)
     return write_and_compute(ds, path, {}, overwrite=overwrite, zarr_format=zarr_format)[0]
 
 
@@ -180,6 +179,18 @@ def write_and_compute(ds: xr.Dataset, path: PathLike, also: dict[Any, Any], *, o
         _remove(tmp)
         raise
     return target, values
+
+
+def _write_resumable(ds: xr.Dataset, target: Path, *, overwrite: bool, zarr_format: int) -> Path:
+    """A new store written resumably: its first time chunk as every write (then in place, marked unfinished
+    with the progress of the whole write), the other steps region by region."""
+    if target.suffix.lower() != ".zarr":
+        raise GeoanomError(f"cannot write '{target}' resumably: only Zarr stores (.zarr) are written region by "
+                           "region; write it without resume.")
+    first, mark = resumable_start(ds)
+    write_and_compute(ds.isel(time=slice(0, first)), target, {}, overwrite=overwrite, zarr_format=zarr_format,
+                      pending=mark)
+    return continue_write(ds, target)
 
 
 def replace_problem(target: PathLike) -> str | None:
