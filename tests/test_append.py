@@ -271,3 +271,19 @@ def test_an_append_killed_by_sigkill_resumes_to_the_uninterrupted_store(tmp_path
     with xr.open_zarr(target) as got, xr.open_zarr(whole) as expected:
         xr.testing.assert_identical(got.drop_attrs(deep=False), expected.drop_attrs(deep=False))
     assert append.pending_progress(target) is None
+
+
+def test_another_calendar_is_refused(tmp_path):
+    def steps(start, calendar):
+        times = xr.date_range(start, periods=3, freq="MS", calendar=calendar, use_cftime=calendar != "standard")
+        return xr.Dataset({"x": (("time", "lat"), np.ones((3, 2), "float32"))},
+                          coords={"time": times, "lat": [10.0, 20.0]}).chunk({"time": 1})
+
+    store = ga.write_dataset(steps("2000-01-01", "standard"), tmp_path / "gregorian.zarr")
+    before = digest(store)
+    with pytest.raises(GeoanomError, match=r"'.*gregorian.zarr': its calendar is gregorian, the new result's "
+                       r"360_day"):
+        ga.write_dataset(steps("2001-01-01", "360_day"), store, append=True)
+    assert digest(store) == before
+    ga.write_dataset(steps("2001-01-01", "proleptic_gregorian"), store, append=True)  # the same dates since 1582
+    assert xr.open_zarr(store).sizes["time"] == 6

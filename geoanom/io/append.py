@@ -165,6 +165,8 @@ def check_compatible(stored: xr.Dataset, new: xr.Dataset, target: Path) -> None:
 
 def _check_times(stored: xr.Dataset, new: xr.Dataset, target: Path) -> None:
     old, times = stored["time"].values, new["time"].values
+    if old.dtype.kind == "M" and times.dtype.kind == "O":  # cftime dates of a calendar numpy dates can hold
+        times = np.array([np.datetime64(t.isoformat()) for t in times], dtype=old.dtype)
     if len(times) == 0:
         raise GeoanomError(f"cannot append to '{target}': the new result holds no time steps.")
     ours, theirs = _calendar(stored["time"]), _calendar(new["time"])
