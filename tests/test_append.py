@@ -287,3 +287,10 @@ def test_another_calendar_is_refused(tmp_path):
     assert digest(store) == before
     ga.write_dataset(steps("2001-01-01", "proleptic_gregorian"), store, append=True)  # the same dates since 1582
     assert xr.open_zarr(store).sizes["time"] == 6
+
+
+def test_resume_over_a_finished_output_keeps_it_until_the_new_one_is_whole(feed, first):
+    before = digest(first)
+    with pytest.raises(Killed):
+        ga.write_dataset(failing_from(scored(feed, "all"), 8), first, resume=True)
+    assert digest(first) == before  # written aside and moved into place only when whole, as without resume

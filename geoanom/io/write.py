@@ -66,7 +66,9 @@ def write_dataset(ds: xr.Dataset, path: PathLike, *, overwrite: bool = True, zar
     repeating an append is harmless), another model's result, another grid,
     tiling or calendar, and NetCDF files. ``resume=True`` writes a new store
     the same way (its first time chunk atomically, the rest region by
-    region), and continues an unfinished one at `path`.
+    region), and continues an unfinished one at `path`; over a finished
+    output it writes as without resume, keeping that output until the new
+    one is whole.
 
     Parameters
     ----------
@@ -101,7 +103,7 @@ def write_dataset(ds: xr.Dataset, path: PathLike, *, overwrite: bool = True, zar
     target = Path(path).expanduser()
     if append or (resume and pending_progress(target) is not None):
         return append_dataset(ds, target)
-    if resume:
+    if resume and not os.path.lexists(target):  # a finished output there is kept until the new one is whole
         return _write_resumable(ds, target, overwrite=overwrite, zarr_format=zarr_format)
     return write_and_compute(ds, path, {}, overwrite=overwrite, zarr_format=zarr_format)[0]
 
