@@ -38,7 +38,7 @@ def cluster():
 def dask_client(cluster):
     """The cluster with both workers up (the nanny restarts the one a test killed)."""
     local, client = cluster
-    client.wait_for_workers(2, timeout=30)
+    client.wait_for_workers(2, timeout=90)  # a restart on a loaded machine can take long
     # and known to the cluster object too: killing a worker it has not yet
     # heard of trips a KeyError in distributed's SpecCluster status watcher
     deadline = time.monotonic() + 30
@@ -58,7 +58,7 @@ def rows():
     return features, labels, owner
 
 
-PSEUDO = RoundOptions(rounds=3, seed=5)  # without labels, as `geoanom federate` trains
+PSEUDO = RoundOptions(rounds=2, seed=5)  # without labels, as `geoanom federate` trains
 
 
 @pytest.fixture(scope="module")

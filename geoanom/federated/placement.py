@@ -253,6 +253,12 @@ def collect(residency: Residency, futures: Any, clients: Sequence[Any], number: 
     single = not isinstance(futures, (list, tuple, set))
     waiting = [futures] if single else list(futures)
     try:
+        while single and return_when == "ALL_COMPLETED":  # one round trip a poll: a round's root
+            try:
+                return futures.result(timeout=POLL)
+            except (TimeoutError, asyncio.TimeoutError):
+                if lost := residency.lost(clients):
+                    raise LostClients(lost) from None
         while True:
             try:
                 done, _ = wait(waiting, timeout=POLL, return_when=return_when)
@@ -262,8 +268,7 @@ def collect(residency: Residency, futures: Any, clients: Sequence[Any], number: 
                     raise LostClients(lost) from None
         if return_when != "ALL_COMPLETED":
             return done
-        gathered = residency.dask_client.gather(waiting)
-        return gathered[0] if single else gathered
+        return residency.dask_client.gather(waiting)
     except DASK_LOSSES as error:
         raise _loss(residency, clients, number, error) from None
 
