@@ -106,3 +106,16 @@ def test_detect_refuses_query_options_before_any_work(cube_file, refused, tmp_pa
     given = [str(a).format(tmp=tmp_path) for a in args]
     assert_refused(refused("detect", cube_file, *DETECT, "--out", tmp_path / "r.zarr", *given), *fragments)
     assert not (tmp_path / "r.zarr").exists()
+
+
+def test_an_unfinished_result_is_refused(detected, refused, tmp_path):
+    import shutil
+
+    import zarr
+
+    folder, _ = detected
+    copy = tmp_path / "unfinished.zarr"
+    shutil.copytree(folder / "r.zarr", copy)
+    zarr.open_group(str(copy), mode="r+").attrs["geoanom_incomplete"] = "true"  # as a killed write leaves it
+    assert_refused(refused("events", copy, "--out", tmp_path / "e.csv"), "unfinished output")
+    assert not (tmp_path / "e.csv").exists()

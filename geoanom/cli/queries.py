@@ -132,6 +132,13 @@ def open_result(path: str):
         result = xr.open_zarr(path) if Path(path).suffix == ".zarr" else xr.open_dataset(path, chunks={})
     except (OSError, ValueError) as error:
         raise GeoanomError(f"{path} is not a readable Zarr store or NetCDF file ({error}).") from None
+    from ..io.safety import refuse_incomplete
+
+    try:
+        refuse_incomplete(result, path)  # a store left unfinished by a killed write is not a result
+    except GeoanomError:
+        result.close()
+        raise
     if "ensemble" not in result or "tile" not in result:
         result.close()
         raise GeoanomError(f"{path} is not a geoanom result: it has no 'ensemble' and 'tile' variables.")
