@@ -157,7 +157,7 @@ class Rounds:
 
     def _fail(self, number: int, names: list[str], reason: str) -> None:
         self._log("round_failed", round=number, clients=names, reason=reason)
-        raise GeoanomError(f"round {number} could not complete for clients {name_clients(names)}: {reason}.")
+        raise GeoanomError(f"round {number} could not complete for clients {name_clients(names)}: {reason}.") from None
 
     def _collect(self, futures: Any, clients: list[Any], number: int) -> Any:
         return collect(self.residency, futures, clients, number)
