@@ -49,6 +49,7 @@ def test_detect_scores_the_whole_input(cube_file, tmp_path):
     assert list(tmp_path.glob(".*tmp*")) == []
 
 
+@pytest.mark.slow  # over 8 s on 2 cores; ci/run-slow runs it
 def test_detect_to_netcdf_on_a_local_cluster(cube_file, tmp_path):
     out = tmp_path / "scores.nc"
     process = geoanom("detect", cube_file, "--var", "tas", "--train-end", "2005", "--precision", "2",
@@ -187,6 +188,7 @@ def test_regions_refuses_a_bad_table_name(cube_file, tmp_path, refused):
     assert_user_error(refused("regions", cube_file, "--var", "tas", "--out", tmp_path / "t.xlsx"), "t.xlsx")
 
 
+@pytest.mark.slow  # over 8 s on 2 cores; ci/run-slow runs it
 def test_federate_with_privacy_writes_model_history_and_curve(cube_file, tmp_path):
     from geoanom.federated import FederatedResult, verify_audit
 

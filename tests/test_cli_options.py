@@ -269,3 +269,13 @@ def test_a_scheduler_file_connects_to_the_scheduler_that_wrote_it(tmp_path):
         with connect(scheduler_file=path) as client:
             assert client.scheduler.address == cluster.scheduler_address
             assert client.submit(sum, [1, 2]).result() == 3
+
+
+def test_federate_lost_worker_options_default_to_the_librarys_and_reach_it(refused, cube_file, tmp_path):
+    from geoanom.cli import build_parser
+    from geoanom.federated.options import RoundOptions
+
+    args = build_parser().parse_args(["federate", "x.nc", "--var", "tas", "--out", "o"])
+    assert (args.on_lost_worker, args.max_retries) == (RoundOptions().on_lost_worker, RoundOptions().max_retries)
+    run = refused("federate", cube_file, "--var", "tas", "--out", tmp_path / "fed", "--max-retries", "-1")
+    assert run.returncode == 2 and "max_retries" in run.stderr and "Traceback" not in run.stderr

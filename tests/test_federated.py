@@ -103,6 +103,7 @@ def _attacked_auc(features, labels, owner, client, aggregator="fedavg", attacks=
     return auc(result, features, labels)
 
 
+@pytest.mark.slow  # about 10 s per attack on 2 cores; ci/run-slow runs it
 @pytest.mark.parametrize("attack", ["sign_flip", "scale"])
 def test_robust_aggregators_resist_two_byzantine_clients(cluster_client, rows, attack):
     features, labels, owner = rows
@@ -217,6 +218,7 @@ def test_bad_input_is_one_sentence_errors(rows, tmp_path):
         FederatedResult.load(tmp_path / "junk.npz")
 
 
+@pytest.mark.slow  # over 8 s on 2 cores; ci/run-slow runs it
 def test_private_training_accounts_epsilon_with_dp_accounting(rows):
     from geoanom.federated import GaussianDP, epsilons
 

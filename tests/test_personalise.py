@@ -91,6 +91,7 @@ def test_relevance_zero_keeps_every_tile_model(short_record):
                                local.score(test)["fused_irregularity"].values, rtol=1e-6)
 
 
+@pytest.mark.slow  # over 8 s on 2 cores; ci/run-slow runs it
 def test_a_tile_model_is_informed_by_the_other_tiles_of_its_region(short_record):
     training, _, _ = short_record
     # anomalies only: the neighbours' feature of an edge cell would see the other tiles' data directly

@@ -235,6 +235,11 @@ def add_federate(subparsers, talk: argparse.ArgumentParser) -> None:
     federate.add_argument("--aggregator", default="fedavg",
                           help="fedavg, fedprox(mu), median, trimmed_mean(beta), krum(f), multi_krum(f)")
     federate.add_argument("--client-fraction", type=float, default=1.0, help="chance a client takes part in a round")
+    federate.add_argument("--on-lost-worker", choices=("retry", "skip"), default="retry",
+                          help="when a worker holding clients' rows dies: rebuild them elsewhere and retry the round "
+                          "(the same model as without the loss), or run the round without them (default: retry)")
+    federate.add_argument("--max-retries", type=int, default=3, metavar="N",
+                          help="losses one round survives before training stops with an error (default: 3)")
     federate.add_argument("--epsilon", type=float, default=None, help="differential privacy: total epsilon")
     federate.add_argument("--delta", type=float, default=1e-5, help="differential privacy: delta (default 1e-5)")
     federate.add_argument("--clip", type=float, default=1.0, help="differential privacy: L2 clip of an update")

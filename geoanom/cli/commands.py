@@ -283,7 +283,8 @@ def run_federate(args: argparse.Namespace) -> None:
                 detail(f"{wait_for_jobs(client, args.jobs)} workers")
         with stage(f"training {args.rounds} rounds", client):
             result = train(rows.features, None, clients=rows.clients, aggregator=args.aggregator,
-                           schedule=RoundOptions(rounds=args.rounds, client_fraction=args.client_fraction),
+                           schedule=RoundOptions(rounds=args.rounds, client_fraction=args.client_fraction,
+                                                 on_lost_worker=args.on_lost_worker, max_retries=args.max_retries),
                            privacy=privacy, security=Security(signed=args.signed, audit_log=args.audit_log),
                            client=client)
     out.mkdir(parents=True, exist_ok=True)
