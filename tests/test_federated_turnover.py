@@ -57,22 +57,24 @@ class Cluster:
         return False
 
 
-@pytest.fixture(scope="module")
-def cluster():
+@contextlib.contextmanager
+def fresh_cluster():
+    """A new two-worker cluster with both workers up. Each test kills a worker, and a cluster shared
+    between tests could still be restarting it when the next test starts (seen in CI as a loss in the
+    next test's set-up), so no test inherits another's cluster."""
     holder = Cluster()
     holder.start()
-    yield holder
-    holder.close()
+    try:
+        assert holder.ready(60), "a new LocalCluster did not start two workers"
+        yield holder.client
+    finally:
+        holder.close()
 
 
 @pytest.fixture
-def dask_client(cluster):
-    """The cluster with both workers up: the nanny restarts the one a test killed, and when it does
-    not (a worker killed while its nanny was still starting it can stay dead) the cluster starts again."""
-    if not cluster.ready():
-        cluster.start()
-        assert cluster.ready(60), "a new LocalCluster did not start two workers"
-    return cluster.client
+def dask_client():
+    with fresh_cluster() as client:
+        yield client
 
 
 @pytest.fixture(scope="module")
@@ -89,10 +91,11 @@ PSEUDO = RoundOptions(rounds=2, seed=5)  # without labels, as `geoanom federate`
 
 
 @pytest.fixture(scope="module")
-def undisturbed(cluster, rows):
-    """The model trained without labels by an undisturbed run."""
+def undisturbed(rows):
+    """The model trained without labels by an undisturbed run, on a cluster of the same shape."""
     features, _, owner = rows
-    return train(features, None, clients=owner, schedule=PSEUDO, client=cluster.client)
+    with fresh_cluster() as client:
+        return train(features, None, clients=owner, schedule=PSEUDO, client=client)
 
 
 def audit_lines(path):
@@ -152,6 +155,7 @@ def test_a_retried_round_gives_the_undisturbed_model_and_is_audited(undisturbed,
                if line["event"] == "update_accepted" and line["round"] >= KILLED_ROUND)
 
 
+@pytest.mark.slow  # a fresh multi-process cluster each: about 10 s; ci/run-slow runs it
 def test_a_worker_lost_while_rows_are_prepared_is_survived(undisturbed, dask_client, rows, tmp_path):
     features, _, owner = rows
     victim = sorted(dask_client.scheduler_info()["workers"])[0]
@@ -180,6 +184,7 @@ def test_a_worker_lost_while_rows_are_prepared_is_survived(undisturbed, dask_cli
     assert verify_audit(log, result.audit_head)
 
 
+@pytest.mark.slow  # a fresh multi-process cluster each: about 10 s; ci/run-slow runs it
 def test_skip_leaves_the_lost_clients_out_of_that_round_only(dask_client, rows, tmp_path):
     features, labels, owner = rows
     schedule = RoundOptions(rounds=3, seed=5, on_lost_worker="skip")
@@ -199,6 +204,7 @@ def test_skip_leaves_the_lost_clients_out_of_that_round_only(dask_client, rows, 
     assert verify_audit(log, result.audit_head)
 
 
+@pytest.mark.slow  # a fresh multi-process cluster each: about 10 s; ci/run-slow runs it
 def test_a_round_out_of_retries_is_one_sentence_and_the_log_says_so(dask_client, rows, tmp_path):
     features, labels, owner = rows
     log = tmp_path / "audit.jsonl"
@@ -217,6 +223,7 @@ def test_a_round_out_of_retries_is_one_sentence_and_the_log_says_so(dask_client,
     assert check.ok and check.records == len(lines)
 
 
+@pytest.mark.slow  # a fresh multi-process cluster each: about 10 s; ci/run-slow runs it
 def test_async_rounds_dispatch_lost_clients_again(dask_client, rows, tmp_path):
     features, labels, owner = rows
     log = tmp_path / "audit.jsonl"
