@@ -13,10 +13,9 @@ from pathlib import Path
 
 from ..errors import CoordinateError, GeoanomError, GeoanomWarning, TrainingPeriodError
 from ..reporting import detail, model_summary, report_skipped, say, stage, write_outputs
-from .paths import Output, check_outputs
+from .paths import CUBE, Output, check_outputs
 from .queries import detect_query_outputs, write_detect_queries
 
-CUBE = (".zarr", ".nc")
 FEDERATE_FILES = ("model.npz", "history.csv", "learning_curve.png", "audit_head.txt")
 
 

@@ -18,6 +18,8 @@ from typing import Iterable, Sequence
 
 from ..errors import GeoanomError
 
+CUBE = (".zarr", ".nc")  # the suffixes of a cube or result written
+
 
 @dataclass(frozen=True)
 class Output:

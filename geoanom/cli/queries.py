@@ -13,9 +13,7 @@ from typing import Any
 
 from ..errors import GeoanomError, GeoanomWarning
 from ..reporting import say, stage
-from .paths import Output, check_outputs
-
-CUBE = (".zarr", ".nc")
+from .paths import CUBE, Output, check_outputs
 
 
 def add_event_options(parser: argparse.ArgumentParser) -> None:

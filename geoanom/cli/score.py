@@ -14,9 +14,7 @@ import argparse
 
 from ..errors import GeoanomError
 from ..reporting import say, stage
-from .paths import Output, check_appendable, check_outputs
-
-CUBE = (".zarr", ".nc")
+from .paths import CUBE, Output, check_appendable, check_outputs
 
 
 def add_score(subparsers, talk: argparse.ArgumentParser, add_level, add_cluster_options) -> None:
