@@ -4,6 +4,7 @@ import hashlib
 
 import numpy as np
 import pytest
+from legacy_iforest import old_format_state
 from scipy.stats import spearmanr
 from sklearn.ensemble import IsolationForest
 from sklearn.metrics import roc_auc_score
@@ -209,39 +210,12 @@ def test_saved_state_is_compact(data):
                       "node_path_": np.float32, "reservoir_": np.float32}
 
 
-def _old_format_from_scikit_learn(forest, n_features):
-    """A state as saved before the compact layout: float64/int32 arrays, node_right_, trees depth first."""
-    parts = {name: [] for name in ("node_feature_", "node_threshold_", "node_left_", "node_right_", "node_path_")}
-    roots, offset, max_depth = [], 0, 0
-    for estimator in forest.estimators_:
-        tree = estimator.tree_
-        own = np.arange(tree.node_count)
-        leaf = tree.children_left == -1
-        depth = np.zeros(tree.node_count)
-        for node in own[~leaf]:  # children come after their parent
-            depth[tree.children_left[node]] = depth[tree.children_right[node]] = depth[node] + 1
-        parts["node_feature_"].append(np.where(leaf, 0, tree.feature))
-        parts["node_threshold_"].append(np.where(leaf, np.inf, tree.threshold))
-        parts["node_left_"].append(np.where(leaf, own, tree.children_left) + offset)
-        parts["node_right_"].append(np.where(leaf, own, tree.children_right) + offset)
-        parts["node_path_"].append(np.where(leaf, depth + average_path_length(tree.n_node_samples), 0.0))
-        roots.append(offset)
-        offset += tree.node_count
-        max_depth = max(max_depth, int(depth.max()))
-    state = {name: np.concatenate(values) for name, values in parts.items()}
-    n_trees = len(roots)
-    state.update(tree_root_=np.array(roots, dtype=np.int32), tree_norm_=np.full(n_trees, average_path_length(
-        np.array([forest.max_samples_]))[0]), tree_weight_=np.ones(n_trees), max_depth_=max_depth,
-        n_features_=n_features, n_samples_=1000.0, threshold_=0.6, threshold_source_="paper")
-    return state
-
-
 def test_models_saved_before_the_compact_layout_still_load(data):
     # trees exported from scikit-learn (depth first: the right child is not next to the left one,
     # float64 thresholds between float32 values) score as scikit-learn and the old numpy walk do
     train, test, _ = data
     forest = IsolationForest(n_estimators=20, random_state=0).fit(train)
-    state = _old_format_from_scikit_learn(forest, 2)
+    state = old_format_state(forest)
     inner = state["node_left_"] != np.arange(len(state["node_left_"]))
     assert not np.array_equal(state["node_right_"][inner], state["node_left_"][inner] + 1)
     detector = IForestDetector.from_dict({"family": "iforest", "params": {"n_estimators": 20}, "state": state})

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from legacy_iforest import old_format_state
 from sklearn.ensemble import IsolationForest
 
 from geoanom.detectors import IForestDetector
@@ -70,7 +71,7 @@ def test_scores_equal_after_merge_update_and_for_old_files(rng):
     train = rng.normal(size=(1000, 2))
     sklearn_forest = IsolationForest(n_estimators=20, random_state=0).fit(train)
     old = IForestDetector.from_dict({"family": "iforest", "params": {"n_estimators": 20},
-                                     "state": _old_format_state(sklearn_forest)})  # depth first, float64, node_right_
+                                     "state": old_format_state(sklearn_forest)})  # depth first, float64, node_right_
     X = rng.normal(scale=2.0, size=(777, 2))
     for detector in (merged, updated, old):
         state = detector.to_dict()["state"]
@@ -130,30 +131,3 @@ def test_batched_forests_score_as_one_by_one(rng):
     for X_train, seed, state in zip(samples, [1, 2, 3], states):
         alone = build_forests([X_train], [seed], n_estimators=25)[0]
         np.testing.assert_array_equal(forest_depth(X, state), forest_depth(X, alone))
-
-
-def _old_format_state(forest):
-    """A scikit-learn forest as saved before the compact layout (depth first, node_right_, float64)."""
-    parts = {name: [] for name in ("node_feature_", "node_threshold_", "node_left_", "node_right_", "node_path_")}
-    roots, offset, max_depth = [], 0, 0
-    for estimator in forest.estimators_:
-        tree = estimator.tree_
-        own = np.arange(tree.node_count)
-        leaf = tree.children_left == -1
-        depth = np.zeros(tree.node_count)
-        for node in own[~leaf]:
-            depth[tree.children_left[node]] = depth[tree.children_right[node]] = depth[node] + 1
-        parts["node_feature_"].append(np.where(leaf, 0, tree.feature))
-        parts["node_threshold_"].append(np.where(leaf, np.inf, tree.threshold))
-        parts["node_left_"].append(np.where(leaf, own, tree.children_left) + offset)
-        parts["node_right_"].append(np.where(leaf, own, tree.children_right) + offset)
-        parts["node_path_"].append(np.where(leaf, depth + 2.0 * np.log(np.maximum(tree.n_node_samples, 1)), 0.0))
-        roots.append(offset)
-        offset += tree.node_count
-        max_depth = max(max_depth, int(depth.max()))
-    state = {name: np.concatenate(values) for name, values in parts.items()}
-    n_trees = len(roots)
-    state.update(tree_root_=np.array(roots), tree_norm_=np.full(n_trees, 10.0), tree_weight_=np.ones(n_trees),
-                 max_depth_=max_depth, n_features_=forest.n_features_in_, n_samples_=1000.0, threshold_=0.6,
-                 threshold_source_="paper")
-    return state
