@@ -20,7 +20,7 @@ from .formatting import degrees
 from .io import sample_cube
 from .model import fit
 from .plot import flagged_share_and_change, irregularity_maps
-from .reporting import progress, write_outputs
+from .reporting import flagged_share, progress, write_outputs
 
 
 def run(out: Path, detectors: str) -> None:
@@ -59,8 +59,8 @@ def run(out: Path, detectors: str) -> None:
                    table_path=out / "top_tiles.csv", model_path=out / "model.npz")
 
     years = result["time"].dt.year.values
-    shares = pd.DataFrame({"fixed 1860-1959 climate": _flagged_share(fixed_result),
-                           f"running {RUNNING_WINDOW_YEARS}-year climate": _flagged_share(result)},
+    shares = pd.DataFrame({"fixed 1860-1959 climate": flagged_share(fixed_result),
+                           f"running {RUNNING_WINDOW_YEARS}-year climate": flagged_share(result)},
                           index=pd.Index(years, name="year"))
     shares.to_csv(out / "flagged_share.csv")
     fixed_share, running_share = (shares[c] for c in shares.columns)
@@ -95,15 +95,6 @@ def run(out: Path, detectors: str) -> None:
     print(f"wrote {out}/: result.zarr, model.npz, top_tiles.csv, flagged_share.csv, most_anomalous_year.png, "
           "warming.png")
     print(f"done in {time.perf_counter() - started:.1f} s")
-
-
-def _flagged_share(result) -> np.ndarray:
-    """Share of the valid cells the ensemble flags, per time step."""
-    from .tiling import spatial_dims
-
-    dims = spatial_dims(result)
-    valid = result["fused_irregularity"].notnull()
-    return (result["ensemble"].where(valid, False).sum(dims) / valid.sum(dims)).values
 
 
 def _where(field, row: int, col: int) -> str:

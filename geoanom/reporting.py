@@ -7,8 +7,12 @@ from __future__ import annotations
 
 import contextlib
 import time
+import warnings
 from typing import Any, Iterator
 
+import numpy as np
+
+from .errors import GeoanomWarning
 from .formatting import iso_date
 
 QUIET, NORMAL, VERBOSE = -1, 0, 1
@@ -95,6 +99,7 @@ def write_outputs(result, model, out_path, plot_path, client, *, table_path=None
         model.save(model_path)
         say(f"model saved to {model_path}")
     with _reopened(out_path) as written:  # the map and the table read the scores written, not score again
+        warn_flagged_share(written, out_path)
         if plot_path is not None:
             with stage(f"drawing {plot_path}", client):
                 say(f"map of the last time step: {irregularity_map(written, plot_path)}")
@@ -106,6 +111,52 @@ def write_outputs(result, model, out_path, plot_path, client, *, table_path=None
     say("the ten most anomalous tiles (mean fused irregularity over the scored period):")
     say(table.to_string(float_format=lambda value: f"{value:.3f}"))
     return computed
+
+
+# On data that stay in their training climate the ensemble flags 0.3-3% (tests/test_false_alarms.py);
+# far more means the scored period has left that climate, which a reader of the map must be told.
+MANY_FLAGGED = 0.10
+
+
+def flagged_share(result) -> np.ndarray:
+    """Share of the scored cells the ensemble flags, per time step (NaN where no cell was scored).
+
+    Examples
+    --------
+    >>> flagged_share(model.score(cube).compute())  # doctest: +SKIP
+    array([0.012, 0.009, ...])
+    """
+    from .tiling import spatial_dims
+
+    dims = spatial_dims(result)
+    scored = result["fused_irregularity"].notnull()
+    counts = scored.sum(dims).values
+    flagged = result["ensemble"].where(scored, False).sum(dims).values
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(counts > 0, flagged / np.maximum(counts, 1), np.nan)
+
+
+def warn_flagged_share(result, path) -> None:
+    """Warn when the ensemble flags far more than normal data would: the scored period left the training climate.
+
+    Examples
+    --------
+    >>> warn_flagged_share(xr.open_zarr("anomalies.zarr"), "anomalies.zarr")  # doctest: +SKIP
+    """
+    shares = flagged_share(result)
+    if not np.isfinite(shares).any():
+        return
+    share = float(np.nanmean(shares))
+    if share <= MANY_FLAGGED:
+        return
+    tenth = max(1, shares.size // 10)
+    first, last = (float(np.nanmean(part)) if np.isfinite(part).any() else np.nan
+                   for part in (shares[:tenth], shares[-tenth:]))
+    warnings.warn(f"{path}: the ensemble flags {share:.0%} of the scored observations (from {first:.0%} in the first "
+                  f"tenth of the time steps to {last:.0%} in the last), where normal data give about 1%: the "
+                  "scored period has left the training climate, so the flags show that change (a trend or a "
+                  "shift) more than events; to see events about it, fit with --trend linear, or score "
+                  "adaptively (model.adapt).", GeoanomWarning, stacklevel=2)
 
 
 def _reopened(path):

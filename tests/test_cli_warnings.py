@@ -94,3 +94,32 @@ def test_federate_counts_one_client_in_the_singular(tmp_path, refused):
     run = refused("federate", tmp_path / "tas.nc", "--var", "tas", "--clients", tmp_path / "clients.nc",
                   "--rounds", "1", "--out", tmp_path / "fed")
     assert "observations of 1 client;" in run.stdout, run.stdout + run.stderr
+
+
+SHARE = re.compile(r"geoanom: warning: \S+r\.zarr: the ensemble flags (\d+)% of the scored observations "
+                   r"\(from (\d+)% in the first tenth of the time steps to (\d+)% in the last\)")
+
+
+def test_a_scored_period_far_outside_the_training_climate_warns_with_the_flagged_share(tmp_path, refused):
+    # A1B North America: 2000-2099 against the 1860-1959 climate is the warming, flagged almost everywhere late
+    import geoanom as ga
+
+    path = tmp_path / "na.nc"
+    cube = ga.sample_cube("north_america").isel(lat=slice(0, 12), lon=slice(0, 12))
+    xr.concat([cube.sel(time=slice(None, "1959")), cube.sel(time=slice("2000", None))], "time").to_netcdf(path)
+    run = refused("detect", path, "--var", "air_temperature", "--train-end", "1959", "--detectors", "gmm", "--precision", "1",
+                  "--out", tmp_path / "r.zarr")
+    assert run.returncode == 0, run.stderr
+    found = [SHARE.search(line) for line in warnings_of(run.stderr)]
+    match = next(m for m in found if m)
+    share, first, last = (int(group) for group in match.groups())
+    assert share > 10 and last > first and "--trend linear" in run.stderr
+
+
+def test_a_stationary_record_gives_no_flagged_share_warning(tmp_path, refused):
+    path = tmp_path / "tas.nc"
+    synthetic_cube(n_years=6, n_lat=6, n_lon=8, anomaly_rate=0.0)[0].to_netcdf(path)
+    run = refused("detect", path, "--var", "tas", "--train-end", "2002", "--precision", "1", "--detectors", "gmm",
+                  "--out", tmp_path / "r.zarr")
+    assert run.returncode == 0, run.stderr
+    assert not any(SHARE.search(line) for line in warnings_of(run.stderr))
