@@ -20,6 +20,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .irls import irls_cells
+
+COMPILED = True  # _robust_fit by the compiled kernel (features/irls.py); False: by numpy passes (the reference)
 MIN_STEPS = 10  # fewer training time steps (or valid values in a cell) give no usable spread
 SPREAD_PRIOR = 24.0  # weight, in observations, of a cell's whole-year spread in each month's
 HUBER_C, BISQUARE_C = 1.345, 4.685  # 95% efficiency at the Gaussian, each
@@ -92,6 +95,10 @@ class _Design:
     def distinct(self) -> np.ndarray:
         """The distinct rows (row, column), or every step's."""
         return self.columns if self.rows is None else self.rows
+
+    def rows_of_steps(self) -> np.ndarray:
+        """Each step's row in :meth:`distinct` (time,)."""
+        return np.arange(len(self.columns)) if self.step_row is None else self.step_row
 
 
 @dataclass
@@ -251,6 +258,10 @@ def _robust_fit(y: np.ndarray, valid: np.ndarray, design: _Design, prefix: np.nd
     columns = design.columns
     values = np.where(valid, y, 0.0)
     prefix = np.maximum(prefix, 1)
+    if COMPILED:
+        return _CellFit(*irls_cells(values, np.ascontiguousarray(valid), np.ascontiguousarray(design.distinct()),
+                                    design.rows_of_steps().astype(np.int64), prefix.astype(np.int64), HUBER_STEPS,
+                                    BISQUARE_STEPS, HUBER_C, BISQUARE_C, MAX_LEVERAGE))
     n_valid = valid.sum(axis=0)
     # residuals of a q-column fit are narrower than the noise by sqrt((n - q) / n)
     dof = np.sqrt(np.maximum(n_valid, 1) / np.maximum(n_valid - prefix, 1))

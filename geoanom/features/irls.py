@@ -1,0 +1,189 @@
+"""The climatology's robust fit of every cell, compiled: one cell at a time, its series in a few small arrays.
+
+:func:`geoanom.features.robust._robust_fit` in numpy runs each IRLS step as
+a dozen passes over the whole (time, cell) block, each allocating a block
+of temporaries, and solves the cells' small systems by batched LU, whose
+per-matrix overhead dominates at 12 x 12. Here one loop over the cells does
+every step of a cell while its series is in cache: the normal equations
+summed over the design's distinct rows, a Cholesky solve, the residuals,
+the median absolute residual and the new weights. numba compiles it with
+the GIL released, so dask's threads fit blocks side by side. The results
+equal the numpy passes' to rounding (about 1e-12 of each quantity's scale;
+``tests/test_robust_kernel.py``).
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+RIDGE = 1e-9  # of the mean diagonal: keeps a cell whose values cannot pin down its columns solvable
+
+
+@numba.njit(cache=True, nogil=True)
+def irls_cells(values, valid, rows, step_row, prefix, huber_steps, bisquare_steps, huber_c, bisquare_c,
+               max_leverage):  # pragma: no cover - compiled; tested against the numpy passes
+    """MM-style IRLS of every cell: ``_robust_fit``'s steps, compiled.
+
+    Parameters
+    ----------
+    values : ndarray (time, cell)
+        0 where not ``valid``.
+    valid : ndarray of bool (time, cell)
+    rows : ndarray (row, column)
+        The design's distinct rows; ``step_row`` (time,) gives each step's.
+    prefix : ndarray of int (cell,)
+        Columns each cell uses, at least 1.
+    huber_steps, bisquare_steps : int
+    huber_c, bisquare_c, max_leverage : float
+
+    Returns
+    -------
+    beta (cell, column), weights (time, cell), scale (cell,), residual (time, cell), leverage (time, cell)
+    """
+    n_times, n_cells = values.shape
+    n_rows, n_columns = rows.shape
+    beta = np.zeros((n_cells, n_columns))
+    weights = np.zeros((n_times, n_cells))
+    scale_out = np.empty(n_cells)
+    residual_out = np.zeros((n_times, n_cells))
+    leverage_out = np.zeros((n_times, n_cells))
+    y = np.empty(n_times)
+    ok = np.empty(n_times, dtype=np.bool_)
+    w = np.empty(n_times)
+    r = np.empty(n_times)
+    magnitude = np.empty(n_times)
+    row_w = np.empty(n_rows)
+    row_wy = np.empty(n_rows)
+    row_fit = np.empty(n_rows)
+    coefficients = np.empty(n_columns)
+    factor = np.empty((n_columns, n_columns))
+    for c in range(n_cells):
+        q = prefix[c]
+        n_valid = 0
+        for t in range(n_times):
+            y[t] = values[t, c]
+            ok[t] = valid[t, c]
+            w[t] = 1.0 if ok[t] else 0.0
+            n_valid += ok[t]
+        # residuals of a q-column fit are narrower than the noise by sqrt((n - q) / n)
+        dof = np.sqrt(max(n_valid, 1) / max(n_valid - q, 1))
+        scale = 1.0
+        for step in range(huber_steps + bisquare_steps):
+            _weighted_fit(y, w, rows, step_row, q, row_w, row_wy, factor, coefficients)
+            _residuals(y, ok, rows, step_row, q, coefficients, row_fit, r)
+            if step < huber_steps:
+                scale = dof * _robust_scale(r, ok, n_valid, magnitude)
+                for t in range(n_times):
+                    w[t] = min(1.0, huber_c / max(abs(r[t] / scale), 1e-12)) if ok[t] else 0.0
+            else:
+                for t in range(n_times):
+                    u = r[t] / (bisquare_c * scale)
+                    w[t] = (1.0 - u**2) ** 2 if ok[t] and abs(u) < 1.0 else 0.0
+        _weighted_fit(y, w, rows, step_row, q, row_w, row_wy, factor, coefficients)
+        _residuals(y, ok, rows, step_row, q, coefficients, row_fit, r)
+        # leverage of each distinct row: |L^-1 x|^2 = x' (X'WX)^-1 x
+        for u in range(n_rows):
+            row_fit[u] = _whitened_square(factor, rows[u], q)
+        for t in range(n_times):
+            weights[t, c] = w[t]
+            residual_out[t, c] = r[t]
+            leverage_out[t, c] = min(max(w[t] * row_fit[step_row[t]], 0.0), max_leverage)
+        beta[c, :q] = coefficients[:q]
+        scale_out[c] = scale
+    return beta, weights, scale_out, residual_out, leverage_out
+
+
+@numba.njit(cache=True, nogil=True)
+def _weighted_fit(y, w, rows, step_row, q, row_w, row_wy, factor, coefficients):  # pragma: no cover - compiled
+    """Coefficients of the first q columns by weighted least squares; ``factor`` holds the Cholesky factor."""
+    n_rows = rows.shape[0]
+    row_w[:] = 0.0
+    row_wy[:] = 0.0
+    for t in range(y.size):
+        row_w[step_row[t]] += w[t]
+        row_wy[step_row[t]] += w[t] * y[t]
+    diagonal_mean = 0.0
+    for a in range(q):
+        for b in range(a + 1):
+            value = 0.0
+            for u in range(n_rows):
+                value += row_w[u] * (rows[u, a] * rows[u, b])
+            factor[a, b] = value
+        diagonal_mean += factor[a, a]
+        rhs = 0.0
+        for u in range(n_rows):
+            rhs += row_wy[u] * rows[u, a]
+        coefficients[a] = rhs
+    diagonal_mean /= q
+    for a in range(q):
+        # a column without weight (a cell without data) gets a unit diagonal
+        factor[a, a] += RIDGE * diagonal_mean if factor[a, a] > 0 else 1.0
+    _cholesky_in_place(factor, q)
+    for a in range(q):  # forward: L z = rhs
+        value = coefficients[a]
+        for b in range(a):
+            value -= factor[a, b] * coefficients[b]
+        coefficients[a] = value / factor[a, a]
+    for a in range(q - 1, -1, -1):  # backward: L' beta = z
+        value = coefficients[a]
+        for b in range(a + 1, q):
+            value -= factor[b, a] * coefficients[b]
+        coefficients[a] = value / factor[a, a]
+
+
+@numba.njit(cache=True, nogil=True)
+def _cholesky_in_place(matrix, q):  # pragma: no cover - compiled
+    """Lower Cholesky factor of the leading q x q block of a symmetric matrix given by its lower triangle."""
+    for a in range(q):
+        for b in range(a + 1):
+            value = matrix[a, b]
+            for k in range(b):
+                value -= matrix[a, k] * matrix[b, k]
+            if a == b:
+                if not value > 0:  # the ridge makes X'WX positive definite; rounding could still defeat it
+                    raise np.linalg.LinAlgError("a cell's weighted normal equations are not positive definite")
+                matrix[a, a] = np.sqrt(value)
+            else:
+                matrix[a, b] = value / matrix[b, b]
+
+
+@numba.njit(cache=True, nogil=True)
+def _residuals(y, ok, rows, step_row, q, coefficients, row_fit, r):  # pragma: no cover - compiled
+    """Residuals of the valid values (0 elsewhere); the fit is evaluated once per distinct row."""
+    for u in range(rows.shape[0]):
+        value = 0.0
+        for a in range(q):
+            value += rows[u, a] * coefficients[a]
+        row_fit[u] = value
+    for t in range(y.size):
+        r[t] = y[t] - row_fit[step_row[t]] if ok[t] else 0.0
+
+
+@numba.njit(cache=True, nogil=True)
+def _robust_scale(r, ok, n_valid, magnitude):  # pragma: no cover - compiled
+    """1.4826 x the median absolute residual of the valid values; the RMS where that is 0; never 0."""
+    m = 0
+    squares = 0.0
+    for t in range(r.size):
+        squares += r[t] ** 2
+        if ok[t]:
+            magnitude[m] = abs(r[t])
+            m += 1
+    mad = 1.4826 * np.median(magnitude[:m]) if m > 0 else np.nan
+    scale = mad if np.isfinite(mad) and mad > 0 else np.sqrt(squares / max(n_valid, 1))
+    return scale if scale > 0 else 1e-12
+
+
+@numba.njit(cache=True, nogil=True)
+def _whitened_square(factor, x, q):  # pragma: no cover - compiled
+    """|L^-1 x|^2 over the first q columns, L the lower Cholesky factor."""
+    total = 0.0
+    z = np.empty(q)
+    for a in range(q):
+        value = x[a]
+        for b in range(a):
+            value -= factor[a, b] * z[b]
+        z[a] = value / factor[a, a]
+        total += z[a] * z[a]
+    return total

@@ -1,0 +1,102 @@
+"""The climatology's robust fit, compiled (features/irls.py) and summed over distinct design rows, against numpy.
+
+The reference is the numpy passes over every time step (``robust.COMPILED =
+False`` with a design that keeps every step's row); the compiled kernel and
+the sums over distinct rows change only the order of floating-point sums,
+so every plane agrees to about 1e-12 of its own scale (1e-11 on a month
+of 3 values under the saturated model), except in a cell
+whose largest candidate its data cannot determine (a month never observed
+under per-month means): only the ridge holds that fit, so rounding moves
+it by up to about 1e-5 in any code, as it moves the previous code between
+its own two layouts. The harmonics chosen are the same.
+"""
+
+import numpy as np
+import pytest
+
+import geoanom as ga
+from geoanom.features import robust
+from geoanom.features.climatology import _chosen_prefix, choose_design
+from geoanom.features.pipeline import stack_variables
+
+TOLERANCE = 1e-10  # of each plane's largest magnitude (1e-11 seen on 3 values a month under the saturated model)
+
+
+def _block(trend=None, n_times=42):
+    """The SST sample's training block (variable, time, y, x) with land NaN, some gaps and a short cell."""
+    cube = ga.sample_cube("sst").isel(time=slice(0, n_times), lon=slice(0, 160))
+    values = stack_variables(cube, None)
+    block = values.values.astype(np.float64)
+    rng = np.random.default_rng(0)
+    block[rng.random(block.shape) < 0.05] = np.nan  # gaps in the ocean cells
+    block[0, :-12, 3, 5] = np.nan  # a cell with too few values for most candidates
+    columns = choose_design(values["time"], trend, "sst").columns(values["time"])
+    return block, columns
+
+
+def _close(new, old, determined):
+    """Planes equal to TOLERANCE of their scale in the determined cells, to 1e-4 elsewhere."""
+    scale = np.nanmax(np.abs(old.reshape(old.shape[0], -1)), axis=1).reshape((-1,) + (1,) * (old.ndim - 1))
+    np.testing.assert_array_equal(np.isnan(new), np.isnan(old))
+    error = np.abs(new - old) / np.maximum(scale, 1e-300)
+    assert np.nanmax(np.where(determined, error, 0.0)) < TOLERANCE
+    assert np.nanmax(error) < 1e-4
+
+
+def _determined(block, n_columns):
+    """Cells whose every month has a training value (the saturated model is determined), or any cell below 12 columns."""
+    if n_columns < 12:
+        return np.ones(block.shape[2:], dtype=bool)
+    months = np.arange(block.shape[1]) % 12
+    return np.stack([np.isfinite(block[0, months == m]).any(axis=0) for m in range(12)]).all(axis=0)
+
+
+def _every_step_design(monkeypatch):
+    """The previous code's design: every time step its own row."""
+    monkeypatch.setattr(robust._Design, "of", classmethod(lambda cls, columns: cls(columns)))
+
+
+@pytest.mark.parametrize("trend", [None, "linear"])
+def test_press_and_final_planes_equal_the_numpy_passes(monkeypatch, trend):
+    block, columns = _block(trend)
+    n_columns = columns.shape[1]
+    prefixes = [q for q in range(1, n_columns + 1) if 2 * q + 4 <= block.shape[1]]
+    sampled = robust.press_sample(np.arange(block[0, 0].size).reshape(block.shape[2:]) // 40, block.shape[2:])
+    prefix = np.minimum(np.full((1, 1) + block.shape[2:], n_columns), 5)
+    seasons = np.arange(block.shape[1]) % 12
+    compiled = (robust.press_block(block, sampled, columns, prefixes),
+                robust.final_block(block, prefix, columns, seasons, 12))
+    with monkeypatch.context() as patch:
+        patch.setattr(robust, "COMPILED", False)
+        _every_step_design(patch)
+        reference = (robust.press_block(block, sampled, columns, prefixes),
+                     robust.final_block(block, prefix, columns, seasons, 12))
+    _close(compiled[0], reference[0], _determined(block, n_columns))
+    _close(compiled[1], reference[1], _determined(block, 5))
+    codes = np.arange(block[0, 0].size).reshape(block.shape[2:]) // 40
+    chosen = [_chosen_prefix(press[:-1], press[-1], prefixes, codes) for press in (compiled[0], reference[0])]
+    np.testing.assert_array_equal(*chosen)
+    assert np.isfinite(compiled[1]).any() and np.isnan(compiled[1]).any()  # fitted cells, and land
+
+
+def test_distinct_rows_are_the_months_of_a_record_without_trend():
+    block, columns = _block()
+    design = robust._Design.of(columns)
+    assert design.rows.shape[0] == 12  # 42 months, 12 distinct rows
+    np.testing.assert_array_equal(design.rows[design.step_row], columns)
+    assert robust._Design.of(np.column_stack([columns, np.arange(42.0)])).rows is None  # a trend: every row distinct
+
+
+def test_the_compiled_fit_downweights_an_outlier_as_numpy_does(monkeypatch):
+    rng = np.random.default_rng(1)
+    columns = np.ones((30, 1))
+    y = rng.normal(size=(30, 4))
+    y[7, 2] = 40.0  # one gross outlier in cell 2
+    valid = np.ones(y.shape, dtype=bool)
+    design = robust._Design.of(columns)
+    fitted = robust._robust_fit(y, valid, design, np.ones(4, dtype=np.int64))
+    monkeypatch.setattr(robust, "COMPILED", False)
+    reference = robust._robust_fit(y, valid, design, np.ones(4, dtype=np.int64))
+    assert fitted.weights[7, 2] == 0.0  # beyond the bisquare's reach
+    for name in ("beta", "weights", "scale", "residual", "leverage"):
+        np.testing.assert_allclose(getattr(fitted, name), getattr(reference, name), rtol=1e-12, atol=1e-12)
