@@ -19,6 +19,8 @@ from .isolation_walk import MAX_WALK_DEPTH, check_walk_depth, forest_depth
 from .validation import check_forest
 
 NODE_ARRAYS = ("node_feature_", "node_threshold_", "node_left_", "node_path_")
+# Attributes held as read-only arrays, never changed in place: copies of a detector may share them.
+SHARED_ARRAYS = (*NODE_ARRAYS, "tree_root_")
 
 
 class IForestDetector(Detector):
@@ -205,11 +207,13 @@ class IForestDetector(Detector):
     def _set_state(self, state: dict[str, Any]) -> None:
         self.n_features_ = int(state.get("n_features_", getattr(self, "n_features_", 0)))
         nodes = _consecutive_children(state, self.n_features_)
-        self.node_feature_ = nodes["node_feature_"]
-        self.node_threshold_ = nodes["node_threshold_"]
-        self.node_left_ = nodes["node_left_"]
-        self.node_path_ = nodes["node_path_"]
-        self.tree_root_ = nodes["tree_root_"]
+        # read-only views: nothing changes a forest's nodes in place (updates and merges build new arrays),
+        # so a scoring graph may share them instead of copying 180 KB a tile (see SHARED_ARRAYS)
+        self.node_feature_ = _read_only(nodes["node_feature_"])
+        self.node_threshold_ = _read_only(nodes["node_threshold_"])
+        self.node_left_ = _read_only(nodes["node_left_"])
+        self.node_path_ = _read_only(nodes["node_path_"])
+        self.tree_root_ = _read_only(nodes["tree_root_"])
         self.tree_norm_ = np.asarray(state["tree_norm_"], dtype=np.float64)
         self.tree_weight_ = np.asarray(state["tree_weight_"], dtype=np.float64)
         self.max_depth_ = int(state["max_depth_"])
@@ -239,7 +243,7 @@ def _consecutive_children(state: dict[str, Any], n_features: int) -> dict[str, n
         if not np.array_equal(right[inner], left[inner] + 1):
             order = _breadth_first(left, right, roots)
     nodes = {"node_feature_": np.asarray(state["node_feature_"]).astype(feature_dtype(n_features), copy=False),
-             "node_threshold_": _floor_float32(np.asarray(state["node_threshold_"], dtype=np.float64)),
+             "node_threshold_": _floor_float32(_float32_or_64(state["node_threshold_"])),
              "node_path_": np.asarray(state["node_path_"], dtype=np.float32)}
     if order is None:
         return {**nodes, "node_left_": left, "tree_root_": roots}
@@ -247,6 +251,12 @@ def _consecutive_children(state: dict[str, Any], n_features: int) -> dict[str, n
     position[order] = np.arange(len(order))
     return {**{name: values[order] for name, values in nodes.items()},
             "node_left_": position[left[order]], "tree_root_": position[roots]}
+
+
+def _float32_or_64(values: Any) -> np.ndarray:
+    """``values`` as float32 if they are float32 already, else as float64 (to be floored to float32)."""
+    array = np.asarray(values)
+    return array if array.dtype == np.float32 else array.astype(np.float64, copy=False)
 
 
 def _deepest_level(state: dict[str, Any]) -> int:
@@ -280,8 +290,21 @@ def _breadth_first(left: np.ndarray, right: np.ndarray, roots: np.ndarray) -> np
     return order[np.argsort(tree, kind="stable")]
 
 
+def _read_only(values: np.ndarray) -> np.ndarray:
+    """A read-only view of ``values`` (the caller's array keeps its own flags)."""
+    view = values.view()
+    view.flags.writeable = False
+    return view
+
+
 def _floor_float32(values: np.ndarray) -> np.ndarray:
-    """The largest float32 not above each value: ``x <= value`` iff ``x <= result`` for every float32 x."""
+    """The largest float32 not above each value: ``x <= value`` iff ``x <= result`` for every float32 x.
+
+    float32 values are their own floor: they are returned as they are (no
+    float64 copy of every threshold while a model loads).
+    """
+    if values.dtype == np.float32:
+        return values
     rounded = values.astype(np.float32)
     above = rounded.astype(np.float64) > values
     rounded[above] = np.nextafter(rounded[above], np.float32(-np.inf))

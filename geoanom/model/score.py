@@ -101,7 +101,9 @@ def _models_by_block(codes: np.ndarray, chunks: tuple[tuple[int, ...], ...], ens
     consensus, their ``partners``' models), so a worker holds the models of
     the tiles it scores, not the whole model (388 MiB for the SST sample at
     precision 3 with all four families). Each model is copied now, so
-    changing the model afterwards (or adapting it) cannot change this result.
+    changing the model afterwards (or adapting it) cannot change this result;
+    its read-only arrays (an isolation forest's nodes) are shared, not
+    copied (see :func:`_snapshot`).
     """
     copies: dict[int, Any] = {}
 
@@ -111,10 +113,24 @@ def _models_by_block(codes: np.ndarray, chunks: tuple[tuple[int, ...], ...], ens
         wanted.update(p for code in own for p in (partners or {}).get(code, ()))
         for code in sorted(wanted):
             if code not in copies:
-                copies[code] = copy.deepcopy(ensembles[code])
+                copies[code] = _snapshot(ensembles[code])
         return {code: copies[code] for code in sorted(wanted)}
 
     return _per_block(codes, chunks, needed)
+
+
+def _snapshot(ensemble: Any) -> Any:
+    """A deep copy of ``ensemble`` sharing its detectors' read-only arrays.
+
+    A read-only array cannot change in place, and the detectors replace
+    rather than change such arrays when they update, so sharing them keeps
+    the copy's scores fixed: the copies of a saved four-family model's
+    ensembles then take about 1 MB instead of 138 (annual throughput cube,
+    729 tiles; the forests' nodes are read-only, see ``IForestDetector``).
+    """
+    shared = {id(value): value for detector in getattr(ensemble, "detectors_", {}).values()
+              for value in vars(detector).values() if isinstance(value, np.ndarray) and not value.flags.writeable}
+    return copy.deepcopy(ensemble, shared)
 
 
 def _partners_by_block(codes: np.ndarray, chunks: tuple[tuple[int, ...], ...],

@@ -1,0 +1,215 @@
+"""Scoring a saved model, old code against new in the same run: time and peak memory of score + write.
+
+The operational path of issue 14 (``geoanom-all-saved`` in ``throughput.py``):
+``geoanom.load_model``, ``model.score(cube)`` and ``geoanom.io.write_dataset``
+on one of the throughput cubes (``throughput_cubes.py``), dask's threaded
+scheduler. Two source trees are compared in alternating subprocesses:
+
+* *old*: the package at ``--baseline`` (a git revision, ``git archive``);
+* *new*: the package at ``--new`` (default ``HEAD``) with the working tree's
+  copies of the score path's files (``SCORE_FILES``) laid over it, so that
+  other engineers' uncommitted edits elsewhere do not enter the comparison.
+
+Each subprocess puts its tree first on ``sys.path``. The cube and the model
+(fitted by the *old* tree on the first half, default four families) are
+made once per ``--workdir``. Each variant runs ``--repeat`` times,
+alternating old and new; the table gives the best and median wall time of
+score + write, peak RSS (``VmHWM``) and observations per second, and the
+new/old ratios. The outputs of both trees are compared variable by variable
+(bit for bit, NaN equal to NaN).
+
+``--child-profile py-spy`` runs one more *new* subprocess under ``py-spy
+record`` and writes its flame graph beside the JSON report.
+
+Run from the repository root::
+
+    python benchmarks/score_path.py --baseline HEAD~1 [--cube annual] [--repeat 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SCORE_FILES = (
+    "geoanom/model/score.py", "geoanom/detectors/isolation_walk.py", "geoanom/detectors/iforest.py",
+    "geoanom/features/neighbourhood.py", "geoanom/features/pipeline.py", "geoanom/io/write.py",
+)
+RESULT_MARK = "@@SCOREPATH@@ "
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident set size (VmHWM) in MB."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024.0
+    return float("nan")
+
+
+def export_tree(revision: str, target: Path, overlay: bool) -> Path:
+    """The package at ``revision`` in ``target`` (with the working tree's score files over it if ``overlay``)."""
+    if target.exists():
+        shutil.rmtree(target)
+    target.mkdir(parents=True)
+    archive = subprocess.run(["git", "archive", revision, "geoanom"], cwd=ROOT, capture_output=True, check=True)
+    subprocess.run(["tar", "-x", "-C", str(target)], input=archive.stdout, check=True)
+    if overlay:
+        for name in SCORE_FILES:
+            shutil.copy2(ROOT / name, target / name)
+    return target
+
+
+def child(args: argparse.Namespace) -> int:
+    """Load the model, score the cube, write it; print the figures as one JSON line."""
+    sys.path.insert(0, args.tree)
+    import dask  # noqa: F401  (before the clock)
+
+    import geoanom
+    import geoanom.io
+
+    assert geoanom.__file__.startswith(args.tree), geoanom.__file__
+    cube = geoanom.open_cube(args.store)
+    start = time.perf_counter()
+    cpu_start = time.process_time()
+    model = geoanom.load_model(args.model)
+    loaded = time.perf_counter()
+    result = model.score(cube)
+    graph = time.perf_counter()
+    geoanom.io.write_dataset(result, args.output)
+    done = time.perf_counter()
+    cpu = time.process_time() - cpu_start
+    record = {"cpu_s": cpu, "load_s": loaded - start, "graph_s": graph - loaded, "write_s": done - graph,
+              "score_write_s": done - loaded, "observations": int(cube["tas"].size), "peak_rss_mb": peak_rss_mb()}
+    print(RESULT_MARK + json.dumps(record), flush=True)
+    return 0
+
+
+def prepare(args: argparse.Namespace, old_tree: Path) -> tuple[Path, Path]:
+    """The cube's store and the saved model in the work directory, made once (the model by the old tree)."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from throughput_cubes import CUBES, write_cube
+
+    work = Path(args.workdir) / f"{args.cube}-{args.size}"
+    work.mkdir(parents=True, exist_ok=True)
+    store, model = work / "cube.zarr", work / "model.npz"
+    shape = CUBES[args.cube]
+    if not store.exists():
+        write_cube(store, shape, shape.sizes[args.size])
+    if not model.exists():
+        code = ("import sys; sys.path.insert(0, sys.argv[1]); import geoanom; cube = geoanom.open_cube(sys.argv[2]); "
+                "train = cube.isel(time=slice(0, cube.sizes['time'] // 2)); "
+                "geoanom.fit(train, precision=int(sys.argv[4])).save(sys.argv[3])")
+        subprocess.run([sys.executable, "-c", code, str(old_tree), str(store), str(model), str(shape.precision)],
+                       check=True)
+    return store, model
+
+
+def run_child(tree: Path, store: Path, model: Path, output: Path, profile: Path | None = None) -> dict:
+    command = [sys.executable, str(Path(__file__).resolve()), "--child", "--tree", str(tree), "--store", str(store),
+               "--model", str(model), "--output", str(output)]
+    if profile is not None:
+        command = ["py-spy", "record", "-o", str(profile), "--format", "speedscope", "--threads", "--", *command]
+    proc = subprocess.run(command, capture_output=True, text=True)
+    lines = [line for line in proc.stdout.splitlines() if line.startswith(RESULT_MARK)]
+    if not lines:
+        raise RuntimeError(f"child failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+    return json.loads(lines[-1][len(RESULT_MARK):])
+
+
+def compare_outputs(old: Path, new: Path) -> dict[str, bool]:
+    """Each variable of the two outputs equal bit for bit (NaN equal to NaN)?"""
+    import numpy as np
+    import xarray as xr
+
+    a, b = xr.open_zarr(old, decode_times=False), xr.open_zarr(new, decode_times=False)
+    out = {}
+    for name in sorted(set(a.variables) | set(b.variables)):
+        if name not in a.variables or name not in b.variables:
+            out[name] = False
+            continue
+        x, y = a[name].values, b[name].values
+        same_dtype = x.dtype == y.dtype
+        if x.dtype.kind == "f":
+            out[name] = same_dtype and np.array_equal(x.view(f"u{x.itemsize}"), y.view(f"u{y.itemsize}"))
+        else:
+            out[name] = same_dtype and np.array_equal(x, y)
+    out["attrs"] = a.attrs == b.attrs
+    return out
+
+
+def summary(records: list[dict]) -> dict:
+    times = [r["score_write_s"] for r in records]
+    return {"best_s": min(times), "median_s": statistics.median(times), "times_s": times,
+            "best_cpu_s": min(r["cpu_s"] for r in records),
+            "peak_rss_mb": [r["peak_rss_mb"] for r in records], "best_rss_mb": min(r["peak_rss_mb"] for r in records),
+            "obs_per_s_best": records[0]["observations"] / min(times)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--baseline", help="git revision of the old code")
+    parser.add_argument("--new", default="HEAD", help="git revision under the working tree's score files")
+    parser.add_argument("--cube", default="annual", choices=("annual", "monthly"))
+    parser.add_argument("--size", default="full", choices=("small", "full", "large"))
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--workdir", default="/tmp/geoanom-score-path")
+    parser.add_argument("--child-profile", choices=("py-spy",), help="also profile one new run")
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "score_path.json")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--tree", help=argparse.SUPPRESS)
+    parser.add_argument("--store", help=argparse.SUPPRESS)
+    parser.add_argument("--model", help=argparse.SUPPRESS)
+    parser.add_argument("--output", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        return child(args)
+    if not args.baseline:
+        parser.error("--baseline is required")
+    work = Path(args.workdir)
+    old_tree = export_tree(args.baseline, work / "old-tree", overlay=False)
+    new_tree = export_tree(args.new, work / "new-tree", overlay=True)
+    store, model = prepare(args, old_tree)
+    outputs = {"old": work / "old-out.zarr", "new": work / "new-out.zarr"}
+    trees = {"old": old_tree, "new": new_tree}
+    for name, tree in trees.items():  # numba compiles into each tree's cache: not timed
+        run_child(tree, store, model, outputs[name])
+    records: dict[str, list[dict]] = {"old": [], "new": []}
+    for repeat in range(args.repeat):
+        for name in (("old", "new") if repeat % 2 == 0 else ("new", "old")):
+            records[name].append(run_child(trees[name], store, model, outputs[name]))
+            print(f"{name}: {records[name][-1]}", flush=True)
+    same = compare_outputs(outputs["old"], outputs["new"])
+    report = {"benchmark": "score_path", "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+              "cube": args.cube, "size": args.size, "baseline": args.baseline, "new": f"{args.new} + working tree",
+              "old": summary(records["old"]), "new_": summary(records["new"]), "identical": same}
+    report["ratio_best_time_new_over_old"] = report["new_"]["best_s"] / report["old"]["best_s"]
+    report["ratio_best_cpu_new_over_old"] = report["new_"]["best_cpu_s"] / report["old"]["best_cpu_s"]
+    report["ratio_best_rss_new_over_old"] = report["new_"]["best_rss_mb"] / report["old"]["best_rss_mb"]
+    if args.child_profile:
+        profile = args.out.with_suffix(".speedscope.json")
+        run_child(new_tree, store, model, outputs["new"], profile)
+        report["profile"] = str(profile)
+    for name, key in (("old", "old"), ("new", "new_")):
+        part = report[key]
+        print(f"{name}: best {part['best_s']:.2f} s (median {part['median_s']:.2f}, CPU {part['best_cpu_s']:.1f} s "
+              "including loading), "
+              f"{part['obs_per_s_best'] / 1e6:.2f} M obs/s, peak RSS {part['best_rss_mb']:.0f} MB")
+    print(f"new/old: time {report['ratio_best_time_new_over_old']:.3f}, "
+          f"CPU {report['ratio_best_cpu_new_over_old']:.3f}, peak RSS {report['ratio_best_rss_new_over_old']:.3f}")
+    print("identical: " + ", ".join(f"{k}={v}" for k, v in same.items()))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    return 0 if all(same.values()) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

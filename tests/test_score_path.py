@@ -1,0 +1,81 @@
+"""The score path's savings change no score: shared read-only forests, thresholds loaded as stored."""
+
+import numpy as np
+import pytest
+
+from geoanom.detectors import IForestDetector
+
+
+@pytest.fixture(scope="module")
+def rng():
+    return np.random.default_rng(14)
+
+
+def test_forest_nodes_are_read_only_and_the_callers_arrays_stay_writable(rng):
+    X = rng.normal(size=(500, 2))
+    data = IForestDetector(n_estimators=10, random_state=3).fit(X).to_dict()
+    state = {name: np.array(value) if isinstance(value, np.ndarray) else value
+             for name, value in data["state"].items()}  # writable arrays, as a caller may hold
+    detector = IForestDetector.from_dict({**data, "state": state})
+    for name in ("node_feature_", "node_threshold_", "node_left_", "node_path_", "tree_root_"):
+        assert not getattr(detector, name).flags.writeable, name
+        assert state[name].flags.writeable, name  # a read-only view, not the caller's array made read-only
+        with pytest.raises(ValueError, match="read-only"):
+            getattr(detector, name)[0] = 0
+    # updating regrows trees into new arrays: still read-only, and scores change as before
+    before = detector.native_score(X)
+    detector.update(rng.normal(4.0, 1.0, size=(600, 2)))
+    assert not detector.node_left_.flags.writeable
+    assert not np.array_equal(detector.native_score(X), before)
+
+
+def test_float32_thresholds_load_unchanged_and_float64_ones_floored(rng):
+    detector = IForestDetector(n_estimators=5, random_state=0).fit(rng.normal(size=(300, 2)))
+    data = detector.to_dict()
+    assert data["state"]["node_threshold_"].dtype == np.float32
+    loaded = IForestDetector.from_dict(data)
+    np.testing.assert_array_equal(loaded.node_threshold_, detector.node_threshold_)
+    # an old file's float64 threshold becomes the largest float32 not above it
+    thresholds = data["state"]["node_threshold_"].astype(np.float64)
+    inner = data["state"]["node_left_"] != np.arange(len(thresholds))
+    nudged = thresholds.copy()
+    nudged[inner] = np.nextafter(thresholds[inner], np.inf)  # just above a float32: floors back to it
+    below = thresholds.copy()
+    below[inner] = np.nextafter(thresholds[inner], -np.inf)  # just below: floors to the float32 below
+    for values, expected in ((nudged, detector.node_threshold_),
+                             (below, np.nextafter(detector.node_threshold_, np.float32(-np.inf)))):
+        old = IForestDetector.from_dict({**data, "state": {**data["state"], "node_threshold_": values}})
+        assert old.node_threshold_.dtype == np.float32
+        np.testing.assert_array_equal(old.node_threshold_[inner], expected[inner])
+
+
+def _old_neighbour_mean(block):
+    """The neighbour mean before its temporaries were cut (float64 counts, np.where of a full division)."""
+    from scipy import ndimage
+
+    from geoanom.features.neighbourhood import NEIGHBOURS
+
+    valid = np.isfinite(block)
+    total = ndimage.convolve(np.where(valid, block, 0.0), NEIGHBOURS, mode="constant")
+    count = ndimage.convolve(valid.astype(np.float64), NEIGHBOURS, mode="constant")
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(count > 0.5, total / count, 0.0)
+
+
+@pytest.mark.parametrize("wrap", [False, True])
+def test_neighbour_means_equal_the_old_ones_bit_for_bit(rng, wrap):
+    import dask.array as da
+
+    from geoanom.features.neighbourhood import neighbour_anomaly
+
+    # magnitudes from 1e-30 to 1e30 (sums that round), NaN holes, a cell with no valid neighbour
+    z = rng.normal(size=(2, 3, 9, 11)) * 10.0 ** rng.integers(-30, 30, size=(2, 3, 9, 11))
+    z[rng.random(z.shape) < 0.3] = np.nan
+    z[0, 0, 3:6, 3:6] = np.nan
+    z[0, 0, 4, 4] = 1.5
+    new = neighbour_anomaly(da.from_array(z, chunks=(2, 2, 4, 5)), wrap=wrap).compute()
+    padded = np.concatenate([z[..., -1:], z, z[..., :1]], axis=-1) if wrap else z
+    old = _old_neighbour_mean(padded)[..., 1:-1] if wrap else _old_neighbour_mean(padded)
+    assert new.dtype == old.dtype == np.float64
+    assert new[0, 0, 4, 4] == 0.0
+    np.testing.assert_array_equal(new.view(np.uint64), old.view(np.uint64))
