@@ -65,11 +65,15 @@ def fit_mixtures(
     X, mask = _pad(samples)
     counts = mask.sum(axis=1)
     best: list[MixtureFit | None] = [None] * len(samples)
+    rank = None  # every candidate starts from the same order along the principal axis: sorted once
     for k in sorted(set(n_components)):
         usable = counts >= 2 * k
         if not usable.any():
             continue
-        weights, means, covs, mean_llk = _em(X[usable], mask[usable], k, reg_covar, max_iter, tol)
+        if rank is None and k > 1:
+            rank = _principal_rank(X, mask)
+        order = np.zeros(mask.shape, dtype=np.int64) if k == 1 else rank  # one component: one group, no order
+        weights, means, covs, mean_llk = _em(X[usable], mask[usable], order[usable], k, reg_covar, max_iter, tol)
         n_features = X.shape[2]
         n_parameters = k * n_features * (n_features + 3) / 2 + k - 1
         bic = -2 * mean_llk * counts[usable] + n_parameters * np.log(counts[usable])
@@ -93,7 +97,7 @@ def _pad(samples: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     return X, mask
 
 
-def _em(X, mask, k, reg_covar, max_iter, tol):
+def _em(X, mask, rank, k, reg_covar, max_iter, tol):
     """Batched EM; returns weights (T, k), means (T, k, d), covariances (T, k, d, d), mean llk (T,).
 
     Each sample stops on its own convergence, exactly as it would alone, so a
@@ -102,7 +106,7 @@ def _em(X, mask, k, reg_covar, max_iter, tol):
     observation axis.
     """
     counts = mask.sum(axis=1)
-    initial = _initial_responsibilities(X, mask, k)
+    initial = _initial_responsibilities(rank, mask, k)
     if COMPILED:
         return _em_compiled(np.ascontiguousarray(X, dtype=np.float64), counts.astype(np.int64),
                             np.ascontiguousarray(initial, dtype=np.float64), float(reg_covar), int(max_iter), float(tol))
@@ -122,8 +126,8 @@ def _em(X, mask, k, reg_covar, max_iter, tol):
     return weights, means, covs, mean_llk
 
 
-def _initial_responsibilities(X, mask, k):
-    """Hard split of each sample into k equal parts along its first principal axis; (T, k, n)."""
+def _principal_rank(X, mask):
+    """Each observation's rank (T, n) along its sample's first principal axis; padding ranks last."""
     counts = mask.sum(axis=1)
     centred = (X - (X * mask[..., None]).sum(axis=1, keepdims=True) / counts[:, None, None]) * mask[..., None]
     scatter = np.swapaxes(centred, 1, 2) @ centred
@@ -133,6 +137,12 @@ def _initial_responsibilities(X, mask, k):
     order = np.argsort(projection, axis=1, kind="stable")
     rank = np.empty_like(order)
     np.put_along_axis(rank, order, np.arange(X.shape[1])[None, :], axis=1)
+    return rank
+
+
+def _initial_responsibilities(rank, mask, k):
+    """Hard split of each sample into k equal parts by its rank along the principal axis; (T, k, n)."""
+    counts = mask.sum(axis=1)
     group = np.minimum((rank * k) // np.maximum(counts[:, None], 1).astype(int), k - 1)
     return (group[:, None, :] == np.arange(k)[None, :, None]) * mask[:, None, :]
 
