@@ -100,3 +100,14 @@ def test_the_compiled_fit_downweights_an_outlier_as_numpy_does(monkeypatch):
     assert fitted.weights[7, 2] == 0.0  # beyond the bisquare's reach
     for name in ("beta", "weights", "scale", "residual", "leverage"):
         np.testing.assert_allclose(getattr(fitted, name), getattr(reference, name), rtol=1e-12, atol=1e-12)
+
+
+def test_the_compiled_median_is_numpys():
+    from geoanom.features.irls import _median_in_place
+
+    rng = np.random.default_rng(2)
+    for n in [1, 2, 3, 4, 5, 17, 180, 181, 520]:
+        for values in (np.abs(rng.normal(size=n)), rng.integers(0, 3, size=n).astype(np.float64)):  # ties too
+            buffer = np.concatenate([values, [1e9, -1e9]])  # only the first n count
+            assert _median_in_place(buffer, n) == np.median(values)
+            np.testing.assert_array_equal(np.sort(buffer[:n]), np.sort(values))

@@ -170,7 +170,7 @@ def _robust_scale(r, ok, n_valid, magnitude):  # pragma: no cover - compiled
         if ok[t]:
             magnitude[m] = abs(r[t])
             m += 1
-    mad = 1.4826 * np.median(magnitude[:m]) if m > 0 else np.nan
+    mad = 1.4826 * _median_in_place(magnitude, m) if m > 0 else np.nan
     scale = mad if np.isfinite(mad) and mad > 0 else np.sqrt(squares / max(n_valid, 1))
     return scale if scale > 0 else 1e-12
 
@@ -187,3 +187,48 @@ def _whitened_square(factor, x, q):  # pragma: no cover - compiled
         z[a] = value / factor[a, a]
         total += z[a] * z[a]
     return total
+
+
+@numba.njit(cache=True, nogil=True)
+def _median_in_place(a, n):  # pragma: no cover - compiled
+    """numpy's median of a[:n] (the mean of the two middle values when n is even), reordering a[:n]."""
+    k = n // 2
+    _select(a, n, k)
+    if n % 2:
+        return a[k]
+    lower = a[0]
+    for i in range(1, k):  # a[:k] holds the k smallest: the largest of them is the other middle value
+        lower = max(lower, a[i])
+    return (lower + a[k]) / 2
+
+
+@numba.njit(cache=True, nogil=True)
+def _select(a, n, k):  # pragma: no cover - compiled
+    """Reorder a[:n] so a[k] is its k-th smallest value, smaller ones before it (quickselect, median-of-3 pivot)."""
+    low, high = 0, n - 1
+    while high > low:
+        middle = (low + high) // 2
+        # order a[low], a[middle], a[high]; the median of the three is the pivot
+        if a[middle] < a[low]:
+            a[middle], a[low] = a[low], a[middle]
+        if a[high] < a[low]:
+            a[high], a[low] = a[low], a[high]
+        if a[high] < a[middle]:
+            a[high], a[middle] = a[middle], a[high]
+        pivot = a[middle]
+        i, j = low, high
+        while i <= j:
+            while a[i] < pivot:
+                i += 1
+            while pivot < a[j]:
+                j -= 1
+            if i <= j:
+                a[i], a[j] = a[j], a[i]
+                i += 1
+                j -= 1
+        if k <= j:
+            high = j
+        elif k >= i:
+            low = i
+        else:
+            return
