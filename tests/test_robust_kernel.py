@@ -111,3 +111,21 @@ def test_the_compiled_median_is_numpys():
             buffer = np.concatenate([values, [1e9, -1e9]])  # only the first n count
             assert _median_in_place(buffer, n) == np.median(values)
             np.testing.assert_array_equal(np.sort(buffer[:n]), np.sort(values))
+
+
+@pytest.mark.parametrize("n_times, n_seasons", [(180, 12), (60, 1)])
+def test_the_compiled_seasonal_spread_is_numpys_bit_for_bit(n_times, n_seasons):
+    from geoanom.features.irls import seasonal_spread_cells
+
+    rng = np.random.default_rng(3)
+    residual = rng.standard_t(4, size=(n_times, 300))
+    leverage = rng.uniform(0.0, 0.5, size=residual.shape)
+    valid = rng.random(residual.shape) > 0.1
+    residual[~valid], leverage[~valid] = 0.0, 0.0
+    residual[:, 7] = 0.0  # a constant cell: the median is 0, the RMS too
+    seasons = np.arange(n_times) % n_seasons
+    expected = robust._seasonal_spread(residual / (1.0 - leverage), valid, seasons, n_seasons)
+    found = seasonal_spread_cells(residual, leverage, valid, seasons, n_seasons, robust.SCALE_STEPS,
+                                  robust.BISQUARE_C, robust.KAPPA, robust.SPREAD_PRIOR)
+    for new, old in zip(found, expected):
+        np.testing.assert_array_equal(new, old)

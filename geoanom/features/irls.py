@@ -232,3 +232,63 @@ def _select(a, n, k):  # pragma: no cover - compiled
             low = i
         else:
             return
+
+
+@numba.njit(cache=True, nogil=True)
+def seasonal_spread_cells(residual, leverage, valid, seasons, n_seasons, scale_steps, bisquare_c, kappa,
+                          spread_prior):  # pragma: no cover - compiled; tested against robust._seasonal_spread
+    """``robust._seasonal_spread`` of the leave-one-out residuals residual / (1 - leverage), one cell at a time.
+
+    Sums run over time in order, as numpy's sums over a block's first axis do.
+
+    Returns
+    -------
+    spread (season, cell), worth (season, cell)
+    """
+    n_times, n_cells = residual.shape
+    spread = np.empty((n_seasons, n_cells))
+    worth = np.empty((n_seasons, n_cells))
+    loo = np.empty(n_times)
+    ok = np.empty(n_times, dtype=np.bool_)
+    w = np.empty(n_times)
+    magnitude = np.empty(n_times)
+    season_sq = np.empty(n_seasons)
+    season_w = np.empty(n_seasons)
+    for c in range(n_cells):
+        n_valid = 0
+        for t in range(n_times):
+            loo[t] = residual[t, c] / (1.0 - leverage[t, c])
+            ok[t] = valid[t, c]
+            n_valid += ok[t]
+        start = _robust_scale(loo, ok, n_valid, magnitude)
+        scale = start
+        total = 0.0
+        for _ in range(scale_steps):
+            squares = 0.0
+            total = 0.0
+            for t in range(n_times):
+                u = loo[t] / (bisquare_c * scale)
+                w[t] = (1.0 - u**2) ** 2 if ok[t] and abs(u) < 1.0 else 0.0
+                squares += w[t] * loo[t] ** 2
+                total += w[t]
+            scale = np.sqrt(kappa * squares / max(total, 1e-12))
+            # never below half the median's answer: a cluster of tiny residuals is not the whole story
+            scale = max(scale, 0.5 * start)
+        if n_seasons == 1:
+            spread[0, c] = scale
+            worth[0, c] = total
+            continue
+        overall = scale**2
+        season_sq[:] = 0.0
+        season_w[:] = 0.0
+        for t in range(n_times):
+            season_sq[seasons[t]] += w[t] * loo[t] ** 2
+            season_w[seasons[t]] += w[t]
+        for s in range(n_seasons):
+            after, before = (s + 1) % n_seasons, (s - 1) % n_seasons
+            # the month and its neighbours, added in numpy's order (sum of rolls by -1, 0, 1)
+            window_sq = ((0.0 + season_sq[after]) + season_sq[s]) + season_sq[before]
+            window_w = ((0.0 + season_w[after]) + season_w[s]) + season_w[before]
+            spread[s, c] = np.sqrt((kappa * window_sq + spread_prior * overall) / (window_w + spread_prior))
+            worth[s, c] = (window_w + spread_prior) / (1.0 + spread_prior / max(total, 1e-12))
+    return spread, worth

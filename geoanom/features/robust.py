@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .irls import irls_cells
+from .irls import irls_cells, seasonal_spread_cells
 
 COMPILED = True  # _robust_fit by the compiled kernel (features/irls.py); False: by numpy passes (the reference)
 MIN_STEPS = 10  # fewer training time steps (or valid values in a cell) give no usable spread
@@ -226,9 +226,12 @@ def final_block(block: np.ndarray, prefix: np.ndarray, columns: np.ndarray, seas
         valid = np.isfinite(y)
         cell_prefix = prefix[v, 0].ravel()[cells]
         fitted = _robust_fit(y, valid, design, cell_prefix)
-        loo = fitted.residual / (1.0 - fitted.leverage)
         usable = cell_prefix > 0
-        spread, worth = _seasonal_spread(loo, valid, seasons, n_seasons)
+        if COMPILED:
+            spread, worth = seasonal_spread_cells(fitted.residual, fitted.leverage, valid, seasons.astype(np.int64),
+                                                  n_seasons, SCALE_STEPS, BISQUARE_C, KAPPA, SPREAD_PRIOR)
+        else:
+            spread, worth = _seasonal_spread(fitted.residual / (1.0 - fitted.leverage), valid, seasons, n_seasons)
         planes = np.concatenate([
             fitted.beta.T,
             spread,
