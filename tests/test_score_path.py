@@ -79,3 +79,4 @@ def test_neighbour_means_equal_the_old_ones_bit_for_bit(rng, wrap):
     assert new.dtype == old.dtype == np.float64
     assert new[0, 0, 4, 4] == 0.0
     np.testing.assert_array_equal(new.view(np.uint64), old.view(np.uint64))
+

@@ -53,11 +53,21 @@ def neighbour_anomaly(anomalies: da.Array, wrap: bool) -> da.Array:
 
 
 def _neighbour_mean(block: np.ndarray) -> np.ndarray:
+    """The mean of each cell's valid neighbours (float64), 0 where it has none; divided in place.
+
+    The counts (0 to 8) are exact in float32, and ``total / count`` divides
+    the float64 sums by them exactly as a float64 count would: the same
+    values with three fewer block-sized float64 temporaries than a
+    ``np.where(count > 0.5, total / count, 0.0)`` (``benchmarks/score_path.py``).
+    """
     valid = np.isfinite(block)
     total = ndimage.convolve(np.where(valid, block, 0.0), NEIGHBOURS, mode="constant")
-    count = ndimage.convolve(valid.astype(np.float64), NEIGHBOURS, mode="constant")
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(count > 0.5, total / count, 0.0)
+    count = ndimage.convolve(valid.astype(np.float32), NEIGHBOURS.astype(np.float32), mode="constant")
+    del valid
+    lonely = count < 0.5
+    np.divide(total, count, out=total, where=~lonely)
+    total[lonely] = 0.0
+    return total
 
 
 def region_context(anomalies: da.Array, values: xr.DataArray, params: RegionParams, wrap: bool) -> da.Array:
