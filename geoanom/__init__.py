@@ -22,7 +22,7 @@ _LAZY = {
     "AnomalyModel": ".model", "fit": ".model", "load_model": ".model",
     "Climatology": ".features", "RegionParams": ".features", "region_features": ".features",
     "region_labels": ".features", "tune_region_params": ".features",
-    "DPMMDetector": ".detectors", "Ensemble": ".detectors", "GMMDetector": ".detectors",
+    "DPMMDetector": ".detectors", "Ensemble": ".detectors", "EventDetector": ".detectors", "GMMDetector": ".detectors",
     "IForestDetector": ".detectors", "KMeansDetector": ".detectors",
     "open_cube": ".io", "sample_cube": ".io", "write_dataset": ".io",
     "tile_labels": ".tiling", "tile_names": ".model.score",
@@ -32,7 +32,7 @@ _SUBMODULES = ("cluster", "detectors", "features", "federated", "geohash", "plot
 
 if TYPE_CHECKING:  # for type checkers and IDEs, which do not run __getattr__
     from . import cluster, detectors, features, federated, geohash, plot, queries, testing, tiling
-    from .detectors import DPMMDetector, Ensemble, GMMDetector, IForestDetector, KMeansDetector
+    from .detectors import DPMMDetector, Ensemble, EventDetector, GMMDetector, IForestDetector, KMeansDetector
     from .features import Climatology, RegionParams, region_features, region_labels, tune_region_params
     from .io import open_cube, sample_cube, write_dataset
     from .model import AnomalyModel, fit, load_model
@@ -65,6 +65,7 @@ __all__ = [
     "Climatology",
     "DPMMDetector",
     "Ensemble",
+    "EventDetector",
     "GMMDetector",
     "GeoanomError",
     "GeoanomWarning",

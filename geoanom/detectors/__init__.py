@@ -3,6 +3,7 @@
 from .base import Detector
 from .dpmm import DPMMDetector
 from .ensemble import DEFAULT_DETECTORS, FAMILIES, Ensemble
+from .event import EventDetector
 from .gmm import GMMDetector
 from .iforest import IForestDetector
 from .kmeans import KMeansDetector
@@ -13,6 +14,7 @@ __all__ = [
     "DPMMDetector",
     "Detector",
     "Ensemble",
+    "EventDetector",
     "GMMDetector",
     "IForestDetector",
     "KMeansDetector",

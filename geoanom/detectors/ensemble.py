@@ -11,6 +11,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .base import Detector, check_features, check_samples
 from .dpmm import DPMMDetector
+from .event import EventDetector
 from .gmm import GMMDetector
 from .iforest import IForestDetector
 from .kmeans import KMeansDetector
@@ -20,6 +21,7 @@ FAMILIES: dict[str, type[Detector]] = {
     "kmeans": KMeansDetector,
     "dpmm": DPMMDetector,
     "iforest": IForestDetector,
+    "event": EventDetector,  # opt-in: not in DEFAULT_DETECTORS
 }
 DEFAULT_DETECTORS = ("gmm", "kmeans", "dpmm", "iforest")
 

@@ -1,0 +1,476 @@
+"""Event family: a generalised likelihood ratio for the deviations an event can make.
+
+With the default features, an observation holds per variable its standardised
+anomaly ``z`` and the mean anomaly ``n`` of its eight neighbours. The other
+families score a deviation of ``(z, n)`` in any direction, including patterns
+no event produces (the neighbours anomalous while the cell is normal, cell and
+neighbours of opposite signs). An event at a cell shifts ``z`` by ``delta``
+and ``n`` by ``alpha * delta``, ``0 <= alpha <= 1`` (0: a lone spike; 1: a
+coherent blob). With the tile's mean ``m`` and covariance ``S`` of ``(z, n)``,
+``P = S^-1`` and ``d = y - m``, the generalised likelihood ratio statistic of
+that family of shifts is::
+
+    max over alpha in [0, 1] of (u'Pd)^2 / (u'Pu),  u = (1, alpha)
+
+In closed form it is the Mahalanobis ``d'Pd`` when ``0 <= d_n / d_z <= 1``
+(the best ``u`` is ``d`` itself), else the larger of its two ends,
+``(Pd)_1^2 / P_11`` (alpha = 0) and ``((Pd)_1 + (Pd)_2)^2 / (P_11 + 2 P_12 + P_22)``
+(alpha = 1): the ratio has a single maximum over the directions ``u``.
+
+The mean and covariance are robust: a classical estimate, then one
+re-estimate on the rows inside its ``trim`` chi-squared ellipse, rescaled to be
+consistent for a Gaussian (a normal truncated to that ellipse has covariance
+``S * P(chi2_{k+2} <= c) / P(chi2_k <= c)``, ``c`` the ellipse's chi-squared
+quantile), so events in the training period neither move nor widen it.
+"""
+
+from __future__ import annotations
+
+import math
+from numbers import Integral, Real
+from typing import Any, ClassVar
+
+import numpy as np
+from numba import njit
+from scipy.stats import chi2
+from sklearn.utils._param_validation import Interval
+
+from .base import CONTAMINATION_CONSTRAINT, SEED_CONSTRAINT, THRESHOLD_CONSTRAINT, Detector, merged_threshold
+from .moments import SufficientStatistics, add_rows, map_shrink, pooled_moments, whitening
+from .validation import array, check_covariances, check_scalars, expect_shape
+
+# Added to each covariance's diagonal, relative to its mean variance (plus an absolute
+# floor): a constant feature must not make the precision infinite.
+RIDGE = 1e-6
+RIDGE_FLOOR = 1e-12
+# Share of a Gaussian tile's observations the family's own threshold flags at most.
+GAUSSIAN_TAIL = 0.01
+
+
+def group_columns(pairs: int | None, n_features: int) -> np.ndarray:
+    """The columns each group of the statistic reads, (groups, width) integers.
+
+    ``pairs=None``: one group of every column; ``pairs=V``: the first 2V
+    columns are ``[z_1..z_V, n_1..n_V]`` and group v reads ``(z_v, n_v)``.
+
+    Examples
+    --------
+    >>> group_columns(2, 5).tolist()
+    [[0, 2], [1, 3]]
+    >>> group_columns(None, 3).tolist()
+    [[0, 1, 2]]
+    """
+    if pairs is None:
+        return np.arange(n_features)[None]
+    if 2 * pairs > n_features:
+        raise ValueError(f"event detector: pairs={pairs} needs at least {2 * pairs} features "
+                         f"(z_1..z_{pairs}, n_1..n_{pairs}), got n_features = {n_features}")
+    variables = np.arange(pairs)
+    return np.stack([variables, pairs + variables], axis=1)
+
+
+def trim_cutoff(trim: float, width: int) -> tuple[float, float]:
+    """The squared Mahalanobis cutoff of the ``trim`` ellipse and the factor making its covariance consistent.
+
+    Examples
+    --------
+    >>> cutoff, factor = trim_cutoff(0.99, 2)
+    >>> round(cutoff, 3), round(factor, 4)
+    (9.21, 1.0488)
+    >>> trim_cutoff(1.0, 2)
+    (inf, 1.0)
+    """
+    if trim >= 1.0:
+        return math.inf, 1.0
+    cutoff = float(chi2.ppf(trim, width))
+    return cutoff, float(trim / chi2.cdf(cutoff, width + 2))
+
+
+def covariance(count: np.ndarray, scatter: np.ndarray, factor: float) -> np.ndarray:
+    """Consistent, ridged covariances (g, k, k) of groups of inlier moments.
+
+    Examples
+    --------
+    >>> covariance(np.array([2.0]), np.array([[[2.0]]]), 1.0).round(6).tolist()
+    [[[1.000001]]]
+    """
+    raw = scatter / np.maximum(count, 1.0)[:, None, None] * factor
+    width = raw.shape[-1]
+    ridge = RIDGE * np.einsum("gii->g", raw) / width + RIDGE_FLOOR
+    return raw + ridge[:, None, None] * np.eye(width)
+
+
+def squared_distances(rows: np.ndarray, mean: np.ndarray, cov: np.ndarray) -> np.ndarray:
+    """Squared Mahalanobis distances (n,) of ``rows`` (n, k) from one mean and covariance.
+
+    Examples
+    --------
+    >>> squared_distances(np.array([[2.0, 0.0]]), np.zeros(2), np.eye(2) * 4).tolist()
+    [1.0]
+    """
+    projected = (rows - mean) @ whitening(cov[None])[0].T
+    return np.einsum("ij,ij->i", projected, projected)
+
+
+def trimmed_moments(rows: np.ndarray, cutoff: float) -> tuple[float, np.ndarray, np.ndarray]:
+    """Count, mean and scatter of the rows inside the ``cutoff`` ellipse of their classical estimate.
+
+    All rows when too few (no more than the width) lie inside.
+
+    Examples
+    --------
+    >>> rows = np.r_[np.random.default_rng(0).normal(size=(200, 2)), [[50.0, -50.0]]]
+    >>> count, mean, _ = trimmed_moments(rows, 9.21)
+    >>> count < 201, bool(abs(mean).max() < 0.3)
+    (True, True)
+    """
+    mean = rows.mean(axis=0)
+    deviations = rows - mean
+    scatter = deviations.T @ deviations
+    if math.isinf(cutoff):
+        return float(len(rows)), mean, scatter
+    inside = squared_distances(rows, mean, covariance(np.array([len(rows)]), scatter[None], 1.0)[0]) <= cutoff
+    if inside.sum() <= rows.shape[1]:
+        return float(len(rows)), mean, scatter
+    kept = rows[inside]
+    mean = kept.mean(axis=0)
+    deviations = kept - mean
+    return float(len(kept)), mean, deviations.T @ deviations
+
+
+def event_glr(deviations: np.ndarray, precision: np.ndarray) -> np.ndarray:
+    """The event-direction GLR (see the module docstring) of deviations (n, 2) under one 2 x 2 precision.
+
+    Examples
+    --------
+    >>> P = np.eye(2)
+    >>> event_glr(np.array([[2.0, 1.0], [0.0, 2.0], [2.0, -2.0]]), P).tolist()
+    [5.0, 2.0, 4.0]
+    """
+    d0, d1 = deviations[:, 0], deviations[:, 1]
+    a = d0 * precision[0, 0] + d1 * precision[0, 1]
+    b = d0 * precision[0, 1] + d1 * precision[1, 1]
+    spike = a * a / precision[0, 0]
+    blob = (a + b) ** 2 / (precision[0, 0] + 2 * precision[0, 1] + precision[1, 1])
+    inside = (d0 * d1 >= 0) & (np.abs(d1) <= np.abs(d0))
+    return np.where(inside, d0 * a + d1 * b, np.maximum(spike, blob))
+
+
+@njit(cache=True, nogil=True)  # threads (dask's) score blocks at once
+def _glr_of_pairs(X, columns, means, precisions, out):  # pragma: no cover - compiled
+    """Per row, the largest :func:`event_glr` over the pairs: one pass, no temporaries."""
+    for i in range(X.shape[0]):
+        best = 0.0
+        for g in range(columns.shape[0]):
+            d0 = X[i, columns[g, 0]] - means[g, 0]
+            d1 = X[i, columns[g, 1]] - means[g, 1]
+            p00, p01, p11 = precisions[g, 0, 0], precisions[g, 0, 1], precisions[g, 1, 1]
+            a = d0 * p00 + d1 * p01
+            b = d0 * p01 + d1 * p11
+            if d0 * d1 >= 0.0 and abs(d1) <= abs(d0):
+                score = d0 * a + d1 * b  # 0 <= d_n / d_z <= 1: the unconstrained maximum
+            else:
+                score = max(a * a / p00, (a + b) * (a + b) / (p00 + 2.0 * p01 + p11))
+            best = max(best, score)
+        out[i] = best
+
+
+@njit(cache=True, nogil=True)
+def _mahalanobis(X, mean, precision, out):  # pragma: no cover - compiled
+    """Per row, the squared Mahalanobis distance d'Pd: one pass, no (n, d) temporaries."""
+    width = mean.shape[0]
+    deviation = np.empty(width)
+    for i in range(X.shape[0]):
+        for j in range(width):
+            deviation[j] = X[i, j] - mean[j]
+        total = 0.0
+        for j in range(width):
+            inner = 0.0
+            for m in range(width):
+                inner += precision[j, m] * deviation[m]
+            total += deviation[j] * inner
+        out[i] = total
+
+
+class EventDetector(Detector):
+    """Event-direction GLR detector: a lone spike or a coherent blob, not any deviation (see the module docstring).
+
+    The native score is, with ``pairs=V``, the largest over the variables of
+    each one's event-direction GLR on its ``(z_v, n_v)`` pair (columns v and
+    V + v, the layout of the default features ``anomalies, neighbours``;
+    further columns are ignored); with ``pairs=None``, the squared
+    Mahalanobis distance over every column (no cone). It is anomalous above
+    ``native_threshold_``: a bound a Gaussian tile exceeds in at most 1% of
+    observations (:attr:`paper_threshold`; 9.21 for one pair) when plausible for
+    the training data, else estimated from ``contamination`` (see
+    :func:`geoanom.detectors.base.choose_threshold`). The features are not
+    standardised: ``alpha`` compares z and n in their common unit.
+
+    Parameters
+    ----------
+    pairs : int, optional
+        Number of variables V whose (anomaly, neighbours) pairs are scored;
+        None scores every column jointly by Mahalanobis distance.
+    trim : float, default 0.99
+        Share of a Gaussian kept by the ellipse the robust mean and
+        covariance are re-estimated in; 1 keeps every row.
+    threshold : float, optional
+        A fixed threshold on the native score.
+    contamination : float, default 0.01
+        Expected share of anomalies in training data.
+    random_state : int, optional
+        Accepted for the common contract; the fit is deterministic.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> X = np.random.default_rng(0).multivariate_normal([0, 0], [[1, 0.6], [0.6, 0.5]], size=2000)
+    >>> detector = EventDetector(pairs=1).fit(X)
+    >>> spike, blob, neighbours_only = detector.irregularity([[5.0, 0.5], [4.0, 3.5], [0.0, 2.5]])
+    >>> bool(spike > 1 and blob > 1), bool(neighbours_only < EventDetector().fit(X).irregularity([[0.0, 2.5]])[0])
+    (True, True)
+    """
+
+    family = "event"
+    anomalous_above = True
+    _parameter_constraints: ClassVar[dict] = {
+        "pairs": [Interval(Integral, 1, None, closed="left"), None],
+        "trim": [Interval(Real, 0, 1, closed="right")],
+        "threshold": THRESHOLD_CONSTRAINT,
+        "contamination": CONTAMINATION_CONSTRAINT,
+        "random_state": SEED_CONSTRAINT,
+    }
+
+    def __init__(
+        self,
+        pairs: int | None = None,
+        trim: float = 0.99,
+        threshold: float | None = None,
+        contamination: float = 0.01,
+        random_state: int | None = None,
+    ):
+        self.pairs = pairs
+        self.trim = trim
+        self.threshold = threshold
+        self.contamination = contamination
+        self.random_state = random_state
+
+    @property
+    def paper_threshold(self) -> float:  # type: ignore[override]  # depends on the fitted width
+        """The family's own threshold: a bound flagging at most 1% of a Gaussian tile's observations.
+
+        chi2_k's 99% quantile for the Mahalanobis distance over k features
+        (``pairs=None``); with pairs, each pair's GLR is at most its chi2_2
+        distance, so the largest of V exceeds chi2_2's ``1 - 0.01 / V``
+        quantile in at most 1% (Bonferroni).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> round(EventDetector(pairs=1).fit(np.random.default_rng(0).normal(size=(50, 2))).paper_threshold, 2)
+        9.21
+        """
+        if self.pairs is None:
+            return float(chi2.ppf(1 - GAUSSIAN_TAIL, self.n_features_in_))
+        return float(chi2.ppf(1 - GAUSSIAN_TAIL / self.pairs, 2))
+
+    # -- fitting --------------------------------------------------------------
+    def _fit(self, X: np.ndarray) -> None:
+        columns = group_columns(self.pairs, X.shape[1])
+        cutoff, _ = trim_cutoff(self.trim, columns.shape[1])
+        moments = [trimmed_moments(X[:, group], cutoff) for group in columns]
+        self.n_samples_ = float(len(X))
+        self._set_moments(*(np.array([m[i] for m in moments]) for i in range(3)))
+
+    def _set_moments(self, counts: np.ndarray, means: np.ndarray, scatter: np.ndarray) -> None:
+        """Inlier counts (g,), means (g, k) and scatter matrices (g, k, k) per group; the scoring arrays."""
+        self.counts_ = np.asarray(counts, dtype=np.float64)
+        self.means_ = np.asarray(means, dtype=np.float64)
+        self.scatter_ = np.asarray(scatter, dtype=np.float64)
+        self._columns = group_columns(self.pairs, self.n_features_in_)
+        if self._columns.shape != self.means_.shape:
+            raise ValueError(f"event detector: its moments have {self.means_.shape[0]} groups of "
+                             f"{self.means_.shape[1]} features, but pairs={self.pairs} over "
+                             f"{self.n_features_in_} features reads {self._columns.shape}")
+        self._cutoff, factor = trim_cutoff(self.trim, self.means_.shape[1])
+        self.covariances_ = covariance(self.counts_, self.scatter_, factor)
+        self._precisions = np.linalg.inv(self.covariances_)
+
+    # -- scoring --------------------------------------------------------------
+    def _native_score(self, X: np.ndarray) -> np.ndarray:
+        """The event GLR (``pairs`` set) or the squared Mahalanobis distance (None); anomalous above."""
+        out = np.empty(len(X))
+        if self.pairs is None:
+            _mahalanobis(X, self.means_[0], self._precisions[0], out)
+        else:
+            _glr_of_pairs(X, self._columns, self.means_, self._precisions, out)
+        return out
+
+    def _inside(self, X: np.ndarray) -> list[np.ndarray]:
+        """Per group, which rows lie inside the model's trim ellipse (the rows its moments count)."""
+        return [squared_distances(X[:, group], mean, cov) <= self._cutoff
+                for group, mean, cov in zip(self._columns, self.means_, self.covariances_)]
+
+    # -- adaptation -----------------------------------------------------------
+    def update(self, X: Any) -> EventDetector:
+        """Absorb observations inside the trim ellipse into each group's moments (Chan's pooled update).
+
+        Rows outside it are events, kept out as the fit keeps them out, so
+        the model follows slow change but not the anomalies it flags.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> X = np.random.default_rng(0).normal(size=(300, 2))
+        >>> EventDetector(pairs=1).fit(X).update(X + 0.1).n_samples_
+        600.0
+        """
+        X = self._rows(X)
+        counts, means, scatter = self.counts_.copy(), self.means_.copy(), self.scatter_.copy()
+        for g, (group, inside) in enumerate(zip(self._columns, self._inside(X))):
+            if inside.any():
+                counts[g], means[g], scatter[g] = add_rows(counts[g], means[g], scatter[g], X[inside][:, group])
+        self.n_samples_ += len(X)
+        self._set_moments(counts, means, scatter)
+        return self
+
+    # -- federation and adaptation --------------------------------------------
+    def sufficient_statistics(self, X: Any, weight: float = 1.0) -> SufficientStatistics:
+        """Per group, the count, sum and sum of outer products of the rows inside the trim ellipse.
+
+        Each row counts ``weight`` times. Statistics of disjoint sets add up,
+        so a federation sums them and calls :meth:`m_step`.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> X = np.random.default_rng(0).normal(size=(300, 2))
+        >>> stats = EventDetector().fit(X).sufficient_statistics(X)
+        >>> stats.total, bool(290 < stats.counts[0] <= 300)
+        (300.0, True)
+        """
+        X = self._rows(X)
+        groups = [X[inside][:, group] for group, inside in zip(self._columns, self._inside(X))]
+        return SufficientStatistics(
+            np.array([len(rows) * weight for rows in groups]), np.stack([rows.sum(axis=0) * weight for rows in groups]),
+            np.stack([rows.T @ rows * weight for rows in groups]), 0.0, float(len(X) * weight))
+
+    def m_step(self, statistics: SufficientStatistics) -> EventDetector:
+        """Each group's moments from (summed) sufficient statistics, in place; returns self.
+
+        A group no row fell in keeps its moments; the threshold is kept (see
+        :meth:`renew_threshold`).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> X = np.random.default_rng(0).normal(size=(300, 2))
+        >>> detector = EventDetector().fit(X)
+        >>> bool(np.allclose(detector.m_step(detector.sufficient_statistics(X)).means_, detector.means_))
+        True
+        """
+        seen = statistics.counts > 0
+        counts, means, scatter = self.counts_.copy(), self.means_.copy(), self.scatter_.copy()
+        counts[seen] = statistics.counts[seen]
+        means[seen] = statistics.sums[seen] / counts[seen, None]
+        scatter[seen] = statistics.squares[seen] - counts[seen, None, None] * np.einsum("gi,gj->gij", means[seen],
+                                                                                       means[seen])
+        self.n_samples_ = statistics.total
+        self._set_moments(counts, means, scatter)
+        return self
+
+    def adapt_towards(self, region: EventDetector, X: Any, n_observations: float,
+                      relevance: float = 16.0) -> EventDetector:
+        """A copy whose group moments are MAP-adapted towards a region's (see :mod:`.moments`).
+
+        Each group's weight is its inlier share of ``n_observations``; the
+        threshold is renewed on the sample ``X``. This detector is not changed.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> X = np.random.default_rng(0).normal(size=(300, 2))
+        >>> tile = EventDetector(pairs=1).fit(X)
+        >>> bool(np.allclose(tile.adapt_towards(tile, X, 300).means_, tile.means_))
+        True
+        """
+        own = self.scatter_ / np.maximum(self.counts_, 1.0)[:, None, None]
+        prior = region.scatter_ / np.maximum(region.counts_, 1.0)[:, None, None]
+        weights = self.counts_ / self.n_samples_ * n_observations
+        means, covariances = map_shrink(weights, self.means_, own, region.means_, prior, relevance)
+        adapted = type(self).from_dict(self.to_dict())
+        adapted._set_moments(self.counts_, means, covariances * self.counts_[:, None, None])
+        adapted._set_threshold(adapted._native_score(adapted._rows(X)))
+        return adapted
+
+    # -- merging --------------------------------------------------------------
+    def merge(self, other: EventDetector) -> EventDetector:
+        """Pool two partial models of the same tile: each group's inlier moments by Chan's parallel form.
+
+        Exact for the union of the two parts' inliers; the threshold is the
+        sample-weighted mean of the two (see :func:`merged_threshold`).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> X = np.random.default_rng(0).normal(size=(400, 2))
+        >>> a, b = EventDetector(pairs=1).fit(X[:200]), EventDetector(pairs=1).fit(X[200:])
+        >>> a.merge(b).n_samples_
+        400.0
+        """
+        if other.means_.shape != self.means_.shape or other.n_features_in_ != self.n_features_in_:
+            raise ValueError(f"event detector: cannot merge moments of shape {other.means_.shape} "
+                             f"({other.n_features_in_} features) into {self.means_.shape} ({self.n_features_in_})")
+        merged = type(self)(**self.get_params())
+        merged.n_features_in_ = self.n_features_in_
+        merged.n_samples_ = self.n_samples_ + other.n_samples_
+        pooled = [pooled_moments(*a, *b) for a, b in zip(zip(self.counts_, self.means_, self.scatter_),
+                                                            zip(other.counts_, other.means_, other.scatter_))]
+        merged._set_moments(*(np.array([p[i] for p in pooled]) for i in range(3)))
+        merged.native_threshold_, merged.threshold_source_ = merged_threshold(
+            self, other, self.n_samples_, other.n_samples_)
+        merged.threshold_ = 1.0
+        return merged
+
+    # -- plain data -----------------------------------------------------------
+    def _get_state(self) -> dict[str, Any]:
+        return {"means_": self.means_, "counts_": self.counts_, "scatter_": self.scatter_,
+                "n_samples_": self.n_samples_, "n_features_": self.n_features_in_}
+
+    @classmethod
+    def check_state(cls, state: dict[str, Any]) -> None:
+        """Means (g, k), inlier counts (g,) and scatter matrices (g, k, k): one group of every feature, or pairs.
+
+        Examples
+        --------
+        >>> state = {"means_": [[0.0, 0.0]], "counts_": [10.0], "scatter_": [[[10.0, 0.0], [0.0, 10.0]]],
+        ...          "n_samples_": 10.0, "n_features_": 2}
+        >>> EventDetector.check_state(state)
+        >>> EventDetector.check_state({**state, "n_features_": 1})
+        Traceback (most recent call last):
+        ...
+        ValueError: event detector: means_ holds 1 groups of 2 features, neither every one of n_features_ 1 nor pairs among them
+        """
+        family = cls.family
+        check_scalars(state, family, "n_samples_", "n_features_")
+        n_features = state["n_features_"]
+        means = array(state, "means_", family, 2)
+        groups, width = means.shape
+        if n_features != int(n_features) or not (width == n_features or (width == 2 and 2 * groups <= n_features)):
+            raise ValueError(f"{family} detector: means_ holds {groups} groups of {width} features, neither every "
+                             f"one of n_features_ {n_features} nor pairs among them")
+        counts = array(state, "counts_", family, 1)
+        expect_shape(counts, "counts_", (groups,), family, f"one per group of means_ {means.shape}")
+        if not np.isfinite(counts).all() or (counts <= 0).any():
+            raise ValueError(f"{family} detector: counts_ holds a count that is not a positive number")
+        scatter = array(state, "scatter_", family, 3)
+        expect_shape(scatter, "scatter_", (groups, width, width), family,
+                     f"one scatter matrix per group of means_ {means.shape}")
+        if not np.isfinite(means).all():
+            raise ValueError(f"{family} detector: means_ holds a non-finite value")
+        check_covariances(covariance(counts, scatter, 1.0), "scatter_", family)
+
+    def _set_state(self, state: dict[str, Any]) -> None:
+        self.n_features_in_ = int(state["n_features_"])
+        self.n_samples_ = float(state["n_samples_"])
+        self._set_moments(state["counts_"], state["means_"], state["scatter_"])
