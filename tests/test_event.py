@@ -195,3 +195,17 @@ def test_bad_state_is_refused_in_one_sentence(saved_model, tmp_path, change, fra
     with pytest.raises(GeoanomError) as caught:
         ga.load_model(copy)
     assert str(copy) in str(caught.value) and fragment in str(caught.value)
+
+
+def test_federated_fit_regions_and_adaptation_carry_the_event_family():
+    cube, _ = synthetic_cube(n_years=4, n_lat=6, n_lon=8)
+    model = ga.fit(cube.sel(time=slice(None, "2001")), precision=2, detectors="gmm,event", federated=True,
+                   federated_rounds=1, min_observations=20)
+    test = cube.sel(time=slice("2002", None))
+    region = model.region(next(iter(model.ensembles))[:1])
+    assert region.detectors_["event"].n_samples_ >= max(e.detectors_["event"].n_samples_
+                                                        for e in model.ensembles.values())
+    result, adapted = model.adapt(test, adapt_every=6)
+    assert np.isfinite(result["irregularity"].sel(detector="event").values).any()
+    tile = next(iter(adapted.ensembles))
+    assert adapted.ensembles[tile].detectors_["event"].n_samples_ > model.ensembles[tile].detectors_["event"].n_samples_

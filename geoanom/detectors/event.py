@@ -26,6 +26,7 @@ quantile), so events in the training period neither move nor widen it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from numbers import Integral, Real
 from typing import Any, ClassVar
 
@@ -48,6 +49,26 @@ from .validation import array, check_covariances, check_scalars, expect_shape
 
 # Share of a Gaussian tile's observations the family's own threshold flags at most.
 GAUSSIAN_TAIL = 0.01
+
+
+def pairs_from_feature_names(names: Sequence[str]) -> int | None:
+    """The ``pairs`` of a model's features: V when they begin ``[x_anomaly..., x_neighbours...]`` for V variables.
+
+    None (no cone) when the features do not begin with each variable's
+    anomaly followed by the same variables' neighbour means (see
+    :func:`geoanom.features.vectors.feature_names`).
+
+    Examples
+    --------
+    >>> pairs_from_feature_names(["sst_anomaly", "tas_anomaly", "sst_neighbours", "tas_neighbours"])
+    2
+    >>> pairs_from_feature_names(["sst", "sst_anomaly", "sst_neighbours"]) is None
+    True
+    """
+    anomalies = [name.removesuffix("_anomaly") for name in names if name.endswith("_anomaly")]
+    count = len(anomalies)
+    expected = [f"{name}_anomaly" for name in anomalies] + [f"{name}_neighbours" for name in anomalies]
+    return count if count and list(names[: 2 * count]) == expected else None
 
 
 class EventDetector(Detector):
