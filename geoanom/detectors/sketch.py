@@ -216,15 +216,44 @@ def _sketch_kernel(features, time_index, cell_index, order, starts, seed_bits, c
                 for b in range(n_features):
                     scatters[g, a, b] += (rows[i, a] - means[g, a]) * (rows[i, b] - means[g, b])
         # keys are distinct (SplitMix64 is a bijection of distinct positions): any sort gives the same order
-        if n > capacity:  # the capacity smallest, found in linear time, then sorted
-            largest = np.partition(keys[:n], capacity - 1)[capacity - 1]
-            candidates = np.flatnonzero(keys[:n] <= largest)
-            chosen = candidates[np.argsort(keys[candidates])]
-        else:
-            chosen = np.argsort(keys[:n])
+        chosen = _key_order(keys, n)[:capacity]
         kept[g] = chosen.size
         for i in range(chosen.size):
             out_keys[bounds[g] + i] = keys[chosen[i]]
             for f in range(n_features):
                 out_rows[bounds[g] + i, f] = rows[chosen[i], f]
     return counts, means, scatters, bounds, kept, out_rows, out_keys
+
+
+@njit(cache=True, nogil=True)
+def _key_order(keys, n):  # pragma: no cover - compiled; tested against numpy's argsort
+    """Indices of keys[:n] in increasing key order, for distinct, uniformly spread keys (hashes).
+
+    A bucket sort on the leading bits, about one key a bucket, then an
+    insertion sort within each bucket: linear in n, where numba's argsort
+    took most of a sketch's time (0.4 ms for 3,344 keys).
+    """
+    bits = 1
+    while (1 << bits) < n:
+        bits += 1
+    shift = np.uint64(64 - bits)
+    starts = np.zeros((1 << bits) + 1, dtype=np.int64)
+    for i in range(n):
+        starts[np.int64(keys[i] >> shift) + 1] += 1
+    for b in range(1 << bits):
+        starts[b + 1] += starts[b]
+    filled = starts[:-1].copy()
+    out = np.empty(n, dtype=np.int64)
+    for i in range(n):
+        bucket = np.int64(keys[i] >> shift)
+        out[filled[bucket]] = i
+        filled[bucket] += 1
+    for b in range(1 << bits):
+        for j in range(starts[b] + 1, starts[b + 1]):  # insertion sort of the bucket's few keys
+            index = out[j]
+            k = j - 1
+            while k >= starts[b] and keys[out[k]] > keys[index]:
+                out[k + 1] = out[k]
+                k -= 1
+            out[k + 1] = index
+    return out
