@@ -38,7 +38,11 @@ of every metric, so all scores are judged on the same observations):
   and false-alarm share of each family's ``anomalous`` flag and of the
   majority flag ``ensemble``; and ``adaptive``, the fused irregularity of
   ``model.adapt(test)`` (the same model adapting to the scored period as it
-  scores it, as the paper's adaptive algorithm does).
+  scores it, as the paper's adaptive algorithm does);
+- ``event``: the irregularity (and flag) of a second model fitted on the same
+  training data with ``detectors="event"``, the opt-in event-direction GLR
+  family (:class:`geoanom.EventDetector`, one (anomaly, neighbours) pair per
+  variable), shown beside the fused score.
 """
 
 from __future__ import annotations
@@ -49,6 +53,8 @@ import subprocess
 import time
 import warnings
 import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -58,6 +64,7 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 from sklearn.mixture import GaussianMixture
 
 import geoanom as ga
+from geoanom.detectors import FAMILIES, EventDetector
 from geoanom.features.pipeline import stack_variables
 from geoanom.testing import EVENT_KINDS, inject_events, synthetic_cube
 from geoanom.tiling import spatial_dims
@@ -146,14 +153,18 @@ def _abs_z(values: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
 
 # -- geoanom ----------------------------------------------------------------------------------
 
-def geoanom_scores(model: ga.AnomalyModel, test: xr.Dataset) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """Scores (each family, fused, and the climatology's |z| alone) and flags of the model on a test cube."""
+def geoanom_scores(model: ga.AnomalyModel, event_model: ga.AnomalyModel,
+                   test: xr.Dataset) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Scores (each family, fused, the event model's, and the climatology's |z| alone) and flags on a test cube."""
     order = ("time", *spatial_dims(test))
+    event = event_model.score(test).compute()
     result = model.score(test).compute()
     scores = {d: result["irregularity"].sel(detector=d).transpose(*order).values for d in model.detectors}
     scores["fused"] = result["fused_irregularity"].transpose(*order).values
     flags = {d: result["anomalous"].sel(detector=d).transpose(*order).values for d in model.detectors}
     flags["ensemble"] = result["ensemble"].transpose(*order).values
+    scores["event"] = event["irregularity"].sel(detector="event").transpose(*order).values
+    flags["event"] = event["anomalous"].sel(detector="event").transpose(*order).values
     adaptive, _ = model.adapt(test)  # the same model, adapting to the scored period as it goes (a copy)
     scores["adaptive"] = adaptive["fused_irregularity"].transpose(*order).values
     z = model.climatology.standardise(stack_variables(test, model.variables)).transpose("variable", *order)
@@ -170,6 +181,35 @@ def background_share(model: ga.AnomalyModel, clean_test: xr.Dataset) -> float:
     """
     z = np.abs(model.climatology.standardise(stack_variables(clean_test, model.variables)).values)
     return float(np.mean(z[np.isfinite(z)] > 3))
+
+
+@contextmanager
+def event_pairs(pairs: int) -> Iterator[None]:
+    """``ga.fit`` builds the event family with ``pairs`` set, until it passes family parameters itself.
+
+    ``ga.fit`` fits each family by ``FAMILIES[name].fit_many(samples, seeds)``
+    with no parameters: for this run the registry's entry passes ``pairs``.
+    The detectors are plain :class:`EventDetector` objects either way.
+    """
+    class Paired(EventDetector):
+        @classmethod
+        def fit_many(cls, samples, random_states, **params):
+            return EventDetector.fit_many(samples, random_states, **{"pairs": pairs, **params})
+
+    FAMILIES["event"] = Paired
+    try:
+        yield
+    finally:
+        FAMILIES["event"] = EventDetector
+
+
+def fit_event_model(train: xr.Dataset) -> ga.AnomalyModel:
+    """A model of the event family alone, one (anomaly, neighbours) pair per variable (default features)."""
+    pairs = len(train.data_vars)
+    with event_pairs(pairs):
+        model = ga.fit(train, detectors="event")
+    assert all(e.detectors_["event"].pairs == pairs for e in model.ensembles.values())
+    return model
 
 
 # -- metrics ----------------------------------------------------------------------------------
@@ -197,6 +237,9 @@ def run_length(setup: Setup, label: str, n_train: int, kinds: tuple[str, ...]) -
         warnings.simplefilter("always")
         model = ga.fit(train[[variable]])
     fit_seconds = time.perf_counter() - started
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the same warnings as the model above
+        event_model = fit_event_model(train[[variable]])
     tiles = ga.tile_labels(cube, precision=model.precision).transpose(*spatial_dims(cube)).values
     started = time.perf_counter()
     baselines = Baselines(field(train, variable), train["time"].dt.month.values, tiles)
@@ -209,7 +252,7 @@ def run_length(setup: Setup, label: str, n_train: int, kinds: tuple[str, ...]) -
         test = injected.isel(time=slice(n_train, None))
         truth = events.isel(time=slice(n_train, None)).values
         started = time.perf_counter()
-        scores, flags = geoanom_scores(model, test)
+        scores, flags = geoanom_scores(model, event_model, test)
         score_seconds = time.perf_counter() - started
         scores.update(baselines.scores(field(test, variable), test["time"].dt.month.values))
         row = case_row(setup, label, n_train, kind, truth, field(test, variable), scores, flags)
@@ -220,6 +263,7 @@ def run_length(setup: Setup, label: str, n_train: int, kinds: tuple[str, ...]) -
         print(f"  {setup.name:14s} {kind:10s} {label:12s} events {row['events']:6d} / {row['observations']:7d}  "
               f"background {100 * background:4.1f}%  "
               f"best baseline {row['best_baseline']:10s} {row['best_baseline_auc']:.3f}  fused {row['fused_auc']:.3f}"
+              f"  event {row['event_auc']:.3f}"
               f"  (fit {fit_seconds:.1f} s, score {score_seconds:.1f} s)", flush=True)
     return rows
 
@@ -240,7 +284,9 @@ def case_row(setup: Setup, label: str, n_train: int, kind: str, truth: np.ndarra
             "unscored_by_geoanom": int(unscored.sum()), "scores": metrics, "best_baseline": best,
             "best_baseline_auc": best_auc, "fused_auc": fused_auc, "fused_beats_best_baseline": bool(fused_auc > best_auc),
             "adaptive_auc": metrics["adaptive"]["roc_auc"],
-            "adaptive_beats_best_baseline": bool(metrics["adaptive"]["roc_auc"] > best_auc)}
+            "adaptive_beats_best_baseline": bool(metrics["adaptive"]["roc_auc"] > best_auc),
+            "event_auc": metrics["event"]["roc_auc"], "event_beats_best_baseline": bool(metrics["event"]["roc_auc"] > best_auc),
+            "event_beats_fused": bool(metrics["event"]["roc_auc"] > fused_auc)}
 
 
 # -- report -----------------------------------------------------------------------------------
@@ -289,7 +335,25 @@ def print_summary(rows: list[dict]) -> int:
     by_cube = ", ".join(f"{cube} {sum(r['adaptive_beats_best_baseline'] for r in rows if r['cube'] == cube)}"
                         f"/{sum(r['cube'] == cube for r in rows)}" for cube in dict.fromkeys(r["cube"] for r in rows))
     print(f"the adaptive fused score (model.adapt) beats it in {adaptive} of {len(rows)} cases ({by_cube})")
+    print_event_summary(rows)
     return wins
+
+
+def print_event_summary(rows: list[dict]) -> None:
+    """The event family alone against the best baseline and the fused score (ROC AUC)."""
+    print("\nsummary: event family (detectors=\"event\") against the best baseline and the fused score (ROC AUC)")
+    print(f"{'case':36s} {'best baseline':>14s} {'AUC':>7s} {'fused':>7s} {'event':>7s} {'margin':>8s}  event beats it")
+    for row in rows:
+        print(f"{case_name(row):36s} {row['best_baseline']:>14s} {row['best_baseline_auc']:7.3f} {row['fused_auc']:7.3f} "
+              f"{row['event_auc']:7.3f} {row['event_auc'] - row['best_baseline_auc']:+8.3f}  "
+              f"{'yes' if row['event_beats_best_baseline'] else 'NO'}")
+    for key, what in (("event_beats_best_baseline", "every baseline"), ("event_beats_fused", "the fused score")):
+        by_cube = ", ".join(f"{cube} {sum(r[key] for r in rows if r['cube'] == cube)}/{sum(r['cube'] == cube for r in rows)}"
+                            for cube in dict.fromkeys(r["cube"] for r in rows))
+        print(f"event beats {what} in {sum(r[key] for r in rows)} of {len(rows)} cases ({by_cube})")
+    margins = {name: [r[f"{name}_auc"] - r["best_baseline_auc"] for r in rows] for name in ("fused", "event")}
+    print("margin over the best baseline, mean / worst: "
+          + ", ".join(f"{name} {np.mean(m):+.3f} / {np.min(m):+.3f}" for name, m in margins.items()))
 
 
 def provenance() -> dict[str, str | bool]:
@@ -324,7 +388,9 @@ def main() -> None:
     out = RESULTS / ("accuracy_quick.json" if args.quick else "accuracy.json")
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps({"seconds": seconds, "quick": args.quick, "provenance": provenance(), "cases": rows,
-                               "fused_beats_best_baseline": wins, "n_cases": len(rows)}, indent=1))
+                               "fused_beats_best_baseline": wins, "n_cases": len(rows),
+                               "event_beats_best_baseline": sum(r["event_beats_best_baseline"] for r in rows),
+                               "event_beats_fused": sum(r["event_beats_fused"] for r in rows)}, indent=1))
     print(f"wrote {out}")
 
 
