@@ -84,7 +84,10 @@ class TileSketch:
         count, mean, scatter = pooled_moments(self.count, self.mean, self.scatter, other.count, other.mean, other.scatter)
         keys = np.concatenate([self.keys, other.keys])
         rows = np.concatenate([self.rows, other.rows])
-        keep = _smallest(keys, self.capacity)
+        # both samples are in key order (every sketch keeps its keys sorted): one linear merge finds the smallest
+        keep = _merged_smallest(self.keys, other.keys, self.capacity)
+        if keep[0] < 0:  # not sorted after all (a sketch built by hand): sort the union
+            keep = _smallest(keys, self.capacity)
         return TileSketch(count, mean, scatter, keys[keep], rows[keep], self.capacity)
 
     @property
@@ -256,4 +259,27 @@ def _key_order(keys, n):  # pragma: no cover - compiled; tested against numpy's 
                 out[k + 1] = out[k]
                 k -= 1
             out[k + 1] = index
+    return out
+
+
+@njit(cache=True, nogil=True)
+def _merged_smallest(a, b, k):  # pragma: no cover - compiled; tested against _smallest
+    """Indices, into the concatenation of a and b, of its k smallest keys in increasing order.
+
+    a and b must each be increasing; if either is not, the answer is [-1].
+    """
+    for keys in (a, b):
+        for i in range(1, keys.size):
+            if keys[i] < keys[i - 1]:
+                return np.full(1, -1, dtype=np.int64)
+    n = min(k, a.size + b.size)
+    out = np.empty(n, dtype=np.int64)
+    i = j = 0
+    for m in range(n):
+        if j >= b.size or (i < a.size and a[i] <= b[j]):  # ties: a first, as a stable sort of the union
+            out[m] = i
+            i += 1
+        else:
+            out[m] = a.size + j
+            j += 1
     return out
