@@ -31,11 +31,11 @@ from numbers import Integral, Real
 from typing import Any, ClassVar
 
 import numpy as np
-from scipy.stats import chi2
 from sklearn.utils._param_validation import Interval
 
 from .base import CONTAMINATION_CONSTRAINT, SEED_CONSTRAINT, THRESHOLD_CONSTRAINT, Detector, merged_threshold
 from .event_glr import (
+    chi2_quantile,
     covariance,
     glr_of_pairs,
     group_columns,
@@ -150,8 +150,8 @@ class EventDetector(Detector):
         9.21
         """
         if self.pairs is None:
-            return float(chi2.ppf(1 - GAUSSIAN_TAIL, self.n_features_in_))
-        return float(chi2.ppf(1 - GAUSSIAN_TAIL / self.pairs, 2))
+            return chi2_quantile(1 - GAUSSIAN_TAIL, self.n_features_in_)
+        return chi2_quantile(1 - GAUSSIAN_TAIL / self.pairs, 2)
 
     # -- fitting --------------------------------------------------------------
     def _fit(self, X: np.ndarray) -> None:
