@@ -80,3 +80,61 @@ def test_neighbour_means_equal_the_old_ones_bit_for_bit(rng, wrap):
     assert new[0, 0, 4, 4] == 0.0
     np.testing.assert_array_equal(new.view(np.uint64), old.view(np.uint64))
 
+
+
+@pytest.fixture(scope="module")
+def holed(fitted_model, opened_cube):
+    """The test cube with a hole of NaN, in blocks that cut through tiles, and its computed result."""
+    cube = opened_cube.copy()
+    tas = cube["tas"].values.copy()
+    tas[3:9, 1:6, 2:9] = np.nan
+    cube["tas"] = cube["tas"].copy(data=tas)
+    cube = cube.chunk({"time": 9, "lat": 7, "lon": 10})
+    return cube, fitted_model.score(cube).compute()
+
+
+def test_fused_scores_and_votes_equal_the_old_formulas_bit_for_bit(holed):
+    import xarray as xr
+
+    from geoanom.detectors.ensemble import fuse
+
+    result = holed[1]
+    irr = result["irregularity"]
+    old_fused = xr.apply_ufunc(fuse, irr, input_core_dims=[["detector"]], output_dtypes=[np.float32],
+                               kwargs={"axis": -1})
+    old_fused = old_fused.where(irr.notnull().all("detector")).astype(np.float32).values
+    fused = result["fused_irregularity"].values
+    assert fused.dtype == np.float32 and np.isnan(fused).any() and (fused > 1).any()
+    np.testing.assert_array_equal(fused.view(np.uint32), old_fused.view(np.uint32))
+    assert result["fused_irregularity"].dims == irr.dims[1:]
+    votes = result["votes"]
+    assert votes.dtype == np.int8
+    np.testing.assert_array_equal(votes.values, (irr > 1.0).sum("detector").astype(np.int8).values)
+
+
+def test_scores_equal_each_tiles_ensemble_on_the_pipelines_feature_vectors(fitted_model, holed):
+    from geoanom.features.pipeline import feature_cube, stack_variables
+    from geoanom.features.regions import RegionParams
+
+    cube, result = holed
+    irr = result["irregularity"].values
+    values = stack_variables(cube, fitted_model.variables)
+    sets = tuple(fitted_model.attrs["features"])
+    vectors = feature_cube(values, fitted_model.climatology, sets,
+                           RegionParams(**(fitted_model.attrs.get("region_params") or {}))).compute()
+    codes = fitted_model.tile_codes
+    checked = 0
+    for code, name in enumerate(fitted_model.tile_names):
+        ensemble = fitted_model.ensembles.get(str(name))
+        ys, xs = np.nonzero(codes == code)
+        if ensemble is None or len(ys) == 0:
+            continue
+        rows = vectors[:, :, ys, xs].reshape(vectors.shape[0], -1).T  # time after time, the tile's cells
+        valid = np.isfinite(rows).all(axis=1)
+        expected = np.full((irr.shape[0], len(rows)), np.nan, dtype=np.float32)
+        expected[:, valid] = ensemble.irregularity(rows[valid])
+        got = irr[:, :, ys, xs].reshape(irr.shape[0], -1)
+        np.testing.assert_array_equal(got.view(np.uint32), expected.view(np.uint32))
+        checked += 1
+    assert checked == len(fitted_model.ensembles)
+    assert np.isnan(irr).any()

@@ -265,10 +265,28 @@ def _score_tile(ensemble, features: np.ndarray, n_detectors: int, adapt_every: i
 
 
 def _fused(irregularity: xr.DataArray) -> xr.DataArray:
-    """Fused irregularity over the detector axis, NaN where the input was NaN."""
-    fused = xr.apply_ufunc(fuse, irregularity, input_core_dims=[["detector"]], dask="parallelized",
-                           output_dtypes=[np.float32], kwargs={"axis": -1})
-    return fused.where(irregularity.notnull().all("detector")).astype(np.float32)
+    """Fused irregularity over the detector axis, NaN where any family's is NaN: one task per block.
+
+    Each block is fused over its first (detector) axis as scored, not a
+    transposed copy, and its NaN put back in the same task: the same bits
+    as ``apply_ufunc(fuse, ...)`` then ``where(notnull().all("detector"))``
+    (``tests/test_score_path.py``), with a third of the block-sized float32
+    temporaries and tasks.
+    """
+    data = irregularity.data
+    if isinstance(data, da.Array):
+        fused = da.map_blocks(_fused_block, data.rechunk({0: -1}), drop_axis=0, dtype=np.float32,
+                              meta=np.empty((0,) * (data.ndim - 1), dtype=np.float32))
+    else:
+        fused = _fused_block(np.asarray(data))
+    return irregularity.isel(detector=0, drop=True).copy(data=fused)
+
+
+def _fused_block(irregularity: np.ndarray) -> np.ndarray:
+    """:func:`fuse` over axis 0 of one block, NaN wherever a family's irregularity is NaN (float32)."""
+    fused = np.asarray(fuse(irregularity, axis=0), dtype=np.float32)
+    fused[np.isnan(irregularity).any(axis=0)] = np.nan
+    return fused
 
 
 def _result_dataset(model: "AnomalyModel", values: xr.DataArray, irregularity: da.Array, tile: str | None,
@@ -280,7 +298,7 @@ def _result_dataset(model: "AnomalyModel", values: xr.DataArray, irregularity: d
     coords["detector"] = np.array(list(model.detectors), dtype=object)
     irr = xr.DataArray(irregularity, dims=dims, coords=coords)
     anomalous = irr > 1.0
-    votes = anomalous.sum("detector").astype(np.int8)
+    votes = anomalous.sum("detector", dtype=np.int8)  # counted in int8: no int64 block before the cast
     provenance = model.provenance(scored_by=tile)
     out = xr.Dataset(
         {
