@@ -1,7 +1,7 @@
 """Accuracy of geoanom against the baselines a scientist would compute, in the same run.
 
-    python benchmarks/accuracy.py            # about 6 minutes on 2 cores; benchmarks/results/accuracy.json
-    python benchmarks/accuracy.py --quick    # a smoke check (about a minute); results/accuracy_quick.json
+    python benchmarks/accuracy.py            # about 10 minutes on 2 cores; benchmarks/results/accuracy.json
+    python benchmarks/accuracy.py --quick    # a smoke check (a few minutes); results/accuracy_quick.json
 
 Cubes: the embedded OSTIA SST (monthly 2006-04..2010-09, 54 x 18 x 432, land
 NaN), the embedded HadCM3 North America air temperature (annual 1860-2099)
