@@ -209,3 +209,16 @@ def test_federated_fit_regions_and_adaptation_carry_the_event_family():
     assert np.isfinite(result["irregularity"].sel(detector="event").values).any()
     tile = next(iter(adapted.ensembles))
     assert adapted.ensembles[tile].detectors_["event"].n_samples_ > model.ensembles[tile].detectors_["event"].n_samples_
+
+
+@pytest.mark.parametrize("feature_sets, expected", [
+    (("anomalies", "neighbours"), 2),
+    (("anomalies", "neighbours", "regions"), 2),
+    (("values", "anomalies", "neighbours"), None),
+    (("anomalies",), None),
+])
+def test_pairs_follow_the_model_feature_names(feature_sets, expected):
+    from geoanom.detectors.event import pairs_from_feature_names
+    from geoanom.features.vectors import feature_names
+
+    assert pairs_from_feature_names(feature_names(["sst", "tas"], feature_sets)) == expected
