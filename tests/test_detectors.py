@@ -11,6 +11,7 @@ from sklearn.metrics import roc_auc_score
 from geoanom.detectors import (
     DPMMDetector,
     Ensemble,
+    EventDetector,
     GMMDetector,
     IForestDetector,
     KMeansDetector,
@@ -19,7 +20,7 @@ from geoanom.detectors.base import choose_threshold
 from geoanom.detectors.ensemble import check_detector_names, fuse, majority
 from geoanom.errors import GeoanomError
 
-FAMILIES = [GMMDetector, KMeansDetector, DPMMDetector, IForestDetector]
+FAMILIES = [GMMDetector, KMeansDetector, DPMMDetector, IForestDetector, EventDetector]
 
 
 @pytest.fixture(scope="module")
@@ -311,7 +312,7 @@ def test_kmeans_merge_then_lloyd_rounds_are_as_compact_as_fitting_the_whole(blob
     assert roc_auc_score(labels, merged.irregularity(test)) > 0.97
 
 
-@pytest.mark.parametrize("family", [GMMDetector, KMeansDetector])
+@pytest.mark.parametrize("family", [GMMDetector, KMeansDetector, EventDetector])
 def test_sufficient_statistics_of_two_parts_add_up_to_the_whole(family, blobs):
     train, _, _ = blobs
     detector = family(random_state=0).fit(train)
@@ -330,7 +331,7 @@ def test_sufficient_statistics_of_two_parts_add_up_to_the_whole(family, blobs):
 # -- a saved state is checked before a detector is rebuilt from it ---------------------------
 
 # per family: an array whose first axis counts components, clusters or nodes, and what the error names
-GROWN = {"gmm": "weights_", "dpmm": "weights_", "kmeans": "counts_", "iforest": "node_path_"}
+GROWN = {"gmm": "weights_", "dpmm": "weights_", "kmeans": "counts_", "iforest": "node_path_", "event": "counts_"}
 
 
 @pytest.mark.parametrize("family", FAMILIES)
@@ -342,7 +343,7 @@ def test_from_dict_refuses_arrays_that_disagree(family, blobs):
     longer = np.concatenate([data["state"][key], data["state"][key][:1]])
     with pytest.raises(ValueError, match=rf"^{family.family} detector: {key} has shape \({len(longer)},\), not"):
         family.from_dict({**data, "state": {**data["state"], key: longer}})
-    if family.family != "iforest":  # the standardisation's width is the number of features
+    if family.family not in ("iforest", "event"):  # the standardisation's width is the number of features
         with pytest.raises(ValueError, match="scale_ has shape"):
             family.from_dict({**data, "state": {**data["state"], "scale_": np.ones(3)}})
 

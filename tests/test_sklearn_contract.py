@@ -15,6 +15,7 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 from geoanom.detectors import (
     DPMMDetector,
     Ensemble,
+    EventDetector,
     GMMDetector,
     IForestDetector,
     KMeansDetector,
@@ -26,6 +27,8 @@ ESTIMATORS = [
     KMeansDetector(),
     DPMMDetector(max_iter=50),
     IForestDetector(n_estimators=10),
+    EventDetector(),
+    EventDetector(pairs=1),
     Ensemble(),  # the default families
 ]
 
@@ -51,7 +54,7 @@ def test_pyod_attributes_and_one_direction(estimator):
     np.testing.assert_array_equal(fitted.score_samples(X), -fitted.decision_function(X))
 
 
-@pytest.mark.parametrize("family", [GMMDetector, KMeansDetector, DPMMDetector, IForestDetector])
+@pytest.mark.parametrize("family", [GMMDetector, KMeansDetector, DPMMDetector, IForestDetector, EventDetector])
 def test_labels_are_the_decision_scores_above_the_threshold(family):
     X = np.random.default_rng(1).standard_t(3, size=(400, 3))
     detector = family(random_state=0).fit(X)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
@@ -108,13 +108,18 @@ class Ensemble(BaseEstimator):
     @classmethod
     def fit_many(
         cls, samples: Sequence[Any], detectors: Sequence[str] = DEFAULT_DETECTORS,
-        random_states: Sequence[int | None] | None = None,
+        random_states: Sequence[int | None] | None = None, params: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> list[Ensemble]:
-        """Fit one ensemble per sample (per tile), letting each family batch its work."""
+        """Fit one ensemble per sample (per tile), letting each family batch its work.
+
+        ``params`` maps a family name to constructor parameters of its
+        detectors (the event family's ``pairs``, say); the others take defaults.
+        """
+        params = params or {}
         names = check_detector_names(detectors)
         samples = [check_samples(X) for X in samples]
         seeds = list(random_states) if random_states is not None else [None] * len(samples)
-        fitted = {name: FAMILIES[name].fit_many(samples, seeds) for name in names}
+        fitted = {name: FAMILIES[name].fit_many(samples, seeds, **params.get(name, {})) for name in names}
         return [cls(detectors=names, random_state=seed).with_detectors({name: fitted[name][i] for name in names})
                 for i, seed in enumerate(seeds)]
 
