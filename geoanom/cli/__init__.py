@@ -152,7 +152,7 @@ def add_demo(subparsers, talk: argparse.ArgumentParser) -> None:
         "(most_anomalous_year.png) and the warming (warming.png).")
     demo.add_argument("--out", default="geoanom-demo", help="output folder (default: geoanom-demo)")
     demo.add_argument("--detectors", default=DETECTORS,
-                      help="comma-separated families among gmm, kmeans, dpmm, iforest (default: all four)")
+                      help="comma-separated families among gmm, kmeans, dpmm, iforest, event (default: the first four)")
     demo.set_defaults(run=commands.run_demo)
 
 
@@ -168,7 +168,7 @@ def add_detect(subparsers, talk: argparse.ArgumentParser) -> None:
     detect.add_argument("--train-start", default=None, help="first date of the training period")
     detect.add_argument("--precision", type=int, default=None, help="geohash precision (default: chosen)")
     detect.add_argument("--detectors", default=DETECTORS,
-                        help="comma-separated families among gmm, kmeans, dpmm, iforest (default: all four)")
+                        help="comma-separated families among gmm, kmeans, dpmm, iforest, event (default: the first four)")
     detect.add_argument("--features", default="anomalies,neighbours",
                         help="comma-separated feature sets: anomalies, neighbours, values, regions "
                         "(default: anomalies,neighbours; values to judge one tile by another's model)")
