@@ -375,7 +375,8 @@ def run_cube(cube_name: str, names: list[str], args: argparse.Namespace, tmp: Pa
 
 
 def parent_main(args: argparse.Namespace) -> int:
-    names = list(args.only) if args.only else list(VARIANTS) + (list(EXTRAS) if args.extras else [])
+    names = ([name for name in ALL_VARIANTS if name in args.only] if args.only  # the saved row after the one that saves
+             else list(VARIANTS) + (list(EXTRAS) if args.extras else []))
     if "geoanom-all-saved" in names and "geoanom-all-threads" not in names:
         names.insert(names.index("geoanom-all-saved"), "geoanom-all-threads")  # it saves the model
     started = dt.datetime.now(dt.timezone.utc)
