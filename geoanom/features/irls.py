@@ -40,6 +40,14 @@ def irls_cells(values, valid, rows, step_row, prefix, huber_steps, bisquare_step
     Returns
     -------
     beta (cell, column), weights (time, cell), scale (cell,), residual (time, cell), leverage (time, cell)
+
+    Examples
+    --------
+    >>> values = np.array([[1.0], [2.0], [3.0], [50.0], [2.0], [1.0], [3.0], [2.0], [1.0], [3.0]])
+    >>> beta, weights, *_ = irls_cells(values, np.ones(values.shape, dtype=bool), np.ones((1, 1)),
+    ...                                np.zeros(10, dtype=np.int64), np.ones(1, dtype=np.int64), 2, 4, 1.345, 4.685, 0.9)
+    >>> round(float(beta[0, 0]), 2), float(weights[3, 0])  # the outlier gets no weight
+    (2.0, 0.0)
     """
     n_times, n_cells = values.shape
     n_rows, n_columns = rows.shape
@@ -244,6 +252,14 @@ def seasonal_spread_cells(residual, leverage, valid, seasons, n_seasons, scale_s
     Returns
     -------
     spread (season, cell), worth (season, cell)
+
+    Examples
+    --------
+    >>> residual = np.tile([-1.0, 1.0], 12)[:, None]
+    >>> spread, worth = seasonal_spread_cells(residual, np.zeros_like(residual), np.ones(residual.shape, dtype=bool),
+    ...                                       np.zeros(24, dtype=np.int64), 1, 4, 4.685, 1.0, 24.0)
+    >>> spread.shape, bool(spread[0, 0] > 0)
+    ((1, 1), True)
     """
     n_times, n_cells = residual.shape
     spread = np.empty((n_seasons, n_cells))
