@@ -53,8 +53,6 @@ import subprocess
 import time
 import warnings
 import zlib
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -64,7 +62,6 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 from sklearn.mixture import GaussianMixture
 
 import geoanom as ga
-from geoanom.detectors import FAMILIES, EventDetector
 from geoanom.features.pipeline import stack_variables
 from geoanom.testing import EVENT_KINDS, inject_events, synthetic_cube
 from geoanom.tiling import spatial_dims
@@ -183,32 +180,10 @@ def background_share(model: ga.AnomalyModel, clean_test: xr.Dataset) -> float:
     return float(np.mean(z[np.isfinite(z)] > 3))
 
 
-@contextmanager
-def event_pairs(pairs: int) -> Iterator[None]:
-    """``ga.fit`` builds the event family with ``pairs`` set, until it passes family parameters itself.
-
-    ``ga.fit`` fits each family by ``FAMILIES[name].fit_many(samples, seeds)``
-    with no parameters: for this run the registry's entry passes ``pairs``.
-    The detectors are plain :class:`EventDetector` objects either way.
-    """
-    class Paired(EventDetector):
-        @classmethod
-        def fit_many(cls, samples, random_states, **params):
-            return EventDetector.fit_many(samples, random_states, **{"pairs": pairs, **params})
-
-    FAMILIES["event"] = Paired
-    try:
-        yield
-    finally:
-        FAMILIES["event"] = EventDetector
-
-
 def fit_event_model(train: xr.Dataset) -> ga.AnomalyModel:
     """A model of the event family alone, one (anomaly, neighbours) pair per variable (default features)."""
-    pairs = len(train.data_vars)
-    with event_pairs(pairs):
-        model = ga.fit(train, detectors="event")
-    assert all(e.detectors_["event"].pairs == pairs for e in model.ensembles.values())
+    model = ga.fit(train, detectors="event")
+    assert all(e.detectors_["event"].pairs == len(train.data_vars) for e in model.ensembles.values())
     return model
 
 

@@ -166,6 +166,8 @@ def test_save_and_load_give_identical_scores(saved_model):
     model, path, test = saved_model
     loaded = ga.load_model(path)
     assert loaded.detectors == ("gmm", "event")
+    # ga.fit gives the family the (anomaly, neighbours) pair of the default features, and the file keeps it
+    assert {e.detectors_["event"].pairs for m in (model, loaded) for e in m.ensembles.values()} == {1}
     before = model.score(test)["irregularity"].sel(detector="event").values
     after = loaded.score(test)["irregularity"].sel(detector="event").values
     assert np.isfinite(before).any()
@@ -203,6 +205,7 @@ def test_federated_fit_regions_and_adaptation_carry_the_event_family():
                    federated_rounds=1, min_observations=20)
     test = cube.sel(time=slice("2002", None))
     region = model.region(next(iter(model.ensembles))[:1])
+    assert region.detectors_["event"].pairs == 1
     assert region.detectors_["event"].n_samples_ >= max(e.detectors_["event"].n_samples_
                                                         for e in model.ensembles.values())
     result, adapted = model.adapt(test, adapt_every=6)

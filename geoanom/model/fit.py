@@ -25,6 +25,7 @@ from threadpoolctl import threadpool_limits
 
 from ..detectors import DEFAULT_DETECTORS, Ensemble
 from ..detectors.ensemble import check_detector_names
+from ..detectors.event import pairs_from_feature_names
 from ..detectors.sketch import DEFAULT_CAPACITY, TileSketch, merge_sketch_maps, sketch_tiles
 from ..errors import GeoanomError, GeoanomWarning, NoDataError, TrainingPeriodError
 from ..features import Climatology, RegionParams
@@ -164,9 +165,10 @@ def fit(
     with on_workers(client):  # with a client, the climatology goes to the workers once, not in every graph
         features = feature_cube(values, climatology, feature_sets, region_params, training=True)
     sketch_batches = _sketch_graph(features, codes, tile_names, seed, sample_size, split_every, tiles_per_batch)
+    family_params = _family_params(names, feature_names([str(v) for v in values["variable"].values], feature_sets))
     if federated:  # the rounds read the sketches again: keep them where they are
         sketch_batches = [(dask.persist(merged, scheduler=scheduler)[0], tiles) for merged, tiles in sketch_batches]
-    batches = [dask.delayed(_fit_batch, pure=True)(merged, tiles, names, seed, min_observations)
+    batches = [dask.delayed(_fit_batch, pure=True)(merged, tiles, names, seed, min_observations, family_params)
                for merged, tiles in sketch_batches]
     # The ±inf that open_cube treated as missing are counted in the same pass that reads the data.
     *fitted_batches, infinite = dask.compute(*batches, count_infinite(cube, compute=False), scheduler=scheduler)
@@ -311,16 +313,21 @@ def _sketch_block(features, codes, time_index, cell_index, batch_of_tile, seed,
     return out
 
 
-def _fit_batch(sketches, batch_tiles, detectors, seed, min_observations) -> dict[str, Ensemble | str]:
+def _family_params(names: tuple[str, ...], features: list[str]) -> dict[str, dict[str, Any]]:
+    """Constructor parameters a family takes from the model's features: the event family's (z, n) pairs."""
+    return {"event": {"pairs": pairs_from_feature_names(features)}} if "event" in names else {}
+
+
+def _fit_batch(sketches, batch_tiles, detectors, seed, min_observations, family_params) -> dict[str, Ensemble | str]:
     """Fit the ensembles of one batch of tiles; a tile with too little data gets a reason."""
     # Dask already runs one task per core: OpenMP/BLAS threads inside each task
     # (scikit-learn's k-means initialisation) would oversubscribe the cores and,
     # on a busy machine, make each small fit tens of times slower.
     with threadpool_limits(1):
-        return _fit_tiles(sketches, batch_tiles, detectors, seed, min_observations)
+        return _fit_tiles(sketches, batch_tiles, detectors, seed, min_observations, family_params)
 
 
-def _fit_tiles(sketches, batch_tiles, detectors, seed, min_observations) -> dict[str, Ensemble | str]:
+def _fit_tiles(sketches, batch_tiles, detectors, seed, min_observations, family_params) -> dict[str, Ensemble | str]:
     out: dict[str, Ensemble | str] = {}
     ready: dict[str, TileSketch] = {}
     for code, tile in batch_tiles.items():
@@ -334,7 +341,8 @@ def _fit_tiles(sketches, batch_tiles, detectors, seed, min_observations) -> dict
             ready[tile] = sketch
     if ready:
         ensembles = Ensemble.fit_many(
-            [sketch.rows for sketch in ready.values()], detectors, [tile_seed(seed, tile) for tile in ready]
+            [sketch.rows for sketch in ready.values()], detectors, [tile_seed(seed, tile) for tile in ready],
+            params=family_params,
         )
         for (tile, sketch), ensemble in zip(ready.items(), ensembles):
             ensemble.n_observations_ = sketch.count
