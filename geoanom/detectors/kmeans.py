@@ -8,7 +8,6 @@ from typing import Any, ClassVar
 
 import numpy as np
 from numba import njit
-from sklearn.cluster import KMeans
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from .base import (
@@ -344,6 +343,8 @@ class KMeansDetector(Detector):
         """
         if len(self.means_) <= max_clusters:
             return self
+        from sklearn.cluster import KMeans  # only here: importing sklearn.cluster costs every fit about 0.25 s
+
         groups = KMeans(max_clusters, n_init=1, random_state=0).fit(self.means_, sample_weight=self.counts_).labels_
         counts = np.bincount(groups, weights=self.counts_, minlength=max_clusters)
         keep = counts > 0
