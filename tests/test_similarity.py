@@ -82,6 +82,20 @@ def test_moments_of_each_family_match_the_training_data():
         assert np.abs((found_cov - covariance) / np.outer(std, std)).max() < tolerance, family
 
 
+def test_moments_of_the_event_family_where_one_group_covers_every_feature():
+    X = np.random.default_rng(4).multivariate_normal([1.0, -2.0], [[4.0, 0.6], [0.6, 0.25]], size=3000)
+    for params in ({}, {"pairs": 1}):
+        ensemble = Ensemble(("event",), random_state=0).fit(X) if not params else Ensemble.fit_many(
+            [X], ("event",), [0], params={"event": params})[0]
+        found_mean, found_cov = ensemble_moments(ensemble)
+        std = X.std(axis=0)
+        assert np.abs((found_mean - X.mean(axis=0)) / std).max() < 0.05, params
+        assert np.abs((found_cov - np.cov(X.T, bias=True)) / np.outer(std, std)).max() < 0.1, params
+    two_pairs = Ensemble.fit_many([np.hstack([X, X[::-1]])], ("event",), [0], params={"event": {"pairs": 2}})[0]
+    with pytest.raises(GeoanomError, match="tile"):
+        ensemble_moments(two_pairs)
+
+
 def test_mixture_and_cluster_moments_agree_on_two_point_masses():
     means = np.array([[-1.0, 0.0], [1.0, 2.0]])
     center, scale = np.array([5.0, 5.0]), np.array([2.0, 1.0])

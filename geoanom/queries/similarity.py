@@ -91,8 +91,9 @@ def ensemble_moments(ensemble: Ensemble, name: str = "the tile") -> tuple[np.nda
     """The Gaussian moments of a fitted ensemble's feature distribution, in data units.
 
     From the first family that holds them: the mixtures (``gmm``, then
-    ``dpmm``), the K-Means clusters, or else the isolation forest's
-    reservoir sample of its observations.
+    ``dpmm``), the K-Means clusters, the event family's robust Gaussian
+    (when it covers every feature in one group), or else the isolation
+    forest's reservoir sample of its observations.
 
     Raises
     ------
@@ -115,6 +116,9 @@ def ensemble_moments(ensemble: Ensemble, name: str = "the tile") -> tuple[np.nda
     if "kmeans" in families:
         d = families["kmeans"]
         return cluster_moments(d.counts_, d.means_, d.scatter_, d.center_, d.scale_)
+    event = families.get("event")
+    if event is not None and event.means_.shape == (1, event.n_features_in_):  # one group over every feature
+        return event.means_[0], event.covariances_[0]
     reservoir = getattr(families.get("iforest"), "reservoir_", None)
     if reservoir is not None and len(reservoir) > 1:
         reservoir = np.asarray(reservoir, dtype=np.float64)
