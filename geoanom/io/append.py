@@ -124,7 +124,11 @@ def region_bounds(start: int, stop: int, chunk: int, per_region: int = 1) -> lis
     [(10, 16), (16, 24), (24, 30)]
     >>> region_bounds(8, 12, 4)
     [(8, 12)]
+    >>> region_bounds(12, 12, 4)  # nothing pending: the first, atomic part held every step
+    []
     """
+    if start >= stop:
+        return []
     cuts = [start, *range((start // chunk + 1) * chunk, stop, chunk), stop]
     edges = cuts[::per_region] + ([stop] if (len(cuts) - 1) % per_region else [])
     return list(zip(edges[:-1], edges[1:]))
