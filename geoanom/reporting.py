@@ -99,7 +99,7 @@ def write_outputs(result, model, out_path, plot_path, client, *, table_path=None
         model.save(model_path)
         say(f"model saved to {model_path}")
     with _reopened(out_path) as written:  # the map and the table read the scores written, not score again
-        warn_flagged_share(written, out_path)
+        warn_flagged_share(written, out_path, model)
         if plot_path is not None:
             with stage(f"drawing {plot_path}", client):
                 say(f"map of the last time step: {irregularity_map(written, plot_path)}")
@@ -126,37 +126,58 @@ def flagged_share(result) -> np.ndarray:
     >>> flagged_share(model.score(cube).compute())  # doctest: +SKIP
     array([0.012, 0.009, ...])
     """
-    from .tiling import spatial_dims
-
-    dims = spatial_dims(result)
-    scored = result["fused_irregularity"].notnull()
-    counts = scored.sum(dims).values
-    flagged = result["ensemble"].where(scored, False).sum(dims).values
+    flagged, counts = _flag_counts(result)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(counts > 0, flagged / np.maximum(counts, 1), np.nan)
 
 
-def warn_flagged_share(result, path) -> None:
+def _flag_counts(result) -> tuple[np.ndarray, np.ndarray]:
+    """Per time step: how many scored cells the ensemble flags, and how many cells were scored."""
+    from .tiling import spatial_dims
+
+    dims = spatial_dims(result)
+    scored = result["fused_irregularity"].notnull()
+    return result["ensemble"].where(scored, False).sum(dims).values, scored.sum(dims).values
+
+
+def warn_flagged_share(result, path, model) -> None:
     """Warn when the ensemble flags far more than normal data would: the scored period left the training climate.
+
+    The share is of every scored observation; the first and last tenth of
+    the time steps show whether it grows (a trend) or not (a shift).
 
     Examples
     --------
-    >>> warn_flagged_share(xr.open_zarr("anomalies.zarr"), "anomalies.zarr")  # doctest: +SKIP
+    >>> warn_flagged_share(xr.open_zarr("anomalies.zarr"), "anomalies.zarr", model)  # doctest: +SKIP
     """
-    shares = flagged_share(result)
-    if not np.isfinite(shares).any():
+    flagged, counts = _flag_counts(result)
+    if counts.sum() == 0 or flagged.sum() <= MANY_FLAGGED * counts.sum():
         return
-    share = float(np.nanmean(shares))
-    if share <= MANY_FLAGGED:
-        return
-    tenth = max(1, shares.size // 10)
-    first, last = (float(np.nanmean(part)) if np.isfinite(part).any() else np.nan
-                   for part in (shares[:tenth], shares[-tenth:]))
-    warnings.warn(f"{path}: the ensemble flags {share:.0%} of the scored observations (from {first:.0%} in the first "
-                  f"tenth of the time steps to {last:.0%} in the last), where normal data give about 1%: the "
-                  "scored period has left the training climate, so the flags show that change (a trend or a "
-                  "shift) more than events; to see events about it, fit with --trend linear, or score "
-                  "adaptively (model.adapt).", GeoanomWarning, stacklevel=2)
+    tenth = max(1, counts.size // 10)
+    first, last = (part_flagged.sum() / max(part_counts.sum(), 1)
+                   for part_flagged, part_counts in ((flagged[:tenth], counts[:tenth]),
+                                                     (flagged[-tenth:], counts[-tenth:])))
+    # a model already judging anomalies about a trend is pointed to adaptation only
+    advice = ("score adaptively (model.adapt)" if model.attrs.get("trend") == "linear"
+              else "fit with --trend linear, or score adaptively (model.adapt)")
+    warnings.warn(f"{path}: the ensemble flags {flagged.sum() / counts.sum():.0%} of the scored observations (from "
+                  f"{first:.0%} in the first tenth of the time steps to {last:.0%} in the last), where normal data "
+                  "give about 1%: the scored period has left the training climate, so the flags show that change "
+                  f"(a trend or a shift) more than events; to see events about it, {advice}.",
+                  GeoanomWarning, stacklevel=2)
+
+
+def warn_flagged_share_of(path, model, last_steps: int | None = None) -> None:
+    """:func:`warn_flagged_share` for a written result, or its last ``last_steps`` time steps (an append).
+
+    Examples
+    --------
+    >>> warn_flagged_share_of("anomalies.zarr", model, last_steps=1)  # doctest: +SKIP
+    """
+    with _reopened(path) as written:
+        if last_steps is not None:
+            written = written.isel(time=slice(-last_steps, None))
+        warn_flagged_share(written, path, model)
 
 
 def _reopened(path):

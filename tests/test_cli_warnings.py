@@ -100,20 +100,31 @@ SHARE = re.compile(r"geoanom: warning: \S+r\.zarr: the ensemble flags (\d+)% of 
                    r"\(from (\d+)% in the first tenth of the time steps to (\d+)% in the last\)")
 
 
+SCORE_SHARE = re.compile(r"geoanom: warning: \S+late_r\.zarr: the ensemble flags (\d+)% of the scored observations")
+
+
 def test_a_scored_period_far_outside_the_training_climate_warns_with_the_flagged_share(tmp_path, refused):
     # A1B North America: 2000-2099 against the 1860-1959 climate is the warming, flagged almost everywhere late
     import geoanom as ga
 
     path = tmp_path / "na.nc"
     cube = ga.sample_cube("north_america").isel(lat=slice(0, 12), lon=slice(0, 12))
-    xr.concat([cube.sel(time=slice(None, "1959")), cube.sel(time=slice("2000", None))], "time").to_netcdf(path)
+    both = xr.concat([cube.sel(time=slice(None, "1959")), cube.sel(time=slice("2000", None))], "time")
+    both.to_netcdf(path)
     run = refused("detect", path, "--var", "air_temperature", "--train-end", "1959", "--detectors", "gmm", "--precision", "1",
-                  "--out", tmp_path / "r.zarr")
+                  "--out", tmp_path / "r.zarr", "--model-out", tmp_path / "model.npz")
     assert run.returncode == 0, run.stderr
     found = [SHARE.search(line) for line in warnings_of(run.stderr)]
     match = next(m for m in found if m)
     share, first, last = (int(group) for group in match.groups())
     assert share > 10 and last > first and "--trend linear" in run.stderr
+    # a saved model scoring the late years alone says the same, of those years only
+    late = tmp_path / "late.nc"
+    both.isel(time=slice(-50, None)).to_netcdf(late)
+    run = refused("score", tmp_path / "model.npz", late, "--out", tmp_path / "late_r.zarr")
+    assert run.returncode == 0, run.stderr
+    match = next(m for m in map(SCORE_SHARE.search, warnings_of(run.stderr)) if m)
+    assert int(match.group(1)) > share
 
 
 def test_a_stationary_record_gives_no_flagged_share_warning(tmp_path, refused):
