@@ -126,27 +126,22 @@ def trimmed_moments(rows: np.ndarray, cutoff: float) -> tuple[float, np.ndarray,
     return float(len(kept)), mean, deviations.T @ deviations
 
 
-def event_glr(deviations: np.ndarray, precision: np.ndarray) -> np.ndarray:
-    """The event-direction GLR (see the module docstring) of deviations (n, 2) under one 2 x 2 precision.
+@njit(cache=True, nogil=True)  # threads (dask's) score blocks at once
+def glr_of_pairs(X, columns, means, precisions, out):  # pragma: no cover - compiled
+    """Per row, the largest event-direction GLR over the pairs (see :mod:`.event`): one pass, no temporaries.
+
+    With ``d`` a pair's deviation and ``P`` its precision: ``d'Pd`` where
+    ``0 <= d_n / d_z <= 1``, else the larger of the alpha = 0 and alpha = 1
+    ends. ``tests/test_event.py`` checks it against a dense grid over alpha.
 
     Examples
     --------
-    >>> P = np.eye(2)
-    >>> event_glr(np.array([[2.0, 1.0], [0.0, 2.0], [2.0, -2.0]]), P).tolist()
+    >>> out = np.empty(3)
+    >>> glr_of_pairs(np.array([[2.0, 1.0], [0.0, 2.0], [2.0, -2.0]]), np.array([[0, 1]]), np.zeros((1, 2)),
+    ...              np.eye(2)[None], out)
+    >>> out.tolist()
     [5.0, 2.0, 4.0]
     """
-    d0, d1 = deviations[:, 0], deviations[:, 1]
-    a = d0 * precision[0, 0] + d1 * precision[0, 1]
-    b = d0 * precision[0, 1] + d1 * precision[1, 1]
-    spike = a * a / precision[0, 0]
-    blob = (a + b) ** 2 / (precision[0, 0] + 2 * precision[0, 1] + precision[1, 1])
-    inside = (d0 * d1 >= 0) & (np.abs(d1) <= np.abs(d0))
-    return np.where(inside, d0 * a + d1 * b, np.maximum(spike, blob))
-
-
-@njit(cache=True, nogil=True)  # threads (dask's) score blocks at once
-def glr_of_pairs(X, columns, means, precisions, out):  # pragma: no cover - compiled
-    """Per row, the largest :func:`event_glr` over the pairs: one pass, no temporaries."""
     for i in range(X.shape[0]):
         best = 0.0
         for g in range(columns.shape[0]):
