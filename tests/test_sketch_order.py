@@ -19,7 +19,7 @@ def test_key_order_sorts_keys_sharing_a_bucket():
     np.testing.assert_array_equal(_key_order(keys, 5), np.argsort(keys))
 
 
-@pytest.mark.parametrize("sizes", [(0, 5), (5, 0), (300, 4000), (4096, 4096), (10, 12)])
+@pytest.mark.parametrize("sizes", [(0, 0), (0, 5), (5, 0), (300, 4000), (4096, 4096), (10, 12)])
 def test_a_merge_keeps_the_smallest_keys_of_the_union(sizes):
     from geoanom.detectors.sketch import TileSketch, _merged_smallest, _smallest
 

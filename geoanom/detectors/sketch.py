@@ -86,7 +86,7 @@ class TileSketch:
         rows = np.concatenate([self.rows, other.rows])
         # both samples are in key order (every sketch keeps its keys sorted): one linear merge finds the smallest
         keep = _merged_smallest(self.keys, other.keys, self.capacity)
-        if keep[0] < 0:  # not sorted after all (a sketch built by hand): sort the union
+        if keep.size and keep[0] < 0:  # not sorted after all (a sketch built by hand): sort the union
             keep = _smallest(keys, self.capacity)
         return TileSketch(count, mean, scatter, keys[keep], rows[keep], self.capacity)
 
