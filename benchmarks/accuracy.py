@@ -372,7 +372,7 @@ def main() -> None:
     columns = list(BASELINES) + families
     print_table(rows, columns, "roc_auc", "ROC AUC")
     print_table(rows, columns, "average_precision", "average precision")
-    print_flags(rows, [c for c in families if "recall" in rows[0]["scores"][c]])  # the scores with a flag
+    print_flags(rows, [c for c in [*families, "ensemble"] if "recall" in rows[0]["scores"][c]])  # those with a flag
     print_by_kind(rows, columns)
     wins = print_summary(rows)
     print(f"total {seconds:.0f} s")
