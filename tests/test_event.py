@@ -225,3 +225,76 @@ def test_pairs_follow_the_model_feature_names(feature_sets, expected):
     from geoanom.features.vectors import feature_names
 
     assert pairs_from_feature_names(feature_names(["sst", "tas"], feature_sets)) == expected
+
+
+# (z, n, b): the cell, its neighbours and its background ring, all sharing a large-scale state.
+TRIPLE_COVARIANCE = np.array([[1.0, 0.7, 0.6], [0.7, 0.6, 0.5], [0.6, 0.5, 0.5]])
+
+
+def triples_sample(n, seed):
+    return np.random.default_rng(seed).multivariate_normal(np.zeros(3), TRIPLE_COVARIANCE, size=n)
+
+
+def test_with_background_the_closed_form_equals_a_dense_grid_over_alpha():
+    detector = EventDetector(pairs=1, background=True).fit(triples_sample(4000, 20))
+    rng = np.random.default_rng(21)
+    rows = np.r_[rng.normal(scale=3.0, size=(400, 3)), [[2.0, 0.0, 0.0], [2.0, 2.0, 2.0], [-2.0, -1.0, 1.0]]]
+    precision = np.linalg.inv(detector.covariances_[0])
+    d = rows - detector.means_[0]
+    alphas = np.linspace(0.0, 1.0, 20001)
+    u = np.stack([np.ones_like(alphas), alphas, np.zeros_like(alphas)], axis=1)  # the event leaves b alone
+    ratio = (d @ precision @ u.T) ** 2 / np.einsum("ai,ij,aj->a", u, precision, u)
+    np.testing.assert_allclose(detector.native_score(rows), ratio.max(axis=1), rtol=1e-6, atol=1e-12)
+    # the pair alone, without its background, is a different statistic
+    assert not np.allclose(EventDetector(pairs=1).fit(triples_sample(4000, 20)[:, :2]).native_score(rows[:, :2]),
+                           detector.native_score(rows))
+
+
+def test_background_explains_a_departure_the_whole_region_shares():
+    X = triples_sample(5000, 22)
+    with_background = EventDetector(pairs=1, background=True).fit(X)
+    pair_only = EventDetector(pairs=1).fit(X[:, :2])
+    regional, local = np.array([[3.0, 3.0, 3.0]]), np.array([[3.0, 3.0, 0.0]])
+    # a warm region (cell, neighbours and ring alike) is explained by its background; a local blob is not
+    assert with_background.native_score(regional)[0] < 0.5 * with_background.native_score(local)[0]
+    assert pair_only.native_score(regional[:, :2])[0] == pytest.approx(pair_only.native_score(local[:, :2])[0])
+    fresh = triples_sample(50000, 23)
+    assert 0.003 <= float((with_background.irregularity(fresh) > 1).mean()) <= 0.02
+
+
+def test_background_columns_follow_the_pairs():
+    X = np.column_stack([triples_sample(500, 24), triples_sample(500, 25)])[:, [0, 3, 1, 4, 2, 5]]
+    detector = EventDetector(pairs=2, background=True).fit(X)
+    assert detector.means_.shape == (2, 3)
+    single = EventDetector(pairs=1, background=True).fit(X[:, [1, 3, 5]])
+    np.testing.assert_allclose(detector.means_[1], single.means_[0])
+    with pytest.raises(ValueError, match="pairs=2 needs at least 6 features"):
+        EventDetector(pairs=2, background=True).fit(X[:, :5])
+    restored = EventDetector.from_dict(detector.to_dict())
+    np.testing.assert_array_equal(restored.native_score(X), detector.native_score(X))
+
+
+@pytest.mark.parametrize("feature_sets, expected", [
+    (("anomalies", "neighbours", "background"), {"pairs": 2, "background": True}),
+    (("anomalies", "neighbours"), {"pairs": 2, "background": False}),
+    (("anomalies", "neighbours", "background", "regions"), {"pairs": 2, "background": True}),
+    (("anomalies", "background"), {"pairs": None, "background": False}),
+])
+def test_event_params_follow_the_model_feature_names(feature_sets, expected):
+    from geoanom.detectors.event import event_params
+    from geoanom.features.vectors import feature_names
+
+    assert event_params(feature_names(["sst", "tas"], feature_sets)) == expected
+
+
+def test_a_model_with_background_features_fits_event_triples(tmp_path):
+    cube, _ = synthetic_cube(n_years=3, n_lat=12, n_lon=16, seed=3, frequency="month")
+    model = ga.fit(cube, detectors="event", features=("anomalies", "neighbours", "background"))
+    detector = next(iter(model.ensembles.values())).detectors_["event"]
+    assert detector.background and detector.means_.shape == (1, 3)
+    assert model.attrs["features"] == ["anomalies", "neighbours", "background"]
+    scored = model.score(cube)["irregularity"].sel(detector="event").values
+    assert np.isfinite(scored).all()
+    model.save(tmp_path / "model.npz")
+    loaded = ga.load_model(tmp_path / "model.npz")
+    np.testing.assert_array_equal(loaded.score(cube)["irregularity"].sel(detector="event").values, scored)

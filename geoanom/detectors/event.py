@@ -17,6 +17,16 @@ In closed form it is the Mahalanobis ``d'Pd`` when ``0 <= d_n / d_z <= 1``
 ``(Pd)_1^2 / P_11`` (alpha = 0) and ``((Pd)_1 + (Pd)_2)^2 / (P_11 + 2 P_12 + P_22)``
 (alpha = 1): the ratio has a single maximum over the directions ``u``.
 
+With the ``"background"`` features, a group also holds ``b``, the mean
+anomaly of a ring of cells around the neighbours (the large-scale state: a
+warm year, El Nino, a warming climate). The event still shifts only ``z``
+and ``n`` (``u = (1, alpha, 0)``), so the same maximum, taken with ``Pd`` and
+``P`` restricted to their ``(z, n)`` rows, is the Mahalanobis distance of
+``(z, n)`` from what the background predicts: a departure the whole region
+shares, as in the training period, is not an event at the cell. On the
+accuracy benchmark's real cubes this turns cold blobs and drifts in a
+warming record from below chance to 0.6-0.8 ROC AUC (``benchmarks/accuracy.py``).
+
 The mean and covariance are robust: a classical estimate, then one
 re-estimate on the rows inside its ``trim`` chi-squared ellipse, rescaled to be
 consistent for a Gaussian (a normal truncated to that ellipse has covariance
@@ -36,8 +46,9 @@ from sklearn.utils._param_validation import Interval
 from .base import CONTAMINATION_CONSTRAINT, SEED_CONSTRAINT, THRESHOLD_CONSTRAINT, Detector, merged_threshold
 from .event_glr import (
     chi2_quantile,
+    cone_covariances,
     covariance,
-    glr_of_pairs,
+    glr_of_groups,
     group_columns,
     mahalanobis,
     squared_distances,
@@ -71,13 +82,35 @@ def pairs_from_feature_names(names: Sequence[str]) -> int | None:
     return count if count and list(names[: 2 * count]) == expected else None
 
 
+def event_params(names: Sequence[str]) -> dict[str, Any]:
+    """The event family's ``pairs`` and ``background`` for a model's features (see :func:`pairs_from_feature_names`).
+
+    ``background`` when the pairs are followed by the same variables'
+    background anomalies (the ``"background"`` feature set).
+
+    Examples
+    --------
+    >>> event_params(["sst_anomaly", "sst_neighbours", "sst_background"])
+    {'pairs': 1, 'background': True}
+    >>> event_params(["sst_anomaly", "sst_neighbours"])
+    {'pairs': 1, 'background': False}
+    """
+    pairs = pairs_from_feature_names(names)
+    if pairs is None:
+        return {"pairs": None, "background": False}
+    variables = [name.removesuffix("_anomaly") for name in names[:pairs]]
+    background = list(names[2 * pairs: 3 * pairs]) == [f"{name}_background" for name in variables]
+    return {"pairs": pairs, "background": background}
+
+
 class EventDetector(Detector):
     """Event-direction GLR detector: a lone spike or a coherent blob, not any deviation (see the module docstring).
 
     The native score is, with ``pairs=V``, the largest over the variables of
     each one's event-direction GLR on its ``(z_v, n_v)`` pair (columns v and
-    V + v, the layout of the default features ``anomalies, neighbours``;
-    further columns are ignored); with ``pairs=None``, the squared
+    V + v, the layout of the features ``anomalies, neighbours``; further
+    columns are ignored), given its background ``b_v`` (column 2V + v) with
+    ``background=True``; with ``pairs=None``, the squared
     Mahalanobis distance over every column (no cone). It is anomalous above
     ``native_threshold_``: a bound a Gaussian tile exceeds in at most 1% of
     observations (:attr:`paper_threshold`; 9.21 for one pair) when plausible for
@@ -90,6 +123,9 @@ class EventDetector(Detector):
     pairs : int, optional
         Number of variables V whose (anomaly, neighbours) pairs are scored;
         None scores every column jointly by Mahalanobis distance.
+    background : bool, default False
+        With ``pairs``: columns 2V..3V-1 are the variables' background
+        anomalies, and each pair is judged given its own.
     trim : float, default 0.99
         Share of a Gaussian kept by the ellipse the robust mean and
         covariance are re-estimated in; 1 keeps every row.
@@ -114,6 +150,7 @@ class EventDetector(Detector):
     anomalous_above = True
     _parameter_constraints: ClassVar[dict] = {
         "pairs": [Interval(Integral, 1, None, closed="left"), None],
+        "background": ["boolean"],
         "trim": [Interval(Real, 0, 1, closed="right")],
         "threshold": THRESHOLD_CONSTRAINT,
         "contamination": CONTAMINATION_CONSTRAINT,
@@ -123,12 +160,14 @@ class EventDetector(Detector):
     def __init__(
         self,
         pairs: int | None = None,
+        background: bool = False,
         trim: float = 0.99,
         threshold: float | None = None,
         contamination: float = 0.01,
         random_state: int | None = None,
     ):
         self.pairs = pairs
+        self.background = background
         self.trim = trim
         self.threshold = threshold
         self.contamination = contamination
@@ -155,7 +194,7 @@ class EventDetector(Detector):
 
     # -- fitting --------------------------------------------------------------
     def _fit(self, X: np.ndarray) -> None:
-        columns = group_columns(self.pairs, X.shape[1])
+        columns = group_columns(self.pairs, X.shape[1], self.background)
         cutoff, _ = trim_cutoff(self.trim, columns.shape[1])
         moments = [trimmed_moments(X[:, group], cutoff) for group in columns]
         self.n_samples_ = float(len(X))
@@ -166,14 +205,16 @@ class EventDetector(Detector):
         self.counts_ = np.asarray(counts, dtype=np.float64)
         self.means_ = np.asarray(means, dtype=np.float64)
         self.scatter_ = np.asarray(scatter, dtype=np.float64)
-        self._columns = group_columns(self.pairs, self.n_features_in_)
+        self._columns = group_columns(self.pairs, self.n_features_in_, self.background)
         if self._columns.shape != self.means_.shape:
             raise ValueError(f"event detector: its moments have {self.means_.shape[0]} groups of "
                              f"{self.means_.shape[1]} features, but pairs={self.pairs} over "
-                             f"{self.n_features_in_} features reads {self._columns.shape}")
+                             f"{self.n_features_in_} features (background={self.background}) reads "
+                             f"{self._columns.shape}")
         self._cutoff, factor = trim_cutoff(self.trim, self.means_.shape[1])
         self.covariances_ = covariance(self.counts_, self.scatter_, factor)
         self._precisions = np.linalg.inv(self.covariances_)
+        self._cone_covariances = cone_covariances(self._precisions)
 
     # -- scoring --------------------------------------------------------------
     def _native_score(self, X: np.ndarray) -> np.ndarray:
@@ -182,7 +223,7 @@ class EventDetector(Detector):
         if self.pairs is None:
             mahalanobis(X, self.means_[0], self._precisions[0], out)
         else:
-            glr_of_pairs(X, self._columns, self.means_, self._precisions, out)
+            glr_of_groups(X, self._columns, self.means_, self._precisions, self._cone_covariances, out)
         return out
 
     def _inside(self, X: np.ndarray) -> list[np.ndarray]:
@@ -325,19 +366,20 @@ class EventDetector(Detector):
         >>> state = {"means_": [[0.0, 0.0]], "counts_": [10.0], "scatter_": [[[10.0, 0.0], [0.0, 10.0]]],
         ...          "n_samples_": 10.0, "n_features_": 2}
         >>> EventDetector.check_state(state)
-        >>> EventDetector.check_state({**state, "n_features_": 1})
+        >>> EventDetector.check_state({**state, "n_features_": 1})  # doctest: +ELLIPSIS
         Traceback (most recent call last):
         ...
-        ValueError: event detector: means_ holds 1 groups of 2 features, neither every one of n_features_ 1 nor pairs among them
+        ValueError: event detector: means_ holds 1 groups of 2 features, neither every one of n_features_ 1 nor ...
         """
         family = cls.family
         check_scalars(state, family, "n_samples_", "n_features_")
         n_features = state["n_features_"]
         means = array(state, "means_", family, 2)
         groups, width = means.shape
-        if n_features != int(n_features) or not (width == n_features or (width == 2 and 2 * groups <= n_features)):
+        if n_features != int(n_features) or not (width == n_features
+                                                 or (width in (2, 3) and width * groups <= n_features)):
             raise ValueError(f"{family} detector: means_ holds {groups} groups of {width} features, neither every "
-                             f"one of n_features_ {n_features} nor pairs among them")
+                             f"one of n_features_ {n_features} nor pairs (or triples) among them")
         counts = array(state, "counts_", family, 1)
         expect_shape(counts, "counts_", (groups,), family, f"one per group of means_ {means.shape}")
         if not np.isfinite(counts).all() or (counts <= 0).any():

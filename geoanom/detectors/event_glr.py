@@ -22,26 +22,32 @@ RIDGE = 1e-6
 RIDGE_FLOOR = 1e-12
 
 
-def group_columns(pairs: int | None, n_features: int) -> np.ndarray:
+def group_columns(pairs: int | None, n_features: int, background: bool = False) -> np.ndarray:
     """The columns each group of the statistic reads, (groups, width) integers.
 
     ``pairs=None``: one group of every column; ``pairs=V``: the first 2V
-    columns are ``[z_1..z_V, n_1..n_V]`` and group v reads ``(z_v, n_v)``.
+    columns are ``[z_1..z_V, n_1..n_V]`` and group v reads ``(z_v, n_v)``;
+    with ``background``, the next V columns are ``b_1..b_V`` and group v
+    reads ``(z_v, n_v, b_v)``.
 
     Examples
     --------
     >>> group_columns(2, 5).tolist()
     [[0, 2], [1, 3]]
+    >>> group_columns(2, 6, background=True).tolist()
+    [[0, 2, 4], [1, 3, 5]]
     >>> group_columns(None, 3).tolist()
     [[0, 1, 2]]
     """
     if pairs is None:
         return np.arange(n_features)[None]
-    if 2 * pairs > n_features:
-        raise ValueError(f"event detector: pairs={pairs} needs at least {2 * pairs} features "
-                         f"(z_1..z_{pairs}, n_1..n_{pairs}), got n_features = {n_features}")
+    width = 3 if background else 2
+    if width * pairs > n_features:
+        needed = f"z_1..z_{pairs}, n_1..n_{pairs}" + (f", b_1..b_{pairs}" if background else "")
+        raise ValueError(f"event detector: pairs={pairs} needs at least {width * pairs} features "
+                         f"({needed}), got n_features = {n_features}")
     variables = np.arange(pairs)
-    return np.stack([variables, pairs + variables], axis=1)
+    return np.stack([variables + offset * pairs for offset in range(width)], axis=1)
 
 
 @functools.lru_cache(maxsize=64)  # scipy's quantile costs ~0.2 ms a call, and every tile asks the same
@@ -126,33 +132,60 @@ def trimmed_moments(rows: np.ndarray, cutoff: float) -> tuple[float, np.ndarray,
     return float(len(kept)), mean, deviations.T @ deviations
 
 
-@njit(cache=True, nogil=True)  # threads (dask's) score blocks at once
-def glr_of_pairs(X, columns, means, precisions, out):  # pragma: no cover - compiled
-    """Per row, the largest event-direction GLR over the pairs (see :mod:`.event`): one pass, no temporaries.
+def cone_covariances(precisions: np.ndarray) -> np.ndarray:
+    """Per group, the covariance (g, 2, 2) of ``(z, n)`` given the group's other columns: ``inv(P[:2, :2])``.
 
-    With ``d`` a pair's deviation and ``P`` its precision: ``d'Pd`` where
-    ``0 <= d_n / d_z <= 1``, else the larger of the alpha = 0 and alpha = 1
-    ends. ``tests/test_event.py`` checks it against a dense grid over alpha.
+    For a (z, n) pair it is the pair's covariance itself.
+
+    Examples
+    --------
+    >>> cone_covariances(np.linalg.inv(np.array([[[1.0, 0.0, 0.5], [0.0, 1.0, 0.0], [0.5, 0.0, 1.0]]])))[0].round(2)
+    array([[0.75, 0.  ],
+           [0.  , 1.  ]])
+    """
+    return np.linalg.inv(precisions[:, :2, :2])
+
+
+@njit(cache=True, nogil=True)  # threads (dask's) score blocks at once
+def glr_of_groups(X, columns, means, precisions, cone_covariances, out):  # pragma: no cover - compiled
+    """Per row, the largest event-direction GLR over the groups (see :mod:`.event`): one pass, no temporaries.
+
+    With ``d`` a group's deviation, ``P`` its precision, ``g = (Pd)[:2]``
+    and ``C = inv(P[:2, :2])`` (``cone_covariances``): ``g'Cg`` where the
+    best direction ``w = Cg`` has ``0 <= w_n / w_z <= 1``, else the larger of
+    the alpha = 0 and alpha = 1 ends. For a (z, n) pair ``w`` is ``d`` itself
+    and ``g'Cg`` is ``d'Pd``; for (z, n, b) it is the Mahalanobis distance of
+    (z, n) given the background b. ``tests/test_event.py`` checks it against a
+    dense grid over alpha.
 
     Examples
     --------
     >>> out = np.empty(3)
-    >>> glr_of_pairs(np.array([[2.0, 1.0], [0.0, 2.0], [2.0, -2.0]]), np.array([[0, 1]]), np.zeros((1, 2)),
-    ...              np.eye(2)[None], out)
+    >>> glr_of_groups(np.array([[2.0, 1.0], [0.0, 2.0], [2.0, -2.0]]), np.array([[0, 1]]), np.zeros((1, 2)),
+    ...               np.eye(2)[None], np.eye(2)[None], out)
     >>> out.tolist()
     [5.0, 2.0, 4.0]
     """
+    width = columns.shape[1]
     for i in range(X.shape[0]):
         best = 0.0
         for g in range(columns.shape[0]):
-            d0 = X[i, columns[g, 0]] - means[g, 0]
-            d1 = X[i, columns[g, 1]] - means[g, 1]
-            p00, p01, p11 = precisions[g, 0, 0], precisions[g, 0, 1], precisions[g, 1, 1]
-            a = d0 * p00 + d1 * p01
-            b = d0 * p01 + d1 * p11
-            if d0 * d1 >= 0.0 and abs(d1) <= abs(d0):
-                score = d0 * a + d1 * b  # 0 <= d_n / d_z <= 1: the unconstrained maximum
+            a = 0.0
+            b = 0.0
+            for j in range(width):
+                deviation = X[i, columns[g, j]] - means[g, j]
+                a += precisions[g, 0, j] * deviation
+                b += precisions[g, 1, j] * deviation
+            if width == 2:  # the best direction is the deviation itself
+                w0 = X[i, columns[g, 0]] - means[g, 0]
+                w1 = X[i, columns[g, 1]] - means[g, 1]
             else:
+                w0 = cone_covariances[g, 0, 0] * a + cone_covariances[g, 0, 1] * b
+                w1 = cone_covariances[g, 1, 0] * a + cone_covariances[g, 1, 1] * b
+            if w0 * w1 >= 0.0 and abs(w1) <= abs(w0):
+                score = a * w0 + b * w1  # 0 <= w_n / w_z <= 1: the unconstrained maximum
+            else:
+                p00, p01, p11 = precisions[g, 0, 0], precisions[g, 0, 1], precisions[g, 1, 1]
                 score = max(a * a / p00, (a + b) * (a + b) / (p00 + 2.0 * p01 + p11))
             best = max(best, score)
         out[i] = best

@@ -3,6 +3,11 @@
 ``neighbours`` (:func:`neighbour_anomaly`)
     the mean standardised anomaly of the cell's eight neighbours: high
     around a coherent event, near zero around a lone noise spike.
+``background`` (:func:`background_anomaly`)
+    the mean standardised anomaly of a ring of cells around the neighbours
+    (up to seven cells away, beyond two): the large-scale state the cell's
+    region shares (a warm year, El Nino, a warming climate), which the event
+    family judges the cell and its neighbours against.
 ``regions`` (:func:`region_context`), per variable:
     ``{variable}_smoothed``, the denoised standardised anomaly (Gaussian then
     median filter), and ``{variable}_region_area``, log10(1 + area in km^2)
@@ -31,6 +36,11 @@ NEIGHBOURS = np.ones((1, 1, 3, 3))
 NEIGHBOURS[0, 0, 1, 1] = 0
 
 
+# the ring of the background: cells at most BACKGROUND_OUTER and more than BACKGROUND_INNER cells away
+# (Chebyshev distance), so it leaves out the cell, its neighbours and theirs, which an event shares
+BACKGROUND_OUTER, BACKGROUND_INNER = 7, 2
+
+
 def neighbour_anomaly(anomalies: da.Array, wrap: bool) -> da.Array:
     """Mean anomaly of each cell's eight neighbours (variable, time, y, x), over those with data.
 
@@ -45,11 +55,35 @@ def neighbour_anomaly(anomalies: da.Array, wrap: bool) -> da.Array:
     >>> float(neighbour_anomaly(z, wrap=False)[0, 0, 1, 1].compute())
     4.0
     """
-    depth = {0: 0, 1: 0, 2: min(1, anomalies.shape[2] - 1), 3: min(1, anomalies.shape[3] - 1)}
+    return _with_halo(anomalies, _neighbour_mean, 1, wrap)
+
+
+def background_anomaly(anomalies: da.Array, wrap: bool) -> da.Array:
+    """Mean anomaly of each cell's background ring (variable, time, y, x), over the ring's cells with data.
+
+    The ring holds the cells 3 to 7 cells away (``BACKGROUND_INNER``,
+    ``BACKGROUND_OUTER``); a cell whose ring has no data gets 0. Exact across
+    chunk edges and, when ``wrap``, across the antimeridian (for grids at
+    least 15 cells round).
+
+    Examples
+    --------
+    >>> import dask.array as da, numpy as np
+    >>> z = np.zeros((1, 1, 15, 15)); z[0, 0, 0, :] = 1.0
+    >>> ring = background_anomaly(da.from_array(z, chunks=(1, 1, 8, 8)), wrap=False).compute()
+    >>> round(float(ring[0, 0, 7, 7]), 4)  # 15 of the ring's 200 cells hold 1
+    0.075
+    """
+    return _with_halo(anomalies, _ring_mean, BACKGROUND_OUTER, wrap)
+
+
+def _with_halo(anomalies: da.Array, function, halo: int, wrap: bool) -> da.Array:
+    """``function`` over each block of spatial planes with a ``halo``-cell overlap (periodic in x when ``wrap``)."""
+    depth = {0: 0, 1: 0, 2: min(halo, anomalies.shape[2] - 1), 3: min(halo, anomalies.shape[3] - 1)}
     boundary = {0: "none", 1: "none", 2: "none", 3: "periodic" if wrap else "none"}
     if any(min(anomalies.chunks[axis]) < depth[axis] for axis in (2, 3)):  # map_overlap needs chunks >= halo
-        anomalies = anomalies.rechunk({axis: max(2, max(anomalies.chunks[axis])) for axis in (2, 3)})
-    return anomalies.map_overlap(_neighbour_mean, depth=depth, boundary=boundary, dtype=np.float64)
+        anomalies = anomalies.rechunk({axis: max(2 * depth[axis], max(anomalies.chunks[axis])) for axis in (2, 3)})
+    return anomalies.map_overlap(function, depth=depth, boundary=boundary, dtype=np.float64)
 
 
 def _neighbour_mean(block: np.ndarray) -> np.ndarray:
@@ -64,6 +98,32 @@ def _neighbour_mean(block: np.ndarray) -> np.ndarray:
     total = ndimage.convolve(np.where(valid, block, 0.0), NEIGHBOURS, mode="constant")
     count = ndimage.convolve(valid.astype(np.float32), NEIGHBOURS.astype(np.float32), mode="constant")
     del valid
+    return _mean_or_zero(total, count)
+
+
+def _ring_mean(block: np.ndarray) -> np.ndarray:
+    """The mean of each cell's valid ring cells (float64), 0 where it has none.
+
+    Box sums by ``uniform_filter`` (separable: O(1) per cell whatever the
+    window, where a 15 x 15 ``convolve`` costs 225 multiply-adds per cell),
+    the outer box less the inner one.
+    """
+    valid = np.isfinite(block)
+    values, weights = np.where(valid, block, 0.0), valid.astype(np.float64)
+    del valid
+    total, count = (_box_sum(part, BACKGROUND_OUTER) - _box_sum(part, BACKGROUND_INNER) for part in (values, weights))
+    np.rint(count, out=count)  # box means times their size: integers up to rounding
+    return _mean_or_zero(total, count)
+
+
+def _box_sum(block: np.ndarray, half: int) -> np.ndarray:
+    """Sum over the (2 half + 1)^2 box around each cell of each plane, zero outside the block."""
+    side = 2 * half + 1
+    return ndimage.uniform_filter(block, size=(1, 1, side, side), mode="constant") * side * side
+
+
+def _mean_or_zero(total: np.ndarray, count: np.ndarray) -> np.ndarray:
+    """``total / count`` in place, 0 where the count is below one half."""
     lonely = count < 0.5
     np.divide(total, count, out=total, where=~lonely)
     total[lonely] = 0.0

@@ -13,6 +13,11 @@ Feature sets, per variable, in this order:
     the mean anomaly of the cell's eight neighbours at the same time step
     (:func:`~geoanom.features.neighbourhood.neighbour_anomaly`): a coherent
     event raises it, a lone spike or noise does not.
+``"background"``
+    the mean anomaly of a ring of cells 3 to 7 cells away
+    (:func:`~geoanom.features.neighbourhood.background_anomaly`): the
+    large-scale state of the cell's region, against which the ``event``
+    family judges the cell and its neighbours.
 ``"regions"``
     the denoised anomaly and the log area of the anomalous region around the
     cell (:func:`~geoanom.features.neighbourhood.region_context`).
@@ -38,12 +43,12 @@ import numpy as np
 import xarray as xr
 
 from ..errors import GeoanomError
-from .neighbourhood import neighbour_anomaly, region_context
+from .neighbourhood import background_anomaly, neighbour_anomaly, region_context
 from .regions import RegionParams
 
-FEATURE_SETS = ("values", "anomalies", "neighbours", "regions")
+FEATURE_SETS = ("values", "anomalies", "neighbours", "background", "regions")
 DEFAULT_FEATURES = ("anomalies", "neighbours")
-CONTEXT_SETS = ("neighbours", "regions")  # computed over the grid (dask), not cell by cell
+CONTEXT_SETS = ("neighbours", "background", "regions")  # computed over the grid (dask), not cell by cell
 
 
 def check_feature_sets(features: Sequence[str] | str) -> tuple[str, ...]:
@@ -81,6 +86,8 @@ def feature_names(variables: Sequence[str], feature_sets: Sequence[str] = ("valu
         names += [f"{name}_anomaly" for name in variables]
     if "neighbours" in feature_sets:
         names += [f"{name}_neighbours" for name in variables]
+    if "background" in feature_sets:
+        names += [f"{name}_background" for name in variables]
     if "regions" in feature_sets:
         names += [f"{name}_smoothed" for name in variables] + [f"{name}_region_area" for name in variables]
     return names
@@ -103,6 +110,8 @@ def context_features(values: xr.DataArray, anomalies: da.Array, feature_sets: Se
     parts = []
     if "neighbours" in feature_sets:
         parts.append(neighbour_anomaly(anomalies, wrap))
+    if "background" in feature_sets:
+        parts.append(background_anomaly(anomalies, wrap))
     if "regions" in feature_sets:
         parts.append(region_context(anomalies, values, params, wrap))
     return da.concatenate(parts, axis=0).rechunk((-1,) + values.data.chunks[1:])

@@ -25,7 +25,7 @@ from threadpoolctl import threadpool_limits
 
 from ..detectors import DEFAULT_DETECTORS, Ensemble
 from ..detectors.ensemble import check_detector_names
-from ..detectors.event import pairs_from_feature_names
+from ..detectors.event import event_params
 from ..detectors.sketch import DEFAULT_CAPACITY, TileSketch, merge_sketch_maps, sketch_tiles
 from ..errors import GeoanomError, GeoanomWarning, NoDataError, TrainingPeriodError
 from ..features import Climatology, RegionParams
@@ -314,8 +314,8 @@ def _sketch_block(features, codes, time_index, cell_index, batch_of_tile, seed,
 
 
 def _family_params(names: tuple[str, ...], features: list[str]) -> dict[str, dict[str, Any]]:
-    """Constructor parameters a family takes from the model's features: the event family's (z, n) pairs."""
-    return {"event": {"pairs": pairs_from_feature_names(features)}} if "event" in names else {}
+    """Constructor parameters a family takes from the model's features: the event family's groups."""
+    return {"event": event_params(features)} if "event" in names else {}
 
 
 def _fit_batch(sketches, batch_tiles, detectors, seed, min_observations, family_params) -> dict[str, Ensemble | str]:

@@ -1,0 +1,51 @@
+"""The background feature: the mean anomaly of a ring of cells 3 to 7 cells away, exact across chunks."""
+
+import dask.array as da
+import numpy as np
+import pytest
+
+import geoanom as ga
+from geoanom.features.neighbourhood import background_anomaly
+from geoanom.features.vectors import check_feature_sets, feature_names
+from geoanom.testing import synthetic_cube
+
+
+def brute_force_ring(z: np.ndarray, wrap: bool) -> np.ndarray:
+    """Each cell's ring mean by looping over the ring's cells (NaN skipped, 0 when none)."""
+    out = np.zeros(z.shape)
+    ny, nx = z.shape[-2:]
+    for i in range(ny):
+        for j in range(nx):
+            cells = [(a, b % nx if wrap else b) for a in range(i - 7, i + 8) for b in range(j - 7, j + 8)
+                     if max(abs(a - i), abs(b - j)) > 2 and 0 <= a < ny and (wrap or 0 <= b < nx)]
+            values = np.stack([z[..., a, b] for a, b in cells], axis=-1)
+            counts = np.isfinite(values).sum(axis=-1)
+            out[..., i, j] = np.where(counts > 0, np.nansum(values, axis=-1) / np.maximum(counts, 1), 0.0)
+    return out
+
+
+@pytest.mark.parametrize("chunks, wrap", [((1, 1, 8, 9), False), ((1, 2, 30, 40), False), ((1, 1, 7, 11), True)])
+def test_ring_mean_is_exact_across_chunks_and_the_antimeridian(chunks, wrap):
+    rng = np.random.default_rng(0)
+    z = rng.normal(size=(1, 2, 30, 40))
+    z[0, 1, 3:9, 4:20] = np.nan  # land
+    z[0, 0, :, 35:] = np.nan
+    ring = background_anomaly(da.from_array(z, chunks=chunks), wrap).compute()
+    np.testing.assert_allclose(ring, brute_force_ring(z, wrap), rtol=1e-10, atol=1e-12)
+
+
+def test_background_is_a_feature_set_after_the_neighbours():
+    assert check_feature_sets(["background", "anomalies", "neighbours"]) == ("anomalies", "neighbours", "background")
+    assert feature_names(["sst"], ("anomalies", "neighbours", "background")) == [
+        "sst_anomaly", "sst_neighbours", "sst_background"]
+
+
+def test_a_model_scores_the_background_it_was_fitted_with():
+    cube, _ = synthetic_cube(n_years=3, n_lat=12, n_lon=16, seed=1, frequency="month")
+    model = ga.fit(cube, detectors="gmm", features=("anomalies", "neighbours", "background"))
+    rows = model.features(cube, tile=sorted(model.ensembles)[0], time=slice(None, "2000-01"))
+    ring = brute_force_ring(model.anomalies(cube).isel(time=slice(0, 1)).values[0], wrap=False)[0]
+    lat, lon = cube["lat"].values, cube["lon"].values
+    expected = [ring[np.argmin(np.abs(lat - a)), np.argmin(np.abs(lon - b))] for a, b in zip(rows["lat"], rows["lon"])]
+    np.testing.assert_allclose(rows["tas_background"], expected, rtol=1e-6, atol=1e-9)
+    assert np.abs(expected).max() > 0  # a real ring, not the zero of an empty one
