@@ -1,10 +1,12 @@
 """The climatology's robust fit, compiled (features/irls.py) and summed over distinct design rows, against numpy.
 
-The reference is the numpy passes over every time step (``robust.COMPILED =
-False`` with a design that keeps every step's row); the compiled kernel and
-the sums over distinct rows change only the order of floating-point sums,
-so every plane agrees to about 1e-12 of its own scale (1e-11 on a month
-of 3 values under the saturated model), except in a cell
+The reference is the numpy passes over every time step (the test oracles
+``irls_reference`` and ``seasonal_spread_reference`` of
+``tests/reference_kernels.py`` in the kernels' place, with a design that
+keeps every step's row); the compiled kernels and the sums over distinct
+rows change only the order of floating-point sums, so every plane agrees
+to about 1e-12 of its own scale (1e-11 on a month of 3 values under the
+saturated model), except in a cell
 whose largest candidate its data cannot determine (a month never observed
 under per-month means): only the ridge holds that fit, so rounding moves
 it by up to about 1e-5 in any code, as it moves the previous code between
@@ -13,6 +15,7 @@ its own two layouts. The harmonics chosen are the same.
 
 import numpy as np
 import pytest
+from reference_kernels import irls_reference, seasonal_spread_reference
 
 import geoanom as ga
 from geoanom.features import robust
@@ -56,6 +59,15 @@ def _every_step_design(monkeypatch):
     monkeypatch.setattr(robust._Design, "of", classmethod(lambda cls, columns: cls(columns)))
 
 
+def _numpy_kernels(monkeypatch) -> list[str]:
+    """The numpy oracles in the compiled kernels' place; returns the names of the oracles as they are called."""
+    calls: list[str] = []
+    monkeypatch.setattr(robust, "irls_cells", lambda *args: calls.append("irls") or irls_reference(*args))
+    monkeypatch.setattr(robust, "seasonal_spread_cells",
+                        lambda *args: calls.append("spread") or seasonal_spread_reference(*args))
+    return calls
+
+
 @pytest.mark.parametrize("trend", [None, "linear"])
 def test_press_and_final_planes_equal_the_numpy_passes(monkeypatch, trend):
     block, columns = _block(trend)
@@ -67,10 +79,11 @@ def test_press_and_final_planes_equal_the_numpy_passes(monkeypatch, trend):
     compiled = (robust.press_block(block, sampled, columns, prefixes),
                 robust.final_block(block, prefix, columns, seasons, 12))
     with monkeypatch.context() as patch:
-        patch.setattr(robust, "COMPILED", False)
+        calls = _numpy_kernels(patch)
         _every_step_design(patch)
         reference = (robust.press_block(block, sampled, columns, prefixes),
                      robust.final_block(block, prefix, columns, seasons, 12))
+    assert set(calls) == {"irls", "spread"}  # the oracles ran in the kernels' place
     _close(compiled[0], reference[0], _determined(block, n_columns))
     _close(compiled[1], reference[1], _determined(block, 5))
     codes = np.arange(block[0, 0].size).reshape(block.shape[2:]) // 40
@@ -95,8 +108,9 @@ def test_the_compiled_fit_downweights_an_outlier_as_numpy_does(monkeypatch):
     valid = np.ones(y.shape, dtype=bool)
     design = robust._Design.of(columns)
     fitted = robust._robust_fit(y, valid, design, np.ones(4, dtype=np.int64))
-    monkeypatch.setattr(robust, "COMPILED", False)
+    calls = _numpy_kernels(monkeypatch)
     reference = robust._robust_fit(y, valid, design, np.ones(4, dtype=np.int64))
+    assert calls == ["irls"]
     assert fitted.weights[7, 2] == 0.0  # beyond the bisquare's reach
     for name in ("beta", "weights", "scale", "residual", "leverage"):
         np.testing.assert_allclose(getattr(fitted, name), getattr(reference, name), rtol=1e-12, atol=1e-12)
@@ -124,8 +138,9 @@ def test_the_compiled_seasonal_spread_is_numpys_bit_for_bit(n_times, n_seasons):
     residual[~valid], leverage[~valid] = 0.0, 0.0
     residual[:, 7] = 0.0  # a constant cell: the median is 0, the RMS too
     seasons = np.arange(n_times) % n_seasons
-    expected = robust._seasonal_spread(residual / (1.0 - leverage), valid, seasons, n_seasons)
-    found = seasonal_spread_cells(residual, leverage, valid, seasons, n_seasons, robust.SCALE_STEPS,
-                                  robust.BISQUARE_C, robust.KAPPA, robust.SPREAD_PRIOR)
+    arguments = (residual, leverage, valid, seasons, n_seasons, robust.SCALE_STEPS, robust.BISQUARE_C, robust.KAPPA,
+                 robust.SPREAD_PRIOR)
+    expected = seasonal_spread_reference(*arguments)
+    found = seasonal_spread_cells(*arguments)
     for new, old in zip(found, expected):
         np.testing.assert_array_equal(new, old)

@@ -4,16 +4,17 @@ A model of a cube holds hundreds or thousands of tiles, each a few thousand
 observations in a handful of dimensions. Fitted one by one with
 scikit-learn's ``GaussianMixture``, the cost is per-call overhead (checks,
 k-means initialisation, Python loops), not arithmetic; scikit-learn has no
-batched form. Here every array carries a leading tile axis, so one EM loop in
-numpy fits all the tiles of a batch together. The algorithm is scikit-learn's
+batched form. Here the samples of a batch of tiles are padded into arrays
+with a leading tile axis and fitted by one call. The algorithm is scikit-learn's
 (full covariances, ``reg_covar`` on the diagonal, stopping when the mean
 log-likelihood gains less than ``tol``), initialised from a split of each
 sample along its first principal axis.
 
 The EM iterations run compiled (:func:`_em_compiled`, numba, the GIL
 released so dask threads fit batches side by side), one tile after another
-with every intermediate in a few small arrays; ``COMPILED = False`` runs the
-batched numpy passes instead (the reference, equal to about 1e-12).
+with every intermediate in a few small arrays. Their batched numpy
+statement is a test oracle (``tests/reference_kernels.py``); the two agree
+to about 1e-12 (``tests/test_mixture_compiled.py``).
 """
 
 from __future__ import annotations
@@ -23,8 +24,6 @@ from dataclasses import dataclass
 
 import numba
 import numpy as np
-
-COMPILED = True  # EM iterations by the compiled kernel; False: by the batched numpy passes (the reference)
 
 
 @dataclass
@@ -98,32 +97,15 @@ def _pad(samples: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _em(X, mask, rank, k, reg_covar, max_iter, tol):
-    """Batched EM; returns weights (T, k), means (T, k, d), covariances (T, k, d, d), mean llk (T,).
+    """EM of a batch; returns weights (T, k), means (T, k, d), covariances (T, k, d, d), mean llk (T,).
 
     Each sample stops on its own convergence, exactly as it would alone, so a
     tile's mixture does not depend on which tiles share its batch.
-    Responsibilities are laid out (T, k, n) so reductions run over the long
-    observation axis.
     """
     counts = mask.sum(axis=1)
     initial = _initial_responsibilities(rank, mask, k)
-    if COMPILED:
-        return _em_compiled(np.ascontiguousarray(X, dtype=np.float64), counts.astype(np.int64),
-                            np.ascontiguousarray(initial, dtype=np.float64), float(reg_covar), int(max_iter), float(tol))
-    Xt = np.ascontiguousarray(np.swapaxes(X, 1, 2))[:, None]  # (T, 1, d, n)
-    weights, means, covs = _m_step(Xt, initial, counts, reg_covar)
-    previous = np.full(len(X), -np.inf)
-    active = np.arange(len(X))
-    for _ in range(max_iter):
-        resp, mean_llk = _e_step(Xt[active], mask[active], weights[active], means[active], covs[active])
-        converged = np.abs(mean_llk - previous[active]) < tol
-        previous[active] = mean_llk
-        active, resp = active[~converged], resp[~converged]
-        if not active.size:
-            break
-        weights[active], means[active], covs[active] = _m_step(Xt[active], resp, counts[active], reg_covar)
-    _, mean_llk = _e_step(Xt, mask, weights, means, covs)
-    return weights, means, covs, mean_llk
+    return _em_compiled(np.ascontiguousarray(X, dtype=np.float64), counts.astype(np.int64),
+                        np.ascontiguousarray(initial, dtype=np.float64), float(reg_covar), int(max_iter), float(tol))
 
 
 def _principal_rank(X, mask):
@@ -147,36 +129,7 @@ def _initial_responsibilities(rank, mask, k):
     return (group[:, None, :] == np.arange(k)[None, :, None]) * mask[:, None, :]
 
 
-def _m_step(Xt, resp, counts, reg_covar):
-    """Weights (T, k), means (T, k, d), covariances (T, k, d, d) from responsibilities (T, k, n)."""
-    totals = resp.sum(axis=2) + 10 * np.finfo(float).eps
-    weights = totals / counts[:, None]
-    weighted = Xt * resp[:, :, None, :]  # (T, k, d, n)
-    means = weighted.sum(axis=3) / totals[..., None]
-    second = weighted @ np.swapaxes(Xt, 2, 3) / totals[..., None, None]
-    covs = second - means[..., :, None] * means[..., None, :]
-    covs += reg_covar * np.eye(Xt.shape[2])
-    return weights, means, covs
-
-
-def _e_step(Xt, mask, weights, means, covs):
-    """Responsibilities (T, k, n) and the mean log-likelihood of each sample."""
-    chol = np.linalg.cholesky(covs)
-    inverse = np.linalg.inv(chol)  # whitening: |inverse @ (x - mean)|^2 is the Mahalanobis distance
-    projected = inverse @ Xt - (inverse @ means[..., None])  # (T, k, d, n)
-    log_det = np.log(np.diagonal(chol, axis1=2, axis2=3)).sum(axis=2)
-    n_features = Xt.shape[2]
-    constant = np.log(weights) - log_det - 0.5 * n_features * np.log(2 * np.pi)
-    log_prob = constant[..., None] - 0.5 * np.square(projected).sum(axis=2)  # (T, k, n)
-    peak = log_prob.max(axis=1, keepdims=True)
-    joint = np.exp(log_prob - peak)
-    total = joint.sum(axis=1, keepdims=True)
-    llk = (peak + np.log(total))[:, 0]
-    mean_llk = (llk * mask).sum(axis=1) / mask.sum(axis=1)
-    return joint / total * mask[:, None, :], mean_llk
-
-
-# -- compiled EM: the same steps as _m_step and _e_step, one tile at a time ------------------------------------------
+# -- compiled EM: one tile at a time -----------------------------------------------------------------------------------
 @numba.njit(cache=True, nogil=True)
 def _em_compiled(X, counts, initial, reg_covar, max_iter, tol):  # pragma: no cover - compiled; tested through _em
     """EM of every tile of (T, n, d) padded samples from responsibilities (T, k, n); as :func:`_em` returns."""

@@ -58,12 +58,11 @@ from .calendar import (
     spread_season,
     supported_harmonics,
 )
-from .robust import BISQUARE_C, KAPPA, MAX_LEVERAGE, MIN_STEPS, bisquare, final_block, press_block, press_sample
+from .robust import BISQUARE_C, KAPPA, MAX_LEVERAGE, MIN_STEPS, final_block, press_block, press_sample
 
 FLOOR_SHARE = 0.05  # no spread below this share of the field's median spread
 BLOCK_VALUES = 2_000_000  # time steps x cells per block of the fit (16 MB per float64 plane)
 TRENDS = (None, "linear")
-COMPILED = True  # Climatology.anomaly by the compiled kernel; False: by numpy (the reference, for comparison)
 
 
 @dataclass
@@ -199,6 +198,17 @@ class Climatology:
     def anomaly(self, values: np.ndarray, terms: np.ndarray) -> np.ndarray:
         """Standardised anomaly (variable, time, *spatial) of a block of values on this climatology's cells.
 
+        The departure from the expected value over the spread of its season.
+        A step flagged as training gets the leave-one-out anomaly: its
+        departure is divided by 1 - h, h its leverage in its cell's robust
+        fit (w x' (X'X)^-1 x times the cell's steps over its total robust
+        weight: exact for a cell without gaps whose weights are all 1, right
+        to first order otherwise), and its spread is the season's with itself
+        left out (a dozen values hold each one with a weight of about 1/12,
+        so a large departure would widen its own yardstick). Computed by
+        :func:`geoanom.features.anomaly.anomaly_kernel`, one pass without
+        block-sized temporaries, the GIL released.
+
         Parameters
         ----------
         values : ndarray (variable, time, *spatial)
@@ -213,20 +223,12 @@ class Climatology:
         n_columns = self.coefficients.shape[0]
         columns, season = terms[:, :n_columns], terms[:, n_columns].astype(np.intp)
         training, leverage = terms[:, n_columns + 1] > 0, terms[:, n_columns + 2:]
-        if values.ndim >= 3 and COMPILED:
-            # the same arithmetic, compiled: no block-sized temporaries, the GIL released (features/anomaly.py)
-            cells = lambda a: a.reshape(a.shape[:a.ndim - values.ndim + 2] + (-1,))  # noqa: E731
-            out = anomaly_kernel(cells(values), np.ascontiguousarray(columns), season, training,
-                                 np.ascontiguousarray(leverage), *map(cells, self._cell_arrays()),
-                                 BISQUARE_C, KAPPA, MAX_LEVERAGE)
-            return out.reshape(values.shape)
-        departure = values.astype(np.float64) - self.expected_from(columns)
-        spread = np.moveaxis(self.spread[season], 0, 1)
-        if training.any():
-            departure[:, training] /= 1.0 - self._leverage(departure[:, training], leverage[training])
-            spread = spread.copy()
-            spread[:, training] = self._spread_without(departure[:, training], season[training])
-        return departure / spread
+        # every array with its spatial axes flattened into one cell axis
+        cells = lambda a: a.reshape(a.shape[:a.ndim - values.ndim + 2] + (-1,))  # noqa: E731
+        out = anomaly_kernel(cells(values), np.ascontiguousarray(columns), season, training,
+                             np.ascontiguousarray(leverage), *map(cells, self._cell_arrays()),
+                             BISQUARE_C, KAPPA, MAX_LEVERAGE)
+        return out.reshape(values.shape)
 
     def expected_from(self, columns: np.ndarray) -> np.ndarray:
         """Expected values (variable, time, *spatial) for design rows (time, column)."""
@@ -256,32 +258,6 @@ class Climatology:
         (1, 12, 18, 432)
         """
         return np.moveaxis(self.spread[spread_season(time, self.design.kind)], 0, 1)
-
-    def _leverage(self, departure: np.ndarray, design_leverage: np.ndarray) -> np.ndarray:
-        """Each training observation's leverage in its cell's robust fit, approximately.
-
-        The weighted hat value w x' (X'WX)^-1 x is close to w x' (X'X)^-1 x
-        times (steps / total weight): exact for a cell without gaps whose
-        weights are all 1, and right to first order otherwise.
-        """
-        weights = bisquare(departure / (BISQUARE_C * self.weight_scale[:, None]))
-        prefix = np.clip(self.prefix, 1, None) - 1
-        design = np.take(design_leverage, prefix, axis=1)  # (time, variable, *spatial)
-        leverage = weights * np.moveaxis(design, 0, 1) * self.leverage_scale[:, None]
-        return np.clip(np.nan_to_num(leverage), 0.0, MAX_LEVERAGE)
-
-    def _spread_without(self, loo: np.ndarray, season: np.ndarray) -> np.ndarray:
-        """Each training observation's spread with itself left out (variable, time, *spatial).
-
-        With a dozen values a spread holds each one with a weight of about
-        1/12, so a large departure would widen its own yardstick.
-        """
-        spread = np.moveaxis(self.spread[season], 0, 1)
-        worth = np.moveaxis(self.spread_weight[season], 0, 1)
-        weights = bisquare(loo / (BISQUARE_C * spread))
-        with np.errstate(invalid="ignore", divide="ignore"):
-            squares = (spread**2 * worth - KAPPA * weights * loo**2) / (worth - weights)
-        return np.where((worth - weights > 1) & (squares > 0), np.sqrt(squares), spread)
 
     def block(self, rows: slice, cols: slice) -> "Climatology":
         """The climatology of a block of grid cells."""

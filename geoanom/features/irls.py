@@ -1,15 +1,16 @@
 """The climatology's robust fit of every cell, compiled: one cell at a time, its series in a few small arrays.
 
-:func:`geoanom.features.robust._robust_fit` in numpy runs each IRLS step as
+In numpy each IRLS step of :func:`geoanom.features.robust._robust_fit` was
 a dozen passes over the whole (time, cell) block, each allocating a block
-of temporaries, and solves the cells' small systems by batched LU, whose
-per-matrix overhead dominates at 12 x 12. Here one loop over the cells does
+of temporaries, and the cells' small systems were solved by batched LU,
+whose per-matrix overhead dominates at 12 x 12. Here one loop over the cells does
 every step of a cell while its series is in cache: the normal equations
 summed over the design's distinct rows, a Cholesky solve, the residuals,
 the median absolute residual and the new weights. numba compiles it with
 the GIL released, so dask's threads fit blocks side by side. The results
 equal the numpy passes' to rounding (about 1e-12 of each quantity's scale;
-``tests/test_robust_kernel.py``).
+``tests/test_robust_kernel.py`` checks them against those passes, kept as
+test oracles in ``tests/reference_kernels.py``).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ RIDGE = 1e-9  # of the mean diagonal: keeps a cell whose values cannot pin down 
 
 @numba.njit(cache=True, nogil=True)
 def irls_cells(values, valid, rows, step_row, prefix, huber_steps, bisquare_steps, huber_c, bisquare_c,
-               max_leverage):  # pragma: no cover - compiled; tested against the numpy passes
+               max_leverage):  # pragma: no cover - compiled; tested against the numpy oracle
     """MM-style IRLS of every cell: ``_robust_fit``'s steps, compiled.
 
     Parameters
@@ -244,10 +245,17 @@ def _select(a, n, k):  # pragma: no cover - compiled
 
 @numba.njit(cache=True, nogil=True)
 def seasonal_spread_cells(residual, leverage, valid, seasons, n_seasons, scale_steps, bisquare_c, kappa,
-                          spread_prior):  # pragma: no cover - compiled; tested against robust._seasonal_spread
-    """``robust._seasonal_spread`` of the leave-one-out residuals residual / (1 - leverage), one cell at a time.
+                          spread_prior):  # pragma: no cover - compiled; tested against the numpy oracle
+    """Spread (season, cell) of the leave-one-out residuals residual / (1 - leverage), and its worth.
 
-    Sums run over time in order, as numpy's sums over a block's first axis do.
+    The whole record's spread is the fixed point of a bisquare-weighted
+    variance (Huber's "proposal 2"): starting from the median absolute
+    residual, which alone is biased low on a dozen values, and iterating
+    until the weights agree with the scale they imply. Each month's spread
+    pools it with the month and its neighbours, weighted by the same weights,
+    and is shrunk towards the whole record's by ``spread_prior`` observations.
+    One cell at a time; sums run over time in order, as numpy's sums over a
+    block's first axis do, so the results equal the numpy oracle's bit for bit.
 
     Returns
     -------

@@ -22,7 +22,6 @@ import numpy as np
 
 from .irls import irls_cells, seasonal_spread_cells
 
-COMPILED = True  # _robust_fit by the compiled kernel (features/irls.py); False: by numpy passes (the reference)
 MIN_STEPS = 10  # fewer training time steps (or valid values in a cell) give no usable spread
 SPREAD_PRIOR = 24.0  # weight, in observations, of a cell's whole-year spread in each month's
 HUBER_C, BISQUARE_C = 1.345, 4.685  # 95% efficiency at the Gaussian, each
@@ -227,11 +226,8 @@ def final_block(block: np.ndarray, prefix: np.ndarray, columns: np.ndarray, seas
         cell_prefix = prefix[v, 0].ravel()[cells]
         fitted = _robust_fit(y, valid, design, cell_prefix)
         usable = cell_prefix > 0
-        if COMPILED:
-            spread, worth = seasonal_spread_cells(fitted.residual, fitted.leverage, valid, seasons.astype(np.int64),
-                                                  n_seasons, SCALE_STEPS, BISQUARE_C, KAPPA, SPREAD_PRIOR)
-        else:
-            spread, worth = _seasonal_spread(fitted.residual / (1.0 - fitted.leverage), valid, seasons, n_seasons)
+        spread, worth = seasonal_spread_cells(fitted.residual, fitted.leverage, valid, seasons.astype(np.int64),
+                                              n_seasons, SCALE_STEPS, BISQUARE_C, KAPPA, SPREAD_PRIOR)
         planes = np.concatenate([
             fitted.beta.T,
             spread,
@@ -254,33 +250,16 @@ def _usable_prefix(n_valid: np.ndarray, prefixes: list[int]) -> np.ndarray:
 def _robust_fit(y: np.ndarray, valid: np.ndarray, design: _Design, prefix: np.ndarray) -> _CellFit:
     """MM-style IRLS per cell: least squares, Huber steps that also settle the scale, then bisquare steps.
 
+    Compiled, one cell at a time (:func:`geoanom.features.irls.irls_cells`).
     The scale is frozen once the Huber steps are done: re-estimating it
     inside the bisquare steps lets a fit on a dozen values collapse onto the
     few it passes through, with a scale near zero.
     """
-    columns = design.columns
     values = np.where(valid, y, 0.0)
     prefix = np.maximum(prefix, 1)
-    if COMPILED:
-        return _CellFit(*irls_cells(values, np.ascontiguousarray(valid), np.ascontiguousarray(design.distinct()),
-                                    design.rows_of_steps().astype(np.int64), prefix.astype(np.int64), HUBER_STEPS,
-                                    BISQUARE_STEPS, HUBER_C, BISQUARE_C, MAX_LEVERAGE))
-    n_valid = valid.sum(axis=0)
-    # residuals of a q-column fit are narrower than the noise by sqrt((n - q) / n)
-    dof = np.sqrt(np.maximum(n_valid, 1) / np.maximum(n_valid - prefix, 1))
-    weights = valid.astype(np.float64)
-    for step in range(HUBER_STEPS + BISQUARE_STEPS):
-        beta, _ = _solve(*_normal_equations(values, weights, design), prefix)
-        residual = np.where(valid, values - columns @ beta.T, 0.0)
-        if step < HUBER_STEPS:
-            scale = dof * _robust_scale(residual, valid)
-            weights = valid * np.minimum(1.0, HUBER_C / np.maximum(np.abs(residual / scale), 1e-12))
-        else:
-            weights = valid * bisquare(residual / (BISQUARE_C * scale))
-    beta, inverse = _solve(*_normal_equations(values, weights, design), prefix, inverse=True)
-    residual = np.where(valid, values - columns @ beta.T, 0.0)
-    leverage = np.clip(_hat(design, inverse, weights), 0.0, MAX_LEVERAGE)
-    return _CellFit(beta, weights, scale, residual, leverage)
+    return _CellFit(*irls_cells(values, np.ascontiguousarray(valid), np.ascontiguousarray(design.distinct()),
+                                design.rows_of_steps().astype(np.int64), prefix.astype(np.int64), HUBER_STEPS,
+                                BISQUARE_STEPS, HUBER_C, BISQUARE_C, MAX_LEVERAGE))
 
 
 def _robust_scale(residual: np.ndarray, valid: np.ndarray) -> np.ndarray:
@@ -305,75 +284,3 @@ def _normal_equations(values: np.ndarray, weights: np.ndarray, design: _Design):
     gram = (row_weights.T @ pairs).reshape(-1, n_columns, n_columns)
     rhs = row_values.T @ rows
     return gram, rhs
-
-
-def _solve(gram: np.ndarray, rhs: np.ndarray, prefix: np.ndarray, inverse: bool = False
-           ) -> tuple[np.ndarray, np.ndarray | None]:
-    """Coefficients (cell, column) of each cell's first ``prefix`` columns (zero beyond), and with
-    ``inverse`` also (X'WX)^-1 (cell, column, column), zero-padded.
-
-    Cells are solved in groups of equal prefix, on the used block only:
-    a batch of 13 x 13 inverses costs about twice a batch of solves.
-    """
-    n_cells, n_columns = rhs.shape
-    beta = np.zeros((n_cells, n_columns))
-    inv = np.zeros((n_cells, n_columns, n_columns)) if inverse else None
-    uniform = prefix.size > 0 and (prefix == prefix[0]).all()
-    for q in np.unique(prefix):
-        # one prefix for every cell (the usual case): slices, not copies by fancy indexing
-        cells = slice(None) if uniform else np.flatnonzero(prefix == q)
-        if q <= 0:
-            continue
-        system = gram[cells, :q, :q]
-        diagonal = np.diagonal(system, axis1=1, axis2=2)
-        # a column without weight (a cell without data) gets a unit diagonal; a whisker of ridge
-        # keeps a cell whose values cannot pin down its columns solvable
-        ridge = np.where(diagonal > 0, 1e-9 * diagonal.mean(axis=1, keepdims=True), 1.0)
-        system = system + ridge[:, :, None] * np.eye(q)
-        if inverse:
-            block = np.linalg.inv(system)
-            inv[cells, :q, :q] = block
-            beta[cells, :q] = np.einsum("cpq,cq->cp", block, rhs[cells, :q])
-        else:
-            beta[cells, :q] = np.linalg.solve(system, rhs[cells, :q, None])[..., 0]
-    return beta, inv
-
-
-def _hat(design: _Design, inverse: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """Leverage w x' (X'WX)^-1 x of every observation (time, cell)."""
-    rows = design.distinct()
-    pairs = (rows[:, :, None] * rows[:, None, :]).reshape(len(rows), -1)
-    design_leverage = design.per_step(pairs @ inverse.reshape(inverse.shape[0], -1).T)
-    return np.clip(weights * design_leverage, 0.0, MAX_LEVERAGE)
-
-
-def _seasonal_spread(loo: np.ndarray, valid: np.ndarray, seasons: np.ndarray, n_seasons: int
-                     ) -> tuple[np.ndarray, np.ndarray]:
-    """Spread (season, cell) of the leave-one-out residuals, and its worth in observations (season, cell).
-
-    The whole record's spread is the fixed point of a bisquare-weighted
-    variance (Huber's "proposal 2"): starting from the median absolute
-    residual, which alone is biased low on a dozen values, and iterating
-    until the weights agree with the scale they imply. Each month's spread
-    pools it with the month and its neighbours, weighted by the same weights,
-    and is shrunk towards the whole record's by ``SPREAD_PRIOR`` observations.
-    """
-    start = _robust_scale(loo, valid)
-    scale = start
-    for _ in range(SCALE_STEPS):
-        weights = valid * bisquare(loo / (BISQUARE_C * scale))
-        squares = weights * loo**2
-        scale = np.sqrt(KAPPA * squares.sum(axis=0) / np.maximum(weights.sum(axis=0), 1e-12))
-        # never below half the median's answer: a cluster of tiny residuals is not the whole story
-        scale = np.maximum(scale, 0.5 * start)
-    overall, total = scale**2, weights.sum(axis=0)
-    if n_seasons == 1:
-        return scale[None], total[None]
-    by_season_sq = np.stack([squares[seasons == s].sum(axis=0) for s in range(n_seasons)])
-    by_season_w = np.stack([weights[seasons == s].sum(axis=0) for s in range(n_seasons)])
-    window_sq = sum(np.roll(by_season_sq, shift, axis=0) for shift in (-1, 0, 1))
-    window_w = sum(np.roll(by_season_w, shift, axis=0) for shift in (-1, 0, 1))
-    pooled = (KAPPA * window_sq + SPREAD_PRIOR * overall) / (window_w + SPREAD_PRIOR)
-    # one observation in the window moves the pooled square by about 1 / worth of its own
-    worth = (window_w + SPREAD_PRIOR) / (1.0 + SPREAD_PRIOR / np.maximum(total, 1e-12))
-    return np.sqrt(pooled), worth

@@ -1,0 +1,238 @@
+"""Test oracles: plain numpy definitions of the steps geoanom runs as compiled kernels.
+
+The package has one implementation of each step, compiled with numba. These
+are the batched numpy passes they replaced, kept here only so that tests
+(``test_mixture_compiled.py``, ``test_robust_kernel.py``,
+``test_anomaly_kernel.py``) and benchmarks (``fit_kernels.py``,
+``fit_equivalence.py``, ``pipeline_memory.py``) can check the kernels
+against an independent, readable statement of the same arithmetic. Nothing
+in ``geoanom`` imports this module.
+
+Each oracle takes the arguments of the kernel it checks, so a test can put
+it in the kernel's place (``monkeypatch.setattr``):
+
+- :func:`em_reference` for ``geoanom.detectors.mixture._em_compiled``;
+- :func:`irls_reference` for ``geoanom.features.irls.irls_cells`` (sums over
+  every time step, not over the design's distinct rows);
+- :func:`seasonal_spread_reference` for ``geoanom.features.irls.seasonal_spread_cells``;
+- :func:`anomaly_reference` for ``geoanom.features.Climatology.anomaly``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from geoanom.features.robust import BISQUARE_C, KAPPA, MAX_LEVERAGE, _robust_scale, bisquare
+
+
+# -- EM of Gaussian mixtures (detectors/mixture.py) -------------------------------------------------------------------
+def em_reference(X, counts, initial, reg_covar, max_iter, tol):
+    """Batched EM of every tile of (T, n, d) padded samples from responsibilities (T, k, n), all tiles at once.
+
+    Each tile stops on its own convergence. Returns weights (T, k), means
+    (T, k, d), covariances (T, k, d, d) and the mean log-likelihood (T,).
+
+    Examples
+    --------
+    >>> X = np.array([[[0.0], [0.1], [5.0], [5.1]]])
+    >>> initial = np.array([[[1.0, 1.0, 0.0, 0.0], [0.0, 0.0, 1.0, 1.0]]])
+    >>> weights, means, _, _ = em_reference(X, np.array([4]), initial, 1e-4, 100, 1e-3)
+    >>> np.round(means[0, :, 0], 2).tolist(), weights[0].round(2).tolist()
+    ([0.05, 5.05], [0.5, 0.5])
+    """
+    mask = (np.arange(X.shape[1])[None, :] < np.asarray(counts)[:, None]).astype(np.float64)  # padding comes last
+    counts = mask.sum(axis=1)
+    Xt = np.ascontiguousarray(np.swapaxes(X, 1, 2))[:, None]  # (T, 1, d, n)
+    weights, means, covs = _m_step(Xt, initial, counts, reg_covar)
+    previous = np.full(len(X), -np.inf)
+    active = np.arange(len(X))
+    for _ in range(max_iter):
+        resp, mean_llk = _e_step(Xt[active], mask[active], weights[active], means[active], covs[active])
+        converged = np.abs(mean_llk - previous[active]) < tol
+        previous[active] = mean_llk
+        active, resp = active[~converged], resp[~converged]
+        if not active.size:
+            break
+        weights[active], means[active], covs[active] = _m_step(Xt[active], resp, counts[active], reg_covar)
+    _, mean_llk = _e_step(Xt, mask, weights, means, covs)
+    return weights, means, covs, mean_llk
+
+
+def _m_step(Xt, resp, counts, reg_covar):
+    """Weights (T, k), means (T, k, d), covariances (T, k, d, d) from responsibilities (T, k, n)."""
+    totals = resp.sum(axis=2) + 10 * np.finfo(float).eps
+    weights = totals / counts[:, None]
+    weighted = Xt * resp[:, :, None, :]  # (T, k, d, n)
+    means = weighted.sum(axis=3) / totals[..., None]
+    second = weighted @ np.swapaxes(Xt, 2, 3) / totals[..., None, None]
+    covs = second - means[..., :, None] * means[..., None, :]
+    covs += reg_covar * np.eye(Xt.shape[2])
+    return weights, means, covs
+
+
+def _e_step(Xt, mask, weights, means, covs):
+    """Responsibilities (T, k, n) and the mean log-likelihood of each sample."""
+    chol = np.linalg.cholesky(covs)
+    inverse = np.linalg.inv(chol)  # whitening: |inverse @ (x - mean)|^2 is the Mahalanobis distance
+    projected = inverse @ Xt - (inverse @ means[..., None])  # (T, k, d, n)
+    log_det = np.log(np.diagonal(chol, axis1=2, axis2=3)).sum(axis=2)
+    n_features = Xt.shape[2]
+    constant = np.log(weights) - log_det - 0.5 * n_features * np.log(2 * np.pi)
+    log_prob = constant[..., None] - 0.5 * np.square(projected).sum(axis=2)  # (T, k, n)
+    peak = log_prob.max(axis=1, keepdims=True)
+    joint = np.exp(log_prob - peak)
+    total = joint.sum(axis=1, keepdims=True)
+    llk = (peak + np.log(total))[:, 0]
+    mean_llk = (llk * mask).sum(axis=1) / mask.sum(axis=1)
+    return joint / total * mask[:, None, :], mean_llk
+
+
+# -- the climatology's robust fit (features/robust.py, features/irls.py) ----------------------------------------------
+def irls_reference(values, valid, rows, step_row, prefix, huber_steps, bisquare_steps, huber_c, bisquare_c,
+                   max_leverage):
+    """MM-style IRLS of every cell at once: least squares, Huber steps that also settle the scale, bisquare steps.
+
+    Sums run over every time step (design row ``rows[step_row]``). Returns
+    beta (cell, column), weights (time, cell), scale (cell,), residual
+    (time, cell) and leverage (time, cell), as ``irls_cells``.
+
+    Examples
+    --------
+    >>> y = np.array([[1.0], [2.0], [3.0], [50.0], [2.0], [1.0], [3.0], [2.0], [1.0], [3.0]])
+    >>> beta, weights, *_ = irls_reference(y, np.ones(y.shape, dtype=bool), np.ones((1, 1)), np.zeros(10, dtype=int),
+    ...                                    np.ones(1, dtype=int), 2, 4, 1.345, 4.685, 0.9)
+    >>> round(float(beta[0, 0]), 2), float(weights[3, 0])
+    (2.0, 0.0)
+    """
+    columns = rows[step_row]
+    n_valid = valid.sum(axis=0)
+    # residuals of a q-column fit are narrower than the noise by sqrt((n - q) / n)
+    dof = np.sqrt(np.maximum(n_valid, 1) / np.maximum(n_valid - prefix, 1))
+    weights = valid.astype(np.float64)
+    for step in range(huber_steps + bisquare_steps):
+        beta, _ = _solve(*_normal_equations(values, weights, columns), prefix)
+        residual = np.where(valid, values - columns @ beta.T, 0.0)
+        if step < huber_steps:
+            scale = dof * _robust_scale(residual, valid)
+            weights = valid * np.minimum(1.0, huber_c / np.maximum(np.abs(residual / scale), 1e-12))
+        else:
+            weights = valid * bisquare(residual / (bisquare_c * scale))
+    beta, inverse = _solve(*_normal_equations(values, weights, columns), prefix, inverse=True)
+    residual = np.where(valid, values - columns @ beta.T, 0.0)
+    pairs = (columns[:, :, None] * columns[:, None, :]).reshape(len(columns), -1)
+    design_leverage = pairs @ inverse.reshape(inverse.shape[0], -1).T  # x' (X'WX)^-1 x of every step and cell
+    leverage = np.clip(weights * design_leverage, 0.0, max_leverage)
+    return beta, weights, scale, residual, leverage
+
+
+def _normal_equations(values, weights, columns):
+    """X'WX (cell, column, column) and X'Wy (cell, column) of every cell, summed over every time step."""
+    n_times, n_columns = columns.shape
+    pairs = (columns[:, :, None] * columns[:, None, :]).reshape(n_times, -1)
+    gram = (weights.T @ pairs).reshape(-1, n_columns, n_columns)
+    rhs = (weights * values).T @ columns
+    return gram, rhs
+
+
+def _solve(gram, rhs, prefix, inverse=False):
+    """Coefficients (cell, column) of each cell's first ``prefix`` columns (zero beyond), and with
+    ``inverse`` also (X'WX)^-1 (cell, column, column), zero-padded; a whisker of ridge on the diagonal."""
+    n_cells, n_columns = rhs.shape
+    beta = np.zeros((n_cells, n_columns))
+    inv = np.zeros((n_cells, n_columns, n_columns)) if inverse else None
+    uniform = prefix.size > 0 and (prefix == prefix[0]).all()
+    for q in np.unique(prefix):
+        cells = slice(None) if uniform else np.flatnonzero(prefix == q)
+        if q <= 0:
+            continue
+        system = gram[cells, :q, :q]
+        diagonal = np.diagonal(system, axis1=1, axis2=2)
+        # a column without weight (a cell without data) gets a unit diagonal
+        ridge = np.where(diagonal > 0, 1e-9 * diagonal.mean(axis=1, keepdims=True), 1.0)
+        system = system + ridge[:, :, None] * np.eye(q)
+        if inverse:
+            block = np.linalg.inv(system)
+            inv[cells, :q, :q] = block
+            beta[cells, :q] = np.einsum("cpq,cq->cp", block, rhs[cells, :q])
+        else:
+            beta[cells, :q] = np.linalg.solve(system, rhs[cells, :q, None])[..., 0]
+    return beta, inv
+
+
+def seasonal_spread_reference(residual, leverage, valid, seasons, n_seasons, scale_steps, bisquare_c, kappa,
+                              spread_prior):
+    """Spread (season, cell) of the leave-one-out residuals residual / (1 - leverage), and its worth (season, cell).
+
+    The whole record's spread is the fixed point of a bisquare-weighted
+    variance started from the median absolute residual; each season's pools
+    the season and its neighbours with the same weights, shrunk towards the
+    whole record's by ``spread_prior`` observations.
+
+    Examples
+    --------
+    >>> residual = np.tile([-1.0, 1.0], 12)[:, None]
+    >>> spread, worth = seasonal_spread_reference(residual, np.zeros_like(residual), np.ones(residual.shape, bool),
+    ...                                           np.zeros(24, dtype=int), 1, 4, 4.685, 1.0, 24.0)
+    >>> spread.shape, bool(spread[0, 0] > 0)
+    ((1, 1), True)
+    """
+    loo = residual / (1.0 - leverage)
+    start = _robust_scale(loo, valid)
+    scale = start
+    for _ in range(scale_steps):
+        weights = valid * bisquare(loo / (bisquare_c * scale))
+        squares = weights * loo**2
+        scale = np.sqrt(kappa * squares.sum(axis=0) / np.maximum(weights.sum(axis=0), 1e-12))
+        scale = np.maximum(scale, 0.5 * start)
+    overall, total = scale**2, weights.sum(axis=0)
+    if n_seasons == 1:
+        return scale[None], total[None]
+    by_season_sq = np.stack([squares[seasons == s].sum(axis=0) for s in range(n_seasons)])
+    by_season_w = np.stack([weights[seasons == s].sum(axis=0) for s in range(n_seasons)])
+    window_sq = sum(np.roll(by_season_sq, shift, axis=0) for shift in (-1, 0, 1))
+    window_w = sum(np.roll(by_season_w, shift, axis=0) for shift in (-1, 0, 1))
+    pooled = (kappa * window_sq + spread_prior * overall) / (window_w + spread_prior)
+    worth = (window_w + spread_prior) / (1.0 + spread_prior / np.maximum(total, 1e-12))
+    return np.sqrt(pooled), worth
+
+
+# -- the standardised anomaly (features/climatology.py, features/anomaly.py) ------------------------------------------
+def anomaly_reference(clim, values, terms):
+    """``clim.anomaly(values, terms)`` in numpy: (value - expected) / spread, leave-one-out on training steps.
+
+    A training step's departure is divided by 1 - h (its approximate leverage
+    in the robust fit) and its spread is the season's with itself left out.
+
+    Examples
+    --------
+    >>> z = anomaly_reference(clim, block, clim.time_terms(cube["time"]))  # doctest: +SKIP
+    """
+    n_columns = clim.coefficients.shape[0]
+    columns, season = terms[:, :n_columns], terms[:, n_columns].astype(np.intp)
+    training, leverage = terms[:, n_columns + 1] > 0, terms[:, n_columns + 2:]
+    departure = values.astype(np.float64) - clim.expected_from(columns)
+    spread = np.moveaxis(clim.spread[season], 0, 1)
+    if training.any():
+        departure[:, training] /= 1.0 - _leverage(clim, departure[:, training], leverage[training])
+        spread = spread.copy()
+        spread[:, training] = _spread_without(clim, departure[:, training], season[training])
+    return departure / spread
+
+
+def _leverage(clim, departure, design_leverage):
+    """Each training observation's leverage: w x' (X'X)^-1 x times (steps / total weight) of its cell."""
+    weights = bisquare(departure / (BISQUARE_C * clim.weight_scale[:, None]))
+    prefix = np.clip(clim.prefix, 1, None) - 1
+    design = np.take(design_leverage, prefix, axis=1)  # (time, variable, *spatial)
+    leverage = weights * np.moveaxis(design, 0, 1) * clim.leverage_scale[:, None]
+    return np.clip(np.nan_to_num(leverage), 0.0, MAX_LEVERAGE)
+
+
+def _spread_without(clim, loo, season):
+    """Each training observation's spread with itself left out (variable, time, *spatial)."""
+    spread = np.moveaxis(clim.spread[season], 0, 1)
+    worth = np.moveaxis(clim.spread_weight[season], 0, 1)
+    weights = bisquare(loo / (BISQUARE_C * spread))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        squares = (spread**2 * worth - KAPPA * weights * loo**2) / (worth - weights)
+    return np.where((worth - weights > 1) & (squares > 0), np.sqrt(squares), spread)
