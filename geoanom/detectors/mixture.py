@@ -25,6 +25,8 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
+from ..linalg import cholesky_in_place
+
 
 @dataclass
 class MixtureFit:
@@ -199,8 +201,11 @@ def _e_step_one(sample, weights, means, covs, resp):  # pragma: no cover - compi
     whitening = np.zeros((k, d, d))  # inverse of each covariance's Cholesky factor
     shift = np.empty((k, d))  # whitening @ mean
     constant = np.empty(k)
+    chol = np.empty((d, d))  # each covariance's lower Cholesky factor (its upper triangle is not read)
     for c in range(k):
-        chol = _cholesky(covs[c])
+        chol[:] = covs[c]
+        if not cholesky_in_place(chol, d):
+            raise np.linalg.LinAlgError("a mixture component's covariance is not positive definite")
         whitening[c] = _lower_inverse(chol)
         log_det = 0.0
         for a in range(d):
@@ -233,25 +238,6 @@ def _e_step_one(sample, weights, means, covs, resp):  # pragma: no cover - compi
         for c in range(k):
             resp[c, i] = log_prob[c] / total
     return llk_sum / n
-
-
-@numba.njit(cache=True, nogil=True)
-def _cholesky(matrix):  # pragma: no cover - compiled
-    """Lower Cholesky factor of a small symmetric positive definite matrix (raises if it is not)."""
-    d = matrix.shape[0]
-    out = np.zeros((d, d))
-    for a in range(d):
-        for b in range(a + 1):
-            value = matrix[a, b]
-            for c in range(b):
-                value -= out[a, c] * out[b, c]
-            if a == b:
-                if not value > 0:
-                    raise np.linalg.LinAlgError("a mixture component's covariance is not positive definite")
-                out[a, a] = np.sqrt(value)
-            else:
-                out[a, b] = value / out[b, b]
-    return out
 
 
 @numba.njit(cache=True, nogil=True)

@@ -18,6 +18,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from ..linalg import cholesky_in_place
+
 RIDGE = 1e-9  # of the mean diagonal: keeps a cell whose values cannot pin down its columns solvable
 
 
@@ -128,7 +130,8 @@ def _weighted_fit(y, w, rows, step_row, q, row_w, row_wy, factor, coefficients):
     for a in range(q):
         # a column without weight (a cell without data) gets a unit diagonal
         factor[a, a] += RIDGE * diagonal_mean if factor[a, a] > 0 else 1.0
-    _cholesky_in_place(factor, q)
+    if not cholesky_in_place(factor, q):  # the ridge makes X'WX positive definite; rounding could still defeat it
+        raise np.linalg.LinAlgError("a cell's weighted normal equations are not positive definite")
     for a in range(q):  # forward: L z = rhs
         value = coefficients[a]
         for b in range(a):
@@ -139,22 +142,6 @@ def _weighted_fit(y, w, rows, step_row, q, row_w, row_wy, factor, coefficients):
         for b in range(a + 1, q):
             value -= factor[b, a] * coefficients[b]
         coefficients[a] = value / factor[a, a]
-
-
-@numba.njit(cache=True, nogil=True)
-def _cholesky_in_place(matrix, q):  # pragma: no cover - compiled
-    """Lower Cholesky factor of the leading q x q block of a symmetric matrix given by its lower triangle."""
-    for a in range(q):
-        for b in range(a + 1):
-            value = matrix[a, b]
-            for k in range(b):
-                value -= matrix[a, k] * matrix[b, k]
-            if a == b:
-                if not value > 0:  # the ridge makes X'WX positive definite; rounding could still defeat it
-                    raise np.linalg.LinAlgError("a cell's weighted normal equations are not positive definite")
-                matrix[a, a] = np.sqrt(value)
-            else:
-                matrix[a, b] = value / matrix[b, b]
 
 
 @numba.njit(cache=True, nogil=True)
