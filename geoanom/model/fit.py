@@ -93,11 +93,15 @@ def fit(
     tiles_per_batch : int, optional
         Tiles fitted per task; by default enough batches to keep 16 workers
         busy, at most 64 tiles each.
-    features : sequence of {"values", "anomalies", "neighbours", "regions"}, default ("anomalies", "neighbours")
+    features : sequence of str, default ("anomalies", "neighbours")
         What each observation's feature vector holds, per variable (see
         :mod:`geoanom.features.vectors`). ``"anomalies"``: its standardised
         anomaly; ``"neighbours"``: the mean anomaly of its eight neighbours,
         so a coherent event stands out and a lone noisy cell less;
+        ``"background"``: the mean anomaly of a ring of cells 3 to 7 cells
+        away, the region's large-scale state (a warm year, El Nino), which
+        the ``event`` family judges each cell against (pass it with
+        ``detectors="event"``; see :mod:`geoanom.features.vectors`);
         ``"values"``: the value and its anomaly (the reference paper's
         setup, needed to judge one tile's cells by another tile's model);
         ``"regions"``: the denoised anomaly and the log area of the
