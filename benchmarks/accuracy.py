@@ -40,9 +40,10 @@ of every metric, so all scores are judged on the same observations):
   ``model.adapt(test)`` (the same model adapting to the scored period as it
   scores it, as the paper's adaptive algorithm does);
 - ``event``: the irregularity (and flag) of a second model fitted on the same
-  training data with ``detectors="event"``, the opt-in event-direction GLR
-  family (:class:`geoanom.EventDetector`, one (anomaly, neighbours) pair per
-  variable), shown beside the fused score; and ``event, one scale``, its
+  training data with ``detectors="event"`` and the features ``anomalies,
+  neighbours, background``: the opt-in event-direction GLR family
+  (:class:`geoanom.EventDetector`, one (anomaly, neighbours) pair per
+  variable, judged given its background ring), shown beside the fused score; and ``event, one scale``, its
   GLR over one Gaussian 1% bound in every tile (``paper_threshold``)
   instead of each tile's own threshold.
 """
@@ -192,10 +193,14 @@ def background_share(model: ga.AnomalyModel, clean_test: xr.Dataset) -> float:
     return float(np.mean(z[np.isfinite(z)] > 3))
 
 
+EVENT_FEATURES = ("anomalies", "neighbours", "background")
+
+
 def fit_event_model(train: xr.Dataset) -> ga.AnomalyModel:
-    """A model of the event family alone, one (anomaly, neighbours) pair per variable (default features)."""
-    model = ga.fit(train, detectors="event")
-    assert all(e.detectors_["event"].pairs == len(train.data_vars) for e in model.ensembles.values())
+    """A model of the event family alone: per variable, its (anomaly, neighbours) pair given its background."""
+    model = ga.fit(train, detectors="event", features=EVENT_FEATURES)
+    assert all(e.detectors_["event"].pairs == len(train.data_vars) and e.detectors_["event"].background
+               for e in model.ensembles.values())
     return model
 
 
