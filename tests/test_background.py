@@ -49,3 +49,23 @@ def test_a_model_scores_the_background_it_was_fitted_with():
     expected = [ring[np.argmin(np.abs(lat - a)), np.argmin(np.abs(lon - b))] for a, b in zip(rows["lat"], rows["lon"])]
     np.testing.assert_allclose(rows["tas_background"], expected, rtol=1e-6, atol=1e-9)
     assert np.abs(expected).max() > 0  # a real ring, not the zero of an empty one
+
+
+def test_an_event_model_gets_the_background_by_default_and_a_mixed_ensemble_does_not():
+    cube, _ = synthetic_cube(n_years=3, n_lat=10, n_lon=12, seed=2, frequency="month")
+    event = ga.fit(cube, detectors="event")
+    mixed = ga.fit(cube, detectors="gmm,event")
+    assert event.attrs["features"] == ["anomalies", "neighbours", "background"]
+    assert next(iter(event.ensembles.values())).detectors_["event"].background
+    assert mixed.attrs["features"] == ["anomalies", "neighbours"]
+    assert not next(iter(mixed.ensembles.values())).detectors_["event"].background
+
+
+def test_detect_with_the_event_family_fits_its_background(cube_file, tmp_path):
+    from geoanom.cli import main
+
+    saved = tmp_path / "model.npz"
+    status = main(["detect", str(cube_file), "--var", "tas", "--train-end", "2005", "--out", str(tmp_path / "a.zarr"),
+                   "--detectors", "event", "--model-out", str(saved)])
+    assert status == 0
+    assert ga.load_model(saved).attrs["features"] == ["anomalies", "neighbours", "background"]

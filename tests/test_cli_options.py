@@ -280,9 +280,3 @@ def test_federate_lost_worker_options_default_to_the_librarys_and_reach_it(refus
     run = refused("federate", cube_file, "--var", "tas", "--out", tmp_path / "fed", "--max-retries", "-1")
     assert run.returncode == 2 and "max_retries" in run.stderr and "Traceback" not in run.stderr
 
-
-def test_cli_feature_defaults_match_the_library():
-    from geoanom.cli import FEATURES
-    from geoanom.features import DEFAULT_FEATURES
-
-    assert tuple(FEATURES.split(",")) == DEFAULT_FEATURES

@@ -25,8 +25,6 @@ from .paths import local_path
 EXIT_USER_ERROR = 2
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, as the shell reports a filter cut short
 DETECTORS = "gmm,kmeans,dpmm,iforest"
-# geoanom.features.DEFAULT_FEATURES, written out for the same reason (tests/test_cli_options.py checks)
-FEATURES = "anomalies,neighbours"
 # geoanom.features.RegionParams' defaults, written out so that --help need not
 # import scipy and dask (tests/test_cli_options.py checks they agree).
 REGION_DEFAULTS = {"sigma": 1.0, "median_size": 3, "threshold": 1.5, "tail": "both"}
@@ -171,9 +169,10 @@ def add_detect(subparsers, talk: argparse.ArgumentParser) -> None:
     detect.add_argument("--precision", type=int, default=None, help="geohash precision (default: chosen)")
     detect.add_argument("--detectors", default=DETECTORS,
                         help="comma-separated families among gmm, kmeans, dpmm, iforest, event (default: the first four)")
-    detect.add_argument("--features", default=FEATURES,
+    detect.add_argument("--features", default=None,
                         help="comma-separated feature sets: anomalies, neighbours, background, values, regions "
-                        f"(default: {FEATURES}; values to judge one tile by another's model)")
+                        "(default: anomalies,neighbours, and background with --detectors event; "
+                        "values to judge one tile by another's model)")
     detect.add_argument("--trend", choices=("none", "linear"), default="none",
                         help="expected values: the training period's seasonal cycle (none, the default), or that "
                         "plus each cell's linear trend (linear: anomalies about the trend)")

@@ -74,7 +74,7 @@ def run_detect(args: argparse.Namespace) -> None:
             # the whole input's count of ±inf is reported once the result is written; not the training part first
             warnings.filterwarnings("ignore", INFINITE_IN_TRAINING, GeoanomWarning)
             model = fit(training, variables=args.variables, precision=args.precision,
-                        detectors=args.detectors, client=client, features=args.features.split(","),
+                        detectors=args.detectors, client=client, features=args.features.split(",") if args.features else None,
                         federated=args.federated, federated_rounds=args.federated_rounds,
                         federated_relevance=args.federated_relevance,
                         trend=None if args.trend == "none" else args.trend)

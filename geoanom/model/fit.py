@@ -57,7 +57,7 @@ def fit(
     sample_size: int = DEFAULT_CAPACITY,
     split_every: int = 8,
     tiles_per_batch: int | None = None,
-    features: Sequence[str] | str = DEFAULT_FEATURES,
+    features: Sequence[str] | str | None = None,
     regions: RegionParams | dict | None = None,
     federated: bool = False,
     federated_rounds: int = 5,
@@ -93,15 +93,16 @@ def fit(
     tiles_per_batch : int, optional
         Tiles fitted per task; by default enough batches to keep 16 workers
         busy, at most 64 tiles each.
-    features : sequence of str, default ("anomalies", "neighbours")
+    features : sequence of str, optional
         What each observation's feature vector holds, per variable (see
         :mod:`geoanom.features.vectors`). ``"anomalies"``: its standardised
         anomaly; ``"neighbours"``: the mean anomaly of its eight neighbours,
         so a coherent event stands out and a lone noisy cell less;
         ``"background"``: the mean anomaly of a ring of cells 3 to 7 cells
         away, the region's large-scale state (a warm year, El Nino), which
-        the ``event`` family judges each cell against (pass it with
-        ``detectors="event"``; see :mod:`geoanom.features.vectors`);
+        the ``event`` family judges each cell against. By default
+        ``("anomalies", "neighbours")``, with ``"background"`` too when the
+        ensemble is the ``event`` family alone (:func:`default_features`);
         ``"values"``: the value and its anomaly (the reference paper's
         setup, needed to judge one tile's cells by another tile's model);
         ``"regions"``: the denoised anomaly and the log area of the
@@ -152,7 +153,7 @@ def fit(
         raise GeoanomError(f"federated_relevance must be 0 or more, got {federated_relevance}.")
     if federated and not (isinstance(federated_rounds, (int, np.integer)) and federated_rounds >= 1):
         raise GeoanomError(f"federated_rounds must be a whole number of at least 1, got {federated_rounds}.")
-    feature_sets = check_feature_sets(features)
+    feature_sets = check_feature_sets(default_features(names) if features is None else features)
     region_params = as_region_params(regions)
     values = stack_variables(cube, variables)
     if values.sizes["time"] == 0:
@@ -315,6 +316,25 @@ def _sketch_block(features, codes, time_index, cell_index, batch_of_tile, seed,
         if code in sketches:
             batch[code] = sketches[code]
     return out
+
+
+def default_features(detectors: Sequence[str]) -> tuple[str, ...]:
+    """The feature sets a model of these families gets by default.
+
+    ``("anomalies", "neighbours")``, plus ``"background"`` when every family
+    judges a cell given its background (the ``event`` family): the other
+    families would score the background as one more coordinate and flag a
+    halo of normal cells around every event (``geoanom.features.vectors``).
+
+    Examples
+    --------
+    >>> default_features(("event",))
+    ('anomalies', 'neighbours', 'background')
+    >>> default_features(("gmm", "event"))
+    ('anomalies', 'neighbours')
+    """
+    conditioning = {"event"}
+    return DEFAULT_FEATURES + ("background",) if set(detectors) <= conditioning else DEFAULT_FEATURES
 
 
 def _family_params(names: tuple[str, ...], features: list[str]) -> dict[str, dict[str, Any]]:
