@@ -51,14 +51,33 @@ def test_a_model_scores_the_background_it_was_fitted_with():
     assert np.abs(expected).max() > 0  # a real ring, not the zero of an empty one
 
 
-def test_an_event_model_gets_the_background_by_default_and_a_mixed_ensemble_does_not():
+def test_the_event_family_reads_the_background_by_default_and_the_others_do_not():
     cube, _ = synthetic_cube(n_years=3, n_lat=10, n_lon=12, seed=2, frequency="month")
     event = ga.fit(cube, detectors="event")
-    mixed = ga.fit(cube, detectors="gmm,event")
-    assert event.attrs["features"] == ["anomalies", "neighbours", "background"]
-    assert next(iter(event.ensembles.values())).detectors_["event"].background
-    assert mixed.attrs["features"] == ["anomalies", "neighbours"]
-    assert not next(iter(mixed.ensembles.values())).detectors_["event"].background
+    mixed = ga.fit(cube, detectors="gmm,kmeans,event")
+    plain = ga.fit(cube, detectors="gmm,kmeans")
+    assert event.attrs["features"] == mixed.attrs["features"] == ["anomalies", "neighbours", "background"]
+    assert plain.attrs["features"] == ["anomalies", "neighbours"]
+    ensemble = next(iter(mixed.ensembles.values()))
+    assert ensemble.detectors_["event"].background and ensemble.detectors_["event"].n_features_in_ == 3
+    assert ensemble.detectors_["gmm"].n_features_in_ == ensemble.detectors_["kmeans"].n_features_in_ == 2
+    # the plain families of the mixed model are the plain model's: the ring does not reach them
+    tile = next(iter(plain.ensembles))
+    mixed_gmm = next(e for t, e in mixed.ensembles.items() if t == tile).detectors_["gmm"]
+    np.testing.assert_allclose(mixed_gmm.means_, plain.ensembles[tile].detectors_["gmm"].means_, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(mixed.score(cube)["irregularity"].sel(detector="gmm").values,
+                               plain.score(cube)["irregularity"].sel(detector="gmm").values, rtol=1e-6)
+
+
+def test_a_mixed_model_round_trips_through_its_file(tmp_path):
+    cube, _ = synthetic_cube(n_years=3, n_lat=10, n_lon=12, seed=4, frequency="month")
+    model = ga.fit(cube, detectors="gmm,iforest,event")
+    model.save(tmp_path / "model.npz")
+    loaded = ga.load_model(tmp_path / "model.npz")
+    ensemble = next(iter(loaded.ensembles.values()))
+    assert ensemble.family_columns("gmm").tolist() == [0, 1] and ensemble.family_columns("event") is None
+    np.testing.assert_array_equal(loaded.score(cube)["fused_irregularity"].values,
+                                  model.score(cube)["fused_irregularity"].values)
 
 
 def test_detect_with_the_event_family_fits_its_background(cube_file, tmp_path):
@@ -69,3 +88,25 @@ def test_detect_with_the_event_family_fits_its_background(cube_file, tmp_path):
                    "--detectors", "event", "--model-out", str(saved)])
     assert status == 0
     assert ga.load_model(saved).attrs["features"] == ["anomalies", "neighbours", "background"]
+
+
+@pytest.mark.parametrize("columns, fragment", [([0, 1, 2], "has 2 features, but the ensemble gives it 3"),
+                                               ([0, 7], "gives it 2 of 3")])
+def test_a_model_file_whose_columns_disagree_is_refused(tmp_path, columns, fragment):
+    import json
+
+    from geoanom.errors import GeoanomError
+    from geoanom.model.store import JSON_KEY
+
+    cube, _ = synthetic_cube(n_years=3, n_lat=10, n_lon=12, seed=4, frequency="month")
+    path = tmp_path / "model.npz"
+    ga.fit(cube, detectors="gmm,event").save(path)
+    with np.load(path) as store:
+        arrays = {name: store[name] for name in store.files}
+    header = json.loads(arrays.pop(JSON_KEY).tobytes().decode())
+    next(iter(header["tree"]["tiles"].values()))["ensemble"]["columns"]["gmm"] = columns
+    arrays[JSON_KEY] = np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)
+    np.savez_compressed(path, **arrays)
+    with pytest.raises(GeoanomError) as caught:
+        ga.load_model(path)
+    assert str(path) in str(caught.value) and fragment in str(caught.value)

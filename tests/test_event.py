@@ -185,7 +185,7 @@ def _edit_event_header(path, change):
 
 
 @pytest.mark.parametrize("change, fragment", [
-    (lambda entry: entry["params"].update(pairs=2), "pairs=2 needs at least 4 features"),
+    (lambda entry: entry["params"].update(pairs=2), "pairs=2 needs at least 6 features"),
     (lambda entry: entry["state"].update(n_features_=1), "neither every one of n_features_ 1"),
     (lambda entry: entry["state"].update(n_samples_="many"), "n_samples_ is 'many'"),
 ])

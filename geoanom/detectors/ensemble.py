@@ -51,6 +51,11 @@ class Ensemble(BaseEstimator):
         Family names, see ``FAMILIES``.
     random_state : int, optional
         Seed passed to every family.
+    columns : mapping of str to sequence of int, optional
+        The feature columns a family reads, by family name; a family not
+        named reads every column. The event family judges a cell given its
+        background ring, which the other families would score as one more
+        coordinate (see :func:`geoanom.model.fit.default_features`).
 
     Attributes
     ----------
@@ -70,11 +75,14 @@ class Ensemble(BaseEstimator):
     ((2, 300), [1])
     """
 
-    _parameter_constraints: ClassVar[dict] = {"detectors": [str, list, tuple], "random_state": ["random_state"]}
+    _parameter_constraints: ClassVar[dict] = {"detectors": [str, list, tuple], "random_state": ["random_state"],
+                                              "columns": [dict, None]}
 
-    def __init__(self, detectors: Sequence[str] = DEFAULT_DETECTORS, random_state: int | None = None):
+    def __init__(self, detectors: Sequence[str] = DEFAULT_DETECTORS, random_state: int | None = None,
+                 columns: Mapping[str, Sequence[int]] | None = None):
         self.detectors = detectors
         self.random_state = random_state
+        self.columns = columns
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -94,7 +102,7 @@ class Ensemble(BaseEstimator):
         self._validate_params()
         X = validate_data(self, X, dtype=np.float64, ensure_min_samples=2)
         self.detectors_ = {
-            name: FAMILIES[name](random_state=self.random_state).fit(X)
+            name: FAMILIES[name](random_state=self.random_state).fit(self.family_rows(name, X))
             for name in check_detector_names(self.detectors)
         }
         self.decision_scores_ = self.decision_function(X)
@@ -109,25 +117,67 @@ class Ensemble(BaseEstimator):
     def fit_many(
         cls, samples: Sequence[Any], detectors: Sequence[str] = DEFAULT_DETECTORS,
         random_states: Sequence[int | None] | None = None, params: Mapping[str, Mapping[str, Any]] | None = None,
+        columns: Mapping[str, Sequence[int]] | None = None,
     ) -> list[Ensemble]:
         """Fit one ensemble per sample (per tile), letting each family batch its work.
 
         ``params`` maps a family name to constructor parameters of its
-        detectors (the event family's ``pairs``, say); the others take defaults.
+        detectors (the event family's ``pairs``, say); the others take
+        defaults. ``columns`` is the ensembles' parameter.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> samples = [np.random.default_rng(seed).normal(size=(300, 3)) for seed in (0, 1)]
+        >>> fitted = Ensemble.fit_many(samples, ("gmm", "event"), columns={"gmm": [0, 1]})
+        >>> fitted[0].detectors_["gmm"].n_features_in_, fitted[0].n_features_in_
+        (2, 3)
         """
         params = params or {}
         names = check_detector_names(detectors)
         samples = [check_samples(X) for X in samples]
         seeds = list(random_states) if random_states is not None else [None] * len(samples)
-        fitted = {name: FAMILIES[name].fit_many(samples, seeds, **params.get(name, {})) for name in names}
-        return [cls(detectors=names, random_state=seed).with_detectors({name: fitted[name][i] for name in names})
+        template = cls(detectors=names, columns=columns)
+        fitted = {name: FAMILIES[name].fit_many([template.family_rows(name, X) for X in samples], seeds,
+                                                **params.get(name, {}))
+                  for name in names}
+        width = samples[0].shape[1] if samples else None
+        return [cls(detectors=names, random_state=seed, columns=columns).with_detectors(
+                    {name: fitted[name][i] for name in names}, n_features=width)
                 for i, seed in enumerate(seeds)]
 
-    def with_detectors(self, detectors: dict[str, Detector]) -> Ensemble:
+    def family_columns(self, name: str) -> np.ndarray | None:
+        """The feature columns the family ``name`` reads; None: every column.
+
+        Examples
+        --------
+        >>> Ensemble(("gmm", "event"), columns={"gmm": [0, 1]}).family_columns("gmm").tolist()
+        [0, 1]
+        >>> Ensemble(("gmm", "event"), columns={"gmm": [0, 1]}).family_columns("event") is None
+        True
+        """
+        columns = (self.columns or {}).get(name)
+        return None if columns is None else np.asarray(columns, dtype=np.intp)
+
+    def family_rows(self, name: str, X: np.ndarray) -> np.ndarray:
+        """The columns of rows ``X`` (n, n_features) that the family ``name`` reads.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> Ensemble(("gmm",), columns={"gmm": [1]}).family_rows("gmm", np.arange(6.0).reshape(2, 3)).tolist()
+        [[1.0], [4.0]]
+        """
+        columns = self.family_columns(name)
+        return X if columns is None else X[:, columns]
+
+    def with_detectors(self, detectors: dict[str, Detector], n_features: int | None = None) -> Ensemble:
         """A new ensemble of this one's fitted families, those named in ``detectors`` replaced.
 
         The families are shared, not copied; ``detectors`` may also be the
-        first families of an unfitted ensemble.
+        first families of an unfitted ensemble. ``n_features``: the width of
+        the rows it scores, by default this ensemble's, else the widest
+        family's (see ``columns``).
 
         Examples
         --------
@@ -139,8 +189,24 @@ class Ensemble(BaseEstimator):
         """
         ensemble = Ensemble(**self.get_params())
         ensemble.detectors_ = {**getattr(self, "detectors_", {}), **detectors}
-        ensemble.n_features_in_ = next(iter(ensemble.detectors_.values())).n_features_in_
+        ensemble.n_features_in_ = n_features or getattr(self, "n_features_in_", None) or ensemble._widest()
+        ensemble._check_widths()
         return ensemble
+
+    def _widest(self) -> int:
+        """The row width the families' own widths and columns imply."""
+        return max(int(columns.max()) + 1 if (columns := self.family_columns(name)) is not None and columns.size
+                   else detector.n_features_in_ for name, detector in self.detectors_.items())
+
+    def _check_widths(self) -> None:
+        """Each family reads as many columns as it was fitted on, all within the rows."""
+        for name, detector in self.detectors_.items():
+            columns = self.family_columns(name)
+            width = self.n_features_in_ if columns is None else len(columns)
+            if detector.n_features_in_ != width or (columns is not None and columns.size
+                                                    and not 0 <= columns.min() <= columns.max() < self.n_features_in_):
+                raise ValueError(f"the ensemble's {name} detector has {detector.n_features_in_} features, but the "
+                                 f"ensemble gives it {width} of {self.n_features_in_}")
 
     def _rows(self, X: Any) -> np.ndarray:
         check_is_fitted(self)
@@ -157,7 +223,8 @@ class Ensemble(BaseEstimator):
         (2, 5)
         """
         X = self._rows(X)
-        return np.stack([detector.irregularity(X, checked=True) for detector in self.detectors_.values()])
+        return np.stack([detector.irregularity(self.family_rows(name, X), checked=True)
+                         for name, detector in self.detectors_.items()])
 
     def decision_function(self, X: Any) -> np.ndarray:
         """pyod's outlier score, higher = more abnormal: the fused irregularity (see :func:`fuse`).
@@ -195,9 +262,9 @@ class Ensemble(BaseEstimator):
         for start in range(0, len(X), adapt_every):
             batch = X[start : start + adapt_every]
             out[:, start : start + adapt_every] = self.irregularity(batch)
-            for detector in self.detectors_.values():
+            for name, detector in self.detectors_.items():
                 if detector.adapts:
-                    detector.update(batch)
+                    detector.update(self.family_rows(name, batch))
         return out
 
     def flags(self, X: Any) -> np.ndarray:
@@ -229,22 +296,35 @@ class Ensemble(BaseEstimator):
     def merge(self, other: Ensemble) -> Ensemble:
         """Merge two partial ensembles of the same tile, family by family."""
         return Ensemble(**self.get_params()).with_detectors(
-            {name: self.detectors_[name].merge(other.detectors_[name]) for name in self.detectors_})
+            {name: self.detectors_[name].merge(other.detectors_[name]) for name in self.detectors_},
+            n_features=self.n_features_in_)
 
     def to_dict(self) -> dict[str, Any]:
-        """The ensemble as plain data: one :meth:`Detector.to_dict` per family."""
-        return {"detectors": {name: detector.to_dict() for name, detector in self.detectors_.items()}}
+        """The ensemble as plain data: one :meth:`Detector.to_dict` per family, and the columns each reads."""
+        data: dict[str, Any] = {"detectors": {name: detector.to_dict() for name, detector in self.detectors_.items()}}
+        if self.columns:
+            data["columns"] = {name: [int(c) for c in columns] for name, columns in self.columns.items()}
+            data["n_features"] = int(self.n_features_in_)
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Ensemble:
-        """Rebuild a fitted ensemble from :meth:`to_dict` output."""
+        """Rebuild a fitted ensemble from :meth:`to_dict` output.
+
+        Raises ValueError when a family's width disagrees with the columns
+        it reads (or, without columns, with the other families').
+        """
         parts = data["detectors"]
         detectors = {name: FAMILIES[part["family"]].from_dict(part) for name, part in parts.items()}
-        widths = {name: detector.n_features_in_ for name, detector in detectors.items()}
-        if len(set(widths.values())) > 1:
-            described = ", ".join(f"{name} {width}" for name, width in widths.items())
-            raise ValueError(f"the ensemble's detectors disagree on the number of features ({described})")
-        return cls(detectors=tuple(parts)).with_detectors(detectors)
+        columns = data.get("columns") or None
+        if columns is None:
+            widths = {name: detector.n_features_in_ for name, detector in detectors.items()}
+            if len(set(widths.values())) > 1:
+                described = ", ".join(f"{name} {width}" for name, width in widths.items())
+                raise ValueError(f"the ensemble's detectors disagree on the number of features ({described})")
+        n_features = data.get("n_features")
+        return cls(detectors=tuple(parts), columns=columns).with_detectors(
+            detectors, n_features=int(n_features) if n_features is not None else None)
 
 
 def majority(votes: Any, n_detectors: int) -> Any:

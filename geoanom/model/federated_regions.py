@@ -69,8 +69,8 @@ def refine_regions(pyramid: dict[str, Ensemble], sketch_batches: list[tuple[Any,
 
 def _region_models(pyramid: dict[str, Ensemble], families: list[str]) -> Any:
     """This round's region models as one delayed value: hashed and sent once, not once per batch."""
-    return dask.delayed({prefix: {f: ensemble.detectors_[f] for f in families} for prefix, ensemble in pyramid.items()},
-                        traverse=False)
+    return dask.delayed({prefix: {f: (ensemble.detectors_[f], ensemble.family_columns(f)) for f in families}
+                         for prefix, ensemble in pyramid.items()}, traverse=False)
 
 
 def _tiles_under_regions(sketches: dict, tiles: dict[int, str], models: dict):
@@ -82,8 +82,9 @@ def _tiles_under_regions(sketches: dict, tiles: dict[int, str], models: dict):
             continue
         rows = sketch.rows
         for prefix in enclosing(tile, models):
-            for family, detector in models[prefix].items():
-                yield prefix, family, detector, rows, sketch.count / max(len(rows), 1), float(sketch.count)
+            for family, (detector, columns) in models[prefix].items():
+                read = rows if columns is None else rows[:, columns]  # the columns the family reads
+                yield prefix, family, detector, read, sketch.count / max(len(rows), 1), float(sketch.count)
 
 
 def _batch_statistics(sketches: dict, tiles: dict[int, str], models: dict) -> dict:

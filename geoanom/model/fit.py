@@ -102,7 +102,8 @@ def fit(
         away, the region's large-scale state (a warm year, El Nino), which
         the ``event`` family judges each cell against. By default
         ``("anomalies", "neighbours")``, with ``"background"`` too when the
-        ensemble is the ``event`` family alone (:func:`default_features`);
+        ensemble has the ``event`` family, the only one that reads it
+        (:func:`default_features`);
         ``"values"``: the value and its anomaly (the reference paper's
         setup, needed to judge one tile's cells by another tile's model);
         ``"regions"``: the denoised anomaly and the log area of the
@@ -170,10 +171,12 @@ def fit(
     with on_workers(client):  # with a client, the climatology goes to the workers once, not in every graph
         features = feature_cube(values, climatology, feature_sets, region_params, training=True)
     sketch_batches = _sketch_graph(features, codes, tile_names, seed, sample_size, split_every, tiles_per_batch)
-    family_params = _family_params(names, feature_names([str(v) for v in values["variable"].values], feature_sets))
+    model_features = feature_names([str(v) for v in values["variable"].values], feature_sets)
+    family_params, family_columns = _family_params(names, model_features), _family_columns(names, model_features)
     if federated:  # the rounds read the sketches again: keep them where they are
         sketch_batches = [(dask.persist(merged, scheduler=scheduler)[0], tiles) for merged, tiles in sketch_batches]
-    batches = [dask.delayed(_fit_batch, pure=True)(merged, tiles, names, seed, min_observations, family_params)
+    batches = [dask.delayed(_fit_batch, pure=True)(merged, tiles, names, seed, min_observations, family_params,
+                                                     family_columns)
                for merged, tiles in sketch_batches]
     # The ±inf that open_cube treated as missing are counted in the same pass that reads the data.
     *fitted_batches, infinite = dask.compute(*batches, count_infinite(cube, compute=False), scheduler=scheduler)
@@ -321,20 +324,22 @@ def _sketch_block(features, codes, time_index, cell_index, batch_of_tile, seed,
 def default_features(detectors: Sequence[str]) -> tuple[str, ...]:
     """The feature sets a model of these families gets by default.
 
-    ``("anomalies", "neighbours")``, plus ``"background"`` when every family
-    judges a cell given its background (the ``event`` family): the other
-    families would score the background as one more coordinate and flag a
-    halo of normal cells around every event (``geoanom.features.vectors``).
+    ``("anomalies", "neighbours")``, plus ``"background"`` when the ``event``
+    family, which judges a cell given its background ring, is one of them.
+    Only it reads the ring (:func:`_family_columns`): the other families
+    would score it as one more coordinate and flag a halo of normal cells
+    around every event (``geoanom.features.vectors``).
 
     Examples
     --------
     >>> default_features(("event",))
     ('anomalies', 'neighbours', 'background')
     >>> default_features(("gmm", "event"))
+    ('anomalies', 'neighbours', 'background')
+    >>> default_features(("gmm", "kmeans"))
     ('anomalies', 'neighbours')
     """
-    conditioning = {"event"}
-    return DEFAULT_FEATURES + ("background",) if set(detectors) <= conditioning else DEFAULT_FEATURES
+    return DEFAULT_FEATURES + ("background",) if "event" in detectors else DEFAULT_FEATURES
 
 
 def _family_params(names: tuple[str, ...], features: list[str]) -> dict[str, dict[str, Any]]:
@@ -342,16 +347,29 @@ def _family_params(names: tuple[str, ...], features: list[str]) -> dict[str, dic
     return {"event": event_params(features)} if "event" in names else {}
 
 
-def _fit_batch(sketches, batch_tiles, detectors, seed, min_observations, family_params) -> dict[str, Ensemble | str]:
+def _family_columns(names: tuple[str, ...], features: list[str]) -> dict[str, list[int]] | None:
+    """The columns each family reads: the event family every one, the others all but the background ring.
+
+    None (every family reads every column) when the features hold no background.
+    """
+    kept = [index for index, name in enumerate(features) if not name.endswith("_background")]
+    if len(kept) in (0, len(features)):
+        return None
+    return {name: kept for name in names if name != "event"}
+
+
+def _fit_batch(sketches, batch_tiles, detectors, seed, min_observations, family_params,
+               family_columns) -> dict[str, Ensemble | str]:
     """Fit the ensembles of one batch of tiles; a tile with too little data gets a reason."""
     # Dask already runs one task per core: OpenMP/BLAS threads inside each task
     # (scikit-learn's k-means initialisation) would oversubscribe the cores and,
     # on a busy machine, make each small fit tens of times slower.
     with threadpool_limits(1):
-        return _fit_tiles(sketches, batch_tiles, detectors, seed, min_observations, family_params)
+        return _fit_tiles(sketches, batch_tiles, detectors, seed, min_observations, family_params, family_columns)
 
 
-def _fit_tiles(sketches, batch_tiles, detectors, seed, min_observations, family_params) -> dict[str, Ensemble | str]:
+def _fit_tiles(sketches, batch_tiles, detectors, seed, min_observations, family_params,
+               family_columns) -> dict[str, Ensemble | str]:
     out: dict[str, Ensemble | str] = {}
     ready: dict[str, TileSketch] = {}
     for code, tile in batch_tiles.items():
@@ -366,7 +384,7 @@ def _fit_tiles(sketches, batch_tiles, detectors, seed, min_observations, family_
     if ready:
         ensembles = Ensemble.fit_many(
             [sketch.rows for sketch in ready.values()], detectors, [tile_seed(seed, tile) for tile in ready],
-            params=family_params,
+            params=family_params, columns=family_columns,
         )
         for (tile, sketch), ensemble in zip(ready.items(), ensembles):
             ensemble.n_observations_ = sketch.count

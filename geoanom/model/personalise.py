@@ -92,8 +92,8 @@ def _personalise_batch(sketches: dict, tiles: dict[int, str], batch: dict[str, E
         prior, sketch = priors[tile], sketches.get(code_of[tile])
         if prior is not None and sketch is not None and relevance > 0:
             adapted = adapted.with_detectors({
-                family: adapted.detectors_[family].adapt_towards(prior.detectors_[family], sketch.rows,
-                                                                 sketch.count, relevance)
+                family: adapted.detectors_[family].adapt_towards(
+                    prior.detectors_[family], adapted.family_rows(family, sketch.rows), sketch.count, relevance)
                 for family in FAMILIES if family in adapted.detectors_ and family in prior.detectors_})
         adapted.n_observations_ = ensemble.n_observations_  # set on every tile by fit
         out[tile] = adapted

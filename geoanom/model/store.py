@@ -159,8 +159,10 @@ def check_tree(tree: dict[str, Any], path: str) -> None:
     groups = {**{f"tile {t}": e["ensemble"] for t, e in tree["tiles"].items()},
               **{f"region {r}": e for r, e in (tree.get("regions") or {}).items()}}
     for where, ensemble in groups.items():
+        columns = ensemble.get("columns") or {}
         for name, detector in ensemble["detectors"].items():
-            problem = _detector_problem(detector["state"], n_features)
+            width = len(columns[name]) if name in columns else n_features  # the columns the family reads
+            problem = _detector_problem(detector["state"], width)
             if problem:
                 raise ModelFileError(f"model file '{path}' is malformed: {where}, detector {name}: {problem}.")
 

@@ -269,16 +269,27 @@ def _draw_model(ax: "Axes", ensemble: "Ensemble", i: int, j: int) -> None:
 
     for name, detector in ensemble.detectors_.items():
         colour = FAMILY_COLOURS.get(name, "black")
+        axes = _family_axes(ensemble.family_columns(name), i, j)
+        if axes is None:  # the family does not read one of the two features
+            continue
         if name in MIXTURES:
-            for k, part in enumerate(component_ellipses(detector, i, j)):
+            for k, part in enumerate(component_ellipses(detector, *axes)):
                 ax.add_patch(Ellipse(part.centre, part.width, part.height, angle=part.angle, fill=False,
                                      edgecolor=colour, linewidth=0.8 + 2.5 * part.weight, zorder=3,
                                      gid=f"{name}-component-{k}",
                                      label=f"{name} components ({ELLIPSE_SIGMAS:g} sd)" if k == 0 else None))
         elif name == "kmeans":
-            centres = centroids(detector, i, j)
+            centres = centroids(detector, *axes)
             ax.plot(centres[:, 0], centres[:, 1], linestyle="none", marker="X", markersize=10, color=colour,
                     markeredgecolor="black", zorder=4, gid="kmeans-centroids", label="kmeans centroids")
+
+
+def _family_axes(columns: np.ndarray | None, i: int, j: int) -> tuple[int, int] | None:
+    """Features i and j as a family that reads ``columns`` numbers them; None if it reads only one or neither."""
+    if columns is None:
+        return i, j
+    where = {int(column): k for k, column in enumerate(columns)}
+    return (where[i], where[j]) if i in where and j in where else None
 
 
 def _draw_thresholds(ax: "Axes", fields: dict[str, np.ndarray], xs: np.ndarray, ys: np.ndarray) -> None:
