@@ -32,10 +32,12 @@ anomaly alone (``benchmarks/accuracy.py``).
 ``"background"`` is for the ``event`` family, which conditions on it: with
 it, that family's mean ROC AUC on the real SST rises from 0.765 to 0.846 and
 on the warming North America record from 0.649 to 0.781, and its false alarms
-there fall from 6.0% to 3.5% and from 51% to 23%. It is not a default: the
-other families score it as one more coordinate, so the cells around an event,
-whose ring it reaches, are flagged too (7.9% of the synthetic cube's normal
-cells against 1.1% without; ``benchmarks/accuracy.py``).
+there fall from 6.0% to 3.5% and from 51% to 23%. A model with the ``event``
+family gets it by default (:func:`geoanom.model.fit.default_features`), and
+only that family reads it (:class:`geoanom.detectors.Ensemble`'s
+``columns``): the other families would score it as one more coordinate, so
+the cells around an event, whose ring it reaches, would be flagged too (7.9%
+of the synthetic cube's normal cells against 1.1% without).
 
 :func:`geoanom.features.pipeline.feature_cube` lays :func:`block_features` and
 :func:`context_features` over a chunked cube, for fitting, scoring and the
