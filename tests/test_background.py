@@ -110,3 +110,18 @@ def test_a_model_file_whose_columns_disagree_is_refused(tmp_path, columns, fragm
     with pytest.raises(GeoanomError) as caught:
         ga.load_model(path)
     assert str(path) in str(caught.value) and fragment in str(caught.value)
+
+
+def test_the_ring_gives_the_other_families_no_halo_around_an_event():
+    from scipy import ndimage
+
+    clean, _ = synthetic_cube(n_years=5, n_lat=16, n_lon=24, anomaly_rate=0.0, seed=6, frequency="month")
+    cube, truth = ga.testing.inject_events(clean, "tas", "warm_blob", start=36, seed=6)
+    model = ga.fit(cube.isel(time=slice(0, 36)), detectors="gmm,kmeans,event")
+    flags = model.score(cube.isel(time=slice(36, None)))["anomalous"].transpose("detector", "time", "lat", "lon")
+    events = truth.isel(time=slice(36, None)).transpose("time", "lat", "lon").values
+    near = ndimage.binary_dilation(events, structure=np.ones((1, 15, 15))) & ~events  # normal cells the ring reaches
+    assert near.sum() > 500
+    for family in ("gmm", "kmeans", "event"):
+        assert float(flags.sel(detector=family).values[near].mean()) < 0.04, family
+    assert float(flags.sel(detector="event").values[events].mean()) > 0.3  # and the events themselves are found
