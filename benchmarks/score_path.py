@@ -49,6 +49,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SCORE_FILES = (
     "geoanom/model/score.py", "geoanom/detectors/isolation_walk.py", "geoanom/detectors/iforest.py",
     "geoanom/features/neighbourhood.py", "geoanom/features/pipeline.py", "geoanom/io/write.py",
+    "geoanom/tiling.py", "geoanom/memory.py",
 )
 RESULT_MARK = "@@SCOREPATH@@ "
 

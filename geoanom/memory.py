@@ -123,3 +123,28 @@ def gigabytes(n_bytes: float) -> str:
     ('1.5 GB', '240 MB')
     """
     return f"{n_bytes / 1e9:.1f} GB" if n_bytes >= 1e9 else f"{n_bytes / 1e6:.0f} MB"
+
+
+def _libc_malloc_trim() -> Any:
+    """glibc's ``malloc_trim``, or None where the C library has none (macOS, Windows, musl)."""
+    import ctypes
+    import ctypes.util
+
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+    except (OSError, AttributeError):
+        return None
+
+
+_MALLOC_TRIM = _libc_malloc_trim()
+
+
+def release_free_memory() -> None:
+    """Give the C heap's free pages back to the operating system (glibc's ``malloc_trim``; elsewhere nothing).
+
+    Examples
+    --------
+    >>> release_free_memory()
+    """
+    if _MALLOC_TRIM is not None:
+        _MALLOC_TRIM(0)

@@ -247,6 +247,90 @@ def plan_batches(codes: np.ndarray, chunks: tuple[tuple[int, ...], tuple[int, ..
     return FitPlan(batch_of_tile, blocks)
 
 
+def split_chunks(codes: np.ndarray, chunks: tuple[tuple[int, ...], tuple[int, ...]], parts: int,
+                 min_cells: int = 1) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """Spatial ``chunks`` refined so that each band of blocks splits into up to ``parts``, cut between tiles.
+
+    Each band of rows (a row of blocks) is cut at up to ``parts - 1`` row
+    boundaries that no tile crosses, nearest to equal parts; a band with no
+    such boundary is left whole, and so is one of fewer than ``parts *
+    min_cells`` cells per block. Bands of columns are then cut the same way
+    if no band of rows was (columns come second: a block of whole rows
+    stays one slice of memory). A tile's cells stay in one part of each
+    block, so scoring the parts calls each tile's models as often as
+    scoring the blocks did.
+
+    Parameters
+    ----------
+    codes : ndarray (y, x)
+        Tile code of every cell (negative: no tile).
+    chunks : tuple of two tuples of int
+        Row and column chunk sizes of the blocks to refine.
+    parts : int
+        Most parts per block along the cut axis.
+    min_cells : int, default 1
+        Fewest cells of a part.
+
+    Returns
+    -------
+    tuple of two tuples of int
+        Chunks whose boundaries include those of ``chunks``.
+
+    Examples
+    --------
+    >>> codes = np.repeat(np.arange(4), 2)[:, None] * np.ones((1, 3), dtype=int)  # 4 tiles of 2 rows
+    >>> split_chunks(codes, ((8,), (3,)), 2)
+    ((4, 4), (3,))
+    >>> split_chunks(codes, ((8,), (3,)), 3)
+    ((2, 4, 2), (3,))
+    """
+    rows = _split_axis(codes, chunks[0], parts, -(-min_cells // max(max(chunks[1]), 1)))
+    if rows != tuple(chunks[0]):
+        return rows, tuple(chunks[1])
+    return tuple(chunks[0]), _split_axis(codes.T, chunks[1], parts, -(-min_cells // max(max(chunks[0]), 1)))
+
+
+def _split_axis(codes: np.ndarray, sizes: tuple[int, ...], parts: int, least: int) -> tuple[int, ...]:
+    """Row chunk ``sizes`` of ``codes``, each cut into parts of at least ``least`` rows (see :func:`split_chunks`)."""
+    out: list[int] = []
+    start = 0
+    for size in sizes:
+        bounds = [0, *_clean_cuts(codes[start:start + size], parts, max(least, 1)), size]
+        out += [b - a for a, b in zip(bounds[:-1], bounds[1:])]
+        start += size
+    return tuple(out)
+
+
+def _clean_cuts(band: np.ndarray, parts: int, least: int) -> list[int]:
+    """Up to ``parts - 1`` row boundaries of ``band`` that no tile crosses, each nearest an equal share of the
+    rows, leaving parts of at least ``least`` rows."""
+    height, width = band.shape
+    flat = band.ravel()
+    keep = flat >= 0
+    if parts < 2 or height < 2 * least or not keep.any():
+        return []
+    row = np.repeat(np.arange(height), width)[keep]
+    flat = flat[keep]
+    # rows come in order: a tile's first and last occurrences are its top and bottom rows
+    _, first = np.unique(flat, return_index=True)
+    _, last = np.unique(flat[::-1], return_index=True)
+    top, bottom = row[first], row[len(flat) - 1 - last]
+    crossing = np.zeros(height + 1, dtype=np.int64)  # at b: tiles with rows both above and below boundary b
+    np.add.at(crossing, top + 1, 1)
+    np.add.at(crossing, bottom + 1, -1)
+    clean = np.flatnonzero(np.cumsum(crossing)[:height] == 0)
+    clean = clean[(clean >= least) & (clean <= height - least)]
+    cuts: list[int] = []
+    parts = min(parts, height // least)  # as many parts as fit at their smallest
+    for target in np.arange(1, parts) * height / parts:
+        if clean.size == 0:
+            break
+        best = int(clean[np.argmin(np.abs(clean - target))])
+        if all(abs(best - cut) >= least for cut in cuts):
+            cuts.append(best)
+    return sorted(cuts)
+
+
 EARTH_RADIUS_KM = 6371.0088  # mean radius (IUGG)
 
 

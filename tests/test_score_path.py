@@ -138,3 +138,44 @@ def test_scores_equal_each_tiles_ensemble_on_the_pipelines_feature_vectors(fitte
         checked += 1
     assert checked == len(fitted_model.ensembles)
     assert np.isnan(irr).any()
+
+
+def test_scoring_in_parts_changes_no_score_and_keeps_the_cubes_chunks(fitted_model, opened_cube, monkeypatch):
+    from geoanom.model import score as score_module
+
+    cube = opened_cube.chunk({"time": 48, "lat": 16, "lon": 12})
+    whole = fitted_model.score(cube, consensus="neighbours")
+    monkeypatch.setattr(score_module, "MIN_PART_OBSERVATIONS", 1)
+    parted = fitted_model.score(cube, consensus="neighbours")
+    graph = dict(parted["irregularity"].data.__dask_graph__())
+    assert sum(str(key[0]).startswith("score_block") for key in graph if isinstance(key, tuple)) > 3 * 2
+    for name in whole.data_vars:
+        assert parted[name].chunks == whole[name].chunks, name
+        a, b = whole[name].values, parted[name].values
+        if a.dtype.kind == "f":
+            np.testing.assert_array_equal(a.view(f"u{a.itemsize}"), b.view(f"u{b.itemsize}"), err_msg=name)
+        else:
+            np.testing.assert_array_equal(a, b, err_msg=name)
+
+
+def test_each_time_block_is_scored_before_the_next_ones_features(fitted_model, opened_cube, tmp_path):
+    """Writing a result, dask scores a time block before making the later blocks' features: not all held at once."""
+    import dask
+    from dask.callbacks import Callback
+
+    from geoanom.io import write_dataset
+
+    started: list[tuple[str, int]] = []
+
+    class Started(Callback):
+        def _pretask(self, key, dsk, state):
+            name = str(key[0]).rsplit("-", 1)[0] if isinstance(key, tuple) else ""
+            if name in ("block_features", "score_block"):  # keys (name, feature, time, y, x)
+                started.append((name, key[2]))
+
+    with Started(), dask.config.set(scheduler="synchronous"):
+        write_dataset(fitted_model.score(opened_cube.chunk({"time": 24})), tmp_path / "scores.zarr")
+    first_score = started.index(next(item for item in started if item[0] == "score_block"))
+    assert sum(name == "block_features" for name, _ in started) == 6
+    # before the first score, the features of one time block only (before: of all six)
+    assert sum(name == "block_features" for name, _ in started[:first_score]) == 1, started

@@ -55,3 +55,48 @@ def test_tile_codes_round_trip():
     labels = np.array([["b", "a"], ["c", "a"]])
     codes, names = tile_codes(labels)
     np.testing.assert_array_equal(names[codes], labels)
+
+
+def _tiles_cut(codes, chunks):
+    """Tiles with cells in more than one part of a block of ``chunks``."""
+    from geoanom.model.score import _code_blocks
+
+    seen: dict[int, int] = {}
+    cut = set()
+    for index, block in _code_blocks(codes, chunks).items():
+        for code in np.unique(block[block >= 0]):
+            if seen.setdefault(int(code), index) != index:
+                cut.add(int(code))
+    return cut
+
+
+def test_split_chunks_cut_between_tiles_and_refine_the_blocks():
+    from geoanom.tiling import split_chunks
+
+    rng = np.random.default_rng(5)
+    heights = rng.integers(1, 5, size=12)  # bands of tiles 1 to 4 rows high, 3 tiles across
+    codes = np.concatenate([np.repeat(np.arange(3 * b, 3 * b + 3), 4)[None].repeat(h, 0)
+                            for b, h in enumerate(heights)])
+    codes[0, :2] = -1  # cells with no tile
+    blocks = ((codes.shape[0] - 7, 7), (12,))
+    split = split_chunks(codes, blocks, 4)
+    assert split[1] == (12,) and sum(split[0]) == codes.shape[0]
+    bounds = set(np.cumsum(split[0]))
+    assert set(np.cumsum(blocks[0])) <= bounds  # every old boundary kept
+    assert len(split[0]) > 2 and all(1 <= n for n in split[0])
+    assert len(split[0]) <= 4 * len(blocks[0])
+    # no tile is cut that the blocks did not cut already
+    assert _tiles_cut(codes, split) == _tiles_cut(codes, blocks)
+    assert _tiles_cut(codes, ((4, codes.shape[0] - 4), (12,)))  # (the helper sees a cut tile)
+
+
+def test_split_chunks_fall_back_to_columns_and_leave_unsplittable_blocks_whole():
+    from geoanom.tiling import split_chunks
+
+    columns = np.repeat(np.arange(4), 3)[None].repeat(5, 0)  # 4 tiles side by side, each 5 rows tall
+    assert split_chunks(columns, ((5,), (12,)), 2) == ((5,), (6, 6))
+    one = np.zeros((6, 6), dtype=int)  # one tile: no boundary is clean
+    assert split_chunks(one, ((6,), (6,)), 4) == ((6,), (6,))
+    rows = np.arange(8)[:, None].repeat(3, 1)  # a tile per row
+    assert split_chunks(rows, ((8,), (3,)), 4, min_cells=9) == ((4, 4), (3,))  # parts of at least 3 rows
+    assert split_chunks(rows, ((8,), (3,)), 1) == ((8,), (3,))

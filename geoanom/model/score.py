@@ -11,6 +11,7 @@ means the same whenever it is computed. Adaptive scoring
 from __future__ import annotations
 
 import copy
+import uuid
 import warnings
 from typing import TYPE_CHECKING, Any
 
@@ -18,6 +19,8 @@ import dask
 import dask.array as da
 import numpy as np
 import xarray as xr
+from dask.base import tokenize
+from dask.highlevelgraph import HighLevelGraph
 from threadpoolctl import threadpool_limits
 
 from .._version import __version__
@@ -26,15 +29,21 @@ from ..errors import GeoanomError, GeoanomWarning, TileError
 from ..features import RegionParams
 from ..features.pipeline import feature_cube, source_name, stack_variables
 from ..formatting import iso_date
-from ..memory import check_workers, largest_chunk, most_tiles_in_a_block, task_bytes
+from ..memory import check_workers, largest_chunk, most_tiles_in_a_block, release_free_memory, task_bytes
 from ..queries.consensus import consensus_share
 from ..queries.event_stats import result_tiles
 from ..resident import on_workers
-from ..tiling import group_cells, spatial_dims
+from ..tiling import group_cells, spatial_dims, split_chunks
 from .consensus import consensus_variable, partners_by_code
 
 if TYPE_CHECKING:  # the model imports this module to score itself
     from .core import AnomalyModel
+
+# Parts each block of the cube is scored in (cut between tiles, see tiling.split_chunks), and the fewest
+# observations of a part. benchmarks/throughput.py, annual cube (5 blocks of 209 x 100 x 100): 5 tasks left
+# one of 2 threads idle for the last block's 1.6 s; 4 parts per block give 20 tasks.
+SCORE_PARTS = 4
+MIN_PART_OBSERVATIONS = 2**16
 
 
 def score_cube(model: "AnomalyModel", cube: xr.Dataset, tile: str | None = None, client: Any = None,
@@ -47,6 +56,7 @@ def score_cube(model: "AnomalyModel", cube: xr.Dataset, tile: str | None = None,
     """
     if client is not None:
         check_score_memory(model, cube, client)
+    release_free_memory()  # what a fit in this process freed (150 MB of its 680 after the annual cube's fit)
     with on_workers(client):  # with a client, the climatology goes to the workers once, not in the graph
         return _score_cube(model, cube, tile, partners, consensus)
 
@@ -64,10 +74,14 @@ def _score_cube(model: "AnomalyModel", cube: xr.Dataset, tile: str | None,
     values = stack_variables(cube, model.variables)
     check_same_grid(model, cube)
     codes, ensembles = _cell_models(model, tile)
+    # each block is scored in parts cut between tiles (no tile is scored more often): more, smaller tasks keep
+    # every thread busy to the end, with fewer block-sized temporaries in memory; the result keeps the cube's chunks
     anomalies = model.climatology.standardise(values)  # a feature, and written as <variable>_anomaly
     features = feature_cube(values, model.climatology, feature_sets(model), region_params(model), anomalies=anomalies)
-    chunks = features.chunks[2:]
-    cell_codes = da.from_array(codes, chunks=chunks)
+    blocks = features.chunks[2:]
+    chunks = split_chunks(codes, blocks, SCORE_PARTS, -(-MIN_PART_OBSERVATIONS // max(values.chunks[1])))
+    features = features.rechunk({2: chunks[0], 3: chunks[1]})
+    cell_codes = _data_blocks(_code_blocks(codes, chunks), chunks, codes.dtype, f"cell-codes-{tokenize(codes, chunks)}")
     partner_codes = None if partners is None else partners_by_code(model, partners)
     models = _models_by_block(codes, chunks, ensembles, partner_codes)
     n_detectors = len(model.detectors)
@@ -78,7 +92,7 @@ def _score_cube(model: "AnomalyModel", cube: xr.Dataset, tile: str | None,
         _score_block, "dtyx", features, "ftyx", cell_codes, "yx", models, "yx", n_detectors, None, *asked,
         new_axes={"d": n_detectors + (partners is not None)}, concatenate=True, align_arrays=False,
         dtype=np.float32, meta=np.empty((0, 0, 0, 0), dtype=np.float32),
-    )
+    ).rechunk({2: blocks[0], 3: blocks[1]})  # the result keeps the cube's chunks
     if partners is None:
         return _result_dataset(model, values, scored, tile, _units(cube, model.variables), anomalies)
     result = _result_dataset(model, values, scored[:n_detectors], tile, _units(cube, model.variables), anomalies)
@@ -116,7 +130,7 @@ def _models_by_block(codes: np.ndarray, chunks: tuple[tuple[int, ...], ...], ens
                 copies[code] = _snapshot(ensembles[code])
         return {code: copies[code] for code in sorted(wanted)}
 
-    return _per_block(codes, chunks, needed)
+    return _per_block(codes, chunks, needed, "tile-models")
 
 
 def _snapshot(ensemble: Any) -> Any:
@@ -137,19 +151,41 @@ def _partners_by_block(codes: np.ndarray, chunks: tuple[tuple[int, ...], ...],
                        partners: dict[int, list[int]]) -> da.Array:
     """The consensus partners of each spatial block's tiles, one graph key per block: {tile code: codes}."""
     return _per_block(codes, chunks, lambda block: {int(code): partners[int(code)] for code in np.unique(block)
-                                                   if int(code) in partners})
+                                                   if int(code) in partners}, "tile-partners")
 
 
-def _per_block(codes: np.ndarray, chunks: tuple[tuple[int, ...], ...], payload: Any) -> da.Array:
-    """A (1, 1) object holder per spatial block of ``codes``, holding ``payload(the block's codes)``."""
+def _code_blocks(codes: np.ndarray, chunks: tuple[tuple[int, ...], ...]) -> dict[tuple[int, int], np.ndarray]:
+    """Each spatial block of ``codes`` (views), by block index."""
     starts = [np.cumsum((0,) + tuple(sizes)) for sizes in chunks]
-    grid = np.empty(tuple(len(sizes) for sizes in chunks), dtype=object)
-    for yi, xi in np.ndindex(grid.shape):
+    return {(yi, xi): codes[starts[0][yi]:starts[0][yi + 1], starts[1][xi]:starts[1][xi + 1]]
+            for yi, xi in np.ndindex(len(chunks[0]), len(chunks[1]))}
+
+
+def _per_block(codes: np.ndarray, chunks: tuple[tuple[int, ...], ...], payload: Any, what: str) -> da.Array:
+    """A (1, 1) object holder per spatial block of ``codes``, holding ``payload(the block's codes)``; ``what`` names
+    the array."""
+    blocks = {}
+    for index, block in _code_blocks(codes, chunks).items():
         holder = np.empty((1, 1), dtype=object)
-        holder[0, 0] = payload(codes[starts[0][yi]:starts[0][yi + 1], starts[1][xi]:starts[1][xi + 1]])
-        grid[yi, xi] = da.from_delayed(dask.delayed(holder, traverse=False), shape=(1, 1), dtype=object,
-                                       meta=np.empty((0, 0), dtype=object))
-    return da.block(grid.tolist())
+        holder[0, 0] = payload(block)
+        blocks[index] = holder
+    # named once per call, not from the models' bytes (hashing the annual cube's forests took 1 s)
+    return _data_blocks(blocks, tuple((1,) * len(sizes) for sizes in chunks), object, f"{what}-{uuid.uuid4().hex}")
+
+
+def _data_blocks(blocks: dict[tuple[int, ...], np.ndarray], chunks: tuple[tuple[int, ...], ...], dtype: Any,
+                 name: str) -> da.Array:
+    """A dask array named ``name`` whose blocks are ``blocks`` (by block index), held in the graph as data.
+
+    dask's static ordering sets data apart from tasks, so the tasks that
+    read a block are not tied together by it. With a task per block (what
+    ``from_array`` and ``from_delayed`` make), the scoring tasks of every
+    time block shared their spatial block's task, and dask ran the features
+    of every time block before the first score (annual throughput cube:
+    all 166 MB of the cube's features held at once, against 54 MB now).
+    """
+    graph = HighLevelGraph.from_collections(name, {(name, *index): block for index, block in blocks.items()})
+    return da.Array(graph, name, chunks, dtype=dtype, meta=np.empty((0,) * len(chunks), dtype=dtype))
 
 
 def score_cube_adapting(model: "AnomalyModel", cube: xr.Dataset, tile: str | None, adapt_every: int) -> xr.Dataset:
@@ -244,6 +280,9 @@ def _score_block(features: np.ndarray, codes: np.ndarray, models: np.ndarray, n_
         out = out.reshape((n_detectors,) + features.shape[1:])
         if partners is not None:
             out = np.concatenate([out, consensus_share(features, codes, ensembles, partners[0, 0])[None]])
+    # each task's temporaries (features, scores, a tile's rows) are freed into the C heap, which keeps freed pages:
+    # without giving them back, the process grew by about 100 MB more than it held (annual cube)
+    release_free_memory()
     return out
 
 
