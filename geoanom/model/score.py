@@ -44,6 +44,8 @@ if TYPE_CHECKING:  # the model imports this module to score itself
 # one of 2 threads idle for the last block's 1.6 s; 4 parts per block give 20 tasks.
 SCORE_PARTS = 4
 MIN_PART_OBSERVATIONS = 2**16
+# Bytes of irregularity fused at a time (see _fused_block).
+FUSE_SLAB_BYTES = 4 * 2**20
 
 
 def score_cube(model: "AnomalyModel", cube: xr.Dataset, tile: str | None = None, client: Any = None,
@@ -322,7 +324,22 @@ def _fused(irregularity: xr.DataArray) -> xr.DataArray:
 
 
 def _fused_block(irregularity: np.ndarray) -> np.ndarray:
-    """:func:`fuse` over axis 0 of one block, NaN wherever a family's irregularity is NaN (float32)."""
+    """:func:`fuse` over axis 0 of one block, NaN wherever a family's irregularity is NaN (float32).
+
+    Fused a slab of time steps at a time: :func:`fuse`'s two block-sized
+    temporaries (67 MB for an 8 MiB block of four families) shrink to a
+    slab's, and each value is the same mean of the same terms.
+    """
+    if irregularity.ndim < 2:
+        return _fused_slab(irregularity)
+    out = np.empty(irregularity.shape[1:], dtype=np.float32)
+    step = max(1, FUSE_SLAB_BYTES // max(irregularity[:, :1].nbytes, 1))
+    for start in range(0, irregularity.shape[1], step):
+        out[start:start + step] = _fused_slab(irregularity[:, start:start + step])
+    return out
+
+
+def _fused_slab(irregularity: np.ndarray) -> np.ndarray:
     fused = np.asarray(fuse(irregularity, axis=0), dtype=np.float32)
     fused[np.isnan(irregularity).any(axis=0)] = np.nan
     return fused
