@@ -24,7 +24,7 @@ record`` and writes its flame graph beside the JSON report.
 ``--outputs`` instead times, in this process, the fused score and the votes
 of one 8 MiB block of irregularities (4 x 209 x 100 x 100 float32) as they
 were made before (``apply_ufunc`` over a transposed view, then ``where``;
-an int64 sum cast to int8) and as now (:func:`geoanom.model.score._fused_block`;
+an int64 sum cast to int8) and as now (:func:`geoanom.model.result.fused_block`;
 an int8 sum): CPU time, best of 7, and whether the bits are equal.
 
 Run from the repository root::
@@ -47,7 +47,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 SCORE_FILES = (
-    "geoanom/model/score.py", "geoanom/detectors/isolation_walk.py", "geoanom/detectors/iforest.py",
+    "geoanom/model/score.py", "geoanom/model/result.py", "geoanom/detectors/isolation_walk.py", "geoanom/detectors/iforest.py",
     "geoanom/features/neighbourhood.py", "geoanom/features/pipeline.py", "geoanom/io/write.py",
     "geoanom/tiling.py", "geoanom/memory.py",
 )
@@ -168,7 +168,7 @@ def output_kernels() -> int:
 
     sys.path.insert(0, str(ROOT))
     from geoanom.detectors.ensemble import fuse
-    from geoanom.model.score import _fused_block
+    from geoanom.model.result import fused_block
 
     irr = np.random.default_rng(0).lognormal(0.0, 1.5, size=(4, 209, 100, 100)).astype(np.float32)
     irr[:, :3] = np.nan
@@ -177,13 +177,13 @@ def output_kernels() -> int:
         fused = fuse(np.moveaxis(irr, 0, -1), axis=-1).astype(np.float32)
         return np.where((~np.isnan(irr)).all(axis=0), fused, np.nan).astype(np.float32)
 
-    kernels = {"fused, before": old_fused, "fused, now": lambda: _fused_block(irr),
+    kernels = {"fused, before": old_fused, "fused, now": lambda: fused_block(irr),
                "votes, before": lambda: (irr > 1.0).sum(axis=0).astype(np.int8),
                "votes, now": lambda: (irr > 1.0).sum(axis=0, dtype=np.int8)}
     for name, kernel in kernels.items():
         best = min(_cpu(kernel) for _ in range(7))
         print(f"{name}: {best * 1e3:.1f} ms CPU per block")
-    same = np.array_equal(old_fused().view(np.uint32), _fused_block(irr).view(np.uint32))
+    same = np.array_equal(old_fused().view(np.uint32), fused_block(irr).view(np.uint32))
     print(f"fused bits equal: {same}")
     return 0 if same else 1
 

@@ -25,7 +25,7 @@ _LAZY = {
     "DPMMDetector": ".detectors", "Ensemble": ".detectors", "EventDetector": ".detectors", "GMMDetector": ".detectors",
     "IForestDetector": ".detectors", "KMeansDetector": ".detectors",
     "open_cube": ".io", "sample_cube": ".io", "write_dataset": ".io",
-    "tile_labels": ".tiling", "tile_names": ".model.score",
+    "tile_labels": ".tiling", "tile_names": ".model.result",
     "events": ".queries", "event_labels": ".queries", "query": ".queries",
 }
 _SUBMODULES = ("cluster", "detectors", "features", "federated", "geohash", "plot", "queries", "testing", "tiling")
@@ -36,7 +36,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs, which do not run __getattr__
     from .features import Climatology, RegionParams, region_features, region_labels, tune_region_params
     from .io import open_cube, sample_cube, write_dataset
     from .model import AnomalyModel, fit, load_model
-    from .model.score import tile_names
+    from .model.result import tile_names
     from .queries import event_labels, events, query
     from .tiling import tile_labels
 

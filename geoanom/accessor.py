@@ -83,7 +83,7 @@ class GeoanomAccessor:
         '9'
         """
         if isinstance(self._obj, xr.Dataset) and "tile" in self._obj and precision is None:
-            from .model.score import tile_names
+            from .model.result import tile_names
 
             return tile_names(self._obj)
         from .tiling import tile_labels

@@ -134,10 +134,10 @@ def test_federated_does_not_depend_on_model():
 
 
 def test_the_model_modules_depend_in_one_direction():
-    """fit -> core -> (score, store): the model is built by fit, and scores and saves itself."""
+    """fit -> core -> (score -> result, store): the model is built by fit, and scores and saves itself."""
     graph = import_graph()
     assert "geoanom.model.core" in graph["geoanom.model.fit"]
-    for lower in ("geoanom.model.score", "geoanom.model.store"):
+    for lower in ("geoanom.model.score", "geoanom.model.result", "geoanom.model.store"):
         assert not graph[lower] & {"geoanom.model.core", "geoanom.model.fit"}, lower
 
 

@@ -20,7 +20,7 @@ from matplotlib.figure import Figure
 import geoanom as ga
 from geoanom.errors import GeoanomError
 from geoanom.formatting import iso_date
-from geoanom.model.score import tile_names
+from geoanom.model.result import tile_names
 from geoanom.plot import irregularity_figure, irregularity_map, top_tiles
 from geoanom.plot.cells import frame_west
 from geoanom.plot.panels import draw_field

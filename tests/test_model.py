@@ -11,7 +11,7 @@ from sklearn.metrics import roc_auc_score
 
 import geoanom as ga
 from geoanom.errors import GeoanomError, ModelFileError, NoDataError, TileError, VariableNotFoundError
-from geoanom.model.score import tile_names
+from geoanom.model.result import tile_names
 from geoanom.testing import synthetic_cube
 
 

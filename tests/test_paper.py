@@ -3,7 +3,7 @@
 import pytest
 
 import geoanom as ga
-from geoanom.model.score import tile_names
+from geoanom.model.result import tile_names
 
 FLORIDA, HUDSON_BAY = "dj", "f4"
 

@@ -12,7 +12,7 @@ from geoanom.detectors import GMMDetector
 from geoanom.errors import GeoanomError, TileError
 from geoanom.features.calendar import decimal_year
 from geoanom.formatting import iso_date
-from geoanom.model.score import tile_names
+from geoanom.model.result import tile_names
 from geoanom.model.trajectory import feature_trajectory
 from geoanom.plot import (
     event_map,

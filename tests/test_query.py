@@ -17,7 +17,7 @@ import geoanom as ga
 from geoanom.detectors.ensemble import fuse, majority
 from geoanom.errors import GeoanomError
 from geoanom.features import feature_names
-from geoanom.model.score import tile_names
+from geoanom.model.result import tile_names
 from geoanom.model.trajectory import feature_trajectory
 from geoanom.queries.inspect import query
 from geoanom.testing import synthetic_cube

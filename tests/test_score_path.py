@@ -115,18 +115,18 @@ def test_fused_scores_and_votes_equal_the_old_formulas_bit_for_bit(holed):
 @pytest.mark.parametrize("slab_bytes", [1, 100, 2**30])
 def test_fusing_by_slabs_of_time_steps_gives_the_same_bits(rng, monkeypatch, slab_bytes):
     from geoanom.detectors.ensemble import fuse
-    from geoanom.model import score as score_module
+    from geoanom.model import result as result_module
 
     irr = rng.lognormal(0.0, 1.5, size=(4, 11, 3, 5)).astype(np.float32)
     irr[:, 2, 1] = np.nan
     irr[1, 7, 0, 4] = np.nan
-    monkeypatch.setattr(score_module, "FUSE_SLAB_BYTES", slab_bytes)
-    fused = score_module._fused_block(irr)
+    monkeypatch.setattr(result_module, "FUSE_SLAB_BYTES", slab_bytes)
+    fused = result_module.fused_block(irr)
     expected = np.asarray(fuse(irr, axis=0), dtype=np.float32)
     expected[np.isnan(irr).any(axis=0)] = np.nan
     assert fused.dtype == np.float32 and np.isnan(fused).sum() == 5 + 1
     np.testing.assert_array_equal(fused.view(np.uint32), expected.view(np.uint32))
-    np.testing.assert_array_equal(score_module._fused_block(irr[:, 0, 0, 0]), expected[0, 0, 0])  # no time axis
+    np.testing.assert_array_equal(result_module.fused_block(irr[:, 0, 0, 0]), expected[0, 0, 0])  # no time axis
 
 
 def test_scores_equal_each_tiles_ensemble_on_the_pipelines_feature_vectors(fitted_model, holed):

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from ..model.score import tile_names
+from ..model.result import tile_names
 from .cells import map_cells
 from .layout import map_layout, outline_legend, plain_log_ticks
 from .panels import (
