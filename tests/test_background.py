@@ -42,7 +42,7 @@ def test_background_is_a_feature_set_after_the_neighbours():
 
 def test_a_model_scores_the_background_it_was_fitted_with():
     cube, _ = synthetic_cube(n_years=3, n_lat=12, n_lon=16, seed=1, frequency="month")
-    model = ga.fit(cube, detectors="gmm", features=("anomalies", "neighbours", "background"))
+    model = ga.fit(cube, detectors="gmm,event")
     rows = model.features(cube, tile=sorted(model.ensembles)[0], time=slice(None, "2000-01"))
     ring = brute_force_ring(model.anomalies(cube).isel(time=slice(0, 1)).values[0], wrap=False)[0]
     lat, lon = cube["lat"].values, cube["lon"].values
@@ -125,3 +125,13 @@ def test_the_ring_gives_the_other_families_no_halo_around_an_event():
     for family in ("gmm", "kmeans", "event"):
         assert float(flags.sel(detector=family).values[near].mean()) < 0.04, family
     assert float(flags.sel(detector="event").values[events].mean()) > 0.3  # and the events themselves are found
+
+
+def test_a_background_no_family_reads_is_left_out_with_a_warning():
+    from geoanom.errors import GeoanomWarning
+
+    cube, _ = synthetic_cube(n_years=3, n_lat=8, n_lon=10, seed=5, frequency="month")
+    with pytest.warns(GeoanomWarning, match="background feature set is read only by the event family"):
+        model = ga.fit(cube, detectors="gmm", features=("anomalies", "neighbours", "background"))
+    assert model.attrs["features"] == ["anomalies", "neighbours"]
+    assert next(iter(model.ensembles.values())).detectors_["gmm"].n_features_in_ == 2

@@ -171,7 +171,7 @@ def add_detect(subparsers, talk: argparse.ArgumentParser) -> None:
                         help="comma-separated families among gmm, kmeans, dpmm, iforest, event (default: the first four)")
     detect.add_argument("--features", default=None,
                         help="comma-separated feature sets: anomalies, neighbours, background, values, regions "
-                        "(default: anomalies,neighbours, and background with --detectors event; "
+                        "(default: anomalies,neighbours, and background when --detectors includes event; "
                         "values to judge one tile by another's model)")
     detect.add_argument("--trend", choices=("none", "linear"), default="none",
                         help="expected values: the training period's seasonal cycle (none, the default), or that "

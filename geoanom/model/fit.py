@@ -154,7 +154,8 @@ def fit(
         raise GeoanomError(f"federated_relevance must be 0 or more, got {federated_relevance}.")
     if federated and not (isinstance(federated_rounds, (int, np.integer)) and federated_rounds >= 1):
         raise GeoanomError(f"federated_rounds must be a whole number of at least 1, got {federated_rounds}.")
-    feature_sets = check_feature_sets(default_features(names) if features is None else features)
+    feature_sets = _read_feature_sets(check_feature_sets(default_features(names) if features is None else features),
+                                      names)
     region_params = as_region_params(regions)
     values = stack_variables(cube, variables)
     if values.sizes["time"] == 0:
@@ -321,6 +322,10 @@ def _sketch_block(features, codes, time_index, cell_index, batch_of_tile, seed,
     return out
 
 
+# The families that judge a cell given its background ring (the "background" features); no other family reads it.
+RING_READERS = frozenset({"event"})
+
+
 def default_features(detectors: Sequence[str]) -> tuple[str, ...]:
     """The feature sets a model of these families gets by default.
 
@@ -339,7 +344,16 @@ def default_features(detectors: Sequence[str]) -> tuple[str, ...]:
     >>> default_features(("gmm", "kmeans"))
     ('anomalies', 'neighbours')
     """
-    return DEFAULT_FEATURES + ("background",) if "event" in detectors else DEFAULT_FEATURES
+    return DEFAULT_FEATURES + ("background",) if RING_READERS & set(detectors) else DEFAULT_FEATURES
+
+
+def _read_feature_sets(feature_sets: tuple[str, ...], names: tuple[str, ...]) -> tuple[str, ...]:
+    """The feature sets without the background ring when no family reads it (with a warning), else as given."""
+    if "background" not in feature_sets or RING_READERS & set(names) or feature_sets == ("background",):
+        return feature_sets
+    warnings.warn(f"the background feature set is read only by the event family, not by {', '.join(names)}; "
+                  "it is left out of this model.", GeoanomWarning, stacklevel=3)
+    return tuple(name for name in feature_sets if name != "background")
 
 
 def _family_params(names: tuple[str, ...], features: list[str]) -> dict[str, dict[str, Any]]:
@@ -355,7 +369,7 @@ def _family_columns(names: tuple[str, ...], features: list[str]) -> dict[str, li
     kept = [index for index, name in enumerate(features) if not name.endswith("_background")]
     if len(kept) in (0, len(features)):
         return None
-    return {name: kept for name in names if name != "event"}
+    return {name: kept for name in names if name not in RING_READERS}
 
 
 def _fit_batch(sketches, batch_tiles, detectors, seed, min_observations, family_params,
