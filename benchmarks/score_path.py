@@ -63,16 +63,17 @@ def peak_rss_mb() -> float:
     return float("nan")
 
 
-def export_tree(revision: str, target: Path, overlay: bool) -> Path:
-    """The package at ``revision`` in ``target`` (with the working tree's score files over it if ``overlay``)."""
+def export_tree(revision: str, target: Path, overlay: bool, files: tuple[str, ...] = SCORE_FILES) -> Path:
+    """The package at ``revision`` in ``target`` (with the working tree's ``files`` over it if ``overlay``)."""
     if target.exists():
         shutil.rmtree(target)
     target.mkdir(parents=True)
     archive = subprocess.run(["git", "archive", revision, "geoanom"], cwd=ROOT, capture_output=True, check=True)
     subprocess.run(["tar", "-x", "-C", str(target)], input=archive.stdout, check=True)
     if overlay:
-        for name in SCORE_FILES:
-            shutil.copy2(ROOT / name, target / name)
+        for name in files:
+            if (ROOT / name).exists():
+                shutil.copy2(ROOT / name, target / name)
     return target
 
 
@@ -126,11 +127,16 @@ def run_child(tree: Path, store: Path, model: Path, output: Path, profile: Path 
                "--model", str(model), "--output", str(output)]
     if profile is not None:
         command = ["py-spy", "record", "-o", str(profile), "--format", "speedscope", "--threads", "--", *command]
+    return run_marked(command, RESULT_MARK)
+
+
+def run_marked(command: list[str], mark: str) -> dict:
+    """Run a child process; its record: the JSON after ``mark`` on its last such line of output."""
     proc = subprocess.run(command, capture_output=True, text=True)
-    lines = [line for line in proc.stdout.splitlines() if line.startswith(RESULT_MARK)]
+    lines = [line for line in proc.stdout.splitlines() if line.startswith(mark)]
     if not lines:
         raise RuntimeError(f"child failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
-    return json.loads(lines[-1][len(RESULT_MARK):])
+    return json.loads(lines[-1][len(mark):])
 
 
 def compare_outputs(old: Path, new: Path) -> dict[str, bool]:
