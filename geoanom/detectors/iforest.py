@@ -15,7 +15,7 @@ from .base import (
     merged_threshold,
 )
 from .isolation_trees import build_forests, feature_dtype
-from .isolation_walk import MAX_WALK_DEPTH, check_walk_depth, forest_depth
+from .isolation_walk import MAX_WALK_DEPTH, check_walk_depth, forest_depth, tree_depths
 from .validation import check_forest
 
 NODE_ARRAYS = ("node_feature_", "node_threshold_", "node_left_", "node_path_")
@@ -127,7 +127,7 @@ class IForestDetector(Detector):
 
     def _native_score(self, X: np.ndarray) -> np.ndarray:
         """Anomaly score in [0, 1] (anomalous above the native threshold, 0.6 by default)."""
-        return np.exp2(-forest_depth(X, self._get_state()))
+        return np.exp2(-forest_depth(X, self._get_state(), self._tree_depths))
 
     def update(self, X: Any) -> IForestDetector:
         """Absorb observations: refresh part of the forest from a reservoir sample.
@@ -214,6 +214,8 @@ class IForestDetector(Detector):
         self.node_left_ = _read_only(nodes["node_left_"])
         self.node_path_ = _read_only(nodes["node_path_"])
         self.tree_root_ = _read_only(nodes["tree_root_"])
+        # each tree's depth, which every walk needs: found once here, not at each scoring call
+        self._tree_depths = _read_only(tree_depths(nodes))
         self.tree_norm_ = np.asarray(state["tree_norm_"], dtype=np.float64)
         self.tree_weight_ = np.asarray(state["tree_weight_"], dtype=np.float64)
         self.max_depth_ = int(state["max_depth_"])

@@ -29,7 +29,7 @@ GROUP = 16
 MAX_WALK_DEPTH = 24
 
 
-def forest_depth(X: np.ndarray, state: dict[str, Any]) -> np.ndarray:
+def forest_depth(X: np.ndarray, state: dict[str, Any], depths: np.ndarray | None = None) -> np.ndarray:
     """Each row's weighted mean over trees of its path length relative to the tree's c(psi).
 
     The anomaly score of Liu et al. is ``2 ** -forest_depth``. ``X`` (finite,
@@ -38,7 +38,10 @@ def forest_depth(X: np.ndarray, state: dict[str, Any]) -> np.ndarray:
     in the compact layout of :mod:`.isolation_trees` (right child
     ``left + 1``), as ``IForestDetector.to_dict()["state"]``. Each tree is padded to a complete
     tree for the walk (see :func:`_walk_forest`); a tree deeper than
-    ``MAX_WALK_DEPTH`` levels is refused with a ValueError.
+    ``MAX_WALK_DEPTH`` levels is refused with a ValueError. ``depths``, each
+    tree's depth as :func:`tree_depths` gives it, spares that pass over the
+    nodes (a detector keeps them: about 70 us a call, 0.25 s of scoring the
+    annual throughput cube).
 
     Examples
     --------
@@ -53,13 +56,27 @@ def forest_depth(X: np.ndarray, state: dict[str, Any]) -> np.ndarray:
     weights = np.asarray(state["tree_weight_"], dtype=np.float64)
     weights = weights / weights.sum()
     left, roots = state["node_left_"], state["tree_root_"]
-    depths = _tree_depths(left, roots)
+    if depths is None:
+        depths = tree_depths(state)
     check_walk_depth(int(depths.max()))
     out = np.zeros(len(X))
     block = min(WALK_BLOCK, (2**32 - 1) // max(X.shape[1], 1))  # column starts fit in uint32
     _walk_forest(X, state["node_feature_"], state["node_threshold_"], left, state["node_path_"], roots, depths,
                  np.asarray(state["tree_norm_"], dtype=np.float64), weights, out, block)
     return out
+
+
+def tree_depths(state: dict[str, Any]) -> np.ndarray:
+    """Each tree's depth (int64), from the node arrays of ``state`` in the compact layout.
+
+    Examples
+    --------
+    >>> from geoanom.detectors.isolation_trees import build_forests
+    >>> state = build_forests([np.arange(8.0).reshape(4, 2)], [0], n_estimators=2, max_samples=4)[0]
+    >>> tree_depths(state).tolist()
+    [2, 2]
+    """
+    return _tree_depths(state["node_left_"], state["tree_root_"])
 
 
 def check_walk_depth(depth: int) -> None:
