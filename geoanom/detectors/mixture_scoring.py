@@ -58,8 +58,8 @@ def fitness_scores(X: np.ndarray, center: np.ndarray, scale: np.ndarray, precisi
     >>> import numpy as np
     >>> one = dict(center=np.zeros(1), scale=np.ones(1), precision_chol=np.ones((1, 1, 1)), means=np.zeros((1, 1)),
     ...            log_constant=np.array([-0.5 * np.log(2 * np.pi)]), component_std=np.ones((1, 1)), allowed=None)
-    >>> float(fitness_scores(np.array([[2.0]]), model_llk=-1.0, **one)[0])
-    -4.0
+    >>> round(float(fitness_scores(np.array([[2.0]]), model_llk=-1.0, **one)[0]), 4)  # (-0.92 - 2 + 1) * 2
+    -3.8379
     """
     by_distance = allowed is not None
     mask = np.ones(len(means), dtype=np.bool_) if allowed is None else np.asarray(allowed, dtype=np.bool_)
@@ -81,6 +81,7 @@ def _fitness(X, center, scale, precision_chol, projected_means, means, log_const
     for row in range(n):
         for i in range(d):
             z[i] = (X[row, i] - center[i]) / scale[i]
+        top = 0  # the most probable component (the first of equals)
         for c in range(k):
             total = 0.0
             for j in range(d):
@@ -90,18 +91,21 @@ def _fitness(X, center, scale, precision_chol, projected_means, means, log_const
                 total += value * value
             mahalanobis[c] = total
             weighted[c] = log_constant[c] - 0.5 * total
-        peak = weighted.max()
+            if weighted[c] > weighted[top]:
+                top = c
+        peak = weighted[top]
         density = 0.0
         for c in range(k):
-            density += np.exp(weighted[c] - peak)
-        llk = peak + np.log(density)
-        best = -1
-        for c in range(k):
-            if by_distance:
+            # exp(0) is 1 exactly: the top component's term needs no call (one exp of two for a 2-component gmm)
+            density += 1.0 if c == top else np.exp(weighted[c] - peak)
+        # log(1) is 0 exactly: one component, or the others too far to move the sum
+        llk = peak + (0.0 if density == 1.0 else np.log(density))
+        best = top
+        if by_distance:
+            best = -1
+            for c in range(k):
                 if allowed[c] and (best < 0 or mahalanobis[c] < mahalanobis[best]):
                     best = c
-            elif best < 0 or weighted[c] > weighted[best]:
-                best = c
         distance = 0.0
         for i in range(d):
             step = (z[i] - means[best, i]) / component_std[best, i]
