@@ -194,7 +194,7 @@ class Detector(BaseEstimator):
             detector.n_features_in_ = X.shape[1]
         return detectors, samples
 
-    def _set_threshold(self, native_scores: np.ndarray) -> None:
+    def _set_threshold(self, native_scores: np.ndarray, held_out: bool = False) -> None:
         if self.threshold is not None:
             self.native_threshold_, self.threshold_source_ = float(self.threshold), "user"
         else:
@@ -203,17 +203,20 @@ class Detector(BaseEstimator):
                 self.paper_threshold,
                 anomalous_above=self.anomalous_above,
                 contamination=self.contamination,
+                held_out=held_out,
             )
         # irregularity = score / threshold needs a threshold of the paper's sign
         if self.native_threshold_ == 0 or (self.native_threshold_ > 0) != (self.paper_threshold > 0):
             self.native_threshold_ = float(np.copysign(1e-9, self.paper_threshold))
         self.threshold_ = 1.0  # on the decision_function scale, for every family
 
-    def renew_threshold(self, native_scores: Any) -> Detector:
+    def renew_threshold(self, native_scores: Any, *, held_out: bool = False) -> Detector:
         """Choose ``native_threshold_`` again from native scores (the family's rule); returns self.
 
         For a model whose components changed (a federated M-step, say): the
         scores may come from any observations, pooled or summarised.
+        ``held_out``: they are scores of rows the scoring model did not see
+        (out of fold, see :func:`~geoanom.detectors.thresholds.contamination_quantile`).
 
         Examples
         --------
@@ -224,7 +227,7 @@ class Detector(BaseEstimator):
         >>> detector.renew_threshold(detector.native_score(X)).threshold_source_ in {"paper", "estimated"}
         True
         """
-        self._set_threshold(np.asarray(native_scores, dtype=np.float64))
+        self._set_threshold(np.asarray(native_scores, dtype=np.float64), held_out)
         return self
 
     def __sklearn_is_fitted__(self) -> bool:

@@ -10,6 +10,7 @@ from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .base import Detector, check_features, check_samples
+from .crossfit import fit_many_out_of_fold
 from .dpmm import DPMMDetector
 from .event import EventDetector
 from .gmm import GMMDetector
@@ -123,7 +124,9 @@ class Ensemble(BaseEstimator):
 
         ``params`` maps a family name to constructor parameters of its
         detectors (the event family's ``pairs``, say); the others take
-        defaults. ``columns`` is the ensembles' parameter.
+        defaults. ``columns`` is the ensembles' parameter. Small samples
+        get thresholds from out-of-fold scores
+        (:func:`~geoanom.detectors.crossfit.fit_many_out_of_fold`).
 
         Examples
         --------
@@ -138,8 +141,8 @@ class Ensemble(BaseEstimator):
         samples = [check_samples(X) for X in samples]
         seeds = list(random_states) if random_states is not None else [None] * len(samples)
         template = cls(detectors=names, columns=columns)
-        fitted = {name: FAMILIES[name].fit_many([template.family_rows(name, X) for X in samples], seeds,
-                                                **params.get(name, {}))
+        fitted = {name: fit_many_out_of_fold(FAMILIES[name], [template.family_rows(name, X) for X in samples], seeds,
+                                             dict(params.get(name, {})))
                   for name in names}
         width = samples[0].shape[1] if samples else None
         return [cls(detectors=names, random_state=seed, columns=columns).with_detectors(

@@ -21,8 +21,11 @@ where enough years exist for them to beat fewer harmonics.
 - **Spread**: per month for sub-annual data, from the leave-one-out
   residuals (so it is the spread of a *new* observation about the fit),
   weighted by the robust weights, shrunk towards the cell's whole-year
-  spread by 24 observations' worth, and floored at
-  ``FLOOR_SHARE`` of the field's median spread.
+  spread by 24 observations' worth, then shrunk towards the spreads of
+  the 5 x 5 cells around it as far as the field is smooth there
+  (:mod:`geoanom.features.spread_pooling`: a short record's noisy spread
+  gives heavy-tailed anomalies), and floored at ``FLOOR_SHARE`` of the
+  field's median spread.
 - **Training anomalies** divide each residual by 1 - h, its leverage in the
   robust fit, so they are distributed like the anomalies of new data and
   thresholds learnt in training hold (the in-sample residuals of a
@@ -59,6 +62,7 @@ from .calendar import (
     supported_harmonics,
 )
 from .robust import BISQUARE_C, KAPPA, MAX_LEVERAGE, MIN_STEPS, final_block, press_block, press_sample
+from .spread_pooling import pool_spread
 
 FLOOR_SHARE = 0.05  # no spread below this share of the field's median spread
 BLOCK_VALUES = 2_000_000  # time steps x cells per block of the fit (16 MB per float64 plane)
@@ -174,8 +178,8 @@ class Climatology:
         [cells] = dask.compute(cells, scheduler=scheduler)
         n_columns, n_seasons = columns.shape[1], SPREAD_SEASONS[design.kind]
         coefficients = cells[:n_columns]
-        spread = _floored(cells[n_columns:n_columns + n_seasons])
-        spread_weight = cells[n_columns + n_seasons:-2]
+        spread, spread_weight = pool_spread(cells[n_columns:n_columns + n_seasons], cells[n_columns + n_seasons:-2])
+        spread = _floored(spread)
         weight_scale, leverage_scale = cells[-2], cells[-1]
         return cls(design, coefficients, spread, spread_weight, prefix, weight_scale, leverage_scale,
                    _gram_inverses(columns))
