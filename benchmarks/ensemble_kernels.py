@@ -13,29 +13,32 @@ batches of 46 tiles as ``geoanom.fit`` makes them:
   its threshold from the training scores included);
 * ``score``: ``detector.irregularity(rows)`` of every tile.
 
-Two source trees run in alternating subprocesses (``--rounds`` each, best
-CPU time of this thread kept): *old*, the package at ``--baseline`` (``git
+Two source trees run in alternating subprocesses, or with ``--in-process``
+alternating in this process, imported under two names (``--rounds`` each,
+best CPU time of this thread kept): *old*, the package at ``--baseline`` (``git
 archive``), and *new*, the package at ``--new`` (default ``HEAD``) with the
-working tree's copies of the detector files of issue 14 (``OVERLAY``) laid
+working tree's copies of the detector files of issue 14 (``score_path.DETECTOR_FILES``) laid
 over it, so other engineers' uncommitted edits elsewhere do not enter the
 comparison. The irregularities of both trees (fit thresholds and scores)
 are compared bit for bit. Writes ``benchmarks/results/ensemble_kernels.json``.
 
 Run from the repository root::
 
-    python benchmarks/ensemble_kernels.py --baseline HEAD~1 [--rounds 3] [--families iforest]
+    python benchmarks/ensemble_kernels.py --baseline HEAD~1 [--rounds 3] [--families iforest] [--in-process]
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import importlib
 import json
 import shutil
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -48,9 +51,6 @@ RESULTS = ROOT / "benchmarks" / "results"
 FAMILIES = ("gmm", "kmeans", "dpmm", "iforest")
 CLASSES = {"gmm": "GMMDetector", "kmeans": "KMeansDetector", "dpmm": "DPMMDetector", "iforest": "IForestDetector"}
 TRAIN_ROWS, SCORED_ROWS, BATCH, SEED = 4096, 2900, 46, 14
-OVERLAY = tuple(f"geoanom/detectors/{name}.py" for name in (
-    "isolation_trees", "isolation_walk", "iforest", "dpmm", "variational", "kmeans", "kmeans_init", "lloyd", "gmm",
-    "mixture", "mixture_scoring")) + ("geoanom/memory.py",)
 RESULT_MARK = "@@ENSEMBLEKERNELS@@ "
 
 
@@ -72,16 +72,12 @@ def make_tiles(n_tiles: int, seed: int = SEED) -> tuple[list[np.ndarray], list[n
     return train, test
 
 
-def child(args: argparse.Namespace) -> int:
-    """Fit and score each family with the package of ``args.tree``; save the irregularities; print CPU seconds."""
-    sys.path.insert(0, args.tree)
-    import geoanom.detectors as detectors
-
-    assert detectors.__file__.startswith(args.tree), detectors.__file__
-    train, test = make_tiles(args.tiles)
+def time_families(detectors: Any, train: list[np.ndarray], test: list[np.ndarray],
+                  families: list[str]) -> tuple[dict[str, float], dict[str, np.ndarray]]:
+    """CPU seconds of each family's batched fit and scoring with the package ``detectors``; the outputs."""
     seeds = list(range(len(train)))
     record, saved = {}, {}
-    for family in args.families:
+    for family in families:
         cls = getattr(detectors, CLASSES[family])
         cls.fit_many(train[:2], seeds[:2])  # compile (or load the compiled kernels) before the clock
         fitted = []
@@ -94,9 +90,44 @@ def child(args: argparse.Namespace) -> int:
         record[f"{family}_score_s"] = time.thread_time() - start
         saved[f"{family}_threshold"] = np.array([d.native_threshold_ for d in fitted])
         saved[f"{family}_score"] = np.concatenate(scores)
+    return record, saved
+
+
+def child(args: argparse.Namespace) -> int:
+    """Fit and score each family with the package of ``args.tree``; save the outputs; print CPU seconds."""
+    sys.path.insert(0, args.tree)
+    import geoanom.detectors as detectors
+
+    assert detectors.__file__.startswith(args.tree), detectors.__file__
+    record, saved = time_families(detectors, *make_tiles(args.tiles), args.families)
     np.savez(args.save, **saved)
     print(RESULT_MARK + json.dumps(record), flush=True)
     return 0
+
+
+def in_process(trees: dict[str, Path], args: argparse.Namespace) -> tuple[dict, dict]:
+    """Both trees imported into this process (as ``geoanom_old`` and ``geoanom_new``), rounds alternating.
+
+    Less noisy on a shared machine than subprocesses (same heap, same
+    process, interleaved in time). The package's modules import each other
+    relatively, so a renamed copy is a package of its own.
+    """
+    packages = {}
+    for name, tree in trees.items():
+        renamed = tree / f"geoanom_{name}"
+        if not renamed.exists():
+            (tree / "geoanom").rename(renamed)
+        sys.path.insert(0, str(tree))
+        packages[name] = importlib.import_module(f"geoanom_{name}.detectors")
+    data = make_tiles(args.tiles)
+    records: dict[str, list[dict]] = {"old": [], "new": []}
+    saved = {}
+    for repeat in range(args.rounds):
+        for name in (("old", "new") if repeat % 2 == 0 else ("new", "old")):
+            record, saved[name] = time_families(packages[name], *data, args.families)
+            records[name].append(record)
+            print(f"{name}: " + ", ".join(f"{k} {v:.3f}" for k, v in record.items()), flush=True)
+    return records, saved
 
 
 def run_child(tree: Path, save: Path, args: argparse.Namespace) -> dict:
@@ -112,6 +143,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3, help="subprocesses per tree, alternating")
     parser.add_argument("--tiles", type=int, default=729)
     parser.add_argument("--families", nargs="+", choices=FAMILIES, default=list(FAMILIES))
+    parser.add_argument("--in-process", action="store_true",
+                        help="import both trees into this process and alternate there (less noise than subprocesses)")
     parser.add_argument("--out", type=Path, default=RESULTS / "ensemble_kernels.json")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--tree", help=argparse.SUPPRESS)
@@ -122,23 +155,29 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(tempfile.mkdtemp(prefix="ensemble-kernels-"))
     try:
         trees = {"old": score_path.export_tree(args.baseline, work / "old-tree", overlay=False),
-                 "new": score_path.export_tree(args.new, work / "new-tree", overlay=True, files=OVERLAY)}
-        records: dict[str, list[dict]] = {"old": [], "new": []}
-        for repeat in range(args.rounds):
-            for name in (("old", "new") if repeat % 2 == 0 else ("new", "old")):
-                records[name].append(run_child(trees[name], work / f"{name}.npz", args))
-                print(f"{name}: " + ", ".join(f"{k} {v:.3f}" for k, v in records[name][-1].items()), flush=True)
-        old, new = np.load(work / "old.npz"), np.load(work / "new.npz")
+                 "new": score_path.export_tree(args.new, work / "new-tree", overlay=True,
+                                               files=score_path.DETECTOR_FILES)}
+        if args.in_process:
+            records, saved = in_process(trees, args)
+            old, new = saved["old"], saved["new"]
+        else:
+            records = {"old": [], "new": []}
+            for repeat in range(args.rounds):
+                for name in (("old", "new") if repeat % 2 == 0 else ("new", "old")):
+                    records[name].append(run_child(trees[name], work / f"{name}.npz", args))
+                    print(f"{name}: " + ", ".join(f"{k} {v:.3f}" for k, v in records[name][-1].items()), flush=True)
+            old, new = (dict(np.load(work / f"{name}.npz")) for name in ("old", "new"))
         rows = {}
         for key in records["old"][0]:
             best = {name: min(r[key] for r in records[name]) for name in records}
             rows[key] = {"old_s": best["old"], "new_s": best["new"], "new_over_old": best["new"] / best["old"]}
-        identical = {key: bool(np.array_equal(old[key], new[key], equal_nan=True)) for key in old.files}
+        identical = {key: bool(np.array_equal(old[key], new[key], equal_nan=True)) for key in old}
     finally:
         shutil.rmtree(work, ignore_errors=True)
     total = {name: sum(rows[key][f"{name}_s"] for key in rows) for name in ("old", "new")}
     report = {"benchmark": "ensemble_kernels", "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
               "baseline": args.baseline, "new": f"{args.new} + working tree's detector files",
+              "mode": "in one process, alternating" if args.in_process else "alternating subprocesses",
               "tiles": args.tiles, "train_rows": TRAIN_ROWS, "scored_rows": SCORED_ROWS, "rounds": args.rounds,
               "timer": "time.thread_time (CPU of the one thread), best of the rounds", "cpu_s": rows,
               "total": {**total, "new_over_old": total["new"] / total["old"]}, "identical": identical}

@@ -18,6 +18,11 @@ score + write, peak RSS (``VmHWM``) and observations per second, and the
 new/old ratios. The outputs of both trees are compared variable by variable
 (bit for bit, NaN equal to NaN).
 
+``--fit`` times fit + score + write instead (each run fits the default
+ensemble on the first half, as ``throughput.py``'s ``geoanom-all-threads``),
+and ``--overlay detectors`` lays the working tree's detector kernels
+(``DETECTOR_FILES``) over ``--new`` instead of the score path's files.
+
 ``--child-profile py-spy`` runs one more *new* subprocess under ``py-spy
 record`` and writes its flame graph beside the JSON report.
 
@@ -31,6 +36,7 @@ Run from the repository root::
 
     python benchmarks/score_path.py --baseline HEAD~1 [--cube annual] [--repeat 3]
     python benchmarks/score_path.py --outputs
+    python benchmarks/score_path.py --baseline ac8752c --fit --overlay detectors   # fit + score + write
 """
 
 from __future__ import annotations
@@ -51,6 +57,11 @@ SCORE_FILES = (
     "geoanom/features/neighbourhood.py", "geoanom/features/pipeline.py", "geoanom/io/write.py",
     "geoanom/tiling.py", "geoanom/memory.py",
 )
+# The files of the default ensemble's fit and scoring kernels (issue 14), laid over with --overlay detectors.
+DETECTOR_FILES = tuple(f"geoanom/detectors/{name}.py" for name in (
+    "isolation_trees", "isolation_walk", "iforest", "dpmm", "variational", "kmeans", "kmeans_init", "lloyd", "gmm",
+    "mixture", "mixture_scoring")) + ("geoanom/memory.py",)
+OVERLAYS = {"score": SCORE_FILES, "detectors": DETECTOR_FILES}
 RESULT_MARK = "@@SCOREPATH@@ "
 
 
@@ -89,7 +100,10 @@ def child(args: argparse.Namespace) -> int:
     cube = geoanom.open_cube(args.store)
     start = time.perf_counter()
     cpu_start = time.process_time()
-    model = geoanom.load_model(args.model)
+    if args.fit:  # the default ensemble fitted on the first half, as throughput.py's geoanom-all-threads
+        model = geoanom.fit(cube.isel(time=slice(0, cube.sizes["time"] // 2)), precision=args.precision)
+    else:
+        model = geoanom.load_model(args.model)
     loaded = time.perf_counter()
     result = model.score(cube)
     graph = time.perf_counter()
@@ -97,7 +111,8 @@ def child(args: argparse.Namespace) -> int:
     done = time.perf_counter()
     cpu = time.process_time() - cpu_start
     record = {"cpu_s": cpu, "load_s": loaded - start, "graph_s": graph - loaded, "write_s": done - graph,
-              "score_write_s": done - loaded, "observations": int(cube["tas"].size), "peak_rss_mb": peak_rss_mb()}
+              "score_write_s": done - loaded, "fit_score_write_s": done - start,
+              "observations": int(cube["tas"].size), "peak_rss_mb": peak_rss_mb()}
     print(RESULT_MARK + json.dumps(record), flush=True)
     return 0
 
@@ -122,9 +137,12 @@ def prepare(args: argparse.Namespace, old_tree: Path) -> tuple[Path, Path]:
     return store, model
 
 
-def run_child(tree: Path, store: Path, model: Path, output: Path, profile: Path | None = None) -> dict:
+def run_child(tree: Path, store: Path, model: Path, output: Path, profile: Path | None = None,
+              fit_precision: int | None = None) -> dict:
     command = [sys.executable, str(Path(__file__).resolve()), "--child", "--tree", str(tree), "--store", str(store),
                "--model", str(model), "--output", str(output)]
+    if fit_precision is not None:
+        command += ["--fit", "--precision", str(fit_precision)]
     if profile is not None:
         command = ["py-spy", "record", "-o", str(profile), "--format", "speedscope", "--threads", "--", *command]
     return run_marked(command, RESULT_MARK)
@@ -160,8 +178,8 @@ def compare_outputs(old: Path, new: Path) -> dict[str, bool]:
     return out
 
 
-def summary(records: list[dict]) -> dict:
-    times = [r["score_write_s"] for r in records]
+def summary(records: list[dict], timed: str = "score_write_s") -> dict:
+    times = [r[timed] for r in records]
     return {"best_s": min(times), "median_s": statistics.median(times), "times_s": times,
             "best_cpu_s": min(r["cpu_s"] for r in records),
             "peak_rss_mb": [r["peak_rss_mb"] for r in records], "best_rss_mb": min(r["peak_rss_mb"] for r in records),
@@ -211,6 +229,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--child-profile", choices=("py-spy",), help="also profile one new run")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "score_path.json")
     parser.add_argument("--outputs", action="store_true", help="time the fused score and votes of one block")
+    parser.add_argument("--fit", action="store_true",
+                        help="fit the default ensemble on the first half in each run (timed) instead of loading the model")
+    parser.add_argument("--overlay", choices=tuple(OVERLAYS), default="score",
+                        help="which of the working tree's files to lay over --new: the score path's (default) or "
+                             "the ensemble's detector kernels")
+    parser.add_argument("--precision", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--tree", help=argparse.SUPPRESS)
     parser.add_argument("--store", help=argparse.SUPPRESS)
@@ -225,21 +249,28 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--baseline is required")
     work = Path(args.workdir)
     old_tree = export_tree(args.baseline, work / "old-tree", overlay=False)
-    new_tree = export_tree(args.new, work / "new-tree", overlay=True)
+    new_tree = export_tree(args.new, work / "new-tree", overlay=True, files=OVERLAYS[args.overlay])
     store, model = prepare(args, old_tree)
     outputs = {"old": work / "old-out.zarr", "new": work / "new-out.zarr"}
     trees = {"old": old_tree, "new": new_tree}
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from throughput_cubes import CUBES
+
+    fit_precision = CUBES[args.cube].precision if args.fit else None
     for name, tree in trees.items():  # numba compiles into each tree's cache: not timed
-        run_child(tree, store, model, outputs[name])
+        run_child(tree, store, model, outputs[name], fit_precision=fit_precision)
     records: dict[str, list[dict]] = {"old": [], "new": []}
     for repeat in range(args.repeat):
         for name in (("old", "new") if repeat % 2 == 0 else ("new", "old")):
-            records[name].append(run_child(trees[name], store, model, outputs[name]))
+            records[name].append(run_child(trees[name], store, model, outputs[name], fit_precision=fit_precision))
             print(f"{name}: {records[name][-1]}", flush=True)
     same = compare_outputs(outputs["old"], outputs["new"])
+    timed = "fit_score_write_s" if args.fit else "score_write_s"
     report = {"benchmark": "score_path", "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-              "cube": args.cube, "size": args.size, "baseline": args.baseline, "new": f"{args.new} + working tree",
-              "old": summary(records["old"]), "new_": summary(records["new"]), "identical": same}
+              "cube": args.cube, "size": args.size, "baseline": args.baseline, "fit": args.fit,
+              "new": f"{args.new} + working tree's {args.overlay} files",
+              "timed": timed, "old": summary(records["old"], timed), "new_": summary(records["new"], timed),
+              "identical": same}
     report["ratio_best_time_new_over_old"] = report["new_"]["best_s"] / report["old"]["best_s"]
     report["ratio_best_cpu_new_over_old"] = report["new_"]["best_cpu_s"] / report["old"]["best_cpu_s"]
     report["ratio_best_rss_new_over_old"] = report["new_"]["best_rss_mb"] / report["old"]["best_rss_mb"]
