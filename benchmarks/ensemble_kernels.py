@@ -172,6 +172,9 @@ def main(argv: list[str] | None = None) -> int:
             best = {name: min(r[key] for r in records[name]) for name in records}
             rows[key] = {"old_s": best["old"], "new_s": best["new"], "new_over_old": best["new"] / best["old"]}
         identical = {key: bool(np.array_equal(old[key], new[key], equal_nan=True)) for key in old}
+        # where they differ: the largest difference relative to the old value's size (1 where either is NaN alone)
+        largest = {key: float(np.nanmax(np.abs(new[key] - old[key]) / np.maximum(np.abs(old[key]), 1e-300)))
+                   for key in old if not identical[key]}
     finally:
         shutil.rmtree(work, ignore_errors=True)
     total = {name: sum(rows[key][f"{name}_s"] for key in rows) for name in ("old", "new")}
@@ -180,12 +183,13 @@ def main(argv: list[str] | None = None) -> int:
               "mode": "in one process, alternating" if args.in_process else "alternating subprocesses",
               "tiles": args.tiles, "train_rows": TRAIN_ROWS, "scored_rows": SCORED_ROWS, "rounds": args.rounds,
               "timer": "time.thread_time (CPU of the one thread), best of the rounds", "cpu_s": rows,
-              "total": {**total, "new_over_old": total["new"] / total["old"]}, "identical": identical}
+              "total": {**total, "new_over_old": total["new"] / total["old"]}, "identical": identical,
+              "largest_relative_difference": largest}
     print(f"{'':18} {'old s':>8} {'new s':>8} {'new/old':>8}")
     for key, row in {**rows, "total": {"old_s": total["old"], "new_s": total["new"],
                                        "new_over_old": total["new"] / total["old"]}}.items():
         print(f"{key:18} {row['old_s']:8.3f} {row['new_s']:8.3f} {row['new_over_old']:8.3f}")
-    print("identical:", all(identical.values()), {k: v for k, v in identical.items() if not v})
+    print("identical:", all(identical.values()), "largest relative differences:", largest)
     args.out.write_text(json.dumps(report, indent=1) + "\n")
     return 0
 

@@ -1,4 +1,4 @@
-"""The density families' fitness score of many observations, in one compiled pass.
+"""The density families' fitness score of many observations: two compiled passes around numpy's exp and log.
 
 Scoring a tile's observations in numpy takes about a dozen array passes
 (standardise, project on each component, log-sum-exp, assign, distance),
@@ -9,6 +9,18 @@ loop over the rows, compiled with numba, keeps every intermediate in
 registers: 109 ns per observation against 205 for the numpy passes (gmm;
 dpmm 270 against 547), on a loaded 2-core machine
 (``python benchmarks/mixture_scoring.py``).
+
+That loop then spent most of its time in libm's ``exp`` and ``log``, one
+call per component and row, which a compiled loop cannot vectorise. Now
+the compiled pass (:func:`_components`) writes each row's log-densities
+relative to its most probable component into a (rows, k) block, numpy's
+SIMD ``exp`` and ``log`` run over whole blocks, and a second compiled pass
+sums each row's terms in component order: gmm 0.049 -> 0.024 s, dpmm 0.082
+-> 0.060 s for 300 tiles x 2900 rows of the annual throughput model (CPU,
+in-process A/B, best of 7). numpy's ``exp`` and ``log`` give the same bits
+for a value wherever it sits in an array (tested), so scores stay the same
+across chunkings, threads and processes; they differ from libm's in the
+last bit for about 5 % of values (scores moved by at most 3e-12 relative).
 """
 
 from __future__ import annotations
@@ -19,6 +31,8 @@ import numpy as np
 # |llk_model| is floored so that a model whose mean log-likelihood is close to
 # zero (a tight, nearly singular cloud) does not blow the fitness score up.
 MIN_MODEL_LLK = 1.0
+# Rows per block of the (rows, k) temporaries: about 0.8 MB at k = 6.
+FITNESS_BLOCK = 16_384
 
 
 def fitness_scores(X: np.ndarray, center: np.ndarray, scale: np.ndarray, precision_chol: np.ndarray,
@@ -64,24 +78,39 @@ def fitness_scores(X: np.ndarray, center: np.ndarray, scale: np.ndarray, precisi
     by_distance = allowed is not None
     mask = np.ones(len(means), dtype=np.bool_) if allowed is None else np.asarray(allowed, dtype=np.bool_)
     projected_means = np.einsum("kd,kde->ke", means, precision_chol)
-    return _fitness(np.ascontiguousarray(X, dtype=np.float64), center, scale, precision_chol, projected_means,
-                    means, log_constant, component_std, mask, by_distance, float(model_llk))
+    X = np.ascontiguousarray(X, dtype=np.float64)
+    model_llk = float(model_llk)
+    norm = max(abs(model_llk), MIN_MODEL_LLK)
+    out = np.empty(len(X))
+    for first in range(0, len(X), FITNESS_BLOCK):
+        rows = X[first : first + FITNESS_BLOCK]
+        terms = np.empty((len(rows), len(means)))
+        peak, distance = np.empty(len(rows)), np.empty(len(rows))
+        _components(rows, center, scale, precision_chol, projected_means, means, log_constant, component_std,
+                    mask, by_distance, terms, peak, distance)
+        np.exp(terms, out=terms)
+        llk = peak + np.log(_row_sums(terms))
+        out[first : first + len(rows)] = (llk - model_llk) / norm * np.sqrt(distance)
+    return out
 
 
 @numba.njit(cache=True, nogil=True)
-def _fitness(X, center, scale, precision_chol, projected_means, means, log_constant, component_std, allowed,
-             by_distance, model_llk):  # pragma: no cover - compiled; tested through fitness_scores
+def _components(X, center, scale, precision_chol, projected_means, means, log_constant, component_std, allowed,
+                by_distance, terms, peaks, distances):  # pragma: no cover - compiled; tested through fitness_scores
+    """Per row: each component's log-density minus the largest (``terms``), the largest, the squared distance.
+
+    The distance is the normalised Euclidean one to the assigned component's
+    mean: the most probable component (the first of equals), or the nearest
+    (Mahalanobis) of the ``allowed`` ones when ``by_distance``.
+    """
     n, d = X.shape
     k = means.shape[0]
-    out = np.empty(n)
     z = np.empty(d)
-    weighted = np.empty(k)
     mahalanobis = np.empty(k)
-    norm = max(abs(model_llk), MIN_MODEL_LLK)
     for row in range(n):
         for i in range(d):
             z[i] = (X[row, i] - center[i]) / scale[i]
-        top = 0  # the most probable component (the first of equals)
+        top = 0
         for c in range(k):
             total = 0.0
             for j in range(d):
@@ -90,16 +119,12 @@ def _fitness(X, center, scale, precision_chol, projected_means, means, log_const
                     value += z[i] * precision_chol[c, i, j]
                 total += value * value
             mahalanobis[c] = total
-            weighted[c] = log_constant[c] - 0.5 * total
-            if weighted[c] > weighted[top]:
+            terms[row, c] = log_constant[c] - 0.5 * total
+            if terms[row, c] > terms[row, top]:
                 top = c
-        peak = weighted[top]
-        density = 0.0
+        peak = terms[row, top]
         for c in range(k):
-            # exp(0) is 1 exactly: the top component's term needs no call (one exp of two for a 2-component gmm)
-            density += 1.0 if c == top else np.exp(weighted[c] - peak)
-        # log(1) is 0 exactly: one component, or the others too far to move the sum
-        llk = peak + (0.0 if density == 1.0 else np.log(density))
+            terms[row, c] -= peak
         best = top
         if by_distance:
             best = -1
@@ -110,5 +135,17 @@ def _fitness(X, center, scale, precision_chol, projected_means, means, log_const
         for i in range(d):
             step = (z[i] - means[best, i]) / component_std[best, i]
             distance += step * step
-        out[row] = (llk - model_llk) / norm * np.sqrt(distance)
+        peaks[row] = peak
+        distances[row] = distance
+
+
+@numba.njit(cache=True, nogil=True)
+def _row_sums(terms):  # pragma: no cover - compiled; tested through fitness_scores
+    """Each row's sum, component after component (numpy's sum may pair the terms differently)."""
+    out = np.empty(terms.shape[0])
+    for row in range(terms.shape[0]):
+        total = 0.0
+        for c in range(terms.shape[1]):
+            total += terms[row, c]
+        out[row] = total
     return out
