@@ -141,7 +141,7 @@ def test_demo_writes_its_pictures_result_and_table(demo):
     result = xr.open_zarr(out / "result.zarr")
     assert "running climate" in result.attrs["geoanom_demo_expectation"]
     assert result.sizes["time"] == 140 and str(result.time.values[0])[:4] == "1960"
-    assert set(result.detector.values) == {"gmm", "kmeans", "dpmm", "iforest"}
+    assert set(result.detector.values) == {"gmm", "kmeans", "dpmm", "iforest", "event"}
     table = pd.read_csv(out / "top_tiles.csv", index_col="tile")
     assert len(table) == 10 and table["mean_irregularity"].is_monotonic_decreasing
     assert "the ten most anomalous tiles" in stdout

@@ -194,9 +194,9 @@ def test_iforest_merge_is_weighted_union_of_trees(blobs):
 def test_ensemble_votes_majority_and_round_trip(blobs):
     train, test, labels = blobs
     ensemble = Ensemble(random_state=0).fit(train)
-    assert ensemble.names == ("gmm", "kmeans", "dpmm", "iforest")
+    assert ensemble.names == ("gmm", "kmeans", "dpmm", "iforest", "event")
     irregularity = ensemble.irregularity(test)
-    assert irregularity.shape == (4, len(test))
+    assert irregularity.shape == (5, len(test))
     votes = ensemble.votes(test)
     np.testing.assert_array_equal(votes, (irregularity > 1).sum(axis=0))
     np.testing.assert_array_equal(ensemble.predict(test), (votes >= 3).astype(int))
@@ -204,7 +204,7 @@ def test_ensemble_votes_majority_and_round_trip(blobs):
     rebuilt = Ensemble.from_dict(ensemble.to_dict())
     np.testing.assert_array_equal(rebuilt.irregularity(test), irregularity)
     merged = ensemble.merge(Ensemble(random_state=1).fit(train))
-    assert merged.irregularity(test).shape == (4, len(test))
+    assert merged.irregularity(test).shape == (5, len(test))
 
 
 def test_majority_and_fuse():

@@ -9,6 +9,7 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 import geoanom as ga
 from geoanom.detectors import FAMILIES, Ensemble, EventDetector
 from geoanom.errors import GeoanomError
+from geoanom.model.fit import default_features
 from geoanom.model.store import JSON_KEY
 from geoanom.testing import synthetic_cube
 
@@ -28,9 +29,11 @@ def test_scikit_learn_check(estimator, check):
     check(estimator)
 
 
-def test_registered_but_not_default():
-    assert FAMILIES["event"] is EventDetector and "event" not in ga.detectors.DEFAULT_DETECTORS
+def test_in_the_default_ensemble_with_its_background_ring():
+    assert FAMILIES["event"] is EventDetector and "event" in ga.detectors.DEFAULT_DETECTORS
     assert ga.EventDetector is EventDetector
+    assert "background" in default_features(ga.detectors.DEFAULT_DETECTORS)
+    assert "background" not in default_features(("gmm", "kmeans"))
 
 
 def test_closed_form_equals_a_dense_grid_over_alpha():

@@ -38,7 +38,7 @@ def test_result_layout_is_lazy_typed_and_documented(fitted_model, opened_cube):
     assert result["irregularity"].dtype == np.float32
     assert result["anomalous"].dtype == bool and result["ensemble"].dtype == bool
     assert result["votes"].dims == ("time", "lat", "lon")
-    assert list(result["detector"].values) == ["gmm", "kmeans", "dpmm", "iforest"]
+    assert list(result["detector"].values) == ["gmm", "kmeans", "dpmm", "iforest", "event"]
     assert result["tile"].dims == ("lat", "lon")
     for name, var in result.data_vars.items():
         assert "long_name" in var.attrs, name

@@ -24,7 +24,7 @@ from .paths import local_path
 
 EXIT_USER_ERROR = 2
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, as the shell reports a filter cut short
-DETECTORS = "gmm,kmeans,dpmm,iforest"
+DETECTORS = "gmm,kmeans,dpmm,iforest,event"
 # geoanom.features.RegionParams' defaults, written out so that --help need not
 # import scipy and dask (tests/test_cli_options.py checks they agree).
 REGION_DEFAULTS = {"sigma": 1.0, "median_size": 3, "threshold": 1.5, "tail": "both"}
@@ -152,7 +152,7 @@ def add_demo(subparsers, talk: argparse.ArgumentParser) -> None:
         "(most_anomalous_year.png) and the warming (warming.png).")
     demo.add_argument("--out", default="geoanom-demo", help="output folder (default: geoanom-demo)")
     demo.add_argument("--detectors", default=DETECTORS,
-                      help="comma-separated families among gmm, kmeans, dpmm, iforest, event (default: the first four)")
+                      help="comma-separated families among gmm, kmeans, dpmm, iforest, event (default: all five)")
     demo.set_defaults(run=commands.run_demo)
 
 
@@ -168,7 +168,7 @@ def add_detect(subparsers, talk: argparse.ArgumentParser) -> None:
     detect.add_argument("--train-start", default=None, help="first date of the training period")
     detect.add_argument("--precision", type=int, default=None, help="geohash precision (default: chosen)")
     detect.add_argument("--detectors", default=DETECTORS,
-                        help="comma-separated families among gmm, kmeans, dpmm, iforest, event (default: the first four)")
+                        help="comma-separated families among gmm, kmeans, dpmm, iforest, event (default: all five)")
     detect.add_argument("--features", default=None,
                         help="comma-separated feature sets: anomalies, neighbours, background, values, regions "
                         "(default: anomalies,neighbours, and background when --detectors includes event; "

@@ -22,9 +22,9 @@ FAMILIES: dict[str, type[Detector]] = {
     "kmeans": KMeansDetector,
     "dpmm": DPMMDetector,
     "iforest": IForestDetector,
-    "event": EventDetector,  # opt-in: not in DEFAULT_DETECTORS
+    "event": EventDetector,
 }
-DEFAULT_DETECTORS = ("gmm", "kmeans", "dpmm", "iforest")
+DEFAULT_DETECTORS = ("gmm", "kmeans", "dpmm", "iforest", "event")
 
 
 def check_detector_names(names: Sequence[str] | str) -> tuple[str, ...]:
@@ -48,7 +48,7 @@ class Ensemble(BaseEstimator):
 
     Parameters
     ----------
-    detectors : sequence of str, default ("gmm", "kmeans", "dpmm", "iforest")
+    detectors : sequence of str, default ("gmm", "kmeans", "dpmm", "iforest", "event")
         Family names, see ``FAMILIES``.
     random_state : int, optional
         Seed passed to every family.
