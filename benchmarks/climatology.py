@@ -6,7 +6,7 @@ For each cube, in the same run (best of ``--repeat`` runs each):
   would compute with xarray (``groupby("time.month")``), the simple thing;
 - ``climatology``: :meth:`geoanom.Climatology.fit` (robust harmonic fit,
   order chosen by cross-validation, two passes over the data);
-- ``fit``: the whole :func:`geoanom.fit` with the default four-family ensemble,
+- ``fit``: the whole :func:`geoanom.fit` with the default ensemble (five families),
   of which the climatology is a part.
 
     python benchmarks/climatology.py [--repeat 2]   # figures also in benchmarks/results/climatology.json
