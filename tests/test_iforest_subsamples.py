@@ -39,3 +39,12 @@ def test_subsamples_are_rows_without_replacement():
     picks = subsamples(np.random.default_rng(3), 5000, 256, 50).reshape(50, 256)
     assert picks.min() >= 0 and picks.max() < 5000
     assert all(len(np.unique(row)) == 256 for row in picks)
+
+
+def test_without_numbas_bit_generator_access_the_subsamples_come_from_numpy(monkeypatch):
+    """Another numba (no ``next_uint32``): Generator.choice draws them, the same rows."""
+    from geoanom.detectors import isolation_trees
+
+    compiled = subsamples(np.random.default_rng(4), 3000, 256, 5)
+    monkeypatch.setattr(isolation_trees, "next_uint32", None)
+    assert np.array_equal(subsamples(np.random.default_rng(4), 3000, 256, 5), compiled)

@@ -23,7 +23,11 @@ from typing import Any
 
 import numba
 import numpy as np
-from numba.np.random.generator_core import next_uint32
+
+try:  # numba's draw of a 32-bit word from a numpy Generator's bit generator: not a documented API
+    from numba.np.random.generator_core import next_uint32
+except ImportError:  # pragma: no cover - another numba: the subsamples come from Generator.choice
+    next_uint32 = None
 
 from .base import check_features
 from .hashing import GOLDEN_GAMMA
@@ -133,7 +137,8 @@ def subsamples(rng: np.random.Generator, n: int, psi: int, n_trees: int) -> np.n
     shuffle, Lemire's bounded draws) in about 4 us, without the GIL. The
     branch numpy takes for large ``psi`` (``n > 10000`` and ``psi > n // 50``:
     a partial shuffle of ``arange(n)``) and populations of 2**32 - 1 rows or more (64-bit
-    draws) are left to numpy. ``psi == n``
+    draws) are left to numpy, as is every draw if numba no longer offers
+    ``next_uint32``. ``psi == n``
     draws nothing: every tree takes every row.
 
     Examples
@@ -145,7 +150,7 @@ def subsamples(rng: np.random.Generator, n: int, psi: int, n_trees: int) -> np.n
     """
     if psi >= n:
         return np.tile(np.arange(n), n_trees)
-    if (n > 10000 and psi > n // 50) or n >= 2**32 - 1:
+    if next_uint32 is None or (n > 10000 and psi > n // 50) or n >= 2**32 - 1:
         return np.concatenate([rng.choice(n, psi, replace=False) for _ in range(n_trees)])
     picks = np.empty(n_trees * psi, dtype=np.int64)
     _floyd_subsamples(rng, n, psi, picks)
