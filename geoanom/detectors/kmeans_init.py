@@ -70,7 +70,7 @@ def _kmeans_plusplus(rows, counts, k, seeds) -> np.ndarray:
 # trials, n) distances and comparisons. Measured on 128 tiles of 2048 rows x
 # 2 features, k = 6, with the random draws (a Python loop) in both: numpy
 # 0.13-0.36 s, this loop 0.07-0.11 s, the same centres.
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _plusplus_tiles(rows, counts, first, uniforms, k):  # pragma: no cover - compiled
     """scikit-learn's greedy k-means++ per tile on rows (T, d, n), given its random draws.
 
@@ -102,7 +102,7 @@ def _plusplus_tiles(rows, counts, first, uniforms, k):  # pragma: no cover - com
     return centres
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _distances_to_row(rows, t, m, row):  # pragma: no cover - compiled
     """Squared distances of the first m rows of tile t to its row ``row``."""
     out = np.zeros(m)

@@ -121,7 +121,7 @@ def _check_sizes(row_offsets: np.ndarray, centre_offsets: np.ndarray) -> None:
         raise ValueError(f"sample {i} has {n[i]} rows and {k[i]} initial centres; it needs 1 to {n[i]} centres")
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)  # the GIL released: dask threads fit and score other tiles meanwhile
 def _lloyd_tiles(rows, row_offsets, centres, centre_offsets, max_iter, tol):  # pragma: no cover - compiled
     """Every sample's Lloyd loop in turn; ``centres`` is refined in place.
 
@@ -141,7 +141,7 @@ def _lloyd_tiles(rows, row_offsets, centres, centre_offsets, max_iter, tol):  # 
     return labels, counts, scatter, n_iter
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _lloyd(X, centres, labels, max_iter, tol):  # pragma: no cover - compiled
     """scikit-learn's ``_kmeans_single_lloyd`` on one sample; centres and labels in place, returns iterations."""
     mean = _column_means(X)
@@ -173,7 +173,7 @@ def _lloyd(X, centres, labels, max_iter, tol):  # pragma: no cover - compiled
     return n_iter
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _squared_shift(new, old):  # pragma: no cover - compiled
     """Sum over centres of the squared norm of each one's shift, as scikit-learn sums it (a norm, then squared)."""
     total = 0.0
@@ -186,7 +186,7 @@ def _squared_shift(new, old):  # pragma: no cover - compiled
     return total
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _column_means(X):  # pragma: no cover - compiled
     """Column means, summed row after row as numpy reduces a C array over its first axis."""
     total = np.zeros(X.shape[1])
@@ -195,14 +195,14 @@ def _column_means(X):  # pragma: no cover - compiled
     return total / len(X)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _mean_variance(Xc):  # pragma: no cover - compiled
     """Mean over features of the variance of each column (scikit-learn's scale for ``tol``)."""
     deviations = Xc - _column_means(Xc)
     return np.mean(_column_means(deviations * deviations))
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _assign(Xt, centres, labels, dot, best):  # pragma: no cover - compiled
     """Nearest centre of each row by ``|c|^2 - 2 x.c`` (scikit-learn's expansion; the first on ties).
 
@@ -228,7 +228,7 @@ def _assign(Xt, centres, labels, dot, best):  # pragma: no cover - compiled
             labels[i] = j if closer else labels[i]
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _update_centres(Xc, old, labels, new, weights):  # pragma: no cover - compiled
     """Cluster means of the labelled rows into ``new``, relocating empty clusters as scikit-learn does."""
     new[:] = 0.0
@@ -249,6 +249,8 @@ def _update_centres(Xc, old, labels, new, weights):  # pragma: no cover - compil
             new[j] = new[heaviest]
 
 
+# Not nogil itself (its object-mode block takes the GIL): called from the nogil loops, it takes the GIL
+# only for that block, when a cluster is empty.
 @njit(cache=True)
 def _relocate_empty(Xc, old, labels, new, weights):  # pragma: no cover - compiled
     """Give each empty cluster one of the rows farthest from their centres (scikit-learn's rule)."""
@@ -278,7 +280,7 @@ def _farthest(distances: np.ndarray, n_empty: int) -> np.ndarray:
     return np.argpartition(distances, -n_empty)[: -n_empty - 1 : -1].astype(np.int64)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _cluster_scatter(X, centres, labels, counts, scatter):  # pragma: no cover - compiled
     """Rows per cluster and the sum of outer products of their deviations from the final centre."""
     d = X.shape[1]
@@ -354,7 +356,7 @@ def _nearest_labels(Z, means):  # pragma: no cover - compiled
     return labels
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _nearest(z, means):  # pragma: no cover - compiled
     """Index of the centre nearest ``z``, by the squared offsets numpy's argmin of their sums would pick."""
     best, label = np.inf, 0
@@ -393,7 +395,7 @@ def _nearest_distances(X, center, scale, means, whitening, euclidean):  # pragma
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _block_nearest(Z, m, means, best, label):  # pragma: no cover - compiled
     """Nearest centre of the block's ``m`` rows and its squared distance (offsets summed as numpy's einsum)."""
     distance = np.empty(m)
@@ -409,7 +411,7 @@ def _block_nearest(Z, m, means, best, label):  # pragma: no cover - compiled
                 label[i] = j
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _whitened_norms(Z, m, means, whitening, label, out):  # pragma: no cover - compiled
     """``|W_j (z_i - mean_j)|`` for the block's rows ``i``, ``j`` the nearest centre of each."""
     d = Z.shape[0]
