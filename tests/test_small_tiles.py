@@ -76,3 +76,9 @@ def test_a_front_keeps_both_sides_spreads_and_empty_cells_stay_empty():
     at_front = pooled[0, 0, :, 13:17]
     # a fixed 24-observation pool would pull both sides halfway towards the other (about 2.5 on each)
     assert np.median(np.abs(at_front / truth[0, 0, :, 13:17] - 1)) < 0.15
+
+
+def test_only_a_two_dimensional_grid_is_pooled():
+    noisy = np.sqrt(np.random.default_rng(5).chisquare(9, size=(1, 1, 40)) / 9)  # 40 stations: no neighbours
+    pooled, worth = pool_spread(noisy, np.full(noisy.shape, 9.0))
+    assert np.array_equal(pooled, noisy) and (worth == 9.0).all()

@@ -58,12 +58,13 @@ def _window_mean(field: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.n
 
 
 def pool_spread(spread: np.ndarray, worth: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Spreads (season, variable, *spatial) shrunk towards their neighbourhoods', and their new worth.
+    """Spreads (season, variable, y, x) shrunk towards their neighbourhoods', and their new worth.
 
     Parameters
     ----------
-    spread : ndarray (season, variable, *spatial)
-        Positive where valid, NaN where a cell has no spread.
+    spread : ndarray (season, variable, y, x)
+        Positive where valid, NaN where a cell has no spread. Other
+        layouts are returned as they are.
     worth : ndarray, same shape
         Observations' worth of each spread.
 
@@ -81,7 +82,7 @@ def pool_spread(spread: np.ndarray, worth: np.ndarray) -> tuple[np.ndarray, np.n
     (True, 18.0)
     """
     valid = np.isfinite(spread) & (spread > 0) & np.isfinite(worth) & (worth > 0)
-    if spread.ndim < 3 or not valid.any():
+    if spread.ndim != 4 or not valid.any():  # neighbours only on a 2-D grid (a list of stations has none)
         return spread, worth
     with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
