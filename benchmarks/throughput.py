@@ -13,8 +13,9 @@ store in a temporary directory and, in the same run, times on that store:
   IsolationForest), timed on 24 tiles and **extrapolated** to all;
 * ``geoanom-<family>-threads``: ``geoanom.open_cube``, ``geoanom.fit(train,
   detectors=<family>)``, ``model.score(cube)`` written with
-  ``geoanom.io.write_dataset``, for each family alone and for the default
-  four-family ensemble (``all``), on dask's threaded scheduler;
+  ``geoanom.io.write_dataset``, for each family alone, for the default
+  ensemble (``all``: the five families) and for the four Galileo families
+  (``four``, the like of ``naive-four``), on dask's threaded scheduler;
 * ``geoanom-all-saved``: the default ensemble's model, saved by the ``all``
   variant, loaded with ``geoanom.load_model`` and scoring + writing the
   whole cube (the operational path);
@@ -69,7 +70,8 @@ from throughput_cubes import CUBES, write_cube  # noqa: E402  (benchmarks/ is on
 from throughput_naive import run_naive_four, run_naive_gmm  # noqa: E402
 
 ONE_THREAD = {name: "1" for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
-ALL = ("gmm", "kmeans", "dpmm", "iforest")
+ALL = ("gmm", "kmeans", "dpmm", "iforest", "event")  # geoanom.detectors.DEFAULT_DETECTORS
+FOUR = ("gmm", "kmeans", "dpmm", "iforest")  # the Galileo families, as in naive-four
 # name: detectors (a naive loop's name for the naive rows), scheduler, extra environment, open_cube chunks
 VARIANTS = {
     "naive": ("naive-gmm", None, {}, None),
@@ -79,6 +81,7 @@ VARIANTS = {
     "geoanom-dpmm-threads": (("dpmm",), "threads", {}, None),
     "geoanom-iforest-threads": (("iforest",), "threads", {}, None),
     "geoanom-all-threads": (ALL, "threads", {}, None),
+    "geoanom-four-threads": (FOUR, "threads", {}, None),
     "geoanom-all-saved": (ALL, "saved", {}, None),
 }
 # Sensitivity rows, run with --extras: a local cluster of two processes, BLAS/OpenMP
