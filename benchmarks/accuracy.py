@@ -2,7 +2,7 @@
 
     python benchmarks/accuracy.py            # about 10 minutes on 2 cores; benchmarks/results/accuracy.json
     python benchmarks/accuracy.py --quick    # a smoke check (a few minutes); results/accuracy_quick.json
-    python benchmarks/accuracy.py --detectors gmm,kmeans,dpmm,iforest   # the four Galileo families: results/accuracy_gmm-kmeans-dpmm-iforest.json
+    python benchmarks/accuracy.py --detectors gmm,kmeans,dpmm,iforest   # four families: results/accuracy_gmm-...-iforest.json
 
 Cubes: the embedded OSTIA SST (monthly 2006-04..2010-09, 54 x 18 x 432, land
 NaN), the embedded HadCM3 North America air temperature (annual 1860-2099)
