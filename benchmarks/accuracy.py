@@ -67,8 +67,8 @@ from sklearn.mixture import GaussianMixture
 
 import geoanom as ga
 from geoanom.features.pipeline import stack_variables
+from geoanom.grid import spatial_dims
 from geoanom.testing import EVENT_KINDS, inject_events, synthetic_cube
-from geoanom.tiling import spatial_dims
 
 RESULTS = Path(__file__).parent / "results"
 BASELINES = ("cell |z|", "season |z|", "clim |z|", "tile GMM")

@@ -30,8 +30,8 @@ import xarray as xr
 from accuracy import provenance  # the same record of the commit measured
 
 import geoanom as ga
+from geoanom.grid import spatial_dims
 from geoanom.testing import EVENT_KINDS, inject_events, synthetic_cube
-from geoanom.tiling import spatial_dims
 
 RESULTS = Path(__file__).parent / "results"
 MODES = ("neighbours", "similar", "region")

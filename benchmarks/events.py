@@ -63,9 +63,9 @@ import pandas as pd
 import xarray as xr
 
 import geoanom as ga
+from geoanom.grid import spatial_dims
 from geoanom.queries.events import event_labels, events
 from geoanom.testing import EVENT_KINDS, inject_events, synthetic_cube
-from geoanom.tiling import spatial_dims
 
 RESULTS = Path(__file__).parent / "results"
 VARIANTS = ((1, False), (3, False), (1, True))

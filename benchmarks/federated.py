@@ -53,8 +53,8 @@ from geoanom.cluster import make_client
 from geoanom.features.regions import RegionParams, as_field, denoise, standardised_anomaly
 from geoanom.federated import Convergence, LocalTraining, RoundOptions, Simulation
 from geoanom.federated.aggregators import combine_partials, finish_partial
+from geoanom.grid import cell_areas
 from geoanom.reduction import tree_reduce_futures  # the engine's own tree reduction, timed alone
-from geoanom.tiling import cell_areas
 
 RESULTS = Path(__file__).parent / "results"
 VARIABLE = "surface_temperature"

@@ -63,7 +63,7 @@ import dask  # noqa: E402
 
 from geoanom.cluster import make_client  # noqa: E402
 from geoanom.features import region_features  # noqa: E402
-from geoanom.tiling import cell_areas  # noqa: E402
+from geoanom.grid import cell_areas  # noqa: E402
 
 PARAMS = dict(sigma=1.0, median_size=3, threshold=1.5, structure=1, cleaning=1)
 

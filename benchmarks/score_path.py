@@ -55,7 +55,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SCORE_FILES = (
     "geoanom/model/score.py", "geoanom/model/result.py", "geoanom/detectors/isolation_walk.py", "geoanom/detectors/iforest.py",
     "geoanom/features/neighbourhood.py", "geoanom/features/pipeline.py", "geoanom/io/write.py",
-    "geoanom/tiling.py", "geoanom/memory.py",
+    "geoanom/tiling.py", "geoanom/grid.py", "geoanom/memory.py",
 )
 # The files of the default ensemble's fit and scoring kernels (issue 14), laid over with --overlay detectors.
 DETECTOR_FILES = tuple(f"geoanom/detectors/{name}.py" for name in (

@@ -98,7 +98,7 @@ def run(out: Path, detectors: str) -> None:
 
 
 def _where(field, row: int, col: int) -> str:
-    from .tiling import cell_centres
+    from .grid import cell_centres
 
     lat, lon = (float(np.asarray(c.values)[row, col]) for c in cell_centres(field))
     return f"{degrees(lat, 'N', 'S')} {degrees(lon, 'E', 'W')}"
@@ -107,7 +107,7 @@ def _where(field, row: int, col: int) -> str:
 def _flagged_regions(model, cube, result, other, k: int, name: str, n: int = 3) -> list[str]:
     """The tiles with the most flagged cells at time step ``k``: where, how many, how far from expected,
     and how many of them ``other`` (a result against another expectation) flags."""
-    from .tiling import cell_centres
+    from .grid import cell_centres
 
     step = result.isel(time=k)
     flags = step["ensemble"].values.astype(bool)

@@ -133,7 +133,7 @@ def flagged_share(result) -> np.ndarray:
 
 def _flag_counts(result) -> tuple[np.ndarray, np.ndarray]:
     """Per time step: how many scored cells the ensemble flags, and how many cells were scored."""
-    from .tiling import spatial_dims
+    from .grid import spatial_dims
 
     dims = spatial_dims(result)
     scored = result["fused_irregularity"].notnull()

@@ -228,7 +228,7 @@ def inject_events(
         raise ValueError(f"kind must be one of {', '.join(EVENT_KINDS)}, got {kind!r}.")
     if variable not in cube.data_vars:
         raise ValueError(f"variable {variable!r} is not in the cube; it has {', '.join(map(str, cube.data_vars))}.")
-    from .tiling import spatial_dims
+    from .grid import spatial_dims
 
     dims = ("time",) + tuple(spatial_dims(cube))
     field = cube[variable].transpose(*dims)

@@ -15,17 +15,10 @@ from scipy import ndimage
 import geoanom as ga
 from geoanom import geohash
 from geoanom.features import region_features, region_labels
+from geoanom.grid import cell_areas, crosses_antimeridian, grid_spacing, unwrapped_lon, wraps_in_longitude
 from geoanom.io.grid import unrotate, west_edge
 from geoanom.testing import synthetic_cube
-from geoanom.tiling import (
-    cell_areas,
-    choose_precision,
-    crosses_antimeridian,
-    grid_spacing,
-    tile_codes,
-    unwrapped_lon,
-    wraps_in_longitude,
-)
+from geoanom.tiling import choose_precision, tile_codes
 
 iris_sample_data = pytest.importorskip("iris_sample_data")
 SAMPLES = iris_sample_data.path

@@ -10,7 +10,7 @@ import geoanom as ga
 from geoanom.errors import GeoanomError
 from geoanom.features import RegionParams, region_features, region_labels
 from geoanom.features.filters import nan_gaussian, nan_median
-from geoanom.tiling import cell_areas
+from geoanom.grid import cell_areas, wraps_in_longitude
 
 CHUNKINGS = [{"lat": 7, "lon": 9}, {"time": 2, "lat": 13, "lon": 20}, {"time": 3, "lat": 10, "lon": 12}]
 
@@ -175,7 +175,7 @@ def test_real_sea_surface_temperature_with_land():
     table = region_features(sst, precision=2)
     assert table["n_regions"].sum() > 0
     assert np.isfinite(table.loc[table["n_regions"] > 0, "largest_mean"]).all()
-    assert ga.tiling.wraps_in_longitude(sst)
+    assert wraps_in_longitude(sst)
 
 
 def test_distributed_cluster_gives_the_same_table():

@@ -19,7 +19,8 @@ def describe(inputs: Sequence[str]) -> None:
     ...
     """
     from .. import geohash
-    from ..tiling import choose_precision, spatial_dims, tile_labels
+    from ..grid import spatial_dims
+    from ..tiling import choose_precision, tile_labels
 
     cube, levels = open_described(inputs)
     times = cube["time"]
@@ -66,7 +67,7 @@ def open_described(inputs: Sequence[str]):
 
 def _longitude_range(cube) -> str:
     """West to east edge of the cell centres; a regional grid across the antimeridian says so."""
-    from ..tiling import crosses_antimeridian
+    from ..grid import crosses_antimeridian
 
     if crosses_antimeridian(cube):
         lon = cube["lon"].values

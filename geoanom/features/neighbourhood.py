@@ -26,7 +26,7 @@ import pandas as pd
 import xarray as xr
 from scipy import ndimage
 
-from ..tiling import cell_areas
+from ..grid import cell_areas
 from .region_stats import region_parts
 from .regions import RegionParams, denoise, region_mask
 from .stitching import block_slices, label_regions

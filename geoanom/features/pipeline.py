@@ -26,7 +26,7 @@ import numpy as np
 import xarray as xr
 
 from ..errors import CoordinateError, NoDataError, VariableNotFoundError
-from ..tiling import spatial_dims, wraps_in_longitude
+from ..grid import spatial_dims, wraps_in_longitude
 from .climatology import Climatology
 from .regions import RegionParams
 from .vectors import block_features, context_features, feature_names

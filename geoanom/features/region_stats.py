@@ -21,8 +21,9 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from ..grid import cell_areas, wraps_in_longitude
 from ..reduction import tree_reduce
-from ..tiling import cell_areas, tile_codes, tile_labels, wraps_in_longitude
+from ..tiling import tile_codes, tile_labels
 from .regions import RegionParams, as_field, connectivity_of, region_mask, standardised_anomaly
 from .stitching import block_slices, label_regions
 

@@ -26,7 +26,7 @@ import xarray as xr
 from scipy import ndimage
 
 from ..errors import GeoanomError, TrainingPeriodError
-from ..tiling import spatial_dims, wraps_in_longitude
+from ..grid import spatial_dims, wraps_in_longitude
 from .climatology import Climatology
 from .filters import gaussian_radius, nan_gaussian, nan_median
 from .stitching import label_regions

@@ -17,7 +17,7 @@ import pandas as pd
 import xarray as xr
 
 from ..errors import GeoanomError
-from ..tiling import wraps_in_longitude
+from ..grid import wraps_in_longitude
 from .region_stats import region_table
 from .regions import RegionParams, as_field, denoise, region_mask, standardised_anomaly
 

@@ -18,7 +18,8 @@ from ..errors import GeoanomError
 from ..features import Climatology, RegionParams
 from ..features.pipeline import feature_cube, source_name, stack_variables
 from ..features.vectors import feature_names
-from ..tiling import spatial_dims, tile_labels
+from ..grid import spatial_dims
+from ..tiling import tile_labels
 
 
 @dataclasses.dataclass(frozen=True)

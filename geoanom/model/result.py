@@ -17,8 +17,8 @@ from .._version import __version__
 from ..detectors.ensemble import fuse, majority
 from ..errors import GeoanomError
 from ..formatting import iso_date
+from ..grid import spatial_dims
 from ..queries.event_stats import result_tiles
-from ..tiling import spatial_dims
 
 if TYPE_CHECKING:  # the model imports the score, which imports this module
     from .core import AnomalyModel

@@ -25,8 +25,9 @@ from ..detectors.ensemble import fuse, majority
 from ..errors import GeoanomError
 from ..features.pipeline import feature_cube, source_name, stack_variables
 from ..features.vectors import feature_names
+from ..grid import cell_centres
 from ..queries.inspect import Tiles, cell_columns, cells_of_tiles, positions_indexer, time_positions
-from ..tiling import cell_centres, tile_codes
+from ..tiling import tile_codes
 from .score import check_same_grid, feature_sets, region_params
 
 if TYPE_CHECKING:  # the model's thin method calls this module

@@ -61,7 +61,7 @@ def map_cells(field: xr.DataArray | xr.Dataset) -> MapCells:
     >>> cells.west, cells.lon[0].tolist()
     (0.0, [170.0, 190.0, 210.0])
     """
-    from ..tiling import cell_centres
+    from ..grid import cell_centres
 
     lat, lon = (np.asarray(c.values, dtype=float) for c in cell_centres(field))
     west = frame_west(lon)

@@ -20,7 +20,7 @@ import xarray as xr
 
 from ..errors import GeoanomError
 from ..formatting import iso_date
-from ..tiling import wraps_in_longitude
+from ..grid import wraps_in_longitude
 from .cells import MapCells, draw_cells, frame_west, map_cells, outline_cells, set_extent, to_frame
 from .coastlines import draw_coastlines
 from .layout import map_layout

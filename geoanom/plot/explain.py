@@ -71,7 +71,7 @@ def nearest_grid_cell(grid: xr.Dataset | xr.DataArray, lat: float, lon: float,
     line checks a point with it before any computation.
     """
     from ..errors import GeoanomError
-    from ..tiling import cell_centres, grid_spacing
+    from ..grid import cell_centres, grid_spacing
 
     if not (np.isfinite(lat) and np.isfinite(lon) and -90.0 <= lat <= 90.0):
         raise GeoanomError(f"the point {lat:g}, {lon:g} is not on the globe: latitude must be in [-90, 90].")
@@ -159,8 +159,8 @@ def cell(model: "AnomalyModel", cube: xr.Dataset, *, lat: float, lon: float, var
     from ..errors import GeoanomError, VariableNotFoundError
     from ..features.calendar import decimal_year
     from ..formatting import degrees, iso_date
+    from ..grid import cell_centres
     from ..model.score import check_same_grid
-    from ..tiling import cell_centres
 
     if isinstance(cube, xr.DataArray):
         cube = cube.to_dataset(name=cube.name or "values")

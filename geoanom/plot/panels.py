@@ -14,8 +14,8 @@ import xarray as xr
 
 from ..errors import GeoanomError
 from ..formatting import iso_date
+from ..grid import wraps_in_longitude
 from ..model.result import tile_names
-from ..tiling import wraps_in_longitude
 from .cells import MapCells, draw_cells, map_cells, outline_cells, set_extent, to_frame
 from .coastlines import draw_coastlines
 

@@ -158,7 +158,7 @@ def _region(model: "AnomalyModel", result: xr.Dataset, cell: tuple[float, float]
 
 
 def _centres(model: "AnomalyModel") -> tuple[np.ndarray, np.ndarray]:
-    from ..tiling import cell_centres
+    from ..grid import cell_centres
 
     return tuple(c.values for c in cell_centres(model.labels))
 

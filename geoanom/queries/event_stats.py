@@ -19,7 +19,7 @@ from dask.delayed import Delayed
 
 from ..errors import GeoanomError
 from ..features.stitching import Lookup, apply_lookup, block_slices
-from ..tiling import spatial_dims
+from ..grid import spatial_dims
 
 SCORES = ("fused", "anomaly", "consensus")
 """The per-cell values an event summarises: fused irregularity, signed anomaly, consensus."""

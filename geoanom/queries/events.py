@@ -18,7 +18,7 @@ import xarray as xr
 
 from ..errors import GeoanomError, VariableNotFoundError
 from ..features.stitching import Connection, relabel, stitch
-from ..tiling import cell_areas, cell_centres, spatial_dims, wraps_in_longitude
+from ..grid import cell_areas, cell_centres, spatial_dims, wraps_in_longitude
 from .event_stats import partial_stats, reduce_stats, result_tiles
 
 COLUMNS = ("event", "start", "end", "duration", "cells", "max_area_km2", "peak_irregularity", "mean_irregularity",
@@ -104,7 +104,7 @@ def events(result: xr.Dataset, *, flag: str = "ensemble", connectivity: int = 1,
           counts);
         - ``cells``: flagged cell-steps;
         - ``max_area_km2``: the largest area flagged in one step, summed from
-          the cells' areas on the sphere (:func:`geoanom.tiling.cell_areas`);
+          the cells' areas on the sphere (:func:`geoanom.grid.cell_areas`);
         - ``peak_irregularity``, ``mean_irregularity``: maximum and mean of
           ``fused_irregularity`` over the event's cells (NaN without it);
         - ``sign``: +1 (warm, wet: above expected) or -1 (cold, dry), the sign

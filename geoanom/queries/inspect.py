@@ -31,7 +31,7 @@ import xarray as xr
 
 from .. import geohash
 from ..errors import CoordinateError, GeoanomError, TileError
-from ..tiling import cell_centres, spatial_dims
+from ..grid import cell_centres, spatial_dims
 from .event_stats import result_tiles
 
 __all__ = ["cell_columns", "cells_in_bbox", "cells_of_tiles", "join_keys", "positions_indexer", "query", "time_positions"]

@@ -1,0 +1,201 @@
+"""The geometry of a grid: its spatial dimensions, cell centres, spacing, extent, areas and longitude wrap.
+
+Regular latitude-longitude grids and curvilinear ones (ocean models' 2-D
+``lat``/``lon``) alike; :mod:`geoanom.tiling` cuts such a grid into
+geohash tiles.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import xarray as xr
+
+from .errors import CoordinateError
+
+
+def spatial_dims(cube: xr.Dataset | xr.DataArray) -> tuple[str, str]:
+    """The two spatial dimensions of a cube: (lat, lon) or a curvilinear (y, x)."""
+    if "lat" not in cube.coords or "lon" not in cube.coords:
+        raise CoordinateError("the cube has no 'lat'/'lon' coordinates; open it with geoanom.open_cube.")
+    dims = tuple(dict.fromkeys(cube["lat"].dims + cube["lon"].dims))
+    if len(dims) != 2:
+        raise CoordinateError(f"expected a 2-D horizontal grid, found spatial dimensions {dims}.")
+    return dims  # type: ignore[return-value]
+
+
+def cell_centres(cube: xr.Dataset | xr.DataArray) -> tuple[xr.DataArray, xr.DataArray]:
+    """Latitude and longitude of every cell centre, broadcast over the spatial dims."""
+    dims = spatial_dims(cube)
+    lat, lon = xr.broadcast(cube["lat"].reset_coords(drop=True), cube["lon"].reset_coords(drop=True))
+    return lat.transpose(*dims), lon.transpose(*dims)
+
+
+def grid_spacing(cube: xr.Dataset | xr.DataArray) -> tuple[float, float]:
+    """Typical (lat, lon) size of a grid cell in degrees of latitude and of longitude.
+
+    A 1-D axis gives its median step. A curvilinear grid (ORCA, rotated
+    pole) gives, at every cell, the parallelogram spanned by the steps to
+    its neighbours along both grid axes in latitude/longitude degrees: its
+    latitude extent and its area divided by that extent, as medians over the
+    cells. Geohash tiles are rectangles in the same degrees, so these count
+    the cells a tile holds whatever the grid's orientation; steps along one
+    grid axis alone would mistake a step along a slanted row for a cell's
+    size (ORCA's rows change latitude by a few hundredths of a degree).
+
+    Examples
+    --------
+    >>> import numpy as np, xarray as xr
+    >>> grid_spacing(xr.Dataset(coords={"lat": np.arange(0, 10, 0.5), "lon": np.arange(0, 20, 2.0)}))
+    (0.5, 2.0)
+    """
+    if cube["lat"].ndim == 1 and cube["lon"].ndim == 1:
+        return _axis_step(cube["lat"].values), _axis_step(cube["lon"].values)
+    lat, lon = (np.asarray(c.values, dtype=float) for c in cell_centres(cube))
+    if min(lat.shape) < 2:
+        return _axis_step(lat.ravel()), _axis_step(lon.ravel())
+    dlat0, dlon0 = np.diff(lat, axis=0)[:, :-1], _wrap_step(np.diff(lon, axis=0))[:, :-1]
+    dlat1, dlon1 = np.diff(lat, axis=1)[:-1], _wrap_step(np.diff(lon, axis=1))[:-1]
+    area = np.abs(dlat0 * dlon1 - dlat1 * dlon0)
+    height = np.hypot(dlat0, dlat1)
+    usable = np.isfinite(area) & (height > 0) & (area > 0)
+    if not usable.any():
+        return 1.0, 1.0
+    return float(np.median(height[usable])), float(np.median(area[usable] / height[usable]))
+
+
+def _wrap_step(steps: np.ndarray) -> np.ndarray:
+    """Longitude steps in [-180, 180): a step across the antimeridian is small, not 359 degrees."""
+    return (steps + 180.0) % 360.0 - 180.0
+
+
+def _axis_step(values: np.ndarray) -> float:
+    steps = np.abs(_wrap_step(np.diff(np.asarray(values, dtype=float))))
+    steps = steps[np.isfinite(steps) & (steps > 0)]
+    return float(np.median(steps)) if steps.size else 1.0
+
+
+def grid_extent(cube: xr.Dataset | xr.DataArray) -> tuple[float, float]:
+    """(lat, lon) extent of the grid's cell centres in degrees; the longitude one is the shortest arc holding them all.
+
+    Examples
+    --------
+    >>> import xarray as xr
+    >>> grid_extent(xr.Dataset(coords={"lat": [0.0, 10.0], "lon": [170.0, -170.0]}))
+    (10.0, 20.0)
+    """
+    # the coordinates as they are: broadcasting 1-D axes would cost a grid's worth of memory
+    lat, lon = (np.asarray(cube[name].values, dtype=float).ravel() for name in ("lat", "lon"))
+    lon = np.unique(np.mod(lon[np.isfinite(lon)], 360.0))
+    if lon.size < 2:
+        return float(np.nanmax(lat) - np.nanmin(lat)), 0.0
+    gaps = np.diff(np.concatenate([lon, [lon[0] + 360.0]]))
+    return float(np.nanmax(lat) - np.nanmin(lat)), float(360.0 - gaps.max())
+
+
+EARTH_RADIUS_KM = 6371.0088  # mean radius (IUGG)
+
+
+def cell_areas(cube: xr.Dataset | xr.DataArray) -> np.ndarray:
+    """Area of every grid cell in km^2, over the spatial dimensions.
+
+    On a 1-D latitude-longitude grid a cell's edges lie halfway between
+    centres (the outer ones mirror the inner, latitudes clipped to the
+    poles) and its area is exact on the sphere:
+    ``R^2 * dlon * (sin(lat_north) - sin(lat_south))``. On a curvilinear grid
+    it is approximated from the distances to neighbouring centres.
+    """
+    if cube["lat"].ndim == 1 and cube["lon"].ndim == 1:
+        lat_edges = np.clip(_edges(np.asarray(cube["lat"].values, dtype=float)), -90.0, 90.0)
+        lon_edges = _edges(unwrapped_lon(cube))
+        band = np.abs(np.diff(np.sin(np.radians(lat_edges))))
+        width = np.abs(np.radians(np.diff(lon_edges)))
+        areas = EARTH_RADIUS_KM**2 * band[:, None] * width[None, :]
+        return areas if spatial_dims(cube)[0] == cube["lat"].dims[0] else areas.T
+    lat, lon = (np.asarray(c.values, dtype=float) for c in cell_centres(cube))
+    dy_lat, dx_lat = np.gradient(lat)
+    dy_lon, dx_lon = (np.mod(g + 180.0, 360.0) - 180.0 for g in np.gradient(lon))
+    scale = np.cos(np.radians(lat))
+    row_step = np.hypot(dy_lat, dy_lon * scale)
+    col_step = np.hypot(dx_lat, dx_lon * scale)
+    return (np.radians(1.0) * EARTH_RADIUS_KM) ** 2 * row_step * col_step
+
+
+def _edges(centres: np.ndarray) -> np.ndarray:
+    if centres.size == 1:
+        return np.array([centres[0] - 0.5, centres[0] + 0.5])
+    middle = (centres[1:] + centres[:-1]) / 2
+    return np.concatenate([[2 * centres[0] - middle[0]], middle, [2 * centres[-1] - middle[-1]]])
+
+
+def wraps_in_longitude(cube: xr.Dataset | xr.DataArray) -> bool:
+    """True when the grid's last column meets its first: a regular global 1-D longitude axis, or a
+    global curvilinear grid (ORCA / NEMO) whose rows go once round the globe.
+
+    Neighbour features, region filters and stitched labels then join the
+    last column to the first.
+
+    Examples
+    --------
+    >>> import numpy as np, xarray as xr
+    >>> wraps_in_longitude(xr.Dataset(coords={"lon": np.arange(-180.0, 180.0, 2.5)}))
+    True
+    >>> wraps_in_longitude(xr.Dataset(coords={"lon": [170.0, 175.0, -180.0, -175.0]}))
+    False
+    """
+    lon = cube["lon"]
+    if lon.ndim == 2:
+        return _rows_close_the_globe(cube)
+    if lon.ndim != 1 or lon.size < 3:
+        return False
+    steps = _wrap_step(np.diff(np.asarray(lon.values, dtype=float)))
+    step = float(np.median(steps))
+    return bool(np.allclose(steps, step, rtol=1e-3) and abs(abs(step) * lon.size - 360.0) < 1e-3 * 360.0)
+
+
+def _rows_close_the_globe(cube: xr.Dataset | xr.DataArray) -> bool:
+    """Whether a curvilinear grid's rows (away from the poles, where ORCA folds) run once round the
+    globe and the step from the last column back to the first is an ordinary one."""
+    lat, lon = (np.asarray(c.values, dtype=float) for c in cell_centres(cube))
+    rows = np.nanmax(np.abs(lat), axis=1) < 60.0
+    if lon.shape[1] < 3 or not rows.any():
+        return False
+    lat, lon = lat[rows], lon[rows]
+    steps = _wrap_step(np.diff(lon, axis=1))
+    seam_lon = _wrap_step(lon[:, 0] - lon[:, -1])
+    turns = (steps.sum(axis=1) + seam_lon) / 360.0
+    typical = np.median(np.hypot(steps, np.diff(lat, axis=1)), axis=1)
+    seam = np.hypot(seam_lon, lat[:, 0] - lat[:, -1])
+    return bool(np.all(np.abs(turns - np.round(turns)) < 1e-6) and np.all(np.abs(np.round(turns)) == 1)
+                and np.all(seam < 1.5 * typical))
+
+
+def crosses_antimeridian(cube: xr.Dataset | xr.DataArray) -> bool:
+    """True for a regional 1-D longitude axis that runs across the antimeridian (e.g. 117.5E to 97.5W).
+
+    `open_cube` keeps such an axis contiguous, west to east: its values are
+    in [-180, 180) and step from 179.x down to -180 once, so it is not
+    monotonic. Draw or interpolate it on :func:`unwrapped_lon`.
+
+    Examples
+    --------
+    >>> import xarray as xr
+    >>> crosses_antimeridian(xr.Dataset(coords={"lon": [170.0, 175.0, -180.0, -175.0]}))
+    True
+    """
+    lon = cube["lon"]
+    return lon.ndim == 1 and lon.size > 1 and bool(np.any(np.diff(np.asarray(lon.values, dtype=float)) < 0))
+
+
+def unwrapped_lon(cube: xr.Dataset | xr.DataArray) -> np.ndarray:
+    """The 1-D longitude axis made monotonic by continuing past 180 (170, 175, 180, 185 for 170, 175, -180, -175).
+
+    Examples
+    --------
+    >>> import xarray as xr
+    >>> unwrapped_lon(xr.Dataset(coords={"lon": [170.0, 175.0, -180.0, -175.0]})).tolist()
+    [170.0, 175.0, 180.0, 185.0]
+    """
+    lon = np.asarray(cube["lon"].values, dtype=float)
+    if lon.ndim != 1 or lon.size < 2:
+        return lon
+    return lon[0] + np.concatenate([[0.0], np.cumsum(_wrap_step(np.diff(lon)))])
