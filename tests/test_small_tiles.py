@@ -82,3 +82,13 @@ def test_only_a_two_dimensional_grid_is_pooled():
     noisy = np.sqrt(np.random.default_rng(5).chisquare(9, size=(1, 1, 40)) / 9)  # 40 stations: no neighbours
     pooled, worth = pool_spread(noisy, np.full(noisy.shape, 9.0))
     assert np.array_equal(pooled, noisy) and (worth == 9.0).all()
+
+
+def test_a_handful_of_rows_keeps_its_in_sample_threshold():
+    # fold models of two rows would break the Dirichlet-process mixture; a tiny sample fits as before
+    from geoanom.detectors import Ensemble
+
+    X = np.random.default_rng(6).normal(size=(5, 3))
+    [ensemble] = Ensemble.fit_many([X], ("gmm", "kmeans", "dpmm", "iforest", "event"), [0])
+    [alone] = GMMDetector.fit_many([X], [0])
+    assert ensemble.detectors_["gmm"].native_threshold_ == alone.native_threshold_

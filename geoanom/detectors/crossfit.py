@@ -15,13 +15,14 @@ see, as a new observation's are, and their conformal quantile
 most the contamination of new normal data. The tile's own model is still the one
 fitted on all its rows. Larger tiles keep their in-sample thresholds: the
 optimism shrinks with the rows, and every small tile costs three more fits
-(the isolation forest's most). Measured in one process, best of two:
-``ga.fit`` on 24 months of the SST sample 1.21 -> 1.31 s (precision 3,
-where nearly every tile is small: 2.24 -> 5.66 s), on 100 years of North
-America 1.07 -> 1.26 s. Three folds rather than five: fold models fitted on
-two thirds of the rows score a little worse than the tile's model, so the
-threshold errs high (8 x 8 grid, 12 months: 1.9% flagged with three folds,
-2.4% with five, 3.7% without), at 60% of the cost.
+(the isolation forest's most). ``python benchmarks/small_tiles.py``
+(``results/small_tiles.json``), best of two in one process: ``ga.fit`` on
+24 months of the SST sample 1.03 -> 1.11 s, at precision 3, where nearly
+every tile is small, 2.53 -> 7.97 s; on 100 years of North America 1.06
+-> 1.07 s. Three folds rather than five: fold models fitted on two thirds
+of the rows score a little worse than the tile's model, so the threshold
+errs high; the majority flag on held-back normal data of the 8 x 8 grid
+after 12 months is 1.9% with three folds, 2.4% with five, 3.7% without.
 """
 
 from __future__ import annotations
@@ -35,6 +36,10 @@ from .base import Detector
 
 CROSSFIT_BELOW = 1024  # rows; see the module docstring
 N_FOLDS = 3
+# Fewer rows keep the in-sample threshold: fold models of a handful of rows
+# cannot be fitted by every family (a Dirichlet-process mixture of 2 rows),
+# and a 1% quantile of so few scores means nothing either way.
+CROSSFIT_ABOVE = 30
 
 
 def fold_of_rows(n_rows: int, seed: int | None, n_folds: int = N_FOLDS) -> np.ndarray:
@@ -49,8 +54,8 @@ def fold_of_rows(n_rows: int, seed: int | None, n_folds: int = N_FOLDS) -> np.nd
 
 
 def fit_many_out_of_fold(family: type[Detector], samples: Sequence[np.ndarray], random_states: Sequence[int | None],
-                         params: dict[str, Any] | None = None, *, below: int = CROSSFIT_BELOW,
-                         n_folds: int = N_FOLDS) -> list[Detector]:
+                         params: dict[str, Any] | None = None, *, below: int | None = None,
+                         n_folds: int | None = None) -> list[Detector]:
     """``family.fit_many``, with the thresholds of samples under ``below`` rows chosen out of fold.
 
     The fold models of all small samples are fitted in one batch (the
@@ -65,8 +70,10 @@ def fit_many_out_of_fold(family: type[Detector], samples: Sequence[np.ndarray], 
         One seed per sample: the seed of its model, of its folds and of its fold models.
     params : dict, optional
         Constructor parameters shared by every detector.
-    below, n_folds : int
-        Samples with fewer rows than ``below`` get out-of-fold thresholds from ``n_folds`` folds.
+    below, n_folds : int, optional
+        Samples with fewer rows than ``below`` (and at least ``CROSSFIT_ABOVE``)
+        get out-of-fold thresholds from ``n_folds`` folds; by default
+        ``CROSSFIT_BELOW`` and ``N_FOLDS``, read at the call.
 
     Examples
     --------
@@ -79,8 +86,10 @@ def fit_many_out_of_fold(family: type[Detector], samples: Sequence[np.ndarray], 
     True
     """
     params = params or {}
+    below = CROSSFIT_BELOW if below is None else below
+    n_folds = N_FOLDS if n_folds is None else n_folds
     detectors = family.fit_many(samples, random_states, **params)
-    small = [i for i, X in enumerate(samples) if len(X) < below]
+    small = [i for i, X in enumerate(samples) if CROSSFIT_ABOVE <= len(X) < below]
     if not small:
         return detectors
     folds = {i: fold_of_rows(len(samples[i]), random_states[i], n_folds) for i in small}

@@ -93,6 +93,10 @@ class Ensemble(BaseEstimator):
     def fit(self, X: Any, y: Any = None) -> Ensemble:
         """Fit every family on ``X`` (n_samples, n_features).
 
+        As a scikit-learn estimator, each family's threshold comes from its
+        own training scores; :meth:`fit_many`, which ``geoanom.fit`` uses for
+        its tiles, takes a small sample's from out-of-fold scores instead.
+
         Examples
         --------
         >>> import numpy as np
