@@ -221,6 +221,8 @@ def child_main(args: argparse.Namespace) -> int:
     import xarray  # noqa: F401
 
     import geoanom  # noqa: F401
+    import geoanom.model  # noqa: F401  (what geoanom.fit and load_model import: scikit-learn's base, scipy.stats,
+    # numba; about 1.3 s, before the clock as the naive loops import scikit-learn's estimators before theirs)
 
     record["rss_after_imports_mb"] = maxrss_mb()
     record["geoanom_source_sha256"] = source_fingerprint()
@@ -416,6 +418,8 @@ def parent_main(args: argparse.Namespace) -> int:
             "naive-four is timed on a subset of tiles and extrapolated to all (see throughput_naive.py).",
             "geoanom-all-saved: load_model + score + write only (fit seconds 0).",
             "peak RSS: VmHWM of the variant's process (/proc/self/status).",
+            "imports are not timed: each variant's process imports its library (geoanom.model, or scikit-learn's "
+            "estimators for the naive loops) before its clock starts.",
             *args.note,
         ],
         "machine": versions(), "geoanom_source_fingerprints": fingerprints, "results": rows, "checks": checks,
