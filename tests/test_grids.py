@@ -263,3 +263,26 @@ def test_no_tile_seams_on_a_stationary_cube(grid):
     cube, _ = synthetic_cube(n_years=6, n_lat=40, n_lon=64, anomaly_rate=0.0)
     cube = curvilinear(cube) if grid == "curvilinear" else cube
     assert 1 / 1.5 <= seam_ratio(cube, 2) <= 1.5
+
+
+# --- saved models on grids without coordinates on their dimensions ----------------------------------
+
+
+@pytest.mark.parametrize("suffix", [".npz", ".zarr"])
+def test_a_model_of_a_curvilinear_grid_saves_loads_and_scores_the_same(tmp_path, suffix):
+    # NEMO's dimensions (y, x) carry no coordinate, only the 2-D lat/lon: the loader took each
+    # dimension's size from its coordinate and refused every such model as malformed
+    grid = ga.open_cube(NEMO).isel(y=slice(0, 40), x=slice(0, 60))
+    assert "y" not in grid.coords and "x" not in grid.coords
+    rng = np.random.default_rng(1)
+    cube = xr.Dataset({"tos": (("time", "y", "x"), rng.normal(size=(30, 40, 60)).astype("float32"))},
+                      coords={"time": pd.date_range("2000-01-01", periods=30, freq="MS"),
+                              "lat": grid["lat"], "lon": grid["lon"]})
+    model = ga.fit(cube.isel(time=slice(0, 24)), detectors="gmm", precision=2)
+    path = tmp_path / f"model{suffix}"
+    model.save(path)
+    loaded = ga.load_model(path)
+    assert loaded.ensembles.keys() == model.ensembles.keys()
+    expected = model.score(cube)["fused_irregularity"].values
+    assert np.isfinite(expected).any()
+    np.testing.assert_array_equal(loaded.score(cube)["fused_irregularity"].values, expected)

@@ -147,8 +147,8 @@ def check_tree(tree: dict[str, Any], path: str) -> None:
     >>> check_tree(model_to_tree(model), "model.npz")  # doctest: +SKIP
     """
     grid = tree["grid"]
-    shape = tuple(len(np.atleast_1d(grid["coords"][dim]["values"])) for dim in grid["dims"])
     codes = np.asarray(grid["tile_codes"])
+    shape = _grid_shape(grid, codes.shape)
     if codes.shape != shape or (codes.size and not 0 <= codes.min() <= codes.max() < len(grid["tile_names"])):
         raise ModelFileError(f"model file '{path}' is malformed: its tile map does not match its grid {shape}.")
     for key, value in tree["climatology"].items():
@@ -165,6 +165,18 @@ def check_tree(tree: dict[str, Any], path: str) -> None:
             problem = _detector_problem(detector["state"], width)
             if problem:
                 raise ModelFileError(f"model file '{path}' is malformed: {where}, detector {name}: {problem}.")
+
+
+def _grid_shape(grid: dict[str, Any], codes_shape: tuple[int, ...]) -> tuple[int, ...]:
+    """The grid's shape from its coordinates; a dimension without one (a curvilinear grid's ``y``, say) takes the
+    tile map's size, so only the coordinates it has are checked against the map."""
+    sizes: dict[str, int] = {}
+    for coord in grid["coords"].values():
+        for dim, size in zip(coord["dims"], np.shape(coord["values"])):
+            sizes.setdefault(dim, size)
+    if len(codes_shape) != len(grid["dims"]):
+        return tuple(sizes.get(dim, -1) for dim in grid["dims"])
+    return tuple(sizes.get(dim, size) for dim, size in zip(grid["dims"], codes_shape))
 
 
 def _detector_problem(state: dict[str, Any], n_features: int | None) -> str | None:
