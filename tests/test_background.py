@@ -135,3 +135,14 @@ def test_a_background_no_family_reads_is_left_out_with_a_warning():
         model = ga.fit(cube, detectors="gmm", features=("anomalies", "neighbours", "background"))
     assert model.attrs["features"] == ["anomalies", "neighbours"]
     assert next(iter(model.ensembles.values())).detectors_["gmm"].n_features_in_ == 2
+
+
+@pytest.mark.parametrize("features", [("background",), ("neighbours",), ("neighbours", "background")])
+@pytest.mark.parametrize("detectors", ["gmm", "event"])
+def test_features_without_the_cell_itself_are_refused(features, detectors):
+    # background alone made gmm judge each cell by its ring only ('surface_temperature_background')
+    from geoanom.errors import GeoanomError
+
+    cube, _ = synthetic_cube(n_years=2, n_lat=8, n_lon=10, seed=5, frequency="month")
+    with pytest.raises(GeoanomError, match="not the cell itself.*add 'anomalies'"):
+        ga.fit(cube, detectors=detectors, features=features)

@@ -62,6 +62,7 @@ from .regions import RegionParams
 FEATURE_SETS = ("values", "anomalies", "neighbours", "background", "regions")
 DEFAULT_FEATURES = ("anomalies", "neighbours")
 CONTEXT_SETS = ("neighbours", "background", "regions")  # computed over the grid (dask), not cell by cell
+AROUND_THE_CELL = ("neighbours", "background")  # sets without the cell's own value (regions smooth it in)
 
 
 def check_feature_sets(features: Sequence[str] | str) -> tuple[str, ...]:
@@ -71,12 +72,19 @@ def check_feature_sets(features: Sequence[str] | str) -> tuple[str, ...]:
     --------
     >>> check_feature_sets("neighbours,anomalies".split(","))
     ('anomalies', 'neighbours')
+    >>> check_feature_sets("background")
+    Traceback (most recent call last):
+    geoanom.errors.GeoanomError: features background describe only the cells around each cell, ...
     """
     chosen = [features] if isinstance(features, str) else list(features)
     unknown = sorted(set(chosen) - set(FEATURE_SETS))
     if unknown or not chosen:
         raise GeoanomError(f"features must be a non-empty choice of {', '.join(FEATURE_SETS)}; "
                            f"got {', '.join(map(str, unknown or chosen)) or 'nothing'}.")
+    if set(chosen) <= set(AROUND_THE_CELL):
+        raise GeoanomError(f"features {', '.join(chosen)} describe only the cells around each cell, not the cell "
+                           "itself, so no cell could be judged anomalous; add 'anomalies' (the default is "
+                           f"{','.join(DEFAULT_FEATURES)}).")
     if "values" in chosen:  # the values set holds the anomalies
         chosen = [name for name in chosen if name != "anomalies"]
     return tuple(name for name in FEATURE_SETS if name in chosen)

@@ -349,7 +349,7 @@ def default_features(detectors: Sequence[str]) -> tuple[str, ...]:
 
 def _read_feature_sets(feature_sets: tuple[str, ...], names: tuple[str, ...]) -> tuple[str, ...]:
     """The feature sets without the background ring when no family reads it (with a warning), else as given."""
-    if "background" not in feature_sets or RING_READERS & set(names) or feature_sets == ("background",):
+    if "background" not in feature_sets or RING_READERS & set(names):
         return feature_sets
     warnings.warn(f"the background feature set is read only by the event family, not by {', '.join(names)}; "
                   "it is left out of this model.", GeoanomWarning, stacklevel=3)
