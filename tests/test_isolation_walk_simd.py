@@ -5,7 +5,7 @@ import pytest
 from test_isolation_walk import _forest, compact_walk
 
 from geoanom.detectors import IForestDetector, isolation_walk
-from geoanom.detectors.isolation_walk import GROUP, WALK_BLOCK, forest_depth
+from geoanom.detectors.isolation_walk import GROUP, SIMD_BLOCK, WALK_BLOCK, forest_depth
 
 
 @pytest.fixture(scope="module")
@@ -22,7 +22,7 @@ def test_vector_walk_gives_the_scalar_walks_bits(rng, n_features, monkeypatch):
     forests.append(IForestDetector(n_estimators=3, random_state=0).fit(np.ones((40, n_features))))
     for detector in forests:
         state = detector.to_dict()["state"]
-        for n_rows in (1, 15, 16, 17, 64 + 33, WALK_BLOCK + 3 * GROUP + 7):
+        for n_rows in (1, 15, 16, 17, 64 + 33, WALK_BLOCK + 3 * GROUP + 7, SIMD_BLOCK + 70):
             X = rng.normal(scale=2.0, size=(n_rows, n_features))
             X[0, 0] = np.nan
             X[-1, -1] = state["node_threshold_"][0]
