@@ -157,7 +157,6 @@ def cell(model: "AnomalyModel", cube: xr.Dataset, *, lat: float, lon: float, var
     from matplotlib.figure import Figure
 
     from ..errors import GeoanomError, VariableNotFoundError
-    from ..features.calendar import decimal_year
     from ..formatting import degrees, iso_date
     from ..grid import cell_centres
     from ..model.score import check_same_grid
@@ -183,17 +182,17 @@ def cell(model: "AnomalyModel", cube: xr.Dataset, *, lat: float, lon: float, var
     observed = cube[name].isel(where)
     observed, scored = dask.compute(observed, scored)
     flagged_times = scored["time"].values[scored["ensemble"].values.astype(bool)]
-    try:
-        flagged = observed.sel(time=flagged_times)
-    except KeyError:
-        raise GeoanomError("the result has time steps that are not in the cube; pass the cube it scored.") from None
+    # Positions, not a selection: an empty selection of cftime dates loses its calendar (no .dt).
+    in_flags = np.isin(observed["time"].values, flagged_times)
+    if in_flags.sum() != flagged_times.size:
+        raise GeoanomError("the result has time steps that are not in the cube; pass the cube it scored.")
 
     climatology = model.climatology.block(slice(row, row + 1), slice(col, col + 1))
     expected = climatology.expected(observed["time"])[index, :, 0, 0]
     spread = climatology.spread_at(observed["time"])[index, :, 0, 0]
-    years = decimal_year(observed["time"], "dayofyear")
-    scored_years = decimal_year(scored["time"], "dayofyear")
-    flagged_years = decimal_year(flagged["time"], "dayofyear")
+    years = decimal_years(observed["time"])
+    scored_years = decimal_years(scored["time"])
+    flagged_years, flagged_values = years[in_flags], observed.values[in_flags]
 
     if ax is None:
         fig = Figure(figsize=(10, 6.5), layout="constrained")
@@ -212,7 +211,7 @@ def cell(model: "AnomalyModel", cube: xr.Dataset, *, lat: float, lon: float, var
     ax.plot(years, expected, color="tab:blue", linewidth=1.5, label="expected value", gid="expected")
     ax.plot(years, observed.values, color="black", linewidth=0.7, marker=".", markersize=3, label="observations",
             gid="observations")
-    ax.plot(flagged_years, flagged.values, linestyle="none", marker="o", markersize=6, markerfacecolor="red",
+    ax.plot(flagged_years, flagged_values, linestyle="none", marker="o", markersize=6, markerfacecolor="red",
             markeredgecolor="darkred", label=f"flagged by the ensemble ({flagged_years.size})", gid="flagged")
     units = cube[name].attrs.get("units", "")
     ax.set_ylabel(f"{name} ({units})" if units else name)
@@ -235,8 +234,8 @@ def cell(model: "AnomalyModel", cube: xr.Dataset, *, lat: float, lon: float, var
         fused = scored["fused_irregularity"].values
         lower.semilogy(scored_years, fused, color="0.3", linewidth=0.8, marker=".", markersize=3, gid="fused")
         lower.axhline(1.0, color="red", linestyle="--", linewidth=0.8, label="detector thresholds")
-        in_flags = np.isin(scored["time"].values, flagged_times)
-        lower.plot(scored_years[in_flags], fused[in_flags], linestyle="none", marker="o", markersize=5,
+        scored_flags = np.isin(scored["time"].values, flagged_times)
+        lower.plot(scored_years[scored_flags], fused[scored_flags], linestyle="none", marker="o", markersize=5,
                    markerfacecolor="red", markeredgecolor="darkred")
         lower.set(ylabel="fused irregularity", xlabel="year")
         lower.legend(loc="upper left", fontsize="small")
@@ -245,6 +244,25 @@ def cell(model: "AnomalyModel", cube: xr.Dataset, *, lat: float, lon: float, var
     if path is not None:
         fig.savefig(path, dpi=110)
     return fig
+
+
+def decimal_years(times: xr.DataArray) -> np.ndarray:
+    """Year plus the fraction of the year of each step, in the data's calendar: the plots' x axis.
+
+    Any calendar (numpy dates, cftime ``noleap``, ``360_day``...); no steps give
+    an empty array (xarray cannot tell an empty array of cftime dates is dates).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> decimal_years(xr.DataArray(pd.to_datetime(["2001-01-01", "2001-07-02"]), dims="time")).round(2)
+    array([2001. , 2001.5])
+    """
+    from ..features.calendar import decimal_year
+
+    if times.size == 0:
+        return np.zeros(0)
+    return decimal_year(times, "dayofyear")
 
 
 def variable_index(model: "AnomalyModel", variable: str | None) -> int:

@@ -19,7 +19,7 @@ import xarray as xr
 from ..errors import GeoanomError, VariableNotFoundError
 from ..formatting import degrees, iso_date
 from .events import event_footprint, spatial_slices
-from .explain import nearest_cell, variable_index
+from .explain import decimal_years, nearest_cell, variable_index
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -189,14 +189,12 @@ def _draw(series: Series, region: Region, ax: "Axes | None") -> tuple["Figure", 
     """The values panel (and, on a new figure, the irregularity panel below it); the figure and values axes."""
     from matplotlib.figure import Figure
 
-    from ..features.calendar import decimal_year
-
     if ax is None:
         fig = Figure(figsize=(10, 6.5), layout="constrained")
         ax, lower = fig.subplots(2, 1, sharex=True, height_ratios=[3, 1])
     else:
         fig, lower = ax.figure, None
-    years = decimal_year(series.time, "dayofyear")
+    years = decimal_years(series.time)
     marked = np.isin(series.time.values, region.flagged)
     if marked.sum() != region.flagged.size:
         raise GeoanomError("the result has marked time steps that are not in the cube; pass the cube it scored.")
@@ -212,7 +210,7 @@ def _draw(series: Series, region: Region, ax: "Axes | None") -> tuple["Figure", 
     if lower is None:
         ax.set_xlabel("year")
         return fig, ax
-    scored_years = decimal_year(series.scored_time, "dayofyear")
+    scored_years = decimal_years(series.scored_time)
     lower.semilogy(scored_years, series.fused, color="0.3", linewidth=0.8, marker=".", markersize=3, gid="fused")
     lower.axhline(1.0, color="red", linestyle="--", linewidth=0.8, label="detector thresholds")
     in_flags = np.isin(series.scored_time.values, region.flagged)
