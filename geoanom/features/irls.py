@@ -21,6 +21,14 @@ import numpy as np
 from ..linalg import cholesky_in_place
 
 RIDGE = 1e-9  # of the mean diagonal: keeps a cell whose values cannot pin down its columns solvable
+# Float32 data (most climate files) hold about 7 digits: a residual scale below two units in the last place of the
+# cell's largest value is rounding, not variability, and must not make every real difference an outlier.
+RESOLUTION = 2.0**-22
+# The robust weights may not take away more than this share of the information (Cholesky pivot) the cell's valid
+# values give any direction of the design: below it the weights have dropped rows the fit needs (every value of
+# a month under per-month means), and only the ridge would hold the fit there.
+MIN_INFORMATION = 0.01
+MAX_WIDENINGS = 200  # doublings of the scale that can restore the information: from 1e-12 past any float64 residual
 
 
 @numba.njit(cache=True, nogil=True)
@@ -69,30 +77,40 @@ def irls_cells(values, valid, rows, step_row, prefix, huber_steps, bisquare_step
     row_fit = np.empty(n_rows)
     coefficients = np.empty(n_columns)
     factor = np.empty((n_columns, n_columns))
+    valid_pivot = np.empty(n_columns)
     for c in range(n_cells):
         q = prefix[c]
         n_valid = 0
+        largest = 0.0
         for t in range(n_times):
             y[t] = values[t, c]
             ok[t] = valid[t, c]
             w[t] = 1.0 if ok[t] else 0.0
             n_valid += ok[t]
+            if ok[t]:
+                largest = max(largest, abs(y[t]))
         # residuals of a q-column fit are narrower than the noise by sqrt((n - q) / n)
         dof = np.sqrt(max(n_valid, 1) / max(n_valid - q, 1))
+        floor = RESOLUTION * largest
         scale = 1.0
-        for step in range(huber_steps + bisquare_steps):
-            _weighted_fit(y, w, rows, step_row, q, row_w, row_wy, factor, coefficients)
-            _residuals(y, ok, rows, step_row, q, coefficients, row_fit, r)
-            if step < huber_steps:
-                scale = dof * _robust_scale(r, ok, n_valid, magnitude)
-                for t in range(n_times):
-                    w[t] = min(1.0, huber_c / max(abs(r[t] / scale), 1e-12)) if ok[t] else 0.0
-            else:
-                for t in range(n_times):
-                    u = r[t] / (bisquare_c * scale)
-                    w[t] = (1.0 - u**2) ** 2 if ok[t] and abs(u) < 1.0 else 0.0
         _weighted_fit(y, w, rows, step_row, q, row_w, row_wy, factor, coefficients)
+        for a in range(q):
+            valid_pivot[a] = factor[a, a]
         _residuals(y, ok, rows, step_row, q, coefficients, row_fit, r)
+        for step in range(huber_steps + bisquare_steps):
+            huber = step < huber_steps
+            if huber:
+                scale = max(dof * _robust_scale(r, ok, n_valid, magnitude), floor)
+            # A scale so small that the weights drop every value of some direction of the design (a cell repeating
+            # one year but for a hundredth of a kelvin: scale ~1e-7, every such month rejected) leaves the fit to the
+            # ridge, which puts the expected value anywhere (-160 K): widen it until the data determine the fit.
+            for _ in range(MAX_WIDENINGS):
+                _robust_weights(r, ok, scale, huber, huber_c, bisquare_c, w)
+                _weighted_fit(y, w, rows, step_row, q, row_w, row_wy, factor, coefficients)
+                if _determined(factor, valid_pivot, q):
+                    break
+                scale *= 2.0
+            _residuals(y, ok, rows, step_row, q, coefficients, row_fit, r)
         # leverage of each distinct row: |L^-1 x|^2 = x' (X'WX)^-1 x
         for u in range(n_rows):
             row_fit[u] = _whitened_square(factor, rows[u], q)
@@ -103,6 +121,32 @@ def irls_cells(values, valid, rows, step_row, prefix, huber_steps, bisquare_step
         beta[c, :q] = coefficients[:q]
         scale_out[c] = scale
     return beta, weights, scale_out, residual_out, leverage_out
+
+
+@numba.njit(cache=True, nogil=True)
+def _robust_weights(r, ok, scale, huber, huber_c, bisquare_c, w):  # pragma: no cover - compiled
+    """Huber's or Tukey's bisquare weights of the residuals at this scale; 0 where not valid."""
+    for t in range(r.size):
+        if huber:
+            w[t] = min(1.0, huber_c / max(abs(r[t] / scale), 1e-12)) if ok[t] else 0.0
+        else:
+            u = r[t] / (bisquare_c * scale)
+            w[t] = (1.0 - u**2) ** 2 if ok[t] and abs(u) < 1.0 else 0.0
+
+
+@numba.njit(cache=True, nogil=True)
+def _determined(factor, valid_pivot, q):  # pragma: no cover - compiled
+    """Whether the weighted fit keeps ``MIN_INFORMATION`` of every Cholesky pivot the valid values give.
+
+    The k-th squared pivot is the information left in column k once the
+    earlier columns are accounted for (a Schur complement); weights of at
+    most 1 can only lower it, and a direction no weighted value supports
+    keeps only the ridge's share, about 1e-9.
+    """
+    for a in range(q):
+        if factor[a, a] ** 2 < MIN_INFORMATION * valid_pivot[a] ** 2:
+            return False
+    return True
 
 
 @numba.njit(cache=True, nogil=True)

@@ -253,7 +253,12 @@ def _robust_fit(y: np.ndarray, valid: np.ndarray, design: _Design, prefix: np.nd
     Compiled, one cell at a time (:func:`geoanom.features.irls.irls_cells`).
     The scale is frozen once the Huber steps are done: re-estimating it
     inside the bisquare steps lets a fit on a dozen values collapse onto the
-    few it passes through, with a scale near zero.
+    few it passes through, with a scale near zero. The scale is never below
+    the data's float32 resolution, and it widens in a cell where the weights
+    would leave a direction of the design without data (every value of a
+    month rejected under per-month means): a cell repeating one year to the
+    last digit but for one value otherwise got an expected value only the
+    ridge decided (OSTIA's Lake Victoria: 136 K in February).
     """
     values = np.where(valid, y, 0.0)
     prefix = np.maximum(prefix, 1)
