@@ -101,8 +101,43 @@ def cell_areas(cube: xr.Dataset | xr.DataArray) -> np.ndarray:
     On a 1-D latitude-longitude grid a cell's edges lie halfway between
     centres (the outer ones mirror the inner, latitudes clipped to the
     poles) and its area is exact on the sphere:
-    ``R^2 * dlon * (sin(lat_north) - sin(lat_south))``. On a curvilinear grid
-    it is approximated from the distances to neighbouring centres.
+    ``R^2 * dlon * (sin(lat_north) - sin(lat_south))``.
+
+    On a curvilinear grid (2-D ``lat``/``lon``: ORCA, NEMO, rotated poles)
+    each cell is the spherical quadrilateral whose corners are the
+    normalised means of the four surrounding centres as unit vectors, so
+    the antimeridian, the geographic pole and a row's change of direction
+    at the tripolar fold need no longitude arithmetic. Outside the grid's
+    edges the centres are continued by one step (a one-sided difference),
+    except across a longitude seam that closes the globe
+    (:func:`wraps_in_longitude`), where the other edge's column is the
+    neighbour, and at a T-point north fold (the top row is its own mirror
+    image: each of its cells appears twice), where a cell ends at the fold
+    through its centre, so the two copies share the one cell's area.
+    Where the quadrilateral strays more than :data:`AREA_FACTOR` either
+    way from the parallelogram of the cell's shorter steps to its
+    neighbours along each axis, the cell takes that parallelogram: NEMO
+    runs that eliminate land-only processors fill their cells with
+    placeholder coordinates, and quadrilaterals reaching into such a patch
+    would span tens of degrees.
+
+    Parameters
+    ----------
+    cube : xarray.Dataset or xarray.DataArray
+        A grid with ``lat`` and ``lon`` coordinates, 1-D or 2-D.
+
+    Returns
+    -------
+    numpy.ndarray of float64 over the spatial dimensions
+        NaN where a cell or its neighbours have no coordinates.
+
+    Examples
+    --------
+    >>> import numpy as np, xarray as xr
+    >>> lat, lon = np.meshgrid(np.arange(-89.5, 90.0), np.arange(-179.5, 180.0), indexing="ij")
+    >>> grid = xr.Dataset(coords={"lat": (("y", "x"), lat), "lon": (("y", "x"), lon)})
+    >>> round(float(cell_areas(grid).sum() / (4 * np.pi * EARTH_RADIUS_KM**2)), 4)
+    1.0
     """
     if cube["lat"].ndim == 1 and cube["lon"].ndim == 1:
         lat_edges = np.clip(_edges(np.asarray(cube["lat"].values, dtype=float)), -90.0, 90.0)
@@ -112,12 +147,93 @@ def cell_areas(cube: xr.Dataset | xr.DataArray) -> np.ndarray:
         areas = EARTH_RADIUS_KM**2 * band[:, None] * width[None, :]
         return areas if spatial_dims(cube)[0] == cube["lat"].dims[0] else areas.T
     lat, lon = (np.asarray(c.values, dtype=float) for c in cell_centres(cube))
-    dy_lat, dx_lat = np.gradient(lat)
-    dy_lon, dx_lon = (np.mod(g + 180.0, 360.0) - 180.0 for g in np.gradient(lon))
-    scale = np.cos(np.radians(lat))
-    row_step = np.hypot(dy_lat, dy_lon * scale)
-    col_step = np.hypot(dx_lat, dx_lon * scale)
-    return (np.radians(1.0) * EARTH_RADIUS_KM) ** 2 * row_step * col_step
+    if min(lat.shape) < 2:  # a single row or column has no second direction to span a cell
+        dlat, dlon = grid_spacing(cube)
+        return EARTH_RADIUS_KM**2 * np.radians(dlat) * np.radians(dlon) * np.cos(np.radians(lat))
+    return EARTH_RADIUS_KM**2 * _curvilinear_areas(lat, lon, wraps_in_longitude(cube))
+
+
+AREA_FACTOR = 2.0
+"""How far (either way) a curvilinear cell's quadrilateral may stray from the parallelogram of its shorter steps.
+
+Ocean cells of ORCA2 and NEMO's eORCA1 cover 1.0 to 1.25 times it; cells
+whose quadrilateral reaches into a patch of placeholder coordinates cover
+up to thousands of times it (see :func:`cell_areas`)."""
+
+
+def _unit_vectors(lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
+    """Points on the unit sphere, shape (..., 3)."""
+    phi, lam = np.radians(lat), np.radians(lon)
+    return np.stack([np.cos(phi) * np.cos(lam), np.cos(phi) * np.sin(lam), np.sin(phi)], axis=-1)
+
+
+def _norm(v: np.ndarray) -> np.ndarray:
+    return np.linalg.norm(v, axis=-1)
+
+
+def _normalised(v: np.ndarray) -> np.ndarray:
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return v / np.linalg.norm(v, axis=-1, keepdims=True)
+
+
+def _continued(inner: np.ndarray, next_in: np.ndarray) -> np.ndarray:
+    """The point one step beyond ``inner`` away from ``next_in``: a one-sided difference at a grid edge."""
+    return _normalised(2.0 * inner - next_in)
+
+
+def _curvilinear_areas(lat: np.ndarray, lon: np.ndarray, wrap: bool) -> np.ndarray:
+    """Areas on the unit sphere of a curvilinear grid's cells (see :func:`cell_areas`)."""
+    centres = _unit_vectors(lat, lon)
+    ny, nx = lat.shape
+    if wrap:  # the seam column's neighbour is the other edge's, not a step outside the globe
+        left, right = centres[:, -1:], centres[:, :1]
+    else:
+        left, right = _continued(centres[:, :1], centres[:, 1:2]), _continued(centres[:, -1:], centres[:, -2:-1])
+    padded = np.concatenate([left, centres, right], axis=1)
+    fold = _is_t_fold(centres[-1])
+    top = padded[-1:] if fold else _continued(padded[-1:], padded[-2:-1])
+    padded = np.concatenate([_continued(padded[:1], padded[1:2]), padded, top], axis=0)
+    corners = _normalised(padded[:-1, :-1] + padded[1:, :-1] + padded[:-1, 1:] + padded[1:, 1:])
+    areas = _quadrilateral_areas(corners[:-1, :-1], corners[:-1, 1:], corners[1:, 1:], corners[1:, :-1])
+    # the parallelogram of the shorter steps either way along each axis, which no placeholder reaches
+    middle = padded[1:-1, 1:-1]
+    across = _shorter(middle - padded[1:-1, :-2], padded[1:-1, 2:] - middle)
+    along = _shorter(middle - padded[:-2, 1:-1], padded[2:, 1:-1] - middle)
+    if fold:  # a top-row cell ends at the fold through its centre: its step north is none
+        along[-1] = middle[-1] - padded[-3, 1:-1]
+    parallelogram = _norm(np.cross(across, along))
+    if fold:
+        parallelogram[-1] /= 2
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ratio = areas / parallelogram
+    return np.where((ratio > AREA_FACTOR) | (ratio < 1.0 / AREA_FACTOR), parallelogram, areas)
+
+
+def _shorter(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return np.where((_norm(a) <= _norm(b))[..., None], a, b)
+
+
+def _is_t_fold(row: np.ndarray) -> bool:
+    """Whether a grid's top row (nx, 3) is a T-point north fold: column i is column nx - i (mod nx)."""
+    if row.shape[0] < 4 or not np.isfinite(row).all():
+        return False
+    mirror = np.roll(row[::-1], 1, axis=0)
+    step = np.median(_norm(np.diff(row, axis=0)))
+    return bool(step > 0 and np.max(_norm(row - mirror)) < 1e-3 * step)
+
+
+def _quadrilateral_areas(a: np.ndarray, b: np.ndarray, c: np.ndarray, d: np.ndarray) -> np.ndarray:
+    """Areas on the unit sphere of the quadrilaterals of corners a, b, c, d (in order round each)."""
+    # signed halves (either orientation of the grid), so a twisted quadrilateral is not counted twice
+    return np.abs(_signed_triangle(a, b, c) + _signed_triangle(a, c, d))
+
+
+def _signed_triangle(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """Signed spherical excess of triangles of unit vectors (Van Oosterom and Strackee, 1983)."""
+    triple = np.einsum("...i,...i->...", a, np.cross(b, c))
+    dots = 1.0 + np.einsum("...i,...i->...", a, b) + np.einsum("...i,...i->...", b, c) \
+        + np.einsum("...i,...i->...", c, a)
+    return 2.0 * np.arctan2(triple, dots)
 
 
 def _edges(centres: np.ndarray) -> np.ndarray:
