@@ -173,7 +173,9 @@ def explain_cell(model, cube, point: tuple[float, float], out: Path, picture: Pa
     opened = xr.open_zarr(out) if out.suffix == ".zarr" else xr.open_dataset(out)
     with opened as result:
         figure = cell(model, cube, lat=point[0], lon=point[1], result=result, path=picture)
-    say(f"the cell nearest to {point[0]:g}, {point[1]:g}: {picture} ({figure.axes[0].get_title().splitlines()[0]})")
+    title = figure.axes[0].get_title().splitlines()
+    note = f"; {title[2]}" if len(title) > 2 else ""  # why the cell has no scores (plot.explain.unscored_note)
+    say(f"the cell nearest to {point[0]:g}, {point[1]:g}: {picture} ({title[0]}){note}")
 
 
 def run_regions(args: argparse.Namespace) -> None:

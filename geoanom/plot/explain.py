@@ -145,6 +145,12 @@ def cell(model: "AnomalyModel", cube: xr.Dataset, *, lat: float, lon: float, var
         An unknown variable, a cube or result on another grid, or a point
         outside the grid.
 
+    Notes
+    -----
+    The title's first line names the cell, its second the flags; a third
+    (:func:`unscored_note`) says why the cell has no scores when it has
+    none (its tile was skipped in fitting, or it has no valid observation).
+
     Examples
     --------
     >>> import geoanom as ga
@@ -222,16 +228,21 @@ def cell(model: "AnomalyModel", cube: xr.Dataset, *, lat: float, lon: float, var
     terms = ["mean"] + (["seasonal cycle"] if design.kind != "none" else []) + (["linear trend"] if design.trend else [])
     fitted = ", ".join(terms[:-1]) + " and " + terms[-1] if len(terms) > 1 else terms[0]
     period = f"{iso_date(model.attrs.get('training_start', '?'))} to {iso_date(model.attrs.get('training_end', '?'))}"
+    fused = scored["fused_irregularity"].values
+    n_scored = int(np.isfinite(fused).sum())
+    note = unscored_note(model, tile, n_scored)
     ax.set_title(
         f"{name}{f' ({units})' if units else ''} at {degrees(cell_lat, 'N', 'S', digits=2)} "
         f"{degrees(cell_lon, 'E', 'W', digits=2)}, "
         f"tile {tile} (nearest cell to {lat:g}, {lon:g})\n"
         f"expected value: the {fitted} of training period {period}; "
-        f"{flagged_years.size} of {int(scored['fused_irregularity'].notnull().sum())} scored steps flagged",
+        f"{flagged_years.size} of {n_scored} scored steps flagged" + (f"\n{note}" if note else ""),
         fontsize="medium",
     )
     if lower is not None:
-        fused = scored["fused_irregularity"].values
+        if note:  # an empty panel must say why
+            lower.text(0.5, 0.5, note, transform=lower.transAxes, ha="center", va="center", wrap=True,
+                       color="darkred", gid="unscored", bbox={"facecolor": "white", "edgecolor": "0.7"})
         lower.semilogy(scored_years, fused, color="0.3", linewidth=0.8, marker=".", markersize=3, gid="fused")
         lower.axhline(1.0, color="red", linestyle="--", linewidth=0.8, label="detector thresholds")
         scored_flags = np.isin(scored["time"].values, flagged_times)
@@ -244,6 +255,28 @@ def cell(model: "AnomalyModel", cube: xr.Dataset, *, lat: float, lon: float, var
     if path is not None:
         fig.savefig(path, dpi=110)
     return fig
+
+
+def unscored_note(model: "AnomalyModel", tile: str, n_scored: int) -> str:
+    """Why a cell of ``tile`` with ``n_scored`` scored steps has none, or ``""`` when it has some.
+
+    A tile skipped in fitting (``model.skipped``: too few valid
+    observations) scores none of its cells, unless a federated fit scores
+    it with its region's model.
+
+    Examples
+    --------
+    >>> unscored_note(model, "6z", 0)  # doctest: +SKIP
+    'tile 6z was skipped in fitting: only 66 valid observations (at least 100 needed); its cells are not scored'
+    """
+    reason = model.skipped.get(tile)
+    if reason is not None and model.scoring_ensemble(tile) is None:
+        return f"tile {tile} was skipped in fitting: {reason}; its cells are not scored"
+    if n_scored:
+        return ""
+    if reason is not None:
+        return f"tile {tile} was skipped in fitting: {reason}; its region's model scored no step of this cell"
+    return "no step of this cell has a valid observation to score"
 
 
 def decimal_years(times: xr.DataArray) -> np.ndarray:
