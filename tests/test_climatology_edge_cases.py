@@ -15,8 +15,10 @@ import pytest
 import xarray as xr
 
 import geoanom as ga
+from geoanom.errors import GeoanomWarning, RecordTooShortError
 from geoanom.features.climatology import Climatology
 from geoanom.features.pipeline import stack_variables
+from geoanom.testing import synthetic_cube
 from geoanom.tiling import tile_codes, tile_labels
 
 TRAINING = 33  # 2006-04 .. 2008-12, as the new user's --train-end 2008-12
@@ -86,3 +88,46 @@ def test_lake_victoria_in_the_ostia_sample_keeps_its_februaries():
     assert np.abs(expected - x[:, lake]).max() < 0.02
     assert np.abs(z).max() < 1.0
 
+
+def test_nans_that_shorten_the_record_warn_as_a_short_time_axis_does():
+    """OSTIA with its first 23 steps NaN everywhere: training to 2008-12 holds values only from 2008-03."""
+    cube = _ostia()
+    values = stack_variables(cube, ["surface_temperature"]).isel(time=slice(0, TRAINING)).load()
+    blanked = values.copy(data=values.values.copy())
+    blanked[:, :23] = np.nan
+    # the same months as a time axis that starts in March 2008: Jan and Feb never seen
+    with pytest.warns(GeoanomWarning, match="uncovered") as short_axis:
+        by_dates = Climatology.fit(values.isel(time=slice(23, None)))
+    with pytest.warns(GeoanomWarning, match=r"\(values only from 2008-03-16.*to 2008-12-16.*\) leaves 25% of the "
+                                            "year uncovered") as by_nans:
+        by_values = Climatology.fit(blanked)  # before: no warning, and per-month means it cannot support
+    assert by_values.design.n_annual == by_dates.design.n_annual == 2
+    assert len(by_nans) == len(short_axis)
+    np.testing.assert_array_equal(by_values.prefix, by_dates.prefix)
+    np.testing.assert_allclose(by_values.expected(values["time"]), by_dates.expected(values["time"]), rtol=1e-9)
+
+
+def test_too_few_steps_holding_values_are_refused_as_too_few_steps_are():
+    cube, _ = synthetic_cube(n_years=2, n_lat=3, n_lon=4, anomaly_rate=0.0)
+    values = stack_variables(cube, None).load()
+    values[:, 6:] = np.nan  # 24 steps, 6 holding values
+    with pytest.raises(RecordTooShortError, match="6 time steps holding any value"):
+        Climatology.fit(values)
+
+
+def test_a_trend_needs_three_years_of_values_not_of_dates():
+    cube, _ = synthetic_cube(n_years=4, n_lat=3, n_lon=4, anomaly_rate=0.0)
+    values = stack_variables(cube, None).load()
+    values[:, :24] = np.nan  # four years of dates, two of values
+    with pytest.warns(GeoanomWarning, match="too short to tell a trend"):
+        clim = Climatology.fit(values, trend="linear")
+    assert not clim.design.trend
+
+
+def test_monthly_values_with_every_other_month_nan_stay_monthly():
+    cube, _ = synthetic_cube(n_years=4, n_lat=3, n_lon=4, anomaly_rate=0.0)
+    values = stack_variables(cube, None).load()
+    values[:, 1::2] = np.nan  # values in six months of the year, every other one: three harmonics at the most
+    with pytest.warns(GeoanomWarning, match="leaves 17% of the year uncovered"):
+        clim = Climatology.fit(values)
+    assert clim.design.kind == "month" and clim.design.n_annual == 3

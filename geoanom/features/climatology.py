@@ -46,6 +46,7 @@ import numpy as np
 import xarray as xr
 
 from ..errors import GeoanomError, GeoanomWarning, NoDataError, RecordTooShortError
+from ..formatting import iso_date
 from ..resident import resident_array
 from .anomaly import anomaly_kernel
 from .calendar import (
@@ -155,16 +156,30 @@ class Climatology:
                 f"the training period of {names} in {source} has {time.size} time step"
                 f"{'' if time.size == 1 else 's'}; a climatology needs at least {MIN_STEPS}."
             )
-        design = choose_design(time, trend, f"{names} in {source}")
-        prefixes = [q for q in design.prefixes if 2 * q + 4 <= time.size] or [design.n_fixed]
-        columns = design.columns(time)
+        what = f"{names} in {source}"
         data = _fit_layout(values)
-        # one candidate (annual data, say): nothing to choose, so no cell's PRESS is needed, only its data count
-        sampled = press_sample(groups, data.shape[2:]) if len(prefixes) > 1 else np.zeros(data.shape[2:], dtype=bool)
-        sampled = da.from_array(sampled, chunks=data.chunks[2:])
-        scores = da.map_blocks(press_block, data, sampled, columns, prefixes, dtype=np.float64,
-                               chunks=((len(prefixes) + 1,),) + data.chunks[1:], drop_axis=0, new_axis=0)
-        [scores] = dask.compute(scores, scheduler=scheduler)
+        # The design must follow the steps that hold data, not the time axis: a record whose first two years are
+        # NaN covers what its valid steps cover. Those steps come out of the same pass as the PRESS of the design
+        # the time axis supports (one read of the data); only where they tell a different story is it repeated.
+        design, notes = _design_and_notes(time, trend, what)
+        prefixes = _candidates(design, time.size)
+        scores, holds_data = _press(data, time, design, prefixes, groups, scheduler, steps=True)
+        n_valid = int(holds_data.sum())
+        if 0 < n_valid < time.size:  # none: the all-NaN error below
+            if n_valid < MIN_STEPS:
+                raise RecordTooShortError(
+                    f"the training period of {names} in {source} has {n_valid} time step{'' if n_valid == 1 else 's'}"
+                    f" holding any value ({time.size} in all, the rest NaN); a climatology needs at least {MIN_STEPS}.")
+            first, last = (iso_date(time.values[holds_data][i]) for i in (0, -1))
+            # the kind of record stays the time axis's: monthly values with every other month NaN are still monthly
+            valid_design, notes = _design_and_notes(time[holds_data], trend,
+                                                    f"{what} (values only from {first} to {last})", design.kind)
+            if valid_design != design or _candidates(valid_design, n_valid) != prefixes:
+                design, prefixes = valid_design, _candidates(valid_design, n_valid)
+                scores = _press(data, time, design, prefixes, groups, scheduler)
+        for note in notes:
+            warnings.warn(note, GeoanomWarning, stacklevel=2)
+        columns = design.columns(time)
         press, limit = scores[:-1], scores[-1]
         if not (limit > 0).any():
             raise NoDataError(f"no cell of {names} in {source} has {MIN_STEPS} valid observations in the training "
@@ -333,32 +348,71 @@ def _standardise_block(values: np.ndarray, terms: np.ndarray, planes: np.ndarray
 
 # -- choosing the design ------------------------------------------------------------------------
 def choose_design(time: xr.DataArray, trend: str | None, what: str) -> Design:
-    """The richest design the training times support, with a warning where it is simpler than asked."""
-    kind = season_kind(time)
+    """The richest design the training times support, with a warning where it is simpler than asked.
+
+    Examples
+    --------
+    >>> import pandas as pd, xarray as xr
+    >>> time = xr.DataArray(pd.date_range("2000-01-15", periods=36, freq="MS"), dims="time")
+    >>> choose_design(time, None, "tas").n_annual
+    6
+    """
+    design, notes = _design_and_notes(time, trend, what)
+    for note in notes:
+        warnings.warn(note, GeoanomWarning, stacklevel=3)
+    return design
+
+
+def _design_and_notes(time: xr.DataArray, trend: str | None, what: str,
+                      kind: str | None = None) -> tuple[Design, list[str]]:
+    """:func:`choose_design`'s design, and the warnings it would give, unsaid; ``kind`` from the times by default."""
+    kind = season_kind(time) if kind is None else kind
     n_annual = n_diurnal = 0
+    notes = []
     if MAX_ANNUAL[kind]:
         phase = annual_phase(time, kind)
         n_annual = supported_harmonics(phase, MAX_ANNUAL[kind])
         gap = largest_phase_gap(phase)
         if n_annual == 0:
-            warnings.warn(f"the training period of {what} covers only {1 - gap:.0%} of the year, too little to fit "
-                          "a seasonal cycle: anomalies are departures from the period's mean, so other seasons "
-                          "may look anomalous; train on a full year or more.", GeoanomWarning, stacklevel=3)
+            notes.append(f"the training period of {what} covers only {1 - gap:.0%} of the year, too little to fit "
+                         "a seasonal cycle: anomalies are departures from the period's mean, so other seasons "
+                         "may look anomalous; train on a full year or more.")
         elif gap > 1.5 / 12:
-            warnings.warn(f"the training period of {what} leaves {gap:.0%} of the year uncovered: the expected "
-                          f"value there is extrapolated by {n_annual} harmonic(s) of the year.",
-                          GeoanomWarning, stacklevel=3)
+            notes.append(f"the training period of {what} leaves {gap:.0%} of the year uncovered: the expected "
+                         f"value there is extrapolated by {n_annual} harmonic(s) of the year.")
     if MAX_DIURNAL[kind]:
         n_diurnal = supported_harmonics(diurnal_phase(time), MAX_DIURNAL[kind])
     years = decimal_year(time, kind)
     span = float(years.max() - years.min())
     if trend == "linear" and span < 3.0:
-        warnings.warn(f"the training period of {what} spans {span:.1f} years, too short to tell a trend from "
-                      "variability: using a fixed baseline (trend=None); a trend needs at least 3 years.",
-                      GeoanomWarning, stacklevel=3)
+        notes.append(f"the training period of {what} spans {span:.1f} years, too short to tell a trend from "
+                     "variability: using a fixed baseline (trend=None); a trend needs at least 3 years.")
         trend = None
     origin = round(float(years.min() + span / 2), 6)
-    return Design(kind, trend == "linear", origin, n_annual, n_diurnal)
+    return Design(kind, trend == "linear", origin, n_annual, n_diurnal), notes
+
+
+def _candidates(design: Design, n_steps: int) -> list[int]:
+    """The nested candidates a record of ``n_steps`` values can fit (2 q + 4 values for q columns)."""
+    return [q for q in design.prefixes if 2 * q + 4 <= n_steps] or [design.n_fixed]
+
+
+def _press(data: da.Array, time: xr.DataArray, design: Design, prefixes: list[int], groups: np.ndarray | None,
+           scheduler: Any, steps: bool = False):
+    """Every candidate's robust PRESS and each cell's usable prefix (candidate + 1, variable, *spatial).
+
+    With ``steps``, also whether each time step holds any value, from the same read of the data.
+    """
+    columns = design.columns(time)
+    # one candidate (annual data, say): nothing to choose, so no cell's PRESS is needed, only its data count
+    sampled = press_sample(groups, data.shape[2:]) if len(prefixes) > 1 else np.zeros(data.shape[2:], dtype=bool)
+    sampled = da.from_array(sampled, chunks=data.chunks[2:])
+    scores = da.map_blocks(press_block, data, sampled, columns, prefixes, dtype=np.float64,
+                           chunks=((len(prefixes) + 1,),) + data.chunks[1:], drop_axis=0, new_axis=0)
+    if not steps:
+        return dask.compute(scores, scheduler=scheduler)[0]
+    holds_data = da.isfinite(data).any(axis=(0, 2, 3))
+    return dask.compute(scores, holds_data, scheduler=scheduler)
 
 
 def _fit_layout(values: xr.DataArray) -> da.Array:
