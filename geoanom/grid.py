@@ -161,19 +161,31 @@ whose quadrilateral reaches into a patch of placeholder coordinates cover
 up to thousands of times it (see :func:`cell_areas`)."""
 
 
+STRIP_CELLS = 1 << 16
+"""Cells of a curvilinear grid whose areas are worked out at once: the temporaries stay a few MB whatever the grid."""
+
+
 def _unit_vectors(lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
-    """Points on the unit sphere, shape (..., 3)."""
+    """Points on the unit sphere, shape (3, ...)."""
     phi, lam = np.radians(lat), np.radians(lon)
-    return np.stack([np.cos(phi) * np.cos(lam), np.cos(phi) * np.sin(lam), np.sin(phi)], axis=-1)
+    return np.stack([np.cos(phi) * np.cos(lam), np.cos(phi) * np.sin(lam), np.sin(phi)])
+
+
+def _dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return a[0] * b[0] + a[1] * b[1] + a[2] * b[2]
+
+
+def _cross(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return np.stack([a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2], a[0] * b[1] - a[1] * b[0]])
 
 
 def _norm(v: np.ndarray) -> np.ndarray:
-    return np.linalg.norm(v, axis=-1)
+    return np.sqrt(_dot(v, v))
 
 
 def _normalised(v: np.ndarray) -> np.ndarray:
     with np.errstate(invalid="ignore", divide="ignore"):
-        return v / np.linalg.norm(v, axis=-1, keepdims=True)
+        return v / _norm(v)
 
 
 def _continued(inner: np.ndarray, next_in: np.ndarray) -> np.ndarray:
@@ -182,26 +194,45 @@ def _continued(inner: np.ndarray, next_in: np.ndarray) -> np.ndarray:
 
 
 def _curvilinear_areas(lat: np.ndarray, lon: np.ndarray, wrap: bool) -> np.ndarray:
-    """Areas on the unit sphere of a curvilinear grid's cells (see :func:`cell_areas`)."""
-    centres = _unit_vectors(lat, lon)
+    """Areas on the unit sphere of a curvilinear grid's cells (see :func:`cell_areas`), a strip of rows at a time."""
     ny, nx = lat.shape
+    padded = np.empty((3, ny + 2, nx + 2))  # filled in place: the grid's only full-size temporary
+    phi, lam = np.radians(lat), np.radians(lon)
+    padded[2, 1:-1, 1:-1] = np.cos(phi)
+    padded[0, 1:-1, 1:-1] = padded[2, 1:-1, 1:-1] * np.cos(lam)
+    padded[1, 1:-1, 1:-1] = padded[2, 1:-1, 1:-1] * np.sin(lam)
+    padded[2, 1:-1, 1:-1] = np.sin(phi)
+    del phi, lam
+    inner = padded[:, 1:-1]
     if wrap:  # the seam column's neighbour is the other edge's, not a step outside the globe
-        left, right = centres[:, -1:], centres[:, :1]
+        inner[:, :, 0], inner[:, :, -1] = inner[:, :, -2], inner[:, :, 1]
     else:
-        left, right = _continued(centres[:, :1], centres[:, 1:2]), _continued(centres[:, -1:], centres[:, -2:-1])
-    padded = np.concatenate([left, centres, right], axis=1)
-    fold = _is_t_fold(centres[-1])
-    top = padded[-1:] if fold else _continued(padded[-1:], padded[-2:-1])
-    padded = np.concatenate([_continued(padded[:1], padded[1:2]), padded, top], axis=0)
-    corners = _normalised(padded[:-1, :-1] + padded[1:, :-1] + padded[:-1, 1:] + padded[1:, 1:])
-    areas = _quadrilateral_areas(corners[:-1, :-1], corners[:-1, 1:], corners[1:, 1:], corners[1:, :-1])
+        inner[:, :, 0] = _continued(inner[:, :, 1], inner[:, :, 2])
+        inner[:, :, -1] = _continued(inner[:, :, -2], inner[:, :, -3])
+    fold = _is_t_fold(padded[:, -2, 1:-1])
+    padded[:, -1] = padded[:, -2] if fold else _continued(padded[:, -2], padded[:, -3])
+    padded[:, 0] = _continued(padded[:, 1], padded[:, 2])
+    rows = max(1, STRIP_CELLS // nx)
+    areas = np.empty(lat.shape)
+    for start in range(0, ny, rows):
+        stop = min(start + rows, ny)
+        areas[start:stop] = _strip_areas(padded[:, start:stop + 2], fold and stop == ny)
+    return areas
+
+
+def _strip_areas(padded: np.ndarray, fold: bool) -> np.ndarray:
+    """Areas of the cells of rows 1 to m of (3, m + 2, nx + 2) padded centres; ``fold``: the last is a T-fold row."""
+    corners = _normalised(padded[:, :-1, :-1] + padded[:, 1:, :-1] + padded[:, :-1, 1:] + padded[:, 1:, 1:])
+    a, b, c, d = corners[:, :-1, :-1], corners[:, :-1, 1:], corners[:, 1:, 1:], corners[:, 1:, :-1]
+    # signed halves (either orientation of the grid), so a twisted quadrilateral is not counted twice
+    areas = np.abs(_signed_triangle(a, b, c) + _signed_triangle(a, c, d))
     # the parallelogram of the shorter steps either way along each axis, which no placeholder reaches
-    middle = padded[1:-1, 1:-1]
-    across = _shorter(middle - padded[1:-1, :-2], padded[1:-1, 2:] - middle)
-    along = _shorter(middle - padded[:-2, 1:-1], padded[2:, 1:-1] - middle)
+    middle = padded[:, 1:-1, 1:-1]
+    across = _shorter(middle - padded[:, 1:-1, :-2], padded[:, 1:-1, 2:] - middle)
+    along = _shorter(middle - padded[:, :-2, 1:-1], padded[:, 2:, 1:-1] - middle)
     if fold:  # a top-row cell ends at the fold through its centre: its step north is none
-        along[-1] = middle[-1] - padded[-3, 1:-1]
-    parallelogram = _norm(np.cross(across, along))
+        along[:, -1] = middle[:, -1] - padded[:, -3, 1:-1]
+    parallelogram = _norm(_cross(across, along))
     if fold:
         parallelogram[-1] /= 2
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -210,30 +241,21 @@ def _curvilinear_areas(lat: np.ndarray, lon: np.ndarray, wrap: bool) -> np.ndarr
 
 
 def _shorter(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    return np.where((_norm(a) <= _norm(b))[..., None], a, b)
+    return np.where(_norm(a) <= _norm(b), a, b)
 
 
 def _is_t_fold(row: np.ndarray) -> bool:
-    """Whether a grid's top row (nx, 3) is a T-point north fold: column i is column nx - i (mod nx)."""
-    if row.shape[0] < 4 or not np.isfinite(row).all():
+    """Whether a grid's top row (3, nx) is a T-point north fold: column i is column nx - i (mod nx)."""
+    if row.shape[1] < 4 or not np.isfinite(row).all():
         return False
-    mirror = np.roll(row[::-1], 1, axis=0)
-    step = np.median(_norm(np.diff(row, axis=0)))
+    mirror = np.roll(row[:, ::-1], 1, axis=1)
+    step = np.median(_norm(np.diff(row, axis=1)))
     return bool(step > 0 and np.max(_norm(row - mirror)) < 1e-3 * step)
 
 
-def _quadrilateral_areas(a: np.ndarray, b: np.ndarray, c: np.ndarray, d: np.ndarray) -> np.ndarray:
-    """Areas on the unit sphere of the quadrilaterals of corners a, b, c, d (in order round each)."""
-    # signed halves (either orientation of the grid), so a twisted quadrilateral is not counted twice
-    return np.abs(_signed_triangle(a, b, c) + _signed_triangle(a, c, d))
-
-
 def _signed_triangle(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
-    """Signed spherical excess of triangles of unit vectors (Van Oosterom and Strackee, 1983)."""
-    triple = np.einsum("...i,...i->...", a, np.cross(b, c))
-    dots = 1.0 + np.einsum("...i,...i->...", a, b) + np.einsum("...i,...i->...", b, c) \
-        + np.einsum("...i,...i->...", c, a)
-    return 2.0 * np.arctan2(triple, dots)
+    """Signed spherical excess of triangles of unit vectors (3, ...) (Van Oosterom and Strackee, 1983)."""
+    return 2.0 * np.arctan2(_dot(a, _cross(b, c)), 1.0 + _dot(a, b) + _dot(b, c) + _dot(c, a))
 
 
 def _edges(centres: np.ndarray) -> np.ndarray:
