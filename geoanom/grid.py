@@ -165,12 +165,6 @@ STRIP_CELLS = 1 << 16
 """Cells of a curvilinear grid whose areas are worked out at once: the temporaries stay a few MB whatever the grid."""
 
 
-def _unit_vectors(lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
-    """Points on the unit sphere, shape (3, ...)."""
-    phi, lam = np.radians(lat), np.radians(lon)
-    return np.stack([np.cos(phi) * np.cos(lam), np.cos(phi) * np.sin(lam), np.sin(phi)])
-
-
 def _dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return a[0] * b[0] + a[1] * b[1] + a[2] * b[2]
 
