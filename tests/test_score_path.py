@@ -49,36 +49,57 @@ def test_float32_thresholds_load_unchanged_and_float64_ones_floored(rng):
         np.testing.assert_array_equal(old.node_threshold_[inner], expected[inner])
 
 
-def _old_neighbour_mean(block):
-    """The neighbour mean before its temporaries were cut (float64 counts, np.where of a full division)."""
-    from scipy import ndimage
-
-    from geoanom.features.neighbourhood import NEIGHBOURS
-
-    valid = np.isfinite(block)
-    total = ndimage.convolve(np.where(valid, block, 0.0), NEIGHBOURS, mode="constant")
-    count = ndimage.convolve(valid.astype(np.float64), NEIGHBOURS, mode="constant")
+def _trimmed_mean_of_neighbours(block):
+    """numpy's trimmed mean of each cell's valid neighbours (the largest and smallest left out of 3 or more),
+    0 where none has data, summed in the kernel's order (row by row): the reference."""
+    padded = np.pad(block, ((0, 0), (0, 0), (1, 1), (1, 1)), constant_values=np.nan)
+    rows, cols = block.shape[2:]
+    total, count = np.zeros(block.shape), np.zeros(block.shape)
+    largest, smallest = np.full(block.shape, -np.inf), np.full(block.shape, np.inf)
+    for dy in (-1, 0, 1):
+        for dx in (-1, 0, 1):
+            if (dy, dx) == (0, 0):
+                continue
+            shifted = padded[:, :, 1 + dy: 1 + dy + rows, 1 + dx: 1 + dx + cols]
+            valid = np.isfinite(shifted)
+            total += np.where(valid, shifted, 0.0)
+            count += valid
+            largest = np.where(valid, np.maximum(largest, shifted), largest)
+            smallest = np.where(valid, np.minimum(smallest, shifted), smallest)
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(count > 0.5, total / count, 0.0)
+        trimmed = np.where(count >= 3, (total - largest - smallest) / (count - 2), total / count)
+    return np.where(count == 0, 0.0, trimmed)
 
 
 @pytest.mark.parametrize("wrap", [False, True])
-def test_neighbour_means_equal_the_old_ones_bit_for_bit(rng, wrap):
+def test_neighbour_trimmed_means_equal_numpys_across_chunks_and_the_antimeridian(rng, wrap):
     import dask.array as da
 
     from geoanom.features.neighbourhood import neighbour_anomaly
 
-    # magnitudes from 1e-30 to 1e30 (sums that round), NaN holes, a cell with no valid neighbour
+    # magnitudes from 1e-30 to 1e30 (sums that round), NaN and inf holes, cells with 0 to 8 valid neighbours
     z = rng.normal(size=(2, 3, 9, 11)) * 10.0 ** rng.integers(-30, 30, size=(2, 3, 9, 11))
     z[rng.random(z.shape) < 0.3] = np.nan
+    z[rng.random(z.shape) < 0.02] = np.inf
     z[0, 0, 3:6, 3:6] = np.nan
     z[0, 0, 4, 4] = 1.5
     new = neighbour_anomaly(da.from_array(z, chunks=(2, 2, 4, 5)), wrap=wrap).compute()
-    padded = np.concatenate([z[..., -1:], z, z[..., :1]], axis=-1) if wrap else z
-    old = _old_neighbour_mean(padded)[..., 1:-1] if wrap else _old_neighbour_mean(padded)
-    assert new.dtype == old.dtype == np.float64
+    finite = np.where(np.isfinite(z), z, np.nan)
+    padded = np.concatenate([finite[..., -1:], finite, finite[..., :1]], axis=-1) if wrap else finite
+    expected = _trimmed_mean_of_neighbours(padded)[..., 1:-1] if wrap else _trimmed_mean_of_neighbours(padded)
+    assert new.dtype == np.float64
     assert new[0, 0, 4, 4] == 0.0
-    np.testing.assert_array_equal(new.view(np.uint64), old.view(np.uint64))
+    np.testing.assert_array_equal(new.view(np.uint64), expected.view(np.uint64))
+
+
+def test_a_neighbours_spike_is_trimmed_away():
+    import dask.array as da
+
+    from geoanom.features.neighbourhood import neighbour_anomaly
+
+    z = np.full((1, 1, 3, 3), 0.5)
+    z[0, 0, 0, 0], z[0, 0, 2, 2] = 8.0, np.nan  # one spike and one hole among the centre's neighbours
+    assert neighbour_anomaly(da.from_array(z), wrap=False)[0, 0, 1, 1].compute() == 0.5
 
 
 

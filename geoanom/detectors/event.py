@@ -1,7 +1,7 @@
 """Event family: a generalised likelihood ratio for the deviations an event can make.
 
 With the default features, an observation holds per variable its standardised
-anomaly ``z`` and the mean anomaly ``n`` of its eight neighbours. The other
+anomaly ``z`` and the (trimmed) mean anomaly ``n`` of its eight neighbours. The other
 families score a deviation of ``(z, n)`` in any direction, including patterns
 no event produces (the neighbours anomalous while the cell is normal, cell and
 neighbours of opposite signs). An event at a cell shifts ``z`` by ``delta``
@@ -66,7 +66,7 @@ def pairs_from_feature_names(names: Sequence[str]) -> int | None:
     """The ``pairs`` of a model's features: V when they begin ``[x_anomaly..., x_neighbours...]`` for V variables.
 
     None (no cone) when the features do not begin with each variable's
-    anomaly followed by the same variables' neighbour means (see
+    anomaly followed by the same variables' neighbours (see
     :func:`geoanom.features.vectors.feature_names`).
 
     Examples

@@ -10,9 +10,10 @@ Feature sets, per variable, in this order:
     the standardised anomaly alone (dropped when ``"values"`` is chosen,
     which holds it).
 ``"neighbours"``
-    the mean anomaly of the cell's eight neighbours at the same time step
+    the trimmed mean anomaly of the cell's eight neighbours at the same time
+    step, their largest and smallest left out
     (:func:`~geoanom.features.neighbourhood.neighbour_anomaly`): a coherent
-    event raises it, a lone spike or noise does not.
+    event raises it, noise or a lone spike beside the cell does not.
 ``"background"``
     the mean anomaly of a ring of cells 3 to 7 cells away
     (:func:`~geoanom.features.neighbourhood.background_anomaly`): the
