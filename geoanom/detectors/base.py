@@ -28,6 +28,23 @@ kmeans families ``sufficient_statistics``, ``m_step`` and ``adapt_towards``.
 ``to_dict()`` / ``from_dict()`` give the model as plain data (arrays and
 JSON scalars), never pickle.
 
+Constant features
+-----------------
+A tile of sea ice held at the freezing point, or of land filled with one
+value, has feature columns that do not vary: their training spread is
+rounding noise (1e-21 to 1e-6 of a spread), and the scored rows' noise
+differs from the training rows' (leave-one-out anomalies). Standardised by
+that spread, the noise became distances of 1e13 standard deviations
+(irregularity inf in float32, every step flagged). ``fit_many`` takes each
+column's unit (``feature_units``: 1 for standardised anomalies, a typical
+spread for raw values; ``geoanom.fit`` passes them): a column whose
+training spread is at most ``CONSTANT_SHARE`` of its unit is constant.
+Its values within that resolution of the column's median are read as the
+median itself, in fitting and in scoring (every family sees the same
+rows), and the mixtures and K-Means standardise it by its unit. So a
+constant tile's own values are normal, and a departure from the constant
+is measured in the column's unit: anomalous, and finite.
+
 Why not scikit-learn's ``OutlierMixin``: it fixes ``predict`` to -1/1 and
 ``decision_function`` to "negative is abnormal", the opposite of pyod's
 0/1 and "higher is abnormal" that the package and its users rely on. The
@@ -57,8 +74,15 @@ from .thresholds import (
     merged_threshold,
 )
 
-__all__ = ["PLAUSIBLE_RATE_FACTORS", "Detector", "check_features", "check_samples", "choose_threshold",
-           "contamination_quantile", "merged_threshold", "standardised_sample"]
+__all__ = ["CONSTANT_SHARE", "PLAUSIBLE_RATE_FACTORS", "Detector", "check_features", "check_samples",
+           "choose_threshold", "constant_columns", "contamination_quantile", "merged_threshold",
+           "standardised_sample"]
+
+# A feature column whose training spread is at most this share of its unit is constant (see the module docstring):
+# a thousandth of a spread for the anomaly features, three orders above the rounding noise of a constant cell's.
+CONSTANT_SHARE = 1e-3
+# A spread this small relative to the column's magnitude is the rounding of its mean, not variation.
+ROUNDING_SHARE = 1e-9
 
 # Constraints shared by the families' ``_parameter_constraints``.
 THRESHOLD_CONSTRAINT = [Real, None]
@@ -101,17 +125,60 @@ def check_samples(X: Any) -> np.ndarray:
     return check_array(X, dtype=np.float64, ensure_min_samples=2)
 
 
+def constant_columns(X: np.ndarray, units: Any) -> tuple[np.ndarray, np.ndarray] | None:
+    """Median and resolution of each column of ``X`` that is constant at its unit; None when no column is.
+
+    A column is constant when its spread is at most ``CONSTANT_SHARE`` of its
+    unit (``units``, one per column); its resolution is that share of the
+    unit. Other columns get resolution 0 (only their median itself is read
+    as it).
+
+    Examples
+    --------
+    >>> X = np.c_[np.full(4, 271.35) + [0.0, 1e-9, -1e-9, 0.0], np.arange(4.0)]
+    >>> median, resolution = constant_columns(X, [1.0, 1.0])
+    >>> median.round(2).tolist(), resolution.tolist()
+    ([271.35, 1.5], [0.001, 0.0])
+    >>> constant_columns(X[:, 1:], [1.0]) is None
+    True
+    """
+    units = np.asarray(units, dtype=np.float64)
+    if units.shape != (X.shape[1],) or not (np.isfinite(units) & (units > 0)).all():
+        raise ValueError(f"feature_units must be {X.shape[1]} positive numbers, one per feature, got {units.tolist()}")
+    resolution = CONSTANT_SHARE * units
+    constant = X.std(axis=0) <= resolution
+    if not constant.any():
+        return None
+    return np.median(X, axis=0), np.where(constant, resolution, 0.0)
+
+
 def standardised_sample(
     detector: Detector, X: np.ndarray, max_samples: int, rng: np.random.Generator
 ) -> np.ndarray:
     """Set the detector's ``center_``, ``scale_`` and ``n_samples_`` from all of ``X``.
 
     Returns ``X`` standardised, subsampled uniformly to at most ``max_samples``
-    rows (in their original order) for the iterative fit.
+    rows (in their original order) for the iterative fit. A constant column
+    (see :func:`constant_columns`) is centred on its median and scaled by its
+    unit; a spread at the rounding of the mean counts as none.
+
+    Examples
+    --------
+    >>> from geoanom.detectors import GMMDetector
+    >>> detector = GMMDetector()
+    >>> Z = standardised_sample(detector, np.c_[np.full(3, 2.0), [0.0, 1.0, 2.0]], 10, np.random.default_rng(0))
+    >>> detector.scale_.round(3).tolist(), Z[:, 0].tolist()
+    ([1.0, 0.816], [0.0, 0.0, 0.0])
     """
     detector.center_ = X.mean(axis=0)
     scale = X.std(axis=0)
-    detector.scale_ = np.where(scale > 0, scale, 1.0)
+    scale = np.where(scale > ROUNDING_SHARE * np.maximum(np.abs(detector.center_), 1.0), scale, 1.0)
+    if detector._constant is not None:  # measured in their unit, not their rounding noise
+        median, resolution = detector._constant
+        constant = resolution > 0
+        detector.center_ = np.where(constant, median, detector.center_)
+        scale = np.where(constant, resolution / CONSTANT_SHARE, scale)
+    detector.scale_ = scale
     detector.n_samples_ = float(len(X))
     if len(X) > max_samples:
         X = X[np.sort(rng.choice(len(X), max_samples, replace=False))]
@@ -131,6 +198,8 @@ class Detector(BaseEstimator):
     anomalous_above: ClassVar[bool] = True
     adapts: ClassVar[bool] = True  # implements update()
     _parameter_constraints: ClassVar[dict] = {}
+    # (median, resolution) of the constant feature columns, None when none is (see the module docstring)
+    _constant: tuple[np.ndarray, np.ndarray] | None = None
 
     def fit(self, X: Any, y: Any = None) -> Detector:
         """Fit the detector on the training observations ``X`` (n_samples, n_features).
@@ -166,7 +235,9 @@ class Detector(BaseEstimator):
         random_states : sequence of int or None
             One seed per sample.
         **params
-            Constructor parameters shared by every detector.
+            Constructor parameters shared by every detector, and optionally
+            ``feature_units`` (one per feature): columns constant at their
+            unit are read as constant (see the module docstring).
 
         Examples
         --------
@@ -185,14 +256,36 @@ class Detector(BaseEstimator):
     @classmethod
     def _prepare_many(cls, samples: Sequence[Any], random_states: Sequence[int | None],
                       params: dict[str, Any]) -> tuple[list[Detector], list[np.ndarray]]:
-        """Validated detectors (one per seed) and samples, ``n_features_in_`` set."""
+        """Validated detectors (one per seed) and samples, ``n_features_in_`` and the constant columns set.
+
+        The samples come back with their constant columns' values read as
+        constant (``feature_units`` in ``params``, see the module docstring).
+        """
+        params = dict(params)
+        units = params.pop("feature_units", None)
         detectors = [cls(random_state=seed, **params) for seed in random_states]
         if detectors:
             detectors[0]._validate_params()
         samples = [check_samples(X) for X in samples]
-        for detector, X in zip(detectors, samples):
+        for i, (detector, X) in enumerate(zip(detectors, samples)):
             detector.n_features_in_ = X.shape[1]
+            if units is not None:
+                detector._constant = constant_columns(X, units)
+                samples[i] = detector._as_constant(X)
         return detectors, samples
+
+    def _as_constant(self, X: np.ndarray) -> np.ndarray:
+        """``X`` with each constant column's values within its resolution read as its median (a copy if any is)."""
+        if self._constant is None:
+            return X
+        median, resolution = self._constant
+        columns = np.flatnonzero(resolution > 0)
+        near = np.abs(X[:, columns] - median[columns]) <= resolution[columns]
+        if not near.any():
+            return X
+        X = X.copy()
+        X[:, columns] = np.where(near, median[columns], X[:, columns])
+        return X
 
     def _set_threshold(self, native_scores: np.ndarray, held_out: bool = False) -> None:
         if self.threshold is not None:
@@ -236,7 +329,7 @@ class Detector(BaseEstimator):
     def _rows(self, X: Any) -> np.ndarray:
         """``X`` checked against the fitted model (the light check of the scoring paths)."""
         check_is_fitted(self)
-        return check_features(X, self.n_features_in_, type(self).__name__)
+        return self._as_constant(check_features(X, self.n_features_in_, type(self).__name__))
 
     def native_score(self, X: Any) -> np.ndarray:
         """The reference paper's score, in the family's own direction (see the module docstring).
@@ -265,7 +358,7 @@ class Detector(BaseEstimator):
         >>> bool(GMMDetector().fit(X).irregularity([[8.0, 8.0]])[0] > 1)
         True
         """
-        return self._native_score(X if checked else self._rows(X)) / self.native_threshold_
+        return self._native_score(self._as_constant(X) if checked else self._rows(X)) / self.native_threshold_
 
     def decision_function(self, X: Any) -> np.ndarray:
         """pyod's outlier score, higher = more abnormal: the irregularity (anomalous above ``threshold_`` = 1).
@@ -281,7 +374,7 @@ class Detector(BaseEstimator):
         """
         check_is_fitted(self)
         X = validate_data(self, X, dtype=np.float64, reset=False)
-        return self._native_score(X) / self.native_threshold_
+        return self._native_score(self._as_constant(X)) / self.native_threshold_
 
     def score_samples(self, X: Any) -> np.ndarray:
         """scikit-learn's convention, higher = more normal: ``-decision_function(X)``.
@@ -357,6 +450,8 @@ class Detector(BaseEstimator):
         check_is_fitted(self)
         state = self._get_state()
         state.update(threshold_=self.native_threshold_, threshold_source_=self.threshold_source_)
+        if self._constant is not None:  # absent otherwise: files of models without constant columns are unchanged
+            state.update(constant_median_=self._constant[0], constant_resolution_=self._constant[1])
         return {"family": self.family, "params": _json_params(self.get_params()), "state": state}
 
     @classmethod
@@ -377,8 +472,11 @@ class Detector(BaseEstimator):
         detector.native_threshold_ = float(state.pop("threshold_"))
         detector.threshold_source_ = str(state.pop("threshold_source_"))
         detector.threshold_ = 1.0
+        constant = (state.pop("constant_median_", None), state.pop("constant_resolution_", None))
         cls.check_state(state)
         detector._set_state(state)
+        if constant[0] is not None or constant[1] is not None:
+            detector._constant = _checked_constant(constant, detector.n_features_in_, cls.family)
         return detector
 
     @classmethod
@@ -414,6 +512,16 @@ class Detector(BaseEstimator):
     def merge(self, other: Detector) -> Detector:  # pragma: no cover - abstract
         """Combine two partial models of the same tile into one."""
         raise NotImplementedError
+
+
+def _checked_constant(constant: tuple[Any, Any], n_features: int, family: str) -> tuple[np.ndarray, np.ndarray]:
+    """A saved state's constant columns as arrays, or ValueError in one sentence when they disagree with its width."""
+    median, resolution = (np.asarray(value, dtype=np.float64) for value in constant)
+    if median.shape != (n_features,) or resolution.shape != (n_features,) or not np.isfinite(median).all() \
+            or not (resolution >= 0).all():
+        raise ValueError(f"{family} detector: constant_median_ {median.shape} and constant_resolution_ "
+                         f"{resolution.shape} must be finite, one per feature ({n_features}), resolutions not negative")
+    return median, resolution
 
 
 def _json_params(params: dict[str, Any]) -> dict[str, Any]:

@@ -67,6 +67,12 @@ def choose_threshold(
     between families and tiles. ``held_out``: the scores are of rows the
     model did not see (see :func:`contamination_quantile`).
 
+    Scores without a tail keep the constant even when it flags none: when
+    the quantile is the median itself (more than half the scores tie at
+    it), the scores are a point mass, as a tile of constant features gives,
+    and a threshold on it would flag every new observation that differs
+    from it by rounding.
+
     Returns
     -------
     threshold : float
@@ -77,12 +83,22 @@ def choose_threshold(
     >>> scores = np.r_[np.zeros(990), np.ones(10)]
     >>> choose_threshold(scores, 0.6, anomalous_above=True, contamination=0.01)
     (0.6, 'paper')
+    >>> choose_threshold(np.full(1000, 0.5), 0.6, anomalous_above=True, contamination=0.01)
+    (0.6, 'paper')
     """
-    flagged = train_scores > constant if anomalous_above else train_scores < constant
     low, high = (factor * contamination for factor in PLAUSIBLE_RATE_FACTORS)
-    if low <= float(np.mean(flagged)) <= high:
+    share = _flagged_share(train_scores, constant, anomalous_above)
+    if low <= share <= high:
         return float(constant), "paper"
-    return contamination_quantile(train_scores, contamination, anomalous_above, held_out), "estimated"
+    estimate = contamination_quantile(train_scores, contamination, anomalous_above, held_out)
+    if share < low and estimate == float(np.median(train_scores)):
+        return float(constant), "paper"  # a point mass: no tail to estimate from (see above)
+    return estimate, "estimated"
+
+
+def _flagged_share(scores: np.ndarray, threshold: float, anomalous_above: bool) -> float:
+    """Share of ``scores`` beyond ``threshold`` on the anomalous side."""
+    return float(np.mean(scores > threshold if anomalous_above else scores < threshold))
 
 
 def merged_threshold(a: Any, b: Any, merged_count_a: float, merged_count_b: float) -> tuple[float, str]:

@@ -96,8 +96,9 @@ def fit(
     features : sequence of str, optional
         What each observation's feature vector holds, per variable (see
         :mod:`geoanom.features.vectors`). ``"anomalies"``: its standardised
-        anomaly; ``"neighbours"``: the mean anomaly of its eight neighbours,
-        so a coherent event stands out and a lone noisy cell less;
+        anomaly; ``"neighbours"``: the trimmed mean anomaly of its eight
+        neighbours (their largest and smallest left out), so a coherent event
+        stands out, and a lone noisy cell and the cells beside it less;
         ``"background"``: the mean anomaly of a ring of cells 3 to 7 cells
         away, the region's large-scale state (a warm year, El Nino), which
         the ``event`` family judges each cell against. By default
@@ -172,8 +173,11 @@ def fit(
     with on_workers(client):  # with a client, the climatology goes to the workers once, not in every graph
         features = feature_cube(values, climatology, feature_sets, region_params, training=True)
     sketch_batches = _sketch_graph(features, codes, tile_names, seed, sample_size, split_every, tiles_per_batch)
-    model_features = feature_names([str(v) for v in values["variable"].values], feature_sets)
+    variable_names = [str(name) for name in values["variable"].values]
+    model_features = feature_names(variable_names, feature_sets)
     family_params, family_columns = _family_params(names, model_features), _family_columns(names, model_features)
+    family_params = _with_feature_units(family_params, names, family_columns,
+                                        feature_units(model_features, variable_names, climatology))
     if federated:  # the rounds read the sketches again: keep them where they are
         sketch_batches = [(dask.persist(merged, scheduler=scheduler)[0], tiles) for merged, tiles in sketch_batches]
     batches = [dask.delayed(_fit_batch, pure=True)(merged, tiles, names, seed, min_observations, family_params,
@@ -197,7 +201,6 @@ def fit(
                                  sketch_batches, federated_rounds, split_every, scheduler)
         ensembles = personalise_tiles(ensembles, pyramid, sketch_batches, federated_relevance, scheduler)
     times = values["time"].values
-    variable_names = [str(name) for name in values["variable"].values]
     return AnomalyModel(
         variables=variable_names,
         climatology=climatology,
@@ -370,6 +373,36 @@ def _family_columns(names: tuple[str, ...], features: list[str]) -> dict[str, li
     if len(kept) in (0, len(features)):
         return None
     return {name: kept for name in names if name not in RING_READERS}
+
+
+def feature_units(features: Sequence[str], variables: Sequence[str], climatology: Climatology) -> list[float]:
+    """The unit of each feature column, in which a tile's constant column is measured (see ``detectors.base``).
+
+    A raw value's unit (the ``"values"`` features, named as their variable)
+    is its variable's median spread over the grid, in its own units; every
+    other feature is a standardised anomaly, a mean of them, or a log area,
+    whose unit is 1 (a spread).
+
+    Examples
+    --------
+    >>> feature_units(["sst", "sst_anomaly"], ["sst"], model.climatology)  # doctest: +SKIP
+    [0.39, 1.0]
+    """
+    spread = np.moveaxis(np.asarray(climatology.spread, dtype=np.float64), 1, 0)
+    typical = [float(np.nanmedian(planes)) if np.isfinite(planes).any() else 1.0 for planes in spread]
+    units = [typical[list(variables).index(name)] if name in variables else 1.0 for name in features]
+    return [unit if np.isfinite(unit) and unit > 0 else 1.0 for unit in units]
+
+
+def _with_feature_units(family_params: dict[str, dict[str, Any]], names: tuple[str, ...],
+                        family_columns: dict[str, list[int]] | None, units: list[float]) -> dict[str, dict[str, Any]]:
+    """Each family's parameters with the units of the columns it reads (``feature_units`` of ``fit_many``)."""
+    out = {}
+    for name in names:
+        columns = (family_columns or {}).get(name)
+        out[name] = {**family_params.get(name, {}),
+                     "feature_units": units if columns is None else [units[i] for i in columns]}
+    return out
 
 
 def _fit_batch(sketches, batch_tiles, detectors, seed, min_observations, family_params,

@@ -294,7 +294,23 @@ def _score_tile(ensemble, features: np.ndarray, n_detectors: int, adapt_every: i
     valid = np.isfinite(rows).all(axis=1)
     scores = np.full((n_detectors, len(rows)), np.nan, dtype=np.float32)
     if valid.any() and adapt_every:
-        scores[:, valid] = ensemble.irregularity_adapting(rows[valid], adapt_every)
+        scores[:, valid] = _as_float32(ensemble.irregularity_adapting(rows[valid], adapt_every))
     elif valid.any():
-        scores[:, valid] = ensemble.irregularity(rows[valid])
+        scores[:, valid] = _as_float32(ensemble.irregularity(rows[valid]))
     return scores.reshape(n_detectors, n_times, n_cells)
+
+
+def _as_float32(irregularity: np.ndarray) -> np.ndarray:
+    """Irregularities clipped to float32's finite range, which the result holds: never infinity.
+
+    A value far from its tile's model can score beyond 3.4e38 (the density
+    families grow as the cube of the distance); written as inf, a map drew
+    it blank and the event table's peak was inf.
+
+    Examples
+    --------
+    >>> _as_float32(np.array([1.0, 1e300, np.nan])).tolist()
+    [1.0, 3.4028234663852886e+38, nan]
+    """
+    largest = float(np.finfo(np.float32).max)
+    return np.clip(irregularity, -largest, largest, out=irregularity)
