@@ -131,3 +131,22 @@ def test_monthly_values_with_every_other_month_nan_stay_monthly():
     with pytest.warns(GeoanomWarning, match="leaves 17% of the year uncovered"):
         clim = Climatology.fit(values)
     assert clim.design.kind == "month" and clim.design.n_annual == 3
+
+
+def test_a_cell_whose_own_values_miss_part_of_the_year_fits_only_what_they_support():
+    """Per-month means chosen for the field; one cell never seen in January or February while training."""
+    rng = np.random.default_rng(1)
+    n = 54
+    season = (299 + 3 * rng.uniform(-1, 1, 12))[(np.arange(n) + 3) % 12]
+    x = season[:, None, None] + rng.normal(0, 0.2, (n, 4, 5))
+    months = (np.arange(n) + 3) % 12 + 1
+    unseen = (months <= 2) & (np.arange(n) < TRAINING)
+    x[unseen, 0, 0] = np.nan
+    with pytest.warns(GeoanomWarning, match="1 of 20 cells .* leave more of the year uncovered than the training "
+                                            "period does \\(up to 25%\\)"):
+        clim = Climatology.fit(_cube(x).isel(time=slice(0, TRAINING)))
+    assert clim.prefix[0, 0, 0] == 5 and (clim.prefix[0].ravel()[1:] == 12).all()  # two harmonics: a 3-month gap
+    expected = clim.expected(_cube(x)["time"])[0]
+    # before: only the ridge held January and February, expected 163 K below the values
+    assert np.abs(expected - x)[(months <= 2) & ~unseen, 0, 0].max() < 4.0  # extrapolated, not held by the ridge
+    assert (expected[:, 0, 0] > 290).all()

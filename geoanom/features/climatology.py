@@ -14,7 +14,10 @@ where enough years exist for them to beat fewer harmonics.
 
 - **Order of the harmonics** by leave-one-out cross-validation (PRESS,
   closed form from the hat matrix), summed over the cells of a group (a
-  geohash tile in ``fit``, the whole field otherwise).
+  geohash tile in ``fit``, the whole field otherwise). Only harmonics the
+  training values pin down are offered (a gap in the year under their
+  half-period), judged on the steps that hold values, and per cell on the
+  cell's own values: a record NaN until March leaves January unseen.
 - **Robust**: iteratively reweighted least squares, two Huber steps then
   Tukey's bisquare, so an event inside the training period neither moves
   the expected value nor widens the spread.
@@ -62,7 +65,16 @@ from .calendar import (
     spread_season,
     supported_harmonics,
 )
-from .robust import BISQUARE_C, KAPPA, MAX_LEVERAGE, MIN_STEPS, final_block, press_block, press_sample
+from .robust import (
+    BISQUARE_C,
+    KAPPA,
+    MAX_LEVERAGE,
+    MIN_STEPS,
+    AnnualCoverage,
+    final_block,
+    press_block,
+    press_sample,
+)
 from .spread_pooling import pool_spread
 
 FLOOR_SHARE = 0.05  # no spread below this share of the field's median spread
@@ -180,6 +192,9 @@ class Climatology:
         for note in notes:
             warnings.warn(note, GeoanomWarning, stacklevel=2)
         columns = design.columns(time)
+        if design.n_annual:  # each cell's own coverage of the year: the last plane
+            scores, gap = scores[:-1], scores[-1]
+            _warn_partial_cells(gap, scores[-1], largest_phase_gap(annual_phase(time[holds_data], design.kind)), what)
         press, limit = scores[:-1], scores[-1]
         if not (limit > 0).any():
             raise NoDataError(f"no cell of {names} in {source} has {MIN_STEPS} valid observations in the training "
@@ -404,15 +419,37 @@ def _press(data: da.Array, time: xr.DataArray, design: Design, prefixes: list[in
     With ``steps``, also whether each time step holds any value, from the same read of the data.
     """
     columns = design.columns(time)
+    annual = _annual_coverage(time, design) if design.n_annual else None
     # one candidate (annual data, say): nothing to choose, so no cell's PRESS is needed, only its data count
     sampled = press_sample(groups, data.shape[2:]) if len(prefixes) > 1 else np.zeros(data.shape[2:], dtype=bool)
     sampled = da.from_array(sampled, chunks=data.chunks[2:])
-    scores = da.map_blocks(press_block, data, sampled, columns, prefixes, dtype=np.float64,
-                           chunks=((len(prefixes) + 1,),) + data.chunks[1:], drop_axis=0, new_axis=0)
+    scores = da.map_blocks(press_block, data, sampled, columns, prefixes, annual, dtype=np.float64,
+                           chunks=((len(prefixes) + 1 + (annual is not None),),) + data.chunks[1:], drop_axis=0,
+                           new_axis=0)
     if not steps:
         return dask.compute(scores, scheduler=scheduler)[0]
     holds_data = da.isfinite(data).any(axis=(0, 2, 3))
     return dask.compute(scores, holds_data, scheduler=scheduler)
+
+
+def _annual_coverage(time: xr.DataArray, design: Design) -> AnnualCoverage:
+    """Each step's phase of the year (to a day's precision or better) and the columns holding k harmonics."""
+    phase = annual_phase(time, design.kind)
+    _, first, step_bin = np.unique(np.round(phase, 4), return_index=True, return_inverse=True)
+    bin_phase = phase[first]  # unrounded: twelve months are 1/12 apart exactly, which six harmonics need
+    columns = np.asarray(design.prefixes[design.n_diurnal:design.n_diurnal + design.n_annual + 1], dtype=np.int64)
+    return AnnualCoverage(step_bin.ravel(), bin_phase, columns)
+
+
+def _warn_partial_cells(gap: np.ndarray, limit: np.ndarray, field_gap: float, what: str) -> None:
+    """One warning for the cells whose own values leave more of the year uncovered than the record's do."""
+    fitted = limit > 0
+    partial = fitted & (gap > 1.5 / 12) & (gap > field_gap + 1e-9)
+    if partial.any():
+        warnings.warn(f"{int(partial.sum())} of {int(fitted.sum())} cells of {what} hold values that leave more of "
+                      f"the year uncovered than the training period does (up to {float(gap[partial].max()):.0%}): "
+                      "their expected value there is extrapolated by the harmonics of the year their values support.",
+                      GeoanomWarning, stacklevel=3)
 
 
 def _fit_layout(values: xr.DataArray) -> da.Array:

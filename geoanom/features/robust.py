@@ -111,8 +111,15 @@ class _CellFit:
     leverage: np.ndarray  # (time, cell)
 
 
-def press_block(block: np.ndarray, sampled: np.ndarray, columns: np.ndarray, prefixes: list[int]) -> np.ndarray:
+def press_block(block: np.ndarray, sampled: np.ndarray, columns: np.ndarray, prefixes: list[int],
+                annual: "AnnualCoverage | None" = None) -> np.ndarray:
     """Per cell: the robust PRESS of every candidate (NaN unless ``sampled``), then the cell's largest usable prefix.
+
+    With ``annual``, a cell's usable prefix also holds no harmonic of the
+    year its own values cannot pin down (the design's rule, per cell: a
+    record whose values start in March leaves January unseen), and a last
+    plane gives the widest stretch of the year the cell's values leave
+    uncovered.
 
     Every candidate is fitted with the robust weights of the largest one,
     and scored by the leave-one-out residuals of *every* valid value,
@@ -122,15 +129,22 @@ def press_block(block: np.ndarray, sampled: np.ndarray, columns: np.ndarray, pre
     fits worst, and it would win on noise.
     """
     n_vars, n_times = block.shape[:2]
-    out = np.full((len(prefixes) + 1, n_vars, block[0, 0].size), np.nan)
+    n_planes = len(prefixes) + 1 + (annual is not None)
+    out = np.full((n_planes, n_vars, block[0, 0].size), np.nan)
     design = _Design.of(columns)
     for v in range(n_vars):
-        out[-1, v] = _usable_prefix(np.isfinite(block[v]).sum(axis=0).ravel(), prefixes)
+        present = np.isfinite(block[v]).reshape(n_times, -1)
+        limit = _usable_prefix(present.sum(axis=0), prefixes)
+        if annual is not None:
+            gap = annual.gap(present)
+            limit = np.minimum(limit, annual.columns[supported_per_cell(gap, len(annual.columns) - 1)])
+            out[-1, v] = gap
+        out[len(prefixes), v] = limit
         y, cells = _cells_with_data(np.where(sampled, block[v], np.nan))
         if cells.size == 0:
             continue
         valid = np.isfinite(y)
-        limit = out[-1, v, cells].astype(np.int64)
+        limit = out[len(prefixes), v, cells].astype(np.int64)
         fitted = _robust_fit(y, valid, design, limit)
         scale = _robust_scale(fitted.residual / (1.0 - fitted.leverage), valid)
         step = max(1, PRESS_VALUES // (n_times * columns.shape[1]))
@@ -138,8 +152,54 @@ def press_block(block: np.ndarray, sampled: np.ndarray, columns: np.ndarray, pre
             batch = slice(start, start + step)
             press = _nested_press(y[:, batch], valid[:, batch], fitted.weights[:, batch], design, limit[batch],
                                   scale[batch], prefixes)
-            out[:-1, v, cells[batch]] = np.where(limit[batch] > 0, press, np.nan)
+            out[:len(prefixes), v, cells[batch]] = np.where(limit[batch] > 0, press, np.nan)
     return out.reshape(out.shape[:2] + block.shape[2:])
+
+
+@dataclass
+class AnnualCoverage:
+    """Where in the year each time step falls, to tell what of the year a cell's own values cover.
+
+    ``step_bin`` (time,) indexes ``bin_phase`` (bin,), the distinct phases
+    of the year in increasing order (every bin holds a step); ``columns``
+    (harmonic + 1,) is the design prefix that holds k harmonics of the year.
+    """
+
+    step_bin: np.ndarray
+    bin_phase: np.ndarray
+    columns: np.ndarray
+
+    def gap(self, present: np.ndarray) -> np.ndarray:
+        """The widest stretch of the year (a fraction of it) with no value, per cell of ``present`` (time, cell).
+
+        Examples
+        --------
+        >>> months = AnnualCoverage(np.arange(12) % 12, np.arange(12) / 12, np.array([1, 3]))
+        >>> present = np.ones((12, 2), dtype=bool)
+        >>> present[:2, 1] = False  # January and February unseen
+        >>> months.gap(present).round(3).tolist()
+        [0.083, 0.25]
+        """
+        order = np.argsort(self.step_bin, kind="stable")
+        starts = np.searchsorted(self.step_bin[order], np.arange(self.bin_phase.size))
+        held = np.logical_or.reduceat(present[order], starts, axis=0)  # (bin, cell)
+        index = np.arange(self.bin_phase.size)[:, None]
+        # the last bin with a value at or before each bin, and the one before each bin
+        last = np.maximum.accumulate(np.where(held, index, -1), axis=0)
+        before = np.vstack([np.full((1, held.shape[1]), -1), last[:-1]])
+        phase = self.bin_phase
+        inner = np.where(held & (before >= 0), phase[index[:, 0]][:, None] - phase[np.maximum(before, 0)], 0.0)
+        first = np.argmax(held, axis=0)
+        wrap = phase[first] + 1.0 - phase[np.maximum(last[-1], 0)]
+        gap = np.maximum(inner.max(axis=0, initial=0.0), wrap)
+        return np.where(held.any(axis=0), gap, 1.0)
+
+
+def supported_per_cell(gap: np.ndarray, limit: int) -> np.ndarray:
+    """:func:`geoanom.features.calendar.supported_harmonics` of every cell's widest gap."""
+    with np.errstate(divide="ignore"):
+        k = np.floor(0.5 / gap + 1e-9)
+    return np.where(gap >= 0.5 - 1e-9, 0, np.minimum(k, limit)).astype(np.int64)
 
 
 def press_sample(groups: np.ndarray | None, shape: tuple[int, ...], per_group: int = PRESS_CELLS) -> np.ndarray:
