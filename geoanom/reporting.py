@@ -73,7 +73,7 @@ def progress(client: Any = None, label: str = "computing") -> Iterator[None]:
 
 
 def write_outputs(result, model, out_path, plot_path, client, *, table_path=None, model_path=None,
-                  also=None) -> dict:
+                  also=None, plot_time=None) -> dict:
     """Write a result with labelled progress, and on request the model, a map and the table of tiles.
 
     The result is written chunk by chunk as it is scored, also on a cluster:
@@ -82,7 +82,8 @@ def write_outputs(result, model, out_path, plot_path, client, *, table_path=None
     ``table_path`` when given. ``also`` (a dict of lazy values, e.g. the
     counts of ±inf) is computed in the same dask computation as the result
     (see :func:`geoanom.io.write.write_and_compute`); the computed dict is
-    returned.
+    returned. The map shows ``plot_time`` (a date), by default the last
+    step with scores, and the line printed names its date.
 
     Examples
     --------
@@ -90,7 +91,7 @@ def write_outputs(result, model, out_path, plot_path, client, *, table_path=None
     ...                        also=count_infinite(cube, compute=False))  # doctest: +SKIP
     """
     from .io.write import write_and_compute
-    from .plot import irregularity_map, top_tiles
+    from .plot import top_tiles
 
     with stage(f"scoring and writing {out_path}", client):
         computed = write_and_compute(result, out_path, also or {})[1]
@@ -102,7 +103,7 @@ def write_outputs(result, model, out_path, plot_path, client, *, table_path=None
         warn_flagged_share(written, out_path, model)
         if plot_path is not None:
             with stage(f"drawing {plot_path}", client):
-                say(f"map of the last time step: {irregularity_map(written, plot_path)}")
+                say(draw_map(written, plot_path, plot_time))
         with stage("ranking tiles", client):
             table = top_tiles(written)
     if table_path is not None:
@@ -111,6 +112,33 @@ def write_outputs(result, model, out_path, plot_path, client, *, table_path=None
     say("the ten most anomalous tiles (mean fused irregularity over the scored period):")
     say(table.to_string(float_format=lambda value: f"{value:.3f}"))
     return computed
+
+
+def draw_map(result, path, when=None) -> str:
+    """Write the map of one step of ``result`` (``when``: a date; default the last with scores) and say which.
+
+    Examples
+    --------
+    >>> draw_map(result, "map.png")  # doctest: +SKIP
+    'map of 2010-09-16, the last time step: map.png'
+    >>> draw_map(result, "map.png", "2010-03")  # doctest: +SKIP
+    'map of 2010-03-16, the step at 2010-03: map.png'
+    """
+    from .plot import irregularity_map
+    from .plot.panels import last_scored_step, step_index
+
+    size = result.sizes["time"]
+    index = last_scored_step(result) if when is None else step_index(result, when)
+    date = iso_date(result["time"].values[index])
+    if when is not None:
+        which = f"the step at {when}" if date.startswith(str(when)) else f"the step nearest to {when}"
+    elif index == size - 1:
+        which = "the last time step"
+    else:
+        after = size - 1 - index
+        which = f"the last step with scores ({'the last step has' if after == 1 else f'the last {after} steps have'} none)"
+    irregularity_map(result, path, time=index)
+    return f"map of {date}, {which}: {path}"
 
 
 # On data that stay in their training climate the ensemble flags 0.3-3% (tests/test_false_alarms.py);

@@ -183,7 +183,11 @@ def add_detect(subparsers, talk: argparse.ArgumentParser) -> None:
     detect.add_argument("--federated-relevance", type=float, default=16.0,
                         help="weight of the region's model in observations (default: 16; 0 keeps each tile's own)")
     detect.add_argument("--out", required=True, help="output .zarr or .nc")
-    detect.add_argument("--plot", default=None, metavar="PNG", help="also write a PNG map of the last time step")
+    detect.add_argument("--plot", default=None, metavar="PNG",
+                        help="also write a PNG map of one time step: the last with scores, or --plot-time's")
+    detect.add_argument("--plot-time", default=None, metavar="DATE",
+                        help="the time step --plot maps, e.g. 2010-09 (a partial date: its first step; default: "
+                        "the last step with scores)")
     detect.add_argument("--model-out", default=None, help="also save the model (.npz or .zarr)")
     detect.add_argument("--top-tiles", default=None, metavar="CSV",
                         help="also write the table of the ten most anomalous tiles (.csv)")

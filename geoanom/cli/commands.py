@@ -51,6 +51,8 @@ def run_detect(args: argparse.Namespace) -> None:
     """``geoanom detect``."""
     if args.explain is None and args.explain_out is not None:
         raise GeoanomError("--explain-out needs --explain LAT,LON: the cell to draw.")
+    if args.plot is None and args.plot_time is not None:
+        raise GeoanomError("--plot-time needs --plot PNG: the map to draw.")
     outputs = detect_outputs(args)
     check_outputs(outputs, args.inputs)
     point = parse_point(args.explain) if args.explain is not None else None
@@ -64,6 +66,10 @@ def run_detect(args: argparse.Namespace) -> None:
             from ..plot import nearest_grid_cell
 
             nearest_grid_cell(cube, *point)
+        if args.plot_time is not None:  # a date the input does not hold is refused before any work
+            from ..plot.panels import step_index
+
+            step_index(cube, args.plot_time, what=f"--plot-time {args.plot_time}: the input")
         training = select_training(cube, args.train_start, args.train_end)
         warn_in_sample(cube, training)
         detail(describe_work(cube, training, client))
@@ -85,7 +91,8 @@ def run_detect(args: argparse.Namespace) -> None:
 
         # the whole input's ±inf counted in the computation that scores and writes it, not in a pass after it
         infinite = write_outputs(result, model, Path(args.out), args.plot, client, table_path=args.top_tiles,
-                                 model_path=args.model_out, also=count_infinite(cube, compute=False))
+                                 model_path=args.model_out, also=count_infinite(cube, compute=False),
+                                 plot_time=args.plot_time)
         warn_infinite(infinite, cube, args.inputs)
         if point is not None:
             explain_cell(model, cube, point, Path(args.out), Path(explain_path(args)))

@@ -147,6 +147,27 @@ def map_layout(cells: MapCells, n_panels: int) -> Layout:
     return Layout(False, (n_panels * slot + 0.3, map_height + around + 0.9), stretch, map_height * ratio, slot - 1.2)
 
 
+def fit_title(ax: Axes, text: str, fontsize: str = "medium") -> None:
+    """Title ``ax`` with ``text`` broken into lines as wide as the panel, so no line runs off the figure.
+
+    Examples
+    --------
+    >>> from matplotlib.figure import Figure
+    >>> ax = Figure(figsize=(4, 3)).subplots()
+    >>> fit_title(ax, "tile 88: " + "a long title " * 8)
+    >>> len(ax.get_title().splitlines()) > 1
+    True
+    """
+    import textwrap
+
+    from matplotlib.font_manager import FontProperties
+
+    points = FontProperties(size=fontsize).get_size_in_points()
+    inches = ax.figure.get_figwidth() * ax.get_position().width
+    characters = max(int(inches * CHARACTERS_PER_INCH * 12.0 / points), 20)
+    ax.set_title("\n".join(textwrap.fill(line, characters) for line in text.splitlines()), fontsize=fontsize)
+
+
 def outline_legend(fig: Figure, label: str = "ensemble flags an anomaly (outlined cells)") -> None:
     """The legend of the flagged cells' outline, below the panels (constrained layout keeps room for it)."""
     from matplotlib.lines import Line2D

@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 
-def irregularity_map(result: xr.Dataset, path: str | os.PathLike, time: int | str = -1,
+def irregularity_map(result: xr.Dataset, path: str | os.PathLike, time: int | str | None = None,
                      variable: str | None = None) -> str:
     """Write a PNG of one time step: the fused irregularity, and beside or below it the signed anomaly.
 
@@ -44,8 +44,10 @@ def irregularity_map(result: xr.Dataset, path: str | os.PathLike, time: int | st
         Output of :meth:`AnomalyModel.score` (or a stored copy).
     path : str or path-like
         PNG file to write.
-    time : int or str, default -1
-        Time step: an index, or a date understood by ``sel``.
+    time : int or str, optional
+        Time step: an index, or a date understood by ``sel`` (a partial date
+        is its first step). Default: the last step where some cell has a
+        score (a result whose last steps are all missing still shows a map).
     variable : str, optional
         Whose anomaly is drawn (default: the model's first variable).
 
@@ -63,7 +65,7 @@ def irregularity_map(result: xr.Dataset, path: str | os.PathLike, time: int | st
     return str(path)
 
 
-def irregularity_figure(result: xr.Dataset, time: int | str = -1, variable: str | None = None) -> "Figure":
+def irregularity_figure(result: xr.Dataset, time: int | str | None = None, variable: str | None = None) -> "Figure":
     """A figure of one time step: the fused irregularity, and beside or below it the signed anomaly.
 
     The layout follows the domain's shape (:mod:`geoanom.plot.layout`):
@@ -82,8 +84,9 @@ def irregularity_figure(result: xr.Dataset, time: int | str = -1, variable: str 
     ----------
     result : xarray.Dataset
         Output of :meth:`AnomalyModel.score` (or a stored copy).
-    time : int or str, default -1
-        Time step: an index, or a date understood by ``sel``.
+    time : int or str, optional
+        Time step: an index, or a date understood by ``sel``. Default: the
+        last step where some cell has a score.
     variable : str, optional
         Whose anomaly is drawn (default: the model's first variable).
 

@@ -54,8 +54,8 @@ class Step:
         return f"{self.variable}{f' ({self.units})' if self.units else ''}, {self.date}"
 
 
-def time_step(result: xr.Dataset, time: int | str = -1, variable: str | None = None) -> Step:
-    """One time step of a result (an index, or a date understood by ``sel``), in memory.
+def time_step(result: xr.Dataset, time: int | str | None = -1, variable: str | None = None) -> Step:
+    """One time step of a result (an index, a date understood by ``sel``, or None: the last with scores), in memory.
 
     Raises
     ------
@@ -70,9 +70,7 @@ def time_step(result: xr.Dataset, time: int | str = -1, variable: str | None = N
     if variable is not None and variable not in variables:
         raise GeoanomError(f"the result has no variable '{variable}'; it scored {', '.join(variables) or 'none'}.")
     variable = variable or (variables[0] if variables else "values")
-    if isinstance(time, (int, np.integer)) and not -result.sizes["time"] <= time < result.sizes["time"]:
-        raise GeoanomError(f"time step {time} is out of range: the result has {result.sizes['time']} steps.")
-    step = result.isel(time=int(time)) if isinstance(time, (int, np.integer)) else _at_date(result, time)
+    step = result.isel(time=last_scored_step(result) if time is None else step_index(result, time))
     names = ["fused_irregularity", "ensemble", "tile"] + [n for n in (f"{variable}_anomaly",) if n in result]
     data = step[names].compute()
     data["tile"] = tile_names(data)
@@ -82,17 +80,74 @@ def time_step(result: xr.Dataset, time: int | str = -1, variable: str | None = N
                 training_period(result))
 
 
-def _at_date(result: xr.Dataset, date: str) -> xr.Dataset:
+def _at_date(result: xr.Dataset, date: str, what: str = "the result") -> xr.Dataset:
     """The step at a date, its first step for a partial date ("2027"), else the nearest (datetime64 only)."""
+    times = result["time"].values
+    first, last = iso_date(times[0]), iso_date(times[-1])
+    refusal = f"{what} has no time step at '{date}'; it runs from {first} to {last}."
     try:
         step = result.sel(time=date)
     except (KeyError, TypeError, ValueError):
         try:  # cftime indexes cannot compare text with dates for "nearest"
             step = result.sel(time=date, method="nearest")
         except (KeyError, TypeError, ValueError):
-            first, last = (iso_date(result["time"].values[i]) for i in (0, -1))
-            raise GeoanomError(f"the result has no time step at '{date}'; it runs from {first} to {last}.") from None
+            raise GeoanomError(refusal) from None
+        # the nearest step of a date between steps, not of one years past either end
+        slack = np.diff(times).max() if times.size > 1 else np.timedelta64(0, "ns")
+        if not times[0] - slack <= np.datetime64(pd.Timestamp(date)) <= times[-1] + slack:
+            raise GeoanomError(refusal) from None
     return step.isel(time=0) if "time" in step.dims else step
+
+
+def step_index(data: xr.Dataset | xr.DataArray, time: int | str, what: str = "the result") -> int:
+    """The position of a time step given as an index or a date (as :func:`time_step` reads it), from coordinates.
+
+    A partial date (``"2010"``, ``"2010-09"``) is its first step; a date
+    between steps of numpy dates is the nearest step. ``what`` names
+    ``data`` in the refusal.
+
+    Raises
+    ------
+    GeoanomError
+        No step at that date (or index), with the span of the data.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> times = xr.Dataset(coords={"time": pd.date_range("2010-01-01", periods=24, freq="MS")})
+    >>> step_index(times, "2010-09"), step_index(times, -1)
+    (8, 23)
+    """
+    times = data["time"]
+    if isinstance(time, (int, np.integer)):
+        if not -times.size <= time < times.size:
+            raise GeoanomError(f"time step {time} is out of range: {what} has {times.size} steps.")
+        return int(time) % times.size
+    chosen = _at_date(xr.Dataset(coords={"time": times}), str(time), what)["time"].values
+    return int(np.flatnonzero(times.values == chosen)[0])
+
+
+def last_scored_step(result: xr.Dataset) -> int:
+    """The position of the last time step where some cell has a score (the last step when none has).
+
+    Reads back from the end, 1, 2, 4... steps at a time, so a result whose
+    last step has scores costs one step's read.
+
+    Examples
+    --------
+    >>> last_scored_step(result)  # doctest: +SKIP
+    53
+    """
+    fused = result["fused_irregularity"]
+    others = [dim for dim in fused.dims if dim != "time"]
+    end, size = fused.sizes["time"], 1
+    while end > 0:
+        start = max(end - size, 0)
+        scored = np.asarray(fused.isel(time=slice(start, end)).notnull().any(others).values)
+        if scored.any():
+            return start + int(np.flatnonzero(scored)[-1])
+        end, size = start, size * 2
+    return fused.sizes["time"] - 1
 
 
 def training_period(result: xr.Dataset) -> str:

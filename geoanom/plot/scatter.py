@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import GeoanomError, TileError
+from .layout import fit_title
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -197,9 +198,8 @@ def feature_scatter(model: "AnomalyModel", cube: "xr.Dataset", tile: str, *, x: 
     _draw_thresholds(ax, threshold_fields(ensemble, np.median(vectors, axis=0), i, j, xs, ys), xs, ys)
     ax.set(xlim=(xs[0], xs[-1]), ylim=(ys[0], ys[-1]), xlabel=names[i], ylabel=names[j])
     others = [name for k, name in enumerate(names) if k not in (i, j)]
-    held = f"; {', '.join(others)} held at the tile's median" if others else ""
-    ax.set_title(f"tile {tile}: {len(table)} observations, {int(flags.sum())} flagged by the ensemble{held}",
-                 fontsize="medium")
+    held = f"\n{', '.join(others)} held at the tile's median" if others else ""
+    fit_title(ax, f"tile {tile}: {len(table)} observations, {int(flags.sum())} flagged by the ensemble{held}")
     ax.legend(loc="best", fontsize="small")
     return fig
 
