@@ -62,3 +62,7 @@ class CorruptDataError(GeoanomError, OSError):
 
 class WorkerMemoryError(GeoanomError, MemoryError):
     """The cluster's workers are too small for the work asked of them (see :mod:`geoanom.memory`)."""
+
+
+class UnitsError(GeoanomError, ValueError):
+    """Data to score are in other units than the model was fitted on (degC against K, say)."""

@@ -41,6 +41,7 @@ from .core import AnomalyModel
 from .federated_regions import refine_regions
 from .personalise import DEFAULT_RELEVANCE, personalise_tiles
 from .pyramid import build_pyramid
+from .score import variable_units
 
 MIN_OBSERVATIONS = 100
 
@@ -220,6 +221,7 @@ def fit(
             "features": list(feature_sets),
             "region_params": region_params.to_dict() if "regions" in feature_sets else None,
             "feature_names": feature_names(variable_names, feature_sets),
+            "units": variable_units(cube, variable_names),  # scoring data in other units is refused
             "federated_rounds": federated_rounds if federated else 0,
             "federated_relevance": float(federated_relevance) if federated else 0.0,
             "trend": "linear" if climatology.design.trend else "none",
