@@ -30,6 +30,9 @@ def choose_precision(
 ) -> tuple[int, str]:
     """The finest geohash precision whose typical tile holds enough observations.
 
+    Never finer than the coarsest precision of one cell per tile: with a
+    long record every precision from there on gives the same tiles.
+
     A tile at precision p covers ``geohash.cell_size(p)`` degrees, so it holds
     about ``(tile_lat / dlat) * (tile_lon / dlon)`` grid cells (at least one
     along each axis, and no more than the grid spans), each observed
@@ -48,6 +51,8 @@ def choose_precision(
     >>> grid = xr.Dataset(coords={"lat": np.arange(0.0, 30.0, 0.5), "lon": np.arange(0.0, 60.0, 0.5)})
     >>> choose_precision(grid, n_times=120)[1][:62]
     'precision 2: a tile of 5.625 x 11.25 degrees holds about 253 c'
+    >>> choose_precision(grid, n_times=3 * 365)[0]  # one cell per tile is enough: the coarsest such precision
+    4
     """
     n_times = int(n_times if n_times is not None else cube.sizes.get("time", 1))
     dlat, dlon = grid_spacing(cube)
@@ -55,6 +60,8 @@ def choose_precision(
     span_lat, span_lon = (extent / step + 1.0 for extent, step in zip(grid_extent(cube), (dlat, dlon)))
     for precision in range(MAX_PRECISION, 0, -1):
         tile_lat, tile_lon = geohash.cell_size(precision)
+        if precision > 1 and _within_a_cell(geohash.cell_size(precision - 1), (dlat, dlon)):
+            continue  # coarser tiles hold one cell each as well: the same tiles, shorter names
         cells = min(max(1.0, tile_lat / dlat), span_lat) * min(max(1.0, tile_lon / dlon), span_lon)
         if cells * n_times >= target_observations:
             return precision, (
@@ -63,6 +70,11 @@ def choose_precision(
                 f"(target {target_observations}) on a {dlat:g} x {dlon:g} degree grid"
             )
     return 1, f"precision 1: even the coarsest tiles hold fewer than {target_observations} observations"
+
+
+def _within_a_cell(tile: tuple[float, float], spacing: tuple[float, float]) -> bool:
+    """Whether a tile is no larger than a grid cell along both axes, so it holds at most one cell centre."""
+    return tile[0] <= spacing[0] and tile[1] <= spacing[1]
 
 
 def tile_labels(cube: xr.Dataset | xr.DataArray, precision: int | None = None) -> xr.DataArray:

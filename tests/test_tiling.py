@@ -100,3 +100,14 @@ def test_split_chunks_fall_back_to_columns_and_leave_unsplittable_blocks_whole()
     rows = np.arange(8)[:, None].repeat(3, 1)  # a tile per row
     assert split_chunks(rows, ((8,), (3,)), 4, min_cells=9) == ((4, 4), (3,))  # parts of at least 3 rows
     assert split_chunks(rows, ((8,), (3,)), 1) == ((8,), (3,))
+
+
+def test_a_long_daily_record_gets_one_cell_per_tile_not_the_finest_precision():
+    # three years of daily data on a 1-degree grid: every precision from 4 on puts each cell alone in its
+    # tile; the choice was 12 (tile names like '9yvvgexrqyvv'), now the coarsest of them
+    grid = xr.Dataset(coords={"lat": np.arange(30.0, 40.0), "lon": np.arange(0.0, 10.0)})
+    precision, reason = choose_precision(grid, n_times=3 * 365)
+    assert precision == 4, reason
+    labels = ga.tile_labels(grid.assign_coords(time=[0]), precision)
+    assert len(np.unique(labels)) == 100  # one cell per tile, as at precision 12
+    assert choose_precision(grid, n_times=4 * 3 * 365)[0] == 4  # 6-hourly: the same
