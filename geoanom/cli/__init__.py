@@ -120,9 +120,13 @@ def build_parser() -> argparse.ArgumentParser:
     add_regions(commands_, talk)
     add_federate(commands_, talk)
     add_events(commands_, talk)
-    info = commands_.add_parser("info", parents=[talk], help="describe a cube: dims, variables, chunks, calendar, "
-                                "tiles", description="Describe a cube as geoanom opens it.")
-    info.add_argument("inputs", nargs="+", metavar="INPUT")
+    info = commands_.add_parser("info", parents=[talk], help="describe a cube (dims, variables, chunks, calendar, "
+                                "tiles), a result or a saved model",
+                                description="Describe a cube as geoanom opens it; a result of detect or score (its "
+                                "variables, per-detector ones too, and what scored it); or a model saved by "
+                                "--model-out (variables, detectors, tiles, training period, precision).")
+    info.add_argument("inputs", nargs="+", metavar="INPUT",
+                      help="NetCDF files, Zarr stores or globs; or one result (.zarr, .nc) or model (.npz, .zarr)")
     info.set_defaults(run=commands.run_info)
     return parser
 

@@ -1,14 +1,23 @@
-"""``geoanom info``: a cube described as geoanom opens it."""
+"""``geoanom info``: a cube described as geoanom opens it, or a result or model geoanom wrote."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Sequence
 
 from ..formatting import calendar_of, iso_date
 
+SKIPPED_SHOWN = 10  # skipped tiles listed by name; the rest counted
+
 
 def describe(inputs: Sequence[str]) -> None:
-    """Print a cube's source, dims, time span and calendar, grid, variables and tile sizes.
+    """Print what the input is: a cube (source, dims, time, grid, variables, tile sizes), a result or a model.
+
+    A result (written by ``geoanom detect`` / ``model.score``) is described
+    by its variables, per-detector ones included, and the model that scored
+    it; a saved model (``.npz`` or ``.zarr`` from ``--model-out`` /
+    ``model.save``) by its variables, detectors, tiles, training period and
+    precision.
 
     Examples
     --------
@@ -18,24 +27,67 @@ def describe(inputs: Sequence[str]) -> None:
     time:       2000-01-01 to 2011-12-01 (144 steps, calendar gregorian)
     ...
     """
+    kind = kind_of(inputs)
+    if kind == "model":
+        describe_model(inputs[0])
+    elif kind == "federated":
+        describe_federated(inputs[0])
+    elif kind == "result":
+        describe_result(inputs[0])
+    else:
+        describe_cube(inputs)
+
+
+def kind_of(inputs: Sequence[str]) -> str:
+    """``model``, ``federated``, ``result`` or ``cube``: what one local input holds, read from its metadata only.
+
+    Examples
+    --------
+    >>> kind_of(["tas_*.nc"])
+    'cube'
+    """
+    import numpy as np
+    import xarray as xr
+
+    from ..model.store import JSON_KEY
+
+    path = Path(inputs[0]) if len(inputs) == 1 else None
+    if path is None or not path.exists():
+        return "cube"
+    if path.suffix == ".npz":
+        try:
+            with np.load(path, allow_pickle=False) as arrays:
+                names = set(arrays.files)
+        except (OSError, ValueError):
+            return "model"  # load_model refuses it in one sentence
+        return "federated" if {"meta", "parameters"} <= names and JSON_KEY not in names else "model"
+    try:
+        opened = xr.open_zarr(path) if path.is_dir() else xr.open_dataset(path, chunks={})
+    except Exception:  # noqa: BLE001 -- anything unreadable here is open_cube's to refuse, in its words
+        return "cube"
+    with opened:
+        if JSON_KEY in opened.attrs:
+            return "model"
+        return "result" if "fused_irregularity" in opened.data_vars and "tile" in opened.data_vars else "cube"
+
+
+def describe_cube(inputs: Sequence[str]) -> None:
+    """Print a cube's source, dims, time span and calendar, grid, variables and tile sizes."""
     from .. import geohash
-    from ..grid import spatial_dims
     from ..tiling import choose_precision, tile_labels
 
     cube, levels = open_described(inputs)
-    times = cube["time"]
     print(f"source:     {cube.attrs.get('geoanom_source')}")
     print(f"dims:       {dict(cube.sizes)}")
-    print(f"time:       {iso_date(times.values[0])} to {iso_date(times.values[-1])} ({times.size} steps, "
-          f"calendar {calendar_of(times)})")
-    print(f"grid:       {' x '.join(spatial_dims(cube))}, lat {float(cube.lat.min()):g} to {float(cube.lat.max()):g}, "
-          f"lon {_longitude_range(cube)}")
+    print(f"time:       {_time_span(cube['time'])}")
+    print(f"grid:       {grid_text(cube)}")
     for name, var in cube.data_vars.items():
         chunks = "x".join(str(c[0]) for c in var.chunks) if var.chunks else "in memory"
         axis = levels.get(name)
         shown = f"; on levels {axis}, shown at the first (choose one with --level VALUE)" if axis else ""
-        print(f"variable:   {name} {var.dims} {var.dtype}, chunks {chunks}, units {var.attrs.get('units', '?')}"
-              + shown)
+        units = var.attrs.get("units")
+        print(f"variable:   {name} {var.dims} {var.dtype}, chunks {chunks}, "
+              f"{f'units {units}' if units not in (None, '') else 'no units given'}" + shown)
     for name, axis in levels.items():
         if axis is not None and name not in cube.data_vars:
             print(f"variable:   {name} on levels {axis} (choose one with --level VALUE)")
@@ -45,6 +97,86 @@ def describe(inputs: Sequence[str]) -> None:
         labels = tile_labels(cube, p)
         n = len(set(labels.values.ravel()))
         print(f"  precision {p}: {n} tiles, {labels.size / n:.1f} cells per tile")
+
+
+def describe_result(path: str) -> None:
+    """Print a result's dims, time, grid, what scored it, and each variable (per-detector ones say so)."""
+    from .queries import open_result
+
+    with open_result(path) as result:
+        fused = result["fused_irregularity"].attrs
+        print(f"source:     {path}: a geoanom result ({result.attrs.get('title', 'anomaly scores')}, "
+              f"written by {result.attrs.get('geoanom_written_by', 'geoanom')})")
+        print(f"dims:       {dict(result.sizes)}")
+        print(f"time:       {_time_span(result['time'])}")
+        print(f"grid:       {grid_text(result)}")
+        detectors = [str(d) for d in result["detector"].values] if "detector" in result.coords else []
+        tiles = len(str(result["tile"].attrs.get("flag_meanings", "")).split()) or "?"
+        print(f"scored:     {fused.get('geoanom_variables', '?')} by {', '.join(detectors) or 'the ensemble'}, "
+              f"{tiles} tiles at precision {fused.get('geoanom_precision', '?')}, model trained "
+              f"{_period(fused.get('geoanom_training_period'))}")
+        for name, var in result.data_vars.items():
+            each = ", one per detector" if "detector" in var.dims else ""
+            meaning = var.attrs.get("long_name", "")
+            print(f"variable:   {name} {var.dims} {var.dtype}{each}{f': {meaning}' if meaning else ''}")
+        print(f"next:       geoanom events {path} --out events.csv (the event catalogue)")
+
+
+def describe_model(path: str) -> None:
+    """Print a saved model's variables, training period, detectors, features, grid and tiles (skipped: why)."""
+    from .. import load_model
+    from ..plot.explain import expected_terms
+
+    model = load_model(path)
+    attrs = model.attrs
+    print(f"source:     {path}: a geoanom model (fitted on {attrs.get('source') or 'an unnamed cube'})")
+    print(f"variables:  {', '.join(model.variables)}")
+    steps = f"{attrs['training_time_steps']} steps, " if attrs.get("training_time_steps") else ""
+    print(f"training:   {iso_date(attrs.get('training_start', '?'))} to {iso_date(attrs.get('training_end', '?'))} "
+          f"({steps}calendar {attrs.get('calendar', '?')})")
+    print(f"detectors:  {', '.join(model.detectors)}")
+    print(f"features:   {', '.join(attrs.get('feature_names') or attrs.get('features') or ['?'])}")
+    print(f"expected:   the {expected_terms(model)} of the training period")
+    print(f"grid:       {grid_text(model.labels)}")
+    print(f"tiles:      precision {model.precision}: {len(model.ensembles)} fitted, {len(model.skipped)} skipped"
+          + (f" (a tile needs {attrs['min_observations']} valid observations)" if model.skipped
+             and attrs.get("min_observations") else ""))
+    for tile in sorted(model.skipped)[:SKIPPED_SHOWN]:
+        print(f"  skipped {tile}: {model.skipped[tile]}")
+    if len(model.skipped) > SKIPPED_SHOWN:
+        print(f"  ... and {len(model.skipped) - SKIPPED_SHOWN} more skipped")
+    if attrs.get("federated_rounds"):
+        print(f"federated:  {attrs['federated_rounds']} rounds, relevance {attrs.get('federated_relevance', '?')}")
+
+
+def describe_federated(path: str) -> None:
+    """Print a federated classifier's layers, rounds and privacy (``geoanom federate``'s ``model.npz``)."""
+    from ..federated.result import FederatedResult
+
+    model = FederatedResult.load(path)
+    print(f"source:     {path}: a federated anomaly classifier (geoanom federate), not a detector model")
+    print(f"layers:     {' -> '.join(str(n) for n in model.sizes)}")
+    print(f"rounds:     {len(model.history)}")
+    if model.epsilon is not None:
+        print(f"privacy:    epsilon {model.epsilon:g}")
+
+
+def grid_text(data) -> str:
+    """``18 x 432 cells (lat, lon), lat -5 to 4.444, lon -180 to 179.2``; a curvilinear grid says so.
+
+    Examples
+    --------
+    >>> import xarray as xr
+    >>> grid_text(xr.Dataset(coords={"lat": [10.0, 11.0], "lon": [20.0, 21.0, 22.0]}))
+    '2 x 3 cells (lat, lon), lat 10 to 11, lon 20 to 22'
+    """
+    from ..grid import spatial_dims
+
+    dims = spatial_dims(data)
+    shape = " x ".join(str(data.sizes[dim]) for dim in dims)
+    kind = ", curvilinear: 2-D lat and lon" if data["lat"].ndim == 2 else ""
+    return (f"{shape} cells ({', '.join(dims)}{kind}), lat {float(data.lat.min()):.4g} to "
+            f"{float(data.lat.max()):.4g}, lon {_longitude_range(data)}")
 
 
 def open_described(inputs: Sequence[str]):
@@ -65,11 +197,23 @@ def open_described(inputs: Sequence[str]):
     return open_cube(inputs, variables=[name], level=axis.values[0]), levels
 
 
+def _time_span(times) -> str:
+    return (f"{iso_date(times.values[0])} to {iso_date(times.values[-1])} ({times.size} "
+            f"step{'s' if times.size != 1 else ''}, calendar {calendar_of(times)})")
+
+
+def _period(text: str | None) -> str:
+    if not text or " to " not in str(text):
+        return "on an unknown period"
+    start, end = str(text).split(" to ", 1)
+    return f"{iso_date(start)} to {iso_date(end)}"
+
+
 def _longitude_range(cube) -> str:
     """West to east edge of the cell centres; a regional grid across the antimeridian says so."""
     from ..grid import crosses_antimeridian
 
     if crosses_antimeridian(cube):
         lon = cube["lon"].values
-        return f"{float(lon[0]):g} to {float(lon[-1]):g}, across the antimeridian"
-    return f"{float(cube.lon.min()):g} to {float(cube.lon.max()):g}"
+        return f"{float(lon[0]):.4g} to {float(lon[-1]):.4g}, across the antimeridian"
+    return f"{float(cube.lon.min()):.4g} to {float(cube.lon.max()):.4g}"

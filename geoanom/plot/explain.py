@@ -224,9 +224,7 @@ def cell(model: "AnomalyModel", cube: xr.Dataset, *, lat: float, lon: float, var
     ax.legend(loc="best", fontsize="small")
     cell_lat, cell_lon = (float(np.asarray(c.values)[row, col]) for c in cell_centres(model.labels))
     tile = str(model.labels.values[row, col])
-    design = model.climatology.design
-    terms = ["mean"] + (["seasonal cycle"] if design.kind != "none" else []) + (["linear trend"] if design.trend else [])
-    fitted = ", ".join(terms[:-1]) + " and " + terms[-1] if len(terms) > 1 else terms[0]
+    fitted = expected_terms(model)
     period = f"{iso_date(model.attrs.get('training_start', '?'))} to {iso_date(model.attrs.get('training_end', '?'))}"
     fused = scored["fused_irregularity"].values
     n_scored = int(np.isfinite(fused).sum())
@@ -255,6 +253,19 @@ def cell(model: "AnomalyModel", cube: xr.Dataset, *, lat: float, lon: float, var
     if path is not None:
         fig.savefig(path, dpi=110)
     return fig
+
+
+def expected_terms(model: "AnomalyModel") -> str:
+    """What the model's expected value is made of, as text: ``mean, seasonal cycle and linear trend``.
+
+    Examples
+    --------
+    >>> expected_terms(model)  # doctest: +SKIP
+    'mean and seasonal cycle'
+    """
+    design = model.climatology.design
+    terms = ["mean"] + (["seasonal cycle"] if design.kind != "none" else []) + (["linear trend"] if design.trend else [])
+    return ", ".join(terms[:-1]) + " and " + terms[-1] if len(terms) > 1 else terms[0]
 
 
 def unscored_note(model: "AnomalyModel", tile: str, n_scored: int) -> str:
