@@ -150,3 +150,16 @@ def test_a_cell_whose_own_values_miss_part_of_the_year_fits_only_what_they_suppo
     # before: only the ridge held January and February, expected 163 K below the values
     assert np.abs(expected - x)[(months <= 2) & ~unseen, 0, 0].max() < 4.0  # extrapolated, not held by the ridge
     assert (expected[:, 0, 0] > 290).all()
+
+
+def test_cells_with_too_few_values_are_counted_in_a_warning_and_left_unscored():
+    # they became NaN without a word, where the README promised a refusal
+    cube, _ = synthetic_cube(n_years=3, n_lat=8, n_lon=10, seed=1, frequency="month")
+    values = cube["tas"].values.copy()
+    values[5:, 0:2, 0:3] = np.nan  # six cells with five training values
+    values[:, 7, 9] = np.nan  # a cell without any: not counted
+    cube["tas"].values[:] = values
+    with pytest.warns(GeoanomWarning, match=r"6 of 79 cells of 'tas' .* fewer than 10 valid values"):
+        model = ga.fit(cube.isel(time=slice(0, 24)), detectors="gmm")
+    fused = model.score(cube)["fused_irregularity"].values
+    assert np.isnan(fused[:, 0:2, 0:3]).all() and np.isfinite(fused[:, 2:7]).all()

@@ -175,7 +175,7 @@ class Climatology:
         # the time axis supports (one read of the data); only where they tell a different story is it repeated.
         design, notes = _design_and_notes(time, trend, what)
         prefixes = _candidates(design, time.size)
-        scores, holds_data = _press(data, time, design, prefixes, groups, scheduler, steps=True)
+        scores, holds_data, cell_counts = _press(data, time, design, prefixes, groups, scheduler, steps=True)
         n_valid = int(holds_data.sum())
         if 0 < n_valid < time.size:  # none: the all-NaN error below
             if n_valid < MIN_STEPS:
@@ -199,6 +199,7 @@ class Climatology:
         if not (limit > 0).any():
             raise NoDataError(f"no cell of {names} in {source} has {MIN_STEPS} valid observations in the training "
                               "period; the selected data may be all NaN.")
+        _warn_sparse_cells(cell_counts, what)
         prefix = _chosen_prefix(press, limit, prefixes, groups)
         n_planes = columns.shape[1] + 2 * SPREAD_SEASONS[design.kind] + 2
         seasons = spread_season(time, design.kind)
@@ -416,7 +417,8 @@ def _press(data: da.Array, time: xr.DataArray, design: Design, prefixes: list[in
            scheduler: Any, steps: bool = False):
     """Every candidate's robust PRESS and each cell's usable prefix (candidate + 1, variable, *spatial).
 
-    With ``steps``, also whether each time step holds any value, from the same read of the data.
+    With ``steps``, also whether each time step holds any value and how many valid values each cell holds
+    (variable, *spatial), from the same read of the data.
     """
     columns = design.columns(time)
     annual = _annual_coverage(time, design) if design.n_annual else None
@@ -428,8 +430,8 @@ def _press(data: da.Array, time: xr.DataArray, design: Design, prefixes: list[in
                            new_axis=0)
     if not steps:
         return dask.compute(scores, scheduler=scheduler)[0]
-    holds_data = da.isfinite(data).any(axis=(0, 2, 3))
-    return dask.compute(scores, holds_data, scheduler=scheduler)
+    present = da.isfinite(data)
+    return dask.compute(scores, present.any(axis=(0, 2, 3)), present.sum(axis=1), scheduler=scheduler)
 
 
 def _annual_coverage(time: xr.DataArray, design: Design) -> AnnualCoverage:
@@ -450,6 +452,15 @@ def _warn_partial_cells(gap: np.ndarray, limit: np.ndarray, field_gap: float, wh
                       f"the year uncovered than the training period does (up to {float(gap[partial].max()):.0%}): "
                       "their expected value there is extrapolated by the harmonics of the year their values support.",
                       GeoanomWarning, stacklevel=3)
+
+
+def _warn_sparse_cells(counts: np.ndarray, what: str) -> None:
+    """One warning for the cells with values but fewer than ``MIN_STEPS`` of them: they get no climatology."""
+    sparse = (counts > 0) & (counts < MIN_STEPS)
+    if sparse.any():
+        warnings.warn(f"{int(sparse.sum())} of {int((counts > 0).sum())} cells of {what} hold fewer than {MIN_STEPS} "
+                      "valid values in the training period: they get no climatology, and their observations are left "
+                      "unscored (NaN).", GeoanomWarning, stacklevel=3)
 
 
 def _fit_layout(values: xr.DataArray) -> da.Array:
