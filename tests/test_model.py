@@ -259,3 +259,18 @@ def test_the_model_keeps_the_calendar_as_the_file_names_it(tmp_path):
     cube.to_netcdf(tmp_path / "gregorian.nc")
     model = ga.fit(ga.open_cube(tmp_path / "gregorian.nc"), precision=1, detectors="gmm")
     assert model.attrs["calendar"] == "gregorian"
+
+
+def test_variables_with_different_coverage_warn_and_name_the_reason():
+    # sst missing on "land" where tas has values: those cells went unscored, and their tiles were skipped as
+    # "every cell is NaN" although tas was valid in every cell
+    from geoanom.errors import GeoanomWarning
+
+    cube, _ = synthetic_cube(n_years=3, n_lat=8, n_lon=10, seed=1, frequency="month")
+    cube["sst"] = cube["tas"] + 1.0
+    cube["sst"][:, :, :4] = np.nan
+    with pytest.warns(GeoanomWarning, match=r"32 of 80 cells of .* lack sst while holding another of sst, tas"):
+        model = ga.fit(cube.isel(time=slice(0, 24)), variables=["sst", "tas"], detectors="gmm", precision=2)
+    reasons = set(model.skipped.values())
+    assert "no valid observations (no cell holds all of sst, tas at once in the training period)" in reasons
+    assert not any("every cell is NaN" in reason for reason in reasons)

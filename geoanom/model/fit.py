@@ -170,19 +170,23 @@ def fit(
         task = task_bytes(largest_chunk(chunks), most_tiles_in_a_block(codes, chunks[-2:]), names)
         check_workers(client, task, f"fitting {source_name(cube)}")
     climatology = Climatology.fit(values, trend=trend, groups=codes, source=source_name(cube), scheduler=scheduler)
+    variable_names = [str(name) for name in values["variable"].values]
+    _warn_partial_variables(climatology.prefix > 0, variable_names, source_name(cube))
     # every training observation was part of the climatology's fit: its anomaly is taken leave-one-out
     with on_workers(client):  # with a client, the climatology goes to the workers once, not in every graph
         features = feature_cube(values, climatology, feature_sets, region_params, training=True)
     sketch_batches = _sketch_graph(features, codes, tile_names, seed, sample_size, split_every, tiles_per_batch)
-    variable_names = [str(name) for name in values["variable"].values]
     model_features = feature_names(variable_names, feature_sets)
     family_params, family_columns = _family_params(names, model_features), _family_columns(names, model_features)
     family_params = _with_feature_units(family_params, names, family_columns,
                                         feature_units(model_features, variable_names, climatology))
     if federated:  # the rounds read the sketches again: keep them where they are
         sketch_batches = [(dask.persist(merged, scheduler=scheduler)[0], tiles) for merged, tiles in sketch_batches]
+    no_data = ("no valid observations (every cell is NaN in the training period)" if len(variable_names) == 1 else
+               f"no valid observations (no cell holds all of {', '.join(variable_names)} at once in the training "
+               "period)")
     batches = [dask.delayed(_fit_batch, pure=True)(merged, tiles, names, seed, min_observations, family_params,
-                                                     family_columns)
+                                                     family_columns, no_data)
                for merged, tiles in sketch_batches]
     # The ±inf that open_cube treated as missing are counted in the same pass that reads the data.
     *fitted_batches, infinite = dask.compute(*batches, count_infinite(cube, compute=False), scheduler=scheduler)
@@ -407,25 +411,40 @@ def _with_feature_units(family_params: dict[str, dict[str, Any]], names: tuple[s
     return out
 
 
+def _warn_partial_variables(fitted: np.ndarray, variables: list[str], source: str) -> None:
+    """One warning for the cells that have some of the variables but not all: an observation needs every one.
+
+    ``fitted`` (variable, *spatial): whether the cell has a climatology of each variable.
+    """
+    partial = fitted.any(axis=0) & ~fitted.all(axis=0)
+    if partial.any():
+        missing = [name for name, has in zip(variables, fitted) if (partial & ~has).any()]
+        warnings.warn(f"{int(partial.sum())} of {int(fitted.any(axis=0).sum())} cells of {source} lack "
+                      f"{', '.join(missing)} while holding another of {', '.join(variables)}: an observation is scored "
+                      "only where every variable has values, so they are left unscored; fit the variables one by one "
+                      "to score each wherever it has values.", GeoanomWarning, stacklevel=3)
+
+
 def _fit_batch(sketches, batch_tiles, detectors, seed, min_observations, family_params,
-               family_columns) -> dict[str, Ensemble | str]:
-    """Fit the ensembles of one batch of tiles; a tile with too little data gets a reason."""
+               family_columns, no_data: str) -> dict[str, Ensemble | str]:
+    """Fit the ensembles of one batch of tiles; a tile with too little data gets a reason (``no_data``: none)."""
     # Dask already runs one task per core: OpenMP/BLAS threads inside each task
     # (scikit-learn's k-means initialisation) would oversubscribe the cores and,
     # on a busy machine, make each small fit tens of times slower.
     with threadpool_limits(1):
-        return _fit_tiles(sketches, batch_tiles, detectors, seed, min_observations, family_params, family_columns)
+        return _fit_tiles(sketches, batch_tiles, detectors, seed, min_observations, family_params, family_columns,
+                          no_data)
 
 
 def _fit_tiles(sketches, batch_tiles, detectors, seed, min_observations, family_params,
-               family_columns) -> dict[str, Ensemble | str]:
+               family_columns, no_data) -> dict[str, Ensemble | str]:
     out: dict[str, Ensemble | str] = {}
     ready: dict[str, TileSketch] = {}
     for code, tile in batch_tiles.items():
         sketch = sketches.get(code)
         count = sketch.count if sketch is not None else 0
         if count == 0:
-            out[tile] = "no valid observations (every cell is NaN in the training period)"
+            out[tile] = no_data
         elif count < min_observations:
             out[tile] = SkipReason(f"only {count} valid observations (at least {min_observations} needed)", count)
         else:
