@@ -186,8 +186,10 @@ def warn_flagged_share(result, path, model) -> None:
                    for part_flagged, part_counts in ((flagged[:tenth], counts[:tenth]),
                                                      (flagged[-tenth:], counts[-tenth:])))
     # a model already judging anomalies about a trend is pointed to adaptation only
-    advice = ("score adaptively (model.adapt)" if model.attrs.get("trend") == "linear"
-              else "fit with --trend linear, or score adaptively (model.adapt)")
+    # (this module speaks for the command line: its options, and Python only where it has none)
+    advice = ("score adaptively in Python (model.adapt; the command line has no option for it)"
+              if model.attrs.get("trend") == "linear"
+              else "fit with --trend linear, or score adaptively in Python (model.adapt)")
     warnings.warn(f"{path}: the ensemble flags {flagged.sum() / counts.sum():.0%} of the scored observations (from "
                   f"{first:.0%} in the first tenth of the time steps to {last:.0%} in the last), where normal data "
                   "give about 1%: the scored period has left the training climate, so the flags show that change "

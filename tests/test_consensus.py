@@ -84,7 +84,7 @@ def test_similar_partners_are_the_five_nearest_tiles(model):
     ("region:", "is not one of"),
     ("neighbours:dj", "is not one of"),
     ("region:z", "region 'z' holds no fitted tile"),
-    ("region:dj", "region 'dj' must be a geohash of 1 to 1 characters"),
+    ("region:dj", "region 'dj' is not a region of this model: regions are .* so of 1 character"),
 ])
 def test_a_bad_spec_is_refused_in_one_sentence(model, cube, spec, message):
     with pytest.raises(GeoanomError, match=message) as refused:

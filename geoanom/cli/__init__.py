@@ -221,7 +221,9 @@ def add_regions(subparsers, talk: argparse.ArgumentParser) -> None:
                          help="median window, cells (default: %(default)s)")
     regions.add_argument("--threshold", type=float, default=REGION_DEFAULTS["threshold"],
                          help="threshold on the smoothed standardised anomaly (default: %(default)s)")
-    regions.add_argument("--tail", choices=["both", "upper", "lower"], default=REGION_DEFAULTS["tail"])
+    regions.add_argument("--tail", choices=["both", "upper", "lower"], default=REGION_DEFAULTS["tail"],
+                         help="which side of --threshold makes regions: smoothed anomalies above it (upper), below "
+                         "minus it (lower), or either (both; default: %(default)s)")
     regions.add_argument("--tune", type=int, default=0, metavar="N",
                          help="choose sigma, median size and threshold first, in N optuna trials (no labels)")
     regions.add_argument("--out", required=True, help="output table (.csv)")

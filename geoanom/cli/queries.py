@@ -19,7 +19,8 @@ from .paths import CUBE, Output, check_outputs
 def add_event_options(parser: argparse.ArgumentParser) -> None:
     """How events are found: --flag, --connectivity, --min-cells, --bridge-gaps (see ``ga.event_labels``)."""
     parser.add_argument("--flag", default="ensemble",
-                        help="the flag whose connected cells are events (default: ensemble, the majority vote)")
+                        help="the flag whose connected cells are events: ensemble (the majority vote, the default), "
+                        "another flag variable of the result, or a detector's name (e.g. gmm) for its own flags")
     parser.add_argument("--connectivity", type=int, choices=(1, 2), default=1,
                         help="1: cells sharing an edge, or the same cell in the next step; 2: corners too "
                         "(default: 1)")
@@ -147,10 +148,40 @@ def find_events(result: Any, args: argparse.Namespace):
     """The event table and the computed label cube, the events found once."""
     from ..queries import event_labels, events
 
+    result, flag = flag_variable(result, args.flag)
     with stage("finding events"):
-        labels = event_labels(result, flag=args.flag, connectivity=args.connectivity, min_cells=args.min_cells,
+        labels = event_labels(result, flag=flag, connectivity=args.connectivity, min_cells=args.min_cells,
                               bridge_gaps=args.bridge_gaps).compute()
         return events(result, labels=labels), labels
+
+
+def flag_variable(result: Any, flag: str) -> tuple[Any, str]:
+    """The result and the name of the flag ``--flag`` names: a flag variable, or a detector's own flags.
+
+    A detector's name (``gmm``) selects its slice of ``anomalous``, added as
+    ``anomalous_gmm``; anything else is refused naming ``--flag`` and the
+    flags the result holds (the library's refusal names ``flag=``).
+
+    Examples
+    --------
+    >>> flag_variable(result, "gmm")[1]  # doctest: +SKIP
+    'anomalous_gmm'
+    """
+    detectors = [str(name) for name in result["detector"].values] if "detector" in result.coords else []
+    if flag in detectors and "anomalous" in result.data_vars:
+        name = f"anomalous_{flag}"
+        return result.assign({name: result["anomalous"].sel(detector=flag, drop=True)}), name
+    variable = result.data_vars.get(flag)
+    if variable is not None and "detector" not in variable.dims:
+        return result, flag
+    flags = [str(name) for name, var in result.data_vars.items()
+             if var.attrs.get("flag_meanings") == "normal anomalous" and "detector" not in var.dims]
+    choices = ", ".join(flags) or "none"
+    if detectors:
+        choices += f"; or a detector's name for its own flags: {', '.join(detectors)}"
+    what = ("holds one flag per detector: give a detector's name instead" if variable is not None
+            else "is not a flag of the result")
+    raise GeoanomError(f"--flag {flag} {what}; the result's flags: {choices}.")
 
 
 def write_catalogue(table, labels, out: str, labels_out: str | None) -> None:

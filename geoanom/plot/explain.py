@@ -45,7 +45,8 @@ def nearest_cell(model: "AnomalyModel", lat: float, lon: float, variable: str | 
     ------
     GeoanomError
         The latitude is outside [-90, 90], or the point is farther from every
-        cell with data than two grid spacings (outside the grid).
+        cell with data than two grid spacings: outside the grid, or on a
+        patch of cells without data (land on an ocean grid), each said so.
 
     Examples
     --------
@@ -83,10 +84,13 @@ def nearest_grid_cell(grid: xr.Dataset | xr.DataArray, lat: float, lon: float,
     step_lat, step_lon = grid_spacing(grid)
     step_km = np.hypot(step_lat, step_lon * np.cos(np.radians(lats[row, col]))) * np.pi / 180 * EARTH_RADIUS_KM
     if distance[row, col] > 2 * step_km:
-        with_data = "" if usable is None else " with data"
+        away = f"({lats[row, col]:.2f}, {lons[row, col]:.2f}) is {distance[row, col]:,.0f} km away."
+        if usable is None:
+            raise GeoanomError(f"the point {lat:g}, {lon:g} is outside the grid: the nearest cell {away}")
+        any_row, any_col = nearest_grid_cell(grid, lat, lon)  # raises if the point is off the grid itself
         raise GeoanomError(
-            f"the point {lat:g}, {lon:g} is outside the grid: the nearest cell{with_data} "
-            f"({lats[row, col]:.2f}, {lons[row, col]:.2f}) is {distance[row, col]:,.0f} km away."
+            f"the point {lat:g}, {lon:g} is on a cell without data (land, or no valid training values) at "
+            f"{lats[any_row, any_col]:.2f}, {lons[any_row, any_col]:.2f}: the nearest cell with data {away}"
         )
     return int(row), int(col)
 

@@ -125,8 +125,10 @@ def region_partners(prefix: str, fitted: Collection[str], precision: int) -> dic
     {'dj': ['dn'], 'dn': ['dj']}
     """
     if not 1 <= len(prefix) < precision:
-        raise GeoanomError(f"consensus region '{prefix}' must be a geohash of 1 to {precision - 1} characters "
-                           f"(the tiles have {precision}).")
+        lengths = "1 character" if precision == 2 else f"1 to {precision - 1} characters"
+        shorter = ("its tiles have 1 character, so it has no coarser region" if precision == 1 else
+                   f"regions are geohashes shorter than its tiles ({precision} characters), so of {lengths}")
+        raise GeoanomError(f"consensus region '{prefix}' is not a region of this model: {shorter}.")
     inside = sorted(name for name in fitted if name.startswith(prefix))
     if not inside:
         starts = sorted({name[:len(prefix)] for name in fitted})

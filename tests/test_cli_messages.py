@@ -1,0 +1,79 @@
+"""Messages as the command line says them: its options named, not Python's; places called what they are."""
+
+import warnings
+
+import numpy as np
+import pytest
+import xarray as xr
+
+import geoanom as ga
+from geoanom.cli import build_parser
+from geoanom.errors import GeoanomError, GeoanomWarning
+from geoanom.plot import nearest_grid_cell
+from geoanom.reporting import warn_flagged_share
+from geoanom.testing import synthetic_cube
+
+
+@pytest.fixture(scope="module")
+def written(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("messages")
+    cube, _ = synthetic_cube(n_years=4, n_lat=6, n_lon=6, seed=6)
+    model = ga.fit(cube.isel(time=slice(None, 24)), detectors="gmm,kmeans", precision=1)
+    result = model.score(cube).compute()
+    result.to_zarr(folder / "result.zarr")
+    return folder, model, result
+
+
+def test_a_point_on_land_is_not_called_outside_the_grid():
+    grid = xr.Dataset(coords={"lat": np.arange(10.0, 20.0), "lon": np.arange(30.0, 40.0)})
+    usable = np.ones((10, 10), dtype=bool)
+    usable[2:8, 2:8] = False  # an island of 6 x 6 cells without data
+    with pytest.raises(GeoanomError) as refused:
+        nearest_grid_cell(grid, 15.0, 35.0, usable)
+    message = str(refused.value)
+    assert "outside the grid" not in message
+    assert message.startswith("the point 15, 35 is on a cell without data (land, or no valid training values) at "
+                              "15.00, 35.00: the nearest cell with data (")
+    with pytest.raises(GeoanomError, match="the point 15, 80 is outside the grid"):
+        nearest_grid_cell(grid, 15.0, 80.0, usable)
+
+
+def test_events_take_a_detectors_name_as_flag(written, refused):
+    folder, model, result = written
+    process = refused("events", folder / "result.zarr", "--out", folder / "gmm.csv", "--flag", "gmm")
+    assert process.returncode == 0, process.stderr
+    ensemble = refused("events", folder / "result.zarr", "--out", folder / "ensemble.csv")
+    assert ensemble.returncode == 0, ensemble.stderr
+    assert (folder / "gmm.csv").read_text() != (folder / "ensemble.csv").read_text()
+
+
+@pytest.mark.parametrize("flag, fragment", [
+    ("anomalous", "--flag anomalous holds one flag per detector: give a detector's name instead; "
+                  "the result's flags: ensemble; or a detector's name for its own flags: gmm, kmeans."),
+    ("nope", "--flag nope is not a flag of the result; the result's flags: ensemble; or a detector's name"),
+])
+def test_a_bad_flag_is_refused_naming_the_option(written, refused, flag, fragment):
+    folder = written[0]
+    process = refused("events", folder / "result.zarr", "--out", folder / "x.csv", "--flag", flag)
+    assert process.returncode == 2
+    assert fragment in process.stderr
+    assert "flag=" not in process.stderr and "result.sel" not in process.stderr
+
+
+def test_the_many_flags_warning_gives_the_command_lines_option_first(written):
+    folder, model, result = written
+    flagged = result.assign(ensemble=result["ensemble"] | True)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        warn_flagged_share(flagged, "result.zarr", model)
+    [warning] = [w for w in caught if issubclass(w.category, GeoanomWarning)]
+    assert "fit with --trend linear, or score adaptively in Python (model.adapt)" in str(warning.message)
+
+
+def test_every_regions_option_has_help():
+    subparsers = next(action for action in build_parser()._actions if action.dest == "command"
+                      or getattr(action, "choices", None) and "regions" in action.choices)
+    regions = subparsers.choices["regions"]
+    for action in regions._actions:
+        assert action.help, f"regions {action.option_strings} has no help"
+    assert "upper" in next(a.help for a in regions._actions if "--tail" in a.option_strings)
