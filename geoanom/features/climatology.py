@@ -65,6 +65,7 @@ from .calendar import (
     spread_season,
     supported_harmonics,
 )
+from .irls import RESOLUTION
 from .robust import (
     BISQUARE_C,
     KAPPA,
@@ -210,7 +211,7 @@ class Climatology:
         n_columns, n_seasons = columns.shape[1], SPREAD_SEASONS[design.kind]
         coefficients = cells[:n_columns]
         spread, spread_weight = pool_spread(cells[n_columns:n_columns + n_seasons], cells[n_columns + n_seasons:-2])
-        spread = _floored(spread)
+        spread = _floored(spread, coefficients[0])
         weight_scale, leverage_scale = cells[-2], cells[-1]
         return cls(design, coefficients, spread, spread_weight, prefix, weight_scale, leverage_scale,
                    _gram_inverses(columns))
@@ -503,12 +504,15 @@ def _gram_inverses(columns: np.ndarray) -> np.ndarray:
     return out
 
 
-def _floored(spread: np.ndarray) -> np.ndarray:
-    """Spreads floored per variable at a share of the field's median (a constant cell would divide by 0)."""
+def _floored(spread: np.ndarray, level: np.ndarray) -> np.ndarray:
+    """Spreads floored per variable at a share of the field's median (a constant cell would divide by 0), and per
+    cell at the resolution of its ``level`` (variable, *spatial): a field cut out of mostly constant cells (land
+    filled with 271.35 K) has a median spread of rounding noise, and its constant cells' rounding became anomalies.
+    """
     positive = np.where(spread > 0, spread, np.nan).reshape(spread.shape[0], spread.shape[1], -1)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # a variable without any valid cell
         typical = np.nanmedian(positive, axis=(0, 2))
     floor = np.where(np.isfinite(typical), FLOOR_SHARE * typical, 1.0)
-    floor = np.maximum(floor, np.finfo(np.float64).tiny)
-    return np.maximum(spread, floor.reshape((1, -1) + (1,) * (spread.ndim - 2)))
+    floor = np.maximum(floor, np.finfo(np.float64).tiny).reshape((1, -1) + (1,) * (spread.ndim - 2))
+    return np.maximum(spread, np.maximum(floor, RESOLUTION * np.abs(np.nan_to_num(level))[None]))
