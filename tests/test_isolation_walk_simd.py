@@ -36,9 +36,11 @@ def test_vector_walk_gives_the_scalar_walks_bits(rng, n_features, monkeypatch):
                 np.testing.assert_array_equal(forest_depth(X, state), compact_walk(state, X))
 
 
-def test_vector_walk_is_off_when_numba_compiles_for_another_processor(monkeypatch):
+def test_vector_walk_is_off_when_numba_compiles_for_another_processor_or_not_at_all(monkeypatch):
     monkeypatch.setattr(isolation_walk.numba.config, "CPU_NAME", "generic")
     monkeypatch.setattr(isolation_walk.numba.config, "CPU_FEATURES", "")
     assert not isolation_walk.simd_available()
     monkeypatch.setattr(isolation_walk.numba.config, "CPU_FEATURES", "+avx2,+avx512f")
     assert isolation_walk.simd_available()
+    monkeypatch.setattr(isolation_walk.numba.config, "DISABLE_JIT", True)
+    assert not isolation_walk.simd_available()

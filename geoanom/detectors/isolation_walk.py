@@ -50,13 +50,16 @@ def simd_available() -> bool:
 
     False when numba targets another processor than this one
     (``NUMBA_CPU_NAME``) unless its features (``NUMBA_CPU_FEATURES``) list
-    ``+avx512f``.
+    ``+avx512f``, and when numba does not compile (``NUMBA_DISABLE_JIT``:
+    the vector walk's intrinsics exist only in compiled code).
 
     Examples
     --------
     >>> isinstance(simd_available(), bool)
     True
     """
+    if numba.config.DISABLE_JIT:
+        return False
     if numba.config.CPU_NAME or numba.config.CPU_FEATURES:
         return "+avx512f" in (numba.config.CPU_FEATURES or "").split(",")
     return "+avx512f" in llvmlite.binding.get_host_cpu_features().flatten().split(",")
