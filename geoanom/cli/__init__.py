@@ -77,14 +77,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
+# Library warnings that say nothing a user of the command can act on: dask's distributed
+# scheduler's advice about graph size (geoanom builds the graph, not the user), and its
+# dashboard moving to another port when the default one is taken (another run on the machine).
+NOISE = (
+    r"Sending large graph of size",
+    r"Port \d+ is already in use",
+)
+
+
 @contextlib.contextmanager
 def one_line_warnings():
-    """Within the block, print each GeoanomWarning as ``geoanom: warning: <message>`` on standard error.
+    """Within the block, print each warning once as one line on standard error, known library noise dropped.
 
-    Python's own form names a source line of geoanom and repeats it, which
-    means nothing to someone at a command line. Each message is shown once
-    (also with -q: quiet keeps errors and warnings); other warnings keep
-    Python's form, since they are not meant to happen in a normal run.
+    Python's own form names a source line and repeats it, which means
+    nothing to someone at a command line. A GeoanomWarning reads
+    ``geoanom: warning: <message>``; another library's warning (a real
+    problem of the input, e.g. xarray's about conflicting fill values)
+    reads ``geoanom: warning: <message> (xarray SerializationWarning)``,
+    its lines joined. Each message is shown once, also with -q (quiet keeps
+    errors and warnings); the messages of :data:`NOISE` are not shown.
 
     Examples
     --------
@@ -93,17 +105,30 @@ def one_line_warnings():
     geoanom: warning: tas holds 3 infinite values in tas.nc
     """
     with warnings.catch_warnings():
-        previous = warnings.showwarning
-        warnings.simplefilter("default", GeoanomWarning)  # once per message, even if filtered as "ignore" before
+        warnings.simplefilter("default", GeoanomWarning)  # shown even if filtered as "ignore" before; once: show()
+        for pattern in NOISE:
+            warnings.filterwarnings("ignore", pattern)
+        shown: set[str] = set()
 
         def show(message, category, filename, lineno, file=None, line=None):
-            if issubclass(category, GeoanomWarning):
-                print(f"geoanom: warning: {message}", file=sys.stderr)
-            else:
-                previous(message, category, filename, lineno, file, line)
+            text = " ".join(str(message).split())
+            if not issubclass(category, GeoanomWarning):
+                text += f" ({_package_of(filename)} {category.__name__})"
+            if text not in shown:
+                shown.add(text)
+                print(f"geoanom: warning: {text}", file=sys.stderr)
 
-        warnings.showwarning = show
+        warnings.showwarning = show  # catch_warnings puts the previous one back
         yield
+
+
+def _package_of(filename: str) -> str:
+    """The top-level package of a source file (``.../site-packages/xarray/conventions.py`` -> ``xarray``)."""
+    parts = os.path.normpath(str(filename)).split(os.sep)
+    for marker in ("site-packages", "dist-packages"):
+        if marker in parts[:-1]:
+            return parts[parts.index(marker) + 1].removesuffix(".py")
+    return os.path.splitext(os.path.basename(str(filename)))[0] or "python"
 
 
 def build_parser() -> argparse.ArgumentParser:
