@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["calendar_of", "degrees", "iso_date"]
+__all__ = ["calendar_of", "coordinate_difference", "degrees", "iso_date"]
 
 
 def degrees(value: float, positive: str, negative: str, digits: int = 0) -> str:
@@ -21,6 +21,41 @@ def degrees(value: float, positive: str, negative: str, digits: int = 0) -> str:
     '25.00°N'
     """
     return f"{abs(value):.{digits}f}\u00b0{positive if value >= 0 else negative}"
+
+
+def coordinate_difference(name: str, expected, found, atol: float = 1e-6) -> str:
+    """How a coordinate of a grid differs from the one expected, as text for a message.
+
+    A different size says both sizes; the same size gives the first value
+    that differs (its index, both values) and, when every value moved by
+    the same amount, the shift.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> coordinate_difference("lat", np.arange(15.0, 33.0), np.arange(15.5, 33.5))
+    'lat is shifted by +0.5 throughout (it starts at 15.5, the expected at 15)'
+    >>> coordinate_difference("lon", np.arange(4.0), np.array([0.0, 1.0, 2.5, 3.0]))
+    'lon differs first at index 2: 2.5, the expected 2'
+    >>> coordinate_difference("lat", np.arange(4.0), np.arange(3.0))
+    'lat has 3 values, the expected 4'
+    """
+    import numpy as np
+
+    expected, found = np.asarray(expected, dtype=float), np.asarray(found, dtype=float)
+    if expected.shape != found.shape:
+        sizes = [str(shape[0]) if len(shape) == 1 else " x ".join(map(str, shape)) for shape in (found.shape, expected.shape)]
+        return f"{name} has {sizes[0]} values, the expected {sizes[1]}"
+    offset = found - expected
+    where = np.flatnonzero(~np.isclose(found, expected, atol=atol, equal_nan=True))
+    if where.size == 0:
+        return f"{name} is the same"
+    first = np.unravel_index(int(where[0]), found.shape)
+    index = first[0] if len(first) == 1 else tuple(int(i) for i in first)
+    if np.allclose(offset, offset.flat[0], atol=atol):
+        return (f"{name} is shifted by {offset.flat[0]:+g} throughout (it starts at {found.flat[0]:g}, "
+                f"the expected at {expected.flat[0]:g})")
+    return f"{name} differs first at index {index}: {found[first]:g}, the expected {expected[first]:g}"
 
 
 def iso_date(value: object, with_time: bool | None = None) -> str:
