@@ -79,7 +79,7 @@ def test_cell_draws_that_cells_climatology_observations_and_flags(fitted_model, 
     climatology = fitted_model.climatology.block(slice(row, row + 1), slice(col, col + 1))
     expected = climatology.expected(time)[0, :, 0, 0]
     spread = climatology.spread_at(time)[0, :, 0, 0]
-    assert np.ptp(expected) > 5  # the seasonal cycle, not a constant
+    assert np.ptp(expected) > 2  # the seasonal cycle (a few K at the busiest cell), not a constant
     np.testing.assert_allclose(line(ax, "expected").get_ydata(), expected)
     np.testing.assert_allclose(line(ax, "expected").get_xdata(), decimal_year(time, "dayofyear"))
     np.testing.assert_array_equal(line(ax, "observations").get_ydata(), opened_cube["tas"].values[:, row, col])
