@@ -47,3 +47,13 @@ def test_the_command_says_the_tile_was_skipped(skipping_model, tmp_path, capsys)
     assert f"tile {tile} was skipped in fitting: {model.skipped[tile]}; its cells are not scored" in printed
     assert (tmp_path / "cell.png").stat().st_size > 20_000
     assert np.isnan(result["fused_irregularity"].values[:, 0, 0]).all()
+
+
+def test_a_fitted_cell_without_scores_says_it_has_no_valid_observation(skipping_model):
+    cube, model, result = skipping_model
+    gap = cube.copy(deep=True)
+    gap["tas"][:, 2, 2] = np.nan  # the cell has its climatology, but no observation in this cube
+    fig = cell(model, gap, lat=float(cube["lat"][2]), lon=float(cube["lon"][2]))
+    title = fig.axes[0].get_title().splitlines()
+    assert "0 of 0 scored steps flagged" in title[1]
+    assert title[2] == "no step of this cell has a valid observation to score"
