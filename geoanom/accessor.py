@@ -104,8 +104,9 @@ class GeoanomAccessor:
 
         return region_features(self._obj, variable=variable, **options)
 
-    def plot(self, path: str | os.PathLike | None = None, time: int | str = -1) -> "Figure":
-        """Map of a result at one time step: irregularity beside the signed anomaly; also saved to `path` if given.
+    def plot(self, path: str | os.PathLike | None = None, time: int | str | None = None) -> "Figure":
+        """Map of a result at one time step (by default the last with scores): irregularity beside the signed
+        anomaly; also saved to `path` if given.
 
         Examples
         --------

@@ -129,10 +129,14 @@ def test_loading_a_bad_model_file_is_one_clear_error(tmp_path):
         ga.load_model(bad)
 
 
-def test_scoring_another_grid_is_refused(fitted_model):
+def test_scoring_another_grid_is_refused(fitted_model, opened_cube):
     other, _ = synthetic_cube(n_years=2, n_lat=5, n_lon=5)
     with pytest.raises(GeoanomError, match="differs from the model's"):
         fitted_model.score(other)
+    # the same shape, shifted half a degree: the message says how (it showed two equal shapes)
+    shifted = opened_cube.assign_coords(lat=opened_cube["lat"] + 0.5)
+    with pytest.raises(GeoanomError, match=r"lat is shifted by \+0.5 throughout"):
+        fitted_model.score(shifted)
 
 
 def test_unknown_variable_lists_the_known_ones(opened_cube):

@@ -320,8 +320,9 @@ class AnomalyModel:
         if prefix in self.ensembles:
             return self.ensembles[prefix]
         if not 1 <= len(prefix) < self.precision:
-            raise TileError(f"region '{prefix}' must be a geohash of 1 to {self.precision - 1} characters "
-                            f"(the tiles have {self.precision}).")
+            shorter = "1 character" if self.precision == 2 else f"1 to {self.precision - 1} characters"
+            raise TileError(f"region '{prefix}' must be a geohash shorter than the tiles ({self.precision} "
+                            f"characters), so of {shorter}.")
         if self._pyramid is None:
             self._pyramid = build_pyramid(self.ensembles, self.precision)
         if prefix not in self._pyramid:

@@ -26,6 +26,7 @@ from threadpoolctl import threadpool_limits
 from ..errors import GeoanomError, GeoanomWarning, TileError, UnitsError
 from ..features import RegionParams
 from ..features.pipeline import feature_cube, source_name, stack_variables
+from ..formatting import coordinate_difference
 from ..memory import check_workers, largest_chunk, most_tiles_in_a_block, release_free_memory, task_bytes
 from ..queries.consensus import consensus_share
 from ..resident import on_workers
@@ -227,10 +228,9 @@ def check_same_grid(model: "AnomalyModel", cube: xr.Dataset) -> None:
     for name in ("lat", "lon"):
         expected, found = labels[name].values, cube[name].values
         if expected.shape != found.shape or not np.allclose(expected, found, atol=1e-6):
-            raise GeoanomError(
-                f"the grid of {source_name(cube)} ({name} {found.shape}) differs from the model's "
-                f"({name} {expected.shape}); score data on the grid the model was fitted on."
-            )
+            raise GeoanomError(f"the grid of {source_name(cube)} differs from the model's: "
+                               f"{coordinate_difference(name, expected, found)}; score data on the grid the model "
+                               "was fitted on.")
     check_same_units(model, cube)
 
 
