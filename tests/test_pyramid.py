@@ -46,7 +46,7 @@ def test_scoring_with_a_region_judges_its_own_training_data_normal(fitted_model,
 def test_unknown_or_too_long_regions_are_refused(fitted_model):
     with pytest.raises(TileError, match="holds no fitted tile"):
         fitted_model.region("0")
-    with pytest.raises(TileError, match="1 to"):
+    with pytest.raises(TileError, match="shorter than the tiles \\(2 characters\\), so of 1 character"):
         fitted_model.region("dj4")
     tile = fitted_model.tiles[0]
     assert fitted_model.region(tile) is fitted_model.ensembles[tile]
