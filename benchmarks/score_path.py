@@ -53,7 +53,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 SCORE_FILES = (
-    "geoanom/model/score.py", "geoanom/model/result.py", "geoanom/detectors/isolation_walk.py", "geoanom/detectors/iforest.py",
+    "geoanom/model/score.py", "geoanom/model/result.py", "geoanom/detectors/isolation_walk.py",
+    "geoanom/detectors/isolation_walk_avx512.py", "geoanom/detectors/isolation_padding.py", "geoanom/detectors/iforest.py",
     "geoanom/features/neighbourhood.py", "geoanom/features/pipeline.py", "geoanom/io/write.py",
     "geoanom/tiling.py", "geoanom/grid.py", "geoanom/memory.py",
 )
