@@ -100,7 +100,7 @@ def write_outputs(result, model, out_path, plot_path, client, *, table_path=None
         model.save(model_path)
         say(f"model saved to {model_path}")
     with _reopened(out_path) as written:  # the map and the table read the scores written, not score again
-        warn_flagged_share(written, out_path, model)
+        warn_flagged_share(written, out_path, command_line_advice(model))
         if plot_path is not None:
             with stage(f"drawing {plot_path}", client):
                 say(draw_map(written, plot_path, plot_time))
@@ -168,15 +168,29 @@ def _flag_counts(result) -> tuple[np.ndarray, np.ndarray]:
     return result["ensemble"].where(scored, False).sum(dims).values, scored.sum(dims).values
 
 
-def warn_flagged_share(result, path, model) -> None:
+# What to do about a scored period that left the training climate, for a result written from Python.
+PYTHON_ADVICE = "fit with trend='linear' (unless the model has it), or score adaptively (model.adapt)"
+
+
+def command_line_advice(model) -> str:
+    """What to do about many flags, in the command line's terms (its options, and Python only where it has none)."""
+    # a model already judging anomalies about a trend is pointed to adaptation only
+    if model.attrs.get("trend") == "linear":
+        return "score adaptively in Python (model.adapt; the command line has no option for it)"
+    return "fit with --trend linear, or score adaptively in Python (model.adapt)"
+
+
+def warn_flagged_share(result, path, advice: str) -> None:
     """Warn when the ensemble flags far more than normal data would: the scored period left the training climate.
 
     The share is of every scored observation; the first and last tenth of
     the time steps show whether it grows (a trend) or not (a shift).
+    ``advice`` says what to do about it (:func:`command_line_advice`, or
+    ``PYTHON_ADVICE``).
 
     Examples
     --------
-    >>> warn_flagged_share(xr.open_zarr("anomalies.zarr"), "anomalies.zarr", model)  # doctest: +SKIP
+    >>> warn_flagged_share(xr.open_zarr("anomalies.zarr"), "anomalies.zarr", PYTHON_ADVICE)  # doctest: +SKIP
     """
     flagged, counts = _flag_counts(result)
     if counts.sum() == 0 or flagged.sum() <= MANY_FLAGGED * counts.sum():
@@ -185,11 +199,6 @@ def warn_flagged_share(result, path, model) -> None:
     first, last = (part_flagged.sum() / max(part_counts.sum(), 1)
                    for part_flagged, part_counts in ((flagged[:tenth], counts[:tenth]),
                                                      (flagged[-tenth:], counts[-tenth:])))
-    # a model already judging anomalies about a trend is pointed to adaptation only
-    # (this module speaks for the command line: its options, and Python only where it has none)
-    advice = ("score adaptively in Python (model.adapt; the command line has no option for it)"
-              if model.attrs.get("trend") == "linear"
-              else "fit with --trend linear, or score adaptively in Python (model.adapt)")
     warnings.warn(f"{path}: the ensemble flags {flagged.sum() / counts.sum():.0%} of the scored observations (from "
                   f"{first:.0%} in the first tenth of the time steps to {last:.0%} in the last), where normal data "
                   "give about 1%: the scored period has left the training climate, so the flags show that change "
@@ -197,17 +206,17 @@ def warn_flagged_share(result, path, model) -> None:
                   GeoanomWarning, stacklevel=2)
 
 
-def warn_flagged_share_of(path, model, last_steps: int | None = None) -> None:
+def warn_flagged_share_of(path, advice: str, last_steps: int | None = None) -> None:
     """:func:`warn_flagged_share` for a written result, or its last ``last_steps`` time steps (an append).
 
     Examples
     --------
-    >>> warn_flagged_share_of("anomalies.zarr", model, last_steps=1)  # doctest: +SKIP
+    >>> warn_flagged_share_of("anomalies.zarr", command_line_advice(model), last_steps=1)  # doctest: +SKIP
     """
     with _reopened(path) as written:
         if last_steps is not None:
             written = written.isel(time=slice(-last_steps, None))
-        warn_flagged_share(written, path, model)
+        warn_flagged_share(written, path, advice)
 
 
 def _reopened(path):

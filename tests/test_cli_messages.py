@@ -10,7 +10,7 @@ import geoanom as ga
 from geoanom.cli import build_parser
 from geoanom.errors import GeoanomError, GeoanomWarning
 from geoanom.plot import nearest_grid_cell
-from geoanom.reporting import warn_flagged_share
+from geoanom.reporting import command_line_advice, warn_flagged_share
 from geoanom.testing import synthetic_cube
 
 
@@ -65,9 +65,21 @@ def test_the_many_flags_warning_gives_the_command_lines_option_first(written):
     flagged = result.assign(ensemble=result["ensemble"] | True)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        warn_flagged_share(flagged, "result.zarr", model)
+        warn_flagged_share(flagged, "result.zarr", command_line_advice(model))
     [warning] = [w for w in caught if issubclass(w.category, GeoanomWarning)]
     assert "fit with --trend linear, or score adaptively in Python (model.adapt)" in str(warning.message)
+
+
+def test_writing_a_result_that_flags_nearly_everything_warns_in_python(written, tmp_path):
+    # a Jupyter user scoring a shifted period got a result flagging 100% and no word (only the command warned)
+    _, _, result = written
+    flagged = result.assign(ensemble=result["ensemble"] | True)
+    with pytest.warns(GeoanomWarning, match="flags 100% of the scored observations.*trend='linear'"):
+        ga.write_dataset(flagged, tmp_path / "flagged.zarr")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", GeoanomWarning)
+        ga.write_dataset(result, tmp_path / "normal.zarr")  # about 1% flagged: nothing to say
+        ga.write_dataset(flagged, tmp_path / "quiet.zarr", warn_flags=False)
 
 
 def test_every_regions_option_has_help():

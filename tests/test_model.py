@@ -278,3 +278,20 @@ def test_variables_with_different_coverage_warn_and_name_the_reason():
     reasons = set(model.skipped.values())
     assert "no valid observations (no cell holds all of sst, tas at once in the training period)" in reasons
     assert not any("every cell is NaN" in reason for reason in reasons)
+
+
+@pytest.mark.parametrize("adapt_every", [0, -5, 2.5, True])
+def test_adapt_refuses_a_speed_that_is_not_a_positive_count(fitted_model, opened_cube, adapt_every):
+    # -5 switched detection off without a word (every fused irregularity under 0.01)
+    with pytest.raises(GeoanomError, match="adapt_every must be a whole number"):
+        fitted_model.adapt(opened_cube.isel(time=slice(0, 3)), adapt_every=adapt_every)
+
+
+def test_scoring_an_empty_time_selection_says_so(fitted_model, opened_cube):
+    with pytest.raises(GeoanomError, match="no time step to score"):  # was a ZeroDivisionError
+        fitted_model.score(opened_cube.isel(time=slice(0, 0)))
+
+
+def test_fit_on_a_plain_array_points_to_the_detectors():
+    with pytest.raises(GeoanomError, match=r"not a numpy.ndarray; for rows of plain features use geoanom.Ensemble"):
+        ga.fit(np.zeros((10, 4, 4)))

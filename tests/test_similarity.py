@@ -141,3 +141,15 @@ def test_an_unknown_tile_is_named(values_model):
         values_model.similar_tiles("zz")
     with pytest.raises(GeoanomError, match="k=0"):
         values_model.similar_tiles(values_model.tiles[0], k=0)
+
+
+def test_a_default_model_compares_its_tiles(fitted_model, opened_cube):
+    # the README's example crashed on the default five families: the describing family (gmm) reads
+    # (anomaly, neighbours), while the model's features also hold the event family's background ring
+    assert len(fitted_model.attrs["feature_names"]) == 3
+    table = fitted_model.similar_tiles(fitted_model.tiles[0], k=3)
+    assert len(table) == 3 and np.isfinite(table["distance"]).all()
+    distances = fitted_model.tile_distances().values
+    assert distances.shape == (len(fitted_model.tiles),) * 2 and np.isfinite(distances).all()
+    consensus = fitted_model.score(opened_cube.isel(time=slice(0, 6)), consensus="similar")["consensus"].values
+    assert np.nanmax(consensus) <= 1 and np.isfinite(consensus).any()

@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 
 from ..errors import GeoanomError
-from ..reporting import say, stage, warn_flagged_share_of
+from ..reporting import command_line_advice, say, stage, warn_flagged_share_of
 from .paths import CUBE, Output, check_appendable, check_outputs
 
 
@@ -62,7 +62,8 @@ def run_score(args: argparse.Namespace) -> None:
         verb = "appending to" if args.append else "scoring and writing"
         with stage(f"{verb} {output.path}", client):
             # resume: a store this command left unfinished is continued, not started again
-            write_dataset(result, output.path, append=args.append is not None, resume=output.is_store)
-        warn_flagged_share_of(output.path, model, last_steps=len(times))
+            write_dataset(result, output.path, append=args.append is not None, resume=output.is_store,
+                          warn_flags=False)  # warned below, in the command line's terms
+        warn_flagged_share_of(output.path, command_line_advice(model), last_steps=len(times))
     span = f"{len(times)} time step{'s' if len(times) != 1 else ''} ({iso_date(times[0])} to {iso_date(times[-1])})"
     say(f"{'appended' if args.append else 'wrote'} {span} {'to' if args.append else 'in'} {output.path}")

@@ -40,7 +40,7 @@ _EARLIER_MARKS = ("__geoanom_model__",)
 
 
 def write_dataset(ds: xr.Dataset, path: PathLike, *, overwrite: bool = True, zarr_format: int = 2,
-                  append: bool = False, resume: bool = False) -> Path:
+                  append: bool = False, resume: bool = False, warn_flags: bool = True) -> Path:
     """Write `ds` to a ``.zarr`` store or ``.nc`` file, never leaving it half-written; or append to a store.
 
     The data go to a hidden sibling (``.{name}.tmp-<host>-<pid>-<random>``)
@@ -87,6 +87,12 @@ def write_dataset(ds: xr.Dataset, path: PathLike, *, overwrite: bool = True, zar
     resume : bool
         Write a new ``.zarr`` store resumably, or finish the unfinished one
         at `path` (written before with ``resume=True`` or ``append=True``).
+    warn_flags : bool
+        For a result of :meth:`geoanom.AnomalyModel.score`: warn
+        (``GeoanomWarning``) when the ensemble flags far more of what was
+        written than normal data would (over 10%): the scored period has
+        left the training climate, which a lazy ``score`` cannot say before
+        it is computed.
 
     Returns
     -------
@@ -102,10 +108,16 @@ def write_dataset(ds: xr.Dataset, path: PathLike, *, overwrite: bool = True, zar
     """
     target = Path(path).expanduser()
     if append or (resume and pending_progress(target) is not None):
-        return append_dataset(ds, target)
-    if resume and not os.path.lexists(target):  # a finished output there is kept until the new one is whole
-        return _write_resumable(ds, target, overwrite=overwrite, zarr_format=zarr_format)
-    return write_and_compute(ds, path, {}, overwrite=overwrite, zarr_format=zarr_format)[0]
+        written = append_dataset(ds, target)
+    elif resume and not os.path.lexists(target):  # a finished output there is kept until the new one is whole
+        written = _write_resumable(ds, target, overwrite=overwrite, zarr_format=zarr_format)
+    else:
+        written = write_and_compute(ds, path, {}, overwrite=overwrite, zarr_format=zarr_format)[0]
+    if warn_flags and {"ensemble", "fused_irregularity"} <= set(ds.data_vars) and "time" in ds.dims:
+        from ..reporting import PYTHON_ADVICE, warn_flagged_share_of
+
+        warn_flagged_share_of(written, PYTHON_ADVICE, last_steps=ds.sizes["time"] if append else None)
+    return written
 
 
 def write_and_compute(ds: xr.Dataset, path: PathLike, also: dict[Any, Any], *, overwrite: bool = True,

@@ -28,10 +28,16 @@ DISTANCE_NAME = "Bhattacharyya distance between the tiles' moment-matched Gaussi
 
 
 def tile_moments(model: "AnomalyModel") -> tuple[list[str], np.ndarray, np.ndarray]:
-    """The fitted tiles (sorted) and their features' means (n, d) and covariances (n, d, d), in data units."""
+    """The fitted tiles (sorted) and their features' means (n, d) and covariances (n, d, d), in data units.
+
+    The features are those the describing family reads (see
+    :func:`~geoanom.queries.similarity.ensemble_moments`): with the default
+    five families, a tile's (anomaly, neighbours), not the background ring
+    only the event family reads.
+    """
     tiles = model.tiles
     moments = [ensemble_moments(model.ensembles[tile], f"tile '{tile}'") for tile in tiles]
-    n_features = len(model.attrs.get("feature_names") or []) or (moments[0][0].size if moments else 0)
+    n_features = moments[0][0].size if moments else len(model.attrs.get("feature_names") or [])
     means = np.array([mean for mean, _ in moments]).reshape(len(tiles), n_features)
     covariances = np.array([cov for _, cov in moments]).reshape(len(tiles), n_features, n_features)
     return tiles, means, covariances

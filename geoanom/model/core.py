@@ -16,7 +16,7 @@ import pandas as pd
 import xarray as xr
 
 from ..detectors import Ensemble
-from ..errors import TileError
+from ..errors import GeoanomError, TileError
 from ..features import Climatology
 from ..features.pipeline import stack_variables
 from ..geohash import enclosing
@@ -262,6 +262,9 @@ class AnomalyModel:
         >>> result, adapted = model.adapt(cube.sel(time=slice("1960", None)), adapt_every=50)  # doctest: +SKIP
         >>> later = adapted.score(cube.sel(time=slice("2050", None)))  # doctest: +SKIP
         """
+        if isinstance(adapt_every, bool) or not isinstance(adapt_every, (int, np.integer)) or adapt_every < 1:
+            raise GeoanomError(f"adapt_every must be a whole number of observations, at least 1, got {adapt_every!r}"
+                               " (a very large number never adapts).")
         adapted = self.copy()
         return score_cube_adapting(adapted, cube, tile, adapt_every), adapted
 

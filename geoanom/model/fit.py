@@ -77,8 +77,9 @@ def fit(
     precision : int, optional
         Geohash precision of the tiles; chosen from the grid and the training
         length when None (see :func:`geoanom.tiling.choose_precision`).
-    detectors : sequence of str, default ("gmm", "kmeans", "dpmm", "iforest")
-        Detector families of each tile's ensemble.
+    detectors : sequence of str, default ("gmm", "kmeans", "dpmm", "iforest", "event")
+        Detector families of each tile's ensemble (a sequence or a
+        comma-separated string).
     seed : int, default 0
         Seed of every random choice: the same seed gives the same model on one
         worker or many.
@@ -151,6 +152,10 @@ def fit(
     -------
     AnomalyModel
     """
+    if not isinstance(cube, (xr.Dataset, xr.DataArray)):
+        raise GeoanomError(f"fit takes an xarray Dataset or DataArray with time and two spatial dimensions (as from "
+                           f"geoanom.open_cube), not a {type(cube).__module__}.{type(cube).__name__}; for rows of "
+                           "plain features use geoanom.Ensemble or a detector such as geoanom.GMMDetector.")
     names = check_detector_names(detectors)
     if federated and not federated_relevance >= 0:
         raise GeoanomError(f"federated_relevance must be 0 or more, got {federated_relevance}.")

@@ -23,7 +23,7 @@ from dask.base import tokenize
 from dask.highlevelgraph import HighLevelGraph
 from threadpoolctl import threadpool_limits
 
-from ..errors import GeoanomError, GeoanomWarning, TileError, UnitsError
+from ..errors import GeoanomError, GeoanomWarning, NoDataError, TileError, UnitsError
 from ..features import RegionParams
 from ..features.pipeline import feature_cube, source_name, stack_variables
 from ..formatting import coordinate_difference
@@ -224,6 +224,8 @@ def check_same_grid(model: "AnomalyModel", cube: xr.Dataset) -> None:
     The units are checked here because every path that scores a cube with a
     model (score, adapt, the anomalies, the feature trajectory) checks its grid.
     """
+    if cube.sizes.get("time", 1) == 0:
+        raise NoDataError(f"{source_name(cube)} has no time step to score; its time selection may be empty.")
     labels = model.labels
     for name in ("lat", "lon"):
         expected, found = labels[name].values, cube[name].values
