@@ -295,3 +295,20 @@ def test_scoring_an_empty_time_selection_says_so(fitted_model, opened_cube):
 def test_fit_on_a_plain_array_points_to_the_detectors():
     with pytest.raises(GeoanomError, match=r"not a numpy.ndarray; for rows of plain features use geoanom.Ensemble"):
         ga.fit(np.zeros((10, 4, 4)))
+
+
+def test_flags_and_codes_are_left_out_unless_named(tmp_path):
+    # an int8 QC flag was modelled beside tas by default: its 1s were anomalies of 59 spreads
+    from geoanom.errors import GeoanomWarning
+
+    cube, _ = synthetic_cube(n_years=3, n_lat=8, n_lon=10, seed=2, frequency="month")
+    rng = np.random.default_rng(0)
+    cube["tas_qc"] = cube["tas"].copy(data=(rng.random(cube["tas"].shape) < 0.01).astype("int8"))
+    cube["land"] = cube["tas"].copy(data=(rng.random(cube["tas"].shape) < 0.5).astype("float32"))
+    cube["land"].attrs.update(flag_values=[0, 1], flag_meanings="sea land")
+    cube.to_netcdf(tmp_path / "with_flags.nc")
+    opened = ga.open_cube(tmp_path / "with_flags.nc")
+    with pytest.warns(GeoanomWarning, match="tas_qc, land in .* are left out of the model"):
+        model = ga.fit(opened, detectors="gmm", precision=2)
+    assert model.variables == ["tas"]
+    assert ga.fit(opened, variables=["tas", "tas_qc"], detectors="gmm", precision=2).variables == ["tas", "tas_qc"]

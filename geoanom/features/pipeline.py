@@ -19,19 +19,21 @@ Nothing is computed here: the result is a dask array chunked like the cube.
 
 from __future__ import annotations
 
+import warnings
 from typing import Sequence
 
 import dask.array as da
 import numpy as np
 import xarray as xr
 
-from ..errors import CoordinateError, NoDataError, VariableNotFoundError
+from ..errors import CoordinateError, GeoanomWarning, NoDataError, VariableNotFoundError
 from ..grid import spatial_dims, wraps_in_longitude
+from ..io.safety import INTEGER_SOURCE
 from .climatology import Climatology
 from .regions import RegionParams
 from .vectors import block_features, context_features, feature_names
 
-__all__ = ["default_variables", "feature_cube", "source_name", "stack_variables"]
+__all__ = ["default_variables", "feature_cube", "gridded_variables", "source_name", "stack_variables"]
 
 
 def source_name(cube: xr.Dataset) -> str:
@@ -46,16 +48,41 @@ def source_name(cube: xr.Dataset) -> str:
     return f"'{source}'" if source else "the cube"
 
 
+def gridded_variables(cube: xr.Dataset) -> list[str]:
+    """Data variables that span time and both spatial dimensions: those a model can take.
+
+    Examples
+    --------
+    >>> gridded_variables(cube)  # doctest: +SKIP
+    ['tas', 'tas_qc']
+    """
+    dims = set(spatial_dims(cube)) | {"time"}
+    return [str(name) for name, var in cube.data_vars.items() if dims <= set(var.dims)]
+
+
 def default_variables(cube: xr.Dataset) -> list[str]:
-    """Data variables that span time and both spatial dimensions.
+    """The gridded variables a model takes when none are named: measurements, not flags or codes.
+
+    Integer and boolean variables (quality flags, masks, category codes;
+    packed measurements are floats once decoded) and CF flag variables
+    (``flag_values``, ``flag_masks``) are left out: their anomalies in
+    spreads mean nothing (a QC flag's 1 was 59 spreads). Named, they are
+    modelled. When every gridded variable is such a one, all are taken.
 
     Examples
     --------
     >>> default_variables(cube)  # doctest: +SKIP
     ['tas']
     """
-    dims = set(spatial_dims(cube)) | {"time"}
-    return [str(name) for name, var in cube.data_vars.items() if dims <= set(var.dims)]
+    gridded = gridded_variables(cube)
+    measured = [name for name in gridded if _is_measurement(cube[name])]
+    return measured or gridded
+
+
+def _is_measurement(variable: xr.DataArray) -> bool:
+    """A float variable, not read from integers by :func:`geoanom.open_cube`, and not a CF flag."""
+    return (variable.dtype.kind == "f" and INTEGER_SOURCE not in variable.encoding
+            and not {"flag_values", "flag_masks"} & set(variable.attrs))
 
 
 def stack_variables(cube: xr.Dataset | xr.DataArray, variables: Sequence[str] | str | None = None) -> xr.DataArray:
@@ -93,8 +120,15 @@ def stack_variables(cube: xr.Dataset | xr.DataArray, variables: Sequence[str] | 
     dims = spatial_dims(cube)
     if isinstance(variables, str):
         variables = [variables]
-    variables = list(variables) if variables else default_variables(cube)
-    known = default_variables(cube)
+    known = gridded_variables(cube)
+    if not variables:
+        variables = default_variables(cube)
+        if left_out := [name for name in known if name not in variables]:
+            warnings.warn(f"{', '.join(left_out)} in {source_name(cube)} {'is' if len(left_out) == 1 else 'are'} left "
+                          "out of the model: integer, boolean or CF flag variables are flags or codes, not "
+                          "measurements; name the variables to model (variables=, --var) to include them.",
+                          GeoanomWarning, stacklevel=3)
+    variables = list(variables)
     for name in variables:
         if name not in known:
             raise VariableNotFoundError(

@@ -24,7 +24,7 @@ from geoanom.errors import CoordinateError, GeoanomError, InputFileError, NoData
 from .grid import find_coordinate, grid_dims, normalise_lon_lat, rename_coordinate, true_lat_lon
 from .levels import LevelAxis, select_level, variable_levels
 from .messages import short_reason
-from .safety import guard_reads, mask_infinite
+from .safety import INTEGER_SOURCE, guard_reads, mask_infinite
 
 PathLike = Union[str, "os.PathLike[str]"]
 # Upper bound of a default chunk. A task holds its chunk's temporaries (features, scores: about 100 bytes
@@ -246,6 +246,8 @@ def _standardise(ds: xr.Dataset, path: str, variables, chunks, level: float | No
     for name in names:  # astype also drops an integer dtype encoding
         var = ds[name].transpose("time", *spatial)
         ds[name] = var.astype(_float_dtype(var.dtype))
+        if var.dtype.kind != "f":  # a flag or a code, not a measurement: models leave it out unless it is named
+            ds[name].encoding[INTEGER_SOURCE] = str(var.dtype)
     ds = normalise_lon_lat(ds)
     return ds if ds.indexes["time"].is_monotonic_increasing else ds.sortby("time")
 

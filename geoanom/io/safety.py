@@ -27,6 +27,7 @@ from .messages import short_reason
 
 INCOMPLETE_ATTR = "geoanom_incomplete"  # set on a write's temporary until every value is on disk
 INFINITE_KEY = "geoanom_infinite"  # encoding: the lazy count of ±inf per time step, from the raw values
+INTEGER_SOURCE = "geoanom_integer_source"  # encoding: the integer dtype open_cube read a variable as (a flag or code)
 _NETCDF3_MAGIC = (b"CDF\x01", b"CDF\x02")  # classic and 64-bit offset: the formats scipy can lay out
 
 
