@@ -202,7 +202,7 @@ class Climatology:
                               "period; the selected data may be all NaN.")
         _warn_sparse_cells(cell_counts, what)
         prefix = _chosen_prefix(press, limit, prefixes, groups)
-        n_planes = columns.shape[1] + 2 * SPREAD_SEASONS[design.kind] + 2
+        n_planes = columns.shape[1] + 2 * SPREAD_SEASONS[design.kind] + 3
         seasons = spread_season(time, design.kind)
         cell_prefix = da.from_array(prefix[:, None], chunks=(data.chunks[0], (1,)) + data.chunks[2:])
         cells = da.map_blocks(final_block, data, cell_prefix, columns, seasons, SPREAD_SEASONS[design.kind], dtype=np.float64,
@@ -210,9 +210,10 @@ class Climatology:
         [cells] = dask.compute(cells, scheduler=scheduler)
         n_columns, n_seasons = columns.shape[1], SPREAD_SEASONS[design.kind]
         coefficients = cells[:n_columns]
-        spread, spread_weight = pool_spread(cells[n_columns:n_columns + n_seasons], cells[n_columns + n_seasons:-2])
+        spread, spread_weight = pool_spread(cells[n_columns:n_columns + n_seasons], cells[n_columns + n_seasons:-3])
         spread = _floored(spread, coefficients[0])
-        weight_scale, leverage_scale = cells[-2], cells[-1]
+        weight_scale, leverage_scale, point_mass = cells[-3], cells[-2], cells[-1]
+        _warn_point_masses(point_mass == 1, what)
         return cls(design, coefficients, spread, spread_weight, prefix, weight_scale, leverage_scale,
                    _gram_inverses(columns))
 
@@ -452,6 +453,16 @@ def _warn_partial_cells(gap: np.ndarray, limit: np.ndarray, field_gap: float, wh
         warnings.warn(f"{int(partial.sum())} of {int(fitted.sum())} cells of {what} hold values that leave more of "
                       f"the year uncovered than the training period does (up to {float(gap[partial].max()):.0%}): "
                       "their expected value there is extrapolated by the harmonics of the year their values support.",
+                      GeoanomWarning, stacklevel=3)
+
+
+def _warn_point_masses(point_mass: np.ndarray, what: str) -> None:
+    """One warning for the cells whose values sit on one value half the time or more (see ``plain_spread``)."""
+    if point_mass.any():
+        warnings.warn(f"{int(point_mass.sum())} cells of {what} hold one value (such as 0) in half their training "
+                      "values or more (a zero-inflated or discrete variable: precipitation, a flag): their spread is "
+                      "the plain root mean square, not a robust one, so an event in their training period widens it; "
+                      "a transform (such as log1p of precipitation) makes such a variable better behaved.",
                       GeoanomWarning, stacklevel=3)
 
 
