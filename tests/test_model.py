@@ -135,8 +135,14 @@ def test_scoring_another_grid_is_refused(fitted_model, opened_cube):
         fitted_model.score(other)
     # the same shape, shifted half a degree: the message says how (it showed two equal shapes)
     shifted = opened_cube.assign_coords(lat=opened_cube["lat"] + 0.5)
-    with pytest.raises(GeoanomError, match=r"lat is shifted by \+0.5 throughout"):
+    with pytest.raises(GeoanomError, match=r"lat is shifted by \+0.5 throughout .*; score data on the grid"):
         fitted_model.score(shifted)
+    # the same cells in another convention (a file opened with xarray alone): say how to open it
+    wrapped = opened_cube.assign_coords(lon=opened_cube["lon"] % 360)
+    with pytest.raises(GeoanomError, match="another order or longitude convention: open both .* geoanom.open_cube"):
+        fitted_model.score(wrapped)
+    with pytest.raises(GeoanomError, match="another order or longitude convention"):
+        fitted_model.score(opened_cube.isel(lat=slice(None, None, -1)))
 
 
 def test_unknown_variable_lists_the_known_ones(opened_cube):

@@ -231,9 +231,20 @@ def check_same_grid(model: "AnomalyModel", cube: xr.Dataset) -> None:
         expected, found = labels[name].values, cube[name].values
         if expected.shape != found.shape or not np.allclose(expected, found, atol=1e-6):
             raise GeoanomError(f"the grid of {source_name(cube)} differs from the model's: "
-                               f"{coordinate_difference(name, expected, found)}; score data on the grid the model "
-                               "was fitted on.")
+                               f"{coordinate_difference(name, expected, found)}; "
+                               f"{_grid_advice(name, expected, found)}.")
     check_same_units(model, cube)
+
+
+def _grid_advice(name: str, expected: np.ndarray, found: np.ndarray) -> str:
+    """What to do about a coordinate that differs: open with geoanom.open_cube when only its convention differs."""
+    if expected.shape == found.shape:
+        wrapped = name == "lon" and np.allclose(np.mod(found - expected + 180.0, 360.0) - 180.0, 0.0, atol=1e-6)
+        reordered = np.allclose(np.sort(expected, axis=None), np.sort(found, axis=None), atol=1e-6)
+        if wrapped or reordered:
+            return ("the same cells in another order or longitude convention: open both the training and the scored "
+                    "data with geoanom.open_cube, which puts latitudes ascending and longitudes in -180..180")
+    return "score data on the grid the model was fitted on"
 
 
 def variable_units(cube: xr.Dataset | xr.DataArray, variables: list[str]) -> dict[str, str]:
