@@ -199,7 +199,7 @@ def test_ensemble_votes_majority_and_round_trip(blobs):
     assert irregularity.shape == (5, len(test))
     votes = ensemble.votes(test)
     np.testing.assert_array_equal(votes, (irregularity > 1).sum(axis=0))
-    np.testing.assert_array_equal(ensemble.predict(test), (votes >= 3).astype(int))
+    np.testing.assert_array_equal(ensemble.majority_vote(test), (votes >= 3).astype(int))
     assert roc_auc_score(labels, ensemble.fused_irregularity(test)) > 0.97
     rebuilt = Ensemble.from_dict(ensemble.to_dict())
     np.testing.assert_array_equal(rebuilt.irregularity(test), irregularity)

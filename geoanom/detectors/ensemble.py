@@ -44,7 +44,17 @@ def check_detector_names(names: Sequence[str] | str) -> tuple[str, ...]:
 
 
 class Ensemble(BaseEstimator):
-    """Detector families fitted on the same observations, with a majority vote.
+    """Detector families fitted on the same observations: a fused score and a majority vote.
+
+    Two rules, kept apart. The scikit-learn / pyod path is one rule:
+    :meth:`decision_function` is the fused irregularity (the geometric mean
+    of the families', see :func:`fuse`), ``threshold_`` is 1.0 and
+    :meth:`predict` is ``decision_function(X) > threshold_`` (so ``labels_``
+    is ``decision_scores_ > threshold_``, as in pyod). The strict majority
+    of the families' flags, which ``geoanom.fit``'s result holds as its
+    ``ensemble`` variable, is :meth:`majority_vote`; the two disagree on
+    rows where a few families are far past their thresholds and the rest
+    just below (about 0.2% of normal rows).
 
     Parameters
     ----------
@@ -64,8 +74,9 @@ class Ensemble(BaseEstimator):
         The fitted families, in the order given.
     decision_scores_, labels_, threshold_
         After :meth:`fit`, as in pyod: the training observations'
-        :meth:`decision_function` (the fused irregularity), their
-        :meth:`predict` (the majority vote) and 1.0.
+        :meth:`decision_function` (the fused irregularity), 1.0 and their
+        labels ``decision_scores_ > threshold_`` (:meth:`predict`, not the
+        majority vote).
 
     Examples
     --------
@@ -110,9 +121,9 @@ class Ensemble(BaseEstimator):
             name: FAMILIES[name](random_state=self.random_state).fit(self.family_rows(name, X))
             for name in check_detector_names(self.detectors)
         }
+        self.threshold_ = FUSED_THRESHOLD
         self.decision_scores_ = self.decision_function(X)
-        self.labels_ = self.predict(X)
-        self.threshold_ = 1.0
+        self.labels_ = (self.decision_scores_ > self.threshold_).astype(np.int8)
         return self
 
     def __sklearn_is_fitted__(self) -> bool:
@@ -196,6 +207,7 @@ class Ensemble(BaseEstimator):
         """
         ensemble = Ensemble(**self.get_params())
         ensemble.detectors_ = {**getattr(self, "detectors_", {}), **detectors}
+        ensemble.threshold_ = FUSED_THRESHOLD
         ensemble.n_features_in_ = n_features or getattr(self, "n_features_in_", None) or ensemble._widest()
         ensemble._check_widths()
         return ensemble
@@ -283,14 +295,30 @@ class Ensemble(BaseEstimator):
         return self.flags(X).sum(axis=0)
 
     def predict(self, X: Any) -> np.ndarray:
-        """Majority flag: 1 where more than half of the families say anomalous (pyod's labels).
+        """pyod's labels: 1 where the fused irregularity is above ``threshold_`` (1.0), else 0.
+
+        ``predict(X) == (decision_function(X) > threshold_)``, as for every
+        family; the strict majority of the families' flags (the ``ensemble``
+        variable of a scored cube) is :meth:`majority_vote`.
 
         Examples
         --------
         >>> import numpy as np
         >>> X = np.random.default_rng(0).normal(size=(300, 2))
-        >>> Ensemble(("gmm", "kmeans"), random_state=0).fit(X).predict([[0.0, 0.0]]).tolist()
-        [0]
+        >>> Ensemble(("gmm", "kmeans"), random_state=0).fit(X).predict([[0.0, 0.0], [9.0, 9.0]]).tolist()
+        [0, 1]
+        """
+        return (self.decision_function(X) > self.threshold_).astype(np.int8)
+
+    def majority_vote(self, X: Any) -> np.ndarray:
+        """1 where more than half of the families flag an observation (the ``ensemble`` output variable), else 0.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> X = np.random.default_rng(0).normal(size=(300, 2))
+        >>> Ensemble(("gmm", "kmeans"), random_state=0).fit(X).majority_vote([[0.0, 0.0], [9.0, 9.0]]).tolist()
+        [0, 1]
         """
         check_is_fitted(self)
         X = validate_data(self, X, dtype=np.float64, reset=False)
@@ -332,6 +360,10 @@ class Ensemble(BaseEstimator):
         n_features = data.get("n_features")
         return cls(detectors=tuple(parts), columns=columns).with_detectors(
             detectors, n_features=int(n_features) if n_features is not None else None)
+
+
+# The fused irregularity's threshold: pyod's ``threshold_`` of the ensemble (see Ensemble.predict).
+FUSED_THRESHOLD = 1.0
 
 
 def majority(votes: Any, n_detectors: int) -> Any:

@@ -211,7 +211,7 @@ def _pseudo_labelled(data: ClientData, seed: int) -> ClientData:
     """The client's rows labelled by its own detector ensemble's majority flag."""
     from ..detectors import Ensemble
 
-    flags = Ensemble(("gmm", "kmeans"), random_state=seed).fit(data.features).predict(data.features)
+    flags = Ensemble(("gmm", "kmeans"), random_state=seed).fit(data.features).majority_vote(data.features)
     return ClientData(data.client, data.features, flags.astype(np.float64), data.key)
 
 
