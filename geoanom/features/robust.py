@@ -325,19 +325,26 @@ def plain_spread(y: np.ndarray, residual: np.ndarray, leverage: np.ndarray, vali
     >>> mass.tolist(), spread.round(2).tolist()
     ([True], [[2.55]])
     """
+    point_mass, spread = np.zeros(y.shape[1], dtype=bool), np.zeros((n_seasons, y.shape[1]))
+    kept = np.where(valid, residual, 0.0)
+    squares = np.einsum("tc,tc->c", kept, kept)  # no leave-one-out factor: a bound to screen with
+    suspects = np.flatnonzero(robust.max(axis=0) ** 2 * valid.sum(axis=0) < 0.25 * squares)
+    if not suspects.size:
+        return point_mass, spread
+    held, valid = np.where(valid[:, suspects], y[:, suspects], np.nan), valid[:, suspects]
     count = valid.sum(axis=0)
-    loo = np.where(valid, residual / (1.0 - leverage), 0.0)
-    record = (loo**2).sum(axis=0) / np.maximum(count, 1)
-    point_mass = np.zeros(y.shape[1], dtype=bool)
-    if (suspects := np.flatnonzero(robust.max(axis=0) < 0.5 * np.sqrt(record))).size:
-        held = np.where(valid[:, suspects], y[:, suspects], np.nan)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # cells without values
-            median = np.nanmedian(held, axis=0)
-        point_mass[suspects] = (held == median).sum(axis=0) * 2 >= count[suspects]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # cells without values
+        median = np.nanmedian(held, axis=0)
+    found = (held == median).sum(axis=0) * 2 >= count
+    point_mass[suspects] = found
+    cells = suspects[found]
+    loo = np.where(valid[:, found], residual[:, cells] / (1.0 - leverage[:, cells]), 0.0)
+    record = (loo**2).sum(axis=0) / np.maximum(count[found], 1)
     in_season = (np.asarray(seasons)[None, :] == np.arange(n_seasons)[:, None]).astype(np.float64)  # (season, time)
-    season_count, season_sum = in_season @ valid, in_season @ loo**2
-    return point_mass, np.sqrt((season_sum + SPREAD_PRIOR * record) / (season_count + SPREAD_PRIOR))
+    season_count, season_sum = in_season @ valid[:, found], in_season @ loo**2
+    spread[:, cells] = np.sqrt((season_sum + SPREAD_PRIOR * record) / (season_count + SPREAD_PRIOR))
+    return point_mass, spread
 
 
 def _usable_prefix(n_valid: np.ndarray, prefixes: list[int]) -> np.ndarray:
