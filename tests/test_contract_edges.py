@@ -3,7 +3,7 @@ isolation forest, merging mismatched detectors and detectors given as instances.
 
 import numpy as np
 
-from geoanom.detectors import Ensemble
+from geoanom.detectors import Ensemble, IForestDetector
 from geoanom.detectors.ensemble import majority
 
 
@@ -20,3 +20,35 @@ def test_ensemble_predict_is_the_fused_score_above_its_threshold_and_the_vote_st
     rebuilt = Ensemble.from_dict(ensemble.to_dict())  # as geoanom.fit's tiles are built
     assert rebuilt.threshold_ == 1.0
     np.testing.assert_array_equal(rebuilt.predict(new), ensemble.predict(new))
+
+
+def test_isolation_forest_flags_a_departure_in_a_column_constant_in_training():
+    X = np.random.default_rng(0).normal(size=(500, 2))
+    X[:, 1] = 5.0
+    probe = np.array([[0.0, 5.0], [0.0, 6.0], [0.0, 1000.0], [0.0, 4.9]])
+    forest = IForestDetector(random_state=0).fit(X)
+    np.testing.assert_array_equal(forest.native_score(probe)[1:], 1.0)  # was 0.63 everywhere: the column unseen
+    np.testing.assert_array_equal(forest.predict(probe), [0, 1, 1, 1])
+    # rows without a departure score as the trees say, bit for bit as a model saved before (no unsplit state)
+    saved = forest.to_dict()
+    before = {**saved, "state": {k: v for k, v in saved["state"].items() if not k.startswith("unsplit_")}}
+    old = IForestDetector.from_dict(before)
+    inside = np.c_[np.random.default_rng(1).normal(size=300), np.full(300, 5.0)]
+    np.testing.assert_array_equal(forest.native_score(inside), old.native_score(inside))
+    assert old.native_score(probe[1:2])[0] < 0.7
+    rebuilt = IForestDetector.from_dict(saved)
+    np.testing.assert_array_equal(rebuilt.native_score(probe), forest.native_score(probe))
+    merged = forest.merge(IForestDetector(random_state=1).fit(X))
+    assert merged.predict(probe).tolist() == [0, 1, 1, 1]
+    forest.update(inside[:256])  # regrown from a reservoir that still holds the column constant
+    assert forest.predict(probe).tolist() == [0, 1, 1, 1]
+
+
+def test_isolation_forest_state_is_unchanged_without_constant_columns_and_reads_units():
+    rng = np.random.default_rng(2)
+    X = rng.normal(size=(400, 2))
+    assert not any(name.startswith("unsplit_") for name in IForestDetector(random_state=0).fit(X).to_dict()["state"])
+    X[:, 1] = 271.35 + rng.normal(scale=1e-6, size=400)  # a constant cell's rounding noise
+    forest, = IForestDetector.fit_many([X], [0], feature_units=[1.0, 1.0])
+    within, beyond = forest.native_score([[0.0, 271.3505], [0.0, 271.36]])
+    assert within < 0.7 and beyond == 1.0  # within the column's resolution (1e-3 of its unit) the value is the constant

@@ -10,6 +10,7 @@ from sklearn.utils._param_validation import Interval
 
 from .base import (
     CONTAMINATION_CONSTRAINT,
+    ROUNDING_SHARE,
     THRESHOLD_CONSTRAINT,
     Detector,
     merged_threshold,
@@ -21,6 +22,8 @@ from .validation import check_forest
 NODE_ARRAYS = ("node_feature_", "node_threshold_", "node_left_", "node_path_")
 # Attributes held as read-only arrays, never changed in place: copies of a detector may share them.
 SHARED_ARRAYS = (*NODE_ARRAYS, "tree_root_")
+# The columns no tree can split on (constant in training) and the range each held; absent when none is.
+UNSPLIT_ARRAYS = ("unsplit_feature_", "unsplit_low_", "unsplit_high_")
 
 
 class IForestDetector(Detector):
@@ -54,6 +57,16 @@ class IForestDetector(Detector):
         is kept when it flags between a tenth and twice this share of the
         training data, otherwise the threshold flags exactly this share.
     random_state : int, optional
+
+    Notes
+    -----
+    A column constant in training (sea ice at the freezing point, a filled
+    land value) is never split on, so no tree sees its value. A row that
+    leaves such a column's training value (beyond its rounding, and beyond
+    its resolution when ``feature_units`` make it constant, see
+    :func:`geoanom.detectors.base.constant_columns`) is isolated before any
+    split: path length 0, anomaly score 1, the largest there is. Other rows
+    score as the trees alone say.
     """
 
     family = "iforest"
@@ -87,7 +100,7 @@ class IForestDetector(Detector):
     def _fit(self, X: np.ndarray) -> None:
         seed = self._seed()
         state = build_forests([X], [seed], n_estimators=self.n_estimators, max_samples=self.max_samples)[0]
-        self._set_state(_with_reservoir(state, X, seed, self.max_samples))
+        self._set_state({**_with_reservoir(state, X, seed, self.max_samples), **unsplit_columns(X)})
 
     @classmethod
     def fit_many(cls, samples, random_states, **params) -> list[IForestDetector]:
@@ -110,7 +123,7 @@ class IForestDetector(Detector):
         states = build_forests(samples, seeds, n_estimators=detectors[0].n_estimators,
                                max_samples=detectors[0].max_samples)
         for detector, X, state, seed in zip(detectors, samples, states, seeds):
-            detector._set_state(_with_reservoir(state, X, seed, detector.max_samples))
+            detector._set_state({**_with_reservoir(state, X, seed, detector.max_samples), **unsplit_columns(X)})
             detector._set_threshold(detector._native_score(X))
         return detectors
 
@@ -127,7 +140,14 @@ class IForestDetector(Detector):
 
     def _native_score(self, X: np.ndarray) -> np.ndarray:
         """Anomaly score in [0, 1] (anomalous above the native threshold, 0.6 by default)."""
-        return np.exp2(-forest_depth(X, self._get_state(), self._tree_depths))
+        score = np.exp2(-forest_depth(X, self._get_state(), self._tree_depths))
+        feature = getattr(self, "unsplit_feature_", None)
+        if feature is not None and len(feature):  # a departure in a column no tree splits: isolated at depth 0
+            values = X[:, feature]
+            departed = ((values < self.unsplit_low_) | (values > self.unsplit_high_)).any(axis=1)
+            if departed.any():
+                score = np.where(departed, 1.0, score)
+        return score
 
     def update(self, X: Any) -> IForestDetector:
         """Absorb observations: refresh part of the forest from a reservoir sample.
@@ -162,7 +182,7 @@ class IForestDetector(Detector):
         state = _concat_forests(_select_trees(self._get_state(), kept), {**grown, "tree_weight_": np.full(refresh, weight)})
         state.update(reservoir_=reservoir, reservoir_seen_=self.reservoir_seen_,
                      refresh_next_=(int(self.refresh_next_) + refresh) % n_trees, pending_=0,
-                     n_samples_=self.n_samples_ + len(X))
+                     n_samples_=self.n_samples_ + len(X), **self._unsplit_within(reservoir))
         self._set_state(state)
         return self
 
@@ -181,7 +201,8 @@ class IForestDetector(Detector):
         # each part's share of the merged reservoir follows how much data it has seen
         own = min(len(self.reservoir_), round(self.max_samples * self.reservoir_seen_ / max(seen, 1.0)))
         reservoir = np.concatenate([self.reservoir_[:own], other.reservoir_[: self.max_samples - own]])
-        state.update(reservoir_=reservoir, reservoir_seen_=seen, refresh_next_=0, pending_=0)
+        state.update(reservoir_=reservoir, reservoir_seen_=seen, refresh_next_=0, pending_=0,
+                     **_merged_unsplit(self, other))
         merged._set_state(state)
         merged.native_threshold_, merged.threshold_source_ = merged_threshold(
             self, other, self.n_samples_, other.n_samples_
@@ -191,7 +212,7 @@ class IForestDetector(Detector):
 
     def _get_state(self) -> dict[str, Any]:
         names = (*NODE_ARRAYS, "tree_root_", "tree_norm_", "tree_weight_", "max_depth_", "n_features_", "n_samples_",
-                 "reservoir_", "reservoir_seen_", "refresh_next_", "pending_")
+                 "reservoir_", "reservoir_seen_", "refresh_next_", "pending_", *UNSPLIT_ARRAYS)
         return {name: getattr(self, name) for name in names if hasattr(self, name)}
 
     @classmethod
@@ -203,6 +224,15 @@ class IForestDetector(Detector):
         """
         check_forest(state, cls.family)
         check_walk_depth(_deepest_level(state))
+        if any(name in state for name in UNSPLIT_ARRAYS):
+            feature, low, high = (np.asarray(state.get(name, ())) for name in UNSPLIT_ARRAYS)
+            n_features = int(state.get("n_features_", 0))
+            if not (feature.ndim == 1 and low.shape == high.shape == feature.shape and np.isfinite(low).all()
+                    and np.isfinite(high).all() and (low <= high).all()
+                    and ((0 <= feature) & (feature < n_features)).all()):
+                raise ValueError(f"{cls.family} detector: unsplit_feature_ {feature.shape}, unsplit_low_ {low.shape} "
+                                 f"and unsplit_high_ {high.shape} must be one finite range per column below "
+                                 f"n_features_ ({n_features}), low not above high")
 
     def _set_state(self, state: dict[str, Any]) -> None:
         self.n_features_ = int(state.get("n_features_", getattr(self, "n_features_", 0)))
@@ -226,6 +256,58 @@ class IForestDetector(Detector):
         self.reservoir_seen_ = float(state.get("reservoir_seen_", len(self.reservoir_)))
         self.refresh_next_ = int(state.get("refresh_next_", 0))
         self.pending_ = int(state.get("pending_", 0))
+        if "unsplit_feature_" in state:  # absent in models without constant columns, and in those saved before
+            self.unsplit_feature_ = np.asarray(state["unsplit_feature_"], dtype=np.intp)
+            self.unsplit_low_ = np.asarray(state["unsplit_low_"], dtype=np.float64)
+            self.unsplit_high_ = np.asarray(state["unsplit_high_"], dtype=np.float64)
+        else:  # a refit or regrown forest without them
+            for name in UNSPLIT_ARRAYS:
+                self.__dict__.pop(name, None)
+
+    def _unsplit_within(self, rows: np.ndarray) -> dict[str, np.ndarray]:
+        """The unsplit columns whose range still holds every one of ``rows`` (the trees regrown from them split none)."""
+        feature = getattr(self, "unsplit_feature_", None)
+        if feature is None:
+            return {}
+        values = rows[:, feature].astype(np.float64)
+        # the reservoir holds float32 rows: their rounding is no departure
+        slack = np.spacing(np.maximum(np.abs(self.unsplit_low_), np.abs(self.unsplit_high_)).astype(np.float32))
+        inside = ((values >= self.unsplit_low_ - slack) & (values <= self.unsplit_high_ + slack)).all(axis=0)
+        return {"unsplit_feature_": feature[inside], "unsplit_low_": self.unsplit_low_[inside],
+                "unsplit_high_": self.unsplit_high_[inside]}
+
+
+def unsplit_columns(X: np.ndarray) -> dict[str, np.ndarray]:
+    """The columns of training rows ``X`` that no isolation tree can split on, and the range each may take.
+
+    A column is unsplit when its values differ by no more than the rounding
+    of their magnitude (``ROUNDING_SHARE``); a value beyond that rounding
+    of the column's minimum or maximum departs from it. Empty when no
+    column is constant, so such models' state is unchanged.
+
+    Examples
+    --------
+    >>> X = np.c_[np.arange(4.0), np.full(4, 5.0)]
+    >>> {name: values.tolist() for name, values in unsplit_columns(X).items()}
+    {'unsplit_feature_': [1], 'unsplit_low_': [4.999999995], 'unsplit_high_': [5.000000005]}
+    """
+    low, high = X.min(axis=0), X.max(axis=0)
+    rounding = ROUNDING_SHARE * np.maximum(np.maximum(np.abs(low), np.abs(high)), 1.0)
+    feature = np.flatnonzero(high - low <= rounding)
+    if not feature.size:
+        return {}
+    return {"unsplit_feature_": feature, "unsplit_low_": low[feature] - rounding[feature],
+            "unsplit_high_": high[feature] + rounding[feature]}
+
+
+def _merged_unsplit(a: IForestDetector, b: IForestDetector) -> dict[str, np.ndarray]:
+    """The columns unsplit in both forests, over the union of their ranges (no tree of either splits them)."""
+    fa, fb = getattr(a, "unsplit_feature_", None), getattr(b, "unsplit_feature_", None)
+    if fa is None or fb is None:
+        return {}
+    feature, ia, ib = np.intersect1d(fa, fb, return_indices=True)
+    return {"unsplit_feature_": feature, "unsplit_low_": np.minimum(a.unsplit_low_[ia], b.unsplit_low_[ib]),
+            "unsplit_high_": np.maximum(a.unsplit_high_[ia], b.unsplit_high_[ib])}
 
 
 def _consecutive_children(state: dict[str, Any], n_features: int) -> dict[str, np.ndarray]:
