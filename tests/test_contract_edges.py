@@ -2,9 +2,12 @@
 isolation forest, merging mismatched detectors and detectors given as instances."""
 
 import numpy as np
+import pytest
 
-from geoanom.detectors import Ensemble, IForestDetector
-from geoanom.detectors.ensemble import majority
+from geoanom.detectors import Ensemble, GMMDetector, IForestDetector, KMeansDetector
+from geoanom.detectors.base import MergeError
+from geoanom.detectors.ensemble import check_detector_names, majority
+from geoanom.errors import GeoanomError
 
 
 def test_ensemble_predict_is_the_fused_score_above_its_threshold_and_the_vote_stays_apart():
@@ -52,3 +55,28 @@ def test_isolation_forest_state_is_unchanged_without_constant_columns_and_reads_
     forest, = IForestDetector.fit_many([X], [0], feature_units=[1.0, 1.0])
     within, beyond = forest.native_score([[0.0, 271.3505], [0.0, 271.36]])
     assert within < 0.7 and beyond == 1.0  # within the column's resolution (1e-3 of its unit) the value is the constant
+
+
+def test_merge_refuses_another_family_or_width_in_one_sentence_naming_both():
+    X = np.random.default_rng(3).normal(size=(300, 3))
+    forest = IForestDetector(n_estimators=10, random_state=0).fit(X[:, :2])
+    with pytest.raises(MergeError, match=r"^cannot merge GMMDetector into IForestDetector: .*\.$"):
+        forest.merge(GMMDetector(random_state=0).fit(X[:, :2]))  # was AttributeError: no attribute 'tree_weight_'
+    with pytest.raises(ValueError, match="KMeansDetector of 3 features into KMeansDetector of 2"):
+        KMeansDetector(random_state=0).fit(X[:, :2]).merge(KMeansDetector(random_state=0).fit(X))  # was numpy's
+    pair = Ensemble(("gmm", "kmeans"), random_state=0).fit(X)
+    with pytest.raises(MergeError, match="ensemble of gmm, iforest on 3 features into an ensemble of gmm, kmeans"):
+        pair.merge(Ensemble(("gmm", "iforest"), random_state=0).fit(X))
+    assert pair.merge(pair).names == ("gmm", "kmeans")
+
+
+def test_ensemble_takes_detector_instances_and_says_names_are_expected_elsewhere():
+    X = np.random.default_rng(4).normal(size=(300, 2))
+    ensemble = Ensemble([GMMDetector(max_iter=20), "kmeans"], random_state=0).fit(X)  # was "unknown detector"
+    assert ensemble.names == ("gmm", "kmeans") and ensemble.detectors_["gmm"].max_iter == 20
+    fitted = Ensemble.fit_many([X], [IForestDetector(n_estimators=7)], random_states=[0])[0]
+    assert len(fitted.detectors_["iforest"].tree_root_) == 7
+    with pytest.raises(GeoanomError, match="two gmm detectors"):
+        Ensemble([GMMDetector(), GMMDetector()]).fit(X)
+    with pytest.raises(GeoanomError, match="given by name here, not as GMMDetector objects; known detectors: gmm"):
+        check_detector_names([GMMDetector()])

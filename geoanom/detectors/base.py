@@ -54,6 +54,7 @@ scikit-learn runs its general estimator checks on them.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from numbers import Integral, Real
 from typing import Any, ClassVar
@@ -66,6 +67,7 @@ from sklearn.utils._param_validation import (
 )
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from ..errors import GeoanomError
 from ..jsonable import to_jsonable
 from .thresholds import (
     PLAUSIBLE_RATE_FACTORS,
@@ -74,8 +76,8 @@ from .thresholds import (
     merged_threshold,
 )
 
-__all__ = ["CONSTANT_SHARE", "PLAUSIBLE_RATE_FACTORS", "Detector", "check_features", "check_samples",
-           "choose_threshold", "constant_columns", "contamination_quantile", "merged_threshold",
+__all__ = ["CONSTANT_SHARE", "PLAUSIBLE_RATE_FACTORS", "Detector", "MergeError", "check_features", "check_mergeable",
+           "check_samples", "choose_threshold", "constant_columns", "contamination_quantile", "merged_threshold",
            "standardised_sample"]
 
 # A feature column whose training spread is at most this share of its unit is constant (see the module docstring):
@@ -192,13 +194,56 @@ def standardised_sample(
     return (X - detector.center_) / detector.scale_
 
 
+class MergeError(GeoanomError, ValueError):
+    """Two models that are not partial models of one family on the same features were given to ``merge``."""
+
+
+def check_mergeable(a: Any, b: Any) -> None:
+    """Raise :class:`MergeError`, in one sentence naming both, unless ``b`` is of ``a``'s family and width.
+
+    Examples
+    --------
+    >>> from geoanom.detectors import GMMDetector, KMeansDetector
+    >>> X = np.random.default_rng(0).normal(size=(100, 2))
+    >>> check_mergeable(KMeansDetector(random_state=0).fit(X), GMMDetector(random_state=0).fit(X))  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    geoanom.detectors.base.MergeError: cannot merge GMMDetector into KMeansDetector: merge combines partial models...
+    """
+    check_is_fitted(a)
+    check_is_fitted(b)
+    if type(a) is not type(b):
+        raise MergeError(f"cannot merge {type(b).__name__} into {type(a).__name__}: merge combines partial "
+                         "models of one family on the same features.")
+    if a.n_features_in_ != b.n_features_in_:
+        raise MergeError(f"cannot merge {type(b).__name__} of {b.n_features_in_} features into {type(a).__name__} "
+                         f"of {a.n_features_in_}: merge combines partial models of one family on the same features.")
+
+
+def _checked_merge(merge: Any) -> Any:
+    """A family's ``merge``, refusing another family or width first (see :meth:`Detector.__init_subclass__`)."""
+
+    @functools.wraps(merge)
+    def checked(self: Detector, other: Detector) -> Detector:
+        check_mergeable(self, other)
+        return merge(self, other)
+
+    return checked
+
+
 class Detector(BaseEstimator):
     """Base class of the detector families (see the module docstring).
 
     Subclasses set ``family``, ``paper_threshold`` and ``anomalous_above``,
     ``_parameter_constraints``, and implement ``_fit``, ``_native_score``,
-    ``merge`` and the state hooks.
+    ``merge`` and the state hooks. Every family's ``merge`` refuses a model
+    of another family or width (:func:`check_mergeable`) before it runs.
     """
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "merge" in cls.__dict__:  # the one entry point of every family's merge, checked here once
+            cls.merge = _checked_merge(cls.__dict__["merge"])
 
     family: ClassVar[str] = ""
     paper_threshold: ClassVar[float] = 0.0

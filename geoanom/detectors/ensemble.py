@@ -6,10 +6,10 @@ from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
-from sklearn.base import BaseEstimator
+from sklearn.base import BaseEstimator, clone
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from .base import Detector, check_features, check_samples
+from .base import Detector, MergeError, check_features, check_samples
 from .crossfit import fit_many_out_of_fold
 from .dpmm import DPMMDetector
 from .event import EventDetector
@@ -28,12 +28,24 @@ DEFAULT_DETECTORS = ("gmm", "kmeans", "dpmm", "iforest", "event")
 
 
 def check_detector_names(names: Sequence[str] | str) -> tuple[str, ...]:
-    """Validate detector family names (a sequence or a comma-separated string)."""
+    """Validate detector family names (a sequence or a comma-separated string).
+
+    Examples
+    --------
+    >>> check_detector_names("gmm, iforest")
+    ('gmm', 'iforest')
+    """
     from ..errors import GeoanomError
 
     if isinstance(names, str):
         names = [name.strip() for name in names.split(",") if name.strip()]
     names = tuple(names)
+    objects = [name for name in names if not isinstance(name, str)]
+    if objects:
+        raise GeoanomError(
+            f"detectors are given by name here, not as {type(objects[0]).__name__} objects; known detectors: "
+            f"{', '.join(FAMILIES)} (Ensemble(detectors=...) also takes detector instances)."
+        )
     unknown = [name for name in names if name not in FAMILIES]
     if unknown or not names:
         raise GeoanomError(
@@ -41,6 +53,34 @@ def check_detector_names(names: Sequence[str] | str) -> tuple[str, ...]:
             f"known detectors: {', '.join(FAMILIES)}."
         )
     return names
+
+
+def family_specs(detectors: Sequence[str | Detector] | str) -> dict[str, dict[str, Any]]:
+    """Each family's name and constructor parameters, from names or detector instances (scikit-learn's clone).
+
+    An instance gives its family and its parameters (its ``random_state``
+    too); a name gives the family's defaults. Two detectors of one family
+    are refused: the ensemble names its families.
+
+    Examples
+    --------
+    >>> family_specs(["gmm", KMeansDetector(contamination=0.05)])["kmeans"]["contamination"]
+    0.05
+    """
+    from ..errors import GeoanomError
+
+    if isinstance(detectors, str) or all(isinstance(item, str) for item in detectors):
+        return {name: {} for name in check_detector_names(detectors)}
+    specs: dict[str, dict[str, Any]] = {}
+    for item in detectors:
+        if isinstance(item, Detector):
+            name, params = item.family, clone(item).get_params(deep=False)
+        else:
+            name, params = check_detector_names([item])[0], {}
+        if name in specs:
+            raise GeoanomError(f"the ensemble is given two {name} detectors; it holds one detector per family.")
+        specs[name] = params
+    return specs
 
 
 class Ensemble(BaseEstimator):
@@ -58,10 +98,13 @@ class Ensemble(BaseEstimator):
 
     Parameters
     ----------
-    detectors : sequence of str, default ("gmm", "kmeans", "dpmm", "iforest", "event")
-        Family names, see ``FAMILIES``.
+    detectors : sequence of str or Detector, default ("gmm", "kmeans", "dpmm", "iforest", "event")
+        Family names (see ``FAMILIES``), or unfitted detector instances
+        (``GMMDetector(max_iter=50)``), which are cloned with their
+        parameters, scikit-learn style; at most one per family.
     random_state : int, optional
-        Seed passed to every family.
+        Seed passed to every family (an instance's own ``random_state``
+        is kept when this is None).
     columns : mapping of str to sequence of int, optional
         The feature columns a family reads, by family name; a family not
         named reads every column. The event family judges a cell given its
@@ -118,13 +161,19 @@ class Ensemble(BaseEstimator):
         self._validate_params()
         X = validate_data(self, X, dtype=np.float64, ensure_min_samples=2)
         self.detectors_ = {
-            name: FAMILIES[name](random_state=self.random_state).fit(self.family_rows(name, X))
-            for name in check_detector_names(self.detectors)
+            name: FAMILIES[name](**{**params, **self._seed(params)}).fit(self.family_rows(name, X))
+            for name, params in family_specs(self.detectors).items()
         }
         self.threshold_ = FUSED_THRESHOLD
         self.decision_scores_ = self.decision_function(X)
         self.labels_ = (self.decision_scores_ > self.threshold_).astype(np.int8)
         return self
+
+    def _seed(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        """The ``random_state`` a family gets: the ensemble's, unless it is None and the instance has its own."""
+        if self.random_state is None and params.get("random_state") is not None:
+            return {}
+        return {"random_state": self.random_state}
 
     def __sklearn_is_fitted__(self) -> bool:
         return hasattr(self, "detectors_")
@@ -151,8 +200,11 @@ class Ensemble(BaseEstimator):
         >>> fitted[0].detectors_["gmm"].n_features_in_, fitted[0].n_features_in_
         (2, 3)
         """
-        params = params or {}
-        names = check_detector_names(detectors)
+        specs = family_specs(detectors)
+        names = tuple(specs)
+        # an instance's parameters, under those given explicitly; the seeds are random_states
+        params = {name: {**{k: v for k, v in specs[name].items() if k != "random_state"}, **(params or {}).get(name, {})}
+                  for name in names}
         samples = [check_samples(X) for X in samples]
         seeds = list(random_states) if random_states is not None else [None] * len(samples)
         template = cls(detectors=names, columns=columns)
@@ -329,7 +381,20 @@ class Ensemble(BaseEstimator):
         return fuse(self.irregularity(X))
 
     def merge(self, other: Ensemble) -> Ensemble:
-        """Merge two partial ensembles of the same tile, family by family."""
+        """Merge two partial ensembles of the same tile, family by family.
+
+        Raises :class:`~geoanom.detectors.base.MergeError` when the two hold
+        other families or score rows of another width.
+        """
+        check_is_fitted(self)
+        check_is_fitted(other)
+        if not isinstance(other, Ensemble) or other.names != self.names \
+                or other.n_features_in_ != self.n_features_in_:
+            described = (f"an ensemble of {', '.join(other.names)} on {other.n_features_in_} features"
+                         if isinstance(other, Ensemble) else f"a {type(other).__name__}")
+            raise MergeError(f"cannot merge {described} into an ensemble of {', '.join(self.names)} on "
+                             f"{self.n_features_in_} features: merge combines partial ensembles of the same families "
+                             "and features.")
         return Ensemble(**self.get_params()).with_detectors(
             {name: self.detectors_[name].merge(other.detectors_[name]) for name in self.detectors_},
             n_features=self.n_features_in_)
