@@ -118,10 +118,7 @@ class GeoanomAccessor:
         """
         from .plot import irregularity_figure
 
-        figure = irregularity_figure(self._obj, time)
-        if path is not None:
-            figure.savefig(path, dpi=110)
-        return figure
+        return irregularity_figure(self._obj, time, path=path)
 
     def top_tiles(self, n: int = 10) -> "pd.DataFrame":
         """The `n` tiles of a result with the highest mean fused irregularity (`geoanom.plot.top_tiles`).

@@ -198,14 +198,14 @@ def test_irregularity_maps_share_a_scale_and_report_each_share(monkeypatch, full
     monkeypatch.setattr(Figure, "savefig", lambda self, *a, **k: (drawn.append(self), save(self, *a, **k))[1])
     quieter = full_result.copy()
     quieter["ensemble"] = full_result["ensemble"] & False
-    path = irregularity_maps({"as scored": full_result, "nothing flagged": quieter}, tmp_path / "maps.png",
-                             time=-1, title="two expectations")
-    assert path == str(tmp_path / "maps.png")
+    returned = irregularity_maps({"as scored": full_result, "nothing flagged": quieter}, tmp_path / "maps.png",
+                                 time=-1, title="two expectations")
     assert_png(tmp_path / "maps.png")
     last = full_result.isel(time=-1)
     share = float(last["ensemble"].sum() / last["fused_irregularity"].notnull().sum())
     assert share > 0
     [figure] = drawn
+    assert returned is figure
     maps = [ax for ax in figure.axes if ax.get_title()]
     trained = "model trained on 2000-01-01 to 2005-12-01"
     # titles are wrapped to the panel's width: compare their words

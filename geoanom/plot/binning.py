@@ -9,6 +9,7 @@ longitude frame centred on the data (:mod:`geoanom.plot.cells`).
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -18,7 +19,7 @@ import xarray as xr
 from ..errors import GeoanomError
 from .cells import map_cells, map_extent, set_extent, to_frame, wrapped
 from .coastlines import draw_coastlines
-from .layout import map_layout
+from .layout import map_layout, saved
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -121,7 +122,7 @@ def bin_rectangles(table: pd.DataFrame, west: float) -> np.ndarray:
 
 
 def flagged_share_map(result: xr.Dataset, precision: int | None = None, *, time: Any = None,
-                      ax: "Axes | None" = None) -> "Figure":
+                      ax: "Axes | None" = None, path: str | os.PathLike | None = None) -> "Figure":
     """A map of the share of observations the ensemble flags, binned on a geohash grid.
 
     Each geohash cell (of the result's tile precision by default) is drawn
@@ -142,6 +143,8 @@ def flagged_share_map(result: xr.Dataset, precision: int | None = None, *, time:
         Count these time steps only.
     ax : matplotlib.axes.Axes, optional
         Draw into these axes instead of a new figure.
+    path : str or path-like, optional
+        Also write the figure there (PNG, 110 dpi).
 
     Returns
     -------
@@ -154,7 +157,7 @@ def flagged_share_map(result: xr.Dataset, precision: int | None = None, *, time:
 
     Examples
     --------
-    >>> flagged_share_map(model.score(cube), precision=2).savefig("shares.png")  # doctest: +SKIP
+    >>> fig = flagged_share_map(model.score(cube), precision=2, path="shares.png")  # doctest: +SKIP
     """
     from matplotlib.collections import PolyCollection
     from matplotlib.colors import Normalize
@@ -186,7 +189,7 @@ def flagged_share_map(result: xr.Dataset, precision: int | None = None, *, time:
     fig.colorbar(bins, ax=ax, label="flagged share", shrink=0.8)
     if layout is not None:
         layout.shape(ax)
-    return fig
+    return saved(fig, path)
 
 
 def _label_bins(ax: "Axes", table: pd.DataFrame, rectangles: np.ndarray,

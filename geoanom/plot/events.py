@@ -12,6 +12,7 @@ alike, and the map is centred on the event, across the antimeridian too.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -23,7 +24,7 @@ from ..formatting import iso_date
 from ..grid import wraps_in_longitude
 from .cells import MapCells, draw_cells, frame_west, map_cells, outline_cells, set_extent, to_frame
 from .coastlines import draw_coastlines
-from .layout import map_layout
+from .layout import map_layout, saved
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -146,7 +147,7 @@ def checked_labels(result: xr.Dataset, labels: Any) -> xr.DataArray:
 
 
 def event_map(result: xr.Dataset, labels: Any, event: int, *, ax: "Axes | None" = None,
-              fill: bool = True) -> "Figure":
+              fill: bool = True, path: str | os.PathLike | None = None) -> "Figure":
     """A map of one event's footprint through time, with coastlines.
 
     Each cell of the event is filled with the colour of the step at which it
@@ -171,6 +172,8 @@ def event_map(result: xr.Dataset, labels: Any, event: int, *, ax: "Axes | None" 
         Draw into these axes instead of a new figure.
     fill : bool, default True
         Fill the cells by the step of first occurrence (else outlines only).
+    path : str or path-like, optional
+        Also write the figure there (PNG, 110 dpi).
 
     Returns
     -------
@@ -187,7 +190,7 @@ def event_map(result: xr.Dataset, labels: Any, event: int, *, ax: "Axes | None" 
     >>> from geoanom.queries import event_labels, events  # doctest: +SKIP
     >>> labels = event_labels(result)  # doctest: +SKIP
     >>> biggest = events(result).sort_values("cells").event.iloc[-1]  # doctest: +SKIP
-    >>> event_map(result, labels, biggest).savefig("event.png")  # doctest: +SKIP
+    >>> fig = event_map(result, labels, biggest, path="event.png")  # doctest: +SKIP
     """
     from matplotlib.cm import ScalarMappable
 
@@ -212,7 +215,7 @@ def event_map(result: xr.Dataset, labels: Any, event: int, *, ax: "Axes | None" 
     _date_ticks(bar, footprint.dates())
     if layout is not None:
         layout.shape(ax)
-    return fig
+    return saved(fig, path)
 
 
 def _event_cells(result: xr.Dataset, footprint: Footprint) -> tuple[MapCells, int]:

@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import xarray as xr
 
+from .layout import saved
+
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
@@ -136,7 +138,7 @@ def cell(model: "AnomalyModel", cube: xr.Dataset, *, lat: float, lon: float, var
         Draw the observations panel into these axes (without the
         irregularity panel) instead of a new figure.
     path : str or path-like, optional
-        Also write the figure to this file (PNG by its extension).
+        Also write the figure there (PNG, 110 dpi; the format by its extension).
 
     Returns
     -------
@@ -254,9 +256,7 @@ def cell(model: "AnomalyModel", cube: xr.Dataset, *, lat: float, lon: float, var
         lower.legend(loc="upper left", fontsize="small")
     else:
         ax.set_xlabel("year")
-    if path is not None:
-        fig.savefig(path, dpi=110)
-    return fig
+    return saved(fig, path)
 
 
 def expected_terms(model: "AnomalyModel") -> str:

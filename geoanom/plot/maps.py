@@ -18,7 +18,7 @@ import xarray as xr
 
 from ..model.result import tile_names
 from .cells import map_cells
-from .layout import map_layout, outline_legend, plain_log_ticks
+from .layout import map_layout, outline_legend, plain_log_ticks, saved
 from .panels import (
     IRREGULARITY_LABEL,
     colour_limit,
@@ -32,18 +32,19 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 
-def irregularity_map(result: xr.Dataset, path: str | os.PathLike, time: int | str | None = None,
-                     variable: str | None = None) -> str:
-    """Write a PNG of one time step: the fused irregularity, and beside or below it the signed anomaly.
+def irregularity_map(result: xr.Dataset, path: str | os.PathLike | None = None, time: int | str | None = None,
+                     variable: str | None = None) -> "Figure":
+    """A map of one time step: the fused irregularity, and beside or below it the signed anomaly.
 
-    See :func:`irregularity_figure` for what is drawn.
+    :func:`irregularity_figure` with a ``path``, kept for the calls that
+    give ``path`` second (positionally); both return the Figure.
 
     Parameters
     ----------
     result : xarray.Dataset
         Output of :meth:`AnomalyModel.score` (or a stored copy).
-    path : str or path-like
-        PNG file to write.
+    path : str or path-like, optional
+        Also write the figure there (PNG, 110 dpi).
     time : int or str, optional
         Time step: an index, or a date understood by ``sel`` (a partial date
         is its first step). Default: the last step where some cell has a
@@ -53,19 +54,17 @@ def irregularity_map(result: xr.Dataset, path: str | os.PathLike, time: int | st
 
     Returns
     -------
-    str
-        The path written.
+    matplotlib.figure.Figure
 
     Examples
     --------
-    >>> irregularity_map(model.score(cube), "2099.png", time="2099")  # doctest: +SKIP
-    '2099.png'
+    >>> fig = irregularity_map(model.score(cube), path="2099.png", time="2099")  # doctest: +SKIP
     """
-    irregularity_figure(result, time, variable).savefig(path, dpi=110)
-    return str(path)
+    return irregularity_figure(result, time, variable, path=path)
 
 
-def irregularity_figure(result: xr.Dataset, time: int | str | None = None, variable: str | None = None) -> "Figure":
+def irregularity_figure(result: xr.Dataset, time: int | str | None = None, variable: str | None = None, *,
+                        path: str | os.PathLike | None = None) -> "Figure":
     """A figure of one time step: the fused irregularity, and beside or below it the signed anomaly.
 
     The layout follows the domain's shape (:mod:`geoanom.plot.layout`):
@@ -89,6 +88,8 @@ def irregularity_figure(result: xr.Dataset, time: int | str | None = None, varia
         last step where some cell has a score.
     variable : str, optional
         Whose anomaly is drawn (default: the model's first variable).
+    path : str or path-like, optional
+        Also write the figure there (PNG, 110 dpi).
 
     Returns
     -------
@@ -104,8 +105,7 @@ def irregularity_figure(result: xr.Dataset, time: int | str | None = None, varia
     >>> import geoanom as ga
     >>> cube = ga.sample_cube("north_america")
     >>> model = ga.fit(cube.sel(time=slice(None, "1959")))  # doctest: +SKIP
-    >>> fig = irregularity_figure(model.score(cube), time="2099")  # doctest: +SKIP
-    >>> fig.savefig("2099.png")  # doctest: +SKIP
+    >>> fig = irregularity_figure(model.score(cube), time="2099", path="2099.png")  # doctest: +SKIP
     """
     # A bare Figure (no pyplot, see Layout.figure) draws off screen without changing
     # the backend, so calling this from a notebook leaves inline plots working.
@@ -130,12 +130,12 @@ def irregularity_figure(result: xr.Dataset, time: int | str | None = None, varia
     outline_legend(fig)
     note = "" if with_anomaly else " (no signed anomaly stored in this result)"
     fig.suptitle(layout.wrap(f"geoanom: {step.heading()}; model trained on {step.training}{note}", layout.figsize[0]))
-    return fig
+    return saved(fig, path)
 
 
-def irregularity_maps(results: Mapping[str, xr.Dataset], path: str | os.PathLike, time: int | str = -1,
-                      title: str | None = None) -> str:
-    """Write PNG maps of one time step scored against different expectations, side by side or stacked.
+def irregularity_maps(results: Mapping[str, xr.Dataset], path: str | os.PathLike | None = None, time: int | str = -1,
+                      title: str | None = None) -> "Figure":
+    """Maps of one time step scored against different expectations, side by side or stacked.
 
     Every panel shares one colour scale, and says which share of its valid
     cells the ensemble flags and which training period its model learned.
@@ -145,8 +145,8 @@ def irregularity_maps(results: Mapping[str, xr.Dataset], path: str | os.PathLike
     results : mapping of str to xarray.Dataset
         Panel title (e.g. ``"against the fixed 1860-1959 climate"``) to the
         output of :meth:`AnomalyModel.score`; all on one grid.
-    path : str or path-like
-        PNG file to write.
+    path : str or path-like, optional
+        Also write the figure there (PNG, 110 dpi).
     time : int or str, default -1
         Time step of every result: an index, or a date understood by ``sel``.
     title : str, optional
@@ -155,13 +155,12 @@ def irregularity_maps(results: Mapping[str, xr.Dataset], path: str | os.PathLike
 
     Returns
     -------
-    str
-        The path written.
+    matplotlib.figure.Figure
 
     Examples
     --------
-    >>> irregularity_maps({"fixed climate": fixed, "running climate": running}, "2027.png",
-    ...                   time="2027")  # doctest: +SKIP
+    >>> fig = irregularity_maps({"fixed climate": fixed, "running climate": running}, path="2027.png",
+    ...                         time="2027")  # doctest: +SKIP
     """
     steps = {name: time_step(result, time) for name, result in results.items()}
     vmax = colour_limit(list(steps.values()))
@@ -180,8 +179,7 @@ def irregularity_maps(results: Mapping[str, xr.Dataset], path: str | os.PathLike
     outline_legend(fig)
     heading = next(iter(steps.values())).heading()
     fig.suptitle(layout.wrap(f"{title}\n{heading}" if title else heading, layout.figsize[0]))
-    fig.savefig(path, dpi=110)
-    return str(path)
+    return saved(fig, path)
 
 
 def top_tiles(result: xr.Dataset, n: int = 10) -> pd.DataFrame:
@@ -226,9 +224,9 @@ def top_tiles(result: xr.Dataset, n: int = 10) -> pd.DataFrame:
     return table.sort_values("mean_irregularity", ascending=False).head(n)
 
 
-def flagged_share_and_change(shares: pd.DataFrame, change: xr.DataArray, path: str | os.PathLike, *,
-                             mark: float | None = None, title: str | None = None) -> str:
-    """Write a PNG of how much is flagged over time (left) and a map of a change (right).
+def flagged_share_and_change(shares: pd.DataFrame, change: xr.DataArray, path: str | os.PathLike | None = None, *,
+                             mark: float | None = None, title: str | None = None) -> "Figure":
+    """A figure of how much is flagged over time (left) and a map of a change (right).
 
     Parameters
     ----------
@@ -239,8 +237,8 @@ def flagged_share_and_change(shares: pd.DataFrame, change: xr.DataArray, path: s
         A (lat, lon) or curvilinear (y, x) map, e.g. the mean departure of a
         period from the training climate; its ``long_name`` and ``units``
         label the colour bar, its ``title`` attribute the panel.
-    path : str or path-like
-        PNG file to write.
+    path : str or path-like, optional
+        Also write the figure there (PNG, 110 dpi).
     mark : float, optional
         A year to mark on the left panel (a dashed vertical line).
     title : str, optional
@@ -248,13 +246,12 @@ def flagged_share_and_change(shares: pd.DataFrame, change: xr.DataArray, path: s
 
     Returns
     -------
-    str
-        The path written.
+    matplotlib.figure.Figure
 
     Examples
     --------
     >>> shares = pd.DataFrame({"fixed climate": [0.01, 0.5, 0.99]}, index=[1960, 2030, 2099])
-    >>> flagged_share_and_change(shares, warming_map, "warming.png")  # doctest: +SKIP
+    >>> fig = flagged_share_and_change(shares, warming_map, path="warming.png")  # doctest: +SKIP
     """
     from matplotlib.figure import Figure
 
@@ -274,8 +271,7 @@ def flagged_share_and_change(shares: pd.DataFrame, change: xr.DataArray, path: s
     where.set_title(change.attrs.get("title", str(label)))
     if title:
         fig.suptitle(title)
-    fig.savefig(path, dpi=110)
-    return str(path)
+    return saved(fig, path)
 
 
 def _change_colours(values: np.ndarray) -> dict:

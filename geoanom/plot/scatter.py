@@ -11,6 +11,7 @@ features with the others held at their medians.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -18,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import GeoanomError, TileError
-from .layout import fit_title
+from .layout import fit_title, saved
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -122,7 +123,7 @@ def threshold_fields(ensemble: "Ensemble", base: np.ndarray, i: int, j: int, xs:
 
 def feature_scatter(model: "AnomalyModel", cube: "xr.Dataset", tile: str, *, x: str | None = None, y: str | None = None,
                     time: Any = None, ax: "Axes | None" = None, max_points: int = 20_000,
-                    seed: int = 0) -> "Figure":
+                    seed: int = 0, path: str | os.PathLike | None = None) -> "Figure":
     """A scatter of a tile's feature vectors with its fitted model over them.
 
     Points are the tile's observations (grey; red those the ensemble
@@ -155,6 +156,8 @@ def feature_scatter(model: "AnomalyModel", cube: "xr.Dataset", tile: str, *, x: 
         At most this many points are drawn (a random sample, ``seed``);
         medians and flags use every observation.
     seed : int, default 0
+    path : str or path-like, optional
+        Also write the figure there (PNG, 110 dpi).
 
     Returns
     -------
@@ -172,7 +175,7 @@ def feature_scatter(model: "AnomalyModel", cube: "xr.Dataset", tile: str, *, x: 
     >>> import geoanom as ga
     >>> cube = ga.sample_cube("north_america")
     >>> model = ga.fit(cube.sel(time=slice(None, "1959")), precision=2)  # doctest: +SKIP
-    >>> feature_scatter(model, cube, model.tiles[0]).savefig("tile.png")  # doctest: +SKIP
+    >>> fig = feature_scatter(model, cube, model.tiles[0], path="tile.png")  # doctest: +SKIP
     """
     from matplotlib.figure import Figure
 
@@ -201,7 +204,7 @@ def feature_scatter(model: "AnomalyModel", cube: "xr.Dataset", tile: str, *, x: 
     held = f"\n{', '.join(others)} held at the tile's median" if others else ""
     fit_title(ax, f"tile {tile}: {len(table)} observations, {int(flags.sum())} flagged by the ensemble{held}")
     ax.legend(loc="best", fontsize="small")
-    return fig
+    return saved(fig, path)
 
 
 def _feature_names(model: "AnomalyModel") -> list[str]:

@@ -9,6 +9,7 @@ below it the fused irregularity against the detectors' threshold, 1.
 
 from __future__ import annotations
 
+import os
 import warnings
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -20,6 +21,7 @@ from ..errors import GeoanomError, VariableNotFoundError
 from ..formatting import degrees, iso_date
 from .events import event_footprint, spatial_slices
 from .explain import decimal_years, nearest_cell, variable_index
+from .layout import saved
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -54,7 +56,8 @@ class Series:
 
 def event_timeseries(model: "AnomalyModel", cube: xr.Dataset, result: xr.Dataset, *,
                      cell: tuple[float, float] | None = None, event: int | None = None, labels: Any = None,
-                     variable: str | None = None, ax: "Axes | None" = None) -> "Figure":
+                     variable: str | None = None, ax: "Axes | None" = None,
+                     path: str | os.PathLike | None = None) -> "Figure":
     """A cell's or an event region's values against the expected value and spread, with flagged points marked.
 
     Give ``cell=(lat, lon)`` for the grid cell nearest to a point (see
@@ -90,6 +93,8 @@ def event_timeseries(model: "AnomalyModel", cube: xr.Dataset, result: xr.Dataset
         The variable drawn (default: the model's first).
     ax : matplotlib.axes.Axes, optional
         Draw the values panel into these axes (without the irregularity panel).
+    path : str or path-like, optional
+        Also write the figure there (PNG, 110 dpi).
 
     Returns
     -------
@@ -105,8 +110,8 @@ def event_timeseries(model: "AnomalyModel", cube: xr.Dataset, result: xr.Dataset
     Examples
     --------
     >>> fig = event_timeseries(model, cube, result, cell=(25.0, -80.0))  # doctest: +SKIP
-    >>> fig = event_timeseries(model, cube, result, event=3, labels=event_labels(result))  # doctest: +SKIP
-    >>> fig.savefig("event3.png")  # doctest: +SKIP
+    >>> fig = event_timeseries(model, cube, result, event=3, labels=event_labels(result),
+    ...                        path="event3.png")  # doctest: +SKIP
     """
     from ..model.score import check_same_grid
 
@@ -128,7 +133,7 @@ def event_timeseries(model: "AnomalyModel", cube: xr.Dataset, result: xr.Dataset
     ax.set_title(f"{name}{f' ({units})' if units else ''}, {region.name}\nexpected value and "
                           f"\u00b1 {BAND_SPREADS:g} spreads: the model's climatology of {period}; "
                           f"{region.flagged.size} steps marked", fontsize="medium")
-    return fig
+    return saved(fig, path)
 
 
 def _region(model: "AnomalyModel", result: xr.Dataset, cell: tuple[float, float] | None, event: int | None,
