@@ -27,13 +27,14 @@ import contextlib
 import dataclasses
 import itertools
 import time
+import warnings
 from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
 from distributed import Client, LocalCluster
 
-from ..errors import GeoanomError
+from ..errors import GeoanomError, GeoanomWarning
 from ..reduction import tree_reduce_futures
 from .audit import AuditLog
 from .local import LocalPlan, add_moments, moments
@@ -67,10 +68,11 @@ def train(
     X : array-like (n_rows, n_features)
         Feature vectors, e.g. region features (:func:`geoanom.features.region_features`).
     y : array-like (n_rows,) of {0, 1}, optional
-        1 for anomalous. Without labels, each client labels its own rows with
+        1 for anomalous; both classes must occur (labels of one class raise
+        :class:`~geoanom.errors.GeoanomError`). Without labels, each client labels its own rows with
         the majority flag of a detector ensemble fitted on them
         (:class:`geoanom.Ensemble`, gmm and kmeans) and trains on those
-        pseudo-labels.
+        pseudo-labels (with a warning when they are all of one class).
     clients : array-like (n_rows,)
         The client of each row: a geohash tile, an institution, any label.
     aggregator : str or Aggregator, default "fedavg"
@@ -124,6 +126,10 @@ def train(
         residency = Residency(dask_client, features, labels, client_ids, seed=schedule.seed, keys=keys,
                               placement=security.placement)
         mean, scale, n_rows, positives = _prepare(dask_client, residency, schedule, audit)
+        if y is None and positives in (0, n_rows):
+            warnings.warn(f"the clients' detectors flag {'none' if positives == 0 else 'all'} of their {int(n_rows)} "
+                          "rows: the classifier learns one class and will say it of every row.", GeoanomWarning,
+                          stacklevel=2)
         shapes = LayerShapes((features.shape[1],) + tuple(local.hidden) + (1,))
         positive_weight = _positive_weight(local.class_weight, n_rows, positives)
         plan = LocalPlan(shapes, local.epochs, local.lr, local.batch_size, aggregate.mu, positive_weight)
@@ -250,4 +256,7 @@ def _as_rows(X, y, clients) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
         labels = np.asarray(y, dtype=np.float64)
         if labels.shape != (len(features),) or not np.isin(labels, (0.0, 1.0)).all():
             raise GeoanomError(f"y must hold one 0 or 1 per row ({len(features)}), got shape {labels.shape}.")
+        if labels.min() == labels.max():  # a classifier of one class says it whatever the row
+            raise GeoanomError(f"y holds only {int(labels[0])}s ({len(labels)} rows): the classifier needs rows of "
+                               "both classes (events and none); omit y to train on each client's detector flags.")
     return features, labels, client_ids

@@ -312,6 +312,11 @@ def read_model(path: str | os.PathLike) -> dict[str, Any]:
     else:
         arrays = read_npz(path)
         if JSON_KEY not in arrays:
+            if {"meta", "parameters"} <= set(arrays):  # what geoanom federate writes (see cli/info.py's kind_of)
+                raise ModelFileError(f"'{path}' is a federated anomaly classifier (geoanom federate), not a detector "
+                                     "model: no command scores with it; in Python, geoanom.federated.load(path)"
+                                     ".predict_proba(rows) gives each row's probability of an event, and geoanom info "
+                                     "describes it.")
             raise ModelFileError(f"'{path}' is not a geoanom model file: it has no model description.")
         text = _decode(arrays.pop(JSON_KEY), path)
     try:

@@ -1,0 +1,38 @@
+"""Rough edges of the federated path a new user found: one-class labels, its model given to score, the curves."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import geoanom as ga
+from geoanom.errors import GeoanomError, ModelFileError
+from geoanom.plot.curves import learning_curve, learning_curve_figure
+
+
+def test_labels_of_one_class_are_refused_before_any_round():
+    X, clients = np.random.default_rng(0).normal(size=(400, 4)), np.repeat(["inst-a", "inst-b"], 200)
+    # was: trained silently, a classifier that says "no event" of every row (P = 6e-131 at 50 sigma)
+    with pytest.raises(GeoanomError, match=r"^y holds only 0s \(400 rows\): the classifier needs rows of both"):
+        ga.federated.train(X, np.zeros(400), clients=clients)
+
+
+def test_a_federated_classifier_given_as_a_detector_model_is_named(tmp_path):
+    path = tmp_path / "model.npz"
+    np.savez(path, meta=np.zeros(3, np.uint8), parameters=np.zeros(5))  # the arrays geoanom federate writes
+    with pytest.raises(ModelFileError, match=r"is a federated anomaly classifier \(geoanom federate\), not a "
+                                             r"detector model: .*geoanom\.federated\.load\(path\)\.predict_proba"):
+        ga.load_model(path)  # was: "is not a geoanom model file"
+
+
+def test_learning_curve_has_no_empty_panel_and_whole_rounds(tmp_path):
+    history = pd.DataFrame({"participants": [475, 475], "loss": [1.34, 0.80], "update_norm": [0.45, 0.29],
+                            "dropped": [0, 0], "epsilon": [np.nan, np.nan]}, index=pd.Index([1, 2], name="round"))
+    figure = learning_curve_figure(history)
+    assert [axes.get_title() for axes in figure.axes] == ["learning", "clients per round"]  # was: "no differential privacy"
+    for axes in figure.axes:
+        ticks = [t for t in axes.get_xticks() if 1 <= t <= 2]
+        assert ticks == [1.0, 2.0]  # was 1.0, 1.25, 1.5, ...: rounds between rounds
+        assert axes.lines  # something drawn on every panel
+    assert len(learning_curve_figure(history.assign(epsilon=[0.5, 0.9])).axes) == 3  # privacy spent, when private
+    learning_curve(history, tmp_path / "c.png")
+    assert (tmp_path / "c.png").stat().st_size > 10_000
