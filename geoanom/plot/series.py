@@ -30,6 +30,8 @@ if TYPE_CHECKING:
     from ..model import AnomalyModel
 
 BAND_SPREADS = 2.0  # the expected value +- this many spreads is shaded: about 95% of normal observations
+MAD_TO_SD = 1.4826  # a normal variable's standard deviation over its median absolute deviation
+MIN_QUIET_STEPS = 10  # fewer steps outside the marked ones cannot tell how much a region's mean varies
 
 
 @dataclass(frozen=True)
@@ -44,7 +46,11 @@ class Region:
 
 @dataclass(frozen=True)
 class Series:
-    """A region's mean observation, expected value and spread (over the cube's steps), and its peak fused score."""
+    """A region's mean observation, expected value and spread (over the cube's steps), and its peak fused score.
+
+    ``spread`` is that of what is drawn: a cell's own, or the spread of the
+    region's mean (:func:`regional_spread`), which ``band`` describes.
+    """
 
     time: xr.DataArray
     observed: np.ndarray
@@ -52,6 +58,7 @@ class Series:
     spread: np.ndarray
     scored_time: xr.DataArray
     fused: np.ndarray
+    band: str
 
 
 def event_timeseries(model: "AnomalyModel", cube: xr.Dataset, result: xr.Dataset, *,
@@ -67,9 +74,15 @@ def event_timeseries(model: "AnomalyModel", cube: xr.Dataset, result: xr.Dataset
     mean observation at each step (over the cells with data), and the
     steps the event lasts. Either is drawn over the cube's time steps
     against the expected value of the model's climatology and a band of
-    plus or minus two spreads (for a region, the means over its cells: the
-    band is how much one of its cells varies; their mean varies less,
-    unless the cells move together). A lower panel shows the fused
+    plus or minus two spreads. For a cell the spread is the climatology's.
+    For a region it is the spread of the region's mean, which is smaller
+    than a cell's by how little its cells move together (about
+    ``1 / sqrt(n)`` for ``n`` independent cells, the same for cells that
+    move as one): the climatology has each cell's spread but not how cells
+    vary together, so it is measured on the data, as the robust spread
+    (median absolute departure) of the mean's departure from its expected
+    value, over the steps the event does not cover, in units of the cells'
+    mean spread (see :func:`regional_spread`); the legend gives it. A lower panel shows the fused
     irregularity (for a region, its peak over the cells) against the
     detectors' threshold, 1.
 
@@ -130,8 +143,9 @@ def event_timeseries(model: "AnomalyModel", cube: xr.Dataset, result: xr.Dataset
     units = cube[name].attrs.get("units", "")
     ax.set_ylabel(f"{name} ({units})" if units else name)
     period = f"{iso_date(model.attrs.get('training_start', '?'))} to {iso_date(model.attrs.get('training_end', '?'))}"
-    ax.set_title(f"{name}{f' ({units})' if units else ''}, {region.name}\nexpected value and "
-                          f"\u00b1 {BAND_SPREADS:g} spreads: the model's climatology of {period}; "
+    band = f" and \u00b1 {BAND_SPREADS:g} spreads" if region.mask.sum() == 1 else ""  # a region's: see the legend
+    ax.set_title(f"{name}{f' ({units})' if units else ''}, {region.name}\nexpected value{band}: "
+                          f"the model's climatology of {period}; "
                           f"{region.flagged.size} steps marked", fontsize="medium")
     return saved(fig, path)
 
@@ -184,10 +198,70 @@ def _series(model: "AnomalyModel", cube: xr.Dataset, result: xr.Dataset, region:
     valid = np.isfinite(values)  # the expected value and spread of the same cells as the mean observation
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # steps without data are NaN
-        return Series(observed["time"], np.nanmean(values, axis=(1, 2)),
-                      np.nanmean(np.where(valid, expected, np.nan), axis=(1, 2)),
-                      np.nanmean(np.where(valid, spread, np.nan), axis=(1, 2)),
-                      fused["time"], np.nanmax(np.where(mask, fused.values, np.nan), axis=(1, 2)))
+        mean = np.nanmean(values, axis=(1, 2))
+        mean_expected = np.nanmean(np.where(valid, expected, np.nan), axis=(1, 2))
+        mean_spread = np.nanmean(np.where(valid, spread, np.nan), axis=(1, 2))
+        peak = np.nanmax(np.where(mask, fused.values, np.nan), axis=(1, 2))
+    n_cells = int(mask.sum())
+    if n_cells == 1:
+        band = f"expected \u00b1 {BAND_SPREADS:g} spreads"
+        return Series(observed["time"], mean, mean_expected, mean_spread, fused["time"], peak, band)
+    quiet = ~np.isin(observed["time"].values, region.flagged)
+    factor, n_quiet = regional_spread(mean, mean_expected, mean_spread, quiet)
+    if n_quiet < MIN_QUIET_STEPS:  # too few steps to measure: a cell's spread, the widest the mean's can be
+        band = (f"expected \u00b1 {BAND_SPREADS:g} spreads of one cell (too few steps outside the event, "
+                f"{n_quiet}, to measure the {n_cells}-cell mean's)")
+    else:
+        band = (f"expected \u00b1 {BAND_SPREADS:g} spreads of the {n_cells}-cell mean: {factor:.2f} of a cell's, "
+                f"its robust spread over the {n_quiet} steps outside the event")
+    return Series(observed["time"], mean, mean_expected, factor * mean_spread, fused["time"], peak, band)
+
+
+def regional_spread(mean: np.ndarray, expected: np.ndarray, spread: np.ndarray,
+                    quiet: np.ndarray) -> tuple[float, int]:
+    """How much a region's mean varies, as a share of its cells' mean spread, and the steps that tell.
+
+    The climatology knows each cell's spread but not how cells vary
+    together, and a mean of ``n`` cells varies from ``1 / sqrt(n)`` of a
+    cell's spread (independent cells) to all of it (cells moving as one).
+    So it is measured: the departure of the mean from its expected value,
+    in units of the cells' mean spread at that step (the spread's seasonal
+    shape is kept), over the ``quiet`` steps (those the event does not
+    cover); its median absolute value, scaled to a standard deviation, is
+    robust to the other anomalies among them. A mean that is mostly exactly
+    its expected value (discrete data) uses the root mean square instead.
+    Fewer than :data:`MIN_QUIET_STEPS` usable steps give 1 (a cell's spread).
+
+    Parameters
+    ----------
+    mean, expected, spread : numpy.ndarray (time,)
+        The region's mean observation, the mean of its cells' expected
+        values and the mean of their spreads, at each step.
+    quiet : numpy.ndarray of bool (time,)
+        Steps to measure on.
+
+    Returns
+    -------
+    (float, int)
+        The factor to multiply the cells' mean spread by, and the number of steps used.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> cells = rng.normal(size=(400, 25))  # 25 independent cells of spread 1
+    >>> factor, steps = regional_spread(cells.mean(axis=1), np.zeros(400), np.ones(400), np.ones(400, bool))
+    >>> round(factor, 1), steps  # about 1 / sqrt(25)
+    (0.2, 400)
+    """
+    with np.errstate(divide="ignore", invalid="ignore"):
+        departure = (mean - expected) / spread
+    usable = departure[quiet & np.isfinite(departure)]
+    if usable.size < MIN_QUIET_STEPS:
+        return 1.0, int(usable.size)
+    factor = MAD_TO_SD * float(np.median(np.abs(usable)))
+    if factor == 0.0:
+        factor = float(np.sqrt(np.mean(usable ** 2)))
+    return factor, int(usable.size)
 
 
 def _draw(series: Series, region: Region, ax: "Axes | None") -> tuple["Figure", "Axes"]:
@@ -204,8 +278,7 @@ def _draw(series: Series, region: Region, ax: "Axes | None") -> tuple["Figure", 
     if marked.sum() != region.flagged.size:
         raise GeoanomError("the result has marked time steps that are not in the cube; pass the cube it scored.")
     low, high = series.expected - BAND_SPREADS * series.spread, series.expected + BAND_SPREADS * series.spread
-    ax.fill_between(years, low, high, color="tab:blue", alpha=0.2, linewidth=0,
-                    label=f"expected \u00b1 {BAND_SPREADS:g} spreads", gid="band")
+    ax.fill_between(years, low, high, color="tab:blue", alpha=0.2, linewidth=0, label=series.band, gid="band")
     ax.plot(years, series.expected, color="tab:blue", linewidth=1.5, label="expected value", gid="expected")
     ax.plot(years, series.observed, color="black", linewidth=0.7, marker=".", markersize=3, label="observations",
             gid="observations")
