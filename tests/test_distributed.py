@@ -30,7 +30,7 @@ def test_cluster_result_equals_single_process(client, cube_file):
     with warnings.catch_warnings():  # the models travel in the graph: distributed warns of its size
         warnings.filterwarnings("ignore", message="Sending large graph")
         cluster = cluster_model.score(cube).compute()  # on the client, dask's default once created
-    # with the client, the climatology is on the workers already and each block carries only its tiles' models
+    # with the client, the climatology and the tile models are on the workers already: the graph holds their keys
     with warnings.catch_warnings():
         warnings.filterwarnings("error", message="Sending large graph")
         resident = cluster_model.score(cube, client=client).compute()
@@ -79,14 +79,28 @@ def test_the_climatology_is_sent_to_the_workers_once_not_in_every_graph(client, 
     xr.testing.assert_identical(on_cluster.compute(), anywhere.compute(scheduler="sync"))
 
 
+def _block_payloads(graph: dict) -> list:
+    """Each block's {tile code: models or partners}: held in the graph as data, or as futures a task gathers."""
+    from distributed import Future
+
+    from geoanom.model.score import _holder
+
+    payloads = []
+    for value in graph.values():
+        value = getattr(value, "value", value)  # dask wraps literals in DataNode
+        if isinstance(value, np.ndarray) and value.dtype == object and isinstance(value[0, 0], dict):
+            payloads.append(value[0, 0])
+        elif isinstance(value, tuple) and value and value[0] is _holder:
+            assert all(isinstance(future, Future) for future in value[1].values())  # keys, not models
+            payloads.append({code: future.result() for code, future in value[1].items()})
+    return payloads
+
+
 def test_each_block_carries_only_the_models_of_its_own_tiles(client, cube_file):
     cube = ga.open_cube(cube_file, chunks={"time": 36, "lat": 8, "lon": 12})
     model = ga.fit(cube.isel(time=slice(None, 72)), precision=2, detectors="gmm")
     result = model.score(cube, client=client)
-    graph = dict(result["irregularity"].data.__dask_graph__())
-    literals = [getattr(value, "value", value) for value in graph.values()]  # dask wraps literals in DataNode
-    holders = [value for value in literals if isinstance(value, np.ndarray) and value.dtype == object]
-    payloads = [holder[0, 0] for holder in holders if isinstance(holder[0, 0], dict)]
+    payloads = _block_payloads(dict(result["irregularity"].data.__dask_graph__()))
     n_blocks = len(cube.chunks["lat"]) * len(cube.chunks["lon"])
     assert len(payloads) == n_blocks > 1
     # every tile's model is somewhere, no block holds them all, and each holds exactly the tiles in it
@@ -107,10 +121,7 @@ def test_a_consensus_block_carries_only_its_tiles_and_their_partners(client, cub
     cube = ga.open_cube(cube_file, chunks={"time": 36, "lat": 8, "lon": 12})
     model = ga.fit(cube.isel(time=slice(None, 72)), precision=2, detectors="gmm")
     result = model.score(cube, client=client, consensus="neighbours")
-    graph = dict(result["consensus"].data.__dask_graph__())
-    literals = [getattr(value, "value", value) for value in graph.values()]  # dask wraps literals in DataNode
-    payloads = [holder[0, 0] for holder in literals if isinstance(holder, np.ndarray) and holder.dtype == object
-                and isinstance(holder[0, 0], dict) and holder[0, 0]]
+    payloads = [p for p in _block_payloads(dict(result["consensus"].data.__dask_graph__())) if p]
     models = [p for p in payloads if all(isinstance(value, Ensemble) for value in p.values())]
     asked = [p for p in payloads if all(isinstance(value, list) for value in p.values())]
     n_blocks = len(cube.chunks["lat"]) * len(cube.chunks["lon"])
@@ -133,3 +144,43 @@ def test_a_consensus_block_carries_only_its_tiles_and_their_partners(client, cub
         on_cluster = result.compute()
     xr.testing.assert_identical(on_cluster, model.score(cube, consensus="neighbours").compute(scheduler="sync"))
     assert on_cluster["consensus"].notnull().any()
+
+
+def test_the_tile_models_are_sent_to_the_cluster_once_not_in_the_graph(client, cube_file):
+    import gc
+    import pickle
+    import time
+
+    from distributed import Future
+
+    cube = ga.open_cube(cube_file, chunks={"time": 36, "lat": 8, "lon": 12})
+    model = ga.fit(cube.isel(time=slice(None, 72)), precision=2, detectors=["gmm", "iforest"])
+    on_cluster, anywhere = model.score(cube, client=client), model.score(cube)
+
+    def graph(result):
+        return dict(result["fused_irregularity"].data.__dask_graph__())
+
+    model_bytes = sum(len(pickle.dumps(ensemble)) for ensemble in model.ensembles.values())
+    # the threaded graph carries every model; the cluster's carries none of them, only a key per tile
+    assert len(pickle.dumps(graph(anywhere))) - len(pickle.dumps(graph(on_cluster))) > 0.9 * model_bytes
+    futures = {future.key for value in graph(on_cluster).values() if isinstance(value, tuple)
+               for future in (value[1].values() if isinstance(value[1], dict) else ()) if isinstance(future, Future)}
+    assert len(futures) == len(model.ensembles) > 1  # each tile's models sent once
+    # the lazy result keeps its models on the cluster, and means the same, however late it is computed
+    expected = anywhere.compute(scheduler="threads")
+    del anywhere
+    gc.collect()
+    known = sorted(futures)
+
+    def on_scheduler(dask_scheduler, keys=known):
+        return sum(key in dask_scheduler.tasks for key in keys)
+
+    assert client.run_on_scheduler(on_scheduler) == len(futures)
+    xr.testing.assert_identical(on_cluster.compute(), expected)
+    del on_cluster
+    gc.collect()
+    for _ in range(50):  # and lets them go with it (the release reaches the scheduler a moment later)
+        if not client.run_on_scheduler(on_scheduler):
+            break
+        time.sleep(0.1)
+    assert client.run_on_scheduler(on_scheduler) == 0
