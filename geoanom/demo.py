@@ -16,11 +16,12 @@ import pandas as pd
 
 from .errors import GeoanomError
 from .features.detrend import RUNNING_WINDOW_YEARS, running_climate
+from .flagged import flagged_share
 from .formatting import degrees
 from .io import sample_cube
 from .model import fit
 from .plot import flagged_share_and_change, irregularity_maps
-from .reporting import flagged_share, progress, write_outputs
+from .reporting import progress, write_outputs
 
 
 def run(out: Path, detectors: str) -> None:

@@ -7,12 +7,9 @@ from __future__ import annotations
 
 import contextlib
 import time
-import warnings
 from typing import Any, Iterator
 
-import numpy as np
-
-from .errors import GeoanomWarning
+from .flagged import reopened, warn_flagged_share
 from .formatting import iso_date
 
 QUIET, NORMAL, VERBOSE = -1, 0, 1
@@ -99,7 +96,7 @@ def write_outputs(result, model, out_path, plot_path, client, *, table_path=None
     if model_path is not None:
         model.save(model_path)
         say(f"model saved to {model_path}")
-    with _reopened(out_path) as written:  # the map and the table read the scores written, not score again
+    with reopened(out_path) as written:  # the map and the table read the scores written, not score again
         warn_flagged_share(written, out_path, command_line_advice(model))
         if plot_path is not None:
             with stage(f"drawing {plot_path}", client):
@@ -141,89 +138,12 @@ def draw_map(result, path, when=None) -> str:
     return f"map of {date}, {which}: {path}"
 
 
-# On data that stay in their training climate the ensemble flags 0.3-3% (tests/test_false_alarms.py);
-# far more means the scored period has left that climate, which a reader of the map must be told.
-MANY_FLAGGED = 0.10
-
-
-def flagged_share(result) -> np.ndarray:
-    """Share of the scored cells the ensemble flags, per time step (NaN where no cell was scored).
-
-    Examples
-    --------
-    >>> flagged_share(model.score(cube).compute())  # doctest: +SKIP
-    array([0.012, 0.009, ...])
-    """
-    flagged, counts = _flag_counts(result)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(counts > 0, flagged / np.maximum(counts, 1), np.nan)
-
-
-def _flag_counts(result) -> tuple[np.ndarray, np.ndarray]:
-    """Per time step: how many scored cells the ensemble flags, and how many cells were scored."""
-    from .grid import spatial_dims
-
-    dims = spatial_dims(result)
-    scored = result["fused_irregularity"].notnull()
-    return result["ensemble"].where(scored, False).sum(dims).values, scored.sum(dims).values
-
-
-# What to do about a scored period that left the training climate, for a result written from Python.
-PYTHON_ADVICE = "fit with trend='linear' (unless the model has it), or score adaptively (model.adapt)"
-
-
 def command_line_advice(model) -> str:
     """What to do about many flags, in the command line's terms (its options, and Python only where it has none)."""
     # a model already judging anomalies about a trend is pointed to adaptation only
     if model.attrs.get("trend") == "linear":
         return "score adaptively in Python (model.adapt; the command line has no option for it)"
     return "fit with --trend linear, or score adaptively in Python (model.adapt)"
-
-
-def warn_flagged_share(result, path, advice: str) -> None:
-    """Warn when the ensemble flags far more than normal data would: the scored period left the training climate.
-
-    The share is of every scored observation; the first and last tenth of
-    the time steps show whether it grows (a trend) or not (a shift).
-    ``advice`` says what to do about it (:func:`command_line_advice`, or
-    ``PYTHON_ADVICE``).
-
-    Examples
-    --------
-    >>> warn_flagged_share(xr.open_zarr("anomalies.zarr"), "anomalies.zarr", PYTHON_ADVICE)  # doctest: +SKIP
-    """
-    flagged, counts = _flag_counts(result)
-    if counts.sum() == 0 or flagged.sum() <= MANY_FLAGGED * counts.sum():
-        return
-    tenth = max(1, counts.size // 10)
-    first, last = (part_flagged.sum() / max(part_counts.sum(), 1)
-                   for part_flagged, part_counts in ((flagged[:tenth], counts[:tenth]),
-                                                     (flagged[-tenth:], counts[-tenth:])))
-    warnings.warn(f"{path}: the ensemble flags {flagged.sum() / counts.sum():.0%} of the scored observations (from "
-                  f"{first:.0%} in the first tenth of the time steps to {last:.0%} in the last), where normal data "
-                  "give about 1%: the scored period has left the training climate, so the flags show that change "
-                  f"(a trend or a shift) more than events; to see events about it, {advice}.",
-                  GeoanomWarning, stacklevel=2)
-
-
-def warn_flagged_share_of(path, advice: str, last_steps: int | None = None) -> None:
-    """:func:`warn_flagged_share` for a written result, or its last ``last_steps`` time steps (an append).
-
-    Examples
-    --------
-    >>> warn_flagged_share_of("anomalies.zarr", command_line_advice(model), last_steps=1)  # doctest: +SKIP
-    """
-    with _reopened(path) as written:
-        if last_steps is not None:
-            written = written.isel(time=slice(-last_steps, None))
-        warn_flagged_share(written, path, advice)
-
-
-def _reopened(path):
-    """The result just written, opened lazily."""
-    import xarray as xr
-
-    return xr.open_zarr(path) if str(path).endswith(".zarr") else xr.open_dataset(path, chunks={})
 
 
 def model_summary(model) -> str:

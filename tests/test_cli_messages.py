@@ -9,8 +9,9 @@ import xarray as xr
 import geoanom as ga
 from geoanom.cli import build_parser
 from geoanom.errors import GeoanomError, GeoanomWarning
+from geoanom.flagged import warn_flagged_share
 from geoanom.plot import nearest_grid_cell
-from geoanom.reporting import command_line_advice, warn_flagged_share
+from geoanom.reporting import command_line_advice
 from geoanom.testing import synthetic_cube
 
 

@@ -13,7 +13,8 @@ from __future__ import annotations
 import argparse
 
 from ..errors import GeoanomError
-from ..reporting import command_line_advice, say, stage, warn_flagged_share_of
+from ..flagged import warn_flagged_share_of
+from ..reporting import command_line_advice, say, stage
 from .paths import CUBE, Output, check_appendable, check_outputs
 
 

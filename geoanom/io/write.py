@@ -114,7 +114,7 @@ def write_dataset(ds: xr.Dataset, path: PathLike, *, overwrite: bool = True, zar
     else:
         written = write_and_compute(ds, path, {}, overwrite=overwrite, zarr_format=zarr_format)[0]
     if warn_flags and {"ensemble", "fused_irregularity"} <= set(ds.data_vars) and "time" in ds.dims:
-        from ..reporting import PYTHON_ADVICE, warn_flagged_share_of
+        from ..flagged import PYTHON_ADVICE, warn_flagged_share_of
 
         warn_flagged_share_of(written, PYTHON_ADVICE, last_steps=ds.sizes["time"] if append else None)
     return written

@@ -1,0 +1,97 @@
+"""What a scored result's flags say as a whole: the share flagged, and the warning when it is far too high.
+
+On data that stay in their training climate the ensemble flags 0.3-3% of
+the observations; far more means the scored period has left that climate.
+Both the command line (:mod:`geoanom.reporting`) and
+:func:`geoanom.write_dataset` warn about it after writing a result, reading
+back what they wrote.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+from .errors import GeoanomWarning
+from .grid import spatial_dims
+
+# On data that stay in their training climate the ensemble flags 0.3-3% (tests/test_false_alarms.py);
+# far more means the scored period has left that climate, which a reader of the map must be told.
+MANY_FLAGGED = 0.10
+
+
+def flagged_share(result) -> np.ndarray:
+    """Share of the scored cells the ensemble flags, per time step (NaN where no cell was scored).
+
+    Examples
+    --------
+    >>> flagged_share(model.score(cube).compute())  # doctest: +SKIP
+    array([0.012, 0.009, ...])
+    """
+    flagged, counts = flag_counts(result)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(counts > 0, flagged / np.maximum(counts, 1), np.nan)
+
+
+def flag_counts(result) -> tuple[np.ndarray, np.ndarray]:
+    """Per time step: how many scored cells the ensemble flags, and how many cells were scored."""
+    dims = spatial_dims(result)
+    scored = result["fused_irregularity"].notnull()
+    return result["ensemble"].where(scored, False).sum(dims).values, scored.sum(dims).values
+
+
+# What to do about a scored period that left the training climate, for a result written from Python.
+PYTHON_ADVICE = "fit with trend='linear' (unless the model has it), or score adaptively (model.adapt)"
+
+
+def warn_flagged_share(result, path, advice: str) -> None:
+    """Warn when the ensemble flags far more than normal data would: the scored period left the training climate.
+
+    The share is of every scored observation; the first and last tenth of
+    the time steps show whether it grows (a trend) or not (a shift).
+    ``advice`` says what to do about it (``PYTHON_ADVICE``, or the command
+    line's :func:`geoanom.reporting.command_line_advice`).
+
+    Examples
+    --------
+    >>> warn_flagged_share(xr.open_zarr("anomalies.zarr"), "anomalies.zarr", PYTHON_ADVICE)  # doctest: +SKIP
+    """
+    flagged, counts = flag_counts(result)
+    if counts.sum() == 0 or flagged.sum() <= MANY_FLAGGED * counts.sum():
+        return
+    tenth = max(1, counts.size // 10)
+    first, last = (part_flagged.sum() / max(part_counts.sum(), 1)
+                   for part_flagged, part_counts in ((flagged[:tenth], counts[:tenth]),
+                                                     (flagged[-tenth:], counts[-tenth:])))
+    warnings.warn(f"{path}: the ensemble flags {flagged.sum() / counts.sum():.0%} of the scored observations (from "
+                  f"{first:.0%} in the first tenth of the time steps to {last:.0%} in the last), where normal data "
+                  "give about 1%: the scored period has left the training climate, so the flags show that change "
+                  f"(a trend or a shift) more than events; to see events about it, {advice}.",
+                  GeoanomWarning, stacklevel=2)
+
+
+def warn_flagged_share_of(path, advice: str, last_steps: int | None = None) -> None:
+    """:func:`warn_flagged_share` for a written result, or its last ``last_steps`` time steps (an append).
+
+    Examples
+    --------
+    >>> warn_flagged_share_of("anomalies.zarr", PYTHON_ADVICE, last_steps=1)  # doctest: +SKIP
+    """
+    with reopened(path) as written:
+        if last_steps is not None:
+            written = written.isel(time=slice(-last_steps, None))
+        warn_flagged_share(written, path, advice)
+
+
+def reopened(path):
+    """The result just written, opened lazily.
+
+    Examples
+    --------
+    >>> with reopened("anomalies.zarr") as written:  # doctest: +SKIP
+    ...     print(flagged_share(written))
+    """
+    import xarray as xr
+
+    return xr.open_zarr(path) if str(path).endswith(".zarr") else xr.open_dataset(path, chunks={})
