@@ -87,13 +87,14 @@ def run_seed(seed: int, families: tuple[str, ...] = ALL_FAMILIES, default_ensemb
         sources[name] = detector.threshold_source_
         thresholds[name] = float(detector.native_threshold_)
     fused_n, fused_a = ensemble.fused_irregularity(normal), ensemble.fused_irregularity(anomalous)
-    rows["ensemble (majority)"] = _figures(ensemble.predict(normal), ensemble.predict(anomalous), fused_n, fused_a)
+    rows["ensemble (majority)"] = _figures(ensemble.majority_vote(normal), ensemble.majority_vote(anomalous), fused_n, fused_a)
     rows["ensemble (fused > 1)"] = _figures(fused_n > 1, fused_a > 1, fused_n, fused_a)
     if default_ensemble and tuple(DEFAULT_DETECTORS) != tuple(families):
         default = Ensemble(random_state=seed).fit(train)
         dn, da = default.fused_irregularity(normal), default.fused_irregularity(anomalous)
         label = "+".join(DEFAULT_DETECTORS)
-        rows[f"default ensemble {label} (majority)"] = _figures(default.predict(normal), default.predict(anomalous), dn, da)
+        rows[f"default ensemble {label} (majority)"] = _figures(default.majority_vote(normal),
+                                                               default.majority_vote(anomalous), dn, da)
         rows[f"default ensemble {label} (fused > 1)"] = _figures(dn > 1, da > 1, dn, da)
     return {"seed": seed, "n_train": len(train), "n_normal_test": len(normal), "n_anomalous_test": len(anomalous),
             "rows": rows, "threshold_source": sources, "threshold": thresholds}
