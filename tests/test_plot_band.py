@@ -20,9 +20,11 @@ def band_half_widths(ax):
     return np.array([(y[x == v].max() - y[x == v].min()) / 2 for v in np.unique(x)])
 
 
-def region_figure(common: bool):
+def region_figure(common: bool, calendar: str = "standard"):
     """Cells with unit noise, independent or shared by all; a 4-spread event on 36 of them; the mean's band."""
     cube, _ = synthetic_cube(n_years=10, n_lat=8, n_lon=8, seed=1)
+    if calendar != "standard":
+        cube = cube.convert_calendar(calendar, align_on="date" if calendar == "360_day" else None)
     rng = np.random.default_rng(5)
     seasonal = cube["tas"].groupby("time.month").mean().sel(month=cube["time"].dt.month).values
     shape = cube["tas"].shape
@@ -40,9 +42,10 @@ def region_figure(common: bool):
     return fig, cell_spread
 
 
-@pytest.mark.parametrize("common, low, high", [(False, 0.1, 0.3), (True, 0.75, 1.3)])
-def test_region_band_is_the_spread_of_the_regional_mean(common, low, high):
-    fig, cell_spread = region_figure(common)
+@pytest.mark.parametrize("common, low, high, calendar", [(False, 0.1, 0.3, "standard"), (True, 0.75, 1.3, "standard"),
+                                                        (False, 0.1, 0.3, "360_day")])
+def test_region_band_is_the_spread_of_the_regional_mean(common, low, high, calendar):
+    fig, cell_spread = region_figure(common, calendar)
     ax = fig.axes[0]
     ratio = band_half_widths(ax) / (2.0 * cell_spread)
     # 36 independent cells: 1/6 of a cell's spread (was 1: the band hid a 4-spread regional event); shared: all of it
