@@ -65,3 +65,12 @@ def test_irregularity_map_keeps_its_positional_path(scored, tmp_path):
     assert isinstance(figure, Figure) and (tmp_path / "map.png").read_bytes()[:8] == PNG_SIGNATURE
     figure = P.irregularity_maps({"a": result}, tmp_path / "maps.png", -1)
     assert isinstance(figure, Figure) and (tmp_path / "maps.png").exists()
+
+
+def test_a_result_cut_to_one_step_maps_that_step(scored, tmp_path):
+    result = scored[2]
+    one = result.isel(time=30)  # no time dimension left: raised "it has no time steps or no 'time'"
+    figure = P.irregularity_map(one, path=tmp_path / "one.png")
+    assert figure.get_suptitle() == P.irregularity_figure(result, time=30).get_suptitle()
+    assert (tmp_path / "one.png").read_bytes()[:8] == PNG_SIGNATURE
+    assert isinstance(P.irregularity_maps({"a": one, "b": result.isel(time=30)}), Figure)

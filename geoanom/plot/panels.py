@@ -57,11 +57,19 @@ class Step:
 def time_step(result: xr.Dataset, time: int | str | None = -1, variable: str | None = None) -> Step:
     """One time step of a result (an index, a date understood by ``sel``, or None: the last with scores), in memory.
 
+    A result already cut to one step (``result.isel(time=k)``, without a time
+    dimension) is that step.
+
     Raises
     ------
     GeoanomError
         Not a result of ``model.score``, an index out of range, or an unknown variable.
     """
+    if "time" not in result.dims and "time" in result.coords and result["time"].ndim == 0:
+        # one step picked with result.isel(time=k) or .sel(time=date): the map of that step
+        result = result.expand_dims("time")
+        if "tile" in result:
+            result["tile"] = result["tile"].isel(time=0, drop=True)
     missing = [name for name in ("fused_irregularity", "ensemble", "tile") if name not in result]
     if missing or "time" not in result.dims or result.sizes["time"] == 0:
         raise GeoanomError(f"cannot map this data set: it has no time steps or no '{(missing or ['time'])[0]}'; "
