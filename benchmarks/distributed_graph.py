@@ -4,13 +4,13 @@ On a 2-worker LocalCluster (processes, 1 thread and ``--memory`` each), a
 daily cube of 3 years is fitted on its first 2 years and its last year is
 scored and written to Zarr, at each ``--precision``. For each it reports
 the tiles, the bytes of the score's graph (``len(pickle.dumps(graph))`` of
-what ``compute`` sends) and of the fit's (its climatology and sketch graph,
-built as ``fit`` builds it), the largest-graph warning distributed gave, and
+what ``compute`` sends), the large-graph warnings distributed gave for the
+score and for the fit (whose graphs carry no model: models are its output), and
 the wall time of score + write, old against new in the same run (alternating,
 best of ``--repeat``):
 
 - ``old``: each block's tile models copied into the graph, as before (the
-  new code with :func:`geoanom.resident.resident_value` made the identity);
+  new code with :func:`geoanom.resident.resident_values` made the identity);
 - ``new``: each tile's models submitted to the cluster once, the graph
   holding their keys.
 
@@ -51,9 +51,9 @@ def graph_bytes(result: xr.Dataset) -> int:
 
 def score_and_write(model: Any, cube: xr.Dataset, client: Any, old: bool, path: Path) -> tuple[float, int, list, Any]:
     """Wall time of score + write to Zarr, the graph's bytes, distributed's large-graph warnings, the result."""
-    original = score_module.resident_value
+    original = score_module.resident_values
     if old:
-        score_module.resident_value = lambda value: value
+        score_module.resident_values = lambda values, copy: [copy(value) for value in values]
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
@@ -63,13 +63,13 @@ def score_and_write(model: Any, cube: xr.Dataset, client: Any, old: bool, path: 
             result.to_zarr(path, mode="w")
             elapsed = time.perf_counter() - start
     finally:
-        score_module.resident_value = original
+        score_module.resident_values = original
     messages = [str(w.message).splitlines()[0] for w in caught if "large graph" in str(w.message)]
     return elapsed, size, messages, xr.open_zarr(path).load()
 
 
-def fit_graph_bytes(cube: xr.Dataset, precision: int, client: Any) -> tuple[int, list]:
-    """The fit's warnings of large graphs (its graphs are built and sent inside fit)."""
+def fit_warnings_of(cube: xr.Dataset, precision: int, client: Any) -> tuple[int, list]:
+    """The fit's warnings of large graphs (its graphs are built and sent inside fit, so are not measured here)."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         ga.fit(cube, precision=precision, client=client)
@@ -99,7 +99,7 @@ def main() -> None:
         with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, memory_limit=args.memory,
                           dashboard_address=None) as cluster, Client(cluster) as client:
             for precision in args.precision:
-                fit_warnings = fit_graph_bytes(training, precision, client)
+                fit_warnings = fit_warnings_of(training, precision, client)
                 model = ga.fit(training, precision=precision, client=client)
                 threaded = model.score(scored).compute(scheduler="threads")
                 row: dict[str, Any] = {"precision": precision, "tiles": len(model.ensembles),

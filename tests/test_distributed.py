@@ -184,3 +184,15 @@ def test_the_tile_models_are_sent_to_the_cluster_once_not_in_the_graph(client, c
             break
         time.sleep(0.1)
     assert client.run_on_scheduler(on_scheduler) == 0
+
+
+def test_a_lazy_cluster_result_holds_the_models_as_they_were_when_it_was_made(client, cube_file):
+    cube = ga.open_cube(cube_file, chunks={"time": 36, "lat": 8, "lon": 12})
+    model = ga.fit(cube.isel(time=slice(None, 72)), precision=2, detectors=["gmm", "iforest"])
+    before = model.score(cube)["fused_irregularity"].values
+    lazy = model.score(cube, client=client)
+    shifted = np.random.default_rng(0).normal(size=(2000, len(model.attrs["feature_names"]))) + 8.0
+    for ensemble in model.ensembles.values():  # the detectors' own, in-place adaptation
+        ensemble.irregularity_adapting(shifted, 50)
+    np.testing.assert_array_equal(lazy["fused_irregularity"].values, before)
+    assert not np.allclose(model.score(cube)["fused_irregularity"].values, before, equal_nan=True)

@@ -31,7 +31,7 @@ from ..features.pipeline import feature_cube, source_name, stack_variables
 from ..formatting import coordinate_difference
 from ..memory import check_workers, largest_chunk, most_tiles_in_a_block, release_free_memory, task_bytes
 from ..queries.consensus import consensus_share
-from ..resident import on_workers, resident_value
+from ..resident import on_workers, resident_values
 from ..tiling import group_cells, split_chunks
 from .consensus import consensus_variable, partners_by_code
 from .result import result_dataset
@@ -118,23 +118,21 @@ def _models_by_block(codes: np.ndarray, chunks: tuple[tuple[int, ...], ...], ens
     precision 3 with all four families). Each model is copied now, so
     changing the model afterwards (or adapting it) cannot change this result;
     its read-only arrays (an isolation forest's nodes) are shared, not
-    copied (see :func:`_snapshot`). Inside ``on_workers(client)`` each copy
-    is sent to the cluster once (:func:`~geoanom.resident.resident_value`)
-    and a block holds its tiles' futures: the graph held every model
-    otherwise (86 MiB at 475 tiles, through the scheduler).
+    copied (see :func:`_snapshot`). Inside ``on_workers(client)`` each model
+    is sent to the cluster once instead, serialized (so copied) now
+    (:func:`~geoanom.resident.resident_values`), and a block holds its
+    tiles' futures: the graph held every model otherwise (86 MiB at 475
+    tiles, through the scheduler).
     """
-    copies: dict[int, Any] = {}
-
-    def needed(block: np.ndarray) -> dict[int, Any]:
+    def needed(block: np.ndarray) -> list[int]:
         own = [int(code) for code in np.unique(block) if code >= 0]
         wanted = {code for code in own if ensembles[code] is not None}
         wanted.update(p for code in own for p in (partners or {}).get(code, ()))
-        for code in sorted(wanted):
-            if code not in copies:
-                copies[code] = resident_value(_snapshot(ensembles[code]))
-        return {code: copies[code] for code in sorted(wanted)}
+        return sorted(wanted)
 
-    return _per_block(codes, chunks, needed, "tile-models")
+    sent = sorted(set().union(*map(needed, _code_blocks(codes, chunks).values())))
+    copies = dict(zip(sent, resident_values([ensembles[code] for code in sent], copy=_snapshot)))
+    return _per_block(codes, chunks, lambda block: {code: copies[code] for code in needed(block)}, "tile-models")
 
 
 def _snapshot(ensemble: Any) -> Any:
@@ -172,7 +170,7 @@ def _per_block(codes: np.ndarray, chunks: tuple[tuple[int, ...], ...], payload: 
     # named once per call, not from the models' bytes (hashing the annual cube's forests took 1 s)
     name, chunks = f"{what}-{uuid.uuid4().hex}", tuple((1,) * len(sizes) for sizes in chunks)
     if any(isinstance(value, TaskRef) for block in blocks.values() for value in block.values()):
-        # futures (see resident_value): a task per block gathers them, so the graph holds their keys
+        # futures (see resident_values): a task per block gathers them, so the graph holds their keys
         graph = HighLevelGraph.from_collections(name, {(name, *index): (_holder, block)
                                                        for index, block in blocks.items()})
         return da.Array(graph, name, chunks, dtype=object, meta=np.empty((0, 0), dtype=object))
