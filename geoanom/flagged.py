@@ -94,4 +94,8 @@ def reopened(path):
     """
     import xarray as xr
 
-    return xr.open_zarr(path) if str(path).endswith(".zarr") else xr.open_dataset(path, chunks={})
+    if not str(path).endswith(".zarr"):
+        return xr.open_dataset(path, chunks={})
+    with warnings.catch_warnings():  # a Zarr 3 store has no consolidated metadata: the fallback is the reading
+        warnings.filterwarnings("ignore", "Failed to open Zarr store with consolidated metadata", RuntimeWarning)
+        return xr.open_zarr(path)
