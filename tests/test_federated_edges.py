@@ -6,7 +6,7 @@ import pytest
 
 import geoanom as ga
 from geoanom.errors import GeoanomError, ModelFileError
-from geoanom.plot.curves import learning_curve, learning_curve_figure
+from geoanom.plot.curves import learning_curve
 
 
 def test_labels_of_one_class_are_refused_before_any_round():
@@ -27,12 +27,12 @@ def test_a_federated_classifier_given_as_a_detector_model_is_named(tmp_path):
 def test_learning_curve_has_no_empty_panel_and_whole_rounds(tmp_path):
     history = pd.DataFrame({"participants": [475, 475], "loss": [1.34, 0.80], "update_norm": [0.45, 0.29],
                             "dropped": [0, 0], "epsilon": [np.nan, np.nan]}, index=pd.Index([1, 2], name="round"))
-    figure = learning_curve_figure(history)
+    figure = learning_curve(history)
     assert [axes.get_title() for axes in figure.axes] == ["learning", "clients per round"]  # was: "no differential privacy"
     for axes in figure.axes:
         ticks = [t for t in axes.get_xticks() if 1 <= t <= 2]
         assert ticks == [1.0, 2.0]  # was 1.0, 1.25, 1.5, ...: rounds between rounds
         assert axes.lines  # something drawn on every panel
-    assert len(learning_curve_figure(history.assign(epsilon=[0.5, 0.9])).axes) == 3  # privacy spent, when private
+    assert len(learning_curve(history.assign(epsilon=[0.5, 0.9])).axes) == 3  # privacy spent, when private
     learning_curve(history, tmp_path / "c.png")
     assert (tmp_path / "c.png").stat().st_size > 10_000

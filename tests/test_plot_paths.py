@@ -11,9 +11,8 @@ import geoanom.plot as P
 from geoanom.queries.events import event_labels, events
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-# learning_curve (curves.py) is another engineer's file and still returns the path it wrote
 FIGURES = ["cell", "event_map", "event_timeseries", "feature_scatter", "flagged_share_and_change", "flagged_share_map",
-           "irregularity_figure", "irregularity_map", "irregularity_maps"]
+           "irregularity_figure", "irregularity_map", "irregularity_maps", "learning_curve"]
 
 
 @pytest.fixture(scope="module")
@@ -38,6 +37,9 @@ def calls(scored):
             "flagged_share_and_change": lambda path: P.flagged_share_and_change(shares, change, path=path),
             "flagged_share_map": lambda path: P.flagged_share_map(result, path=path),
             "irregularity_figure": lambda path: P.irregularity_figure(result, path=path),
+            "learning_curve": lambda path: P.learning_curve(pd.DataFrame({"update_norm": [0.4, 0.3]},
+                                                                         index=pd.Index([1, 2], name="round")),
+                                                            path=path),
             "irregularity_map": lambda path: P.irregularity_map(result, path=path),
             "irregularity_maps": lambda path: P.irregularity_maps({"a": result, "b": result}, path=path)}
 

@@ -6,8 +6,10 @@ import os
 
 import pandas as pd
 
+from .layout import saved
 
-def learning_curve_figure(history: pd.DataFrame):
+
+def learning_curve(history: pd.DataFrame, path: str | os.PathLike | None = None):
     """A matplotlib Figure of a federated run, one panel per thing it measured, rounds on whole-number ticks.
 
     Panels: learning (update norm, and the loss when measured); the
@@ -18,6 +20,8 @@ def learning_curve_figure(history: pd.DataFrame):
     ----------
     history : pandas.DataFrame
         ``FederatedResult.history``, indexed by round.
+    path : str or path-like, optional
+        Also write the figure there (PNG).
 
     Returns
     -------
@@ -27,8 +31,9 @@ def learning_curve_figure(history: pd.DataFrame):
     --------
     >>> history = pd.DataFrame({"update_norm": [0.4, 0.3], "loss": [1.3, 0.8], "participants": [5, 5]},
     ...                        index=pd.Index([1, 2], name="round"))
-    >>> [axes.get_title() for axes in learning_curve_figure(history).axes]
+    >>> [axes.get_title() for axes in learning_curve(history).axes]
     ['learning', 'clients per round']
+    >>> figure = learning_curve(result.history, path="learning_curve.png")  # doctest: +SKIP
     """
     from matplotlib.figure import Figure
     from matplotlib.ticker import MaxNLocator
@@ -59,27 +64,4 @@ def learning_curve_figure(history: pd.DataFrame):
     for axes in fig.axes:  # rounds are whole numbers: no tick at 1.5
         axes.set_xlabel("round")
         axes.xaxis.set_major_locator(MaxNLocator(integer=True))
-    return fig
-
-
-def learning_curve(history: pd.DataFrame, path: str | os.PathLike) -> str:
-    """Write a PNG of a federated run (see :func:`learning_curve_figure`).
-
-    Parameters
-    ----------
-    history : pandas.DataFrame
-        ``FederatedResult.history``.
-    path : str or path-like
-
-    Returns
-    -------
-    str
-        The path written.
-
-    Examples
-    --------
-    >>> learning_curve(result.history, "learning_curve.png")  # doctest: +SKIP
-    'learning_curve.png'
-    """
-    learning_curve_figure(history).savefig(path, dpi=100)
-    return str(path)
+    return saved(fig, path)
