@@ -4,8 +4,9 @@ On a 2-worker LocalCluster (processes, 1 thread and ``--memory`` each), a
 daily cube of 3 years is fitted on its first 2 years and its last year is
 scored and written to Zarr, at each ``--precision``. For each it reports
 the tiles, the bytes of the score's graph (``len(pickle.dumps(graph))`` of
-what ``compute`` sends), the large-graph warnings distributed gave for the
-score and for the fit (whose graphs carry no model: models are its output), and
+what ``compute`` sends) and distributed's large-graph warnings, the graphs
+the fit sent (their count, largest and total, read off that warning with
+its threshold at 1 byte; they carry no model: models are its output), and
 the wall time of score + write, old against new in the same run (alternating,
 best of ``--repeat``):
 
@@ -17,7 +18,8 @@ best of ``--repeat``):
 Both results are checked equal to the threaded run.
 
     python benchmarks/distributed_graph.py                  # results/distributed_graph.json
-    python benchmarks/distributed_graph.py --cube daily.nc  # a file of yours (its first variable)
+    python benchmarks/distributed_graph.py --cube daily.nc  # a file of yours
+    python benchmarks/distributed_graph.py --grid 38 50 --precision 4 --out results/distributed_graph_1900.json
 """
 
 from __future__ import annotations
@@ -25,13 +27,15 @@ from __future__ import annotations
 import argparse
 import json
 import pickle
+import re
 import shutil
 import tempfile
 import time
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
+import dask
 import numpy as np
 import xarray as xr
 
@@ -68,42 +72,47 @@ def score_and_write(model: Any, cube: xr.Dataset, client: Any, old: bool, path: 
     return elapsed, size, messages, xr.open_zarr(path).load()
 
 
-def fit_warnings_of(cube: xr.Dataset, precision: int, client: Any) -> tuple[int, list]:
-    """The fit's warnings of large graphs (its graphs are built and sent inside fit, so are not measured here)."""
-    with warnings.catch_warnings(record=True) as caught:
+def sent_graphs(action: Callable[[], Any]) -> tuple[Any, list[float]]:
+    """``action()``'s value and the size in MiB of every graph it sent to the scheduler, read off distributed's
+    large-graph warning with its threshold at 1 byte."""
+    with dask.config.set({"distributed.admin.large-graph-warning-threshold": "1B"}), \
+            warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        ga.fit(cube, precision=precision, client=client)
-    return [str(w.message).splitlines()[0] for w in caught if "large graph" in str(w.message)]
+        value = action()
+    sizes = [re.search(r"Sending large graph of size ([0-9.]+) ([kMG]i?B)", str(w.message)) for w in caught]
+    scale = {"kiB": 2**-10, "MiB": 1, "GiB": 2**10, "B": 2**-20}
+    return value, [float(m.group(1)) * scale.get(m.group(2), 1) for m in sizes if m]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cube", help="a NetCDF file (default: a synthetic daily cube, 3 years, 19 x 25 cells)")
     parser.add_argument("--precision", type=int, nargs="+", default=[2, 3])
+    parser.add_argument("--grid", type=int, nargs=2, default=[19, 25], help="the synthetic cube's lat and lon sizes")
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--memory", default="1GB", help="memory limit of each of the 2 workers")
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "distributed_graph.json"))
     args = parser.parse_args()
     from dask.distributed import Client, LocalCluster
 
+    scratch = Path(tempfile.mkdtemp(prefix="distributed_graph-"))
     if args.cube:
         cube = ga.open_cube(args.cube)
-    else:
-        cube = synthetic_cube(n_years=3, n_lat=19, n_lon=25, frequency="day")[0]
-        cube = ga.open_cube(cube)
+    else:  # read from a file, as a user's cube is: the graph then holds no data either
+        synthetic_cube(n_years=3, n_lat=args.grid[0], n_lon=args.grid[1], frequency="day")[0].to_netcdf(scratch / "cube.nc")
+        cube = ga.open_cube(scratch / "cube.nc")
     times = cube["time"].values
     training, scored = cube.isel(time=slice(None, 2 * len(times) // 3)), cube.isel(time=slice(2 * len(times) // 3, None))
     rows = []
-    scratch = Path(tempfile.mkdtemp(prefix="distributed_graph-"))
     try:
         with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, memory_limit=args.memory,
                           dashboard_address=None) as cluster, Client(cluster) as client:
             for precision in args.precision:
-                fit_warnings = fit_warnings_of(training, precision, client)
-                model = ga.fit(training, precision=precision, client=client)
+                model, fit_graphs = sent_graphs(lambda: ga.fit(training, precision=precision, client=client))
                 threaded = model.score(scored).compute(scheduler="threads")
                 row: dict[str, Any] = {"precision": precision, "tiles": len(model.ensembles),
-                                       "fit_large_graph_warnings": fit_warnings}
+                                       "fit_graphs": len(fit_graphs), "fit_largest_graph_mib": max(fit_graphs),
+                                       "fit_total_graph_mib": sum(fit_graphs)}
                 for _attempt in range(args.repeat):
                     for variant in ("old", "new"):
                         elapsed, size, messages, result = score_and_write(
@@ -119,10 +128,11 @@ def main() -> None:
                       f"MiB old -> {row['new_graph_bytes'] / 2**20:.3f} MiB new ({row['graph_ratio']:.0f}x smaller); "
                       f"score+write {row['old_seconds']:.2f} s old, {row['new_seconds']:.2f} s new "
                       f"({row['time_ratio_new_over_old']:.2f}x); warnings old {row['old_warnings']}, new "
-                      f"{row['new_warnings']}; fit warnings {fit_warnings}")
+                      f"{row['new_warnings']}; fit: {len(fit_graphs)} graphs, largest {max(fit_graphs):.2f} MiB, "
+                      f"{sum(fit_graphs):.2f} MiB in all")
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    Path(args.out).write_text(json.dumps({"cube": args.cube or "synthetic daily 3 years 19 x 25",
+    Path(args.out).write_text(json.dumps({"cube": args.cube or f"synthetic daily 3 years {args.grid[0]} x {args.grid[1]}",
                                           "workers": 2, "memory_limit": args.memory, "rows": rows}, indent=2) + "\n")
     print(f"wrote {args.out}")
 
