@@ -196,3 +196,20 @@ def test_a_lazy_cluster_result_holds_the_models_as_they_were_when_it_was_made(cl
         ensemble.irregularity_adapting(shifted, 50)
     np.testing.assert_array_equal(lazy["fused_irregularity"].values, before)
     assert not np.allclose(model.score(cube)["fused_irregularity"].values, before, equal_nan=True)
+
+
+def test_tile_models_on_a_lost_worker_are_made_again(client, cube_file):
+    from distributed import Future, wait
+
+    cube = ga.open_cube(cube_file, chunks={"time": 36, "lat": 8, "lon": 12})
+    model = ga.fit(cube.isel(time=slice(None, 72)), precision=2, detectors="gmm")
+    result = model.score(cube, client=client)
+    futures = [future for value in dict(result["fused_irregularity"].data.__dask_graph__()).values()
+               if isinstance(value, tuple) and isinstance(value[-1], dict)
+               for future in value[-1].values() if isinstance(future, Future)]
+    wait(futures)
+    holders = {worker for workers in client.who_has(futures).values() for worker in workers}
+    assert holders
+    # a worker lost (a Slurm job at its walltime): its tile models are tasks, not scattered data, so they are rebuilt
+    client.restart_workers([sorted(holders)[0]])
+    xr.testing.assert_identical(result.compute(), model.score(cube).compute(scheduler="sync"))
