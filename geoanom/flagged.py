@@ -14,7 +14,6 @@ import warnings
 import numpy as np
 
 from .errors import GeoanomWarning
-from .grid import spatial_dims
 
 # On data that stay in their training climate the ensemble flags 0.3-3% (tests/test_false_alarms.py);
 # far more means the scored period has left that climate, which a reader of the map must be told.
@@ -36,6 +35,8 @@ def flagged_share(result) -> np.ndarray:
 
 def flag_counts(result) -> tuple[np.ndarray, np.ndarray]:
     """Per time step: how many scored cells the ensemble flags, and how many cells were scored."""
+    from .grid import spatial_dims  # xarray: not at import, the command's --help must stay instant
+
     dims = spatial_dims(result)
     scored = result["fused_irregularity"].notnull()
     return result["ensemble"].where(scored, False).sum(dims).values, scored.sum(dims).values
