@@ -79,7 +79,11 @@ from .robust import (
 from .spread_pooling import pool_spread
 
 FLOOR_SHARE = 0.05  # no spread below this share of the field's median spread
-BLOCK_VALUES = 2_000_000  # time steps x cells per block of the fit (16 MB per float64 plane)
+# Time steps x cells per block of the fit: at most BLOCK_VALUES (16 MB per float64 plane), and small enough for
+# FIT_BLOCKS blocks down to MIN_BLOCK_VALUES. Each cell is fitted on its own, so the blocks change no bit of the
+# result; more of them balance the threads: 2 M made 3 blocks of the throughput cubes (180 x 120 x 240 and
+# 520 x 100 x 100 training values), the last running alone on 2 cores.
+BLOCK_VALUES, MIN_BLOCK_VALUES, FIT_BLOCKS = 2_000_000, 250_000, 16
 TRENDS = (None, "linear")
 
 
@@ -483,7 +487,8 @@ def _fit_layout(values: xr.DataArray) -> da.Array:
     """
     data = values.data if isinstance(values.data, da.Array) else da.from_array(np.asarray(values.data))
     n_vars, n_times, n_rows, n_cols = data.shape
-    cells = max(1, BLOCK_VALUES // max(n_times * n_vars, 1))
+    per_block = min(BLOCK_VALUES, max(MIN_BLOCK_VALUES, data.size // FIT_BLOCKS))
+    cells = max(1, per_block // max(n_times * n_vars, 1))
     col_chunk = min(n_cols, cells)
     row_chunk = max(1, min(n_rows, cells // col_chunk))
     # rechunked before the cast: the full-time blocks hold the whole record's pieces at once, in its own
