@@ -34,6 +34,10 @@ class RecordTooShortError(TrainingPeriodError):
     """The training period holds too few time steps for a climatology."""
 
 
+class OptionError(GeoanomError, ValueError):
+    """A command-line option's value is malformed or out of range; the sentence names the option and the value."""
+
+
 class NoDataError(GeoanomError, ValueError):
     """Nothing is left to work with, for example after removing NaNs."""
 

@@ -11,9 +11,10 @@ import errno
 import warnings
 from pathlib import Path
 
-from ..errors import CoordinateError, GeoanomError, GeoanomWarning, TrainingPeriodError
+from ..errors import CoordinateError, GeoanomError, GeoanomWarning, OptionError, TrainingPeriodError
 from ..reporting import detail, model_summary, report_skipped, say, stage, write_outputs
-from .paths import CUBE, Output, check_outputs
+from . import checks
+from .paths import CUBE, Output, check_outputs, make_parents
 from .queries import detect_query_outputs, write_detect_queries
 
 FEDERATE_FILES = ("model.npz", "history.csv", "learning_curve.png", "audit_head.txt")
@@ -22,6 +23,7 @@ FEDERATE_FILES = ("model.npz", "history.csv", "learning_curve.png", "audit_head.
 def run_demo(args: argparse.Namespace) -> None:
     """``geoanom demo`` (see :mod:`geoanom.demo`)."""
     check_outputs([Output("--out", args.out, kind="folder", what="the demo's output")])
+    checks.detector_names("--detectors", args.detectors)  # before the demo makes its folder
     from ..demo import run
 
     run(Path(args.out), args.detectors)
@@ -53,6 +55,7 @@ def run_detect(args: argparse.Namespace) -> None:
         raise GeoanomError("--explain-out needs --explain LAT,LON: the cell to draw.")
     if args.plot is None and args.plot_time is not None:
         raise GeoanomError("--plot-time needs --plot PNG: the map to draw.")
+    checks.detect(args)
     outputs = detect_outputs(args)
     check_outputs(outputs, args.inputs)
     point = parse_point(args.explain) if args.explain is not None else None
@@ -65,7 +68,10 @@ def run_detect(args: argparse.Namespace) -> None:
         if point is not None:  # a point off the grid is refused from the coordinates alone, before any work
             from ..plot import nearest_grid_cell
 
-            nearest_grid_cell(cube, *point)
+            try:
+                nearest_grid_cell(cube, *point)
+            except GeoanomError as error:
+                raise OptionError(f"--explain {args.explain}: {error}") from None
         if args.plot_time is not None:  # a date the input does not hold is refused before any work
             from ..plot.panels import step_index
 
@@ -74,6 +80,7 @@ def run_detect(args: argparse.Namespace) -> None:
         warn_in_sample(cube, training)
         detail(describe_work(cube, training, client))
         labels = tile_labels(training, args.precision)  # coordinates only: names the work before it starts
+        checks.detect_on_grid(args, labels)  # --scatter's tile and --consensus' region, before the fit
         tiles = len(set(labels.values.ravel().tolist()))
         detail(f"tiles: {labels.attrs.get('precision_reason') or 'precision ' + str(labels.attrs['precision'])}")
         with stage(f"fitting {tiles:,} tiles", client), warnings.catch_warnings():
@@ -87,6 +94,7 @@ def run_detect(args: argparse.Namespace) -> None:
         say(model_summary(model))
         report_skipped(model)
         result = model.score(cube, client=client, consensus=args.consensus)
+        make_parents(outputs)  # every output's folder: --out's writer makes its own, --plot's and the rest's do not
         from ..io import count_infinite
 
         # the whole input's ±inf counted in the computation that scores and writes it, not in a pass after it
@@ -163,9 +171,9 @@ def parse_point(text: str) -> tuple[float, float]:
     try:
         lat, lon = (float(part) for part in parts)
     except ValueError:
-        raise GeoanomError(f"--explain takes LAT,LON in degrees, e.g. 35.2,-80.8; got '{text}'.") from None
+        raise OptionError(f"--explain takes LAT,LON in degrees, e.g. 35.2,-80.8; got '{text}'.") from None
     if not (-90.0 <= lat <= 90.0 and -360.0 <= lon <= 360.0):
-        raise GeoanomError(f"--explain {text}: the latitude must be in [-90, 90] and the longitude in "
+        raise OptionError(f"--explain {text}: the latitude must be in [-90, 90] and the longitude in "
                            "[-360, 360] degrees.")
     return lat, lon
 
@@ -190,11 +198,12 @@ def run_regions(args: argparse.Namespace) -> None:
     check_outputs([Output("--out", args.out, (".csv",), what="the table"),
                    args.labels_out and Output("--labels-out", args.labels_out, CUBE, what="the label cube")],
                   args.inputs)
+    checks.regions(args)
     from .. import write_dataset
     from ..features import RegionParams, region_features, region_labels, tune_region_params
 
-    cube = open_input(args.inputs, [args.variable], args.level)
     params = RegionParams(args.sigma, args.median_size, args.threshold, args.tail).to_dict()
+    cube = open_input(args.inputs, [args.variable], args.level)
     if args.tune:
         with stage(f"tuning in {args.tune} trials", watch=False):
             tuning = tune_region_params(cube, variable=args.variable, n_trials=args.tune, tail=args.tail)
@@ -203,6 +212,7 @@ def run_regions(args: argparse.Namespace) -> None:
             + ", ".join(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}" for k, v in params.items()))
     with stage(f"region features of {args.variable}"):
         table = region_features(cube, variable=args.variable, precision=args.precision, **params)
+    make_parents([Output("--out", args.out), args.labels_out and Output("--labels-out", args.labels_out)])
     iso_times(table).to_csv(args.out)
     say(f"wrote {args.out}: {len(table)} rows, {int(table['n_regions'].sum())} regions")
     if args.labels_out:
@@ -260,6 +270,7 @@ def run_federate(args: argparse.Namespace) -> None:
     check_outputs([folder], inputs)
     check_outputs([audit], inputs)
     check_outputs([*files, audit])  # the audit log may live in the output folder, but not as one of its files
+    checks.federate(args)
     from .. import open_cube
     from ..federated import GaussianDP, RoundOptions, Security, cube_rows, make_aggregator, train
     from ..federated.privacy import calibrate_noise
@@ -276,8 +287,8 @@ def run_federate(args: argparse.Namespace) -> None:
         privacy = GaussianDP(noise, args.clip, args.delta, max_epsilon=args.epsilon)
         say(f"differential privacy: noise multiplier {noise:.3g} keeps {args.rounds} rounds within "
             f"epsilon {args.epsilon:g} at delta {args.delta:g}")
+    clients = args.clients if args.clients == "tile" else _client_grid(args.clients)  # small: read first
     cube = open_cube(args.inputs, variables=[args.variable])
-    clients = args.clients if args.clients == "tile" else _client_grid(args.clients)
     with stage("features of every observation"):
         rows = cube_rows(cube, args.variable, clients, precision=args.precision)
     clients_ = len(set(rows.clients))
@@ -345,6 +356,7 @@ def select_training(cube, start: str | None, end: str):
 
     times = cube["time"].values
     span = f"{iso_date(times[0])} to {iso_date(times[-1])}" if len(times) else "no time steps"
+    options = f"--train-start {start} --train-end {end}" if start is not None else f"--train-end {end}"
     try:
         try:
             training = cube.sel(time=slice(start, end))
@@ -352,11 +364,11 @@ def select_training(cube, start: str | None, end: str):
             first, last = (iso_date(t) for t in times[[0, -1]]) if len(times) else ("", "")
             training = cube.sel(time=slice(_within(start, first, before=True), _within(end, last, before=False)))
     except (KeyError, ValueError, TypeError, OverflowError) as error:
-        raise TrainingPeriodError(f"cannot read the training period {start or 'start'} to {end}: "
+        raise TrainingPeriodError(f"{options}: cannot read the training period {start or 'start'} to {end}: "
                                   f"{str(error).rstrip('.')}.") from None
     if training.sizes["time"] == 0:
         raise TrainingPeriodError(
-            f"the training period {start or 'start'} to {end} selects no data in "
+            f"{options}: the training period {start or 'start'} to {end} selects no data in "
             f"{cube.attrs.get('geoanom_source', 'the input')}, which runs from {span}."
         )
     return training

@@ -135,6 +135,21 @@ def check_output(output: Output) -> None:
     check_writable(folder, name)
 
 
+def make_parents(outputs: Iterable[Output | None]) -> None:
+    """Make the missing folders on the way to each output, as writing starts (:func:`check_output` saw they can be).
+
+    Not when the paths are checked: a run refused later, before it writes,
+    leaves no empty folder behind.
+
+    Examples
+    --------
+    >>> make_parents([Output("--plot", "maps/2010/map.png", (".png",))])  # doctest: +SKIP
+    """
+    for output in outputs:
+        if output is not None:
+            Path(output.path).expanduser().absolute().parent.mkdir(parents=True, exist_ok=True)
+
+
 def check_writable(folder: Path, name: str) -> None:
     """Refuse `folder` unless a file can really be made in it.
 

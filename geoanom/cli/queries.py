@@ -13,7 +13,8 @@ from typing import Any
 
 from ..errors import GeoanomError, GeoanomWarning
 from ..reporting import say, stage
-from .paths import CUBE, Output, check_outputs
+from . import checks
+from .paths import CUBE, Output, check_outputs, make_parents
 
 
 def add_event_options(parser: argparse.ArgumentParser) -> None:
@@ -45,11 +46,13 @@ def run_events(args: argparse.Namespace) -> None:
     check_outputs(event_outputs(args), [args.result])
     if args.event is not None and not args.map:
         raise GeoanomError("--event needs --map PNG: the picture that draws it.")
+    checks.events(args)
     with open_result(args.result) as result:
         table, labels = find_events(result, args)
         if args.event is not None and args.event not in set(table["event"]):
             raise GeoanomError(f"--event {args.event}: {args.result} has no such event; its ids run from 1 to "
                                f"{len(table)}.")
+        make_parents(event_outputs(args))
         write_catalogue(table, labels, args.out, args.labels_out)
         if args.map:
             draw_event_map(result, labels, table, args.map, args.event)
@@ -80,10 +83,6 @@ def detect_query_outputs(args: argparse.Namespace) -> list[Output | None]:
     for option in ("event_map", "event_series"):
         if getattr(args, option) and not args.events:
             raise GeoanomError(f"--{option.replace('_', '-')} needs --events CSV: the catalogue it draws from.")
-    if args.consensus is not None:
-        from ..queries.consensus import parse_consensus
-
-        parse_consensus(args.consensus)  # its form, before any work; the tiles are checked once fitted
     return [
         args.events and Output("--events", args.events, (".csv",), what="the event table"),
         args.event_map and Output("--event-map", args.event_map, (".png",), what="the event map"),
