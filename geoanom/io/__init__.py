@@ -3,7 +3,8 @@
 ``read`` opens files as one lazy cube, ``grid`` gives its coordinates their
 canonical names and ranges, ``write`` writes results without ever leaving a
 half-written output, ``append`` adds new time steps to a result store and
-resumes killed writes, ``safety`` names corrupt data and counts ±inf.
+resumes killed writes, ``safety`` names corrupt data and counts ±inf,
+``fill_values`` treats fill values the files do not declare as missing.
 """
 
 from .levels import LevelAxis

@@ -17,10 +17,13 @@ from pathlib import Path
 from typing import Union
 
 import numpy as np
+import pandas as pd
 import xarray as xr
 
 from geoanom.errors import CoordinateError, GeoanomError, InputFileError, NoDataError, VariableNotFoundError
+from geoanom.formatting import calendar_of, coordinate_difference, iso_date
 
+from .fill_values import mask_undeclared_fill
 from .grid import find_coordinate, grid_dims, normalise_lon_lat, rename_coordinate, true_lat_lon
 from .levels import LevelAxis, select_level, variable_levels
 from .messages import short_reason
@@ -66,24 +69,42 @@ def open_cube(
     xarray.Dataset
         Dask-backed float variables with dims ``(time, lat, lon)``, or e.g.
         ``(time, y, x)`` with 2-D ``lat``/``lon`` for curvilinear grids;
-        ``attrs["geoanom_source"]`` names the files read.
+        ``attrs["geoanom_source"]`` names the files read. ±inf and fill
+        values the files do not declare are NaN (the latter recorded in the
+        variable's ``attrs["geoanom_fill_value"]``, see
+        :mod:`geoanom.io.fill_values`).
 
     Raises
     ------
     InputFileError, VariableNotFoundError, CoordinateError, NoDataError
-        In one sentence naming the file or variable at fault.
+        In one sentence naming the file or variable at fault; files that do
+        not share a grid, calendar or kind of time step name the odd file.
+
+    Warns
+    -----
+    GeoanomWarning
+        Once per variable holding an undeclared fill value: the file, the
+        value, its share and the other values' range.
+
+    Examples
+    --------
+    >>> import iris_sample_data
+    >>> cube = open_cube(iris_sample_data.path + "/A1B_north_america.nc")
+    >>> dict(cube.sizes)
+    {'time': 240, 'lat': 37, 'lon': 49}
     """
     files, label = _resolve(paths)
     parts, names = [], variables
     for path in files:
         parts.append(_standardise(guard_reads(_open_one(path), path), path, names, chunks, level))
         names = list(parts[-1].data_vars)  # later files must hold the first file's variables
-    ds = _concat_time(parts, label)
+    ds = _concat_time(parts, files, label)
     plan = _default_chunks(ds) if chunks is None else dict(chunks)
     if unknown := [str(d) for d in plan if d not in ds.dims]:
         dims = ", ".join(map(str, ds.dims))
         raise GeoanomError(f"chunks name {', '.join(unknown)}, which are not dimensions of {label} ({dims}).")
     ds = mask_infinite(ds.chunk(plan))  # ±inf is missing; the lazy count is for count_infinite
+    ds = mask_undeclared_fill(ds, [(path, part.indexes["time"]) for path, part in zip(files, parts)])
     # lat/lon are one grid slab that every consumer needs: hold them in memory.
     ds = ds.assign_coords(lat=ds["lat"].compute(), lon=ds["lon"].compute())
     for var in ds.variables.values():  # storage chunking from the files would clash on writing
@@ -289,20 +310,89 @@ def _default_chunks(ds: xr.Dataset) -> dict[Hashable, int]:
     return {"time": 1, **{d: math.ceil(ds.sizes[d] / split) for d in spatial}}
 
 
-def _concat_time(parts: list[xr.Dataset], label: str) -> xr.Dataset:
-    """Concatenate files along time, in time order; their grids must match exactly."""
+def _concat_time(parts: list[xr.Dataset], files: list[str], label: str) -> xr.Dataset:
+    """Concatenate files along time, in time order; their grids, calendars and steps must match.
+
+    A disagreement names the odd file: the one that differs from what most files hold.
+    """
     ds = parts[0]
     if len(parts) > 1:
+        odd, ref = _odd_one([_calendar(p) for p in parts])
+        if odd is not None:
+            raise CoordinateError(f"the files {label} use different calendars: '{files[odd]}' uses "
+                                  f"{_calendar(parts[odd])}, '{files[ref]}' {_calendar(parts[ref])}.")
+        odd, ref = _odd_one([_grid_key(p) for p in parts])
+        if odd is not None:
+            raise CoordinateError(f"the files {label} do not share one grid: '{files[odd]}' differs from "
+                                  f"'{files[ref]}': {_grid_difference(parts[ref], parts[odd])}.")
+        _check_steps(parts, files, label)
         try:
-            parts = sorted(parts, key=lambda p: p.indexes["time"][0])
-            ds = xr.concat(parts, dim="time", data_vars="minimal", coords="minimal",
+            ordered = sorted(parts, key=lambda p: p.indexes["time"][0])
+            ds = xr.concat(ordered, dim="time", data_vars="minimal", coords="minimal",
                            compat="override", join="exact", combine_attrs="override")
-        except TypeError as exc:  # datetime64 against cftime
+        except TypeError as exc:  # datetime64 against cftime in one calendar (dates past 2262 in one file)
             raise CoordinateError(f"the files {label} use different calendars ({short_reason(exc)}).") from exc
         except ValueError as exc:
             raise CoordinateError(f"the files {label} do not share one grid ({short_reason(exc)}).") from exc
         if not ds.indexes["time"].is_monotonic_increasing:
             ds = ds.sortby("time")
     if not ds.indexes["time"].is_unique:
-        raise CoordinateError(f"time steps repeat in {label}.")
+        repeated = ds.indexes["time"][ds.indexes["time"].duplicated()][0]
+        holding = [f"'{f}'" for f, p in zip(files, parts) if repeated in p.indexes["time"]]
+        where = f"is in both {' and '.join(holding)}" if len(holding) > 1 else f"appears twice in {holding[0]}"
+        raise CoordinateError(f"time steps repeat in {label}: {iso_date(repeated)} {where}.")
     return ds
+
+
+def _calendar(ds: xr.Dataset) -> str:
+    """The calendar's name, one for the standard one's synonyms (numpy dates concatenate whatever the name)."""
+    name = calendar_of(ds["time"])
+    if name == "gregorian" or (name == "proleptic_gregorian" and ds["time"].dtype.kind == "M"):
+        return "standard"
+    return name
+
+
+def _grid_key(ds: xr.Dataset) -> tuple:
+    """What must be equal for files to concatenate: every index but time, by name and values."""
+    return tuple((str(name), tuple(index.values.tolist())) for name, index in ds.indexes.items() if name != "time")
+
+
+def _grid_difference(ref: xr.Dataset, odd: xr.Dataset) -> str:
+    """How the odd file's grid differs from the reference file's, as text (e.g. 'lat is shifted by +1 ...')."""
+    for name, index in ref.indexes.items():
+        if name != "time" and name not in odd.indexes:
+            return f"it has no coordinate {name}"
+        if name != "time" and not index.equals(odd.indexes[name]):
+            return coordinate_difference(str(name), index.values, odd.indexes[name].values)
+    extra = next(name for name in odd.indexes if name != "time" and name not in ref.indexes)
+    return f"it has a coordinate {extra} the other has not"
+
+
+# A file whose median step is over this many times another's (monthly against seasonal is 3, daily against
+# monthly about 30) holds another kind of record; a gap or a short month stays well below it.
+STEP_RATIO = 2.5
+
+
+def _check_steps(parts: list[xr.Dataset], files: list[str], label: str) -> None:
+    """Refuse, naming the file, files whose time steps differ in kind (daily among monthly files, say)."""
+    steps = {i: float(pd.to_timedelta(np.diff(p.indexes["time"].values)).median().total_seconds())
+             for i, p in enumerate(parts) if p.sizes["time"] >= 3}  # two differences give a median a gap can hold
+    if len(steps) < 2:
+        return
+    usual = float(np.median(list(steps.values())))
+    odd = max(steps, key=lambda i: max(steps[i] / usual, usual / steps[i]))
+    if max(steps[odd] / usual, usual / steps[odd]) > STEP_RATIO:
+        raise CoordinateError(f"the files {label} do not share one time step: '{files[odd]}' steps by "
+                              f"{_duration(steps[odd])}, the others by {_duration(usual)}.")
+
+
+def _duration(seconds: float) -> str:
+    value, unit = (seconds / 3600, "hour") if seconds < 86400 else (seconds / 86400, "day")
+    return f"{value:.3g} {unit}{'' if value == 1 else 's'}"
+
+
+def _odd_one(keys: list) -> tuple[int | None, int]:
+    """The first file whose key differs from the one most files share (the first file's on a tie), and a file sharing that."""
+    common = max(keys, key=lambda k: (keys.count(k), -keys.index(k)))
+    odd = next((i for i, k in enumerate(keys) if k != common), None)
+    return odd, keys.index(common)

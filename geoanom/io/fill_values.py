@@ -1,0 +1,211 @@
+"""Fill values a file does not declare: found in a few time steps, treated as missing lazily, said once.
+
+Real files often hold a fill value that is not declared as ``_FillValue`` or
+``missing_value``, so xarray does not mask it: 1e20 (CMIP), netCDF's default
+float fill 9.969209968386869e36 (where a variable was never written), -9999,
+-999, -32768, ±1e30, ±3.4028235e38. Left in, land at 1e20 wrecks the
+climatology and every score without a word.
+
+The rule (:func:`find_fill`). A value is taken for fill only when it is
+
+- exactly one of :data:`CONVENTIONS` (compared in the variable's dtype, and
+  as a float32 fill widened to float64), never a range or a magnitude;
+- repeated: at least :data:`MIN_REPEATS` values of the steps looked at;
+- far outside the other values: its gap to their range is wider than that
+  range itself. A real -999 m depth among -1000..0 lies inside the range,
+  -9999 below depths of -5000..0 is nearer than their range is wide, a 1e15
+  column density is not a convention: none of them is taken. Land at 1e20
+  against 270..305 K is, and so is -999 below rain of 0..30 mm.
+
+Only a few time steps are read (the first, the middle and the last): a
+land or never-written mask is mostly the same at every step, so three
+steps find it without reading the cube. A fill in other steps only (a
+month never written) is missed by them; so every convention the steps show
+to be far outside the variable's values, but which they do not hold, is
+also treated as missing wherever it is met later, with a warning from the
+task that meets it (on a distributed cluster, in the worker's log). Fit and
+score say nothing of 1e20 themselves: without this, 1e20 in 100 cells of
+one training year of the A1B sample silently changed 9,186 flags of other
+steps.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Hashable, Sequence
+from typing import NamedTuple
+
+import dask
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from geoanom.errors import CorruptDataError, GeoanomWarning
+
+# The undeclared fills met in real files: CMIP's, netCDF-C's default for float and double (NC_FILL_FLOAT/DOUBLE),
+# the usual sentinels, and float32's largest value.
+CONVENTIONS = (1e20, 9.969209968386869e36, -9999.0, -999.0, -32768.0, -32767.0, 1e30, -1e30,
+               3.4028235e38, -3.4028235e38)
+MIN_REPEATS = 3  # an exact repeat, not one value that happens to equal a convention
+FILL_ATTR = "geoanom_fill_value"  # variable attrs: the undeclared fill open_cube treated as missing
+
+
+class FillFinding(NamedTuple):
+    """What :func:`find_fill` saw in one variable's sampled values.
+
+    ``found``: fill values held by the sample (as the variable's dtype holds
+    them), with their counts; ``unseen``: conventions far outside the values
+    but not in the sample (treated as missing if met later); ``low``/``high``:
+    the range of the other values (NaN if none); ``size``: how many finite
+    values the sample holds; ``conventions``: each value found or unseen to
+    the convention it stands for (1e20 for float32's 1.0000000200408773e20).
+    """
+
+    found: dict[float, int]
+    unseen: tuple[float, ...]
+    low: float
+    high: float
+    size: int
+    conventions: dict[float, float]
+
+
+def find_fill(sample: np.ndarray) -> FillFinding:
+    """The conventional fill values `sample` holds far outside its other values (the rule of the module).
+
+    Parameters
+    ----------
+    sample : numpy.ndarray
+        A few time steps of one float variable, NaN where missing.
+
+    Returns
+    -------
+    FillFinding
+
+    Examples
+    --------
+    >>> land = np.r_[np.full(50, 1e20), np.linspace(271.0, 305.0, 50)].astype("float32")
+    >>> finding = find_fill(land)
+    >>> {finding.conventions[value]: count for value, count in finding.found.items()}
+    {1e+20: 50}
+    >>> depth = np.r_[np.full(50, -999.0), np.linspace(-1000.0, 0.0, 50)]
+    >>> find_fill(depth).found  # a real depth among others: not fill
+    {}
+    """
+    values = sample[np.isfinite(sample)]
+    candidates = _candidates(values.dtype)
+    is_candidate = np.isin(values, list(candidates))
+    rest = values[~is_candidate]
+    low, high = (float(rest.min()), float(rest.max())) if rest.size else (math.nan, math.nan)
+    found, unseen = {}, []
+    for value in candidates:
+        gap = max(low - value, value - high)
+        if rest.size and not gap > high - low:  # inside or near the other values: may be real
+            continue
+        count = int(np.count_nonzero(values[is_candidate] == value))
+        if count >= MIN_REPEATS:
+            found[value] = count
+        elif count == 0 and rest.size:
+            unseen.append(value)
+    return FillFinding(found, tuple(unseen), low, high, int(values.size), candidates)
+
+
+def mask_undeclared_fill(ds: xr.Dataset, sources: Sequence[tuple[str, pd.Index]]) -> xr.Dataset:
+    """Treat undeclared fill values as missing, lazily, warning once per variable (see the module's rule).
+
+    Reads the first, middle and last time steps of every variable once.
+    The values found are recorded in each variable's ``attrs["geoanom_fill_value"]``.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        Dask-backed float variables with dims ``(time, ...)``, as `open_cube` builds them.
+    sources : sequence of (str, pandas.Index)
+        Each file with its times, to name the files a fill was found in.
+
+    Returns
+    -------
+    xarray.Dataset
+
+    Examples
+    --------
+    >>> cube = mask_undeclared_fill(cube, [("tas.nc", cube.indexes["time"])])  # doctest: +SKIP
+    """
+    if not ds.sizes["time"]:
+        return ds
+    steps = sorted({0, ds.sizes["time"] // 2, ds.sizes["time"] - 1})
+    names = list(ds.data_vars)
+    try:
+        samples = dask.compute(*(ds[name].isel(time=steps).data for name in names))
+    except CorruptDataError:  # the damaged chunk is named when the data are computed, as without this check
+        return ds
+    # The step each file starts at, so that a task meeting an unseen fill names its file.
+    first_steps = tuple(sorted((int(ds.indexes["time"].get_indexer(index).min()), path) for path, index in sources))
+    out = ds.copy()
+    for name, sample in zip(names, samples):
+        finding = find_fill(sample)
+        if not (finding.found or finding.unseen):
+            continue
+        if finding.found:
+            where = ", ".join(f"'{f}'" for f in _files_holding(sample, finding, steps, ds, sources))
+            warnings.warn(_message(name, where, finding, len(steps)), GeoanomWarning, stacklevel=3)
+        var = ds[name]
+        data = var.data.map_blocks(_mask_block, tuple(finding.found), finding.unseen, name, first_steps,
+                                   meta=np.array((), dtype=var.dtype))
+        out[name] = var.copy(data=data)
+        out[name].encoding = dict(var.encoding)
+        if finding.found:  # the conventions, as the file's documentation would name them
+            values = [finding.conventions[value] for value in finding.found]
+            out[name].attrs[FILL_ATTR] = values[0] if len(values) == 1 else values
+    return out
+
+
+def _candidates(dtype: np.dtype) -> dict[float, float]:
+    """The conventions as `dtype` holds them, and as float32 fills widened to `dtype`: each to its convention."""
+    held: dict[float, float] = {}
+    with np.errstate(over="ignore"):
+        for kind in (dtype, np.float32):
+            for value, convention in zip(np.asarray(CONVENTIONS, dtype=kind).astype(dtype).tolist(), CONVENTIONS):
+                if math.isfinite(value):
+                    held.setdefault(value, convention)
+    return held
+
+
+def _files_holding(sample: np.ndarray, finding: FillFinding, steps: list[int], ds: xr.Dataset, sources) -> list[str]:
+    """The files whose sampled steps hold a fill found."""
+    holding = np.isin(sample, list(finding.found)).reshape(len(steps), -1).any(axis=1)
+    times = [ds.indexes["time"][step] for step, hit in zip(steps, holding) if hit]
+    return list(dict.fromkeys(path for time in times for path, index in sources if time in index))
+
+
+def _message(name: Hashable, where: str, finding: FillFinding, steps: int) -> str:
+    shares = " and ".join(f"{finding.conventions[value]:g} in {100 * count / finding.size:.3g}%"
+                          for value, count in finding.found.items())
+    others = f"{finding.low:g} to {finding.high:g}" if math.isfinite(finding.low) else "none"
+    return (f"{name} in {where} holds {shares} of the values of the {steps} time steps looked at, far outside "
+            f"the others ({others}), not declared as _FillValue: it is treated as missing (declare _FillValue "
+            "in the file to silence this).")
+
+
+def _mask_block(block: np.ndarray, found: tuple[float, ...], unseen: tuple[float, ...], name: Hashable,
+                first_steps: tuple[tuple[int, str], ...], block_info: dict | None = None) -> np.ndarray:
+    # Every convention lies at -999 or below, or at 1e20 or above: a block whose least and greatest values
+    # lie between the nearest masked ones (most blocks) is passed on without a copy, for two fast
+    # reductions (NaN-ignoring; 4 times faster than the comparisons the other blocks need).
+    masked = (*found, *unseen)
+    below = max((v for v in masked if v < 0), default=-math.inf)
+    above = min((v for v in masked if v > 0), default=math.inf)
+    if not block.size or not (np.fmin.reduce(block, axis=None) <= below or np.fmax.reduce(block, axis=None) >= above):
+        return block
+    hit = np.isin(block, found)
+    others = ((block <= below) | (block >= above)) & ~hit  # usually none: the fill found is all that lies there
+    if others.any() and (met := others & np.isin(block, unseen)).any():
+        start = block_info[0]["array-location"][0][0] if block_info else 0
+        path = next((p for first, p in reversed(first_steps) if first <= start), first_steps[0][1])
+        for value in np.unique(block[met]).tolist():
+            warnings.warn(f"{name} in '{path}' holds {value:g}, not declared as _FillValue, in time steps "
+                          "open_cube did not look at (it looks at the first, middle and last), far outside the "
+                          "values of those: it is treated as missing (declare _FillValue in the file to silence "
+                          "this).", GeoanomWarning, stacklevel=2)
+        hit |= met
+    return np.where(hit, np.array(np.nan, block.dtype), block) if hit.any() else block
