@@ -120,6 +120,22 @@ def test_a_month_never_written_is_masked_and_said_when_read(tmp_path):
     assert np.isnan(masked[37]).all() and not np.isnan(np.delete(masked, 37, axis=0)).any()
 
 
+def test_a_month_never_written_in_training_flags_as_if_missing(tmp_path):
+    """Fit and score say nothing of 9.97e36 themselves (tried: 9,186 flags of other steps moved); masked, none do."""
+    values = a1b_values()
+    values[37, :10, :10] = 9.969209968386869e36
+    missing = values.copy()
+    missing[37, :10, :10] = np.nan
+    results = []
+    for path in (sample_file(tmp_path, values, "fill.nc"), sample_file(tmp_path, missing, "nan.nc")):
+        cube = ga.open_cube(path)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ga.GeoanomWarning)
+            model = ga.fit(cube.sel(time=slice(None, "1990")), precision=2, detectors="gmm")
+            results.append(model.score(cube)["anomalous"].values)
+    np.testing.assert_array_equal(*results)
+
+
 @pytest.mark.parametrize("values, found", [
     (np.r_[np.full(40, 1e20), np.linspace(1e19, 1e21, 60)], {}),  # a column density around 1e20: no gap
     (np.r_[np.full(40, -9999.0), np.linspace(-5000.0, 0.0, 60)], {}),  # not twice as far as the depths reach
