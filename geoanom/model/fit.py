@@ -36,12 +36,12 @@ from ..io import count_infinite, infinite_message
 from ..memory import check_workers, largest_chunk, most_tiles_in_a_block, task_bytes
 from ..reduction import tree_reduce
 from ..resident import on_workers
-from ..tiling import group_cells, plan_batches, tile_codes, tile_labels
+from ..tiling import group_cells, plan_batches, split_chunks, tile_codes, tile_labels
 from .core import AnomalyModel
 from .federated_regions import refine_regions
 from .personalise import DEFAULT_RELEVANCE, personalise_tiles
 from .pyramid import build_pyramid
-from .score import variable_units
+from .score import MIN_PART_OBSERVATIONS, SCORE_PARTS, variable_units
 
 MIN_OBSERVATIONS = 100
 
@@ -179,7 +179,7 @@ def fit(
     _warn_partial_variables(climatology.prefix > 0, variable_names, source_name(cube))
     # every training observation was part of the climatology's fit: its anomaly is taken leave-one-out
     with on_workers(client):  # with a client, the climatology goes to the workers once, not in every graph
-        features = feature_cube(values, climatology, feature_sets, region_params, training=True)
+        features = feature_cube(in_parts(values, codes), climatology, feature_sets, region_params, training=True)
     sketch_batches = _sketch_graph(features, codes, tile_names, seed, sample_size, split_every, tiles_per_batch)
     model_features = feature_names(variable_names, feature_sets)
     family_params, family_columns = _family_params(names, model_features), _family_columns(names, model_features)
@@ -285,6 +285,25 @@ def as_region_params(regions: RegionParams | dict | None) -> RegionParams:
     if regions is None:
         return RegionParams()
     return regions if isinstance(regions, RegionParams) else RegionParams(**dict(regions))
+
+
+def in_parts(values: xr.DataArray, codes: np.ndarray) -> xr.DataArray:
+    """``values`` (variable, time, *spatial) with each block cut between tiles into up to ``SCORE_PARTS`` parts.
+
+    The training features and sketches of a cube stored in time slabs were
+    one task per slab: the throughput cubes' 3 slabs ran on 2 threads with
+    the last (and smaller) one alone. Parts cut between tiles keep every
+    tile in one part of a slab, so its sketch merges no more partial
+    sketches; features and samples are the same for any chunking.
+
+    Examples
+    --------
+    >>> in_parts(stack_variables(train), model.tile_codes).chunks  # doctest: +SKIP
+    ((1,), (72, 72, 36), (30, 30, 30, 30), (240,))
+    """
+    data = values.data
+    parts = split_chunks(codes, data.chunks[2:], SCORE_PARTS, -(-MIN_PART_OBSERVATIONS // max(data.chunks[1])))
+    return values.copy(data=data.rechunk({2: parts[0], 3: parts[1]}))
 
 
 def _sketch_graph(features, codes, tile_names, seed, sample_size, split_every,
