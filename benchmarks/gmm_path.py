@@ -88,7 +88,7 @@ def summary(records: list[dict]) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--baseline", required=True, help="git revision of the old code")
+    parser.add_argument("--baseline", help="git revision of the old code (required)")
     parser.add_argument("--new", default="HEAD", help="git revision under the working tree's path files")
     parser.add_argument("--cube", nargs="+", default=["annual", "monthly"], choices=("annual", "monthly"))
     parser.add_argument("--size", default="full", choices=("small", "full", "large"))
@@ -104,6 +104,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.child:
         return child(args)
+    if not args.baseline:
+        parser.error("--baseline is required")
     from throughput_cubes import CUBES, write_cube
 
     work = Path(args.workdir)
