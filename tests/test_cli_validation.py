@@ -58,9 +58,10 @@ def detect(cube_file, tmp_path, *more):
     (("--features", "anomalies,foo"), ("--features anomalies,foo", "got foo")),
     (("--precision", 0), ("--precision must be a geohash precision from 1 to 12, got 0",)),
     (("--precision", 13), ("--precision", "got 13")),
-    (("--federated", "--federated-rounds", 0), ("--federated-rounds must be a whole number of at least 1, got 0",)),
-    (("--federated", "--federated-relevance", -1), ("--federated-relevance", "at least 0, got -1")),
-    (("--federated-relevance", "nan"), ("--federated-relevance must be a finite number", "got nan")),
+    (("--federated", "--federated-rounds", 0), ("--federated-rounds: federated_rounds must be a whole number of "
+                                                "at least 1, got 0",)),
+    (("--federated", "--federated-relevance", -1), ("--federated-relevance: federated_relevance", "got -1")),
+    (("--federated", "--federated-relevance", "nan"), ("--federated-relevance", "must be a finite number", "got nan")),
     (("--workers", 0), ("--workers must be a whole number of at least 1, got 0",)),
 ])
 def test_detect_refuses_a_bad_value_before_opening_the_input(cube_file, tmp_path, refused, calls, more, fragments):
@@ -176,3 +177,61 @@ def test_demo_refuses_an_unknown_detector_before_making_its_folder(tmp_path, ref
     assert_refused(refused("demo", "--detectors", "gmm,foo", "--out", tmp_path / "demo"), "--detectors gmm,foo",
                    "unknown detector 'foo'")
     assert not (tmp_path / "demo").exists()
+
+
+@pytest.fixture(scope="module")
+def result_file(cube_file, tmp_path_factory):
+    """A result written by ``geoanom detect`` (gmm only, 24 tiles: about 1 s)."""
+    from geoanom.cli import main
+
+    out = tmp_path_factory.mktemp("result") / "r.zarr"
+    assert main(["-q", "detect", str(cube_file), *DETECT, "--out", str(out)]) == 0
+    return out
+
+
+def failing_midway(monkeypatch, owner, method):
+    """Make ``owner.method`` write a few bytes to its path, then fail as a full disk does."""
+    import errno
+
+    def write_then_fail(self, path, *args, **kwargs):
+        with open(path, "w") as handle:
+            handle.write("half")
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(owner, method, write_then_fail)
+
+
+def test_a_picture_that_fails_midway_leaves_the_earlier_one(result_file, tmp_path, refused, monkeypatch):
+    from matplotlib.figure import Figure
+
+    shares = tmp_path / "shares.png"
+    shares.write_bytes(b"an earlier picture")
+    failing_midway(monkeypatch, Figure, "savefig")
+    process = refused("-q", "events", result_file, "--out", tmp_path / "e.csv", "--shares", shares)
+    assert_refused(process, f"cannot write '{shares}': the disk is full")  # the path given, not the temporary
+    assert shares.read_bytes() == b"an earlier picture"
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["e.csv", "shares.png"]  # no temporary left
+
+
+def test_a_table_that_fails_midway_leaves_the_earlier_one(result_file, tmp_path, refused, monkeypatch):
+    import pandas as pd
+
+    events = tmp_path / "e.csv"
+    events.write_text("an earlier catalogue\n")
+    failing_midway(monkeypatch, pd.DataFrame, "to_csv")
+    assert_refused(refused("-q", "events", result_file, "--out", events), f"cannot write '{events}': the disk is full")
+    assert events.read_text() == "an earlier catalogue\n"
+    assert [path.name for path in tmp_path.iterdir()] == ["e.csv"]
+
+
+def test_a_table_written_whole_replaces_the_earlier_one_with_the_usual_permissions(result_file, tmp_path, refused):
+    import os
+
+    events = tmp_path / "e.csv"
+    events.write_text("an earlier catalogue\n")
+    os.chmod(events, 0o644)
+    assert refused("events", result_file, "--out", events).returncode == 0
+    assert events.read_text().startswith("event,")
+    umask = os.umask(0)
+    os.umask(umask)
+    assert events.stat().st_mode & 0o777 == 0o666 & ~umask  # as a plain open makes it, not mkstemp's 0600

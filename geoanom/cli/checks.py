@@ -240,8 +240,7 @@ def detect(args: argparse.Namespace) -> None:
     precision("--precision", args.precision)
     detectors = detector_names("--detectors", args.detectors)
     feature_sets("--features", args.features)
-    whole("--federated-rounds", args.federated_rounds, 1)
-    number("--federated-relevance", args.federated_relevance, least=0)
+    federated(args)
     date("--train-start", args.train_start)
     date("--train-end", args.train_end)
     date("--plot-time", args.plot_time)
@@ -253,6 +252,20 @@ def detect(args: argparse.Namespace) -> None:
     flag(args.flag, detectors)
     whole("--min-cells", args.min_cells, 1)
     cluster(args)
+
+
+def federated(args: argparse.Namespace) -> None:
+    """With --federated, its rounds and relevance as :func:`geoanom.fit` checks them, named as its keywords too."""
+    if not args.federated:
+        return
+    try:
+        whole("federated_rounds", args.federated_rounds, 1)
+    except OptionError as error:
+        raise OptionError(f"--federated-rounds: {error}") from None
+    try:
+        number("federated_relevance", args.federated_relevance, least=0)
+    except OptionError as error:
+        raise OptionError(f"--federated-relevance: {error}") from None
 
 
 def detect_on_grid(args: argparse.Namespace, labels) -> None:

@@ -14,7 +14,7 @@ from typing import Any
 from ..errors import GeoanomError, GeoanomWarning
 from ..reporting import say, stage
 from . import checks
-from .paths import CUBE, Output, check_outputs, make_parents
+from .paths import CUBE, Output, check_outputs, make_parents, replacing
 
 
 def add_event_options(parser: argparse.ArgumentParser) -> None:
@@ -185,7 +185,8 @@ def flag_variable(result: Any, flag: str) -> tuple[Any, str]:
 
 def write_catalogue(table, labels, out: str, labels_out: str | None) -> None:
     """Write the event table (and the label cube)."""
-    readable_times(table).to_csv(out, index=False)
+    with replacing(out) as tmp:
+        readable_times(table).to_csv(tmp, index=False)
     say(f"wrote {out}: {len(table):,} events" + (f", the largest {largest(table)['cells']:,} cell-steps"
                                                    if len(table) else ""))
     if labels_out:
@@ -244,7 +245,9 @@ def save(figure, path: str, what: str) -> None:
     """Write a figure, close it, and say so."""
     import matplotlib.pyplot as plt
 
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
+    try:
+        with replacing(path) as tmp:
+            figure.savefig(tmp, dpi=110)
+    finally:
+        plt.close(figure)
     say(f"wrote {path}: {what}")
