@@ -50,6 +50,7 @@ def detect(cube_file, tmp_path, *more):
     (("--plot", "{tmp}/m.png", "--plot-time", "20x0"), ("--plot-time 20x0 is not a date",)),
     (("--train-start", "abc"), ("--train-start abc is not a date",)),
     (("--train-end", "2005-13"), ("--train-end 2005-13 is not a date",)),
+    (("--train-start", "2005-02", "--train-end", "2005-01"), ("--train-start 2005-02 is after --train-end 2005-01",)),
     (("--explain", "abc"), ("--explain takes LAT,LON", "'abc'")),
     (("--explain=95,0",), ("--explain 95,0", "latitude must be in [-90, 90]")),
     (("--flag", "kmeans", "--events", "{tmp}/e.csv"), ("--flag kmeans: no kmeans model is fitted (--detectors gmm)",)),
@@ -148,6 +149,9 @@ def test_regions_refuses_a_bad_value_before_opening_the_input(cube_file, tmp_pat
     (("--cluster", "slurm", "--jobs", "two"), ("--jobs takes N or MIN:MAX",)),
     (("--cluster", "slurm", "--jobs", "0:2"), ("--jobs 0:2", "give --jobs N, or MIN:MAX with MIN at least 1")),
     (("--clients", "{tmp}/no-grid.nc"), ("cannot read the client grid", "no-grid.nc")),
+    (("--aggregator", "krum(x)"), ("--aggregator krum(x): the argument of krum(...) must be an integer",)),
+    (("--epsilon", -1), ("--epsilon -1 --delta 1e-05: the target epsilon must be a positive finite number",)),
+    (("--epsilon", 1, "--delta", 2), ("--epsilon 1 --delta 2: delta must be in (0, 1)",)),
 ])
 def test_federate_refuses_a_bad_value_before_reading_any_data(cube_file, tmp_path, refused, calls, more, fragments):
     given = [str(m).format(tmp=tmp_path) for m in more]

@@ -100,6 +100,28 @@ YYYY-MM-DDTHH:MM, e.g. 1990-06.
                       "e.g. 1990-06.")
 
 
+def period(start: str | None, end: str) -> None:
+    """Refuse a ``--train-start`` after ``--train-end`` (both ISO dates; others are compared once the input is open).
+
+    A partial date stands for its whole span, so 2005-06 to 2005 is a period
+    (June to December 2005) and 2006 to 2005 is not.
+
+    Examples
+    --------
+    >>> period("2005-06", "2005")
+    >>> period("2006", "2005")
+    Traceback (most recent call last):
+    ...
+    geoanom.errors.OptionError: --train-start 2006 is after --train-end 2005: the training period would be empty.
+    """
+    if start is None:
+        return
+    first, last = (date.strip().replace(" ", "T") for date in (start, end))  # cftime's form compared as ISO's
+    if all(re.fullmatch(r"\d{4}[-0-9T: .]*", date) and ISO_DATE.fullmatch(date) for date in (first, last)) and \
+            first[:len(last)] > last:
+        raise OptionError(f"--train-start {start} is after --train-end {end}: the training period would be empty.")
+
+
 def detector_names(option: str, text: str) -> tuple[str, ...]:
     """The families of a comma-separated ``--detectors``, or the library's refusal naming the option.
 
@@ -243,6 +265,7 @@ def detect(args: argparse.Namespace) -> None:
     federated(args)
     date("--train-start", args.train_start)
     date("--train-end", args.train_end)
+    period(args.train_start, args.train_end)
     date("--plot-time", args.plot_time)
     if args.explain is not None:
         parse_point(args.explain)

@@ -280,14 +280,20 @@ def run_federate(args: argparse.Namespace) -> None:
     from ..plot import learning_curve
 
     out = Path(args.out)
-    make_aggregator(args.aggregator)  # refuse bad options before reading any data
+    try:
+        make_aggregator(args.aggregator)  # refuse bad options before reading any data
+    except GeoanomError as error:
+        raise OptionError(f"--aggregator {args.aggregator}: {error}") from None
     if args.rounds < 1 or not 0 < args.client_fraction <= 1:
-        raise GeoanomError(f"--rounds must be at least 1 and --client-fraction in (0, 1], got {args.rounds} "
-                           f"and {args.client_fraction}.")
+        raise OptionError(f"--rounds must be at least 1 and --client-fraction in (0, 1], got {args.rounds} "
+                          f"and {args.client_fraction}.")
     privacy = None
     if args.epsilon is not None:  # before reading any data, like every other option
-        noise = calibrate_noise(args.epsilon, args.client_fraction, args.rounds, args.delta)
-        privacy = GaussianDP(noise, args.clip, args.delta, max_epsilon=args.epsilon)
+        try:
+            noise = calibrate_noise(args.epsilon, args.client_fraction, args.rounds, args.delta)
+            privacy = GaussianDP(noise, args.clip, args.delta, max_epsilon=args.epsilon)
+        except GeoanomError as error:
+            raise OptionError(f"--epsilon {args.epsilon:g} --delta {args.delta:g}: {error}") from None
         say(f"differential privacy: noise multiplier {noise:.3g} keeps {args.rounds} rounds within "
             f"epsilon {args.epsilon:g} at delta {args.delta:g}")
     clients = args.clients if args.clients == "tile" else _client_grid(args.clients)  # small: read first
