@@ -21,7 +21,6 @@ from typing import Any, Sequence
 import dask
 import numpy as np
 import xarray as xr
-from threadpoolctl import threadpool_limits
 
 from ..detectors import DEFAULT_DETECTORS, Ensemble
 from ..detectors.ensemble import check_detector_names
@@ -41,7 +40,7 @@ from .core import AnomalyModel
 from .federated_regions import refine_regions
 from .personalise import DEFAULT_RELEVANCE, personalise_tiles
 from .pyramid import build_pyramid
-from .score import MIN_PART_OBSERVATIONS, SCORE_PARTS, variable_units
+from .score import MIN_PART_OBSERVATIONS, SCORE_PARTS, single_threaded_pools, variable_units
 
 MIN_OBSERVATIONS = 100
 
@@ -452,10 +451,7 @@ def _warn_partial_variables(fitted: np.ndarray, variables: list[str], source: st
 def _fit_batch(sketches, batch_tiles, detectors, seed, min_observations, family_params,
                family_columns, no_data: str) -> dict[str, Ensemble | str]:
     """Fit the ensembles of one batch of tiles; a tile with too little data gets a reason (``no_data``: none)."""
-    # Dask already runs one task per core: OpenMP/BLAS threads inside each task
-    # (scikit-learn's k-means initialisation) would oversubscribe the cores and,
-    # on a busy machine, make each small fit tens of times slower.
-    with threadpool_limits(1):
+    with single_threaded_pools():  # one task per core already
         return _fit_tiles(sketches, batch_tiles, detectors, seed, min_observations, family_params, family_columns,
                           no_data)
 
