@@ -122,6 +122,25 @@ def test_outputs_in_missing_folders_are_written_there(cube_file, tmp_path, refus
     assert {path.name for path in new.iterdir()} == {"m.png", "t.csv", "m.npz", "e.csv"}
 
 
+def test_federate_makes_the_audit_log_folder_before_training(cube_file, tmp_path, refused, monkeypatch):
+    """The log is written from the first round on: its missing folder was refused as 'Cannot create audit log'."""
+    import geoanom.federated
+    from geoanom.errors import GeoanomError
+
+    log = tmp_path / "logs" / "new" / "audit.jsonl"
+    seen = []
+
+    def train(*args, **kwargs):  # what training would find, without the training
+        seen.append(log.parent.is_dir())
+        raise GeoanomError("stopped before training.")
+
+    monkeypatch.setattr(geoanom.federated, "train", train)
+    process = refused("-q", "federate", cube_file, "--var", "tas", "--precision", 1, "--audit-log", log,
+                      "--out", tmp_path / "fed")
+    assert_refused(process, "stopped before training")
+    assert seen == [True]
+
+
 REGIONS = ("--var", "tas")
 
 

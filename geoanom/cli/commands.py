@@ -303,6 +303,7 @@ def run_federate(args: argparse.Namespace) -> None:
     clients_ = len(set(rows.clients))
     say(f"{len(rows.features):,} observations of {clients_} client{'' if clients_ == 1 else 's'}; "
         f"features {', '.join(rows.names)}")
+    make_parents([audit])  # the log is written from the first round on
     with connect(args) as client:
         if args.cluster is not None:
             from ..cluster import wait_for_jobs
