@@ -103,6 +103,21 @@ def test_what_the_grid_decides_is_refused_after_opening_and_before_the_fit(cube_
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_scatter_tile_the_fit_skips_is_refused_before_anything_is_written(tmp_path, refused, calls):
+    from geoanom.testing import synthetic_cube
+
+    cube, _ = synthetic_cube()
+    labels = ga.tile_labels(cube, 2)
+    sparse = str(labels.values[0, 0])
+    cube["tas"] = cube["tas"].where(labels != sparse)  # the input holds the tile, but no data in it
+    path = tmp_path / "sparse.nc"
+    cube.to_netcdf(path)
+    process = refused("-q", "detect", path, *DETECT, "--out", tmp_path / "r.zarr", "--scatter", sparse)
+    assert_refused(process, f"--scatter {sparse}: the model has no fitted tile of that name")
+    assert calls == ["open_cube", "fit"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["sparse.nc"]  # the result was not written first
+
+
 def test_a_refused_run_leaves_existing_outputs_as_they_were(cube_file, tmp_path, refused, calls):
     out, events = tmp_path / "r.nc", tmp_path / "e.csv"
     out.write_bytes(b"an earlier result")

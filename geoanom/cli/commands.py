@@ -15,7 +15,7 @@ from ..errors import CoordinateError, GeoanomError, GeoanomWarning, OptionError,
 from ..reporting import detail, model_summary, report_skipped, say, stage, write_outputs
 from . import checks
 from .paths import CUBE, Output, check_outputs, make_parents, replacing
-from .queries import detect_query_outputs, write_detect_queries
+from .queries import check_fitted, detect_query_outputs, write_detect_queries
 
 FEDERATE_FILES = ("model.npz", "history.csv", "learning_curve.png", "audit_head.txt")
 
@@ -93,6 +93,7 @@ def run_detect(args: argparse.Namespace) -> None:
                         trend=None if args.trend == "none" else args.trend)
         say(model_summary(model))
         report_skipped(model)
+        check_fitted(model, args)
         result = model.score(cube, client=client, consensus=args.consensus)
         make_parents(outputs)  # every output's folder: --out's writer makes its own, --plot's and the rest's do not
         from ..io import count_infinite

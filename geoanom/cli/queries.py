@@ -97,14 +97,22 @@ def scatter_path(args: argparse.Namespace) -> str:
     return str(Path(args.out).with_suffix(f".{args.scatter}.scatter.png"))
 
 
+def check_fitted(model: Any, args: argparse.Namespace) -> None:
+    """Refuse, once fitted and before anything is scored or written, a --scatter tile the fit skipped.
+
+    The input's tiles were checked before the fit (:func:`geoanom.cli.checks.detect_on_grid`); a tile
+    with too little data has no model to draw.
+    """
+    if args.scatter and args.scatter not in model.ensembles:
+        raise GeoanomError(f"--scatter {args.scatter}: the model has no fitted tile of that name "
+                           f"(precision {model.precision}; e.g. {model.tiles[0]}).")
+
+
 def write_detect_queries(model: Any, cube: Any, args: argparse.Namespace) -> None:
     """``detect``'s query outputs, from the result just written to ``--out``."""
     if args.scatter:
         from ..plot import feature_scatter
 
-        if args.scatter not in model.ensembles:
-            raise GeoanomError(f"--scatter {args.scatter}: the model has no fitted tile of that name "
-                               f"(precision {model.precision}; e.g. {model.tiles[0]}).")
         save(feature_scatter(model, cube, args.scatter), scatter_path(args), f"the features of tile {args.scatter}")
     if not (args.events or args.shares):
         return
