@@ -28,6 +28,7 @@ from threadpoolctl import ThreadpoolController
 from ..errors import GeoanomError, GeoanomWarning, NoDataError, TileError, UnitsError
 from ..features import RegionParams
 from ..features.pipeline import feature_cube, source_name, stack_variables
+from ..features.tile_rows import place_scores, tile_rows
 from ..formatting import coordinate_difference
 from ..memory import check_workers, largest_chunk, most_tiles_in_a_block, release_free_memory, task_bytes
 from ..queries.consensus import consensus_share
@@ -245,7 +246,7 @@ def score_cube_adapting(model: "AnomalyModel", cube: xr.Dataset, tile: str | Non
             scored = np.full((n_detectors,) + flat.shape[1:], np.nan, dtype=np.float32)
             for code, cells in group_cells(codes):
                 if ensembles[code] is not None:
-                    scored[:, :, cells] = _score_tile(ensembles[code], flat[:, :, cells], n_detectors, adapt_every)
+                    _score_tile(ensembles[code], flat, cells, scored, adapt_every)
             out[:, start:stop] = scored.reshape((n_detectors, stop - start) + values.shape[2:])
     return result_dataset(model, values, out, tile, _units(cube, model.variables), anomalies)
 
@@ -393,7 +394,7 @@ def _score_block(features: np.ndarray, codes: np.ndarray, models: np.ndarray, n_
     with single_threaded_pools():
         for code, cells in group_cells(codes):
             if code in ensembles:
-                out[:, :, cells] = _score_tile(ensembles[code], flat[:, :, cells], n_detectors)
+                _score_tile(ensembles[code], flat, cells, out)
         out = out.reshape((n_detectors,) + features.shape[1:])
         if partners is not None:
             out = np.concatenate([out, consensus_share(features, codes, ensembles, partners[0, 0])[None]])
@@ -403,34 +404,19 @@ def _score_block(features: np.ndarray, codes: np.ndarray, models: np.ndarray, n_
     return out
 
 
-def _score_tile(ensemble, features: np.ndarray, n_detectors: int, adapt_every: int | None = None) -> np.ndarray:
-    """Irregularity (detector, time, cell) of one tile's cells from features (feature, time, cell).
+def _score_tile(ensemble, features: np.ndarray, cells: np.ndarray, out: np.ndarray,
+                adapt_every: int | None = None) -> None:
+    """Irregularity of one tile's ``cells`` of a block of features (feature, time, cell), into ``out`` (detector,
+    time, cell), which holds NaN where a feature is NaN.
 
     Rows run time step by time step, so with ``adapt_every`` the ensemble
-    adapts in time order.
+    adapts in time order. The rows are taken out and the scores put back
+    (clipped to float32's finite range: a value far from its tile's model
+    can score beyond 3.4e38, and written as inf a map drew it blank) by
+    compiled passes (:mod:`geoanom.features.tile_rows`).
     """
-    n_features, n_times, n_cells = features.shape
-    rows = features.reshape(n_features, -1).T
-    valid = np.isfinite(rows).all(axis=1)
-    scores = np.full((n_detectors, len(rows)), np.nan, dtype=np.float32)
-    if valid.any() and adapt_every:
-        scores[:, valid] = _as_float32(ensemble.irregularity_adapting(rows[valid], adapt_every))
-    elif valid.any():
-        scores[:, valid] = _as_float32(ensemble.irregularity(rows[valid]))
-    return scores.reshape(n_detectors, n_times, n_cells)
-
-
-def _as_float32(irregularity: np.ndarray) -> np.ndarray:
-    """Irregularities clipped to float32's finite range, which the result holds: never infinity.
-
-    A value far from its tile's model can score beyond 3.4e38 (the density
-    families grow as the cube of the distance); written as inf, a map drew
-    it blank and the event table's peak was inf.
-
-    Examples
-    --------
-    >>> _as_float32(np.array([1.0, 1e300, np.nan])).tolist()
-    [1.0, 3.4028234663852886e+38, nan]
-    """
-    largest = float(np.finfo(np.float32).max)
-    return np.clip(irregularity, -largest, largest, out=irregularity)
+    rows, places = tile_rows(features, cells)
+    if not len(rows):
+        return
+    irregularity = ensemble.irregularity_adapting(rows, adapt_every) if adapt_every else ensemble.irregularity(rows)
+    place_scores(out, irregularity, places, cells)
