@@ -64,6 +64,7 @@ def detect(cube_file, tmp_path, *more):
     (("--federated", "--federated-relevance", -1), ("--federated-relevance: federated_relevance", "got -1")),
     (("--federated", "--federated-relevance", "nan"), ("--federated-relevance", "must be a finite number", "got nan")),
     (("--workers", 0), ("--workers must be a whole number of at least 1, got 0",)),
+    (("--level", "nan"), ("--level must be a finite number, got nan",)),
 ])
 def test_detect_refuses_a_bad_value_before_opening_the_input(cube_file, tmp_path, refused, calls, more, fragments):
     assert_refused(refused(*detect(cube_file, tmp_path, *more)), *fragments)
@@ -197,6 +198,8 @@ def test_federate_refuses_a_bad_value_before_reading_any_data(cube_file, tmp_pat
 def test_score_refuses_cluster_options_before_loading_the_model(cube_file, tmp_path, refused, calls):
     process = refused("score", tmp_path / "no-model.npz", cube_file, "--out", tmp_path / "s.zarr", "--jobs", 3)
     assert_refused(process, "--jobs and --cluster-option need --cluster")  # not the missing model
+    process = refused("score", tmp_path / "no-model.npz", cube_file, "--out", tmp_path / "s.zarr", "--level", "inf")
+    assert_refused(process, "--level must be a finite number, got inf")
     assert calls == []
 
 

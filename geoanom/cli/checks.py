@@ -260,6 +260,7 @@ def detect(args: argparse.Namespace) -> None:
     from .commands import parse_point
 
     precision("--precision", args.precision)
+    number("--level", args.level)
     detectors = detector_names("--detectors", args.detectors)
     feature_sets("--features", args.features)
     federated(args)
@@ -308,6 +309,7 @@ def detect_on_grid(args: argparse.Namespace, labels) -> None:
 def regions(args: argparse.Namespace) -> None:
     """``regions``' options, before the input is opened."""
     precision("--precision", args.precision)
+    number("--level", args.level)
     number("--sigma", args.sigma, least=0)
     number("--threshold", args.threshold, least=0)
     if args.median_size < 1 or args.median_size % 2 == 0:
@@ -334,6 +336,12 @@ def federate(args: argparse.Namespace) -> None:
         if adapt is not None and count == 0:  # geoanom.cluster.wait_for_jobs' refusal, before the data are read
             raise OptionError(f"--jobs {args.jobs}: federated training places every client on a worker from the "
                               "start: give --jobs N, or MIN:MAX with MIN at least 1.")
+
+
+def score(args: argparse.Namespace) -> None:
+    """``score``'s options, before the model is loaded (--var is checked against it once loaded)."""
+    number("--level", args.level)
+    cluster(args)
 
 
 def events(args: argparse.Namespace) -> None:

@@ -46,9 +46,9 @@ def run_score(args: argparse.Namespace) -> None:
     else:
         output = Output("--out", args.out, CUBE, what="the result")
     check_outputs([output], [*args.inputs, args.model])
-    from .checks import cluster
+    from . import checks
 
-    cluster(args)  # before the model is loaded
+    checks.score(args)  # before the model is loaded
     from .. import load_model, write_dataset
     from ..formatting import iso_date
     from .commands import connect, open_input
