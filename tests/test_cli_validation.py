@@ -40,7 +40,9 @@ def detect(cube_file, tmp_path, *more):
 
 @pytest.mark.parametrize("more, fragments", [
     (("--min-cells", 0, "--events", "{tmp}/e.csv"), ("--min-cells must be a whole number of at least 1, got 0",)),
-    (("--min-cells", -3), ("--min-cells", "got -3")),
+    (("--min-cells", -3, "--events", "{tmp}/e.csv"), ("--min-cells", "got -3")),
+    (("--min-cells", 5), ("--min-cells needs --events CSV: the catalogue it shapes",)),
+    (("--flag", "gmm", "--bridge-gaps"), ("--flag and --bridge-gaps need --events CSV: the catalogue they shape",)),
     (("--scatter", "zz!"), ("--scatter zz!", "is not a geohash", "'!'")),
     (("--scatter", "9G"), ("--scatter 9G", "geohashes are lower case")),
     (("--scatter", "dj5"), ("--scatter dj5", "the tiles have 2 characters (--precision 2)")),
@@ -54,7 +56,8 @@ def detect(cube_file, tmp_path, *more):
     (("--explain", "abc"), ("--explain takes LAT,LON", "'abc'")),
     (("--explain=95,0",), ("--explain 95,0", "latitude must be in [-90, 90]")),
     (("--flag", "kmeans", "--events", "{tmp}/e.csv"), ("--flag kmeans: no kmeans model is fitted (--detectors gmm)",)),
-    (("--flag", "nonsense"), ("--flag nonsense: it is not a flag of the result", "ensemble", "gmm")),
+    (("--flag", "nonsense", "--events", "{tmp}/e.csv"), ("--flag nonsense: it is not a flag of the result",
+                                                          "ensemble", "gmm")),
     (("--detectors", "gmm,foo"), ("--detectors gmm,foo: unknown detector 'foo'",)),
     (("--features", "anomalies,foo"), ("--features anomalies,foo", "got foo")),
     (("--precision", 0), ("--precision must be a geohash precision from 1 to 12, got 0",)),
@@ -63,6 +66,7 @@ def detect(cube_file, tmp_path, *more):
                                                 "at least 1, got 0",)),
     (("--federated", "--federated-relevance", -1), ("--federated-relevance: federated_relevance", "got -1")),
     (("--federated", "--federated-relevance", "nan"), ("--federated-relevance", "must be a finite number", "got nan")),
+    (("--federated-rounds", 3), ("--federated-rounds needs --federated: without it every tile keeps its own model",)),
     (("--workers", 0), ("--workers must be a whole number of at least 1, got 0",)),
     (("--level", "nan"), ("--level must be a finite number, got nan",)),
 ])
@@ -76,6 +80,28 @@ def test_the_form_is_checked_before_the_input_exists(tmp_path, refused, calls):
     """A missing input is found when it is opened: an option's refusal comes first."""
     process = refused("detect", tmp_path / "missing.nc", *DETECT, "--out", tmp_path / "r.zarr", "--min-cells", 0)
     assert_refused(process, "--min-cells")
+
+
+@pytest.mark.parametrize("given, expected", [
+    (("--flag", "gmm", "--connectivity", 2, "--min-cells", 3, "--bridge-gaps"),
+     {"flag": "anomalous_gmm", "connectivity": 2, "min_cells": 3, "bridge_gaps": True}),
+    ((), {"flag": "ensemble", "connectivity": 1, "min_cells": 1, "bridge_gaps": False}),  # geoanom events' defaults
+])
+def test_event_options_given_with_events_reach_the_catalogue(cube_file, tmp_path, refused, monkeypatch, given,
+                                                             expected):
+    import geoanom.queries
+
+    seen = {}
+    real = geoanom.queries.event_labels
+
+    def event_labels(result, **kwargs):
+        seen.update(kwargs)
+        return real(result, **kwargs)
+
+    monkeypatch.setattr(geoanom.queries, "event_labels", event_labels)
+    process = refused("-q", *detect(cube_file, tmp_path, "--events", tmp_path / "e.csv", *given))
+    assert process.returncode == 0, process.stderr
+    assert seen == expected
 
 
 def first_letters(cube_file) -> set[str]:
@@ -176,7 +202,9 @@ def test_regions_refuses_a_bad_value_before_opening_the_input(cube_file, tmp_pat
 
 
 @pytest.mark.parametrize("more, fragments", [
-    (("--clip", 0), ("--clip must be a finite number above 0, got 0",)),
+    (("--epsilon", 1, "--clip", 0), ("--clip must be a finite number above 0, got 0",)),
+    (("--clip", 0.5), ("--clip needs --epsilon: without a privacy budget no update is clipped or noised",)),
+    (("--delta", 1e-6, "--clip", 2), ("--delta and --clip need --epsilon",)),
     (("--max-retries", -1), ("--max-retries -1: max_retries must be a whole number of at least 0",)),
     (("--precision", 13), ("--precision", "got 13")),
     (("--workers", 0), ("--workers", "got 0")),

@@ -208,8 +208,9 @@ def add_detect(subparsers, talk: argparse.ArgumentParser) -> None:
     detect.add_argument("--federated", action="store_true",
                         help="federate the gmm and kmeans families across tiles: region models by federated EM, "
                         "and every tile's model adapted towards its region's")
-    detect.add_argument("--federated-rounds", type=int, default=5, help="federated EM / Lloyd rounds (default: 5)")
-    detect.add_argument("--federated-relevance", type=float, default=16.0,
+    # None when not given (detect refuses them without --federated), then geoanom.fit's defaults
+    detect.add_argument("--federated-rounds", type=int, default=None, help="federated EM / Lloyd rounds (default: 5)")
+    detect.add_argument("--federated-relevance", type=float, default=None,
                         help="weight of the region's model in observations (default: 16; 0 keeps each tile's own)")
     detect.add_argument("--out", required=True, help="output .zarr or .nc")
     detect.add_argument("--plot", default=None, metavar="PNG",
@@ -277,8 +278,11 @@ def add_federate(subparsers, talk: argparse.ArgumentParser) -> None:
     federate.add_argument("--max-retries", type=int, default=3, metavar="N",
                           help="losses one round survives before training stops with an error (default: 3)")
     federate.add_argument("--epsilon", type=float, default=None, help="differential privacy: total epsilon")
-    federate.add_argument("--delta", type=float, default=1e-5, help="differential privacy: delta (default 1e-5)")
-    federate.add_argument("--clip", type=float, default=1.0, help="differential privacy: L2 clip of an update")
+    # None when not given (refused without --epsilon), then commands.PRIVACY_DEFAULTS
+    federate.add_argument("--delta", type=float, default=None,
+                          help=f"differential privacy: delta (default {commands.PRIVACY_DEFAULTS['delta']:g})")
+    federate.add_argument("--clip", type=float, default=None,
+                          help=f"differential privacy: L2 clip of an update (default {commands.PRIVACY_DEFAULTS['clip']:g})")
     federate.add_argument("--signed", action="store_true", help="sign and verify every update (Ed25519)")
     federate.add_argument("--audit-log", default=None, help="hash-chained JSON-lines log of every round; its "
                           "chain head is printed and written to OUT/audit_head.txt")

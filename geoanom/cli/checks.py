@@ -273,7 +273,13 @@ def detect(args: argparse.Namespace) -> None:
     if args.scatter is not None:
         geohash("--scatter", args.scatter, args.scatter, args.precision)
     consensus(args.consensus, args.precision)
-    flag(args.flag, detectors)
+    given = [name for name in ("flag", "connectivity", "min_cells", "bridge_gaps") if getattr(args, name)]
+    if given and not args.events:  # they shape a catalogue that is not made: surely not what was meant
+        options = " and ".join(f"--{name.replace('_', '-')}" for name in given)
+        raise OptionError(f"{options} need{'s' * (len(given) == 1)} --events CSV: the catalogue "
+                          f"{'it shapes' if len(given) == 1 else 'they shape'}.")
+    if args.flag is not None:
+        flag(args.flag, detectors)
     whole("--min-cells", args.min_cells, 1)
     cluster(args)
 
@@ -281,6 +287,11 @@ def detect(args: argparse.Namespace) -> None:
 def federated(args: argparse.Namespace) -> None:
     """With --federated, its rounds and relevance as :func:`geoanom.fit` checks them, named as its keywords too."""
     if not args.federated:
+        given = [f"--{name.replace('_', '-')}" for name in ("federated_rounds", "federated_relevance")
+                 if getattr(args, name) is not None]
+        if given:
+            raise OptionError(f"{' and '.join(given)} need{'s' * (len(given) == 1)} --federated: without it "
+                              "every tile keeps its own model.")
         return
     try:
         whole("federated_rounds", args.federated_rounds, 1)
@@ -327,6 +338,10 @@ def federate(args: argparse.Namespace) -> None:
         RoundOptions(on_lost_worker=args.on_lost_worker, max_retries=args.max_retries)
     except GeoanomError as error:
         raise OptionError(f"--max-retries {args.max_retries}: {error}") from None
+    given = [f"--{name}" for name in ("delta", "clip") if getattr(args, name) is not None]
+    if given and args.epsilon is None:  # a user who believes the training private, when it is not
+        raise OptionError(f"{' and '.join(given)} need{'s' * (len(given) == 1)} --epsilon: without a privacy "
+                          "budget no update is clipped or noised.")
     number("--clip", args.clip, above=0)
     cluster(args)
     if args.cluster is not None:

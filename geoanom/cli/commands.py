@@ -15,9 +15,10 @@ from ..errors import CoordinateError, GeoanomError, GeoanomWarning, OptionError,
 from ..reporting import detail, model_summary, report_skipped, say, stage, write_outputs
 from . import checks
 from .paths import CUBE, Output, check_outputs, make_parents, replacing
-from .queries import check_fitted, detect_query_outputs, write_detect_queries
+from .queries import check_fitted, detect_query_outputs, event_defaults, write_detect_queries
 
 FEDERATE_FILES = ("model.npz", "history.csv", "learning_curve.png", "audit_head.txt")
+PRIVACY_DEFAULTS = {"delta": 1e-5, "clip": 1.0}  # federate's --delta and --clip when --epsilon is given alone
 
 
 def run_demo(args: argparse.Namespace) -> None:
@@ -56,6 +57,7 @@ def run_detect(args: argparse.Namespace) -> None:
     if args.plot is None and args.plot_time is not None:
         raise GeoanomError("--plot-time needs --plot PNG: the map to draw.")
     checks.detect(args)
+    event_defaults(args)
     outputs = detect_outputs(args)
     check_outputs(outputs, args.inputs)
     point = parse_point(args.explain) if args.explain is not None else None
@@ -88,8 +90,9 @@ def run_detect(args: argparse.Namespace) -> None:
             warnings.filterwarnings("ignore", INFINITE_IN_TRAINING, GeoanomWarning)
             model = fit(training, variables=args.variables, precision=args.precision,
                         detectors=args.detectors, client=client, features=args.features.split(",") if args.features else None,
-                        federated=args.federated, federated_rounds=args.federated_rounds,
-                        federated_relevance=args.federated_relevance,
+                        federated=args.federated, **{name: getattr(args, name) for name in
+                                                     ("federated_rounds", "federated_relevance")
+                                                     if getattr(args, name) is not None},
                         trend=None if args.trend == "none" else args.trend)
         say(model_summary(model))
         report_skipped(model)
@@ -290,6 +293,8 @@ def run_federate(args: argparse.Namespace) -> None:
                           f"and {args.client_fraction}.")
     privacy = None
     if args.epsilon is not None:  # before reading any data, like every other option
+        for name, value in PRIVACY_DEFAULTS.items():
+            setattr(args, name, value if getattr(args, name) is None else getattr(args, name))
         try:
             noise = calibrate_noise(args.epsilon, args.client_fraction, args.rounds, args.delta)
             privacy = GaussianDP(noise, args.clip, args.delta, max_epsilon=args.epsilon)

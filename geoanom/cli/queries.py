@@ -16,16 +16,25 @@ from ..reporting import say, stage
 from . import checks
 from .paths import CUBE, Output, check_outputs, make_parents, replacing
 
+EVENT_DEFAULTS = {"flag": "ensemble", "connectivity": 1, "min_cells": 1}  # --bridge-gaps: off
 
-def add_event_options(parser: argparse.ArgumentParser) -> None:
-    """How events are found: --flag, --connectivity, --min-cells, --bridge-gaps (see ``ga.event_labels``)."""
-    parser.add_argument("--flag", default="ensemble",
+
+def add_event_options(parser: argparse.ArgumentParser, given_only: bool = False) -> None:
+    """How events are found: --flag, --connectivity, --min-cells, --bridge-gaps (see ``ga.event_labels``).
+
+    ``given_only``: the defaults are None, so that ``detect`` can refuse
+    these options without --events; :func:`event_defaults` fills them in.
+    """
+    def default(name: str) -> object:
+        return None if given_only else EVENT_DEFAULTS[name]
+
+    parser.add_argument("--flag", default=default("flag"),
                         help="the flag whose connected cells are events: ensemble (the majority vote, the default), "
                         "another flag variable of the result, or a detector's name (e.g. gmm) for its own flags")
-    parser.add_argument("--connectivity", type=int, choices=(1, 2), default=1,
+    parser.add_argument("--connectivity", type=int, choices=(1, 2), default=default("connectivity"),
                         help="1: cells sharing an edge, or the same cell in the next step; 2: corners too "
                         "(default: 1)")
-    parser.add_argument("--min-cells", type=int, default=1, metavar="N",
+    parser.add_argument("--min-cells", type=int, default=default("min_cells"), metavar="N",
                         help="drop events of fewer than N flagged cell-steps (default: 1)")
     parser.add_argument("--bridge-gaps", action="store_true",
                         help="join a cell's flags separated by one unflagged step")
@@ -75,7 +84,14 @@ def add_detect_query_options(parser: argparse.ArgumentParser) -> None:
                         help="also draw this tile's features with its fitted model (OUT_STEM.TILE.scatter.png)")
     parser.add_argument("--shares", default=None, metavar="PNG",
                         help="also map the share of flagged observations per geohash tile")
-    add_event_options(parser)
+    add_event_options(parser, given_only=True)
+
+
+def event_defaults(args: argparse.Namespace) -> None:
+    """The event options not given (None, see :func:`add_event_options`) set to their defaults."""
+    for name, value in EVENT_DEFAULTS.items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
 
 
 def detect_query_outputs(args: argparse.Namespace) -> list[Output | None]:
