@@ -33,7 +33,8 @@ def tile_rows(features: np.ndarray, cells: np.ndarray) -> tuple[np.ndarray, np.n
     >>> rows.tolist(), places.tolist()
     ([[2.0, 8.0], [0.0, 6.0], [3.0, 9.0]], [0, 1, 3])
     """
-    return _tile_rows(np.ascontiguousarray(features, dtype=np.float64), np.asarray(cells, dtype=np.int64))
+    # strided blocks as they come (a part of a block, cut along y, is no contiguous array): no copy
+    return _tile_rows(np.asarray(features, dtype=np.float64), np.asarray(cells, dtype=np.int64))
 
 
 def place_scores(out: np.ndarray, scores: np.ndarray, places: np.ndarray, cells: np.ndarray) -> None:
