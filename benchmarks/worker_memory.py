@@ -66,6 +66,8 @@ import time
 import traceback
 from pathlib import Path
 
+import numpy as np
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
@@ -231,14 +233,14 @@ def table(rows: list[dict]) -> str:
 
 
 def summary(rows: list[dict]) -> dict:
-    """The lowest and highest predicted / measured ratio, over all rows and for each phase."""
-    out = {}
-    for phase in ("fit", "score", "detect", "detect-trim", None):
-        ratios = [predict(r)["worker_mb"] / max(r["worker_peak_mb"].values()) for r in rows
-                  if r.get("ok") and phase in (None, r["phase"])]
-        if ratios:
-            out[phase or "all"] = {"min_ratio": min(ratios), "max_ratio": max(ratios), "rows": len(ratios)}
-    return out
+    """The lowest, median and highest predicted / measured ratio for each cube size and phase."""
+    ratios: dict[str, list[float]] = {}
+    for row in rows:
+        if row.get("ok"):
+            key = f"{row['size']} {row['phase']}"
+            ratios.setdefault(key, []).append(predict(row)["worker_mb"] / max(row["worker_peak_mb"].values()))
+    return {key: {"min_ratio": min(values), "median_ratio": float(np.median(values)), "max_ratio": max(values),
+                  "rows": len(values)} for key, values in ratios.items()}
 
 
 # --- the parent ---------------------------------------------------------------

@@ -6,10 +6,19 @@ Slurm workers stalled that way until walltime without a word. So before
 submitting, :func:`check_workers` compares an estimate of one worker's peak
 with its limit and refuses in one sentence, naming the size needed.
 
-The estimate is the measured one of the README's *Memory* section
-(``python benchmarks/throughput.py``, peak RSS of a worker against chunk
-size): a worker's imports, plus, for each thread running a task, the
-task's chunk of observations and its tiles' models.
+The estimate is fitted to the peaks measured by ``benchmarks/worker_memory.py``
+(each worker's ``VmHWM``, a fresh ``LocalCluster`` of 2 worker processes for
+each phase, the throughput cubes at three chunk sizes, 1 and 2 threads per
+worker, the default ensemble and ``gmm`` alone; README, *Model size and
+memory per worker*)::
+
+    peak = BASE_BYTES + held once per worker + threads x (chunk observations x bytes per observation)
+
+A worker holds once, whatever its threads: for a fit, the climatology's fit
+blocks (at most 2 M values, whatever the chunks) and every tile's sample
+(sketch) of its blocks; for a score, every tile's models of its blocks
+(resident, shared by its tasks). Each family beyond the first adds to both
+terms. Each thread holds the chunk it works on.
 """
 
 from __future__ import annotations
@@ -22,37 +31,126 @@ import numpy as np
 
 from .errors import WorkerMemoryError
 
-# A worker's resident memory once geoanom, dask and numba are imported (measured: 150-170 MB).
-BASE_BYTES = 160 * 2**20
-# Peak bytes per observation of a chunk in flight: the input, the climatology's planes for it, the
-# features, each family's scores and the output variables. benchmarks/throughput.py, gmm on the annual
-# cube, (peak RSS - 160 MB) / (2 threads x chunk observations): 123 B at 16 MiB chunks, 146 B at 8 MiB.
-BYTES_PER_OBSERVATION = 140
-# A tile's fitted arrays per family (README, *Model size*): the forest's 100 trees dominate.
+MB = 2**20
+# A worker's resident memory once distributed, geoanom's model code and numba are imported: 246 MiB on each
+# worker of every run of benchmarks/worker_memory.py (client.run(import geoanom.model), VmRSS).
+BASE_BYTES = 250 * MB
+# The constants below are fitted to the worker peaks of `python benchmarks/worker_memory.py` (two full runs
+# merged, each case's highest peak: results/worker_memory.json): the annual (100 x 100, 729 tiles a block) and
+# monthly (120 x 240, 176 tiles) cubes, time chunks of 0.5, 1 and 2 times open_cube's 8 MiB (1.0-4.2 M
+# observations), 1 and 2 threads per worker, the five families and gmm alone. Fitted so that the largest
+# predicted / measured is smallest with every prediction above its measurement: fit 1.01-1.15x (median 1.06),
+# score 1.01-1.41x (median 1.20; two workers of one run differ by up to 240 MiB, so no formula is closer),
+# fit then score on the same workers (`geoanom detect`) within the larger of the two, 1.06-1.21x.
+# Held once per worker, with one family: fit: the climatology's IRLS blocks (at most 2 M values, whatever the
+# chunks): gmm's fit peaks 410-510 MiB from 1.0 to 4.2 M observations a chunk; score: the climatology's planes,
+# the compiled scoring code and the result blocks waiting to be written: gmm's score peaks 430-860 MiB.
+PHASE_BYTES = {"fit": 155 * MB, "score": 306 * MB}
+# Held once per worker for each family beyond the first (their compiled code and buffers): the five families'
+# fit peaks are 40-130 MiB above gmm's; their score peaks 120-340 MiB, explained by the forests' models (below)
+# and the per-observation terms.
+FAMILY_BYTES = {"fit": 17 * MB, "score": 0}
+# Peak bytes per observation of the chunk each thread works on, with one family and for each more: the input,
+# the features, the scores and the output variables (fit: a block's features are sketched in one pass and
+# dropped; score: a block's features, its parts' scores and the result block).
+BYTES_PER_OBSERVATION = {"fit": 18, "score": 39}
+FAMILY_BYTES_PER_OBSERVATION = {"fit": 2, "score": 12}
+# A fit's sample of each tile of a block (4096 observations of 2-3 features, float64: 64-96 KiB) and its merges.
+SKETCH_BYTES_PER_TILE = 96 * 2**10
+# A tile's fitted arrays per family (README, *Model size*): the forest's 100 trees dominate. A scoring worker
+# holds the models of the tiles of the blocks it scores, once (sent as tasks of their own, geoanom.resident).
 MODEL_BYTES_PER_TILE = {"gmm": 200, "kmeans": 512, "dpmm": 410, "iforest": 190_000}
+PHASES = ("fit", "score")
 
 
-def task_bytes(chunk_observations: int, tiles: int, detectors: Iterable[str]) -> int:
-    """Peak bytes of one task: a chunk of ``chunk_observations`` and the models of ``tiles`` tiles.
+class TaskBytes(int):
+    """The bytes a worker needs above its imports to run one task: ``shared`` of them it holds once, however many.
+
+    An int (the need of a one-thread worker), so code that treats a task as
+    its size keeps working; :func:`worker_bytes` counts the rest once per
+    thread.
 
     Examples
     --------
-    >>> round(task_bytes(4_200_000, 64, ["gmm", "iforest"]) / 2**20)
-    572
+    >>> task = TaskBytes(100, shared=30)
+    >>> int(task), task.shared, task.per_thread
+    (100, 30, 70)
     """
-    per_tile = sum(MODEL_BYTES_PER_TILE.get(name, 0) for name in detectors)
-    return int(chunk_observations * BYTES_PER_OBSERVATION + tiles * per_tile)
+
+    shared: int
+
+    def __new__(cls, total: int, shared: int = 0) -> "TaskBytes":
+        task = super().__new__(cls, int(total))
+        task.shared = int(min(max(shared, 0), total))
+        return task
+
+    @property
+    def per_thread(self) -> int:
+        """The bytes each thread running a task holds."""
+        return int(self) - self.shared
+
+
+def task_bytes(chunk_observations: int, tiles: int, detectors: Iterable[str], phase: str | None = None) -> TaskBytes:
+    """Peak bytes of a worker's task (above its imports): a chunk of ``chunk_observations`` and ``tiles`` tiles.
+
+    Parameters
+    ----------
+    chunk_observations : int
+        Observations in the largest block of the stacked variables (:func:`largest_chunk`).
+    tiles : int
+        The most tiles in one spatial block (:func:`most_tiles_in_a_block`).
+    detectors : iterable of str
+        The families fitted or scored.
+    phase : {"fit", "score"}, optional
+        None: the larger of the two, term by term (what a worker needs for both).
+
+    Examples
+    --------
+    The annual throughput cube's default chunks (209 x 100 x 100) and 729
+    tiles, the five families: measured 742 and 904 MiB (score, 1 and 2
+    threads), 588 and 624 (fit).
+
+    >>> families = ["gmm", "kmeans", "dpmm", "iforest", "event"]
+    >>> task = task_bytes(2_090_000, 729, families, phase="score")
+    >>> round(task / 2**20), round(task.shared / 2**20)
+    (612, 439)
+    >>> round(worker_bytes(1, task) / 2**20), round(worker_bytes(2, task) / 2**20)
+    (862, 1036)
+    >>> fit = task_bytes(2_090_000, 729, families, phase="fit")
+    >>> round(worker_bytes(1, fit) / 2**20), round(worker_bytes(2, fit) / 2**20)
+    (593, 645)
+    >>> task_bytes(2_090_000, 729, families) == task  # no phase: the larger, term by term
+    True
+    """
+    names = list(detectors)
+    if phase is None:
+        fit, score = (task_bytes(chunk_observations, tiles, names, name) for name in PHASES)
+        shared, per_thread = max(fit.shared, score.shared), max(fit.per_thread, score.per_thread)
+        return TaskBytes(shared + per_thread, shared)
+    if phase not in PHASES:
+        raise ValueError(f"phase must be 'fit', 'score' or None, not {phase!r}")
+    more = max(len(names) - 1, 0)
+    shared = PHASE_BYTES[phase] + more * FAMILY_BYTES[phase]
+    if phase == "fit":
+        shared += tiles * SKETCH_BYTES_PER_TILE
+    else:
+        shared += tiles * sum(MODEL_BYTES_PER_TILE.get(name, 0) for name in names)
+    per_thread = chunk_observations * (BYTES_PER_OBSERVATION[phase] + more * FAMILY_BYTES_PER_OBSERVATION[phase])
+    return TaskBytes(shared + per_thread, shared)
 
 
 def worker_bytes(threads: int, task: int) -> int:
-    """Peak bytes of a worker running ``threads`` tasks of ``task`` bytes at once.
+    """Peak bytes of a worker running ``threads`` tasks of ``task`` bytes at once (its ``shared`` part held once).
 
     Examples
     --------
-    >>> worker_bytes(2, 100 * 2**20) // 2**20
-    360
+    >>> worker_bytes(2, 100 * 2**20) // 2**20  # a plain int: all of it per thread
+    450
+    >>> worker_bytes(2, TaskBytes(100 * 2**20, shared=40 * 2**20)) // 2**20
+    410
     """
-    return BASE_BYTES + threads * task
+    shared = getattr(task, "shared", 0)
+    return BASE_BYTES + shared + threads * (int(task) - shared)
 
 
 def largest_chunk(chunks: tuple[tuple[int, ...], ...], variables: int = 1) -> int:
@@ -106,12 +204,14 @@ def check_workers(client: Any, task: int, what: str) -> None:
     for worker in client.scheduler_info().get("workers", {}).values():
         limit, threads = int(worker.get("memory_limit") or 0), int(worker.get("nthreads") or 1)
         needed = worker_bytes(threads, task)
+        per_thread = int(task) - getattr(task, "shared", 0)
         if limit and needed > pause * limit:
             raise WorkerMemoryError(
                 f"{what} needs about {gigabytes(needed)} per worker ({threads} threads, each holding "
-                f"{gigabytes(task)} of chunk and models) but its workers have {gigabytes(limit)}; give workers at "
-                f"least {gigabytes(needed / pause)} (dask pauses a worker at {pause:.0%} of its memory), fewer "
-                "threads each, or smaller chunks (open_cube(..., chunks=...)).")
+                f"{gigabytes(per_thread)} of chunk, and {gigabytes(needed - threads * per_thread)} of code, models "
+                f"and samples) but its workers have {gigabytes(limit)}; give workers at least "
+                f"{gigabytes(needed / pause)} (dask pauses a worker at {pause:.0%} of its memory), fewer threads "
+                "each, or smaller chunks (open_cube(..., chunks=...)).")
 
 
 def gigabytes(n_bytes: float) -> str:

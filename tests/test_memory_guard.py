@@ -6,12 +6,23 @@ otherwise pause them at 80% of it and the run would stall without a word.
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 from distributed import Client, LocalCluster
 
 import geoanom as ga
+from geoanom.detectors import DEFAULT_DETECTORS
 from geoanom.errors import GeoanomError, WorkerMemoryError
-from geoanom.memory import BASE_BYTES, largest_chunk, most_tiles_in_a_block, task_bytes, worker_bytes
+from geoanom.memory import (
+    BASE_BYTES,
+    MODEL_BYTES_PER_TILE,
+    largest_chunk,
+    most_tiles_in_a_block,
+    task_bytes,
+    worker_bytes,
+)
 from geoanom.model.score import check_score_memory
 
 
@@ -32,15 +43,17 @@ def test_small_workers_are_refused_with_the_size_needed(fitted):
     big_chunks = cube.chunk({"time": -1, "lat": -1, "lon": -1})
     tiles = most_tiles_in_a_block(model.tile_codes, ((cube.sizes["lat"],), (cube.sizes["lon"],)))
     needed = worker_bytes(2, task_bytes(cube["air_temperature"].size, tiles, model.detectors))
-    assert needed > BASE_BYTES
-    with client_with(f"{int(needed / 0.8 * 0.9)}B") as client:
+    small = cube.chunk({"time": 10})
+    needed_small = worker_bytes(2, task_bytes(largest_chunk(small["air_temperature"].chunks), tiles, model.detectors))
+    assert needed > needed_small > BASE_BYTES
+    with client_with(f"{int((needed + needed_small) / 2 / 0.8)}B") as client:
         with pytest.raises(WorkerMemoryError, match=r"scoring this cube needs about .* per worker \(2 threads.*"
                            r"give workers at least") as caught:
             ga.AnomalyModel.score(model, big_chunks, client=client)
         assert isinstance(caught.value, GeoanomError) and "\n" not in str(caught.value)
         # the same cube in smaller chunks passes the check on the same workers (not computed here: an
         # in-process worker measures the whole test process against its limit, and would pause)
-        check_score_memory(model, cube.chunk({"time": 10}), client)
+        check_score_memory(model, small, client)
 
 
 def test_workers_with_room_or_without_a_limit_are_not_refused(fitted):
@@ -62,3 +75,39 @@ def test_a_fit_on_workers_too_small_is_refused_before_any_work():
         with pytest.raises(WorkerMemoryError, match=r"fitting .*ostia_monthly.nc. needs about .* but its workers have 200 MB"):
             ga.fit(cube.isel(time=slice(0, 36)), client=client)
         assert client.run_on_scheduler(lambda dask_scheduler: len(dask_scheduler.tasks)) == 0  # nothing submitted
+
+
+def test_a_worker_holds_models_once_and_a_chunk_per_thread():
+    task = task_bytes(2_000_000, 100, ["gmm", "iforest"], phase="score")
+    assert worker_bytes(2, task) - worker_bytes(1, task) == task.per_thread > 0
+    assert task.shared >= 100 * MODEL_BYTES_PER_TILE["iforest"]  # the forests of the block's tiles, once
+    assert worker_bytes(1, task) == BASE_BYTES + int(task)
+    # more observations, tiles or families never need less
+    for bigger in (task_bytes(4_000_000, 100, ["gmm", "iforest"], phase="score"),
+                   task_bytes(2_000_000, 200, ["gmm", "iforest"], phase="score"),
+                   task_bytes(2_000_000, 100, ["gmm", "iforest", "kmeans"], phase="score")):
+        assert worker_bytes(2, bigger) > worker_bytes(2, task)
+
+
+def test_without_a_phase_the_estimate_covers_both():
+    for observations, tiles, names in ((10**6, 729, DEFAULT_DETECTORS), (4 * 10**6, 20, ("gmm",)),
+                                       (10**5, 5000, ("kmeans", "event"))):
+        either = task_bytes(observations, tiles, names)
+        for threads in (1, 2, 8):
+            assert worker_bytes(threads, either) >= max(
+                worker_bytes(threads, task_bytes(observations, tiles, names, phase)) for phase in ("fit", "score"))
+    with pytest.raises(ValueError, match="phase"):
+        task_bytes(10, 1, ["gmm"], phase="detect")
+
+
+def test_the_estimate_bounds_every_measured_worker_peak():
+    """benchmarks/results/worker_memory.json: each worker's VmHWM on a LocalCluster, fit and score apart."""
+    report = json.loads((Path(__file__).resolve().parent.parent / "benchmarks" / "results" / "worker_memory.json")
+                        .read_text())
+    rows = [row for row in report["results"] if row.get("ok") and row["phase"] in ("fit", "score")]
+    assert {row["families"] for row in rows} == {"all", "gmm"} and {row["threads"] for row in rows} == {1, 2}
+    for row in rows:
+        given = row["predicted_inputs"]
+        task = task_bytes(given["chunk_observations"], given["tiles_in_a_block"], given["detectors"], row["phase"])
+        measured = max(row["worker_peak_mb"].values()) * 2**20
+        assert measured <= worker_bytes(row["threads"], task), row
