@@ -9,12 +9,16 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import dask
 import pytest
 from distributed import Client, LocalCluster
 
 import geoanom as ga
+from geoanom.cluster import WORKER_ENVIRONMENT
 from geoanom.detectors import DEFAULT_DETECTORS
 from geoanom.errors import GeoanomError, WorkerMemoryError
+from geoanom.features.pipeline import stack_variables
+from geoanom.io import write_dataset
 from geoanom.memory import (
     BASE_BYTES,
     MODEL_BYTES_PER_TILE,
@@ -24,6 +28,7 @@ from geoanom.memory import (
     worker_bytes,
 )
 from geoanom.model.score import check_score_memory
+from geoanom.tiling import tile_codes, tile_labels
 
 
 @pytest.fixture(scope="module")
@@ -111,3 +116,28 @@ def test_the_estimate_bounds_every_measured_worker_peak():
         task = task_bytes(given["chunk_observations"], given["tiles_in_a_block"], given["detectors"], row["phase"])
         measured = max(row["worker_peak_mb"].values()) * 2**20
         assert measured <= worker_bytes(row["threads"], task), row
+
+
+@pytest.mark.slow
+def test_a_real_workers_peak_stays_below_the_estimate(tmp_path):
+    """A worker process fits and scores the sample cube (as `geoanom detect`); its VmHWM is below the estimate."""
+    def peak_bytes() -> int:  # nested: sent to the worker by value
+        with open("/proc/self/status") as status:
+            return next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmHWM:"))
+
+    cube = ga.sample_cube("north_america")
+    train = cube.isel(time=slice(0, 60))
+    with dask.config.set(WORKER_ENVIRONMENT):
+        cluster = LocalCluster(n_workers=1, threads_per_worker=2, processes=True, memory_limit=0,
+                               dashboard_address=":0")
+    with cluster, Client(cluster) as client:
+        model = ga.fit(train, precision=2, detectors="gmm,iforest", client=client)
+        write_dataset(model.score(cube, client=client), tmp_path / "scored.zarr", warn_flags=False)
+        peak = max(client.run(peak_bytes).values())
+    estimates = []
+    for phase, part, codes in (("fit", train, tile_codes(tile_labels(train, 2))[0]), ("score", cube, model.tile_codes)):
+        values = stack_variables(part, model.variables)
+        chunks = values.chunks or tuple((size,) for size in values.shape)
+        task = task_bytes(largest_chunk(chunks), most_tiles_in_a_block(codes, chunks[-2:]), model.detectors, phase)
+        estimates.append(worker_bytes(2, task))
+    assert BASE_BYTES < peak <= max(estimates), (peak // 2**20, [e // 2**20 for e in estimates])
