@@ -257,7 +257,6 @@ def cluster(args: argparse.Namespace) -> None:
 
 def detect(args: argparse.Namespace) -> None:
     """``detect``'s options, before the input is opened."""
-    from .commands import parse_point
 
     precision("--precision", args.precision)
     number("--level", args.level)
@@ -363,3 +362,22 @@ def events(args: argparse.Namespace) -> None:
     """``events``' options, before the result is opened (--flag needs the result)."""
     whole("--min-cells", args.min_cells, 1)
     whole("--event", args.event, 1)
+
+
+def parse_point(text: str) -> tuple[float, float]:
+    """``"LAT,LON"`` in degrees as two floats, or a GeoanomError in one sentence.
+
+    Examples
+    --------
+    >>> parse_point("25, -80.5")
+    (25.0, -80.5)
+    """
+    parts = text.replace(" ", "").split(",")
+    try:
+        lat, lon = (float(part) for part in parts)
+    except ValueError:
+        raise OptionError(f"--explain takes LAT,LON in degrees, e.g. 35.2,-80.8; got '{text}'.") from None
+    if not (-90.0 <= lat <= 90.0 and -360.0 <= lon <= 360.0):
+        raise OptionError(f"--explain {text}: the latitude must be in [-90, 90] and the longitude in "
+                           "[-360, 360] degrees.")
+    return lat, lon

@@ -60,7 +60,7 @@ def run_detect(args: argparse.Namespace) -> None:
     event_defaults(args)
     outputs = detect_outputs(args)
     check_outputs(outputs, args.inputs)
-    point = parse_point(args.explain) if args.explain is not None else None
+    point = checks.parse_point(args.explain) if args.explain is not None else None
     from .. import fit
     from ..tiling import tile_labels
 
@@ -161,25 +161,6 @@ def open_input(inputs, variables, level=None):
         if LEVEL_ADVICE not in str(error):
             raise
         raise CoordinateError(str(error).replace(LEVEL_ADVICE, "give --level VALUE to choose one")) from None
-
-
-def parse_point(text: str) -> tuple[float, float]:
-    """``"LAT,LON"`` in degrees as two floats, or a GeoanomError in one sentence.
-
-    Examples
-    --------
-    >>> parse_point("25, -80.5")
-    (25.0, -80.5)
-    """
-    parts = text.replace(" ", "").split(",")
-    try:
-        lat, lon = (float(part) for part in parts)
-    except ValueError:
-        raise OptionError(f"--explain takes LAT,LON in degrees, e.g. 35.2,-80.8; got '{text}'.") from None
-    if not (-90.0 <= lat <= 90.0 and -360.0 <= lon <= 360.0):
-        raise OptionError(f"--explain {text}: the latitude must be in [-90, 90] and the longitude in "
-                           "[-360, 360] degrees.")
-    return lat, lon
 
 
 def explain_cell(model, cube, point: tuple[float, float], out: Path, picture: Path) -> None:
