@@ -53,18 +53,13 @@ def make_client(workers: int | None = None, scheduler: str | None = None, *,
     True
     >>> client = make_client(workers=2)  # doctest: +SKIP
     """
-    given = [name for name, value in (("--workers", workers), ("--scheduler", scheduler),
-                                      ("--scheduler-file", scheduler_file)) if value is not None]
-    if len(given) > 1:
-        raise GeoanomError(f"give one of {' or '.join(given)}, not {len(given)}.")
-    if not given:
+    check_options(workers, scheduler, scheduler_file=scheduler_file)
+    if workers is None and scheduler is None and scheduler_file is None:
         return None
     from distributed import Client, LocalCluster
 
     if scheduler is not None or scheduler_file is not None:
         return _remote_client(scheduler, scheduler_file)
-    if workers < 1:
-        raise GeoanomError(f"--workers must be at least 1, got {workers}.")
     with dask.config.set(WORKER_ENVIRONMENT):
         cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0")
     return Client(cluster)
@@ -74,14 +69,11 @@ def _remote_client(scheduler: str | None, scheduler_file: str | Path | None) -> 
     """A client of a running scheduler, by address or by the file it wrote."""
     from distributed import Client
 
-    if scheduler_file is not None and not Path(scheduler_file).is_file():
-        raise GeoanomError(f"no scheduler file at '{scheduler_file}': start the scheduler with "
-                           "`dask scheduler --scheduler-file PATH` first.")
     where = scheduler if scheduler is not None else f"the address in '{scheduler_file}'"
     try:
         if scheduler is not None:
             return Client(scheduler, timeout="10s")
-        return Client(scheduler_file=str(scheduler_file), timeout="10s")
+        return Client(scheduler_file=str(Path(scheduler_file).expanduser()), timeout="10s")
     except (OSError, TimeoutError, ValueError) as error:
         raise GeoanomError(f"cannot reach the dask scheduler at {where} ({error}).") from None
 
@@ -282,6 +274,41 @@ def _typed(value: str) -> Any:
         return value
 
 
+def check_options(workers: int | None = None, scheduler: str | None = None, *,
+                  scheduler_file: str | Path | None = None, cluster: str | None = None, jobs: str = "1",
+                  options: Sequence[str] = ()) -> None:
+    """Refuse, in one sentence, a combination of ``connect``'s arguments it could not start, before anything runs.
+
+    The command line calls it before reading any data; :func:`connect` and
+    :func:`make_client` call it too, so the rules live here once.
+
+    Examples
+    --------
+    >>> check_options(workers=2)
+    >>> check_options(jobs="4")
+    Traceback (most recent call last):
+    ...
+    geoanom.errors.GeoanomError: --jobs and --cluster-option need --cluster slurm|pbs|sge|lsf.
+    """
+    local = [name for name, value in (("--workers", workers), ("--scheduler", scheduler),
+                                      ("--scheduler-file", scheduler_file)) if value is not None]
+    if cluster is not None:
+        if local:
+            raise GeoanomError("give either --cluster or --workers/--scheduler/--scheduler-file, not both.")
+        parse_jobs(jobs)
+        parse_cluster_options(cluster, options)
+        return
+    if jobs != "1" or options:
+        raise GeoanomError("--jobs and --cluster-option need --cluster slurm|pbs|sge|lsf.")
+    if len(local) > 1:
+        raise GeoanomError(f"give one of {' or '.join(local)}, not {len(local)}.")
+    if workers is not None and workers < 1:
+        raise GeoanomError(f"--workers must be at least 1, got {workers}.")
+    if scheduler_file is not None and not Path(scheduler_file).expanduser().is_file():
+        raise GeoanomError(f"no scheduler file at '{scheduler_file}': start the scheduler with "
+                           "`dask scheduler --scheduler-file PATH` first.")
+
+
 @contextlib.contextmanager
 def connect(workers: int | None = None, scheduler: str | None = None, *,
             scheduler_file: str | Path | None = None, cluster: str | None = None, jobs: str = "1",
@@ -301,15 +328,12 @@ def connect(workers: int | None = None, scheduler: str | None = None, *,
     >>> with connect(cluster="slurm", jobs="2", options=["cores=2", "memory=4GB"]) as client:  # doctest: +SKIP
     ...     model = ga.fit(training, client=client)
     """
+    check_options(workers, scheduler, scheduler_file=scheduler_file, cluster=cluster, jobs=jobs, options=options)
     if cluster is None:
-        if jobs != "1" or options:
-            raise GeoanomError("--jobs and --cluster-option need --cluster slurm|pbs|sge|lsf.")
         client = make_client(workers, scheduler, scheduler_file=scheduler_file)
         with client if client is not None else contextlib.nullcontext():
             yield client
         return
-    if workers is not None or scheduler is not None or scheduler_file is not None:
-        raise GeoanomError("give either --cluster or --workers/--scheduler/--scheduler-file, not both.")
     from distributed import Client
 
     count, adapt = parse_jobs(jobs)

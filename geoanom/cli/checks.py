@@ -228,29 +228,17 @@ ensemble; or a detector's name for its own flags: gmm.
 
 
 def cluster(args: argparse.Namespace) -> None:
-    """Where the command computes (--workers, --jobs, --cluster-option, --scheduler-file), before any data are read.
-
-    The same refusals :func:`geoanom.cluster.connect` makes when it starts
-    the cluster, made here first: ``federate`` and ``score`` read data before
-    they connect.
+    """Where the command computes (--workers, --scheduler(-file), --cluster, --jobs, --cluster-option), before any
+    data are read: :func:`geoanom.cluster.check_options`' refusals, made first (``federate`` and ``score`` read data
+    before they connect).
     """
-    from pathlib import Path
-
+    from ..cluster import check_options
     from ..errors import GeoanomError
 
     whole("--workers", args.workers, 1)
-    if args.cluster is None:
-        if args.jobs != "1" or args.cluster_options:
-            raise OptionError("--jobs and --cluster-option need --cluster slurm|pbs|sge|lsf.")
-        if args.scheduler_file is not None and not Path(args.scheduler_file).expanduser().is_file():
-            raise OptionError(f"no scheduler file at '{args.scheduler_file}': start the scheduler with "
-                              "`dask scheduler --scheduler-file PATH` first.")
-        return
-    from ..cluster import parse_cluster_options, parse_jobs
-
     try:
-        parse_jobs(args.jobs)
-        parse_cluster_options(args.cluster, args.cluster_options)
+        check_options(args.workers, getattr(args, "scheduler", None), scheduler_file=args.scheduler_file,
+                      cluster=args.cluster, jobs=args.jobs, options=args.cluster_options)
     except GeoanomError as error:
         raise OptionError(str(error)) from None
 
