@@ -186,7 +186,7 @@ def run_geoanom(store: Path, out: Path, precision: int, detectors: tuple, schedu
             parts=parts,
         )
         if client is not None:
-            workers = client.run(lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0)
+            workers = client.run(maxrss_mb)  # each worker's own VmHWM: ru_maxrss carries its parent's peak
             info["worker_peak_rss_mb"] = {str(k): float(v) for k, v in workers.items()}
     finally:
         if client is not None:
