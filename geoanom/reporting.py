@@ -9,6 +9,7 @@ import contextlib
 import time
 from typing import Any, Iterator
 
+from .atomic import replacing
 from .flagged import reopened, warn_flagged_share
 from .formatting import iso_date
 
@@ -104,7 +105,8 @@ def write_outputs(result, model, out_path, plot_path, client, *, table_path=None
         with stage("ranking tiles", client):
             table = top_tiles(written)
     if table_path is not None:
-        table.to_csv(table_path)
+        with replacing(table_path) as tmp:  # a failed write leaves an earlier table whole
+            table.to_csv(tmp)
         say(f"table of the most anomalous tiles: {table_path}")
     say("the ten most anomalous tiles (mean fused irregularity over the scored period):")
     say(table.to_string(float_format=lambda value: f"{value:.3f}"))

@@ -11,10 +11,11 @@ import errno
 import warnings
 from pathlib import Path
 
+from ..atomic import replacing
 from ..errors import CoordinateError, GeoanomError, GeoanomWarning, OptionError, TrainingPeriodError
 from ..reporting import detail, model_summary, report_skipped, say, stage, write_outputs
 from . import checks
-from .paths import CUBE, Output, check_outputs, make_parents, replacing
+from .paths import CUBE, Output, check_outputs, make_parents
 from .queries import check_fitted, detect_query_outputs, event_defaults, write_detect_queries
 
 FEDERATE_FILES = ("model.npz", "history.csv", "learning_curve.png", "audit_head.txt")
@@ -173,7 +174,7 @@ def explain_cell(model, cube, point: tuple[float, float], out: Path, picture: Pa
     opened = xr.open_zarr(out) if out.suffix == ".zarr" else xr.open_dataset(out)
     with opened as result:
         figure = cell(model, cube, lat=point[0], lon=point[1], result=result)
-    with replacing(picture) as tmp:
+    with replacing(picture, make_folder=True) as tmp:
         figure.savefig(tmp, dpi=SAVE_DPI)
     title = figure.axes[0].get_title().splitlines()
     note = f"; {title[2]}" if len(title) > 2 else ""  # why the cell has no scores (plot.explain.unscored_note)
@@ -200,7 +201,7 @@ def run_regions(args: argparse.Namespace) -> None:
     with stage(f"region features of {args.variable}"):
         table = region_features(cube, variable=args.variable, precision=args.precision, **params)
     make_parents([Output("--out", args.out), args.labels_out and Output("--labels-out", args.labels_out)])
-    with replacing(args.out) as tmp:
+    with replacing(args.out, make_folder=True) as tmp:
         iso_times(table).to_csv(tmp)
     say(f"wrote {args.out}: {len(table)} rows, {int(table['n_regions'].sum())} regions")
     if args.labels_out:
@@ -305,9 +306,9 @@ def run_federate(args: argparse.Namespace) -> None:
                            client=client)
     out.mkdir(parents=True, exist_ok=True)
     result.save(out / "model.npz")
-    with replacing(out / "history.csv") as tmp:
+    with replacing(out / "history.csv", make_folder=True) as tmp:
         result.history.to_csv(tmp)
-    with replacing(out / "learning_curve.png") as tmp:
+    with replacing(out / "learning_curve.png", make_folder=True) as tmp:
         learning_curve(result.history, tmp)
     spent = f", epsilon {result.epsilon:.3g}" if result.epsilon is not None else ""
     say(f"{len(result.history)} rounds ({result.state}{spent}); wrote {out}/model.npz, history.csv, "
@@ -329,7 +330,7 @@ def report_audit_head(head: str | None, path: Path, log: str) -> None:
     if not head:
         raise GeoanomError(f"the audit log '{log}' was written but its chain head is unknown; it cannot be "
                            "checked for truncation.")
-    with replacing(path) as tmp:
+    with replacing(path, make_folder=True) as tmp:
         tmp.write_text(f"{head}\n")
     print(f"audit chain head: {head} (also in {path}; check the log with "
           f"geoanom.federated.verify_audit('{log}', '{head}'))")

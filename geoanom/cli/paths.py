@@ -9,13 +9,12 @@ same place as another output.
 
 from __future__ import annotations
 
-import contextlib
 import glob
 import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence
+from typing import Iterable, Sequence
 
 from ..errors import GeoanomError
 
@@ -149,37 +148,6 @@ def make_parents(outputs: Iterable[Output | None]) -> None:
     for output in outputs:
         if output is not None:
             Path(output.path).expanduser().absolute().parent.mkdir(parents=True, exist_ok=True)
-
-
-@contextlib.contextmanager
-def replacing(path: str | os.PathLike) -> Iterator[Path]:
-    """A temporary path beside ``path`` (same suffix) to write to; it replaces ``path`` only once written whole.
-
-    For the tables and pictures the command writes itself (the cubes and
-    models have their own atomic writers): a write that fails, a full disk
-    or an error while drawing, leaves an existing output as it was, and an
-    error names ``path``, not the temporary.
-
-    Examples
-    --------
-    >>> with replacing("events.csv") as tmp:  # doctest: +SKIP
-    ...     table.to_csv(tmp)
-    """
-    from ..io.npz import current_umask
-
-    target = Path(path).expanduser()
-    target.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=f".tmp{target.suffix}")
-    os.close(handle)
-    try:
-        yield Path(tmp)
-        os.chmod(tmp, 0o666 & ~current_umask())  # mkstemp's 0600 is not what a plain open gives
-        os.replace(tmp, target)
-    except OSError as error:
-        raise OSError(error.errno, error.strerror or str(error), str(path)) from error
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 def check_writable(folder: Path, name: str) -> None:

@@ -11,10 +11,11 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from ..atomic import replacing
 from ..errors import GeoanomError, GeoanomWarning
 from ..reporting import say, stage
 from . import checks
-from .paths import CUBE, Output, check_outputs, make_parents, replacing
+from .paths import CUBE, Output, check_outputs, make_parents
 
 EVENT_DEFAULTS = {"flag": "ensemble", "connectivity": 1, "min_cells": 1}  # --bridge-gaps: off
 
@@ -209,7 +210,7 @@ def flag_variable(result: Any, flag: str) -> tuple[Any, str]:
 
 def write_catalogue(table, labels, out: str, labels_out: str | None) -> None:
     """Write the event table (and the label cube)."""
-    with replacing(out) as tmp:
+    with replacing(out, make_folder=True) as tmp:
         readable_times(table).to_csv(tmp, index=False)
     say(f"wrote {out}: {len(table):,} events" + (f", the largest {largest(table)['cells']:,} cell-steps"
                                                    if len(table) else ""))
@@ -270,7 +271,7 @@ def save(figure, path: str, what: str) -> None:
     import matplotlib.pyplot as plt
 
     try:
-        with replacing(path) as tmp:
+        with replacing(path, make_folder=True) as tmp:
             figure.savefig(tmp, dpi=110)
     finally:
         plt.close(figure)

@@ -7,13 +7,12 @@ Models (:mod:`geoanom.model.store`) and federated results
 from __future__ import annotations
 
 import os
-import tempfile
 import zipfile
 import zlib
-from pathlib import Path
 
 import numpy as np
 
+from ..atomic import replacing
 from ..errors import ModelFileError
 
 NPZ_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")  # a zip archive: its first entry, or an empty one
@@ -33,35 +32,8 @@ def write_npz(path: str | os.PathLike, arrays: dict[str, np.ndarray]) -> None:
     --------
     >>> write_npz("weights.npz", {"w": np.zeros(3)})  # doctest: +SKIP
     """
-    path = Path(path)
-    tmp = None
-    try:
-        handle, tmp = tempfile.mkstemp(dir=path.parent or ".", prefix=f".{path.name}.", suffix=".tmp.npz")
-        os.close(handle)
+    with replacing(path) as tmp:
         np.savez_compressed(tmp, **arrays)
-        # mkstemp creates 0600 whatever the umask; others must read a model as they read the user's other files.
-        os.chmod(tmp, 0o666 & ~current_umask())
-        os.replace(tmp, path)
-    except OSError as error:  # name the path asked for, not the temporary (or its folder)
-        if error.filename is None:
-            raise
-        raise OSError(error.errno, error.strerror or str(error), str(path)) from error
-    finally:
-        if tmp is not None and os.path.exists(tmp):
-            os.remove(tmp)
-
-
-def current_umask() -> int:
-    """The process's umask (reading it means setting it: set it straight back).
-
-    Examples
-    --------
-    >>> 0 <= current_umask() <= 0o777
-    True
-    """
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
 
 
 def read_npz(path: str | os.PathLike, what: str = "model") -> dict[str, np.ndarray]:

@@ -202,7 +202,19 @@ def saved(fig: Figure, path: "str | os.PathLike | None") -> Figure:
     >>> saved(Figure(), None).__class__.__name__
     'Figure'
     """
-    if path is not None:
+    if path is None:
+        return fig
+    if hasattr(path, "write"):  # a file object: the caller owns it
         fig.savefig(path, dpi=SAVE_DPI)
+        return fig
+    from matplotlib import rcParams
+
+    from ..atomic import replacing
+
+    # written beside the path first, so a failed drawing or a full disk leaves an earlier picture whole; the
+    # format is the path's suffix (the temporary's ends in .tmp.<suffix>), matplotlib's default without one
+    kind = os.path.splitext(os.fspath(path))[1][1:] or rcParams["savefig.format"]
+    with replacing(path) as tmp:
+        fig.savefig(tmp, dpi=SAVE_DPI, format=kind)
     return fig
 
