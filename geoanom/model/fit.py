@@ -171,7 +171,7 @@ def fit(
     codes, tile_names = tile_codes(labels)
     if client is not None:  # workers too small would pause and stall: refuse before submitting anything
         chunks = values.chunks or tuple((size,) for size in values.shape)
-        task = task_bytes(largest_chunk(chunks), most_tiles_in_a_block(codes, chunks[-2:]), names)
+        task = task_bytes(largest_chunk(chunks), most_tiles_in_a_block(codes, chunks[-2:]), names, phase="fit")
         check_workers(client, task, f"fitting {source_name(cube)}")
     climatology = Climatology.fit(values, trend=trend, groups=codes, source=source_name(cube), scheduler=scheduler)
     variable_names = [str(name) for name in values["variable"].values]

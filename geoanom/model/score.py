@@ -87,7 +87,7 @@ def check_score_memory(model: "AnomalyModel", cube: xr.Dataset, client: Any) -> 
     values = stack_variables(cube, model.variables)
     chunks = values.chunks or tuple((size,) for size in values.shape)
     tiles = most_tiles_in_a_block(model.tile_codes, chunks[-2:])
-    check_workers(client, task_bytes(largest_chunk(chunks), tiles, model.detectors), "scoring this cube")
+    check_workers(client, task_bytes(largest_chunk(chunks), tiles, model.detectors, phase="score"), "scoring this cube")
 
 
 def _score_cube(model: "AnomalyModel", cube: xr.Dataset, tile: str | None,
