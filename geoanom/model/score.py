@@ -12,6 +12,7 @@ means the same whenever it is computed. Adaptive scoring
 from __future__ import annotations
 
 import copy
+import functools
 import uuid
 import warnings
 from typing import TYPE_CHECKING, Any
@@ -45,7 +46,6 @@ if TYPE_CHECKING:  # the model imports this module to score itself
 # one of 2 threads idle for the last block's 1.6 s; 4 parts per block give 20 tasks.
 SCORE_PARTS = 4
 MIN_PART_OBSERVATIONS = 2**16
-_POOLS: list[ThreadpoolController] = []  # the BLAS and OpenMP pools of this process, found at the first use
 
 
 def single_threaded_pools() -> Any:
@@ -61,9 +61,13 @@ def single_threaded_pools() -> Any:
     >>> with single_threaded_pools():
     ...     pass
     """
-    if not _POOLS:
-        _POOLS.append(ThreadpoolController())
-    return _POOLS[0].limit(limits=1)
+    return _pools().limit(limits=1)
+
+
+@functools.cache
+def _pools() -> ThreadpoolController:
+    """The BLAS and OpenMP pools of this process, found at the first use."""
+    return ThreadpoolController()
 
 
 def score_cube(model: "AnomalyModel", cube: xr.Dataset, tile: str | None = None, client: Any = None,
