@@ -9,13 +9,21 @@ climatology and every score without a word.
 The rule (:func:`find_fill`). A value is taken for fill only when it is
 
 - exactly one of :data:`CONVENTIONS` (compared in the variable's dtype, and
-  as a float32 fill widened to float64), never a range or a magnitude;
+  as a float32 fill widened to float64), never a range or a magnitude; or,
+  in a packed integer variable (``scale_factor``/``add_offset``) declaring
+  no fill, one of its integer type's sentinels (-32768, -32767 and 32767
+  for int16; 255 for uint8) unpacked exactly as its values were
+  (:mod:`geoanom.io.packed`): land at -32768 in OSTIA-like packing (0.01 K
+  from 273.15 K) reads as -54.53 K, which no convention matches;
 - repeated: at least :data:`MIN_REPEATS` values of the steps looked at;
 - far outside the other values: its gap to their range is wider than that
   range itself. A real -999 m depth among -1000..0 lies inside the range,
   -9999 below depths of -5000..0 is nearer than their range is wide, a 1e15
   column density is not a convention: none of them is taken. Land at 1e20
-  against 270..305 K is, and so is -999 below rain of 0..30 mm.
+  against 270..305 K is, and so is -999 below rain of 0..30 mm. Dry cells
+  packed at -32768 (0 mm) are rain's least value, not fill; and packing
+  over the type's whole range (ERA5's) puts its fill next to the values,
+  where no rule tells it from them (such files declare it).
 
 Only a few time steps are read (the first, the middle and the last): a
 land or never-written mask is mostly the same at every step, so three
@@ -33,7 +41,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from typing import NamedTuple
 
 import dask
@@ -42,6 +50,8 @@ import pandas as pd
 import xarray as xr
 
 from geoanom.errors import CorruptDataError, GeoanomWarning
+
+from .packed import PackedFill
 
 # The undeclared fills met in real files: CMIP's, netCDF-C's default for float and double (NC_FILL_FLOAT/DOUBLE),
 # the usual sentinels, and float32's largest value.
@@ -59,7 +69,9 @@ class FillFinding(NamedTuple):
     but not in the sample (treated as missing if met later); ``low``/``high``:
     the range of the other values (NaN if none); ``size``: how many finite
     values the sample holds; ``conventions``: each value found or unseen to
-    the convention it stands for (1e20 for float32's 1.0000000200408773e20).
+    the convention it stands for (1e20 for float32's 1.0000000200408773e20;
+    the packed integer, -32768, for a packed sentinel); ``packed``: the
+    packed sentinels among them.
     """
 
     found: dict[float, int]
@@ -68,15 +80,23 @@ class FillFinding(NamedTuple):
     high: float
     size: int
     conventions: dict[float, float]
+    packed: dict[float, PackedFill]
+
+    def label(self, value: float) -> str:
+        """How messages name a value found or unseen: ``1e+20``, or ``the packed int16 -32768 (-54.53 unpacked)``."""
+        return self.packed[value].label(value) if value in self.packed else f"{self.conventions[value]:g}"
 
 
-def find_fill(sample: np.ndarray) -> FillFinding:
+def find_fill(sample: np.ndarray, packed: Mapping[float, PackedFill] | None = None) -> FillFinding:
     """The conventional fill values `sample` holds far outside its other values (the rule of the module).
 
     Parameters
     ----------
     sample : numpy.ndarray
         A few time steps of one float variable, NaN where missing.
+    packed : mapping, optional
+        For a packed integer variable declaring no fill, its type's sentinels
+        unpacked (:func:`geoanom.io.packed.packed_sentinels`), also candidates.
 
     Returns
     -------
@@ -93,7 +113,8 @@ def find_fill(sample: np.ndarray) -> FillFinding:
     {}
     """
     values = sample[np.isfinite(sample)]
-    candidates = _candidates(values.dtype)
+    packed = {np.asarray(value, values.dtype).item(): fill for value, fill in (packed or {}).items()}
+    candidates = {value: fill.raw for value, fill in packed.items()} | _candidates(values.dtype, packed)
     is_candidate = np.isin(values, list(candidates))
     rest = values[~is_candidate]
     low, high = (float(rest.min()), float(rest.max())) if rest.size else (math.nan, math.nan)
@@ -107,10 +128,12 @@ def find_fill(sample: np.ndarray) -> FillFinding:
             found[value] = count
         elif count == 0 and rest.size:
             unseen.append(value)
-    return FillFinding(found, tuple(unseen), low, high, int(values.size), candidates)
+    kept = {value: packed[value] for value in (*found, *unseen) if value in packed}
+    return FillFinding(found, tuple(unseen), low, high, int(values.size), candidates, kept)
 
 
-def mask_undeclared_fill(ds: xr.Dataset, sources: Sequence[tuple[str, pd.Index]]) -> xr.Dataset:
+def mask_undeclared_fill(ds: xr.Dataset, sources: Sequence[tuple[str, pd.Index]],
+                         packed: Mapping[Hashable, Mapping[float, PackedFill]] | None = None) -> xr.Dataset:
     """Treat undeclared fill values as missing, lazily, warning once per variable (see the module's rule).
 
     Reads the first, middle and last time steps of every variable once.
@@ -122,6 +145,9 @@ def mask_undeclared_fill(ds: xr.Dataset, sources: Sequence[tuple[str, pd.Index]]
         Dask-backed float variables with dims ``(time, ...)``, as `open_cube` builds them.
     sources : sequence of (str, pandas.Index)
         Each file with its times, to name the files a fill was found in.
+    packed : mapping, optional
+        The packed integer variables declaring no fill, each with its
+        sentinels unpacked (of every file: files may pack differently).
 
     Returns
     -------
@@ -143,30 +169,34 @@ def mask_undeclared_fill(ds: xr.Dataset, sources: Sequence[tuple[str, pd.Index]]
     first_steps = tuple(sorted((int(ds.indexes["time"].get_indexer(index).min()), path) for path, index in sources))
     out = ds.copy()
     for name, sample in zip(names, samples):
-        finding = find_fill(sample)
+        finding = find_fill(sample, (packed or {}).get(name))
         if not (finding.found or finding.unseen):
             continue
         if finding.found:
             where = ", ".join(f"'{f}'" for f in _files_holding(sample, finding, steps, ds, sources))
             warnings.warn(_message(name, where, finding, len(steps)), GeoanomWarning, stacklevel=3)
         var = ds[name]
-        data = var.data.map_blocks(_mask_block, tuple(finding.found), finding.unseen, name, first_steps,
+        unseen = tuple((value, finding.label(value)) for value in finding.unseen)
+        data = var.data.map_blocks(_mask_block, tuple(finding.found), unseen, name, first_steps,
                                    meta=np.array((), dtype=var.dtype))
         out[name] = var.copy(data=data)
         out[name].encoding = dict(var.encoding)
         if finding.found:  # the conventions, as the file's documentation would name them
-            values = [finding.conventions[value] for value in finding.found]
+            values = list(dict.fromkeys(finding.conventions[value] for value in finding.found))  # files may pack apart
             out[name].attrs[FILL_ATTR] = values[0] if len(values) == 1 else values
     return out
 
 
-def _candidates(dtype: np.dtype) -> dict[float, float]:
-    """The conventions as `dtype` holds them, and as float32 fills widened to `dtype`: each to its convention."""
+def _candidates(dtype: np.dtype, packed: Mapping[float, PackedFill]) -> dict[float, float]:
+    """The conventions as `dtype` holds them, and as float32 fills widened to `dtype`: each to its convention.
+
+    A value a packed sentinel unpacks to stays the sentinel's (the more telling name).
+    """
     held: dict[float, float] = {}
     with np.errstate(over="ignore"):
         for kind in (dtype, np.float32):
             for value, convention in zip(np.asarray(CONVENTIONS, dtype=kind).astype(dtype).tolist(), CONVENTIONS):
-                if math.isfinite(value):
+                if math.isfinite(value) and value not in packed:
                     held.setdefault(value, convention)
     return held
 
@@ -179,7 +209,7 @@ def _files_holding(sample: np.ndarray, finding: FillFinding, steps: list[int], d
 
 
 def _message(name: Hashable, where: str, finding: FillFinding, steps: int) -> str:
-    shares = " and ".join(f"{finding.conventions[value]:g} in {100 * count / finding.size:.3g}%"
+    shares = " and ".join(f"{finding.label(value)} in {100 * count / finding.size:.3g}%"
                           for value, count in finding.found.items())
     others = f"{finding.low:g} to {finding.high:g}" if math.isfinite(finding.low) else "none"
     return (f"{name} in {where} holds {shares} of the values of the {steps} time steps looked at, far outside "
@@ -187,23 +217,23 @@ def _message(name: Hashable, where: str, finding: FillFinding, steps: int) -> st
             "in the file to silence this).")
 
 
-def _mask_block(block: np.ndarray, found: tuple[float, ...], unseen: tuple[float, ...], name: Hashable,
+def _mask_block(block: np.ndarray, found: tuple[float, ...], unseen: tuple[tuple[float, str], ...], name: Hashable,
                 first_steps: tuple[tuple[int, str], ...], block_info: dict | None = None) -> np.ndarray:
-    # Every convention lies at -999 or below, or at 1e20 or above: a block whose least and greatest values
-    # lie between the nearest masked ones (most blocks) is passed on without a copy, for two fast
-    # reductions (NaN-ignoring; 4 times faster than the comparisons the other blocks need).
-    masked = (*found, *unseen)
-    below = max((v for v in masked if v < 0), default=-math.inf)
-    above = min((v for v in masked if v > 0), default=math.inf)
-    if not block.size or not (np.fmin.reduce(block, axis=None) <= below or np.fmax.reduce(block, axis=None) >= above):
+    # Only values between the block's least and greatest can be in it: most blocks hold none and are passed on
+    # without a copy, for two fast reductions (NaN-ignoring; 4 times faster than the comparisons others need).
+    if not block.size:
+        return block
+    low, high = np.fmin.reduce(block, axis=None), np.fmax.reduce(block, axis=None)
+    found = tuple(value for value in found if low <= value <= high)
+    labels = {value: label for value, label in unseen if low <= value <= high}
+    if not (found or labels):
         return block
     hit = np.isin(block, found)
-    others = ((block <= below) | (block >= above)) & ~hit  # usually none: the fill found is all that lies there
-    if others.any() and (met := others & np.isin(block, unseen)).any():
+    if labels and (met := np.isin(block, list(labels))).any():
         start = block_info[0]["array-location"][0][0] if block_info else 0
         path = next((p for first, p in reversed(first_steps) if first <= start), first_steps[0][1])
         for value in np.unique(block[met]).tolist():
-            warnings.warn(f"{name} in '{path}' holds {value:g}, not declared as _FillValue, in time steps "
+            warnings.warn(f"{name} in '{path}' holds {labels[value]}, not declared as _FillValue, in time steps "
                           "open_cube did not look at (it looks at the first, middle and last), far outside the "
                           "values of those: it is treated as missing (declare _FillValue in the file to silence "
                           "this).", GeoanomWarning, stacklevel=2)

@@ -27,6 +27,7 @@ from .fill_values import mask_undeclared_fill
 from .grid import find_coordinate, grid_dims, normalise_lon_lat, rename_coordinate, true_lat_lon
 from .levels import LevelAxis, select_level, variable_levels
 from .messages import short_reason
+from .packed import packed_sentinels
 from .safety import INTEGER_SOURCE, guard_reads, mask_infinite
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -70,9 +71,9 @@ def open_cube(
         Dask-backed float variables with dims ``(time, lat, lon)``, or e.g.
         ``(time, y, x)`` with 2-D ``lat``/``lon`` for curvilinear grids;
         ``attrs["geoanom_source"]`` names the files read. ±inf and fill
-        values the files do not declare are NaN (the latter recorded in the
-        variable's ``attrs["geoanom_fill_value"]``, see
-        :mod:`geoanom.io.fill_values`).
+        values the files do not declare are NaN, also packed integers' such as
+        int16's -32768 (the latter recorded in the variable's
+        ``attrs["geoanom_fill_value"]``, see :mod:`geoanom.io.fill_values`).
 
     Raises
     ------
@@ -94,17 +95,20 @@ def open_cube(
     {'time': 240, 'lat': 37, 'lon': 49}
     """
     files, label = _resolve(paths)
-    parts, names = [], variables
+    parts, names, packed = [], variables, {}
     for path in files:
-        parts.append(_standardise(guard_reads(_open_one(path), path), path, names, chunks, level))
+        opened = guard_reads(_open_one(path), path)
+        parts.append(_standardise(opened, path, names, chunks, level))
         names = list(parts[-1].data_vars)  # later files must hold the first file's variables
+        for name, sentinels in packed_sentinels(opened, names).items():  # before the cast to float forgets the packing
+            packed.setdefault(name, {}).update(sentinels)
     ds = _concat_time(parts, files, label)
     plan = _default_chunks(ds) if chunks is None else dict(chunks)
     if unknown := [str(d) for d in plan if d not in ds.dims]:
         dims = ", ".join(map(str, ds.dims))
         raise GeoanomError(f"chunks name {', '.join(unknown)}, which are not dimensions of {label} ({dims}).")
     ds = mask_infinite(ds.chunk(plan))  # ±inf is missing; the lazy count is for count_infinite
-    ds = mask_undeclared_fill(ds, [(path, part.indexes["time"]) for path, part in zip(files, parts)])
+    ds = mask_undeclared_fill(ds, [(path, part.indexes["time"]) for path, part in zip(files, parts)], packed)
     # lat/lon are one grid slab that every consumer needs: hold them in memory.
     ds = ds.assign_coords(lat=ds["lat"].compute(), lon=ds["lon"].compute())
     for var in ds.variables.values():  # storage chunking from the files would clash on writing
