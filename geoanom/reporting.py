@@ -10,8 +10,11 @@ import time
 from typing import Any, Iterator
 
 from .atomic import replacing
-from .flagged import reopened, warn_flagged_share
+from .flagged import flag_counts, has_flags, reopened, warn_flagged_counts
 from .formatting import iso_date
+
+# The key of the flag counts among the lazy values computed with a write (the others are keyed by variable names).
+FLAGS = ("geoanom", "flag counts")
 
 QUIET, NORMAL, VERBOSE = -1, 0, 1
 _verbosity = NORMAL  # the command line's -q / -v; the library itself prints nothing
@@ -91,14 +94,17 @@ def write_outputs(result, model, out_path, plot_path, client, *, table_path=None
     from .io.write import write_and_compute
     from .plot import top_tiles
 
-    with stage(f"scoring and writing {out_path}", client):
-        computed = write_and_compute(result, out_path, also or {})[1]
+    judged = has_flags(result)
+    with stage(f"scoring and writing {out_path}", client):  # the flags are counted as they are written
+        computed = write_and_compute(result, out_path, {**(also or {}), **(
+            {FLAGS: flag_counts(result, compute=False)} if judged else {})})[1]
     say(f"wrote {out_path}")
+    if judged:
+        warn_flagged_counts(*computed.pop(FLAGS), out_path, command_line_advice(model))
     if model_path is not None:
         model.save(model_path)
         say(f"model saved to {model_path}")
     with reopened(out_path) as written:  # the map and the table read the scores written, not score again
-        warn_flagged_share(written, out_path, command_line_advice(model))
         if plot_path is not None:
             with stage(f"drawing {plot_path}", client):
                 say(draw_map(written, plot_path, plot_time))

@@ -9,7 +9,7 @@ import xarray as xr
 import geoanom as ga
 from geoanom.cli import build_parser
 from geoanom.errors import GeoanomError, GeoanomWarning
-from geoanom.flagged import warn_flagged_share
+from geoanom.flagged import flag_counts, reopened, warn_flagged_share
 from geoanom.plot import nearest_grid_cell
 from geoanom.reporting import command_line_advice
 from geoanom.testing import synthetic_cube
@@ -81,6 +81,28 @@ def test_writing_a_result_that_flags_nearly_everything_warns_in_python(written, 
         warnings.simplefilter("error", GeoanomWarning)
         ga.write_dataset(result, tmp_path / "normal.zarr")  # about 1% flagged: nothing to say
         ga.write_dataset(flagged, tmp_path / "quiet.zarr", warn_flags=False)
+
+
+@pytest.mark.parametrize("lazy", [False, True])
+@pytest.mark.parametrize("resume", [False, True])
+def test_the_flags_counted_while_writing_are_the_flags_written(written, tmp_path, lazy, resume):
+    # write_dataset counts the flags in the computation that writes them (resume: reads them back): the warning's
+    # three shares must be those of the store written
+    _, _, result = written
+    early = result["time"] < result["time"][result.sizes["time"] // 3]
+    flagged = result.assign(ensemble=result["ensemble"] | early)  # every scored cell of the first third
+    path = tmp_path / "flagged.zarr"
+    with pytest.warns(GeoanomWarning, match="left the training climate") as caught:
+        ga.write_dataset(flagged.chunk({"time": 5}) if lazy else flagged, path, resume=resume)
+    with reopened(path) as stored:
+        flagged_cells, scored = (np.asarray(c, dtype=float) for c in flag_counts(stored))
+    tenth = scored.size // 10
+    shares = [flagged_cells.sum() / scored.sum(), flagged_cells[:tenth].sum() / scored[:tenth].sum(),
+              flagged_cells[-tenth:].sum() / scored[-tenth:].sum()]
+    assert shares[1] == 1.0 and shares[2] < 0.1  # the case: all flagged early, few late
+    [message] = [str(w.message) for w in caught if "left the training climate" in str(w.message)]
+    assert (f"flags {shares[0]:.0%} of the scored observations (from {shares[1]:.0%} in the first tenth of the time "
+            f"steps to {shares[2]:.0%} in the last)") in message
 
 
 def test_every_regions_option_has_help():

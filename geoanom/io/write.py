@@ -106,16 +106,21 @@ def write_dataset(ds: xr.Dataset, path: PathLike, *, overwrite: bool = True, zar
     >>> ga.write_dataset(model.score(next_month), "anomalies.zarr", append=True)  # doctest: +SKIP
     PosixPath('anomalies.zarr')
     """
+    from ..flagged import PYTHON_ADVICE, flag_counts, has_flags, warn_flagged_counts, warn_flagged_share_of
+
     target = Path(path).expanduser()
+    judged = warn_flags and has_flags(ds)
     if append or (resume and pending_progress(target) is not None):
         written = append_dataset(ds, target)
     elif resume and not os.path.lexists(target):  # a finished output there is kept until the new one is whole
         written = _write_resumable(ds, target, overwrite=overwrite, zarr_format=zarr_format)
-    else:
-        written = write_and_compute(ds, path, {}, overwrite=overwrite, zarr_format=zarr_format)[0]
-    if warn_flags and {"ensemble", "fused_irregularity"} <= set(ds.data_vars) and "time" in ds.dims:
-        from ..flagged import PYTHON_ADVICE, warn_flagged_share_of
-
+    else:  # one computation: the flags are counted as the scores are written, not read back
+        also = {"flags": flag_counts(ds, compute=False)} if judged else {}
+        written, computed = write_and_compute(ds, path, also, overwrite=overwrite, zarr_format=zarr_format)
+        if judged:
+            warn_flagged_counts(*computed["flags"], written, PYTHON_ADVICE)
+        return written
+    if judged:  # written region by region: its flags are read back (an append's steps alone)
         warn_flagged_share_of(written, PYTHON_ADVICE, last_steps=ds.sizes["time"] if append else None)
     return written
 
