@@ -62,8 +62,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from geoanom.detectors import DPMMDetector  # noqa: E402
-from geoanom.detectors.base import Detector, standardised_sample  # noqa: E402
+from geoanom.detectors.base import Detector  # noqa: E402
 from geoanom.detectors.dpmm import NEAR_EMPTY_WEIGHT  # noqa: E402
+from geoanom.detectors.inputs import standardised_sample  # noqa: E402
 from geoanom.detectors.variational import fit_dirichlet_mixtures  # noqa: E402
 
 ROWS = 2048

@@ -45,7 +45,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from geoanom.detectors import KMeansDetector  # noqa: E402
-from geoanom.detectors.base import Detector, standardised_sample  # noqa: E402
+from geoanom.detectors.base import Detector  # noqa: E402
+from geoanom.detectors.inputs import standardised_sample  # noqa: E402
 from geoanom.detectors.kmeans import (  # noqa: E402
     CANOPY_T1_OVER_T2,
     CANOPY_T2_PER_SQRT_DIM,

@@ -192,7 +192,7 @@ def output_kernels() -> int:
     import numpy as np
 
     sys.path.insert(0, str(ROOT))
-    from geoanom.detectors.ensemble import fuse
+    from geoanom.detectors.fusion import fuse
     from geoanom.model.result import fused_block
 
     irr = np.random.default_rng(0).lognormal(0.0, 1.5, size=(4, 209, 100, 100)).astype(np.float32)

@@ -110,7 +110,7 @@ def imported_memory() -> dict[str, float]:
 
 def predicted_inputs(phase: str, cube, model, precision: int, detectors) -> dict:
     """The chunk observations, tiles per block and families that fit.py / score.py give ``task_bytes``."""
-    from geoanom.detectors.ensemble import check_detector_names
+    from geoanom.detectors.families import check_detector_names
     from geoanom.features.pipeline import stack_variables
     from geoanom.memory import largest_chunk, most_tiles_in_a_block
     from geoanom.tiling import tile_codes, tile_labels

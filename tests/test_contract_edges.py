@@ -6,7 +6,8 @@ import pytest
 
 from geoanom.detectors import Ensemble, GMMDetector, IForestDetector, KMeansDetector
 from geoanom.detectors.base import MergeError
-from geoanom.detectors.ensemble import check_detector_names, majority
+from geoanom.detectors.families import check_detector_names
+from geoanom.detectors.fusion import majority
 from geoanom.errors import GeoanomError
 
 

@@ -17,7 +17,8 @@ from geoanom.detectors import (
     KMeansDetector,
 )
 from geoanom.detectors.base import choose_threshold
-from geoanom.detectors.ensemble import check_detector_names, fuse, majority
+from geoanom.detectors.families import check_detector_names
+from geoanom.detectors.fusion import fuse, majority
 from geoanom.errors import GeoanomError
 
 FAMILIES = [GMMDetector, KMeansDetector, DPMMDetector, IForestDetector, EventDetector]

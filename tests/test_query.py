@@ -14,7 +14,7 @@ import pytest
 import xarray as xr
 
 import geoanom as ga
-from geoanom.detectors.ensemble import fuse, majority
+from geoanom.detectors.fusion import fuse, majority
 from geoanom.errors import GeoanomError
 from geoanom.features import feature_names
 from geoanom.model.result import tile_names

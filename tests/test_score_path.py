@@ -117,7 +117,7 @@ def holed(fitted_model, opened_cube):
 def test_fused_scores_and_votes_equal_the_old_formulas_bit_for_bit(holed):
     import xarray as xr
 
-    from geoanom.detectors.ensemble import fuse
+    from geoanom.detectors.fusion import fuse
 
     result = holed[1]
     irr = result["irregularity"]
@@ -135,7 +135,7 @@ def test_fused_scores_and_votes_equal_the_old_formulas_bit_for_bit(holed):
 
 @pytest.mark.parametrize("slab_bytes", [1, 100, 2**30])
 def test_fusing_by_slabs_of_time_steps_gives_the_same_bits(rng, monkeypatch, slab_bytes):
-    from geoanom.detectors.ensemble import fuse
+    from geoanom.detectors.fusion import fuse
     from geoanom.model import result as result_module
 
     irr = rng.lognormal(0.0, 1.5, size=(4, 11, 3, 5)).astype(np.float32)

@@ -130,7 +130,7 @@ def detector_names(option: str, text: str) -> tuple[str, ...]:
     >>> detector_names("--detectors", "gmm, kmeans")
     ('gmm', 'kmeans')
     """
-    from ..detectors.ensemble import check_detector_names
+    from ..detectors.families import check_detector_names
     from ..errors import GeoanomError
 
     try:
@@ -219,7 +219,7 @@ ensemble; or a detector's name for its own flags: gmm.
     """
     if text == "ensemble" or text in detectors:
         return
-    from ..detectors.ensemble import FAMILIES
+    from ..detectors.families import FAMILIES
 
     what = f"no {text} model is fitted (--detectors {','.join(detectors)})" if text in FAMILIES else \
         "it is not a flag of the result"

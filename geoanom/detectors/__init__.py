@@ -2,8 +2,9 @@
 
 from .base import Detector
 from .dpmm import DPMMDetector
-from .ensemble import DEFAULT_DETECTORS, FAMILIES, Ensemble
+from .ensemble import Ensemble
 from .event import EventDetector
+from .families import DEFAULT_DETECTORS, FAMILIES
 from .gmm import GMMDetector
 from .iforest import IForestDetector
 from .kmeans import KMeansDetector

@@ -12,9 +12,9 @@ from .base import (
     CONTAMINATION_CONSTRAINT,
     SEED_CONSTRAINT,
     THRESHOLD_CONSTRAINT,
-    standardised_sample,
 )
 from .gmm import GMMDetector
+from .inputs import standardised_sample
 from .variational import fit_dirichlet_mixtures
 
 # A component whose weight is below this share of the data is "near-empty":

@@ -1,4 +1,4 @@
-"""The ensemble: several detector families voting on the same observations."""
+"""The ensemble: several detector families fitted on the same observations, their scores fused and voted."""
 
 from __future__ import annotations
 
@@ -6,81 +6,19 @@ from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
-from sklearn.base import BaseEstimator, clone
+from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from .base import Detector, MergeError, check_features, check_samples
+from .base import Detector, MergeError
 from .crossfit import fit_many_out_of_fold
-from .dpmm import DPMMDetector
-from .event import EventDetector
-from .gmm import GMMDetector
-from .iforest import IForestDetector
-from .kmeans import KMeansDetector
-
-FAMILIES: dict[str, type[Detector]] = {
-    "gmm": GMMDetector,
-    "kmeans": KMeansDetector,
-    "dpmm": DPMMDetector,
-    "iforest": IForestDetector,
-    "event": EventDetector,
-}
-DEFAULT_DETECTORS = ("gmm", "kmeans", "dpmm", "iforest", "event")
-
-
-def check_detector_names(names: Sequence[str] | str) -> tuple[str, ...]:
-    """Validate detector family names (a sequence or a comma-separated string).
-
-    Examples
-    --------
-    >>> check_detector_names("gmm, iforest")
-    ('gmm', 'iforest')
-    """
-    from ..errors import GeoanomError
-
-    if isinstance(names, str):
-        names = [name.strip() for name in names.split(",") if name.strip()]
-    names = tuple(names)
-    objects = [name for name in names if not isinstance(name, str)]
-    if objects:
-        raise GeoanomError(
-            f"detectors are given by name here, not as {type(objects[0]).__name__} objects; known detectors: "
-            f"{', '.join(FAMILIES)} (Ensemble(detectors=...) also takes detector instances)."
-        )
-    unknown = [name for name in names if name not in FAMILIES]
-    if unknown or not names:
-        raise GeoanomError(
-            f"unknown detector {', '.join(map(repr, unknown)) or '(none given)'}; "
-            f"known detectors: {', '.join(FAMILIES)}."
-        )
-    return names
-
-
-def family_specs(detectors: Sequence[str | Detector] | str) -> dict[str, dict[str, Any]]:
-    """Each family's name and constructor parameters, from names or detector instances (scikit-learn's clone).
-
-    An instance gives its family and its parameters (its ``random_state``
-    too); a name gives the family's defaults. Two detectors of one family
-    are refused: the ensemble names its families.
-
-    Examples
-    --------
-    >>> family_specs(["gmm", KMeansDetector(contamination=0.05)])["kmeans"]["contamination"]
-    0.05
-    """
-    from ..errors import GeoanomError
-
-    if isinstance(detectors, str) or all(isinstance(item, str) for item in detectors):
-        return {name: {} for name in check_detector_names(detectors)}
-    specs: dict[str, dict[str, Any]] = {}
-    for item in detectors:
-        if isinstance(item, Detector):
-            name, params = item.family, clone(item).get_params(deep=False)
-        else:
-            name, params = check_detector_names([item])[0], {}
-        if name in specs:
-            raise GeoanomError(f"the ensemble is given two {name} detectors; it holds one detector per family.")
-        specs[name] = params
-    return specs
+from .families import (
+    DEFAULT_DETECTORS,
+    FAMILIES,
+    check_detector_names,  # noqa: F401 - geoanom/model/fit.py still imports it from here
+    family_specs,
+)
+from .fusion import FUSED_THRESHOLD, fuse, majority
+from .inputs import check_features, check_samples
 
 
 class Ensemble(BaseEstimator):
@@ -88,7 +26,7 @@ class Ensemble(BaseEstimator):
 
     Two rules, kept apart. The scikit-learn / pyod path is one rule:
     :meth:`decision_function` is the fused irregularity (the geometric mean
-    of the families', see :func:`fuse`), ``threshold_`` is 1.0 and
+    of the families', see :func:`~.fusion.fuse`), ``threshold_`` is 1.0 and
     :meth:`predict` is ``decision_function(X) > threshold_`` (so ``labels_``
     is ``decision_scores_ > threshold_``, as in pyod). The strict majority
     of the families' flags, which ``geoanom.fit``'s result holds as its
@@ -99,7 +37,7 @@ class Ensemble(BaseEstimator):
     Parameters
     ----------
     detectors : sequence of str or Detector, default ("gmm", "kmeans", "dpmm", "iforest", "event")
-        Family names (see ``FAMILIES``), or unfitted detector instances
+        Family names (see :data:`~.families.FAMILIES`), or unfitted detector instances
         (``GMMDetector(max_iter=50)``), which are cloned with their
         parameters, scikit-learn style; at most one per family.
     random_state : int, optional
@@ -298,7 +236,7 @@ class Ensemble(BaseEstimator):
                          for name, detector in self.detectors_.items()])
 
     def decision_function(self, X: Any) -> np.ndarray:
-        """pyod's outlier score, higher = more abnormal: the fused irregularity (see :func:`fuse`).
+        """pyod's outlier score, higher = more abnormal: the fused irregularity (see :func:`.fusion.fuse`).
 
         Examples
         --------
@@ -377,7 +315,7 @@ class Ensemble(BaseEstimator):
         return majority(self.votes(X), len(self.detectors_)).astype(np.int8)
 
     def fused_irregularity(self, X: Any) -> np.ndarray:
-        """One score per observation: the geometric mean of the families' irregularities (see :func:`fuse`)."""
+        """One score per observation: the geometric mean of the families' irregularities (see :func:`.fusion.fuse`)."""
         return fuse(self.irregularity(X))
 
     def merge(self, other: Ensemble) -> Ensemble:
@@ -425,29 +363,3 @@ class Ensemble(BaseEstimator):
         n_features = data.get("n_features")
         return cls(detectors=tuple(parts), columns=columns).with_detectors(
             detectors, n_features=int(n_features) if n_features is not None else None)
-
-
-# The fused irregularity's threshold: pyod's ``threshold_`` of the ensemble (see Ensemble.predict).
-FUSED_THRESHOLD = 1.0
-
-
-def majority(votes: Any, n_detectors: int) -> Any:
-    """Strict majority of ``n_detectors`` (both of two, two of three, ...)."""
-    return votes * 2 > n_detectors
-
-
-# Irregularities below this floor (normal observations, some negative) count
-# as the floor in the geometric mean, so one family cannot veto with a 0.
-FUSE_FLOOR = 0.01
-
-
-def fuse(irregularity: Any, axis: int = 0) -> Any:
-    """Fused irregularity over the detector ``axis``: the geometric mean.
-
-    Families grow at different rates past their thresholds (the density
-    score is roughly cubic in the distance), so the geometric mean, not the
-    arithmetic one, keeps any single family from dominating; it exceeds 1
-    exactly when the families' log-irregularities average above 0. Values
-    below ``FUSE_FLOOR`` are raised to it first.
-    """
-    return np.exp(np.log(np.maximum(irregularity, FUSE_FLOOR)).mean(axis=axis))

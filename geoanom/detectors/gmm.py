@@ -15,8 +15,8 @@ from .base import (
     THRESHOLD_CONSTRAINT,
     Detector,
     merged_threshold,
-    standardised_sample,
 )
+from .inputs import standardised_sample
 from .mixture import fit_mixtures
 from .mixture_scoring import fitness_scores
 from .moments import (

@@ -10,11 +10,11 @@ from sklearn.utils._param_validation import Interval
 
 from .base import (
     CONTAMINATION_CONSTRAINT,
-    ROUNDING_SHARE,
     THRESHOLD_CONSTRAINT,
     Detector,
     merged_threshold,
 )
+from .inputs import ROUNDING_SHARE
 from .isolation_trees import build_forests, feature_dtype
 from .isolation_walk import MAX_WALK_DEPTH, check_walk_depth, forest_depth, tree_depths
 from .validation import check_forest

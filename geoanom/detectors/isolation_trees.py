@@ -29,8 +29,8 @@ try:  # numba's draw of a 32-bit word from a numpy Generator's bit generator: no
 except ImportError:  # pragma: no cover - another numba: the subsamples come from Generator.choice
     next_uint32 = None
 
-from .base import check_features
 from .hashing import GOLDEN_GAMMA
+from .inputs import check_features
 
 # Purposes of a node's two split draws (the hash's third input).
 FEATURE_DRAW, THRESHOLD_DRAW = 1, 2

@@ -16,8 +16,8 @@ from .base import (
     THRESHOLD_CONSTRAINT,
     Detector,
     merged_threshold,
-    standardised_sample,
 )
+from .inputs import standardised_sample
 from .lloyd import lloyd_many, nearest_centres, nearest_distances
 from .moments import (
     SufficientStatistics,

@@ -14,7 +14,7 @@ import numpy as np
 import xarray as xr
 
 from .._version import __version__
-from ..detectors.ensemble import fuse, majority
+from ..detectors.fusion import fuse, majority
 from ..errors import GeoanomError
 from ..formatting import iso_date
 from ..grid import spatial_dims

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from ..detectors.ensemble import fuse, majority
+from ..detectors.fusion import fuse, majority
 from ..errors import GeoanomError
 from ..features.pipeline import feature_cube, source_name, stack_variables
 from ..features.vectors import feature_names

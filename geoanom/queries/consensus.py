@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..detectors.ensemble import majority
+from ..detectors.fusion import majority
 from ..errors import GeoanomError
 from ..geohash import neighbours
 from ..tiling import group_cells
