@@ -9,7 +9,7 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 import geoanom as ga
 from geoanom.detectors import FAMILIES, Ensemble, EventDetector
 from geoanom.errors import GeoanomError
-from geoanom.model.fit import default_features
+from geoanom.model.family_inputs import default_features
 from geoanom.model.store import JSON_KEY
 from geoanom.testing import synthetic_cube
 

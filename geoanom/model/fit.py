@@ -23,24 +23,26 @@ import numpy as np
 import xarray as xr
 
 from ..detectors import DEFAULT_DETECTORS, Ensemble
-from ..detectors.ensemble import check_detector_names
-from ..detectors.event import event_params
+from ..detectors.families import check_detector_names
 from ..detectors.sketch import DEFAULT_CAPACITY, TileSketch, merge_sketch_maps, sketch_tiles
 from ..errors import GeoanomError, GeoanomWarning, NoDataError, TrainingPeriodError
 from ..features import Climatology, RegionParams
 from ..features.pipeline import feature_cube, source_name, stack_variables
-from ..features.vectors import DEFAULT_FEATURES, check_feature_sets, feature_names
+from ..features.vectors import check_feature_sets, feature_names
 from ..formatting import calendar_of, iso_date
 from ..io import count_infinite, infinite_message
 from ..memory import check_workers, largest_chunk, most_tiles_in_a_block, task_bytes
 from ..reduction import tree_reduce
 from ..resident import on_workers
-from ..tiling import group_cells, plan_batches, split_chunks, tile_codes, tile_labels
+from ..threads import single_threaded_pools
+from ..tiling import group_cells, plan_batches, tile_codes, tile_labels
 from .core import AnomalyModel
+from .family_inputs import default_features, family_inputs, kept_feature_sets
 from .federated_regions import refine_regions
+from .parts import in_parts
 from .personalise import DEFAULT_RELEVANCE, personalise_tiles
 from .pyramid import build_pyramid
-from .score import MIN_PART_OBSERVATIONS, SCORE_PARTS, single_threaded_pools, variable_units
+from .units import variable_units
 
 MIN_OBSERVATIONS = 100
 
@@ -105,7 +107,7 @@ def fit(
         the ``event`` family judges each cell against. By default
         ``("anomalies", "neighbours")``, with ``"background"`` too when the
         ensemble has the ``event`` family, the only one that reads it
-        (:func:`default_features`);
+        (:func:`~geoanom.model.family_inputs.default_features`);
         ``"values"``: the value and its anomaly (the reference paper's
         setup, needed to judge one tile's cells by another tile's model);
         ``"regions"``: the denoised anomaly and the log area of the
@@ -160,8 +162,8 @@ def fit(
         raise GeoanomError(f"federated_relevance must be 0 or more, got {federated_relevance}.")
     if federated and not (isinstance(federated_rounds, (int, np.integer)) and federated_rounds >= 1):
         raise GeoanomError(f"federated_rounds must be a whole number of at least 1, got {federated_rounds}.")
-    feature_sets = _read_feature_sets(check_feature_sets(default_features(names) if features is None else features),
-                                      names)
+    feature_sets = kept_feature_sets(check_feature_sets(default_features(names) if features is None else features),
+                                     names)
     region_params = as_region_params(regions)
     values = stack_variables(cube, variables)
     if values.sizes["time"] == 0:
@@ -181,9 +183,7 @@ def fit(
         features = feature_cube(in_parts(values, codes), climatology, feature_sets, region_params, training=True)
     sketch_batches = _sketch_graph(features, codes, tile_names, seed, sample_size, split_every, tiles_per_batch)
     model_features = feature_names(variable_names, feature_sets)
-    family_params, family_columns = _family_params(names, model_features), _family_columns(names, model_features)
-    family_params = _with_feature_units(family_params, names, family_columns,
-                                        feature_units(model_features, variable_names, climatology))
+    family_params, family_columns = family_inputs(names, model_features, variable_names, climatology)
     if federated:  # the rounds read the sketches again: keep them where they are
         sketch_batches = [(dask.persist(merged, scheduler=scheduler)[0], tiles) for merged, tiles in sketch_batches]
     no_data = ("no valid observations (every cell is NaN in the training period)" if len(variable_names) == 1 else
@@ -286,25 +286,6 @@ def as_region_params(regions: RegionParams | dict | None) -> RegionParams:
     return regions if isinstance(regions, RegionParams) else RegionParams(**dict(regions))
 
 
-def in_parts(values: xr.DataArray, codes: np.ndarray) -> xr.DataArray:
-    """``values`` (variable, time, *spatial) with each block cut between tiles into up to ``SCORE_PARTS`` parts.
-
-    The training features and sketches of a cube stored in time slabs were
-    one task per slab: the throughput cubes' 3 slabs ran on 2 threads with
-    the last (and smaller) one alone. Parts cut between tiles keep every
-    tile in one part of a slab, so its sketch merges no more partial
-    sketches; features and samples are the same for any chunking.
-
-    Examples
-    --------
-    >>> in_parts(stack_variables(train), model.tile_codes).chunks  # doctest: +SKIP
-    ((1,), (72, 72, 36), (30, 30, 30, 30), (240,))
-    """
-    data = values.data
-    parts = split_chunks(codes, data.chunks[2:], SCORE_PARTS, -(-MIN_PART_OBSERVATIONS // max(data.chunks[1])))
-    return values.copy(data=data.rechunk({2: parts[0], 3: parts[1]}))
-
-
 def _sketch_graph(features, codes, tile_names, seed, sample_size, split_every,
                   tiles_per_batch) -> list[tuple[Any, dict[int, str]]]:
     """Per batch of tiles: the delayed merged sketches of its tiles, and its {tile code: tile name}."""
@@ -351,86 +332,6 @@ def _sketch_block(features, codes, time_index, cell_index, batch_of_tile, seed,
         batch = out.setdefault(int(batch_of_tile[code]), {})
         if code in sketches:
             batch[code] = sketches[code]
-    return out
-
-
-# The families that judge a cell given its background ring (the "background" features); no other family reads it.
-RING_READERS = frozenset({"event"})
-
-
-def default_features(detectors: Sequence[str]) -> tuple[str, ...]:
-    """The feature sets a model of these families gets by default.
-
-    ``("anomalies", "neighbours")``, plus ``"background"`` when the ``event``
-    family, which judges a cell given its background ring, is one of them.
-    Only it reads the ring (:func:`_family_columns`): the other families
-    would score it as one more coordinate and flag a halo of normal cells
-    around every event (``geoanom.features.vectors``).
-
-    Examples
-    --------
-    >>> default_features(("event",))
-    ('anomalies', 'neighbours', 'background')
-    >>> default_features(("gmm", "event"))
-    ('anomalies', 'neighbours', 'background')
-    >>> default_features(("gmm", "kmeans"))
-    ('anomalies', 'neighbours')
-    """
-    return DEFAULT_FEATURES + ("background",) if RING_READERS & set(detectors) else DEFAULT_FEATURES
-
-
-def _read_feature_sets(feature_sets: tuple[str, ...], names: tuple[str, ...]) -> tuple[str, ...]:
-    """The feature sets without the background ring when no family reads it (with a warning), else as given."""
-    if "background" not in feature_sets or RING_READERS & set(names):
-        return feature_sets
-    warnings.warn(f"the background feature set is read only by the event family, not by {', '.join(names)}; "
-                  "it is left out of this model.", GeoanomWarning, stacklevel=3)
-    return tuple(name for name in feature_sets if name != "background")
-
-
-def _family_params(names: tuple[str, ...], features: list[str]) -> dict[str, dict[str, Any]]:
-    """Constructor parameters a family takes from the model's features: the event family's groups."""
-    return {"event": event_params(features)} if "event" in names else {}
-
-
-def _family_columns(names: tuple[str, ...], features: list[str]) -> dict[str, list[int]] | None:
-    """The columns each family reads: the event family every one, the others all but the background ring.
-
-    None (every family reads every column) when the features hold no background.
-    """
-    kept = [index for index, name in enumerate(features) if not name.endswith("_background")]
-    if len(kept) in (0, len(features)):
-        return None
-    return {name: kept for name in names if name not in RING_READERS}
-
-
-def feature_units(features: Sequence[str], variables: Sequence[str], climatology: Climatology) -> list[float]:
-    """The unit of each feature column, in which a tile's constant column is measured (see ``detectors.base``).
-
-    A raw value's unit (the ``"values"`` features, named as their variable)
-    is its variable's median spread over the grid, in its own units; every
-    other feature is a standardised anomaly, a mean of them, or a log area,
-    whose unit is 1 (a spread).
-
-    Examples
-    --------
-    >>> feature_units(["sst", "sst_anomaly"], ["sst"], model.climatology)  # doctest: +SKIP
-    [0.39, 1.0]
-    """
-    spread = np.moveaxis(np.asarray(climatology.spread, dtype=np.float64), 1, 0)
-    typical = [float(np.nanmedian(planes)) if np.isfinite(planes).any() else 1.0 for planes in spread]
-    units = [typical[list(variables).index(name)] if name in variables else 1.0 for name in features]
-    return [unit if np.isfinite(unit) and unit > 0 else 1.0 for unit in units]
-
-
-def _with_feature_units(family_params: dict[str, dict[str, Any]], names: tuple[str, ...],
-                        family_columns: dict[str, list[int]] | None, units: list[float]) -> dict[str, dict[str, Any]]:
-    """Each family's parameters with the units of the columns it reads (``feature_units`` of ``fit_many``)."""
-    out = {}
-    for name in names:
-        columns = (family_columns or {}).get(name)
-        out[name] = {**family_params.get(name, {}),
-                     "feature_units": units if columns is None else [units[i] for i in columns]}
     return out
 
 

@@ -12,7 +12,6 @@ means the same whenever it is computed. Adaptive scoring
 from __future__ import annotations
 
 import copy
-import functools
 import uuid
 import warnings
 from typing import TYPE_CHECKING, Any
@@ -24,9 +23,8 @@ import xarray as xr
 from dask._task_spec import TaskRef
 from dask.base import tokenize
 from dask.highlevelgraph import HighLevelGraph
-from threadpoolctl import ThreadpoolController
 
-from ..errors import GeoanomError, GeoanomWarning, NoDataError, TileError, UnitsError
+from ..errors import GeoanomError, GeoanomWarning, NoDataError, TileError
 from ..features import RegionParams
 from ..features.pipeline import feature_cube, source_name, stack_variables
 from ..features.tile_rows import place_scores, tile_rows
@@ -34,40 +32,15 @@ from ..formatting import coordinate_difference
 from ..memory import check_workers, largest_chunk, most_tiles_in_a_block, release_free_memory, task_bytes
 from ..queries.consensus import consensus_share
 from ..resident import on_workers, resident_values
+from ..threads import single_threaded_pools
 from ..tiling import group_cells, split_chunks
 from .consensus import consensus_variable, partners_by_code
+from .parts import MIN_PART_OBSERVATIONS, SCORE_PARTS
 from .result import result_dataset
+from .units import check_same_units, cube_units
 
 if TYPE_CHECKING:  # the model imports this module to score itself
     from .core import AnomalyModel
-
-# Parts each block of the cube is scored in (cut between tiles, see tiling.split_chunks), and the fewest
-# observations of a part. benchmarks/throughput.py, annual cube (5 blocks of 209 x 100 x 100): 5 tasks left
-# one of 2 threads idle for the last block's 1.6 s; 4 parts per block give 20 tasks.
-SCORE_PARTS = 4
-MIN_PART_OBSERVATIONS = 2**16
-
-
-def single_threaded_pools() -> Any:
-    """A context in which the BLAS and OpenMP thread pools run one thread each: ``threadpool_limits(1)``.
-
-    Dask already runs one task per core: threads inside each task (BLAS, scikit-learn's OpenMP) would
-    oversubscribe the cores and, on a busy machine, make each small fit tens of times slower. The pools are
-    found once per process: ``threadpool_limits`` looks up every loaded library on each call, 5 ms with the
-    GIL held, in every fitting and scoring task (36 tasks of the throughput cubes' gmm run: 0.19 s).
-
-    Examples
-    --------
-    >>> with single_threaded_pools():
-    ...     pass
-    """
-    return _pools().limit(limits=1)
-
-
-@functools.cache
-def _pools() -> ThreadpoolController:
-    """The BLAS and OpenMP pools of this process, found at the first use."""
-    return ThreadpoolController()
 
 
 def score_cube(model: "AnomalyModel", cube: xr.Dataset, tile: str | None = None, client: Any = None,
@@ -119,17 +92,10 @@ def _score_cube(model: "AnomalyModel", cube: xr.Dataset, tile: str | None,
         dtype=np.float32, meta=np.empty((0, 0, 0, 0), dtype=np.float32),
     ).rechunk({2: blocks[0], 3: blocks[1]})  # the result keeps the cube's chunks
     if partners is None:
-        return result_dataset(model, values, scored, tile, _units(cube, model.variables), anomalies)
-    result = result_dataset(model, values, scored[:n_detectors], tile, _units(cube, model.variables), anomalies)
+        return result_dataset(model, values, scored, tile, cube_units(cube, model.variables), anomalies)
+    result = result_dataset(model, values, scored[:n_detectors], tile, cube_units(cube, model.variables), anomalies)
     result["consensus"] = consensus_variable(model, result["ensemble"], scored[n_detectors], consensus)
     return result
-
-
-def _units(cube: xr.Dataset | xr.DataArray, variables: list[str]) -> dict[str, str]:
-    """Units of each variable, as the cube gives them (for the anomalies' attributes, map titles and the units check)."""
-    if isinstance(cube, xr.DataArray):
-        return {name: str(cube.attrs.get("units", "")) for name in variables}
-    return {name: str(cube[name].attrs.get("units", "")) for name in variables if name in cube}
 
 
 def _models_by_block(codes: np.ndarray, chunks: tuple[tuple[int, ...], ...], ensembles: list,
@@ -252,7 +218,7 @@ def score_cube_adapting(model: "AnomalyModel", cube: xr.Dataset, tile: str | Non
                 if ensembles[code] is not None:
                     _score_tile(ensembles[code], flat, cells, scored, adapt_every)
             out[:, start:stop] = scored.reshape((n_detectors, stop - start) + values.shape[2:])
-    return result_dataset(model, values, out, tile, _units(cube, model.variables), anomalies)
+    return result_dataset(model, values, out, tile, cube_units(cube, model.variables), anomalies)
 
 
 def check_same_grid(model: "AnomalyModel", cube: xr.Dataset) -> None:
@@ -282,76 +248,6 @@ def _grid_advice(name: str, expected: np.ndarray, found: np.ndarray) -> str:
             return ("the same cells in another order or longitude convention: open both the training and the scored "
                     "data with geoanom.open_cube, which puts latitudes ascending and longitudes in -180..180")
     return "score data on the grid the model was fitted on"
-
-
-def variable_units(cube: xr.Dataset | xr.DataArray, variables: list[str]) -> dict[str, str]:
-    """Each variable's ``units`` attribute as the cube gives it ('' when it has none): what a model records at fit.
-
-    Examples
-    --------
-    >>> variable_units(xr.Dataset({"tas": ("x", [1.0], {"units": "K"}), "pr": ("x", [0.0])}), ["tas", "pr"])
-    {'tas': 'K', 'pr': ''}
-    """
-    return {name: str(units).strip() for name, units in _units(cube, variables).items()}
-
-
-def check_same_units(model: "AnomalyModel", cube: xr.Dataset | xr.DataArray) -> None:
-    """Raise :class:`UnitsError` when a variable's units differ from those the model was fitted on.
-
-    Spellings of one unit count as equal (:func:`normalised_units`); a
-    variable without units, in the cube or in the model (models saved before
-    units were recorded), is not checked.
-
-    Examples
-    --------
-    >>> check_same_units(model, celsius_cube)  # doctest: +SKIP
-    Traceback (most recent call last):
-    geoanom.errors.UnitsError: air_temperature in 'e1c.nc' is in 'degC', but the model was fitted on it in 'K'; ...
-    """
-    trained = model.attrs.get("units") or {}
-    for name, found in variable_units(cube, model.variables).items():
-        expected = str(trained.get(name) or "").strip()
-        if expected and found and normalised_units(expected) != normalised_units(found):
-            raise UnitsError(f"{name} in {source_name(cube)} is in '{found}', but the model was fitted on it in "
-                             f"'{expected}'; convert {name} to {expected} before scoring, or fit a model on "
-                             f"data in {found}.")
-
-
-# Spellings of the same unit (udunits and CF names, with and without the degree sign), each group by its
-# canonical name. cf-xarray converts units only through pint, which is not a dependency: this table covers
-# the units climate files use for the same quantity in different spellings.
-_UNIT_SPELLINGS = {
-    "K": ("k", "kelvin", "kelvins", "degk", "deg k", "deg_k", "degree_k", "degrees_k", "degree k", "degrees k",
-          "degree_kelvin", "degrees_kelvin", "degree kelvin", "degrees kelvin"),
-    "degC": ("degc", "deg c", "deg_c", "degree_c", "degrees_c", "degree c", "degrees c", "celsius",
-             "degree_celsius", "degrees_celsius", "degree celsius", "degrees celsius", "deg_celsius"),
-    "degF": ("degf", "deg f", "deg_f", "degree_f", "degrees_f", "degree f", "degrees f", "fahrenheit",
-             "degree_fahrenheit", "degrees_fahrenheit", "degree fahrenheit", "degrees fahrenheit"),
-    "Pa": ("pa", "pascal", "pascals"),
-    "hPa": ("hpa", "hectopascal", "hectopascals", "mbar", "millibar", "millibars"),
-    "%": ("%", "percent", "percentage"),
-    "m s-1": ("m s-1", "m/s", "m.s-1", "meter second-1", "metre second-1", "meters per second", "metres per second"),
-    "kg m-2 s-1": ("kg m-2 s-1", "kg/m2/s", "kg m-2.s-1", "kg.m-2.s-1"),
-    "mm/day": ("mm/day", "mm day-1", "mm d-1", "mm/d"),
-}
-_CANONICAL_UNITS = {spelling: name for name, spellings in _UNIT_SPELLINGS.items() for spelling in spellings}
-
-
-def normalised_units(units: str) -> str:
-    """One spelling per unit, for comparing the units of two files: 'kelvin' and 'K', 'Celsius' and 'degC'.
-
-    Case, spaces, the degree sign and ``^`` / ``**`` before exponents do
-    not matter; other units are compared as written.
-
-    Examples
-    --------
-    >>> normalised_units("degree_Celsius"), normalised_units("°C"), normalised_units("kelvin")
-    ('degC', 'degC', 'K')
-    >>> normalised_units("kg m^-2 s^-1") == normalised_units("kg m-2 s-1")
-    True
-    """
-    text = " ".join(units.replace("\u00b0", "deg").replace("**", "").replace("^", "").lower().split())
-    return _CANONICAL_UNITS.get(text, text)
 
 
 def _cell_models(model: "AnomalyModel", tile: str | None) -> tuple[np.ndarray, list]:
