@@ -122,7 +122,8 @@ def em_difference(old: dict[str, np.ndarray], new: dict[str, np.ndarray]) -> dic
 
 def monthly_block() -> tuple[np.ndarray, np.ndarray, list[int]]:
     """The first block of the monthly throughput cube's training half, its design columns and candidates."""
-    from geoanom.features.climatology import _fit_layout, choose_design
+    from geoanom.features.climatology import _fit_layout
+    from geoanom.features.climatology_design import choose_design
     from geoanom.features.pipeline import stack_variables
 
     cube, _ = make_cube(CUBES["monthly"], 360)

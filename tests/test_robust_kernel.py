@@ -19,7 +19,7 @@ from reference_kernels import irls_reference, seasonal_spread_reference
 
 import geoanom as ga
 from geoanom.features import robust
-from geoanom.features.climatology import _chosen_prefix, choose_design
+from geoanom.features.climatology_design import _chosen_prefix, choose_design
 from geoanom.features.pipeline import stack_variables
 
 TOLERANCE = 1e-10  # of each plane's largest magnitude (1e-11 seen on 3 values a month under the saturated model)
