@@ -14,7 +14,6 @@ from .crossfit import fit_many_out_of_fold
 from .families import (
     DEFAULT_DETECTORS,
     FAMILIES,
-    check_detector_names,  # noqa: F401 - geoanom/model/fit.py still imports it from here
     family_specs,
 )
 from .fusion import FUSED_THRESHOLD, fuse, majority
@@ -47,7 +46,7 @@ class Ensemble(BaseEstimator):
         The feature columns a family reads, by family name; a family not
         named reads every column. The event family judges a cell given its
         background ring, which the other families would score as one more
-        coordinate (see :func:`geoanom.model.fit.default_features`).
+        coordinate (see :func:`geoanom.model.family_inputs.default_features`).
 
     Attributes
     ----------

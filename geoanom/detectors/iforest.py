@@ -64,7 +64,7 @@ class IForestDetector(Detector):
     land value) is never split on, so no tree sees its value. A row that
     leaves such a column's training value (beyond its rounding, and beyond
     its resolution when ``feature_units`` make it constant, see
-    :func:`geoanom.detectors.base.constant_columns`) is isolated before any
+    :func:`geoanom.detectors.inputs.constant_columns`) is isolated before any
     split: path length 0, anomaly score 1, the largest there is. Other rows
     score as the trees alone say.
     """

@@ -38,7 +38,7 @@ def forest_depth(X: np.ndarray, state: dict[str, Any], depths: np.ndarray | None
     """Each row's weighted mean over trees of its path length relative to the tree's c(psi).
 
     The anomaly score of Liu et al. is ``2 ** -forest_depth``. ``X`` (finite,
-    as :func:`~geoanom.detectors.base.check_features` ensures) is compared as
+    as :func:`~geoanom.detectors.inputs.check_features` ensures) is compared as
     float32 (thresholds are float32 values). ``state`` holds the node arrays
     in the compact layout of :mod:`.isolation_trees` (right child
     ``left + 1``), as ``IForestDetector.to_dict()["state"]``. Each tree is padded to a complete

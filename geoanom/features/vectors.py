@@ -34,7 +34,7 @@ anomaly alone (``benchmarks/accuracy.py``).
 it, that family's mean ROC AUC on the real SST rises from 0.765 to 0.846 and
 on the warming North America record from 0.649 to 0.781, and its false alarms
 there fall from 6.0% to 3.5% and from 51% to 23%. A model with the ``event``
-family gets it by default (:func:`geoanom.model.fit.default_features`), and
+family gets it by default (:func:`geoanom.model.family_inputs.default_features`), and
 only that family reads it (:class:`geoanom.detectors.Ensemble`'s
 ``columns``): the other families would score it as one more coordinate, so
 the cells around an event, whose ring it reaches, would be flagged too

@@ -98,7 +98,7 @@ def _family_columns(names: tuple[str, ...], features: list[str]) -> dict[str, li
 
 
 def feature_units(features: Sequence[str], variables: Sequence[str], climatology: Climatology) -> list[float]:
-    """The unit of each feature column, in which a tile's constant column is measured (see ``detectors.base``).
+    """The unit of each feature column, in which a tile's constant column is measured (see ``detectors.inputs``).
 
     A raw value's unit (the ``"values"`` features, named as their variable)
     is its variable's median spread over the grid, in its own units; every

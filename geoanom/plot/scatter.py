@@ -115,7 +115,7 @@ def threshold_fields(ensemble: "Ensemble", base: np.ndarray, i: int, j: int, xs:
     rows = np.repeat(base[None, :], gx.size, axis=0)
     rows[:, i], rows[:, j] = gx.ravel(), gy.ravel()
     irregularity = ensemble.irregularity(rows)
-    majority = len(ensemble.names) // 2 + 1  # strict majority (see detectors.ensemble.majority)
+    majority = len(ensemble.names) // 2 + 1  # strict majority (see detectors.fusion.majority)
     fields = {name: irregularity[k].reshape(gx.shape) for k, name in enumerate(ensemble.names)}
     fields["ensemble"] = np.sort(irregularity, axis=0)[-majority].reshape(gx.shape)
     return fields
