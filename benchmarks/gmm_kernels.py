@@ -122,7 +122,8 @@ def main(argv: list[str] | None = None) -> int:
     from geoanom.features import climatology
     from geoanom.features.neighbourhood import _neighbour_trimmed_mean
     from geoanom.features.pipeline import feature_cube, stack_variables
-    from geoanom.tiling import split_chunks, tile_codes, tile_labels
+    from geoanom.model.parts import part_chunks
+    from geoanom.tiling import tile_codes, tile_labels
 
     mixture = importlib.import_module("geoanom.detectors.mixture")
     score = importlib.import_module("geoanom.model.score")
@@ -159,8 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     features = feature_cube(values, model.climatology, score.feature_sets(model), score.region_params(model))
     codes, ensembles = score._cell_models(model, None)
     models = {code: ensemble for code, ensemble in enumerate(ensembles) if ensemble is not None}
-    rows, cols = split_chunks(codes, features.chunks[2:], score.SCORE_PARTS,
-                              -(-score.MIN_PART_OBSERVATIONS // max(features.chunks[1])))
+    rows, cols = part_chunks(codes, features.chunks)  # the parts score_cube scores
     row_starts, col_starts = np.cumsum((0,) + rows), np.cumsum((0,) + cols)
     parts = [(block[:, :, row_starts[i]:row_starts[i + 1], col_starts[j]:col_starts[j + 1]],
               codes[row_starts[i]:row_starts[i + 1], col_starts[j]:col_starts[j + 1]])

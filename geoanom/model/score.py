@@ -33,9 +33,9 @@ from ..memory import check_workers, largest_chunk, most_tiles_in_a_block, releas
 from ..queries.consensus import consensus_share
 from ..resident import on_workers, resident_values
 from ..threads import single_threaded_pools
-from ..tiling import group_cells, split_chunks
+from ..tiling import group_cells
 from .consensus import consensus_variable, partners_by_code
-from .parts import MIN_PART_OBSERVATIONS, SCORE_PARTS
+from .parts import part_chunks
 from .result import result_dataset
 from .units import check_same_units, cube_units
 
@@ -77,7 +77,7 @@ def _score_cube(model: "AnomalyModel", cube: xr.Dataset, tile: str | None,
     anomalies = model.climatology.standardise(values)  # a feature, and written as <variable>_anomaly
     features = feature_cube(values, model.climatology, feature_sets(model), region_params(model), anomalies=anomalies)
     blocks = features.chunks[2:]
-    chunks = split_chunks(codes, blocks, SCORE_PARTS, -(-MIN_PART_OBSERVATIONS // max(values.chunks[1])))
+    chunks = part_chunks(codes, features.chunks)
     features = features.rechunk({2: chunks[0], 3: chunks[1]})
     cell_codes = _data_blocks(_code_blocks(codes, chunks), chunks, codes.dtype, f"cell-codes-{tokenize(codes, chunks)}")
     partner_codes = None if partners is None else partners_by_code(model, partners)
