@@ -15,14 +15,18 @@ it in the kernel's place (``monkeypatch.setattr``):
 - :func:`irls_reference` for ``geoanom.features.irls.irls_cells`` (sums over
   every time step, not over the design's distinct rows);
 - :func:`seasonal_spread_reference` for ``geoanom.features.irls.seasonal_spread_cells``;
+- :func:`loo_scale_reference` and :func:`press_reference` for ``geoanom.features.irls.loo_scale_cells`` and
+  ``press_cells`` (the PRESS of each candidate);
 - :func:`anomaly_reference` for ``geoanom.features.Climatology.anomaly``.
 """
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
-from geoanom.features.robust import BISQUARE_C, KAPPA, MAX_LEVERAGE, _robust_scale, bisquare
+from geoanom.features.robust import BISQUARE_C, KAPPA, MAX_LEVERAGE, bisquare
 
 
 # -- EM of Gaussian mixtures (detectors/mixture.py) -------------------------------------------------------------------
@@ -194,6 +198,54 @@ def seasonal_spread_reference(residual, leverage, valid, seasons, n_seasons, sca
     pooled = (kappa * window_sq + spread_prior * overall) / (window_w + spread_prior)
     worth = (window_w + spread_prior) / (1.0 + spread_prior / np.maximum(total, 1e-12))
     return np.sqrt(pooled), worth
+
+
+def _robust_scale(residual: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """1.4826 x the median absolute residual of each cell (its valid values); never 0."""
+    if valid.all():
+        mad = 1.4826 * np.median(np.abs(residual), axis=0)
+    else:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # cells without values
+            mad = 1.4826 * np.nanmedian(np.where(valid, np.abs(residual), np.nan), axis=0)
+    rms = np.sqrt((residual**2).sum(axis=0) / np.maximum(valid.sum(axis=0), 1))
+    scale = np.where(np.isfinite(mad) & (mad > 0), mad, rms)  # over half the residuals 0: fall back
+    return np.where(scale > 0, scale, 1e-12)
+
+
+def loo_scale_reference(residual, leverage, valid):
+    """The robust scale (cell,) of the leave-one-out residuals residual / (1 - leverage), as numpy passes.
+
+    Examples
+    --------
+    >>> residual = np.array([[1.0], [-2.0], [3.0]])
+    >>> loo_scale_reference(residual, np.zeros_like(residual), np.ones((3, 1), dtype=bool)).round(4).tolist()
+    [2.9652]
+    """
+    return _robust_scale(residual / (1.0 - leverage), valid)
+
+
+def press_reference(y, valid, weights, fit, design_leverage, step_row, last, scale, max_leverage, cap):
+    """Capped robust PRESS (cell,) of one candidate whose prefix ends at column ``last`` (cell,) of each cell.
+
+    ``fit`` and ``design_leverage`` are (row, cell, column), ``step_row``
+    (time,) gives each step's row; the rest are (time, cell) or (cell,).
+
+    Examples
+    --------
+    >>> fit = np.zeros((1, 1, 1)); lev = np.zeros((1, 1, 1))
+    >>> y = np.array([[1.0], [-1.0], [10.0]])
+    >>> press_reference(y, np.ones((3, 1), dtype=bool), np.ones((3, 1)), fit, lev, np.zeros(3, dtype=int),
+    ...                 np.zeros(1, dtype=int), np.ones(1), 0.9, 9.0).tolist()
+    [11.0]
+    """
+    index = last[None, :, None]
+    expected = np.take_along_axis(fit, index, axis=2)[..., 0][step_row]
+    leverage = np.clip(weights * np.take_along_axis(design_leverage, index, axis=2)[..., 0][step_row], 0.0,
+                       max_leverage)
+    residual = np.where(valid, y - expected, 0.0)
+    loo = residual / (1.0 - leverage)
+    return np.minimum((loo / scale) ** 2, cap).sum(axis=0)
 
 
 # -- the standardised anomaly (features/climatology.py, features/anomaly.py) ------------------------------------------

@@ -15,7 +15,7 @@ its own two layouts. The harmonics chosen are the same.
 
 import numpy as np
 import pytest
-from reference_kernels import irls_reference, seasonal_spread_reference
+from reference_kernels import irls_reference, loo_scale_reference, press_reference, seasonal_spread_reference
 
 import geoanom as ga
 from geoanom.features import robust
@@ -65,6 +65,8 @@ def _numpy_kernels(monkeypatch) -> list[str]:
     monkeypatch.setattr(robust, "irls_cells", lambda *args: calls.append("irls") or irls_reference(*args))
     monkeypatch.setattr(robust, "seasonal_spread_cells",
                         lambda *args: calls.append("spread") or seasonal_spread_reference(*args))
+    monkeypatch.setattr(robust, "press_cells", lambda *args: calls.append("press") or press_reference(*args))
+    monkeypatch.setattr(robust, "loo_scale_cells", lambda *args: calls.append("scale") or loo_scale_reference(*args))
     return calls
 
 
@@ -83,7 +85,7 @@ def test_press_and_final_planes_equal_the_numpy_passes(monkeypatch, trend):
         _every_step_design(patch)
         reference = (robust.press_block(block, sampled, columns, prefixes),
                      robust.final_block(block, prefix, columns, seasons, 12))
-    assert set(calls) == {"irls", "spread"}  # the oracles ran in the kernels' place
+    assert set(calls) == {"irls", "spread", "press", "scale"}  # the oracles ran in the kernels' place
     _close(compiled[0], reference[0], _determined(block, n_columns))
     _close(compiled[1], reference[1], _determined(block, 5))
     codes = np.arange(block[0, 0].size).reshape(block.shape[2:]) // 40
@@ -117,14 +119,15 @@ def test_the_compiled_fit_downweights_an_outlier_as_numpy_does(monkeypatch):
 
 
 def test_the_compiled_median_is_numpys():
-    from geoanom.features.irls import _median_in_place
+    from geoanom.features.irls import _median
 
     rng = np.random.default_rng(2)
     for n in [1, 2, 3, 4, 5, 17, 180, 181, 520]:
-        for values in (np.abs(rng.normal(size=n)), rng.integers(0, 3, size=n).astype(np.float64)):  # ties too
+        for values in (np.abs(rng.normal(size=n)), rng.integers(0, 3, size=n).astype(np.float64),  # ties too
+                       np.zeros(n), np.sort(rng.normal(size=n)), np.sort(rng.normal(size=n))[::-1].copy()):
             buffer = np.concatenate([values, [1e9, -1e9]])  # only the first n count
-            assert _median_in_place(buffer, n) == np.median(values)
-            np.testing.assert_array_equal(np.sort(buffer[:n]), np.sort(values))
+            assert _median(buffer, n, np.full(2 * n, np.nan)) == np.median(values)
+            np.testing.assert_array_equal(buffer[:n], values)  # left as it was
 
 
 @pytest.mark.parametrize("n_times, n_seasons", [(180, 12), (60, 1)])
@@ -144,3 +147,31 @@ def test_the_compiled_seasonal_spread_is_numpys_bit_for_bit(n_times, n_seasons):
     found = seasonal_spread_cells(*arguments)
     for new, old in zip(found, expected):
         np.testing.assert_array_equal(new, old)
+
+
+@pytest.mark.parametrize("distinct_rows", [True, False])
+def test_the_compiled_press_and_its_scale_are_numpys_bit_for_bit(distinct_rows):
+    from geoanom.features.irls import loo_scale_cells, press_cells
+
+    rng = np.random.default_rng(4)
+    n_times, n_cells, n_columns = 60, 200, 5
+    step_row = np.arange(n_times) % 12 if distinct_rows else np.arange(n_times)
+    n_rows = step_row.max() + 1
+    valid = rng.random((n_times, n_cells)) > 0.1
+    y = np.where(valid, rng.standard_t(3, size=valid.shape), np.nan)
+    weights = np.where(valid, rng.uniform(0.0, 1.0, size=valid.shape), 0.0)
+    fit = rng.normal(size=(n_rows, n_cells, n_columns)).cumsum(axis=2)
+    design_leverage = rng.uniform(0.0, 0.5, size=fit.shape).cumsum(axis=2)  # some past the leverage cap
+    residual = np.where(valid, y - fit[step_row, :, -1], 0.0)
+    leverage = np.clip(weights * design_leverage[step_row, :, -1], 0.0, robust.MAX_LEVERAGE)
+    residual[:, 7], valid[:40, 8] = 0.0, False  # a cell with residuals all 0 (its RMS, then 1e-12); one with gaps
+    scale = loo_scale_cells(residual, leverage, valid)
+    np.testing.assert_array_equal(scale, loo_scale_reference(residual, leverage, valid))
+    assert scale[7] == 1e-12
+    for q in range(n_columns):
+        last = np.minimum(rng.integers(0, n_columns, n_cells), q)
+        arguments = (y, valid, weights, fit, design_leverage, step_row, last, scale, robust.MAX_LEVERAGE,
+                     robust.PRESS_CAP)
+        found, expected = press_cells(*arguments), press_reference(*arguments)
+        np.testing.assert_array_equal(found, expected)
+        assert np.isfinite(found).all() and (found > 0).all()

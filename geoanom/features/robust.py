@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .irls import irls_cells, seasonal_spread_cells
+from .irls import irls_cells, loo_scale_cells, press_cells, seasonal_spread_cells
 
 MIN_STEPS = 10  # fewer training time steps (or valid values in a cell) give no usable spread
 SPREAD_PRIOR = 24.0  # weight, in observations, of a cell's whole-year spread in each month's
@@ -140,13 +140,15 @@ def press_block(block: np.ndarray, sampled: np.ndarray, columns: np.ndarray, pre
             limit = np.minimum(limit, annual.columns[supported_per_cell(gap, len(annual.columns) - 1)])
             out[-1, v] = gap
         out[len(prefixes), v] = limit
-        y, cells = _cells_with_data(np.where(sampled, block[v], np.nan))
+        # the sampled cells' columns alone: masking the others with NaN copied the whole block
+        cells = np.flatnonzero(np.ravel(sampled) & present.any(axis=0))
         if cells.size == 0:
             continue
+        y = block[v].reshape(n_times, -1)[:, cells]
         valid = np.isfinite(y)
         limit = out[len(prefixes), v, cells].astype(np.int64)
         fitted = _robust_fit(y, valid, design, limit)
-        scale = _robust_scale(fitted.residual / (1.0 - fitted.leverage), valid)
+        scale = loo_scale_cells(fitted.residual, fitted.leverage, valid)
         step = max(1, PRESS_VALUES // (n_times * columns.shape[1]))
         for start in range(0, y.shape[1], step):
             batch = slice(start, start + step)
@@ -253,14 +255,12 @@ def _nested_press(y: np.ndarray, valid: np.ndarray, weights: np.ndarray, design:
     fit = np.cumsum(basis * coefficients, axis=2)
     design_leverage = np.cumsum(basis**2, axis=2)
     out = np.empty((len(prefixes), y.shape[1]))
+    rows_of_steps = design.rows_of_steps().astype(np.int64)
     for i, q in enumerate(prefixes):
-        last = (np.clip(np.minimum(limit, q), 1, n_columns) - 1)[None, :, None]
-        expected = design.per_step(np.take_along_axis(fit, last, axis=2)[..., 0])
-        leverage = np.clip(weights * design.per_step(np.take_along_axis(design_leverage, last, axis=2)[..., 0]),
-                           0.0, MAX_LEVERAGE)
-        residual = np.where(valid, y - expected, 0.0)
-        loo = residual / (1.0 - leverage)
-        out[i] = np.minimum((loo / scale) ** 2, PRESS_CAP).sum(axis=0)
+        # compiled: the numpy passes made eight (time, cell) temporaries a candidate (tests/reference_kernels.py)
+        last = np.clip(np.minimum(limit, q), 1, n_columns).astype(np.int64) - 1
+        out[i] = press_cells(y, valid, weights, fit, design_leverage, rows_of_steps, last, scale, MAX_LEVERAGE,
+                             PRESS_CAP)
     return out
 
 
@@ -373,19 +373,6 @@ def _robust_fit(y: np.ndarray, valid: np.ndarray, design: _Design, prefix: np.nd
     return _CellFit(*irls_cells(values, np.ascontiguousarray(valid), np.ascontiguousarray(design.distinct()),
                                 design.rows_of_steps().astype(np.int64), prefix.astype(np.int64), HUBER_STEPS,
                                 BISQUARE_STEPS, HUBER_C, BISQUARE_C, MAX_LEVERAGE))
-
-
-def _robust_scale(residual: np.ndarray, valid: np.ndarray) -> np.ndarray:
-    """1.4826 x the median absolute residual of each cell (its valid values); never 0."""
-    if valid.all():
-        mad = 1.4826 * np.median(np.abs(residual), axis=0)
-    else:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # cells without values
-            mad = 1.4826 * np.nanmedian(np.where(valid, np.abs(residual), np.nan), axis=0)
-    rms = np.sqrt((residual**2).sum(axis=0) / np.maximum(valid.sum(axis=0), 1))
-    scale = np.where(np.isfinite(mad) & (mad > 0), mad, rms)  # over half the residuals 0: fall back
-    return np.where(scale > 0, scale, 1e-12)
 
 
 def _normal_equations(values: np.ndarray, weights: np.ndarray, design: _Design):
