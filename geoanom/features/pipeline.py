@@ -12,7 +12,8 @@ wherever it is used. What a vector holds is defined in
    (:meth:`Climatology.standardise`), computed once, and from them the
    grid-wide context features (neighbours, regions); then one dask task per
    block of the values joins them into the block's vectors
-   (:func:`~geoanom.features.vectors.block_features`).
+   (:func:`~geoanom.features.vectors.block_features`). A block that holds
+   the whole grid makes its neighbours and background itself, in that task.
 
 Nothing is computed here: the result is a dask array chunked like the cube.
 """
@@ -31,7 +32,7 @@ from ..grid import spatial_dims, wraps_in_longitude
 from ..io.safety import INTEGER_SOURCE
 from .climatology import Climatology
 from .regions import RegionParams
-from .vectors import block_features, context_features, feature_names
+from .vectors import IN_BLOCK_SETS, block_features, context_features, feature_names
 
 __all__ = ["default_variables", "feature_cube", "gridded_variables", "source_name", "stack_variables"]
 
@@ -181,10 +182,18 @@ def feature_cube(values: xr.DataArray, climatology: Climatology, feature_sets: S
     if anomalies is None:
         anomalies = climatology.standardise(values, training)
     data, anomaly = values.data, anomalies.data
-    context = context_features(values, anomaly, feature_sets, regions or RegionParams(), wraps_in_longitude(values))
+    wrap = wraps_in_longitude(values)
+    # Blocks that hold the whole grid (one spatial chunk, the common case) make their neighbours and background
+    # themselves, straight into their vectors: no halo (map_overlap copied each block with its periodic columns),
+    # no concatenation of the context, no copy of it into the vectors. Blocks that split space need the halo.
+    whole = all(len(chunks) == 1 for chunks in data.chunks[2:]) and anomaly.chunks[2:] == data.chunks[2:]
+    in_block = tuple(name for name in IN_BLOCK_SETS if name in feature_sets) if whole else ()
+    on_grid = tuple(name for name in feature_sets if name not in in_block)
+    context = context_features(values, anomaly, on_grid, regions or RegionParams(), wrap)
     context_args = (context, "ctyx") if context is not None else (None, None)
     n_features = len(feature_names([str(name) for name in values["variable"].values], feature_sets))
     return da.blockwise(
         block_features, "ftyx", data, "vtyx", anomaly, "vtyx", *context_args, tuple(feature_sets), None,
+        in_block, None, wrap, None,
         new_axes={"f": n_features}, concatenate=True, dtype=np.float64, meta=np.empty((0, 0, 0, 0)),
     )

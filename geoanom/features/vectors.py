@@ -55,15 +55,23 @@ from typing import Sequence
 import dask.array as da
 import numpy as np
 import xarray as xr
+from numba import njit
 
 from ..errors import GeoanomError
-from .neighbourhood import background_anomaly, neighbour_anomaly, region_context
+from .neighbourhood import (
+    background_anomaly,
+    background_anomaly_block,
+    neighbour_anomaly,
+    neighbour_anomaly_block,
+    region_context,
+)
 from .regions import RegionParams
 
 FEATURE_SETS = ("values", "anomalies", "neighbours", "background", "regions")
 DEFAULT_FEATURES = ("anomalies", "neighbours")
 CONTEXT_SETS = ("neighbours", "background", "regions")  # computed over the grid (dask), not cell by cell
 AROUND_THE_CELL = ("neighbours", "background")  # sets without the cell's own value (regions smooth it in)
+IN_BLOCK_SETS = ("neighbours", "background")  # context sets a block holding the whole grid computes by itself
 
 
 def check_feature_sets(features: Sequence[str] | str) -> tuple[str, ...]:
@@ -140,7 +148,7 @@ def context_features(values: xr.DataArray, anomalies: da.Array, feature_sets: Se
 
 
 def block_features(values: np.ndarray, anomalies: np.ndarray, context: np.ndarray | None,
-                   feature_sets: Sequence[str]) -> np.ndarray:
+                   feature_sets: Sequence[str], in_block: Sequence[str] = (), wrap: bool = False) -> np.ndarray:
     """Feature cube (feature, time, *spatial) of one block, in the order of :func:`feature_names`.
 
     Parameters
@@ -148,30 +156,65 @@ def block_features(values: np.ndarray, anomalies: np.ndarray, context: np.ndarra
     values, anomalies : ndarray (variable, time, *spatial)
         The block's values and their standardised anomalies.
     context : ndarray (feature, time, *spatial) or None
-        The block of :func:`context_features`.
+        The block of :func:`context_features` for the context sets not in ``in_block``.
     feature_sets : sequence of str
+    in_block : sequence of str, default ()
+        Context sets (of ``IN_BLOCK_SETS``) computed here from ``anomalies``,
+        written straight into the output: the block holds the whole grid.
+    wrap : bool, default False
+        The grid wraps in longitude (for ``in_block``).
 
     Examples
     --------
     >>> import numpy as np
     >>> block_features(np.ones((1, 2, 3, 3)), np.zeros((1, 2, 3, 3)), None, ("values",)).shape
     (2, 2, 3, 3)
+    >>> block_features(np.ones((1, 2, 3, 3)), np.zeros((1, 2, 3, 3)), None, ("anomalies", "neighbours"),
+    ...                in_block=("neighbours",)).shape
+    (2, 2, 3, 3)
     """
-    parts = []
-    if "values" in feature_sets:
-        parts.append(values)
-    if "values" in feature_sets or "anomalies" in feature_sets:
-        parts.append(anomalies)
-    if context is not None:
-        parts.append(context)
+    n_vars = values.shape[0]
+    rows = {name: (2 if name == "regions" else 1) * n_vars for name in FEATURE_SETS if name in feature_sets}
+    if "values" in rows:  # the values set holds the anomalies
+        rows["anomalies"] = n_vars
     # written into one output: no block-sized temporary besides it (24 -> 16 bytes per observation
-    # for the default features, benchmarks/pipeline_memory.py)
-    out = np.empty((sum(part.shape[0] for part in parts),) + values.shape[1:], dtype=np.float64)
-    start = 0
-    for part in parts:
-        out[start:start + part.shape[0]] = part
-        start += part.shape[0]
-    if context is not None:
+    # for the default features, benchmarks/pipeline_memory.py); the sets computed here go straight into it
+    out = np.empty((sum(rows.values()),) + values.shape[1:], dtype=np.float64)
+    start, first_context, taken = 0, None, 0
+    for name in FEATURE_SETS:
+        if name not in rows:
+            continue
+        part = out[start:start + rows[name]]
+        if name in CONTEXT_SETS and first_context is None:
+            first_context = start
+        if name == "values":
+            part[...] = values
+        elif name == "anomalies":
+            part[...] = anomalies
+        elif name == "neighbours" and name in in_block:
+            neighbour_anomaly_block(anomalies, wrap, out=part)
+        elif name == "background" and name in in_block:
+            part[...] = background_anomaly_block(anomalies, wrap)
+        else:  # computed over the grid (context_features)
+            part[...] = context[taken:taken + rows[name]]
+            taken += rows[name]
+        start += rows[name]
+    if first_context is not None:
         # a grid-wide feature is NaN only where the value is: keep NaN input NaN
-        np.copyto(out[start - context.shape[0]:], np.nan, where=~np.isfinite(values).all(axis=0))
+        _nan_where_missing(values, out, first_context)
     return out
+
+
+# One pass, no block-sized masks (numpy: isfinite, all, invert): the same cells as ~np.isfinite(values).all(axis=0).
+@njit(cache=True, nogil=True)
+def _nan_where_missing(values, out, first):  # pragma: no cover - compiled
+    """NaN in ``out[first:]`` wherever a variable of ``values`` (variable, time, y, x) is not finite."""
+    n_vars, n_times, n_rows, n_cols = values.shape
+    for t in range(n_times):
+        for i in range(n_rows):
+            for j in range(n_cols):
+                for v in range(n_vars):
+                    if not np.isfinite(values[v, t, i, j]):
+                        for f in range(first, out.shape[0]):
+                            out[f, t, i, j] = np.nan
+                        break
