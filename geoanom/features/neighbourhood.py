@@ -27,11 +27,11 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 from numba import njit
-from scipy import ndimage
 
 from ..grid import cell_areas
 from .region_stats import region_parts
 from .regions import RegionParams, denoise, region_mask
+from .ring import ring_mean
 from .stitching import block_slices, label_regions
 
 # the ring of the background: cells at most BACKGROUND_OUTER and more than BACKGROUND_INNER cells away
@@ -205,32 +205,8 @@ def _with_neighbour(value, count, total, largest, smallest):  # pragma: no cover
 
 
 def _ring_mean(block: np.ndarray) -> np.ndarray:
-    """The mean of each cell's valid ring cells (float64), 0 where it has none.
-
-    Box sums by ``uniform_filter`` (separable: O(1) per cell whatever the
-    window, where a 15 x 15 ``convolve`` costs 225 multiply-adds per cell),
-    the outer box less the inner one.
-    """
-    valid = np.isfinite(block)
-    values, weights = np.where(valid, block, 0.0), valid.astype(np.float64)
-    del valid
-    total, count = (_box_sum(part, BACKGROUND_OUTER) - _box_sum(part, BACKGROUND_INNER) for part in (values, weights))
-    np.rint(count, out=count)  # box means times their size: integers up to rounding
-    return _mean_or_zero(total, count)
-
-
-def _box_sum(block: np.ndarray, half: int) -> np.ndarray:
-    """Sum over the (2 half + 1)^2 box around each cell of each plane, zero outside the block."""
-    side = 2 * half + 1
-    return ndimage.uniform_filter(block, size=(1, 1, side, side), mode="constant") * side * side
-
-
-def _mean_or_zero(total: np.ndarray, count: np.ndarray) -> np.ndarray:
-    """``total / count`` in place, 0 where the count is below one half."""
-    lonely = count < 0.5
-    np.divide(total, count, out=total, where=~lonely)
-    total[lonely] = 0.0
-    return total
+    """The mean of each cell's valid ring cells (float64), 0 where it has none (:mod:`geoanom.features.ring`)."""
+    return ring_mean(block, BACKGROUND_INNER, BACKGROUND_OUTER)
 
 
 def region_context(anomalies: da.Array, values: xr.DataArray, params: RegionParams, wrap: bool) -> da.Array:
