@@ -165,9 +165,10 @@ def test_the_compiled_press_and_its_scale_are_numpys_bit_for_bit(distinct_rows):
     residual = np.where(valid, y - fit[step_row, :, -1], 0.0)
     leverage = np.clip(weights * design_leverage[step_row, :, -1], 0.0, robust.MAX_LEVERAGE)
     residual[:, 7], valid[:40, 8] = 0.0, False  # a cell with residuals all 0 (its RMS, then 1e-12); one with gaps
+    residual[:45, 9] = 0.0  # most residuals 0: the median is 0, the scale their root mean square
     scale = loo_scale_cells(residual, leverage, valid)
     np.testing.assert_array_equal(scale, loo_scale_reference(residual, leverage, valid))
-    assert scale[7] == 1e-12
+    assert scale[7] == 1e-12 and scale[9] > 1e-12
     for q in range(n_columns):
         last = np.minimum(rng.integers(0, n_columns, n_cells), q)
         arguments = (y, valid, weights, fit, design_leverage, step_row, last, scale, robust.MAX_LEVERAGE,
