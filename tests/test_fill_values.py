@@ -70,6 +70,26 @@ def test_fit_and_score_flag_as_on_the_declared_file(sst_files):
     np.testing.assert_array_equal(results[0]["irregularity"].values, results[1]["irregularity"].values)
 
 
+def test_the_fill_is_recorded_by_the_model_and_carried_into_the_result(sst_files, tmp_path, refused):
+    # a reader of the model or of the scores must be able to tell which of the file's values were taken for missing
+    undeclared, declared = sst_files
+    model = ga.fit(opened(undeclared)[0].sel(time=slice(None, "2009-03")), precision=2, detectors="gmm")
+    assert model.attrs["undeclared_fills"] == {VAR: 1e20}
+    model.save(tmp_path / "model.npz")
+    assert ga.load_model(tmp_path / "model.npz").attrs["undeclared_fills"] == {VAR: 1e20}
+    for path, expected in ((undeclared, 1e20), (declared, None)):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ga.GeoanomWarning)
+            written = ga.write_dataset(model.score(ga.open_cube(path)), tmp_path / f"{path.stem}.zarr")
+        with xr.open_zarr(written) as result:
+            assert result[f"{VAR}_anomaly"].attrs.get(FILL_ATTR) == expected
+    said = "1e+20, not declared as a fill value,"
+    for path in (undeclared, tmp_path / "model.npz"):  # geoanom info says it of the file and of the model
+        run = refused("info", path)
+        assert run.returncode == 0 and said in run.stdout, run.stdout
+    assert said not in refused("info", declared).stdout
+
+
 def sample_file(tmp_path, values, name, dtype="float32"):
     """The A1B sample's grid and times holding `values` (time, lat, lon), undeclared fill and all."""
     cube = ga.sample_cube("north_america")

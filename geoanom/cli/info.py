@@ -74,6 +74,7 @@ def kind_of(inputs: Sequence[str]) -> str:
 def describe_cube(inputs: Sequence[str]) -> None:
     """Print a cube's source, dims, time span and calendar, grid, variables and tile sizes."""
     from .. import geohash
+    from ..io.fill_values import FILL_ATTR
     from ..tiling import choose_precision, tile_labels
 
     cube, levels = open_described(inputs)
@@ -86,8 +87,10 @@ def describe_cube(inputs: Sequence[str]) -> None:
         axis = levels.get(name)
         shown = f"; on levels {axis}, shown at the first (choose one with --level VALUE)" if axis else ""
         units = var.attrs.get("units")
+        fill = var.attrs.get(FILL_ATTR)
+        taken = f"; {fill:g}, not declared as a fill value, taken for missing" if fill is not None else ""
         print(f"variable:   {name} {var.dims} {var.dtype}, chunks {chunks}, "
-              f"{f'units {units}' if units not in (None, '') else 'no units given'}" + shown)
+              f"{f'units {units}' if units not in (None, '') else 'no units given'}" + taken + shown)
     for name, axis in levels.items():
         if axis is not None and name not in cube.data_vars:
             print(f"variable:   {name} on levels {axis} (choose one with --level VALUE)")
@@ -131,6 +134,8 @@ def describe_model(path: str) -> None:
     attrs = model.attrs
     print(f"source:     {path}: a geoanom model (fitted on {attrs.get('source') or 'an unnamed cube'})")
     print(f"variables:  {', '.join(model.variables)}")
+    for name, fill in (attrs.get("undeclared_fills") or {}).items():
+        print(f"  {name}: {fill:g}, not declared as a fill value, was taken for missing in the training files")
     steps = f"{attrs['training_time_steps']} steps, " if attrs.get("training_time_steps") else ""
     print(f"training:   {iso_date(attrs.get('training_start', '?'))} to {iso_date(attrs.get('training_end', '?'))} "
           f"({steps}calendar {attrs.get('calendar', '?')})")

@@ -87,6 +87,23 @@ class FillFinding(NamedTuple):
         return self.packed[value].label(value) if value in self.packed else f"{self.conventions[value]:g}"
 
 
+def undeclared_fills(cube: xr.Dataset | xr.DataArray, variables: Sequence[Hashable]) -> dict[str, float]:
+    """The undeclared fill :func:`geoanom.open_cube` treated as missing in each of `variables` that held one.
+
+    A model records them at fit, and a result's anomalies carry them, so a
+    reader knows which values of the file were taken for missing.
+
+    Examples
+    --------
+    >>> cube = xr.Dataset({"tas": ("x", [280.0], {FILL_ATTR: 1e20}), "pr": ("x", [0.0])})
+    >>> undeclared_fills(cube, ["tas", "pr"])
+    {'tas': 1e+20}
+    """
+    held = {cube.name: cube} if isinstance(cube, xr.DataArray) else cube.data_vars
+    return {str(name): float(held[name].attrs[FILL_ATTR]) for name in variables
+            if name in held and FILL_ATTR in held[name].attrs}
+
+
 def find_fill(sample: np.ndarray, packed: Mapping[float, PackedFill] | None = None) -> FillFinding:
     """The conventional fill values `sample` holds far outside its other values (the rule of the module).
 

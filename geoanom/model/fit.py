@@ -31,6 +31,7 @@ from ..features.pipeline import feature_cube, source_name, stack_variables
 from ..features.vectors import check_feature_sets, feature_names
 from ..formatting import calendar_of, iso_date
 from ..io import count_infinite, infinite_message
+from ..io.fill_values import undeclared_fills
 from ..memory import check_workers, largest_chunk, most_tiles_in_a_block, task_bytes
 from ..reduction import tree_reduce
 from ..resident import on_workers
@@ -230,6 +231,7 @@ def fit(
             "region_params": region_params.to_dict() if "regions" in feature_sets else None,
             "feature_names": feature_names(variable_names, feature_sets),
             "units": variable_units(cube, variable_names),  # scoring data in other units is refused
+            "undeclared_fills": undeclared_fills(cube, variable_names),  # values open_cube took for missing
             "federated_rounds": federated_rounds if federated else 0,
             "federated_relevance": float(federated_relevance) if federated else 0.0,
             "trend": "linear" if climatology.design.trend else "none",

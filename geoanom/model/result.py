@@ -18,6 +18,7 @@ from ..detectors.fusion import fuse, majority
 from ..errors import GeoanomError
 from ..formatting import iso_date
 from ..grid import spatial_dims
+from ..io.fill_values import FILL_ATTR
 from ..queries.event_stats import result_tiles
 
 if TYPE_CHECKING:  # the model imports the score, which imports this module
@@ -68,8 +69,12 @@ def _fused_slab(irregularity: np.ndarray) -> np.ndarray:
 
 
 def result_dataset(model: "AnomalyModel", values: xr.DataArray, irregularity: da.Array, tile: str | None,
-                    units: dict[str, str], anomalies: xr.DataArray) -> xr.Dataset:
-    """The result of a score: flags, votes and fused scores from ``irregularity``, and the variables' ``anomalies``."""
+                   units: dict[str, str], anomalies: xr.DataArray, fills: dict[str, float]) -> xr.Dataset:
+    """The result of a score: flags, votes and fused scores from ``irregularity``, and the variables' ``anomalies``.
+
+    ``units`` and ``fills`` (the undeclared fill values open_cube took for
+    missing) are the scored variables', carried into their anomalies' attributes.
+    """
     dims = ("detector", "time") + spatial_dims(values)
     coords = {name: coord for name, coord in values.coords.items() if name != "variable"}
     # variable-length strings: Zarr v3 specifies them, not numpy's fixed-length ones
@@ -98,7 +103,7 @@ def result_dataset(model: "AnomalyModel", values: xr.DataArray, irregularity: da
             "fused_irregularity": _fused(irr).assign_attrs(
                 long_name="geometric mean irregularity of the detector families (floored at 0.01)", units="1", **provenance,
             ),
-            **_anomalies(model, anomalies, units, provenance),
+            **_anomalies(model, anomalies, units, fills, provenance),
             "tile": _tile_flags(model, provenance),
         }
     )
@@ -112,7 +117,7 @@ def result_dataset(model: "AnomalyModel", values: xr.DataArray, irregularity: da
     return out
 
 
-def _anomalies(model: "AnomalyModel", anomalies: xr.DataArray, units: dict[str, str],
+def _anomalies(model: "AnomalyModel", anomalies: xr.DataArray, units: dict[str, str], fills: dict[str, float],
                provenance: dict[str, str]) -> dict[str, xr.DataArray]:
     """``<variable>_anomaly``: the signed standardised anomaly of each variable (warm or cold, wet or dry).
 
@@ -127,6 +132,8 @@ def _anomalies(model: "AnomalyModel", anomalies: xr.DataArray, units: dict[str, 
                      geoanom_variable=name, **provenance)
         if units.get(name):
             attrs["geoanom_variable_units"] = units[name]
+        if name in fills:
+            attrs[FILL_ATTR] = fills[name]  # the value of the scored file taken for missing (its anomaly is NaN)
         out[f"{name}_anomaly"] = anomaly.sel(variable=name, drop=True).assign_attrs(attrs)
     return out
 

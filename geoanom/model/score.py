@@ -29,6 +29,7 @@ from ..features import RegionParams
 from ..features.pipeline import feature_cube, source_name, stack_variables
 from ..features.tile_rows import place_scores, tile_rows
 from ..formatting import coordinate_difference
+from ..io.fill_values import undeclared_fills
 from ..memory import check_workers, largest_chunk, most_tiles_in_a_block, release_free_memory, task_bytes
 from ..queries.consensus import consensus_share
 from ..resident import on_workers, resident_values
@@ -92,8 +93,10 @@ def _score_cube(model: "AnomalyModel", cube: xr.Dataset, tile: str | None,
         dtype=np.float32, meta=np.empty((0, 0, 0, 0), dtype=np.float32),
     ).rechunk({2: blocks[0], 3: blocks[1]})  # the result keeps the cube's chunks
     if partners is None:
-        return result_dataset(model, values, scored, tile, cube_units(cube, model.variables), anomalies)
-    result = result_dataset(model, values, scored[:n_detectors], tile, cube_units(cube, model.variables), anomalies)
+        return result_dataset(model, values, scored, tile, cube_units(cube, model.variables), anomalies,
+                          undeclared_fills(cube, model.variables))
+    result = result_dataset(model, values, scored[:n_detectors], tile, cube_units(cube, model.variables), anomalies,
+                          undeclared_fills(cube, model.variables))
     result["consensus"] = consensus_variable(model, result["ensemble"], scored[n_detectors], consensus)
     return result
 
@@ -218,7 +221,8 @@ def score_cube_adapting(model: "AnomalyModel", cube: xr.Dataset, tile: str | Non
                 if ensembles[code] is not None:
                     _score_tile(ensembles[code], flat, cells, scored, adapt_every)
             out[:, start:stop] = scored.reshape((n_detectors, stop - start) + values.shape[2:])
-    return result_dataset(model, values, out, tile, cube_units(cube, model.variables), anomalies)
+    return result_dataset(model, values, out, tile, cube_units(cube, model.variables), anomalies,
+                          undeclared_fills(cube, model.variables))
 
 
 def check_same_grid(model: "AnomalyModel", cube: xr.Dataset) -> None:
