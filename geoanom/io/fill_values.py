@@ -34,7 +34,9 @@ also treated as missing wherever it is met later, with a warning from the
 task that meets it (on a distributed cluster, in the worker's log). Fit and
 score say nothing of 1e20 themselves: without this, 1e20 in 100 cells of
 one training year of the A1B sample silently changed 9,186 flags of other
-steps.
+steps. The fill found is kept in the variable's ``geoanom_fill_value``; a
+model fitted on it records it (:func:`undeclared_fills`), and a result's
+anomalies carry the scored file's.
 """
 
 from __future__ import annotations
