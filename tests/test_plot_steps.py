@@ -74,6 +74,33 @@ def test_plot_time_is_checked_before_any_work(cube_file, tmp_path, refused):
     assert not (tmp_path / "o.zarr").exists()
 
 
+def test_a_date_between_steps_draws_the_nearest_and_one_past_half_a_step_is_refused(cube_file, tmp_path, refused):
+    # the synthetic cube's steps are each month's first day, 2000-01 to 2011-12
+    detect = ("detect", cube_file, "--var", "tas", "--train-end", "2003-12", "--precision", "1", "--detectors", "gmm",
+              "--out", tmp_path / "o.zarr", "--plot", tmp_path / "map.png")
+    process = refused(*detect, "--plot-time", "2011-12-20")  # the record's end is 2011-12-01, 19 days earlier
+    assert process.returncode == 2, process.stderr
+    assert "--plot-time 2011-12-20: the input has no time step at '2011-12-20'; it runs from 2000-01-01 to " \
+           "2011-12-01, and its nearest step, 2011-12-01, is more than half a time step (15.5 days) from it." \
+           in process.stderr and "Traceback" not in process.stderr
+    assert not (tmp_path / "o.zarr").exists()
+    process = refused(*detect, "--plot-time", "2011-11-20")
+    assert process.returncode == 0, process.stderr
+    assert "map of 2011-12-01, the step nearest to 2011-11-20: " in process.stdout
+    assert (tmp_path / "map.png").stat().st_size > 0
+
+
+def test_the_nearest_step_is_the_same_in_any_calendar_and_a_partial_date_is_not_rounded(scored):
+    result = scored[2]
+    noleap = result.convert_calendar("noleap")
+    for data in (result, noleap):
+        assert step_index(data, "2001-03-14") == 14 and step_index(data, "2001-03-17T06") == 15
+        with pytest.raises(GeoanomError, match="its nearest step, 2003-12-01, is more than half a time step"):
+            step_index(data, "2003-12-17")
+    with pytest.raises(GeoanomError, match=r"no time step at '2004-01'; it runs from 2000-01-01 to 2003-12-01\.$"):
+        step_index(result, "2004-01")  # a month of monthly data names the steps it spans: none
+
+
 def test_the_scatter_title_fits_its_figure(scored):
     cube, model, result = scored
     tile = str(model.labels.values[0, 0])

@@ -89,35 +89,73 @@ def time_step(result: xr.Dataset, time: int | str | None = -1, variable: str | N
 
 
 def _at_date(result: xr.Dataset, date: str, what: str = "the result") -> xr.Dataset:
-    """The step at a date, its first step for a partial date ("2027"), else the nearest (datetime64 only)."""
+    """The step at a date (its first step for a partial date, "2027"), else the nearest within half a time step.
+
+    Only a date finer than half the typical step (a day of monthly data) is
+    drawn at its nearest step: a coarser one ("2010-10" of monthly data)
+    names the steps it spans, and there is none.
+    """
     times = result["time"].values
-    first, last = iso_date(times[0]), iso_date(times[-1])
-    refusal = f"{what} has no time step at '{date}'; it runs from {first} to {last}."
+    refusal = f"{what} has no time step at '{date}'; it runs from {iso_date(times[0])} to {iso_date(times[-1])}"
     try:
         step = result.sel(time=date)
     except (KeyError, TypeError, ValueError):
-        try:  # cftime indexes cannot compare text with dates for "nearest"
-            step = result.sel(time=date, method="nearest")
-        except (KeyError, TypeError, ValueError):
-            raise GeoanomError(refusal) from None
-        # the nearest step of a date between steps, not of one years past either end
-        slack = np.diff(times).max() if times.size > 1 else np.timedelta64(0, "ns")
-        if not times[0] - slack <= np.datetime64(pd.Timestamp(date)) <= times[-1] + slack:
-            raise GeoanomError(refusal) from None
-    return step.isel(time=0) if "time" in step.dims else step
+        step = None
+    # a date between the steps of a sorted index selects no step (one outside it raises KeyError)
+    if step is not None and step.sizes.get("time", 1) > 0:
+        return step.isel(time=0) if "time" in step.dims else step
+    nearest = _nearest_step(times, date)
+    if nearest is None:
+        raise GeoanomError(f"{refusal}.")
+    index, distance, half = nearest
+    if distance > half:
+        raise GeoanomError(f"{refusal}, and its nearest step, {iso_date(times[index])}, is more than half a time "
+                           f"step ({_duration(half)}) from it.")
+    return result.isel(time=index)
+
+
+def _nearest_step(times: np.ndarray, date: str) -> tuple[int, pd.Timedelta, pd.Timedelta] | None:
+    """The nearest step to a date finer than half the typical step, its distance and that half; else None."""
+    if times.size < 2:
+        return None
+    try:
+        period = pd.Period(date)  # its resolution: "2010-10" spans a month, "2010-10-05" a day
+    except (ValueError, TypeError, OverflowError):
+        return None
+    half = pd.to_timedelta(np.diff(times)).median() / 2  # the typical step: a gap in the record is no step
+    if period.end_time - period.start_time >= half:
+        return None
+    when = period.start_time
+    try:
+        target = np.datetime64(when) if np.issubdtype(times.dtype, np.datetime64) else \
+            type(times[0])(when.year, when.month, when.day, when.hour, when.minute, when.second,
+                           calendar=times[0].calendar)
+    except (ValueError, TypeError):  # a date its calendar lacks (2001-02-29 of noleap)
+        return None
+    distances = abs(pd.to_timedelta(np.asarray(times - target)))
+    index = int(np.argmin(distances))
+    return index, distances[index], half
+
+
+def _duration(span: pd.Timedelta) -> str:
+    """``15.5 days`` or ``3 hours``: a half step, to a tenth, for a refusal."""
+    days = span / pd.Timedelta(days=1)
+    return f"{round(days, 1):g} days" if days >= 2 else f"{round(span / pd.Timedelta(hours=1), 1):g} hours"
 
 
 def step_index(data: xr.Dataset | xr.DataArray, time: int | str, what: str = "the result") -> int:
     """The position of a time step given as an index or a date (as :func:`time_step` reads it), from coordinates.
 
     A partial date (``"2010"``, ``"2010-09"``) is its first step; a date
-    between steps of numpy dates is the nearest step. ``what`` names
-    ``data`` in the refusal.
+    between steps, finer than them (a day of monthly data), is the nearest
+    step within half a time step, in any calendar. ``what`` names ``data``
+    in the refusal.
 
     Raises
     ------
     GeoanomError
-        No step at that date (or index), with the span of the data.
+        No step at that date (or index), nor one within half a time step of
+        it, with the span of the data.
 
     Examples
     --------
