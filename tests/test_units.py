@@ -7,7 +7,7 @@ import xarray as xr
 
 import geoanom as ga
 from geoanom.errors import UnitsError
-from geoanom.model.units import normalised_units
+from geoanom.units import normalised_units
 
 VARIABLE = "air_temperature"
 

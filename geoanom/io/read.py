@@ -20,8 +20,9 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from geoanom.errors import CoordinateError, GeoanomError, InputFileError, NoDataError, VariableNotFoundError
+from geoanom.errors import CoordinateError, GeoanomError, InputFileError, NoDataError, UnitsError, VariableNotFoundError
 from geoanom.formatting import calendar_of, coordinate_difference, iso_date
+from geoanom.units import normalised_units
 
 from .fill_values import mask_undeclared_fill
 from .grid import find_coordinate, grid_dims, normalise_lon_lat, rename_coordinate, true_lat_lon
@@ -77,9 +78,12 @@ def open_cube(
 
     Raises
     ------
-    InputFileError, VariableNotFoundError, CoordinateError, NoDataError
+    InputFileError, VariableNotFoundError, CoordinateError, NoDataError, UnitsError
         In one sentence naming the file or variable at fault; files that do
-        not share a grid, calendar or kind of time step name the odd file.
+        not share a grid, calendar, kind of time step or a variable's units
+        (UnitsError; spellings of one unit are one) name the odd file, and a
+        date of one file nearly repeating a step of another (June at 06-01
+        beside June at 06-16) names both dates and files.
 
     Warns
     -----
@@ -329,6 +333,7 @@ def _concat_time(parts: list[xr.Dataset], files: list[str], label: str) -> xr.Da
         if odd is not None:
             raise CoordinateError(f"the files {label} do not share one grid: '{files[odd]}' differs from "
                                   f"'{files[ref]}': {_grid_difference(parts[ref], parts[odd])}.")
+        _check_units(parts, files, label)
         _check_steps(parts, files, label)
         try:
             ordered = sorted(parts, key=lambda p: p.indexes["time"][0])
@@ -345,7 +350,56 @@ def _concat_time(parts: list[xr.Dataset], files: list[str], label: str) -> xr.Da
         holding = [f"'{f}'" for f, p in zip(files, parts) if repeated in p.indexes["time"]]
         where = f"is in both {' and '.join(holding)}" if len(holding) > 1 else f"appears twice in {holding[0]}"
         raise CoordinateError(f"time steps repeat in {label}: {iso_date(repeated)} {where}.")
+    if len(parts) > 1:
+        _check_near_repeats(ds.indexes["time"], parts, files, label)
     return ds
+
+
+def _check_units(parts: list[xr.Dataset], files: list[str], label: str) -> None:
+    """Refuse, naming the variable and the odd file, files whose variables are in other units ('' is none).
+
+    Spellings of one unit are equal (:func:`geoanom.units.normalised_units`): 'degC' beside 'Celsius' joins.
+    """
+    for name in parts[0].data_vars:
+        units = [str(p[name].attrs.get("units", "")).strip() for p in parts]
+        odd, ref = _odd_one([normalised_units(u) for u in units])
+        if odd is not None:
+            if not units[ref]:  # the file without units is the one to name first, whichever most files are like
+                odd, ref = ref, odd
+            said = [f"is in '{units[i]}'" if units[i] else "has no units" for i in (odd, ref)]
+            raise UnitsError(f"the files {label} do not share units: {name} {said[0]} in '{files[odd]}' "
+                             f"but {said[1]} in '{files[ref]}'; convert one before joining them.")
+
+
+# A date of one file less than this many of the record's steps from the date two steps away holds the same
+# step as its neighbour (June 2008 at 06-01 in one file between 05-16 and 06-16 in another: 1.0 step); two
+# files whose dates sit at different points of the step (mid-month, then month starts) join 1.5 steps apart,
+# steps of 28 to 31 days are 1.8 or more, a missing step 2 or more.
+NEAR_REPEAT = 1.25
+
+
+def _check_near_repeats(times: pd.Index, parts: list[xr.Dataset], files: list[str], label: str) -> None:
+    """Refuse, naming both dates and files, a date of one file that repeats a step of another at another time."""
+    seconds = pd.to_timedelta(np.diff(times.values)).total_seconds().to_numpy()
+    if not seconds.size:
+        return
+    step = float(np.median(seconds))
+    owner = np.empty(len(times), dtype=int)
+    for i, part in enumerate(parts):
+        owner[times.get_indexer(part.indexes["time"])] = i
+    # Short steps between files: one step on its own far below the record's, or two that add up to about one.
+    crossing = owner[1:] != owner[:-1]
+    short = crossing & (seconds < step / 4)
+    pair = seconds[1:] + seconds[:-1] < NEAR_REPEAT * step
+    short[:-1] |= crossing[:-1] & pair
+    short[1:] |= crossing[1:] & pair
+    if not short.any():
+        return
+    candidates = np.flatnonzero(short)
+    k = int(candidates[np.argmin(seconds[candidates])])
+    raise CoordinateError(f"time steps nearly repeat in {label}: {iso_date(times[k])} in '{files[owner[k]]}' is "
+                          f"{_duration(seconds[k])} from {iso_date(times[k + 1])} in '{files[owner[k + 1]]}', "
+                          f"where the record steps by {_duration(step)}.")
 
 
 def _calendar(ds: xr.Dataset) -> str:
