@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Sequence
 
 from ..formatting import calendar_of, iso_date
+from ..model.record import level_text
 
 SKIPPED_SHOWN = 10  # skipped tiles listed by name; the rest counted
 
@@ -136,6 +137,8 @@ def describe_model(path: str) -> None:
     print(f"variables:  {', '.join(model.variables)}")
     for name, fill in (attrs.get("undeclared_fills") or {}).items():
         print(f"  {name}: {fill:g}, not declared as a fill value, was taken for missing in the training files")
+    if attrs.get("level"):  # scoring data at another level is refused
+        print(f"level:      {level_text(attrs['level'])}")
     steps = f"{attrs['training_time_steps']} steps, " if attrs.get("training_time_steps") else ""
     print(f"training:   {iso_date(attrs.get('training_start', '?'))} to {iso_date(attrs.get('training_end', '?'))} "
           f"({steps}calendar {attrs.get('calendar', '?')})")

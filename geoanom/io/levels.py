@@ -86,6 +86,37 @@ def level_axis(ds: xr.Dataset, dim: Hashable) -> LevelAxis | None:
     return None
 
 
+def chosen_level(ds: xr.Dataset | xr.DataArray) -> dict | None:
+    """The vertical level a cube holds as a scalar coordinate (as :func:`select_level` leaves it), or None.
+
+    Returned as plain data (name, value, units), as a model records it.
+
+    Examples
+    --------
+    >>> ds = xr.Dataset(coords={"depth": ((), 10.0, {"units": "m", "positive": "down"})})
+    >>> chosen_level(ds)
+    {'name': 'depth', 'value': 10.0, 'units': 'm'}
+    """
+    marked = set(ds.cf.axes.get("Z", [])) | set(ds.cf.coordinates.get("vertical", []))
+    for name, coord in ds.coords.items():
+        if coord.ndim == 0 and coord.dtype.kind in "iuf" and (name in marked or _looks_vertical(name, coord.attrs)):
+            units = str(coord.attrs.get("units", ""))
+            return {"name": str(name), "value": float(coord), "units": "" if units == "1" else units}
+    return None
+
+
+def level_dims(ds: xr.Dataset | xr.DataArray) -> list[str]:
+    """The vertical dimensions of a cube (levels not selected), by name.
+
+    Examples
+    --------
+    >>> level_dims(xr.Dataset(coords={"plev": [850.0, 500.0], "lat": [0.0]}))
+    ['plev']
+    """
+    ds = ds.to_dataset(name=ds.name or "values") if isinstance(ds, xr.DataArray) else ds
+    return [str(dim) for dim in ds.dims if dim != "time" and level_axis(ds, dim) is not None]
+
+
 def _looks_vertical(name: Hashable, attrs: dict) -> bool:
     standard = str(attrs.get("standard_name", ""))
     return (attrs.get("axis") == "Z" or "positive" in attrs or standard in VERTICAL_STANDARD_NAMES

@@ -32,6 +32,7 @@ from ..features.vectors import check_feature_sets, feature_names
 from ..formatting import calendar_of, iso_date
 from ..io import count_infinite, infinite_message
 from ..io.fill_values import undeclared_fills
+from ..io.levels import chosen_level
 from ..memory import check_workers, largest_chunk, most_tiles_in_a_block, task_bytes
 from ..reduction import tree_reduce
 from ..resident import on_workers
@@ -232,6 +233,7 @@ def fit(
             "feature_names": feature_names(variable_names, feature_sets),
             "units": variable_units(cube, variable_names),  # scoring data in other units is refused
             "undeclared_fills": undeclared_fills(cube, variable_names),  # values open_cube took for missing
+            "level": chosen_level(cube),  # the vertical level open_cube selected (None): scoring another is refused
             "federated_rounds": federated_rounds if federated else 0,
             "federated_relevance": float(federated_relevance) if federated else 0.0,
             "trend": "linear" if climatology.design.trend else "none",

@@ -37,6 +37,7 @@ from ..threads import single_threaded_pools
 from ..tiling import group_cells
 from .consensus import consensus_variable, partners_by_code
 from .parts import part_chunks
+from .record import check_same_level, check_same_time_step
 from .result import result_dataset
 from .units import check_same_units, cube_units
 
@@ -226,7 +227,7 @@ def score_cube_adapting(model: "AnomalyModel", cube: xr.Dataset, tile: str | Non
 
 
 def check_same_grid(model: "AnomalyModel", cube: xr.Dataset) -> None:
-    """Raise unless the cube's grid is the one the model was fitted on, and its variables' units the model's.
+    """Raise unless the cube's grid is the one the model was fitted on, and its units, time step and level the model's.
 
     The units are checked here because every path that scores a cube with a
     model (score, adapt, the anomalies, the feature trajectory) checks its grid.
@@ -241,6 +242,8 @@ def check_same_grid(model: "AnomalyModel", cube: xr.Dataset) -> None:
                                f"{coordinate_difference(name, expected, found)}; "
                                f"{_grid_advice(name, expected, found)}.")
     check_same_units(model, cube)
+    check_same_time_step(model, cube)
+    check_same_level(model, cube)
 
 
 def _grid_advice(name: str, expected: np.ndarray, found: np.ndarray) -> str:

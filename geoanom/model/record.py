@@ -1,0 +1,104 @@
+"""The kind of record a model was fitted on: scored data must have its time step and its vertical level.
+
+A monthly model compares each value with the expected value of its month:
+annual or seasonal means scored with it would each be compared with one
+month's, silently. The kind of time step is :func:`season_kind`'s, the one
+the climatology chose its design by. The level is the scalar vertical
+coordinate :func:`geoanom.open_cube` leaves when ``level=`` selects one.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from ..errors import CoordinateError
+from ..features.calendar import season_kind
+from ..features.pipeline import source_name
+from ..io.levels import RTOL, chosen_level, level_dims
+from .units import normalised_units
+
+if TYPE_CHECKING:  # the model checks the record it scores
+    from .core import AnomalyModel
+
+# How each kind of record is said in a refusal.
+KIND_WORDS = {"none": "means over seasons, years or longer", "month": "monthly values", "dayofyear": "daily values",
+              "subdaily": "sub-daily values"}
+# One time step has no step to judge (monitoring appends one month). Two are judged by their one difference:
+# two annual means must be refused, at the cost of refusing two months with a gap between them.
+MIN_STEPS = 2
+
+
+def check_same_time_step(model: "AnomalyModel", cube: xr.Dataset | xr.DataArray) -> None:
+    """Raise :class:`CoordinateError` when the cube's kind of time step is not the one the model was fitted on.
+
+    The kind (sub-daily, daily, monthly, annual or coarser) is judged from
+    the median step, so gaps and another calendar are accepted; a single time
+    step is not judged (two months with a gap between them are refused).
+
+    Examples
+    --------
+    >>> check_same_time_step(monthly_model, annual_means)  # doctest: +SKIP
+    Traceback (most recent call last):
+    geoanom.errors.CoordinateError: surface_temperature in 'score_annual.nc' steps by 365 days (annual or ...
+    """
+    if cube.sizes.get("time", 0) < MIN_STEPS:
+        return
+    expected, found = model.climatology.design.kind, season_kind(cube["time"])
+    if found != expected:
+        days = float(np.median(pd.to_timedelta(pd.Series(np.diff(cube["time"].values))).dt.total_seconds())) / 86400
+        raise CoordinateError(
+            f"{', '.join(model.variables)} in {source_name(cube)} steps by {days:.3g} days "
+            f"({KIND_WORDS[found]}), but the model was fitted on {KIND_WORDS[expected]}: each value would be "
+            f"compared with the expected value of another time step; score data with the model's time step, or "
+            f"fit a model on these.")
+
+
+def check_same_level(model: "AnomalyModel", cube: xr.Dataset | xr.DataArray) -> None:
+    """Raise :class:`CoordinateError` when the cube's vertical level is not the one the model was fitted on.
+
+    A model records its level at fit (``attrs['level']``, None without
+    one); models saved before levels were recorded are not checked. Data
+    without a level are refused by a model with one; data with a level are
+    refused by a model without one only if a level dimension is left.
+
+    Examples
+    --------
+    >>> check_same_level(model_at_10m, cube_at_half_a_metre)  # doctest: +SKIP
+    Traceback (most recent call last):
+    geoanom.errors.CoordinateError: surface_temperature in 'level3.nc' is at depth 0.5 m, but the model was ...
+    """
+    if "level" not in model.attrs:
+        return
+    expected, found = model.attrs["level"], chosen_level(cube)
+    where = f"{', '.join(model.variables)} in {source_name(cube)}"
+    if expected is None:
+        if dims := level_dims(cube):
+            raise CoordinateError(f"{where} has levels ({', '.join(dims)}), but the model was fitted on data "
+                                  "without levels; select the level it was fitted on.")
+        return
+    if found is None:
+        raise CoordinateError(f"{where} has no vertical level, but the model was fitted at {level_text(expected)}; "
+                              f"score data at {level_text(expected)} (--level {expected['value']:g}).")
+    # by value, as --level selects; units only when both files give them (a depth in m against one in cm)
+    same = (np.isclose(found["value"], expected["value"], rtol=RTOL, atol=1e-9)
+            and (not (found["units"] and expected["units"])
+                 or normalised_units(found["units"]) == normalised_units(expected["units"])))
+    if not same:
+        raise CoordinateError(f"{where} is at {level_text(found)}, but the model was fitted at "
+                              f"{level_text(expected)}; score data at that level (--level "
+                              f"{expected['value']:g}), or fit a model at this one.")
+
+
+def level_text(level: dict) -> str:
+    """A recorded level as words: its coordinate's name, value and units.
+
+    Examples
+    --------
+    >>> level_text({"name": "plev", "value": 850.0, "units": "hPa"})
+    'plev 850 hPa'
+    """
+    return f"{level['name']} {level['value']:g} {level['units']}".rstrip()
