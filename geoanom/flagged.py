@@ -4,7 +4,9 @@ On data that stay in their training climate the ensemble flags 0.3-3% of
 the observations; far more means the scored period has left that climate.
 Both the command line (:mod:`geoanom.reporting`) and
 :func:`geoanom.write_dataset` warn about it after writing a result, from
-counts taken as it was written (an append reads back the steps it added).
+counts taken as it was written (an append reads back the steps it added),
+judging the steps after the model's training period (in-sample steps say
+nothing about leaving it).
 """
 
 from __future__ import annotations
@@ -73,26 +75,66 @@ PYTHON_ADVICE = "fit with trend='linear' (unless the model has it), or score ada
 def warn_flagged_share(result, path, advice: str) -> None:
     """Warn when the ensemble flags far more than normal data would: the scored period left the training climate.
 
-    The share is of every scored observation; the first and last tenth of
-    the time steps show whether it grows (a trend) or not (a shift).
-    ``advice`` says what to do about it (``PYTHON_ADVICE``, or the command
-    line's :func:`geoanom.reporting.command_line_advice`).
+    The share is of the scored observations after the model's training
+    period (:func:`after_training`; of every one when all the steps are in
+    it): in-sample steps say nothing about leaving the training climate.
+    The first and last tenth of those time steps show whether it grows (a
+    trend) or not (a shift). ``advice`` says what to do about it
+    (``PYTHON_ADVICE``, or the command line's
+    :func:`geoanom.reporting.command_line_advice`).
 
     Examples
     --------
     >>> warn_flagged_share(xr.open_zarr("anomalies.zarr"), "anomalies.zarr", PYTHON_ADVICE)  # doctest: +SKIP
     """
-    warn_flagged_counts(*flag_counts(result), path, advice)
+    warn_flagged_counts(*flag_counts(result), path, advice, after=after_training(result))
 
 
-def warn_flagged_counts(flagged: np.ndarray, counts: np.ndarray, path, advice: str) -> None:
+def after_training(result) -> tuple[np.ndarray, str] | None:
+    """Which time steps of a result come after its model's training period, and that period's end; None if unknown.
+
+    From the coordinates and the period the result records
+    (``geoanom_training_period`` on ``fused_irregularity``): nothing is
+    computed. None when the result does not record it or its times are not
+    sorted.
+
+    Examples
+    --------
+    >>> after, end = after_training(model.score(cube))  # doctest: +SKIP
+    >>> end
+    '2003-12-16'
+    """
+    period = str(result["fused_irregularity"].attrs.get("geoanom_training_period", ""))
+    end = period.split(" to ", 1)[-1].strip()
+    if " to " not in period or end in ("", "None"):
+        return None
+    try:  # the index reads the end as the result's own calendar does (cftime too)
+        stop = result.indexes["time"].slice_indexer(None, end).stop
+    except (KeyError, TypeError, ValueError):  # unsorted times, or an end no calendar reads
+        return None
+    return np.arange(result.sizes["time"]) >= stop, end
+
+
+def warn_flagged_counts(flagged: np.ndarray, counts: np.ndarray, path, advice: str,
+                        after: tuple[np.ndarray, str] | None = None) -> None:
     """:func:`warn_flagged_share` from the per-step counts of :func:`flag_counts`.
+
+    ``after`` (:func:`after_training` of the result): the steps after the
+    training period, whose share alone is judged when any of them has scores.
 
     Examples
     --------
     >>> warn_flagged_counts(np.array([90, 95]), np.array([100, 100]), "a.zarr", PYTHON_ADVICE)  # doctest: +SKIP
     """
     flagged, counts = np.asarray(flagged), np.asarray(counts)
+    unseen = ""
+    if after is not None and counts[after[0]].sum() > 0:
+        flagged, counts = flagged[after[0]], counts[after[0]]
+        if counts.size < after[0].size:  # some steps are in-sample: the share is of the others
+            from .formatting import iso_date
+
+            unseen = (f" of the {counts.size} time step{'s' * (counts.size != 1)} after the training period (which "
+                      f"ends {iso_date(after[1])})")
     if counts.sum() == 0 or flagged.sum() <= MANY_FLAGGED * counts.sum():
         return
     tenth = max(1, counts.size // 10)
@@ -100,9 +142,9 @@ def warn_flagged_counts(flagged: np.ndarray, counts: np.ndarray, path, advice: s
                    for part_flagged, part_counts in ((flagged[:tenth], counts[:tenth]),
                                                      (flagged[-tenth:], counts[-tenth:])))
     warnings.warn(f"{path}: the ensemble flags {flagged.sum() / counts.sum():.0%} of the scored observations (from "
-                  f"{first:.0%} in the first tenth of the time steps to {last:.0%} in the last), where normal data "
-                  "give about 1%: the scored period has left the training climate, so the flags show that change "
-                  f"(a trend or a shift) more than events; to see events about it, {advice}.",
+                  f"{first:.0%} in the first tenth of the time steps to {last:.0%} in the last){unseen}, where normal "
+                  "data give about 1%: the scored period has left the training climate, so the flags show that "
+                  f"change (a trend or a shift) more than events; to see events about it, {advice}.",
                   GeoanomWarning, stacklevel=2)
 
 

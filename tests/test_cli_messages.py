@@ -87,22 +87,65 @@ def test_writing_a_result_that_flags_nearly_everything_warns_in_python(written, 
 @pytest.mark.parametrize("resume", [False, True])
 def test_the_flags_counted_while_writing_are_the_flags_written(written, tmp_path, lazy, resume):
     # write_dataset counts the flags in the computation that writes them (resume: reads them back): the warning's
-    # three shares must be those of the store written
+    # three shares must be those of the store written, of the 24 steps after the training period
     _, _, result = written
-    early = result["time"] < result["time"][result.sizes["time"] // 3]
-    flagged = result.assign(ensemble=result["ensemble"] | early)  # every scored cell of the first third
+    times = result["time"]
+    early = (times >= times[24]) & (times < times[32])
+    flagged = result.assign(ensemble=result["ensemble"] | early)  # every scored cell of the first third after training
     path = tmp_path / "flagged.zarr"
     with pytest.warns(GeoanomWarning, match="left the training climate") as caught:
         ga.write_dataset(flagged.chunk({"time": 5}) if lazy else flagged, path, resume=resume)
     with reopened(path) as stored:
-        flagged_cells, scored = (np.asarray(c, dtype=float) for c in flag_counts(stored))
+        flagged_cells, scored = (np.asarray(c, dtype=float)[24:] for c in flag_counts(stored))
     tenth = scored.size // 10
     shares = [flagged_cells.sum() / scored.sum(), flagged_cells[:tenth].sum() / scored[:tenth].sum(),
               flagged_cells[-tenth:].sum() / scored[-tenth:].sum()]
     assert shares[1] == 1.0 and shares[2] < 0.1  # the case: all flagged early, few late
     [message] = [str(w.message) for w in caught if "left the training climate" in str(w.message)]
     assert (f"flags {shares[0]:.0%} of the scored observations (from {shares[1]:.0%} in the first tenth of the time "
-            f"steps to {shares[2]:.0%} in the last)") in message
+            f"steps to {shares[2]:.0%} in the last) of the 24 time steps after the training period (which ends "
+            "2001-12-01)") in message
+
+
+def shares(result, steps=slice(None)):
+    """The ensemble's flagged share of the scored observations of ``steps``."""
+    flagged, scored = (np.asarray(c, dtype=float)[steps] for c in flag_counts(result))
+    return flagged.sum() / scored.sum()
+
+
+def test_the_flagged_share_is_judged_on_the_steps_after_training(written, tmp_path):
+    # a real fit on the first 24 of 48 months; the first 3 unseen months flagged everywhere: 12% of the unseen
+    # steps' observations, 7% of all (the 24 in-sample steps say nothing about leaving the training climate)
+    _, _, result = written
+    times = result["time"]
+    flagged = result.assign(ensemble=result["ensemble"] | ((times >= times[24]) & (times < times[27])))
+    unseen, everything = shares(flagged, slice(24, None)), shares(flagged)
+    assert unseen > 0.1 > everything
+    with pytest.warns(GeoanomWarning, match="left the training climate") as caught:
+        ga.write_dataset(flagged, tmp_path / "unseen.zarr")
+    [message] = [str(w.message) for w in caught if "left the training climate" in str(w.message)]
+    assert (f"unseen.zarr: the ensemble flags {unseen:.0%} of the scored observations (from 100% in the first "
+            "tenth of the time steps to ") in message
+    assert "in the last) of the 24 time steps after the training period (which ends 2001-12-01), where" in message
+    with pytest.warns(GeoanomWarning, match=f"flags {unseen:.0%} of the scored observations .* after the training"):
+        warn_flagged_share(flagged, "result.zarr", command_line_advice(written[1]))  # the command line's judge
+
+
+def test_a_result_of_training_steps_alone_is_judged_on_them_all(written, tmp_path):
+    _, _, result = written
+    training = result.isel(time=slice(None, 24))
+    times = training["time"]
+    flagged = training.assign(ensemble=training["ensemble"] | (times < times[3]))  # 3 of 24 steps: 12.5%+
+    share = shares(flagged)
+    assert share > 0.1
+    with pytest.warns(GeoanomWarning, match="left the training climate") as caught:
+        ga.write_dataset(flagged, tmp_path / "in_sample.zarr")
+    [message] = [str(w.message) for w in caught if "left the training climate" in str(w.message)]
+    assert f"flags {share:.0%} of the scored observations (from 100% in the first tenth" in message
+    assert "after the training period" not in message
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", GeoanomWarning)
+        ga.write_dataset(training, tmp_path / "normal.zarr")  # about 1% flagged: nothing to say
 
 
 def test_every_regions_option_has_help():

@@ -106,7 +106,14 @@ def write_dataset(ds: xr.Dataset, path: PathLike, *, overwrite: bool = True, zar
     >>> ga.write_dataset(model.score(next_month), "anomalies.zarr", append=True)  # doctest: +SKIP
     PosixPath('anomalies.zarr')
     """
-    from ..flagged import PYTHON_ADVICE, flag_counts, has_flags, warn_flagged_counts, warn_flagged_share_of
+    from ..flagged import (
+        PYTHON_ADVICE,
+        after_training,
+        flag_counts,
+        has_flags,
+        warn_flagged_counts,
+        warn_flagged_share_of,
+    )
 
     target = Path(path).expanduser()
     judged = warn_flags and has_flags(ds)
@@ -118,7 +125,7 @@ def write_dataset(ds: xr.Dataset, path: PathLike, *, overwrite: bool = True, zar
         also = {"flags": flag_counts(ds, compute=False)} if judged else {}
         written, computed = write_and_compute(ds, path, also, overwrite=overwrite, zarr_format=zarr_format)
         if judged:
-            warn_flagged_counts(*computed["flags"], written, PYTHON_ADVICE)
+            warn_flagged_counts(*computed["flags"], written, PYTHON_ADVICE, after=after_training(ds))
         return written
     if judged:  # written region by region: its flags are read back (an append's steps alone)
         warn_flagged_share_of(written, PYTHON_ADVICE, last_steps=ds.sizes["time"] if append else None)
