@@ -108,12 +108,13 @@ def test_the_model_records_its_level_and_keeps_it(deep_model, model, folder, cap
     assert "level:      depth 10 m" in capsys.readouterr().out
 
 
-def test_another_level_or_none_is_refused(deep_model, two_depths, monthly):
+def test_another_level_is_refused_and_none_is_said(deep_model, two_depths, monthly):
     with pytest.raises(CoordinateError, match=r"two_depths.nc' is at depth 0.5 m, but the model was fitted at "
                                               r"depth 10 m"):
         deep_model.score(ga.open_cube(two_depths, level=0.5))
-    with pytest.raises(CoordinateError, match=r"monthly.nc' has no vertical level, but the model was fitted at "
-                                              r"depth 10 m"):
+    # data that say nothing of their level cannot be compared: said, and scored
+    with pytest.warns(ga.GeoanomWarning, match=r"monthly.nc' says nothing of its vertical level, but the model was "
+                                               r"fitted at depth 10 m: it is scored as if at that level"):
         deep_model.score(ga.open_cube(monthly))
 
 

@@ -9,13 +9,14 @@ coordinate :func:`geoanom.open_cube` leaves when ``level=`` selects one.
 
 from __future__ import annotations
 
+import warnings
 from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 import xarray as xr
 
-from ..errors import CoordinateError
+from ..errors import CoordinateError, GeoanomWarning
 from ..features.calendar import season_kind
 from ..features.pipeline import source_name
 from ..io.levels import RTOL, chosen_level, level_dims
@@ -62,7 +63,8 @@ def check_same_level(model: "AnomalyModel", cube: xr.Dataset | xr.DataArray) -> 
 
     A model records its level at fit (``attrs['level']``, None without
     one); models saved before levels were recorded are not checked. Data
-    without a level are refused by a model with one; data with a level are
+    at another level are refused; data that say nothing of their level get a
+    warning from a model with one (nothing to compare); data with a level are
     refused by a model without one only if a level dimension is left.
 
     Examples
@@ -80,9 +82,11 @@ def check_same_level(model: "AnomalyModel", cube: xr.Dataset | xr.DataArray) -> 
             raise CoordinateError(f"{where} has levels ({', '.join(dims)}), but the model was fitted on data "
                                   "without levels; select the level it was fitted on.")
         return
-    if found is None:
-        raise CoordinateError(f"{where} has no vertical level, but the model was fitted at {level_text(expected)}; "
-                              f"score data at {level_text(expected)} (--level {expected['value']:g}).")
+    if found is None:  # nothing to compare (a CMIP tas without its 2 m height coordinate): said, not refused
+        warnings.warn(f"{where} says nothing of its vertical level, but the model was fitted at "
+                      f"{level_text(expected)}: it is scored as if at that level (select that level, --level "
+                      f"{expected['value']:g}, if the file has levels).", GeoanomWarning, stacklevel=3)
+        return
     # by value, as --level selects; units only when both files give them (a depth in m against one in cm)
     same = (np.isclose(found["value"], expected["value"], rtol=RTOL, atol=1e-9)
             and (not (found["units"] and expected["units"])
