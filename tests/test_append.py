@@ -14,6 +14,7 @@ import subprocess
 import sys
 import textwrap
 import time
+import warnings
 
 import numpy as np
 import pytest
@@ -114,6 +115,17 @@ def test_repeating_an_append_is_refused_and_leaves_the_store_untouched(feed, fir
         ga.write_dataset(scored(feed, "all").isel(time=slice(FIRST - 1, None)).assign_coords(
             time=lambda ds: ds["time"] + np.timedelta64(1, "D")), first, append=True)
     assert digest(first) == before
+
+
+def test_an_append_that_leaves_steps_out_warns(feed, first):
+    # a monthly feed that missed three months was appended silently, and events then joined January to May
+    new = scored(feed, "new")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ga.GeoanomWarning)  # the next month: nothing to say
+        ga.write_dataset(new.isel(time=slice(0, 1)), first, append=True)
+    with pytest.warns(ga.GeoanomWarning, match=r"appending 2002-05-01 to '.*anomalies.zarr' after its last step "
+                      r"2002-01-01 leaves about 3 time step\(s\) out \(the store steps by 31 days\)"):
+        ga.write_dataset(new.isel(time=slice(4, None)), first, append=True)
 
 
 def test_another_models_result_is_refused(feed, first, tmp_path):
