@@ -103,3 +103,17 @@ def test_several_files_each_give_the_level(tmp_path):
         ds.assign_coords(time=pd.date_range(start, periods=4, freq="D")).to_netcdf(tmp_path / f"t{name}")
     cube = ga.open_cube([tmp_path / "ta.nc", tmp_path / "tb.nc"], level=500)
     assert cube.sizes["time"] == 8 and float(cube["plev"]) == 500
+
+
+def test_a_dataset_opened_without_open_cube_names_its_levels_instead_of_xarrays_error():
+    # ga.fit on xr.open_dataset of a file with depths gave xarray's "must be a permuted list" ValueError
+    cube, _ = ga.testing.synthetic_cube(n_years=2, n_lat=4, n_lon=5)
+    deep = xr.concat([cube, cube + 1.0], dim=pd.Index([0.5, 50.0], name="depth"))
+    deep["depth"].attrs.update(units="m", positive="down")
+    with pytest.raises(CoordinateError, match=r"^variable 'tas' in the cube has dimensions beyond time and the grid "
+                                              r"\(depth: 0.5, 50 m\); pass level= to open_cube"):
+        ga.fit(deep)
+    members = xr.concat([cube, cube], dim="member")
+    with pytest.raises(CoordinateError, match=r"\('member' of size 2\)"):
+        ga.fit(members)
+    assert ga.fit(deep.sel(depth=50.0), detectors="gmm").variables == ["tas"]  # one level chosen: fitted

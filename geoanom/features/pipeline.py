@@ -29,6 +29,7 @@ import xarray as xr
 
 from ..errors import CoordinateError, GeoanomWarning, NoDataError, VariableNotFoundError
 from ..grid import spatial_dims, wraps_in_longitude
+from ..io.levels import LEVEL_ADVICE, variable_levels
 from ..io.safety import INTEGER_SOURCE
 from .climatology import Climatology
 from .regions import RegionParams
@@ -137,6 +138,12 @@ def stack_variables(cube: xr.Dataset | xr.DataArray, variables: Sequence[str] | 
             )
     if not variables:
         raise NoDataError(f"{source_name(cube)} has no variable over time, latitude and longitude.")
+    for name in variables:  # open_cube chooses a level; a dataset opened otherwise may still have its levels
+        if extra := variable_levels(cube, name, dims):
+            described = ", ".join(str(axis) if axis else f"'{dim}' of size {cube.sizes[dim]}"
+                                  for dim, axis in extra.items())
+            raise CoordinateError(f"variable '{name}' in {source_name(cube)} has dimensions beyond time and the grid "
+                                  f"({described}); {LEVEL_ADVICE}, or select one with .sel() first.")
     stacked = cube[variables].to_array("variable").transpose("variable", "time", *dims)
     stacked = stacked.astype("float32" if all(cube[v].dtype.itemsize <= 4 for v in variables) else "float64")
     if not isinstance(stacked.data, da.Array):
