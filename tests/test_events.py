@@ -292,3 +292,22 @@ def test_a_scored_result_gives_consistent_events(scored, tmp_path):
     scored.drop_vars(["irregularity", "anomalous"]).to_zarr(tmp_path / "result.zarr")
     stored = xr.open_zarr(tmp_path / "result.zarr").chunk({"time": 7, "lat": 4})
     pd.testing.assert_frame_equal(events(stored), table)
+
+
+@pytest.mark.parametrize("bridge_gaps", [False, True])
+@pytest.mark.parametrize("time_chunk", [2, 3, 7])
+def test_events_do_not_join_steps_across_a_gap_in_the_time_axis(bridge_gaps, time_chunk):
+    # an append after three missing months joined March to July into one event of "duration 2"
+    flags = np.zeros((7, 2, 3), dtype=bool)
+    flags[1:3, 0, 0] = flags[3:5, 0, 0] = True  # one cell flagged from the second step to the fifth
+    flags[5, 1, 2] = flags[6, 1, 2] = True
+    result = make_result(flags, [0.0, 1.0], [0.0, 1.0, 2.0])
+    months = pd.date_range("2001-01-01", periods=10, freq="MS").delete([3, 4, 5])  # April to June missing
+    gapped = result.assign_coords(time=months).chunk({"time": time_chunk})
+    labels = event_labels(gapped, bridge_gaps=bridge_gaps).values
+    assert labels[1, 0, 0] == labels[2, 0, 0] != labels[3, 0, 0] == labels[4, 0, 0]  # split at the gap
+    assert int(event_labels(result.chunk({"time": time_chunk}), bridge_gaps=bridge_gaps).max()) == 2  # no gap: 2
+    table = events(gapped, bridge_gaps=bridge_gaps)
+    assert table["event"].tolist() == [1, 2, 3] and table["duration"].tolist() == [2, 2, 2]
+    assert table["end"].tolist()[0] == pd.Timestamp("2001-03-01")  # before the gap
+    assert table["start"].tolist()[1] == pd.Timestamp("2001-07-01")  # after it

@@ -205,8 +205,8 @@ def _warn_gap(old: np.ndarray, times: np.ndarray, target: Path) -> None:
     if usual > 0 and gap > GAP_STEPS * usual:
         warnings.warn(f"appending {iso_date(times[0])} to '{target}' after its last step {iso_date(old[-1])} leaves "
                       f"about {round(gap / usual) - 1:d} time step(s) out (the store steps by {usual:.3g} days): "
-                      "the store's time axis does not show the gap, so what is read through time (geoanom events) "
-                      "takes the steps on either side of it for neighbours; append the missing steps first.",
+                      "events (geoanom events) end at the gap and start again after it; append the missing steps "
+                      "first if they exist.",
                       GeoanomWarning, stacklevel=4)
 
 

@@ -10,6 +10,8 @@ grid, the antimeridian.
 
 from __future__ import annotations
 
+from typing import Any
+
 import dask
 import dask.array as da
 import numpy as np
@@ -17,6 +19,7 @@ import pandas as pd
 import xarray as xr
 
 from ..errors import GeoanomError, VariableNotFoundError
+from ..features.calendar import gaps_after
 from ..features.stitching import Connection, relabel, stitch
 from ..grid import cell_areas, cell_centres, spatial_dims, wraps_in_longitude
 from .event_stats import partial_stats, reduce_stats, result_tiles
@@ -44,7 +47,9 @@ def event_labels(result: xr.Dataset, *, flag: str = "ensemble", connectivity: in
     min_cells : int, default 1
         Events with fewer flagged cell-steps are dropped (label 0).
     bridge_gaps : bool, default False
-        Also connect a cell's flags separated by one unflagged step.
+        Also connect a cell's flags separated by one unflagged step. Steps
+        on either side of a gap in the time axis (a step over 1.5 times the
+        usual one: months missing) are never connected.
 
     Returns
     -------
@@ -71,7 +76,7 @@ def event_labels(result: xr.Dataset, *, flag: str = "ensemble", connectivity: in
     1
     """
     mask = flag_mask(result, flag)
-    keys, lookup = stitch(mask.data, _connection(result, connectivity, bridge_gaps), _min_cells(min_cells))
+    keys, lookup = _stitched(mask, result, connectivity, bridge_gaps, min_cells)
     return xr.DataArray(relabel(keys, lookup), dims=mask.dims, coords=mask.coords, name="event", attrs={
         "long_name": f"event of connected '{flag}' flags in time and space", "units": "1",
         "flag_meaning": "0 is no event", "geoanom_connectivity": int(connectivity),
@@ -139,8 +144,7 @@ def events(result: xr.Dataset, *, flag: str = "ensemble", connectivity: int = 1,
     """
     dims = ("time", *spatial_dims(result))
     if labels is None:
-        mask = flag_mask(result, flag)
-        keys, lookup = stitch(mask.data, _connection(result, connectivity, bridge_gaps), _min_cells(min_cells))
+        keys, lookup = _stitched(flag_mask(result, flag), result, connectivity, bridge_gaps, min_cells)
     else:
         keys, lookup = _given_labels(result, labels, dims), None
     parts = partial_stats(keys, _scores(result, dims), _planes(result))
@@ -168,6 +172,25 @@ def flag_mask(result: xr.Dataset, flag: str) -> xr.DataArray:
                            "select one detector first, e.g. result.sel(detector='gmm').")
     mask = (variable.fillna(0) != 0).transpose(*dims)
     return mask if isinstance(mask.data, da.Array) else mask.chunk()
+
+
+def _stitched(mask: xr.DataArray, result: xr.Dataset, connectivity: int, bridge_gaps: bool,
+              min_cells: int) -> tuple[da.Array, Any]:
+    """:func:`stitch` of the flags, never joining steps across a gap in the time axis (a month missing).
+
+    Two empty steps go into each gap before stitching (so that not even
+    ``bridge_gaps`` reaches over it) and come out of the keys after.
+    """
+    connection, least = _connection(result, connectivity, bridge_gaps), _min_cells(min_cells)
+    gaps = gaps_after(result["time"])
+    if not gaps.size:
+        return stitch(mask.data, connection, least)
+    empty = da.zeros((2,) + mask.shape[1:], dtype=bool, chunks=(2,) + mask.data.chunks[1:])
+    bounds = [0, *(gaps + 1), mask.shape[0]]
+    pieces = [part for start, stop in zip(bounds[:-1], bounds[1:]) for part in (mask.data[start:stop], empty)]
+    keys, lookup = stitch(da.concatenate(pieces[:-1], axis=0), connection, least)
+    real = np.arange(mask.shape[0]) + 2 * np.searchsorted(gaps, np.arange(mask.shape[0]), side="left")
+    return keys[real].rechunk(mask.data.chunks), lookup
 
 
 def _connection(result: xr.Dataset, connectivity: int, bridge_gaps: bool) -> Connection:
