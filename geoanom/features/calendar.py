@@ -17,8 +17,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
 import xarray as xr
+
+from ..timesteps import step_days
 
 KINDS = ("none", "month", "dayofyear", "subdaily")
 # Highest annual harmonic offered: six on months is one mean per month (the
@@ -57,35 +58,6 @@ def season_kind(time: xr.DataArray) -> str:
 
 def _median_step_days(time: xr.DataArray) -> float:
     return float(np.median(step_days(time)))
-
-
-def step_days(time: xr.DataArray) -> np.ndarray:
-    """The length of each step of a time axis in days (numpy dates or cftime's), one fewer than the steps.
-
-    Examples
-    --------
-    >>> step_days(xr.DataArray(pd.date_range("2000-01-01", periods=3, freq="MS"), dims="time")).tolist()
-    [31.0, 29.0]
-    """
-    return (pd.to_timedelta(pd.Series(np.diff(time.values))).dt.total_seconds() / 86400.0).to_numpy()
-
-
-def gaps_after(time: xr.DataArray, steps: float = 1.5) -> np.ndarray:
-    """The steps after which a time axis leaves steps out: longer than `steps` of its median step.
-
-    Monthly steps vary from 28 to 31 days, so 1.5 steps is a month missing,
-    not a long month. Fewer than three steps have no usual step to judge by.
-
-    Examples
-    --------
-    >>> months = pd.date_range("2000-01-01", periods=6, freq="MS").delete([3, 4])  # April and May missing
-    >>> gaps_after(xr.DataArray(months, dims="time")).tolist()
-    [2]
-    """
-    if time.size < 3:
-        return np.zeros(0, dtype=np.int64)
-    days = step_days(time)
-    return np.flatnonzero(days > steps * np.median(days))
 
 
 def annual_phase(time: xr.DataArray, kind: str) -> np.ndarray:

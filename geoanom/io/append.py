@@ -28,13 +28,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import xarray as xr
 import zarr
 
 from geoanom._version import __version__
 from geoanom.errors import GeoanomError, GeoanomWarning
 from geoanom.formatting import iso_date
+from geoanom.timesteps import GAP_STEPS, step_days
 
 from .safety import INCOMPLETE_ATTR
 
@@ -189,30 +189,20 @@ def _check_times(stored: xr.Dataset, new: xr.Dataset, target: Path) -> None:
     _warn_gap(old, times, target)
 
 
-# A step between the stored end and the first new date longer than this many of the store's usual steps leaves
-# time steps out (monthly steps vary from 28 to 31 days: 1.5 steps is a month missing, not a long month).
-GAP_STEPS = 1.5
-
-
 def _warn_gap(old: np.ndarray, times: np.ndarray, target: Path) -> None:
     """Warn when the new dates leave time steps out after the stored ones (a feed that missed a month)."""
     if len(old) < 2:
         return
     try:
-        usual, gap = _days(np.diff(old)).median(), _days([times[0] - old[-1]])[0]
+        usual, gap = float(np.median(step_days(old))), step_days(np.array([old[-1], times[0]]))[0]
     except TypeError:  # cftime dates stored, numpy's new (one calendar, told apart by the years): not judged
         return
-    if usual > 0 and gap > GAP_STEPS * usual:
+    if usual > 0 and gap > GAP_STEPS * usual:  # the rule of events' gaps (geoanom.timesteps)
         warnings.warn(f"appending {iso_date(times[0])} to '{target}' after its last step {iso_date(old[-1])} leaves "
                       f"about {round(gap / usual) - 1:d} time step(s) out (the store steps by {usual:.3g} days): "
                       "events (geoanom events) end at the gap and start again after it; append the missing steps "
                       "first if they exist.",
                       GeoanomWarning, stacklevel=4)
-
-
-def _days(steps) -> pd.Series:
-    """Time differences (numpy's or cftime's) in days."""
-    return pd.Series(pd.to_timedelta(list(steps)).total_seconds() / 86400.0)
 
 
 def _check_same_pending(target: Path, progress: dict[str, Any], times: np.ndarray) -> None:

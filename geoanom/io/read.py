@@ -22,6 +22,7 @@ import xarray as xr
 
 from geoanom.errors import CoordinateError, GeoanomError, InputFileError, NoDataError, UnitsError, VariableNotFoundError
 from geoanom.formatting import calendar_of, coordinate_difference, iso_date
+from geoanom.timesteps import step_seconds
 from geoanom.units import normalised_units
 
 from .fill_values import mask_undeclared_fill
@@ -380,7 +381,7 @@ NEAR_REPEAT = 1.25
 
 def _check_near_repeats(times: pd.Index, parts: list[xr.Dataset], files: list[str], label: str) -> None:
     """Refuse, naming both dates and files, a date of one file that repeats a step of another at another time."""
-    seconds = pd.to_timedelta(np.diff(times.values)).total_seconds().to_numpy()
+    seconds = step_seconds(times)
     if not seconds.size:
         return
     step = float(np.median(seconds))
@@ -433,7 +434,7 @@ STEP_RATIO = 2.5
 
 def _check_steps(parts: list[xr.Dataset], files: list[str], label: str) -> None:
     """Refuse, naming the file, files whose time steps differ in kind (daily among monthly files, say)."""
-    steps = {i: float(pd.to_timedelta(np.diff(p.indexes["time"].values)).median().total_seconds())
+    steps = {i: float(np.median(step_seconds(p.indexes["time"])))
              for i, p in enumerate(parts) if p.sizes["time"] >= 3}  # two differences give a median a gap can hold
     if len(steps) < 2:
         return

@@ -13,13 +13,13 @@ import warnings
 from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 import xarray as xr
 
 from ..errors import CoordinateError, GeoanomWarning
 from ..features.calendar import season_kind
 from ..features.pipeline import source_name
 from ..io.levels import RTOL, chosen_level, level_dims
+from ..timesteps import step_days
 from .units import normalised_units
 
 if TYPE_CHECKING:  # the model checks the record it scores
@@ -50,7 +50,7 @@ def check_same_time_step(model: "AnomalyModel", cube: xr.Dataset | xr.DataArray)
         return
     expected, found = model.climatology.design.kind, season_kind(cube["time"])
     if found != expected:
-        days = float(np.median(pd.to_timedelta(pd.Series(np.diff(cube["time"].values))).dt.total_seconds())) / 86400
+        days = float(np.median(step_days(cube["time"])))
         raise CoordinateError(
             f"{', '.join(model.variables)} in {source_name(cube)} steps by {days:.3g} days "
             f"({KIND_WORDS[found]}), but the model was fitted on {KIND_WORDS[expected]}: each value would be "

@@ -19,9 +19,9 @@ import pandas as pd
 import xarray as xr
 
 from ..errors import GeoanomError, VariableNotFoundError
-from ..features.calendar import gaps_after
 from ..features.stitching import Connection, relabel, stitch
 from ..grid import cell_areas, cell_centres, spatial_dims, wraps_in_longitude
+from ..timesteps import gaps_after
 from .event_stats import partial_stats, reduce_stats, result_tiles
 
 COLUMNS = ("event", "start", "end", "duration", "cells", "max_area_km2", "peak_irregularity", "mean_irregularity",
