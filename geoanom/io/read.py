@@ -17,16 +17,13 @@ from pathlib import Path
 from typing import Union
 
 import numpy as np
-import pandas as pd
 import xarray as xr
 
-from geoanom.errors import CoordinateError, GeoanomError, InputFileError, NoDataError, UnitsError, VariableNotFoundError
-from geoanom.formatting import calendar_of, coordinate_difference, iso_date
-from geoanom.timesteps import step_seconds
-from geoanom.units import normalised_units
+from geoanom.errors import CoordinateError, GeoanomError, InputFileError, NoDataError, VariableNotFoundError
 
 from .fill_values import mask_undeclared_fill
 from .grid import find_coordinate, grid_dims, normalise_lon_lat, rename_coordinate, true_lat_lon
+from .joining import concat_time
 from .levels import LevelAxis, select_level, variable_levels
 from .messages import short_reason
 from .packed import packed_sentinels
@@ -107,7 +104,7 @@ def open_cube(
         names = list(parts[-1].data_vars)  # later files must hold the first file's variables
         for name, sentinels in packed_sentinels(opened, names).items():  # before the cast to float forgets the packing
             packed.setdefault(name, {}).update(sentinels)
-    ds = _concat_time(parts, files, label)
+    ds = concat_time(parts, files, label)
     plan = _default_chunks(ds) if chunks is None else dict(chunks)
     if unknown := [str(d) for d in plan if d not in ds.dims]:
         dims = ", ".join(map(str, ds.dims))
@@ -317,141 +314,3 @@ def _default_chunks(ds: xr.Dataset) -> dict[Hashable, int]:
         return {"time": ntime, **{d: -1 for d in spatial}}
     split = math.ceil(math.sqrt(slab / CHUNK_BYTES))
     return {"time": 1, **{d: math.ceil(ds.sizes[d] / split) for d in spatial}}
-
-
-def _concat_time(parts: list[xr.Dataset], files: list[str], label: str) -> xr.Dataset:
-    """Concatenate files along time, in time order; their grids, calendars and steps must match.
-
-    A disagreement names the odd file: the one that differs from what most files hold.
-    """
-    ds = parts[0]
-    if len(parts) > 1:
-        odd, ref = _odd_one([_calendar(p) for p in parts])
-        if odd is not None:
-            raise CoordinateError(f"the files {label} use different calendars: '{files[odd]}' uses "
-                                  f"{_calendar(parts[odd])}, '{files[ref]}' {_calendar(parts[ref])}.")
-        odd, ref = _odd_one([_grid_key(p) for p in parts])
-        if odd is not None:
-            raise CoordinateError(f"the files {label} do not share one grid: '{files[odd]}' differs from "
-                                  f"'{files[ref]}': {_grid_difference(parts[ref], parts[odd])}.")
-        _check_units(parts, files, label)
-        _check_steps(parts, files, label)
-        try:
-            ordered = sorted(parts, key=lambda p: p.indexes["time"][0])
-            ds = xr.concat(ordered, dim="time", data_vars="minimal", coords="minimal",
-                           compat="override", join="exact", combine_attrs="override")
-        except TypeError as exc:  # datetime64 against cftime in one calendar (dates past 2262 in one file)
-            raise CoordinateError(f"the files {label} use different calendars ({short_reason(exc)}).") from exc
-        except ValueError as exc:
-            raise CoordinateError(f"the files {label} do not share one grid ({short_reason(exc)}).") from exc
-        if not ds.indexes["time"].is_monotonic_increasing:
-            ds = ds.sortby("time")
-    if not ds.indexes["time"].is_unique:
-        repeated = ds.indexes["time"][ds.indexes["time"].duplicated()][0]
-        holding = [f"'{f}'" for f, p in zip(files, parts) if repeated in p.indexes["time"]]
-        where = f"is in both {' and '.join(holding)}" if len(holding) > 1 else f"appears twice in {holding[0]}"
-        raise CoordinateError(f"time steps repeat in {label}: {iso_date(repeated)} {where}.")
-    if len(parts) > 1:
-        _check_near_repeats(ds.indexes["time"], parts, files, label)
-    return ds
-
-
-def _check_units(parts: list[xr.Dataset], files: list[str], label: str) -> None:
-    """Refuse, naming the variable and the odd file, files whose variables are in other units ('' is none).
-
-    Spellings of one unit are equal (:func:`geoanom.units.normalised_units`): 'degC' beside 'Celsius' joins.
-    """
-    for name in parts[0].data_vars:
-        units = [str(p[name].attrs.get("units", "")).strip() for p in parts]
-        odd, ref = _odd_one([normalised_units(u) for u in units])
-        if odd is not None:
-            if not units[ref]:  # the file without units is the one to name first, whichever most files are like
-                odd, ref = ref, odd
-            said = [f"is in '{units[i]}'" if units[i] else "has no units" for i in (odd, ref)]
-            raise UnitsError(f"the files {label} do not share units: {name} {said[0]} in '{files[odd]}' "
-                             f"but {said[1]} in '{files[ref]}'; convert one before joining them.")
-
-
-# A date of one file less than this many of the record's steps from the date two steps away holds the same
-# step as its neighbour (June 2008 at 06-01 in one file between 05-16 and 06-16 in another: 1.0 step); two
-# files whose dates sit at different points of the step (mid-month, then month starts) join 1.5 steps apart,
-# steps of 28 to 31 days are 1.8 or more, a missing step 2 or more.
-NEAR_REPEAT = 1.25
-
-
-def _check_near_repeats(times: pd.Index, parts: list[xr.Dataset], files: list[str], label: str) -> None:
-    """Refuse, naming both dates and files, a date of one file that repeats a step of another at another time."""
-    seconds = step_seconds(times)
-    if not seconds.size:
-        return
-    step = float(np.median(seconds))
-    owner = np.empty(len(times), dtype=int)
-    for i, part in enumerate(parts):
-        owner[times.get_indexer(part.indexes["time"])] = i
-    # Short steps between files: one step on its own far below the record's, or two that add up to about one.
-    crossing = owner[1:] != owner[:-1]
-    short = crossing & (seconds < step / 4)
-    pair = seconds[1:] + seconds[:-1] < NEAR_REPEAT * step
-    short[:-1] |= crossing[:-1] & pair
-    short[1:] |= crossing[1:] & pair
-    if not short.any():
-        return
-    candidates = np.flatnonzero(short)
-    k = int(candidates[np.argmin(seconds[candidates])])
-    raise CoordinateError(f"time steps nearly repeat in {label}: {iso_date(times[k])} in '{files[owner[k]]}' is "
-                          f"{_duration(seconds[k])} from {iso_date(times[k + 1])} in '{files[owner[k + 1]]}', "
-                          f"where the record steps by {_duration(step)}.")
-
-
-def _calendar(ds: xr.Dataset) -> str:
-    """The calendar's name, one for the standard one's synonyms (numpy dates concatenate whatever the name)."""
-    name = calendar_of(ds["time"])
-    if name == "gregorian" or (name == "proleptic_gregorian" and ds["time"].dtype.kind == "M"):
-        return "standard"
-    return name
-
-
-def _grid_key(ds: xr.Dataset) -> tuple:
-    """What must be equal for files to concatenate: every index but time, by name and values."""
-    return tuple((str(name), tuple(index.values.tolist())) for name, index in ds.indexes.items() if name != "time")
-
-
-def _grid_difference(ref: xr.Dataset, odd: xr.Dataset) -> str:
-    """How the odd file's grid differs from the reference file's, as text (e.g. 'lat is shifted by +1 ...')."""
-    for name, index in ref.indexes.items():
-        if name != "time" and name not in odd.indexes:
-            return f"it has no coordinate {name}"
-        if name != "time" and not index.equals(odd.indexes[name]):
-            return coordinate_difference(str(name), index.values, odd.indexes[name].values)
-    extra = next(name for name in odd.indexes if name != "time" and name not in ref.indexes)
-    return f"it has a coordinate {extra} the other has not"
-
-
-# A file whose median step is over this many times another's (monthly against seasonal is 3, daily against
-# monthly about 30) holds another kind of record; a gap or a short month stays well below it.
-STEP_RATIO = 2.5
-
-
-def _check_steps(parts: list[xr.Dataset], files: list[str], label: str) -> None:
-    """Refuse, naming the file, files whose time steps differ in kind (daily among monthly files, say)."""
-    steps = {i: float(np.median(step_seconds(p.indexes["time"])))
-             for i, p in enumerate(parts) if p.sizes["time"] >= 3}  # two differences give a median a gap can hold
-    if len(steps) < 2:
-        return
-    usual = float(np.median(list(steps.values())))
-    odd = max(steps, key=lambda i: max(steps[i] / usual, usual / steps[i]))
-    if max(steps[odd] / usual, usual / steps[odd]) > STEP_RATIO:
-        raise CoordinateError(f"the files {label} do not share one time step: '{files[odd]}' steps by "
-                              f"{_duration(steps[odd])}, the others by {_duration(usual)}.")
-
-
-def _duration(seconds: float) -> str:
-    value, unit = (seconds / 3600, "hour") if seconds < 86400 else (seconds / 86400, "day")
-    return f"{value:.3g} {unit}{'' if value == 1 else 's'}"
-
-
-def _odd_one(keys: list) -> tuple[int | None, int]:
-    """The first file whose key differs from the one most files share (the first file's on a tie), and a file sharing that."""
-    common = max(keys, key=lambda k: (keys.count(k), -keys.index(k)))
-    odd = next((i for i, k in enumerate(keys) if k != common), None)
-    return odd, keys.index(common)
