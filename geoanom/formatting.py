@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["calendar_of", "coordinate_difference", "degrees", "iso_date"]
+__all__ = ["calendar_of", "coordinate_difference", "degrees", "duration", "iso_date", "same_calendar_name"]
 
 
 def degrees(value: float, positive: str, negative: str, digits: int = 0) -> str:
@@ -107,3 +107,43 @@ def calendar_of(times) -> str:
         if source.get("calendar"):
             return str(source["calendar"])
     return str(times.dt.calendar) if hasattr(times.dt, "calendar") else "standard"
+
+
+def same_calendar_name(times) -> str:
+    """The calendar's name, one for the standard one's synonyms where the dates are the same.
+
+    ``gregorian``, ``standard`` and ``proleptic_gregorian`` are all
+    ``standard`` when every date is after the Gregorian reform (1582-10-15),
+    where they agree; a ``proleptic_gregorian`` axis reaching further back
+    keeps its name, since its dates differ from the standard calendar's there.
+
+    Examples
+    --------
+    >>> import pandas as pd, xarray as xr
+    >>> same_calendar_name(xr.DataArray(pd.date_range("2000", periods=2), dims="time"))
+    'standard'
+    """
+    name = calendar_of(times)
+    if name == "gregorian" or (name == "proleptic_gregorian" and _after_reform(times)):
+        return "standard"
+    return name
+
+
+def _after_reform(times) -> bool:
+    """Whether every date is on or after 1582-10-15 (numpy dates always are: xarray decodes earlier ones to cftime)."""
+    values = times.values.ravel()
+    if times.dtype.kind == "M" or values.size == 0:
+        return True
+    return min((t.year, t.month, t.day) for t in values) >= (1582, 10, 15)
+
+
+def duration(seconds: float) -> str:
+    """A span as a person reads it: hours below a day, days from one day up, to three figures.
+
+    Examples
+    --------
+    >>> duration(3 * 3600), duration(15.5 * 86400), duration(86400)
+    ('3 hours', '15.5 days', '1 day')
+    """
+    value, unit = (seconds / 3600, "hour") if seconds < 86400 else (seconds / 86400, "day")
+    return f"{value:.3g} {unit}{'' if value == 1 else 's'}"

@@ -33,14 +33,13 @@ import zarr
 
 from geoanom._version import __version__
 from geoanom.errors import GeoanomError, GeoanomWarning
-from geoanom.formatting import iso_date
+from geoanom.formatting import iso_date, same_calendar_name
 from geoanom.timesteps import GAP_STEPS, step_days
 
 from .safety import INCOMPLETE_ATTR
 
 PROGRESS_ATTR = "geoanom_progress"  # JSON {"first", "last", "start", "stop", "done"} of an unfinished write
 REGION_BYTES = 256 * 2**20  # uncompressed bytes written per region: few regions, little lost when killed
-_GREGORIAN = {"standard", "gregorian", "proleptic_gregorian"}  # the same dates after 1582
 
 
 def append_dataset(ds: xr.Dataset, target: Path) -> Path:
@@ -175,7 +174,7 @@ def _check_times(stored: xr.Dataset, new: xr.Dataset, target: Path) -> None:
         times = np.array([np.datetime64(t.isoformat()) for t in times], dtype=old.dtype)
     if len(times) == 0:
         raise GeoanomError(f"cannot append to '{target}': the new result holds no time steps.")
-    ours, theirs = _calendar(stored["time"]), _calendar(new["time"])
+    ours, theirs = same_calendar_name(stored["time"]), same_calendar_name(new["time"])
     if ours != theirs:
         raise GeoanomError(f"cannot append to '{target}': its calendar is {ours}, the new result's {theirs}.")
     if len(times) > 1 and not bool(np.all(times[1:] > times[:-1])):
@@ -213,13 +212,6 @@ def _check_same_pending(target: Path, progress: dict[str, Any], times: np.ndarra
                            f"unfinished write of {progress['first']} to {progress['last']}; run that write again "
                            "to finish it, or remove the store.")
 
-
-def _calendar(time: xr.DataArray) -> str:
-    values = time.values
-    calendar = time.encoding.get("calendar")
-    if calendar is None and values.size:
-        calendar = "proleptic_gregorian" if values.dtype.kind == "M" else getattr(values.flat[0], "calendar", None)
-    return "gregorian" if calendar in _GREGORIAN else str(calendar)
 
 
 def _same_values(old: xr.Variable, new: xr.Variable) -> bool:

@@ -13,7 +13,7 @@ import pandas as pd
 import xarray as xr
 
 from geoanom.errors import CoordinateError, UnitsError
-from geoanom.formatting import calendar_of, coordinate_difference, iso_date
+from geoanom.formatting import coordinate_difference, duration, iso_date, same_calendar_name
 from geoanom.timesteps import step_seconds
 from geoanom.units import normalised_units
 
@@ -34,10 +34,11 @@ def concat_time(parts: list[xr.Dataset], files: list[str], label: str) -> xr.Dat
     """
     ds = parts[0]
     if len(parts) > 1:
-        odd, ref = _odd_one([_calendar(p) for p in parts])
+        calendars = [same_calendar_name(p["time"]) for p in parts]
+        odd, ref = _odd_one(calendars)
         if odd is not None:
             raise CoordinateError(f"the files {label} use different calendars: '{files[odd]}' uses "
-                                  f"{_calendar(parts[odd])}, '{files[ref]}' {_calendar(parts[ref])}.")
+                                  f"{calendars[odd]}, '{files[ref]}' {calendars[ref]}.")
         odd, ref = _odd_one([_grid_key(p) for p in parts])
         if odd is not None:
             raise CoordinateError(f"the files {label} do not share one grid: '{files[odd]}' differs from "
@@ -107,16 +108,9 @@ def _check_near_repeats(times: pd.Index, parts: list[xr.Dataset], files: list[st
     candidates = np.flatnonzero(short)
     k = int(candidates[np.argmin(seconds[candidates])])
     raise CoordinateError(f"time steps nearly repeat in {label}: {iso_date(times[k])} in '{files[owner[k]]}' is "
-                          f"{_duration(seconds[k])} from {iso_date(times[k + 1])} in '{files[owner[k + 1]]}', "
-                          f"where the record steps by {_duration(step)}.")
+                          f"{duration(seconds[k])} from {iso_date(times[k + 1])} in '{files[owner[k + 1]]}', "
+                          f"where the record steps by {duration(step)}.")
 
-
-def _calendar(ds: xr.Dataset) -> str:
-    """The calendar's name, one for the standard one's synonyms (numpy dates concatenate whatever the name)."""
-    name = calendar_of(ds["time"])
-    if name == "gregorian" or (name == "proleptic_gregorian" and ds["time"].dtype.kind == "M"):
-        return "standard"
-    return name
 
 
 def _grid_key(ds: xr.Dataset) -> tuple:
@@ -150,12 +144,8 @@ def _check_steps(parts: list[xr.Dataset], files: list[str], label: str) -> None:
     odd = max(steps, key=lambda i: max(steps[i] / usual, usual / steps[i]))
     if max(steps[odd] / usual, usual / steps[odd]) > STEP_RATIO:
         raise CoordinateError(f"the files {label} do not share one time step: '{files[odd]}' steps by "
-                              f"{_duration(steps[odd])}, the others by {_duration(usual)}.")
+                              f"{duration(steps[odd])}, the others by {duration(usual)}.")
 
-
-def _duration(seconds: float) -> str:
-    value, unit = (seconds / 3600, "hour") if seconds < 86400 else (seconds / 86400, "day")
-    return f"{value:.3g} {unit}{'' if value == 1 else 's'}"
 
 
 def _odd_one(keys: list) -> tuple[int | None, int]:

@@ -13,7 +13,7 @@ import pandas as pd
 import xarray as xr
 
 from ..errors import GeoanomError
-from ..formatting import iso_date
+from ..formatting import duration, iso_date
 from ..grid import wraps_in_longitude
 from ..model.result import tile_names
 from .cells import MapCells, draw_cells, map_cells, outline_cells, set_extent, to_frame
@@ -110,7 +110,7 @@ def _at_date(result: xr.Dataset, date: str, what: str = "the result") -> xr.Data
     index, distance, half = nearest
     if distance > half:
         raise GeoanomError(f"{refusal}, and its nearest step, {iso_date(times[index])}, is more than half a time "
-                           f"step ({_duration(half)}) from it.")
+                           f"step ({duration(half / pd.Timedelta(seconds=1))}) from it.")
     return result.isel(time=index)
 
 
@@ -136,11 +136,6 @@ def _nearest_step(times: np.ndarray, date: str) -> tuple[int, pd.Timedelta, pd.T
     index = int(np.argmin(distances))
     return index, distances[index], half
 
-
-def _duration(span: pd.Timedelta) -> str:
-    """``15.5 days`` or ``3 hours``: a half step, to a tenth, for a refusal."""
-    days = span / pd.Timedelta(days=1)
-    return f"{round(days, 1):g} days" if days >= 2 else f"{round(span / pd.Timedelta(hours=1), 1):g} hours"
 
 
 def step_index(data: xr.Dataset | xr.DataArray, time: int | str, what: str = "the result") -> int:
