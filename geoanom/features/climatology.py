@@ -162,7 +162,7 @@ class Climatology:
         seasons = spread_season(time, design.kind)
         cell_prefix = da.from_array(prefix[:, None], chunks=(data.chunks[0], (1,)) + data.chunks[2:])
         cells = da.map_blocks(final_block, data, cell_prefix, columns, seasons, SPREAD_SEASONS[design.kind], dtype=np.float64,
-                              chunks=((n_planes,),) + data.chunks[1:], drop_axis=0, new_axis=0)
+                              chunks=((n_planes,),) + data.chunks[1:])  # block for block: no copy of the data
         [cells] = dask.compute(cells, scheduler=scheduler)
         n_columns, n_seasons = columns.shape[1], SPREAD_SEASONS[design.kind]
         coefficients = cells[:n_columns]

@@ -169,8 +169,7 @@ def _press(data: da.Array, time: xr.DataArray, design: Design, prefixes: list[in
     sampled = press_sample(groups, data.shape[2:]) if len(prefixes) > 1 else np.zeros(data.shape[2:], dtype=bool)
     sampled = da.from_array(sampled, chunks=data.chunks[2:])
     scores = da.map_blocks(press_block, data, sampled, columns, prefixes, annual, dtype=np.float64,
-                           chunks=((len(prefixes) + 1 + (annual is not None),),) + data.chunks[1:], drop_axis=0,
-                           new_axis=0)
+                           chunks=((len(prefixes) + 1 + (annual is not None),),) + data.chunks[1:])
     if not steps:
         return dask.compute(scores, scheduler=scheduler)[0]
     present = da.isfinite(data)

@@ -35,7 +35,7 @@ from .climatology import Climatology
 from .regions import RegionParams
 from .vectors import IN_BLOCK_SETS, block_features, context_features, feature_names
 
-__all__ = ["default_variables", "feature_cube", "gridded_variables", "source_name", "stack_variables"]
+__all__ = ["default_variables", "feature_cube", "gridded_variables", "joined_blocks", "source_name", "stack_variables"]
 
 
 def source_name(cube: xr.Dataset) -> str:
@@ -199,8 +199,35 @@ def feature_cube(values: xr.DataArray, climatology: Climatology, feature_sets: S
     context = context_features(values, anomaly, on_grid, regions or RegionParams(), wrap)
     context_args = (context, "ctyx") if context is not None else (None, None)
     n_features = len(feature_names([str(name) for name in values["variable"].values], feature_sets))
+    # the variable and context axes, contracted, come as lists of blocks (concatenate=True copied even one block)
     return da.blockwise(
-        block_features, "ftyx", data, "vtyx", anomaly, "vtyx", *context_args, tuple(feature_sets), None,
+        _block_features, "ftyx", data, "vtyx", anomaly, "vtyx", *context_args, tuple(feature_sets), None,
         in_block, None, wrap, None,
-        new_axes={"f": n_features}, concatenate=True, dtype=np.float64, meta=np.empty((0, 0, 0, 0)),
+        new_axes={"f": n_features}, concatenate=False, dtype=np.float64, meta=np.empty((0, 0, 0, 0)),
     )
+
+
+def _block_features(values, anomalies, context, feature_sets, in_block, wrap) -> np.ndarray:
+    """:func:`block_features` of the lists of blocks ``da.blockwise(concatenate=False)`` gives a task."""
+    return block_features(joined_blocks(values), joined_blocks(anomalies),
+                          None if context is None else joined_blocks(context), feature_sets, in_block, wrap)
+
+
+def joined_blocks(blocks: list | np.ndarray) -> np.ndarray:
+    """One array from the blocks a task gets along its one contracted axis, the first (``concatenate=False``).
+
+    A lone block is returned as it is: dask's ``concatenate=True`` copies
+    even that one into a new array (630 MB of copies, 0.26 s of CPU, in the
+    ``gmm`` fit + score of ``benchmarks/throughput.py``'s monthly cube).
+
+    Examples
+    --------
+    >>> block = np.zeros((1, 2, 3))
+    >>> joined_blocks([block]) is block
+    True
+    >>> joined_blocks([block, block]).shape
+    (2, 2, 3)
+    """
+    if not isinstance(blocks, list):
+        return blocks
+    return blocks[0] if len(blocks) == 1 else np.concatenate(blocks, axis=0)

@@ -16,6 +16,7 @@ import xarray as xr
 from .._version import __version__
 from ..detectors.fusion import fuse, majority
 from ..errors import GeoanomError
+from ..features.pipeline import joined_blocks
 from ..formatting import iso_date
 from ..grid import spatial_dims
 from ..io.fill_values import FILL_ATTR
@@ -39,11 +40,16 @@ def _fused(irregularity: xr.DataArray) -> xr.DataArray:
     """
     data = irregularity.data
     if isinstance(data, da.Array):
-        fused = da.map_blocks(fused_block, data.rechunk({0: -1}), drop_axis=0, dtype=np.float32,
-                              meta=np.empty((0,) * (data.ndim - 1), dtype=np.float32))
+        index = "dtyxuvw"[:data.ndim]  # the detector axis, contracted, as a list of blocks (concatenate=True copied it)
+        fused = da.blockwise(_fused_of_blocks, index[1:], data.rechunk({0: -1}), index, concatenate=False,
+                             dtype=np.float32, meta=np.empty((0,) * (data.ndim - 1), dtype=np.float32))
     else:
         fused = fused_block(np.asarray(data))
     return irregularity.isel(detector=0, drop=True).copy(data=fused)
+
+
+def _fused_of_blocks(blocks: list) -> np.ndarray:
+    return fused_block(joined_blocks(blocks))
 
 
 def fused_block(irregularity: np.ndarray) -> np.ndarray:

@@ -26,7 +26,7 @@ from dask.highlevelgraph import HighLevelGraph
 
 from ..errors import GeoanomError, GeoanomWarning, NoDataError, TileError
 from ..features import RegionParams
-from ..features.pipeline import feature_cube, source_name, stack_variables
+from ..features.pipeline import feature_cube, joined_blocks, source_name, stack_variables
 from ..features.tile_rows import place_scores, tile_rows
 from ..formatting import coordinate_difference
 from ..io.fill_values import undeclared_fills
@@ -90,7 +90,7 @@ def _score_cube(model: "AnomalyModel", cube: xr.Dataset, tile: str | None,
     # with partners, one more slice after the detectors holds the consensus (the features are made once)
     scored = da.blockwise(
         _score_block, "dtyx", features, "ftyx", cell_codes, "yx", models, "yx", n_detectors, None, *asked,
-        new_axes={"d": n_detectors + (partners is not None)}, concatenate=True, align_arrays=False,
+        new_axes={"d": n_detectors + (partners is not None)}, concatenate=False, align_arrays=False,
         dtype=np.float32, meta=np.empty((0, 0, 0, 0), dtype=np.float32),
     ).rechunk({2: blocks[0], 3: blocks[1]})  # the result keeps the cube's chunks
     if partners is None:
@@ -295,6 +295,7 @@ def _score_block(features: np.ndarray, codes: np.ndarray, models: np.ndarray, n_
     codes}, whose consensus is then one more slice after the detectors.
     """
     ensembles = models[0, 0]
+    features = joined_blocks(features)  # the feature axis, contracted, as a list of blocks: not copied
     n_features, n_times = features.shape[:2]
     flat = features.reshape(n_features, n_times, -1)
     out = np.full((n_detectors, n_times, flat.shape[2]), np.nan, dtype=np.float32)
