@@ -75,6 +75,9 @@ def check_samples(X: Any) -> np.ndarray:
     >>> check_samples([[0.0], [1.0]]).dtype
     dtype('float64')
     """
+    if (type(X) is np.ndarray and X.dtype == np.float64 and X.ndim == 2 and X.shape[0] >= 2 and X.shape[1] >= 1
+            and np.isfinite(X).all()):
+        return X  # what check_array returns for these, without its 0.1 ms a call (twice per tile and family in fit)
     return check_array(X, dtype=np.float64, ensure_min_samples=2)
 
 
