@@ -138,8 +138,8 @@ PYTHON_ADVICE = "fit with trend='linear' (unless the model has it), or score ada
 def warn_flagged_share(result, path, advice: str) -> None:
     """Warn when the ensemble flags far more than normal data would: the scored period left the training climate.
 
-    The share is of the scored observations after the model's training
-    period (:func:`after_training`; of every one when all the steps are in
+    The share is of the scored observations outside the model's training
+    period (:func:`outside_training`; of every one when all the steps are in
     it): in-sample steps say nothing about leaving the training climate.
     The first and last tenth of those time steps show whether it grows (a
     trend) or not (a shift). ``advice`` says what to do about it
@@ -150,39 +150,41 @@ def warn_flagged_share(result, path, advice: str) -> None:
     --------
     >>> warn_flagged_share(xr.open_zarr("anomalies.zarr"), "anomalies.zarr", PYTHON_ADVICE)  # doctest: +SKIP
     """
-    warn_flagged_counts(*flag_counts(result), path, advice, after=after_training(result))
+    warn_flagged_counts(*flag_counts(result), path, advice, outside=outside_training(result))
 
 
-def after_training(result) -> tuple[np.ndarray, str] | None:
-    """Which time steps of a result come after its model's training period, and that period's end; None if unknown.
+def outside_training(result) -> tuple[np.ndarray, str] | None:
+    """Which time steps of a result lie outside its model's training period (before or after), and that period.
 
     From the coordinates and the period the result records
     (``geoanom_training_period`` on ``fused_irregularity``): nothing is
     computed. None when the result does not record it or its times are not
-    sorted.
+    sorted. A hindcast (a model of 1991-2020 scoring 1961-1990) is as far
+    from its training as a forecast.
 
     Examples
     --------
-    >>> after, end = after_training(model.score(cube))  # doctest: +SKIP
-    >>> end
-    '2003-12-16'
+    >>> outside, period = outside_training(model.score(cube))  # doctest: +SKIP
+    >>> period  # doctest: +SKIP
+    '1991-01-16 to 2020-12-16'
     """
     period = str(result["fused_irregularity"].attrs.get("geoanom_training_period", ""))
-    end = period.split(" to ", 1)[-1].strip()
-    if " to " not in period or end in ("", "None"):
+    start, _, end = (part.strip() for part in period.partition(" to "))
+    if not end or "None" in (start, end):
         return None
-    try:  # the index reads the end as the result's own calendar does (cftime too)
-        stop = result.indexes["time"].slice_indexer(None, end).stop
-    except (KeyError, TypeError, ValueError):  # unsorted times, or an end no calendar reads
+    try:  # the index reads the dates as the result's own calendar does (cftime too)
+        inside = result.indexes["time"].slice_indexer(start, end)
+    except (KeyError, TypeError, ValueError):  # unsorted times, or a date no calendar reads
         return None
-    return np.arange(result.sizes["time"]) >= stop, end
+    steps = np.arange(result.sizes["time"])
+    return (steps < inside.start) | (steps >= inside.stop), f"{start} to {end}"
 
 
 def warn_flagged_counts(flagged: np.ndarray, counts: np.ndarray, path, advice: str,
-                        after: tuple[np.ndarray, str] | None = None) -> None:
+                        outside: tuple[np.ndarray, str] | None = None) -> None:
     """:func:`warn_flagged_share` from the per-step counts of :func:`flag_counts`.
 
-    ``after`` (:func:`after_training` of the result): the steps after the
+    ``outside`` (:func:`outside_training` of the result): the steps outside the
     training period, whose share alone is judged when any of them has scores.
 
     Examples
@@ -191,13 +193,11 @@ def warn_flagged_counts(flagged: np.ndarray, counts: np.ndarray, path, advice: s
     """
     flagged, counts = np.asarray(flagged), np.asarray(counts)
     unseen = ""
-    if after is not None and counts[after[0]].sum() > 0:
-        flagged, counts = flagged[after[0]], counts[after[0]]
-        if counts.size < after[0].size:  # some steps are in-sample: the share is of the others
-            from .formatting import iso_date
-
-            unseen = (f" of the {counts.size} time step{'s' * (counts.size != 1)} after the training period (which "
-                      f"ends {iso_date(after[1])})")
+    if outside is not None and counts[outside[0]].sum() > 0:
+        flagged, counts = flagged[outside[0]], counts[outside[0]]
+        if counts.size < outside[0].size:  # some steps are in-sample: the share is of the others
+            unseen = (f" of the {counts.size} time step{'s' * (counts.size != 1)} outside the training period "
+                      f"({outside[1]})")
     if counts.sum() == 0 or flagged.sum() <= MANY_FLAGGED * counts.sum():
         return
     tenth = max(1, counts.size // 10)

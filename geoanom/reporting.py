@@ -10,7 +10,7 @@ import time
 from typing import Any, Iterator
 
 from .atomic import replacing
-from .flagged import after_training, flag_counts, has_flags, reopened, warn_flagged_counts
+from .flagged import flag_counts, has_flags, outside_training, reopened, warn_flagged_counts
 from .formatting import iso_date
 
 # The key of the flag counts among the lazy values computed with a write (the others are keyed by variable names).
@@ -100,7 +100,7 @@ def write_outputs(result, model, out_path, plot_path, client, *, table_path=None
             {FLAGS: flag_counts(result, compute=False)} if judged else {})})[1]
     say(f"wrote {out_path}")
     if judged:
-        warn_flagged_counts(*computed.pop(FLAGS), out_path, command_line_advice(model), after=after_training(result))
+        warn_flagged_counts(*computed.pop(FLAGS), out_path, command_line_advice(model), outside=outside_training(result))
     if model_path is not None:
         model.save(model_path)
         say(f"model saved to {model_path}")

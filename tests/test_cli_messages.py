@@ -87,7 +87,7 @@ def test_writing_a_result_that_flags_nearly_everything_warns_in_python(written, 
 @pytest.mark.parametrize("resume", [False, True])
 def test_the_flags_counted_while_writing_are_the_flags_written(written, tmp_path, lazy, resume):
     # write_dataset counts the flags in the computation that writes them (resume: reads them back): the warning's
-    # three shares must be those of the store written, of the 24 steps after the training period
+    # three shares must be those of the store written, of the 24 steps outside the training period
     _, _, result = written
     times = result["time"]
     early = (times >= times[24]) & (times < times[32])
@@ -103,8 +103,8 @@ def test_the_flags_counted_while_writing_are_the_flags_written(written, tmp_path
     assert shares[1] == 1.0 and shares[2] < 0.1  # the case: all flagged early, few late
     [message] = [str(w.message) for w in caught if "left the training climate" in str(w.message)]
     assert (f"flags {shares[0]:.0%} of the scored observations (from {shares[1]:.0%} in the first tenth of the time "
-            f"steps to {shares[2]:.0%} in the last) of the 24 time steps after the training period (which ends "
-            "2001-12-01)") in message
+            f"steps to {shares[2]:.0%} in the last) of the 24 time steps outside the training period (2000-01-01 "
+            "to 2001-12-01)") in message
 
 
 def shares(result, steps=slice(None)):
@@ -113,7 +113,7 @@ def shares(result, steps=slice(None)):
     return flagged.sum() / scored.sum()
 
 
-def test_the_flagged_share_is_judged_on_the_steps_after_training(written, tmp_path):
+def test_the_flagged_share_is_judged_on_the_steps_outside_training(written, tmp_path):
     # a real fit on the first 24 of 48 months; the first 3 unseen months flagged everywhere: 12% of the unseen
     # steps' observations, 7% of all (the 24 in-sample steps say nothing about leaving the training climate)
     _, _, result = written
@@ -126,9 +126,26 @@ def test_the_flagged_share_is_judged_on_the_steps_after_training(written, tmp_pa
     [message] = [str(w.message) for w in caught if "left the training climate" in str(w.message)]
     assert (f"unseen.zarr: the ensemble flags {unseen:.0%} of the scored observations (from 100% in the first "
             "tenth of the time steps to ") in message
-    assert "in the last) of the 24 time steps after the training period (which ends 2001-12-01), where" in message
-    with pytest.warns(GeoanomWarning, match=f"flags {unseen:.0%} of the scored observations .* after the training"):
+    assert "in the last) of the 24 time steps outside the training period (2000-01-01 to 2001-12-01), where" in message
+    with pytest.warns(GeoanomWarning, match=f"flags {unseen:.0%} of the scored observations .* outside the training"):
         warn_flagged_share(flagged, "result.zarr", command_line_advice(written[1]))  # the command line's judge
+
+
+def test_a_hindcast_is_judged_on_the_steps_before_training(tmp_path):
+    # a model of the last 24 of 48 months scoring all 48: the 24 before it are as unseen as steps after would be
+    # (a trial's 1961-1990 hindcast, 45% flagged, 22.6% of everything, said nothing)
+    cube, _ = synthetic_cube(n_years=4, n_lat=6, n_lon=6, seed=6)
+    model = ga.fit(cube.isel(time=slice(24, None)), detectors="gmm,kmeans", precision=1)
+    result = model.score(cube).compute()
+    times = result["time"]
+    flagged = result.assign(ensemble=result["ensemble"] | (times < times[3]))  # the first 3 hindcast months
+    unseen, everything = shares(flagged, slice(None, 24)), shares(flagged)
+    assert unseen > 0.1 > everything
+    with pytest.warns(GeoanomWarning, match="left the training climate") as caught:
+        ga.write_dataset(flagged, tmp_path / "hindcast.zarr")
+    [message] = [str(w.message) for w in caught if "left the training climate" in str(w.message)]
+    assert f"flags {unseen:.0%} of the scored observations" in message
+    assert "of the 24 time steps outside the training period (2002-01-01 to 2003-12-01)" in message
 
 
 def test_a_result_of_training_steps_alone_is_judged_on_them_all(written, tmp_path):
@@ -142,7 +159,7 @@ def test_a_result_of_training_steps_alone_is_judged_on_them_all(written, tmp_pat
         ga.write_dataset(flagged, tmp_path / "in_sample.zarr")
     [message] = [str(w.message) for w in caught if "left the training climate" in str(w.message)]
     assert f"flags {share:.0%} of the scored observations (from 100% in the first tenth" in message
-    assert "after the training period" not in message
+    assert "outside the training period" not in message
     with warnings.catch_warnings():
         warnings.simplefilter("error", GeoanomWarning)
         ga.write_dataset(training, tmp_path / "normal.zarr")  # about 1% flagged: nothing to say

@@ -118,8 +118,8 @@ def test_a_scored_period_far_outside_the_training_climate_warns_with_the_flagged
     match = next(m for m in found if m)
     share, first, last = (int(group) for group in match.groups())
     assert share > 10 and last > first and "--trend linear" in run.stderr
-    # the share of the 100 years after the training period: the 100 in-sample years would halve it
-    assert "in the last) of the 100 time steps after the training period (which ends 1959-06-01)," in match.string
+    # the share of the 100 years outside the training period: the 100 in-sample years would halve it
+    assert "in the last) of the 100 time steps outside the training period (1860-06-01 to 1959-06-01)," in match.string
     # a saved model scoring the late years alone says the same, of those years only
     late = tmp_path / "late.nc"
     both.isel(time=slice(-50, None)).to_netcdf(late)

@@ -29,6 +29,7 @@ from .append import append_dataset, continue_write, pending_progress, resumable_
 from .messages import short_reason
 from .read import NETCDF_ENGINES, PathLike
 from .safety import INCOMPLETE_ATTR
+from .sources import inputs_at
 
 # The temporary's name says who owns it (see remove_stale_temporaries).
 _HOST = re.sub(r"[^A-Za-z0-9]", "", socket.gethostname())[:32] or "host"
@@ -55,7 +56,9 @@ def write_dataset(ds: xr.Dataset, path: PathLike, *, overwrite: bool = True, zar
     Only what is safe to lose is replaced: a file by a ``.nc`` output; a
     store that geoanom wrote (marked ``geoanom_written_by``) or an empty
     folder by a ``.zarr`` output. Any other folder, or a Zarr store another
-    program wrote, is refused (:func:`replace_problem`) before any work.
+    program wrote, is refused (:func:`replace_problem`) before any work,
+    and so is a path the data of `ds` are read from (a lazy result of
+    ``model.score(ga.open_cube("sst.nc"))`` written to ``"sst.nc"``).
 
     ``append=True`` adds the time steps of `ds` to the result store at
     `path` with the store's encoding and attributes (``history`` gains a
@@ -108,14 +111,17 @@ def write_dataset(ds: xr.Dataset, path: PathLike, *, overwrite: bool = True, zar
     """
     from ..flagged import (
         PYTHON_ADVICE,
-        after_training,
         flag_counts,
         has_flags,
+        outside_training,
         warn_flagged_counts,
         warn_flagged_share_of,
     )
 
     target = Path(path).expanduser()
+    if (source := inputs_at(ds, target)) is not None:  # the write would replace data it is still reading
+        raise GeoanomError(f"cannot write '{target}': the data being written are read from '{source}', which "
+                           "would be lost; choose another path.")
     judged = warn_flags and has_flags(ds)
     if append or (resume and pending_progress(target) is not None):
         written = append_dataset(ds, target)
@@ -125,7 +131,7 @@ def write_dataset(ds: xr.Dataset, path: PathLike, *, overwrite: bool = True, zar
         also = {"flags": flag_counts(ds, compute=False)} if judged else {}
         written, computed = write_and_compute(ds, path, also, overwrite=overwrite, zarr_format=zarr_format)
         if judged:
-            warn_flagged_counts(*computed["flags"], written, PYTHON_ADVICE, after=after_training(ds))
+            warn_flagged_counts(*computed["flags"], written, PYTHON_ADVICE, outside=outside_training(ds))
         return written
     if judged:  # written region by region: its flags are read back (an append's steps alone)
         warn_flagged_share_of(written, PYTHON_ADVICE, last_steps=ds.sizes["time"] if append else None)
