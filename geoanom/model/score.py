@@ -197,9 +197,11 @@ def score_cube_adapting(model: "AnomalyModel", cube: xr.Dataset, tile: str | Non
     """Score in time order, adapting the model's ensembles in place as it goes (eager, in this process).
 
     Call it on a copy of the model (:meth:`AnomalyModel.adapt` does).
-    Adaptation makes every time step depend on all earlier ones, so time
-    chunks run one after another; within a chunk, each tile's observations
-    are taken time step by time step.
+    Adaptation makes every time step depend on all earlier ones: each
+    tile's observations of the whole period are taken time step by time
+    step, in batches of ``adapt_every`` rows counted from the first step,
+    so the time chunks do not decide where a batch ends (scored chunk by
+    chunk, 18 months in chunks of 9, 3 or 1 changed 316-661 of 5,015 flags).
     """
     values = stack_variables(cube, model.variables)
     check_same_grid(model, cube)
@@ -213,15 +215,12 @@ def score_cube_adapting(model: "AnomalyModel", cube: xr.Dataset, tile: str | Non
     anomalies = anomalies.copy(data=anomaly_values)
     n_detectors = len(model.detectors)
     out = np.full((n_detectors,) + values.shape[1:], np.nan, dtype=np.float32)
-    starts = np.cumsum((0,) + values.data.chunks[1])
+    flat = features.reshape(features.shape[:2] + (-1,))
+    scored = out.reshape((n_detectors,) + flat.shape[1:])  # a view: the tiles' scores land in out
     with single_threaded_pools():
-        for start, stop in zip(starts[:-1], starts[1:]):
-            flat = features[:, start:stop].reshape(features.shape[0], stop - start, -1)
-            scored = np.full((n_detectors,) + flat.shape[1:], np.nan, dtype=np.float32)
-            for code, cells in group_cells(codes):
-                if ensembles[code] is not None:
-                    _score_tile(ensembles[code], flat, cells, scored, adapt_every)
-            out[:, start:stop] = scored.reshape((n_detectors, stop - start) + values.shape[2:])
+        for code, cells in group_cells(codes):
+            if ensembles[code] is not None:
+                _score_tile(ensembles[code], flat, cells, scored, adapt_every)
     return result_dataset(model, values, out, tile, cube_units(cube, model.variables), anomalies,
                           undeclared_fills(cube, model.variables))
 
