@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import xarray as xr
 
 # A step longer than this many of the record's usual (median) steps leaves steps out: monthly steps vary from 28
 # to 31 days, so 1.5 steps is a month missing, not a long month.
@@ -56,3 +57,96 @@ def gaps_after(times: Any, steps: float = GAP_STEPS) -> np.ndarray:
     if days.size < 2:
         return np.zeros(0, dtype=np.int64)
     return np.flatnonzero(days > steps * np.median(days))
+
+
+# The kinds of step whose calendar period says which step a date holds (the climatology reads a monthly date
+# by its month, a daily one by its day), with the median step lengths (days) that make a record of that kind.
+_PERIODS = {"month": (27.0, 32.0), "day": (0.9, 1.1), "year": (359.0, 367.0)}
+
+
+def usual_step_days(times: Any) -> float | None:
+    """The record's usual step in days: the upper quartile of its steps, None for fewer than two dates.
+
+    Not the median: a step delivered twice adds a short step (and shortens
+    the next), so a few repeats would pull the median down; missing steps
+    are rarer than a quarter of a record.
+
+    Examples
+    --------
+    >>> usual_step_days(pd.DatetimeIndex(["2019-01-16", "2019-02-15", "2019-03-16", "2019-03-31", "2019-04-16"]))
+    29.25
+    """
+    days = step_days(times)
+    return float(np.percentile(days, 75)) if days.size else None
+
+
+def step_kind(times: Any) -> str | None:
+    """The calendar period one step of `times` covers: ``"month"``, ``"day"``, ``"year"``, or None (another step).
+
+    Judged by the usual step (:func:`usual_step_days`), so a repeated or missing step does not change it.
+
+    Examples
+    --------
+    >>> step_kind(pd.date_range("2000-01-16", periods=4, freq="MS"))
+    'month'
+    >>> step_kind(pd.date_range("2000-01-01", periods=4, freq="6h")) is None
+    True
+    """
+    usual = usual_step_days(times)
+    if usual is None:
+        return None
+    return next((kind for kind, (low, high) in _PERIODS.items() if low <= usual <= high), None)
+
+
+def same_step(times: Any) -> np.ndarray:
+    """Which neighbouring dates of sorted `times` hold one step of the record: one mask per pair, one fewer than the dates.
+
+    The one rule for a step delivered twice, at two stamps (March at 03-16
+    and again at 03-31): in a monthly, daily or annual record (:func:`step_kind`)
+    two dates in the same calendar month, day or year are one step, as the
+    climatology reads them; in a record of any other step, two dates closer
+    than half its median step are. Used by the joining of files in time and
+    by an append.
+
+    Examples
+    --------
+    >>> months = pd.DatetimeIndex(["2019-01-16", "2019-02-15", "2019-03-16", "2019-03-31", "2019-04-01"])
+    >>> same_step(months).tolist()
+    [False, False, True, False]
+    >>> same_step(pd.DatetimeIndex(["2000-01-01 00:00", "2000-01-01 06:00", "2000-01-01 07:00"])).tolist()
+    [False, True]
+    """
+    days = step_days(times)
+    kind = step_kind(times)
+    if kind is None:
+        return days < usual_step_days(times) / 2 if days.size else np.zeros(0, dtype=bool)
+    key = period_keys(times, kind)
+    return key[1:] == key[:-1]
+
+
+def period_keys(times: Any, kind: str) -> np.ndarray:
+    """Each date's calendar period of `kind` (``"month"``, ``"day"``, ``"year"``) as one integer, in any calendar.
+
+    Examples
+    --------
+    >>> period_keys(pd.DatetimeIndex(["2019-03-16", "2019-03-31"]), "month").tolist()
+    [201903, 201903]
+    """
+    values = np.asarray(getattr(times, "values", times))
+    index = pd.DatetimeIndex(values) if values.dtype.kind == "M" else xr.CFTimeIndex(values)
+    year, month, day = np.asarray(index.year), np.asarray(index.month), np.asarray(index.day)
+    return {"year": year, "month": year * 100 + month, "day": (year * 100 + month) * 100 + day}[kind].astype(np.int64)
+
+
+def period_name(date: Any, kind: str | None) -> str:
+    """The calendar period of `kind` that `date` lies in, as text (``"2019-03"`` for a month); '' for no kind.
+
+    Examples
+    --------
+    >>> period_name(pd.Timestamp("2019-03-31"), "month")
+    '2019-03'
+    """
+    if kind is None:
+        return ""
+    text = f"{date.year:04d}-{date.month:02d}-{date.day:02d}"
+    return text[:{"year": 4, "month": 7, "day": 10}[kind]]

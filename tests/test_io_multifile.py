@@ -134,16 +134,30 @@ def test_mid_months_joined_with_overlapping_month_starts_are_refused(tmp_path):
     dated(mid_months("2007-01-01", 18)).to_netcdf(tmp_path / "a.nc")
     dated(pd.date_range("2008-06-01", periods=6, freq="MS")).to_netcdf(tmp_path / "b.nc")
     assert refusal(str(tmp_path / "*.nc")) == (
-        f"time steps nearly repeat in {tmp_path / '*.nc'}: 2008-06-01 in '{tmp_path / 'b.nc'}' is 15 days from "
-        f"2008-06-16 in '{tmp_path / 'a.nc'}', where the record steps by 31 days.")
+        f"time steps nearly repeat in {tmp_path / '*.nc'}: 2008-06-01 in '{tmp_path / 'b.nc'}' and "
+        f"2008-06-16 in '{tmp_path / 'a.nc'}' are both 2008-06 of this monthly record.")
+
+
+@pytest.mark.parametrize("first, second, both", [
+    (pd.date_range("2007-01-01", periods=18, freq="MS"), mid_months("2008-06-01", 6), "2008-06"),  # June twice
+    (mid_months("2018-01-01", 15), pd.DatetimeIndex(["2019-03-31", "2019-04-30"]), "2019-03"),  # the trial's
+    (pd.date_range("2000-01-01", periods=8, freq="D"), pd.DatetimeIndex(["2000-01-08T12", "2000-01-09T12"]),
+     "2000-01-08"),
+])
+def test_one_calendar_period_of_the_record_in_two_files_is_refused(tmp_path, first, second, both):
+    """A step delivered twice at two stamps (trial A #3): the climatology would read both as one month or day."""
+    dated(first).to_netcdf(tmp_path / "a.nc")
+    dated(second).to_netcdf(tmp_path / "b.nc")
+    assert refusal(str(tmp_path / "*.nc")).endswith(f"are both {both} of this "
+                                                    f"{'daily' if len(both) == 10 else 'monthly'} record.")
 
 
 def test_a_daily_file_starting_hours_after_the_last_day_of_another_is_refused(tmp_path):
     dated(pd.date_range("2000-01-01", periods=6)).to_netcdf(tmp_path / "a.nc")
     dated(pd.date_range("2000-01-06T03", periods=6)).to_netcdf(tmp_path / "b.nc")
     assert refusal(str(tmp_path / "*.nc")).endswith(
-        f"2000-01-06 in '{tmp_path / 'a.nc'}' is 3 hours from 2000-01-06T03:00 in '{tmp_path / 'b.nc'}', "
-        "where the record steps by 1 day.")
+        f"2000-01-06 in '{tmp_path / 'a.nc'}' and 2000-01-06T03:00 in '{tmp_path / 'b.nc'}' are both 2000-01-06 "
+        "of this daily record.")
 
 
 def cftime_months(start, n):
@@ -152,7 +166,7 @@ def cftime_months(start, n):
 
 @pytest.mark.parametrize("first, second", [
     (mid_months("2007-01-01", 18), pd.date_range("2008-07-01", periods=6, freq="MS")),  # mid-month, then starts
-    (pd.date_range("2007-01-01", periods=18, freq="MS"), mid_months("2008-06-01", 6)),  # starts, then mid-month
+    (pd.date_range("2007-01-01", periods=18, freq="MS"), mid_months("2008-07-01", 6)),  # starts, then mid-month
     (mid_months("2007-01-01", 18), mid_months("2008-08-01", 6)),  # July 2008 missing: a longer step
     (pd.date_range("2000-01-01", periods=8), pd.date_range("2000-01-09", periods=8)),  # daily
     (pd.date_range("2000-01-01", periods=8, freq="6h"), pd.date_range("2000-01-03", periods=8, freq="6h")),

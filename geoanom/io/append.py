@@ -28,14 +28,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import xarray as xr
 import zarr
 
 from geoanom._version import __version__
 from geoanom.errors import GeoanomError, GeoanomWarning
 from geoanom.formatting import iso_date, same_calendar_name
-from geoanom.timesteps import GAP_STEPS, step_days
+from geoanom.timesteps import GAP_STEPS, same_step, step_days
 
+from .joining import one_step_reason
 from .safety import INCOMPLETE_ATTR
 
 PROGRESS_ATTR = "geoanom_progress"  # JSON {"first", "last", "start", "stop", "done"} of an unfinished write
@@ -185,7 +187,29 @@ def _check_times(stored: xr.Dataset, new: xr.Dataset, target: Path) -> None:
             "begin before the stored end"
         raise GeoanomError(f"cannot append {span} to '{target}': these dates {why} ({iso_date(old[0])} to {end}); "
                            f"append only dates after {end}.")
+    _check_same_steps(old, times, target)
     _warn_gap(old, times, target)
+
+
+def _check_same_steps(old: np.ndarray, times: np.ndarray, target: Path) -> None:
+    """Refuse new dates that hold a stored step, or each other's, again (March at 03-16, then at 03-31).
+
+    The rule of the joining of files (:func:`geoanom.timesteps.same_step`),
+    judged with the store's steps.
+    """
+    try:
+        every = pd.Index(np.concatenate([old, times]))
+        repeats = same_step(every)
+    except (TypeError, ValueError):  # cftime dates stored, numpy's new (one calendar): not judged
+        return
+    found = np.flatnonzero(repeats[max(len(old) - 1, 0):]) + max(len(old) - 1, 0)
+    if found.size:
+        k = int(found[0])
+        first = "the stored " if k < len(old) else ""
+        span = iso_date(times[0]) + (f" to {iso_date(times[-1])}" if len(times) > 1 else "")
+        raise GeoanomError(f"cannot append {span} to '{target}': {first}{iso_date(every[k])} and "
+                           f"{iso_date(every[k + 1])} {one_step_reason(every, k)}, "
+                           "one step delivered twice; append only the steps after it.")
 
 
 def _warn_gap(old: np.ndarray, times: np.ndarray, target: Path) -> None:

@@ -3,7 +3,8 @@
 :func:`concat_time` joins the files :func:`geoanom.open_cube` opened, and
 refuses in one sentence, naming the odd file (the one that differs from what
 most files hold), files that disagree, and dates that repeat, exactly or
-nearly (June at 06-01 in one file beside June at 06-16 in another).
+nearly (June at 06-01 in one file beside June at 06-16 in another: one step of the
+record, :func:`geoanom.timesteps.same_step`).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import xarray as xr
 
 from geoanom.errors import CoordinateError, UnitsError
 from geoanom.formatting import coordinate_difference, duration, iso_date, same_calendar_name
-from geoanom.timesteps import step_seconds
+from geoanom.timesteps import period_name, same_step, step_kind, step_seconds, usual_step_days
 from geoanom.units import normalised_units
 
 from .messages import short_reason
@@ -81,36 +82,40 @@ def _check_units(parts: list[xr.Dataset], files: list[str], label: str) -> None:
                              f"but {said[1]} in '{files[ref]}'; convert one before joining them.")
 
 
-# A date of one file less than this many of the record's steps from the date two steps away holds the same
-# step as its neighbour (June 2008 at 06-01 in one file between 05-16 and 06-16 in another: 1.0 step); two
-# files whose dates sit at different points of the step (mid-month, then month starts) join 1.5 steps apart,
-# steps of 28 to 31 days are 1.8 or more, a missing step 2 or more.
-NEAR_REPEAT = 1.25
-
-
 def _check_near_repeats(times: pd.Index, parts: list[xr.Dataset], files: list[str], label: str) -> None:
-    """Refuse, naming both dates and files, a date of one file that repeats a step of another at another time."""
-    seconds = step_seconds(times)
-    if not seconds.size:
+    """Refuse, naming both dates and files, a date of one file that holds a step of another at another time.
+
+    One step is :func:`geoanom.timesteps.same_step`'s rule, the append's too.
+    """
+    repeats = same_step(times)
+    if not repeats.any():
         return
-    step = float(np.median(seconds))
     owner = np.empty(len(times), dtype=int)
     for i, part in enumerate(parts):
         owner[times.get_indexer(part.indexes["time"])] = i
-    # Short steps between files: one step on its own far below the record's, or two that add up to about one.
-    crossing = owner[1:] != owner[:-1]
-    short = crossing & (seconds < step / 4)
-    pair = seconds[1:] + seconds[:-1] < NEAR_REPEAT * step
-    short[:-1] |= crossing[:-1] & pair
-    short[1:] |= crossing[1:] & pair
-    if not short.any():
+    crossing = np.flatnonzero(repeats & (owner[1:] != owner[:-1]))  # a file's own dates were read as it holds them
+    if not crossing.size:
         return
-    candidates = np.flatnonzero(short)
-    k = int(candidates[np.argmin(seconds[candidates])])
-    raise CoordinateError(f"time steps nearly repeat in {label}: {iso_date(times[k])} in '{files[owner[k]]}' is "
-                          f"{duration(seconds[k])} from {iso_date(times[k + 1])} in '{files[owner[k + 1]]}', "
-                          f"where the record steps by {duration(step)}.")
+    k = int(crossing[0])
+    raise CoordinateError(f"time steps nearly repeat in {label}: {iso_date(times[k])} in '{files[owner[k]]}' and "
+                          f"{iso_date(times[k + 1])} in '{files[owner[k + 1]]}' {one_step_reason(times, k)}.")
 
+
+def one_step_reason(times: pd.Index, k: int) -> str:
+    """Why dates `k` and `k + 1` of `times` hold one step, as a clause (e.g. 'are both 2019-03 of this monthly record').
+
+    Examples
+    --------
+    >>> one_step_reason(pd.DatetimeIndex(["2019-01-16", "2019-02-15", "2019-03-16", "2019-03-31"]), 2)
+    'are both 2019-03 of this monthly record'
+    """
+    kind = step_kind(times)
+    if kind is not None:
+        adjective = {"month": "monthly", "day": "daily", "year": "annual"}[kind]
+        return f"are both {period_name(times[k], kind)} of this {adjective} record"
+    apart = step_seconds(times[k:k + 2])[0]
+    return (f"are {duration(apart)} apart, under half the record's step of "
+            f"{duration(86400 * usual_step_days(times))}")
 
 
 def _grid_key(ds: xr.Dataset) -> tuple:
