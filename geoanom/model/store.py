@@ -62,13 +62,14 @@ def model_to_tree(model: "AnomalyModel") -> dict[str, Any]:
             "precision": model.precision,
             "precision_reason": str(labels.attrs.get("precision_reason", "")),
         },
-        "skipped": dict(model.skipped),
+        # tiles and regions by name: a fit's order follows its chunks, the file's must not
+        "skipped": dict(sorted(model.skipped.items())),
         "tiles": {
             tile: {"n_observations": int(getattr(ensemble, "n_observations_", 0)), "ensemble": ensemble.to_dict()}
-            for tile, ensemble in model.ensembles.items()
+            for tile, ensemble in sorted(model.ensembles.items())
         },
         # refined region models of a federated fit (a plain pyramid is rebuilt on demand)
-        "regions": {prefix: ensemble.to_dict() for prefix, ensemble in model.region_models.items()}
+        "regions": {prefix: ensemble.to_dict() for prefix, ensemble in sorted(model.region_models.items())}
         if model.attrs.get("federated_rounds") else {},
     }
 
