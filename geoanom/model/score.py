@@ -37,6 +37,7 @@ from ..threads import single_threaded_pools
 from ..tiling import group_cells
 from .consensus import consensus_variable, partners_by_code
 from .parts import part_chunks
+from .plausibility import warn_implausible
 from .record import check_same_level, check_same_time_step
 from .result import result_dataset
 from .units import check_same_units, cube_units
@@ -229,7 +230,9 @@ def check_same_grid(model: "AnomalyModel", cube: xr.Dataset) -> None:
     """Raise unless the cube's grid is the one the model was fitted on, and its units, time step and level the model's.
 
     The units are checked here because every path that scores a cube with a
-    model (score, adapt, the anomalies, the feature trajectory) checks its grid.
+    model (score, adapt, the anomalies, the feature trajectory) checks its grid;
+    so are values no weather gives and a trend stretched too far, which warn
+    (:func:`~geoanom.model.plausibility.warn_implausible`).
     """
     if cube.sizes.get("time", 1) == 0:
         raise NoDataError(f"{source_name(cube)} has no time step to score; its time selection may be empty.")
@@ -243,6 +246,7 @@ def check_same_grid(model: "AnomalyModel", cube: xr.Dataset) -> None:
     check_same_units(model, cube)
     check_same_time_step(model, cube)
     check_same_level(model, cube)
+    warn_implausible(model, cube)
 
 
 def _grid_advice(name: str, expected: np.ndarray, found: np.ndarray) -> str:

@@ -1,0 +1,97 @@
+"""Warnings that scored data are not what the model can judge: values no weather gives, a trend stretched too far.
+
+Both checks are cheap and warn rather than refuse: the scores are still the
+model's, but a scientist should not read them as events.
+
+- **Values far from every expected value.** One time step (the middle one)
+  is standardised by the model's climatology; when the median |anomaly| of a
+  variable's cells exceeds :data:`FAR_SPREADS`, the data are almost surely in
+  other units than their label says, or another variable. Weather does not do
+  that: the warmest year of A1B North America (2099) against its 1860-1959
+  climate has a median |anomaly| of 7; the same data converted to degrees
+  Celsius but still labelled K, -383 (a trial's SST, -647), and every cell
+  was flagged without a word.
+- **A linear trend extrapolated far.** With ``trend="linear"`` the expected
+  value of a step is the line's. Beyond the training period by more than
+  its own length, the line decides every score: a trial scoring a century
+  before a model's 30-year training period saw 76% flagged.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from typing import TYPE_CHECKING
+
+import numpy as np
+import xarray as xr
+
+from ..errors import GeoanomWarning
+from ..features.calendar import decimal_year
+from ..features.pipeline import source_name, stack_variables
+from ..formatting import iso_date
+
+if TYPE_CHECKING:  # the model's checks of the data it scores
+    from .core import AnomalyModel
+
+__all__ = ["FAR_SPREADS", "warn_implausible"]
+
+# A median |anomaly| over a step's cells this large is not weather (see the module docstring).
+FAR_SPREADS = 20.0
+
+
+def warn_implausible(model: "AnomalyModel", cube: xr.Dataset | xr.DataArray) -> None:
+    """Warn when the scored cube is far outside what the model can judge (see the module docstring).
+
+    Examples
+    --------
+    >>> warn_implausible(model, celsius_labelled_kelvin)  # doctest: +SKIP
+    GeoanomWarning: tas in 'sst.nc' lies a median of 647 spreads below the model's expected values ...
+    """
+    _warn_far_values(model, cube)
+    _warn_extrapolated_trend(model, cube)
+
+
+def _warn_far_values(model: "AnomalyModel", cube: xr.Dataset | xr.DataArray) -> None:
+    middle = cube.sizes["time"] // 2
+    values = stack_variables(cube.isel(time=[middle]), model.variables)
+    anomalies = np.asarray(model.climatology.standardise(values).values)
+    units = model.attrs.get("units") or {}
+    for name, cells in zip(model.variables, anomalies):
+        finite = cells[np.isfinite(cells)]
+        if finite.size == 0:
+            continue
+        median = float(np.median(finite))
+        if abs(median) > FAR_SPREADS:
+            unit = f" ({units[name]})" if units.get(name) else ""
+            warnings.warn(f"{name} in {source_name(cube)} lies a median of {abs(median):.0f} spreads "
+                          f"{'above' if median > 0 else 'below'} the model's expected values at "
+                          f"{_step_label(cube, middle)}, which weather does not do: check that it is the variable "
+                          f"the model was fitted on and in its units{unit}; every cell will be flagged.",
+                          GeoanomWarning, stacklevel=4)
+
+
+def _warn_extrapolated_trend(model: "AnomalyModel", cube: xr.Dataset | xr.DataArray) -> None:
+    design = model.climatology.design
+    start, end = (_decimal(model.attrs.get(key)) for key in ("training_start", "training_end"))
+    if not design.trend or start is None or end is None:
+        return
+    span = max(end - start, 1.0 / 12.0)
+    years = decimal_year(cube["time"], design.kind)
+    beyond = float(max(start - years.min(), years.max() - end, 0.0))
+    if beyond > span:
+        warnings.warn(f"{source_name(cube)} reaches {beyond:.0f} years beyond the model's training period "
+                      f"({model.attrs['training_start']} to {model.attrs['training_end']}, {span:.0f} years), along "
+                      "which its linear trend is extrapolated: there the line, not the data, decides the expected "
+                      "values; fit a model on a period nearer the scored one, or without trend.",
+                      GeoanomWarning, stacklevel=4)
+
+
+def _decimal(date: object) -> float | None:
+    """``'1960-07-16'`` as a decimal year (to the month: enough to compare spans of years); None if unreadable."""
+    match = re.match(r"\s*(-?\d+)-(\d{2})", str(date))
+    return int(match[1]) + (int(match[2]) - 1) / 12.0 if match else None
+
+
+def _step_label(cube: xr.Dataset | xr.DataArray, index: int) -> str:
+    return iso_date(cube["time"].values[index])

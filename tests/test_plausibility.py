@@ -1,0 +1,42 @@
+"""Scored data the model cannot judge warn: values in other units than their label, a trend stretched too far."""
+
+import warnings
+
+import pytest
+
+import geoanom as ga
+from geoanom.errors import GeoanomWarning
+from geoanom.testing import synthetic_cube
+
+
+@pytest.fixture(scope="module")
+def cube():
+    return synthetic_cube(n_years=4, n_lat=8, n_lon=8, seed=3)[0]
+
+
+def _messages(model, data):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model.score(data)
+    return [str(w.message) for w in caught if issubclass(w.category, GeoanomWarning)]
+
+
+def test_values_in_other_units_than_their_label_warn(cube):
+    model = ga.fit(cube.isel(time=slice(None, 24)), detectors="gmm", precision=1)
+    assert not [m for m in _messages(model, cube.isel(time=slice(24, None))) if "spreads" in m]
+    celsius = cube.isel(time=slice(24, None)).copy()
+    celsius["tas"] = celsius["tas"] - 273.15  # converted, still labelled K
+    [message] = [m for m in _messages(model, celsius) if "spreads" in m]
+    assert message.startswith("tas in ") and " spreads below the model's expected values at " in message
+    assert "in its units (K)" in message
+
+
+def test_a_linear_trend_extrapolated_beyond_its_own_length_warns():
+    cube = synthetic_cube(n_years=8, n_lat=6, n_lon=6, seed=3)[0]  # a trend needs 3 years of training at least
+    model = ga.fit(cube.isel(time=slice(48, None)), detectors="gmm", precision=1, trend="linear")
+    assert model.climatology.design.trend
+    assert not [m for m in _messages(model, cube.isel(time=slice(24, 48))) if "extrapolated" in m]  # 2 years before
+    shift = (cube["time"][48] - cube["time"][0]) * 2
+    earlier = cube.isel(time=slice(None, 48)).assign_coords(time=cube["time"][:48] - shift)  # 8 to 12 years before
+    [message] = [m for m in _messages(model, earlier) if "extrapolated" in m]
+    assert "years beyond the model's training period" in message and "linear trend is extrapolated" in message
