@@ -40,3 +40,12 @@ def test_a_linear_trend_extrapolated_beyond_its_own_length_warns():
     earlier = cube.isel(time=slice(None, 48)).assign_coords(time=cube["time"][:48] - shift)  # 8 to 12 years before
     [message] = [m for m in _messages(model, earlier) if "extrapolated" in m]
     assert "years beyond the model's training period" in message and "linear trend is extrapolated" in message
+
+
+def test_values_in_cells_without_training_values_warn(cube):
+    training = cube.isel(time=slice(None, 24)).copy()
+    training["tas"] = training["tas"].where(training["lat"] < training["lat"][-2])  # the two northern rows iced
+    model = ga.fit(training, detectors="gmm", precision=1)
+    [message] = [m for m in _messages(model, cube.isel(time=slice(24, None))) if "no training values" in m]
+    assert message.startswith(f"tas in the cube has values in {2 * cube.sizes['lon']} of ") and "score NaN" in message
+    assert not [m for m in _messages(model, training) if "no training values" in m]

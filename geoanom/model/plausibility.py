@@ -15,6 +15,9 @@ model's, but a scientist should not read them as events.
   value of a step is the line's. Beyond the training period by more than
   its own length, the line decides every score: a trial scoring a century
   before a model's 30-year training period saw 76% flagged.
+- **Cells the model never saw.** Values in cells that had none in training
+  (sea ice that retreated, a wider land mask) score NaN: the same step says
+  how many (a trial's 15 of 264 cells were left NaN without a word).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import re
 import warnings
 from typing import TYPE_CHECKING
 
+import dask
 import numpy as np
 import xarray as xr
 
@@ -55,9 +59,14 @@ def warn_implausible(model: "AnomalyModel", cube: xr.Dataset | xr.DataArray) -> 
 def _warn_far_values(model: "AnomalyModel", cube: xr.Dataset | xr.DataArray) -> None:
     middle = cube.sizes["time"] // 2
     values = stack_variables(cube.isel(time=[middle]), model.variables)
-    anomalies = np.asarray(model.climatology.standardise(values).values)
+    observed, anomalies = (np.asarray(a) for a in dask.compute(values.data, model.climatology.standardise(values).data))
     units = model.attrs.get("units") or {}
-    for name, cells in zip(model.variables, anomalies):
+    for name, data, cells in zip(model.variables, observed, anomalies):
+        if unjudged := int((np.isfinite(data) & ~np.isfinite(cells)).sum()):
+            warnings.warn(f"{name} in {source_name(cube)} has values in {unjudged} of {data.size} cells at "
+                          f"{_step_label(cube, middle)} where the model had no training values (ice that "
+                          "retreated, a wider mask): they score NaN; fit on data that cover them to judge them.",
+                          GeoanomWarning, stacklevel=4)
         finite = cells[np.isfinite(cells)]
         if finite.size == 0:
             continue
