@@ -91,9 +91,19 @@ def fitness_scores(X: np.ndarray, center: np.ndarray, scale: np.ndarray, precisi
         _components(rows, center, scale, precision_chol, projected_means, means, log_constant, component_std,
                     mask, by_distance, terms, peak, distance)
         np.exp(terms, out=terms)
-        llk = peak + np.log(_row_sums(terms))
-        out[first : first + len(rows)] = (llk - model_llk) / norm * np.sqrt(distance)
+        log_sums = _row_sums(terms)
+        np.log(log_sums, out=log_sums)
+        # the arithmetic after numpy's log in one compiled pass: each value the same operations in the same order
+        # as numpy's (llk - model_llk) / norm * sqrt(distance), so the same bits, without four temporaries
+        _fitness(peak, log_sums, model_llk, norm, distance, out[first : first + len(rows)])
     return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _fitness(peak, log_sums, model_llk, norm, distance, out):  # pragma: no cover - compiled; tested through fitness_scores
+    """``out = ((peak + log_sums) - model_llk) / norm * sqrt(distance)``, row by row."""
+    for row in range(out.size):
+        out[row] = ((peak[row] + log_sums[row]) - model_llk) / norm * np.sqrt(distance[row])
 
 
 @numba.njit(cache=True, nogil=True)
