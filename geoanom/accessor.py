@@ -8,7 +8,8 @@
 
 Each method calls the public function of the same idea (`geoanom.fit`,
 `AnomalyModel.score`, `geoanom.plot.irregularity_figure`, ...), so the
-accessor adds no behaviour of its own. geoanom's heavy modules are imported
+accessor adds no behaviour of its own: data not opened by `geoanom.open_cube`
+get its names, checks and fill handling there (`geoanom.io.read.as_cube`). geoanom's heavy modules are imported
 when a method is first called, not when the accessor is registered.
 """
 
@@ -101,8 +102,10 @@ class GeoanomAccessor:
         True
         """
         from .features import region_features
+        from .io.read import as_cube
 
-        return region_features(self._obj, variable=variable, **options)
+        # as fit and score do: names, checks and fill handling of open_cube for data not opened by it
+        return region_features(as_cube(self._obj, variable), variable=variable, **options)
 
     def plot(self, path: str | os.PathLike | None = None, time: int | str | None = None) -> "Figure":
         """Map of a result at one time step (by default the last with scores): irregularity beside the signed

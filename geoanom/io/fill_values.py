@@ -163,7 +163,8 @@ def mask_undeclared_fill(ds: xr.Dataset, sources: Sequence[tuple[str, pd.Index]]
     ds : xarray.Dataset
         Dask-backed float variables with dims ``(time, ...)``, as `open_cube` builds them.
     sources : sequence of (str, pandas.Index)
-        Each file with its times, to name the files a fill was found in.
+        Each file with its times, to name the files a fill was found in
+        (for data given in memory, "the dataset" and its times).
     packed : mapping, optional
         The packed integer variables declaring no fill, each with its
         sentinels unpacked (of every file: files may pack differently).
@@ -192,7 +193,7 @@ def mask_undeclared_fill(ds: xr.Dataset, sources: Sequence[tuple[str, pd.Index]]
         if not (finding.found or finding.unseen):
             continue
         if finding.found:
-            where = ", ".join(f"'{f}'" for f in _files_holding(sample, finding, steps, ds, sources))
+            where = ", ".join(map(_shown, _files_holding(sample, finding, steps, ds, sources)))
             warnings.warn(_message(name, where, finding, len(steps)), GeoanomWarning, stacklevel=3)
         var = ds[name]
         unseen = tuple((value, finding.label(value)) for value in finding.unseen)
@@ -227,6 +228,11 @@ def _files_holding(sample: np.ndarray, finding: FillFinding, steps: list[int], d
     return list(dict.fromkeys(path for time in times for path, index in sources if time in index))
 
 
+def _shown(source: str) -> str:
+    """A file quoted; data given in memory ("the dataset", see :func:`geoanom.io.read.as_cube`) as it is."""
+    return source if source.startswith("the ") else f"'{source}'"
+
+
 def _message(name: Hashable, where: str, finding: FillFinding, steps: int) -> str:
     shares = " and ".join(f"{finding.label(value)} in {100 * count / finding.size:.3g}%"
                           for value, count in finding.found.items())
@@ -252,7 +258,7 @@ def _mask_block(block: np.ndarray, found: tuple[float, ...], unseen: tuple[tuple
         start = block_info[0]["array-location"][0][0] if block_info else 0
         path = next((p for first, p in reversed(first_steps) if first <= start), first_steps[0][1])
         for value in np.unique(block[met]).tolist():
-            warnings.warn(f"{name} in '{path}' holds {labels[value]}, not declared as _FillValue, in time steps "
+            warnings.warn(f"{name} in {_shown(path)} holds {labels[value]}, not declared as _FillValue, in time steps "
                           "open_cube did not look at (it looks at the first, middle and last), far outside the "
                           "values of those: it is treated as missing (declare _FillValue in the file to silence "
                           "this).", GeoanomWarning, stacklevel=2)

@@ -16,18 +16,21 @@ from collections.abc import Hashable, Mapping, Sequence
 from pathlib import Path
 from typing import Union
 
+import dask.array as da
 import numpy as np
+import pandas as pd
 import xarray as xr
 
 from geoanom.errors import CoordinateError, GeoanomError, InputFileError, NoDataError, VariableNotFoundError
+from geoanom.formatting import iso_date
 
 from .fill_values import mask_undeclared_fill
-from .grid import find_coordinate, grid_dims, normalise_lon_lat, rename_coordinate, true_lat_lon
+from .grid import find_coordinate, grid_dims, normalise_lon_lat, rename_coordinate, true_lat_lon, west_edge
 from .joining import concat_time
 from .levels import LevelAxis, select_level, variable_levels
 from .messages import short_reason
 from .packed import packed_sentinels
-from .safety import INTEGER_SOURCE, guard_reads, mask_infinite
+from .safety import INFINITE_KEY, INTEGER_SOURCE, guard_reads, mask_infinite
 
 PathLike = Union[str, "os.PathLike[str]"]
 # Upper bound of a default chunk. A task holds its chunk's temporaries (features, scores: about 100 bytes
@@ -41,7 +44,7 @@ _SST_RANGE_K = (260.0, 320.0)  # plausible sea-surface temperatures
 
 
 def open_cube(
-    paths: PathLike | Sequence[PathLike],
+    paths: PathLike | Sequence[PathLike] | xr.Dataset | xr.DataArray,
     variables: str | Sequence[str] | None = None,
     chunks: Mapping[Hashable, int | str] | None = None,
     level: float | None = None,
@@ -50,9 +53,11 @@ def open_cube(
 
     Parameters
     ----------
-    paths : str, path or list of them
+    paths : str, path, list of them, or xarray.Dataset or DataArray
         Files, Zarr stores (format 2 or 3) or glob patterns; several files
-        are concatenated along time, in time order.
+        are concatenated along time, in time order. Or data already in
+        memory or opened otherwise, given the same names, checks, fill
+        handling and chunks (see :func:`as_cube`).
     variables : str or list of str, optional
         Variables to keep; by default every numeric variable on time and grid.
     chunks : mapping, optional
@@ -96,6 +101,8 @@ def open_cube(
     >>> dict(cube.sizes)
     {'time': 240, 'lat': 37, 'lon': 49}
     """
+    if isinstance(paths, (xr.Dataset, xr.DataArray)):
+        return as_cube(paths, variables, chunks, level)
     files, label = _resolve(paths)
     parts, names, packed = [], variables, {}
     for path in files:
@@ -147,9 +154,84 @@ def sample_cube(name: str) -> xr.Dataset:
         # Land is already NaN (a _FillValue) in this file; the range check also
         # masks land stored as a constant in other copies of OSTIA.
         low, high = _SST_RANGE_K
-        ds[var] = ds[var].where((ds[var] >= low) & (ds[var] <= high))
+        masked = ds[var].where((ds[var] >= low) & (ds[var] <= high))
+        masked.encoding = dict(ds[var].encoding)  # still checked by open_cube: as_cube need not read it again
+        ds[var] = masked
     ds.attrs["geoanom_sample"] = name
     return ds
+
+
+IN_MEMORY = "the dataset"  # how messages name data given as a Dataset that names no source file
+_DECLARED = ("_FillValue", "missing_value", "scale_factor", "add_offset")  # CF encoding left in attrs
+
+
+def as_cube(data: xr.Dataset | xr.DataArray, variables: str | Sequence[str] | None = None,
+            chunks: Mapping[Hashable, int | str] | None = None, level: float | None = None) -> xr.Dataset:
+    """Data given in memory (or opened otherwise) in the shape `open_cube` gives files: one normalisation for both.
+
+    The same canonical names (``time``, ``lat``, ``lon`` found by CF
+    metadata or name), level, float variables in (time, *grid) order,
+    longitudes in [-180, 180) and default chunks as for a file. Values a
+    variable's attrs declare missing (``_FillValue``, ``missing_value``, as
+    ``xr.open_dataset(..., mask_and_scale=False)`` leaves them) are masked and
+    packed values unpacked; ±inf and undeclared fill values (-999 land, int16
+    -32768) are treated as missing as in files (three time steps are read to
+    find them). `geoanom.fit`, `AnomalyModel.score` and the ``.geoanom``
+    accessor run every cube through it, so it is cheap and idempotent on a
+    cube from `open_cube`: variables whose values open_cube checked (and that
+    were only selected, not computed on, since) are not read again, and
+    dask-backed variables keep their chunks unless `chunks` is given.
+
+    Parameters
+    ----------
+    data : xarray.Dataset or xarray.DataArray
+        A DataArray is a one-variable cube (named ``values`` if unnamed).
+    variables, chunks, level
+        As for `open_cube`.
+
+    Returns
+    -------
+    xarray.Dataset
+
+    Raises
+    ------
+    CoordinateError
+        In one sentence naming the dataset ("the dataset", "the dataset read
+        from <its files>" if known): no time, latitude or longitude found; one time step
+        without a time dimension (``isel(time=40)``); time steps that repeat
+        or go back.
+
+    Examples
+    --------
+    >>> times = pd.date_range("2000-01-01", periods=2, freq="MS")
+    >>> ds = xr.Dataset({"sst": (("t", "latitude", "longitude"), np.full((2, 1, 2), 290.0))},
+    ...                 coords={"t": times, "latitude": [0.0], "longitude": [10.0, 200.0]})
+    >>> cube = as_cube(ds)
+    >>> dict(cube.sizes), cube["lon"].values.tolist()
+    ({'time': 2, 'lat': 1, 'lon': 2}, [-160.0, 10.0])
+    """
+    if isinstance(data, xr.DataArray):
+        data = data.to_dataset(name=data.name if data.name is not None else "values")
+    # read from files once, maybe changed since: what holds a fill or goes back in time is the dataset
+    source = f"{IN_MEMORY} read from {data.attrs['geoanom_source']}" if data.attrs.get("geoanom_source") else IN_MEMORY
+    ds = _decode_declared(data)
+    packed = packed_sentinels(ds, list(ds.data_vars))  # packed integers whose fill is not declared
+    ds = _standardise(ds, source, variables, chunks, level, in_memory=True)
+    if unchecked := [name for name in ds.data_vars if INFINITE_KEY not in ds[name].encoding]:
+        checked = mask_undeclared_fill(mask_infinite(ds[unchecked]), [(source, ds.indexes["time"])],
+                                       {name: packed[name] for name in unchecked if name in packed})
+        ds = ds.assign({name: checked[name] for name in unchecked})
+    return ds.assign_coords(lat=ds["lat"].compute(), lon=ds["lon"].compute())
+
+
+def _decode_declared(ds: xr.Dataset) -> xr.Dataset:
+    """Variables whose attrs still hold CF fill or packing (``mask_and_scale=False``) decoded, as a file is read."""
+    raw = [name for name, var in ds.data_vars.items() if any(key in var.attrs for key in _DECLARED)]
+    if not raw:
+        return ds
+    decoded = xr.decode_cf(ds[raw], decode_times=False, decode_coords=False, concat_characters=False,
+                           decode_timedelta=False)
+    return ds.assign({name: decoded[name].variable for name in raw})
 
 
 def describe_levels(paths: PathLike | Sequence[PathLike]) -> dict[str, LevelAxis | None]:
@@ -255,28 +337,71 @@ def _canonical_coords(ds: xr.Dataset, path: str) -> xr.Dataset:
     return ds
 
 
-def _standardise(ds: xr.Dataset, path: str, variables, chunks, level: float | None = None) -> xr.Dataset:
-    """Rename coordinates, select variables and a level, chunk, and put everything in canonical order."""
+def _standardise(ds: xr.Dataset, path: str, variables, chunks, level: float | None = None,
+                 in_memory: bool = False) -> xr.Dataset:
+    """Rename coordinates, select variables and a level, chunk, and put everything in canonical order.
+
+    ``in_memory``: `ds` is data given as a Dataset (:func:`as_cube`), not a file just opened: dask-backed
+    variables keep their chunks, float ones their encoding (what marks values open_cube has checked), a
+    scalar time is refused rather than made a dimension, and time must already increase without repeats.
+    """
     ds = _canonical_coords(ds, path)
     time = ds["time"]
     if time.ndim > 1 or time.dtype.kind not in "MO":
         units = time.attrs.get("units", "none")
         raise CoordinateError(f"time in {path} is not a 1-D CF time (units '{units}').")
+    if in_memory and "time" not in ds.dims:
+        raise CoordinateError(f"{path} holds one time step ({iso_date(time.values)}) without a time dimension; keep "
+                              "the dimension by selecting with a list, as in isel(time=[40]) rather than isel(time=40).")
     spatial = grid_dims(ds, path)
     names = _select(ds, variables, spatial, path)
     ds = select_level(ds[names], spatial, path, level)
     ds = ds.drop_vars([c for c in ds.coords if c not in ("time", "lat", "lon", *spatial) and ds[c].ndim])
     plan = _default_chunks(ds) if chunks is None else dict(chunks)
-    ds = ds.chunk({d: c for d, c in plan.items() if d in ds.dims})
+    if chunks is not None or not (in_memory and all(isinstance(ds[n].data, da.Array) for n in names)):
+        ds = ds.chunk({d: c for d, c in plan.items() if d in ds.dims})
     if "time" not in ds.dims:  # a snapshot with a scalar time
         ds = ds.expand_dims("time")
     for name in names:  # astype also drops an integer dtype encoding
         var = ds[name].transpose("time", *spatial)
-        ds[name] = var.astype(_float_dtype(var.dtype))
+        ds[name] = var if in_memory and var.dtype.kind == "f" else var.astype(_float_dtype(var.dtype))
         if var.dtype.kind != "f":  # a flag or a code, not a measurement: models leave it out unless it is named
             ds[name].encoding[INTEGER_SOURCE] = str(var.dtype)
-    ds = normalise_lon_lat(ds)
-    return ds if ds.indexes["time"].is_monotonic_increasing else ds.sortby("time")
+    if not in_memory:
+        ds = normalise_lon_lat(ds)
+        return ds if ds.indexes["time"].is_monotonic_increasing else ds.sortby("time")
+    _check_time_order(ds.indexes["time"], path)
+    return _canonical_lon_lat(ds)
+
+
+def _canonical_lon_lat(ds: xr.Dataset) -> xr.Dataset:
+    """:func:`normalise_lon_lat`, unless the coordinates are already canonical: then only their CF attributes.
+
+    For data given in memory. Idempotent, so a cube from open_cube keeps its coordinates bit for bit
+    ((x + 180) % 360 - 180 may move a longitude by an ulp) and its data without a reordering in their graph.
+    """
+    lat, lon = ds["lat"].values, ds["lon"].values
+    ordered = lat.ndim > 1 or bool(np.all(np.diff(lat) > 0))
+    if lon.ndim == 1 and ordered:
+        ascending = np.sort(lon)
+        ordered = np.array_equal(lon, np.roll(ascending, -west_edge(ascending)))
+    if not (ordered and np.all((lon >= -180.0) & (lon < 180.0))):
+        return normalise_lon_lat(ds)
+    return ds.assign_coords(lat=ds["lat"].assign_attrs(standard_name="latitude", units="degrees_north"),
+                            lon=ds["lon"].assign_attrs(standard_name="longitude", units="degrees_east"))
+
+
+def _check_time_order(times: pd.Index, label: str) -> None:
+    """Refuse, naming the dates, time steps that repeat or go back (files are put in order; data given are not)."""
+    if not times.is_unique:
+        repeated = times[times.duplicated()][0]
+        raise CoordinateError(f"time steps repeat in {label}: {iso_date(repeated)} appears "
+                              f"{int((times == repeated).sum())} times; drop the repeats first, e.g. with "
+                              ".drop_duplicates('time').")
+    if not times.is_monotonic_increasing:
+        back = int(np.flatnonzero(~(times[1:] > times[:-1]))[0])
+        raise CoordinateError(f"time in {label} goes back: {iso_date(times[back + 1])} follows "
+                              f"{iso_date(times[back])}; put it in order first, e.g. with .sortby('time').")
 
 
 def _select(ds: xr.Dataset, variables, spatial: tuple, path: str) -> list[Hashable]:

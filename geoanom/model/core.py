@@ -20,6 +20,7 @@ from ..errors import GeoanomError, TileError
 from ..features import Climatology
 from ..features.pipeline import stack_variables
 from ..geohash import enclosing
+from ..io.read import as_cube
 from ..tiling import tile_codes
 from .consensus import consensus_partners, consensus_request, similar_tiles, tile_distances
 from .personalise import FAMILIES, region_share
@@ -149,6 +150,7 @@ class AnomalyModel:
         >>> agreed = model.score(cube, consensus="neighbours")  # doctest: +SKIP
         >>> confirmed = agreed["ensemble"] & (agreed["consensus"] >= 0.5)  # doctest: +SKIP
         """
+        cube = self._given(cube)
         if consensus is None:
             return score_cube(self, cube, tile, client)
         return score_cube(self, cube, None, client, *consensus_request(self, consensus, tile))
@@ -228,7 +230,7 @@ class AnomalyModel:
         >>> before = model.features(cube, tile="dj", time=slice("2010-01", "2010-08"))  # doctest: +SKIP
         >>> ga.query(result, tile="dj", flagged=True, features=before)  # doctest: +SKIP
         """
-        return feature_trajectory(self, cube, tile=tile, time=time, cell=cell)
+        return feature_trajectory(self, self._given(cube), tile=tile, time=time, cell=cell)
 
     def adapt(self, cube: xr.Dataset, tile: str | None = None, *,
               adapt_every: int = 100) -> tuple[xr.Dataset, "AnomalyModel"]:
@@ -266,7 +268,15 @@ class AnomalyModel:
             raise GeoanomError(f"adapt_every must be a whole number of observations, at least 1, got {adapt_every!r}"
                                " (a very large number never adapts).")
         adapted = self.copy()
-        return score_cube_adapting(adapted, cube, tile, adapt_every), adapted
+        return score_cube_adapting(adapted, self._given(cube), tile, adapt_every), adapted
+
+    def _given(self, cube: xr.Dataset | xr.DataArray) -> xr.Dataset:
+        """The model's variables of a cube to score, with open_cube's names, checks and fill handling (see
+        :func:`geoanom.io.read.as_cube`; cheap on a cube from open_cube)."""
+        if not isinstance(cube, (xr.Dataset, xr.DataArray)):
+            raise GeoanomError(f"a model scores an xarray Dataset or DataArray with time and two spatial dimensions "
+                               f"(as from geoanom.open_cube), not a {type(cube).__module__}.{type(cube).__name__}.")
+        return as_cube(cube, self.variables)
 
     def copy(self) -> "AnomalyModel":
         """A copy whose tile and region models are its own (the grid and climatology, never changed, are shared).
@@ -301,6 +311,7 @@ class AnomalyModel:
         >>> (abs(z) > 3).mean().item()  # doctest: +SKIP
         0.004
         """
+        cube = self._given(cube)
         check_same_grid(self, cube)
         anomaly = self.climatology.standardise(stack_variables(cube, self.variables))
         return anomaly.rename("anomaly").assign_attrs(

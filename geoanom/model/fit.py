@@ -33,6 +33,7 @@ from ..formatting import calendar_of, iso_date
 from ..io import count_infinite, infinite_message
 from ..io.fill_values import undeclared_fills
 from ..io.levels import chosen_level
+from ..io.read import as_cube
 from ..memory import check_workers, largest_chunk, most_tiles_in_a_block, task_bytes
 from ..reduction import tree_reduce
 from ..resident import on_workers
@@ -74,7 +75,9 @@ def fit(
     ----------
     cube : xarray.Dataset or DataArray
         Training data from :func:`geoanom.open_cube` (dims time, lat, lon or a
-        curvilinear y, x); a DataArray is a one-variable cube.
+        curvilinear y, x); a DataArray is a one-variable cube. Data not
+        opened by it are given its names, checks and fill handling first
+        (:func:`geoanom.io.read.as_cube`).
     variables : str or list of str, optional
         Variables to model; by default every variable over time and space.
     precision : int, optional
@@ -160,6 +163,7 @@ def fit(
                            f"geoanom.open_cube), not a {type(cube).__module__}.{type(cube).__name__}; for rows of "
                            "plain features use geoanom.Ensemble or a detector such as geoanom.GMMDetector.")
     names = check_detector_names(detectors)
+    cube = as_cube(cube, variables)  # data not from open_cube get its names, checks and fill handling
     if federated and not federated_relevance >= 0:
         raise GeoanomError(f"federated_relevance must be 0 or more, got {federated_relevance}.")
     if federated and not (isinstance(federated_rounds, (int, np.integer)) and federated_rounds >= 1):
