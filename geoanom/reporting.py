@@ -74,7 +74,7 @@ def progress(client: Any = None, label: str = "computing") -> Iterator[None]:
 
 
 def write_outputs(result, model, out_path, plot_path, client, *, table_path=None, model_path=None,
-                  also=None, plot_time=None) -> dict:
+                  also=None, plot_time=None, overwrite=True) -> dict:
     """Write a result with labelled progress, and on request the model, a map and the table of tiles.
 
     The result is written chunk by chunk as it is scored, also on a cluster:
@@ -84,7 +84,8 @@ def write_outputs(result, model, out_path, plot_path, client, *, table_path=None
     counts of ±inf) is computed in the same dask computation as the result
     (see :func:`geoanom.io.write.write_and_compute`); the computed dict is
     returned. The map shows ``plot_time`` (a date), by default the last
-    step with scores, and the line printed names its date.
+    step with scores, and the line printed names its date. ``overwrite`` is
+    :func:`geoanom.write_dataset`'s (``"force"``: the command's ``--overwrite``).
 
     Examples
     --------
@@ -97,7 +98,7 @@ def write_outputs(result, model, out_path, plot_path, client, *, table_path=None
     judged = has_flags(result)
     with stage(f"scoring and writing {out_path}", client):  # the flags are counted as they are written
         computed = write_and_compute(result, out_path, {**(also or {}), **(
-            {FLAGS: flag_counts(result, compute=False)} if judged else {})})[1]
+            {FLAGS: flag_counts(result, compute=False)} if judged else {})}, overwrite=overwrite)[1]
     say(f"wrote {out_path}")
     if judged:
         warn_flagged_counts(*computed.pop(FLAGS), out_path, command_line_advice(model), outside=outside_training(result))

@@ -20,7 +20,7 @@ from .. import __version__
 from ..errors import GeoanomError, GeoanomWarning
 from ..reporting import NORMAL, QUIET, VERBOSE, set_verbosity
 from . import commands, queries, score
-from .paths import local_path
+from .paths import add_overwrite, local_path
 
 EXIT_USER_ERROR = 2
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, as the shell reports a filter cut short
@@ -228,6 +228,7 @@ def add_detect(subparsers, talk: argparse.ArgumentParser) -> None:
     detect.add_argument("--explain-out", default=None, metavar="PNG",
                         help="where --explain writes its picture (default: next to --out, OUT_STEM.cell.png)")
     queries.add_detect_query_options(detect)
+    add_overwrite(detect)
     add_cluster_options(detect)
     detect.set_defaults(run=commands.run_detect)
 
@@ -254,6 +255,7 @@ def add_regions(subparsers, talk: argparse.ArgumentParser) -> None:
                          help="choose sigma, median size and threshold first, in N optuna trials (no labels)")
     regions.add_argument("--out", required=True, help="output table (.csv)")
     regions.add_argument("--labels-out", default=None, help="also write the label cube (.nc or .zarr)")
+    add_overwrite(regions)
     regions.set_defaults(run=commands.run_regions)
 
 
@@ -307,6 +309,7 @@ def add_events(subparsers, talk: argparse.ArgumentParser) -> None:
                         help="the event --map draws (default: the one with the most flagged cell-steps)")
     events.add_argument("--shares", default=None, metavar="PNG",
                         help="also map the share of flagged observations per geohash tile")
+    add_overwrite(events)
     events.set_defaults(run=queries.run_events)
 
 

@@ -15,7 +15,7 @@ from ..atomic import replacing
 from ..errors import CoordinateError, GeoanomError, GeoanomWarning, OptionError, TrainingPeriodError
 from ..reporting import detail, model_summary, report_skipped, say, stage, write_outputs
 from . import checks
-from .paths import CUBE, Output, check_outputs, make_parents
+from .paths import CUBE, Output, check_outputs, check_replaced, make_parents, overwrite_mode
 from .queries import check_fitted, detect_query_outputs, event_defaults, write_detect_queries
 
 FEDERATE_FILES = ("model.npz", "history.csv", "learning_curve.png", "audit_head.txt")
@@ -37,7 +37,7 @@ def detect_outputs(args: argparse.Namespace) -> list[Output | None]:
     if args.explain is not None:
         explain = Output("--explain-out", explain_path(args), (".png",), what="the picture of --explain")
     return [
-        Output("--out", args.out, CUBE, what="the result"),
+        Output("--out", args.out, CUBE, what="the result", force=args.overwrite),
         args.model_out and Output("--model-out", args.model_out, (".npz", ".zarr"), what="the model"),
         args.plot and Output("--plot", args.plot, (".png",), what="the map"),
         args.top_tiles and Output("--top-tiles", args.top_tiles, (".csv",), what="the table of tiles"),
@@ -68,6 +68,7 @@ def run_detect(args: argparse.Namespace) -> None:
     with connect(args) as client:
         with stage("opening the input", watch=False):
             cube = open_input(args.inputs, args.variables, args.level)
+        check_replaced(outputs[0], cube["time"].values)  # a result holding other steps (appended months)
         if point is not None:  # a point off the grid is refused from the coordinates alone, before any work
             from ..plot import nearest_grid_cell
 
@@ -105,7 +106,7 @@ def run_detect(args: argparse.Namespace) -> None:
         # the whole input's ±inf counted in the computation that scores and writes it, not in a pass after it
         infinite = write_outputs(result, model, Path(args.out), args.plot, client, table_path=args.top_tiles,
                                  model_path=args.model_out, also=count_infinite(cube, compute=False),
-                                 plot_time=args.plot_time)
+                                 plot_time=args.plot_time, overwrite=overwrite_mode(args))
         warn_infinite(infinite, cube, args.inputs)
         if point is not None:
             explain_cell(model, cube, point, Path(args.out), Path(explain_path(args)))
@@ -184,7 +185,8 @@ def explain_cell(model, cube, point: tuple[float, float], out: Path, picture: Pa
 def run_regions(args: argparse.Namespace) -> None:
     """``geoanom regions``."""
     check_outputs([Output("--out", args.out, (".csv",), what="the table"),
-                   args.labels_out and Output("--labels-out", args.labels_out, CUBE, what="the label cube")],
+                   args.labels_out and Output("--labels-out", args.labels_out, CUBE, what="the label cube",
+                                                     force=args.overwrite)],
                   args.inputs)
     checks.regions(args)
     from .. import write_dataset
@@ -206,7 +208,8 @@ def run_regions(args: argparse.Namespace) -> None:
     say(f"wrote {args.out}: {len(table)} rows, {int(table['n_regions'].sum())} regions")
     if args.labels_out:
         with stage(f"labelling and writing {args.labels_out}"):
-            write_dataset(region_labels(cube, variable=args.variable, **params).to_dataset(), args.labels_out)
+            write_dataset(region_labels(cube, variable=args.variable, **params).to_dataset(), args.labels_out,
+                          overwrite=overwrite_mode(args))
         say(f"wrote {args.labels_out}")
     # A second read of the variable, only to count ±inf: region_features computes inside the library and
     # hands back no lazy result to join, and this pass costs one scan of the input, little beside the

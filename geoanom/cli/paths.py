@@ -38,6 +38,9 @@ class Output:
         the suffix when ``suffixes`` mixes files and stores.
     what : str
         What it holds, for the messages ("the result", "the model").
+    force : bool
+        ``--overwrite`` was given: it may replace a file or store geoanom did
+        not write, or a result holding other time steps.
     """
 
     option: str
@@ -45,6 +48,7 @@ class Output:
     suffixes: tuple[str, ...] = ()
     kind: str = "file"
     what: str = "the output"
+    force: bool = False
 
     @property
     def is_folder(self) -> bool:
@@ -124,15 +128,48 @@ def check_output(output: Output) -> None:
         raise GeoanomError(f"cannot write {name}: it is a file, and {output.what} is a folder.")
     if not output.is_folder and path.is_dir():
         raise GeoanomError(f"cannot write {name}: it is a folder, and {output.what} is a file.")
-    if output.is_store:
-        from ..io.write import replace_problem
-
-        if problem := replace_problem(path):  # replacing it would delete what it holds
-            raise GeoanomError(f"cannot write {name}: it {problem}; choose a new path or remove it first.")
+    check_replaced(output)
     folder = next(parent for parent in path.absolute().parents if parent.exists())  # missing folders are made
     if not folder.is_dir():
         raise GeoanomError(f"cannot write {name}: '{folder}' is a file, not a folder.")
     check_writable(folder, name)
+
+
+def check_replaced(output: Output, times=None) -> None:
+    """Refuse an output whose replacement would lose what is there (:func:`geoanom.io.write.replace_problem`).
+
+    Called once with the paths (a file or store geoanom did not write), and
+    again once the input's time steps are known (a result holding steps the
+    new one will not: months appended since), both before the fit.
+
+    Examples
+    --------
+    >>> check_replaced(Output("--out", "appended.zarr", (".zarr",)), times)  # doctest: +SKIP
+    Traceback (most recent call last):
+    geoanom.errors.GeoanomError: cannot write --out 'appended.zarr': it holds 3 time steps (2019-01-16 to \
+2019-03-16) the new result does not, which would be lost; give --overwrite to replace it.
+    """
+    from ..io.write import replace_problem
+
+    if output.kind == "folder":  # written into, not replaced
+        return
+    path = Path(output.path).expanduser()
+    if problem := replace_problem(path, times, force=output.force):
+        forced = replace_problem(path, times, force=True) is None
+        advice = "give --overwrite to replace it" if forced else "choose a new path or remove it first"
+        raise GeoanomError(f"cannot write {output.option} '{output.path}': it {problem}; {advice}.")
+
+
+def add_overwrite(parser) -> None:
+    """The ``--overwrite`` option of a command that writes a result or label cube (.nc or .zarr)."""
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace the output cube even when geoanom did not write it, or when it holds time "
+                        "steps this run does not write (months appended to it)")
+
+
+def overwrite_mode(args) -> bool | str:
+    """What :func:`geoanom.write_dataset` is told to replace: ``"force"`` with ``--overwrite``."""
+    return "force" if getattr(args, "overwrite", False) else True
 
 
 def make_parents(outputs: Iterable[Output | None]) -> None:

@@ -15,7 +15,7 @@ from ..atomic import replacing
 from ..errors import GeoanomError, GeoanomWarning
 from ..reporting import say, stage
 from . import checks
-from .paths import CUBE, Output, check_outputs, make_parents
+from .paths import CUBE, Output, check_outputs, make_parents, overwrite_mode
 
 EVENT_DEFAULTS = {"flag": "ensemble", "connectivity": 1, "min_cells": 1}  # --bridge-gaps: off
 
@@ -45,7 +45,8 @@ def event_outputs(args: argparse.Namespace) -> list[Output | None]:
     """Every path ``geoanom events`` writes."""
     return [
         Output("--out", args.out, (".csv",), what="the event table"),
-        args.labels_out and Output("--labels-out", args.labels_out, CUBE, what="the event label cube"),
+        args.labels_out and Output("--labels-out", args.labels_out, CUBE, what="the event label cube",
+                                   force=getattr(args, "overwrite", False)),
         args.map and Output("--map", args.map, (".png",), what="the event map"),
         args.shares and Output("--shares", args.shares, (".png",), what="the map of flagged shares"),
     ]
@@ -63,7 +64,7 @@ def run_events(args: argparse.Namespace) -> None:
             raise GeoanomError(f"--event {args.event}: {args.result} has no such event; its ids run from 1 to "
                                f"{len(table)}.")
         make_parents(event_outputs(args))
-        write_catalogue(table, labels, args.out, args.labels_out)
+        write_catalogue(table, labels, args.out, args.labels_out, overwrite_mode(args))
         if args.map:
             draw_event_map(result, labels, table, args.map, args.event)
         if args.shares:
@@ -208,7 +209,7 @@ def flag_variable(result: Any, flag: str) -> tuple[Any, str]:
     raise GeoanomError(f"--flag {flag} {what}; the result's flags: {choices}.")
 
 
-def write_catalogue(table, labels, out: str, labels_out: str | None) -> None:
+def write_catalogue(table, labels, out: str, labels_out: str | None, overwrite: bool | str = True) -> None:
     """Write the event table (and the label cube)."""
     with replacing(out, make_folder=True) as tmp:
         readable_times(table).to_csv(tmp, index=False)
@@ -217,7 +218,7 @@ def write_catalogue(table, labels, out: str, labels_out: str | None) -> None:
     if labels_out:
         from ..io import write_dataset
 
-        write_dataset(labels.to_dataset(), labels_out)
+        write_dataset(labels.to_dataset(), labels_out, overwrite=overwrite)
         say(f"wrote {labels_out}")
 
 

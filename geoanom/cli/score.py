@@ -15,7 +15,7 @@ import argparse
 from ..errors import GeoanomError
 from ..flagged import warn_flagged_share_of
 from ..reporting import command_line_advice, say, stage
-from .paths import CUBE, Output, check_appendable, check_outputs
+from .paths import CUBE, Output, add_overwrite, check_appendable, check_outputs, check_replaced, overwrite_mode
 
 
 def add_score(subparsers, talk: argparse.ArgumentParser, add_level, add_cluster_options) -> None:
@@ -34,6 +34,7 @@ def add_score(subparsers, talk: argparse.ArgumentParser, add_level, add_cluster_
     where.add_argument("--out", default=None, help="a new result (.zarr or .nc)")
     where.add_argument("--append", default=None, metavar="RESULT.zarr",
                        help="an existing result store to append the new time steps to")
+    add_overwrite(score)
     add_cluster_options(score)
     score.set_defaults(run=run_score)
 
@@ -44,7 +45,7 @@ def run_score(args: argparse.Namespace) -> None:
         output = Output("--append", args.append, (".zarr",), what="the result appended to")
         check_appendable(output)
     else:
-        output = Output("--out", args.out, CUBE, what="the result")
+        output = Output("--out", args.out, CUBE, what="the result", force=args.overwrite)
     check_outputs([output], [*args.inputs, args.model])
     from . import checks
 
@@ -61,12 +62,15 @@ def run_score(args: argparse.Namespace) -> None:
     with connect(args) as client:
         with stage("opening the input", watch=False):
             cube = open_input(args.inputs, variables, args.level)
+        if args.append is None:
+            check_replaced(output, cube["time"].values)  # a result holding other steps (appended months)
         result = model.score(cube, client=client)
         times = result["time"].values
         verb = "appending to" if args.append else "scoring and writing"
         with stage(f"{verb} {output.path}", client):
             # resume: a store this command left unfinished is continued, not started again
             write_dataset(result, output.path, append=args.append is not None, resume=output.is_store,
+                          overwrite=overwrite_mode(args),
                           warn_flags=False)  # warned below, in the command line's terms
         warn_flagged_share_of(output.path, command_line_advice(model), last_steps=len(times))
     span = f"{len(times)} time step{'s' if len(times) != 1 else ''} ({iso_date(times[0])} to {iso_date(times[-1])})"

@@ -14,6 +14,7 @@ import signal
 import socket
 import threading
 import time
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -35,12 +36,12 @@ from .sources import inputs_at
 _HOST = re.sub(r"[^A-Za-z0-9]", "", socket.gethostname())[:32] or "host"
 _TMP_NAME = re.compile(r"(?P<host>[A-Za-z0-9]+)-(?P<pid>[0-9]+)-[0-9a-f]{8}")
 _OLD_TMP = re.compile(r"[0-9a-f]{8}")  # before the owner was in the name
-WRITTEN_BY_ATTR = "geoanom_written_by"  # in every store write_dataset writes: only such a store is replaced
+WRITTEN_BY_ATTR = "geoanom_written_by"  # in every file and store write_dataset writes: only such an output is replaced
 # Stores of earlier versions, before the mark: a result says so in `source`, a saved model has its description.
 _EARLIER_MARKS = ("__geoanom_model__",)
 
 
-def write_dataset(ds: xr.Dataset, path: PathLike, *, overwrite: bool = True, zarr_format: int = 2,
+def write_dataset(ds: xr.Dataset, path: PathLike, *, overwrite: bool | str = True, zarr_format: int = 2,
                   append: bool = False, resume: bool = False, warn_flags: bool = True) -> Path:
     """Write `ds` to a ``.zarr`` store or ``.nc`` file, never leaving it half-written; or append to a store.
 
@@ -53,10 +54,12 @@ def write_dataset(ds: xr.Dataset, path: PathLike, *, overwrite: bool = True, zar
     leftovers of a write killed outright (SIGKILL) are removed by the next
     write to the same path.
 
-    Only what is safe to lose is replaced: a file by a ``.nc`` output; a
-    store that geoanom wrote (marked ``geoanom_written_by``) or an empty
-    folder by a ``.zarr`` output. Any other folder, or a Zarr store another
-    program wrote, is refused (:func:`replace_problem`) before any work,
+    Only what is safe to lose is replaced (:func:`replace_problem`): a
+    result or model geoanom wrote (marked ``geoanom_written_by``) whose time
+    steps the new data all hold again, or an empty folder. A file or Zarr
+    store another program wrote, or a result holding steps the new data do
+    not (months appended since), is refused before any work unless
+    ``overwrite="force"``; a folder that is no Zarr store always is,
     and so is a path the data of `ds` are read from (a lazy result of
     ``model.score(ga.open_cube("sst.nc"))`` written to ``"sst.nc"``).
 
@@ -79,9 +82,10 @@ def write_dataset(ds: xr.Dataset, path: PathLike, *, overwrite: bool = True, zar
         The data; dask arrays are computed while writing.
     path : str or path
         Output path ending in ``.zarr`` or ``.nc``.
-    overwrite : bool
-        Replace an existing output (see above for what may be replaced); if
-        False an existing one is an error.
+    overwrite : bool or "force"
+        Replace an existing output that is safe to lose (see above); False:
+        an existing one is an error; ``"force"``: also a file or store
+        geoanom did not write, or a result holding other steps.
     zarr_format : {2, 3}
         Zarr format; 2 by default, as most readers understand it (an append
         keeps the store's).
@@ -138,8 +142,9 @@ def write_dataset(ds: xr.Dataset, path: PathLike, *, overwrite: bool = True, zar
     return written
 
 
-def write_and_compute(ds: xr.Dataset, path: PathLike, also: dict[Any, Any], *, overwrite: bool = True,
-                      zarr_format: int = 2, pending: dict[str, str] | None = None) -> tuple[Path, dict[Any, Any]]:
+def write_and_compute(ds: xr.Dataset, path: PathLike, also: dict[Any, Any], *, overwrite: bool | str = True,
+                      zarr_format: int = 2, pending: dict[str, str] | None = None,
+                      times: Any = None) -> tuple[Path, dict[Any, Any]]:
     """:func:`write_dataset`, computing other lazy values in the same dask computation as the data.
 
     One computation, not a pass after the write: e.g. ``count_infinite(cube,
@@ -157,6 +162,9 @@ def write_and_compute(ds: xr.Dataset, path: PathLike, also: dict[Any, Any], *, o
     pending : dict, optional
         Attributes of a write to be continued (a progress mark): the store
         moved into place keeps them and stays marked unfinished.
+    times : array, optional
+        The time steps of the whole output, when `ds` is its first part: an
+        existing result is replaced only if it holds none besides them.
 
     Returns
     -------
@@ -178,16 +186,18 @@ def write_and_compute(ds: xr.Dataset, path: PathLike, also: dict[Any, Any], *, o
         raise GeoanomError(f"cannot write '{target}': the name must end in .zarr or .nc.")
     if os.path.lexists(target) and not overwrite:
         raise GeoanomError(f"'{target}' already exists; pass overwrite=True to replace it.")
-    if problem := replace_problem(target):
-        raise GeoanomError(f"'{target}' {problem}; choose a new path or remove it first.")
+    times = ds["time"].values if times is None and "time" in ds.coords else times
+    if problem := replace_problem(target, times, force=overwrite == "force"):
+        forced = replace_problem(target, times, force=True) is None
+        advice = "pass overwrite='force' to replace it" if forced else "choose a new path or remove it first"
+        raise GeoanomError(f"'{target}' {problem}; {advice}.")
     target.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(target)
     tmp = target.with_name(f".{target.name}.tmp-{_HOST}-{os.getpid()}-{secrets.token_hex(4)}")
     out = ds.copy()
     out.attrs[INCOMPLETE_ATTR] = "true"
     out.attrs.update(pending or {})
-    if kind == "zarr":
-        out.attrs[WRITTEN_BY_ATTR] = f"geoanom {__version__}"
+    out.attrs[WRITTEN_BY_ATTR] = f"geoanom {__version__}"
     for var in out.variables.values():  # the source's chunks, codecs and packing may not fit
         var.encoding = {k: v for k, v in var.encoding.items() if k in ("units", "calendar")}
     try:
@@ -213,7 +223,7 @@ def write_and_compute(ds: xr.Dataset, path: PathLike, also: dict[Any, Any], *, o
     return target, values
 
 
-def _write_resumable(ds: xr.Dataset, target: Path, *, overwrite: bool, zarr_format: int) -> Path:
+def _write_resumable(ds: xr.Dataset, target: Path, *, overwrite: bool | str, zarr_format: int) -> Path:
     """A new store written resumably: its first time chunk as every write (then in place, marked unfinished
     with the progress of the whole write), the other steps region by region."""
     if target.suffix.lower() != ".zarr":
@@ -221,21 +231,30 @@ def _write_resumable(ds: xr.Dataset, target: Path, *, overwrite: bool, zarr_form
                            "region; write it without resume.")
     first, mark = resumable_start(ds)
     write_and_compute(ds.isel(time=slice(0, first)), target, {}, overwrite=overwrite, zarr_format=zarr_format,
-                      pending=mark)
+                      pending=mark, times=ds["time"].values)
     return continue_write(ds, target)
 
 
-def replace_problem(target: PathLike) -> str | None:
+def replace_problem(target: PathLike, times: Any = None, *, force: bool = False) -> str | None:
     """Why an output must not replace what is at `target`, or None when it may (nothing there counts).
 
-    A ``.zarr`` output may replace a Zarr store geoanom wrote (a result or a
-    saved model) or an empty folder; a ``.nc`` (or any other file) output
-    may replace a file. Anything else would be deleted by the replacement.
+    The one rule for ``.nc`` and ``.zarr`` outputs (of :func:`write_dataset`
+    and the command line): an output may replace an empty folder, or a
+    result or model geoanom wrote that holds no time step besides `times`
+    (the new output's). A file or Zarr store another program wrote, or a
+    result holding other steps (months appended to it since), is lost by
+    the replacement: refused unless `force`. A folder that is no Zarr store,
+    a file where a store goes or a folder where a file goes, always are.
+    Outputs of other kinds (pictures, tables, ``.npz``) may replace a file.
 
     Parameters
     ----------
     target : str or path
         The output path (its suffix tells a store from a file).
+    times : array, optional
+        The new output's time steps; None: not compared.
+    force : bool
+        The user asked to replace what geoanom did not write, or other steps.
 
     Returns
     -------
@@ -252,20 +271,72 @@ def replace_problem(target: PathLike) -> str | None:
     >>> folder.mkdir(); _ = (folder / "notes.txt").write_text("important")
     >>> replace_problem(folder)
     'is a folder geoanom did not write'
+    >>> notes = folder.with_name("notes.nc"); _ = notes.write_text("important")
+    >>> replace_problem(notes), replace_problem(notes, force=True)
+    ('is a file geoanom did not write', None)
     """
     target = Path(target).expanduser()
     if not os.path.lexists(target):
         return None
-    store = target.suffix.lower() == ".zarr"
+    suffix = target.suffix.lower()
+    store = suffix == ".zarr"
     if not target.is_dir():
-        return "is a file, not a Zarr store" if store else None
-    if not store:
+        if store:
+            return "is a file, not a Zarr store"
+        if suffix not in (".nc", ".nc4"):
+            return None
+        attrs = _netcdf_attrs(target)
+    elif not store:
         return "is a folder, not a file"
-    if not any(target.iterdir()) or written_by_geoanom(target):
+    elif not any(target.iterdir()):
         return None
-    if _root_attrs(target) is None:
-        return "is a folder geoanom did not write"
-    return "is a Zarr store geoanom did not write"
+    else:
+        attrs = _root_attrs(target)
+        if attrs is None:
+            return "is a folder geoanom did not write"
+    if force:
+        return None
+    if not _ours(attrs):
+        return f"is a {'Zarr store' if store else 'file'} geoanom did not write"
+    return None if times is None else _steps_lost(target, times)
+
+
+def _steps_lost(target: Path, times: Any) -> str | None:
+    """The clause naming the time steps a geoanom result at `target` holds and `times` do not (appended ones)."""
+    from geoanom.formatting import iso_date
+
+    try:
+        with warnings.catch_warnings():  # an unconsolidated store is read all the same; xarray's advice is noise
+            warnings.simplefilter("ignore", RuntimeWarning)
+            opened = xr.open_zarr(target, chunks=None) if target.is_dir() else xr.open_dataset(target, chunks=None)
+        with opened:
+            stored = opened["time"].values if "time" in opened.coords else []
+    except Exception:  # unreadable: nothing known to lose beyond what the mark said
+        return None
+    new = {iso_date(t) for t in times}
+    lost = [t for t in stored if iso_date(t) not in new]
+    if not lost:
+        return None
+    span = iso_date(lost[0]) + (f" to {iso_date(lost[-1])}" if len(lost) > 1 else "")
+    return (f"holds {len(lost)} time step{'s' if len(lost) != 1 else ''} ({span}) the new result does not, "
+            "which would be lost")
+
+
+def _netcdf_attrs(path: Path) -> dict[str, Any]:
+    """A NetCDF file's global attributes; {} for a file that is none (or unreadable)."""
+    try:
+        import netCDF4
+
+        with netCDF4.Dataset(path, mode="r") as nc:
+            return {name: nc.getncattr(name) for name in nc.ncattrs()}
+    except Exception:  # not NetCDF, or damaged: not known to be ours
+        return {}
+
+
+def _ours(attrs: dict[str, Any]) -> bool:
+    """Whether root attributes mark a result or model geoanom wrote, of any version."""
+    earlier = str(attrs.get("source", "")).startswith("geoanom ") or any(key in attrs for key in _EARLIER_MARKS)
+    return WRITTEN_BY_ATTR in attrs or earlier
 
 
 def written_by_geoanom(store: PathLike) -> bool:
@@ -277,10 +348,7 @@ def written_by_geoanom(store: PathLike) -> bool:
     True
     """
     attrs = _root_attrs(Path(store))
-    if attrs is None:
-        return False
-    earlier = str(attrs.get("source", "")).startswith("geoanom ") or any(key in attrs for key in _EARLIER_MARKS)
-    return WRITTEN_BY_ATTR in attrs or earlier
+    return attrs is not None and _ours(attrs)
 
 
 def _root_attrs(store: Path) -> dict[str, Any] | None:
