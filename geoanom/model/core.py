@@ -16,7 +16,7 @@ import pandas as pd
 import xarray as xr
 
 from ..detectors import Ensemble
-from ..errors import GeoanomError, TileError
+from ..errors import CoordinateError, GeoanomError, TileError
 from ..features import Climatology
 from ..features.pipeline import stack_variables
 from ..geohash import enclosing
@@ -28,6 +28,10 @@ from .pyramid import build_pyramid
 from .score import check_same_grid, score_cube, score_cube_adapting
 from .store import read_model, save_model
 from .trajectory import feature_trajectory
+
+# Scored coordinates within this share of a grid cell of the model's are its grid (float32 copies, 1e-4 jitter):
+# far below any real change of grid, far above float64 rounding.
+SAME_GRID = 1e-3
 
 
 class AnomalyModel:
@@ -276,7 +280,40 @@ class AnomalyModel:
         if not isinstance(cube, (xr.Dataset, xr.DataArray)):
             raise GeoanomError(f"a model scores an xarray Dataset or DataArray with time and two spatial dimensions "
                                f"(as from geoanom.open_cube), not a {type(cube).__module__}.{type(cube).__name__}.")
-        return as_cube(cube, self.variables)
+        return self._on_grid(as_cube(cube, self.variables))
+
+    def _on_grid(self, cube: xr.Dataset) -> xr.Dataset:
+        """The cube with the model's own lat/lon where its coordinates are the model's grid up to rounding.
+
+        Coordinates within :data:`SAME_GRID` of a cell (or float32's rounding) of the model's are taken as
+        its grid and replaced by the model's exactly, so the result does not join two sets of coordinates
+        (float32 lat/lon against a float64 model's gave 22 x 43 interleaved cells for 12 x 24); ones further
+        off, but close enough for the grid check's tolerance, are refused. Other shapes or larger differences
+        are the grid check's (:func:`~geoanom.model.score.check_same_grid`).
+        """
+        spacing = [np.abs(np.diff(self.labels[name].values, axis=axis)) for name in ("lat", "lon")
+                   for axis in range(self.labels[name].ndim)]
+        steps = np.concatenate([step[np.isfinite(step) & (step > 0)].ravel() for step in spacing])
+        replaced = {}
+        for name in ("lat", "lon"):
+            expected, found = self.labels[name].values, cube[name].values
+            if expected.shape != found.shape or np.array_equal(expected, found, equal_nan=True):
+                continue
+            gap = np.abs(found.astype(np.float64) - expected)
+            if name == "lon":
+                gap = np.abs((gap + 180.0) % 360.0 - 180.0)
+            largest = float(np.nanmax(gap, initial=0.0))
+            rounding = 2.0 * float(np.spacing(np.float32(np.nanmax(np.abs(expected), initial=1.0))))
+            cell = float(steps.min()) if steps.size else 1.0
+            if largest <= max(SAME_GRID * cell, rounding):
+                replaced[name] = cube[name].copy(data=expected.copy())
+            elif np.allclose(expected, found, atol=1e-6, equal_nan=True):  # what the grid check would let through
+                source = cube.attrs.get("geoanom_source")
+                raise CoordinateError(
+                    f"{name} of {f'{source!r}' if source else 'the dataset'} differs from the model's by up to "
+                    f"{largest:.3g} degrees, {largest / cell:.2g} of a cell, more than the {SAME_GRID:g} of a cell "
+                    "taken as the same grid; score data on the grid the model was fitted on.")
+        return cube.assign_coords(replaced) if replaced else cube
 
     def copy(self) -> "AnomalyModel":
         """A copy whose tile and region models are its own (the grid and climatology, never changed, are shared).
