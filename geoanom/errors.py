@@ -70,3 +70,7 @@ class WorkerMemoryError(GeoanomError, MemoryError):
 
 class UnitsError(GeoanomError, ValueError):
     """Data to score are in other units than the model was fitted on (degC against K, say)."""
+
+
+class ParameterError(GeoanomError, ValueError):
+    """A parameter's value is out of range (``sample_size=2``); the sentence names the parameter, the value and the range."""

@@ -92,3 +92,68 @@ def test_a_handful_of_rows_keeps_its_in_sample_threshold():
     [ensemble] = Ensemble.fit_many([X], ("gmm", "kmeans", "dpmm", "iforest", "event"), [0])
     [alone] = GMMDetector.fit_many([X], [0])
     assert ensemble.detectors_["gmm"].native_threshold_ == alone.native_threshold_
+
+
+def test_tiles_of_a_few_dozen_rows_flag_about_the_contamination_of_new_normal_rows():
+    # the trial of session 27: tiles of 20-29 rows kept in-sample thresholds and flagged 8-11% by the majority
+    from geoanom.detectors import Ensemble
+    from geoanom.detectors.event import event_params
+
+    names = ("gmm", "kmeans", "dpmm", "iforest", "event")
+    rng = np.random.default_rng(24)
+
+    def rows(n):
+        a = rng.normal(size=n)
+        return np.c_[a, 0.6 * a + 0.8 * rng.normal(size=n), 0.3 * a + 0.95 * rng.normal(size=n)]
+
+    samples = [rows(24) for _ in range(40)]
+    fitted = Ensemble.fit_many(samples, names, list(range(40)),
+                               params={"event": event_params(["x_anomaly", "x_neighbours", "x_background"])},
+                               columns={name: [0, 1] for name in names[:4]})
+    flags = np.array([ensemble.irregularity(rows(500)) > 1 for ensemble in fitted])  # (tile, family, row)
+    assert (flags.sum(axis=1) >= 3).mean() < 0.02  # 0.082 before
+    assert flags.mean(axis=(0, 2)).max() < 0.035  # kmeans 0.189 before
+
+
+def test_the_tail_beyond_the_largest_of_few_scores_is_extrapolated():
+    from geoanom.detectors.thresholds import tail_quantile
+
+    rng = np.random.default_rng(7)
+    flagged = []
+    for _ in range(400):
+        train, new = np.abs(rng.normal(size=(2, 24, 2))).sum(axis=2)  # 24 held-out distances, and new ones
+        threshold = contamination_quantile(train, 0.01, anomalous_above=True, held_out=True)
+        assert threshold == tail_quantile(train, 0.01, anomalous_above=True) >= train.max()
+        flagged.append(np.mean(np.abs(rng.normal(size=(2000, 2))).sum(axis=1) > threshold))
+    assert np.mean(flagged) < 0.015  # the largest score alone flags 1 / 25 = 4%
+    # anomalous below: mirrored
+    assert tail_quantile(-train, 0.01, anomalous_above=False) == -tail_quantile(train, 0.01, anomalous_above=True)
+
+
+def test_kmeans_has_at_most_one_cluster_per_twelve_rows_of_two_features():
+    rng = np.random.default_rng(8)
+    fitted = KMeansDetector.fit_many([rng.normal(size=(24, 2)) for _ in range(20)], list(range(20)))
+    assert max(len(detector.means_) for detector in fitted) <= 2  # canopies gave 4-6 before
+    large = KMeansDetector.fit_many([rng.normal(size=(400, 2))], [0])[0]
+    assert len(large.means_) > 2  # a large tile keeps its canopies
+
+
+@pytest.mark.slow
+def test_fit_on_tiles_of_24_rows_flags_about_the_contamination_of_unseen_clean_data():
+    import geoanom as ga
+
+    cube, _ = ga.testing.synthetic_cube(n_years=4, n_lat=12, n_lon=16, anomaly_rate=0.0, seed=3)
+    model = ga.fit(cube.isel(time=slice(0, 24)), precision=3, min_observations=20)
+    result = model.score(cube.isel(time=slice(24, None))).compute()
+    assert float(result.ensemble.mean()) < 0.02  # 0.107 before (kmeans 0.24)
+
+
+@pytest.mark.parametrize("name, check", [("min_observations", "check_min_observations"),
+                                         ("sample_size", "check_sample_size")])
+def test_sizes_below_what_the_families_support_are_refused_in_one_sentence(name, check):
+    from geoanom.detectors import limits
+    from geoanom.errors import ParameterError
+
+    with pytest.raises(ParameterError, match=rf"^{name} must be a whole number of at least 12, got 11: [^.]*\.$"):
+        getattr(limits, check)(11)
+    assert getattr(limits, check)(12) == 12

@@ -6,13 +6,16 @@ was fitted on better than new ones, and on a small tile the difference is
 large: on an 8 x 8 grid trained for 12 months (tiles of 144 to 432 rows)
 the in-sample thresholds of the default families flagged 3-5% of held-back
 normal data at a contamination of 1% (``tests/test_false_alarms.py``).
-So for a tile of fewer than ``CROSSFIT_BELOW`` rows the threshold is
+So for a tile of fewer than ``CROSSFIT_BELOW`` rows (and at least
+``CROSSFIT_ABOVE``, the fewest geoanom.fit accepts) the threshold is
 chosen from out-of-fold scores instead: the rows are dealt into
 ``N_FOLDS`` folds, each fold is scored by the family fitted on the
 others, and the pooled scores are those of rows the scoring model did not
 see, as a new observation's are, and their conformal quantile
 (:func:`~geoanom.detectors.thresholds.contamination_quantile`) flags at
-most the contamination of new normal data. The tile's own model is still the one
+most the contamination of new normal data; under 99 rows that quantile
+would be beyond the largest score, and the tail is extrapolated
+(:func:`~geoanom.detectors.thresholds.tail_quantile`). The tile's own model is still the one
 fitted on all its rows. Larger tiles keep their in-sample thresholds: the
 optimism shrinks with the rows, and every small tile costs three more fits
 (the isolation forest's most). ``python benchmarks/small_tiles.py``
@@ -36,10 +39,12 @@ from .base import Detector
 
 CROSSFIT_BELOW = 1024  # rows; see the module docstring
 N_FOLDS = 3
-# Fewer rows keep the in-sample threshold: fold models of a handful of rows
-# cannot be fitted by every family (a Dirichlet-process mixture of 2 rows),
-# and a 1% quantile of so few scores means nothing either way.
-CROSSFIT_ABOVE = 30
+# Fewer rows keep the in-sample threshold (geoanom.fit refuses min_observations and sample_size below it,
+# see geoanom.detectors.limits): fold models of a handful of rows cannot be fitted by every family. It was 30,
+# and tiles of 20-29 rows flagged 10.7% of new normal data in the trial of session 27 (kmeans 24%); from 12
+# rows out-of-fold thresholds, extrapolated beyond the largest score (thresholds.tail_quantile), flag 0.8-1.1%
+# by the majority of the five default families (tests/test_small_tiles.py).
+CROSSFIT_ABOVE = 12
 
 
 def fold_of_rows(n_rows: int, seed: int | None, n_folds: int = N_FOLDS) -> np.ndarray:

@@ -27,7 +27,9 @@ def contamination_quantile(scores: np.ndarray, contamination: float, anomalous_a
     (mirrored for families anomalous below), flags at most a share
     ``contamination`` of new normal observations. The sample quantile
     flags up to ``1 / n`` more, which matters on a small tile (144 rows:
-    1.7% instead of 1%).
+    1.7% instead of 1%). Where that rank is beyond the largest score (fewer
+    than ``1 / contamination - 1`` scores: 99 at 1%) the tail is
+    extrapolated (:func:`tail_quantile`).
 
     Examples
     --------
@@ -41,9 +43,46 @@ def contamination_quantile(scores: np.ndarray, contamination: float, anomalous_a
     if not held_out:
         return float(np.quantile(scores, 1.0 - contamination if anomalous_above else contamination))
     n = len(scores)
+    if np.ceil((n + 1) * (1.0 - contamination)) > n:  # beyond the largest score: extrapolate its tail
+        return tail_quantile(scores, contamination, anomalous_above)
     rank = min(int(np.ceil((n + 1) * (1.0 - contamination))), n)  # 1-based, from the normal end
     ordered = np.partition(np.asarray(scores), (rank - 1, n - rank))
     return float(ordered[rank - 1] if anomalous_above else ordered[n - rank])
+
+
+def tail_quantile(scores: np.ndarray, contamination: float, anomalous_above: bool) -> float:
+    """The score that flags a share ``contamination`` of new observations, beyond the largest of few ``scores``.
+
+    With ``n`` held-out scores the conformal quantile can flag no fewer
+    than ``1 / (n + 1)`` of new normal observations (the largest score): 4%
+    on a tile of 24 rows, against a contamination of 1%. Beyond it the tail
+    is extrapolated: an exponential tail is fitted to the excesses of the
+    ``k`` largest scores over the next one (``k`` a quarter of the scores,
+    at least ``TAIL_ROWS``), ``P(S > u + x) = k / (n + 1) exp(-x / mean excess)``,
+    and solved for the contamination. An exponential tail is heavier than a
+    Gaussian distance's, so on such scores it errs towards fewer flags; the
+    threshold is never below the largest score. Mirrored for families
+    anomalous below.
+
+    Examples
+    --------
+    >>> scores = np.random.default_rng(0).exponential(size=24)
+    >>> bool(tail_quantile(scores, 0.01, anomalous_above=True) > scores.max())
+    True
+    >>> round(tail_quantile(np.arange(24.0), 0.01, anomalous_above=False), 2)
+    -5.12
+    """
+    oriented = np.sort(np.asarray(scores, dtype=np.float64) * (1.0 if anomalous_above else -1.0))[::-1]
+    n = len(oriented)
+    k = min(max(TAIL_ROWS, n // 4), n - 1)
+    base = oriented[k]
+    excess = float(np.mean(oriented[:k] - base))
+    threshold = max(base + excess * np.log(k / ((n + 1) * contamination)), oriented[0])
+    return float(threshold if anomalous_above else -threshold)
+
+
+# The fewest scores an extrapolated tail is fitted to (see tail_quantile).
+TAIL_ROWS = 5
 
 
 def choose_threshold(
