@@ -183,6 +183,7 @@ def fit(
         check_workers(client, task, f"fitting {source_name(cube)}")
     climatology = Climatology.fit(values, trend=trend, groups=codes, source=source_name(cube), scheduler=scheduler)
     variable_names = [str(name) for name in values["variable"].values]
+    _refuse_empty_variables(climatology.prefix > 0, variable_names, values["time"].values, source_name(cube))
     _warn_partial_variables(climatology.prefix > 0, variable_names, source_name(cube))
     # every training observation was part of the climatology's fit: its anomaly is taken leave-one-out
     with on_workers(client):  # with a client, the climatology goes to the workers once, not in every graph
@@ -341,6 +342,25 @@ def _sketch_block(features, codes, time_index, cell_index, batch_of_tile, seed,
         if code in sketches:
             batch[code] = sketches[code]
     return out
+
+
+def _refuse_empty_variables(fitted: np.ndarray, variables: list[str], times: np.ndarray, source: str) -> None:
+    """Refuse, naming them and the training period, variables with no cell holding values enough for a climatology.
+
+    Otherwise no observation has every variable, and the fit only said "the selected data are all NaN".
+    ``fitted`` (variable, *spatial): whether the cell has a climatology of each variable.
+    """
+    empty = [name for name, has in zip(variables, fitted) if not has.any()]
+    if not empty or len(empty) == len(variables) == 1:  # one variable, all NaN: said as before, with the tiles
+        return
+    period = f"the training period ({iso_date(times[0])} to {iso_date(times[-1])}) of {source}"
+    if len(empty) == len(variables):
+        raise NoDataError(f"{', '.join(empty)} have no values (or in no cell enough for a climatology) in {period}; "
+                          "choose a period where they have values.")
+    has = "has" if len(empty) == 1 else "have"
+    raise NoDataError(f"{', '.join(empty)} {has} no values (or in no cell enough for a climatology) in {period}; fit "
+                      f"{', '.join(n for n in variables if n not in empty)} alone, or choose a training period where "
+                      f"{'it has' if len(empty) == 1 else 'they have'} values.")
 
 
 def _warn_partial_variables(fitted: np.ndarray, variables: list[str], source: str) -> None:
