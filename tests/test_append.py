@@ -177,12 +177,36 @@ def test_a_killed_write_resumes_where_it_stopped(feed, tmp_path, reference, monk
         ga.write_dataset(failing_from(new, done), target, append=how == "append", resume=how == "resume")
     progress = json.loads(zarr.open_group(target, mode="r").attrs[append.PROGRESS_ATTR])
     assert progress["done"] == done  # the regions before the failing block are recorded as written
-    with pytest.raises(InputFileError, match="unfinished output"):  # never read as a result meanwhile
+    # never read as a result meanwhile; the advice is to finish it, never to delete the record
+    said = ("holds an append of 2002-01-01 to 2002-12-01 that was interrupted \\(8 of 12 steps written\\); run "
+            "that append again to finish it: the 24 steps stored before it are intact\\.") if how == "append" else \
+        "is a write of 2000-01-01 to 2002-12-01 that was interrupted \\(8 of 36 steps written\\), not yet a result"
+    with pytest.raises(InputFileError, match=said) as caught:
         ga.open_cube(target, variables=["fused_irregularity"])
-    with pytest.raises(GeoanomError, match="holds an unfinished write of"):  # only the same steps finish it
+    assert "delete" not in str(caught.value)
+    what = "append" if how == "append" else "write"
+    with pytest.raises(GeoanomError, match=f"holds an interrupted {what} of .*; run that {what} again to finish "
+                                           "it first"):  # only the same steps finish it
         ga.write_dataset(new.isel(time=slice(0, 4)), target, append=True)
     ga.write_dataset(new, target, append=how == "append", resume=how == "resume")
     assert_same_store(target, reference, history=how == "resume")
+
+
+def test_an_interrupted_new_write_continued_with_another_model_says_so(feed, tmp_path, monkeypatch):
+    """Trial A: a killed `score --out` run again with another model was told 'cannot append'."""
+    monkeypatch.setattr(append, "REGION_BYTES", 1)
+    target = tmp_path / "km.zarr"
+    with pytest.raises(Killed):
+        ga.write_dataset(failing_from(scored(feed, "all"), 8), target, resume=True)
+    cube = ga.open_cube(feed["all"], chunks={"time": 4})
+    other = ga.fit(cube.isel(time=slice(0, 24)), variables=["tas"], precision=1, detectors=["gmm", "kmeans"])
+    with pytest.raises(GeoanomError, match=r"^cannot finish the interrupted write of 2000-01-01 to 2002-12-01 to "
+                                           r"'.*km\.zarr': it was scored by another model .*; run that write again, "
+                                           r"or replace it \(--overwrite, or overwrite='force' in write_dataset\)\.$"):
+        ga.write_dataset(other.score(cube), target, resume=True)
+    ga.write_dataset(other.score(cube), target, resume=True, overwrite="force")  # started afresh
+    written = xr.open_zarr(target)
+    assert written.sizes["time"] == 36 and "geoanom_incomplete" not in written.attrs
 
 
 def test_region_bounds_follow_the_store_chunks():

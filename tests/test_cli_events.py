@@ -117,5 +117,6 @@ def test_an_unfinished_result_is_refused(detected, refused, tmp_path):
     copy = tmp_path / "unfinished.zarr"
     shutil.copytree(folder / "r.zarr", copy)
     zarr.open_group(str(copy), mode="r+").attrs["geoanom_incomplete"] = "true"  # as a killed write leaves it
-    assert_refused(refused("events", copy, "--out", tmp_path / "e.csv"), "unfinished output")
+    assert_refused(refused("events", copy, "--out", tmp_path / "e.csv"),
+                   "unfinished output of an interrupted geoanom write, not a result; write it again")
     assert not (tmp_path / "e.csv").exists()

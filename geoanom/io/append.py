@@ -38,9 +38,8 @@ from geoanom.formatting import iso_date, same_calendar_name
 from geoanom.timesteps import GAP_STEPS, same_step, step_days
 
 from .joining import one_step_reason
-from .safety import INCOMPLETE_ATTR
+from .safety import INCOMPLETE_ATTR, PROGRESS_ATTR
 
-PROGRESS_ATTR = "geoanom_progress"  # JSON {"first", "last", "start", "stop", "done"} of an unfinished write
 REGION_BYTES = 256 * 2**20  # uncompressed bytes written per region: few regions, little lost when killed
 
 
@@ -90,7 +89,16 @@ def append_dataset(ds: xr.Dataset, target: Path) -> Path:
         _grow(target, progress["stop"])  # killed while growing: some arrays may still have the old length
     stored = _open(target)
     start = progress["start"] if progress else stored.sizes["time"]
-    check_compatible(stored.isel(time=slice(0, start)), ds, target)
+    doing = None
+    if progress is not None and start == 0:  # a new store written resumably, not an append
+        doing = f"cannot finish the interrupted write of {progress['first']} to {progress['last']} to '{target}'"
+    try:
+        check_compatible(stored.isel(time=slice(0, start)), ds, target, doing)
+    except GeoanomError as error:
+        if doing is None:
+            raise
+        raise GeoanomError(f"{str(error).rstrip('.')}; run that write again, or replace it (--overwrite, or "
+                           "overwrite='force' in write_dataset).") from None
     if progress is None:
         progress = {"first": iso_date(times[0]), "last": iso_date(times[-1]), "start": start,
                     "stop": start + len(times), "done": 0}
@@ -137,7 +145,7 @@ def region_bounds(start: int, stop: int, chunk: int, per_region: int = 1) -> lis
     return list(zip(edges[:-1], edges[1:]))
 
 
-def check_compatible(stored: xr.Dataset, new: xr.Dataset, target: Path) -> None:
+def check_compatible(stored: xr.Dataset, new: xr.Dataset, target: Path, doing: str | None = None) -> None:
     """Refuse, in one sentence naming the store, new steps that do not continue `stored`.
 
     Checked: the dates (after the stored end, no overlap), the variables and
@@ -148,39 +156,43 @@ def check_compatible(stored: xr.Dataset, new: xr.Dataset, target: Path) -> None:
     Examples
     --------
     >>> check_compatible(xr.open_zarr("a.zarr"), model.score(cube), Path("a.zarr"))  # doctest: +SKIP
+
+    `doing` begins the sentence (default ``"cannot append to '<target>'"``):
+    a new write continued after a kill says so, not "append".
     """
-    _check_times(stored, new, target)
+    doing = doing or f"cannot append to '{target}'"
+    _check_times(stored, new, target, doing)
     if set(stored.data_vars) != set(new.data_vars):
-        raise GeoanomError(f"cannot append to '{target}': it holds {', '.join(sorted(map(str, stored.data_vars)))}, "
+        raise GeoanomError(f"{doing}: it holds {', '.join(sorted(map(str, stored.data_vars)))}, "
                            f"the new result {', '.join(sorted(map(str, new.data_vars)))}.")
     for name, var in new.variables.items():
         if name == "time":
             continue
         old = stored.variables.get(name)
         if old is None or old.dims != var.dims:
-            raise GeoanomError(f"cannot append to '{target}': its {name} has dims {old.dims if old else 'none'}, "
+            raise GeoanomError(f"{doing}: its {name} has dims {old.dims if old else 'none'}, "
                                f"the new result's {var.dims}.")
         if "time" not in var.dims and not _same_values(old, var):
-            raise GeoanomError(f"cannot append to '{target}': its {name} differs from the new result's "
+            raise GeoanomError(f"{doing}: its {name} differs from the new result's "
                                "(another grid, tiling or detectors).")
         ours, theirs = _provenance(old.attrs), _provenance(var.attrs)
         if ours != theirs:
             key = next(k for k in sorted(set(ours) | set(theirs)) if ours.get(k) != theirs.get(k))
-            raise GeoanomError(f"cannot append to '{target}': it was scored by another model ({name}'s {key} "
+            raise GeoanomError(f"{doing}: it was scored by another model ({name}'s {key} "
                                f"is {ours.get(key)!r} there, {theirs.get(key)!r} in the new result).")
 
 
-def _check_times(stored: xr.Dataset, new: xr.Dataset, target: Path) -> None:
+def _check_times(stored: xr.Dataset, new: xr.Dataset, target: Path, doing: str) -> None:
     old, times = stored["time"].values, new["time"].values
     if old.dtype.kind == "M" and times.dtype.kind == "O":  # cftime dates of a calendar numpy dates can hold
         times = np.array([np.datetime64(t.isoformat()) for t in times], dtype=old.dtype)
     if len(times) == 0:
-        raise GeoanomError(f"cannot append to '{target}': the new result holds no time steps.")
+        raise GeoanomError(f"{doing}: the new result holds no time steps.")
     ours, theirs = same_calendar_name(stored["time"]), same_calendar_name(new["time"])
     if ours != theirs:
-        raise GeoanomError(f"cannot append to '{target}': its calendar is {ours}, the new result's {theirs}.")
+        raise GeoanomError(f"{doing}: its calendar is {ours}, the new result's {theirs}.")
     if len(times) > 1 and not bool(np.all(times[1:] > times[:-1])):
-        raise GeoanomError(f"cannot append to '{target}': the new result's times are not strictly increasing.")
+        raise GeoanomError(f"{doing}: the new result's times are not strictly increasing.")
     if len(old) and times[0] <= old[-1]:
         span, end = f"{iso_date(times[0])} to {iso_date(times[-1])}", iso_date(old[-1])
         why = "overlap the stored ones" if times[-1] >= old[0] and np.isin(times, old).any() else \
@@ -232,9 +244,11 @@ def _check_same_pending(target: Path, progress: dict[str, Any], times: np.ndarra
     """A killed append is finished only with the same steps: refuse others."""
     if (iso_date(times[0]), iso_date(times[-1]), len(times)) != \
             (progress["first"], progress["last"], progress["stop"] - progress["start"]):
+        what, undo = ("append", "") if progress["start"] else \
+            ("write", ", or replace it (--overwrite, or overwrite='force' in write_dataset)")
         raise GeoanomError(f"cannot write {iso_date(times[0])} to {iso_date(times[-1])} to '{target}': it holds an "
-                           f"unfinished write of {progress['first']} to {progress['last']}; run that write again "
-                           "to finish it, or remove the store.")
+                           f"interrupted {what} of {progress['first']} to {progress['last']}; run that {what} "
+                           f"again to finish it first{undo}.")
 
 
 

@@ -9,6 +9,7 @@ variable, wherever and whenever the task runs.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import struct
@@ -26,6 +27,7 @@ from geoanom.errors import CorruptDataError, GeoanomError, InputFileError
 from .messages import short_reason
 
 INCOMPLETE_ATTR = "geoanom_incomplete"  # set on a write's temporary until every value is on disk
+PROGRESS_ATTR = "geoanom_progress"  # JSON {"first", "last", "start", "stop", "done"} of an unfinished write
 INFINITE_KEY = "geoanom_infinite"  # encoding: the lazy count of ±inf per time step, from the raw values
 INTEGER_SOURCE = "geoanom_integer_source"  # encoding: the integer dtype open_cube read a variable as (a flag or code)
 _NETCDF3_MAGIC = (b"CDF\x01", b"CDF\x02")  # classic and 64-bit offset: the formats scipy can lay out
@@ -101,17 +103,34 @@ def guard_reads(ds: xr.Dataset, path: str) -> xr.Dataset:
 
 
 def refuse_incomplete(ds: xr.Dataset, path: str) -> None:
-    """Refuse a dataset marked unfinished by :func:`geoanom.write_dataset`.
+    """Refuse a dataset marked unfinished by :func:`geoanom.write_dataset`, saying how to finish it.
+
+    An interrupted append (its progress mark says so) is finished by running
+    that append again: the steps stored before it are intact, so the advice
+    never is to delete the store.
 
     Examples
     --------
-    >>> refuse_incomplete(xr.Dataset(attrs={"geoanom_incomplete": "true"}), "x.nc")  # doctest: +ELLIPSIS
+    >>> progress = '{"first": "2019-04-16", "last": "2019-06-16", "start": 12, "stop": 15, "done": 1}'
+    >>> refuse_incomplete(xr.Dataset(attrs={"geoanom_incomplete": "true", "geoanom_progress": progress}), "a.zarr")
     Traceback (most recent call last):
-    geoanom.errors.InputFileError: '...' is an unfinished output ...
+    geoanom.errors.InputFileError: 'a.zarr' holds an append of 2019-04-16 to 2019-06-16 that was interrupted \
+(1 of 3 steps written); run that append again to finish it: the 12 steps stored before it are intact.
     """
-    if str(ds.attrs.get(INCOMPLETE_ATTR, "")).lower() == "true":
+    if str(ds.attrs.get(INCOMPLETE_ATTR, "")).lower() != "true":
+        return
+    try:
+        progress = json.loads(ds.attrs[PROGRESS_ATTR])
+        first, last, start, stop, done = (progress[k] for k in ("first", "last", "start", "stop", "done"))
+    except (KeyError, TypeError, ValueError):  # no progress mark: a write that cannot be continued
         raise InputFileError(f"'{path}' is an unfinished output of an interrupted geoanom write, not a result; "
-                             "delete it and write it again.")
+                             "write it again.") from None
+    written = f"({done} of {stop - start} steps written)"
+    if start:
+        raise InputFileError(f"'{path}' holds an append of {first} to {last} that was interrupted {written}; run "
+                             f"that append again to finish it: the {start} steps stored before it are intact.")
+    raise InputFileError(f"'{path}' is a write of {first} to {last} that was interrupted {written}, not yet a "
+                         "result; run that write again to finish it.")
 
 
 def check_netcdf3_length(path: str) -> None:

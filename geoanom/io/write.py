@@ -127,9 +127,12 @@ def write_dataset(ds: xr.Dataset, path: PathLike, *, overwrite: bool | str = Tru
         raise GeoanomError(f"cannot write '{target}': the data being written are read from '{source}', which "
                            "would be lost; choose another path.")
     judged = warn_flags and has_flags(ds)
-    if append or (resume and pending_progress(target) is not None):
+    pending = pending_progress(target) if resume and not append else None
+    # overwrite="force" starts an interrupted new write afresh (another model's, say); an append never is
+    restart = pending is not None and pending["start"] == 0 and overwrite == "force"
+    if append or (pending is not None and not restart):
         written = append_dataset(ds, target)
-    elif resume and not os.path.lexists(target):  # a finished output there is kept until the new one is whole
+    elif resume and (restart or not os.path.lexists(target)):  # a finished output is kept until the new one is whole
         written = _write_resumable(ds, target, overwrite=overwrite, zarr_format=zarr_format)
     else:  # one computation: the flags are counted as the scores are written, not read back
         also = {"flags": flag_counts(ds, compute=False)} if judged else {}
