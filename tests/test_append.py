@@ -123,9 +123,24 @@ def test_an_append_that_leaves_steps_out_warns(feed, first):
     with warnings.catch_warnings():
         warnings.simplefilter("error", ga.GeoanomWarning)  # the next month: nothing to say
         ga.write_dataset(new.isel(time=slice(0, 1)), first, append=True)
-    with pytest.warns(ga.GeoanomWarning, match=r"appending 2002-05-01 to '.*anomalies.zarr' after its last step "
-                      r"2002-01-01 leaves about 3 time step\(s\) out \(the store steps by 31 days\)"):
+    with pytest.warns(ga.GeoanomWarning, match=r"appended 2002-05-01 to '.*anomalies.zarr' after its last step "
+                      r"2002-01-01, leaving about 3 time step\(s\) out \(the store steps by 31 days\): .*the "
+                      r"missing steps can no longer be appended \(only later dates can\)"):
         ga.write_dataset(new.isel(time=slice(4, None)), first, append=True)
+
+
+def test_an_appended_step_without_any_value_warns(feed, first, tmp_path):
+    """Trial A #14: an all-NaN month (an empty delivery) was appended without a word."""
+    month = xr.open_dataset(feed["new"]).isel(time=slice(0, 1)).load()
+    month["tas"][:] = np.nan
+    month.to_netcdf(tmp_path / "empty.nc")
+    result = ga.load_model(feed["model"]).score(ga.open_cube(tmp_path / "empty.nc"))
+    with pytest.warns(ga.GeoanomWarning, match=r"appended 2002-01-01 to '.*anomalies.zarr' with no scored cell "
+                      r"\(fused_irregularity is missing everywhere\): the input holds no values there"):
+        ga.write_dataset(result, first, append=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ga.GeoanomWarning)  # a month with values: nothing to say
+        ga.write_dataset(scored(feed, "new").isel(time=slice(1, 2)), first, append=True)
 
 
 def test_another_models_result_is_refused(feed, first, tmp_path):

@@ -107,7 +107,31 @@ def append_dataset(ds: xr.Dataset, target: Path) -> Path:
     appended = progress["start"] > 0  # 0: a new store written resumably, whose history has its line already
     _finish(target, f"appended {progress['first']} to {progress['last']} with geoanom {__version__}" if appended
             else None)
+    if appended:  # said once the steps are in the store, in the words of what happened
+        _warn_gap(stored["time"].values[:start], times, target)
+        _warn_empty_steps(target, progress["start"], progress["stop"])
     return target
+
+
+def _warn_empty_steps(target: Path, start: int, stop: int) -> None:
+    """Warn when appended steps hold no scored cell at all: their input was all missing (an empty delivery).
+
+    Read back from the store (one variable, the appended steps only), as
+    counting before the write would score them twice.
+    """
+    stored = _open(target)
+    name = "fused_irregularity" if "fused_irregularity" in stored else next(
+        (n for n, v in stored.data_vars.items() if "time" in v.dims and v.dtype.kind == "f"), None)
+    if name is None:
+        return
+    values = stored[name].isel(time=slice(start, stop))
+    scored = np.isfinite(values).sum([d for d in values.dims if d != "time"]).values
+    empty = stored["time"].values[start:stop][scored == 0]
+    if empty.size:
+        dates = ", ".join(iso_date(t) for t in empty[:3]) + (f" and {empty.size - 3} more" if empty.size > 3 else "")
+        warnings.warn(f"appended {dates} to '{target}' with no scored cell ({name} is missing everywhere): the "
+                      "input holds no values there; check the delivery, as the empty step stays in the store and "
+                      "only later dates can be appended.", GeoanomWarning, stacklevel=4)
 
 
 def pending_progress(target: Path) -> dict[str, Any] | None:
@@ -200,7 +224,6 @@ def _check_times(stored: xr.Dataset, new: xr.Dataset, target: Path, doing: str) 
         raise GeoanomError(f"cannot append {span} to '{target}': these dates {why} ({iso_date(old[0])} to {end}); "
                            f"append only dates after {end}.")
     _check_same_steps(old, times, target)
-    _warn_gap(old, times, target)
 
 
 def _check_same_steps(old: np.ndarray, times: np.ndarray, target: Path) -> None:
@@ -225,7 +248,7 @@ def _check_same_steps(old: np.ndarray, times: np.ndarray, target: Path) -> None:
 
 
 def _warn_gap(old: np.ndarray, times: np.ndarray, target: Path) -> None:
-    """Warn when the new dates leave time steps out after the stored ones (a feed that missed a month)."""
+    """Warn, once they are stored, when the new dates left time steps out after the old ones (a feed that missed a month)."""
     if len(old) < 2:
         return
     try:
@@ -233,10 +256,11 @@ def _warn_gap(old: np.ndarray, times: np.ndarray, target: Path) -> None:
     except TypeError:  # cftime dates stored, numpy's new (one calendar, told apart by the years): not judged
         return
     if usual > 0 and gap > GAP_STEPS * usual:  # the rule of events' gaps (geoanom.timesteps)
-        warnings.warn(f"appending {iso_date(times[0])} to '{target}' after its last step {iso_date(old[-1])} leaves "
-                      f"about {round(gap / usual) - 1:d} time step(s) out (the store steps by {usual:.3g} days): "
-                      "events (geoanom events) end at the gap and start again after it; append the missing steps "
-                      "first if they exist.",
+        warnings.warn(f"appended {iso_date(times[0])} to '{target}' after its last step {iso_date(old[-1])}, "
+                      f"leaving about {round(gap / usual) - 1:d} time step(s) out (the store steps by {usual:.3g} "
+                      "days): events (geoanom events) end at the gap and start again after it, and the missing "
+                      "steps can no longer be appended (only later dates can); if they exist, score the whole "
+                      "period into a new result.",
                       GeoanomWarning, stacklevel=4)
 
 
