@@ -220,8 +220,12 @@ class Ensemble(BaseEstimator):
         check_is_fitted(self)
         return check_features(X, self.n_features_in_, type(self).__name__)
 
-    def irregularity(self, X: Any) -> np.ndarray:
+    def irregularity(self, X: Any, *, checked: bool = False) -> np.ndarray:
         """Irregularity of each family, shape (n_detectors, n_samples); > 1 is anomalous.
+
+        ``checked=True`` skips the checks of ``X`` (a finite float64 2-D array
+        of the ensemble's width), as the families' own ``irregularity``: the
+        rows a cube's scoring takes out of a block are complete by construction.
 
         Examples
         --------
@@ -230,9 +234,10 @@ class Ensemble(BaseEstimator):
         >>> Ensemble(("gmm", "kmeans"), random_state=0).fit(X).irregularity(X[:5]).shape
         (2, 5)
         """
-        X = self._rows(X)
-        return np.stack([detector.irregularity(self.family_rows(name, X), checked=True)
-                         for name, detector in self.detectors_.items()])
+        X = X if checked else self._rows(X)
+        scores = [detector.irregularity(self.family_rows(name, X), checked=True)
+                  for name, detector in self.detectors_.items()]
+        return scores[0][None] if len(scores) == 1 else np.stack(scores)  # one family: its own new array, not a copy
 
     def decision_function(self, X: Any) -> np.ndarray:
         """pyod's outlier score, higher = more abnormal: the fused irregularity (see :func:`.fusion.fuse`).

@@ -329,5 +329,7 @@ def _score_tile(ensemble, features: np.ndarray, cells: np.ndarray, out: np.ndarr
     rows, places = tile_rows(features, cells)
     if not len(rows):
         return
-    irregularity = ensemble.irregularity_adapting(rows, adapt_every) if adapt_every else ensemble.irregularity(rows)
+    # the rows are complete (tile_rows leaves out any with a non-finite feature): not checked again
+    irregularity = (ensemble.irregularity_adapting(rows, adapt_every) if adapt_every
+                    else ensemble.irregularity(rows, checked=True))
     place_scores(out, irregularity, places, cells)
