@@ -86,11 +86,17 @@ def test_the_command_line_says_so_and_exits_2(a1b_model, sample_data, tmp_path, 
 
 
 @pytest.mark.parametrize("a, b", [("K", "kelvin"), ("degC", "Celsius"), ("degC", "degree_Celsius"), ("degC", "°C"),
-                                  ("degC", "deg C"), ("kg m-2 s-1", "kg m^-2 s^-1"), ("Pa", "pascal")])
+                                  ("degC", "deg C"), ("kg m-2 s-1", "kg m^-2 s^-1"), ("Pa", "pascal"),
+                                  # trial A #9: refused as other units
+                                  ("0.001", "1e-3"), ("g/kg", "1e-3"), ("psu", "1e-3"), ("W/m2", "W m-2"),
+                                  ("m", "metre"), ("kg/m2/s", "kg m-2 s-1"), ("W.m-2", "W m^-2"), ("m/s", "m s-1"),
+                                  ("metre second-1", "m s-1"), ("mm/day", "mm d-1")])
 def test_spellings_of_one_unit_are_equal(a, b):
     assert normalised_units(a) == normalised_units(b)
 
 
-@pytest.mark.parametrize("a, b", [("K", "degC"), ("degC", "degF"), ("Pa", "hPa"), ("m", "mm")])
+@pytest.mark.parametrize("a, b", [("K", "degC"), ("degC", "degF"), ("Pa", "hPa"), ("m", "mm"), ("1", "1e-3"),
+                                  ("C", "degC"), ("mm s-1", "kg m-2 s-1"), ("W m-2", "W"), ("mm/day", "mm s-1"),
+                                  ("0.01", "1e-3"), ("m2", "m")])
 def test_different_units_differ(a, b):
     assert normalised_units(a) != normalised_units(b)
