@@ -325,3 +325,22 @@ def test_the_table_is_bit_identical_for_every_chunking():
     for chunks in ({"time": 1, "lon": 5}, {"time": 4, "lat": 3, "lon": 7}, {"lat": 11}):
         table = events(result.chunk(chunks))
         assert table.equals(whole), str(chunks)
+
+
+@pytest.mark.parametrize("time_chunk", [1, 2, 5])
+def test_bridge_gaps_does_not_cross_a_step_with_no_data(time_chunk):
+    # trial A: flags in May and July with June missing everywhere were one event "2015-05 -> 2015-07, duration 3"
+    flags = np.zeros((6, 2, 3), dtype=bool)
+    flags[[1, 3], 0, 0] = True  # step 2 has no data anywhere
+    flags[[3, 5], 1, 2] = True  # step 4 has data and no flag: quiet, bridged
+    anomaly = np.where(flags, 1.5, 0.1)
+    anomaly[2] = np.nan
+    fused = np.where(flags, 2.0, 0.5)
+    fused[2] = np.nan
+    result = make_result(flags, [0.0, 1.0], [0.0, 1.0, 2.0], anomaly=anomaly, fused=fused).chunk({"time": time_chunk})
+    table = events(result, bridge_gaps=True)
+    assert table["duration"].tolist() == [1, 1, 3] and table["cells"].tolist() == [1, 1, 2]
+    labels = event_labels(result, bridge_gaps=True).values
+    assert labels[1, 0, 0] != labels[3, 0, 0] and labels[3, 1, 2] == labels[5, 1, 2]
+    # a result without anomalies: the fused irregularity says where data are
+    assert len(events(result.drop_vars("tas_anomaly"), bridge_gaps=True)) == 3

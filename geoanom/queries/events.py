@@ -10,6 +10,7 @@ grid, the antimeridian.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import dask
@@ -49,7 +50,10 @@ def event_labels(result: xr.Dataset, *, flag: str = "ensemble", connectivity: in
     bridge_gaps : bool, default False
         Also connect a cell's flags separated by one unflagged step. Steps
         on either side of a gap in the time axis (a step over 1.5 times the
-        usual one: months missing) are never connected.
+        usual one: months missing) are never connected, nor are steps either
+        side of a step with no data anywhere (every ``<variable>_anomaly``
+        NaN, or without them every ``fused_irregularity``): it is missing,
+        not quiet. Finding those steps reads the result once more.
 
     Returns
     -------
@@ -179,10 +183,15 @@ def _stitched(mask: xr.DataArray, result: xr.Dataset, connectivity: int, bridge_
     """:func:`stitch` of the flags, never joining steps across a gap in the time axis (a month missing).
 
     Two empty steps go into each gap before stitching (so that not even
-    ``bridge_gaps`` reaches over it) and come out of the keys after.
+    ``bridge_gaps`` reaches over it) and come out of the keys after. When
+    bridging, so do steps with no data anywhere (:func:`missing_steps`):
+    a flag before one and a flag after it are not one event.
     """
     connection, least = _connection(result, connectivity, bridge_gaps), _min_cells(min_cells)
     gaps = gaps_after(result["time"])
+    if bridge_gaps:  # after a missing step, so that the steps either side are four apart
+        missing = missing_steps(result)
+        gaps = np.union1d(gaps, missing[missing < mask.shape[0] - 1]).astype(np.int64)
     if not gaps.size:
         return stitch(mask.data, connection, least)
     empty = da.zeros((2,) + mask.shape[1:], dtype=bool, chunks=(2,) + mask.data.chunks[1:])
@@ -191,6 +200,32 @@ def _stitched(mask: xr.DataArray, result: xr.Dataset, connectivity: int, bridge_
     keys, lookup = stitch(da.concatenate(pieces[:-1], axis=0), connection, least)
     real = np.arange(mask.shape[0]) + 2 * np.searchsorted(gaps, np.arange(mask.shape[0]), side="left")
     return keys[real].rechunk(mask.data.chunks), lookup
+
+
+def missing_steps(result: xr.Dataset) -> np.ndarray:
+    """The time steps (indices) where no cell of the result has data, computed now.
+
+    Data are the ``<variable>_anomaly`` variables (NaN where the input was
+    missing), or ``fused_irregularity`` in a result without them; a result
+    with neither has no step known to be missing.
+
+    Examples
+    --------
+    >>> anomaly = np.ones((3, 1, 2))
+    >>> anomaly[1] = np.nan
+    >>> result = xr.Dataset({"tas_anomaly": (("time", "lat", "lon"), anomaly)}, coords={"lat": [0.0], "lon": [0.0, 1.0]})
+    >>> missing_steps(result).tolist()
+    [1]
+    """
+    dims = ("time", *spatial_dims(result))
+    names = [name for name in result.data_vars if str(name).endswith("_anomaly") and set(result[name].dims) == set(dims)]
+    if not names and "fused_irregularity" in result and set(result["fused_irregularity"].dims) == set(dims):
+        names = ["fused_irregularity"]
+    if not names:
+        return np.zeros(0, dtype=np.int64)
+    present = [result[name].transpose(*dims).notnull().any(dims[1:]).data for name in names]
+    (present,) = dask.compute(functools.reduce(np.logical_or, present))
+    return np.flatnonzero(~np.asarray(present)).astype(np.int64)
 
 
 def _connection(result: xr.Dataset, connectivity: int, bridge_gaps: bool) -> Connection:
