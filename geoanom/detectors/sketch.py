@@ -209,15 +209,7 @@ def _sketch_kernel(features, time_index, cell_index, order, starts, seed_bits, c
         counts[g] = n
         if n == 0:
             continue
-        for i in range(n):
-            for f in range(n_features):
-                means[g, f] += rows[i, f]
-        for f in range(n_features):
-            means[g, f] /= n
-        for i in range(n):
-            for a in range(n_features):
-                for b in range(n_features):
-                    scatters[g, a, b] += (rows[i, a] - means[g, a]) * (rows[i, b] - means[g, b])
+        _moments(rows, n, means[g], scatters[g])
         # keys are distinct (SplitMix64 is a bijection of distinct positions): any sort gives the same order
         chosen = _key_order(keys, n)[:capacity]
         kept[g] = chosen.size
@@ -226,6 +218,45 @@ def _sketch_kernel(features, time_index, cell_index, order, starts, seed_bits, c
             for f in range(n_features):
                 out_rows[bounds[g] + i, f] = rows[chosen[i], f]
     return counts, means, scatters, bounds, kept, out_rows, out_keys
+
+
+@njit(cache=True, nogil=True)
+def _moments(rows, n, mean, scatter):  # pragma: no cover - compiled; tested through sketch_tiles
+    """Mean and scatter of ``rows[:n]`` into ``mean`` and ``scatter`` (zeros), each sum over the rows in order.
+
+    Each sum is a local (a register), not the array element: stored and
+    loaded at every row, the sums waited on memory. Every sum still adds
+    the same terms in the same order, so the same bits; two features (the
+    default) take their six sums in two passes over the rows.
+    """
+    n_features = rows.shape[1]
+    if n_features == 2:
+        total0 = total1 = 0.0
+        for i in range(n):
+            total0 += rows[i, 0]
+            total1 += rows[i, 1]
+        mean[0], mean[1] = total0 / n, total1 / n
+        m0, m1 = mean[0], mean[1]
+        s00 = s01 = s10 = s11 = 0.0
+        for i in range(n):
+            d0, d1 = rows[i, 0] - m0, rows[i, 1] - m1
+            s00 += d0 * d0
+            s01 += d0 * d1
+            s10 += d1 * d0
+            s11 += d1 * d1
+        scatter[0, 0], scatter[0, 1], scatter[1, 0], scatter[1, 1] = s00, s01, s10, s11
+        return
+    for f in range(n_features):
+        total = 0.0
+        for i in range(n):
+            total += rows[i, f]
+        mean[f] = total / n
+    for a in range(n_features):
+        for b in range(n_features):
+            total = 0.0
+            for i in range(n):
+                total += (rows[i, a] - mean[a]) * (rows[i, b] - mean[b])
+            scatter[a, b] = total
 
 
 @njit(cache=True, nogil=True)
