@@ -151,7 +151,7 @@ def find_fill(sample: np.ndarray, packed: Mapping[float, PackedFill] | None = No
     return FillFinding(found, tuple(unseen), low, high, int(values.size), candidates, kept)
 
 
-def mask_undeclared_fill(ds: xr.Dataset, sources: Sequence[tuple[str, pd.Index]],
+def mask_undeclared_fill(ds: xr.Dataset, sources: Sequence[tuple[str, pd.Index] | tuple[str, pd.Index, tuple]],
                          packed: Mapping[Hashable, Mapping[float, PackedFill]] | None = None) -> xr.Dataset:
     """Treat undeclared fill values as missing, lazily, warning once per variable (see the module's rule).
 
@@ -162,9 +162,10 @@ def mask_undeclared_fill(ds: xr.Dataset, sources: Sequence[tuple[str, pd.Index]]
     ----------
     ds : xarray.Dataset
         Dask-backed float variables with dims ``(time, ...)``, as `open_cube` builds them.
-    sources : sequence of (str, pandas.Index)
-        Each file with its times, to name the files a fill was found in
-        (for data given in memory, "the dataset" and its times).
+    sources : sequence of (str, pandas.Index) or (str, pandas.Index, tuple)
+        Each file with its times (and the variables it holds, when files
+        hold different ones), to name the files a fill was found in (for
+        data given in memory, "the dataset" and its times).
     packed : mapping, optional
         The packed integer variables declaring no fill, each with its
         sentinels unpacked (of every file: files may pack differently).
@@ -185,15 +186,16 @@ def mask_undeclared_fill(ds: xr.Dataset, sources: Sequence[tuple[str, pd.Index]]
         samples = dask.compute(*(ds[name].isel(time=steps).data for name in names))
     except CorruptDataError:  # the damaged chunk is named when the data are computed, as without this check
         return ds
-    # The step each file starts at, so that a task meeting an unseen fill names its file.
-    first_steps = tuple(sorted((int(ds.indexes["time"].get_indexer(index).min()), path) for path, index in sources))
     out = ds.copy()
     for name, sample in zip(names, samples):
         finding = find_fill(sample, (packed or {}).get(name))
         if not (finding.found or finding.unseen):
             continue
+        held = [(path, index) for path, index, *holding in sources if not holding or name in holding[0]]
+        # The step each file starts at, so that a task meeting an unseen fill names its file.
+        first_steps = tuple(sorted((int(ds.indexes["time"].get_indexer(index).min()), path) for path, index in held))
         if finding.found:
-            where = ", ".join(map(_shown, _files_holding(sample, finding, steps, ds, sources)))
+            where = ", ".join(map(_shown, _files_holding(sample, finding, steps, ds, held)))
             warnings.warn(_message(name, where, finding, len(steps)), GeoanomWarning, stacklevel=3)
         var = ds[name]
         unseen = tuple((value, finding.label(value)) for value in finding.unseen)

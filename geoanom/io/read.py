@@ -22,7 +22,7 @@ import pandas as pd
 import xarray as xr
 
 from geoanom.errors import CoordinateError, GeoanomError, InputFileError, NoDataError, VariableNotFoundError
-from geoanom.formatting import iso_date
+from geoanom.formatting import coordinate_difference, iso_date
 
 from .fill_values import mask_undeclared_fill
 from .grid import find_coordinate, grid_dims, normalise_lon_lat, rename_coordinate, true_lat_lon, west_edge
@@ -55,7 +55,10 @@ def open_cube(
     ----------
     paths : str, path, list of them, or xarray.Dataset or DataArray
         Files, Zarr stores (format 2 or 3) or glob patterns; several files
-        are concatenated along time, in time order. Or data already in
+        are concatenated along time, in time order; files that hold other
+        variables over the same times and grid (one variable per file, as
+        CMIP writes them) are merged, each variable's files joined in time
+        first. Or data already in
         memory or opened otherwise, given the same names, checks, fill
         handling and chunks (see :func:`as_cube`).
     variables : str or list of str, optional
@@ -104,20 +107,28 @@ def open_cube(
     if isinstance(paths, (xr.Dataset, xr.DataArray)):
         return as_cube(paths, variables, chunks, level)
     files, label = _resolve(paths)
-    parts, names, packed = [], variables, {}
+    parts, packed, first = [], {}, None
+    wanted = None if variables is None else [variables] if isinstance(variables, str) else list(variables)
     for path in files:
         opened = guard_reads(_open_one(path), path)
-        parts.append(_standardise(opened, path, names, chunks, level))
-        names = list(parts[-1].data_vars)  # later files must hold the first file's variables
+        parts.append(_standardise(opened, path, _file_variables(opened, wanted, first, len(files) > 1), chunks, level))
+        names = list(parts[-1].data_vars)
+        first = first or names
         for name, sentinels in packed_sentinels(opened, names).items():  # before the cast to float forgets the packing
             packed.setdefault(name, {}).update(sentinels)
-    ds = concat_time(parts, files, label)
+    ds = _join(parts, files, label)
+    if wanted is not None and list(ds.data_vars) != (ordered := list(dict.fromkeys(wanted))):
+        if missing := [name for name in ordered if name not in ds.data_vars]:
+            raise VariableNotFoundError(f"variable '{missing[0]}' is in none of {label}; they hold "
+                                        f"{', '.join(map(str, ds.data_vars))}.")
+        ds = ds[ordered]  # merged from files of their own: in the order asked for
     plan = _default_chunks(ds) if chunks is None else dict(chunks)
     if unknown := [str(d) for d in plan if d not in ds.dims]:
         dims = ", ".join(map(str, ds.dims))
         raise GeoanomError(f"chunks name {', '.join(unknown)}, which are not dimensions of {label} ({dims}).")
     ds = mask_infinite(ds.chunk(plan))  # ±inf is missing; the lazy count is for count_infinite
-    ds = mask_undeclared_fill(ds, [(path, part.indexes["time"]) for path, part in zip(files, parts)], packed)
+    ds = mask_undeclared_fill(ds, [(path, part.indexes["time"], tuple(part.data_vars)) for path, part in zip(files, parts)],
+                              packed)
     # lat/lon are one grid slab that every consumer needs: hold them in memory.
     ds = ds.assign_coords(lat=ds["lat"].compute(), lon=ds["lon"].compute())
     for var in ds.variables.values():  # storage chunking from the files would clash on writing
@@ -125,6 +136,61 @@ def open_cube(
             var.encoding.pop(key, None)
     ds.attrs["geoanom_source"] = ", ".join(files)
     return ds
+
+
+def _file_variables(ds: xr.Dataset, wanted: list | None, first: list | None, several: bool) -> list | None:
+    """The variables to read from one of the files (None: every numeric one on time and grid).
+
+    Those asked for that the file holds (all if it holds none, or is the only file: the refusal names the first
+    missing; a variable no file holds is refused once they are joined). With none
+    asked, the first file's when the file holds them all (files split in time), else its own (one variable per
+    file, as CMIP writes them).
+    """
+    if wanted is not None:
+        return [name for name in wanted if name in ds.data_vars] or wanted if several else wanted
+    return first if first is not None and all(name in ds.data_vars for name in first) else None
+
+
+def _join(parts: list[xr.Dataset], files: list[str], label: str) -> xr.Dataset:
+    """Files joined in time (:func:`concat_time`); files holding other variables merged, each variable's joined first.
+
+    Each set of variables is one group (tos_1990s.nc, tos_2000s.nc; pr_1990s.nc, pr_2000s.nc): the groups
+    must hold different variables, over the same times and grid.
+    """
+    groups: dict[tuple, list[int]] = {}
+    for i, part in enumerate(parts):
+        groups.setdefault(tuple(part.data_vars), []).append(i)
+    if len(groups) == 1:
+        return concat_time(parts, files, label)
+    seen: dict[Hashable, int] = {}
+    for key, members in groups.items():
+        for name in key:
+            if (other := seen.setdefault(name, members[0])) != members[0]:  # overlapping sets: one lacks a variable
+                has, lacks = (other, members[0]) if set(parts[other].data_vars) - set(key) else (members[0], other)
+                missing = next(n for n in parts[has].data_vars if n not in parts[lacks].data_vars)
+                raise VariableNotFoundError(
+                    f"variable '{missing}' is not in {files[lacks]}, which holds "
+                    f"{', '.join(map(str, parts[lacks].data_vars))}, though {files[has]} holds "
+                    f"{', '.join(map(str, parts[has].data_vars))}; give files that hold the same variables, or one "
+                    "variable each.")
+    joined = [concat_time([parts[i] for i in members], [files[i] for i in members],
+                          ", ".join(files[i] for i in members)) for members in groups.values()]
+    ref, ref_names = joined[0], ", ".join(map(str, joined[0].data_vars))
+    for ds in joined[1:]:
+        names = ", ".join(map(str, ds.data_vars))
+        if not ds.indexes["time"].equals(ref.indexes["time"]):
+            raise CoordinateError(f"the files {label} hold {ref_names} at {_span(ref)} but {names} at {_span(ds)}; "
+                                  "variables in files of their own must cover the same time steps.")
+        for name in ("lat", "lon"):
+            if not np.array_equal(ref[name].values, ds[name].values):
+                raise CoordinateError(f"the files {label} hold {ref_names} and {names} on different grids: "
+                                      f"{coordinate_difference(name, ref[name].values, ds[name].values)}.")
+    return xr.merge(joined, join="exact", compat="override", combine_attrs="override")
+
+
+def _span(ds: xr.Dataset) -> str:
+    times = ds.indexes["time"]
+    return f"{times.size} steps from {iso_date(times[0])} to {iso_date(times[-1])}"
 
 
 def sample_cube(name: str) -> xr.Dataset:
@@ -235,7 +301,7 @@ def _decode_declared(ds: xr.Dataset) -> xr.Dataset:
 
 
 def describe_levels(paths: PathLike | Sequence[PathLike]) -> dict[str, LevelAxis | None]:
-    """The vertical levels of every variable `open_cube` could read, from the first file's metadata.
+    """The vertical levels of every variable `open_cube` could read, from the files' metadata.
 
     Parameters
     ----------
@@ -258,12 +324,14 @@ def describe_levels(paths: PathLike | Sequence[PathLike]) -> dict[str, LevelAxis
     'model_level_number: 1, 2, 3, 4, '
     """
     files, _ = _resolve(paths)
-    ds = _canonical_coords(_open_one(files[0]), files[0])
-    spatial = grid_dims(ds, files[0])
     found: dict[str, LevelAxis | None] = {}
-    for name in _select(ds, None, spatial, files[0]):
-        axes = [a for d, a in variable_levels(ds, name, spatial).items() if a is not None and ds.sizes[d] > 1]
-        found[str(name)] = axes[0] if axes else None
+    for path in files:  # every file's metadata: files may hold one variable each (CMIP)
+        ds = _canonical_coords(_open_one(path), path)
+        spatial = grid_dims(ds, path)
+        for name in _select(ds, None, spatial, path):
+            if str(name) not in found:
+                axes = [a for d, a in variable_levels(ds, name, spatial).items() if a is not None and ds.sizes[d] > 1]
+                found[str(name)] = axes[0] if axes else None
     return found
 
 
