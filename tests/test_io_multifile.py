@@ -178,3 +178,24 @@ def test_valid_records_in_separate_files_still_join(tmp_path, first, second):
     dated(second).to_netcdf(tmp_path / "b.nc")
     cube = ga.open_cube(str(tmp_path / "*.nc"))
     assert cube.sizes["time"] == len(first) + len(second)
+
+
+def test_float32_and_float64_coordinates_of_one_grid_join_on_the_first_files(tmp_path):
+    """Trial A: joining them was refused with '... differs ...: lat is the same'."""
+    first = monthly("2000-01-01")
+    first = first.assign_coords(lat=first["lat"] + 0.1)  # 0.1 steps: not exact in float32
+    first.to_netcdf(tmp_path / "a.nc")
+    second = monthly("2000-05-01")
+    second.assign_coords(lat=(first["lat"].values).astype("float32")).to_netcdf(tmp_path / "b.nc")
+    cube = ga.open_cube([str(tmp_path / "a.nc"), str(tmp_path / "b.nc")])
+    assert cube.sizes["time"] == 8 and cube["lat"].dtype == "float64"
+    assert (cube["lat"].values == first["lat"].values).all()
+
+
+def test_a_coordinate_differing_below_a_millionth_says_by_how_much(tmp_path):
+    first = monthly("2000-01-01")
+    first = first.assign_coords(lat=first["lat"] * 1e-4)  # small values: float32 precision is far below 1e-6
+    first.to_netcdf(tmp_path / "a.nc")
+    monthly("2000-05-01").assign_coords(lat=first["lat"].values + 1e-8).to_netcdf(tmp_path / "b.nc")
+    message = refusal([str(tmp_path / "a.nc"), str(tmp_path / "b.nc")])
+    assert message.endswith("lat differs by up to 1e-08, more than float32 precision.") and "is the same" not in message
