@@ -121,6 +121,9 @@ def check_fitted(model: Any, args: argparse.Namespace) -> None:
     The input's tiles were checked before the fit (:func:`geoanom.cli.checks.detect_on_grid`); a tile
     with too little data has no model to draw.
     """
+    if args.scatter and args.scatter in model.skipped:  # the input holds it: say why it has no model
+        raise GeoanomError(f"--scatter {args.scatter}: the fit skipped that tile ({model.skipped[args.scatter]}), "
+                           f"so it has no model to draw; choose a fitted tile, e.g. {model.tiles[0]}.")
     if args.scatter and args.scatter not in model.ensembles:
         raise GeoanomError(f"--scatter {args.scatter}: the model has no fitted tile of that name "
                            f"(precision {model.precision}; e.g. {model.tiles[0]}).")
