@@ -25,7 +25,7 @@ import xarray as xr
 from ..detectors import DEFAULT_DETECTORS, Ensemble
 from ..detectors.families import check_detector_names
 from ..detectors.sketch import DEFAULT_CAPACITY, TileSketch, merge_sketch_maps, sketch_tiles
-from ..errors import GeoanomError, GeoanomWarning, NoDataError, TrainingPeriodError
+from ..errors import GeoanomError, GeoanomWarning, NoDataError, ParameterError, TrainingPeriodError
 from ..features import Climatology, RegionParams
 from ..features.pipeline import feature_cube, source_name, stack_variables
 from ..features.vectors import check_feature_sets, feature_names
@@ -68,6 +68,7 @@ def fit(
     federated_rounds: int = 5,
     federated_relevance: float = DEFAULT_RELEVANCE,
     trend: str | None = None,
+    contamination: float = 0.01,
 ) -> AnomalyModel:
     """Fit a detector ensemble for every geohash tile of a training cube.
 
@@ -144,6 +145,11 @@ def fit(
         shows as ever larger anomalies. "linear": each cell's expected
         value follows its training trend, so anomalies are weather and
         events about the trend. See :class:`geoanom.features.Climatology`.
+    contamination : float, default 0.01
+        The share of normal observations each family's threshold flags
+        (between 0 and 0.5): 0.05 flags about five times as many, the
+        weaker departures too. Every family of every tile takes it; the
+        model records it.
 
     Raises
     ------
@@ -163,6 +169,9 @@ def fit(
                            f"geoanom.open_cube), not a {type(cube).__module__}.{type(cube).__name__}; for rows of "
                            "plain features use geoanom.Ensemble or a detector such as geoanom.GMMDetector.")
     names = check_detector_names(detectors)
+    if not (isinstance(contamination, (int, float, np.number)) and 0.0 < contamination <= 0.5):
+        raise ParameterError(f"contamination must be a share of the observations above 0 and at most 0.5, got "
+                             f"{contamination!r}.")
     cube = as_cube(cube, variables)  # data not from open_cube get its names, checks and fill handling
     if federated and not federated_relevance >= 0:
         raise GeoanomError(f"federated_relevance must be 0 or more, got {federated_relevance}.")
@@ -191,6 +200,7 @@ def fit(
     sketch_batches = _sketch_graph(features, codes, tile_names, seed, sample_size, split_every, tiles_per_batch)
     model_features = feature_names(variable_names, feature_sets)
     family_params, family_columns = family_inputs(names, model_features, variable_names, climatology)
+    family_params = {name: {**family_params.get(name, {}), "contamination": float(contamination)} for name in names}
     if federated:  # the rounds read the sketches again: keep them where they are
         sketch_batches = [(dask.persist(merged, scheduler=scheduler)[0], tiles) for merged, tiles in sketch_batches]
     no_data = ("no valid observations (every cell is NaN in the training period)" if len(variable_names) == 1 else
@@ -233,6 +243,7 @@ def fit(
             "source": cube.attrs.get("geoanom_source", ""),
             "min_observations": min_observations,
             "sample_size": sample_size,
+            "contamination": float(contamination),
             "features": list(feature_sets),
             "region_params": region_params.to_dict() if "regions" in feature_sets else None,
             "feature_names": feature_names(variable_names, feature_sets),
