@@ -203,6 +203,9 @@ def write_and_compute(ds: xr.Dataset, path: PathLike, also: dict[Any, Any], *, o
     out.attrs[WRITTEN_BY_ATTR] = f"geoanom {__version__}"
     for var in out.variables.values():  # the source's chunks, codecs and packing may not fit
         var.encoding = {k: v for k, v in var.encoding.items() if k in ("units", "calendar")}
+    for name in out.dims:  # CF: a coordinate variable has no missing values, so no _FillValue (xarray adds NaN)
+        if name in out.coords and out[name].dtype.kind == "f":
+            out[name].encoding["_FillValue"] = None
     try:
         with _removed_on_sigterm(tmp):
             if kind == "zarr":  # consolidated metadata is not in the Zarr 3 spec (zarr warns)

@@ -22,6 +22,9 @@ from ..grid import spatial_dims
 from ..io.fill_values import FILL_ATTR
 from ..queries.event_stats import result_tiles
 
+# The flags' codes, in the type the flags are written in (NetCDF stores a boolean as int8): CF wants them alike.
+_FLAGS = np.array([0, 1], dtype=np.int8)
+
 if TYPE_CHECKING:  # the model imports the score, which imports this module
     from .core import AnomalyModel
 
@@ -96,14 +99,14 @@ def result_dataset(model: "AnomalyModel", values: xr.DataArray, irregularity: da
                 units="1", comment="native score divided by the family's threshold", **provenance,
             ),
             "anomalous": anomalous.assign_attrs(
-                long_name="anomaly flag per detector family", flag_values=[0, 1],
+                long_name="anomaly flag per detector family", flag_values=_FLAGS,
                 flag_meanings="normal anomalous", **provenance,
             ),
             "votes": votes.assign_attrs(
                 long_name="number of detector families flagging the observation", units="1", **provenance,
             ),
             "ensemble": majority(votes, len(model.detectors)).assign_attrs(
-                long_name="majority anomaly flag of the ensemble", flag_values=[0, 1],
+                long_name="majority anomaly flag of the ensemble", flag_values=_FLAGS,
                 flag_meanings="normal anomalous", **provenance,
             ),
             "fused_irregularity": _fused(irr).assign_attrs(
