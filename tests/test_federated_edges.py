@@ -16,6 +16,29 @@ def test_labels_of_one_class_are_refused_before_any_round():
         ga.federated.train(X, np.zeros(400), clients=clients)
 
 
+@pytest.mark.parametrize("labels, message", [
+    (lambda y: 2 * y - 1, r"^y must hold 0 \(no event\) or 1 \(event\) in each row, but also holds -1; map the labels"),
+    (lambda y: y * 0.5, r"^y must hold 0 \(no event\) or 1 \(event\) in each row, but also holds 0\.5; "),
+    (lambda y: y[:300], r"^y must hold one label per row \(400\), got shape \(300,\)\.$"),
+])
+def test_labels_that_are_not_0_and_1_are_named_by_their_values(labels, message):
+    X, clients = np.random.default_rng(0).normal(size=(400, 3)), np.repeat(["a", "b"], 200)
+    y = (X[:, 0] > 1.5).astype(int)
+    # was: "y must hold one 0 or 1 per row (400), got shape (400,)": the shape named was right, the values wrong
+    with pytest.raises(GeoanomError, match=message):
+        ga.federated.train(X, labels(y), clients=clients)
+
+
+def test_a_nan_in_the_rows_is_named_by_its_place():
+    X, clients = np.random.default_rng(0).normal(size=(400, 3)), np.repeat(["a", "b"], 200)
+    X[1, 2] = np.nan
+    with pytest.raises(GeoanomError, match=r"^X must be finite, but 1 of its 1200 values is NaN or infinite "
+                                           r"\(the first at row 1, column 2\); drop or fill those rows\.$"):
+        ga.federated.train(X, (X[:, 0] > 1.5).astype(int), clients=clients)
+    with pytest.raises(GeoanomError, match=r"^X must be a 2-D array of rows \(observations by features\), got shape"):
+        ga.federated.train(X[0], None, clients=clients[:1])
+
+
 def test_a_federated_classifier_given_as_a_detector_model_is_named(tmp_path):
     path = tmp_path / "model.npz"
     np.savez(path, meta=np.zeros(3, np.uint8), parameters=np.zeros(5))  # the arrays geoanom federate writes

@@ -246,16 +246,26 @@ def _check_privacy(privacy: GaussianDP | None, schedule: RoundOptions, aggregate
 
 def _as_rows(X, y, clients) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
     features = np.asarray(X, dtype=np.float64)
-    if features.ndim != 2 or not np.isfinite(features).all():
-        raise GeoanomError(f"X must be a finite 2-D array of rows, got shape {features.shape}.")
+    if features.ndim != 2:
+        raise GeoanomError(f"X must be a 2-D array of rows (observations by features), got shape {features.shape}.")
+    if not np.isfinite(features).all():
+        bad = np.argwhere(~np.isfinite(features))
+        raise GeoanomError(f"X must be finite, but {len(bad)} of its {features.size} values "
+                           f"{'is' if len(bad) == 1 else 'are'} NaN or infinite (the first at row {bad[0][0]}, "
+                           f"column {bad[0][1]}); drop or fill those rows.")
     client_ids = np.asarray(clients)
     if client_ids.shape != (len(features),):
         raise GeoanomError(f"clients must give one client per row ({len(features)}), got shape {client_ids.shape}.")
     labels = None
     if y is not None:
         labels = np.asarray(y, dtype=np.float64)
-        if labels.shape != (len(features),) or not np.isin(labels, (0.0, 1.0)).all():
-            raise GeoanomError(f"y must hold one 0 or 1 per row ({len(features)}), got shape {labels.shape}.")
+        if labels.shape != (len(features),):
+            raise GeoanomError(f"y must hold one label per row ({len(features)}), got shape {labels.shape}.")
+        if not np.isin(labels, (0.0, 1.0)).all():
+            others = np.unique(labels[~np.isin(labels, (0.0, 1.0))])
+            shown = ", ".join(f"{value:g}" for value in others[:5]) + (", ..." if len(others) > 5 else "")
+            raise GeoanomError(f"y must hold 0 (no event) or 1 (event) in each row, but also holds {shown}; "
+                               "map the labels to 0 and 1 (for -1/+1 labels, (y + 1) // 2).")
         if labels.min() == labels.max():  # a classifier of one class says it whatever the row
             raise GeoanomError(f"y holds only {int(labels[0])}s ({len(labels)} rows): the classifier needs rows of "
                                "both classes (events and none); omit y to train on each client's detector flags.")
