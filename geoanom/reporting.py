@@ -74,7 +74,7 @@ def progress(client: Any = None, label: str = "computing") -> Iterator[None]:
 
 
 def write_outputs(result, model, out_path, plot_path, client, *, table_path=None, model_path=None,
-                  also=None, plot_time=None, overwrite=True) -> dict:
+                  also=None, plot_time=None, overwrite=True, variable=None) -> dict:
     """Write a result with labelled progress, and on request the model, a map and the table of tiles.
 
     The result is written chunk by chunk as it is scored, also on a cluster:
@@ -85,7 +85,8 @@ def write_outputs(result, model, out_path, plot_path, client, *, table_path=None
     (see :func:`geoanom.io.write.write_and_compute`); the computed dict is
     returned. The map shows ``plot_time`` (a date), by default the last
     step with scores, and the line printed names its date. ``overwrite`` is
-    :func:`geoanom.write_dataset`'s (``"force"``: the command's ``--overwrite``).
+    :func:`geoanom.write_dataset`'s (``"force"``: the command's ``--overwrite``);
+    ``variable`` is the one whose anomaly the map draws (default: the first).
 
     Examples
     --------
@@ -108,7 +109,7 @@ def write_outputs(result, model, out_path, plot_path, client, *, table_path=None
     with reopened(out_path) as written:  # the map and the table read the scores written, not score again
         if plot_path is not None:
             with stage(f"drawing {plot_path}", client):
-                say(draw_map(written, plot_path, plot_time))
+                say(draw_map(written, plot_path, plot_time, variable))
         with stage("ranking tiles", client):
             table = top_tiles(written)
     if table_path is not None:
@@ -120,7 +121,7 @@ def write_outputs(result, model, out_path, plot_path, client, *, table_path=None
     return computed
 
 
-def draw_map(result, path, when=None) -> str:
+def draw_map(result, path, when=None, variable=None) -> str:
     """Write the map of one step of ``result`` (``when``: a date; default the last with scores) and say which.
 
     Examples
@@ -143,7 +144,7 @@ def draw_map(result, path, when=None) -> str:
     else:
         after = size - 1 - index
         which = f"the last step with scores ({'the last step has' if after == 1 else f'the last {after} steps have'} none)"
-    irregularity_map(result, path, time=index)
+    irregularity_map(result, path, time=index, variable=variable)
     return f"map of {date}, {which}: {path}"
 
 

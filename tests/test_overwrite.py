@@ -3,20 +3,14 @@ holding steps the new one does not (months appended), is refused in one sentence
 
 from __future__ import annotations
 
-import hashlib
-
 import pytest
 import xarray as xr
+from test_write_inputs import digest
 
 import geoanom as ga
 from geoanom.cli import main
 from geoanom.errors import GeoanomError
 from geoanom.testing import synthetic_cube
-
-
-def digest(path):
-    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
-    return hashlib.sha256(b"".join(f.read_bytes() for f in files)).hexdigest()
 
 
 @pytest.fixture(scope="module")

@@ -225,6 +225,9 @@ def add_detect(subparsers, talk: argparse.ArgumentParser) -> None:
                         help="also draw the grid cell nearest to LAT,LON (degrees): its observations, expected "
                         "value +- 2 spreads, the ensemble's flags and the training period; write "
                         "--explain=-33.9,18.4 for a southern latitude")
+    detect.add_argument("--variable", default=None, metavar="NAME",
+                        help="the variable --plot's anomaly panel and --explain's picture draw (default: the first); "
+                        "the flags judge every variable together, so a flag may come from another")
     detect.add_argument("--explain-out", default=None, metavar="PNG",
                         help="where --explain writes its picture (default: next to --out, OUT_STEM.cell.png)")
     queries.add_detect_query_options(detect)

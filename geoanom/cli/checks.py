@@ -259,6 +259,7 @@ def detect(args: argparse.Namespace) -> None:
         parse_point(args.explain)
     if args.scatter is not None:
         geohash("--scatter", args.scatter, args.scatter, args.precision)
+    drawn_variable(args)
     consensus(args.consensus, args.precision)
     given = [name for name in ("flag", "connectivity", "min_cells", "bridge_gaps") if getattr(args, name)]
     if given and not args.events:  # they shape a catalogue that is not made: surely not what was meant
@@ -269,6 +270,27 @@ def detect(args: argparse.Namespace) -> None:
         flag(args.flag, detectors)
     whole("--min-cells", args.min_cells, 1)
     cluster(args)
+
+
+def drawn_variable(args: argparse.Namespace, variables=None) -> None:
+    """``--variable``: one of the variables fitted (``--var``, or the input's once opened), and only with a picture.
+
+    Examples
+    --------
+    >>> drawn_variable(argparse.Namespace(variable="pr", variables=["tos", "so"], plot="m.png", explain=None))
+    Traceback (most recent call last):
+    ...
+    geoanom.errors.OptionError: --variable pr: it is not one of the variables fitted (tos, so).
+    """
+    if args.variable is None:
+        return
+    if args.plot is None and args.explain is None:
+        raise OptionError(f"--variable {args.variable} needs --plot PNG or --explain LAT,LON: the picture it "
+                          "chooses the variable of.")
+    given = variables if variables is not None else args.variables
+    if given and args.variable not in given:
+        raise OptionError(f"--variable {args.variable}: it is not one of the variables fitted "
+                          f"({', '.join(map(str, given))}).")
 
 
 def federated(args: argparse.Namespace) -> None:

@@ -69,6 +69,7 @@ def run_detect(args: argparse.Namespace) -> None:
         with stage("opening the input", watch=False):
             cube = open_input(args.inputs, args.variables, args.level)
         check_replaced(outputs[0], cube["time"].values)  # a result holding other steps (appended months)
+        checks.drawn_variable(args, list(cube.data_vars))  # --var not given: the input's variables are fitted
         if point is not None:  # a point off the grid is refused from the coordinates alone, before any work
             from ..plot import nearest_grid_cell
 
@@ -106,10 +107,10 @@ def run_detect(args: argparse.Namespace) -> None:
         # the whole input's ±inf counted in the computation that scores and writes it, not in a pass after it
         infinite = write_outputs(result, model, Path(args.out), args.plot, client, table_path=args.top_tiles,
                                  model_path=args.model_out, also=count_infinite(cube, compute=False),
-                                 plot_time=args.plot_time, overwrite=overwrite_mode(args))
+                                 plot_time=args.plot_time, overwrite=overwrite_mode(args), variable=args.variable)
         warn_infinite(infinite, cube, args.inputs)
         if point is not None:
-            explain_cell(model, cube, point, Path(args.out), Path(explain_path(args)))
+            explain_cell(model, cube, point, Path(args.out), Path(explain_path(args)), args.variable)
         write_detect_queries(model, cube, args)
 
 
@@ -165,8 +166,9 @@ def open_input(inputs, variables, level=None):
         raise CoordinateError(str(error).replace(LEVEL_ADVICE, "give --level VALUE to choose one")) from None
 
 
-def explain_cell(model, cube, point: tuple[float, float], out: Path, picture: Path) -> None:
-    """Draw the cell nearest to ``point``, its flags read from the result just written to ``out``."""
+def explain_cell(model, cube, point: tuple[float, float], out: Path, picture: Path,
+                 variable: str | None = None) -> None:
+    """Draw ``variable`` (default: the first) at the cell nearest to ``point``, its flags read from ``out``."""
     import xarray as xr
 
     from ..plot import cell
@@ -174,7 +176,7 @@ def explain_cell(model, cube, point: tuple[float, float], out: Path, picture: Pa
 
     opened = xr.open_zarr(out) if out.suffix == ".zarr" else xr.open_dataset(out)
     with opened as result:
-        figure = cell(model, cube, lat=point[0], lon=point[1], result=result)
+        figure = cell(model, cube, lat=point[0], lon=point[1], result=result, variable=variable)
     with replacing(picture, make_folder=True) as tmp:
         figure.savefig(tmp, dpi=SAVE_DPI)
     title = figure.axes[0].get_title().splitlines()

@@ -129,7 +129,9 @@ def cell(model: "AnomalyModel", cube: xr.Dataset, *, lat: float, lon: float, var
     lat, lon : float
         The point of interest, in degrees.
     variable : str, optional
-        The variable drawn (default: the model's first).
+        The variable drawn (default: the model's first). The flags judge
+        every variable of the model together: with several, the legend and
+        title say so, as a flagged step may be normal in the one drawn.
     result : xarray.Dataset, optional
         ``model.score(cube)`` (or a stored copy, e.g. ``xarray.open_zarr``),
         whose flags are drawn; only the cell is read from it. By default
@@ -223,8 +225,12 @@ def cell(model: "AnomalyModel", cube: xr.Dataset, *, lat: float, lon: float, var
     ax.plot(years, expected, color="tab:blue", linewidth=1.5, label="expected value", gid="expected")
     ax.plot(years, observed.values, color="black", linewidth=0.7, marker=".", markersize=3, label="observations",
             gid="observations")
+    others = [v for v in model.variables if v != name]  # the ensemble judges every variable together
+    # a red dot near the expected value was flagged for another variable: the legend says so
+    judged = (f"; {', '.join(model.variables)} judged together: a flag may come from {' or '.join(others)}"
+              if others else "")
     ax.plot(flagged_years, flagged_values, linestyle="none", marker="o", markersize=6, markerfacecolor="red",
-            markeredgecolor="darkred", label=f"flagged by the ensemble ({flagged_years.size})", gid="flagged")
+            markeredgecolor="darkred", label=f"flagged by the ensemble ({flagged_years.size}{judged})", gid="flagged")
     units = cube[name].attrs.get("units", "")
     ax.set_ylabel(f"{name} ({units})" if units else name)
     ax.legend(loc="best", fontsize="small")

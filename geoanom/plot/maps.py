@@ -87,7 +87,9 @@ def irregularity_figure(result: xr.Dataset, time: int | str | None = None, varia
         Time step: an index, or a date understood by ``sel``. Default: the
         last step where some cell has a score.
     variable : str, optional
-        Whose anomaly is drawn (default: the model's first variable).
+        Whose anomaly is drawn (default: the model's first variable). With
+        several, the title says the flags judge them all together, so a
+        flagged cell may be normal in the variable drawn.
     path : str or path-like, optional
         Also write the figure there (PNG, 110 dpi).
 
@@ -129,6 +131,8 @@ def irregularity_figure(result: xr.Dataset, time: int | str | None = None, varia
         layout.shape(ax)
     outline_legend(fig)
     note = "" if with_anomaly else " (no signed anomaly stored in this result)"
+    if step.flags_note():  # a multi-variable model: the anomaly panel is one variable's, the flags all's
+        note += f"; {step.flags_note()} (variable= chooses which)"
     fig.suptitle(layout.wrap(f"geoanom: {step.heading()}; model trained on {step.training}{note}", layout.figsize[0]))
     return saved(fig, path)
 

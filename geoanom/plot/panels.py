@@ -35,6 +35,7 @@ class Step:
     units: str
     date: str
     training: str
+    scored_with: tuple[str, ...] = ()  # every variable the ensemble judged together (a multi-variable model)
 
     @property
     def anomaly(self) -> xr.DataArray | None:
@@ -48,6 +49,20 @@ class Step:
 
     def has_scores(self) -> bool:
         return bool(self.data["fused_irregularity"].notnull().any())
+
+    def flags_note(self) -> str:
+        """Where the flags come from when the model judged several variables: "" for one.
+
+        Examples
+        --------
+        >>> Step(None, "tos", "K", "2015-07-16", "", ("tos", "so", "pr")).flags_note()
+        'the flags judge tos, so and pr together: a flag may come from so or pr, not from tos drawn here'
+        """
+        others = [v for v in self.scored_with if v != self.variable]
+        if not others:
+            return ""
+        return (f"the flags judge {_listed(self.scored_with, 'and')} together: a flag may come from "
+                f"{_listed(others, 'or')}, not from {self.variable} drawn here")
 
     def heading(self) -> str:
         """``tas (K), 2010-09-16``: the variable, its units and the time step."""
@@ -85,7 +100,13 @@ def time_step(result: xr.Dataset, time: int | str | None = -1, variable: str | N
     anomaly = result.get(f"{variable}_anomaly")
     units = str(anomaly.attrs.get("geoanom_variable_units", "")) if anomaly is not None else ""
     return Step(data, variable, units, iso_date(data["time"].values, with_time=_sub_daily(result["time"])),
-                training_period(result))
+                training_period(result), tuple(variables))
+
+
+def _listed(names, last: str) -> str:
+    """``a, b and c``: names in a sentence."""
+    names = list(names)
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} {last} {names[-1]}"
 
 
 def _at_date(result: xr.Dataset, date: str, what: str = "the result") -> xr.Dataset:
