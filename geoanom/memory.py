@@ -206,12 +206,15 @@ def check_workers(client: Any, task: int, what: str) -> None:
         needed = worker_bytes(threads, task)
         per_thread = int(task) - getattr(task, "shared", 0)
         if limit and needed > pause * limit:
+            # a worker of one thread cannot have fewer: memory or smaller chunks are what is left
+            held = (f"{threads} threads, each holding" if threads > 1 else "1 thread, holding")
+            fewer = "fewer threads each, " if threads > 1 else ""
             raise WorkerMemoryError(
-                f"{what} needs about {gigabytes(needed)} per worker ({threads} threads, each holding "
+                f"{what} needs about {gigabytes(needed)} per worker ({held} "
                 f"{gigabytes(per_thread)} of chunk, and {gigabytes(needed - threads * per_thread)} of code, models "
                 f"and samples) but its workers have {gigabytes(limit)}; give workers at least "
-                f"{gigabytes(needed / pause)} (dask pauses a worker at {pause:.0%} of its memory), fewer threads "
-                "each, or smaller chunks (open_cube(..., chunks=...)).")
+                f"{gigabytes(needed / pause)} (dask pauses a worker at {pause:.0%} of its memory), {fewer}or "
+                "smaller chunks (open_cube(..., chunks=...)).")
 
 
 def gigabytes(n_bytes: float) -> str:

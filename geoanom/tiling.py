@@ -77,6 +77,22 @@ def _within_a_cell(tile: tuple[float, float], spacing: tuple[float, float]) -> b
     return tile[0] <= spacing[0] and tile[1] <= spacing[1]
 
 
+def known_tiles(names: list[str], most: int = 20) -> str:
+    """The model's tiles as text for an error about an unknown tile: all of them, or the first ``most`` of how many.
+
+    Examples
+    --------
+    >>> known_tiles(["9q", "9r"])
+    'known tiles: 9q, 9r'
+    >>> known_tiles([f"t{i:02d}" for i in range(56)], most=3)
+    'known tiles (the first 3 of 56; model.tiles lists them all): t00, t01, t02'
+    """
+    names = sorted(names)
+    if len(names) <= most:
+        return f"known tiles: {', '.join(names)}"
+    return f"known tiles (the first {most} of {len(names)}; model.tiles lists them all): {', '.join(names[:most])}"
+
+
 def tile_labels(cube: xr.Dataset | xr.DataArray, precision: int | None = None) -> xr.DataArray:
     """Geohash label of the tile containing each cell centre.
 

@@ -141,3 +141,24 @@ def test_a_real_workers_peak_stays_below_the_estimate(tmp_path):
         task = task_bytes(largest_chunk(chunks), most_tiles_in_a_block(codes, chunks[-2:]), model.detectors, phase)
         estimates.append(worker_bytes(2, task))
     assert BASE_BYTES < peak <= max(estimates), (peak // 2**20, [e // 2**20 for e in estimates])
+
+
+class _Workers:
+    """A client's scheduler_info alone: workers of one size (check_workers reads nothing else)."""
+
+    def __init__(self, threads: int):
+        self.threads = threads
+
+    def scheduler_info(self):
+        return {"workers": {"w": {"memory_limit": 200e6, "nthreads": self.threads}}}
+
+
+def test_a_worker_of_one_thread_is_not_told_to_use_fewer_threads():
+    from geoanom.memory import check_workers
+
+    task = task_bytes(50_000_000, 100, ["gmm"], phase="fit")
+    with pytest.raises(WorkerMemoryError, match=r"per worker \(1 thread, holding .* give workers at least .* of its "
+                                                r"memory\), or smaller chunks \(open_cube\(\.\.\., chunks=\.\.\.\)\)\.$"):
+        check_workers(_Workers(1), task, "fitting this cube")  # was "(1 threads, each holding", "fewer threads each"
+    with pytest.raises(WorkerMemoryError, match=r"per worker \(2 threads, each holding .*, fewer threads each, or "):
+        check_workers(_Workers(2), task, "fitting this cube")

@@ -111,3 +111,13 @@ def test_a_long_daily_record_gets_one_cell_per_tile_not_the_finest_precision():
     labels = ga.tile_labels(grid.assign_coords(time=[0]), precision)
     assert len(np.unique(labels)) == 100  # one cell per tile, as at precision 12
     assert choose_precision(grid, n_times=4 * 3 * 365)[0] == 4  # 6-hourly: the same
+
+
+def test_an_unknown_tile_lists_the_known_ones_and_says_how_many_there_are():
+    from geoanom.tiling import known_tiles
+
+    names = [f"t{i:02d}" for i in range(56)]
+    # was "known tiles: t00, ..., t19", as if those 20 were all
+    assert known_tiles(names).startswith("known tiles (the first 20 of 56; model.tiles lists them all): t00, ")
+    assert known_tiles(names).endswith(", t19")
+    assert known_tiles(names[:3]) == "known tiles: t00, t01, t02"

@@ -20,6 +20,7 @@ from ..errors import GeoanomError, TileError
 from ..geohash import decode
 from ..queries.consensus import SIMILAR_K, neighbour_partners, parse_consensus, region_partners, similar_partners
 from ..queries.similarity import bhattacharyya_distances, ensemble_moments, hellinger
+from ..tiling import known_tiles
 
 if TYPE_CHECKING:  # the model imports this module
     from .core import AnomalyModel
@@ -59,7 +60,7 @@ def similar_tiles(model: "AnomalyModel", tile: str, k: int = SIMILAR_K) -> pd.Da
     """See :meth:`AnomalyModel.similar_tiles`."""
     if tile not in model.ensembles:
         reason = model.skipped.get(tile)
-        detail = f"it was skipped: {reason}" if reason else f"known tiles: {', '.join(model.tiles[:20])}"
+        detail = f"it was skipped: {reason}" if reason else known_tiles(model.tiles)
         raise TileError(f"tile '{tile}' has no model to compare; {detail}.")
     if int(k) < 1:
         raise GeoanomError(f"k={k} similar tiles: ask for at least one.")

@@ -34,7 +34,7 @@ from ..memory import check_workers, largest_chunk, most_tiles_in_a_block, releas
 from ..queries.consensus import consensus_share
 from ..resident import on_workers, resident_values
 from ..threads import single_threaded_pools
-from ..tiling import group_cells
+from ..tiling import group_cells, known_tiles
 from .consensus import consensus_variable, partners_by_code
 from .parts import part_chunks
 from .plausibility import warn_implausible
@@ -270,7 +270,7 @@ def _cell_models(model: "AnomalyModel", tile: str | None) -> tuple[np.ndarray, l
         ensemble = model.ensembles[tile]
     else:
         reason = model.skipped.get(tile)
-        detail = f"it was skipped: {reason}" if reason else f"known tiles: {', '.join(sorted(model.ensembles)[:20])}"
+        detail = f"it was skipped: {reason}" if reason else known_tiles(list(model.ensembles))
         raise TileError(f"tile '{tile}' has no model; {detail}.")
     if "values" not in feature_sets(model):
         warnings.warn(f"scoring every cell with tile '{tile}''s model compares each cell's anomalies from its own "
