@@ -199,7 +199,7 @@ def _fit_chunk(samples, seeds, k, length, concentration, reg_covar, max_iter, to
         for i, given in enumerate(initial):
             resp[i, :, : len(given)] = np.asarray(given, dtype=np.float64).T
     design = _design(X, mask)
-    priors = _priors(X, mask, counts)
+    priors = _priors(X, mask, counts, reg_covar)
     posterior = _m_step(resp @ design, priors, concentration, reg_covar)
     bound, n_iter, converged = _iterate(design, mask, posterior, priors, concentration, reg_covar,
                                         max_iter, tol * counts)
@@ -230,11 +230,28 @@ def _design(X: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return np.concatenate([mask[..., None], X, X[..., i] * X[..., j]], axis=2)
 
 
-def _priors(X: np.ndarray, mask: np.ndarray, counts: np.ndarray) -> _Priors:
-    """scikit-learn's defaults: the sample mean and the empirical covariance (ddof 1)."""
+def _priors(X: np.ndarray, mask: np.ndarray, counts: np.ndarray, reg_covar: float) -> _Priors:
+    """scikit-learn's defaults: the sample mean and the empirical covariance (ddof 1), regularised where singular.
+
+    Duplicated or collinear columns (two products identical over the
+    training period) make the empirical covariance singular, and an empty
+    component's posterior covariance is the prior's: its Cholesky factor
+    failed ("Matrix is not positive definite"). Such a prior gets
+    ``reg_covar`` on its diagonal, as every component's own covariance
+    does (scikit-learn's rule); a prior of full rank is left exactly as it
+    was, so no other fit changes.
+    """
     mean = X.sum(axis=1) / counts[:, None]
     centred = (X - mean[:, None, :]) * mask[..., None]
-    return _Priors(mean, np.swapaxes(centred, 1, 2) @ centred / (counts - 1)[:, None, None])
+    covariance = np.swapaxes(centred, 1, 2) @ centred / (counts - 1)[:, None, None]
+    eigenvalues = np.linalg.eigvalsh(covariance)  # ascending, per sample
+    singular = eigenvalues[:, 0] <= SINGULAR_PRIOR * np.maximum(eigenvalues[:, -1], np.finfo(float).tiny)
+    covariance[singular] += max(reg_covar, SINGULAR_PRIOR) * np.eye(X.shape[2])
+    return _Priors(mean, covariance)
+
+
+# A prior covariance whose smallest eigenvalue is this small a share of its largest is singular (collinear columns).
+SINGULAR_PRIOR = 1e-10
 
 
 def _iterate(design, mask, posterior, priors, concentration, reg_covar, max_iter, tolerance):
