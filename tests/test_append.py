@@ -224,6 +224,20 @@ def test_an_interrupted_new_write_continued_with_another_model_says_so(feed, tmp
     assert written.sizes["time"] == 36 and "geoanom_incomplete" not in written.attrs
 
 
+def test_an_interrupted_write_is_judged_by_the_steps_it_wrote(feed, tmp_path, monkeypatch):
+    """Replacing it (score --out run again) compares the written steps only: the others hold no date yet."""
+    from geoanom.io.write import replace_problem
+
+    monkeypatch.setattr(append, "REGION_BYTES", 1)
+    target, result = tmp_path / "km.zarr", scored(feed, "all")
+    with pytest.raises(Killed):
+        ga.write_dataset(failing_from(result, 8), target, resume=True)
+    times = result["time"].values
+    assert replace_problem(target, times) is None
+    assert replace_problem(target, times[8:]) == ("holds 8 time steps (2000-01-01 to 2000-08-01) the new result "
+                                                  "does not, which would be lost")
+
+
 def test_region_bounds_follow_the_store_chunks():
     assert append.region_bounds(22, 36, 4) == [(22, 24), (24, 28), (28, 32), (32, 36)]
     assert append.region_bounds(0, 10, 4, per_region=2) == [(0, 8), (8, 10)]

@@ -317,6 +317,8 @@ def _steps_lost(target: Path, times: Any) -> str | None:
             opened = xr.open_zarr(target, chunks=None) if target.is_dir() else xr.open_dataset(target, chunks=None)
         with opened:
             stored = opened["time"].values if "time" in opened.coords else []
+        if target.is_dir() and (progress := pending_progress(target)) is not None:
+            stored = stored[:progress["start"] + progress["done"]]  # the steps not yet written hold no date
     except Exception:  # unreadable: nothing known to lose beyond what the mark said
         return None
     new = {iso_date(t) for t in times}
