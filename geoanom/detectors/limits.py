@@ -81,6 +81,9 @@ def check_seed(value: Any) -> int:
     ...
     geoanom.errors.ParameterError: seed must be a whole number of 0 or more, got -1.
     """
+    if value is None:  # scikit-learn's random_state=None; geoanom.fit draws one with resolve_seed
+        raise ParameterError("seed must be a whole number of 0 or more, got None: a model records the seed that "
+                             "reproduces it, so pass one (any, say 0).")
     if not _whole(value) or value < 0:
         raise ParameterError(f"seed must be a whole number of 0 or more, got {value!r}.")
     return int(value)

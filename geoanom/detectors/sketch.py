@@ -25,7 +25,7 @@ import numpy as np
 from numba import njit
 
 from .hashing import GOLDEN_GAMMA, splitmix64_mix
-from .limits import check_sample_size
+from .limits import check_sample_size, check_seed
 from .moments import pooled_moments
 
 DEFAULT_CAPACITY = 4096
@@ -136,6 +136,7 @@ def sketch_tiles(features: np.ndarray, groups: list[tuple[int, np.ndarray]], tim
     cell_index : ndarray (cell,)
         Each cell's flat index in the whole grid.
     seed : int
+        0 or more (:func:`~geoanom.detectors.limits.check_seed`).
     capacity : int
         Sample size of a sketch: geoanom.fit's ``sample_size``, at least
         ``MIN_TILE_ROWS`` (:func:`~geoanom.detectors.limits.check_sample_size`).
@@ -153,8 +154,8 @@ def sketch_tiles(features: np.ndarray, groups: list[tuple[int, np.ndarray]], tim
     >>> sketches[7].count, sketches[7].rows.shape
     (6, (6, 1))
     """
-    # geoanom.fit's sample_size arrives here unchecked: one sentence, not numpy's LinAlgError or 45% flagged
-    capacity = check_sample_size(capacity)
+    # geoanom.fit's seed and sample_size arrive here unchecked: one sentence, not numpy's TypeError or LinAlgError
+    seed, capacity = check_seed(seed), check_sample_size(capacity)
     if not groups:
         return {}
     order = np.concatenate([np.asarray(cells, dtype=np.int64) for _, cells in groups])
