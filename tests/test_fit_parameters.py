@@ -6,7 +6,7 @@ import pytest
 import geoanom as ga
 from geoanom.detectors.limits import MIN_TILE_ROWS, resolve_seed
 from geoanom.detectors.sketch import sketch_tiles
-from geoanom.errors import GeoanomError, ParameterError
+from geoanom.errors import ParameterError
 
 
 @pytest.fixture(scope="module")
@@ -36,15 +36,15 @@ def test_a_sketch_refuses_a_seed_that_is_not_a_whole_number():
         sketch_tiles(features, groups, np.arange(2), np.arange(3), None)
 
 
-def test_fit_with_seed_none_is_no_type_error(cube):
-    # scikit-learn's random_state=None habit raised "unsupported operand type(s) for *: 'NoneType' and 'int'";
-    # geoanom.fit draws a seed and records it once it calls detectors.limits.resolve_seed, else refuses None
-    try:
-        model = ga.fit(cube, seed=None, precision=1)
-    except GeoanomError as error:
-        assert str(error).startswith("seed must be a whole number of 0 or more, got None")
-    else:
-        assert isinstance(model.attrs["seed"], int)
+def test_fit_with_seed_none_draws_a_seed_and_records_it(cube):
+    # scikit-learn's random_state=None habit raised "unsupported operand type(s) for *: 'NoneType' and 'int'"
+    model = ga.fit(cube, seed=None, precision=1, detectors="gmm,iforest")
+    seed = model.attrs["seed"]
+    assert isinstance(seed, int) and 0 <= seed < 2**32
+    again = ga.fit(cube, seed=seed, precision=1, detectors="gmm,iforest")  # the recorded seed refits it identically
+    tile = model.tiles[0]
+    np.testing.assert_array_equal(model.ensembles[tile].irregularity(np.zeros((1, 2))),
+                                  again.ensembles[tile].irregularity(np.zeros((1, 2))))
 
 
 def test_a_seed_of_none_is_drawn_fresh_and_an_int_kept():

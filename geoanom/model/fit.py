@@ -24,6 +24,7 @@ import xarray as xr
 
 from ..detectors import DEFAULT_DETECTORS, Ensemble
 from ..detectors.families import check_detector_names
+from ..detectors.limits import check_min_observations, check_sample_size, resolve_seed
 from ..detectors.sketch import DEFAULT_CAPACITY, TileSketch, merge_sketch_maps, sketch_tiles
 from ..errors import GeoanomError, GeoanomWarning, NoDataError, ParameterError, TrainingPeriodError
 from ..features import Climatology, RegionParams
@@ -56,7 +57,7 @@ def fit(
     variables: Sequence[str] | str | None = None,
     precision: int | None = None,
     detectors: Sequence[str] | str = DEFAULT_DETECTORS,
-    seed: int = 0,
+    seed: int | None = 0,
     client: Any = None,
     min_observations: int = MIN_OBSERVATIONS,
     sample_size: int = DEFAULT_CAPACITY,
@@ -87,16 +88,19 @@ def fit(
     detectors : sequence of str, default ("gmm", "kmeans", "dpmm", "iforest", "event")
         Detector families of each tile's ensemble (a sequence or a
         comma-separated string).
-    seed : int, default 0
+    seed : int or None, default 0
         Seed of every random choice: the same seed gives the same model on one
-        worker or many.
+        worker or many. None draws a fresh one, recorded in
+        ``model.attrs["seed"]`` so the model can be fitted again identically.
     client : distributed.Client, optional
         Where to run; by default dask's current scheduler.
     min_observations : int, default 100
-        Tiles with fewer valid observations are skipped (and say why).
+        Tiles with fewer valid observations are skipped (and say why); at
+        least 12 (:data:`geoanom.detectors.limits.MIN_TILE_ROWS`).
     sample_size : int, default 4096
         Observations per tile kept (uniformly, by bottom-k sampling) for
-        fitting the iterative models; moments use every observation.
+        fitting the iterative models; moments use every observation. At
+        least 12.
     split_every : int, default 8
         Fan-in of the tree reduction that merges a tile's partial sketches.
     tiles_per_batch : int, optional
@@ -169,6 +173,8 @@ def fit(
                            f"geoanom.open_cube), not a {type(cube).__module__}.{type(cube).__name__}; for rows of "
                            "plain features use geoanom.Ensemble or a detector such as geoanom.GMMDetector.")
     names = check_detector_names(detectors)
+    seed, min_observations = resolve_seed(seed), check_min_observations(min_observations)
+    sample_size = check_sample_size(sample_size)
     if not (isinstance(contamination, (int, float, np.number)) and 0.0 < contamination <= 0.5):
         raise ParameterError(f"contamination must be a share of the observations above 0 and at most 0.5, got "
                              f"{contamination!r}.")
