@@ -115,3 +115,12 @@ def test_a_cube_from_open_cube_passes_through_unchanged_without_reading_its_valu
         assert again[SST].data.name == given[SST].data.name  # the same graph: nothing read, bit-identical
         for name in ("time", "lat", "lon"):
             np.testing.assert_array_equal(again[name].values, given[name].values)
+
+
+def test_values_changed_in_place_after_loading_are_checked_again(sst):
+    cube, _, _ = sst
+    loaded = cube.compute()  # keeps open_cube's marks, but numpy values can be changed in place
+    loaded[SST].values[10, 9, 20] = np.inf
+    again = as_cube(loaded)
+    assert np.isnan(again[SST].values[10, 9, 20])
+    assert ga.io.count_infinite(again) == {SST: 1}

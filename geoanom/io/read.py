@@ -244,8 +244,8 @@ def as_cube(data: xr.Dataset | xr.DataArray, variables: str | Sequence[str] | No
     -32768) are treated as missing as in files (three time steps are read to
     find them). `geoanom.fit`, `AnomalyModel.score` and the ``.geoanom``
     accessor run every cube through it, so it is cheap and idempotent on a
-    cube from `open_cube`: variables whose values open_cube checked (and that
-    were only selected, not computed on, since) are not read again, and
+    cube from `open_cube`: lazy variables whose values open_cube checked (and
+    that were only selected, not computed on, since) are not read again, and
     dask-backed variables keep their chunks unless `chunks` is given.
 
     Parameters
@@ -280,10 +280,12 @@ def as_cube(data: xr.Dataset | xr.DataArray, variables: str | Sequence[str] | No
         data = data.to_dataset(name=data.name if data.name is not None else "values")
     # read from files once, maybe changed since: what holds a fill or goes back in time is the dataset
     source = f"{IN_MEMORY} read from {data.attrs['geoanom_source']}" if data.attrs.get("geoanom_source") else IN_MEMORY
+    # values in memory can be changed in place (cube.load(), then .values[...] = -999): checked again, cheaply
+    held = {name for name, var in data.data_vars.items() if not isinstance(var.data, da.Array)}
     ds = _decode_declared(data)
     packed = packed_sentinels(ds, list(ds.data_vars))  # packed integers whose fill is not declared
     ds = _standardise(ds, source, variables, chunks, level, in_memory=True)
-    if unchecked := [name for name in ds.data_vars if INFINITE_KEY not in ds[name].encoding]:
+    if unchecked := [name for name in ds.data_vars if INFINITE_KEY not in ds[name].encoding or name in held]:
         checked = mask_undeclared_fill(mask_infinite(ds[unchecked]), [(source, ds.indexes["time"])],
                                        {name: packed[name] for name in unchecked if name in packed})
         ds = ds.assign({name: checked[name] for name in unchecked})
