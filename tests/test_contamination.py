@@ -33,3 +33,16 @@ def test_a_contamination_outside_0_to_half_is_refused(clean, contamination):
     with pytest.raises(ParameterError, match="contamination must be a share of the observations above 0 and at "
                                              "most 0.5, got"):
         ga.fit(clean, contamination=contamination)
+
+
+def test_the_command_line_takes_it(clean, tmp_path, refused):
+    path = tmp_path / "clean.nc"
+    clean.to_netcdf(path)
+    run = refused("detect", path, "--var", "tas", "--train-end", "2002", "--detectors", "gmm", "--precision", "1",
+                  "--contamination", "0.05", "--out", tmp_path / "r.zarr", "--model-out", tmp_path / "m.npz")
+    assert run.returncode == 0, run.stderr
+    assert ga.load_model(tmp_path / "m.npz").attrs["contamination"] == 0.05
+    run = refused("detect", path, "--var", "tas", "--train-end", "2002", "--contamination", "0.7",
+                  "--out", tmp_path / "s.zarr")
+    assert run.returncode == 2 and "contamination must be a share of the observations" in run.stderr
+    assert "Traceback" not in run.stderr and not (tmp_path / "s.zarr").exists()

@@ -96,7 +96,7 @@ def run_detect(args: argparse.Namespace) -> None:
                         federated=args.federated, **{name: getattr(args, name) for name in
                                                      ("federated_rounds", "federated_relevance")
                                                      if getattr(args, name) is not None},
-                        trend=None if args.trend == "none" else args.trend)
+                        trend=None if args.trend == "none" else args.trend, contamination=args.contamination)
         say(model_summary(model))
         report_skipped(model)
         check_fitted(model, args)
