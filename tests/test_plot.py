@@ -10,6 +10,7 @@ import geoanom as ga
 import geoanom.model.score as score_module
 from geoanom.errors import GeoanomError, VariableNotFoundError
 from geoanom.features.calendar import decimal_year
+from geoanom.features.pipeline import joined_blocks
 from geoanom.plot import cell, flagged_share_and_change, irregularity_maps, nearest_cell
 from geoanom.testing import synthetic_cube
 
@@ -109,7 +110,7 @@ def test_cell_scores_that_cell_alone(monkeypatch, fitted_model, opened_cube):
     original = score_module._score_block
 
     def spy(values, *args, **kwargs):
-        shapes.append(values.shape)
+        shapes.append(joined_blocks(values).shape)  # the feature blocks come as a list (not concatenated)
         return original(values, *args, **kwargs)
 
     monkeypatch.setattr(score_module, "_score_block", spy)
