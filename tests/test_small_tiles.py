@@ -130,7 +130,7 @@ def test_the_tail_beyond_the_largest_of_few_scores_is_extrapolated():
     assert tail_quantile(-train, 0.01, anomalous_above=False) == -tail_quantile(train, 0.01, anomalous_above=True)
 
 
-def test_kmeans_has_at_most_one_cluster_per_twelve_rows_of_two_features():
+def test_kmeans_has_at_most_one_cluster_per_twelve_rows():
     rng = np.random.default_rng(8)
     fitted = KMeansDetector.fit_many([rng.normal(size=(24, 2)) for _ in range(20)], list(range(20)))
     assert max(len(detector.means_) for detector in fitted) <= 2  # canopies gave 4-6 before

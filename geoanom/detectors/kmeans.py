@@ -42,11 +42,13 @@ CANOPY_T1_OVER_T2 = 2.0
 MAX_CANOPIES = 8
 # Canopies holding less than this share of the points are noise, not clusters.
 MIN_CANOPY_SHARE = 0.02
-# At most one cluster per this many rows per dimension + 1 (12 rows a cluster of 2 features): canopies of a
-# 24-row tile made 4-6 clusters of 4-6 rows, which fit their own rows and flagged 2.1% of new normal rows at a
-# contamination of 1% (1.6% with the cap; tests/test_small_tiles.py). Tiles of 96 rows or more of 2 features,
-# 160 of 4, keep every canopy.
-ROWS_PER_CLUSTER_PER_DIM = 4
+# At most one cluster per this many rows: canopies of a 24-row tile made 4-6 clusters of 4-6 rows, which fit
+# their own rows and flagged 2.1% of new normal rows at a contamination of 1% (1.6% with the cap;
+# tests/test_small_tiles.py). Tiles of 96 rows or more keep every canopy. Not scaled with the features: each
+# cluster's covariance is already shrunk towards unit variance by n_features + 1 prior points, and a cap of
+# 4 (n_features + 1) rows a cluster left 2 clusters to 250 rows of 30 features (tests/test_uci.py's
+# balanced accuracy 0.80, under its floor of 0.82).
+ROWS_PER_CLUSTER = 12
 
 
 def canopy_centres(Z: np.ndarray, t1: float, t2: float, rng: np.random.Generator) -> np.ndarray:
@@ -60,8 +62,8 @@ def canopy_centres(Z: np.ndarray, t1: float, t2: float, rng: np.random.Generator
     version (norm, mask, mean, ``rng.choice`` per canopy), at 1.20 -> 0.35 ms of
     CPU a tile of 2048 points (mostly 8 canopies; benchmarks/kmeans_fit.py
     times it with the standardisation). Of few points, only the largest
-    canopies are kept, one per ``ROWS_PER_CLUSTER_PER_DIM * (n_features + 1)``
-    points (in the order they were found).
+    canopies are kept, one per ``ROWS_PER_CLUSTER`` points (in the order
+    they were found).
 
     Examples
     --------
@@ -83,7 +85,7 @@ def canopy_centres(Z: np.ndarray, t1: float, t2: float, rng: np.random.Generator
         n_remaining, sizes[count] = _gather_canopy(Z, draw, t1, t2, remaining, centres[count])
         count += 1
     keep = sizes[:count] >= max(2, MIN_CANOPY_SHARE * len(Z))
-    most = max(1, len(Z) // (ROWS_PER_CLUSTER_PER_DIM * (Z.shape[1] + 1)))
+    most = max(1, len(Z) // ROWS_PER_CLUSTER)
     if keep.sum() > most:  # too few rows for so many clusters: the largest canopies, in their order
         largest = np.argsort(-np.where(keep, sizes[:count], -1), kind="stable")[:most]
         keep = np.isin(np.arange(count), largest)
