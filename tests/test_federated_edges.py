@@ -17,8 +17,8 @@ def test_labels_of_one_class_are_refused_before_any_round():
 
 
 @pytest.mark.parametrize("labels, message", [
-    (lambda y: 2 * y - 1, r"^y must hold 0 \(no event\) or 1 \(event\) in each row, but also holds -1; map the labels"),
-    (lambda y: y * 0.5, r"^y must hold 0 \(no event\) or 1 \(event\) in each row, but also holds 0\.5; "),
+    (lambda y: 2 * y - 1, r"^y must hold 0 or 1 in each row \(1: an event\), but also holds -1; map the labels"),
+    (lambda y: y * 0.5, r"^y must hold 0 or 1 in each row \(1: an event\), but also holds 0\.5; "),
     (lambda y: y[:300], r"^y must hold one label per row \(400\), got shape \(300,\)\.$"),
 ])
 def test_labels_that_are_not_0_and_1_are_named_by_their_values(labels, message):

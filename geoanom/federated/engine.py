@@ -264,7 +264,7 @@ def _as_rows(X, y, clients) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
         if not np.isin(labels, (0.0, 1.0)).all():
             others = np.unique(labels[~np.isin(labels, (0.0, 1.0))])
             shown = ", ".join(f"{value:g}" for value in others[:5]) + (", ..." if len(others) > 5 else "")
-            raise GeoanomError(f"y must hold 0 (no event) or 1 (event) in each row, but also holds {shown}; "
+            raise GeoanomError(f"y must hold 0 or 1 in each row (1: an event), but also holds {shown}; "
                                "map the labels to 0 and 1 (for -1/+1 labels, (y + 1) // 2).")
         if labels.min() == labels.max():  # a classifier of one class says it whatever the row
             raise GeoanomError(f"y holds only {int(labels[0])}s ({len(labels)} rows): the classifier needs rows of "
