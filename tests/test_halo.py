@@ -1,13 +1,16 @@
-"""No halo around a lone spike: its normal neighbours are not flagged with it.
+"""No halo around an event: the normal cells beside a spike or a blob are not flagged with it.
 
-The neighbours feature is the trimmed mean of a cell's eight neighbours (the
-largest and smallest left out). With their plain mean, one neighbour's +8
-spread spike moved it by 1 (three times its spread on white noise), and the
-default ensemble flagged 41% of the spikes' normal neighbours and 72% of the
-normal cells beside 4 x 4 blobs of +5 spreads; trimmed, 2% and 52% (a cell
-beside a blob's side has three of its eight neighbours in the blob; the
-median would spare it, 13%, but costs power on extended events:
-:func:`geoanom.features.neighbourhood.neighbour_anomaly`).
+The neighbours feature is the trimmed mean (largest and smallest left out) of
+those of a cell's eight neighbours that share its sign
+(:func:`geoanom.features.neighbourhood.neighbour_anomaly`). With the plain
+mean of all eight, one neighbour's +8 spread spike moved it by 1 (three
+times its spread on white noise), and the default ensemble flagged 41% of
+the spikes' normal neighbours and 72% of the normal cells beside 4 x 4
+blobs of +5 spreads; with the trimmed mean of all eight 2% and 50% (a cell
+beside a blob's side has three of its eight neighbours in the blob); of
+those sharing its sign, 6% and 26%: a normal cell of the other sign than
+the blob no longer reads it, one of its sign has fewer neighbours to trim
+with.
 """
 
 import numpy as np
@@ -44,7 +47,7 @@ def events(kind: str, seed: int = 0) -> tuple[xr.Dataset, np.ndarray]:
     return white_noise_cube(values), mask
 
 
-@pytest.mark.parametrize(("kind", "most_beside"), [("spike", 0.05), ("blob", 0.62)])
+@pytest.mark.parametrize(("kind", "most_beside"), [("spike", 0.08), ("blob", 0.35)])
 def test_the_cells_beside_an_event_are_not_flagged_with_it(kind, most_beside):
     cube, mask = events(kind)
     flags = ga.fit(cube.isel(time=slice(0, N_TRAIN))).score(cube)["ensemble"].values
@@ -52,5 +55,5 @@ def test_the_cells_beside_an_event_are_not_flagged_with_it(kind, most_beside):
     elsewhere = ~binary_dilation(mask, np.ones((1, 3, 3)))
     elsewhere[:N_TRAIN] = False
     assert flags[mask].mean() >= 0.95
-    assert flags[beside].mean() <= most_beside, flags[beside].mean()  # with the mean: 0.41 and 0.72
+    assert flags[beside].mean() <= most_beside, flags[beside].mean()  # plain mean 0.41 and 0.72; trimmed 0.02 and 0.50
     assert flags[elsewhere].mean() <= 0.02

@@ -49,30 +49,40 @@ def test_float32_thresholds_load_unchanged_and_float64_ones_floored(rng):
         np.testing.assert_array_equal(old.node_threshold_[inner], expected[inner])
 
 
-def _trimmed_mean_of_neighbours(block):
-    """numpy's trimmed mean of each cell's valid neighbours (the largest and smallest left out of 3 or more),
-    0 where none has data, summed in the kernel's order (row by row): the reference."""
-    padded = np.pad(block, ((0, 0), (0, 0), (1, 1), (1, 1)), constant_values=np.nan)
+def _agreeing_mean_of_neighbours(block):
+    """numpy's trimmed mean (the largest and smallest left out of 3 or more) of each cell's valid neighbours of its
+    sign, 0 where none agrees; where none of the eight is valid, of the cells two away. Summed in the kernel's
+    order (row by row): the reference."""
+    pad = 2
+    padded = np.pad(block, ((0, 0), (0, 0), (pad, pad), (pad, pad)), constant_values=np.nan)
     rows, cols = block.shape[2:]
-    total, count = np.zeros(block.shape), np.zeros(block.shape)
-    largest, smallest = np.full(block.shape, -np.inf), np.full(block.shape, np.inf)
-    for dy in (-1, 0, 1):
-        for dx in (-1, 0, 1):
-            if (dy, dx) == (0, 0):
-                continue
-            shifted = padded[:, :, 1 + dy: 1 + dy + rows, 1 + dx: 1 + dx + cols]
-            valid = np.isfinite(shifted)
-            total += np.where(valid, shifted, 0.0)
-            count += valid
-            largest = np.where(valid, np.maximum(largest, shifted), largest)
-            smallest = np.where(valid, np.minimum(smallest, shifted), smallest)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        trimmed = np.where(count >= 3, (total - largest - smallest) / (count - 2), total / count)
-    return np.where(count == 0, 0.0, trimmed)
+
+    def ring(distance):
+        total, valid, agreeing = np.zeros(block.shape), np.zeros(block.shape), np.zeros(block.shape)
+        largest, smallest = np.full(block.shape, -np.inf), np.full(block.shape, np.inf)
+        for dy in range(-distance, distance + 1):
+            for dx in range(-distance, distance + 1):
+                if max(abs(dy), abs(dx)) != distance:
+                    continue
+                shifted = padded[:, :, pad + dy: pad + dy + rows, pad + dx: pad + dx + cols]
+                finite = np.isfinite(shifted)
+                with np.errstate(invalid="ignore"):
+                    agrees = finite & (shifted * block > 0)
+                total += np.where(agrees, shifted, 0.0)
+                largest = np.where(agrees, np.maximum(largest, shifted), largest)
+                smallest = np.where(agrees, np.minimum(smallest, shifted), smallest)
+                valid += finite
+                agreeing += agrees
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean = np.where(agreeing >= 3, (total - largest - smallest) / (agreeing - 2), total / agreeing)
+        return np.where(agreeing == 0, 0.0, mean), valid
+
+    mean, valid = ring(1)
+    return np.where(valid == 0, ring(2)[0], mean)
 
 
 @pytest.mark.parametrize("wrap", [False, True])
-def test_neighbour_trimmed_means_equal_numpys_across_chunks_and_the_antimeridian(rng, wrap):
+def test_neighbour_means_equal_numpys_across_chunks_and_the_antimeridian(rng, wrap):
     import dask.array as da
 
     from geoanom.features.neighbourhood import neighbour_anomaly
@@ -81,18 +91,18 @@ def test_neighbour_trimmed_means_equal_numpys_across_chunks_and_the_antimeridian
     z = rng.normal(size=(2, 3, 9, 11)) * 10.0 ** rng.integers(-30, 30, size=(2, 3, 9, 11))
     z[rng.random(z.shape) < 0.3] = np.nan
     z[rng.random(z.shape) < 0.02] = np.inf
-    z[0, 0, 3:6, 3:6] = np.nan
+    z[0, 0, 2:7, 2:7] = np.nan
     z[0, 0, 4, 4] = 1.5
     new = neighbour_anomaly(da.from_array(z, chunks=(2, 2, 4, 5)), wrap=wrap).compute()
-    finite = np.where(np.isfinite(z), z, np.nan)
-    padded = np.concatenate([finite[..., -1:], finite, finite[..., :1]], axis=-1) if wrap else finite
-    expected = _trimmed_mean_of_neighbours(padded)[..., 1:-1] if wrap else _trimmed_mean_of_neighbours(padded)
+    padded = np.concatenate([z[..., -2:], z, z[..., :2]], axis=-1) if wrap else z
+    expected = _agreeing_mean_of_neighbours(padded)
+    expected = expected[..., 2:-2] if wrap else expected
     assert new.dtype == np.float64
-    assert new[0, 0, 4, 4] == 0.0
+    assert new[0, 0, 4, 4] == 0.0  # nothing within two cells
     np.testing.assert_array_equal(new.view(np.uint64), expected.view(np.uint64))
 
 
-def test_a_neighbours_spike_is_trimmed_away():
+def test_a_neighbours_spike_is_trimmed_away_and_the_other_sign_left_out():
     import dask.array as da
 
     from geoanom.features.neighbourhood import neighbour_anomaly
@@ -100,6 +110,12 @@ def test_a_neighbours_spike_is_trimmed_away():
     z = np.full((1, 1, 3, 3), 0.5)
     z[0, 0, 0, 0], z[0, 0, 2, 2] = 8.0, np.nan  # one spike and one hole among the centre's neighbours
     assert neighbour_anomaly(da.from_array(z), wrap=False)[0, 0, 1, 1].compute() == 0.5
+    z[0, 0, 0, 1] = -8.0  # a neighbour of the other sign (another event) is no evidence of one at the centre
+    assert neighbour_anomaly(da.from_array(z), wrap=False)[0, 0, 1, 1].compute() == 0.5
+    z[0, 0, 1, 1] = -0.25  # a cell of the other sign than all but one neighbour: that one alone
+    assert neighbour_anomaly(da.from_array(z), wrap=False)[0, 0, 1, 1].compute() == -8.0
+    z[0, 0, 0, 1] = 1.0  # and none: no evidence of a shared event
+    assert neighbour_anomaly(da.from_array(z), wrap=False)[0, 0, 1, 1].compute() == 0.0
 
 
 
