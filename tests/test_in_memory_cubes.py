@@ -124,3 +124,25 @@ def test_values_changed_in_place_after_loading_are_checked_again(sst):
     again = as_cube(loaded)
     assert np.isnan(again[SST].values[10, 9, 20])
     assert ga.io.count_infinite(again) == {SST: 1}
+
+
+def _monthly(times) -> xr.Dataset:
+    values = np.random.default_rng(0).normal(280.0, 1.0, (len(times), 4, 5))
+    return xr.Dataset({"tas": (("time", "lat", "lon"), values, {"units": "K"})},
+                      coords={"time": times, "lat": np.arange(4.0), "lon": np.arange(5.0)})
+
+
+def test_a_month_held_twice_in_one_file_or_dataset_is_refused(tmp_path):
+    # March at 03-16 and again at 03-31: the join and the append refused it across files, not inside one
+    import pandas as pd
+
+    times = pd.date_range("2000-01-01", periods=24, freq="MS") + pd.Timedelta(days=15)
+    twice = _monthly(times.insert(3, pd.Timestamp("2000-03-31")))
+    twice.to_netcdf(tmp_path / "twice.nc")
+    expected = "holds one time step twice: 2000-03-16 and 2000-03-31 are both 2000-03 of this monthly record"
+    with pytest.raises(CoordinateError, match=expected):
+        ga.open_cube(tmp_path / "twice.nc")
+    with pytest.raises(CoordinateError, match=expected):
+        ga.fit(twice)
+    _monthly(times).to_netcdf(tmp_path / "once.nc")
+    assert ga.open_cube(tmp_path / "once.nc").sizes["time"] == 24

@@ -173,7 +173,7 @@ def test_curvilinear_grid_keeps_dims(tmp_path):
             "nav_lat": (("y", "x"), 40 + y + 0.1 * x, {"standard_name": "latitude", "units": "degrees"}),
             "nav_lon": (("y", "x"), 170 + 5 * x + 0.1 * y, {"standard_name": "longitude", "units": "degrees"}),
         },
-        coords={"time_counter": ("time_counter", [0.0, 30.0], {"standard_name": "time", "units": "days since 2015-01-01"})},
+        coords={"time_counter": ("time_counter", [15.5, 45.0], {"standard_name": "time", "units": "days since 2015-01-01"})},
     )
     ds.to_netcdf(tmp_path / "orca.nc")
     cube = io.open_cube(tmp_path / "orca.nc")

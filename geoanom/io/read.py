@@ -23,10 +23,11 @@ import xarray as xr
 
 from geoanom.errors import CoordinateError, GeoanomError, InputFileError, NoDataError, VariableNotFoundError
 from geoanom.formatting import coordinate_difference, iso_date
+from geoanom.timesteps import same_step
 
 from .fill_values import mask_undeclared_fill
 from .grid import find_coordinate, grid_dims, normalise_lon_lat, rename_coordinate, true_lat_lon, west_edge
-from .joining import concat_time
+from .joining import concat_time, one_step_reason
 from .levels import LevelAxis, select_level, variable_levels
 from .messages import short_reason
 from .packed import packed_sentinels
@@ -439,8 +440,11 @@ def _standardise(ds: xr.Dataset, path: str, variables, chunks, level: float | No
             ds[name].encoding[INTEGER_SOURCE] = str(var.dtype)
     if not in_memory:
         ds = normalise_lon_lat(ds)
-        return ds if ds.indexes["time"].is_monotonic_increasing else ds.sortby("time")
+        ds = ds if ds.indexes["time"].is_monotonic_increasing else ds.sortby("time")
+        _check_one_step_each(ds.indexes["time"], path)
+        return ds
     _check_time_order(ds.indexes["time"], path)
+    _check_one_step_each(ds.indexes["time"], path)
     return _canonical_lon_lat(ds)
 
 
@@ -459,6 +463,17 @@ def _canonical_lon_lat(ds: xr.Dataset) -> xr.Dataset:
         return normalise_lon_lat(ds)
     return ds.assign_coords(lat=ds["lat"].assign_attrs(standard_name="latitude", units="degrees_north"),
                             lon=ds["lon"].assign_attrs(standard_name="longitude", units="degrees_east"))
+
+
+def _check_one_step_each(times: pd.Index, label: str) -> None:
+    """Refuse, naming both dates, one step held twice at two stamps (March at 03-16 and 03-31: :func:`same_step`).
+
+    Exact repeats are refused before this, with their own message.
+    """
+    if times.is_unique and (repeats := np.flatnonzero(same_step(times))).size:
+        k = int(repeats[0])
+        raise CoordinateError(f"{label} holds one time step twice: {iso_date(times[k])} and {iso_date(times[k + 1])} "
+                              f"{one_step_reason(times, k)}; drop one of them first.")
 
 
 def _check_time_order(times: pd.Index, label: str) -> None:
