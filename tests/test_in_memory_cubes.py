@@ -146,3 +146,18 @@ def test_a_month_held_twice_in_one_file_or_dataset_is_refused(tmp_path):
         ga.fit(twice)
     _monthly(times).to_netcdf(tmp_path / "once.nc")
     assert ga.open_cube(tmp_path / "once.nc").sizes["time"] == 24
+
+
+def test_region_features_and_federated_rows_take_data_as_a_fit_does():
+    # region_features, tune_region_params and federated.cube_rows said "'<file>' has no time dimension; open it
+    # with geoanom.open_cube" of data a fit took: they go through the same normalisation now
+    from geoanom.federated.cube import cube_rows
+    from geoanom.testing import synthetic_cube
+
+    cube, _ = synthetic_cube(n_years=2, n_lat=8, n_lon=8, seed=2)
+    renamed = cube.rename(time="valid_time", lat="latitude", lon="longitude")
+    pd_testing = pytest.importorskip("pandas.testing")
+    pd_testing.assert_frame_equal(ga.region_features(renamed, variable="tas", precision=1),
+                                  ga.region_features(cube, variable="tas", precision=1))
+    np.testing.assert_array_equal(cube_rows(renamed, "tas", precision=1).features,
+                                  cube_rows(cube, "tas", precision=1).features)

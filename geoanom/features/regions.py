@@ -27,6 +27,7 @@ from scipy import ndimage
 
 from ..errors import GeoanomError, TrainingPeriodError
 from ..grid import spatial_dims, wraps_in_longitude
+from ..io.read import as_cube
 from .climatology import Climatology
 from .filters import gaussian_radius, nan_gaussian, nan_median
 from .stitching import label_regions
@@ -105,7 +106,12 @@ def connectivity_of(structure: int | np.ndarray) -> int:
 
 
 def as_field(data: xr.DataArray | xr.Dataset, variable: str | None = None) -> xr.DataArray:
-    """One variable as a dask-backed (time, y, x) DataArray, float64."""
+    """One variable as a dask-backed (time, y, x) DataArray, float64, after open_cube's names, checks and fills.
+
+    Data not from :func:`geoanom.open_cube` go through its normalisation
+    (:func:`geoanom.io.read.as_cube`), as for a fit.
+    """
+    data = as_cube(data, variable)
     if isinstance(data, xr.Dataset):
         names = [name for name, var in data.data_vars.items() if var.ndim == 3] if variable is None else [variable]
         if len(names) != 1 or names[0] not in data:

@@ -19,6 +19,7 @@ from ..features import Climatology, RegionParams
 from ..features.pipeline import feature_cube, source_name, stack_variables
 from ..features.vectors import feature_names
 from ..grid import spatial_dims
+from ..io.read import as_cube
 from ..tiling import tile_labels
 
 
@@ -93,6 +94,7 @@ def cube_rows(cube: xr.Dataset, variable: str, clients: str | xr.DataArray = "ti
     >>> rows.names  # doctest: +SKIP
     ['tas', 'tas_anomaly', 'tas_smoothed', 'tas_region_area']
     """
+    cube = as_cube(cube, variable)  # data not from open_cube get its names, checks and fill handling, as for a fit
     values = stack_variables(cube, [variable])
     cell_clients = np.asarray(_cell_clients(cube, clients, precision)).astype(str)
     has_client = (cell_clients != "") & (cell_clients != "nan")
