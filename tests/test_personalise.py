@@ -118,13 +118,17 @@ def test_a_tile_model_is_informed_by_the_other_tiles_of_its_region(short_record)
 
 @pytest.mark.slow  # over 8 s; run by ci/run-slow
 def test_federated_tiles_cut_false_alarms_on_a_short_record(short_record):
-    """With about 50 rows a tile, the tiles' own models are too tight; the region's prior widens them."""
+    """With about 50 rows a tile, the region's prior must not add false alarms: adapted tiles keep out-of-fold
+    thresholds (renewed in-sample, federated kmeans flagged 7% against its own 1.7%)."""
     training, test, truth = short_record
     scores = {name: ga.fit(training, **OPTIONS, **extra).score(test).compute()
               for name, extra in (("local", {}), ("federated", {"federated": True}))}
-    false_alarms = {name: float(s["anomalous"].sel(detector="kmeans").values[~truth].mean())
+    false_alarms = {name: {flag: float((s["anomalous"].sel(detector="kmeans") if flag == "kmeans" else
+                                        s["ensemble"]).values[~truth].mean()) for flag in ("kmeans", "ensemble")}
                     for name, s in scores.items()}
-    assert false_alarms["federated"] < 0.75 * false_alarms["local"]
+    for flag in ("kmeans", "ensemble"):
+        assert false_alarms["federated"][flag] <= false_alarms["local"][flag] + 0.001, (flag, false_alarms)
+        assert false_alarms["federated"][flag] < 0.02, (flag, false_alarms)
     from sklearn.metrics import roc_auc_score
 
     auc = {name: roc_auc_score(truth.ravel(), s["fused_irregularity"].values.ravel()) for name, s in scores.items()}
@@ -153,6 +157,7 @@ def test_a_negative_relevance_or_no_round_is_refused():
         ga.fit(cube, federated=True, federated_rounds=0)
 
 
+@pytest.mark.slow  # 14 s: a federated fit whose small tiles get out-of-fold thresholds
 def test_personalised_tiles_survive_saving(short_record, tmp_path):
     training, test, _ = short_record
     federated = ga.fit(training, federated=True, **OPTIONS)
@@ -177,3 +182,27 @@ def test_the_tile_table_says_how_much_each_tile_took_from_its_region(short_recor
     # tiles with more observations take less from their region
     by_size = table.groupby("observations")[["gmm_region_share", "kmeans_region_share"]].mean()
     assert (by_size.iloc[0] > by_size.iloc[-1]).all() and (table[by_size.columns] > 0).all().all()
+
+
+def test_adapted_tiles_keep_out_of_fold_thresholds():
+    """Thresholds renewed in-sample after the adaptation flagged 2-3.5% of new normal rows on tiles of 150 rows."""
+    from types import SimpleNamespace
+
+    from geoanom.model.personalise import _personalise_batch
+
+    rng = np.random.default_rng(0)
+    cov = np.array([[1.0, 0.6, 0.0], [0.6, 1.0, 0.3], [0.0, 0.3, 1.0]])
+    samples = [rng.multivariate_normal(np.zeros(3), cov, size=150) for _ in range(8)]
+    names = [f"t{i:02d}" for i in range(len(samples))]
+    own = Ensemble.fit_many(samples, ("gmm", "kmeans"), list(range(len(samples))))  # out-of-fold thresholds
+    for ensemble in own:
+        ensemble.n_observations_ = 150
+    region = Ensemble(("gmm", "kmeans"), random_state=0).fit(np.concatenate(samples))
+    sketches = {i: SimpleNamespace(rows=X, count=len(X)) for i, X in enumerate(samples)}
+    adapted = _personalise_batch(sketches, dict(enumerate(names)), dict(zip(names, own)),
+                                 {name: region for name in names}, 16.0)
+    new = rng.multivariate_normal(np.zeros(3), cov, size=10000)
+    for family in ("gmm", "kmeans"):
+        before = np.mean([(ensemble.detectors_[family].irregularity(new) > 1).mean() for ensemble in own])
+        after = np.mean([(adapted[name].detectors_[family].irregularity(new) > 1).mean() for name in names])
+        assert before < 0.012 and after < 0.012 and after < before + 0.002, family
