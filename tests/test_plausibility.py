@@ -2,6 +2,7 @@
 
 import warnings
 
+import numpy as np
 import pytest
 
 import geoanom as ga
@@ -49,3 +50,18 @@ def test_values_in_cells_without_training_values_warn(cube):
     [message] = [m for m in _messages(model, cube.isel(time=slice(24, None))) if "no training values" in m]
     assert message.startswith(f"tas in the cube has values in {2 * cube.sizes['lon']} of ") and "score NaN" in message
     assert not [m for m in _messages(model, training) if "no training values" in m]
+
+
+def test_a_step_with_far_fewer_cells_than_training_warns(cube):
+    model = ga.fit(cube.isel(time=slice(None, 24)), detectors="gmm", precision=1)
+    assert model.attrs["training_coverage"] == {"tas": 1.0}
+    later = cube.isel(time=slice(24, None))
+    assert not [m for m in _messages(model, later) if "neighbours' mean" in m]
+    kept = np.random.default_rng(0).random(later["tas"].shape[1:]) < 0.3  # a cloudy L3 field: 30% of cells
+    cloudy = later.assign(tas=later["tas"].where(kept))
+    [message] = [m for m in _messages(model, cloudy) if "neighbours' mean" in m]
+    assert f"holds values in {kept.mean():.0%} of the model's cells at " in message
+    assert "where its training steps held 100%" in message
+    gappy = ga.fit(cube.isel(time=slice(None, 24)).assign(tas=cube["tas"][:24].where(kept)), detectors="gmm",
+                   precision=1)  # a model of the same gaps judges them: nothing to say
+    assert not [m for m in _messages(gappy, cloudy) if "neighbours' mean" in m]

@@ -45,6 +45,7 @@ from .family_inputs import default_features, family_inputs, kept_feature_sets
 from .federated_regions import refine_regions
 from .parts import in_parts
 from .personalise import DEFAULT_RELEVANCE, personalise_tiles
+from .plausibility import coverage
 from .pyramid import build_pyramid
 from .units import variable_units
 
@@ -216,7 +217,8 @@ def fit(
                                                      family_columns, no_data)
                for merged, tiles in sketch_batches]
     # The ±inf that open_cube treated as missing are counted in the same pass that reads the data.
-    *fitted_batches, infinite = dask.compute(*batches, count_infinite(cube, compute=False), scheduler=scheduler)
+    *fitted_batches, infinite, held = dask.compute(*batches, count_infinite(cube, compute=False),
+                                                   coverage(values, climatology.prefix > 0), scheduler=scheduler)
     fitted: dict[str, Any] = {}
     for batch in fitted_batches:
         fitted.update(batch)
@@ -260,6 +262,8 @@ def fit(
             "federated_relevance": float(federated_relevance) if federated else 0.0,
             "trend": "linear" if climatology.design.trend else "none",
             "infinite_values": infinite,
+            # the median share of the trained cells a training step held: scoring far fewer warns (plausibility)
+            "training_coverage": {name: float(np.median(share)) for name, share in zip(variable_names, held)},
         },
         regions=pyramid,
     )

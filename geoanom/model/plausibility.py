@@ -15,6 +15,14 @@ model's, but a scientist should not read them as events.
   value of a step is the line's. Beyond the training period by more than
   its own length, the line decides every score: a trial scoring a century
   before a model's 30-year training period saw 76% flagged.
+- **Fewer cells than in training.** A cell's neighbours' feature is a mean
+  over the neighbours holding values: over fewer of them (a cloudy month
+  scored by a model of gap-free fields) it is noisier than the families
+  learnt, and more normal cells are flagged (a trial's five families: 1.3%
+  of a whole field, 25% with 30% of its cells kept, before the neighbours'
+  rule of :mod:`geoanom.features.neighbourhood`). A step holding values in
+  under :data:`COVERAGE_DROP` of the share of cells the training steps
+  held (``model.attrs["training_coverage"]``) warns.
 - **Cells the model never saw.** Values in cells that had none in training
   (sea ice that retreated, a wider land mask) score NaN: the same step says
   how many (a trial's 15 of 264 cells were left NaN without a word).
@@ -27,6 +35,7 @@ import warnings
 from typing import TYPE_CHECKING
 
 import dask
+import dask.array as da
 import numpy as np
 import xarray as xr
 
@@ -38,10 +47,28 @@ from ..formatting import iso_date
 if TYPE_CHECKING:  # the model's checks of the data it scores
     from .core import AnomalyModel
 
-__all__ = ["FAR_SPREADS", "warn_implausible"]
+__all__ = ["COVERAGE_DROP", "FAR_SPREADS", "coverage", "warn_implausible"]
 
 # A median |anomaly| over a step's cells this large is not weather (see the module docstring).
 FAR_SPREADS = 20.0
+# A scored step holding values in under this share of the cells training steps held (their median) warns.
+COVERAGE_DROP = 0.7
+
+
+def coverage(values: xr.DataArray, trained: np.ndarray) -> da.Array:
+    """The share of each variable's trained cells holding a value at each step (variable, time), lazily.
+
+    ``trained``: (variable, *spatial) bool, the cells the climatology was fitted on.
+
+    Examples
+    --------
+    >>> import numpy as np, xarray as xr
+    >>> values = xr.DataArray(np.array([[[[1.0, np.nan], [2.0, 3.0]]]]), dims=("variable", "time", "lat", "lon"))
+    >>> coverage(values, np.ones((1, 2, 2), dtype=bool)).compute().tolist()
+    [[0.75]]
+    """
+    held = da.isfinite(da.asarray(values.data)) & trained[:, None]
+    return held.sum(axis=(2, 3)) / np.maximum(trained.sum(axis=(1, 2)), 1)[:, None]
 
 
 def warn_implausible(model: "AnomalyModel", cube: xr.Dataset | xr.DataArray) -> None:
@@ -61,7 +88,15 @@ def _warn_far_values(model: "AnomalyModel", cube: xr.Dataset | xr.DataArray) -> 
     values = stack_variables(cube.isel(time=[middle]), model.variables)
     observed, anomalies = (np.asarray(a) for a in dask.compute(values.data, model.climatology.standardise(values).data))
     units = model.attrs.get("units") or {}
-    for name, data, cells in zip(model.variables, observed, anomalies):
+    trained_share = model.attrs.get("training_coverage") or {}
+    share = np.asarray(coverage(values, model.climatology.prefix > 0).compute())[:, 0]
+    for name, data, cells, held in zip(model.variables, observed, anomalies, share):
+        if (usual := trained_share.get(name)) and held < COVERAGE_DROP * usual:
+            warnings.warn(f"{name} in {source_name(cube)} holds values in {held:.0%} of the model's cells at "
+                          f"{_step_label(cube, middle)}, where its training steps held {usual:.0%}: each cell's "
+                          "neighbours' mean is then over fewer cells and noisier than the model learnt, so more "
+                          "normal cells are flagged; a model fitted on data with such gaps judges them better.",
+                          GeoanomWarning, stacklevel=4)
         if unjudged := int((np.isfinite(data) & ~np.isfinite(cells)).sum()):
             warnings.warn(f"{name} in {source_name(cube)} has values in {unjudged} of {data.size} cells at "
                           f"{_step_label(cube, middle)} where the model had no training values (ice that "
