@@ -84,6 +84,8 @@ def step_kind(times: Any) -> str | None:
     """The calendar period one step of `times` covers: ``"month"``, ``"day"``, ``"year"``, or None (another step).
 
     Judged by the usual step (:func:`usual_step_days`), so a repeated or missing step does not change it.
+    Steps all of one length near a month's, in a calendar whose months differ in length, are a record every
+    30 days, not a monthly one: it holds two dates of some months (2002-10-01 and 2002-10-31), each a step.
 
     Examples
     --------
@@ -91,11 +93,17 @@ def step_kind(times: Any) -> str | None:
     'month'
     >>> step_kind(pd.date_range("2000-01-01", periods=4, freq="6h")) is None
     True
+    >>> step_kind(pd.date_range("2002-08-02", periods=6, freq="30D")) is None
+    True
     """
     usual = usual_step_days(times)
     if usual is None:
         return None
-    return next((kind for kind, (low, high) in _PERIODS.items() if low <= usual <= high), None)
+    kind = next((kind for kind, (low, high) in _PERIODS.items() if low <= usual <= high), None)
+    days = step_days(times)
+    if kind == "month" and days.size > 1 and np.ptp(days) < 0.5 and getattr(times, "calendar", "") != "360_day":
+        return None  # a fixed step, not calendar months (which differ by a day or more)
+    return kind
 
 
 def same_step(times: Any) -> np.ndarray:

@@ -25,6 +25,7 @@ def months(*dates):
     (pd.date_range("2000-01-01", periods=6, freq="6h").append(pd.DatetimeIndex(["2000-01-02T08"])),
      [0, 0, 0, 0, 0, 1]),  # 6-hourly: under half a step
     (pd.date_range("2000-01-01", periods=6, freq="7D"), [0] * 5),  # weekly steps in one month are not repeats
+    (pd.date_range("2002-08-02", periods=6, freq="30D"), [0] * 5),  # every 30 days: 2002-10-01 and 10-31 are two
     (xr.date_range("2000-01-01", periods=4, freq="MS", calendar="360_day", use_cftime=True), [0, 0, 0]),
 ])
 def test_same_step(times, expected):
