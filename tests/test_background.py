@@ -124,9 +124,7 @@ def test_the_ring_gives_the_other_families_no_halo_around_an_event():
     assert near.sum() > 500
     for family in ("gmm", "kmeans", "event"):
         assert float(flags.sel(detector=family).values[near].mean()) < 0.04, family
-    # and the events themselves are found: 8% of these weak blobs' cells on white noise, where a blob cell's own sign
-    # is often noise and the neighbours of the other sign go unread (over 30% when every neighbour was read)
-    assert float(flags.sel(detector="event").values[events].mean()) > 0.05
+    assert float(flags.sel(detector="event").values[events].mean()) > 0.3  # and the events themselves are found
 
 
 def test_a_background_no_family_reads_is_left_out_with_a_warning():

@@ -40,9 +40,9 @@ def test_a_whole_grid_block_gives_the_halos_bits(wrap, shape):
 
 def test_neighbours_wrap_round_the_grid():
     z = np.arange(9.0).reshape(1, 1, 3, 3)
-    # cell (1, 0) holds 3: 2 0 1 / 5 4 / 8 6 7 with wrap; 0 does not agree; the largest and smallest left out
-    assert neighbour_anomaly_block(z, wrap=True)[0, 0, 1, 0] == (33.0 - 8.0 - 1.0) / 5
-    assert neighbour_anomaly_block(z, wrap=False)[0, 0, 1, 0] == (1.0 + 4 + 6 + 7 - 7 - 1) / 2
+    # cell (1, 0): 2 0 1 / 5 4 / 8 6 7 with wrap, less the largest and smallest
+    assert neighbour_anomaly_block(z, wrap=True)[0, 0, 1, 0] == (33.0 - 8.0 - 0.0) / 6
+    assert neighbour_anomaly_block(z, wrap=False)[0, 0, 1, 0] == (0.0 + 1 + 4 + 6 + 7 - 7 - 0) / 3
 
 
 def test_context_is_nan_wherever_a_variable_is_and_nowhere_else():

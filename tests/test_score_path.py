@@ -49,16 +49,16 @@ def test_float32_thresholds_load_unchanged_and_float64_ones_floored(rng):
         np.testing.assert_array_equal(old.node_threshold_[inner], expected[inner])
 
 
-def _agreeing_mean_of_neighbours(block):
-    """numpy's trimmed mean (the largest and smallest left out of 3 or more) of each cell's valid neighbours of its
-    sign, 0 where none agrees; where none of the eight is valid, of the cells two away. Summed in the kernel's
-    order (row by row): the reference."""
+def _trimmed_mean_of_neighbours(block):
+    """numpy's trimmed mean (the largest and smallest left out of 3 or more) of each cell's valid neighbours, those
+    of the other sign than a cell beyond one spread read as 0, 0 where none has data; where none of the eight is
+    valid, of the cells two away. Summed in the kernel's order (row by row): the reference."""
     pad = 2
     padded = np.pad(block, ((0, 0), (0, 0), (pad, pad), (pad, pad)), constant_values=np.nan)
     rows, cols = block.shape[2:]
 
     def ring(distance):
-        total, valid, agreeing = np.zeros(block.shape), np.zeros(block.shape), np.zeros(block.shape)
+        total, valid = np.zeros(block.shape), np.zeros(block.shape)
         largest, smallest = np.full(block.shape, -np.inf), np.full(block.shape, np.inf)
         for dy in range(-distance, distance + 1):
             for dx in range(-distance, distance + 1):
@@ -67,15 +67,15 @@ def _agreeing_mean_of_neighbours(block):
                 shifted = padded[:, :, pad + dy: pad + dy + rows, pad + dx: pad + dx + cols]
                 finite = np.isfinite(shifted)
                 with np.errstate(invalid="ignore"):
-                    agrees = finite & (shifted * block > 0)
-                total += np.where(agrees, shifted, 0.0)
-                largest = np.where(agrees, np.maximum(largest, shifted), largest)
-                smallest = np.where(agrees, np.minimum(smallest, shifted), smallest)
+                    other_sign = (np.abs(block) > 1.0) & ~(shifted * block > 0)
+                read = np.where(other_sign, 0.0, shifted)
+                total += np.where(finite, read, 0.0)
+                largest = np.where(finite, np.maximum(largest, read), largest)
+                smallest = np.where(finite, np.minimum(smallest, read), smallest)
                 valid += finite
-                agreeing += agrees
         with np.errstate(invalid="ignore", divide="ignore"):
-            mean = np.where(agreeing >= 3, (total - largest - smallest) / (agreeing - 2), total / agreeing)
-        return np.where(agreeing == 0, 0.0, mean), valid
+            mean = np.where(valid >= 3, (total - largest - smallest) / (valid - 2), total / valid)
+        return np.where(valid == 0, 0.0, mean), valid
 
     mean, valid = ring(1)
     return np.where(valid == 0, ring(2)[0], mean)
@@ -95,27 +95,31 @@ def test_neighbour_means_equal_numpys_across_chunks_and_the_antimeridian(rng, wr
     z[0, 0, 4, 4] = 1.5
     new = neighbour_anomaly(da.from_array(z, chunks=(2, 2, 4, 5)), wrap=wrap).compute()
     padded = np.concatenate([z[..., -2:], z, z[..., :2]], axis=-1) if wrap else z
-    expected = _agreeing_mean_of_neighbours(padded)
+    expected = _trimmed_mean_of_neighbours(padded)
     expected = expected[..., 2:-2] if wrap else expected
     assert new.dtype == np.float64
     assert new[0, 0, 4, 4] == 0.0  # nothing within two cells
     np.testing.assert_array_equal(new.view(np.uint64), expected.view(np.uint64))
 
 
-def test_a_neighbours_spike_is_trimmed_away_and_the_other_sign_left_out():
+def test_a_neighbours_spike_is_trimmed_away_and_the_other_sign_read_as_0():
     import dask.array as da
 
     from geoanom.features.neighbourhood import neighbour_anomaly
 
+    def centre(z):
+        return float(neighbour_anomaly(da.from_array(z), wrap=False)[0, 0, 1, 1].compute())
+
     z = np.full((1, 1, 3, 3), 0.5)
     z[0, 0, 0, 0], z[0, 0, 2, 2] = 8.0, np.nan  # one spike and one hole among the centre's neighbours
-    assert neighbour_anomaly(da.from_array(z), wrap=False)[0, 0, 1, 1].compute() == 0.5
-    z[0, 0, 0, 1] = -8.0  # a neighbour of the other sign (another event) is no evidence of one at the centre
-    assert neighbour_anomaly(da.from_array(z), wrap=False)[0, 0, 1, 1].compute() == 0.5
-    z[0, 0, 1, 1] = -0.25  # a cell of the other sign than all but one neighbour: that one alone
-    assert neighbour_anomaly(da.from_array(z), wrap=False)[0, 0, 1, 1].compute() == -8.0
-    z[0, 0, 0, 1] = 1.0  # and none: no evidence of a shared event
-    assert neighbour_anomaly(da.from_array(z), wrap=False)[0, 0, 1, 1].compute() == 0.0
+    assert centre(z) == 0.5
+    z[0, 0, 1, 1] = 2.0  # a cell beyond one spread: a neighbour of the other sign (another event) is no evidence
+    z[0, 0, 0, 1] = -8.0
+    assert centre(z) == 0.5  # 8 0 0.5 ... : -8 read as 0, then 8 and that 0 trimmed away
+    z[0, 0, 0, 2] = z[0, 0, 1, 0] = -8.0
+    assert centre(z) == pytest.approx(0.3)  # 8 0 0 0 0.5 0.5 0.5: 8 and a 0 trimmed, 1.5 / 5 left
+    z[0, 0, 1, 1] = 0.5  # inside one spread the cell's sign may be noise: every neighbour is read
+    assert centre(z) == pytest.approx((-8.0 * 2 + 0.5 * 3) / 5)
 
 
 

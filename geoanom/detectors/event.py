@@ -1,13 +1,13 @@
 """Event family: a generalised likelihood ratio for the deviations an event can make.
 
 With the default features, an observation holds per variable its standardised
-anomaly ``z`` and the trimmed mean anomaly ``n`` of those of its eight neighbours
-that share its sign (:func:`geoanom.features.neighbourhood.neighbour_anomaly`:
-the feature already leaves out neighbours of the other sign, another event beside
-the cell, which made every family, this one too, flag the normal cells around a
-strong event). The other families score a deviation of ``(z, n)`` in any
-direction, including one no event produces (the neighbours more anomalous than
-the cell). An event at a cell shifts ``z`` by ``delta``
+anomaly ``z`` and the trimmed mean anomaly ``n`` of its eight neighbours, those of
+the other sign than a cell beyond one spread read as 0
+(:func:`geoanom.features.neighbourhood.neighbour_anomaly`: another event beside
+the cell made every family, this one too, flag the normal cells around a strong
+event). The other families score a deviation of ``(z, n)`` in any direction,
+including patterns no event produces (the neighbours anomalous while the cell
+is normal). An event at a cell shifts ``z`` by ``delta``
 and ``n`` by ``alpha * delta``, ``0 <= alpha <= 1`` (0: a lone spike; 1: a
 coherent blob). With the tile's mean ``m`` and covariance ``S`` of ``(z, n)``,
 ``P = S^-1`` and ``d = y - m``, the generalised likelihood ratio statistic of

@@ -1,10 +1,11 @@
 """Features of each observation's neighbourhood at its time step, for the detector ensemble.
 
 ``neighbours`` (:func:`neighbour_anomaly`)
-    the trimmed mean anomaly of those of the cell's eight neighbours that
-    have its sign (the largest and smallest left out): high around a
-    coherent event, near the cell's usual company beside a lone spike, and
-    blind to an event of the other sign beside the cell.
+    the trimmed mean anomaly of the cell's eight neighbours (the largest
+    and smallest left out), those of the other sign than a cell beyond one
+    spread read as 0: high around a coherent event, near zero beside a lone
+    spike, and no evidence of an event at the cell from an event of the
+    other sign beside it.
 ``background`` (:func:`background_anomaly`)
     the mean standardised anomaly of a ring of cells around the neighbours
     (up to seven cells away, beyond two): the large-scale state the cell's
@@ -39,27 +40,33 @@ from .stitching import block_slices, label_regions
 BACKGROUND_OUTER, BACKGROUND_INNER = 7, 2
 # the neighbours read the next ring out (two cells away) where the eight hold no data
 NEIGHBOUR_HALO = 2
+# a cell's own sign says which way an event there would move its neighbours only beyond this many spreads: inside
+# it (two thirds of normal values) the sign is as likely noise, and every neighbour is read
+SIGN_TRUSTED = 1.0
 
 
 def neighbour_anomaly(anomalies: da.Array, wrap: bool) -> da.Array:
-    """The neighbours' evidence of an event at each cell (variable, time, y, x): those agreeing with it in sign.
+    """The neighbours' evidence of an event at each cell (variable, time, y, x): their trimmed mean anomaly.
 
     An event at a cell shifts its anomaly ``z`` by ``delta`` and its
     neighbours' by ``alpha * delta``, ``0 <= alpha <= 1``
-    (:mod:`geoanom.detectors.event`), never the other way. So a neighbour
-    counts only if its anomaly has the cell's sign; the feature is the
-    trimmed mean of those (the largest and smallest left out, of three or
-    more), 0 where none agrees (evidence against a shared event). With all
-    eight, a 3 x 3 cold blob of -5 spreads on the SST gave its mildly warm
-    neighbours a joint (z, n) no normal cell has: every family but the
-    forest flagged 75% of the 32 cells around it, and ``ga.events``
-    reported one *warm* event of 56 cells; now 6% of them, and one cold
-    event of 33 cells. The trim keeps one neighbour's spike of the cell's
-    sign from marking it (41% of a +8 spike's normal neighbours flagged
-    with a plain mean, 6% now, ``tests/test_halo.py``). The price: where an
-    event is weaker than the field's noise, an event cell's own sign is a
-    coin toss and its neighbours go unread (white noise: fused ROC AUC of
-    blobs 0.91 -> 0.82, ``benchmarks/accuracy.py``).
+    (:mod:`geoanom.detectors.event`), never the other way. So where the
+    cell's own sign is clear (``|z|`` beyond ``SIGN_TRUSTED``, one spread) a
+    neighbour of the other sign is no evidence of an event there and reads
+    as 0; the feature is the trimmed mean of the neighbours (the largest
+    and smallest left out, of three or more). With every neighbour read as
+    it is, a 3 x 3 cold blob of -5 spreads on the SST gave its warm
+    neighbours a joint (z, n) no normal cell has: the ensemble flagged 75%
+    of the 32 cells around it and ``ga.events`` reported one *warm* event
+    of 56 cells; now 38% of them (warm El Nino cells of 1-2.3 spreads with
+    warm neighbours) and one cold event of 44. The trim keeps one
+    neighbour's spike from marking the cell (41% of a +8 spike's normal
+    neighbours flagged with a plain mean). Inside one spread the cell's
+    sign is as likely noise, and a weak event's neighbours must still
+    count: leaving the other sign out there, or leaving such neighbours
+    out rather than reading them as 0, cost 0.04-0.09 of fused ROC AUC on
+    the white-noise blobs and a fifth of the mean average precision of
+    ``benchmarks/accuracy.py``; this rule costs 0.002 and 0.006 of them.
 
     Where none of the eight holds data (a cloudy or gappy month), the
     cells two away are read instead: a mean over no neighbour was 0, a
@@ -71,13 +78,13 @@ def neighbour_anomaly(anomalies: da.Array, wrap: bool) -> da.Array:
     --------
     >>> import dask.array as da, numpy as np
     >>> z = np.array([[[[1.0, -3.0, 2.0], [-3.0, 2.0, 1.5], [-3.0, 1.0, 0.5]]]])  # a warm cell beside a cold event
-    >>> float(neighbour_anomaly(da.from_array(z, chunks=(1, 1, 2, 2)), wrap=False)[0, 0, 1, 1].compute())  # 1 1.5 1
-    1.1666666666666667
+    >>> float(neighbour_anomaly(da.from_array(z, chunks=(1, 1, 2, 2)), wrap=False)[0, 0, 1, 1].compute())  # the -3s read 0
+    0.6666666666666666
     >>> z = np.full((1, 1, 3, 3), 0.5); z[0, 0, 0, 0] = 8.0  # a spike beside the centre
     >>> float(neighbour_anomaly(da.from_array(z), wrap=False)[0, 0, 1, 1].compute())
     0.5
     """
-    return _with_halo(anomalies, _neighbour_agreeing_mean, NEIGHBOUR_HALO, wrap)
+    return _with_halo(anomalies, _neighbour_trimmed_mean, NEIGHBOUR_HALO, wrap)
 
 
 def background_anomaly(anomalies: da.Array, wrap: bool) -> da.Array:
@@ -111,14 +118,14 @@ def neighbour_anomaly_block(anomalies: np.ndarray, wrap: bool, out: np.ndarray |
     --------
     >>> import numpy as np
     >>> z = np.arange(9.0).reshape(1, 1, 3, 3)
-    >>> float(neighbour_anomaly_block(z, wrap=False)[0, 0, 1, 1])  # 2 3 5 6 7 (0 disagrees; 1 and 8 trimmed)
-    4.6
-    >>> float(neighbour_anomaly_block(z, wrap=True)[0, 0, 1, 0])  # 2 1 5 4 8 6 7 less 8 and 1 (0 disagrees)
-    4.8
+    >>> float(neighbour_anomaly_block(z, wrap=False)[0, 0, 1, 1])  # the mean of 1 2 3 5 6 7
+    4.0
+    >>> round(float(neighbour_anomaly_block(z, wrap=True)[0, 0, 1, 0]), 4)  # 2 0 1, 5 4, 8 6 7 less 0 and 8
+    4.1667
     """
     if out is None:
         out = np.empty(anomalies.shape, dtype=np.float64)
-    _agreeing_mean_of_neighbours(anomalies, out, wrap)
+    _trimmed_mean_of_neighbours(anomalies, out, wrap)
     return out
 
 
@@ -151,10 +158,10 @@ def _with_halo(anomalies: da.Array, function, halo: int, wrap: bool) -> da.Array
     return anomalies.map_overlap(function, depth=depth, boundary=boundary, dtype=np.float64)
 
 
-def _neighbour_agreeing_mean(block: np.ndarray) -> np.ndarray:
+def _neighbour_trimmed_mean(block: np.ndarray) -> np.ndarray:
     """:func:`neighbour_anomaly` of one block of a halo'd array (float64): its edges have no cells beyond them."""
     out = np.empty(block.shape, dtype=np.float64)
-    _agreeing_mean_of_neighbours(block, out, False)
+    _trimmed_mean_of_neighbours(block, out, False)
     return out
 
 
@@ -164,7 +171,7 @@ def _neighbour_agreeing_mean(block: np.ndarray) -> np.ndarray:
 # periodic halo (``min(NEIGHBOUR_HALO, n_cols - 1)`` columns) gave, so the sums are the same to the bit without the
 # padded copy (and, as that halo did, a grid narrower than the stencil counts a column twice).
 @njit(cache=True, nogil=True)
-def _agreeing_mean_of_neighbours(block, out, wrap):  # pragma: no cover - compiled
+def _trimmed_mean_of_neighbours(block, out, wrap):  # pragma: no cover - compiled
     n_vars, n_times, n_rows, n_cols = block.shape
     reach = min(NEIGHBOUR_HALO, n_cols - 1) if wrap else NEIGHBOUR_HALO  # the columns a periodic halo held
     wrap = wrap and n_cols > 1  # one column round: no halo, as map_overlap's depth min(halo, n_cols - 1)
@@ -174,8 +181,8 @@ def _agreeing_mean_of_neighbours(block, out, wrap):  # pragma: no cover - compil
                 inner_row = 0 < i < n_rows - 1
                 for j in range(n_cols):
                     c = np.float64(block[v, t, i, j])
-                    # valid neighbours; of those agreeing with the centre: count, sum, largest, smallest
-                    s = (0, 0, 0.0, -np.inf, np.inf)
+                    # the valid neighbours' count, sum, largest and smallest
+                    s = (0, 0.0, -np.inf, np.inf)
                     if inner_row and 0 < j < n_cols - 1:
                         for jj in range(j - 1, j + 2):
                             s = _with_neighbour(np.float64(block[v, t, i - 1, jj]), c, s)
@@ -187,20 +194,20 @@ def _agreeing_mean_of_neighbours(block, out, wrap):  # pragma: no cover - compil
                         s = _ring_of(block, v, t, i, j, 1, wrap, reach, c)
                     if s[0] == 0:  # no neighbour holds data: the next ring out is the nearest evidence
                         s = _ring_of(block, v, t, i, j, 2, wrap, reach, c)
-                    _, agreeing, total, largest, smallest = s
-                    if agreeing == 0:
+                    count, total, largest, smallest = s
+                    if count == 0:  # nothing within two cells: no evidence either way
                         out[v, t, i, j] = 0.0
-                    elif agreeing < 3:
-                        out[v, t, i, j] = total / agreeing
+                    elif count < 3:
+                        out[v, t, i, j] = total / count
                     else:
-                        out[v, t, i, j] = (total - largest - smallest) / (agreeing - 2)
+                        out[v, t, i, j] = (total - largest - smallest) / (count - 2)
 
 
 @njit(cache=True, nogil=True)
 def _ring_of(block, v, t, i, j, distance, wrap, reach, centre):  # pragma: no cover - compiled
     """The tally of :func:`_with_neighbour` over the cells exactly ``distance`` away (Chebyshev), row by row."""
     n_rows, n_cols = block.shape[2], block.shape[3]
-    s = (0, 0, 0.0, -np.inf, np.inf)
+    s = (0, 0.0, -np.inf, np.inf)
     for ii in range(max(i - distance, 0), min(i + distance + 1, n_rows)):
         for step in range(-distance, distance + 1):
             if max(abs(ii - i), abs(step)) != distance:
@@ -219,13 +226,14 @@ def _ring_of(block, v, t, i, j, distance, wrap, reach, centre):  # pragma: no co
 
 @njit(cache=True, nogil=True, inline="always")
 def _with_neighbour(value, centre, s):  # pragma: no cover - compiled
-    """A finite neighbour counted as valid; taken into the sum, largest and smallest if it has the centre's sign."""
-    valid, agreeing, total, largest, smallest = s
+    """A finite neighbour counted and taken into the sum, largest and smallest: as 0 when the centre is beyond
+    ``SIGN_TRUSTED`` spreads and the neighbour is not of its sign."""
+    count, total, largest, smallest = s
     if not np.isfinite(value):
         return s
-    if not value * centre > 0.0:  # of the other sign (or either is 0): no evidence of an event at the centre
-        return valid + 1, agreeing, total, largest, smallest
-    return valid + 1, agreeing + 1, total + value, max(largest, value), min(smallest, value)
+    if abs(centre) > SIGN_TRUSTED and not value * centre > 0.0:  # the other sign: no evidence of an event here
+        value = 0.0
+    return count + 1, total + value, max(largest, value), min(smallest, value)
 
 
 def _ring_mean(block: np.ndarray) -> np.ndarray:

@@ -10,12 +10,12 @@ Feature sets, per variable, in this order:
     the standardised anomaly alone (dropped when ``"values"`` is chosen,
     which holds it).
 ``"neighbours"``
-    the trimmed mean anomaly of those of the cell's eight neighbours at the
-    same time step that share its sign, their largest and smallest left out;
-    the cells two away where none of the eight holds data
-    (:func:`~geoanom.features.neighbourhood.neighbour_anomaly`). A coherent
-    event raises it; noise, a lone spike or an event of the other sign
-    beside the cell does not.
+    the trimmed mean anomaly of the cell's eight neighbours at the same time
+    step, their largest and smallest left out, those of the other sign than
+    a cell beyond one spread read as 0; the cells two away where none of the
+    eight holds data (:func:`~geoanom.features.neighbourhood.neighbour_anomaly`).
+    A coherent event raises it; noise, a lone spike or an event of the other
+    sign beside the cell does not.
 ``"background"``
     the mean anomaly of a ring of cells 3 to 7 cells away
     (:func:`~geoanom.features.neighbourhood.background_anomaly`): the
