@@ -64,6 +64,10 @@ def gaps_after(times: Any, steps: float = GAP_STEPS) -> np.ndarray:
 _PERIODS = {"month": (27.0, 32.0), "day": (0.9, 1.1), "year": (359.0, 367.0)}
 
 
+# Two dates of one calendar period this share of the usual step apart or more are two steps, not one held twice.
+FULL_STEP = 0.75
+
+
 def usual_step_days(times: Any) -> float | None:
     """The record's usual step in days: the upper quartile of its steps, None for fewer than two dates.
 
@@ -112,9 +116,12 @@ def same_step(times: Any) -> np.ndarray:
     The one rule for a step delivered twice, at two stamps (March at 03-16
     and again at 03-31): in a monthly, daily or annual record (:func:`step_kind`)
     two dates in the same calendar month, day or year are one step, as the
-    climatology reads them; in a record of any other step, two dates closer
-    than half its median step are. Used by the joining of files in time and
-    by an append.
+    climatology reads them, unless nearly a whole step apart (:data:`FULL_STEP`
+    of the usual step or more: a monthly record converted to ``360_day``
+    holds 2002-02-02 and 2002-02-29, February and March, and a month
+    stamped at its start and again at its end cannot be told from that);
+    in a record of any other step, two dates closer than half its usual
+    step are. Used by the opening and joining of files and by an append.
 
     Examples
     --------
@@ -129,7 +136,7 @@ def same_step(times: Any) -> np.ndarray:
     if kind is None:
         return days < usual_step_days(times) / 2 if days.size else np.zeros(0, dtype=bool)
     key = period_keys(times, kind)
-    return key[1:] == key[:-1]
+    return (key[1:] == key[:-1]) & (days < FULL_STEP * usual_step_days(times))
 
 
 def period_keys(times: Any, kind: str) -> np.ndarray:
