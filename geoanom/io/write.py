@@ -333,12 +333,29 @@ def _steps_lost(target: Path, times: Any) -> str | None:
 def _netcdf_attrs(path: Path) -> dict[str, Any]:
     """A NetCDF file's global attributes; {} for a file that is none (or unreadable)."""
     try:
-        import netCDF4
-
-        with netCDF4.Dataset(path, mode="r") as nc:
+        with _netcdf(path, "r") as nc:
             return {name: nc.getncattr(name) for name in nc.ncattrs()}
     except Exception:  # not NetCDF, or damaged: not known to be ours
         return {}
+
+
+@contextlib.contextmanager
+def _netcdf(path: Path, mode: str):
+    """A netCDF4.Dataset opened, used and closed under xarray's netCDF-C/HDF5 lock.
+
+    HDF5 is not thread-safe: a file opened here while another thread closes
+    one of xarray's (a distributed client's loop collecting a dataset)
+    crashed the process with a segmentation fault (CI, tests/test_overwrite.py).
+    """
+    import netCDF4
+    from xarray.backends.netCDF4_ import NETCDF4_PYTHON_LOCK
+
+    with NETCDF4_PYTHON_LOCK:
+        nc = netCDF4.Dataset(path, mode=mode)
+        try:
+            yield nc
+        finally:
+            nc.close()
 
 
 def _ours(attrs: dict[str, Any]) -> bool:
@@ -479,9 +496,7 @@ def _mark_complete(tmp: Path, kind: str, zarr_format: int) -> None:
         if zarr_format == 2:
             zarr.consolidate_metadata(tmp, zarr_format=2)
     else:
-        import netCDF4
-
-        with netCDF4.Dataset(tmp, mode="a") as nc:
+        with _netcdf(tmp, "a") as nc:
             nc.delncattr(INCOMPLETE_ATTR)
 
 
