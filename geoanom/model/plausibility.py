@@ -79,17 +79,20 @@ def warn_implausible(model: "AnomalyModel", cube: xr.Dataset | xr.DataArray) -> 
     >>> warn_implausible(model, celsius_labelled_kelvin)  # doctest: +SKIP
     GeoanomWarning: tas in 'sst.nc' lies a median of 647 spreads below the model's expected values ...
     """
-    _warn_far_values(model, cube)
+    _warn_of_one_step(model, cube)
     _warn_extrapolated_trend(model, cube)
 
 
-def _warn_far_values(model: "AnomalyModel", cube: xr.Dataset | xr.DataArray) -> None:
+def _warn_of_one_step(model: "AnomalyModel", cube: xr.Dataset | xr.DataArray) -> None:
+    """Far fewer cells than training held, cells the model never saw, values no weather gives: at the middle step."""
     middle = cube.sizes["time"] // 2
     values = stack_variables(cube.isel(time=[middle]), model.variables)
-    observed, anomalies = (np.asarray(a) for a in dask.compute(values.data, model.climatology.standardise(values).data))
+    # one read of the step for the three checks: its values, their anomalies and its coverage
+    observed, anomalies, share = (np.asarray(a) for a in dask.compute(
+        values.data, model.climatology.standardise(values).data, coverage(values, model.climatology.prefix > 0)))
+    share = share[:, 0]
     units = model.attrs.get("units") or {}
     trained_share = model.attrs.get("training_coverage") or {}
-    share = np.asarray(coverage(values, model.climatology.prefix > 0).compute())[:, 0]
     for name, data, cells, held in zip(model.variables, observed, anomalies, share):
         if (usual := trained_share.get(name)) and held < COVERAGE_DROP * usual:
             warnings.warn(f"{name} in {source_name(cube)} holds values in {held:.0%} of the model's cells at "
