@@ -117,6 +117,27 @@ def test_known_blobs_give_known_events():
     assert np.isnan(warm["consensus"])
 
 
+def test_an_event_is_signed_by_the_variable_that_departs_most():
+    flags = np.zeros((4, 6, 8), dtype=bool)
+    tas, pr = np.zeros(flags.shape), np.zeros(flags.shape)
+    flags[1, 1:3, 1:3] = True    # a drought, a little warm: dry, by pr
+    tas[1, 1:3, 1:3], pr[1, 1:3, 1:3] = 0.5, -3.0
+    flags[3, 4, 5:7] = True      # a heat wave, a little wet: warm, by tas
+    tas[3, 4, 5:7], pr[3, 4, 5:7] = 2.5, 0.4
+    result = make_result(flags, np.arange(6.0), np.arange(8.0), anomaly=tas)
+    result["pr_anomaly"] = result["tas_anomaly"].copy(data=pr)
+    table = events(result)
+    assert table["variable"].tolist() == ["pr", "tas"]
+    assert table["sign"].tolist() == [-1, 1]
+    assert table["mean_anomaly"].tolist() == pytest.approx([-3.0, 2.5])
+
+
+def test_an_event_without_anomalies_has_no_sign():
+    result = make_result(np.ones((2, 2, 2), dtype=bool), np.arange(2.0), np.arange(2.0)).drop_vars("tas_anomaly")
+    row = events(result).iloc[0]
+    assert (row["sign"], row["variable"]) == (0, "") and np.isnan(row["mean_anomaly"])
+
+
 def test_no_flags_gives_an_empty_table():
     result = make_result(np.zeros((3, 4, 5), dtype=bool), np.arange(4.0), np.arange(5.0))
     table = events(result)

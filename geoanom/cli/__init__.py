@@ -303,7 +303,8 @@ def add_events(subparsers, talk: argparse.ArgumentParser) -> None:
     events = subparsers.add_parser(
         "events", parents=[talk], help="the event catalogue of a result: connected flagged cells in time and space",
         description="Label the connected flagged cells of a written result in (time, lat, lon) and write one row "
-        "per event: start, end, duration, cells, largest area, peak and mean irregularity, sign, centroid, "
+        "per event: start, end, duration, cells, largest area, peak and mean irregularity, sign and the variable "
+        "that departs most, centroid, "
         "tiles and consensus.")
     events.add_argument("result", metavar="RESULT", help="a result written by geoanom detect (.zarr or .nc)")
     events.add_argument("--out", required=True, help="the event table (.csv)")

@@ -34,7 +34,11 @@ from ..features.stitching import Lookup, apply_lookup, block_slices
 from ..grid import spatial_dims
 
 SCORES = ("fused", "anomaly", "consensus")
-"""The per-cell values an event summarises: fused irregularity, signed anomaly, consensus."""
+"""The kinds of per-cell value an event summarises: fused irregularity, signed anomaly, consensus.
+
+A result's scores are named by kind, and anomalies by kind and variable
+(``"anomaly:tas"``, one per variable, :func:`score_kind`).
+"""
 
 TERM_BITS = 24
 """Bits the larger part of each area-weighted term keeps below the largest cell's term."""
@@ -45,8 +49,17 @@ LOW_BITS = 26
 SCORE_QUANTA = {"fused": 2.0**-8, "anomaly": 2.0**-8, "consensus": 2.0**-8}
 """The quantum of the larger part of each score (no bound is known in advance)."""
 
-EXACT = ("area", "lat_sum", "sin_sum", "cos_sum", *(f"{name}_sum" for name in SCORES))
-"""The summed columns held as two exact parts: ``name`` and ``name_low``."""
+
+
+def score_kind(name: str) -> str:
+    """The kind (one of :data:`SCORES`) of a score named ``kind`` or ``kind:variable``.
+
+    Examples
+    --------
+    >>> score_kind("anomaly:tas"), score_kind("fused")
+    ('anomaly', 'fused')
+    """
+    return name.partition(":")[0]
 
 
 def exact_parts(values: np.ndarray, quantum: float) -> tuple[np.ndarray, np.ndarray]:
@@ -132,8 +145,9 @@ def result_tiles(result: xr.Dataset) -> tuple[np.ndarray, np.ndarray]:
 def partial_stats(labels: da.Array, scores: dict[str, da.Array | None], spatial: dict[str, np.ndarray]) -> list[Delayed]:
     """One delayed (steps table, tile pairs) per chunk of ``labels`` (keys or final numbers, 0 outside).
 
-    ``scores`` are (time, y, x) arrays of :data:`SCORES` (None when the result
-    has none); ``spatial`` holds ``area``, ``lat``, ``lon`` and ``tile`` over (y, x).
+    ``scores`` are (time, y, x) arrays of :data:`SCORES`, by name (``"fused"``,
+    ``"consensus"``, ``"anomaly:<variable>"``; None when the result has none);
+    ``spatial`` holds ``area``, ``lat``, ``lon`` and ``tile`` over (y, x).
     """
     cubes = {name: None if array is None else array.rechunk(labels.chunks).to_delayed(optimize_graph=False)
              for name, array in scores.items()}
@@ -141,7 +155,8 @@ def partial_stats(labels: da.Array, scores: dict[str, da.Array | None], spatial:
               for name, values in spatial.items()}
     blocks = labels.to_delayed(optimize_graph=False)
     largest = float(np.nanmax(np.abs(spatial["area"]), initial=0.0))
-    quanta = {"area": term_quantum(largest), "lat_sum": term_quantum(90.0 * largest), **SCORE_QUANTA}
+    quanta = {"area": term_quantum(largest), "lat_sum": term_quantum(90.0 * largest),
+              **{name: SCORE_QUANTA[score_kind(name)] for name in scores}}
     tasks = []
     for index, where in zip(np.ndindex(*blocks.shape), block_slices(labels.chunks)):
         block_scores = {name: None if cube is None else cube[index] for name, cube in cubes.items()}
@@ -156,7 +171,7 @@ def block_stats(labels: np.ndarray, t0: int, scores: dict[str, np.ndarray | None
     """The partial sums of one chunk by (label, step), and its distinct (label, tile code) pairs.
 
     ``quanta``: what each kind of term is rounded to (``area``, ``lat_sum``
-    and the :data:`SCORES`), so that every sum is exact.
+    and each score by name), so that every sum is exact.
     """
     t, y, x = np.nonzero(labels)
     area = np.nan_to_num(planes["area"][y, x].astype(np.float64))
@@ -167,8 +182,8 @@ def block_stats(labels: np.ndarray, t0: int, scores: dict[str, np.ndarray | None
              "sin_sum": (area * np.sin(lon), quanta["area"]), "cos_sum": (area * np.cos(lon), quanta["area"])}
     for name, (values, quantum) in terms.items():
         columns[name], columns[f"{name}_low"] = exact_parts(values, quantum)
-    for name in SCORES:
-        values = np.full(t.size, np.nan) if scores.get(name) is None else scores[name][t, y, x].astype(np.float64)
+    for name, cube in scores.items():
+        values = np.full(t.size, np.nan) if cube is None else cube[t, y, x].astype(np.float64)
         finite = np.isfinite(values)
         columns[f"{name}_sum"], columns[f"{name}_sum_low"] = exact_parts(np.where(finite, values, 0.0), quanta[name])
         columns[f"{name}_n"] = finite.astype(np.int64)
@@ -200,8 +215,8 @@ def reduce_stats(parts: list[tuple[pd.DataFrame, np.ndarray]], lookup: Lookup | 
     how.update(fused_max="max")
     events = steps.groupby("label").agg(start=("t", "min"), end=("t", "max"),
                                         **{name: (name, func) for name, func in how.items()})
-    for name in EXACT:  # the two exact sums, added once
-        events[name] = events[name] + events.pop(f"{name}_low")
+    for low in [name for name in events.columns if name.endswith("_low")]:  # the two exact sums, added once
+        events[low.removesuffix("_low")] += events.pop(low)
     events = events.join(footprint)
     pairs = pd.DataFrame({"label": tiles[0], "tile": tiles[1]})
     return events, pairs[pairs["label"] > 0].drop_duplicates()

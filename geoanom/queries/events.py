@@ -26,7 +26,7 @@ from ..timesteps import gaps_after
 from .event_stats import partial_stats, reduce_stats, result_tiles
 
 COLUMNS = ("event", "start", "end", "duration", "cells", "max_area_km2", "peak_irregularity", "mean_irregularity",
-           "sign", "lat", "lon", "tiles", "consensus")
+           "sign", "variable", "mean_anomaly", "lat", "lon", "tiles", "consensus")
 """The columns of :func:`events`, in order."""
 
 
@@ -117,8 +117,13 @@ def events(result: xr.Dataset, *, flag: str = "ensemble", connectivity: int = 1,
         - ``peak_irregularity``, ``mean_irregularity``: maximum and mean of
           ``fused_irregularity`` over the event's cells (NaN without it);
         - ``sign``: +1 (warm, wet: above expected) or -1 (cold, dry), the sign
-          of the mean of the first ``<variable>_anomaly`` of the result over
-          the event (its first variable; 0 when it has none);
+          of ``mean_anomaly`` (0 when the result has no anomalies);
+        - ``variable``: of the result's ``<variable>_anomaly``, the variable
+          whose mean over the event is furthest from 0: the one that departs
+          most, in spreads ('' when the result has none);
+        - ``mean_anomaly``: that mean, in spreads (standardised anomaly), so
+          an event flagged for its rain is not read as warm or cold by its
+          temperature;
         - ``lat``, ``lon``: the area-weighted centroid of the cell-steps; the
           longitude is a circular mean, so an event across the antimeridian
           centres near it, in [-180, 180);
@@ -258,9 +263,11 @@ def _chunks_of(result: xr.Dataset, dims: tuple[str, ...]) -> tuple | str:
 
 
 def _scores(result: xr.Dataset, dims: tuple[str, ...]) -> dict[str, da.Array | None]:
-    """Fused irregularity, the first variable's anomaly and consensus as dask (time, *spatial), None if absent."""
-    anomalies = [name for name in result.data_vars if str(name).endswith("_anomaly")]
-    names = {"fused": "fused_irregularity", "anomaly": anomalies[0] if anomalies else None, "consensus": "consensus"}
+    """Fused irregularity, consensus and each variable's anomaly (``"anomaly:<variable>"``) as dask
+    (time, *spatial), None if absent."""
+    anomalies = {f"anomaly:{str(name).removesuffix('_anomaly')}": name for name in result.data_vars
+                 if str(name).endswith("_anomaly")}
+    names = {"fused": "fused_irregularity", "consensus": "consensus", **anomalies}
     out = {}
     for key, name in names.items():
         if name is None or name not in result or set(result[name].dims) != set(dims):
@@ -290,13 +297,29 @@ def _table(sums: pd.DataFrame, tiles: pd.DataFrame, times: np.ndarray, tile_name
             "cells": sums["cells"].to_numpy(dtype=np.int64), "max_area_km2": sums["max_area"].to_numpy(dtype=float),
             "peak_irregularity": sums["fused_max"].to_numpy(dtype=float),
             "mean_irregularity": (sums["fused_sum"] / sums["fused_n"]).to_numpy(dtype=float),
-            "sign": np.sign(sums["anomaly_sum"].to_numpy()).astype(np.int64),
+            **_departure(sums),
             "lat": sums["lat_sum"].to_numpy() / weight,
             "lon": np.where(weight > 0, (lon + 180.0) % 360.0 - 180.0, np.nan),
             "tiles": _tile_text(tiles, ids, tile_names),
             "consensus": (sums["consensus_sum"] / sums["consensus_n"]).to_numpy(dtype=float),
         })
     return table.loc[:, list(COLUMNS)]
+
+
+def _departure(sums: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Each event's ``sign``, ``variable`` and ``mean_anomaly``: of its variables' mean anomalies, the furthest from 0."""
+    names = [name.removeprefix("anomaly:").removesuffix("_sum") for name in sums.columns
+             if name.startswith("anomaly:") and name.endswith("_sum")]
+    if not names:
+        return {"sign": np.zeros(len(sums), dtype=np.int64), "variable": np.full(len(sums), ""),
+                "mean_anomaly": np.full(len(sums), np.nan)}
+    with np.errstate(invalid="ignore", divide="ignore"):
+        means = np.stack([(sums[f"anomaly:{name}_sum"] / sums[f"anomaly:{name}_n"]).to_numpy(dtype=float)
+                          for name in names], axis=1)
+    furthest = np.argmax(np.nan_to_num(np.abs(means), nan=-1.0), axis=1)
+    mean = means[np.arange(len(sums)), furthest]
+    return {"sign": np.sign(np.nan_to_num(mean)).astype(np.int64), "variable": np.asarray(names)[furthest],
+            "mean_anomaly": mean}
 
 
 def _tile_text(tiles: pd.DataFrame, ids: np.ndarray, names: np.ndarray) -> list[str]:
