@@ -211,18 +211,19 @@ def output_kernels() -> int:
 
     irr = np.random.default_rng(0).lognormal(0.0, 1.5, size=(4, 209, 100, 100)).astype(np.float32)
     irr[:, :3] = np.nan
+    families = ("gmm", "kmeans", "dpmm", "iforest")
 
     def old_fused():
-        fused = fuse(np.moveaxis(irr, 0, -1), axis=-1).astype(np.float32)
+        fused = fuse(np.moveaxis(irr, 0, -1), families, axis=-1).astype(np.float32)
         return np.where((~np.isnan(irr)).all(axis=0), fused, np.nan).astype(np.float32)
 
-    kernels = {"fused, before": old_fused, "fused, now": lambda: fused_block(irr),
+    kernels = {"fused, before": old_fused, "fused, now": lambda: fused_block(irr, families),
                "votes, before": lambda: (irr > 1.0).sum(axis=0).astype(np.int8),
                "votes, now": lambda: (irr > 1.0).sum(axis=0, dtype=np.int8)}
     for name, kernel in kernels.items():
         best = min(_cpu(kernel) for _ in range(7))
         print(f"{name}: {best * 1e3:.1f} ms CPU per block")
-    same = np.array_equal(old_fused().view(np.uint32), fused_block(irr).view(np.uint32))
+    same = np.array_equal(old_fused().view(np.uint32), fused_block(irr, families).view(np.uint32))
     print(f"fused bits equal: {same}")
     return 0 if same else 1
 

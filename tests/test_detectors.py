@@ -18,7 +18,7 @@ from geoanom.detectors import (
 )
 from geoanom.detectors.base import choose_threshold
 from geoanom.detectors.families import check_detector_names
-from geoanom.detectors.fusion import fuse, majority
+from geoanom.detectors.fusion import fuse, majority, view_weights
 from geoanom.errors import GeoanomError
 
 FAMILIES = [GMMDetector, KMeansDetector, DPMMDetector, IForestDetector, EventDetector]
@@ -211,8 +211,20 @@ def test_ensemble_votes_majority_and_round_trip(blobs):
 def test_majority_and_fuse():
     assert list(majority(np.array([0, 1, 2]), 2)) == [False, False, True]
     assert list(majority(np.array([1, 2, 3]), 3)) == [False, True, True]
-    fused = fuse(np.array([[4.0, -1.0], [1.0, 0.5]]))
+    fused = fuse(np.array([[4.0, -1.0], [1.0, 0.5]]), ["gmm", "kmeans"])
     np.testing.assert_allclose(fused, [2.0, np.sqrt(0.01 * 0.5)])
+
+
+def test_each_view_counts_once_in_the_fused_score():
+    five = ["gmm", "kmeans", "dpmm", "iforest", "event"]
+    # the four density families' 4 against the event family's 0.25: one view each, so 1, not 4 ** 0.8 * 0.25 ** 0.2
+    irregularity = np.array([[4.0], [4.0], [4.0], [4.0], [0.25]])
+    np.testing.assert_allclose(fuse(irregularity, five), [1.0])
+    np.testing.assert_allclose(fuse(irregularity[[0, 4]], ["gmm", "event"]), [1.0])
+    np.testing.assert_allclose(fuse(irregularity[:4], five[:4]), [4.0])  # one view: the plain geometric mean
+    np.testing.assert_allclose(view_weights(five).sum(), 1.0)
+    with pytest.raises(ValueError, match="5 irregularities along axis 0 for 4 families"):
+        fuse(irregularity, five[:4])
 
 
 def test_unknown_detector_name_is_one_clear_error():

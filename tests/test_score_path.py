@@ -142,7 +142,7 @@ def test_fused_scores_and_votes_equal_the_old_formulas_bit_for_bit(holed):
     result = holed[1]
     irr = result["irregularity"]
     old_fused = xr.apply_ufunc(fuse, irr, input_core_dims=[["detector"]], output_dtypes=[np.float32],
-                               kwargs={"axis": -1})
+                               kwargs={"families": [str(name) for name in irr["detector"].values], "axis": -1})
     old_fused = old_fused.where(irr.notnull().all("detector")).astype(np.float32).values
     fused = result["fused_irregularity"].values
     assert fused.dtype == np.float32 and np.isnan(fused).any() and (fused > 1).any()
@@ -162,12 +162,13 @@ def test_fusing_by_slabs_of_time_steps_gives_the_same_bits(rng, monkeypatch, sla
     irr[:, 2, 1] = np.nan
     irr[1, 7, 0, 4] = np.nan
     monkeypatch.setattr(result_module, "FUSE_SLAB_BYTES", slab_bytes)
-    fused = result_module.fused_block(irr)
-    expected = np.asarray(fuse(irr, axis=0), dtype=np.float32)
+    families = ("gmm", "kmeans", "dpmm", "event")
+    fused = result_module.fused_block(irr, families)
+    expected = np.asarray(fuse(irr, families, axis=0), dtype=np.float32)
     expected[np.isnan(irr).any(axis=0)] = np.nan
     assert fused.dtype == np.float32 and np.isnan(fused).sum() == 5 + 1
     np.testing.assert_array_equal(fused.view(np.uint32), expected.view(np.uint32))
-    np.testing.assert_array_equal(result_module.fused_block(irr[:, 0, 0, 0]), expected[0, 0, 0])  # no time axis
+    np.testing.assert_array_equal(result_module.fused_block(irr[:, 0, 0, 0], families), expected[0, 0, 0])  # no time
 
 
 def test_scores_equal_each_tiles_ensemble_on_the_pipelines_feature_vectors(fitted_model, holed):

@@ -25,7 +25,7 @@ class Ensemble(BaseEstimator):
 
     Two rules, kept apart. The scikit-learn / pyod path is one rule:
     :meth:`decision_function` is the fused irregularity (the geometric mean
-    of the families', see :func:`~.fusion.fuse`), ``threshold_`` is 1.0 and
+    of the families', each view counted once, see :func:`~.fusion.fuse`), ``threshold_`` is 1.0 and
     :meth:`predict` is ``decision_function(X) > threshold_`` (so ``labels_``
     is ``decision_scores_ > threshold_``, as in pyod). The strict majority
     of the families' flags, which ``geoanom.fit``'s result holds as its
@@ -319,8 +319,9 @@ class Ensemble(BaseEstimator):
         return majority(self.votes(X), len(self.detectors_)).astype(np.int8)
 
     def fused_irregularity(self, X: Any) -> np.ndarray:
-        """One score per observation: the geometric mean of the families' irregularities (see :func:`.fusion.fuse`)."""
-        return fuse(self.irregularity(X))
+        """One score per observation: the geometric mean of the families' irregularities, each view counted once
+        (see :func:`.fusion.fuse`)."""
+        return fuse(self.irregularity(X), tuple(self.detectors_))
 
     def merge(self, other: Ensemble) -> Ensemble:
         """Merge two partial ensembles of the same tile, family by family.

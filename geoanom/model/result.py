@@ -7,6 +7,8 @@ stores as CF flag codes.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import dask.array as da
@@ -42,37 +44,40 @@ def _fused(irregularity: xr.DataArray) -> xr.DataArray:
     temporaries and tasks.
     """
     data = irregularity.data
+    families = tuple(str(name) for name in irregularity["detector"].values)
     if isinstance(data, da.Array):
         index = "dtyxuvw"[:data.ndim]  # the detector axis, contracted, as a list of blocks (concatenate=True copied it)
-        fused = da.blockwise(_fused_of_blocks, index[1:], data.rechunk({0: -1}), index, concatenate=False,
-                             dtype=np.float32, meta=np.empty((0,) * (data.ndim - 1), dtype=np.float32))
+        fused = da.blockwise(functools.partial(_fused_of_blocks, families=families), index[1:], data.rechunk({0: -1}),
+                             index, concatenate=False, dtype=np.float32,
+                             meta=np.empty((0,) * (data.ndim - 1), dtype=np.float32))
     else:
-        fused = fused_block(np.asarray(data))
+        fused = fused_block(np.asarray(data), families)
     return irregularity.isel(detector=0, drop=True).copy(data=fused)
 
 
-def _fused_of_blocks(blocks: list) -> np.ndarray:
-    return fused_block(joined_blocks(blocks))
+def _fused_of_blocks(blocks: list, families: tuple[str, ...]) -> np.ndarray:
+    return fused_block(joined_blocks(blocks), families)
 
 
-def fused_block(irregularity: np.ndarray) -> np.ndarray:
-    """:func:`fuse` over axis 0 of one block, NaN wherever a family's irregularity is NaN (float32).
+def fused_block(irregularity: np.ndarray, families: Sequence[str]) -> np.ndarray:
+    """:func:`fuse` over axis 0 of one block (one entry per name of ``families``), NaN wherever a family's
+    irregularity is NaN (float32).
 
     Fused a slab of time steps at a time: :func:`fuse`'s two block-sized
     temporaries (67 MB for an 8 MiB block of four families) shrink to a
     slab's, and each value is the same mean of the same terms.
     """
     if irregularity.ndim < 2:
-        return _fused_slab(irregularity)
+        return _fused_slab(irregularity, families)
     out = np.empty(irregularity.shape[1:], dtype=np.float32)
     step = max(1, FUSE_SLAB_BYTES // max(irregularity[:, :1].nbytes, 1))
     for start in range(0, irregularity.shape[1], step):
-        out[start:start + step] = _fused_slab(irregularity[:, start:start + step])
+        out[start:start + step] = _fused_slab(irregularity[:, start:start + step], families)
     return out
 
 
-def _fused_slab(irregularity: np.ndarray) -> np.ndarray:
-    fused = np.asarray(fuse(irregularity, axis=0), dtype=np.float32)
+def _fused_slab(irregularity: np.ndarray, families: Sequence[str]) -> np.ndarray:
+    fused = np.asarray(fuse(irregularity, families, axis=0), dtype=np.float32)
     fused[np.isnan(irregularity).any(axis=0)] = np.nan
     return fused
 
@@ -110,7 +115,8 @@ def result_dataset(model: "AnomalyModel", values: xr.DataArray, irregularity: da
                 flag_meanings="normal anomalous", **provenance,
             ),
             "fused_irregularity": _fused(irr).assign_attrs(
-                long_name="geometric mean irregularity of the detector families (floored at 0.01)", units="1", **provenance,
+                long_name="geometric mean irregularity of the detector families, each view counted once "
+                "(floored at 0.01)", units="1", **provenance,
             ),
             **_anomalies(model, anomalies, units, fills, provenance),
             "tile": _tile_flags(model, provenance),

@@ -166,7 +166,7 @@ def _scores(model: "AnomalyModel", features: np.ndarray, tiles: np.ndarray) -> p
         if ensemble is not None and rows.any():
             irregularity[:, rows] = ensemble.irregularity(features[rows])
     scored = np.isfinite(irregularity).all(axis=0)
-    fused = np.where(scored, fuse(irregularity), np.nan).astype(np.float32)
+    fused = np.where(scored, fuse(irregularity, model.detectors), np.nan).astype(np.float32)
     votes = (irregularity > 1.0).sum(axis=0).astype(np.int8)
     columns = {f"irregularity_{name}": irregularity[i] for i, name in enumerate(model.detectors)}
     return pd.DataFrame(columns | {"fused_irregularity": fused, "votes": votes,
