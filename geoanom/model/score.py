@@ -131,17 +131,52 @@ def _models_by_block(codes: np.ndarray, chunks: tuple[tuple[int, ...], ...], ens
 
 
 def _snapshot(ensemble: Any) -> Any:
-    """A deep copy of ``ensemble`` sharing its detectors' read-only arrays.
+    """A deep copy of ``ensemble`` sharing its read-only arrays.
 
     A read-only array cannot change in place, and the detectors replace
     rather than change such arrays when they update, so sharing them keeps
     the copy's scores fixed: the copies of a saved four-family model's
     ensembles then take about 1 MB instead of 138 (annual throughput cube,
     729 tiles; the forests' nodes are read-only, see ``IForestDetector``).
+    Numbers and strings are shared too, and the detectors are rebuilt from
+    their attributes rather than through ``copy.deepcopy``'s generic
+    protocol: 0.11 -> 0.05 s CPU for the 729 five-family ensembles, all of it
+    on the main thread before any task runs.
     """
-    shared = {id(value): value for detector in getattr(ensemble, "detectors_", {}).values()
-              for value in vars(detector).values() if isinstance(value, np.ndarray) and not value.flags.writeable}
-    return copy.deepcopy(ensemble, shared)
+    return _copied(ensemble, {})
+
+
+# Values that cannot change in place: a copy may share them.
+_IMMUTABLE = (int, float, complex, str, bytes, bool, type(None), np.generic, np.dtype)
+
+
+def _copied(value: Any, memo: dict[int, Any]) -> Any:
+    """``copy.deepcopy(value)`` for a model's plain state (arrays, containers, attributes), read-only arrays shared.
+
+    Objects it does not know (or that define their own copying) go through ``copy.deepcopy`` with the same
+    memo, so a value held twice is copied once, as deepcopy does.
+    """
+    if isinstance(value, _IMMUTABLE):
+        return value
+    if id(value) in memo:
+        return memo[id(value)]
+    kind = type(value)
+    if kind is np.ndarray and not value.dtype.hasobject:
+        copied = value.copy(order="K") if value.flags.writeable else value
+    elif kind is dict:
+        copied = {key: _copied(item, memo) for key, item in value.items()}
+    elif kind in (list, tuple):
+        copied = kind(_copied(item, memo) for item in value)
+    elif (hasattr(value, "__dict__") and not hasattr(kind, "__slots__") and not hasattr(kind, "__deepcopy__")
+          and kind.__module__.startswith("geoanom.")):
+        copied = object.__new__(kind)
+        memo[id(value)] = copied
+        copied.__dict__.update({name: _copied(item, memo) for name, item in vars(value).items()})
+        return copied
+    else:
+        return copy.deepcopy(value, memo)
+    memo[id(value)] = copied
+    return copied
 
 
 def _partners_by_block(codes: np.ndarray, chunks: tuple[tuple[int, ...], ...],
