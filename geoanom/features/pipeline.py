@@ -31,6 +31,7 @@ from ..errors import CoordinateError, GeoanomWarning, NoDataError, VariableNotFo
 from ..grid import spatial_dims, wraps_in_longitude
 from ..io.levels import LEVEL_ADVICE, variable_levels
 from ..io.safety import INTEGER_SOURCE
+from ..resident import resident_array
 from .climatology import Climatology
 from .regions import RegionParams
 from .vectors import IN_BLOCK_SETS, block_features, context_features, feature_names
@@ -196,21 +197,32 @@ def feature_cube(values: xr.DataArray, climatology: Climatology, feature_sets: S
     whole = all(len(chunks) == 1 for chunks in data.chunks[2:]) and anomaly.chunks[2:] == data.chunks[2:]
     in_block = tuple(name for name in IN_BLOCK_SETS if name in feature_sets) if whole else ()
     on_grid = tuple(name for name in feature_sets if name not in in_block)
-    context = context_features(values, anomaly, on_grid, regions or RegionParams(), wrap)
+    # how the neighbours held now stand for all of them (None: a model saved before it, missing ones left out)
+    relation = climatology.neighbour_relation if "neighbours" in feature_sets else None
+    if relation is not None:  # (2, variable, y, x) as (2 * variable, y, x): one contracted axis, one list of blocks
+        relation = np.asarray(relation, dtype=np.float64)
+        relation = resident_array(relation.reshape((-1,) + relation.shape[2:]), chunks=(-1,) + data.chunks[2:])
+    context = context_features(values, anomaly, on_grid, regions or RegionParams(), wrap,
+                               None if relation is None or "neighbours" not in on_grid
+                               else relation.reshape((2, -1) + relation.shape[1:]))
     context_args = (context, "ctyx") if context is not None else (None, None)
+    relation_args = (relation, "ryx") if relation is not None and "neighbours" in in_block else (None, None)
     n_features = len(feature_names([str(name) for name in values["variable"].values], feature_sets))
     # the variable and context axes, contracted, come as lists of blocks (concatenate=True copied even one block)
     return da.blockwise(
-        _block_features, "ftyx", data, "vtyx", anomaly, "vtyx", *context_args, tuple(feature_sets), None,
-        in_block, None, wrap, None,
+        _block_features, "ftyx", data, "vtyx", anomaly, "vtyx", *context_args, *relation_args,
+        tuple(feature_sets), None, in_block, None, wrap, None,
         new_axes={"f": n_features}, concatenate=False, dtype=np.float64, meta=np.empty((0, 0, 0, 0)),
     )
 
 
-def _block_features(values, anomalies, context, feature_sets, in_block, wrap) -> np.ndarray:
+def _block_features(values, anomalies, context, relation, feature_sets, in_block, wrap) -> np.ndarray:
     """:func:`block_features` of the lists of blocks ``da.blockwise(concatenate=False)`` gives a task."""
+    if relation is not None:
+        relation = joined_blocks(relation)
+        relation = relation.reshape((2, -1) + relation.shape[1:])
     return block_features(joined_blocks(values), joined_blocks(anomalies),
-                          None if context is None else joined_blocks(context), feature_sets, in_block, wrap)
+                          None if context is None else joined_blocks(context), feature_sets, in_block, wrap, relation)
 
 
 def joined_blocks(blocks: list | np.ndarray) -> np.ndarray:

@@ -13,9 +13,12 @@ Feature sets, per variable, in this order:
     the trimmed mean anomaly of the cell's eight neighbours at the same time
     step, their largest and smallest left out, those of the other sign than
     a cell beyond one spread read as 0; the cells two away where none of the
-    eight holds data (:func:`~geoanom.features.neighbourhood.neighbour_anomaly`).
+    eight has a climatology (:func:`~geoanom.features.neighbourhood.neighbour_anomaly`).
     A coherent event raises it; noise, a lone spike or an event of the other
-    sign beside the cell does not.
+    sign beside the cell does not. In a step with gaps the mean over the
+    neighbours holding data stands for the mean over all of them, from the
+    climatology's ``neighbour_relation``: a model of full fields judges a
+    cloudy month as a full one.
 ``"background"``
     the mean anomaly of a ring of cells 3 to 7 cells away
     (:func:`~geoanom.features.neighbourhood.background_anomaly`): the
@@ -126,11 +129,13 @@ def feature_names(variables: Sequence[str], feature_sets: Sequence[str] = ("valu
 
 
 def context_features(values: xr.DataArray, anomalies: da.Array, feature_sets: Sequence[str],
-                     params: RegionParams, wrap: bool) -> da.Array | None:
+                     params: RegionParams, wrap: bool,
+                     relation: da.Array | np.ndarray | None = None) -> da.Array | None:
     """The grid-wide features (feature, time, y, x) of the chosen sets, chunked like ``values``; None if none.
 
     ``anomalies`` are the values' standardised anomalies (variable, time, y, x),
-    from the climatology the features are for.
+    from the climatology the features are for; ``relation`` (2, variable, y, x)
+    its :attr:`~geoanom.features.Climatology.neighbour_relation`, for the neighbours.
 
     Examples
     --------
@@ -141,7 +146,7 @@ def context_features(values: xr.DataArray, anomalies: da.Array, feature_sets: Se
         return None
     parts = []
     if "neighbours" in feature_sets:
-        parts.append(neighbour_anomaly(anomalies, wrap))
+        parts.append(neighbour_anomaly(anomalies, wrap, relation))
     if "background" in feature_sets:
         parts.append(background_anomaly(anomalies, wrap))
     if "regions" in feature_sets:
@@ -150,7 +155,8 @@ def context_features(values: xr.DataArray, anomalies: da.Array, feature_sets: Se
 
 
 def block_features(values: np.ndarray, anomalies: np.ndarray, context: np.ndarray | None,
-                   feature_sets: Sequence[str], in_block: Sequence[str] = (), wrap: bool = False) -> np.ndarray:
+                   feature_sets: Sequence[str], in_block: Sequence[str] = (), wrap: bool = False,
+                   relation: np.ndarray | None = None) -> np.ndarray:
     """Feature cube (feature, time, *spatial) of one block, in the order of :func:`feature_names`.
 
     Parameters
@@ -165,6 +171,9 @@ def block_features(values: np.ndarray, anomalies: np.ndarray, context: np.ndarra
         written straight into the output: the block holds the whole grid.
     wrap : bool, default False
         The grid wraps in longitude (for ``in_block``).
+    relation : ndarray (2, variable, *spatial), optional
+        The climatology's neighbour relation, for ``"neighbours"`` in
+        ``in_block`` (:func:`~geoanom.features.neighbourhood.neighbour_anomaly`).
 
     Examples
     --------
@@ -194,7 +203,7 @@ def block_features(values: np.ndarray, anomalies: np.ndarray, context: np.ndarra
         elif name == "anomalies":
             part[...] = anomalies
         elif name == "neighbours" and name in in_block:
-            neighbour_anomaly_block(anomalies, wrap, out=part)
+            neighbour_anomaly_block(anomalies, wrap, out=part, relation=relation)
         elif name == "background" and name in in_block:
             part[...] = background_anomaly_block(anomalies, wrap)
         else:  # computed over the grid (context_features)
