@@ -7,6 +7,7 @@ coordinates named by CF attributes only were refused with "'<file>' has no time 
 
 from __future__ import annotations
 
+import datetime as dt
 import warnings
 
 import numpy as np
@@ -115,6 +116,27 @@ def test_a_cube_from_open_cube_passes_through_unchanged_without_reading_its_valu
         assert again[SST].data.name == given[SST].data.name  # the same graph: nothing read, bit-identical
         for name in ("time", "lat", "lon"):
             np.testing.assert_array_equal(again[name].values, given[name].values)
+
+
+def test_open_cubes_time_is_checked_once_and_new_times_every_time(sst, monkeypatch):
+    from geoanom.io import read
+
+    cube, _, _ = sst
+    checked = []
+    original = read._check_one_step_each
+    monkeypatch.setattr(read, "_check_one_step_each", lambda times, label: (checked.append(len(times)),
+                                                                            original(times, label)))
+    as_cube(cube)
+    as_cube(cube[[SST]].chunk({"time": 6}))  # the same time axis: checked by open_cube already
+    assert checked == []
+    shifted = cube.assign_coords(time=cube.indexes["time"].shift(1, "D"))
+    as_cube(shifted)
+    as_cube(shifted)  # a new axis is checked once, then known
+    assert checked == [54]
+    twice = cube.assign_coords(time=cube.indexes["time"].insert(3, cube.indexes["time"][2] + dt.timedelta(days=14)
+                                                                  ).delete(4))
+    with pytest.raises(CoordinateError, match="holds one time step twice"):
+        as_cube(twice)
 
 
 def test_values_changed_in_place_after_loading_are_checked_again(sst):
