@@ -7,6 +7,7 @@
   kelvin, and only the ridge held that month's fit: expected values of -160 K.
 """
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -123,6 +124,20 @@ def test_a_trend_needs_three_years_of_values_not_of_dates():
     with pytest.warns(GeoanomWarning, match="too short to tell a trend"):
         clim = Climatology.fit(values, trend="linear")
     assert not clim.design.trend
+
+
+@pytest.mark.parametrize("frequency", ["month", "day"])
+def test_three_full_years_are_enough_for_a_trend(frequency):
+    # 36 months span 2.92 years from the first stamp to the last, and 2000-2002's days 2.997: both cover three
+    cube, _ = synthetic_cube(n_years=4, n_lat=3, n_lon=4, anomaly_rate=0.0, frequency=frequency)
+    cube = cube.sel(time=slice("2000-01-01", "2002-12-31"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", GeoanomWarning)
+        clim = Climatology.fit(stack_variables(cube, None).load(), trend="linear")
+    assert clim.design.trend
+    shorter = stack_variables(cube, None).load().isel(time=slice(1, None))  # one step fewer: refused, saying how long
+    with pytest.warns(GeoanomWarning, match=r"covers 2\.9\d years, too short to tell a trend"):
+        assert not Climatology.fit(shorter, trend="linear").design.trend
 
 
 def test_monthly_values_with_every_other_month_nan_stay_monthly():

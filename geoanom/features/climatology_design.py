@@ -143,12 +143,27 @@ def _design_and_notes(time: xr.DataArray, trend: str | None, what: str,
         n_diurnal = supported_harmonics(diurnal_phase(time), MAX_DIURNAL[kind])
     years = decimal_year(time, kind)
     span = float(years.max() - years.min())
-    if trend == "linear" and span < 3.0:
-        notes.append(f"the training period of {what} spans {span:.1f} years, too short to tell a trend from "
-                     "variability: using a fixed baseline (trend=None); a trend needs at least 3 years.")
+    if trend == "linear" and _years_covered(years) < 3.0 - 1e-6:
+        covered = np.floor(_years_covered(years) * 100) / 100  # never rounded up to the 3.00 it falls short of
+        notes.append(f"the training period of {what} covers {covered:.2f} years, too short to tell a "
+                     "trend from variability: using a fixed baseline (trend=None); a trend needs at least 3 years.")
         trend = None
     origin = round(float(years.min() + span / 2), 6)
     return Design(kind, trend == "linear", origin, n_annual, n_diurnal), notes
+
+
+def _years_covered(years: np.ndarray) -> float:
+    """The years ``n`` steps (decimal years) cover: first to last, and the last step's own length.
+
+    36 months cover 3 years, not the 2.92 from the first to the last.
+
+    Examples
+    --------
+    >>> round(_years_covered(np.arange(36) / 12 + 2000.0), 6)
+    3.0
+    """
+    steps = np.diff(np.unique(years))
+    return float(years.max() - years.min()) + (float(np.median(steps)) if steps.size else 0.0)
 
 
 def _candidates(design: Design, n_steps: int) -> list[int]:
