@@ -59,3 +59,25 @@ def test_learning_curve_has_no_empty_panel_and_whole_rounds(tmp_path):
     assert len(learning_curve(history.assign(epsilon=[0.5, 0.9])).axes) == 3  # privacy spent, when private
     learning_curve(history, tmp_path / "c.png")
     assert (tmp_path / "c.png").stat().st_size > 10_000
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"epochs": 0}, r"^epochs must be a whole number of at least 1 \(0 trains nothing\), got 0\.$"),
+    ({"batch_size": 0}, r"^batch_size must be a whole number of at least 1, got 0\.$"),
+    ({"hidden": (0, 0)}, r"^hidden must be two layer sizes of at least 1, got \(0, 0\)\.$"),
+    ({"lr": -0.1}, r"^lr must be a positive learning rate, got -0\.1\.$"),
+    ({"lr": float("nan")}, r"^lr must be a positive learning rate, got nan\.$"),
+])
+def test_local_training_that_cannot_train_is_refused_in_one_sentence(options, message):
+    # was: epochs=0 returned an untrained model (AUC 0.46), batch_size=0 and hidden=(0, 0) ended in a worker's
+    # traceback, and a negative learning rate was reported as "client 0 sent NaN"
+    with pytest.raises(GeoanomError, match=message):
+        ga.federated.LocalTraining(**options)
+
+
+def test_an_attack_on_no_client_is_refused_before_any_round():
+    X, clients = np.random.default_rng(0).normal(size=(400, 3)), np.repeat(["a", "b"], 200)
+    y = (X[:, 0] > 1.5).astype(int)
+    # was: silently ignored, so a robustness evaluation measured no attack at all
+    with pytest.raises(GeoanomError, match=r"^the attack of client 'zz' names no client; the clients are 'a', 'b'\.$"):
+        ga.federated.train(X, y, clients=clients, simulation=ga.federated.Simulation(attacks={"zz": "sign_flip"}))

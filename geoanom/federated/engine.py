@@ -115,10 +115,10 @@ def train(
     """
     schedule, local = schedule or RoundOptions(), local or LocalTraining()
     security, simulation = security or Security(), simulation or Simulation()
-    simulation.check(security.signed)
     aggregate = make_aggregator(aggregator)
     _check_privacy(privacy, schedule, aggregate)
     features, labels, client_ids = _as_rows(X, y, clients)
+    simulation.check(security.signed, pd.unique(client_ids).tolist())
     audit = AuditLog(security.audit_log) if security.audit_log is not None else None
     with _cluster(client) as dask_client, dask_client.as_current():
         started = time.perf_counter()

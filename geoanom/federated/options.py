@@ -8,10 +8,11 @@ privacy has its own, :class:`~geoanom.federated.privacy.GaussianDP`.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
-from numbers import Integral
+from numbers import Integral, Real
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from ..errors import GeoanomError
 from .convergence import Convergence
@@ -88,6 +89,11 @@ class RoundOptions:
             raise GeoanomError(f"convergence must be a Convergence, got {type(self.convergence).__name__}.")
 
 
+def _whole(value: Any) -> bool:
+    """Whether ``value`` is a whole number (an int or integer numpy scalar, not a bool)."""
+    return isinstance(value, Integral) and not isinstance(value, bool)
+
+
 @dataclass(frozen=True, kw_only=True)
 class LocalTraining:
     """How every client trains its copy of the model in a round.
@@ -122,6 +128,15 @@ class LocalTraining:
                                "geoanom.fit.")
         if self.class_weight not in ("balanced", None):
             raise GeoanomError(f"class_weight must be 'balanced' or None, got {self.class_weight!r}.")
+        hidden = tuple(self.hidden)
+        if len(hidden) != 2 or not all(_whole(size) and size >= 1 for size in hidden):
+            raise GeoanomError(f"hidden must be two layer sizes of at least 1, got {self.hidden!r}.")
+        if not _whole(self.epochs) or self.epochs < 1:
+            raise GeoanomError(f"epochs must be a whole number of at least 1 (0 trains nothing), got {self.epochs!r}.")
+        if not _whole(self.batch_size) or self.batch_size < 1:
+            raise GeoanomError(f"batch_size must be a whole number of at least 1, got {self.batch_size!r}.")
+        if not (isinstance(self.lr, Real) and math.isfinite(self.lr) and self.lr > 0):
+            raise GeoanomError(f"lr must be a positive learning rate, got {self.lr!r}.")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -175,13 +190,18 @@ class Simulation:
     attacks: Mapping[Any, str] = field(default_factory=dict)
     client_delays: Mapping[Any, float] = field(default_factory=dict)
 
-    def check(self, signed: bool) -> None:
-        """Refuse unknown attacks, and signature attacks without signing.
+    def check(self, signed: bool, clients: Sequence[Any] | None = None) -> None:
+        """Refuse unknown attacks, signature attacks without signing, and attacks or delays of no client.
 
         Examples
         --------
-        >>> Simulation(attacks={"a": "tamper"}).check(signed=True)
+        >>> Simulation(attacks={"a": "tamper"}).check(signed=True, clients=["a", "b"])
         """
+        for what, chosen in (("attack", self.attacks), ("delay", self.client_delays)):
+            unknown = [cid for cid in chosen if clients is not None and cid not in set(clients)]
+            if unknown:
+                raise GeoanomError(f"the {what} of client {unknown[0]!r} names no client; the clients are "
+                                   f"{', '.join(map(repr, list(clients)[:5]))}{', ...' if len(clients) > 5 else ''}.")
         for cid, attack in self.attacks.items():
             if attack not in ATTACKS:
                 raise GeoanomError(f"attack of client {cid!r} must be one of {', '.join(ATTACKS)}, got {attack!r}.")
