@@ -168,9 +168,11 @@ def seasonal_spread_reference(residual, leverage, valid, seasons, n_seasons, sca
     """Spread (season, cell) of the leave-one-out residuals residual / (1 - leverage), and its worth (season, cell).
 
     The whole record's spread is the fixed point of a bisquare-weighted
-    variance started from the median absolute residual; each season's pools
-    the season and its neighbours with the same weights, shrunk towards the
-    whole record's by ``spread_prior`` observations.
+    variance started from the median absolute residual; each season's is the
+    same fixed point over the season and its neighbours, started from their
+    root mean square, shrunk towards the whole record's by ``2 / tau2``
+    observations (``tau2``: the seasons' relative variance less its noise),
+    ``spread_prior`` at most.
 
     Examples
     --------
@@ -180,6 +182,8 @@ def seasonal_spread_reference(residual, leverage, valid, seasons, n_seasons, sca
     >>> spread.shape, bool(spread[0, 0] > 0)
     ((1, 1), True)
     """
+    from geoanom.features.irls import SEASON_SCALE_FLOOR
+
     loo = residual / (1.0 - leverage)
     start = _robust_scale(loo, valid)
     scale = start
@@ -191,13 +195,56 @@ def seasonal_spread_reference(residual, leverage, valid, seasons, n_seasons, sca
     overall, total = scale**2, weights.sum(axis=0)
     if n_seasons == 1:
         return scale[None], total[None]
-    by_season_sq = np.stack([squares[seasons == s].sum(axis=0) for s in range(n_seasons)])
-    by_season_w = np.stack([weights[seasons == s].sum(axis=0) for s in range(n_seasons)])
-    window_sq = sum(np.roll(by_season_sq, shift, axis=0) for shift in (-1, 0, 1))
-    window_w = sum(np.roll(by_season_w, shift, axis=0) for shift in (-1, 0, 1))
-    pooled = (kappa * window_sq + spread_prior * overall) / (window_w + spread_prior)
-    worth = (window_w + spread_prior) / (1.0 + spread_prior / np.maximum(total, 1e-12))
+    n_cells = residual.shape[1]
+    variance, window_w = np.empty((n_seasons, n_cells)), np.empty((n_seasons, n_cells))
+    for s in range(n_seasons):
+        window = [(s + 1) % n_seasons, s, (s - 1) % n_seasons]
+        rows = [seasons == k for k in window]
+        start_local = np.maximum(_window_scale(loo, valid, rows), SEASON_SCALE_FLOOR * scale)
+        local = start_local
+        weight = np.zeros(n_cells)
+        for _ in range(scale_steps):
+            one = valid * bisquare(loo / (bisquare_c * local))
+            part_w = [sum_rows(one, r) for r in rows]
+            part_sq = [sum_rows(one * loo**2, r) for r in rows]
+            weight = ((0.0 + part_w[0]) + part_w[1]) + part_w[2]
+            local = np.sqrt(kappa * (((0.0 + part_sq[0]) + part_sq[1]) + part_sq[2]) / np.maximum(weight, 1e-12))
+            local = np.maximum(local, 0.5 * start_local)
+        variance[s], window_w[s] = local**2, weight
+    spread_of_seasons, noise = np.zeros(n_cells), np.zeros(n_cells)
+    for s in range(n_seasons):
+        ratio = variance[s] / overall
+        spread_of_seasons = spread_of_seasons + (ratio - 1.0) ** 2
+        noise = noise + 2.0 * ratio * ratio / np.maximum(window_w[s], 1.0)
+    tau2 = (spread_of_seasons - noise) / n_seasons
+    with np.errstate(divide="ignore"):
+        prior = np.where(tau2 * spread_prior <= 2.0, spread_prior, 2.0 / tau2)
+    pooled = (window_w * variance + prior * overall) / (window_w + prior)
+    worth = (window_w + prior) / (1.0 + prior / np.maximum(total, 1e-12))
     return np.sqrt(pooled), worth
+
+
+def _window_scale(loo: np.ndarray, valid: np.ndarray, rows: list[np.ndarray]) -> np.ndarray:
+    """:func:`_robust_scale` of the valid values in the three seasons' ``rows``, their parts summed in that order."""
+    chosen = rows[0] | rows[1] | rows[2]
+    held = np.where(valid & chosen[:, None], np.abs(loo), np.nan)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # cells without values
+        mad = 1.4826 * np.nanmedian(held, axis=0)
+    squares = np.where(valid, loo**2, 0.0)
+    count = (valid & chosen[:, None]).sum(axis=0)
+    rms = np.sqrt((((0.0 + sum_rows(squares, rows[0])) + sum_rows(squares, rows[1])) + sum_rows(squares, rows[2]))
+                  / np.maximum(count, 1))
+    scale = np.where(np.isfinite(mad) & (mad > 0), mad, rms)
+    return np.where(scale > 0, scale, 1e-12)
+
+
+def sum_rows(values: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """The sum over the chosen ``rows`` (time,) of ``values`` (time, cell), one row after another in time order."""
+    out = np.zeros(values.shape[1])
+    for row in values[rows]:
+        out = out + row
+    return out
 
 
 def _robust_scale(residual: np.ndarray, valid: np.ndarray) -> np.ndarray:

@@ -22,9 +22,12 @@ where enough years exist for them to beat fewer harmonics.
   Tukey's bisquare, so an event inside the training period neither moves
   the expected value nor widens the spread.
 - **Spread**: per month for sub-annual data, from the leave-one-out
-  residuals (so it is the spread of a *new* observation about the fit),
-  weighted by the robust weights, shrunk towards the cell's whole-year
-  spread by 24 observations' worth, then shrunk towards the spreads of
+  residuals (so it is the spread of a *new* observation about the fit):
+  each month's robust spread over the month and its neighbours, judged on
+  its own scale (a summer three times as variable as the winter keeps its
+  large residuals, and the winter its small spread), shrunk towards the
+  cell's whole-year spread by as many observations as the months'
+  differences allow (24 at most, where the months are alike), then shrunk towards the spreads of
   the 5 x 5 cells around it as far as the field is smooth there
   (:mod:`geoanom.features.spread_pooling`: a short record's noisy spread
   gives heavy-tailed anomalies), and floored at ``FLOOR_SHARE`` of the

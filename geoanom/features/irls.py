@@ -293,6 +293,11 @@ def _median(a, n, scratch):  # pragma: no cover - compiled
     return value if n % 2 else (below + value) / 2
 
 
+# A season's own robust scale never starts under this share of the whole record's: a dry season's window of
+# zeros is not a spread of 0 (any rain would be a hundred spreads).
+SEASON_SCALE_FLOOR = 0.1
+
+
 @numba.njit(cache=True, nogil=True)
 def seasonal_spread_cells(residual, leverage, valid, seasons, n_seasons, scale_steps, bisquare_c, kappa,
                           spread_prior):  # pragma: no cover - compiled; tested against the numpy oracle
@@ -302,8 +307,17 @@ def seasonal_spread_cells(residual, leverage, valid, seasons, n_seasons, scale_s
     variance (Huber's "proposal 2"): starting from the median absolute
     residual, which alone is biased low on a dozen values, and iterating
     until the weights agree with the scale they imply. Each month's spread
-    pools it with the month and its neighbours, weighted by the same weights,
-    and is shrunk towards the whole record's by ``spread_prior`` observations.
+    is the same fixed point over the month and its neighbours, started from
+    their median magnitude (at least ``SEASON_SCALE_FLOOR`` of the
+    record's) and judged on its own scale: judged on the whole
+    record's, a summer three times as variable as the winter lost its large
+    residuals to the weights, and the winter's spread was set by the summer's
+    (``tests/test_seasonal_spread.py``). It is shrunk towards the whole
+    record's by as many observations as the months' spreads support: a
+    spread estimated from ``n`` values has a relative variance of about
+    ``2 / n``, so where the months' variances differ by ``tau2`` (relative
+    variance, their noise taken out) the record is worth ``2 / tau2``
+    observations, and ``spread_prior`` at most (months alike).
     One cell at a time; sums run over time in order, as numpy's sums over a
     block's first axis do, so the results equal the numpy oracle's bit for bit.
 
@@ -326,8 +340,11 @@ def seasonal_spread_cells(residual, leverage, valid, seasons, n_seasons, scale_s
     ok = np.empty(n_times, dtype=np.bool_)
     w = np.empty(n_times)
     magnitude = np.empty(3 * n_times)
-    season_sq = np.empty(n_seasons)
-    season_w = np.empty(n_seasons)
+    variance = np.empty(n_seasons)
+    window_w = np.empty(n_seasons)
+    part_sq = np.empty(3)
+    part_w = np.empty(3)
+    members, first = _steps_by_season(seasons, n_seasons)
     for c in range(n_cells):
         n_valid = _leave_one_out(residual, leverage, valid, c, loo, ok)
         start = _robust_scale(loo, ok, n_valid, magnitude)
@@ -350,19 +367,86 @@ def seasonal_spread_cells(residual, leverage, valid, seasons, n_seasons, scale_s
             worth[0, c] = total
             continue
         overall = scale**2
-        season_sq[:] = 0.0
-        season_w[:] = 0.0
-        for t in range(n_times):
-            season_sq[seasons[t]] += w[t] * loo[t] ** 2
-            season_w[seasons[t]] += w[t]
         for s in range(n_seasons):
-            after, before = (s + 1) % n_seasons, (s - 1) % n_seasons
-            # the month and its neighbours, added in numpy's order (sum of rolls by -1, 0, 1)
-            window_sq = ((0.0 + season_sq[after]) + season_sq[s]) + season_sq[before]
-            window_w = ((0.0 + season_w[after]) + season_w[s]) + season_w[before]
-            spread[s, c] = np.sqrt((kappa * window_sq + spread_prior * overall) / (window_w + spread_prior))
-            worth[s, c] = (window_w + spread_prior) / (1.0 + spread_prior / max(total, 1e-12))
+            window = ((s + 1) % n_seasons, s, (s - 1) % n_seasons)  # added in numpy's order (rolls by -1, 0, 1)
+            start_local = max(_window_scale(loo, ok, members, first, window, magnitude, part_sq),
+                              SEASON_SCALE_FLOOR * scale)
+            local = start_local
+            weight = 0.0
+            for _ in range(scale_steps):
+                for i in range(3):
+                    part_sq[i] = 0.0
+                    part_w[i] = 0.0
+                    for t in members[first[window[i]]:first[window[i] + 1]]:
+                        if ok[t]:
+                            u = loo[t] / (bisquare_c * local)
+                            if abs(u) < 1.0:
+                                one = (1.0 - u**2) ** 2
+                                part_sq[i] += one * loo[t] ** 2
+                                part_w[i] += one
+                weight = ((0.0 + part_w[0]) + part_w[1]) + part_w[2]
+                local = np.sqrt(kappa * (((0.0 + part_sq[0]) + part_sq[1]) + part_sq[2]) / max(weight, 1e-12))
+                local = max(local, 0.5 * start_local)
+            variance[s] = local**2
+            window_w[s] = weight
+        prior = _record_worth(variance, window_w, overall, spread_prior)
+        for s in range(n_seasons):
+            spread[s, c] = np.sqrt((window_w[s] * variance[s] + prior * overall) / (window_w[s] + prior))
+            worth[s, c] = (window_w[s] + prior) / (1.0 + prior / max(total, 1e-12))
     return spread, worth
+
+
+@numba.njit(cache=True, nogil=True)
+def _window_scale(loo, ok, members, first, window, magnitude, part):  # pragma: no cover - compiled
+    """:func:`_robust_scale` of the valid values of the seasons ``window`` (three): 1.4826 x their median magnitude,
+    their root mean square where that is 0, never 0 (``magnitude``: scratch of 3 x ``loo.size``; ``part``: of 3)."""
+    m = 0
+    for i in range(3):
+        part[i] = 0.0
+        for t in members[first[window[i]]:first[window[i] + 1]]:
+            if ok[t]:
+                magnitude[m] = abs(loo[t])
+                m += 1
+                part[i] += loo[t] ** 2
+    mad = 1.4826 * _median(magnitude, m, magnitude[loo.size:]) if m > 0 else np.nan
+    if np.isfinite(mad) and mad > 0:
+        return mad
+    scale = np.sqrt((((0.0 + part[0]) + part[1]) + part[2]) / max(m, 1))
+    return scale if scale > 0 else 1e-12
+
+
+@numba.njit(cache=True, nogil=True)
+def _steps_by_season(seasons, n_seasons):  # pragma: no cover - compiled
+    """The steps of each season in time order, one after another, and where each season's begin (n_seasons + 1,)."""
+    first = np.zeros(n_seasons + 1, dtype=np.int64)
+    for t in range(seasons.size):
+        first[seasons[t] + 1] += 1
+    for s in range(n_seasons):
+        first[s + 1] += first[s]
+    members = np.empty(seasons.size, dtype=np.int64)
+    filled = first[:-1].copy()
+    for t in range(seasons.size):
+        members[filled[seasons[t]]] = t
+        filled[seasons[t]] += 1
+    return members, first
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _record_worth(variance, window_w, overall, spread_prior):  # pragma: no cover - compiled
+    """Observations' worth of the whole record's variance in each season's: ``2 / tau2``, at most ``spread_prior``.
+
+    ``tau2`` is the seasons' relative variance about the record's, less the
+    ``2 / n`` each one's estimate from ``n`` observations' worth would show
+    by chance.
+    """
+    spread_of_seasons = 0.0
+    noise = 0.0
+    for s in range(variance.size):
+        ratio = variance[s] / overall
+        spread_of_seasons += (ratio - 1.0) ** 2
+        noise += 2.0 * ratio * ratio / max(window_w[s], 1.0)
+    tau2 = (spread_of_seasons - noise) / variance.size
+    return spread_prior if tau2 * spread_prior <= 2.0 else 2.0 / tau2
 
 
 @numba.njit(cache=True, nogil=True)

@@ -1,0 +1,40 @@
+"""A spread that follows the season: each month's robust spread judged on its own scale, not the whole year's."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+import geoanom as ga
+
+
+def seasonal_cube(low: float, high: float, n_years: int = 20, seed: int = 8) -> xr.Dataset:
+    """Gaussian monthly values whose spread runs from ``low`` in February to ``high`` in August."""
+    rng = np.random.default_rng(seed)
+    time = pd.date_range("1991-01-16", periods=12 * n_years, freq="MS") + pd.Timedelta(days=15)
+    month = time.month.to_numpy()
+    season = np.cos(2 * np.pi * (month - 8) / 12)
+    spread = low + (high - low) * (0.5 + 0.5 * season)
+    values = 280.0 + 5.0 * season[:, None, None] + spread[:, None, None] * rng.standard_normal((time.size, 8, 10))
+    data = xr.DataArray(values.astype(np.float32), dims=("time", "lat", "lon"), attrs={"units": "K"},
+                        coords={"time": time, "lat": np.arange(8.0), "lon": np.arange(10.0) + 10.0})
+    return xr.Dataset({"v": data})
+
+
+def test_the_quiet_season_keeps_its_own_spread_and_the_variable_one_its_own():
+    cube = seasonal_cube(0.2, 2.0)
+    train, test = cube.isel(time=slice(None, 120)), cube.isel(time=slice(120, None))
+    model = ga.fit(train, detectors="gmm")
+    anomaly = model.score(test)["v_anomaly"].values
+    month = test["time"].dt.month.to_numpy()
+    august = np.abs(anomaly[month == 8])
+    # judged on the whole year's scale, August's large residuals were weighted out: 14% of clean August values
+    # lay beyond 2.576 spreads (1% for a Gaussian); now about 2%
+    assert (august > 2.576).mean() < 0.04
+    event = test["v"].copy()
+    february = np.flatnonzero(month == 2)[5]
+    event[february, 2:5, 2:5] += 5 * 0.2  # +5 of February's own spreads
+    seen = model.score(test.assign(v=event))["v_anomaly"].values[february, 2:5, 2:5]
+    # February's spread was set by the summer's: the event read 1.35 spreads; now about 2.6
+    assert seen.mean() > 2.2
