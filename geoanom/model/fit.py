@@ -151,10 +151,13 @@ def fit(
         value follows its training trend, so anomalies are weather and
         events about the trend. See :class:`geoanom.features.Climatology`.
     contamination : float, default 0.01
-        The share of normal observations each family's threshold flags
-        (between 0 and 0.5): 0.05 flags about five times as many, the
-        weaker departures too. Every family of every tile takes it; the
-        model records it.
+        The share of normal observations each family's threshold is set
+        to flag (between 0 and 0.5). A family keeps the reference paper's
+        constant threshold where that flags between a tenth and twice this
+        share of the training data (so 0.2 can flag 5-7%: see
+        ``threshold_source_``); otherwise its threshold is the quantile of
+        its training scores that flags this share. Every family of every
+        tile takes it; the model records it.
 
     Raises
     ------
