@@ -193,7 +193,42 @@ class Climatology:
         climatology = cls(design, coefficients, spread, spread_weight, prefix, weight_scale, leverage_scale,
                           _gram_inverses(columns))
         climatology.neighbour_relation = climatology._fitted_neighbour_relation(values, scheduler)
+        climatology._warn_persistence(values, what, scheduler)
         return climatology
+
+    def _warn_persistence(self, values: xr.DataArray, what: str, scheduler: Any) -> None:
+        """Warn where daily (or finer) training anomalies persist from one step to the next (see ``PERSISTENT``).
+
+        The leave-one-out fit takes each step as independent; a persistent
+        day keeps its neighbours in the fit, so the seasonal cycle follows
+        the training years' weather and the spread comes out narrow. On a
+        field with a lag-1 correlation of 0.95 trained on 3 years, clean
+        held-back days were flagged at 7.5% for a contamination of 1% (6
+        years: 3%; 0.8 and 3 years: 2%); monthly records were fine.
+        """
+        if self.design.kind not in ("dayofyear", "subdaily") or values.sizes["time"] < 3:
+            return
+        window = values.isel(time=slice(0, PERSISTENCE_STEPS))
+        window = window.copy(data=_fit_layout(window))
+        [anomaly] = dask.compute(self.standardise(window, training=True).data, scheduler=scheduler)
+        today, tomorrow = anomaly[:, :-1], anomaly[:, 1:]
+        pairs = np.isfinite(today) & np.isfinite(tomorrow)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            today, tomorrow = np.where(pairs, today, 0.0), np.where(pairs, tomorrow, 0.0)
+            count = pairs.sum(axis=1)
+            product = (today * tomorrow).sum(axis=1) / count
+            squares = np.sqrt((today**2).sum(axis=1) / count * (tomorrow**2).sum(axis=1) / count)
+            correlation = (product / squares)[count >= PERSISTENCE_STEPS // 2]
+        correlation = correlation[np.isfinite(correlation)]
+        if correlation.size and np.median(correlation) > PERSISTENT:
+            rho = float(np.median(correlation))
+            independent = values.sizes["time"] * (1 - rho) / (1 + rho)
+            warnings.warn(f"the training anomalies of {what} persist from one step to the next (lag-1 correlation "
+                          f"{rho:.2f} in the median cell): its {values.sizes['time']} steps hold about "
+                          f"{independent:.0f} independent values, so the seasonal cycle follows the training years' "
+                          "weather, the spread is narrow, and new data will be flagged more often than the "
+                          "contamination asked for (1% gave 2-7.5% at 0.8-0.95 with 3 years); train on more years, "
+                          "or on monthly means.", GeoanomWarning, stacklevel=3)
 
     def _fitted_neighbour_relation(self, values: xr.DataArray, scheduler: Any) -> np.ndarray:
         """The neighbours' relation on the training anomalies of ``RELATION_STEPS`` steps spread over the record
@@ -356,6 +391,11 @@ class Climatology:
 
 def _standardise_block(values: np.ndarray, terms: np.ndarray, planes: np.ndarray, climatology: Climatology):
     return climatology.with_planes(planes).anomaly(values, terms)
+
+
+# Daily anomalies with a lag-1 correlation above this, in the median cell, get a warning (Climatology._warn_persistence),
+# judged on the first PERSISTENCE_STEPS steps of the training period.
+PERSISTENT, PERSISTENCE_STEPS = 0.5, 120
 
 
 def _warn_point_masses(point_mass: np.ndarray, what: str) -> None:
