@@ -214,3 +214,21 @@ def test_daily_anomalies_that_persist_are_warned_of(persistence, warned):
         Climatology.fit(stack_variables(cube, None).load())
     messages = [str(w.message) for w in caught if issubclass(w.category, GeoanomWarning)]
     assert any("persist from one step to the next" in m for m in messages) == warned
+
+
+def test_cells_open_half_the_year_get_the_seasonal_cycle_of_the_months_they_hold():
+    # sea ice from December to May: was one mean, so a normal June read -1.1 spreads and August +1.0
+    rng = np.random.default_rng(12)
+    time = pd.date_range("2001-01-15", periods=180, freq="MS") + pd.Timedelta(days=14)
+    month = time.month.to_numpy()
+    values = 1.0 + 2.0 * np.cos(2 * np.pi * (month - 8.5) / 12)[:, None, None] + 0.3 * rng.standard_normal((180, 4, 6))
+    values[np.ix_(~np.isin(month, [6, 7, 8, 9, 10, 11]), np.arange(2, 4), np.arange(6))] = np.nan  # the ice half
+    cube = xr.Dataset({"sst": (("time", "lat", "lon"), values)},
+                      coords={"time": time, "lat": [60.0, 61.0, 62.0, 63.0], "lon": np.arange(6.0)})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", GeoanomWarning)  # the ice half leaves more of the year uncovered: said
+        clim = Climatology.fit(stack_variables(cube.isel(time=slice(None, 120)), None).load())
+    anomaly = clim.standardise(stack_variables(cube.isel(time=slice(120, None)), None).load()).values[0][:, 2:]
+    by_month = [np.nanmean(anomaly[month[120:] == m]) for m in range(6, 12)]
+    assert np.abs(by_month).max() < 0.3
+    assert 0.7 < np.nanstd(anomaly) < 1.3  # was 0.45: the cycle counted as spread
