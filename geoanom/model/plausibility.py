@@ -20,7 +20,9 @@ model's, but a scientist should not read them as events.
   scored by a model of gap-free fields) it is noisier than the families
   learnt, and more normal cells are flagged (a trial's five families: 1.3%
   of a whole field, 25% with 30% of its cells kept, before the neighbours'
-  rule of :mod:`geoanom.features.neighbourhood`). A step holding values in
+  rule of :mod:`geoanom.features.neighbourhood`). A model fitted since
+  stands the missing neighbours in (:mod:`geoanom.features.neighbour_relation`:
+  1.6% at 30% kept); for a model saved before, a step holding values in
   under :data:`COVERAGE_DROP` of the share of cells the training steps
   held (``model.attrs["training_coverage"]``) warns.
 - **Cells the model never saw.** Values in cells that had none in training
@@ -94,12 +96,14 @@ def _warn_of_one_step(model: "AnomalyModel", cube: xr.Dataset | xr.DataArray) ->
     units = model.attrs.get("units") or {}
     trained_share = model.attrs.get("training_coverage") or {}
     for name, data, cells, held in zip(model.variables, observed, anomalies, share):
-        if (usual := trained_share.get(name)) and held < COVERAGE_DROP * usual:
+        # a model with the neighbours' relation stands the missing neighbours in (features/neighbour_relation.py)
+        if (usual := trained_share.get(name)) and held < COVERAGE_DROP * usual and \
+                model.climatology.neighbour_relation is None:
             warnings.warn(f"{name} in {source_name(cube)} holds values in {held:.0%} of the model's cells at "
-                          f"{_step_label(cube, middle)}, where its training steps held {usual:.0%}: each cell's "
-                          "neighbours' mean is then over fewer cells and noisier than the model learnt, so more "
-                          "normal cells are flagged; a model fitted on data with such gaps judges them better.",
-                          GeoanomWarning, stacklevel=4)
+                          f"{_step_label(cube, middle)}, where its training steps held {usual:.0%}: this model was "
+                          "fitted before geoanom judged gappy steps as it judges full ones, so each cell's "
+                          "neighbours' mean is over fewer cells and noisier than it learnt, and more normal cells "
+                          "are flagged; fit it again to judge them as full ones.", GeoanomWarning, stacklevel=4)
         if unjudged := int((np.isfinite(data) & ~np.isfinite(cells)).sum()):
             warnings.warn(f"{name} in {source_name(cube)} has values in {unjudged} of {data.size} cells at "
                           f"{_step_label(cube, middle)} where the model had no training values (ice that "
