@@ -153,6 +153,21 @@ def test_fallback_names_without_cf_attributes(tmp_path):
     assert cube["lat"].attrs["units"] == "degrees_north"
 
 
+def test_a_time_axis_known_by_its_units_alone_is_found(tmp_path):
+    # ROMS' ocean_time: no standard_name, axis or usual name, only "seconds since ..." units, which xarray moves
+    # into the encoding as it decodes; was "no time coordinate found"
+    ds = xr.Dataset(
+        {"temp": (("ocean_time", "lat", "lon"), np.ones((3, 2, 2)))},
+        coords={"ocean_time": ("ocean_time", [0.0, 2678400.0, 5097600.0], {"units": "seconds since 2001-01-15"}),
+                "lat": ("lat", [60.0, 61.0], {"units": "degrees_north"}),
+                "lon": ("lon", [1.0, 2.0], {"units": "degrees_east"})},
+    )
+    ds.to_netcdf(tmp_path / "roms.nc")
+    cube = io.open_cube(tmp_path / "roms.nc")
+    assert cube["temp"].dims == ("time", "lat", "lon")
+    assert str(cube["time"].values[1])[:10] == "2001-02-15"
+
+
 def test_360_day_calendar_stays_cftime(tmp_path):
     ds = make_cube(ntime=4)
     ds = ds.drop_vars("time_bnds").assign_coords(

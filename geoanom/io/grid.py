@@ -41,12 +41,26 @@ def find_coordinate(ds: xr.Dataset, key: str, path: str) -> Hashable:
         found = [n for n, v in ds.variables.items() if n not in bounds and (
             str(n).lower() in strong
             or (str(n).lower() in weak and str(v.attrs.get("units", "")).lower().startswith("degree")))]
+    if not found and key == "time":
+        found = _dated_dimensions(ds)
     if not found:
         raise CoordinateError(f"no {_CF_KEYS[key]} coordinate found in {path}.")
     # Prefer decoded dates for time (NEMO's time_counter has no units), then
     # dimension coordinates, then grids over scalars.
     undated = lambda n: key == "time" and ds[n].dtype.kind not in "MO"  # noqa: E731
     return sorted(found, key=lambda n: (undated(n), n not in ds.dims, ds[n].ndim == 0))[0]
+
+
+def _dated_dimensions(ds: xr.Dataset) -> list[Hashable]:
+    """The one dimension coordinate holding decoded dates, if only one does: a time axis its units alone make CF.
+
+    xarray moves the units (``seconds since 1900-01-01``) into the
+    encoding as it decodes, so cf-xarray no longer sees them: ROMS'
+    ``ocean_time`` has no other attribute.
+    """
+    dated = [n for n in ds.dims if n in ds.coords and ds[n].ndim == 1 and (
+        ds[n].dtype.kind == "M" or (ds[n].dtype.kind == "O" and ds[n].size and hasattr(ds[n].values[0], "calendar")))]
+    return dated if len(dated) == 1 else []
 
 
 def rename_coordinate(ds: xr.Dataset, old: Hashable, new: str, path: str) -> xr.Dataset:
