@@ -118,6 +118,19 @@ def test_another_level_is_refused_and_none_is_said(deep_model, two_depths, month
         deep_model.score(ga.open_cube(monthly))
 
 
+@pytest.mark.parametrize("depth, units, advice", [
+    (1000.0, "cm", r"if that is the same level in other units \(cm against the model's m\), convert the level "
+                   r"coordinate to m"),
+    (-10.0, "m", r"if that is the same level counted the other way \(positive up against down\), flip the sign"),
+])
+def test_the_same_level_in_other_units_or_sign_is_named_as_such(deep_model, two_depths, depth, units, advice):
+    # was "score data at that level (--level 10)", a level such a file does not have
+    cube = ga.open_cube(two_depths, level=10)
+    other = cube.assign_coords(depth=cube["depth"].copy(data=depth).assign_attrs(units=units))
+    with pytest.raises(CoordinateError, match=advice):
+        deep_model.score(other)
+
+
 def test_the_same_level_is_scored(deep_model, model, two_depths):
     scored = deep_model.score(ga.open_cube(two_depths, level=10).sel(time=slice("2002", None)))
     assert np.isfinite(scored["fused_irregularity"].values).mean() > 0.9

@@ -93,8 +93,28 @@ def check_same_level(model: "AnomalyModel", cube: xr.Dataset | xr.DataArray) -> 
                  or normalised_units(found["units"]) == normalised_units(expected["units"])))
     if not same:
         raise CoordinateError(f"{where} is at {level_text(found)}, but the model was fitted at "
-                              f"{level_text(expected)}; score data at that level (--level "
-                              f"{expected['value']:g}), or fit a model at this one.")
+                              f"{level_text(expected)}; {_level_advice(found, expected)}")
+
+
+def _level_advice(found: dict, expected: dict) -> str:
+    """What to do about a level other than the model's: the same one in other units or sign, or another one.
+
+    Examples
+    --------
+    >>> _level_advice({"value": 1000.0, "units": "cm"}, {"value": 10.0, "units": "m"})[:60]
+    'if that is the same level in other units (cm against the mod'
+    >>> _level_advice({"value": -10.0, "units": "m"}, {"value": 10.0, "units": "m"})[:48]
+    'if that is the same level counted the other way '
+    """
+    if found["units"] and expected["units"] and normalised_units(found["units"]) != normalised_units(expected["units"]):
+        return (f"if that is the same level in other units ({found['units']} against the model's "
+                f"{expected['units']}), convert the level coordinate to {expected['units']}; else score data at the "
+                "model's level, or fit a model at this one.")
+    if expected["value"] and np.isclose(found["value"], -expected["value"], rtol=RTOL, atol=1e-9):
+        return ("if that is the same level counted the other way (positive up against down), flip the sign of the "
+                "level coordinate; else score data at the model's level, or fit a model at this one.")
+    return (f"score data at that level (select it: --level {expected['value']:g} on the command line), or fit a "
+            "model at this one.")
 
 
 def level_text(level: dict) -> str:
