@@ -81,3 +81,10 @@ def test_an_attack_on_no_client_is_refused_before_any_round():
     # was: silently ignored, so a robustness evaluation measured no attack at all
     with pytest.raises(GeoanomError, match=r"^the attack of client 'zz' names no client; the clients are 'a', 'b'\.$"):
         ga.federated.train(X, y, clients=clients, simulation=ga.federated.Simulation(attacks={"zz": "sign_flip"}))
+
+
+def test_a_client_without_a_placement_is_named_as_the_user_wrote_it():
+    X, clients = np.random.default_rng(0).normal(size=(400, 3)), np.repeat(["a", "b"], 200)
+    y = (X[:, 0] > 1.5).astype(int)
+    with pytest.raises(GeoanomError, match=r"^client 'b' has no entry in placement; "):  # was np.str_('b')
+        ga.federated.train(X, y, clients=clients, security=ga.federated.Security(placement={"a": "inst-a"}))

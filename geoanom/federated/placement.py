@@ -164,7 +164,8 @@ class Residency:
         if self.placement is not None:
             missing = [cid for cid in clients if cid not in self.placement]
             if missing:
-                raise GeoanomError(f"client {missing[0]!r} has no entry in placement; give every client a worker "
+                name = missing[0].item() if isinstance(missing[0], np.generic) else missing[0]  # 'b', not np.str_('b')
+                raise GeoanomError(f"client {name!r} has no entry in placement; give every client a worker "
                                    "resource.")
         deadline = time.monotonic() + patience
         while True:
