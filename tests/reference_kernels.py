@@ -182,7 +182,7 @@ def seasonal_spread_reference(residual, leverage, valid, seasons, n_seasons, sca
     >>> spread.shape, bool(spread[0, 0] > 0)
     ((1, 1), True)
     """
-    from geoanom.features.irls import SEASON_SCALE_FLOOR
+    from geoanom.features.scale_kernels import SEASON_SCALE_FLOOR
 
     loo = residual / (1.0 - leverage)
     start = _robust_scale(loo, valid)

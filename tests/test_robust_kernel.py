@@ -119,20 +119,20 @@ def test_the_compiled_fit_downweights_an_outlier_as_numpy_does(monkeypatch):
 
 
 def test_the_compiled_median_is_numpys():
-    from geoanom.features.irls import _median
+    from geoanom.features.scale_kernels import median
 
     rng = np.random.default_rng(2)
     for n in [1, 2, 3, 4, 5, 17, 180, 181, 520]:
         for values in (np.abs(rng.normal(size=n)), rng.integers(0, 3, size=n).astype(np.float64),  # ties too
                        np.zeros(n), np.sort(rng.normal(size=n)), np.sort(rng.normal(size=n))[::-1].copy()):
             buffer = np.concatenate([values, [1e9, -1e9]])  # only the first n count
-            assert _median(buffer, n, np.full(2 * n, np.nan)) == np.median(values)
+            assert median(buffer, n, np.full(2 * n, np.nan)) == np.median(values)
             np.testing.assert_array_equal(buffer[:n], values)  # left as it was
 
 
 @pytest.mark.parametrize("n_times, n_seasons", [(180, 12), (60, 1)])
 def test_the_compiled_seasonal_spread_is_numpys_bit_for_bit(n_times, n_seasons):
-    from geoanom.features.irls import seasonal_spread_cells
+    from geoanom.features.scale_kernels import seasonal_spread_cells
 
     rng = np.random.default_rng(3)
     residual = rng.standard_t(4, size=(n_times, 300))
@@ -151,7 +151,8 @@ def test_the_compiled_seasonal_spread_is_numpys_bit_for_bit(n_times, n_seasons):
 
 @pytest.mark.parametrize("distinct_rows", [True, False])
 def test_the_compiled_press_and_its_scale_are_numpys_bit_for_bit(distinct_rows):
-    from geoanom.features.irls import loo_scale_cells, press_cells
+    from geoanom.features.irls import press_cells
+    from geoanom.features.scale_kernels import loo_scale_cells
 
     rng = np.random.default_rng(4)
     n_times, n_cells, n_columns = 60, 200, 5

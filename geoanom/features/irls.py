@@ -14,8 +14,8 @@ test oracles in ``tests/reference_kernels.py``), except where the oracle's
 weights leave the fit to the ridge: here the scale is floored at the data's
 float32 resolution and widened until the weighted values determine the fit
 (``tests/test_climatology_edge_cases.py``). The PRESS of the candidate
-models (:func:`press_cells`) and its scale (:func:`loo_scale_cells`) are
-compiled as well, equal to their numpy passes bit for bit.
+models (:func:`press_cells`) is compiled as well, equal to its numpy pass
+bit for bit; the scales are :mod:`geoanom.features.scale_kernels`'.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ import numba
 import numpy as np
 
 from ..linalg import cholesky_in_place
+from .scale_kernels import robust_scale
 
 RIDGE = 1e-9  # of the mean diagonal: keeps a cell whose values cannot pin down its columns solvable
 # Float32 data (most climate files) hold about 7 digits: a residual scale below two units in the last place of the
@@ -107,7 +108,7 @@ def irls_cells(values, valid, rows, step_row, prefix, huber_steps, bisquare_step
         for step in range(huber_steps + bisquare_steps):
             huber = step < huber_steps
             if huber:
-                scale = max(dof * _robust_scale(r, ok, n_valid, magnitude), floor)
+                scale = max(dof * robust_scale(r, ok, n_valid, magnitude), floor)
             # A scale so small that the weights drop every value of some direction of the design (a cell repeating
             # one year but for a hundredth of a kelvin: scale ~1e-7, every such month rejected) leaves the fit to the
             # ridge, which puts the expected value anywhere (-160 K): widen it until the data determine the fit.
@@ -208,26 +209,6 @@ def _residuals(y, ok, rows, step_row, q, coefficients, row_fit, r):  # pragma: n
 
 
 @numba.njit(cache=True, nogil=True)
-def _robust_scale(r, ok, n_valid, magnitude):  # pragma: no cover - compiled
-    """1.4826 x the median absolute residual of the valid values; the RMS where that is 0; never 0.
-
-    ``magnitude`` is scratch of 3 x ``r.size`` values.
-    """
-    m = 0
-    for t in range(r.size):  # the valid values' magnitudes to the front, without a jump
-        magnitude[m] = abs(r[t])
-        m += ok[t]
-    mad = 1.4826 * _median(magnitude, m, magnitude[r.size:]) if m > 0 else np.nan
-    if np.isfinite(mad) and mad > 0:
-        return mad
-    squares = 0.0  # summed only here: the serial sum cost a quarter of the median's time
-    for t in range(r.size):
-        squares += r[t] ** 2
-    scale = np.sqrt(squares / max(n_valid, 1))
-    return scale if scale > 0 else 1e-12
-
-
-@numba.njit(cache=True, nogil=True)
 def _whitened_square(factor, x, q, z):  # pragma: no cover - compiled
     """|L^-1 x|^2 over the first q columns, L the lower Cholesky factor; ``z`` (q or more) is scratch."""
     total = 0.0
@@ -238,250 +219,6 @@ def _whitened_square(factor, x, q, z):  # pragma: no cover - compiled
         z[a] = value / factor[a, a]
         total += z[a] * z[a]
     return total
-
-
-_ONE, _TWO = np.uint64(1), np.uint64(2)  # the median's unsigned index arithmetic
-
-
-@numba.njit(cache=True, nogil=True)
-def _median(a, n, scratch):  # pragma: no cover - compiled
-    """numpy's median of a[:n], n >= 1 (the mean of the two middle values when n is even); a is left as it was.
-
-    Quickselect with a three-way partition that does not branch on the
-    values: each pass copies its range from one half of ``scratch`` (2 n
-    values) to the other, the values under the pivot from the front, those
-    over it from the back, those equal to it in between. The Hoare
-    partition's mispredicted jumps took 2.4 us for 180 values (0.57 us here),
-    a third of the IRLS. The median is one of the values or the mean of two,
-    computed as numpy does: the same bits. The indices are unsigned, which
-    spares numba's wraparound of negative ones on every access (a Python int
-    added to them would make them floats: hence ``_ONE``).
-    """
-    k = np.uint64(n // 2)
-    for i in range(n):
-        scratch[i] = a[i]
-    lo, hi = np.uint64(0), np.uint64(n)  # the range that holds the k-th value, in either half
-    src, dst = np.uint64(0), np.uint64(n)  # the halves read and written
-    below = -np.inf  # the largest value discarded under the range, once any is
-    while hi - lo > _ONE:
-        first, middle, last = scratch[src + lo], scratch[src + (lo + hi) // _TWO], scratch[src + hi - _ONE]
-        pivot = max(min(first, middle), min(max(first, middle), last))  # the median of the three
-        front, back = dst + lo, dst + hi - _ONE
-        for i in range(src + lo, src + hi):
-            x = scratch[i]
-            scratch[front] = x
-            scratch[back] = x
-            front += np.uint64(x < pivot)
-            back -= np.uint64(x > pivot)
-        front -= dst
-        back -= dst
-        if k < front:  # among the smaller values
-            hi = front
-        elif k > back:  # among the larger ones: every value discarded is at most the pivot
-            lo, below = back + _ONE, pivot
-        else:
-            if n % 2:
-                return pivot
-            lower = pivot
-            if k == front:  # the value before the k-th is the largest smaller one
-                lower = below
-                for i in range(dst + lo, dst + front):
-                    lower = max(lower, scratch[i])
-            return (lower + pivot) / 2
-        src, dst = dst, src
-    value = scratch[src + lo]
-    return value if n % 2 else (below + value) / 2
-
-
-# A season's own robust scale never starts under this share of the whole record's: a dry season's window of
-# zeros is not a spread of 0 (any rain would be a hundred spreads).
-SEASON_SCALE_FLOOR = 0.1
-
-
-@numba.njit(cache=True, nogil=True)
-def seasonal_spread_cells(residual, leverage, valid, seasons, n_seasons, scale_steps, bisquare_c, kappa,
-                          spread_prior):  # pragma: no cover - compiled; tested against the numpy oracle
-    """Spread (season, cell) of the leave-one-out residuals residual / (1 - leverage), and its worth.
-
-    The whole record's spread is the fixed point of a bisquare-weighted
-    variance (Huber's "proposal 2"): starting from the median absolute
-    residual, which alone is biased low on a dozen values, and iterating
-    until the weights agree with the scale they imply. Each month's spread
-    is the same fixed point over the month and its neighbours, started from
-    their median magnitude (at least ``SEASON_SCALE_FLOOR`` of the
-    record's) and judged on its own scale: judged on the whole
-    record's, a summer three times as variable as the winter lost its large
-    residuals to the weights, and the winter's spread was set by the summer's
-    (``tests/test_seasonal_spread.py``). It is shrunk towards the whole
-    record's by as many observations as the months' spreads support: a
-    spread estimated from ``n`` values has a relative variance of about
-    ``2 / n``, so where the months' variances differ by ``tau2`` (relative
-    variance, their noise taken out) the record is worth ``2 / tau2``
-    observations, and ``spread_prior`` at most (months alike).
-    One cell at a time; sums run over time in order, as numpy's sums over a
-    block's first axis do, so the results equal the numpy oracle's bit for bit.
-
-    Returns
-    -------
-    spread (season, cell), worth (season, cell)
-
-    Examples
-    --------
-    >>> residual = np.tile([-1.0, 1.0], 12)[:, None]
-    >>> spread, worth = seasonal_spread_cells(residual, np.zeros_like(residual), np.ones(residual.shape, dtype=bool),
-    ...                                       np.zeros(24, dtype=np.int64), 1, 4, 4.685, 1.0, 24.0)
-    >>> spread.shape, bool(spread[0, 0] > 0)
-    ((1, 1), True)
-    """
-    n_times, n_cells = residual.shape
-    spread = np.empty((n_seasons, n_cells))
-    worth = np.empty((n_seasons, n_cells))
-    loo = np.empty(n_times)
-    ok = np.empty(n_times, dtype=np.bool_)
-    w = np.empty(n_times)
-    magnitude = np.empty(3 * n_times)
-    variance = np.empty(n_seasons)
-    window_w = np.empty(n_seasons)
-    part_sq = np.empty(3)
-    part_w = np.empty(3)
-    members, first = _steps_by_season(seasons, n_seasons)
-    for c in range(n_cells):
-        n_valid = _leave_one_out(residual, leverage, valid, c, loo, ok)
-        start = _robust_scale(loo, ok, n_valid, magnitude)
-        scale = start
-        total = 0.0
-        for _ in range(scale_steps):
-            squares = 0.0
-            total = 0.0
-            for t in range(n_times):  # apart from the sums, which must run in order: vectorised
-                u = loo[t] / (bisquare_c * scale)
-                w[t] = (1.0 - u**2) ** 2 if ok[t] and abs(u) < 1.0 else 0.0
-            for t in range(n_times):
-                squares += w[t] * loo[t] ** 2
-                total += w[t]
-            scale = np.sqrt(kappa * squares / max(total, 1e-12))
-            # never below half the median's answer: a cluster of tiny residuals is not the whole story
-            scale = max(scale, 0.5 * start)
-        if n_seasons == 1:
-            spread[0, c] = scale
-            worth[0, c] = total
-            continue
-        overall = scale**2
-        for s in range(n_seasons):
-            window = ((s + 1) % n_seasons, s, (s - 1) % n_seasons)  # added in numpy's order (rolls by -1, 0, 1)
-            start_local = max(_window_scale(loo, ok, members, first, window, magnitude, part_sq),
-                              SEASON_SCALE_FLOOR * scale)
-            local = start_local
-            weight = 0.0
-            for _ in range(scale_steps):
-                for i in range(3):
-                    part_sq[i] = 0.0
-                    part_w[i] = 0.0
-                    for t in members[first[window[i]]:first[window[i] + 1]]:
-                        if ok[t]:
-                            u = loo[t] / (bisquare_c * local)
-                            if abs(u) < 1.0:
-                                one = (1.0 - u**2) ** 2
-                                part_sq[i] += one * loo[t] ** 2
-                                part_w[i] += one
-                weight = ((0.0 + part_w[0]) + part_w[1]) + part_w[2]
-                local = np.sqrt(kappa * (((0.0 + part_sq[0]) + part_sq[1]) + part_sq[2]) / max(weight, 1e-12))
-                local = max(local, 0.5 * start_local)
-            variance[s] = local**2
-            window_w[s] = weight
-        prior = _record_worth(variance, window_w, overall, spread_prior)
-        for s in range(n_seasons):
-            spread[s, c] = np.sqrt((window_w[s] * variance[s] + prior * overall) / (window_w[s] + prior))
-            worth[s, c] = (window_w[s] + prior) / (1.0 + prior / max(total, 1e-12))
-    return spread, worth
-
-
-@numba.njit(cache=True, nogil=True)
-def _window_scale(loo, ok, members, first, window, magnitude, part):  # pragma: no cover - compiled
-    """:func:`_robust_scale` of the valid values of the seasons ``window`` (three): 1.4826 x their median magnitude,
-    their root mean square where that is 0, never 0 (``magnitude``: scratch of 3 x ``loo.size``; ``part``: of 3)."""
-    m = 0
-    for i in range(3):
-        part[i] = 0.0
-        for t in members[first[window[i]]:first[window[i] + 1]]:
-            if ok[t]:
-                magnitude[m] = abs(loo[t])
-                m += 1
-                part[i] += loo[t] ** 2
-    mad = 1.4826 * _median(magnitude, m, magnitude[loo.size:]) if m > 0 else np.nan
-    if np.isfinite(mad) and mad > 0:
-        return mad
-    scale = np.sqrt((((0.0 + part[0]) + part[1]) + part[2]) / max(m, 1))
-    return scale if scale > 0 else 1e-12
-
-
-@numba.njit(cache=True, nogil=True)
-def _steps_by_season(seasons, n_seasons):  # pragma: no cover - compiled
-    """The steps of each season in time order, one after another, and where each season's begin (n_seasons + 1,)."""
-    first = np.zeros(n_seasons + 1, dtype=np.int64)
-    for t in range(seasons.size):
-        first[seasons[t] + 1] += 1
-    for s in range(n_seasons):
-        first[s + 1] += first[s]
-    members = np.empty(seasons.size, dtype=np.int64)
-    filled = first[:-1].copy()
-    for t in range(seasons.size):
-        members[filled[seasons[t]]] = t
-        filled[seasons[t]] += 1
-    return members, first
-
-
-@numba.njit(cache=True, nogil=True, inline="always")
-def _record_worth(variance, window_w, overall, spread_prior):  # pragma: no cover - compiled
-    """Observations' worth of the whole record's variance in each season's: ``2 / tau2``, at most ``spread_prior``.
-
-    ``tau2`` is the seasons' relative variance about the record's, less the
-    ``2 / n`` each one's estimate from ``n`` observations' worth would show
-    by chance.
-    """
-    spread_of_seasons = 0.0
-    noise = 0.0
-    for s in range(variance.size):
-        ratio = variance[s] / overall
-        spread_of_seasons += (ratio - 1.0) ** 2
-        noise += 2.0 * ratio * ratio / max(window_w[s], 1.0)
-    tau2 = (spread_of_seasons - noise) / variance.size
-    return spread_prior if tau2 * spread_prior <= 2.0 else 2.0 / tau2
-
-
-@numba.njit(cache=True, nogil=True)
-def loo_scale_cells(residual, leverage, valid):  # pragma: no cover - compiled; tested against numpy
-    """Robust scale (cell,) of each cell's leave-one-out residuals residual / (1 - leverage) (time, cell).
-
-    1.4826 x their median absolute value over the valid steps, their root
-    mean square where that is 0, never 0: ``robust._robust_scale`` of the
-    quotient, bit for bit, without its block-sized temporaries and sort.
-
-    Examples
-    --------
-    >>> residual = np.array([[1.0], [-2.0], [3.0]])
-    >>> loo_scale_cells(residual, np.zeros_like(residual), np.ones((3, 1), dtype=bool)).round(4).tolist()
-    [2.9652]
-    """
-    n_times, n_cells = residual.shape
-    scale = np.empty(n_cells)
-    loo = np.empty(n_times)
-    ok = np.empty(n_times, dtype=np.bool_)
-    magnitude = np.empty(3 * n_times)
-    for c in range(n_cells):
-        scale[c] = _robust_scale(loo, ok, _leave_one_out(residual, leverage, valid, c, loo, ok), magnitude)
-    return scale
-
-
-@numba.njit(cache=True, nogil=True)
-def _leave_one_out(residual, leverage, valid, c, loo, ok):  # pragma: no cover - compiled
-    """Cell c's leave-one-out residuals into ``loo`` and its valid steps into ``ok`` (time,); returns their count."""
-    n_valid = 0
-    for t in range(residual.shape[0]):
-        loo[t] = residual[t, c] / (1.0 - leverage[t, c])
-        ok[t] = valid[t, c]
-        n_valid += ok[t]
-    return n_valid
 
 
 @numba.njit(cache=True, nogil=True)

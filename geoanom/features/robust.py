@@ -20,7 +20,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .irls import irls_cells, loo_scale_cells, press_cells, seasonal_spread_cells
+from .irls import irls_cells, press_cells
+from .scale_kernels import loo_scale_cells, seasonal_spread_cells
 
 MIN_STEPS = 10  # fewer training time steps (or valid values in a cell) give no usable spread
 SPREAD_PRIOR = 24.0  # weight, in observations, of a cell's whole-year spread in each month's
