@@ -170,7 +170,7 @@ def seasonal_spread_reference(residual, leverage, valid, seasons, n_seasons, sca
     The whole record's spread is the fixed point of a bisquare-weighted
     variance started from the median absolute residual; each season's is the
     same fixed point over the season and its neighbours, started from their
-    root mean square, shrunk towards the whole record's by ``2 / tau2``
+    variance under the whole record's weights, shrunk towards the whole record's by ``2 / tau2``
     observations (``tau2``: the seasons' relative variance less its noise),
     ``spread_prior`` at most.
 
@@ -197,10 +197,14 @@ def seasonal_spread_reference(residual, leverage, valid, seasons, n_seasons, sca
         return scale[None], total[None]
     n_cells = residual.shape[1]
     variance, window_w = np.empty((n_seasons, n_cells)), np.empty((n_seasons, n_cells))
+    by_season_sq = [squares[seasons == s].sum(axis=0) for s in range(n_seasons)]
+    by_season_w = [weights[seasons == s].sum(axis=0) for s in range(n_seasons)]
     for s in range(n_seasons):
         window = [(s + 1) % n_seasons, s, (s - 1) % n_seasons]
         rows = [seasons == k for k in window]
-        start_local = np.maximum(_window_scale(loo, valid, rows), SEASON_SCALE_FLOOR * scale)
+        start_sq = ((0.0 + by_season_sq[window[0]]) + by_season_sq[window[1]]) + by_season_sq[window[2]]
+        start_w = ((0.0 + by_season_w[window[0]]) + by_season_w[window[1]]) + by_season_w[window[2]]
+        start_local = np.maximum(np.sqrt(kappa * start_sq / np.maximum(start_w, 1e-12)), SEASON_SCALE_FLOOR * scale)
         local = start_local
         weight = np.zeros(n_cells)
         for _ in range(scale_steps):
@@ -222,21 +226,6 @@ def seasonal_spread_reference(residual, leverage, valid, seasons, n_seasons, sca
     pooled = (window_w * variance + prior * overall) / (window_w + prior)
     worth = (window_w + prior) / (1.0 + prior / np.maximum(total, 1e-12))
     return np.sqrt(pooled), worth
-
-
-def _window_scale(loo: np.ndarray, valid: np.ndarray, rows: list[np.ndarray]) -> np.ndarray:
-    """:func:`_robust_scale` of the valid values in the three seasons' ``rows``, their parts summed in that order."""
-    chosen = rows[0] | rows[1] | rows[2]
-    held = np.where(valid & chosen[:, None], np.abs(loo), np.nan)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # cells without values
-        mad = 1.4826 * np.nanmedian(held, axis=0)
-    squares = np.where(valid, loo**2, 0.0)
-    count = (valid & chosen[:, None]).sum(axis=0)
-    rms = np.sqrt((((0.0 + sum_rows(squares, rows[0])) + sum_rows(squares, rows[1])) + sum_rows(squares, rows[2]))
-                  / np.maximum(count, 1))
-    scale = np.where(np.isfinite(mad) & (mad > 0), mad, rms)
-    return np.where(scale > 0, scale, 1e-12)
 
 
 def sum_rows(values: np.ndarray, rows: np.ndarray) -> np.ndarray:

@@ -116,8 +116,8 @@ def seasonal_spread_cells(residual, leverage, valid, seasons, n_seasons, scale_s
     residual, which alone is biased low on a dozen values, and iterating
     until the weights agree with the scale they imply. Each month's spread
     is the same fixed point over the month and its neighbours, started from
-    their median magnitude (at least ``SEASON_SCALE_FLOOR`` of the
-    record's) and judged on its own scale: judged on the whole
+    their variance under the whole record's weights (at least
+    ``SEASON_SCALE_FLOOR`` of the record's spread) and judged on its own scale: judged on the whole
     record's, a summer three times as variable as the winter lost its large
     residuals to the weights, and the winter's spread was set by the summer's
     (``tests/test_seasonal_spread.py``). It is shrunk towards the whole
@@ -152,6 +152,9 @@ def seasonal_spread_cells(residual, leverage, valid, seasons, n_seasons, scale_s
     window_w = np.empty(n_seasons)
     part_sq = np.empty(3)
     part_w = np.empty(3)
+    season_sq = np.empty(n_seasons)
+    season_w = np.empty(n_seasons)
+    grouped = np.empty(n_times)
     members, first = _steps_by_season(seasons, n_seasons)
     for c in range(n_cells):
         n_valid = leave_one_out(residual, leverage, valid, c, loo, ok)
@@ -175,23 +178,31 @@ def seasonal_spread_cells(residual, leverage, valid, seasons, n_seasons, scale_s
             worth[0, c] = total
             continue
         overall = scale**2
+        # the whole record's weights per season: each window's start
+        season_sq[:] = 0.0
+        season_w[:] = 0.0
+        for t in range(n_times):
+            season_sq[seasons[t]] += w[t] * loo[t] ** 2
+            season_w[seasons[t]] += w[t]
+        for i in range(n_times):  # one season after another, each in time order: a window is three runs
+            grouped[i] = loo[members[i]] if ok[members[i]] else np.nan
         for s in range(n_seasons):
             window = ((s + 1) % n_seasons, s, (s - 1) % n_seasons)  # added in numpy's order (rolls by -1, 0, 1)
-            start_local = max(_window_scale(loo, ok, members, first, window, magnitude, part_sq),
-                              SEASON_SCALE_FLOOR * scale)
+            start_sq = ((0.0 + season_sq[window[0]]) + season_sq[window[1]]) + season_sq[window[2]]
+            start_w = ((0.0 + season_w[window[0]]) + season_w[window[1]]) + season_w[window[2]]
+            start_local = max(np.sqrt(kappa * start_sq / max(start_w, 1e-12)), SEASON_SCALE_FLOOR * scale)
             local = start_local
             weight = 0.0
             for _ in range(scale_steps):
                 for i in range(3):
                     part_sq[i] = 0.0
                     part_w[i] = 0.0
-                    for t in members[first[window[i]]:first[window[i] + 1]]:
-                        if ok[t]:
-                            u = loo[t] / (bisquare_c * local)
-                            if abs(u) < 1.0:
-                                one = (1.0 - u**2) ** 2
-                                part_sq[i] += one * loo[t] ** 2
-                                part_w[i] += one
+                    for j in range(first[window[i]], first[window[i] + 1]):
+                        u = grouped[j] / (bisquare_c * local)
+                        if abs(u) < 1.0:  # False for NaN: a step without a value
+                            one = (1.0 - u**2) ** 2
+                            part_sq[i] += one * grouped[j] ** 2
+                            part_w[i] += one
                 weight = ((0.0 + part_w[0]) + part_w[1]) + part_w[2]
                 local = np.sqrt(kappa * (((0.0 + part_sq[0]) + part_sq[1]) + part_sq[2]) / max(weight, 1e-12))
                 local = max(local, 0.5 * start_local)
@@ -202,25 +213,6 @@ def seasonal_spread_cells(residual, leverage, valid, seasons, n_seasons, scale_s
             spread[s, c] = np.sqrt((window_w[s] * variance[s] + prior * overall) / (window_w[s] + prior))
             worth[s, c] = (window_w[s] + prior) / (1.0 + prior / max(total, 1e-12))
     return spread, worth
-
-
-@numba.njit(cache=True, nogil=True)
-def _window_scale(loo, ok, members, first, window, magnitude, part):  # pragma: no cover - compiled
-    """:func:`robust_scale` of the valid values of the seasons ``window`` (three): 1.4826 x their median magnitude,
-    their root mean square where that is 0, never 0 (``magnitude``: scratch of 3 x ``loo.size``; ``part``: of 3)."""
-    m = 0
-    for i in range(3):
-        part[i] = 0.0
-        for t in members[first[window[i]]:first[window[i] + 1]]:
-            if ok[t]:
-                magnitude[m] = abs(loo[t])
-                m += 1
-                part[i] += loo[t] ** 2
-    mad = 1.4826 * median(magnitude, m, magnitude[loo.size:]) if m > 0 else np.nan
-    if np.isfinite(mad) and mad > 0:
-        return mad
-    scale = np.sqrt((((0.0 + part[0]) + part[1]) + part[2]) / max(m, 1))
-    return scale if scale > 0 else 1e-12
 
 
 @numba.njit(cache=True, nogil=True)
