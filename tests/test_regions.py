@@ -66,6 +66,7 @@ def test_nan_gaussian_equals_scipy_away_from_gaps_and_ignores_nan():
     np.testing.assert_allclose(nan_gaussian(flat, 2.0)[np.isfinite(flat)], 5.0)
 
 
+@pytest.mark.slow  # 12 s each on 2 cores: ci/run-slow
 @pytest.mark.parametrize("wrap_lon", [False, True])
 def test_labels_are_identical_for_every_chunking(wrap_lon):
     field = event_field(wrap_lon, n_times=12)  # a year is enough to hold the events and keeps it quick
@@ -106,6 +107,7 @@ def test_a_region_across_the_antimeridian_is_one_region():
     assert unwrapped[5, 50, 1] > 0 and unwrapped[5, 50, 1] != unwrapped[5, 50, 79]
 
 
+@pytest.mark.slow  # 13 s on 2 cores: ci/run-slow
 def test_features_are_the_same_for_every_chunking():
     field = event_field(n_times=12)
     whole = region_features(field)
