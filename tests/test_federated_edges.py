@@ -65,6 +65,7 @@ def test_learning_curve_has_no_empty_panel_and_whole_rounds(tmp_path):
     ({"epochs": 0}, r"^epochs must be a whole number of at least 1 \(0 trains nothing\), got 0\.$"),
     ({"batch_size": 0}, r"^batch_size must be a whole number of at least 1, got 0\.$"),
     ({"hidden": (0, 0)}, r"^hidden must be two layer sizes of at least 1, got \(0, 0\)\.$"),
+    ({"hidden": 32}, r"^hidden must be two layer sizes of at least 1, got 32\.$"),
     ({"lr": -0.1}, r"^lr must be a positive learning rate, got -0\.1\.$"),
     ({"lr": float("nan")}, r"^lr must be a positive learning rate, got nan\.$"),
 ])

@@ -128,7 +128,7 @@ class LocalTraining:
                                "geoanom.fit.")
         if self.class_weight not in ("balanced", None):
             raise GeoanomError(f"class_weight must be 'balanced' or None, got {self.class_weight!r}.")
-        hidden = tuple(self.hidden)
+        hidden = tuple(self.hidden) if isinstance(self.hidden, (tuple, list)) else ()  # 32 is not two layers
         if len(hidden) != 2 or not all(_whole(size) and size >= 1 for size in hidden):
             raise GeoanomError(f"hidden must be two layer sizes of at least 1, got {self.hidden!r}.")
         if not _whole(self.epochs) or self.epochs < 1:
