@@ -33,7 +33,9 @@ class FederatedResult:
     history : pandas.DataFrame
         One row per round: participants, loss, update norm, convergence
         state, stale and dropped updates (async), Moran's I of the per-tile
-        residuals (geohash clients), seconds.
+        residuals (geohash clients), seconds, and ``aggregated_by``: the rule
+        that aggregated the round (Krum's rounds with fewer than ``2f + 3``
+        updates say "median"; None where no update arrived).
     config : dict
         How it was trained.
     rejected : list of dict
@@ -76,6 +78,21 @@ class FederatedResult:
         """
         head = self.config.get("audit_head")
         return str(head) if head else None
+
+    @property
+    def fallback_rounds(self) -> list[int]:
+        """The rounds aggregated by another rule than the one asked for (Krum's median with too few updates).
+
+        Examples
+        --------
+        >>> result.fallback_rounds  # doctest: +SKIP
+        [2, 5]
+        """
+        if "aggregated_by" not in self.history:  # saved before the column existed
+            return []
+        asked = self.config.get("aggregator", {}).get("name")
+        used = self.history["aggregated_by"]
+        return [int(number) for number in used.index[used.notna() & (used != asked)]]
 
     @property
     def state(self) -> str:
@@ -128,7 +145,7 @@ class FederatedResult:
             if not isinstance(meta, dict) or meta.get("format") != FORMAT:
                 raise ModelFileError(f"'{path}' is not a geoanom federated model file.")
             history = pd.DataFrame(**{k: meta["history"][k] for k in ("columns", "data")}).set_index("round")
-            numeric = [name for name in history.columns if name != "state"]
+            numeric = [name for name in history.columns if name not in ("state", "aggregated_by")]
             history[numeric] = history[numeric].apply(pd.to_numeric)  # JSON null back to NaN
             result = cls(arrays["parameters"], arrays["mean"], arrays["scale"], tuple(int(n) for n in meta["sizes"]),
                          history, dict(meta["config"]), list(meta["rejected"]), meta.get("epsilon"),

@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import time
+import warnings
 import zlib
 from typing import Any, Callable
 
@@ -23,7 +24,7 @@ import pandas as pd
 from distributed import Future
 
 from .. import geohash
-from ..errors import GeoanomError
+from ..errors import GeoanomError, GeoanomWarning
 from ..reduction import TreeReducer
 from .aggregators import combine_partials, finish_partial, weighted_partial
 from .audit import AuditLog
@@ -62,6 +63,7 @@ class Rounds:
         self.verifier = verifier
         self.rejected: list[dict[str, Any]] = []
         self.lost_workers: list[dict[str, Any]] = []  # round, clients, workers, action of each loss
+        self.fell_back = False  # warned that a round had too few updates for the rule asked for
         self._attempt: list[Future] = []  # the running attempt's client tasks, cancelled when it is abandoned
 
     def run(self, parameters: np.ndarray) -> tuple[np.ndarray, pd.DataFrame]:
@@ -85,6 +87,7 @@ class Rounds:
             if state != DIVERGED:
                 parameters = parameters + delta
             row = self._record(number, results, norm, relative, state, extra, time.perf_counter() - started)
+            row["aggregated_by"] = self._aggregated_by(number, len(results))
             self._log_round(number, results, row)
             rows.append(row)
             if state in (CONVERGED, DIVERGED):
@@ -104,10 +107,27 @@ class Rounds:
         for result in results:
             self._log("update_accepted", round=number, client=str(result.client), digest=result.digest,
                       weight=result.weight, worker=result.worker)
-        self._log("aggregation", round=number, aggregator=self.aggregate.name, participants=len(results),
-                  update_norm=row["update_norm"])
+        self._log("aggregation", round=number, aggregator=row["aggregated_by"] or self.aggregate.name,
+                  participants=len(results), update_norm=row["update_norm"])
         if self.accountant is not None:
             self._log("privacy", round=number, epsilon=row["epsilon"])
+
+    def _aggregated_by(self, number: int, n_updates: int) -> str | None:
+        """The rule that aggregated the round's ``n_updates`` (None: no update, nothing aggregated).
+
+        A rule that needs more updates than arrived (Krum) was replaced by the
+        median; the first such round of a run is warned of, every one recorded.
+        """
+        if n_updates == 0 and self.accountant is None:  # DP adds noise even to an empty round
+            return None
+        reason = self.aggregate.fallback_reason(n_updates)
+        if reason is not None and not self.fell_back:
+            self.fell_back = True
+            used = self.aggregate.rule_for(n_updates)
+            warnings.warn(f"round {number} received {n_updates} update{'' if n_updates == 1 else 's'}, but {reason}: "
+                          f"it was aggregated by the coordinate-wise {used} instead (history['aggregated_by'] names "
+                          "every round's rule); sample more clients or lower f.", GeoanomWarning, stacklevel=4)
+        return self.aggregate.rule_for(n_updates)
 
     def _surviving_sync_round(self, parameters: np.ndarray, sampled: list[Any], number: int) -> Outcome:
         """A sync round that outlives lost workers: their clients are placed again, then retried or skipped.

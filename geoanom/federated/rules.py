@@ -3,7 +3,9 @@
 The engine asks a rule, never its name, what to do: ``associative`` says
 whether partial sums merge in a tree reduction, ``mu`` is local training's
 proximal weight, and ``aggregate_round`` handles a round with fewer updates
-than the rule needs (Krum falls back to the median).
+than the rule needs (Krum falls back to the median); ``rule_for`` names the
+rule that aggregates ``n`` updates and ``fallback_reason`` says why it is not
+the one asked for, which the rounds warn of and record.
 """
 
 from __future__ import annotations
@@ -59,6 +61,26 @@ class Aggregator(abc.ABC):
     def aggregate_round(self, updates: np.ndarray, weights: np.ndarray) -> np.ndarray:
         """A round's aggregate, whatever number of clients answered (see :class:`Krum`)."""
         return self(updates, weights)
+
+    def rule_for(self, n_updates: int) -> str:
+        """The name of the rule :meth:`aggregate_round` applies to ``n_updates`` updates.
+
+        Examples
+        --------
+        >>> Krum(f=2).rule_for(7), Krum(f=2).rule_for(6)
+        ('krum', 'median')
+        """
+        return self.name
+
+    def fallback_reason(self, n_updates: int) -> str | None:
+        """Why ``n_updates`` updates are not aggregated by this rule, or None when they are.
+
+        Examples
+        --------
+        >>> Krum(f=2).fallback_reason(6)
+        'krum(f=2) needs n >= 2f + 3 = 7 updates'
+        """
+        return None
 
     def settings(self) -> dict[str, Any]:
         """The rule and its options as plain data, e.g. ``{"name": "krum", "f": 2}``."""
@@ -145,7 +167,9 @@ class Krum(Aggregator):
 
     A round with too few updates for Krum (``n < 2f + 3``) is aggregated by
     the coordinate-wise median instead (:meth:`aggregate_round`): sampling
-    or async rounds may bring fewer clients than Krum needs.
+    or async rounds may bring fewer clients than Krum needs. Training warns
+    the first time it happens and ``result.history["aggregated_by"]`` names
+    each round's rule.
 
     Examples
     --------
@@ -163,9 +187,22 @@ class Krum(Aggregator):
         return krum(updates, self.f, weights)
 
     def aggregate_round(self, updates: np.ndarray, weights: np.ndarray) -> np.ndarray:
-        if len(updates) < 2 * self.f + 3:
+        if self.rule_for(len(updates)) == Median.name:
             return coordinate_median(updates, weights)
         return self(updates, weights)
+
+    def rule_for(self, n_updates: int) -> str:
+        return Median.name if n_updates < self.needed else self.name
+
+    def fallback_reason(self, n_updates: int) -> str | None:
+        if n_updates >= self.needed:
+            return None
+        return f"{self.name}(f={self.f}) needs n >= 2f + 3 = {self.needed} updates"
+
+    @property
+    def needed(self) -> int:
+        """The fewest updates Krum can aggregate: ``2f + 3``."""
+        return 2 * self.f + 3
 
 
 @dataclass(frozen=True)
