@@ -119,13 +119,13 @@ def test_a_cube_from_open_cube_passes_through_unchanged_without_reading_its_valu
 
 
 def test_open_cubes_time_is_checked_once_and_new_times_every_time(sst, monkeypatch):
-    from geoanom.io import read
+    from geoanom.io import canonical
 
     cube, _, _ = sst
     checked = []
-    original = read._check_one_step_each
-    monkeypatch.setattr(read, "_check_one_step_each", lambda times, label: (checked.append(len(times)),
-                                                                            original(times, label)))
+    original = canonical.check_one_step_each
+    monkeypatch.setattr(canonical, "check_one_step_each", lambda times, label: (checked.append(len(times)),
+                                                                                original(times, label)))
     as_cube(cube)
     as_cube(cube[[SST]].chunk({"time": 6}))  # the same time axis: checked by open_cube already
     assert checked == []

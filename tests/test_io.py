@@ -13,7 +13,6 @@ import pandas as pd
 import pytest
 import xarray as xr
 
-import geoanom.io.read  # noqa: F401  (the private helpers two tests call)
 from geoanom import io
 from geoanom.errors import (
     CoordinateError,
@@ -22,6 +21,8 @@ from geoanom.errors import (
     NoDataError,
     VariableNotFoundError,
 )
+from geoanom.io.canonical import default_chunks
+from geoanom.io.opening import open_netcdf
 
 HAS_H5PY = importlib.util.find_spec("h5py") is not None
 
@@ -80,7 +81,7 @@ def test_h5netcdf_written_file_reads_with_both_engines(tmp_path):
     path = tmp_path / "h5.nc"
     make_cube().to_netcdf(path, engine="h5netcdf")
     via_default = io.open_cube(str(path), variables="tas")
-    via_h5 = io.read._open_netcdf(str(path), engines=("h5netcdf",))  # the fallback engine alone
+    via_h5 = open_netcdf(str(path), engines=("h5netcdf",))  # the fallback engine alone
     assert via_h5["time"].dtype.kind == "M"
     np.testing.assert_allclose(via_default["tas"].sel(lon=0).values, via_h5["tas"].sel(lon=0).values)
 
@@ -233,11 +234,11 @@ def test_default_chunks_split_large_grids():
         {"v": (("time", "lat", "lon"), da.zeros((100, 5000, 5000), dtype="float32"))},
         coords={"lat": np.linspace(-90, 90, 5000), "lon": np.linspace(-180, 179, 5000)},
     )
-    plan = io.read._default_chunks(big)
+    plan = default_chunks(big)
     assert plan["time"] == 1
     assert plan["lat"] * plan["lon"] * 4 <= io.CHUNK_BYTES * 1.01
     small = big.isel(lat=slice(0, 100), lon=slice(0, 100))
-    assert io.read._default_chunks(small) == {"time": 100, "lat": -1, "lon": -1}
+    assert default_chunks(small) == {"time": 100, "lat": -1, "lon": -1}
 
 
 def test_real_nemo_files_curvilinear_360_day():

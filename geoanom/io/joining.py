@@ -4,21 +4,68 @@
 refuses in one sentence, naming the odd file (the one that differs from what
 most files hold), files that disagree, and dates that repeat, exactly or
 nearly (June at 06-01 in one file beside June at 06-16 in another: one step of the
-record, :func:`geoanom.timesteps.same_step`).
+record, :func:`geoanom.timesteps.same_step`). :func:`join_files` also merges
+files that hold other variables (one variable per file, as CMIP writes them),
+each variable's files joined in time first, when they cover the same steps
+on the same grid.
 """
 
 from __future__ import annotations
+
+from collections.abc import Hashable
 
 import numpy as np
 import pandas as pd
 import xarray as xr
 
-from geoanom.errors import CoordinateError, UnitsError
+from geoanom.errors import CoordinateError, UnitsError, VariableNotFoundError
 from geoanom.formatting import coordinate_difference, duration, iso_date, same_calendar_name
 from geoanom.timesteps import period_name, same_step, step_kind, step_seconds, usual_step_days
 from geoanom.units import normalised_units
 
 from .messages import short_reason
+
+
+def join_files(parts: list[xr.Dataset], files: list[str], label: str) -> xr.Dataset:
+    """Files joined in time (:func:`concat_time`); files holding other variables merged, each variable's joined first.
+
+    Each set of variables is one group (tos_1990s.nc, tos_2000s.nc; pr_1990s.nc, pr_2000s.nc): the groups
+    must hold different variables, over the same times and grid.
+    """
+    groups: dict[tuple, list[int]] = {}
+    for i, part in enumerate(parts):
+        groups.setdefault(tuple(part.data_vars), []).append(i)
+    if len(groups) == 1:
+        return concat_time(parts, files, label)
+    seen: dict[Hashable, int] = {}
+    for key, members in groups.items():
+        for name in key:
+            if (other := seen.setdefault(name, members[0])) != members[0]:  # overlapping sets: one lacks a variable
+                has, lacks = (other, members[0]) if set(parts[other].data_vars) - set(key) else (members[0], other)
+                missing = next(n for n in parts[has].data_vars if n not in parts[lacks].data_vars)
+                raise VariableNotFoundError(
+                    f"variable '{missing}' is not in {files[lacks]}, which holds "
+                    f"{', '.join(map(str, parts[lacks].data_vars))}, though {files[has]} holds "
+                    f"{', '.join(map(str, parts[has].data_vars))}; give files that hold the same variables, or one "
+                    "variable each.")
+    joined = [concat_time([parts[i] for i in members], [files[i] for i in members],
+                          ", ".join(files[i] for i in members)) for members in groups.values()]
+    ref, ref_names = joined[0], ", ".join(map(str, joined[0].data_vars))
+    for ds in joined[1:]:
+        names = ", ".join(map(str, ds.data_vars))
+        if not ds.indexes["time"].equals(ref.indexes["time"]):
+            raise CoordinateError(f"the files {label} hold {ref_names} at {_span(ref)} but {names} at {_span(ds)}; "
+                                  "variables in files of their own must cover the same time steps.")
+        for name in ("lat", "lon"):
+            if not np.array_equal(ref[name].values, ds[name].values):
+                raise CoordinateError(f"the files {label} hold {ref_names} and {names} on different grids: "
+                                      f"{coordinate_difference(name, ref[name].values, ds[name].values)}.")
+    return xr.merge(joined, join="exact", compat="override", combine_attrs="override")
+
+
+def _span(ds: xr.Dataset) -> str:
+    times = ds.indexes["time"]
+    return f"{times.size} steps from {iso_date(times[0])} to {iso_date(times[-1])}"
 
 
 def concat_time(parts: list[xr.Dataset], files: list[str], label: str) -> xr.Dataset:

@@ -28,7 +28,7 @@ from geoanom.errors import GeoanomError
 
 from .append import append_dataset, continue_write, pending_progress, resumable_start
 from .messages import short_reason
-from .read import NETCDF_ENGINES, PathLike
+from .opening import NETCDF_ENGINES, PathLike
 from .safety import INCOMPLETE_ATTR
 from .sources import inputs_at
 
