@@ -3,6 +3,10 @@
 The model's modules depend one way: ``fit`` builds an AnomalyModel (this
 module), which scores itself with ``score`` and saves and loads itself with
 ``store``; neither of those imports this module but for type annotations.
+The class is the model's face: what it does lives in modules of its own,
+which it calls: the cube it is given (``given_cube``), its region models
+(``region_models``), its tile table (``tile_summary``), consensus and tile
+similarity (``consensus``), feature trajectories (``trajectory``).
 """
 
 from __future__ import annotations
@@ -16,22 +20,17 @@ import pandas as pd
 import xarray as xr
 
 from ..detectors import Ensemble
-from ..errors import CoordinateError, GeoanomError, TileError
+from ..errors import GeoanomError
 from ..features import Climatology
 from ..features.pipeline import stack_variables
-from ..geohash import enclosing
-from ..io.read import as_cube
 from ..tiling import tile_codes
 from .consensus import consensus_partners, consensus_request, similar_tiles, tile_distances
-from .personalise import FAMILIES, region_share
-from .pyramid import build_pyramid
+from .given_cube import given_cube
+from .region_models import RegionModels
 from .score import check_same_grid, score_cube, score_cube_adapting
 from .store import read_model, save_model
+from .tile_summary import tile_table
 from .trajectory import feature_trajectory
-
-# Scored coordinates within this share of a grid cell of the model's are its grid (float32 copies, 1e-4 jitter):
-# far below any real change of grid, far above float64 rounding.
-SAME_GRID = 1e-3
 
 
 class AnomalyModel:
@@ -79,7 +78,7 @@ class AnomalyModel:
         self.detectors = tuple(detectors)
         self.attrs = attrs
         self.tile_codes, self.tile_names = tile_codes(labels.values)
-        self._pyramid: dict[str, Ensemble] | None = regions  # built on first use of region() unless given
+        self._regions = RegionModels(ensembles, self.precision, regions)  # built on first use of region() unless given
 
     @property
     def tiles(self) -> list[str]:
@@ -98,7 +97,7 @@ class AnomalyModel:
         In a federated fit, the refined region models it was fitted with;
         otherwise those :meth:`region` has built (empty before its first use).
         """
-        return dict(self._pyramid or {})
+        return dict(self._regions.built or {})
 
     def score(self, cube: xr.Dataset, tile: str | None = None, *, client: Any = None,
               consensus: str | None = None) -> xr.Dataset:
@@ -275,45 +274,8 @@ class AnomalyModel:
         return score_cube_adapting(adapted, self._given(cube), tile, adapt_every), adapted
 
     def _given(self, cube: xr.Dataset | xr.DataArray) -> xr.Dataset:
-        """The model's variables of a cube to score, with open_cube's names, checks and fill handling (see
-        :func:`geoanom.io.read.as_cube`; cheap on a cube from open_cube)."""
-        if not isinstance(cube, (xr.Dataset, xr.DataArray)):
-            raise GeoanomError(f"a model scores an xarray Dataset or DataArray with time and two spatial dimensions "
-                               f"(as from geoanom.open_cube), not a {type(cube).__module__}.{type(cube).__name__}.")
-        return self._on_grid(as_cube(cube, self.variables))
-
-    def _on_grid(self, cube: xr.Dataset) -> xr.Dataset:
-        """The cube with the model's own lat/lon where its coordinates are the model's grid up to rounding.
-
-        Coordinates within :data:`SAME_GRID` of a cell (or float32's rounding) of the model's are taken as
-        its grid and replaced by the model's exactly, so the result does not join two sets of coordinates
-        (float32 lat/lon against a float64 model's gave 22 x 43 interleaved cells for 12 x 24); ones further
-        off, but close enough for the grid check's tolerance, are refused. Other shapes or larger differences
-        are the grid check's (:func:`~geoanom.model.score.check_same_grid`).
-        """
-        spacing = [np.abs(np.diff(self.labels[name].values, axis=axis)) for name in ("lat", "lon")
-                   for axis in range(self.labels[name].ndim)]
-        steps = np.concatenate([step[np.isfinite(step) & (step > 0)].ravel() for step in spacing])
-        replaced = {}
-        for name in ("lat", "lon"):
-            expected, found = self.labels[name].values, cube[name].values
-            if expected.shape != found.shape or np.array_equal(expected, found, equal_nan=True):
-                continue
-            gap = np.abs(found.astype(np.float64) - expected)
-            if name == "lon":
-                gap = np.abs((gap + 180.0) % 360.0 - 180.0)
-            largest = float(np.nanmax(gap, initial=0.0))
-            rounding = 2.0 * float(np.spacing(np.float32(np.nanmax(np.abs(expected), initial=1.0))))
-            cell = float(steps.min()) if steps.size else 1.0
-            if largest <= max(SAME_GRID * cell, rounding):
-                replaced[name] = cube[name].copy(data=expected.copy())
-            elif np.allclose(expected, found, atol=1e-6, equal_nan=True):  # what the grid check would let through
-                source = cube.attrs.get("geoanom_source")
-                raise CoordinateError(
-                    f"{name} of {f'{source!r}' if source else 'the dataset'} differs from the model's by up to "
-                    f"{largest:.3g} degrees, {largest / cell:.2g} of a cell, more than the {SAME_GRID:g} of a cell "
-                    "taken as the same grid; score data on the grid the model was fitted on.")
-        return cube.assign_coords(replaced) if replaced else cube
+        """The model's variables of a cube to score, checked, on the model's grid (see :mod:`.given_cube`)."""
+        return given_cube(cube, self.variables, self.labels)
 
     def copy(self) -> "AnomalyModel":
         """A copy whose tile and region models are its own (the grid and climatology, never changed, are shared).
@@ -325,7 +287,7 @@ class AnomalyModel:
         False
         """
         # one deepcopy for both, so that a region model shared by several tiles stays shared
-        ensembles, regions = copy.deepcopy((self.ensembles, self._pyramid))
+        ensembles, regions = copy.deepcopy((self.ensembles, self._regions.built))
         return AnomalyModel(variables=list(self.variables), climatology=self.climatology, labels=self.labels,
                             ensembles=ensembles, skipped=dict(self.skipped), detectors=self.detectors,
                             attrs=copy.deepcopy(self.attrs), regions=regions)
@@ -368,55 +330,21 @@ class AnomalyModel:
             A geohash shorter than the tiles, e.g. ``"dj"`` for tiles of
             precision 3; a tile's own name gives its own ensemble.
         """
-        if prefix in self.ensembles:
-            return self.ensembles[prefix]
-        if not 1 <= len(prefix) < self.precision:
-            shorter = "1 character" if self.precision == 2 else f"1 to {self.precision - 1} characters"
-            raise TileError(f"region '{prefix}' must be a geohash shorter than the tiles ({self.precision} "
-                            f"characters), so of {shorter}.")
-        if self._pyramid is None:
-            self._pyramid = build_pyramid(self.ensembles, self.precision)
-        if prefix not in self._pyramid:
-            raise TileError(f"region '{prefix}' holds no fitted tile; fitted tiles start with "
-                            f"{', '.join(sorted({t[:len(prefix)] for t in self.ensembles})[:20])}.")
-        return self._pyramid[prefix]
+        return self._regions.region(prefix)
 
     def scoring_ensemble(self, tile: str) -> Ensemble | None:
         """The ensemble that scores a tile's cells: its own, or for a tile skipped
         in a federated fit, that of the smallest region holding it; None if neither."""
         if tile in self.ensembles:
             return self.ensembles[tile]
-        if self.attrs.get("federated_rounds") and self._pyramid:
-            if regions := enclosing(tile, self._pyramid):
-                return self._pyramid[regions[0]]
+        if self.attrs.get("federated_rounds"):
+            return self._regions.smallest_holding(tile)
         return None
 
     def tile_table(self) -> pd.DataFrame:
         """One row per tile: cells, training observations, status and thresholds; in a federated
         fit, also how much of each tile's gmm and kmeans came from its region (``*_region_share``)."""
-        cells = pd.Series(self.labels.values.ravel()).value_counts()
-        rows = []
-        for tile in sorted(set(self.ensembles) | set(self.skipped)):
-            row: dict[str, Any] = {"tile": tile, "cells": int(cells.get(tile, 0))}
-            ensemble = self.ensembles.get(tile)
-            if ensemble is None:
-                row.update(status="skipped", reason=self.skipped[tile])
-            else:
-                row.update(status="fitted", observations=getattr(ensemble, "n_observations_", np.nan))
-                for name, detector in ensemble.detectors_.items():
-                    row[f"{name}_threshold"] = detector.native_threshold_
-                    row[f"{name}_threshold_source"] = detector.threshold_source_
-                row.update(self._region_shares(ensemble))
-            rows.append(row)
-        return pd.DataFrame(rows).set_index("tile")
-
-    def _region_shares(self, ensemble: Ensemble) -> dict[str, float]:
-        """In a federated fit, how much each adapted family of a tile came from its region's model."""
-        relevance = float(self.attrs.get("federated_relevance") or 0.0)
-        if not relevance:
-            return {}
-        return {f"{name}_region_share": region_share(ensemble.detectors_[name], ensemble.n_observations_, relevance)
-                for name in FAMILIES if name in ensemble.detectors_}
+        return tile_table(self)
 
     def provenance(self, scored_by: str | None = None) -> dict[str, str]:
         """Attributes recorded on every output variable."""
