@@ -135,6 +135,29 @@ def tile_codes(labels: xr.DataArray | np.ndarray) -> tuple[np.ndarray, np.ndarra
     return codes.reshape(np.shape(labels)).astype(np.int32), names
 
 
+def tile_fill(labels: xr.DataArray | np.ndarray, has_data: np.ndarray) -> tuple[int, int, float]:
+    """The tiles, the tiles holding data, and the mean number of cells with data in each of those.
+
+    Cells with data are what a tile's model sees: land in an ocean field,
+    and the part of an edge tile beyond the grid, hold none.
+
+    Parameters
+    ----------
+    labels : DataArray or ndarray of str
+        Each cell's tile (:func:`tile_labels`).
+    has_data : ndarray of bool
+        Over the same cells: whether the cell holds any value.
+
+    Examples
+    --------
+    >>> tile_fill(np.array([["a", "a"], ["b", "c"]]), np.array([[True, True], [True, False]]))
+    (3, 2, 1.5)
+    """
+    labels, has_data = np.asarray(labels), np.asarray(has_data, dtype=bool)
+    filled = np.unique(labels[has_data])
+    return int(np.unique(labels).size), int(filled.size), float(has_data.sum() / filled.size) if filled.size else 0.0
+
+
 @dataclass
 class FitPlan:
     """Which spatial blocks feed which batch of tiles.

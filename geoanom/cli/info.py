@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 from ..formatting import calendar_of, iso_date
 from ..model.record import level_text
 
+if TYPE_CHECKING:
+    import numpy as np
+
 SKIPPED_SHOWN = 10  # skipped tiles listed by name; the rest counted
+# Time steps read, spread over the record, to find the cells holding data: a land
+# mask shows in any of them, and info reads a few steps, not a whole long record.
+SAMPLED_STEPS = 12
 
 
 def describe(inputs: Sequence[str]) -> None:
@@ -74,9 +80,7 @@ def kind_of(inputs: Sequence[str]) -> str:
 
 def describe_cube(inputs: Sequence[str]) -> None:
     """Print a cube's source, dims, time span and calendar, grid, variables and tile sizes."""
-    from .. import geohash
     from ..io.fill_values import FILL_ATTR
-    from ..tiling import choose_precision, tile_labels
 
     cube, levels = open_described(inputs)
     print(f"source:     {cube.attrs.get('geoanom_source')}")
@@ -95,12 +99,68 @@ def describe_cube(inputs: Sequence[str]) -> None:
     for name, axis in levels.items():
         if axis is not None and name not in cube.data_vars:
             print(f"variable:   {name} on levels {axis} (choose one with --level VALUE)")
-    precision, reason = choose_precision(cube)
-    print(f"tiles:      chosen {reason}")
-    for p in range(1, min(precision + 2, geohash.MAX_PRECISION) + 1):
-        labels = tile_labels(cube, p)
-        n = len(set(labels.values.ravel()))
-        print(f"  precision {p}: {n} tiles, {labels.size / n:.1f} cells per tile")
+    for line in tile_lines(cube):
+        print(line)
+
+
+def tile_lines(cube) -> list[str]:
+    """The precision ``fit`` chooses and its neighbours' tiles, each counted in cells with data per tile.
+
+    One count for every line, the one a tile's model sees: cells holding a
+    value (:func:`cells_with_data`), averaged over the tiles that hold any.
+    ``choose_precision`` chooses from the tile's size on the grid, land and
+    the grid's edges included; when its tiles hold fewer observations than
+    the target, the line says so and names a coarser precision that holds them.
+
+    Examples
+    --------
+    >>> tile_lines(ga.sample_cube("sst"))[1]  # doctest: +SKIP
+    '  precision 1: 16 tiles, 16 with data, 357.6 cells with data per tile'
+    """
+    from .. import geohash
+    from ..tiling import TARGET_TILE_OBSERVATIONS, choose_precision, tile_fill, tile_labels
+
+    chosen, _ = choose_precision(cube)
+    precisions = range(1, min(chosen + 2, geohash.MAX_PRECISION) + 1)
+    labels = {p: tile_labels(cube, p) for p in precisions}
+    has_data = cells_with_data(cube, labels[chosen])
+    fill = {p: tile_fill(labels[p], has_data) for p in precisions}
+    steps = int(cube.sizes.get("time", 1))
+    per_tile = fill[chosen][2]
+    tile_lat, tile_lon = geohash.cell_size(chosen)
+    head = (f"tiles:      chosen precision {chosen} ({tile_lat:g} x {tile_lon:g} degree tiles): {per_tile:.1f} cells "
+            f"with data per tile x {steps} time steps = {per_tile * steps:.0f} observations "
+            f"(target {TARGET_TILE_OBSERVATIONS})")
+    if per_tile * steps < TARGET_TILE_OBSERVATIONS:
+        enough = [p for p in precisions if p < chosen and fill[p][2] * steps >= TARGET_TILE_OBSERVATIONS]
+        head += ("; fewer, as land or the grid's edges leave tiles part empty"
+                 + (f": precision {enough[-1]}'s tiles hold enough (--precision {enough[-1]})" if enough else ""))
+    return [head] + [f"  precision {p}: {n} tiles, {filled} with data, {cells:.1f} cells with data per tile"
+                     for p, (n, filled, cells) in fill.items()]
+
+
+def cells_with_data(cube, labels) -> np.ndarray:
+    """Each cell of ``labels``'s grid: whether any variable holds a value in one of ``SAMPLED_STEPS`` steps.
+
+    The steps are spread evenly over the record (all of a short one).
+
+    Examples
+    --------
+    >>> cells_with_data(cube, ga.tile_labels(cube, 2)).sum()  # doctest: +SKIP
+    5721
+    """
+    import numpy as np
+
+    steps = int(cube.sizes.get("time", 1))
+    picked = np.unique(np.linspace(0, steps - 1, min(steps, SAMPLED_STEPS)).round().astype(int))
+    has_data = np.zeros(labels.shape, dtype=bool)
+    for var in cube.data_vars.values():
+        if not set(labels.dims) <= set(var.dims):
+            continue
+        sample = var.isel(time=picked) if "time" in var.dims else var
+        others = [dim for dim in sample.dims if dim not in labels.dims]
+        has_data |= sample.notnull().any(others).transpose(*labels.dims).values
+    return has_data
 
 
 def describe_result(path: str) -> None:
