@@ -134,14 +134,15 @@ def monthly_training():
     return train, stack_variables(train, None)
 
 
-def monthly_block(values) -> tuple[np.ndarray, np.ndarray, list[int]]:
-    """The first block of the monthly training values, its design columns and candidates."""
+def monthly_block(values) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[int]]:
+    """The first block of the monthly training values, its design columns, their frequencies and candidates."""
     from geoanom.features.climatology import _fit_layout
     from geoanom.features.climatology_design import choose_design
 
-    columns = choose_design(values["time"], None, "the benchmark cube").columns(values["time"])
+    design = choose_design(values["time"], None, "the benchmark cube")
     block = _fit_layout(values).blocks[0, 0, 0, 0].compute()
-    return block, columns, [q for q in range(1, columns.shape[1] + 1) if 2 * q + 4 <= 180]
+    prefixes = [q for q in range(1, design.columns(values["time"]).shape[1] + 1) if 2 * q + 4 <= 180]
+    return block, design.columns(values["time"]), design.frequencies(values["time"]), prefixes
 
 
 def time_climatology() -> tuple[dict[str, float], dict[str, np.ndarray], dict]:
@@ -152,15 +153,15 @@ def time_climatology() -> tuple[dict[str, float], dict[str, np.ndarray], dict]:
     train, values = monthly_training()
     values = values.persist()
     codes, _ = tile_codes(tile_labels(train, None))
-    block, columns, prefixes = monthly_block(values)
+    block, columns, omega, prefixes = monthly_block(values)
     n_rows, n_cols = block.shape[2:]
     tiles = (np.arange(n_rows)[:, None] // 11) * 100 + np.arange(n_cols)[None, :] // 15
     sampled = robust.press_sample(tiles, block.shape[2:])
     prefix = np.full((1, 1) + block.shape[2:], columns.shape[1])
     seasons = np.arange(block.shape[1]) % 12
     seconds, planes = {}, {}
-    for name, work in (("press", lambda: robust.press_block(block, sampled, columns, prefixes)),
-                       ("final", lambda: robust.final_block(block, prefix, columns, seasons, 12)),
+    for name, work in (("press", lambda: robust.press_block(block, sampled, columns, omega, prefixes)),
+                       ("final", lambda: robust.final_block(block, prefix, columns, omega, seasons, 12, 3.0)),
                        ("fit", lambda: Climatology.fit(values, groups=codes, scheduler="sync").planes())):
         work()  # compile / warm up
         seconds[name], planes[name] = best_of(work)

@@ -164,7 +164,7 @@ def _solve(gram, rhs, prefix, inverse=False):
 
 
 def seasonal_spread_reference(residual, leverage, valid, seasons, n_seasons, scale_steps, bisquare_c, kappa,
-                              spread_prior):
+                              spread_prior, window_factor, record_factor):
     """Spread (season, cell) of the leave-one-out residuals residual / (1 - leverage), and its worth (season, cell).
 
     The whole record's spread is the fixed point of a bisquare-weighted
@@ -172,13 +172,14 @@ def seasonal_spread_reference(residual, leverage, valid, seasons, n_seasons, sca
     same fixed point over the season and its neighbours, started from their
     variance under the whole record's weights, shrunk towards the whole record's by ``2 / tau2``
     observations (``tau2``: the seasons' relative variance less its noise),
-    ``spread_prior`` at most.
+    ``spread_prior`` at most; weights count as independent observations
+    once divided by each cell's ``window_factor`` or ``record_factor``.
 
     Examples
     --------
     >>> residual = np.tile([-1.0, 1.0], 12)[:, None]
     >>> spread, worth = seasonal_spread_reference(residual, np.zeros_like(residual), np.ones(residual.shape, bool),
-    ...                                           np.zeros(24, dtype=int), 1, 4, 4.685, 1.0, 24.0)
+    ...                                           np.zeros(24, dtype=int), 1, 4, 4.685, 1.0, 24.0, np.ones(1), np.ones(1))
     >>> spread.shape, bool(spread[0, 0] > 0)
     ((1, 1), True)
     """
@@ -194,7 +195,7 @@ def seasonal_spread_reference(residual, leverage, valid, seasons, n_seasons, sca
         scale = np.maximum(scale, 0.5 * start)
     overall, total = scale**2, weights.sum(axis=0)
     if n_seasons == 1:
-        return scale[None], total[None]
+        return scale[None], (total / record_factor)[None]
     n_cells = residual.shape[1]
     variance, window_w = np.empty((n_seasons, n_cells)), np.empty((n_seasons, n_cells))
     by_season_sq = [squares[seasons == s].sum(axis=0) for s in range(n_seasons)]
@@ -214,7 +215,7 @@ def seasonal_spread_reference(residual, leverage, valid, seasons, n_seasons, sca
             weight = ((0.0 + part_w[0]) + part_w[1]) + part_w[2]
             local = np.sqrt(kappa * (((0.0 + part_sq[0]) + part_sq[1]) + part_sq[2]) / np.maximum(weight, 1e-12))
             local = np.maximum(local, 0.5 * start_local)
-        variance[s], window_w[s] = local**2, weight
+        variance[s], window_w[s] = local**2, weight / window_factor
     spread_of_seasons, noise = np.zeros(n_cells), np.zeros(n_cells)
     for s in range(n_seasons):
         ratio = variance[s] / overall
@@ -224,7 +225,7 @@ def seasonal_spread_reference(residual, leverage, valid, seasons, n_seasons, sca
     with np.errstate(divide="ignore"):
         prior = np.where(tau2 * spread_prior <= 2.0, spread_prior, 2.0 / tau2)
     pooled = (window_w * variance + prior * overall) / (window_w + prior)
-    worth = (window_w + prior) / (1.0 + prior / np.maximum(total, 1e-12))
+    worth = (window_w + prior) / (1.0 + prior / np.maximum(total / record_factor, 1e-12))
     return np.sqrt(pooled), worth
 
 

@@ -78,13 +78,14 @@ def test_press_and_final_planes_equal_the_numpy_passes(monkeypatch, trend):
     sampled = robust.press_sample(np.arange(block[0, 0].size).reshape(block.shape[2:]) // 40, block.shape[2:])
     prefix = np.minimum(np.full((1, 1) + block.shape[2:], n_columns), 5)
     seasons = np.arange(block.shape[1]) % 12
-    compiled = (robust.press_block(block, sampled, columns, prefixes),
-                robust.final_block(block, prefix, columns, seasons, 12))
+    omega = np.linspace(0.0, np.pi, n_columns)  # the persistence's inflation of each column's leverage
+    compiled = (robust.press_block(block, sampled, columns, omega, prefixes),
+                robust.final_block(block, prefix, columns, omega, seasons, 12, 3.0))
     with monkeypatch.context() as patch:
         calls = _numpy_kernels(patch)
         _every_step_design(patch)
-        reference = (robust.press_block(block, sampled, columns, prefixes),
-                     robust.final_block(block, prefix, columns, seasons, 12))
+        reference = (robust.press_block(block, sampled, columns, omega, prefixes),
+                     robust.final_block(block, prefix, columns, omega, seasons, 12, 3.0))
     assert set(calls) == {"irls", "spread", "press", "scale"}  # the oracles ran in the kernels' place
     _close(compiled[0], reference[0], _determined(block, n_columns))
     _close(compiled[1], reference[1], _determined(block, 5))
@@ -141,8 +142,9 @@ def test_the_compiled_seasonal_spread_is_numpys_bit_for_bit(n_times, n_seasons):
     residual[~valid], leverage[~valid] = 0.0, 0.0
     residual[:, 7] = 0.0  # a constant cell: the median is 0, the RMS too
     seasons = np.arange(n_times) % n_seasons
+    factors = rng.uniform(1.0, 20.0, size=(2, residual.shape[1]))  # persistent residuals count for fewer values
     arguments = (residual, leverage, valid, seasons, n_seasons, robust.SCALE_STEPS, robust.BISQUARE_C, robust.KAPPA,
-                 robust.SPREAD_PRIOR)
+                 robust.SPREAD_PRIOR, *factors)
     expected = seasonal_spread_reference(*arguments)
     found = seasonal_spread_cells(*arguments)
     for new, old in zip(found, expected):

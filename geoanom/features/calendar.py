@@ -84,6 +84,21 @@ def spread_season(time: xr.DataArray, kind: str) -> np.ndarray:
     return time.dt.month.values.astype(np.int16) - 1
 
 
+def spread_window_steps(time: xr.DataArray, kind: str) -> float:
+    """Consecutive steps a season's spread window (three months) spans in one year; the record's for one season.
+
+    Examples
+    --------
+    >>> import pandas as pd, xarray as xr
+    >>> spread_window_steps(xr.DataArray(pd.date_range("2000", periods=24, freq="MS"), dims="time"), "month")
+    3.0
+    """
+    if SPREAD_SEASONS[kind] == 1:
+        return float(time.size)
+    per_year = 12.0 if kind == "month" else 365.25 / _median_step_days(time)
+    return per_year * 3 / SPREAD_SEASONS[kind]
+
+
 def decimal_year(time: xr.DataArray, kind: str) -> np.ndarray:
     """Year plus the phase of the year: the clock of the trend term."""
     return time.dt.year.values + annual_phase(time, "dayofyear" if kind == "none" else kind)
@@ -166,6 +181,30 @@ class Design:
                 if not self._drops_sine(k):
                     cols.append(np.sin(k * year))
         return np.stack(cols, axis=1).astype(np.float64)
+
+    def frequencies(self, time: xr.DataArray) -> np.ndarray:
+        """Each column's angular frequency (column,), in radians per time step of the record ``time``.
+
+        The mean and the trend are 0; a harmonic of the year or the day
+        turns by 2 pi k over the year's or the day's share of the median step.
+        The errors' spectrum at these frequencies tells how persistent
+        weather inflates each column's leverage
+        (:func:`geoanom.features.persistence.leverage_inflation`).
+
+        Examples
+        --------
+        >>> import pandas as pd, xarray as xr
+        >>> t = xr.DataArray(pd.date_range("2000", periods=24, freq="MS"), dims="time")
+        >>> (Design("month", False, 2000.0, 6, 0).frequencies(t) / np.pi).round(3).tolist()
+        [0.0, 0.167, 0.167, 0.333, 0.333, 0.5, 0.5, 0.667, 0.667, 0.833, 0.833, 1.0]
+        """
+        step = 1.0 / 12.0 if self.kind == "month" else _median_step_days(time) / 365.25  # in years
+        out = [0.0] * self.n_fixed
+        for k in range(1, self.n_diurnal + 1):
+            out += [2 * np.pi * k * step * 365.25] * 2
+        for k in range(1, self.n_annual + 1):
+            out += [2 * np.pi * k * step] * (1 if self._drops_sine(k) else 2)
+        return np.array(out)
 
     def to_dict(self) -> dict:
         """JSON-ready fields."""

@@ -183,7 +183,8 @@ def _press(data: da.Array, time: xr.DataArray, design: Design, prefixes: list[in
     # one candidate (annual data, say): nothing to choose, so no cell's PRESS is needed, only its data count
     sampled = press_sample(groups, data.shape[2:]) if len(prefixes) > 1 else np.zeros(data.shape[2:], dtype=bool)
     sampled = da.from_array(sampled, chunks=data.chunks[2:])
-    scores = da.map_blocks(press_block, data, sampled, columns, prefixes, annual, dtype=np.float64,
+    scores = da.map_blocks(press_block, data, sampled, columns, design.frequencies(time), prefixes, annual,
+                           dtype=np.float64,
                            chunks=((len(prefixes) + 1 + (annual is not None),),) + data.chunks[1:])
     if not steps:
         return dask.compute(scores, scheduler=scheduler)[0]

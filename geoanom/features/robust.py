@@ -20,7 +20,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .irls import irls_cells, press_cells
+from .irls import RESOLUTION, irls_cells, press_cells
+from .persistence import count_factor, error_persistence, spectrum
 from .scale_kernels import loo_scale_cells, seasonal_spread_cells
 
 MIN_STEPS = 10  # fewer training time steps (or valid values in a cell) give no usable spread
@@ -32,6 +33,7 @@ MAX_LEVERAGE = 0.9
 PRESS_VALUES = 4_000_000  # time x cell x column values per batch of the nested fits (32 MB an array)
 PRESS_CAP = 9.0  # squared robust-scale units: beyond 3 scales a residual counts as an outlier
 PRESS_CELLS = 32  # cells per group whose leave-one-out error chooses the group's harmonics
+ROUNDING_UNITS = 16  # a residual scale within this many units in the last place (float32) of a cell's values is rounding
 
 
 def bisquare(u: np.ndarray) -> np.ndarray:
@@ -112,7 +114,7 @@ class _CellFit:
     leverage: np.ndarray  # (time, cell)
 
 
-def press_block(block: np.ndarray, sampled: np.ndarray, columns: np.ndarray, prefixes: list[int],
+def press_block(block: np.ndarray, sampled: np.ndarray, columns: np.ndarray, omega: np.ndarray, prefixes: list[int],
                 annual: "AnnualCoverage | None" = None) -> np.ndarray:
     """Per cell: the robust PRESS of every candidate (NaN unless ``sampled``), then the cell's largest usable prefix.
 
@@ -127,7 +129,11 @@ def press_block(block: np.ndarray, sampled: np.ndarray, columns: np.ndarray, pre
     squared in units of a common scale and capped at ``PRESS_CAP`` (an
     outlier counts the same against every candidate). Summing the weighted
     squares instead would let the richest model discount the points it
-    fits worst, and it would win on noise.
+    fits worst, and it would win on noise. Each column's leverage carries
+    the persistence of the cell's residuals at its frequency ``omega``
+    (:mod:`geoanom.features.persistence`): on daily weather that lasts a
+    month, plain leave-one-out let the harmonics follow the training years'
+    weather, as a day's neighbours stayed in its fit.
     """
     n_vars, n_times = block.shape[:2]
     n_planes = len(prefixes) + 1 + (annual is not None)
@@ -149,12 +155,16 @@ def press_block(block: np.ndarray, sampled: np.ndarray, columns: np.ndarray, pre
         valid = np.isfinite(y)
         limit = out[len(prefixes), v, cells].astype(np.int64)
         fitted = _robust_fit(y, valid, design, limit)
-        scale = loo_scale_cells(fitted.residual, fitted.leverage, valid)
+        rho, inflation = error_persistence(fitted.residual, valid, fitted.weights, fitted.leverage, omega, limit,
+                                           rounding_only(fitted.scale, y, valid))
+        leverage = np.minimum(fitted.leverage * inflation, MAX_LEVERAGE)
+        scale = loo_scale_cells(fitted.residual, leverage, valid)
+        column_factor = spectrum(rho, omega)  # (cell, column)
         step = max(1, PRESS_VALUES // (n_times * columns.shape[1]))
         for start in range(0, y.shape[1], step):
             batch = slice(start, start + step)
             press = _nested_press(y[:, batch], valid[:, batch], fitted.weights[:, batch], design, limit[batch],
-                                  scale[batch], prefixes)
+                                  scale[batch], prefixes, column_factor[batch])
             out[:len(prefixes), v, cells[batch]] = np.where(limit[batch] > 0, press, np.nan)
     return out.reshape(out.shape[:2] + block.shape[2:])
 
@@ -260,7 +270,7 @@ def press_sample(groups: np.ndarray | None, shape: tuple[int, ...], per_group: i
 
 
 def _nested_press(y: np.ndarray, valid: np.ndarray, weights: np.ndarray, design: _Design, limit: np.ndarray,
-                  scale: np.ndarray, prefixes: list[int]) -> np.ndarray:
+                  scale: np.ndarray, prefixes: list[int], column_factor: np.ndarray) -> np.ndarray:
     """Robust PRESS (candidate, cell) of every nested prefix, from one Cholesky factorisation per cell.
 
     With X'WX = L L', the columns of Q = X L^-T are W-orthonormal and their
@@ -268,6 +278,8 @@ def _nested_press(y: np.ndarray, valid: np.ndarray, weights: np.ndarray, design:
     prefix are running sums over Q's columns. One factorisation replaces a
     solve and an inverse per candidate (SST, 7 candidates: 0.18 s -> 0.03 s).
     Q depends on the design row alone, so it is built on the distinct rows.
+    Each column's share of the leverage is multiplied by its
+    ``column_factor`` (cell, column), the persistence's inflation.
     """
     n_columns = design.columns.shape[1]
     gram, rhs = _normal_equations(np.where(valid, y, 0.0), weights, design)
@@ -277,7 +289,7 @@ def _nested_press(y: np.ndarray, valid: np.ndarray, weights: np.ndarray, design:
     coefficients = np.einsum("cjp,cp->cj", inverse_factor, rhs)
     basis = np.einsum("tp,cjp->tcj", design.distinct(), inverse_factor)  # (row, cell, column)
     fit = np.cumsum(basis * coefficients, axis=2)
-    design_leverage = np.cumsum(basis**2, axis=2)
+    design_leverage = np.cumsum(basis**2 * column_factor[None], axis=2)
     out = np.empty((len(prefixes), y.shape[1]))
     rows_of_steps = design.rows_of_steps().astype(np.int64)
     for i, q in enumerate(prefixes):
@@ -295,9 +307,17 @@ def _cells_with_data(field: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return flat[:, cells], cells
 
 
-def final_block(block: np.ndarray, prefix: np.ndarray, columns: np.ndarray, seasons: np.ndarray,
-                 n_seasons: int) -> np.ndarray:
-    """Per cell: coefficients, spreads per season, weight scale and leverage scale, stacked as planes."""
+def final_block(block: np.ndarray, prefix: np.ndarray, columns: np.ndarray, omega: np.ndarray, seasons: np.ndarray,
+                n_seasons: int, window_run: float) -> np.ndarray:
+    """Per cell: coefficients, spreads per season, weight scale and leverage scale, stacked as planes.
+
+    The leverages, and so the spreads of the leave-one-out residuals and the
+    leverage scale of the training anomalies, carry the persistence of each
+    cell's residuals at the design columns' frequencies ``omega``; each
+    season's window of ``window_run`` consecutive steps a year, and the
+    whole record, count as the independent values they hold
+    (:mod:`geoanom.features.persistence`).
+    """
     n_vars, n_times = block.shape[:2]
     n_columns = columns.shape[1]
     out = np.full((n_columns + 2 * n_seasons + 3, n_vars, block[0, 0].size), np.nan)
@@ -310,15 +330,19 @@ def final_block(block: np.ndarray, prefix: np.ndarray, columns: np.ndarray, seas
         cell_prefix = prefix[v, 0].ravel()[cells]
         fitted = _robust_fit(y, valid, design, cell_prefix)
         usable = cell_prefix > 0
-        spread, worth = seasonal_spread_cells(fitted.residual, fitted.leverage, valid, seasons.astype(np.int64),
-                                              n_seasons, SCALE_STEPS, BISQUARE_C, KAPPA, SPREAD_PRIOR)
-        point_mass, plain = plain_spread(y, fitted.residual, fitted.leverage, valid, seasons, n_seasons, spread)
+        rho, inflation = error_persistence(fitted.residual, valid, fitted.weights, fitted.leverage, omega,
+                                           cell_prefix, rounding_only(fitted.scale, y, valid))
+        leverage = np.minimum(fitted.leverage * inflation, MAX_LEVERAGE)
+        spread, worth = seasonal_spread_cells(fitted.residual, leverage, valid, seasons.astype(np.int64),
+                                              n_seasons, SCALE_STEPS, BISQUARE_C, KAPPA, SPREAD_PRIOR,
+                                              count_factor(rho, window_run), count_factor(rho, n_times))
+        point_mass, plain = plain_spread(y, fitted.residual, leverage, valid, seasons, n_seasons, spread)
         planes = np.concatenate([
             fitted.beta.T,
             np.where(point_mass, plain, spread),
             worth,
             fitted.scale[None],
-            (n_times / np.maximum(fitted.weights.sum(axis=0), 1e-12))[None],
+            (n_times / np.maximum(fitted.weights.sum(axis=0), 1e-12) * inflation)[None],
             point_mass[None].astype(np.float64),
         ])
         out[:, v, cells] = np.where(usable, planes, np.nan)
@@ -369,6 +393,19 @@ def plain_spread(y: np.ndarray, residual: np.ndarray, leverage: np.ndarray, vali
     season_count, season_sum = in_season @ valid[:, found], in_season @ loo**2
     spread[:, cells] = np.sqrt((season_sum + SPREAD_PRIOR * record) / (season_count + SPREAD_PRIOR))
     return point_mass, spread
+
+
+def rounding_only(scale: np.ndarray, y: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """Cells (cell,) whose residual ``scale`` is within ``ROUNDING_UNITS`` units in the last place of their values.
+
+    Examples
+    --------
+    >>> y = np.array([[271.35, 10.0], [271.35, 12.0]])
+    >>> rounding_only(np.array([1e-5, 1.0]), y, np.ones(y.shape, dtype=bool)).tolist()
+    [True, False]
+    """
+    largest = np.where(valid, np.abs(y), 0.0).max(axis=0)
+    return scale <= ROUNDING_UNITS * RESOLUTION * largest
 
 
 def _usable_prefix(n_valid: np.ndarray, prefixes: list[int]) -> np.ndarray:

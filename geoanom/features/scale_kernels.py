@@ -108,7 +108,7 @@ SEASON_SCALE_FLOOR = 0.1
 
 @numba.njit(cache=True, nogil=True)
 def seasonal_spread_cells(residual, leverage, valid, seasons, n_seasons, scale_steps, bisquare_c, kappa,
-                          spread_prior):  # pragma: no cover - compiled; tested against the numpy oracle
+                          spread_prior, window_factor, record_factor):  # pragma: no cover - compiled; see the oracle
     """Spread (season, cell) of the leave-one-out residuals residual / (1 - leverage), and its worth.
 
     The whole record's spread is the fixed point of a bisquare-weighted
@@ -125,7 +125,12 @@ def seasonal_spread_cells(residual, leverage, valid, seasons, n_seasons, scale_s
     spread estimated from ``n`` values has a relative variance of about
     ``2 / n``, so where the months' variances differ by ``tau2`` (relative
     variance, their noise taken out) the record is worth ``2 / tau2``
-    observations, and ``spread_prior`` at most (months alike).
+    observations, and ``spread_prior`` at most (months alike). Weights
+    count as independent observations once divided by each cell's
+    ``window_factor`` (a season's window) or ``record_factor`` (the whole
+    record), its raw values per independent one
+    (:func:`geoanom.features.persistence.count_factor`; 1 for
+    uncorrelated residuals).
     One cell at a time; sums run over time in order, as numpy's sums over a
     block's first axis do, so the results equal the numpy oracle's bit for bit.
 
@@ -137,7 +142,8 @@ def seasonal_spread_cells(residual, leverage, valid, seasons, n_seasons, scale_s
     --------
     >>> residual = np.tile([-1.0, 1.0], 12)[:, None]
     >>> spread, worth = seasonal_spread_cells(residual, np.zeros_like(residual), np.ones(residual.shape, dtype=bool),
-    ...                                       np.zeros(24, dtype=np.int64), 1, 4, 4.685, 1.0, 24.0)
+    ...                                       np.zeros(24, dtype=np.int64), 1, 4, 4.685, 1.0, 24.0, np.ones(1),
+    ...                                       np.ones(1))
     >>> spread.shape, bool(spread[0, 0] > 0)
     ((1, 1), True)
     """
@@ -175,7 +181,7 @@ def seasonal_spread_cells(residual, leverage, valid, seasons, n_seasons, scale_s
             scale = max(scale, 0.5 * start)
         if n_seasons == 1:
             spread[0, c] = scale
-            worth[0, c] = total
+            worth[0, c] = total / record_factor[c]
             continue
         overall = scale**2
         # the whole record's weights per season: each window's start
@@ -207,11 +213,12 @@ def seasonal_spread_cells(residual, leverage, valid, seasons, n_seasons, scale_s
                 local = np.sqrt(kappa * (((0.0 + part_sq[0]) + part_sq[1]) + part_sq[2]) / max(weight, 1e-12))
                 local = max(local, 0.5 * start_local)
             variance[s] = local**2
-            window_w[s] = weight
+            window_w[s] = weight / window_factor[c]
         prior = _record_worth(variance, window_w, overall, spread_prior)
+        independent = total / record_factor[c]
         for s in range(n_seasons):
             spread[s, c] = np.sqrt((window_w[s] * variance[s] + prior * overall) / (window_w[s] + prior))
-            worth[s, c] = (window_w[s] + prior) / (1.0 + prior / max(total, 1e-12))
+            worth[s, c] = (window_w[s] + prior) / (1.0 + prior / max(independent, 1e-12))
     return spread, worth
 
 
