@@ -26,7 +26,7 @@ What federation and adaptation need is public too: ``merge(other)``,
 ``update(X)``, ``renew_threshold(native_scores)``, and for the gmm and
 kmeans families ``sufficient_statistics``, ``m_step`` and ``adapt_towards``.
 ``to_dict()`` / ``from_dict()`` give the model as plain data (arrays and
-JSON scalars), never pickle.
+JSON scalars), never pickle: see :mod:`geoanom.detectors.plain_data`.
 
 Constant features
 -----------------
@@ -58,8 +58,8 @@ from sklearn.utils._param_validation import (
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ..errors import GeoanomError
-from ..jsonable import to_jsonable
-from .inputs import check_features, check_samples, checked_constant, constant_columns, read_as_constant
+from .inputs import check_features, check_samples, constant_columns, read_as_constant
+from .plain_data import PlainData
 from .thresholds import (
     PLAUSIBLE_RATE_FACTORS,
     choose_threshold,
@@ -113,12 +113,13 @@ def _checked_merge(merge: Any) -> Any:
     return checked
 
 
-class Detector(BaseEstimator):
+class Detector(PlainData, BaseEstimator):
     """Base class of the detector families (see the module docstring).
 
     Subclasses set ``family``, ``paper_threshold`` and ``anomalous_above``,
     ``_parameter_constraints``, and implement ``_fit``, ``_native_score``,
-    ``merge`` and the state hooks. Every family's ``merge`` refuses a model
+    ``merge`` and the state hooks of :class:`~geoanom.detectors.plain_data.PlainData`
+    (``to_dict`` / ``from_dict``). Every family's ``merge`` refuses a model
     of another family or width (:func:`check_mergeable`) before it runs.
     """
 
@@ -374,77 +375,6 @@ class Detector(BaseEstimator):
         """Absorb new observations into the model (adaptation); thresholds are kept."""
         raise NotImplementedError(f"{type(self).__name__} does not adapt")
 
-    # -- plain-data persistence ---------------------------------------------
-    def to_dict(self) -> dict[str, Any]:
-        """The fitted model as plain data: ``{"family", "params", "state"}``.
-
-        ``params`` holds JSON scalars, ``state`` numpy arrays and scalars. The
-        native threshold is stored under ``threshold_``, its name in model
-        files written before ``threshold_`` took pyod's meaning.
-
-        Examples
-        --------
-        >>> import numpy as np
-        >>> from geoanom.detectors import KMeansDetector
-        >>> X = np.random.default_rng(0).normal(size=(200, 2))
-        >>> KMeansDetector(random_state=0).fit(X).to_dict()["family"]
-        'kmeans'
-        """
-        check_is_fitted(self)
-        state = self._get_state()
-        state.update(threshold_=self.native_threshold_, threshold_source_=self.threshold_source_)
-        if self._constant is not None:  # absent otherwise: files of models without constant columns are unchanged
-            state.update(constant_median_=self._constant[0], constant_resolution_=self._constant[1])
-        return {"family": self.family, "params": _json_params(self.get_params()), "state": state}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Detector:
-        """Rebuild a fitted detector from :meth:`to_dict` output.
-
-        Examples
-        --------
-        >>> import numpy as np
-        >>> from geoanom.detectors import KMeansDetector
-        >>> X = np.random.default_rng(0).normal(size=(200, 2))
-        >>> detector = KMeansDetector(random_state=0).fit(X)
-        >>> bool((KMeansDetector.from_dict(detector.to_dict()).irregularity(X) == detector.irregularity(X)).all())
-        True
-        """
-        detector = cls(**data["params"])
-        state = dict(data["state"])
-        detector.native_threshold_ = float(state.pop("threshold_"))
-        detector.threshold_source_ = str(state.pop("threshold_source_"))
-        detector.threshold_ = 1.0
-        constant = (state.pop("constant_median_", None), state.pop("constant_resolution_", None))
-        cls.check_state(state)
-        detector._set_state(state)
-        if constant[0] is not None or constant[1] is not None:
-            detector._constant = checked_constant(constant, detector.n_features_in_, cls.family)
-        return detector
-
-    @classmethod
-    def check_state(cls, state: dict[str, Any]) -> None:
-        """Raise ValueError, in one sentence, if a saved state's arrays disagree with each other or the features.
-
-        :meth:`from_dict` calls it first, so an edited model file is refused at load, not scored wrongly.
-
-        Examples
-        --------
-        >>> import numpy as np
-        >>> from geoanom.detectors import GMMDetector
-        >>> state = GMMDetector(random_state=0).fit(np.random.default_rng(0).normal(size=(200, 2))).to_dict()["state"]
-        >>> GMMDetector.check_state({**state, "weights_": np.array([0.5, 0.5])})
-        Traceback (most recent call last):
-        ...
-        ValueError: gmm detector: weights_ has shape (2,), not (1,): one per component of means_ (1, 2)
-        """
-
-    def _get_state(self) -> dict[str, Any]:
-        raise NotImplementedError
-
-    def _set_state(self, state: dict[str, Any]) -> None:
-        raise NotImplementedError
-
     def _fit(self, X: np.ndarray) -> None:
         raise NotImplementedError
 
@@ -456,8 +386,3 @@ class Detector(BaseEstimator):
         """Combine two partial models of the same tile into one."""
         raise NotImplementedError
 
-
-def _json_params(params: dict[str, Any]) -> dict[str, Any]:
-    """Parameters as JSON values; a RandomState (not reproducible from JSON) is kept as None."""
-    return to_jsonable({name: None if isinstance(value, np.random.RandomState) else value
-                        for name, value in params.items()})
