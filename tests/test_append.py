@@ -226,7 +226,7 @@ def test_an_interrupted_new_write_continued_with_another_model_says_so(feed, tmp
 
 def test_an_interrupted_write_is_judged_by_the_steps_it_wrote(feed, tmp_path, monkeypatch):
     """Replacing it (score --out run again) compares the written steps only: the others hold no date yet."""
-    from geoanom.io.write import replace_problem
+    from geoanom.io.overwrite import replace_problem
 
     monkeypatch.setattr(append, "REGION_BYTES", 1)
     target, result = tmp_path / "km.zarr", scored(feed, "all")

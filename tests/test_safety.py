@@ -23,8 +23,9 @@ import geoanom as ga
 from geoanom.cli import main
 from geoanom.errors import CorruptDataError, GeoanomError, InputFileError
 from geoanom.io import write
+from geoanom.io.overwrite import written_by_geoanom
 from geoanom.io.safety import count_infinite, infinite_message
-from geoanom.io.write import remove_stale_temporaries
+from geoanom.io.temporaries import remove_stale_temporaries
 from geoanom.testing import synthetic_cube
 
 # A lazy cube whose blocks take 50 ms each to compute: a write of 48 blocks on
@@ -327,7 +328,7 @@ def test_write_dataset_refuses_to_replace_what_geoanom_did_not_write(tmp_path):
         ga.write_dataset(cube, tmp_path / "folder.nc")
     assert (folder / "sub" / "thesis.tex").read_text() == "chapter 1" and xr.open_zarr(foreign, consolidated=False)["x"].size == 1
     ours = ga.write_dataset(cube, tmp_path / "ours.zarr", zarr_format=3)  # marked, so replaced
-    assert ga.write_dataset(cube, ours) == ours and write.written_by_geoanom(ours)
+    assert ga.write_dataset(cube, ours) == ours and written_by_geoanom(ours)
     (tmp_path / "empty.zarr").mkdir()  # nothing to lose
     assert ga.write_dataset(cube, tmp_path / "empty.zarr").is_dir()
 

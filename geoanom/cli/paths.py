@@ -104,7 +104,7 @@ def check_appendable(output: Output) -> None:
     geoanom.errors.GeoanomError: cannot append to --append 'missing.zarr': no result store is there; write the \
 first result with --out.
     """
-    from ..io.write import written_by_geoanom
+    from ..io.overwrite import written_by_geoanom
 
     path = Path(output.path).expanduser()
     name = f"{output.option} '{output.path}'"
@@ -136,7 +136,7 @@ def check_output(output: Output) -> None:
 
 
 def check_replaced(output: Output, times=None) -> None:
-    """Refuse an output whose replacement would lose what is there (:func:`geoanom.io.write.replace_problem`).
+    """Refuse an output whose replacement would lose what is there (:func:`geoanom.io.overwrite.replace_problem`).
 
     Called once with the paths (a file or store geoanom did not write), and
     again once the input's time steps are known (a result holding steps the
@@ -149,7 +149,7 @@ def check_replaced(output: Output, times=None) -> None:
     geoanom.errors.GeoanomError: cannot write --out 'appended.zarr': it holds 3 time steps (2019-01-16 to \
 2019-03-16) the new result does not, which would be lost; give --overwrite to replace it.
     """
-    from ..io.write import replace_problem
+    from ..io.overwrite import replace_problem
 
     if output.kind == "folder":  # written into, not replaced
         return

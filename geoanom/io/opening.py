@@ -3,12 +3,16 @@
 :func:`resolve` expands globs and refuses paths that do not exist;
 :func:`open_one` opens a Zarr store (format 2 or 3) or a NetCDF file with the
 first engine of `NETCDF_ENGINES` that can, times decoded (cftime only for
-non-standard calendars), nothing read yet. The backends' quirks live here,
-so that :mod:`geoanom.io.read` says only what a cube is made of.
+non-standard calendars), nothing read yet; :func:`locked_netcdf` opens one
+with netCDF4 itself, under xarray's lock, for the attributes the writer reads
+and changes. The backends' quirks live here, so that :mod:`geoanom.io.read`
+says only what a cube is made of and :mod:`geoanom.io.write` only how it is
+written.
 """
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import json
 import os
@@ -87,3 +91,21 @@ def _consolidated(p: Path) -> bool:
     v3 = meta.exists() and json.loads(meta.read_text()).get("consolidated_metadata") is not None
     return v3 or (p / ".zmetadata").exists()
 
+
+@contextlib.contextmanager
+def locked_netcdf(path: Path, mode: str):
+    """A netCDF4.Dataset opened, used and closed under xarray's netCDF-C/HDF5 lock.
+
+    HDF5 is not thread-safe: a file opened here while another thread closes
+    one of xarray's (a distributed client's loop collecting a dataset)
+    crashed the process with a segmentation fault (CI, tests/test_overwrite.py).
+    """
+    import netCDF4
+    from xarray.backends.netCDF4_ import NETCDF4_PYTHON_LOCK
+
+    with NETCDF4_PYTHON_LOCK:
+        nc = netCDF4.Dataset(path, mode=mode)
+        try:
+            yield nc
+        finally:
+            nc.close()

@@ -1,21 +1,15 @@
-"""Write results and models' arrays: `write_dataset`, which never leaves a half-written output."""
+"""Write results and models' arrays: `write_dataset`, which never leaves a half-written output.
+
+The data go to a temporary sibling (:mod:`geoanom.io.temporaries`), which is
+marked complete once every value is on disk and only then moved into place;
+what that move may replace is :mod:`geoanom.io.overwrite`'s rule, and appends
+and resumable writes region by region are :mod:`geoanom.io.append`'s.
+"""
 
 from __future__ import annotations
 
-import atexit
-import contextlib
-import glob
-import json
 import os
-import re
 import secrets
-import shutil
-import signal
-import socket
-import threading
-import time
-import warnings
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,17 +22,11 @@ from geoanom.errors import GeoanomError
 
 from .append import append_dataset, continue_write, pending_progress, resumable_start
 from .messages import short_reason
-from .opening import NETCDF_ENGINES, PathLike
+from .opening import NETCDF_ENGINES, PathLike, locked_netcdf
+from .overwrite import WRITTEN_BY_ATTR, replace_problem
 from .safety import INCOMPLETE_ATTR
 from .sources import inputs_at
-
-# The temporary's name says who owns it (see remove_stale_temporaries).
-_HOST = re.sub(r"[^A-Za-z0-9]", "", socket.gethostname())[:32] or "host"
-_TMP_NAME = re.compile(r"(?P<host>[A-Za-z0-9]+)-(?P<pid>[0-9]+)-[0-9a-f]{8}")
-_OLD_TMP = re.compile(r"[0-9a-f]{8}")  # before the owner was in the name
-WRITTEN_BY_ATTR = "geoanom_written_by"  # in every file and store write_dataset writes: only such an output is replaced
-# Stores of earlier versions, before the mark: a result says so in `source`, a saved model has its description.
-_EARLIER_MARKS = ("__geoanom_model__",)
+from .temporaries import remove_path, remove_stale_temporaries, removed_on_sigterm, temporary_for
 
 
 def write_dataset(ds: xr.Dataset, path: PathLike, *, overwrite: bool | str = True, zarr_format: int = 2,
@@ -54,10 +42,11 @@ def write_dataset(ds: xr.Dataset, path: PathLike, *, overwrite: bool | str = Tru
     leftovers of a write killed outright (SIGKILL) are removed by the next
     write to the same path.
 
-    Only what is safe to lose is replaced (:func:`replace_problem`): a
-    result or model geoanom wrote (marked ``geoanom_written_by``) whose time
-    steps the new data all hold again, or an empty folder. A file or Zarr
-    store another program wrote, or a result holding steps the new data do
+    Only what is safe to lose is replaced
+    (:func:`geoanom.io.overwrite.replace_problem`): a result or model
+    geoanom wrote (marked ``geoanom_written_by``) whose time steps the new
+    data all hold again, or an empty folder. A file or Zarr store another
+    program wrote, or a result holding steps the new data do
     not (months appended since), is refused before any work unless
     ``overwrite="force"``; a folder that is no Zarr store always is,
     and so is a path the data of `ds` are read from (a lazy result of
@@ -196,7 +185,7 @@ def write_and_compute(ds: xr.Dataset, path: PathLike, also: dict[Any, Any], *, o
         raise GeoanomError(f"'{target}' {problem}; {advice}.")
     target.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(target)
-    tmp = target.with_name(f".{target.name}.tmp-{_HOST}-{os.getpid()}-{secrets.token_hex(4)}")
+    tmp = temporary_for(target)
     out = ds.copy()
     out.attrs[INCOMPLETE_ATTR] = "true"
     out.attrs.update(pending or {})
@@ -207,7 +196,7 @@ def write_and_compute(ds: xr.Dataset, path: PathLike, also: dict[Any, Any], *, o
         if name in out.coords and out[name].dtype.kind == "f":
             out[name].encoding["_FillValue"] = None
     try:
-        with _removed_on_sigterm(tmp):
+        with removed_on_sigterm(tmp):
             if kind == "zarr":  # consolidated metadata is not in the Zarr 3 spec (zarr warns)
                 writing = out.to_zarr(tmp, mode="w-", zarr_format=zarr_format, consolidated=zarr_format == 2,
                                       compute=not also)
@@ -218,13 +207,13 @@ def write_and_compute(ds: xr.Dataset, path: PathLike, also: dict[Any, Any], *, o
                 _mark_complete(tmp, kind, zarr_format)
             _move_into_place(tmp, target)
     except (TypeError, ValueError) as exc:  # attributes or dtypes the format cannot hold
-        _remove(tmp)
+        remove_path(tmp)
         raise GeoanomError(f"cannot write '{target}': {short_reason(exc)}.") from exc
     except OSError as exc:
-        _remove(tmp)
+        remove_path(tmp)
         raise named_for(exc, target) from exc
     except BaseException:
-        _remove(tmp)
+        remove_path(tmp)
         raise
     return target, values
 
@@ -241,155 +230,6 @@ def _write_resumable(ds: xr.Dataset, target: Path, *, overwrite: bool | str, zar
     return continue_write(ds, target)
 
 
-def replace_problem(target: PathLike, times: Any = None, *, force: bool = False) -> str | None:
-    """Why an output must not replace what is at `target`, or None when it may (nothing there counts).
-
-    The one rule for ``.nc`` and ``.zarr`` outputs (of :func:`write_dataset`
-    and the command line): an output may replace an empty folder, or a
-    result or model geoanom wrote that holds no time step besides `times`
-    (the new output's). A file or Zarr store another program wrote, or a
-    result holding other steps (months appended to it since), is lost by
-    the replacement: refused unless `force`. A folder that is no Zarr store,
-    a file where a store goes or a folder where a file goes, always are.
-    Outputs of other kinds (pictures, tables, ``.npz``) may replace a file.
-
-    Parameters
-    ----------
-    target : str or path
-        The output path (its suffix tells a store from a file).
-    times : array, optional
-        The new output's time steps; None: not compared.
-    force : bool
-        The user asked to replace what geoanom did not write, or other steps.
-
-    Returns
-    -------
-    str or None
-        The problem as a clause to follow the path, e.g. ``"is a folder
-        geoanom did not write"``.
-
-    Examples
-    --------
-    >>> import tempfile
-    >>> folder = Path(tempfile.mkdtemp()) / "notes.zarr"
-    >>> replace_problem(folder) is None
-    True
-    >>> folder.mkdir(); _ = (folder / "notes.txt").write_text("important")
-    >>> replace_problem(folder)
-    'is a folder geoanom did not write'
-    >>> notes = folder.with_name("notes.nc"); _ = notes.write_text("important")
-    >>> replace_problem(notes), replace_problem(notes, force=True)
-    ('is a file geoanom did not write', None)
-    """
-    target = Path(target).expanduser()
-    if not os.path.lexists(target):
-        return None
-    suffix = target.suffix.lower()
-    store = suffix == ".zarr"
-    if not target.is_dir():
-        if store:
-            return "is a file, not a Zarr store"
-        if suffix not in (".nc", ".nc4"):
-            return None
-        attrs = _netcdf_attrs(target)
-    elif not store:
-        return "is a folder, not a file"
-    elif not any(target.iterdir()):
-        return None
-    else:
-        attrs = _root_attrs(target)
-        if attrs is None:
-            return "is a folder geoanom did not write"
-    if force:
-        return None
-    if not _ours(attrs):
-        return f"is a {'Zarr store' if store else 'file'} geoanom did not write"
-    return None if times is None else _steps_lost(target, times)
-
-
-def _steps_lost(target: Path, times: Any) -> str | None:
-    """The clause naming the time steps a geoanom result at `target` holds and `times` do not (appended ones)."""
-    from geoanom.formatting import iso_date
-
-    try:
-        with warnings.catch_warnings():  # an unconsolidated store is read all the same; xarray's advice is noise
-            warnings.simplefilter("ignore", RuntimeWarning)
-            opened = xr.open_zarr(target, chunks=None) if target.is_dir() else xr.open_dataset(target, chunks=None)
-        with opened:
-            stored = opened["time"].values if "time" in opened.coords else []
-        if target.is_dir() and (progress := pending_progress(target)) is not None:
-            stored = stored[:progress["start"] + progress["done"]]  # the steps not yet written hold no date
-    except Exception:  # unreadable: nothing known to lose beyond what the mark said
-        return None
-    new = {iso_date(t) for t in times}
-    lost = [t for t in stored if iso_date(t) not in new]
-    if not lost:
-        return None
-    span = iso_date(lost[0]) + (f" to {iso_date(lost[-1])}" if len(lost) > 1 else "")
-    return (f"holds {len(lost)} time step{'s' if len(lost) != 1 else ''} ({span}) the new result does not, "
-            "which would be lost")
-
-
-def _netcdf_attrs(path: Path) -> dict[str, Any]:
-    """A NetCDF file's global attributes; {} for a file that is none (or unreadable)."""
-    try:
-        with _netcdf(path, "r") as nc:
-            return {name: nc.getncattr(name) for name in nc.ncattrs()}
-    except Exception:  # not NetCDF, or damaged: not known to be ours
-        return {}
-
-
-@contextlib.contextmanager
-def _netcdf(path: Path, mode: str):
-    """A netCDF4.Dataset opened, used and closed under xarray's netCDF-C/HDF5 lock.
-
-    HDF5 is not thread-safe: a file opened here while another thread closes
-    one of xarray's (a distributed client's loop collecting a dataset)
-    crashed the process with a segmentation fault (CI, tests/test_overwrite.py).
-    """
-    import netCDF4
-    from xarray.backends.netCDF4_ import NETCDF4_PYTHON_LOCK
-
-    with NETCDF4_PYTHON_LOCK:
-        nc = netCDF4.Dataset(path, mode=mode)
-        try:
-            yield nc
-        finally:
-            nc.close()
-
-
-def _ours(attrs: dict[str, Any]) -> bool:
-    """Whether root attributes mark a result or model geoanom wrote, of any version."""
-    earlier = str(attrs.get("source", "")).startswith("geoanom ") or any(key in attrs for key in _EARLIER_MARKS)
-    return WRITTEN_BY_ATTR in attrs or earlier
-
-
-def written_by_geoanom(store: PathLike) -> bool:
-    """Whether `store` is a Zarr store that geoanom wrote: a result or a saved model, of any version.
-
-    Examples
-    --------
-    >>> written_by_geoanom(ga.write_dataset(model.score(cube), "a.zarr"))  # doctest: +SKIP
-    True
-    """
-    attrs = _root_attrs(Path(store))
-    return attrs is not None and _ours(attrs)
-
-
-def _root_attrs(store: Path) -> dict[str, Any] | None:
-    """The root group's attributes of a Zarr 2 or 3 store, read from its metadata; None if it is none."""
-    try:
-        if (store / "zarr.json").is_file():  # Zarr 3
-            meta = json.loads((store / "zarr.json").read_text())
-            return dict(meta.get("attributes") or {}) if isinstance(meta, dict) else {}
-        if (store / ".zgroup").is_file() or (store / ".zarray").is_file():  # Zarr 2
-            attrs = store / ".zattrs"
-            return dict(json.loads(attrs.read_text())) if attrs.is_file() else {}
-    except (OSError, ValueError, TypeError):  # unreadable metadata: a store, but not known to be ours
-        return {}
-    return None
-
-
 def named_for(error: OSError, target: PathLike) -> OSError:
     """`error` naming `target`, the path the user gave, instead of the temporary written meanwhile.
 
@@ -404,90 +244,6 @@ def named_for(error: OSError, target: PathLike) -> OSError:
     return renamed
 
 
-def remove_stale_temporaries(target: PathLike) -> list[Path]:
-    """Remove the temporaries earlier, killed writes to `target` left behind.
-
-    Only siblings ``.{name}.tmp-<host>-<pid>-<random>`` written on this host
-    by a process that no longer exists are removed: a live writer's, or one
-    on another host of a shared file system (whose pid says nothing here),
-    is left alone. Temporaries of older geoanom versions (no pid in the name)
-    are removed too: they are marked or unreadable, never a result.
-
-    Parameters
-    ----------
-    target : str or path
-        The output path whose leftovers to remove.
-
-    Returns
-    -------
-    list of pathlib.Path
-        What was removed.
-
-    Examples
-    --------
-    >>> remove_stale_temporaries("anomalies.zarr")  # doctest: +SKIP
-    []
-    """
-    target = Path(target)
-    removed = []
-    for sibling in target.parent.glob(f".{glob.escape(target.name)}.tmp-*"):
-        suffix = sibling.name[len(target.name) + 6:]
-        owner = _TMP_NAME.fullmatch(suffix)
-        stale = owner["host"] == _HOST and not _alive(int(owner["pid"])) if owner else _OLD_TMP.fullmatch(suffix)
-        if stale:
-            _remove(sibling)
-            removed.append(sibling)
-    return removed
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # exists, owned by someone else
-        return True
-    return True
-
-
-class _Terminated(BaseException):
-    """Raised by our SIGTERM handler to unwind a write (BaseException: no `except Exception` swallows it)."""
-
-
-@contextlib.contextmanager
-def _removed_on_sigterm(tmp: Path) -> Iterator[None]:
-    """On SIGTERM, stop the write, remove `tmp`, and end as the previous handler would have.
-
-    Handlers can only be set from the main thread; elsewhere (and when SIGTERM
-    is ignored) nothing changes, and the next write removes what is left.
-    """
-    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "SIGTERM"):
-        yield
-        return
-    previous = signal.getsignal(signal.SIGTERM)
-    if previous is signal.SIG_IGN:
-        yield
-        return
-
-    def handler(signum: int, frame: Any) -> None:
-        raise _Terminated
-
-    signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    except _Terminated:
-        _remove_while_written(tmp)
-        signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
-        signal.raise_signal(signal.SIGTERM)  # the default action ends the process here
-        # A Python handler returned: still stop. Threads of the dask pool may
-        # finish a chunk into tmp meanwhile; remove it again once they are joined.
-        atexit.register(_remove, tmp)
-        raise SystemExit(128 + signal.SIGTERM) from None
-    finally:
-        if signal.getsignal(signal.SIGTERM) is handler:
-            signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
-
-
 def _mark_complete(tmp: Path, kind: str, zarr_format: int) -> None:
     """Remove the incomplete mark, now that every value is on disk."""
     if kind == "zarr":
@@ -496,7 +252,7 @@ def _mark_complete(tmp: Path, kind: str, zarr_format: int) -> None:
         if zarr_format == 2:
             zarr.consolidate_metadata(tmp, zarr_format=2)
     else:
-        with _netcdf(tmp, "a") as nc:
+        with locked_netcdf(tmp, "a") as nc:
             nc.delncattr(INCOMPLETE_ATTR)
 
 
@@ -512,24 +268,6 @@ def _move_into_place(tmp: Path, target: Path) -> None:
     except BaseException:
         os.replace(old, target)
         raise
-    _remove(old)
+    remove_path(old)
 
 
-def _remove_while_written(path: Path, attempts: int = 20) -> None:
-    """Remove `path` that threads of the dask pool may still be writing into.
-
-    A task in flight when the signal came can recreate a chunk's folder while
-    rmtree walks it (seen once in 13 SIGTERM runs): remove until it stays gone.
-    """
-    for _ in range(attempts):
-        _remove(path)
-        time.sleep(0.02)  # a chunk already being written lands now, not after the check
-        if not os.path.lexists(path):
-            return
-
-
-def _remove(path: Path) -> None:
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path, ignore_errors=True)
-    elif os.path.lexists(path):
-        path.unlink()
