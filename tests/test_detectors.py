@@ -16,9 +16,9 @@ from geoanom.detectors import (
     IForestDetector,
     KMeansDetector,
 )
-from geoanom.detectors.base import choose_threshold
 from geoanom.detectors.families import check_detector_names
 from geoanom.detectors.fusion import fuse, majority, view_weights
+from geoanom.detectors.thresholds import choose_threshold
 from geoanom.errors import GeoanomError
 
 FAMILIES = [GMMDetector, KMeansDetector, DPMMDetector, IForestDetector, EventDetector]

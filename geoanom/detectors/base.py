@@ -60,15 +60,9 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from ..errors import GeoanomError
 from .inputs import check_features, check_samples, constant_columns, read_as_constant
 from .plain_data import PlainData
-from .thresholds import (
-    PLAUSIBLE_RATE_FACTORS,
-    choose_threshold,
-    contamination_quantile,
-    merged_threshold,
-)
+from .thresholds import choose_threshold
 
-__all__ = ["PLAUSIBLE_RATE_FACTORS", "Detector", "MergeError", "check_mergeable", "choose_threshold",
-           "contamination_quantile", "merged_threshold"]
+__all__ = ["Detector", "MergeError", "check_mergeable"]
 
 # Constraints shared by the families' ``_parameter_constraints``.
 THRESHOLD_CONSTRAINT = [Real, None]

@@ -46,7 +46,7 @@ from typing import Any, ClassVar
 import numpy as np
 from sklearn.utils._param_validation import Interval
 
-from .base import CONTAMINATION_CONSTRAINT, SEED_CONSTRAINT, THRESHOLD_CONSTRAINT, Detector, merged_threshold
+from .base import CONTAMINATION_CONSTRAINT, SEED_CONSTRAINT, THRESHOLD_CONSTRAINT, Detector
 from .event_glr import (
     chi2_quantile,
     cone_covariances,
@@ -59,6 +59,7 @@ from .event_glr import (
     trimmed_moments,
 )
 from .moments import SufficientStatistics, add_rows, map_shrink, pooled_moments
+from .thresholds import merged_threshold
 from .validation import array, check_covariances, check_scalars, expect_shape
 
 # Share of a Gaussian tile's observations the family's own threshold flags at most.

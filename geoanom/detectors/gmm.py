@@ -14,7 +14,6 @@ from .base import (
     SEED_CONSTRAINT,
     THRESHOLD_CONSTRAINT,
     Detector,
-    merged_threshold,
 )
 from .inputs import standardised_sample
 from .mixture import fit_mixtures
@@ -27,6 +26,7 @@ from .moments import (
     nearest_prior,
     whitening,
 )
+from .thresholds import merged_threshold
 from .validation import check_mixture
 
 

@@ -12,11 +12,11 @@ from .base import (
     CONTAMINATION_CONSTRAINT,
     THRESHOLD_CONSTRAINT,
     Detector,
-    merged_threshold,
 )
 from .inputs import ROUNDING_SHARE
 from .isolation_trees import build_forests, feature_dtype
 from .isolation_walk import MAX_WALK_DEPTH, check_walk_depth, forest_depth, tree_depths
+from .thresholds import merged_threshold
 from .validation import check_forest
 
 NODE_ARRAYS = ("node_feature_", "node_threshold_", "node_left_", "node_path_")

@@ -15,7 +15,6 @@ from .base import (
     SEED_CONSTRAINT,
     THRESHOLD_CONSTRAINT,
     Detector,
-    merged_threshold,
 )
 from .inputs import standardised_sample
 from .lloyd import lloyd_many, nearest_centres, nearest_distances
@@ -27,6 +26,7 @@ from .moments import (
     nearest_prior,
     whitening,
 )
+from .thresholds import merged_threshold
 from .validation import (
     array,
     check_covariances,
