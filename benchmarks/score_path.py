@@ -61,7 +61,7 @@ SCORE_FILES = (
     "geoanom/model/score.py", "geoanom/model/result.py", "geoanom/detectors/isolation_walk.py",
     "geoanom/detectors/isolation_walk_avx512.py", "geoanom/detectors/isolation_padding.py", "geoanom/detectors/iforest.py",
     "geoanom/features/neighbourhood.py", "geoanom/features/pipeline.py", "geoanom/features/vectors.py",
-    "geoanom/io/write.py",
+    "geoanom/io/write.py", "geoanom/io/overwrite.py", "geoanom/io/temporaries.py", "geoanom/io/opening.py",
     "geoanom/tiling.py", "geoanom/grid.py", "geoanom/memory.py",
 )
 # The files of the default ensemble's fit and scoring kernels (issue 14), laid over with --overlay detectors.
