@@ -123,10 +123,9 @@ def error_persistence(residual: np.ndarray, valid: np.ndarray, weights: np.ndarr
     """
     observed = lag_one_correlation(residual, valid, weights, rounding)
     rho = np.clip(observed, 0.0, MAX_RHO)
-    counts = np.maximum(valid.sum(axis=0), 1)
+    mean_leverage = np.where(valid, leverage, 0.0).sum(axis=0) / np.maximum(valid.sum(axis=0), 1)
     for _ in range(FIXED_POINT_STEPS):
-        inflation = leverage_inflation(rho, omega, prefix)
-        share = np.where(valid, np.minimum(leverage * inflation, 0.9), 0.0).sum(axis=0) / counts
+        share = np.minimum(mean_leverage * leverage_inflation(rho, omega, prefix), 0.9)
         rho = np.clip(1.0 - (1.0 - observed) * (1.0 - share), 0.0, MAX_RHO)  # see above: clipped only now
     if rounding is not None:
         rho = np.where(rounding, 0.0, rho)  # nothing was taken up by the fit
