@@ -36,8 +36,8 @@ def test_info_describes_a_result_and_its_per_detector_variables(written, name, r
     assert "time:       2000-01-01 to 2005-12-01 (72 steps, calendar" in out
     assert "grid:       8 x 8 cells (lat, lon), lat 20 to 50" in out
     tiles = len(set(model.labels.values.ravel()))
-    assert (f"scored:     tas by gmm, kmeans, {tiles} tiles at precision 2, model trained 2000-01-01 to 2002-12-01"
-            in lines)
+    assert (f"scored:     tas (K) by gmm, kmeans, {tiles} tiles at precision 2, model trained 2000-01-01 to "
+            "2002-12-01" in lines)
     assert any(line.startswith("variable:   irregularity ('detector', 'time', 'lat', 'lon') float32, one per "
                                "detector: ") for line in lines)
     assert any(line.startswith("variable:   ensemble ('time', 'lat', 'lon') bool: majority") for line in lines)
@@ -48,7 +48,7 @@ def test_info_describes_a_saved_model(written, name, refused):
     folder, model = written
     out, lines = info(refused, folder / name)
     assert lines[0].startswith(f"source:     {folder / name}: a geoanom model")
-    assert "variables:  tas" in lines and "detectors:  gmm, kmeans" in lines
+    assert "variables:  tas (K)" in lines and "detectors:  gmm, kmeans" in lines
     assert "training:   2000-01-01 to 2002-12-01 (36 steps, calendar" in out
     assert "grid:       8 x 8 cells (lat, lon), lat 20 to 50, lon -100 to -60" in lines
     assert (f"tiles:      precision 2: {len(model.ensembles)} fitted, {len(model.skipped)} skipped "

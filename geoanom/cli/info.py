@@ -176,7 +176,8 @@ def describe_result(path: str) -> None:
         print(f"grid:       {grid_text(result)}")
         detectors = [str(d) for d in result["detector"].values] if "detector" in result.coords else []
         tiles = len(str(result["tile"].attrs.get("flag_meanings", "")).split()) or "?"
-        print(f"scored:     {fused.get('geoanom_variables', '?')} by {', '.join(detectors) or 'the ensemble'}, "
+        print(f"scored:     {_scored_variables(result, fused.get('geoanom_variables'))} by "
+              f"{', '.join(detectors) or 'the ensemble'}, "
               f"{tiles} tiles at precision {fused.get('geoanom_precision', '?')}, model trained "
               f"{_period(fused.get('geoanom_training_period'))}")
         for name, var in result.data_vars.items():
@@ -194,7 +195,8 @@ def describe_model(path: str) -> None:
     model = load_model(path)
     attrs = model.attrs
     print(f"source:     {path}: a geoanom model (fitted on {attrs.get('source') or 'an unnamed cube'})")
-    print(f"variables:  {', '.join(model.variables)}")
+    units = attrs.get("units")  # absent from models saved before units were recorded
+    print(f"variables:  {', '.join(_in_units(name, units) for name in model.variables)}")
     for name, fill in (attrs.get("undeclared_fills") or {}).items():
         print(f"  {name}: {fill:g}, not declared as a fill value, was taken for missing in the training files")
     if attrs.get("level"):  # scoring data at another level is refused
@@ -263,6 +265,28 @@ def open_described(inputs: Sequence[str]):
         return open_cube(inputs, variables=flat or None), levels
     name, axis = next(iter(levels.items()))
     return open_cube(inputs, variables=[name], level=axis.values[0]), levels
+
+
+def _in_units(name: str, units: dict[str, str] | None) -> str:
+    """``pr (kg m-2 s-1)``: a variable with the units it was fitted or scored in; the name alone when unknown.
+
+    Examples
+    --------
+    >>> _in_units("pr", {"pr": "kg m-2 s-1"}), _in_units("pr", {"pr": ""}), _in_units("pr", None)
+    ('pr (kg m-2 s-1)', 'pr (no units given)', 'pr')
+    """
+    if units is None:
+        return name
+    return f"{name} ({units[name]})" if units.get(name) else f"{name} (no units given)"
+
+
+def _scored_variables(result, names: str | None) -> str:
+    """The scored variables, each in the units its ``<name>_anomaly`` records (its spreads are in them)."""
+    if not names:
+        return "?"
+    units = {name: str(result[f"{name}_anomaly"].attrs.get("geoanom_variable_units", ""))
+             for name in names.split(",") if f"{name}_anomaly" in result}
+    return ", ".join(_in_units(name, units if name in units else None) for name in names.split(","))
 
 
 def _time_span(times) -> str:
