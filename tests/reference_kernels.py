@@ -22,6 +22,7 @@ it in the kernel's place (``monkeypatch.setattr``):
 
 from __future__ import annotations
 
+import math
 import warnings
 
 import numpy as np
@@ -169,8 +170,11 @@ def seasonal_spread_reference(residual, leverage, valid, seasons, n_seasons, sca
 
     The whole record's spread is the fixed point of a bisquare-weighted
     variance started from the median absolute residual; each season's is the
-    same fixed point over the season and its neighbours, started from their
-    variance under the whole record's weights, shrunk towards the whole record's by ``2 / tau2``
+    same fixed point over the season alone and over its two neighbours, each
+    started from its variance under the whole record's weights, the
+    neighbours' counting by ``2 / tau2`` observations at most (``tau2``: the
+    seasons' relative variance about their neighbours', less its noise), then
+    shrunk towards the whole record's by ``2 / tau2``
     observations (``tau2``: the seasons' relative variance less its noise),
     ``spread_prior`` at most; weights count as independent observations
     once divided by each cell's ``window_factor`` or ``record_factor``.
@@ -183,7 +187,7 @@ def seasonal_spread_reference(residual, leverage, valid, seasons, n_seasons, sca
     >>> spread.shape, bool(spread[0, 0] > 0)
     ((1, 1), True)
     """
-    from geoanom.features.scale_kernels import SEASON_SCALE_FLOOR
+    from geoanom.features.scale_kernels import OWN_MIN_COUNT, SEASON_SCALE_FLOOR
 
     loo = residual / (1.0 - leverage)
     start = _robust_scale(loo, valid)
@@ -197,9 +201,9 @@ def seasonal_spread_reference(residual, leverage, valid, seasons, n_seasons, sca
     if n_seasons == 1:
         return scale[None], (total / record_factor)[None]
     n_cells = residual.shape[1]
-    variance, window_w = np.empty((n_seasons, n_cells)), np.empty((n_seasons, n_cells))
     by_season_sq = [squares[seasons == s].sum(axis=0) for s in range(n_seasons)]
     by_season_w = [weights[seasons == s].sum(axis=0) for s in range(n_seasons)]
+    own_var, own_w, near_var, near_w, window_var, window_w = (np.empty((n_seasons, n_cells)) for _ in range(6))
     for s in range(n_seasons):
         window = [(s + 1) % n_seasons, s, (s - 1) % n_seasons]
         rows = [seasons == k for k in window]
@@ -215,18 +219,66 @@ def seasonal_spread_reference(residual, leverage, valid, seasons, n_seasons, sca
             weight = ((0.0 + part_w[0]) + part_w[1]) + part_w[2]
             local = np.sqrt(kappa * (((0.0 + part_sq[0]) + part_sq[1]) + part_sq[2]) / np.maximum(weight, 1e-12))
             local = np.maximum(local, 0.5 * start_local)
-        variance[s], window_w[s] = local**2, weight / window_factor
-    spread_of_seasons, noise = np.zeros(n_cells), np.zeros(n_cells)
+        window_var[s], window_w[s] = local**2, weight / window_factor
     for s in range(n_seasons):
-        ratio = variance[s] / overall
-        spread_of_seasons = spread_of_seasons + (ratio - 1.0) ** 2
-        noise = noise + 2.0 * ratio * ratio / np.maximum(window_w[s], 1.0)
-    tau2 = (spread_of_seasons - noise) / n_seasons
-    with np.errstate(divide="ignore"):
-        prior = np.where(tau2 * spread_prior <= 2.0, spread_prior, 2.0 / tau2)
-    pooled = (window_w * variance + prior * overall) / (window_w + prior)
-    worth = (window_w + prior) / (1.0 + prior / np.maximum(total / record_factor, 1e-12))
+        for parts, var_out, w_out in (([s], own_var, own_w), ([(s + 1) % n_seasons, (s - 1) % n_seasons], near_var,
+                                                                near_w)):
+            start_sq, start_w = by_season_sq[parts[0]], by_season_w[parts[0]]
+            if len(parts) == 2:
+                start_sq, start_w = start_sq + by_season_sq[parts[1]], start_w + by_season_w[parts[1]]
+            start_local = np.maximum(np.sqrt(kappa * start_sq / np.maximum(start_w, 1e-12)), SEASON_SCALE_FLOOR * scale)
+            local = start_local
+            weight = np.zeros(n_cells)
+            rows = np.concatenate([np.flatnonzero(seasons == k) for k in parts])  # one season's steps, then the other's
+            for _ in range(scale_steps):
+                one = valid * bisquare(loo / (bisquare_c * local))
+                weight = sum_rows(one, rows)
+                local = np.maximum(np.sqrt(kappa * sum_rows(one * loo**2, rows) / np.maximum(weight, 1e-12)),
+                                   0.5 * start_local)
+            var_out[s], w_out[s] = local**2, weight / window_factor
+    alone = np.stack(by_season_w) / window_factor >= OWN_MIN_COUNT
+    own_var, own_w = np.where(alone, own_var, window_var), np.where(alone, own_w, window_w)
+    near_var, near_w = np.where(alone, near_var, window_var), np.where(alone, near_w, window_w)
+    variance, window_w = shrink_logs_reference(own_var, own_w, near_var, near_w, near_w, alone)
+    independent = total / record_factor
+    overall_var, overall_w = np.broadcast_to(overall, own_var.shape), np.broadcast_to(independent, own_var.shape)
+    pooled, pooled_w = shrink_logs_reference(variance, window_w, overall_var, overall_w,
+                                             np.full(own_var.shape, spread_prior), np.ones(own_var.shape, dtype=bool))
+    worth = pooled_w / (1.0 + (pooled_w - window_w) / np.maximum(independent, 1e-12))
     return np.sqrt(pooled), worth
+
+
+def shrink_logs_reference(estimate, count, target, target_count, cap, used):
+    """Each season's variance (season, cell) shrunk towards its target on the log scale (``_shrink_logs``).
+
+    ``log`` and ``exp`` are the C library's, as in the compiled kernel: numpy's vectorised ones differ from them by
+    a unit in the last place here and there.
+    """
+    from geoanom.features.scale_kernels import OWN_DIFFERENCE
+
+    noise = 2.0 / np.maximum(count, 1.0) + 2.0 / np.maximum(target_count, 1.0)
+    squared = (_log(estimate) - _log(target)) ** 2
+    common = np.zeros(estimate.shape[1])
+    for s in range(estimate.shape[0]):
+        common = common + np.where(used[s], squared[s] - noise[s], 0.0)
+    common = common / np.maximum(used.sum(axis=0), 1)
+    tau2 = np.maximum(common, squared - OWN_DIFFERENCE * noise)
+    with np.errstate(divide="ignore"):
+        borrowed = np.where(tau2 * cap <= 2.0, cap, 2.0 / tau2)
+    own_log = _log(estimate) + 1.0 / np.maximum(count, 1.0)
+    target_log = _log(target) + 1.0 / np.maximum(target_count, 1.0)
+    weight = count + borrowed
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = np.where(weight > 0, _exp((count * own_log + borrowed * target_log) / weight), _exp(target_log))
+    return np.where(used, out, estimate), np.where(used, weight, count)
+
+
+def _log(x):
+    return np.vectorize(math.log, otypes=[float])(np.asarray(x, dtype=float))
+
+
+def _exp(x):
+    return np.vectorize(math.exp, otypes=[float])(np.asarray(x, dtype=float))
 
 
 def sum_rows(values: np.ndarray, rows: np.ndarray) -> np.ndarray:

@@ -38,3 +38,28 @@ def test_the_quiet_season_keeps_its_own_spread_and_the_variable_one_its_own():
     seen = model.score(test.assign(v=event))["v_anomaly"].values[february, 2:5, 2:5]
     # February's spread was set by the summer's: the event read 1.35 spreads; now about 2.6
     assert seen.mean() > 2.2
+
+
+def test_a_month_far_quieter_than_its_neighbours_keeps_its_own_spread():
+    # February 10 times quieter than the rest: pooled over the three months, its spread was its neighbours' (clean
+    # anomalies' std 0.20, a +5-spread event read 0.6) and January's and March's spreads took its quiet (3.3% beyond
+    # 2.576); now 0.76, 2.5 and 1.0-1.2%
+    rng = np.random.default_rng(0)
+    time = pd.date_range("2001-01-16", periods=12 * 15, freq="MS") + pd.Timedelta(days=14)
+    month = time.month.to_numpy()
+    spread = np.where(month == 2, 0.2, 2.0)
+    values = 285.0 + 10 * np.cos(2 * np.pi * (month - 7) / 12)[:, None, None] + spread[:, None, None] * \
+        rng.standard_normal((time.size, 12, 16))
+    data = xr.DataArray(values.astype(np.float32), dims=("time", "lat", "lon"), attrs={"units": "K"},
+                        coords={"time": time, "lat": np.arange(12.0), "lon": np.arange(16.0) + 10.0})
+    values = data.expand_dims(variable=["v"])
+    climatology = ga.Climatology.fit(values.isel(time=slice(None, 120)))
+    held_back = values.isel(time=slice(120, None))
+    anomaly = climatology.standardise(held_back).values[0]
+    held_month = month[120:]
+    assert np.std(anomaly[held_month == 2]) > 0.6
+    for neighbour in (1, 3):
+        assert np.mean(np.abs(anomaly[held_month == neighbour]) > 2.576) < 0.025
+    event = held_back.copy()
+    event[0, held_month == 2] += 5 * 0.2
+    assert np.median(climatology.standardise(event).values[0][held_month == 2]) > 2.0
