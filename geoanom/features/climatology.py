@@ -410,11 +410,12 @@ PERSISTENT, PERSISTENCE_STEPS = 0.93, 120
 
 
 def _warn_point_masses(point_mass: np.ndarray, what: str) -> None:
-    """One warning for the cells whose values sit on one value half the time or more (see ``plain_spread``)."""
+    """One warning for the cells whose values sit on one value half the time or more (:mod:`.point_mass`)."""
     if point_mass.any():
-        warnings.warn(f"{int(point_mass.sum())} cells of {what} hold one value (such as 0) in half their training "
-                      "values or more (a zero-inflated or discrete variable: precipitation, a flag): their spread is "
-                      "the plain root mean square, not a robust one, so an event in their training period widens it; "
+        warnings.warn(f"{int(point_mass.sum())} cells of {what} hold one value (such as 0) in a quarter of their "
+                      "training values or more (a zero-inflated or discrete variable: precipitation, a flag): their expected "
+                      "value is the plain mean and their spread the plain root mean square, not robust ones, so an "
+                      "event in their training period moves and widens them; "
                       "a transform (such as log1p of precipitation) makes such a variable better behaved.",
                       GeoanomWarning, stacklevel=3)
 

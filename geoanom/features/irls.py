@@ -231,7 +231,7 @@ def press_cells(y, valid, weights, fit, design_leverage, step_row, last, scale, 
     each step's), ``last`` (cell,) the column of each cell's prefix. Per step
     the leverage is w h clipped to [0, ``max_leverage``], the leave-one-out
     residual (y - fit) / (1 - leverage) (0 where not ``valid``), and its
-    square in units of ``scale`` (cell,) is capped at ``cap``; the sum over
+    square in units of ``scale`` (cell,) is capped at ``cap`` (cell,); the sum over
     time runs in time order, as numpy's over a block's first axis: the same
     bits as the numpy passes it replaced (``tests/reference_kernels.py``).
 
@@ -240,7 +240,7 @@ def press_cells(y, valid, weights, fit, design_leverage, step_row, last, scale, 
     >>> fit = np.zeros((1, 1, 1)); lev = np.zeros((1, 1, 1))
     >>> y = np.array([[1.0], [-1.0], [10.0]])
     >>> press_cells(y, np.ones((3, 1), dtype=bool), np.ones((3, 1)), fit, lev, np.zeros(3, dtype=np.int64),
-    ...             np.zeros(1, dtype=np.int64), np.ones(1), 0.9, 9.0).tolist()
+    ...             np.zeros(1, dtype=np.int64), np.ones(1), 0.9, np.full(1, 9.0)).tolist()
     [11.0]
     """
     n_times, n_cells = y.shape
@@ -259,5 +259,5 @@ def press_cells(y, valid, weights, fit, design_leverage, step_row, last, scale, 
             leverage = min(max(weights[t, c] * row_leverage[u, c], 0.0), max_leverage)
             residual = y[t, c] - expected[u, c] if valid[t, c] else 0.0
             z = residual / (1.0 - leverage) / scale[c]
-            out[c] += min(z * z, cap)
+            out[c] += min(z * z, cap[c])
     return out

@@ -15,13 +15,13 @@ about 40 s, against 0.3 s here).
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
 
 from .irls import RESOLUTION, irls_cells, press_cells
 from .persistence import count_factor, error_persistence, spectrum
+from .point_mass import find_point_masses, plain_spread
 from .scale_kernels import loo_scale_cells, seasonal_spread_cells
 
 MIN_STEPS = 10  # fewer training time steps (or valid values in a cell) give no usable spread
@@ -127,7 +127,9 @@ def press_block(block: np.ndarray, sampled: np.ndarray, columns: np.ndarray, ome
     Every candidate is fitted with the robust weights of the largest one,
     and scored by the leave-one-out residuals of *every* valid value,
     squared in units of a common scale and capped at ``PRESS_CAP`` (an
-    outlier counts the same against every candidate). Summing the weighted
+    outlier counts the same against every candidate; a variable off its
+    point mass, such as daily rain, is fitted by least squares and its
+    PRESS is uncapped: capped, the wet days' squares hid the seasonal cycle). Summing the weighted
     squares instead would let the richest model discount the points it
     fits worst, and it would win on noise. Each column's leverage carries
     the persistence of the cell's residuals at its frequency ``omega``
@@ -159,12 +161,19 @@ def press_block(block: np.ndarray, sampled: np.ndarray, columns: np.ndarray, ome
                                            rounding_only(fitted.scale, y, valid))
         leverage = np.minimum(fitted.leverage * inflation, MAX_LEVERAGE)
         scale = loo_scale_cells(fitted.residual, leverage, valid)
+        _, variable = find_point_masses(y, fitted.residual, valid, scale[None])
+        cap = np.where(variable, np.inf, PRESS_CAP)  # least squares' PRESS: no value is an outlier there
+        if variable.any():  # judged on their means, as final_block fits them, in units of their plain spread
+            _fit_means(fitted, variable, y, valid, design, limit)
+            loo = fitted.residual[:, variable] / (1.0 - np.minimum(fitted.leverage[:, variable] *
+                                                                   inflation[variable], MAX_LEVERAGE))
+            scale[variable] = np.sqrt((loo**2).sum(axis=0) / np.maximum(valid[:, variable].sum(axis=0), 1))
         column_factor = spectrum(rho, omega)  # (cell, column)
         step = max(1, PRESS_VALUES // (n_times * columns.shape[1]))
         for start in range(0, y.shape[1], step):
             batch = slice(start, start + step)
             press = _nested_press(y[:, batch], valid[:, batch], fitted.weights[:, batch], design, limit[batch],
-                                  scale[batch], prefixes, column_factor[batch])
+                                  scale[batch], prefixes, column_factor[batch], cap[batch])
             out[:len(prefixes), v, cells[batch]] = np.where(limit[batch] > 0, press, np.nan)
     return out.reshape(out.shape[:2] + block.shape[2:])
 
@@ -270,7 +279,7 @@ def press_sample(groups: np.ndarray | None, shape: tuple[int, ...], per_group: i
 
 
 def _nested_press(y: np.ndarray, valid: np.ndarray, weights: np.ndarray, design: _Design, limit: np.ndarray,
-                  scale: np.ndarray, prefixes: list[int], column_factor: np.ndarray) -> np.ndarray:
+                  scale: np.ndarray, prefixes: list[int], column_factor: np.ndarray, cap: np.ndarray) -> np.ndarray:
     """Robust PRESS (candidate, cell) of every nested prefix, from one Cholesky factorisation per cell.
 
     With X'WX = L L', the columns of Q = X L^-T are W-orthonormal and their
@@ -279,7 +288,8 @@ def _nested_press(y: np.ndarray, valid: np.ndarray, weights: np.ndarray, design:
     solve and an inverse per candidate (SST, 7 candidates: 0.18 s -> 0.03 s).
     Q depends on the design row alone, so it is built on the distinct rows.
     Each column's share of the leverage is multiplied by its
-    ``column_factor`` (cell, column), the persistence's inflation.
+    ``column_factor`` (cell, column), the persistence's inflation. Each
+    cell's squares are capped at its ``cap`` (cell,).
     """
     n_columns = design.columns.shape[1]
     gram, rhs = _normal_equations(np.where(valid, y, 0.0), weights, design)
@@ -295,8 +305,7 @@ def _nested_press(y: np.ndarray, valid: np.ndarray, weights: np.ndarray, design:
     for i, q in enumerate(prefixes):
         # compiled: the numpy passes made eight (time, cell) temporaries a candidate (tests/reference_kernels.py)
         last = np.clip(np.minimum(limit, q), 1, n_columns).astype(np.int64) - 1
-        out[i] = press_cells(y, valid, weights, fit, design_leverage, rows_of_steps, last, scale, MAX_LEVERAGE,
-                             PRESS_CAP)
+        out[i] = press_cells(y, valid, weights, fit, design_leverage, rows_of_steps, last, scale, MAX_LEVERAGE, cap)
     return out
 
 
@@ -336,63 +345,36 @@ def final_block(block: np.ndarray, prefix: np.ndarray, columns: np.ndarray, omeg
         spread, worth = seasonal_spread_cells(fitted.residual, leverage, valid, seasons.astype(np.int64),
                                               n_seasons, SCALE_STEPS, BISQUARE_C, KAPPA, SPREAD_PRIOR,
                                               count_factor(rho, window_run), count_factor(rho, n_times))
-        point_mass, plain = plain_spread(y, fitted.residual, leverage, valid, seasons, n_seasons, spread)
-        planes = np.concatenate([
-            fitted.beta.T,
-            np.where(point_mass, plain, spread),
-            worth,
-            fitted.scale[None],
-            (n_times / np.maximum(fitted.weights.sum(axis=0), 1e-12) * inflation)[None],
-            point_mass[None].astype(np.float64),
-        ])
+        weight_scale = fitted.scale
+        leverage_scale = n_times / np.maximum(fitted.weights.sum(axis=0), 1e-12) * inflation
+        point_mass, variable = find_point_masses(y, fitted.residual, valid, spread)
+        point_mass |= variable
+        if variable.any():
+            _fit_means(fitted, variable, y, valid, design, cell_prefix)
+            weight_scale[variable] = np.inf  # every weight 1 in the training anomalies
+            leverage_scale[variable] = (n_times / np.maximum(valid[:, variable].sum(axis=0), 1)
+                                        * inflation[variable])
+        if point_mass.any():
+            mass = np.flatnonzero(point_mass)
+            spread[:, mass] = plain_spread(fitted.residual[:, mass], np.minimum(fitted.leverage[:, mass] *
+                                           inflation[mass], MAX_LEVERAGE), valid[:, mass], seasons, n_seasons,
+                                           SPREAD_PRIOR)
+        planes = np.concatenate([fitted.beta.T, spread, worth, weight_scale[None], leverage_scale[None],
+                                 point_mass[None].astype(np.float64)])
         out[:, v, cells] = np.where(usable, planes, np.nan)
     return out.reshape(out.shape[:2] + block.shape[2:])
 
 
-def plain_spread(y: np.ndarray, residual: np.ndarray, leverage: np.ndarray, valid: np.ndarray, seasons: np.ndarray,
-                 n_seasons: int, robust: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Which cells hold a point mass (cell,), and the root mean square spread (season, cell) of their residuals.
+def _fit_means(fitted: _CellFit, cells: np.ndarray, y: np.ndarray, valid: np.ndarray, design: _Design,
+               prefix: np.ndarray) -> None:
+    """Refit the chosen ``cells`` (cell,) of ``fitted`` by plain least squares, in place: their mean and its cycle.
 
-    A cell whose values ``y`` (time, cell) equal their median half the time
-    or more (daily precipitation with 70% dry days, a flag) has no robust
-    spread: its median absolute deviation is 0, and the floored spread made
-    an ordinary wet day 10 spreads and 23% of all observations lie beyond
-    3. There the spread is the root mean square of the leave-one-out
-    residuals, each season's shrunk towards the record's by
-    ``SPREAD_PRIOR`` observations as the robust one is. An event in the
-    training period leaves the robust spread of other cells alone. Only
-    cells whose ``robust`` spread (season, cell) is under half the plain one
-    are searched for a point mass (the median of every cell cost 12% of the
-    SST's climatology).
-
-    Examples
-    --------
-    >>> y = np.r_[np.zeros(16), np.arange(1.0, 9.0)][:, None]  # two thirds dry
-    >>> mass, spread = plain_spread(y, y - 1.0, np.zeros_like(y), np.ones((24, 1), bool), np.zeros(24, int), 1,
-    ...                             np.zeros((1, 1)))
-    >>> mass.tolist(), spread.round(2).tolist()
-    ([True], [[2.55]])
+    For a variable off its point mass (:mod:`geoanom.features.point_mass`):
+    the robust fit of daily rain on 85% dry days is the dry day's 0.
     """
-    point_mass, spread = np.zeros(y.shape[1], dtype=bool), np.zeros((n_seasons, y.shape[1]))
-    kept = np.where(valid, residual, 0.0)
-    squares = np.einsum("tc,tc->c", kept, kept)  # no leave-one-out factor: a bound to screen with
-    suspects = np.flatnonzero(robust.max(axis=0) ** 2 * valid.sum(axis=0) < 0.25 * squares)
-    if not suspects.size:
-        return point_mass, spread
-    held, valid = np.where(valid[:, suspects], y[:, suspects], np.nan), valid[:, suspects]
-    count = valid.sum(axis=0)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # cells without values
-        median = np.nanmedian(held, axis=0)
-    found = (held == median).sum(axis=0) * 2 >= count
-    point_mass[suspects] = found
-    cells = suspects[found]
-    loo = np.where(valid[:, found], residual[:, cells] / (1.0 - leverage[:, cells]), 0.0)
-    record = (loo**2).sum(axis=0) / np.maximum(count[found], 1)
-    in_season = (np.asarray(seasons)[None, :] == np.arange(n_seasons)[:, None]).astype(np.float64)  # (season, time)
-    season_count, season_sum = in_season @ valid[:, found], in_season @ loo**2
-    spread[:, cells] = np.sqrt((season_sum + SPREAD_PRIOR * record) / (season_count + SPREAD_PRIOR))
-    return point_mass, spread
+    mean = _robust_fit(y[:, cells], valid[:, cells], design, prefix[cells], robust=False)
+    fitted.beta[cells], fitted.weights[:, cells] = mean.beta, mean.weights
+    fitted.residual[:, cells], fitted.leverage[:, cells] = mean.residual, mean.leverage
 
 
 def rounding_only(scale: np.ndarray, y: np.ndarray, valid: np.ndarray) -> np.ndarray:
@@ -416,7 +398,7 @@ def _usable_prefix(n_valid: np.ndarray, prefixes: list[int]) -> np.ndarray:
     return np.where(n_valid >= MIN_STEPS, np.maximum(limit, prefixes[0]), 0)
 
 
-def _robust_fit(y: np.ndarray, valid: np.ndarray, design: _Design, prefix: np.ndarray) -> _CellFit:
+def _robust_fit(y: np.ndarray, valid: np.ndarray, design: _Design, prefix: np.ndarray, robust: bool = True) -> _CellFit:
     """MM-style IRLS per cell: least squares, Huber steps that also settle the scale, then bisquare steps.
 
     Compiled, one cell at a time (:func:`geoanom.features.irls.irls_cells`).
@@ -427,13 +409,15 @@ def _robust_fit(y: np.ndarray, valid: np.ndarray, design: _Design, prefix: np.nd
     would leave a direction of the design without data (every value of a
     month rejected under per-month means): a cell repeating one year to the
     last digit but for one value otherwise got an expected value only the
-    ridge decided (OSTIA's Lake Victoria: 136 K in February).
+    ridge decided (OSTIA's Lake Victoria: 136 K in February). Not ``robust``:
+    plain least squares (no reweighting steps).
     """
     values = np.where(valid, y, 0.0)
     prefix = np.maximum(prefix, 1)
     return _CellFit(*irls_cells(values, np.ascontiguousarray(valid), np.ascontiguousarray(design.distinct()),
-                                design.rows_of_steps().astype(np.int64), prefix.astype(np.int64), HUBER_STEPS,
-                                BISQUARE_STEPS, HUBER_C, BISQUARE_C, MAX_LEVERAGE))
+                                design.rows_of_steps().astype(np.int64), prefix.astype(np.int64),
+                                HUBER_STEPS if robust else 0, BISQUARE_STEPS if robust else 0, HUBER_C, BISQUARE_C,
+                                MAX_LEVERAGE))
 
 
 def _normal_equations(values: np.ndarray, weights: np.ndarray, design: _Design):
