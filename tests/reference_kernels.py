@@ -14,7 +14,7 @@ it in the kernel's place (``monkeypatch.setattr``):
 - :func:`em_reference` for ``geoanom.detectors.mixture._em_compiled``;
 - :func:`irls_reference` for ``geoanom.features.irls.irls_cells`` (sums over
   every time step, not over the design's distinct rows);
-- :func:`seasonal_spread_reference` for ``geoanom.features.irls.seasonal_spread_cells``;
+- :func:`seasonal_spread_reference` for ``geoanom.features.season_spread.seasonal_spread_cells``;
 - :func:`loo_scale_reference` and :func:`press_reference` for ``geoanom.features.irls.loo_scale_cells`` and
   ``press_cells`` (the PRESS of each candidate);
 - :func:`anomaly_reference` for ``geoanom.features.Climatology.anomaly``.
@@ -187,7 +187,7 @@ def seasonal_spread_reference(residual, leverage, valid, seasons, n_seasons, sca
     >>> spread.shape, bool(spread[0, 0] > 0)
     ((1, 1), True)
     """
-    from geoanom.features.scale_kernels import OWN_MIN_COUNT, SEASON_SCALE_FLOOR
+    from geoanom.features.season_spread import OWN_MIN_COUNT, SEASON_SCALE_FLOOR
 
     loo = residual / (1.0 - leverage)
     start = _robust_scale(loo, valid)
@@ -254,7 +254,7 @@ def shrink_logs_reference(estimate, count, target, target_count, cap, used):
     ``log`` and ``exp`` are the C library's, as in the compiled kernel: numpy's vectorised ones differ from them by
     a unit in the last place here and there.
     """
-    from geoanom.features.scale_kernels import OWN_DIFFERENCE
+    from geoanom.features.season_spread import OWN_DIFFERENCE
 
     noise = 2.0 / np.maximum(count, 1.0) + 2.0 / np.maximum(target_count, 1.0)
     squared = (_log(estimate) - _log(target)) ** 2

@@ -133,7 +133,7 @@ def test_the_compiled_median_is_numpys():
 
 @pytest.mark.parametrize("n_times, n_seasons", [(180, 12), (60, 1)])
 def test_the_compiled_seasonal_spread_is_numpys_bit_for_bit(n_times, n_seasons):
-    from geoanom.features.scale_kernels import seasonal_spread_cells
+    from geoanom.features.season_spread import seasonal_spread_cells
 
     rng = np.random.default_rng(3)
     residual = rng.standard_t(4, size=(n_times, 300))

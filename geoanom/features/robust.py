@@ -22,7 +22,8 @@ import numpy as np
 from .irls import RESOLUTION, irls_cells, press_cells
 from .persistence import count_factor, error_persistence, spectrum
 from .point_mass import find_point_masses, plain_spread
-from .scale_kernels import loo_scale_cells, seasonal_spread_cells
+from .scale_kernels import loo_scale_cells
+from .season_spread import seasonal_spread_cells
 
 MIN_STEPS = 10  # fewer training time steps (or valid values in a cell) give no usable spread
 SPREAD_PRIOR = 24.0  # weight, in observations, of a cell's whole-year spread in each month's
