@@ -66,6 +66,8 @@ RESULTS = ROOT / "benchmarks" / "results"
 N_TILES, N_ROWS, BATCH = 736, 2048, 46
 KERNEL_FILES = (
     "geoanom/linalg.py", "geoanom/detectors/mixture.py", "geoanom/features/robust.py", "geoanom/features/irls.py",
+    "geoanom/features/press.py", "geoanom/features/persistence.py", "geoanom/features/point_mass.py",
+    "geoanom/features/scale_kernels.py", "geoanom/features/season_spread.py",
 )
 RESULT_MARK = "@@FITKERNELS@@ "
 SETTINGS = {"tiles": N_TILES, "repeat": 3, "clock": time.perf_counter}
@@ -147,7 +149,7 @@ def monthly_block(values) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[int]
 
 def time_climatology() -> tuple[dict[str, float], dict[str, np.ndarray], dict]:
     """Seconds and planes of ``press_block``, ``final_block`` (the monthly block) and ``Climatology.fit``; sizes."""
-    from geoanom.features import Climatology, robust
+    from geoanom.features import Climatology, press, robust
     from geoanom.tiling import tile_codes, tile_labels
 
     train, values = monthly_training()
@@ -156,11 +158,11 @@ def time_climatology() -> tuple[dict[str, float], dict[str, np.ndarray], dict]:
     block, columns, omega, prefixes = monthly_block(values)
     n_rows, n_cols = block.shape[2:]
     tiles = (np.arange(n_rows)[:, None] // 11) * 100 + np.arange(n_cols)[None, :] // 15
-    sampled = robust.press_sample(tiles, block.shape[2:])
+    sampled = press.press_sample(tiles, block.shape[2:])
     prefix = np.full((1, 1) + block.shape[2:], columns.shape[1])
     seasons = np.arange(block.shape[1]) % 12
     seconds, planes = {}, {}
-    for name, work in (("press", lambda: robust.press_block(block, sampled, columns, omega, prefixes)),
+    for name, work in (("press", lambda: press.press_block(block, sampled, columns, omega, prefixes)),
                        ("final", lambda: robust.final_block(block, prefix, columns, omega, seasons, 12, 3.0)),
                        ("fit", lambda: Climatology.fit(values, groups=codes, scheduler="sync").planes())):
         work()  # compile / warm up
@@ -188,21 +190,22 @@ def numpy_oracles():
     )
 
     from geoanom.detectors import mixture
-    from geoanom.features import robust
+    from geoanom.features import press, robust
 
-    names = ("irls_cells", "seasonal_spread_cells", "press_cells", "loo_scale_cells")
-    saved = (mixture._em_compiled, [getattr(robust, name) for name in names], robust._Design.of)
+    kernels = ((robust, "irls_cells", irls_reference), (robust, "seasonal_spread_cells", seasonal_spread_reference),
+               (press, "press_cells", press_reference), (press, "loo_scale_cells", loo_scale_reference))
+    saved = (mixture._em_compiled, [getattr(module, name) for module, name, _ in kernels], robust.DesignRows.of)
     mixture._em_compiled = em_reference
-    for name, oracle in zip(names, (irls_reference, seasonal_spread_reference, press_reference, loo_scale_reference)):
-        setattr(robust, name, oracle)
-    robust._Design.of = classmethod(lambda cls, columns: cls(columns))
+    for module, name, oracle in kernels:
+        setattr(module, name, oracle)
+    robust.DesignRows.of = classmethod(lambda cls, columns: cls(columns))
     try:
         yield
     finally:
         mixture._em_compiled = saved[0]
-        for name, kernel in zip(names, saved[1]):
-            setattr(robust, name, kernel)
-        robust._Design.of = saved[2]
+        for (module, name, _), kernel in zip(kernels, saved[1]):
+            setattr(module, name, kernel)
+        robust.DesignRows.of = saved[2]
 
 
 def against_oracles() -> dict:

@@ -40,7 +40,7 @@ PATH_FILES = tuple(
     [f"geoanom/features/{name}.py" for name in (
         "anomaly", "calendar", "climatology", "irls", "neighbourhood", "pipeline", "robust", "spread_pooling", "tile_rows",
         "vectors", "filters", "regions", "region_stats", "stitching", "detrend", "persistence", "scale_kernels",
-        "season_spread", "point_mass")]
+        "season_spread", "point_mass", "press")]
     + ["geoanom/detectors/sketch.py", "geoanom/detectors/gmm.py", "geoanom/detectors/mixture.py",
        "geoanom/detectors/mixture_scoring.py", "geoanom/model/fit.py", "geoanom/model/score.py", "geoanom/io/write.py",
        "geoanom/io/overwrite.py", "geoanom/io/temporaries.py", "geoanom/io/opening.py"])

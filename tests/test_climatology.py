@@ -246,7 +246,7 @@ def test_an_unknown_trend_is_one_sentence():
 
 
 def test_harmonics_are_chosen_from_at_most_a_few_dozen_cells_of_every_group():
-    from geoanom.features.robust import PRESS_CELLS, press_sample
+    from geoanom.features.press import PRESS_CELLS, press_sample
 
     rng = np.random.default_rng(0)
     groups = rng.integers(-1, 7, size=(40, 30))

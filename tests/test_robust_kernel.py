@@ -18,7 +18,7 @@ import pytest
 from reference_kernels import irls_reference, loo_scale_reference, press_reference, seasonal_spread_reference
 
 import geoanom as ga
-from geoanom.features import robust
+from geoanom.features import press, robust
 from geoanom.features.climatology_design import _chosen_prefix, choose_design
 from geoanom.features.pipeline import stack_variables
 
@@ -56,7 +56,7 @@ def _determined(block, n_columns):
 
 def _every_step_design(monkeypatch):
     """The previous code's design: every time step its own row."""
-    monkeypatch.setattr(robust._Design, "of", classmethod(lambda cls, columns: cls(columns)))
+    monkeypatch.setattr(robust.DesignRows, "of", classmethod(lambda cls, columns: cls(columns)))
 
 
 def _numpy_kernels(monkeypatch) -> list[str]:
@@ -65,8 +65,8 @@ def _numpy_kernels(monkeypatch) -> list[str]:
     monkeypatch.setattr(robust, "irls_cells", lambda *args: calls.append("irls") or irls_reference(*args))
     monkeypatch.setattr(robust, "seasonal_spread_cells",
                         lambda *args: calls.append("spread") or seasonal_spread_reference(*args))
-    monkeypatch.setattr(robust, "press_cells", lambda *args: calls.append("press") or press_reference(*args))
-    monkeypatch.setattr(robust, "loo_scale_cells", lambda *args: calls.append("scale") or loo_scale_reference(*args))
+    monkeypatch.setattr(press, "press_cells", lambda *args: calls.append("press") or press_reference(*args))
+    monkeypatch.setattr(press, "loo_scale_cells", lambda *args: calls.append("scale") or loo_scale_reference(*args))
     return calls
 
 
@@ -75,16 +75,16 @@ def test_press_and_final_planes_equal_the_numpy_passes(monkeypatch, trend):
     block, columns = _block(trend)
     n_columns = columns.shape[1]
     prefixes = [q for q in range(1, n_columns + 1) if 2 * q + 4 <= block.shape[1]]
-    sampled = robust.press_sample(np.arange(block[0, 0].size).reshape(block.shape[2:]) // 40, block.shape[2:])
+    sampled = press.press_sample(np.arange(block[0, 0].size).reshape(block.shape[2:]) // 40, block.shape[2:])
     prefix = np.minimum(np.full((1, 1) + block.shape[2:], n_columns), 5)
     seasons = np.arange(block.shape[1]) % 12
     omega = np.linspace(0.0, np.pi, n_columns)  # the persistence's inflation of each column's leverage
-    compiled = (robust.press_block(block, sampled, columns, omega, prefixes),
+    compiled = (press.press_block(block, sampled, columns, omega, prefixes),
                 robust.final_block(block, prefix, columns, omega, seasons, 12, 3.0))
     with monkeypatch.context() as patch:
         calls = _numpy_kernels(patch)
         _every_step_design(patch)
-        reference = (robust.press_block(block, sampled, columns, omega, prefixes),
+        reference = (press.press_block(block, sampled, columns, omega, prefixes),
                      robust.final_block(block, prefix, columns, omega, seasons, 12, 3.0))
     assert set(calls) == {"irls", "spread", "press", "scale"}  # the oracles ran in the kernels' place
     _close(compiled[0], reference[0], _determined(block, n_columns))
@@ -97,10 +97,10 @@ def test_press_and_final_planes_equal_the_numpy_passes(monkeypatch, trend):
 
 def test_distinct_rows_are_the_months_of_a_record_without_trend():
     block, columns = _block()
-    design = robust._Design.of(columns)
+    design = robust.DesignRows.of(columns)
     assert design.rows.shape[0] == 12  # 42 months, 12 distinct rows
     np.testing.assert_array_equal(design.rows[design.step_row], columns)
-    assert robust._Design.of(np.column_stack([columns, np.arange(42.0)])).rows is None  # a trend: every row distinct
+    assert robust.DesignRows.of(np.column_stack([columns, np.arange(42.0)])).rows is None  # a trend: every row distinct
 
 
 def test_the_compiled_fit_downweights_an_outlier_as_numpy_does(monkeypatch):
@@ -109,10 +109,10 @@ def test_the_compiled_fit_downweights_an_outlier_as_numpy_does(monkeypatch):
     y = rng.normal(size=(30, 4))
     y[7, 2] = 40.0  # one gross outlier in cell 2
     valid = np.ones(y.shape, dtype=bool)
-    design = robust._Design.of(columns)
-    fitted = robust._robust_fit(y, valid, design, np.ones(4, dtype=np.int64))
+    design = robust.DesignRows.of(columns)
+    fitted = robust.robust_fit(y, valid, design, np.ones(4, dtype=np.int64))
     calls = _numpy_kernels(monkeypatch)
-    reference = robust._robust_fit(y, valid, design, np.ones(4, dtype=np.int64))
+    reference = robust.robust_fit(y, valid, design, np.ones(4, dtype=np.int64))
     assert calls == ["irls"]
     assert fitted.weights[7, 2] == 0.0  # beyond the bisquare's reach
     for name in ("beta", "weights", "scale", "residual", "leverage"):
@@ -175,7 +175,7 @@ def test_the_compiled_press_and_its_scale_are_numpys_bit_for_bit(distinct_rows):
     for q in range(n_columns):
         last = np.minimum(rng.integers(0, n_columns, n_cells), q)
         arguments = (y, valid, weights, fit, design_leverage, step_row, last, scale, robust.MAX_LEVERAGE,
-                     np.where(np.arange(n_cells) % 3, robust.PRESS_CAP, np.inf))  # uncapped cells too
+                     np.where(np.arange(n_cells) % 3, press.PRESS_CAP, np.inf))  # uncapped cells too
         found, expected = press_cells(*arguments), press_reference(*arguments)
         np.testing.assert_array_equal(found, expected)
         assert np.isfinite(found).all() and (found > 0).all()

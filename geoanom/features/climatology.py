@@ -19,7 +19,7 @@ where enough years exist for them to beat fewer harmonics.
   half-period), judged on the steps that hold values, and per cell on the
   cell's own values: a record NaN until March leaves January unseen; a
   cell seen in part of every year (sea ice) keeps the annual harmonic
-  (:func:`~geoanom.features.robust.supported_per_cell`).
+  (:func:`~geoanom.features.press.supported_per_cell`).
 - **Robust**: iteratively reweighted least squares, two Huber steps then
   Tukey's bisquare, so an event inside the training period neither moves
   the expected value nor widens the spread.

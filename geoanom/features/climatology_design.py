@@ -5,7 +5,7 @@
 candidates (a gap in the year under their half-period rules one out), and
 each group of cells (a geohash tile) takes the one with the least leave-one-out
 error summed over its cells, capped by each cell's own values. The
-per-block PRESS is :func:`geoanom.features.robust.press_block`.
+per-block PRESS is :func:`geoanom.features.press.press_block`.
 """
 
 from __future__ import annotations
@@ -31,7 +31,8 @@ from .calendar import (
     season_kind,
     supported_harmonics,
 )
-from .robust import MIN_STEPS, AnnualCoverage, press_block, press_sample
+from .press import AnnualCoverage, press_block, press_sample
+from .robust import MIN_STEPS
 
 
 def design_and_prefix(data: da.Array, time: xr.DataArray, trend: str | None, groups: np.ndarray | None, what: str,

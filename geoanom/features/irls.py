@@ -1,6 +1,6 @@
 """The climatology's robust fit of every cell, compiled: one cell at a time, its series in a few small arrays.
 
-In numpy each IRLS step of :func:`geoanom.features.robust._robust_fit` was
+In numpy each IRLS step of :func:`geoanom.features.robust.robust_fit` was
 a dozen passes over the whole (time, cell) block, each allocating a block
 of temporaries, and the cells' small systems were solved by batched LU,
 whose per-matrix overhead dominates at 12 x 12. Here one loop over the cells does
@@ -40,7 +40,7 @@ MAX_WIDENINGS = 200  # doublings of the scale that can restore the information: 
 @numba.njit(cache=True, nogil=True)
 def irls_cells(values, valid, rows, step_row, prefix, huber_steps, bisquare_steps, huber_c, bisquare_c,
                max_leverage):  # pragma: no cover - compiled; tested against the numpy oracle
-    """MM-style IRLS of every cell: ``_robust_fit``'s steps, compiled.
+    """MM-style IRLS of every cell: ``robust_fit``'s steps, compiled.
 
     Parameters
     ----------
