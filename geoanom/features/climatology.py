@@ -77,6 +77,8 @@ from .calendar import SPREAD_SEASONS, Design, spread_season, spread_window_steps
 from .climatology_design import design_and_prefix
 from .irls import RESOLUTION
 from .neighbour_relation import RELATION_STEPS, fit_neighbour_relation
+from .persistence import WARNING_STEPS, persistence_warning
+from .point_mass import point_mass_warning
 from .robust import BISQUARE_C, KAPPA, MAX_LEVERAGE, MIN_STEPS, final_block
 from .spread_pooling import pool_spread
 
@@ -200,7 +202,9 @@ class Climatology:
         spread, spread_weight = pool_spread(cells[n_columns:n_columns + n_seasons], cells[n_columns + n_seasons:-3])
         spread = _floored(spread, coefficients[0])
         weight_scale, leverage_scale, point_mass = cells[-3], cells[-2], cells[-1]
-        _warn_point_masses(point_mass == 1, what)
+        message = point_mass_warning(point_mass == 1, what)
+        if message:
+            warnings.warn(message, GeoanomWarning, stacklevel=2)  # the caller of Climatology.fit
         climatology = cls(design, coefficients, spread, spread_weight, prefix, weight_scale, leverage_scale,
                           _gram_inverses(columns))
         climatology.neighbour_relation = climatology._fitted_neighbour_relation(values, scheduler)
@@ -208,38 +212,16 @@ class Climatology:
         return climatology
 
     def _warn_persistence(self, values: xr.DataArray, what: str, scheduler: Any) -> None:
-        """Warn where daily (or finer) training anomalies persist beyond what the fit allows for (``PERSISTENT``).
-
-        The fit counts the independent values persistent anomalies hold
-        (:mod:`geoanom.features.persistence`), to first order: on a field
-        with a lag-1 correlation of 0.95 trained on 3 years, clean held-back
-        days were flagged at 3.0-3.1% for a contamination of 1% (8.5-8.7%
-        before it did), at 0.98 at 6.6% (19.6%), at 0.9 at 1.9% (4.0%)
-        (``benchmarks/persistence.py``).
-        """
+        """Warn where daily (or finer) training anomalies persist beyond what the fit allows for
+        (:func:`~geoanom.features.persistence.persistence_warning`)."""
         if self.design.kind not in ("dayofyear", "subdaily") or values.sizes["time"] < 3:
             return
-        window = values.isel(time=slice(0, PERSISTENCE_STEPS))
+        window = values.isel(time=slice(0, WARNING_STEPS))
         window = window.copy(data=_fit_layout(window))
         [anomaly] = dask.compute(self.standardise(window, training=True).data, scheduler=scheduler)
-        today, tomorrow = anomaly[:, :-1], anomaly[:, 1:]
-        pairs = np.isfinite(today) & np.isfinite(tomorrow)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            today, tomorrow = np.where(pairs, today, 0.0), np.where(pairs, tomorrow, 0.0)
-            count = pairs.sum(axis=1)
-            product = (today * tomorrow).sum(axis=1) / count
-            squares = np.sqrt((today**2).sum(axis=1) / count * (tomorrow**2).sum(axis=1) / count)
-            correlation = (product / squares)[count >= PERSISTENCE_STEPS // 2]
-        correlation = correlation[np.isfinite(correlation)]
-        if correlation.size and np.median(correlation) > PERSISTENT:
-            rho = float(np.median(correlation))
-            independent = values.sizes["time"] * (1 - rho) / (1 + rho)
-            warnings.warn(f"the training anomalies of {what} persist from one step to the next (lag-1 correlation "
-                          f"{rho:.2f} in the median cell): its {values.sizes['time']} steps hold about "
-                          f"{independent:.0f} independent values. The climatology allows for that, but only to "
-                          "first order, and new data may be flagged more often than the contamination asks (1% gave "
-                          "3% at 0.95 with 3 years of daily data, 7% at 0.98); train on more years, or on monthly "
-                          "means.", GeoanomWarning, stacklevel=3)
+        message = persistence_warning(anomaly, values.sizes["time"], what)
+        if message:
+            warnings.warn(message, GeoanomWarning, stacklevel=3)
 
     def _fitted_neighbour_relation(self, values: xr.DataArray, scheduler: Any) -> np.ndarray:
         """The neighbours' relation on the training anomalies of ``RELATION_STEPS`` steps spread over the record
@@ -402,22 +384,6 @@ class Climatology:
 
 def _standardise_block(values: np.ndarray, terms: np.ndarray, planes: np.ndarray, climatology: Climatology):
     return climatology.with_planes(planes).anomaly(values, terms)
-
-
-# Daily anomalies with a lag-1 correlation above this, in the median cell, get a warning (Climatology._warn_persistence),
-# judged on the first PERSISTENCE_STEPS steps of the training period (which read 0.94 where it is 0.95).
-PERSISTENT, PERSISTENCE_STEPS = 0.93, 120
-
-
-def _warn_point_masses(point_mass: np.ndarray, what: str) -> None:
-    """One warning for the cells whose values sit on one value half the time or more (:mod:`.point_mass`)."""
-    if point_mass.any():
-        warnings.warn(f"{int(point_mass.sum())} cells of {what} hold one value (such as 0) in a quarter of their "
-                      "training values or more (a zero-inflated or discrete variable: precipitation, a flag): their expected "
-                      "value is the plain mean and their spread the plain root mean square, not robust ones, so an "
-                      "event in their training period moves and widens them; "
-                      "a transform (such as log1p of precipitation) makes such a variable better behaved.",
-                      GeoanomWarning, stacklevel=3)
 
 
 def _fit_layout(values: xr.DataArray) -> da.Array:

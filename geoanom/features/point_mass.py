@@ -83,3 +83,20 @@ def plain_spread(residual: np.ndarray, leverage: np.ndarray, valid: np.ndarray, 
     in_season = (np.asarray(seasons)[None, :] == np.arange(n_seasons)[:, None]).astype(np.float64)  # (season, time)
     season_count, season_sum = in_season @ valid, in_season @ loo**2
     return np.sqrt((season_sum + prior * record) / (season_count + prior))
+
+
+def point_mass_warning(point_mass: np.ndarray, what: str) -> str | None:
+    """The warning for the cells (bool, any shape) found on one value, or None where there are none.
+
+    Examples
+    --------
+    >>> point_mass_warning(np.array([True, False]), "'pr'")[:45]
+    "1 cells of 'pr' hold one value (such as 0) in"
+    """
+    if not point_mass.any():
+        return None
+    return (f"{int(point_mass.sum())} cells of {what} hold one value (such as 0) in a quarter of their training values "
+            "or more (a zero-inflated or discrete variable: precipitation, a flag): their expected value is the plain "
+            "mean and their spread the plain root mean square, not robust ones, so an event in their training period "
+            "moves and widens them; a transform (such as log1p of precipitation) makes such a variable better behaved.")
+
