@@ -206,8 +206,9 @@ def add_detect(subparsers, talk: argparse.ArgumentParser) -> None:
                         help="expected values: the training period's seasonal cycle (none, the default), or that "
                         "plus each cell's linear trend (linear: anomalies about the trend)")
     detect.add_argument("--contamination", type=float, default=0.01,
-                        help="share of normal observations each family's threshold is set to flag (default: 0.01); a family "
-                        "keeps the reference paper's constant where that flags a tenth to twice this share")
+                        help="share of normal observations each family's threshold is set to flag, above 0 and below 0.5 "
+                        "(default: 0.01); a family keeps the reference paper's constant where that flags a tenth to "
+                        "twice this share and within one percentage point of it")
     detect.add_argument("--federated", action="store_true",
                         help="federate the gmm and kmeans families across tiles: region models by federated EM, "
                         "and every tile's model adapted towards its region's")
