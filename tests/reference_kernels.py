@@ -165,7 +165,7 @@ def _solve(gram, rhs, prefix, inverse=False):
 
 
 def seasonal_spread_reference(residual, leverage, valid, seasons, n_seasons, scale_steps, bisquare_c, kappa,
-                              spread_prior, window_factor, record_factor):
+                              spread_prior, window_factor, record_factor, month_factor):
     """Spread (season, cell) of the leave-one-out residuals residual / (1 - leverage), and its worth (season, cell).
 
     The whole record's spread is the fixed point of a bisquare-weighted
@@ -183,7 +183,8 @@ def seasonal_spread_reference(residual, leverage, valid, seasons, n_seasons, sca
     --------
     >>> residual = np.tile([-1.0, 1.0], 12)[:, None]
     >>> spread, worth = seasonal_spread_reference(residual, np.zeros_like(residual), np.ones(residual.shape, bool),
-    ...                                           np.zeros(24, dtype=int), 1, 4, 4.685, 1.0, 24.0, np.ones(1), np.ones(1))
+    ...                                           np.zeros(24, dtype=int), 1, 4, 4.685, 1.0, 24.0, np.ones(1), np.ones(1),
+    ...                                           np.ones(1))
     >>> spread.shape, bool(spread[0, 0] > 0)
     ((1, 1), True)
     """
@@ -223,20 +224,18 @@ def seasonal_spread_reference(residual, leverage, valid, seasons, n_seasons, sca
     for s in range(n_seasons):
         for parts, var_out, w_out in (([s], own_var, own_w), ([(s + 1) % n_seasons, (s - 1) % n_seasons], near_var,
                                                                 near_w)):
-            start_sq, start_w = by_season_sq[parts[0]], by_season_w[parts[0]]
-            if len(parts) == 2:
-                start_sq, start_w = start_sq + by_season_sq[parts[1]], start_w + by_season_w[parts[1]]
-            start_local = np.maximum(np.sqrt(kappa * start_sq / np.maximum(start_w, 1e-12)), SEASON_SCALE_FLOOR * scale)
+            rows = np.concatenate([np.flatnonzero(seasons == k) for k in parts])  # one season's steps, then the other's
+            held = valid[rows]
+            start_local = np.maximum(_robust_scale(np.where(held, loo[rows], 0.0), held), SEASON_SCALE_FLOOR * scale)
             local = start_local
             weight = np.zeros(n_cells)
-            rows = np.concatenate([np.flatnonzero(seasons == k) for k in parts])  # one season's steps, then the other's
             for _ in range(scale_steps):
                 one = valid * bisquare(loo / (bisquare_c * local))
                 weight = sum_rows(one, rows)
                 local = np.maximum(np.sqrt(kappa * sum_rows(one * loo**2, rows) / np.maximum(weight, 1e-12)),
                                    0.5 * start_local)
-            var_out[s], w_out[s] = local**2, weight / window_factor
-    alone = np.stack(by_season_w) / window_factor >= OWN_MIN_COUNT
+            var_out[s], w_out[s] = local**2, weight / month_factor
+    alone = np.stack([valid[seasons == s].sum(axis=0) for s in range(n_seasons)]) / month_factor >= OWN_MIN_COUNT
     own_var, own_w = np.where(alone, own_var, window_var), np.where(alone, own_w, window_w)
     near_var, near_w = np.where(alone, near_var, window_var), np.where(alone, near_w, window_w)
     variance, window_w = shrink_logs_reference(own_var, own_w, near_var, near_w, near_w, alone)

@@ -142,7 +142,8 @@ def test_the_compiled_seasonal_spread_is_numpys_bit_for_bit(n_times, n_seasons):
     residual[~valid], leverage[~valid] = 0.0, 0.0
     residual[:, 7] = 0.0  # a constant cell: the median is 0, the RMS too
     seasons = np.arange(n_times) % n_seasons
-    factors = rng.uniform(1.0, 20.0, size=(2, residual.shape[1]))  # persistent residuals count for fewer values
+    factors = rng.uniform(1.0, 20.0, size=(3, residual.shape[1]))  # persistent residuals count for fewer values
+    factors[2] = rng.uniform(1.0, 4.0, size=residual.shape[1])  # a month's run: some judged alone, some not
     arguments = (residual, leverage, valid, seasons, n_seasons, robust.SCALE_STEPS, robust.BISQUARE_C, robust.KAPPA,
                  robust.SPREAD_PRIOR, *factors)
     expected = seasonal_spread_reference(*arguments)

@@ -63,3 +63,25 @@ def test_a_month_far_quieter_than_its_neighbours_keeps_its_own_spread():
     event = held_back.copy()
     event[0, held_month == 2] += 5 * 0.2
     assert np.median(climatology.standardise(event).values[0][held_month == 2]) > 2.0
+
+
+def test_six_years_judge_a_quiet_month_alone_even_with_an_event_in_it():
+    # counted as robust weights (under 1), six years read 5.4 values and fell back to the three-month window, and a
+    # month's fixed point started from the record's weights kept an event of 8 of its spreads (1.6 of the record's):
+    # a +5-spread February event read 1-1.2 spreads; now about 2.9
+    rng = np.random.default_rng(3)
+    time = pd.date_range("2001-01-16", periods=12 * 8, freq="MS") + pd.Timedelta(days=14)
+    month = time.month.to_numpy()
+    spread = np.where(month == 2, 0.2, 1.0)
+    values = 285.0 + 10 * np.cos(2 * np.pi * (month - 7) / 12)[:, None, None] + spread[:, None, None] * \
+        rng.standard_normal((time.size, 10, 12))
+    values[13, :5, :6] += 8 * 0.2  # an 8-spread February event in the training years
+    data = xr.DataArray(values.astype(np.float32), dims=("time", "lat", "lon"), attrs={"units": "K"},
+                        coords={"time": time, "lat": np.arange(10.0), "lon": np.arange(12.0) + 10.0})
+    values = data.expand_dims(variable=["v"])
+    climatology = ga.Climatology.fit(values.isel(time=slice(None, 72)))
+    event = values.isel(time=slice(72, None)).copy()
+    held_month = month[72:]
+    event[0, held_month == 2] += 5 * 0.2
+    read = climatology.standardise(event).values[0][held_month == 2]
+    assert np.median(read[:, :5, :6]) > 2.0 and np.median(read[:, 5:, 6:]) > 2.0

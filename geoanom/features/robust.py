@@ -148,7 +148,8 @@ def final_block(block: np.ndarray, prefix: np.ndarray, columns: np.ndarray, omeg
         leverage = np.minimum(fitted.leverage * inflation, MAX_LEVERAGE)
         spread, worth = seasonal_spread_cells(fitted.residual, leverage, valid, seasons.astype(np.int64),
                                               n_seasons, SCALE_STEPS, BISQUARE_C, KAPPA, SPREAD_PRIOR,
-                                              count_factor(rho, window_run), count_factor(rho, n_times))
+                                              count_factor(rho, window_run), count_factor(rho, n_times),
+                                              count_factor(rho, window_run / 3))
         weight_scale = fitted.scale
         leverage_scale = n_times / np.maximum(fitted.weights.sum(axis=0), 1e-12) * inflation
         point_mass, variable = find_point_masses(y, fitted.residual, valid, spread)

@@ -25,7 +25,7 @@ SEASON_SCALE_FLOOR = 0.1
 
 @numba.njit(cache=True, nogil=True)
 def seasonal_spread_cells(residual, leverage, valid, seasons, n_seasons, scale_steps, bisquare_c, kappa,
-                          spread_prior, window_factor, record_factor):  # pragma: no cover - compiled; see the oracle
+                          spread_prior, window_factor, record_factor, month_factor):  # pragma: no cover - compiled
     """Spread (season, cell) of the leave-one-out residuals residual / (1 - leverage), and its worth.
 
     The whole record's spread is the fixed point of a bisquare-weighted
@@ -52,8 +52,9 @@ def seasonal_spread_cells(residual, leverage, valid, seasons, n_seasons, scale_s
     a +5-spread event there at 0.6, and those two months had 3.3% beyond
     2.576 (``tests/test_seasonal_spread.py``). Weights
     count as independent observations once divided by each cell's
-    ``window_factor`` (a season's window) or ``record_factor`` (the whole
-    record), its raw values per independent one
+    ``window_factor`` (a season's three-month window), ``month_factor``
+    (one month's run of a year) or ``record_factor`` (the whole record),
+    its raw values per independent one
     (:func:`geoanom.features.persistence.count_factor`; 1 for
     uncorrelated residuals).
     One cell at a time; sums run over time in order, as numpy's sums over a
@@ -68,7 +69,7 @@ def seasonal_spread_cells(residual, leverage, valid, seasons, n_seasons, scale_s
     >>> residual = np.tile([-1.0, 1.0], 12)[:, None]
     >>> spread, worth = seasonal_spread_cells(residual, np.zeros_like(residual), np.ones(residual.shape, dtype=bool),
     ...                                       np.zeros(24, dtype=np.int64), 1, 4, 4.685, 1.0, 24.0, np.ones(1),
-    ...                                       np.ones(1))
+    ...                                       np.ones(1), np.ones(1))
     >>> spread.shape, bool(spread[0, 0] > 0)
     ((1, 1), True)
     """
@@ -94,6 +95,9 @@ def seasonal_spread_cells(residual, leverage, valid, seasons, n_seasons, scale_s
     near_w = np.empty(n_seasons)
     season_sq = np.empty(n_seasons)
     season_w = np.empty(n_seasons)
+    season_n = np.zeros(n_seasons, dtype=np.int64)
+    values = np.empty(n_times)
+    held = np.empty(n_times, dtype=np.bool_)
     grouped = np.empty(n_times)
     members, first = _steps_by_season(seasons, n_seasons)
     for c in range(n_cells):
@@ -121,9 +125,11 @@ def seasonal_spread_cells(residual, leverage, valid, seasons, n_seasons, scale_s
         # the whole record's weights per season: each window's start
         season_sq[:] = 0.0
         season_w[:] = 0.0
+        season_n[:] = 0
         for t in range(n_times):
             season_sq[seasons[t]] += w[t] * loo[t] ** 2
             season_w[seasons[t]] += w[t]
+            season_n[seasons[t]] += ok[t]
         for i in range(n_times):  # one season after another, each in time order: a window is three runs
             grouped[i] = loo[members[i]] if ok[members[i]] else np.nan
         for s in range(n_seasons):
@@ -132,14 +138,14 @@ def seasonal_spread_cells(residual, leverage, valid, seasons, n_seasons, scale_s
             variance[s], window_w[s] = _window_fixed_point(grouped, first, after, s, before, season_sq, season_w,
                                                            scale, scale_steps, bisquare_c, kappa)
             window_w[s] /= window_factor[c]
-            alone[s] = season_w[s] / window_factor[c] >= OWN_MIN_COUNT
+            alone[s] = season_n[s] / month_factor[c] >= OWN_MIN_COUNT
             if alone[s]:
-                own_var[s], own_w[s] = _season_fixed_point(grouped, first, s, s, season_sq, season_w, scale,
-                                                           scale_steps, bisquare_c, kappa)
-                near_var[s], near_w[s] = _season_fixed_point(grouped, first, after, before, season_sq, season_w,
-                                                             scale, scale_steps, bisquare_c, kappa)
-                own_w[s] /= window_factor[c]
-                near_w[s] /= window_factor[c]
+                own_var[s], own_w[s] = _season_fixed_point(grouped, first, s, s, scale, scale_steps, bisquare_c,
+                                                           kappa, values, held, magnitude)
+                near_var[s], near_w[s] = _season_fixed_point(grouped, first, after, before, scale, scale_steps,
+                                                             bisquare_c, kappa, values, held, magnitude)
+                own_w[s] /= month_factor[c]
+                near_w[s] /= month_factor[c]
             else:
                 own_var[s], own_w[s], near_var[s], near_w[s] = variance[s], window_w[s], variance[s], window_w[s]
         # each month leans on its neighbours, then on the whole record, by as many observations as they are worth
@@ -185,32 +191,43 @@ def _window_fixed_point(grouped, first, after, s, before, season_sq, season_w, s
 
 
 @numba.njit(cache=True, nogil=True)
-def _season_fixed_point(grouped, first, one, other, season_sq, season_w, scale, scale_steps, bisquare_c,
-                        kappa):  # pragma: no cover - compiled
+def _season_fixed_point(grouped, first, one, other, scale, scale_steps, bisquare_c, kappa, values, held,
+                        magnitude):  # pragma: no cover - compiled
     """Variance and bisquare weight of seasons ``one`` and ``other`` (one season when equal), on their own scale.
 
-    Started from their variance under the whole record's weights (at least
+    Started from their own median absolute value (at least
     ``SEASON_SCALE_FLOOR`` of the record's ``scale``), never below half of
-    that start: a cluster of tiny residuals is not the whole story. Sums run
-    over ``one``'s steps then ``other``'s, each in time order.
+    that start: a cluster of tiny residuals is not the whole story. Started
+    from their variance under the whole record's weights instead, an event
+    of 8 of the month's spreads but 1.6 of the record's kept its weight,
+    and a February five times quieter than the rest came out at twice its
+    spread where it held one. Sums run over ``one``'s steps then
+    ``other``'s, each in time order; ``values``, ``held`` and ``magnitude``
+    are scratch.
     """
     both = one != other
-    start_sq = season_sq[one] + season_sq[other] if both else season_sq[one]
-    start_w = season_w[one] + season_w[other] if both else season_w[one]
-    start = max(np.sqrt(kappa * start_sq / max(start_w, 1e-12)), SEASON_SCALE_FLOOR * scale)
+    n = 0
+    for k in range(2 if both else 1):
+        season = one if k == 0 else other
+        for j in range(first[season], first[season + 1]):
+            held[n] = grouped[j] == grouped[j]  # not NaN
+            values[n] = grouped[j] if held[n] else 0.0
+            n += 1
+    n_held = 0
+    for i in range(n):
+        n_held += held[i]
+    start = max(robust_scale(values[:n], held[:n], n_held, magnitude), SEASON_SCALE_FLOOR * scale)
     local = start
     weight = 0.0
     for _ in range(scale_steps):
         squares = 0.0
         weight = 0.0
-        for k in range(2 if both else 1):
-            season = one if k == 0 else other
-            for j in range(first[season], first[season + 1]):
-                u = grouped[j] / (bisquare_c * local)
-                if abs(u) < 1.0:  # False for NaN: a step without a value
-                    w = (1.0 - u**2) ** 2
-                    squares += w * grouped[j] ** 2
-                    weight += w
+        for i in range(n):
+            u = values[i] / (bisquare_c * local)
+            if held[i] and abs(u) < 1.0:
+                w = (1.0 - u**2) ** 2
+                squares += w * values[i] ** 2
+                weight += w
         local = max(np.sqrt(kappa * squares / max(weight, 1e-12)), 0.5 * start)
     return local**2, weight
 
@@ -231,8 +248,9 @@ def _steps_by_season(seasons, n_seasons):  # pragma: no cover - compiled
     return members, first
 
 
-# A month judged apart from its neighbours needs this many observations' worth in the record: on fewer, one event
-# among them sets its own scale (two years of months: an 8-spread event widened its month's spread 5-fold).
+# A month judged apart from its neighbours needs this many independent values in the record: on fewer, one event
+# among them sets its own scale (two years of months: an 8-spread event widened its month's spread 5-fold). Counted
+# as values, not robust weights (which are under 1: 6 years of months read 5.4 and fell back to the window).
 OWN_MIN_COUNT = 6.0
 # A season whose log variance lies further from its target than this many times the two estimates' noise variance
 # (2 / n each) is judged on its own differences from the target, not the seasons' common ones (see _shrink_logs).
