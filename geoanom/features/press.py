@@ -74,7 +74,7 @@ def press_block(block: np.ndarray, sampled: np.ndarray, columns: np.ndarray, ome
                                            rounding_only(fitted.scale, y, valid))
         leverage = np.minimum(fitted.leverage * inflation, MAX_LEVERAGE)
         scale = loo_scale_cells(fitted.residual, leverage, valid)
-        _, variable = find_point_masses(y, fitted.residual, valid, scale[None])
+        variable = find_point_masses(y, fitted.residual, valid, scale[None]).variable
         cap = np.where(variable, np.inf, PRESS_CAP)  # least squares' PRESS: no value is an outlier there
         if variable.any():  # judged on their means, as final_block fits them, in units of their plain spread
             fit_means(fitted, variable, y, valid, design, limit)

@@ -152,8 +152,8 @@ def final_block(block: np.ndarray, prefix: np.ndarray, columns: np.ndarray, omeg
                                               count_factor(rho, window_run / 3))
         weight_scale = fitted.scale
         leverage_scale = n_times / np.maximum(fitted.weights.sum(axis=0), 1e-12) * inflation
-        point_mass, variable = find_point_masses(y, fitted.residual, valid, spread)
-        point_mass |= variable
+        found = find_point_masses(y, fitted.residual, valid, spread)
+        point_mass, variable = found.point_mass | found.variable, found.variable
         if variable.any():
             fit_means(fitted, variable, y, valid, design, cell_prefix)
             weight_scale[variable] = np.inf  # every weight 1 in the training anomalies

@@ -293,3 +293,30 @@ def _shrink_logs(estimate, count, target, target_count, cap, used, out, out_coun
         weight = count[s] + borrowed
         out[s] = np.exp((count[s] * own_log + borrowed * target_log) / weight) if weight > 0 else np.exp(target_log)
         out_count[s] = weight
+
+
+@numba.njit(cache=True, nogil=True)
+def shrink_season_variances(variance, count, record, record_count, cap):  # pragma: no cover - compiled
+    """Each cell's season variances (season, cell), from ``count`` values each, shrunk towards its ``record``
+    variance (cell,) from ``record_count`` values, ``cap`` observations' worth at most, on the log scale
+    (:func:`_shrink_logs`). Returns the shrunk variances (season, cell).
+
+    Examples
+    --------
+    >>> variance = np.array([[0.01, 1.0], [1.0, 1.1]])  # a season 100 times quieter, and two alike
+    >>> shrink_season_variances(variance, np.full((2, 2), 30.0), np.array([0.5, 1.05]), np.full(2, 60.0),
+    ...                         24.0).round(2).tolist()
+    [[0.01, 1.05], [1.03, 1.11]]
+    """
+    n_seasons, n_cells = variance.shape
+    out = np.empty((n_seasons, n_cells))
+    target, target_count = np.empty(n_seasons), np.empty(n_seasons)
+    caps, every = np.full(n_seasons, cap), np.ones(n_seasons, dtype=np.bool_)
+    pooled, pooled_w = np.empty(n_seasons), np.empty(n_seasons)
+    for c in range(n_cells):
+        target[:] = record[c]
+        target_count[:] = record_count[c]
+        _shrink_logs(variance[:, c].copy(), count[:, c].copy(), target, target_count, caps, every, pooled, pooled_w)
+        out[:, c] = pooled
+    return out
+
