@@ -71,12 +71,7 @@ def run_detect(args: argparse.Namespace) -> None:
         check_replaced(outputs[0], cube["time"].values)  # a result holding other steps (appended months)
         checks.drawn_variable(args, list(cube.data_vars))  # --var not given: the input's variables are fitted
         if point is not None:  # a point off the grid is refused from the coordinates alone, before any work
-            from ..plot import nearest_grid_cell
-
-            try:
-                nearest_grid_cell(cube, *point)
-            except GeoanomError as error:
-                raise OptionError(f"--explain {args.explain}: {error}") from None
+            check_explained_point(args, point, cube)
         if args.plot_time is not None:  # a date the input does not hold is refused before any work
             from ..plot.panels import step_index
 
@@ -100,6 +95,8 @@ def run_detect(args: argparse.Namespace) -> None:
         say(model_summary(model))
         report_skipped(model)
         check_fitted(model, args)
+        if point is not None:  # a point on land, far from every cell with data, is refused before scoring
+            check_explained_point(args, point, model=model)
         result = model.score(cube, client=client, consensus=args.consensus)
         make_parents(outputs)  # every output's folder: --out's writer makes its own, --plot's and the rest's do not
         from ..io import count_infinite
@@ -181,7 +178,17 @@ def explain_cell(model, cube, point: tuple[float, float], out: Path, picture: Pa
         figure.savefig(tmp, dpi=SAVE_DPI)
     title = figure.axes[0].get_title().splitlines()
     note = f"; {title[2]}" if len(title) > 2 else ""  # why the cell has no scores (plot.explain.unscored_note)
-    say(f"the cell nearest to {point[0]:g}, {point[1]:g}: {picture} ({title[0]}){note}")
+    say(f"the cell drawn for {point[0]:g}, {point[1]:g}: {picture} ({title[0]}){note}")  # the title says how far
+
+
+def check_explained_point(args: argparse.Namespace, point: tuple[float, float], cube=None, model=None) -> None:
+    """Refuse ``--explain`` off the ``cube``'s grid, or more than two grid spacings from the ``model``'s cells with data."""
+    from ..plot import nearest_cell, nearest_grid_cell
+
+    try:
+        nearest_grid_cell(cube, *point) if model is None else nearest_cell(model, *point, args.variable)
+    except GeoanomError as error:
+        raise OptionError(f"--explain {args.explain}: {error}") from None
 
 
 def run_regions(args: argparse.Namespace) -> None:

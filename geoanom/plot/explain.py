@@ -10,6 +10,10 @@ import numpy as np
 import xarray as xr
 
 from .layout import saved
+from .nearest import nearest_cell, nearest_description, nearest_grid_cell
+
+__all__ = ["cell", "decimal_years", "expected_terms", "nearest_cell", "nearest_grid_cell", "unscored_note",
+           "variable_index"]
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -17,84 +21,7 @@ if TYPE_CHECKING:
 
     from ..model import AnomalyModel
 
-EARTH_RADIUS_KM = 6371.0
 BAND_SPREADS = 2.0  # the picture of a cell shades the expected value +- this many spreads
-
-
-def nearest_cell(model: "AnomalyModel", lat: float, lon: float, variable: str | None = None) -> tuple[int, int]:
-    """Row and column of the grid cell nearest to a point, among the cells that have data.
-
-    Distances are great-circle distances, so this works on curvilinear
-    grids (2-D ``lat``/``lon``), across the antimeridian and for longitudes
-    in either [-180, 180) or [0, 360). Cells without a climatology for the
-    variable (land on an ocean grid, cells without valid training data) are
-    passed over.
-
-    Parameters
-    ----------
-    model : AnomalyModel
-    lat, lon : float
-        The point, in degrees.
-    variable : str, optional
-        The variable whose cells count (default: the model's first).
-
-    Returns
-    -------
-    (int, int)
-        Indices along the model's two spatial dimensions (``model.labels.dims``).
-
-    Raises
-    ------
-    GeoanomError
-        The latitude is outside [-90, 90], or the point is farther from every
-        cell with data than two grid spacings: outside the grid, or on a
-        patch of cells without data (land on an ocean grid), each said so.
-
-    Examples
-    --------
-    >>> row, col = nearest_cell(model, 25.5, -80.2)  # doctest: +SKIP
-    >>> model.labels.isel(lat=row, lon=col).item()  # doctest: +SKIP
-    'dh'
-    """
-    from ..errors import GeoanomError
-
-    index = variable_index(model, variable)
-    has_data = np.isfinite(model.climatology.coefficients[:, index]).all(axis=0)
-    if not has_data.any():
-        raise GeoanomError(f"no cell of the model's grid has data for '{model.variables[index]}'.")
-    return nearest_grid_cell(model.labels, lat, lon, has_data)
-
-
-def nearest_grid_cell(grid: xr.Dataset | xr.DataArray, lat: float, lon: float,
-                      usable: np.ndarray | None = None) -> tuple[int, int]:
-    """Row and column of the cell of ``grid`` (anything with ``lat``/``lon``) nearest to a point.
-
-    As :func:`nearest_cell`, on a bare grid: ``usable`` (bool, the grid's
-    shape) limits the candidates. It reads coordinates only, so the command
-    line checks a point with it before any computation.
-    """
-    from ..errors import GeoanomError
-    from ..grid import cell_centres, grid_spacing
-
-    if not (np.isfinite(lat) and np.isfinite(lon) and -90.0 <= lat <= 90.0):
-        raise GeoanomError(f"the point {lat:g}, {lon:g} is not on the globe: latitude must be in [-90, 90].")
-    lats, lons = (np.asarray(c.values, dtype=float) for c in cell_centres(grid))
-    distance = _great_circle_km(lat, lon, lats, lons)
-    if usable is not None:
-        distance = np.where(usable, distance, np.inf)
-    row, col = np.unravel_index(int(np.argmin(distance)), distance.shape)
-    step_lat, step_lon = grid_spacing(grid)
-    step_km = np.hypot(step_lat, step_lon * np.cos(np.radians(lats[row, col]))) * np.pi / 180 * EARTH_RADIUS_KM
-    if distance[row, col] > 2 * step_km:
-        away = f"({lats[row, col]:.2f}, {lons[row, col]:.2f}) is {distance[row, col]:,.0f} km away."
-        if usable is None:
-            raise GeoanomError(f"the point {lat:g}, {lon:g} is outside the grid: the nearest cell {away}")
-        any_row, any_col = nearest_grid_cell(grid, lat, lon)  # raises if the point is off the grid itself
-        raise GeoanomError(
-            f"the point {lat:g}, {lon:g} is on a cell without data (land, or no valid training values) at "
-            f"{lats[any_row, any_col]:.2f}, {lons[any_row, any_col]:.2f}: the nearest cell with data {away}"
-        )
-    return int(row), int(col)
 
 
 def cell(model: "AnomalyModel", cube: xr.Dataset, *, lat: float, lon: float, variable: str | None = None,
@@ -102,8 +29,10 @@ def cell(model: "AnomalyModel", cube: xr.Dataset, *, lat: float, lon: float, var
          path: str | os.PathLike | None = None) -> "Figure":
     """A picture of one grid cell: what geoanom expected there, what it saw, and what it flagged.
 
-    The cell nearest to (``lat``, ``lon``) (see :func:`nearest_cell`) is
-    drawn over the cube's time steps: its observations; the expected value
+    The cell nearest to (``lat``, ``lon``) among those with data (see
+    :func:`nearest_cell`; the title says how far it is from the point, and a
+    point more than two grid spacings from every cell with data is refused)
+    is drawn over the cube's time steps: its observations; the expected value
     of the model's climatology (``model.climatology.expected``: the
     training period's mean and seasonal cycle, and its linear trend for a
     model fitted with ``trend="linear"``); a band of the expected value
@@ -151,7 +80,8 @@ def cell(model: "AnomalyModel", cube: xr.Dataset, *, lat: float, lon: float, var
     ------
     GeoanomError
         An unknown variable, a cube or result on another grid, or a point
-        outside the grid.
+        outside the grid or more than two grid spacings from any cell with
+        data.
 
     Notes
     -----
@@ -244,7 +174,7 @@ def cell(model: "AnomalyModel", cube: xr.Dataset, *, lat: float, lon: float, var
     ax.set_title(
         f"{name}{f' ({units})' if units else ''} at {degrees(cell_lat, 'N', 'S', digits=2)} "
         f"{degrees(cell_lon, 'E', 'W', digits=2)}, "
-        f"tile {tile} (nearest cell to {lat:g}, {lon:g})\n"
+        f"tile {tile} ({nearest_description(model.labels, lat, lon, row, col)})\n"
         f"expected value: the {fitted} of training period {period}; "
         f"{flagged_years.size} of {n_scored} scored steps flagged" + (f"\n{note}" if note else ""),
         fontsize="medium",
@@ -335,14 +265,6 @@ def variable_index(model: "AnomalyModel", variable: str | None) -> int:
         raise VariableNotFoundError(f"the model has no variable '{variable}'; its variables: "
                                     f"{', '.join(model.variables)}.")
     return model.variables.index(variable)
-
-
-def _great_circle_km(lat: float, lon: float, lats: np.ndarray, lons: np.ndarray) -> np.ndarray:
-    """Haversine distances (km) from one point to many."""
-    phi1, phi2 = np.radians(lat), np.radians(lats)
-    half_dphi, half_dlambda = (phi2 - phi1) / 2, np.radians(lons - lon) / 2
-    h = np.sin(half_dphi) ** 2 + np.cos(phi1) * np.cos(phi2) * np.sin(half_dlambda) ** 2
-    return 2 * EARTH_RADIUS_KM * np.arcsin(np.sqrt(np.clip(h, 0.0, 1.0)))
 
 
 def _cell_alone(cube: xr.Dataset, dims: tuple[str, ...], row: int, col: int) -> xr.Dataset:

@@ -22,6 +22,7 @@ from ..formatting import degrees, iso_date
 from .events import event_footprint, spatial_slices
 from .explain import decimal_years, nearest_cell, variable_index
 from .layout import saved
+from .nearest import nearest_description
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -164,8 +165,9 @@ def _region(model: "AnomalyModel", result: xr.Dataset, cell: tuple[float, float]
         dims = model.labels.dims
         flags = result["ensemble"].isel({dims[0]: row, dims[1]: col}).values.astype(bool)
         centre_lat, centre_lon = (float(np.asarray(c)[row, col]) for c in _centres(model))
+        nearest = nearest_description(model.labels, float(lat), float(lon), row, col)
         where = (f"{degrees(centre_lat, 'N', 'S', digits=2)} {degrees(centre_lon, 'E', 'W', digits=2)}, tile "
-                 f"{model.labels.values[row, col]} (nearest cell to {float(lat):g}, {float(lon):g})")
+                 f"{model.labels.values[row, col]} ({nearest})")
         return Region(mask, result["time"].values[flags], where, f"flagged by the ensemble ({int(flags.sum())})")
     if labels is None:
         raise GeoanomError(f"event {event} needs the label cube: pass labels=event_labels(result).")
