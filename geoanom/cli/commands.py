@@ -365,8 +365,11 @@ def _client_grid(path: str):
 
 def select_training(cube, start: str | None, end: str):
     """The training period of a cube, or a TrainingPeriodError naming the data's span."""
-    from ..formatting import iso_date
+    from ..formatting import calendar_of, iso_date
+    from .dates import calendar_date
 
+    for option, date in (("--train-start", start), ("--train-end", end)):  # 2003-02-30: not in most calendars
+        calendar_date(option, date, calendar_of(cube["time"]))
     times = cube["time"].values
     span = f"{iso_date(times[0])} to {iso_date(times[-1])}" if len(times) else "no time steps"
     options = f"--train-start {start} --train-end {end}" if start is not None else f"--train-end {end}"
