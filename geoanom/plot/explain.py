@@ -12,8 +12,8 @@ import xarray as xr
 from .layout import saved
 from .nearest import nearest_cell, nearest_description, nearest_grid_cell
 
-__all__ = ["cell", "decimal_years", "expected_terms", "nearest_cell", "nearest_grid_cell", "unscored_note",
-           "variable_index"]
+__all__ = ["cell", "decimal_years", "design_terms", "expected_label", "expected_terms", "nearest_cell",
+           "nearest_grid_cell", "unscored_note", "variable_index", "zero_inflated"]
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -33,9 +33,11 @@ def cell(model: "AnomalyModel", cube: xr.Dataset, *, lat: float, lon: float, var
     :func:`nearest_cell`; the title says how far it is from the point, and a
     point more than two grid spacings from every cell with data is refused)
     is drawn over the cube's time steps: its observations; the expected value
-    of the model's climatology (``model.climatology.expected``: the
-    training period's mean and seasonal cycle, and its linear trend for a
-    model fitted with ``trend="linear"``); a band of the expected value
+    of the model's climatology (``model.climatology.expected``: a robust
+    fit of the training period's level and seasonal cycle, and its linear
+    trend for a model fitted with ``trend="linear"``; the mean and seasonal
+    cycle of a zero-inflated cell, as the legend says: see
+    :func:`expected_terms`); a band of the expected value
     plus or minus two spreads (``model.climatology.spread_at``), where about
     95% of normal observations fall; the observations the ensemble flags
     (its majority, ``result["ensemble"]``) as red dots; and the training
@@ -152,7 +154,8 @@ def cell(model: "AnomalyModel", cube: xr.Dataset, *, lat: float, lon: float, var
                 axes.axvspan(low, high, color="0.92", zorder=0, label="training period" if axes is ax else None)
     ax.fill_between(years, expected - BAND_SPREADS * spread, expected + BAND_SPREADS * spread, color="tab:blue",
                     alpha=0.2, linewidth=0, label=f"expected \u00b1 {BAND_SPREADS:g} spreads")
-    ax.plot(years, expected, color="tab:blue", linewidth=1.5, label="expected value", gid="expected")
+    ax.plot(years, expected, color="tab:blue", linewidth=1.5, label=expected_label(model, (row, col), name),
+            gid="expected")
     ax.plot(years, observed.values, color="black", linewidth=0.7, marker=".", markersize=3, label="observations",
             gid="observations")
     others = [v for v in model.variables if v != name]  # the ensemble judges every variable together
@@ -166,7 +169,7 @@ def cell(model: "AnomalyModel", cube: xr.Dataset, *, lat: float, lon: float, var
     ax.legend(loc="best", fontsize="small")
     cell_lat, cell_lon = (float(np.asarray(c.values)[row, col]) for c in cell_centres(model.labels))
     tile = str(model.labels.values[row, col])
-    fitted = expected_terms(model)
+    fitted = expected_terms(model, (row, col), name)
     period = f"{iso_date(model.attrs.get('training_start', '?'))} to {iso_date(model.attrs.get('training_end', '?'))}"
     fused = scored["fused_irregularity"].values
     n_scored = int(np.isfinite(fused).sum())
@@ -175,9 +178,9 @@ def cell(model: "AnomalyModel", cube: xr.Dataset, *, lat: float, lon: float, var
         f"{name}{f' ({units})' if units else ''} at {degrees(cell_lat, 'N', 'S', digits=2)} "
         f"{degrees(cell_lon, 'E', 'W', digits=2)}, "
         f"tile {tile} ({nearest_description(model.labels, lat, lon, row, col)})\n"
-        f"expected value: the {fitted} of training period {period}; "
+        f"expected value: {fitted} in training period {period}; "
         f"{flagged_years.size} of {n_scored} scored steps flagged" + (f"\n{note}" if note else ""),
-        fontsize="medium",
+        fontsize="medium", wrap=True,  # a long line (a trend, a long period) wraps instead of running off the figure
     )
     if lower is not None:
         if note:  # an empty panel must say why
@@ -195,16 +198,64 @@ def cell(model: "AnomalyModel", cube: xr.Dataset, *, lat: float, lon: float, var
     return saved(fig, path)
 
 
-def expected_terms(model: "AnomalyModel") -> str:
-    """What the model's expected value is made of, as text: ``mean, seasonal cycle and linear trend``.
+def expected_terms(model: "AnomalyModel", cell: tuple[int, int] | None = None, variable: str | None = None) -> str:
+    """What the expected value of a cell (``cell``: row, col) of ``variable`` is, as text; of most cells without one.
+
+    The climatology fits each cell robustly (Huber steps, then Tukey's
+    bisquare), so its expected value is not the training mean where the
+    values are skewed; only the zero-inflated cells (on their lowest value,
+    dry or frozen, much of the time: ``weight_scale`` infinite, see
+    :mod:`geoanom.features.point_mass`) are fitted by least squares, their
+    mean and seasonal cycle.
 
     Examples
     --------
     >>> expected_terms(model)  # doctest: +SKIP
-    'mean and seasonal cycle'
+    'robust fit of the level and seasonal cycle'
+    >>> expected_terms(rain_model, (3, 4))  # doctest: +SKIP
+    'mean and seasonal cycle (zero-inflated cell)'
+    """
+    if cell is not None and zero_inflated(model, variable)[cell]:
+        return f"{design_terms(model, 'mean')} (zero-inflated cell)"
+    return f"robust fit of the {design_terms(model, 'level')}"
+
+
+def expected_label(model: "AnomalyModel", cell: tuple[int, int], variable: str | None = None) -> str:
+    """The legend's name of a cell's expected value: a robust fit, or a zero-inflated cell's mean.
+
+    Examples
+    --------
+    >>> expected_label(model, (0, 0))  # doctest: +SKIP
+    'expected value (robust seasonal fit)'
+    """
+    if zero_inflated(model, variable)[cell]:
+        return f"expected value ({design_terms(model, 'mean')}, zero-inflated cell)"
+    design = model.climatology.design
+    return (f"expected value (robust {'seasonal ' if design.kind != 'none' else ''}fit"
+            f"{' with trend' if design.trend else ''})")
+
+
+def zero_inflated(model: "AnomalyModel", variable: str | None = None) -> np.ndarray:
+    """Cells (bool, the grid's shape) of ``variable`` whose expected value is their mean, not a robust fit.
+
+    Examples
+    --------
+    >>> int(zero_inflated(rain_model, "pr").sum())  # doctest: +SKIP
+    37
+    """
+    return np.isinf(model.climatology.weight_scale[variable_index(model, variable)])
+
+
+def design_terms(model: "AnomalyModel", first: str) -> str:
+    """``first`` (mean, level), then the seasonal cycle and the linear trend where the model's design holds them.
+
+    Examples
+    --------
+    >>> design_terms(model, "level")  # doctest: +SKIP
+    'level and seasonal cycle'
     """
     design = model.climatology.design
-    terms = ["mean"] + (["seasonal cycle"] if design.kind != "none" else []) + (["linear trend"] if design.trend else [])
+    terms = [first] + (["seasonal cycle"] if design.kind != "none" else []) + (["linear trend"] if design.trend else [])
     return ", ".join(terms[:-1]) + " and " + terms[-1] if len(terms) > 1 else terms[0]
 
 
