@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 import xarray as xr
 
+import geoanom as ga
 from geoanom.features import Climatology
 
 
@@ -68,3 +69,25 @@ def test_open_months_beside_frozen_ones_keep_their_own_spread():
         assert np.mean(np.abs(anomaly[held_month == open_month]) > 2.576) < 0.06, open_month
     assert np.abs(anomaly[held_month == 2]).max() < 2.576  # a frozen February is no anomaly
 
+
+
+def test_the_expected_rain_is_never_below_the_dry_days(tmp_path):
+    # least squares' seasonal cycle went below the dry season's 0 (14.7% of cell-days, down to -1 mm/day)
+    rain = daily_rain(0.9, n_years=4, seed=2)
+    winter = rain["time"].dt.month.isin([1, 2, 3]).values[None, :, None, None]
+    dry_season = rain.copy(data=np.where(winter, 0.0, rain.values))
+    cube = dry_season[0].drop_vars("variable").to_dataset(name="pr")
+    cube["pr"].attrs["units"] = "mm/day"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = ga.fit(cube.isel(time=slice(0, 3 * 365)), detectors="gmm")
+    expected = model.climatology.expected(cube["time"])
+    assert np.nanmin(expected) >= 0.0
+    unbounded = Climatology(*[getattr(model.climatology, f) for f in ("design", "coefficients", "spread",
+                            "spread_weight", "prefix", "weight_scale", "leverage_scale", "gram_inverse")])
+    assert np.nanmin(unbounded.expected(cube["time"])) < 0  # the bound is what holds it
+    model.save(tmp_path / "rain.npz")
+    loaded = ga.load_model(tmp_path / "rain.npz")
+    np.testing.assert_array_equal(loaded.climatology.lower_bound, model.climatology.lower_bound)
+    scored = [m.score(cube.isel(time=slice(3 * 365, None)))["pr_anomaly"].values for m in (model, loaded)]
+    np.testing.assert_array_equal(*scored)

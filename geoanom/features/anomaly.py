@@ -28,7 +28,8 @@ def _bisquare(u: float) -> float:
 # error_model="numpy": a division by zero gives inf or NaN, as in numpy, instead of raising
 @njit(cache=True, nogil=True, error_model="numpy")
 def anomaly_kernel(values, columns, season, training, design_leverage, coefficients, spread, spread_weight,
-                   prefix, weight_scale, leverage_scale, bisquare_c, kappa, max_leverage):  # pragma: no cover
+                   prefix, weight_scale, leverage_scale, lower_bound, bisquare_c, kappa,
+                   max_leverage):  # pragma: no cover
     """Standardised anomaly (variable, time, cell) of ``values`` (variable, time, cell).
 
     Per-cell arrays are (…, variable, cell); ``columns`` and
@@ -45,6 +46,8 @@ def anomaly_kernel(values, columns, season, training, design_leverage, coefficie
                 expected = 0.0
                 for p in range(n_columns):
                     expected += columns[t, p] * coefficients[p, v, c]
+                if expected < lower_bound[v, c]:  # a zero-inflated cell's mean is never under its point mass
+                    expected = lower_bound[v, c]
                 departure = np.float64(values[v, t, c]) - expected
                 scale = spread[s_index, v, c]
                 if training[t]:

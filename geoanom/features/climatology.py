@@ -125,6 +125,11 @@ class Climatology:
         feature of a step with gaps stands for the mean over every
         neighbour. None in a model saved before it: missing neighbours are
         left out, as then.
+    lower_bound : ndarray (variable, *spatial) or None
+        The least expected value of a zero-inflated cell (its point mass:
+        rain's dry 0, sea ice's freezing point), whose mean and seasonal
+        cycle are fitted by least squares and went as low as -1 mm/day of
+        rain; -inf elsewhere, and None (no bound) in a model saved before it.
 
     Examples
     --------
@@ -141,6 +146,7 @@ class Climatology:
     leverage_scale: np.ndarray
     gram_inverse: np.ndarray
     neighbour_relation: np.ndarray | None = None
+    lower_bound: np.ndarray | None = None
 
     # -- fitting ---------------------------------------------------------------------------
     @classmethod
@@ -190,7 +196,7 @@ class Climatology:
         data = _fit_layout(values)
         design, prefix = design_and_prefix(data, time, trend, groups, what, scheduler)
         columns = design.columns(time)
-        n_planes = columns.shape[1] + 2 * SPREAD_SEASONS[design.kind] + 3
+        n_planes = columns.shape[1] + 2 * SPREAD_SEASONS[design.kind] + 4
         seasons = spread_season(time, design.kind)
         cell_prefix = da.from_array(prefix[:, None], chunks=(data.chunks[0], (1,)) + data.chunks[2:])
         cells = da.map_blocks(final_block, data, cell_prefix, columns, design.frequencies(time), seasons,
@@ -199,14 +205,14 @@ class Climatology:
         [cells] = dask.compute(cells, scheduler=scheduler)
         n_columns, n_seasons = columns.shape[1], SPREAD_SEASONS[design.kind]
         coefficients = cells[:n_columns]
-        spread, spread_weight = pool_spread(cells[n_columns:n_columns + n_seasons], cells[n_columns + n_seasons:-3])
+        spread, spread_weight = pool_spread(cells[n_columns:n_columns + n_seasons], cells[n_columns + n_seasons:-4])
         spread = _floored(spread, coefficients[0])
-        weight_scale, leverage_scale, point_mass = cells[-3], cells[-2], cells[-1]
+        weight_scale, leverage_scale, lower_bound, point_mass = cells[-4], cells[-3], cells[-2], cells[-1]
         message = point_mass_warning(point_mass == 1, what)
         if message:
             warnings.warn(message, GeoanomWarning, stacklevel=2)  # the caller of Climatology.fit
         climatology = cls(design, coefficients, spread, spread_weight, prefix, weight_scale, leverage_scale,
-                          _gram_inverses(columns))
+                          _gram_inverses(columns), lower_bound=np.where(np.isnan(lower_bound), -np.inf, lower_bound))
         climatology.neighbour_relation = climatology._fitted_neighbour_relation(values, scheduler)
         climatology._warn_persistence(values, what, scheduler)
         return climatology
@@ -279,7 +285,7 @@ class Climatology:
         # every array with its spatial axes flattened into one cell axis
         cells = lambda a: a.reshape(a.shape[:a.ndim - values.ndim + 2] + (-1,))  # noqa: E731
         out = anomaly_kernel(cells(values), np.ascontiguousarray(columns), season, training,
-                             np.ascontiguousarray(leverage), *map(cells, self._cell_arrays()),
+                             np.ascontiguousarray(leverage), *map(cells, self._cell_arrays()), cells(self._lower()),
                              BISQUARE_C, KAPPA, MAX_LEVERAGE)
         return out.reshape(values.shape)
 
@@ -290,6 +296,9 @@ class Climatology:
         shape = (1, columns.shape[0]) + (1,) * (self.coefficients.ndim - 2)
         for p in range(self.coefficients.shape[0]):
             total += columns[:, p].reshape(shape) * self.coefficients[p][:, None]
+        if self.lower_bound is not None:
+            lower = np.broadcast_to(self.lower_bound[:, None], total.shape)
+            total = np.where(total < lower, lower, total)  # NaN stays NaN
         return total
 
     def expected(self, time: xr.DataArray) -> np.ndarray:
@@ -316,16 +325,20 @@ class Climatology:
         """The climatology of a block of grid cells."""
         relation = None if self.neighbour_relation is None else self.neighbour_relation[..., rows, cols]
         return Climatology(self.design, *(a[..., rows, cols] for a in self._cell_arrays()), self.gram_inverse,
-                           relation)
+                           relation, self._lower()[..., rows, cols])
 
     def _cell_arrays(self) -> tuple[np.ndarray, ...]:
         return (self.coefficients, self.spread, self.spread_weight, self.prefix, self.weight_scale,
                 self.leverage_scale)
 
+    def _lower(self) -> np.ndarray:
+        """The lower bound of every cell's expected value, -inf where there is none."""
+        return np.full(self.prefix.shape, -np.inf) if self.lower_bound is None else self.lower_bound
+
     def planes(self) -> np.ndarray:
         """Every per-cell array stacked into one (plane, variable, *spatial), to ship by space chunk."""
         return np.concatenate([self.coefficients, self.spread, self.spread_weight, self.prefix[None].astype(np.float64),
-                               self.weight_scale[None], self.leverage_scale[None]], axis=0)
+                               self.weight_scale[None], self.leverage_scale[None], self._lower()[None]], axis=0)
 
     def with_planes(self, planes: np.ndarray) -> "Climatology":
         """This climatology's design on other cells, given their :meth:`planes`."""
@@ -333,7 +346,7 @@ class Climatology:
         seasons_end = n_columns + 2 * n_seasons
         return Climatology(self.design, planes[:n_columns], planes[n_columns:n_columns + n_seasons],
                            planes[n_columns + n_seasons:seasons_end], planes[seasons_end].astype(np.int64),
-                           planes[-2], planes[-1], self.gram_inverse)
+                           planes[-3], planes[-2], self.gram_inverse, lower_bound=planes[-1])
 
     def standardise(self, values: xr.DataArray, training: bool | np.ndarray = False) -> xr.DataArray:
         """Standardised anomalies of a cube on this climatology's grid, lazily.
@@ -371,15 +384,18 @@ class Climatology:
                 "leverage_scale": self.leverage_scale, "gram_inverse": self.gram_inverse}
         if self.neighbour_relation is not None:
             tree["neighbour_relation"] = self.neighbour_relation
+        if self.lower_bound is not None:
+            tree["lower_bound"] = self.lower_bound
         return tree
 
     @classmethod
     def from_tree(cls, tree: dict[str, Any]) -> "Climatology":
-        """Inverse of :meth:`to_tree`; a model saved before the neighbours' relation has none (None)."""
-        relation = tree.get("neighbour_relation")
+        """Inverse of :meth:`to_tree`; a model saved before the neighbours' relation or the lower bound has none."""
+        relation, lower = tree.get("neighbour_relation"), tree.get("lower_bound")
         return cls(Design(**tree["design"]), *(np.asarray(tree[key]) for key in
                    ("coefficients", "spread", "spread_weight", "prefix", "weight_scale", "leverage_scale",
-                    "gram_inverse")), None if relation is None else np.asarray(relation, dtype=np.float64))
+                    "gram_inverse")), None if relation is None else np.asarray(relation, dtype=np.float64),
+                   None if lower is None else np.asarray(lower, dtype=np.float64))
 
 
 def _standardise_block(values: np.ndarray, terms: np.ndarray, planes: np.ndarray, climatology: Climatology):

@@ -30,6 +30,7 @@ class PointMasses:
     point_mass: np.ndarray  # on one value in half its values or more: a plain spread
     variable: np.ndarray  # on its lowest value in MASS_SHARE or more, OFF_VALUES off it: fitted by its mean
     on_mass: np.ndarray  # (time, cell): the steps on the mass
+    lowest: np.ndarray  # each cell's lowest value: the least a variable's expected value may be
 
 
 def find_point_masses(y: np.ndarray, residual: np.ndarray, valid: np.ndarray, robust: np.ndarray) -> PointMasses:
@@ -78,7 +79,7 @@ def find_point_masses(y: np.ndarray, residual: np.ndarray, valid: np.ndarray, ro
         point_mass[suspects[median_mass]] = True
         on_mass[:, suspects[median_mass]] = on_median[:, median_mass]
     on_mass &= (point_mass | variable)[None]
-    return PointMasses(point_mass, variable, on_mass)
+    return PointMasses(point_mass, variable, on_mass, lowest)
 
 
 # Masses off a cell's lowest value are searched only where the robust spread is under this share of the residuals'

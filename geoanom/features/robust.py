@@ -122,7 +122,8 @@ def _cells_with_data(field: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def final_block(block: np.ndarray, prefix: np.ndarray, columns: np.ndarray, omega: np.ndarray, seasons: np.ndarray,
                 n_seasons: int, window_run: float) -> np.ndarray:
-    """Per cell: coefficients, spreads per season, weight scale and leverage scale, stacked as planes.
+    """Per cell: coefficients, spreads per season, their worth, weight scale, leverage scale, the least expected
+    value and whether the cell sits on a point mass, stacked as planes.
 
     The leverages, and so the spreads of the leave-one-out residuals and the
     leverage scale of the training anomalies, carry the persistence of each
@@ -133,7 +134,7 @@ def final_block(block: np.ndarray, prefix: np.ndarray, columns: np.ndarray, omeg
     """
     n_vars, n_times = block.shape[:2]
     n_columns = columns.shape[1]
-    out = np.full((n_columns + 2 * n_seasons + 3, n_vars, block[0, 0].size), np.nan)
+    out = np.full((n_columns + 2 * n_seasons + 4, n_vars, block[0, 0].size), np.nan)
     design = DesignRows.of(columns)
     for v in range(n_vars):
         y, cells = _cells_with_data(block[v])
@@ -164,8 +165,9 @@ def final_block(block: np.ndarray, prefix: np.ndarray, columns: np.ndarray, omeg
             spread[:, mass] = plain_spread(fitted.residual[:, mass], np.minimum(fitted.leverage[:, mass] *
                                            inflation[mass], MAX_LEVERAGE), valid[:, mass], seasons, n_seasons,
                                            SPREAD_PRIOR)
+        lower_bound = np.where(variable, found.lowest, -np.inf)  # rain's mean is never under its dry days' 0
         planes = np.concatenate([fitted.beta.T, spread, worth, weight_scale[None], leverage_scale[None],
-                                 point_mass[None].astype(np.float64)])
+                                 lower_bound[None], point_mass[None].astype(np.float64)])
         out[:, v, cells] = np.where(usable, planes, np.nan)
     return out.reshape(out.shape[:2] + block.shape[2:])
 
