@@ -349,13 +349,16 @@ def anomaly_reference(clim, values, terms):
     """
     n_columns = clim.coefficients.shape[0]
     columns, season = terms[:, :n_columns], terms[:, n_columns].astype(np.intp)
-    training, leverage = terms[:, n_columns + 1] > 0, terms[:, n_columns + 2:]
+    training, other, blend = terms[:, n_columns + 1] > 0, terms[:, n_columns + 2].astype(np.intp), terms[:, n_columns + 3]
+    leverage = terms[:, n_columns + 4:]
     departure = values.astype(np.float64) - clim.expected_from(columns)
-    spread = np.moveaxis(clim.spread[season], 0, 1)
+    shape = (-1,) + (1,) * (clim.spread.ndim - 1)
+    blended = (1.0 - blend.reshape(shape)) * clim.spread[season] + blend.reshape(shape) * clim.spread[other]
+    spread = np.moveaxis(blended, 0, 1)
     if training.any():
         departure[:, training] /= 1.0 - _leverage(clim, departure[:, training], leverage[training])
         spread = spread.copy()
-        spread[:, training] = _spread_without(clim, departure[:, training], season[training])
+        spread[:, training] = _spread_without(clim, departure[:, training], season[training], spread[:, training])
     return departure / spread
 
 
@@ -368,9 +371,8 @@ def _leverage(clim, departure, design_leverage):
     return np.clip(np.nan_to_num(leverage), 0.0, MAX_LEVERAGE)
 
 
-def _spread_without(clim, loo, season):
-    """Each training observation's spread with itself left out (variable, time, *spatial)."""
-    spread = np.moveaxis(clim.spread[season], 0, 1)
+def _spread_without(clim, loo, season, spread):
+    """Each training observation's ``spread`` with itself left out (variable, time, *spatial)."""
     worth = np.moveaxis(clim.spread_weight[season], 0, 1)
     weights = bisquare(loo / (BISQUARE_C * spread))
     with np.errstate(invalid="ignore", divide="ignore"):

@@ -85,3 +85,23 @@ def test_six_years_judge_a_quiet_month_alone_even_with_an_event_in_it():
     event[0, held_month == 2] += 5 * 0.2
     read = climatology.standardise(event).values[0][held_month == 2]
     assert np.median(read[:, :5, :6]) > 2.0 and np.median(read[:, 5:, 6:]) > 2.0
+
+
+def test_daily_spreads_do_not_step_from_one_month_to_the_next():
+    # a day's spread was its calendar month's: it jumped by up to 33% overnight where the true spread changed by 1%
+    rng = np.random.default_rng(4)
+    time = pd.date_range("2001-01-01", periods=3 * 365, freq="D")
+    true_spread = 1.0 + 0.5 * np.cos(2 * np.pi * time.day_of_year.to_numpy() / 365.25)
+    values = 280 + true_spread[:, None, None] * rng.standard_normal((time.size, 4, 5))
+    data = xr.DataArray(values[None], dims=("variable", "time", "lat", "lon"),
+                        coords={"variable": ["v"], "time": time, "lat": np.arange(4.0), "lon": np.arange(5.0)})
+    climatology = ga.Climatology.fit(data)
+    days = xr.DataArray(pd.date_range("2004-01-01", periods=365, freq="D"), dims="time")
+    spread = climatology.spread_at(days)[0]  # (time, lat, lon)
+    overnight = np.abs(np.diff(spread, axis=0)) / spread[:-1]
+    months = climatology.spread[:, 0]
+    steps = np.abs(np.diff(months, axis=0)) / months[:-1]
+    assert overnight.max() < 0.25 * steps.max()  # about a month's change spread over its days
+    # at a month's middle its own spread, and in between the two months'
+    middle = np.flatnonzero((days.dt.month == 1) & (days.dt.day == 16))[0]
+    np.testing.assert_allclose(spread[middle], months[0])

@@ -27,13 +27,15 @@ def _bisquare(u: float) -> float:
 
 # error_model="numpy": a division by zero gives inf or NaN, as in numpy, instead of raising
 @njit(cache=True, nogil=True, error_model="numpy")
-def anomaly_kernel(values, columns, season, training, design_leverage, coefficients, spread, spread_weight,
+def anomaly_kernel(values, columns, season, other, blend, training, design_leverage, coefficients, spread, spread_weight,
                    prefix, weight_scale, leverage_scale, lower_bound, bisquare_c, kappa,
                    max_leverage):  # pragma: no cover
     """Standardised anomaly (variable, time, cell) of ``values`` (variable, time, cell).
 
     Per-cell arrays are (…, variable, cell); ``columns`` and
-    ``design_leverage`` are (time, column); ``season`` (time,) int;
+    ``design_leverage`` are (time, column); ``season`` (time,) int, and
+    ``other`` (time,) int the season each step's spread is blended with by
+    ``blend`` (time,) float;
     ``training`` (time,) bool: those steps get the leave-one-out anomaly.
     """
     n_vars, n_times, n_cells = values.shape
@@ -49,7 +51,7 @@ def anomaly_kernel(values, columns, season, training, design_leverage, coefficie
                 if expected < lower_bound[v, c]:  # a zero-inflated cell's mean is never under its point mass
                     expected = lower_bound[v, c]
                 departure = np.float64(values[v, t, c]) - expected
-                scale = spread[s_index, v, c]
+                scale = (1.0 - blend[t]) * spread[s_index, v, c] + blend[t] * spread[other[t], v, c]
                 if training[t]:
                     # the observation's leverage in its cell's robust fit (Climatology._leverage)
                     weight = _bisquare(departure / (bisquare_c * weight_scale[v, c]))

@@ -73,7 +73,7 @@ from ..errors import GeoanomError, GeoanomWarning, RecordTooShortError
 from ..grid import wraps_in_longitude
 from ..resident import resident_array
 from .anomaly import anomaly_kernel
-from .calendar import SPREAD_SEASONS, Design, spread_season, spread_window_steps
+from .calendar import SPREAD_SEASONS, Design, season_blend, spread_season, spread_window_steps
 from .climatology_design import design_and_prefix
 from .irls import RESOLUTION
 from .neighbour_relation import RELATION_STEPS, fit_neighbour_relation
@@ -244,20 +244,24 @@ class Climatology:
         """Everything a block needs to know of its time steps, as one float array (time, term).
 
         The design columns, the spread season, whether the step was part of
-        the training fit, and the design's leverage at every prefix length.
+        the training fit, the season its spread leans towards and how far
+        (:func:`~geoanom.features.calendar.season_blend`), and the design's
+        leverage at every prefix length.
         """
         columns = self.design.columns(time)
         n_columns = columns.shape[1]
         leverage = np.stack([np.einsum("tp,pq,tq->t", columns[:, :q], self.gram_inverse[q, :q, :q], columns[:, :q])
                              for q in range(1, n_columns + 1)], axis=1)
         flags = np.broadcast_to(np.asarray(training, dtype=np.float64), (time.size,))
-        return np.concatenate([columns, spread_season(time, self.design.kind)[:, None], flags[:, None], leverage],
-                              axis=1)
+        other, blend = season_blend(time, self.design.kind)
+        return np.concatenate([columns, spread_season(time, self.design.kind)[:, None], flags[:, None],
+                               other[:, None], blend[:, None], leverage], axis=1)
 
     def anomaly(self, values: np.ndarray, terms: np.ndarray) -> np.ndarray:
         """Standardised anomaly (variable, time, *spatial) of a block of values on this climatology's cells.
 
-        The departure from the expected value over the spread of its season.
+        The departure from the expected value over the spread of its season
+        (blended with the nearer neighbouring month's for daily or finer steps).
         A step flagged as training gets the leave-one-out anomaly: its
         departure is divided by 1 - h, h its leverage in its cell's robust
         fit (w x' (X'X)^-1 x times the cell's steps over its total robust
@@ -281,10 +285,12 @@ class Climatology:
         """
         n_columns = self.coefficients.shape[0]
         columns, season = terms[:, :n_columns], terms[:, n_columns].astype(np.intp)
-        training, leverage = terms[:, n_columns + 1] > 0, terms[:, n_columns + 2:]
+        training, other, blend = terms[:, n_columns + 1] > 0, terms[:, n_columns + 2].astype(np.intp), \
+            np.ascontiguousarray(terms[:, n_columns + 3])
+        leverage = terms[:, n_columns + 4:]
         # every array with its spatial axes flattened into one cell axis
         cells = lambda a: a.reshape(a.shape[:a.ndim - values.ndim + 2] + (-1,))  # noqa: E731
-        out = anomaly_kernel(cells(values), np.ascontiguousarray(columns), season, training,
+        out = anomaly_kernel(cells(values), np.ascontiguousarray(columns), season, other, blend, training,
                              np.ascontiguousarray(leverage), *map(cells, self._cell_arrays()), cells(self._lower()),
                              BISQUARE_C, KAPPA, MAX_LEVERAGE)
         return out.reshape(values.shape)
@@ -319,7 +325,11 @@ class Climatology:
         >>> clim.spread_at(cube["time"][:12]).shape  # doctest: +SKIP
         (1, 12, 18, 432)
         """
-        return np.moveaxis(self.spread[spread_season(time, self.design.kind)], 0, 1)
+        other, blend = season_blend(time, self.design.kind)
+        shape = (-1,) + (1,) * (self.spread.ndim - 1)
+        blended = (1.0 - blend.reshape(shape)) * self.spread[spread_season(time, self.design.kind)] + \
+            blend.reshape(shape) * self.spread[other]
+        return np.moveaxis(blended, 0, 1)
 
     def block(self, rows: slice, cols: slice) -> "Climatology":
         """The climatology of a block of grid cells."""
