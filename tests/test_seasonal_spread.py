@@ -40,23 +40,33 @@ def test_the_quiet_season_keeps_its_own_spread_and_the_variable_one_its_own():
     assert seen.mean() > 2.2
 
 
+def quiet_february(others: float, n_years: int, shape: tuple[int, int], seed: int,
+                   event: tuple[int, float] | None = None) -> xr.DataArray:
+    """Monthly values (variable, time, lat, lon) whose February's spread is 0.2 and every other month's ``others``;
+    ``event``: (step, size) added to the first half of the grid's rows and columns."""
+    rng = np.random.default_rng(seed)
+    time = pd.date_range("2001-01-16", periods=12 * n_years, freq="MS") + pd.Timedelta(days=14)
+    month = time.month.to_numpy()
+    spread = np.where(month == 2, 0.2, others)
+    values = 285.0 + 10 * np.cos(2 * np.pi * (month - 7) / 12)[:, None, None] + spread[:, None, None] * \
+        rng.standard_normal((time.size,) + shape)
+    if event is not None:
+        values[event[0], :shape[0] // 2, :shape[1] // 2] += event[1]
+    data = xr.DataArray(values[None].astype(np.float32), dims=("variable", "time", "lat", "lon"), attrs={"units": "K"},
+                        coords={"variable": ["v"], "time": time, "lat": np.arange(float(shape[0])),
+                                "lon": np.arange(float(shape[1])) + 10.0})
+    return data
+
+
 def test_a_month_far_quieter_than_its_neighbours_keeps_its_own_spread():
     # February 10 times quieter than the rest: pooled over the three months, its spread was its neighbours' (clean
     # anomalies' std 0.20, a +5-spread event read 0.6) and January's and March's spreads took its quiet (3.3% beyond
     # 2.576); now 0.76, 2.5 and 1.0-1.2%
-    rng = np.random.default_rng(0)
-    time = pd.date_range("2001-01-16", periods=12 * 15, freq="MS") + pd.Timedelta(days=14)
-    month = time.month.to_numpy()
-    spread = np.where(month == 2, 0.2, 2.0)
-    values = 285.0 + 10 * np.cos(2 * np.pi * (month - 7) / 12)[:, None, None] + spread[:, None, None] * \
-        rng.standard_normal((time.size, 12, 16))
-    data = xr.DataArray(values.astype(np.float32), dims=("time", "lat", "lon"), attrs={"units": "K"},
-                        coords={"time": time, "lat": np.arange(12.0), "lon": np.arange(16.0) + 10.0})
-    values = data.expand_dims(variable=["v"])
+    values = quiet_february(2.0, 15, (12, 16), seed=0)
     climatology = ga.Climatology.fit(values.isel(time=slice(None, 120)))
     held_back = values.isel(time=slice(120, None))
     anomaly = climatology.standardise(held_back).values[0]
-    held_month = month[120:]
+    held_month = held_back["time"].dt.month.values
     assert np.std(anomaly[held_month == 2]) > 0.6
     for neighbour in (1, 3):
         assert np.mean(np.abs(anomaly[held_month == neighbour]) > 2.576) < 0.025
@@ -69,19 +79,10 @@ def test_six_years_judge_a_quiet_month_alone_even_with_an_event_in_it():
     # counted as robust weights (under 1), six years read 5.4 values and fell back to the three-month window, and a
     # month's fixed point started from the record's weights kept an event of 8 of its spreads (1.6 of the record's):
     # a +5-spread February event read 1-1.2 spreads; now about 2.9
-    rng = np.random.default_rng(3)
-    time = pd.date_range("2001-01-16", periods=12 * 8, freq="MS") + pd.Timedelta(days=14)
-    month = time.month.to_numpy()
-    spread = np.where(month == 2, 0.2, 1.0)
-    values = 285.0 + 10 * np.cos(2 * np.pi * (month - 7) / 12)[:, None, None] + spread[:, None, None] * \
-        rng.standard_normal((time.size, 10, 12))
-    values[13, :5, :6] += 8 * 0.2  # an 8-spread February event in the training years
-    data = xr.DataArray(values.astype(np.float32), dims=("time", "lat", "lon"), attrs={"units": "K"},
-                        coords={"time": time, "lat": np.arange(10.0), "lon": np.arange(12.0) + 10.0})
-    values = data.expand_dims(variable=["v"])
+    values = quiet_february(1.0, 8, (10, 12), seed=3, event=(13, 8 * 0.2))  # 8 spreads in a training February
     climatology = ga.Climatology.fit(values.isel(time=slice(None, 72)))
     event = values.isel(time=slice(72, None)).copy()
-    held_month = month[72:]
+    held_month = event["time"].dt.month.values
     event[0, held_month == 2] += 5 * 0.2
     read = climatology.standardise(event).values[0][held_month == 2]
     assert np.median(read[:, :5, :6]) > 2.0 and np.median(read[:, 5:, 6:]) > 2.0
