@@ -53,4 +53,4 @@ def test_detect_draws_the_variable_named(two, tmp_path, capsys):
                                                "fitted (tas, pr).")
     assert list(tmp_path.iterdir()) == []  # refused before any work
     assert main([*common, "--explain", "35,-80", "--variable", "pr"]) == 0
-    assert "the cell nearest to 35, -80: " in (out := capsys.readouterr().out) and "(pr (kg m-2 s-1) at" in out
+    assert "(nearest cell to 35, -80, " in (out := capsys.readouterr().out) and "(pr (kg m-2 s-1) at" in out

@@ -10,7 +10,7 @@ import numpy as np
 import xarray as xr
 
 from .layout import saved
-from .nearest import nearest_cell, nearest_description, nearest_grid_cell
+from .nearest import nearest_cell, nearest_description, nearest_grid_cell, variable_index
 
 __all__ = ["cell", "decimal_years", "design_terms", "expected_label", "expected_terms", "nearest_cell",
            "nearest_grid_cell", "unscored_note", "variable_index", "zero_inflated"]
@@ -298,24 +298,6 @@ def decimal_years(times: xr.DataArray) -> np.ndarray:
     if times.size == 0:
         return np.zeros(0)
     return decimal_year(times, "dayofyear")
-
-
-def variable_index(model: "AnomalyModel", variable: str | None) -> int:
-    """The position of ``variable`` among the model's (default: its first), or a one-sentence refusal.
-
-    Examples
-    --------
-    >>> variable_index(model, "tas")  # doctest: +SKIP
-    0
-    """
-    from ..errors import VariableNotFoundError
-
-    if variable is None:
-        return 0
-    if variable not in model.variables:
-        raise VariableNotFoundError(f"the model has no variable '{variable}'; its variables: "
-                                    f"{', '.join(model.variables)}.")
-    return model.variables.index(variable)
 
 
 def _cell_alone(cube: xr.Dataset, dims: tuple[str, ...], row: int, col: int) -> xr.Dataset:

@@ -62,7 +62,6 @@ def nearest_cell(model: "AnomalyModel", lat: float, lon: float, variable: str | 
     'dh'
     """
     from ..errors import GeoanomError
-    from .explain import variable_index
 
     index = variable_index(model, variable)
     has_data = np.isfinite(model.climatology.coefficients[:, index]).all(axis=0)
@@ -164,3 +163,21 @@ def _great_circle_km(lat: float, lon: float, lats: np.ndarray, lons: np.ndarray)
     half_dphi, half_dlambda = (phi2 - phi1) / 2, np.radians(lons - lon) / 2
     h = np.sin(half_dphi) ** 2 + np.cos(phi1) * np.cos(phi2) * np.sin(half_dlambda) ** 2
     return 2 * EARTH_RADIUS_KM * np.arcsin(np.sqrt(np.clip(h, 0.0, 1.0)))
+
+
+def variable_index(model: "AnomalyModel", variable: str | None) -> int:
+    """The position of ``variable`` among the model's (default: its first), or a one-sentence refusal.
+
+    Examples
+    --------
+    >>> variable_index(model, "tas")  # doctest: +SKIP
+    0
+    """
+    from ..errors import VariableNotFoundError
+
+    if variable is None:
+        return 0
+    if variable not in model.variables:
+        raise VariableNotFoundError(f"the model has no variable '{variable}'; its variables: "
+                                    f"{', '.join(model.variables)}.")
+    return model.variables.index(variable)
