@@ -25,15 +25,22 @@ where enough years exist for them to beat fewer harmonics.
   the expected value nor widens the spread.
 - **Spread**: per month for sub-annual data, from the leave-one-out
   residuals (so it is the spread of a *new* observation about the fit):
-  each month's robust spread over the month and its neighbours, judged on
-  its own scale (a summer three times as variable as the winter keeps its
-  large residuals, and the winter its small spread), shrunk towards the
-  cell's whole-year spread by as many observations as the months'
-  differences allow (24 at most, where the months are alike), then shrunk towards the spreads of
+  each month's robust spread, judged on its own scale (a summer three
+  times as variable as the winter keeps its large residuals, and the
+  winter its small spread), alone where it holds six values or more and
+  shrunk towards its two neighbours', else over the three months; then
+  shrunk towards the cell's whole-year spread by as many observations as
+  the months' differences allow (24 at most, where the months are alike;
+  :mod:`geoanom.features.season_spread`), then towards the spreads of
   the 5 x 5 cells around it as far as the field is smooth there
   (:mod:`geoanom.features.spread_pooling`: a short record's noisy spread
   gives heavy-tailed anomalies), and floored at ``FLOOR_SHARE`` of the
-  field's median spread.
+  field's median spread. A daily step's spread blends its month's with
+  the nearer neighbouring month's (:func:`~geoanom.features.calendar.season_blend`).
+- **Zero-inflated cells** (daily rain, sea ice at the freezing point) are
+  fitted by least squares, so their expected value is their mean and
+  seasonal cycle, never under their point mass
+  (:mod:`geoanom.features.point_mass`).
 - **Training anomalies** divide each residual by 1 - h, its leverage in the
   robust fit, so they are distributed like the anomalies of new data and
   thresholds learnt in training hold (the in-sample residuals of a
