@@ -138,7 +138,8 @@ def point_mass_warning(point_mass: np.ndarray, what: str) -> str | None:
     if not point_mass.any():
         return None
     return (f"{int(point_mass.sum())} cells of {what} hold one value (such as 0) in a quarter of their training values "
-            "or more (a zero-inflated or discrete variable: precipitation, a flag): their expected value is the plain "
-            "mean and their spread the plain root mean square, not robust ones, so an event in their training period "
-            "moves and widens them; a transform (such as log1p of precipitation) makes such a variable better behaved.")
+            "or more (a zero-inflated or discrete variable: precipitation, sea ice at its freezing point, a flag): their "
+            "expected value is the plain mean and their spread the plain root mean square, not robust ones, so an event "
+            "in their training period moves and widens them; a transform (such as log1p of precipitation) makes such a "
+            "variable better behaved.")
 
