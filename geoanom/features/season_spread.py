@@ -133,11 +133,8 @@ def seasonal_spread_cells(residual, leverage, valid, seasons, n_seasons, scale_s
         for i in range(n_times):  # one season after another, each in time order: a window is three runs
             grouped[i] = loo[members[i]] if ok[members[i]] else np.nan
         for s in range(n_seasons):
-            # the month with its neighbours; and where it holds enough values, the month alone and its neighbours
+            # the month alone and its neighbours where it holds enough values, else the month with its neighbours
             after, before = (s + 1) % n_seasons, (s - 1) % n_seasons
-            variance[s], window_w[s] = _window_fixed_point(grouped, first, after, s, before, season_sq, season_w,
-                                                           scale, scale_steps, bisquare_c, kappa)
-            window_w[s] /= window_factor[c]
             alone[s] = season_n[s] / month_factor[c] >= OWN_MIN_COUNT
             if alone[s]:
                 own_var[s], own_w[s] = _season_fixed_point(grouped, first, s, s, scale, scale_steps, bisquare_c,
@@ -147,6 +144,9 @@ def seasonal_spread_cells(residual, leverage, valid, seasons, n_seasons, scale_s
                 own_w[s] /= month_factor[c]
                 near_w[s] /= month_factor[c]
             else:
+                variance[s], window_w[s] = _window_fixed_point(grouped, first, after, s, before, season_sq, season_w,
+                                                               scale, scale_steps, bisquare_c, kappa)
+                window_w[s] /= window_factor[c]
                 own_var[s], own_w[s], near_var[s], near_w[s] = variance[s], window_w[s], variance[s], window_w[s]
         # each month leans on its neighbours, then on the whole record, by as many observations as they are worth
         _shrink_logs(own_var, own_w, near_var, near_w, near_w, alone, variance, window_w)
