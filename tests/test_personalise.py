@@ -101,10 +101,12 @@ def test_a_tile_model_is_informed_by_the_other_tiles_of_its_region(short_record)
     labels = federated.labels.values
     # change only the other tiles of its region: the tile's own data are untouched
     others = (np.char.startswith(labels.astype(str), tile[:2]) & (labels != tile))
-    # and only cells beyond the climatology's spread pooling (a 5 x 5 window) of the tile's own cells
+    # and only tiles beyond the climatology's spread pooling (a 5 x 5 window) of the tile's own cells, whole tiles
+    # since a cell's harmonics are its tile's choice
     from scipy import ndimage
 
-    others &= ~ndimage.binary_dilation(labels == tile, iterations=2, structure=np.ones((3, 3), dtype=bool))
+    reach = ndimage.binary_dilation(labels == tile, iterations=2, structure=np.ones((3, 3), dtype=bool))
+    others &= ~np.isin(labels, np.unique(labels[reach]))
     assert others.any()
     changed = training.copy(deep=True)
     # a bimodal jitter: a per-cell shift or scaling would vanish into the cells' climatologies
@@ -114,8 +116,12 @@ def test_a_tile_model_is_informed_by_the_other_tiles_of_its_region(short_record)
     federated_after = ga.fit(changed, federated=True, **options)
     own = {name: federated.ensembles[tile].detectors_[name].means_ for name in ("gmm", "kmeans")}
     for name in ("gmm", "kmeans"):
-        np.testing.assert_allclose(local_before.ensembles[tile].detectors_[name].means_,
-                                   local_after.ensembles[tile].detectors_[name].means_, rtol=0, atol=1e-12)
+        local_change = np.abs(local_after.ensembles[tile].detectors_[name].means_
+                              - local_before.ensembles[tile].detectors_[name].means_).max()
+        federated_change = np.abs(federated_after.ensembles[tile].detectors_[name].means_ - own[name]).max()
+        # the local model moves at most by the persistence its climatology pools over the fit's block
+        # (features/persistence.py: 4e-5 here), the federated one by what the other tiles teach it (0.01-0.06)
+        assert local_change < 1e-3 and federated_change > 30 * local_change, (local_change, federated_change)
         assert not np.allclose(federated_after.ensembles[tile].detectors_[name].means_, own[name])
         assert not np.allclose(local_before.ensembles[tile].detectors_[name].means_, own[name])
 
