@@ -209,7 +209,7 @@ def persistence_warning(anomaly: np.ndarray, n_times: int, what: str) -> str | N
 
     The correction is first order: on a field with a lag-1 correlation of
     0.95 trained on 3 years, clean held-back days were flagged at 3.2% for
-    a contamination of 1% (8.5-8.7% without it), at 0.98 at 6.7% (19.6%),
+    a contamination of 1% (8.5-8.7% without it), at 0.98 at 6.6% (19.6%),
     at 0.9 at 2.0% (4.0%) (``benchmarks/persistence.py``).
 
     Parameters
